@@ -1,0 +1,55 @@
+# The two commands: `make test` (lint, types, layers, the whole suite) and `make demo`
+# (the embedded world). Both set themselves up from nothing: .venv, pinned deps, redis-server.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint types layers unit integration e2e bench clean lock redis-server
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# The suite starts its own redis-server processes on free ports; install the binary if absent.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "redis-server not found: installing it from the distribution's packages"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required by the tests"; exit 1; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+test: $(STAMP) redis-server lint types layers
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) redis-server
+	$(BIN)/pytest -q tests/integration
+
+e2e: $(STAMP) redis-server
+	$(BIN)/pytest -q tests/e2e
+
+demo: $(STAMP) redis-server
+	$(BIN)/rollout-bot sandbox
+
+bench: $(STAMP) redis-server
+	$(BIN)/python -m bench
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v "^pip==" > requirements.lock
+
+clean:
+	rm -rf $(VENV) .sandbox .pytest_cache .mypy_cache .ruff_cache

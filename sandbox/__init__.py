@@ -1,0 +1,1 @@
+"""The embedded world for the demo and the tests: emulated Kubernetes API, Slack Web API, Redis."""
