@@ -1,0 +1,71 @@
+"""One error root with kinds that tell the caller what to do: refuse, retry, or page a human.
+
+Handlers turn these into Slack replies and the CLI into exit codes; nothing below the edge
+formats a message for a particular channel.
+"""
+
+from __future__ import annotations
+
+
+class RolloutError(Exception):
+    """Root of every error the rollout layer raises on purpose."""
+
+
+class Refused(RolloutError):
+    """The request was understood and refused; nothing changed. Tell the person why."""
+
+
+class NotFound(Refused):
+    """A pool, route, rewrite or rollout that the request names does not exist."""
+
+
+class Ambiguous(Refused):
+    """The request matches more than one thing; the message lists them and how to pick."""
+
+
+class InvalidInput(Refused):
+    """The request is malformed (a bad step list, interval, or option)."""
+
+
+class Conflict(Refused):
+    """The request collides with current state (an active rollout, a phase that forbids it)."""
+
+
+class Outdated(Refused):
+    """The request was made against a version of the rollout that has since moved on."""
+
+
+class Unauthorized(Refused):
+    """The actor may not take this action (not an approver, self-approval, wrong channel)."""
+
+
+class TemporaryFailure(RolloutError):
+    """Something we depend on is unavailable or busy; the same request may succeed later."""
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(TemporaryFailure):
+    """Redis could not be reached; nothing was written."""
+
+
+class ClusterUnavailable(TemporaryFailure):
+    """The Kubernetes API failed or timed out."""
+
+
+class Busy(TemporaryFailure):
+    """Another operation holds the target's lock."""
+
+
+class Superseded(RolloutError):
+    """A later operation (a rollback) took the lock while this one ran; this one did not land."""
+
+
+class DriftDetected(RolloutError):
+    """The managed weights are not what the rollout last wrote: a human changed them."""
+
+
+class NeedsOperator(RolloutError):
+    """State and cluster disagree in a way the bot must not guess about; a human decides."""

@@ -1,0 +1,400 @@
+"""Pure transitions: (rollout, command, now) -> Decision. No I/O, no clock of its own.
+
+A Decision carries the next state as it will be once its effect has landed, the one effect
+the service must apply to the cluster (if any), the audit events, and the answer for the
+person who asked. When the effect fails, the service asks `effect_failed` for the state to
+save instead, so a failed write never leaves the rollout claiming a step it did not take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from rollout.errors import Conflict, Outdated, Unauthorized
+from rollout.models import (
+    Actor,
+    Approval,
+    AuditEvent,
+    Baseline,
+    Card,
+    Gate,
+    Pause,
+    PauseKind,
+    Phase,
+    Plan,
+    Rollout,
+    Target,
+)
+from rollout.plan import format_seconds
+from rollout.split import (
+    MarkerState,
+    Observed,
+    acceptable_pairs,
+    baseline_pair,
+    expected_pair,
+)
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Mark the target as owned by the rollout; add the canary at weight 0 if absent."""
+
+
+@dataclass(frozen=True)
+class ApplyStep:
+    """Write the weights of plan step `step` (canary at `percent`)."""
+
+    step: int
+    percent: int
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Put the managed entries back exactly as they were before start."""
+
+
+Effect = Prepare | ApplyStep | Restore
+
+
+@dataclass(frozen=True)
+class Decision:
+    rollout: Rollout
+    message: str
+    effect: Effect | None = None
+    events: tuple[AuditEvent, ...] = ()
+    changed: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+
+def _event(
+    r: Rollout, action: str, actor: Actor, now: datetime, detail: str = "",
+    step: int | None = None,
+) -> AuditEvent:
+    percent = r.plan.steps[step].percent if step is not None and step >= 0 else None
+    return AuditEvent(
+        at=now, rollout_id=r.id, target=r.target.key, action=action, actor=actor,
+        step=step, percent=percent, detail=detail,
+    )
+
+
+def _update(r: Rollout, now: datetime, **changes: Any) -> Rollout:
+    return r.model_copy(update={"updated_at": now, **changes})
+
+
+def _awaiting_due(plan: Plan, since: datetime, last_reminder: datetime | None) -> datetime | None:
+    """When the scheduler should next look at a step waiting for approval."""
+    candidates: list[datetime] = []
+    if plan.reminder_seconds:
+        candidates.append((last_reminder or since) + timedelta(seconds=plan.reminder_seconds))
+    if plan.approval_timeout_seconds:
+        candidates.append(since + timedelta(seconds=plan.approval_timeout_seconds))
+    return min(candidates) if candidates else None
+
+
+def _await_approval(r: Rollout, now: datetime) -> Rollout:
+    return _update(
+        r, now, phase=Phase.AWAITING_APPROVAL, awaiting_since=now, last_reminder_at=None,
+        next_due_at=_awaiting_due(r.plan, now, None), pause=None,
+    )
+
+
+def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
+    """The state once `step` has landed: completed at 100%, else baking the next bake time."""
+    if step == r.plan.last_index:
+        return _update(
+            r, now, step=step, phase=Phase.COMPLETED, next_due_at=None, awaiting_since=None,
+            finished_at=now, pause=None,
+        )
+    return _update(
+        r, now, step=step, phase=Phase.BAKING, awaiting_since=None, last_reminder_at=None,
+        next_due_at=now + timedelta(seconds=r.plan.interval_seconds), pause=None,
+    )
+
+
+def _ready_for_next(r: Rollout, now: datetime) -> Rollout:
+    """Where a rollout stands once its bake is over: awaiting approval, or due to auto-step."""
+    nxt = r.pending_step
+    if nxt is None:
+        return r
+    if r.plan.steps[nxt].gate is Gate.APPROVAL:
+        return _await_approval(r, now)
+    return _update(r, now, phase=Phase.BAKING, next_due_at=now, pause=None)
+
+
+def _bake_over(r: Rollout, now: datetime) -> Rollout:
+    """A bake whose time has passed opens the approval, even before the scheduler noticed."""
+    if (
+        r.phase is Phase.BAKING
+        and r.next_due_at is not None
+        and r.next_due_at <= now
+        and r.pending_step is not None
+        and r.plan.steps[r.pending_step].gate is Gate.APPROVAL
+    ):
+        return _await_approval(r, r.next_due_at)
+    return r
+
+
+def _step_label(r: Rollout, step: int) -> str:
+    return f"step {step + 1} ({r.plan.steps[step].percent}%)"
+
+
+def _require_active(r: Rollout, action: str) -> None:
+    if not r.active:
+        raise Conflict(
+            f"rollout {r.id} of {r.canary} is {r.phase.value.replace('_', ' ')}: "
+            f"nothing to {action}"
+        )
+
+
+def start(
+    *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
+    baseline: Baseline, actor: Actor, now: datetime,
+) -> Decision:
+    """A new rollout: the target is prepared, then the first step awaits its gate."""
+    r = Rollout(
+        id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
+        baseline=baseline, phase=Phase.BAKING, requester=actor, created_at=now, updated_at=now,
+        next_due_at=now,
+    )
+    r = _ready_for_next(r, now)
+    first = _step_label(r, 0)
+    gate = "awaits approval" if r.phase is Phase.AWAITING_APPROVAL else "applies automatically"
+    return Decision(
+        rollout=r, effect=Prepare(),
+        events=(_event(r, "started", actor, now, f"{stable} → {canary} on {target.describe()}"),),
+        message=f"Rollout {r.id} started: {stable} → {canary}; {first} {gate}.",
+    )
+
+
+def approve(
+    r: Rollout, *, actor: Actor, now: datetime, step: int | None = None,
+    version: int | None = None, self_approval: bool = False,
+) -> Decision:
+    """Record an approval of the pending step; the last one needed applies the step."""
+    if step is not None and step <= r.step:
+        return Decision(
+            rollout=r, changed=False,
+            message=f"{_step_label(r, step)} of {r.canary} is already applied; nothing to do.",
+        )
+    if version is not None and version != r.version:
+        raise Outdated(
+            f"this card is outdated (version {version}, now {r.version}): "
+            f"{r.canary} is at {r.canary_percent}%, {r.phase.value.replace('_', ' ')}"
+        )
+    _require_active(r, "approve")
+    r = _bake_over(r, now)
+    pending = r.pending_step
+    if pending is None:
+        raise Conflict(f"{r.canary} has no pending step to approve")
+    if step is not None and step != pending:
+        raise Outdated(f"step {step + 1} is not the pending step; {_step_label(r, pending)} is")
+    if r.phase is Phase.PAUSED:
+        assert r.pause is not None
+        raise Conflict(f"{r.canary} is paused ({r.pause.reason}): resume it first")
+    if r.phase is Phase.BAKING:
+        if r.plan.steps[pending].gate is Gate.AUTO:
+            raise Conflict(
+                f"{_step_label(r, pending)} is automatic; it applies when the bake ends"
+                + (f" at {r.next_due_at:%H:%M:%S} UTC" if r.next_due_at else "")
+                + " (promote skips ahead)"
+            )
+        assert r.next_due_at is not None
+        left = (r.next_due_at - now).total_seconds()
+        raise Conflict(
+            f"{_step_label(r, r.step)} is still baking for {format_seconds(left)}; "
+            f"approval of {_step_label(r, pending)} opens at {r.next_due_at:%H:%M:%S} UTC"
+        )
+    if actor.id == r.requester.id and not self_approval:
+        raise Unauthorized(
+            f"{actor.label} started this rollout and cannot approve its steps "
+            "(two-person rule): ask another approver"
+        )
+    already = r.approvers_of(pending)
+    if any(a.id == actor.id for a in already):
+        return Decision(
+            rollout=r, changed=False,
+            message=f"{actor.label} already approved {_step_label(r, pending)}; "
+            f"{len(already)}/{r.plan.steps[pending].approvals} approvals.",
+        )
+    approvals = (*r.approvals, Approval(step=pending, actor=actor, at=now))
+    r = _update(r, now, approvals=approvals)
+    have, need = len(already) + 1, r.plan.steps[pending].approvals
+    approved = _event(r, "approved", actor, now, f"{have}/{need}", step=pending)
+    if have < need:
+        return Decision(
+            rollout=r, events=(approved,),
+            message=f"{actor.label} approved {_step_label(r, pending)}: {have}/{need} approvals.",
+        )
+    return _apply(r, pending, actor, now, (approved,))
+
+
+def _apply(
+    r: Rollout, step: int, actor: Actor, now: datetime, before: tuple[AuditEvent, ...] = (),
+) -> Decision:
+    nxt = _after_apply(r, step, now)
+    applied = _event(nxt, "step_applied", actor, now, expected_pair(nxt).describe(), step=step)
+    events = (*before, applied)
+    message = f"{r.canary} now at {r.plan.steps[step].percent}% ({_step_label(r, step)})."
+    if nxt.phase is Phase.COMPLETED:
+        events = (*events, _event(nxt, "completed", actor, now, step=step))
+        message += f" Rollout completed; {r.stable} kept at weight {expected_pair(nxt).stable}."
+    return Decision(
+        rollout=nxt, effect=ApplyStep(step=step, percent=r.plan.steps[step].percent),
+        events=events, message=message,
+    )
+
+
+def pause(
+    r: Rollout, *, actor: Actor, now: datetime, reason: str = "",
+    kind: PauseKind = PauseKind.MANUAL,
+) -> Decision:
+    _require_active(r, "pause")
+    if r.phase is Phase.PAUSED:
+        assert r.pause is not None
+        return Decision(rollout=r, changed=False,
+                        message=f"{r.canary} is already paused ({r.pause.reason}).")
+    bake_left = 0.0
+    if r.phase is Phase.BAKING and r.next_due_at is not None:
+        bake_left = max(0.0, (r.next_due_at - now).total_seconds())
+    why = reason or f"paused by {actor.label}"
+    info = Pause(kind=kind, reason=why, by=actor, at=now, resume_phase=r.phase,
+                 bake_left_seconds=bake_left)
+    nxt = _update(r, now, phase=Phase.PAUSED, pause=info, next_due_at=None)
+    return Decision(
+        rollout=nxt, events=(_event(nxt, "paused", actor, now, why, step=r.step),),
+        message=f"{r.canary} paused at {r.canary_percent}%: {why}.",
+    )
+
+
+def resume(r: Rollout, *, actor: Actor, now: datetime) -> Decision:
+    _require_active(r, "resume")
+    if r.phase is not Phase.PAUSED or r.pause is None:
+        return Decision(rollout=r, changed=False, message=f"{r.canary} is not paused.")
+    info = r.pause
+    if info.resume_phase is Phase.BAKING and info.bake_left_seconds > 0:
+        nxt = _update(r, now, phase=Phase.BAKING, pause=None,
+                      next_due_at=now + timedelta(seconds=info.bake_left_seconds))
+    else:
+        nxt = _ready_for_next(_update(r, now, pause=None), now)
+    detail = f"after {info.kind.value}: {info.reason}"
+    message = f"{r.canary} resumed at {r.canary_percent}%."
+    if info.kind is PauseKind.DRIFT:
+        message += " The next step writes the plan's weights over the manual change."
+    return Decision(
+        rollout=nxt, events=(_event(nxt, "resumed", actor, now, detail, step=r.step),),
+        message=message,
+    )
+
+
+def rollback(r: Rollout, *, actor: Actor, now: datetime, reason: str = "") -> Decision:
+    """Back to the baseline from any phase but an earlier rollback."""
+    if r.phase is Phase.ROLLED_BACK:
+        return Decision(rollout=r, changed=False, message=f"{r.canary} is already rolled back.")
+    nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
+                  finished_at=now)
+    why = reason or f"requested by {actor.label}"
+    return Decision(
+        rollout=nxt, effect=Restore(),
+        events=(_event(nxt, "rolled_back", actor, now, why, step=r.step),),
+        message=f"{r.canary} rolled back: {baseline_pair(r.baseline).describe()} restored.",
+    )
+
+
+def promote(r: Rollout, *, actor: Actor, now: datetime) -> Decision:
+    """Skip the remaining steps: the canary takes all of the pair's traffic now."""
+    _require_active(r, "promote")
+    if r.phase is Phase.PAUSED:
+        assert r.pause is not None
+        raise Conflict(f"{r.canary} is paused ({r.pause.reason}): resume it first")
+    last = r.plan.last_index
+    promoted = _event(r, "promoted", actor, now, f"from {r.canary_percent}%", step=last)
+    return _apply(r, last, actor, now, (promoted,))
+
+
+def tick(r: Rollout, *, now: datetime) -> Decision:
+    """What time alone does: end a bake, apply an automatic step, remind, time out."""
+    idle = Decision(rollout=r, changed=False, message="nothing due")
+    if r.phase not in (Phase.BAKING, Phase.AWAITING_APPROVAL):
+        return idle
+    if r.phase is Phase.BAKING:
+        if r.next_due_at is None or r.next_due_at > now or r.pending_step is None:
+            return idle
+        pending = r.pending_step
+        if r.plan.steps[pending].gate is Gate.AUTO:
+            return _apply(r, pending, Actor.scheduler(), now)
+        nxt = _await_approval(r, now)
+        event = _event(nxt, "approval_requested", Actor.scheduler(), now, step=pending)
+        return Decision(rollout=nxt, events=(event,),
+                        message=f"{_step_label(r, pending)} of {r.canary} awaits approval.")
+    return _tick_awaiting(r, now, idle)
+
+
+def _tick_awaiting(r: Rollout, now: datetime, idle: Decision) -> Decision:
+    since, pending, plan = r.awaiting_since, r.pending_step, r.plan
+    if since is None or pending is None:
+        return idle
+    timeout = plan.approval_timeout_seconds
+    if timeout and now >= since + timedelta(seconds=timeout):
+        why = f"{_step_label(r, pending)} was not approved within {format_seconds(timeout)}"
+        return pause(r, actor=Actor.scheduler(), now=now, reason=why, kind=PauseKind.TIMEOUT)
+    every = plan.reminder_seconds
+    if every and now >= (r.last_reminder_at or since) + timedelta(seconds=every):
+        nxt = _update(r, now, last_reminder_at=now,
+                      next_due_at=_awaiting_due(plan, since, now))
+        waited = format_seconds((now - since).total_seconds())
+        event = _event(nxt, "reminder", Actor.scheduler(), now, f"waiting {waited}", step=pending)
+        return Decision(rollout=nxt, events=(event,),
+                        message=f"{_step_label(r, pending)} of {r.canary} still awaits approval"
+                                f" ({waited}).")
+    return idle
+
+
+def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
+    """The cluster write of a decision failed: keep the old step and pause with the reason."""
+    if not r.active:
+        return Decision(rollout=r, changed=False, message=reason)
+    if r.phase is Phase.PAUSED:
+        return Decision(rollout=r, changed=False, message=reason)
+    return pause(r, actor=actor, now=now, reason=reason, kind=PauseKind.FAILURE)
+
+
+def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
+    """A start whose first write failed: the rollout ends and frees its target."""
+    nxt = _update(r, now, phase=Phase.FAILED, next_due_at=None, finished_at=now)
+    return Decision(rollout=nxt, events=(_event(nxt, "failed", actor, now, reason),),
+                    message=f"Rollout {r.id} failed: {reason}")
+
+
+def attach_card(r: Rollout, card: Card, now: datetime) -> Decision:
+    return Decision(rollout=_update(r, now, card=card), message="card attached")
+
+
+def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | None:
+    """Compare the cluster with the state: adopt a write that landed before a crash, pause on
+    drift. None when they agree. Never guesses: anything unexplained pauses the rollout."""
+    if not r.active:
+        return None
+    marker, pair = observed.marker, observed.pair
+    system = Actor.scheduler()
+    if marker is not None and marker.rollout_id == r.id:
+        if marker.state is MarkerState.ROLLED_BACK and pair == baseline_pair(r.baseline):
+            nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, finished_at=now)
+            event = _event(nxt, "recovered", system, now, "rollback found applied", step=r.step)
+            return Decision(rollout=nxt, events=(event,),
+                            message=f"{r.canary} was rolled back before a crash; recorded.")
+        landed = marker.step
+        if r.step < landed <= r.plan.last_index and pair == expected_pair(r, landed):
+            nxt = _after_apply(r, landed, now)
+            detail = f"{_step_label(r, landed)} found applied in the cluster; recorded once"
+            event = _event(nxt, "recovered", system, now, detail, step=landed)
+            return Decision(rollout=nxt, events=(event,), message=detail + ".")
+    if pair in acceptable_pairs(r):
+        return None
+    expected = expected_pair(r)
+    if r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT:
+        return None
+    why = (f"weights changed outside the bot: the cluster has {pair.describe()}, "
+           f"the rollout set {expected.describe()}")
+    return pause(r, actor=system, now=now, reason=why, kind=PauseKind.DRIFT)

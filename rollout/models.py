@@ -1,0 +1,251 @@
+"""The rollout's data: plan, target, state and audit events, as validated pydantic models.
+
+Everything here is plain data with no I/O, so it serialises to Redis and to the route's
+annotations unchanged, and the state machine can be tested as pure functions.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NewType
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+RolloutId = NewType("RolloutId", str)
+
+MAX_STEPS = 20
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+
+
+class Gate(StrEnum):
+    """What lets a step proceed once the previous step has baked."""
+
+    APPROVAL = "approval"
+    AUTO = "auto"
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    percent: int = Field(ge=1, le=100, description="canary share of the managed pair, in %")
+    gate: Gate = Gate.APPROVAL
+    approvals: int = Field(default=1, ge=1, le=10, description="distinct approvers needed")
+
+
+class Plan(BaseModel):
+    """The steps of a rollout and the bake time between them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: tuple[Step, ...]
+    interval_seconds: int = Field(default=0, ge=0, le=MAX_INTERVAL_SECONDS)
+    reminder_seconds: int | None = Field(default=None, ge=1, description="remind approvers every")
+    approval_timeout_seconds: int | None = Field(
+        default=None, ge=1, description="pause a step nobody approved within this time"
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_increase_to_100(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        if not steps:
+            raise ValueError("the step list is empty")
+        if len(steps) > MAX_STEPS:
+            raise ValueError(f"at most {MAX_STEPS} steps")
+        percents = [s.percent for s in steps]
+        for before, after in itertools.pairwise(percents):
+            if after <= before:
+                raise ValueError(f"steps must strictly increase ({before} then {after})")
+        if percents[-1] != 100:
+            raise ValueError(f"the last step must be 100, not {percents[-1]}")
+        return steps
+
+    @property
+    def percents(self) -> list[int]:
+        return [s.percent for s in self.steps]
+
+    @property
+    def last_index(self) -> int:
+        return len(self.steps) - 1
+
+
+class TargetKind(StrEnum):
+    ROUTE = "httproute"
+    REWRITE = "modelrewrite"
+
+
+class Target(BaseModel):
+    """The traffic target a rollout owns: one rule of an HTTPRoute or of a ModelRewrite."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: TargetKind
+    namespace: str
+    name: str
+    rule: int = Field(ge=0)
+
+    @property
+    def key(self) -> str:
+        """Identifies the rule: at most one active rollout per key."""
+        return f"{self.kind.value}/{self.namespace}/{self.name}/{self.rule}"
+
+    @property
+    def object_key(self) -> str:
+        """Identifies the Kubernetes object: locks and fencing tokens are per object."""
+        return f"{self.kind.value}/{self.namespace}/{self.name}"
+
+    def describe(self) -> str:
+        kind = "HTTPRoute" if self.kind is TargetKind.ROUTE else "InferenceModelRewrite"
+        return f"{kind} {self.namespace}/{self.name} rule {self.rule}"
+
+
+class Actor(BaseModel):
+    """Who asked, and from where: a Slack user in a channel, a CLI user, or the scheduler."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    name: str | None = None
+    via: str = Field(default="cli", pattern="^(slack|cli|scheduler)$")
+    channel: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @classmethod
+    def scheduler(cls) -> Actor:
+        return cls(id="scheduler", name="scheduler", via="scheduler")
+
+
+class Baseline(BaseModel):
+    """The managed entries exactly as they were before start, kept for rollback.
+
+    For a route these are backendRefs; for a rewrite, rule targets. `canary` is None when the
+    canary was not referenced before (a node update adds it, a rollback removes it again).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stable: dict[str, Any]
+    canary: dict[str, Any] | None = None
+    stable_weight: int = Field(ge=0)
+    canary_weight: int = Field(default=0, ge=0)
+
+    @property
+    def total(self) -> int:
+        """The weight sum the bot splits: the pair's own, or 100 where that is too coarse."""
+        pair = self.stable_weight + self.canary_weight
+        return pair if pair >= 100 else 100
+
+
+class Phase(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    BAKING = "baking"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+
+ACTIVE_PHASES = frozenset({Phase.AWAITING_APPROVAL, Phase.BAKING, Phase.PAUSED})
+
+
+class PauseKind(StrEnum):
+    MANUAL = "manual"
+    DRIFT = "drift"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+
+
+class Pause(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: PauseKind
+    reason: str
+    by: Actor
+    at: datetime
+    resume_phase: Phase
+    bake_left_seconds: float = 0.0
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    actor: Actor
+    at: datetime
+
+
+class Card(BaseModel):
+    """Where the rollout's card lives in chat, so every replica updates the same message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    ts: str
+
+
+class Rollout(BaseModel):
+    """A rollout's whole state. `step` is the index of the last applied step (-1: none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    target: Target
+    stable: str
+    canary: str
+    plan: Plan
+    baseline: Baseline
+    phase: Phase
+    step: int = -1
+    version: int = 0
+    requester: Actor
+    created_at: datetime
+    updated_at: datetime
+    approvals: tuple[Approval, ...] = ()
+    next_due_at: datetime | None = None
+    awaiting_since: datetime | None = None
+    last_reminder_at: datetime | None = None
+    pause: Pause | None = None
+    finished_at: datetime | None = None
+    card: Card | None = None
+
+    @model_validator(mode="after")
+    def _step_in_range(self) -> Rollout:
+        if not -1 <= self.step <= self.plan.last_index:
+            raise ValueError(f"step {self.step} is outside the plan")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ACTIVE_PHASES
+
+    @property
+    def pending_step(self) -> int | None:
+        """The index of the next step to apply, or None when the plan is done."""
+        nxt = self.step + 1
+        return nxt if nxt <= self.plan.last_index else None
+
+    @property
+    def canary_percent(self) -> int:
+        return self.plan.steps[self.step].percent if self.step >= 0 else 0
+
+    def approvers_of(self, step: int) -> list[Actor]:
+        return [a.actor for a in self.approvals if a.step == step]
+
+
+class AuditEvent(BaseModel):
+    """One decision: who did what to which rollout, when, and from where."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    rollout_id: str
+    target: str
+    action: str
+    actor: Actor
+    step: int | None = None
+    percent: int | None = None
+    detail: str = ""

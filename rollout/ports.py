@@ -1,0 +1,87 @@
+"""The ports the service depends on: where state lives and how traffic is split.
+
+Adapters implement these (Redis in `store`, Kubernetes in `traffic`); the service sees only
+the protocols, so the rollout logic can be read without knowing either backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rollout.machine import Effect
+from rollout.models import AuditEvent, Baseline, Rollout, Target
+from rollout.split import Observed, Pair
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A granted target lock. `token` is the fencing token: it only ever grows."""
+
+    key: str
+    token: int
+
+
+@dataclass(frozen=True)
+class Located:
+    """A traffic target found for a canary, with what start needs to know about it."""
+
+    target: Target
+    stable: str
+    canary: str
+    baseline: Baseline
+    observed: Observed
+
+
+class TrafficSplit(Protocol):
+    def locate(
+        self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
+    ) -> Located:
+        """Find the rule a rollout of `canary` would own; Refused errors explain misses."""
+        ...
+
+    def observe(self, rollout: Rollout) -> Observed:
+        """Read the target's current weights and the bot's marker."""
+        ...
+
+    def apply(
+        self, rollout: Rollout, effect: Effect, *, fence: int,
+        before: tuple[Pair, ...] | None = None,
+    ) -> Observed:
+        """Write `effect` for `rollout` (the state after it) conditionally on the fence and,
+        where `before` is given, on the managed weights still being one of those pairs."""
+        ...
+
+
+class RolloutStore(Protocol):
+    def acquire(self, key: str, *, preempt: bool = False) -> Lease: ...
+
+    def confirm(self, lease: Lease) -> None: ...
+
+    def release(self, lease: Lease) -> None: ...
+
+    def create(self, rollout: Rollout, *, lease: Lease, events: tuple[AuditEvent, ...]) -> Rollout:
+        ...
+
+    def save(
+        self, rollout: Rollout, *, expected_version: int, lease: Lease,
+        events: tuple[AuditEvent, ...],
+    ) -> Rollout: ...
+
+    def get(self, rollout_id: str) -> Rollout | None: ...
+
+    def active_on(self, target_key: str) -> str | None: ...
+
+    def latest_for(self, namespace: str, canary: str) -> str | None: ...
+
+    def active_ids(self) -> list[str]: ...
+
+    def recent_ids(self, limit: int = 20) -> list[str]: ...
+
+    def audit(self, rollout_id: str, *, limit: int = 200) -> list[AuditEvent]: ...
+
+    def record(self, event: AuditEvent) -> None: ...
+
+    def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None: ...
+
+    def ping(self) -> None: ...

@@ -1,0 +1,349 @@
+"""RolloutService: the one writer of rollout state and the one caller of traffic writes.
+
+Every command takes the target's lock (a fencing token), reloads the state, reconciles it
+with the cluster, asks the state machine for a decision, applies its effect under the fence,
+and saves with compare-and-set. Handlers, the CLI and the scheduler all come through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rollout import machine
+from rollout.clock import Clock
+from rollout.errors import (
+    ClusterUnavailable,
+    Conflict,
+    DriftDetected,
+    NeedsOperator,
+    NotFound,
+    Refused,
+    Superseded,
+)
+from rollout.machine import Decision, Restore
+from rollout.models import Actor, AuditEvent, Card, PauseKind, Plan, Rollout
+from rollout.ports import Lease, RolloutStore, TrafficSplit
+from rollout.split import Observed, acceptable_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the rollout as saved, the answer, and the events it recorded."""
+
+    rollout: Rollout | None
+    message: str
+    changed: bool = True
+    ok: bool = True
+    events: tuple[AuditEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class Status:
+    """A rollout as the store has it and the cluster shows it."""
+
+    rollout: Rollout | None
+    observed: Observed | None
+    message: str
+    cluster_note: str = ""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """How a command names a rollout: by canary pool (the latest rollout of it) or by id."""
+
+    namespace: str = "default"
+    canary: str | None = None
+    rollout_id: str | None = None
+
+    def describe(self) -> str:
+        return self.rollout_id or f"{self.namespace}/{self.canary}"
+
+
+Listener = Callable[[Outcome], None]
+
+
+@dataclass
+class ServiceOptions:
+    self_approval: bool = False
+    reminder_seconds: int | None = None
+    approval_timeout_seconds: int | None = None
+    idempotency_ttl_seconds: int = 24 * 3600
+    listeners: list[Listener] = field(default_factory=list)
+
+
+class RolloutService:
+    def __init__(
+        self, *, store: RolloutStore, traffic: TrafficSplit, clock: Clock,
+        options: ServiceOptions | None = None,
+        new_id: Callable[[str, datetime], str] | None = None,
+    ) -> None:
+        self.store = store
+        self.traffic = traffic
+        self.clock = clock
+        self.options = options or ServiceOptions()
+        self._new_id = new_id or _default_id
+
+    # -- commands ------------------------------------------------------------------------
+
+    def start(
+        self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
+        stable: str | None = None,
+    ) -> Outcome:
+        located = self.traffic.locate(namespace=namespace, canary=canary, target_name=route,
+                                      stable=stable)
+        target = located.target
+        owner = self.store.active_on(target.key)
+        if owner:
+            raise Conflict(f"{target.describe()} already has an active rollout ({owner}); "
+                           "finish or roll it back first")
+        self._refuse_orphan_marker(located.observed, target.describe())
+        plan = plan.model_copy(update={
+            "reminder_seconds": plan.reminder_seconds or self.options.reminder_seconds,
+            "approval_timeout_seconds": plan.approval_timeout_seconds
+            or self.options.approval_timeout_seconds,
+        })
+        now = self.clock.now()
+        decision = machine.start(
+            rollout_id=self._new_id(canary, now), target=target, stable=located.stable,
+            canary=canary, plan=plan, baseline=located.baseline, actor=actor, now=now,
+        )
+        lease = self.store.acquire(target.object_key)
+        try:
+            created = self.store.create(decision.rollout, lease=lease, events=decision.events)
+            try:
+                assert decision.effect is not None
+                self.traffic.apply(created, decision.effect, fence=lease.token)
+            except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
+                failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
+                saved = self.store.save(failed.rollout, expected_version=created.version,
+                                        lease=lease, events=failed.events)
+                return self._emit(Outcome(saved, failed.message, ok=False, events=failed.events))
+        finally:
+            self.store.release(lease)
+        return self._emit(Outcome(created, decision.message, events=decision.events))
+
+    def approve(
+        self, ref: Ref, *, actor: Actor, step: int | None = None, version: int | None = None,
+        request_id: str | None = None,
+    ) -> Outcome:
+        allow_self = self.options.self_approval
+        return self._command(
+            ref, actor, lambda r, now: machine.approve(
+                r, actor=actor, now=now, step=step, version=version, self_approval=allow_self),
+            request_id=request_id,
+        )
+
+    def pause(self, ref: Ref, *, actor: Actor, reason: str = "",
+              request_id: str | None = None) -> Outcome:
+        return self._command(
+            ref, actor, lambda r, now: machine.pause(r, actor=actor, now=now, reason=reason),
+            request_id=request_id,
+        )
+
+    def resume(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
+        return self._command(ref, actor, lambda r, now: machine.resume(r, actor=actor, now=now),
+                             request_id=request_id)
+
+    def rollback(self, ref: Ref, *, actor: Actor, reason: str = "",
+                 request_id: str | None = None) -> Outcome:
+        """Preempts any operation in flight: rollback wins (DESIGN invariant 3)."""
+        return self._command(
+            ref, actor, lambda r, now: machine.rollback(r, actor=actor, now=now, reason=reason),
+            preempt=True, request_id=request_id,
+        )
+
+    def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
+        return self._command(ref, actor, lambda r, now: machine.promote(r, actor=actor, now=now),
+                             request_id=request_id)
+
+    def tick(self, rollout_id: str) -> Outcome:
+        """The scheduler's entry: whatever time alone does to this rollout now."""
+        return self._command(Ref(rollout_id=rollout_id), Actor.scheduler(),
+                             lambda r, now: machine.tick(r, now=now))
+
+    def attach_card(self, rollout_id: str, card: Card) -> Rollout:
+        """Remember where the rollout's chat card lives, so every replica edits that one."""
+        outcome = self._command(
+            Ref(rollout_id=rollout_id), Actor.scheduler(),
+            lambda r, now: machine.attach_card(r, card, now), reconcile=False, notify=False,
+        )
+        assert outcome.rollout is not None
+        return outcome.rollout
+
+    # -- queries -------------------------------------------------------------------------
+
+    def get(self, ref: Ref) -> Rollout:
+        rollout_id = self._resolve(ref)
+        rollout = self.store.get(rollout_id)
+        if rollout is None:
+            raise NotFound(f"rollout {rollout_id} not found")
+        return rollout
+
+    def status(self, ref: Ref) -> Status:
+        try:
+            rollout = self.get(ref)
+        except NotFound:
+            return Status(rollout=None, observed=None,
+                          message=f"no rollout of {ref.describe()} is recorded")
+        try:
+            observed = self.traffic.observe(rollout)
+        except (ClusterUnavailable, NeedsOperator, NotFound) as exc:
+            return Status(rollout, None, _summary(rollout), cluster_note=str(exc))
+        note = ""
+        if rollout.active and observed.pair not in acceptable_pairs(rollout):
+            note = f"the cluster shows {observed.pair.describe()} (drift)"
+        return Status(rollout, observed, _summary(rollout), cluster_note=note)
+
+    def list_rollouts(self, *, recent: int = 10) -> list[Rollout]:
+        """The active rollouts, then the most recent finished ones."""
+        ids = self.store.active_ids()
+        seen = ids + [i for i in self.store.recent_ids(recent) if i not in ids]
+        rollouts = [self.store.get(i) for i in seen]
+        return [r for r in rollouts if r is not None]
+
+    def active(self) -> list[Rollout]:
+        rollouts = [self.store.get(i) for i in self.store.active_ids()]
+        return [r for r in rollouts if r is not None and r.active]
+
+    def history(self, ref: Ref, *, limit: int = 200) -> list[AuditEvent]:
+        return self.store.audit(self._resolve(ref), limit=limit)
+
+    def record_denial(self, *, actor: Actor, action: str, ref: Ref | None, reason: str) -> None:
+        """Audit a refusal (a denial, bad input) that changed nothing."""
+        rollout_id, target = "", ""
+        if ref is not None:
+            try:
+                r = self.get(ref)
+                rollout_id, target = r.id, r.target.key
+            except Refused:
+                target = ref.describe()
+        event = AuditEvent(at=self.clock.now(), rollout_id=rollout_id, target=target,
+                           action=f"denied:{action}", actor=actor, detail=reason)
+        self.store.record(event)
+
+    # -- the one path of every change ----------------------------------------------------
+
+    def _command(
+        self, ref: Ref, actor: Actor, decide: Callable[[Rollout, datetime], Decision], *,
+        preempt: bool = False, request_id: str | None = None, reconcile: bool = True,
+        notify: bool = True,
+    ) -> Outcome:
+        if request_id is not None:
+            seen = self.store.remember(f"request:{request_id}", actor.id,
+                                       ttl_seconds=self.options.idempotency_ttl_seconds)
+            if seen is not None:
+                return Outcome(None, "this request was already handled; nothing more to do",
+                               changed=False)
+        first = self.get(ref)
+        lease = self.store.acquire(first.target.object_key, preempt=preempt)
+        try:
+            current = self.store.get(first.id)
+            assert current is not None
+            outcomes: list[Outcome] = []
+            if reconcile and current.active:
+                current, recon = self._reconcile(current, lease)
+                if recon is not None:
+                    outcomes.append(recon)
+            decision = decide(current, self.clock.now())
+            outcome = self._carry_out(current, decision, lease, actor)
+        finally:
+            self.store.release(lease)
+        if not notify:
+            return outcome
+        for earlier in outcomes:
+            self._emit(earlier)
+        return self._emit(outcome)
+
+    def _reconcile(self, r: Rollout, lease: Lease) -> tuple[Rollout, Outcome | None]:
+        """Adopt a write that landed before a crash; pause on drift. Never guess."""
+        now = self.clock.now()
+        try:
+            observed = self.traffic.observe(r)
+        except NeedsOperator as exc:
+            decision = machine.pause(r, actor=Actor.scheduler(), now=now, reason=str(exc),
+                                     kind=PauseKind.DRIFT)
+            if not decision.changed:
+                return r, None
+        else:
+            found = machine.reconcile(r, observed, now=now)
+            if found is None:
+                return r, None
+            decision = found
+        saved = self.store.save(decision.rollout, expected_version=r.version, lease=lease,
+                                events=decision.events)
+        return saved, Outcome(saved, decision.message, events=decision.events)
+
+    def _carry_out(self, r: Rollout, d: Decision, lease: Lease, actor: Actor) -> Outcome:
+        if not d.changed:
+            return Outcome(r, d.message, changed=False)
+        if d.effect is not None:
+            self.store.confirm(lease)
+            before = None if isinstance(d.effect, Restore) else acceptable_pairs(r)
+            try:
+                self.traffic.apply(d.rollout, d.effect, fence=lease.token, before=before)
+            except DriftDetected as exc:
+                d = machine.pause(r, actor=Actor.scheduler(), now=self.clock.now(),
+                                  reason=str(exc), kind=PauseKind.DRIFT)
+                saved = self.store.save(d.rollout, expected_version=r.version, lease=lease,
+                                        events=d.events)
+                return Outcome(saved, f"Not applied: {exc}. {d.message}", ok=False,
+                               events=d.events)
+            except (ClusterUnavailable, NeedsOperator) as exc:
+                d = machine.effect_failed(r, now=self.clock.now(), reason=str(exc), actor=actor)
+                saved = self.store.save(d.rollout, expected_version=r.version, lease=lease,
+                                        events=d.events) if d.changed else r
+                return Outcome(saved, f"Not applied: {exc}. The rollout is paused; resume "
+                               "or roll back once the cause is fixed.", ok=False,
+                               events=d.events)
+            except Superseded:
+                raise
+        saved = self.store.save(d.rollout, expected_version=r.version, lease=lease,
+                                events=d.events)
+        return Outcome(saved, d.message, events=d.events)
+
+    def _emit(self, outcome: Outcome) -> Outcome:
+        for listener in self.options.listeners:
+            try:
+                listener(outcome)
+            except Exception:  # a chat outage must not undo or block a rollout step
+                log.exception("a rollout listener failed")
+        return outcome
+
+    def _resolve(self, ref: Ref) -> str:
+        if ref.rollout_id:
+            return ref.rollout_id
+        if not ref.canary:
+            raise NotFound("name the pool (or adapter) of the rollout")
+        found = self.store.latest_for(ref.namespace, ref.canary)
+        if found is None:
+            raise NotFound(f"no rollout of {ref.canary} in namespace {ref.namespace}; "
+                           f"start one with `start {ref.canary}`")
+        return found
+
+    def _refuse_orphan_marker(self, observed: Observed, where: str) -> None:
+        """The cluster says a rollout is active here, but the store has no record of it."""
+        marker = observed.marker
+        if marker is None or marker.state.value != "active":
+            return
+        if self.store.get(marker.rollout_id) is None:
+            raise NeedsOperator(
+                f"{where} is marked as owned by rollout {marker.rollout_id} at step "
+                f"{marker.step + 1}, which the store does not know (was Redis emptied?). "
+                f"Run `rollout-bot recover` to rebuild it from the route, or "
+                f"`rollout-bot release` to drop the marker, then try again"
+            )
+
+
+def _default_id(canary: str, now: datetime) -> str:
+    return f"{canary}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _summary(r: Rollout) -> str:
+    phase = r.phase.value.replace("_", " ")
+    return f"{r.canary}: {phase} at {r.canary_percent}% (step {r.step + 1}/{len(r.plan.steps)})"

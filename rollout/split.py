@@ -1,0 +1,90 @@
+"""Weight arithmetic: what the managed pair's weights must be at each step.
+
+Pure functions shared by the state machine (to detect drift) and the traffic adapters (to
+write), so both always agree on what "step 2 of the plan" means in the cluster.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from rollout.models import Baseline, Rollout
+
+
+class Pair(BaseModel):
+    """The managed pair's weights; `canary` None means the canary entry is absent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stable: int
+    canary: int | None
+
+    def describe(self) -> str:
+        canary = "absent" if self.canary is None else str(self.canary)
+        return f"stable {self.stable} / canary {canary}"
+
+
+class MarkerState(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ROLLED_BACK = "rolled-back"
+
+
+class Marker(BaseModel):
+    """What the bot wrote on the object about the rule: which rollout, which step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rollout_id: str
+    step: int
+    state: MarkerState = MarkerState.ACTIVE
+    fence: int = 0
+
+
+class Observed(BaseModel):
+    """The cluster's side of a target, as the traffic adapter read it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pair: Pair
+    marker: Marker | None = None
+    resource_version: str = ""
+
+
+def pair_at(baseline: Baseline, percent: int) -> Pair:
+    """The weights that give the canary `percent` of the pair's traffic."""
+    total = baseline.total
+    canary = (total * percent + 50) // 100
+    return Pair(stable=total - canary, canary=canary)
+
+
+def baseline_pair(baseline: Baseline) -> Pair:
+    return Pair(
+        stable=baseline.stable_weight,
+        canary=None if baseline.canary is None else baseline.canary_weight,
+    )
+
+
+def prepared_pair(baseline: Baseline) -> Pair:
+    """After start and before the first step: the canary present at weight 0."""
+    canary = 0 if baseline.canary is None else baseline.canary_weight
+    return Pair(stable=baseline.stable_weight, canary=canary)
+
+
+def acceptable_pairs(rollout: Rollout) -> tuple[Pair, ...]:
+    """Pairs that agree with the state. Before the first step the canary may still be absent
+    (a start that crashed before its write): the first step adds it."""
+    expected = expected_pair(rollout)
+    if rollout.step < 0:
+        return (expected, baseline_pair(rollout.baseline))
+    return (expected,)
+
+
+def expected_pair(rollout: Rollout, step: int | None = None) -> Pair:
+    """What the cluster should show with `step` (default: the rollout's) applied."""
+    index = rollout.step if step is None else step
+    if index < 0:
+        return prepared_pair(rollout.baseline)
+    return pair_at(rollout.baseline, rollout.plan.steps[index].percent)

@@ -1,0 +1,281 @@
+"""Redis adapter: rollout state with compare-and-set, target locks with fencing tokens,
+audit streams and idempotency keys.
+
+Every multi-key write is one Lua script, so a lost connection leaves either the old state or
+the new one, never half of each. Connection failures surface as StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from rollout.errors import Busy, Conflict, StoreUnavailable, Superseded
+from rollout.models import AuditEvent, Rollout
+from rollout.ports import Lease
+
+T = TypeVar("T")
+
+GLOBAL_AUDIT_MAXLEN = 10_000
+ROLLOUT_AUDIT_MAXLEN = 2_000
+RECENT_KEEP = 50
+
+_ACQUIRE = """
+if ARGV[2] == '1' or redis.call('EXISTS', KEYS[1]) == 0 then
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+  return token
+end
+return false
+"""
+
+_CONFIRM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: state, lock, active set, target-active, pool-latest, pool-list, rollout audit,
+#       global audit, recent zset
+# ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
+#       created score, maxlen rollout audit, maxlen global, recent keep, events...
+_WRITE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
+if ARGV[1] == 'create' then
+  local owner = redis.call('GET', KEYS[4])
+  if owner then return {'ACTIVE', owner} end
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
+  redis.call('SET', KEYS[5], ARGV[5])
+  redis.call('LPUSH', KEYS[6], ARGV[5])
+  redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
+  local extra = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[11])
+  if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[9], 0, extra - 1) end
+else
+  local current = redis.call('HGET', KEYS[1], 'version')
+  if current ~= ARGV[2] then return {'VERSION', current or ''} end
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3])
+if ARGV[6] == '1' then
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('SET', KEYS[4], ARGV[5])
+else
+  redis.call('SREM', KEYS[3], ARGV[5])
+  if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+end
+for i = 12, #ARGV do
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
+  redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
+end
+return {'OK'}
+"""
+
+
+class RedisStore:
+    """The one place rollout state is kept. Keys live under `prefix`."""
+
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "rollout-bot", lock_ttl_seconds: float = 30.0,
+        lock_wait_seconds: float = 10.0, sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._r = client
+        self._p = prefix
+        self._ttl_ms = int(lock_ttl_seconds * 1000)
+        self._wait = lock_wait_seconds
+        self._sleep = sleep
+        self._acquire = client.register_script(_ACQUIRE)
+        self._confirm = client.register_script(_CONFIRM)
+        self._release = client.register_script(_RELEASE)
+        self._write = client.register_script(_WRITE)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
+            health_check_interval=15,
+        )
+        return cls(client, **kwargs)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._r
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self._p, *parts))
+
+    # -- locks ---------------------------------------------------------------------------
+
+    def acquire(self, key: str, *, preempt: bool = False) -> Lease:
+        """Take the lock on `key`. A preempting caller (rollback) takes it from any holder;
+        the holder's later writes fail on the fencing token."""
+        lock, fence = self.key("lock", key), self.key("fence", key)
+        deadline = time.monotonic() + self._wait
+        delay = 0.005
+        while True:
+            token = self._guard(
+                lambda: self._acquire(keys=[lock, fence], args=[self._ttl_ms, int(preempt)])
+            )
+            if token:
+                return Lease(key=key, token=int(token))
+            if time.monotonic() >= deadline:
+                raise Busy(f"another operation on {key} is still running; try again shortly",
+                           retry_after=2.0)
+            self._sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def confirm(self, lease: Lease) -> None:
+        """Raise Superseded unless the lease is still ours; extends it when it is."""
+        held = self._guard(
+            lambda: self._confirm(keys=[self.key("lock", lease.key)],
+                                  args=[lease.token, self._ttl_ms])
+        )
+        if not held:
+            raise Superseded("a later operation (a rollback) took over this target")
+
+    def release(self, lease: Lease) -> None:
+        self._guard(lambda: self._release(keys=[self.key("lock", lease.key)], args=[lease.token]))
+
+    def fence_of(self, key: str) -> int:
+        value = self._guard(lambda: self._r.get(self.key("fence", key)))
+        return int(value) if value else 0
+
+    # -- state ---------------------------------------------------------------------------
+
+    def create(self, rollout: Rollout, *, lease: Lease, events: tuple[AuditEvent, ...]) -> Rollout:
+        created = rollout.model_copy(update={"version": 1})
+        self._run_write("create", created, expected_version=0, lease=lease, events=events)
+        return created
+
+    def save(
+        self, rollout: Rollout, *, expected_version: int, lease: Lease,
+        events: tuple[AuditEvent, ...],
+    ) -> Rollout:
+        saved = rollout.model_copy(update={"version": expected_version + 1})
+        self._run_write("save", saved, expected_version=expected_version, lease=lease,
+                        events=events)
+        return saved
+
+    def _run_write(
+        self, mode: str, r: Rollout, *, expected_version: int, lease: Lease,
+        events: tuple[AuditEvent, ...],
+    ) -> None:
+        keys = [
+            self.key("rollout", r.id), self.key("lock", lease.key), self.key("active"),
+            self.key("target", r.target.key), self.key("pool", r.target.namespace, r.canary),
+            self.key("pool", r.target.namespace, r.canary, "rollouts"),
+            self.key("audit", r.id), self.key("audit"), self.key("recent"),
+        ]
+        args: list[Any] = [
+            mode, str(expected_version), r.model_dump_json(), str(lease.token), r.id,
+            "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
+            ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP,
+            *(e.model_dump_json() for e in events),
+        ]
+        result = self._guard(lambda: self._write(keys=keys, args=args))
+        status = result[0]
+        if status == "OK":
+            return
+        if status == "LOCK":
+            raise Superseded("a later operation (a rollback) took over this target; "
+                             "this change was not recorded")
+        if status == "ACTIVE":
+            raise Conflict(f"{r.target.describe()} already has an active rollout ({result[1]})")
+        if status == "EXISTS":
+            raise Conflict(f"rollout id {r.id} is already taken")
+        raise Superseded(f"rollout {r.id} changed while this operation ran "
+                         f"(version {result[1]}, expected {expected_version})")
+
+    def get(self, rollout_id: str) -> Rollout | None:
+        raw = self._guard(lambda: self._r.hget(self.key("rollout", rollout_id), "data"))
+        return Rollout.model_validate_json(raw) if raw else None
+
+    def active_on(self, target_key: str) -> str | None:
+        value = self._guard(lambda: self._r.get(self.key("target", target_key)))
+        return str(value) if value else None
+
+    def latest_for(self, namespace: str, canary: str) -> str | None:
+        value = self._guard(lambda: self._r.get(self.key("pool", namespace, canary)))
+        return str(value) if value else None
+
+    def active_ids(self) -> list[str]:
+        members = self._guard(lambda: self._r.smembers(self.key("active")))
+        return sorted(str(m) for m in members)
+
+    def recent_ids(self, limit: int = 20) -> list[str]:
+        ids = self._guard(lambda: self._r.zrevrange(self.key("recent"), 0, limit - 1))
+        return [str(i) for i in ids]
+
+    # -- audit ---------------------------------------------------------------------------
+
+    def audit(self, rollout_id: str, *, limit: int = 200) -> list[AuditEvent]:
+        entries = self._guard(lambda: self._r.xrange(self.key("audit", rollout_id), count=limit))
+        return _events(entries)
+
+    def global_audit(self, *, limit: int = 200) -> list[AuditEvent]:
+        entries = self._guard(lambda: self._r.xrevrange(self.key("audit"), count=limit))
+        return _events(entries)
+
+    def record(self, event: AuditEvent) -> None:
+        """Audit a decision that changed no rollout (a refusal, a denial)."""
+        payload = {"event": event.model_dump_json()}
+        self._guard(lambda: self._r.xadd(self.key("audit"), payload,  # type: ignore[arg-type]
+                                         maxlen=GLOBAL_AUDIT_MAXLEN, approximate=True))
+        if event.rollout_id:
+            self._guard(lambda: self._r.xadd(self.key("audit", event.rollout_id),
+                                             payload,  # type: ignore[arg-type]
+                                             maxlen=ROLLOUT_AUDIT_MAXLEN, approximate=True))
+
+    # -- idempotency and small caches ----------------------------------------------------
+
+    def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None:
+        """Store `value` under `key` unless something is there; returns what was there."""
+        full = self.key("idem", key)
+        stored = self._guard(lambda: self._r.set(full, value, nx=True, ex=ttl_seconds))
+        if stored:
+            return None
+        existing = self._guard(lambda: self._r.get(full))
+        return str(existing) if existing is not None else None
+
+    def cache_get(self, key: str) -> Any:
+        raw = self._guard(lambda: self._r.get(self.key("cache", key)))
+        return json.loads(raw) if raw else None
+
+    def cache_put(self, key: str, value: Any, *, ttl_seconds: int) -> None:
+        self._guard(lambda: self._r.set(self.key("cache", key), json.dumps(value),
+                                        ex=ttl_seconds))
+
+    def ping(self) -> None:
+        self._guard(self._r.ping)
+
+    @staticmethod
+    def _guard(call: Callable[[], T]) -> T:
+        with _unavailable_as_error():
+            return call()
+
+
+def _events(entries: Any) -> list[AuditEvent]:
+    return [AuditEvent.model_validate_json(fields["event"]) for _id, fields in entries or ()]
+
+
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise StoreUnavailable(f"Redis is unavailable ({exc}); nothing was changed",
+                               retry_after=5.0) from exc

@@ -1,0 +1,1 @@
+"""TrafficSplit adapters: the only code that writes weights to the cluster."""

@@ -1,0 +1,278 @@
+"""HTTPRoute pool split: node updates and base model updates.
+
+Moves traffic between two InferencePool backendRefs of one HTTPRoute rule. Only the managed
+pair's entries change; every other rule, backendRef, field and annotation is written back
+exactly as it was read.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubernetes.client import CustomObjectsApi
+
+from rollout.errors import Ambiguous, Conflict, DriftDetected, NeedsOperator, NotFound
+from rollout.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.models import Baseline, Rollout, Target, TargetKind
+from rollout.ports import Located
+from rollout.split import Marker, MarkerState, Observed, Pair, expected_pair
+from rollout.traffic.kube import FencedObjects, Kind, Obj, annotation_op
+from rollout.traffic.markers import (
+    decode_marker,
+    encode_marker,
+    encode_record,
+    record_key,
+    rule_key,
+)
+
+HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+POOL_KINDS = (
+    Kind("inference.networking.k8s.io", "v1", "inferencepools", "InferencePool"),
+    Kind("inference.networking.x-k8s.io", "v1alpha2", "inferencepools", "InferencePool"),
+)
+POOL_GROUPS = frozenset(k.group for k in POOL_KINDS)
+DEFAULT_WEIGHT = 1
+
+
+def is_pool_ref(ref: dict[str, Any], name: str | None = None) -> bool:
+    return (
+        ref.get("kind") == "InferencePool"
+        and ref.get("group") in POOL_GROUPS
+        and (name is None or ref.get("name") == name)
+    )
+
+
+def weight_of(ref: dict[str, Any]) -> int:
+    weight = ref.get("weight", DEFAULT_WEIGHT)
+    return int(weight) if isinstance(weight, int) else DEFAULT_WEIGHT
+
+
+def _refs(route: Obj, rule: int) -> list[dict[str, Any]]:
+    rules = route.get("spec", {}).get("rules") or []
+    if rule >= len(rules):
+        return []
+    refs: list[dict[str, Any]] = rules[rule].get("backendRefs") or []
+    return refs
+
+
+def _index(refs: list[dict[str, Any]], pool: str) -> int | None:
+    found = [i for i, ref in enumerate(refs) if is_pool_ref(ref, pool)]
+    return found[0] if found else None
+
+
+class HTTPRouteSplit:
+    """TrafficSplit over HTTPRoute backendRefs weights."""
+
+    def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
+        self.routes = FencedObjects(api, HTTPROUTE, timeout=timeout)
+        self.pools = [FencedObjects(api, kind, timeout=timeout) for kind in POOL_KINDS]
+
+    # -- locate --------------------------------------------------------------------------
+
+    def locate(
+        self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
+    ) -> Located:
+        self._require_pool(namespace, canary)
+        routes = self.routes.list(namespace)
+        matches = [
+            (route, i)
+            for route in routes
+            if target_name in (None, route["metadata"]["name"])
+            for i, rule in enumerate(route.get("spec", {}).get("rules") or [])
+            if any(is_pool_ref(ref, canary) for ref in rule.get("backendRefs") or [])
+        ]
+        if len(matches) > 1:
+            listed = ", ".join(f"{r['metadata']['name']} rule {i}" for r, i in matches)
+            raise Ambiguous(
+                f"InferencePool {canary} is referenced by more than one route rule ({listed}): "
+                "pick one with --route"
+            )
+        if matches:
+            route, rule = matches[0]
+        else:
+            route, rule = self._rule_for_new_canary(namespace, canary, target_name, stable, routes)
+        refs = _refs(route, rule)
+        stable_name = self._pick_stable(route, rule, refs, canary, stable)
+        if stable_name == canary:
+            raise Conflict(f"the stable and the canary pool are both {canary}")
+        self._require_pool(namespace, stable_name)
+        stable_ref = refs[_index(refs, stable_name) or 0]
+        canary_i = _index(refs, canary)
+        canary_ref = refs[canary_i] if canary_i is not None else None
+        if canary_ref is not None and weight_of(canary_ref) > 0:
+            raise Conflict(
+                f"{canary} already receives traffic (weight {weight_of(canary_ref)}) on "
+                f"{route['metadata']['name']}: a rollout starts from 0; set its weight to 0 "
+                "or roll back the earlier change first"
+            )
+        baseline = Baseline(
+            stable=copy.deepcopy(stable_ref),
+            canary=copy.deepcopy(canary_ref) if canary_ref is not None else None,
+            stable_weight=weight_of(stable_ref),
+            canary_weight=weight_of(canary_ref) if canary_ref is not None else 0,
+        )
+        target = Target(kind=TargetKind.ROUTE, namespace=namespace,
+                        name=route["metadata"]["name"], rule=rule)
+        return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
+                       observed=self._observed(route, rule, stable_name, canary))
+
+    def _require_pool(self, namespace: str, pool: str) -> None:
+        for api in self.pools:
+            try:
+                api.get(namespace, pool)
+                return
+            except NotFound:
+                continue
+        raise NotFound(f"InferencePool {pool} not found in namespace {namespace}")
+
+    def _rule_for_new_canary(
+        self, namespace: str, canary: str, target_name: str | None, stable: str | None,
+        routes: list[Obj],
+    ) -> tuple[Obj, int]:
+        """Node update: the canary is not referenced yet, so --route names where it goes."""
+        if target_name is None:
+            raise NotFound(
+                f"no HTTPRoute in {namespace} references InferencePool {canary}; to add it "
+                "next to the current pool (a node update), name the route with --route"
+            )
+        route = next((r for r in routes if r["metadata"]["name"] == target_name), None)
+        if route is None:
+            raise NotFound(f"HTTPRoute {namespace}/{target_name} not found")
+        rules = [
+            i for i, rule in enumerate(route.get("spec", {}).get("rules") or [])
+            if any(is_pool_ref(ref, stable) for ref in rule.get("backendRefs") or [])
+        ]
+        if not rules:
+            which = f"InferencePool {stable}" if stable else "an InferencePool backendRef"
+            raise NotFound(f"HTTPRoute {target_name} has no rule with {which}")
+        if len(rules) > 1:
+            raise Ambiguous(
+                f"HTTPRoute {target_name} has {len(rules)} rules with InferencePool backends "
+                f"(rules {', '.join(map(str, rules))}): pick the stable pool with --stable"
+            )
+        return route, rules[0]
+
+    @staticmethod
+    def _pick_stable(
+        route: Obj, rule: int, refs: list[dict[str, Any]], canary: str, stable: str | None
+    ) -> str:
+        others = [str(r["name"]) for r in refs if is_pool_ref(r) and r.get("name") != canary]
+        name = route["metadata"]["name"]
+        if stable is not None:
+            if stable not in others:
+                raise NotFound(f"InferencePool {stable} is not a backend of {name} rule {rule}")
+            return stable
+        if not others:
+            raise NotFound(f"{name} rule {rule} has no other InferencePool to shift from")
+        if len(set(others)) > 1:
+            raise Ambiguous(
+                f"{name} rule {rule} has several other pools ({', '.join(others)}): "
+                "pick the stable one with --stable"
+            )
+        return others[0]
+
+    # -- observe and apply ---------------------------------------------------------------
+
+    def observe(self, rollout: Rollout) -> Observed:
+        t = rollout.target
+        route = self.routes.get(t.namespace, t.name)
+        return self._observed(route, t.rule, rollout.stable, rollout.canary)
+
+    @staticmethod
+    def _observed(route: Obj, rule: int, stable: str, canary: str) -> Observed:
+        refs = _refs(route, rule)
+        stable_i, canary_i = _index(refs, stable), _index(refs, canary)
+        name = route["metadata"]["name"]
+        if stable_i is None:
+            raise NeedsOperator(
+                f"{name} rule {rule} no longer references the stable pool {stable}; "
+                "the route was restructured outside the bot"
+            )
+        annotations = route["metadata"].get("annotations") or {}
+        pair = Pair(
+            stable=weight_of(refs[stable_i]),
+            canary=None if canary_i is None else weight_of(refs[canary_i]),
+        )
+        return Observed(pair=pair, marker=decode_marker(annotations, rule),
+                        resource_version=str(route["metadata"].get("resourceVersion", "")))
+
+    def apply(
+        self, rollout: Rollout, effect: Effect, *, fence: int,
+        before: tuple[Pair, ...] | None = None,
+    ) -> Observed:
+        t = rollout.target
+
+        def mutate(route: Obj) -> list[dict[str, Any]]:
+            current = self._observed(route, t.rule, rollout.stable, rollout.canary)
+            if before is not None and current.pair not in before:
+                raise DriftDetected(
+                    f"weights changed outside the bot: {t.describe()} has "
+                    f"{current.pair.describe()}, expected {before[0].describe()}"
+                )
+            refs = self._next_refs(_refs(route, t.rule), rollout, effect)
+            ops = [{"op": "replace", "path": f"/spec/rules/{t.rule}/backendRefs", "value": refs}]
+            ops.append(annotation_op(rule_key(t.rule), encode_marker(_marker(rollout, effect))))
+            if isinstance(effect, Prepare):
+                ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
+            return ops
+
+        written = self.routes.patch(t.namespace, t.name, mutate, fence=fence)
+        del written
+        observed = self.observe(rollout)
+        wanted = _pair_after(rollout, effect)
+        if observed.pair != wanted:
+            raise NeedsOperator(
+                f"read-back of {t.describe()} shows {observed.pair.describe()}, "
+                f"not {wanted.describe()}"
+            )
+        return observed
+
+    @staticmethod
+    def _next_refs(
+        refs: list[dict[str, Any]], rollout: Rollout, effect: Effect
+    ) -> list[dict[str, Any]]:
+        refs = copy.deepcopy(refs)
+        stable_i, canary_i = _index(refs, rollout.stable), _index(refs, rollout.canary)
+        assert stable_i is not None
+        base = rollout.baseline
+        if isinstance(effect, Restore):
+            refs[stable_i] = copy.deepcopy(base.stable)
+            if base.canary is None:
+                if canary_i is not None:
+                    del refs[canary_i]
+            elif canary_i is not None:
+                refs[canary_i] = copy.deepcopy(base.canary)
+            else:
+                refs.append(copy.deepcopy(base.canary))
+            return refs
+        if canary_i is None:
+            group = base.stable.get("group", POOL_KINDS[0].group)
+            refs.append({"group": group, "kind": "InferencePool", "name": rollout.canary,
+                         "weight": 0})
+            canary_i = len(refs) - 1
+        if isinstance(effect, ApplyStep):
+            pair = expected_pair(rollout, effect.step)
+            refs[stable_i]["weight"] = pair.stable
+            refs[canary_i]["weight"] = pair.canary
+        return refs
+
+
+def _marker(rollout: Rollout, effect: Effect) -> Marker:
+    if isinstance(effect, Restore):
+        return Marker(rollout_id=rollout.id, step=rollout.step, state=MarkerState.ROLLED_BACK)
+    if isinstance(effect, Prepare):
+        return Marker(rollout_id=rollout.id, step=-1)
+    done = effect.step == rollout.plan.last_index
+    return Marker(rollout_id=rollout.id, step=effect.step,
+                  state=MarkerState.COMPLETED if done else MarkerState.ACTIVE)
+
+
+def _pair_after(rollout: Rollout, effect: Effect) -> Pair:
+    if isinstance(effect, Restore):
+        base = rollout.baseline
+        return Pair(stable=base.stable_weight,
+                    canary=None if base.canary is None else base.canary_weight)
+    if isinstance(effect, Prepare):
+        return expected_pair(rollout, -1)
+    return expected_pair(rollout, effect.step)

@@ -1,0 +1,86 @@
+"""The annotations the bot keeps on the objects it manages, encoded and decoded.
+
+They name the rollout and step per rule (so an emptied Redis can be reconstructed or refused),
+and carry the last fencing token, which a JSON-patch `test` guards against stale writers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollout.models import Baseline, Plan, Rollout
+from rollout.split import Marker, MarkerState
+
+PREFIX = "inference-rollout.dev/"
+FENCE = PREFIX + "fence"
+
+
+def rule_key(rule: int) -> str:
+    return f"{PREFIX}rule-{rule}"
+
+
+def record_key(rule: int) -> str:
+    return f"{PREFIX}rule-{rule}-record"
+
+
+def pointer(annotation: str) -> str:
+    """The JSON pointer of an annotation (RFC 6901 escapes `/` as `~1`)."""
+    return "/metadata/annotations/" + annotation.replace("~", "~0").replace("/", "~1")
+
+
+def encode_marker(marker: Marker) -> str:
+    return json.dumps(
+        {"rollout": marker.rollout_id, "step": marker.step, "state": marker.state.value},
+        separators=(",", ":"),
+    )
+
+
+def decode_marker(annotations: dict[str, str], rule: int) -> Marker | None:
+    raw = annotations.get(rule_key(rule))
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        return Marker(
+            rollout_id=str(data["rollout"]), step=int(data["step"]),
+            state=MarkerState(data.get("state", "active")), fence=fence_of(annotations),
+        )
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None
+
+
+def fence_of(annotations: dict[str, str]) -> int:
+    try:
+        return int(annotations.get(FENCE, "0"))
+    except ValueError:
+        return 0
+
+
+def encode_record(rollout: Rollout) -> str:
+    """What an operator needs to rebuild the rollout if Redis is lost."""
+    return json.dumps(
+        {
+            "id": rollout.id, "stable": rollout.stable, "canary": rollout.canary,
+            "plan": rollout.plan.model_dump(mode="json"),
+            "baseline": rollout.baseline.model_dump(mode="json"),
+            "requester": rollout.requester.model_dump(mode="json"),
+            "created_at": rollout.created_at.isoformat(),
+        },
+        separators=(",", ":"), sort_keys=True,
+    )
+
+
+def decode_record(annotations: dict[str, str], rule: int) -> dict[str, Any] | None:
+    raw = annotations.get(record_key(rule))
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+        Plan.model_validate(data["plan"])
+        Baseline.model_validate(data["baseline"])
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,112 @@
+"""An embedded redis-server process on a free port: for the demo and for the tests, which
+must be able to stop, kill and restart it to prove that nothing is lost or half-written."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sandbox.ports import free_port
+
+
+class RedisServerError(RuntimeError):
+    """redis-server is missing or did not come up."""
+
+
+class RedisServer:
+    def __init__(
+        self, *, port: int = 0, data_dir: str | Path | None = None, appendonly: bool = False,
+        binary: str = "redis-server",
+    ) -> None:
+        found = shutil.which(binary)
+        if found is None:
+            raise RedisServerError(
+                f"{binary} not found on PATH: install Redis (e.g. the redis-server package)"
+            )
+        self.binary = found
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="rollout-redis-"))
+        self.appendonly = appendonly
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        if self.running:
+            return
+        args = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--dir", str(self.data_dir), "--daemonize", "no", "--loglevel", "warning",
+            "--protected-mode", "yes",
+        ]
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                raise RedisServerError(f"redis-server exited at start: {err.strip()}")
+            if _answers_ping(self.port):
+                return
+            time.sleep(0.02)
+        self.kill()
+        raise RedisServerError(f"redis-server did not answer on port {self.port}")
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._wait()
+
+    def kill(self) -> None:
+        """A crash (SIGKILL): nothing is flushed."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _wait(self) -> None:
+        assert self._proc is not None
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        if self._proc.stderr:
+            self._proc.stderr.close()
+        self._proc = None
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

@@ -1,0 +1,13 @@
+"""Fixtures of the unit tier: pure, no I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.models import Rollout
+from tests.unit.builders import started
+
+
+@pytest.fixture
+def rollout() -> Rollout:
+    return started()

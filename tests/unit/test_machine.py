@@ -1,0 +1,198 @@
+"""The pure state machine: every phase and command, with an injected clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from rollout import machine
+from rollout.errors import Conflict, Outdated, Unauthorized
+from rollout.machine import ApplyStep, Prepare, Restore
+from rollout.models import PauseKind, Phase, Rollout
+from rollout.split import Marker, MarkerState, Observed, Pair, expected_pair
+from tests.unit.builders import ALICE, BOB, CAROL, T0, started
+
+
+def test_start_prepares_the_target_and_awaits_the_first_approval() -> None:
+    d = machine.start(
+        rollout_id="r1", target=started().target, stable="llm-pool", canary="llm-pool-version-2",
+        plan=started().plan, baseline=started().baseline, actor=ALICE, now=T0,
+    )
+    assert isinstance(d.effect, Prepare)
+    assert d.rollout.phase is Phase.AWAITING_APPROVAL and d.rollout.step == -1
+    assert [e.action for e in d.events] == ["started"]
+
+
+def test_approval_applies_the_pending_step_then_bakes(rollout: Rollout) -> None:
+    r = rollout.model_copy(update={"plan": rollout.plan.model_copy(
+        update={"interval_seconds": 600})})
+    d = machine.approve(r, actor=BOB, now=T0)
+    assert d.effect == ApplyStep(step=0, percent=10)
+    assert d.rollout.phase is Phase.BAKING and d.rollout.step == 0
+    assert d.rollout.next_due_at == T0 + timedelta(seconds=600)
+    assert expected_pair(d.rollout) == Pair(stable=90, canary=10)
+
+
+def test_starter_cannot_approve_unless_self_approval_is_allowed(rollout: Rollout) -> None:
+    with pytest.raises(Unauthorized, match="two-person rule"):
+        machine.approve(rollout, actor=ALICE, now=T0)
+    d = machine.approve(rollout, actor=ALICE, now=T0, self_approval=True)
+    assert isinstance(d.effect, ApplyStep)
+
+
+def test_second_approval_of_an_applied_step_is_a_no_op_that_says_so(rollout: Rollout) -> None:
+    applied = machine.approve(rollout, actor=BOB, now=T0).rollout
+    again = machine.approve(applied, actor=CAROL, now=T0, step=0)
+    assert not again.changed and again.effect is None
+    assert "already applied" in again.message
+
+
+def test_outdated_card_version_is_refused(rollout: Rollout) -> None:
+    with pytest.raises(Outdated, match="outdated"):
+        machine.approve(rollout, actor=BOB, now=T0, step=0, version=rollout.version + 3)
+
+
+def test_approval_during_bake_is_refused_with_the_time_it_opens() -> None:
+    r = started(interval=600)
+    r = machine.approve(r, actor=BOB, now=T0).rollout
+    with pytest.raises(Conflict, match="still baking"):
+        machine.approve(r, actor=BOB, now=T0 + timedelta(seconds=60))
+
+
+def test_bake_over_opens_approval_even_without_a_tick() -> None:
+    r = machine.approve(started(interval=60), actor=BOB, now=T0).rollout
+    d = machine.approve(r, actor=CAROL, now=T0 + timedelta(seconds=61))
+    assert d.effect == ApplyStep(step=1, percent=25)
+
+
+def test_two_distinct_approvers_when_the_plan_asks() -> None:
+    r = started(approvals=2)
+    first = machine.approve(r, actor=BOB, now=T0)
+    assert first.effect is None and "1/2" in first.message
+    dup = machine.approve(first.rollout, actor=BOB, now=T0)
+    assert not dup.changed and "already approved" in dup.message
+    second = machine.approve(first.rollout, actor=CAROL, now=T0)
+    assert second.effect == ApplyStep(step=0, percent=10)
+
+
+def test_tick_applies_an_automatic_step_when_due_and_not_before() -> None:
+    r = started(auto=True, interval=30)
+    assert r.phase is Phase.BAKING and r.next_due_at == T0
+    d = machine.tick(r, now=T0)
+    assert d.effect == ApplyStep(step=0, percent=10)
+    r = d.rollout
+    assert not machine.tick(r, now=T0 + timedelta(seconds=29)).changed
+    assert machine.tick(r, now=T0 + timedelta(seconds=30)).effect == ApplyStep(step=1, percent=25)
+
+
+def test_automatic_steps_cannot_be_approved() -> None:
+    r = machine.tick(started(auto=True, interval=30), now=T0).rollout
+    with pytest.raises(Conflict, match="automatic"):
+        machine.approve(r, actor=BOB, now=T0 + timedelta(seconds=31))
+
+
+def test_tick_requests_approval_after_the_bake() -> None:
+    r = machine.approve(started(interval=60), actor=BOB, now=T0).rollout
+    d = machine.tick(r, now=T0 + timedelta(seconds=60))
+    assert d.rollout.phase is Phase.AWAITING_APPROVAL and d.effect is None
+    assert [e.action for e in d.events] == ["approval_requested"]
+
+
+def test_reminders_repeat_and_the_timeout_pauses() -> None:
+    r = started(reminder_seconds=600, approval_timeout_seconds=1800)
+    assert r.next_due_at == T0 + timedelta(seconds=600)
+    assert not machine.tick(r, now=T0 + timedelta(seconds=599)).changed
+    d = machine.tick(r, now=T0 + timedelta(seconds=600))
+    assert [e.action for e in d.events] == ["reminder"]
+    assert d.rollout.next_due_at == T0 + timedelta(seconds=1200)
+    d = machine.tick(d.rollout, now=T0 + timedelta(seconds=1200))
+    assert [e.action for e in d.events] == ["reminder"]
+    d = machine.tick(d.rollout, now=T0 + timedelta(seconds=1800))
+    assert d.rollout.phase is Phase.PAUSED
+    assert d.rollout.pause is not None and d.rollout.pause.kind is PauseKind.TIMEOUT
+
+
+def test_pause_keeps_the_rest_of_the_bake_for_resume() -> None:
+    r = machine.approve(started(interval=600), actor=BOB, now=T0).rollout
+    paused = machine.pause(r, actor=CAROL, now=T0 + timedelta(seconds=100)).rollout
+    assert paused.phase is Phase.PAUSED and paused.next_due_at is None
+    assert not machine.tick(paused, now=T0 + timedelta(seconds=10_000)).changed
+    resumed = machine.resume(paused, actor=CAROL, now=T0 + timedelta(seconds=5000)).rollout
+    assert resumed.phase is Phase.BAKING
+    assert resumed.next_due_at == T0 + timedelta(seconds=5500)
+
+
+def test_paused_rollout_refuses_approval_and_promote(rollout: Rollout) -> None:
+    paused = machine.pause(rollout, actor=BOB, now=T0, reason="latency").rollout
+    with pytest.raises(Conflict, match="paused"):
+        machine.approve(paused, actor=BOB, now=T0)
+    with pytest.raises(Conflict, match="paused"):
+        machine.promote(paused, actor=BOB, now=T0)
+    assert not machine.pause(paused, actor=BOB, now=T0).changed
+
+
+def test_rollback_restores_from_any_phase_and_is_final(rollout: Rollout) -> None:
+    r = machine.approve(rollout, actor=BOB, now=T0).rollout
+    d = machine.rollback(r, actor=CAROL, now=T0)
+    assert isinstance(d.effect, Restore) and d.rollout.phase is Phase.ROLLED_BACK
+    assert not machine.rollback(d.rollout, actor=CAROL, now=T0).changed
+    with pytest.raises(Conflict):
+        machine.approve(d.rollout, actor=BOB, now=T0)
+    assert not machine.tick(d.rollout, now=T0 + timedelta(days=1)).changed
+
+
+def test_promote_jumps_to_100_and_completes(rollout: Rollout) -> None:
+    d = machine.promote(rollout, actor=BOB, now=T0)
+    assert d.effect == ApplyStep(step=3, percent=100)
+    assert d.rollout.phase is Phase.COMPLETED
+    assert expected_pair(d.rollout) == Pair(stable=0, canary=100)
+
+
+def test_completed_rollout_can_still_roll_back(rollout: Rollout) -> None:
+    done = machine.promote(rollout, actor=BOB, now=T0).rollout
+    assert isinstance(machine.rollback(done, actor=BOB, now=T0).effect, Restore)
+
+
+def test_failed_write_pauses_with_the_reason_and_keeps_the_step(rollout: Rollout) -> None:
+    d = machine.effect_failed(rollout, now=T0, reason="API 500", actor=BOB)
+    assert d.rollout.phase is Phase.PAUSED and d.rollout.step == -1
+    assert d.rollout.pause is not None and d.rollout.pause.reason == "API 500"
+
+
+def test_reconcile_agrees_with_matching_weights(rollout: Rollout) -> None:
+    applied = machine.approve(rollout, actor=BOB, now=T0).rollout
+    observed = Observed(pair=Pair(stable=90, canary=10),
+                        marker=Marker(rollout_id="r1", step=0))
+    assert machine.reconcile(applied, observed, now=T0) is None
+
+
+def test_reconcile_adopts_a_step_that_landed_before_a_crash(rollout: Rollout) -> None:
+    observed = Observed(pair=Pair(stable=90, canary=10), marker=Marker(rollout_id="r1", step=0))
+    d = machine.reconcile(rollout, observed, now=T0)
+    assert d is not None and d.effect is None
+    assert d.rollout.step == 0 and [e.action for e in d.events] == ["recovered"]
+
+
+def test_reconcile_adopts_a_rollback_that_landed_before_a_crash(rollout: Rollout) -> None:
+    observed = Observed(pair=Pair(stable=100, canary=0),
+                        marker=Marker(rollout_id="r1", step=-1, state=MarkerState.ROLLED_BACK))
+    d = machine.reconcile(rollout, observed, now=T0)
+    assert d is not None and d.rollout.phase is Phase.ROLLED_BACK
+
+
+def test_reconcile_pauses_on_drift_and_says_what_it_saw(rollout: Rollout) -> None:
+    applied = machine.approve(rollout, actor=BOB, now=T0).rollout
+    observed = Observed(pair=Pair(stable=70, canary=30), marker=Marker(rollout_id="r1", step=0))
+    d = machine.reconcile(applied, observed, now=T0)
+    assert d is not None and d.effect is None
+    assert d.rollout.phase is Phase.PAUSED
+    assert d.rollout.pause is not None and d.rollout.pause.kind is PauseKind.DRIFT
+    assert "stable 70 / canary 30" in d.rollout.pause.reason
+    assert machine.reconcile(d.rollout, observed, now=T0) is None  # said once
+
+
+def test_reconcile_does_not_adopt_weights_that_do_not_match_the_marker(rollout: Rollout) -> None:
+    observed = Observed(pair=Pair(stable=80, canary=20), marker=Marker(rollout_id="r1", step=0))
+    d = machine.reconcile(rollout, observed, now=T0)
+    assert d is not None and d.rollout.phase is Phase.PAUSED and d.rollout.step == -1
