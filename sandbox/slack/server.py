@@ -1,0 +1,297 @@
+"""SlackEmulator: the emulated Slack a person chats in and tests assert on, over real HTTP.
+
+It owns the workspace, the Web API, the fault book and a waitress server in a background
+thread, and it delivers signed slash commands and button clicks to the app at `events_url`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sandbox.slack import payloads, responses
+from sandbox.slack.delivery import deliver
+from sandbox.slack.faults import FaultBook, SlackFault
+from sandbox.slack.page import state
+from sandbox.slack.serving import BackgroundServer
+from sandbox.slack.webapi import WebApi
+from sandbox.slack.workspace import (
+    ApiCall,
+    Delivery,
+    Message,
+    ResponseTarget,
+    ResponseUrlPost,
+    Workspace,
+    seed_default,
+)
+from sandbox.slack.wsgi import EmulatorWsgi
+
+# Slack gives an app 3 seconds to answer a slash command or a click.
+ACK_DEADLINE = 3.0
+
+
+class SlackEmulator:
+    """A Slack workspace with its Web API at `api_url` and a chat page at `url`."""
+
+    def __init__(
+        self,
+        signing_secret: str,
+        bot_token: str = "xoxb-sandbox",  # noqa: S107 - the sandbox's fake token
+        host: str = "127.0.0.1",
+        port: int = 0,
+        events_url: str | None = None,
+        *,
+        seed: bool = True,
+        delivery_timeout: float = 10.0,
+        threads: int = 16,
+    ) -> None:
+        self.signing_secret = signing_secret
+        self.bot_token = bot_token
+        self.host = host
+        self.port = port
+        self.events_url = events_url
+        self.delivery_timeout = delivery_timeout
+        self.workspace = Workspace()
+        if seed:
+            seed_default(self.workspace)
+        self.faults = FaultBook()
+        self.webapi = WebApi(self.workspace, self.faults, bot_token=bot_token)
+        self._threads = threads
+        self._server: BackgroundServer | None = None
+        self._url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SlackEmulator:
+        if self._server is not None:
+            raise RuntimeError("the Slack emulator is already running")
+        server = BackgroundServer(
+            EmulatorWsgi(self),
+            host=self.host,
+            port=self.port,
+            threads=self._threads,
+            ident="slack-emulator",
+        )
+        self._server = server
+        self.port = server.port
+        self._url = server.url
+        server.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    def __enter__(self) -> SlackEmulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("start() the Slack emulator first")
+        return self._url
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    # -- what happened -----------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        return self.workspace.calls()
+
+    def clear_calls(self) -> None:
+        self.workspace.clear_calls()
+
+    @property
+    def responses(self) -> list[ResponseUrlPost]:
+        return self.workspace.responses()
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        return self.workspace.deliveries()
+
+    def messages(self, channel: str, *, top_level_only: bool = False) -> list[Message]:
+        """The channel's messages oldest first: top-level ones and thread replies."""
+        return self.workspace.messages(channel, top_level_only=top_level_only)
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        return self.workspace.message(channel, ts)
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """The thread's parent then its replies."""
+        return self.workspace.thread(channel, ts)
+
+    def ephemerals(self, channel: str, user: str) -> list[Message]:
+        return self.workspace.ephemerals(channel, user)
+
+    def page_state(self, channel: str, user: str) -> dict[str, Any]:
+        return state(self.workspace, channel, user, events_url=self.events_url)
+
+    # -- the world ---------------------------------------------------------------------------
+
+    def inject(self, fault: SlackFault) -> None:
+        self.faults.inject(fault)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def add_user(self, user_id: str, name: str, *, real_name: str = "", title: str = "") -> None:
+        self.workspace.add_user(user_id, name, real_name=real_name, title=title)
+
+    def add_channel(self, channel_id: str, name: str) -> None:
+        self.workspace.add_channel(channel_id, name)
+
+    def add_usergroup(self, group_id: str, user_ids: list[str]) -> None:
+        self.workspace.add_usergroup(group_id, user_ids)
+
+    def post_as_user(
+        self, user_id: str, channel_id: str, text: str, *, thread_ts: str | None = None
+    ) -> Message:
+        """A person writes a plain message (what typing without `/` does on the page)."""
+        return self.workspace.post_message(channel_id, user=user_id, text=text, thread_ts=thread_ts)
+
+    # -- delivering signed requests to the app -----------------------------------------------
+
+    def _events_url(self) -> str:
+        if not self.events_url:
+            raise RuntimeError("set SlackEmulator.events_url to the app's /slack/events URL")
+        return self.events_url
+
+    def send_slash_command(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        command: str = "/rollout",
+        *,
+        timestamp: int | None = None,
+        signing_secret: str | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        """Deliver a signed slash command; Slack shows the app's ack body to the user.
+
+        `timestamp` and `signing_secret` override the signature's (for stale or forged requests).
+        """
+        url = self._events_url()
+        ws = self.workspace
+        user = ws.user(user_id)
+        channel = ws.channel(channel_id)
+        target = ResponseTarget(kind="command", channel=channel.id, user=user.id)
+        body = payloads.slash_command_body(
+            user_id=user.id,
+            channel_id=channel.id,
+            text=text,
+            command=command,
+            user_name=user.name,
+            channel_name=channel.name,
+            team_id=ws.team_id,
+            team_domain=ws.team_domain,
+            api_app_id=ws.app_id,
+            response_url=responses.issue(ws, self.url, target),
+        )
+        started = time.monotonic()
+        answer = deliver(
+            url,
+            body,
+            signing_secret=signing_secret or self.signing_secret,
+            timestamp=timestamp,
+            timeout=self.delivery_timeout,
+        )
+        elapsed = time.monotonic() - started
+        ws.record_delivery(Delivery("command", url, answer.status, elapsed, answer.body))
+        if elapsed > ACK_DEADLINE:
+            ws.post_ephemeral(
+                channel.id,
+                user=responses.SLACKBOT,
+                visible_to=user.id,
+                text=f'{command} failed with the error "operation_timeout"',
+            )
+        else:
+            responses.apply_command_ack(
+                ws,
+                target,
+                answer.status,
+                answer.headers.get("Content-Type", answer.headers.get("content-type", "")),
+                answer.body,
+                command,
+            )
+        return answer.as_tuple()
+
+    def click_button(
+        self,
+        user_id: str,
+        channel_id: str,
+        message_ts: str,
+        action_id: str,
+        value: str,
+        *,
+        block_id: str | None = None,
+        timestamp: int | None = None,
+        signing_secret: str | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        """Deliver a signed block_actions click on a button of a stored message.
+
+        The button's block_id and label come from the message; a button that is no longer
+        there (a stale click racing an update) is still delivered, as Slack would.
+        """
+        url = self._events_url()
+        ws = self.workspace
+        user = ws.user(user_id)
+        channel = ws.channel(channel_id)
+        msg = ws.message(channel.id, message_ts)
+        is_ephemeral = False
+        if msg is None:
+            msg = ws.ephemeral(channel.id, message_ts)
+            is_ephemeral = msg is not None
+        if msg is None:
+            raise LookupError(f"no message {message_ts} in {channel.id}")
+        found = payloads.find_button(msg.blocks, action_id, value)
+        label: str | None = None
+        style: str | None = None
+        if found is not None:
+            block_id = block_id or found[0]
+            label = str((found[1].get("text") or {}).get("text") or action_id)
+            style = found[1].get("style")
+        target = ResponseTarget(
+            kind="block_actions",
+            channel=channel.id,
+            user=user.id,
+            message_ts=msg.ts,
+            is_ephemeral=is_ephemeral,
+        )
+        payload = payloads.block_actions_payload(
+            user_id=user.id,
+            channel_id=channel.id,
+            message_ts=msg.ts,
+            action=payloads.button_action(
+                action_id=action_id,
+                value=value,
+                block_id=block_id or "actions",
+                text=label,
+                style=style,
+            ),
+            message=msg.to_slack(ws.team_id, ws.app_id),
+            is_ephemeral=is_ephemeral,
+            user_name=user.name,
+            channel_name=channel.name,
+            team_id=ws.team_id,
+            team_domain=ws.team_domain,
+            api_app_id=ws.app_id,
+            response_url=responses.issue(ws, self.url, target),
+        )
+        started = time.monotonic()
+        answer = deliver(
+            url,
+            payloads.encode_payload(payload),
+            signing_secret=signing_secret or self.signing_secret,
+            timestamp=timestamp,
+            timeout=self.delivery_timeout,
+        )
+        elapsed = time.monotonic() - started
+        ws.record_delivery(Delivery("block_actions", url, answer.status, elapsed, answer.body))
+        return answer.as_tuple()

@@ -1,0 +1,59 @@
+"""Run a WSGI app under waitress in a background thread, and stop it cleanly.
+
+waitress has no public stop for a server started with `create_server(...).run()`, so the
+stop closes every socket from inside the server's own loop (via its trigger) and then joins
+the worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from waitress.server import create_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
+class BackgroundServer:
+    """A waitress server on `host:port` (0 picks a free port) running in a daemon thread."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 16,
+        ident: str = "sandbox",
+    ) -> None:
+        self._server: Any = create_server(
+            app, host=host, port=port, threads=threads, ident=ident, channel_timeout=30
+        )
+        self.host = host
+        self.port = int(self._server.effective_port)
+        self._thread = threading.Thread(target=self._server.run, name=ident, daemon=True)
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        server = self._server
+
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_all)
+        self._thread.join(timeout=timeout)
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)

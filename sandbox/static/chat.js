@@ -1,0 +1,448 @@
+// The sandbox chat page: polls /sandbox/state, renders Block Kit, and sends what a person
+// types or clicks to the emulator, which signs it and delivers it to the app.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const view = {
+  user: params.get("user") || localStorage.getItem("sandbox.user") || "U0ALICE",
+  channel: params.get("channel") || localStorage.getItem("sandbox.channel") || "C0ROLLOUT",
+  state: null,
+  lastJson: "",
+  collapsed: new Set(),      // thread parents the person collapsed
+  dismissed: new Set(),      // ephemerals the person dismissed
+  threadTs: null,            // composer replies into this thread when set
+  busy: false,
+};
+
+const $ = (id) => document.getElementById(id);
+const COLORS = ["#e8912d", "#2bac76", "#1264a3", "#9c27b0", "#e01e5a", "#36c5f0", "#4a154b"];
+const EMOJI = {
+  white_check_mark: "✅", heavy_check_mark: "✔️", x: "❌", warning: "⚠️", rocket: "🚀",
+  hourglass: "⌛", hourglass_flowing_sand: "⏳", stopwatch: "⏱️", alarm_clock: "⏰",
+  double_vertical_bar: "⏸️", pause_button: "⏸️", arrow_forward: "▶️", rewind: "⏪",
+  leftwards_arrow_with_hook: "↩️", arrows_counterclockwise: "🔄", repeat: "🔁",
+  large_green_circle: "🟢", red_circle: "🔴", large_yellow_circle: "🟡", white_circle: "⚪",
+  large_blue_circle: "🔵", black_circle: "⚫", green_square: "🟩", white_large_square: "⬜",
+  large_green_square: "🟩", lock: "🔒", unlock: "🔓", tada: "🎉", rotating_light: "🚨",
+  construction: "🚧", no_entry: "⛔", no_entry_sign: "🚫", information_source: "ℹ️",
+  bar_chart: "📊", chart_with_upwards_trend: "📈", mag: "🔍", eyes: "👀", thumbsup: "👍",
+  "+1": "👍", thumbsdown: "👎", wave: "👋", gear: "⚙️", clock1: "🕐", calendar: "📅",
+  memo: "📝", traffic_light: "🚥", vertical_traffic_light: "🚦", checkered_flag: "🏁",
+  sparkles: "✨", fire: "🔥", robot_face: "🤖", bust_in_silhouette: "👤", busts_in_silhouette: "👥",
+  link: "🔗", question: "❓", exclamation: "❗", heavy_minus_sign: "➖", arrow_right: "➡️",
+  arrow_up: "⬆️", arrow_down: "⬇️", scales: "⚖️", package: "📦", ship: "🚢", shield: "🛡️",
+  stop_sign: "🛑", hammer_and_wrench: "🛠️", bulb: "💡", zap: "⚡", pushpin: "📌",
+};
+
+// ---------------------------------------------------------------- helpers
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+  })[c]);
+}
+
+function unescapeSlack(s) {
+  return s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+}
+
+function emojify(html) {
+  return html.replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m);
+}
+
+function userById(id) {
+  return (view.state && view.state.users.find((u) => u.id === id)) || null;
+}
+
+function userName(id) {
+  const u = userById(id);
+  return u ? u.name : id;
+}
+
+function channelName(id) {
+  const c = view.state && view.state.channels.find((ch) => ch.id === id);
+  return c ? c.name : id;
+}
+
+function colorFor(id) {
+  let h = 0;
+  for (const ch of id) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return COLORS[h % COLORS.length];
+}
+
+function avatar(id, cls) {
+  const u = userById(id);
+  const bot = u && u.is_bot;
+  const label = bot ? (id === "USLACKBOT" ? "S" : "R") : (u ? u.name[0].toUpperCase() : "?");
+  const bg = id === "USLACKBOT" ? "#36c5f0" : (bot ? "#4a154b" : colorFor(id));
+  return `<div class="avatar ${cls || ""}" style="background:${bg}">${esc(label)}</div>`;
+}
+
+function timeOf(ts) {
+  const d = new Date(parseFloat(ts) * 1000);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// Slack mrkdwn to HTML: <links|mentions>, ```pre```, `code`, *bold*, _italic_, ~strike~, > quote.
+function mrkdwn(text) {
+  const keep = [];
+  const stash = (html) => `\u0000${keep.push(html) - 1}\u0000`;
+  let s = String(text || "");
+  s = s.replace(/```([\s\S]*?)```/g, (m, code) => stash(`<pre>${esc(unescapeSlack(code))}</pre>`));
+  s = s.replace(/`([^`\n]+)`/g, (m, code) => stash(`<code>${esc(unescapeSlack(code))}</code>`));
+  s = s.replace(/<([^<>\n]+)>/g, (m, inner) => stash(angle(inner)));
+  s = esc(unescapeSlack(s));
+  s = s.replace(/(^|[^\w*])\*(?!\s)([^*\n]+?)\*(?!\w)/g, "$1<b>$2</b>");
+  s = s.replace(/(^|[^\w])_(?!\s)([^_\n]+?)_(?!\w)/g, "$1<i>$2</i>");
+  s = s.replace(/(^|[^\w~])~(?!\s)([^~\n]+?)~(?!\w)/g, "$1<s>$2</s>");
+  s = s.replace(/(^|\n)&gt; ?([^\n]*)/g, "$1<blockquote>$2</blockquote>");
+  s = emojify(s).replace(/\n/g, "<br>").replace(/<\/blockquote><br>/g, "</blockquote>");
+  return s.replace(/\u0000(\d+)\u0000/g, (m, i) => keep[Number(i)]);
+}
+
+function angle(inner) {
+  const [target, label] = inner.split("|", 2);
+  if (target.startsWith("@")) {
+    return `<span class="mention">@${esc(label || userName(target.slice(1)))}</span>`;
+  }
+  if (target.startsWith("#")) {
+    return `<span class="mention">#${esc(label || channelName(target.slice(1)))}</span>`;
+  }
+  if (target.startsWith("!subteam^")) {
+    const name = label || "@" + target.slice(9);
+    return `<span class="mention">${esc(name.startsWith("@") ? name : "@" + name)}</span>`;
+  }
+  if (target.startsWith("!")) {
+    return `<span class="mention">@${esc(label || target.slice(1).split("^")[0])}</span>`;
+  }
+  if (/^(https?:|mailto:)/.test(target)) {
+    return `<a href="${esc(target)}" target="_blank" rel="noopener">${esc(label || target)}</a>`;
+  }
+  return esc(`<${inner}>`);
+}
+
+function textObj(obj) {
+  if (!obj) return "";
+  if (typeof obj === "string") return mrkdwn(obj);
+  if (obj.type === "plain_text") {
+    return obj.emoji === false ? esc(obj.text || "") : emojify(esc(obj.text || ""));
+  }
+  return mrkdwn(obj.text || "");
+}
+
+// ---------------------------------------------------------------- Block Kit
+
+function renderBlocks(msg) {
+  return msg.blocks.map((b) => renderBlock(b, msg)).join("");
+}
+
+function renderBlock(block, msg) {
+  switch (block.type) {
+    case "header":
+      return `<div class="bk-block bk-header">${textObj(block.text)}</div>`;
+    case "section": {
+      let main = block.text ? `<div class="text">${textObj(block.text)}</div>` : "";
+      if (block.fields && block.fields.length) {
+        main += `<div class="bk-fields">${block.fields
+          .map((f) => `<div class="text">${textObj(f)}</div>`).join("")}</div>`;
+      }
+      const acc = block.accessory ? renderElement(block.accessory, block, msg) : "";
+      return `<div class="bk-block bk-section"><div class="bk-section-main">${main}</div>${acc}</div>`;
+    }
+    case "context":
+      return `<div class="bk-block bk-context">${(block.elements || []).map((e) =>
+        e.type === "image"
+          ? `<span>[${esc(e.alt_text || "image")}]</span>`
+          : `<span class="text">${textObj(e)}</span>`).join("")}</div>`;
+    case "divider":
+      return `<hr class="bk-divider">`;
+    case "actions":
+      return `<div class="bk-block bk-actions">${(block.elements || [])
+        .map((e) => renderElement(e, block, msg)).join("")}</div>`;
+    case "image":
+      return `<div class="bk-block bk-image">🖼 ${esc(block.alt_text || block.title?.text || "image")}</div>`;
+    case "rich_text":
+      return `<div class="bk-block text">${richText(block.elements || [])}</div>`;
+    default:
+      return `<div class="bk-block bk-unknown">[${esc(block.type)} block]</div>`;
+  }
+}
+
+function richText(elements) {
+  return elements.map((el) => {
+    if (el.type === "rich_text_preformatted") return `<pre>${esc(flatText(el.elements))}</pre>`;
+    if (el.type === "rich_text_quote") return `<blockquote>${esc(flatText(el.elements))}</blockquote>`;
+    if (el.type === "rich_text_list") {
+      return `<ul>${(el.elements || []).map((i) => `<li>${esc(flatText(i.elements))}</li>`).join("")}</ul>`;
+    }
+    return esc(flatText(el.elements || [])).replace(/\n/g, "<br>");
+  }).join("");
+}
+
+function flatText(elements) {
+  return (elements || []).map((e) => {
+    if (e.type === "text" || e.type === "link") return e.text || e.url || "";
+    if (e.type === "user") return "@" + userName(e.user_id);
+    if (e.type === "emoji") return EMOJI[e.name] || `:${e.name}:`;
+    return "";
+  }).join("");
+}
+
+function renderElement(el, block, msg) {
+  if (el.type === "button") {
+    const style = el.style === "primary" ? "primary" : el.style === "danger" ? "danger" : "";
+    const data = {
+      ts: msg.ts, ephemeral: !!msg.ephemeral, block_id: block.block_id || "",
+      action_id: el.action_id || "", value: el.value || "", confirm: el.confirm || null,
+    };
+    if (el.url) {
+      return `<a class="bk-btn ${style}" href="${esc(el.url)}" target="_blank" rel="noopener"
+        style="display:inline-flex;align-items:center;text-decoration:none">${textObj(el.text)}</a>`;
+    }
+    return `<button type="button" class="bk-btn ${style}" data-action-id="${esc(el.action_id || "")}"
+      data-click='${esc(JSON.stringify(data))}'>${textObj(el.text)}</button>`;
+  }
+  if (el.type && el.type.endsWith("_select")) {
+    return `<select class="bk-select" disabled><option>${textObj(el.placeholder) || "Select"}</option></select>`;
+  }
+  if (el.type === "overflow") return `<button class="bk-btn" disabled>⋯</button>`;
+  return `<span class="bk-unknown">[${esc(el.type || "element")}]</span>`;
+}
+
+// ---------------------------------------------------------------- messages
+
+function renderMessage(msg, opts) {
+  const u = userById(msg.user);
+  const name = u ? (u.is_bot ? u.real_name : u.name) : msg.user;
+  const badge = msg.is_bot && msg.user !== "USLACKBOT" ? `<span class="badge">APP</span>` : "";
+  const edited = msg.edited ? `<span class="edited">(edited)</span>` : "";
+  const body = msg.blocks && msg.blocks.length
+    ? renderBlocks(msg)
+    : `<div class="text">${mrkdwn(msg.text)}</div>`;
+  const only = msg.ephemeral
+    ? `<div class="only-you">👁 Only visible to you<a data-dismiss="${esc(msg.ts)}">Dismiss</a></div>`
+    : "";
+  const reactions = (msg.reactions || []).length
+    ? `<div class="reactions">${msg.reactions.map((r) =>
+      `<span class="reaction">${EMOJI[r.name] || ":" + esc(r.name) + ":"} ${r.count}</span>`).join("")}</div>`
+    : "";
+  let thread = "";
+  const replies = (opts && opts.replies) || [];
+  if (replies.length) {
+    const open = !view.collapsed.has(msg.ts);
+    const last = replies[replies.length - 1];
+    const n = replies.filter((r) => !r.ephemeral).length;
+    const label = n ? `${n} ${n === 1 ? "reply" : "replies"}` : "Thread";
+    thread = `<button class="thread-toggle" data-toggle="${esc(msg.ts)}">${open ? "▾" : "▸"} ${label}` +
+      `<span class="last">Last reply ${timeOf(last.ts)}</span></button>`;
+    if (open) thread += `<div class="thread">${replies.map((r) => renderMessage(r)).join("")}</div>`;
+  }
+  const actions = opts && opts.top && !msg.ephemeral
+    ? `<div class="msg-actions"><button data-reply="${esc(msg.ts)}">Reply in thread</button></div>`
+    : "";
+  return `<div class="msg${msg.ephemeral ? " ephemeral" : ""}" data-ts="${esc(msg.ts)}">
+    ${avatar(msg.user)}
+    <div class="msg-body">
+      ${only}
+      <div class="meta"><span class="name">${esc(name)}</span>${badge}
+        <span class="time" title="${esc(msg.ts)}">${timeOf(msg.ts)}</span>${edited}</div>
+      ${body}${reactions}${thread}
+    </div>${actions}
+  </div>`;
+}
+
+function render() {
+  const st = view.state;
+  $("workspace-name").textContent = st.team.name;
+  $("channels").innerHTML = st.channels.map((c) =>
+    `<li data-channel="${esc(c.id)}" class="${c.id === st.channel ? "active" : ""}">` +
+    `<span class="hash">#</span>${esc(c.name)}</li>`).join("");
+  const picker = $("user-picker");
+  const humans = st.users.filter((u) => !u.is_bot);
+  const options = humans.map((u) =>
+    `<option value="${esc(u.id)}"${u.id === view.user ? " selected" : ""}>${esc(u.name)} (${esc(u.real_name)})</option>`).join("");
+  if (picker.innerHTML !== options) picker.innerHTML = options;
+  const me = userById(view.user);
+  $("me-avatar").outerHTML = avatar(view.user, "small").replace('class="avatar small"', 'id="me-avatar" class="avatar small"');
+  $("me-title").textContent = me ? me.title : "";
+  const cname = channelName(st.channel);
+  $("channel-name").textContent = "# " + cname;
+  $("composer").placeholder = view.threadTs ? "Reply in thread…" : `Message #${cname}  —  try /rollout help`;
+  const status = $("app-status");
+  status.className = st.events_url ? "" : "off";
+  status.innerHTML = `<span class="dot"></span>` + (st.events_url
+    ? `App connected: slash commands and clicks go to ${esc(st.events_url)}`
+    : "No app connected (events_url unset)");
+
+  const box = $("messages");
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const scrollTop = box.scrollTop;
+  const threaded = new Map();
+  const items = st.messages.map((m) => ({ ts: m.ts, msg: m, replies: m.replies.slice() }));
+  for (const item of items) threaded.set(item.ts, item);
+  for (const e of st.ephemerals) {
+    if (view.dismissed.has(e.ts)) continue;
+    const parent = e.thread_ts && threaded.get(e.thread_ts);
+    if (parent) parent.replies.push(e);
+    else items.push({ ts: e.ts, msg: e, replies: [] });
+  }
+  for (const item of items) item.replies.sort((a, b) => parseFloat(a.ts) - parseFloat(b.ts));
+  items.sort((a, b) => parseFloat(a.ts) - parseFloat(b.ts));
+  box.innerHTML = items.length
+    ? items.map((i) => renderMessage(i.msg, { replies: i.replies, top: true })).join("")
+    : `<div class="empty">No messages in #${esc(cname)} yet. Type <code>/rollout help</code> below.</div>`;
+  box.scrollTop = nearBottom ? box.scrollHeight : scrollTop;
+}
+
+// ---------------------------------------------------------------- talking to the emulator
+
+async function refresh(force) {
+  const q = new URLSearchParams({ channel: view.channel, user: view.user });
+  try {
+    const res = await fetch(`/sandbox/state?${q}`, { cache: "no-store" });
+    const text = await res.text();
+    if (!force && text === view.lastJson) return;
+    view.lastJson = text;
+    view.state = JSON.parse(text);
+    render();
+  } catch (err) {
+    toast(`Emulator unreachable: ${err}`);
+  }
+}
+
+async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  let data;
+  try { data = await res.json(); } catch (e) { data = { ok: false, error: `HTTP ${res.status}` }; }
+  if (!data.ok) {
+    toast(data.error || (data.status ? `The app answered HTTP ${data.status}` : "failed"));
+  }
+  await refresh(true);
+  return data;
+}
+
+let toastTimer = null;
+function toast(message) {
+  const t = $("toast");
+  t.textContent = message;
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.hidden = true; }, 5000);
+}
+
+function confirmDialog(confirm) {
+  return new Promise((resolve) => {
+    $("modal-title").innerHTML = textObj(confirm.title) || "Are you sure?";
+    $("modal-text").innerHTML = textObj(confirm.text);
+    const yes = $("modal-confirm");
+    const no = $("modal-deny");
+    yes.innerHTML = textObj(confirm.confirm) || "Confirm";
+    no.innerHTML = textObj(confirm.deny) || "Cancel";
+    yes.className = "bk-btn " + (confirm.style === "danger" ? "danger solid" : "primary");
+    const backdrop = $("modal-backdrop");
+    backdrop.hidden = false;
+    const done = (answer) => {
+      backdrop.hidden = true;
+      yes.onclick = no.onclick = null;
+      document.removeEventListener("keydown", onKey);
+      resolve(answer);
+    };
+    const onKey = (e) => { if (e.key === "Escape") done(false); };
+    document.addEventListener("keydown", onKey);
+    yes.onclick = () => done(true);
+    no.onclick = () => done(false);
+    yes.focus();
+  });
+}
+
+async function click(button) {
+  const data = JSON.parse(button.dataset.click);
+  if (data.confirm && !(await confirmDialog(data.confirm))) return;
+  button.disabled = true;
+  try {
+    await post("/sandbox/click", {
+      user: view.user, channel: view.channel, message_ts: data.ts, action_id: data.action_id,
+      value: data.value, block_id: data.block_id,
+    });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function send(text) {
+  text = text.trim();
+  if (!text || view.busy) return;
+  view.busy = true;
+  $("send").disabled = true;
+  try {
+    if (text.startsWith("/")) {
+      await post("/sandbox/command", { user: view.user, channel: view.channel, text });
+    } else {
+      await post("/sandbox/message", {
+        user: view.user, channel: view.channel, text, thread_ts: view.threadTs,
+      });
+    }
+    $("composer").value = "";
+  } finally {
+    view.busy = false;
+    $("send").disabled = false;
+    $("composer").focus();
+  }
+}
+
+function setThread(ts) {
+  view.threadTs = ts;
+  $("thread-chip").hidden = !ts;
+  if (ts) view.collapsed.delete(ts);
+  refresh(true);
+  $("composer").focus();
+}
+
+function remember() {
+  localStorage.setItem("sandbox.user", view.user);
+  localStorage.setItem("sandbox.channel", view.channel);
+  history.replaceState(null, "", `?${new URLSearchParams({ user: view.user, channel: view.channel })}`);
+}
+
+// ---------------------------------------------------------------- wiring
+
+document.addEventListener("click", (e) => {
+  const target = e.target.closest("[data-click],[data-toggle],[data-dismiss],[data-reply],[data-channel],.chip");
+  if (!target) return;
+  if (target.dataset.click) click(target);
+  else if (target.dataset.toggle) {
+    const ts = target.dataset.toggle;
+    if (view.collapsed.has(ts)) view.collapsed.delete(ts); else view.collapsed.add(ts);
+    refresh(true);
+  } else if (target.dataset.dismiss) {
+    view.dismissed.add(target.dataset.dismiss);
+    refresh(true);
+  } else if (target.dataset.reply) {
+    setThread(target.dataset.reply);
+  } else if (target.dataset.channel) {
+    view.channel = target.dataset.channel;
+    setThread(null);
+    remember();
+  } else if (target.classList.contains("chip")) {
+    $("composer").value = target.textContent;
+    $("composer").focus();
+  }
+});
+
+$("user-picker").addEventListener("change", (e) => {
+  view.user = e.target.value;
+  view.dismissed.clear();
+  remember();
+  refresh(true);
+});
+$("composer-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  send($("composer").value);
+});
+$("thread-cancel").addEventListener("click", () => setThread(null));
+
+remember();
+refresh(true);
+setInterval(() => refresh(false), 1000);
