@@ -1,0 +1,198 @@
+"""KubeEmulator: the emulated API server on a real port, served by waitress in a thread.
+
+Tests start one per test on a free port and stop it cleanly; the CLI runs one in the
+foreground with ``serve_forever``. Either way it writes a kubeconfig so kubectl and the
+official Python client talk to it like any cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+
+from sandbox.kube import resources as r
+from sandbox.kube.app import KubeApp
+from sandbox.kube.controller import GatewayController
+from sandbox.kube.faults import Fault, FaultBook, RequestRecord
+from sandbox.kube.seed import seed_objects
+from sandbox.kube.store import Obj, Store
+
+_THREADS = 32
+
+
+class KubeEmulator:
+    """The emulated Kubernetes API server (see the module docstring)."""
+
+    def __init__(self, seed: str = "demo", host: str = "127.0.0.1", port: int = 0, *,
+                 controller_delay: float = 0.0, controller: bool = True) -> None:
+        self._host = host
+        self._requested_port = port
+        self._store = Store()
+        self._book = FaultBook()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._port = 0
+        for obj in seed_objects(seed):
+            self._store.put(obj)
+        # Attached after seeding, then run once: the seed gets its statuses in one pass.
+        self._controller = GatewayController(self._store, delay=controller_delay) \
+            if controller else None
+        if self._controller is not None:
+            self._controller.reconcile()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if not self._port:
+            raise RuntimeError("the emulator is not started")
+        return f"http://{self._host}:{self._port}"
+
+    def start(self) -> None:
+        """Serve in a background thread; return once the port accepts connections."""
+        if self._server is not None:
+            return
+        app = KubeApp(self._store, self._book,
+                      server_address=lambda: f"{self._host}:{self._port}")
+        self._server = create_server(
+            app, host=self._host, port=self._requested_port, threads=_THREADS,
+            channel_request_lookahead=5, ident="sandbox-kube-emulator",
+            asyncore_loop_timeout=0.05,
+            clear_untrusted_proxy_headers=True,
+        )
+        self._port = int(self._server.effective_port)
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        self._thread = threading.Thread(target=self._run, name=f"kube-emulator-{self._port}",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self._host, self._port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError(f"the emulator did not start listening on {self.url}")
+
+    def _run(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        # The socket map is torn down under the loop on stop.
+        with contextlib.suppress(OSError, ValueError):
+            server.run()
+
+    def stop(self) -> None:
+        """End open watches, stop the controller and the server; idempotent."""
+        self._store.close()
+        if self._controller is not None:
+            self._controller.close()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        for _ in range(100):  # closing every dispatcher empties the map and ends the loop
+            if not server._map:
+                break
+            for dispatcher in list(server._map.values()):
+                if isinstance(dispatcher, HTTPChannel):
+                    dispatcher.handle_close()
+                else:
+                    dispatcher.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> KubeEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        """Write a kubeconfig (cluster, user and context ``sandbox``, no auth) for ``url``."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
+            "users": [{"name": "sandbox", "user": {}}],
+            "contexts": [{"name": "sandbox", "context": {
+                "cluster": "sandbox", "user": "sandbox", "namespace": "default"}}],
+            "current-context": "sandbox",
+            "preferences": {},
+        }
+        target.write_text(yaml.safe_dump(config, sort_keys=False))
+        return target
+
+    # ---- test hooks ----------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        self._book.inject(fault)
+
+    def clear_faults(self) -> None:
+        self._book.clear_faults()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self._book.requests
+
+    def clear_requests(self) -> None:
+        self._book.clear_requests()
+
+    def get_object(self, group: str, version: str, plural: str, namespace: str | None,
+                   name: str) -> Obj | None:
+        """A deep copy of a stored object (``group`` "" for core), or None."""
+        rt = r.lookup(group, version, plural)
+        if rt is None:
+            raise ValueError(f"unknown resource {plural} in {group or 'core'}/{version}")
+        obj = self._store.find(rt, namespace, name)
+        if obj is not None:
+            obj["apiVersion"] = rt.api_version(version)
+        return obj
+
+    def put_object(self, obj: Obj) -> Obj:
+        """Create or replace ``obj`` (status kept), bypassing HTTP; the controller still runs."""
+        return copy.deepcopy(self._store.put(obj))
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+
+def serve_forever(port: int, kubeconfig: str, seed: str = "demo",
+                  host: str = "127.0.0.1") -> None:
+    """Run the emulator in the foreground until SIGINT or SIGTERM (``rollout-bot emulator``)."""
+    emulator = KubeEmulator(seed=seed, host=host, port=port)
+    emulator.start()
+    path = emulator.write_kubeconfig(kubeconfig)
+    print(f"Kubernetes API emulator listening on {emulator.url} (seed: {seed})", flush=True)
+    print(f"kubeconfig written to {path}; try:", flush=True)
+    print(f"  kubectl --kubeconfig {path} get httproutes -n default -o yaml", flush=True)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        emulator.stop()
+        print("Kubernetes API emulator stopped", flush=True)
