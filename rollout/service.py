@@ -22,6 +22,7 @@ from rollout.errors import (
     NeedsOperator,
     NotFound,
     Refused,
+    StoreUnavailable,
     Superseded,
 )
 from rollout.machine import Decision, Restore
@@ -125,7 +126,7 @@ class RolloutService:
                                         lease=lease, events=failed.events)
                 return self._emit(Outcome(saved, failed.message, ok=False, events=failed.events))
         finally:
-            self.store.release(lease)
+            self._release(lease)
         return self._emit(Outcome(created, decision.message, events=decision.events))
 
     def approve(
@@ -253,7 +254,7 @@ class RolloutService:
             decision = decide(current, self.clock.now())
             outcome = self._carry_out(current, decision, lease, actor)
         finally:
-            self.store.release(lease)
+            self._release(lease)
         if not notify:
             return outcome
         for earlier in outcomes:
@@ -307,6 +308,14 @@ class RolloutService:
                                 events=d.events)
         return Outcome(saved, d.message, events=d.events)
 
+    def _release(self, lease: Lease) -> None:
+        """Release the lock; if Redis is gone it expires on its own, and the error that
+        matters is the one already on its way to the caller."""
+        try:
+            self.store.release(lease)
+        except StoreUnavailable:
+            log.warning("could not release the lock on %s; it expires by itself", lease.key)
+
     def _emit(self, outcome: Outcome) -> Outcome:
         for listener in self.options.listeners:
             try:
@@ -341,7 +350,7 @@ class RolloutService:
 
 
 def _default_id(canary: str, now: datetime) -> str:
-    return f"{canary}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{canary}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def _summary(r: Rollout) -> str:

@@ -24,6 +24,7 @@ from rollout.errors import ClusterUnavailable, NotFound, Superseded
 from rollout.traffic.markers import FENCE, PREFIX, fence_of, pointer
 
 ABANDONED = PREFIX + "abandoned-write"
+JSON_PATCH = "application/json-patch+json"
 
 Obj = dict[str, Any]
 Mutation = Callable[[Obj], list[dict[str, Any]]]
@@ -84,16 +85,12 @@ class FencedObjects:
             try:
                 written = self.api.patch_namespaced_custom_object(
                     self.kind.group, self.kind.version, namespace, self.kind.plural, name, ops,
-                    _request_timeout=self.timeout,
+                    _request_timeout=self.timeout, _content_type=JSON_PATCH,
                 )
                 return cast(Obj, written)
             except ApiException as exc:
-                if exc.status == 409:
-                    continue
-                if exc.status == 422 and "test" in str(exc.body or "").lower():
-                    raise Superseded(
-                        f"{self.kind.describe(namespace, name)} was fenced by a newer operation"
-                    ) from exc
+                if exc.status == 409 or (exc.status == 422 and _failed_test(exc)):
+                    continue  # re-read: the fence check above decides whether we may retry
                 raise _translate(exc, self.kind.describe(namespace, name)) from exc
             except Urllib3Error as exc:
                 self._fence_off(namespace, name, fence)
@@ -118,7 +115,7 @@ class FencedObjects:
             ops = _guard_ops(current, fence) + mark(current)
             self.api.patch_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural, name, ops,
-                _request_timeout=self.timeout,
+                _request_timeout=self.timeout, _content_type=JSON_PATCH,
             )
         except (ApiException, Urllib3Error, ClusterUnavailable, NotFound):
             pass  # the next observe reconciles whatever landed
@@ -166,6 +163,11 @@ def _translate(exc: ApiException, what: str) -> Exception:
         return ClusterUnavailable(f"the Kubernetes API refused access to {what}: {message}",
                                   retry_after=60.0)
     return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}")
+
+
+def _failed_test(exc: ApiException) -> bool:
+    """A 422 from a JSON-patch `test` op: the fence moved between our read and our write."""
+    return "test" in _status_message(exc).lower()
 
 
 def _status_message(exc: ApiException) -> str:

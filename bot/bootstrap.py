@@ -1,0 +1,49 @@
+"""The composition root: builds Redis, Kubernetes and the service from settings, once.
+
+Nothing is created at import time; entry points (serve, CLI, sandbox) call `build`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kubernetes import client
+
+from bot import kube
+from bot.settings import Settings
+from rollout.clock import Clock, SystemClock
+from rollout.service import Listener, RolloutService, ServiceOptions
+from rollout.store import RedisStore
+from rollout.traffic.httproute import HTTPRouteSplit
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: RedisStore
+    kube_api: client.ApiClient
+    service: RolloutService
+    clock: Clock
+    listeners: list[Listener] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.store.client.close()
+        self.kube_api.close()  # type: ignore[no-untyped-call]
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> Container:
+    clock = clock or SystemClock()
+    store = RedisStore.from_url(settings.redis_url, prefix=settings.rollout_key_prefix)
+    api = kube.api_client(settings.kubeconfig)
+    timeout = settings.rollout_kube_timeout
+    traffic = HTTPRouteSplit(kube.custom_objects(api), timeout=(min(timeout, 3.0), timeout))
+    listeners: list[Listener] = []
+    options = ServiceOptions(
+        self_approval=settings.rollout_self_approval,
+        reminder_seconds=settings.seconds(settings.rollout_reminder),
+        approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),
+        listeners=listeners,
+    )
+    service = RolloutService(store=store, traffic=traffic, clock=clock, options=options)
+    return Container(settings=settings, store=store, kube_api=api, service=service, clock=clock,
+                     listeners=listeners)

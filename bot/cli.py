@@ -1,0 +1,202 @@
+"""`rollout-bot`: the servers, the sandbox, and break-glass operations without Slack.
+
+Operations go through the same RolloutService as Slack, with the actor recorded as
+`cli:<user>` (or `--as NAME`), so the CLI is audited and fenced like any click.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from bot.settings import SettingsError, load_settings
+from bot.text import history_lines, rollout_detail, rollout_line, status_lines
+from handlers.commands import CommandRequest, CommandResult, Verb, run_command
+from rollout.errors import (
+    InvalidInput,
+    NeedsOperator,
+    Refused,
+    RolloutError,
+    Superseded,
+    TemporaryFailure,
+)
+from rollout.models import Actor
+from rollout.plan import parse_interval, parse_steps
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
+
+OPERATIONS = [v for v in Verb if v is not Verb.HELP]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollout-bot",
+        description="Step-by-step InferencePool rollouts through HTTPRoute weights, "
+                    "driven from Slack or from this CLI.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the Slack app (HTTP or Socket Mode)")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--socket-mode", action="store_true",
+                       help="connect out to Slack with SLACK_APP_TOKEN instead of webhooks")
+
+    sandbox = sub.add_parser("sandbox", help="run the whole system on this machine (the demo)")
+    sandbox.add_argument("--port", type=int, default=3000, help="port of the chat page")
+    sandbox.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    emulator = sub.add_parser("emulator", help="run the Kubernetes API emulator alone")
+    emulator.add_argument("--port", type=int, required=True)
+    emulator.add_argument("--kubeconfig", required=True, help="where to write its kubeconfig")
+    emulator.add_argument("--seed", choices=["demo", "empty"], default="demo")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--namespace", "-n", default=None,
+                        help="namespace (default: ROLLOUT_NAMESPACE or default)")
+    common.add_argument("--as", dest="actor", default=None,
+                        help="actor name recorded in the audit (default: your login)")
+    common.add_argument("--kubeconfig", default=None, help="kubeconfig (default: KUBECONFIG)")
+    common.add_argument("--redis-url", default=None, help="Redis URL (default: REDIS_URL)")
+    for verb in OPERATIONS:
+        op = sub.add_parser(verb.value, parents=[common], help=_HELP[verb])
+        if verb is not Verb.LIST:
+            op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
+        if verb is Verb.START:
+            op.add_argument("--route", help="HTTPRoute to use (needed to add a new pool)")
+            op.add_argument("--stable", help="the pool to shift from, where a rule has several")
+            op.add_argument("--steps", default=None, help="canary percentages, e.g. 10,25,50,100")
+            op.add_argument("--interval", default=None, help="bake time per step: 90s, 15m, 2h")
+            op.add_argument("--auto", action="store_true",
+                            help="step up automatically after each bake, without approvals")
+            op.add_argument("--approvals", type=int, default=None,
+                            help="distinct approvers needed per step (default 1)")
+            op.add_argument("--rewrite", default=None,
+                            help="InferenceModelRewrite name, for adapter rollouts")
+        if verb in (Verb.PAUSE, Verb.ROLLBACK):
+            op.add_argument("--reason", default="", help="why, for the audit and the card")
+    return parser
+
+
+_HELP = {
+    Verb.START: "start a rollout of POOL next to its stable pool",
+    Verb.APPROVE: "approve the pending step",
+    Verb.PAUSE: "pause the rollout (a safety action)",
+    Verb.RESUME: "resume a paused rollout",
+    Verb.ROLLBACK: "restore the weights from before start (a safety action)",
+    Verb.PROMOTE: "skip the remaining steps: all traffic to POOL",
+    Verb.STATUS: "show the rollout and what the cluster shows",
+    Verb.LIST: "list active and recent rollouts",
+    Verb.HISTORY: "list every recorded decision of the rollout",
+}
+
+
+def request_from_args(args: argparse.Namespace, namespace: str) -> CommandRequest:
+    verb = Verb(args.command)
+    steps = interval = None
+    if verb is Verb.START:
+        if args.steps is not None:
+            steps = tuple(parse_steps(args.steps))
+        if args.interval is not None:
+            interval = parse_interval(args.interval)
+        if args.approvals is not None and not 1 <= args.approvals <= 10:
+            raise InvalidInput("--approvals must be between 1 and 10")
+    return CommandRequest(
+        verb=verb, pool=getattr(args, "pool", None), namespace=args.namespace or namespace,
+        route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
+        interval_seconds=interval, auto=getattr(args, "auto", False),
+        approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
+        reason=getattr(args, "reason", ""),
+    )
+
+
+def cli_actor(name: str | None) -> Actor:
+    user = name or getpass.getuser()
+    return Actor(id=f"cli:{user}", name=f"cli:{user}", via="cli")
+
+
+def render(result: CommandResult) -> list[str]:
+    req = result.request
+    if result.outcome is not None:
+        lines = [result.outcome.message]
+        if result.outcome.rollout is not None and req.verb is Verb.START and result.ok:
+            lines += ["", *rollout_detail(result.outcome.rollout)]
+        return lines
+    if result.status is not None:
+        return status_lines(result.status)
+    if req.verb is Verb.LIST:
+        return [rollout_line(r) for r in result.rollouts] or ["no rollouts"]
+    if req.verb is Verb.HISTORY:
+        return history_lines(result.history)
+    return []
+
+
+def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    overrides = {k: v for k, v in (("kubeconfig", args.kubeconfig),
+                                   ("redis_url", args.redis_url)) if v}
+    settings = load_settings(**overrides)
+    request = request_from_args(args, settings.rollout_namespace)
+    from bot.bootstrap import build
+
+    container = build(settings)
+    try:
+        result = run_command(container.service, request, cli_actor(args.actor))
+    finally:
+        container.close()
+    for line in render(result):
+        print(line, file=out)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _errors(call: Callable[[], int], err: TextIO) -> int:
+    """Rollout errors become one clear line and an exit code a script can act on."""
+    try:
+        return call()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_REFUSED
+    except Refused as exc:
+        print(f"refused: {exc}", file=err)
+        return EXIT_REFUSED
+    except TemporaryFailure as exc:
+        print(f"unavailable: {exc} (retry in {exc.retry_after:.0f}s)", file=err)
+        return EXIT_RETRY
+    except NeedsOperator as exc:
+        print(f"needs an operator: {exc}", file=err)
+        return EXIT_OPERATOR
+    except Superseded as exc:
+        print(f"superseded: {exc}", file=err)
+        return EXIT_SUPERSEDED
+    except RolloutError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _errors(lambda: _serve(args), err)
+    if args.command == "sandbox":
+        from bot.sandbox import run_sandbox
+
+        return _errors(lambda: run_sandbox(port=args.port, open_browser=not args.no_browser), err)
+    if args.command == "emulator":
+        from sandbox.kube import serve_forever
+
+        serve_forever(args.port, args.kubeconfig, seed=args.seed)
+        return EXIT_OK
+    return _errors(lambda: run_operation(args, out, err), err)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.server import serve
+    from bot.settings import require_for_serve
+
+    settings = load_settings()
+    require_for_serve(settings, socket_mode=args.socket_mode)
+    serve(settings, port=args.port, socket_mode=args.socket_mode)
+    return EXIT_OK

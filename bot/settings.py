@@ -1,0 +1,101 @@
+"""Settings from the environment, validated once at start with messages a person can act on."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rollout.errors import InvalidInput
+from rollout.plan import parse_interval
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob the bot reads. Names are the environment variables of DESIGN.md §8."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kubeconfig: str | None = None
+    rollout_namespace: str = "default"
+    rollout_approvers: CommaList = Field(default_factory=list)
+    rollout_approver_groups: CommaList = Field(default_factory=list)
+    rollout_allowed_channels: CommaList = Field(default_factory=list)
+    rollout_self_approval: bool = False
+    rollout_key_prefix: str = "rollout-bot"
+    rollout_reminder: str = "30m"
+    rollout_approval_timeout: str = ""
+    rollout_group_cache_ttl: str = "5m"
+    rollout_leader_ttl: str = "15s"
+    rollout_tick: str = "5s"
+    rollout_kube_timeout: float = Field(default=5.0, gt=0, le=120)
+
+    @field_validator("rollout_approvers", "rollout_approver_groups", "rollout_allowed_channels",
+                     mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("rollout_reminder", "rollout_approval_timeout", "rollout_group_cache_ttl",
+                     "rollout_leader_ttl", "rollout_tick")
+    @classmethod
+    def _durations_parse(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_interval(value)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def seconds(self, value: str) -> int | None:
+        """A duration setting in seconds; None where it is empty or 0 (switched off)."""
+        return (parse_interval(value) or None) if value.strip() else None
+
+    @property
+    def approvers_configured(self) -> bool:
+        return bool(self.rollout_approvers or self.rollout_approver_groups)
+
+    # Slack edge (handlers/, bot/server.py): where cards of rollouts started outside Slack go
+    rollout_notify_channel: str = ""
+
+
+class SettingsError(Exception):
+    """The environment is missing or malformed; the message names the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err.get("loc", ())).upper()
+            lines.append(f"{name}: {err.get('msg')}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def require_for_serve(settings: Settings, *, socket_mode: bool) -> None:
+    """`serve` refuses to start without the secrets Slack needs and at least one approver."""
+    missing = []
+    if not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if not settings.slack_signing_secret and not socket_mode:
+        missing.append("SLACK_SIGNING_SECRET")
+    if socket_mode and not settings.slack_app_token:
+        missing.append("SLACK_APP_TOKEN (needed by --socket-mode)")
+    if missing:
+        raise SettingsError("missing configuration: " + ", ".join(missing))
+    if not settings.approvers_configured:
+        raise SettingsError(
+            "no approvers configured: set ROLLOUT_APPROVERS (Slack user ids, comma-separated, "
+            "or * for anyone) or ROLLOUT_APPROVER_GROUPS (Slack user group ids)"
+        )

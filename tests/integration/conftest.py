@@ -1,0 +1,126 @@
+"""Shared fixtures for the integration tier."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from rollout.clock import ManualClock
+from rollout.models import Actor
+from rollout.service import RolloutService, ServiceOptions
+from rollout.store import RedisStore
+from rollout.traffic.httproute import HTTPRouteSplit
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+
+# ---- Kubernetes API emulator (sandbox.kube) -------------------------------------------------
+
+
+@pytest.fixture
+def kube_emulator() -> Iterator[KubeEmulator]:
+    """A started emulator with the demo seed, on its own free port."""
+    emulator = KubeEmulator(seed="demo", port=0)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def kube_kubeconfig(kube_emulator: KubeEmulator, tmp_path: Path) -> Path:
+    """A kubeconfig the emulator wrote, pointing at it."""
+    return kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kube_api(kube_emulator: KubeEmulator) -> Iterator[client.ApiClient]:
+    """An official-client ApiClient talking to the emulator."""
+    configuration = client.Configuration()
+    configuration.host = kube_emulator.url
+    api = client.ApiClient(configuration)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+# ---- Redis and the rollout service over real processes --------------------------------------
+
+
+
+ALICE = Actor(id="cli:alice", name="cli:alice", via="cli")
+BOB = Actor(id="cli:bob", name="cli:bob", via="cli")
+CAROL = Actor(id="cli:carol", name="cli:carol", via="cli")
+_prefixes = itertools.count()
+_prefix_lock = threading.Lock()
+
+
+def unique_prefix() -> str:
+    with _prefix_lock:
+        return f"t{next(_prefixes)}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the tests that do not stop it; each test gets its own prefix."""
+    with RedisServer() as server:
+        yield server
+
+
+@dataclass
+class World:
+    """The rollout service wired to a real Redis and the emulated cluster, for one test."""
+
+    emulator: KubeEmulator
+    store: RedisStore
+    service: RolloutService
+    clock: ManualClock
+    api: client.ApiClient
+
+    def route(self, name: str = "routes-to-llm") -> dict[str, Any]:
+        obj = self.emulator.get_object("gateway.networking.k8s.io", "v1", "httproutes",
+                                       "default", name)
+        assert obj is not None
+        return obj
+
+    def weights(self, name: str = "routes-to-llm", rule: int = 0) -> dict[str, int]:
+        refs = self.route(name)["spec"]["rules"][rule]["backendRefs"]
+        return {ref["name"]: ref.get("weight", 1) for ref in refs}
+
+    def route_patches(self, name: str = "routes-to-llm") -> int:
+        return sum(1 for r in self.emulator.requests
+                   if r.verb == "patch" and r.resource == "httproutes" and r.name == name
+                   and r.status < 300)
+
+
+def make_world(emulator: KubeEmulator, redis_url: str, *, lock_ttl: float = 30.0,
+               timeout: tuple[float, float] = (2.0, 5.0)) -> World:
+    configuration = client.Configuration()
+    configuration.host = emulator.url
+    configuration.retries = 1  # as bot.kube configures the production client
+    api = client.ApiClient(configuration)
+    store = RedisStore.from_url(redis_url, prefix=unique_prefix(), lock_ttl_seconds=lock_ttl)
+    clock = ManualClock()
+    service = RolloutService(
+        store=store, traffic=HTTPRouteSplit(client.CustomObjectsApi(api), timeout=timeout),
+        clock=clock, options=ServiceOptions(),
+    )
+    return World(emulator=emulator, store=store, service=service, clock=clock, api=api)
+
+
+@pytest.fixture
+def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(kube_emulator, redis_server.url)
+    try:
+        yield w
+    finally:
+        w.store.client.close()
+        w.api.close()

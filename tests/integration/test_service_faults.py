@@ -1,0 +1,145 @@
+"""Failures of the cluster and of Redis: nothing half-written, a clear reason, recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rollout.errors import ClusterUnavailable, StoreUnavailable
+from rollout.models import PauseKind, Phase
+from rollout.plan import build_plan
+from rollout.service import Ref
+from sandbox.kube import Fault, KubeEmulator
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, World, make_world
+
+POOL = "llm-pool-version-2"
+REF = Ref(canary=POOL)
+
+
+def _start(world: World) -> None:
+    out = world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                              plan=build_plan(interval_seconds=0))
+    assert out.ok, out.message
+
+
+def test_an_injected_409_is_retried_after_a_fresh_read(world: World) -> None:
+    _start(world)
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=409, count=1))
+    out = world.service.approve(REF, actor=BOB)
+    assert out.ok, out.message
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    patch_statuses = [r.status for r in world.emulator.requests if r.verb == "patch"]
+    assert patch_statuses[-2:] == [409, 200]
+
+
+def test_an_injected_500_leaves_the_weights_and_pauses_with_the_reason(world: World) -> None:
+    _start(world)
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=500, count=1))
+    out = world.service.approve(REF, actor=BOB)
+    assert not out.ok and "500" in out.message
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    rollout = world.service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.step == -1
+    assert rollout.pause is not None and rollout.pause.kind is PauseKind.FAILURE
+    assert "500" in rollout.pause.reason
+    resumed = world.service.resume(REF, actor=BOB)
+    assert resumed.rollout is not None and resumed.rollout.phase is Phase.AWAITING_APPROVAL
+    assert world.service.approve(REF, actor=BOB).ok
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+
+
+@pytest.fixture
+def slow_world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(kube_emulator, redis_server.url, timeout=(1.0, 0.5))
+    yield w
+    w.store.client.close()
+    w.api.close()
+
+
+def test_a_stalled_write_is_fenced_off_and_never_lands_later(slow_world: World) -> None:
+    world = slow_world
+    _start(world)
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
+                                stall_seconds=1.5))
+    out = world.service.approve(REF, actor=BOB)
+    assert not out.ok and "timed out" in out.message
+    rollout = world.service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.pause is not None
+    assert "timed out" in rollout.pause.reason
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the stalled request finishes late, and must fail
+        stalled = [r for r in world.emulator.requests
+                   if r.verb == "patch" and r.status in (409, 422)]
+        if stalled:
+            break
+        time.sleep(0.05)
+    assert stalled, "the stalled write should have been refused (stale rv or fence)"
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+
+
+def test_a_stalled_read_times_out_without_changing_anything(slow_world: World) -> None:
+    world = slow_world
+    _start(world)
+    version = world.service.get(REF).version
+    # the client retries a timed-out GET once, as the bot configures it: stall both
+    world.emulator.inject(Fault(verb="get", resource="httproutes", status=None, count=2,
+                                stall_seconds=1.0))
+    with pytest.raises(ClusterUnavailable, match="did not answer"):
+        world.service.approve(REF, actor=BOB)
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    assert world.service.get(REF).version == version
+
+
+@pytest.fixture
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(data_dir=tmp_path_factory.mktemp("aof"), appendonly=True)
+    server.start()
+    yield server
+    server.close()
+
+
+def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
+    kube_emulator: KubeEmulator, own_redis: RedisServer
+) -> None:
+    world = make_world(kube_emulator, own_redis.url, lock_ttl=1.0)
+    _start(world)
+    patches = world.route_patches()
+    # Hold the approval inside its cluster read while Redis goes away under it.
+    kube_emulator.inject(Fault(verb="get", resource="httproutes", status=None, count=1,
+                               stall_seconds=0.6))
+    errors: list[BaseException] = []
+
+    def approve() -> None:
+        try:
+            world.service.approve(REF, actor=BOB)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=approve)
+    worker.start()
+    time.sleep(0.2)
+    own_redis.stop()
+    worker.join(timeout=30)
+    assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable)
+    assert "Redis is unavailable" in str(errors[0])
+    assert world.route_patches() == patches
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+
+    own_redis.start()
+    deadline = time.monotonic() + 10
+    while True:  # the held lock expires after its TTL
+        try:
+            out = world.service.approve(REF, actor=BOB)
+            break
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert out.ok, out.message
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    world.store.client.close()
+    world.api.close()

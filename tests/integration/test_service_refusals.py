@@ -1,0 +1,111 @@
+"""Invariant 9: bad input gets a clear answer and changes nothing (cluster and store)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import pytest
+
+from rollout.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound, Refused
+from rollout.plan import build_plan
+from rollout.service import Ref
+from tests.integration.conftest import ALICE, BOB, World
+
+POOL = "llm-pool-version-2"
+
+
+def _snapshot(world: World) -> tuple[object, ...]:
+    routes = tuple(world.route(n)["metadata"]["resourceVersion"]
+                   for n in ("routes-to-llm", "llm-route"))
+    keys = tuple(sorted(world.store.client.keys(world.store.key("*"))))
+    return routes, keys
+
+
+def _refused(world: World, call: Callable[[], object], kind: type[Exception], match: str) -> None:
+    before = _snapshot(world)
+    with pytest.raises(kind, match=match):
+        call()
+    assert _snapshot(world) == before
+
+
+def test_unknown_pool(world: World) -> None:
+    _refused(world, lambda: world.service.start(namespace="default", canary="llm-pool-v9",
+                                                actor=ALICE, plan=build_plan()),
+             NotFound, "InferencePool llm-pool-v9 not found")
+
+
+def test_no_route_references_the_pool(world: World) -> None:
+    _refused(world, lambda: world.service.start(namespace="default", canary="llm-new",
+                                                actor=ALICE, plan=build_plan()),
+             NotFound, "no HTTPRoute in default references InferencePool llm-new.*--route")
+
+
+def test_named_route_does_not_exist(world: World) -> None:
+    _refused(world, lambda: world.service.start(namespace="default", canary="llm-new",
+                                                route="nope", actor=ALICE, plan=build_plan()),
+             NotFound, "HTTPRoute default/nope not found")
+
+
+def test_two_routes_reference_the_pool(world: World) -> None:
+    twin = copy.deepcopy(world.route())
+    twin["metadata"] = {"name": "routes-to-llm-copy", "namespace": "default"}
+    twin.pop("status", None)
+    world.emulator.put_object(twin)
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                                plan=build_plan()),
+             Ambiguous,
+             r"\(routes-to-llm rule 0, routes-to-llm-copy rule 0\): pick one with --route")
+    out = world.service.start(namespace="default", canary=POOL, route="routes-to-llm-copy",
+                              actor=ALICE, plan=build_plan())
+    assert out.ok and out.rollout is not None
+    assert out.rollout.target.name == "routes-to-llm-copy"
+
+
+@pytest.mark.parametrize(("steps", "why"), [
+    ([], "empty"), ([10, 5, 100], "strictly increase"), ([10, 120], "over 100"),
+    ([10, 50], "must be 100"),
+])
+def test_invalid_steps(world: World, steps: list[int], why: str) -> None:
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                                plan=build_plan(steps)),
+             InvalidInput, why)
+
+
+def test_second_start_on_an_active_target(world: World) -> None:
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=BOB,
+                                                plan=build_plan()),
+             Conflict, "already has an active rollout")
+
+
+def test_approve_with_nothing_pending(world: World) -> None:
+    _refused(world, lambda: world.service.approve(Ref(canary=POOL), actor=BOB),
+             NotFound, "no rollout of llm-pool-version-2")
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    world.service.promote(Ref(canary=POOL), actor=BOB)
+    _refused(world, lambda: world.service.approve(Ref(canary=POOL), actor=BOB),
+             Conflict, "completed: nothing to approve")
+
+
+def test_self_approval_is_refused(world: World) -> None:
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    _refused(world, lambda: world.service.approve(Ref(canary=POOL), actor=ALICE),
+             Refused, "two-person rule")
+
+
+def test_canary_that_already_has_traffic_is_refused(world: World) -> None:
+    route = world.route()
+    route["spec"]["rules"][0]["backendRefs"][1]["weight"] = 5
+    world.emulator.put_object(route)
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                                plan=build_plan()),
+             Conflict, "already receives traffic")
+
+
+def test_a_marker_without_a_record_is_refused_until_an_operator_decides(world: World) -> None:
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    world.store.client.flushdb()  # Redis lost
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                                plan=build_plan()),
+             NeedsOperator, "does not know")
