@@ -33,7 +33,8 @@ class Container:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
-    store = RedisStore.from_url(settings.redis_url, prefix=settings.rollout_key_prefix)
+    store = RedisStore.from_url(settings.redis_url, prefix=settings.rollout_key_prefix,
+                                lock_ttl_seconds=settings.seconds(settings.rollout_lock_ttl) or 15)
     api = kube.api_client(settings.kubeconfig)
     timeout = settings.rollout_kube_timeout
     traffic = HTTPRouteSplit(kube.custom_objects(api), timeout=(min(timeout, 3.0), timeout))

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from handlers.commands import CommandRequest, CommandResult, Verb, run_command
 from rollout.errors import (
@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, required=True)
     emulator.add_argument("--kubeconfig", required=True, help="where to write its kubeconfig")
     emulator.add_argument("--seed", choices=["demo", "empty"], default="demo")
+
+    sched = sub.add_parser("scheduler",
+                           help="run only the step scheduler (leader-elected), without Slack")
+    sched.add_argument("--kubeconfig", default=None, help="kubeconfig (default: KUBECONFIG)")
+    sched.add_argument("--redis-url", default=None, help="Redis URL (default: REDIS_URL)")
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--namespace", "-n", default=None,
@@ -133,10 +138,26 @@ def render(result: CommandResult) -> list[str]:
     return []
 
 
-def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _settings_from(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in (("kubeconfig", args.kubeconfig),
                                    ("redis_url", args.redis_url)) if v}
-    settings = load_settings(**overrides)
+    return load_settings(**overrides)
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from bot.bootstrap import build
+    from bot.scheduling import run_scheduler_forever
+
+    container = build(_settings_from(args))
+    try:
+        run_scheduler_forever(container)
+    finally:
+        container.close()
+    return EXIT_OK
+
+
+def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = _settings_from(args)
     request = request_from_args(args, settings.rollout_namespace)
     from bot.bootstrap import build
 
@@ -184,6 +205,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         from bot.sandbox import run_sandbox
 
         return _errors(lambda: run_sandbox(port=args.port, open_browser=not args.no_browser), err)
+    if args.command == "scheduler":
+        return _errors(lambda: _scheduler(args), err)
     if args.command == "emulator":
         from sandbox.kube import serve_forever
 

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     rollout_leader_ttl: str = "15s"
     rollout_tick: str = "5s"
     rollout_kube_timeout: float = Field(default=5.0, gt=0, le=120)
+    rollout_lock_ttl: str = "15s"
 
     @field_validator("rollout_approvers", "rollout_approver_groups", "rollout_allowed_channels",
                      mode="before")
@@ -46,7 +47,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("rollout_reminder", "rollout_approval_timeout", "rollout_group_cache_ttl",
-                     "rollout_leader_ttl", "rollout_tick")
+                     "rollout_leader_ttl", "rollout_tick", "rollout_lock_ttl")
     @classmethod
     def _durations_parse(cls, value: str) -> str:
         if value.strip():

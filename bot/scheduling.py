@@ -1,0 +1,41 @@
+"""Wires the scheduler and its leader lease to a container; used by serve, sandbox and the
+`scheduler` command."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import threading
+
+from bot.bootstrap import Container
+from rollout.leadership import LeaderLease
+from rollout.scheduler import RolloutScheduler
+
+
+def build_scheduler(container: Container) -> RolloutScheduler:
+    settings = container.settings
+    holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    ttl = settings.seconds(settings.rollout_leader_ttl) or 15
+    sweep = settings.seconds(settings.rollout_tick) or 5
+    lease = LeaderLease(container.store.client, key=container.store.key("leader"),
+                        holder=holder, ttl_seconds=ttl)
+    scheduler = RolloutScheduler(service=container.service, lease=lease,
+                                 sweep_seconds=min(sweep, ttl / 3))
+    container.listeners.append(scheduler.on_change)
+    return scheduler
+
+
+def run_scheduler_forever(container: Container) -> None:
+    """The scheduler alone, in the foreground, until SIGINT or SIGTERM."""
+    scheduler = build_scheduler(container)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler.start()
+    print(f"scheduler running as {scheduler.lease.holder}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        scheduler.stop()

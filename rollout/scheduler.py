@@ -1,0 +1,137 @@
+"""APScheduler driving due ticks from the state in Redis; jobs hold no logic.
+
+APScheduler 3 cannot share a job store between processes, so Redis is the source of truth:
+each rollout's `next_due_at`. The leader keeps one date job per due rollout in an in-memory
+store, resynced from Redis on every sweep and after every change this replica makes; a new
+leader rebuilds them all. A fired job calls `RolloutService.tick`, the same locked, fenced,
+compare-and-set path as a click, so two leaders at once still cannot apply a step twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from rollout.errors import RolloutError
+from rollout.leadership import LeaderLease
+from rollout.models import Rollout
+from rollout.service import Outcome, RolloutService
+
+log = logging.getLogger(__name__)
+
+JOB_PREFIX = "due:"
+SWEEP_JOB = "sweep"
+
+
+class RolloutScheduler:
+    def __init__(
+        self, *, service: RolloutService, lease: LeaderLease, sweep_seconds: float = 5.0,
+        scheduler: BackgroundScheduler | None = None,
+    ) -> None:
+        self.service = service
+        self.lease = lease
+        self.sweep_seconds = sweep_seconds
+        self.scheduler = scheduler or BackgroundScheduler(timezone="UTC")
+        self._lock = threading.Lock()
+        self._was_leader = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.scheduler.add_job(self.sweep, "interval", seconds=self.sweep_seconds, id=SWEEP_JOB,
+                               max_instances=1, coalesce=True, replace_existing=True,
+                               next_run_time=datetime.now(self.scheduler.timezone))
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.lease.release()
+
+    # -- the leader's loop ---------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Renew the lease; as leader, make the jobs match the due times in Redis."""
+        leading = self.lease.refresh()
+        with self._lock:
+            if not leading:
+                if self._was_leader:
+                    log.info("lost the leader lease: dropping every rollout job")
+                self._drop_jobs()
+                self._was_leader = False
+                return
+            if not self._was_leader:
+                log.info("became leader (token %s): rebuilding jobs from Redis", self.lease.token)
+            self._was_leader = True
+        try:
+            rollouts = self.service.active()
+        except RolloutError as exc:
+            log.warning("could not read active rollouts: %s", exc)
+            return
+        self.sync(rollouts)
+
+    def sync(self, rollouts: list[Rollout]) -> None:
+        """One date job per rollout with a due time; none for the rest."""
+        wanted = {r.id: r.next_due_at for r in rollouts if r.active and r.next_due_at}
+        with self._lock:
+            if not self.lease.is_leader:
+                return
+            for job in self.scheduler.get_jobs():
+                rid = job.id.removeprefix(JOB_PREFIX)
+                if job.id.startswith(JOB_PREFIX) and rid not in wanted:
+                    job.remove()
+            for rid, due in wanted.items():
+                self._schedule(rid, due)
+
+    def on_change(self, outcome: Outcome) -> None:
+        """A service listener: reschedule the rollout this replica just changed."""
+        r = outcome.rollout
+        if r is None or not self.lease.is_leader:
+            return
+        with self._lock:
+            if r.active and r.next_due_at:
+                self._schedule(r.id, r.next_due_at)
+            else:
+                self._remove(r.id)
+
+    def fire(self, rollout_id: str) -> None:
+        """The job: tick the rollout if we still lead. Any logic lives in the service."""
+        if not self.lease.is_leader:
+            return
+        try:
+            outcome = self.service.tick(rollout_id)
+        except RolloutError as exc:
+            log.warning("tick of %s did not complete: %s (the next sweep retries)",
+                        rollout_id, exc)
+            return
+        if outcome.changed:
+            log.info("tick %s: %s", rollout_id, outcome.message)
+
+    def due_times(self) -> dict[str, datetime]:
+        return {job.id.removeprefix(JOB_PREFIX): job.next_run_time
+                for job in self.scheduler.get_jobs() if job.id.startswith(JOB_PREFIX)}
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _schedule(self, rollout_id: str, due: datetime) -> None:
+        job_id = JOB_PREFIX + rollout_id
+        job = self.scheduler.get_job(job_id)
+        if job is not None and job.next_run_time == due:
+            return
+        self.scheduler.add_job(
+            self.fire, "date", run_date=due, args=[rollout_id], id=job_id,
+            replace_existing=True, misfire_grace_time=None, coalesce=True, max_instances=1,
+        )
+
+    def _remove(self, rollout_id: str) -> None:
+        job = self.scheduler.get_job(JOB_PREFIX + rollout_id)
+        if job is not None:
+            job.remove()
+
+    def _drop_jobs(self) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(JOB_PREFIX):
+                job.remove()

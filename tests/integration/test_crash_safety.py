@@ -1,0 +1,163 @@
+"""Invariant 5: a process killed at any point of a step leaves a state the next tick or
+command converges from, never applying the step twice and never skipping it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rollout.machine import Effect
+from rollout.models import AuditEvent, Phase, Rollout
+from rollout.plan import build_plan
+from rollout.ports import Lease
+from rollout.service import Ref, RolloutService
+from rollout.split import Observed, Pair
+from rollout.store import RedisStore
+from rollout.traffic.httproute import HTTPRouteSplit
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, World, make_world
+
+POOL = "llm-pool-version-2"
+REF = Ref(canary=POOL)
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, not even the lock release."""
+
+
+class DyingTraffic:
+    def __init__(self, real: HTTPRouteSplit, *, before: bool) -> None:
+        self.real, self.before = real, before
+
+    def locate(self, **kwargs: Any) -> Any:
+        return self.real.locate(**kwargs)
+
+    def observe(self, rollout: Rollout) -> Observed:
+        return self.real.observe(rollout)
+
+    def apply(self, rollout: Rollout, effect: Effect, *, fence: int,
+              before: tuple[Pair, ...] | None = None) -> Observed:
+        if self.before:
+            raise Killed
+        self.real.apply(rollout, effect, fence=fence, before=before)
+        raise Killed
+
+
+class DyingStore:
+    """Dies after the save; and once dead, never releases its lock."""
+
+    def __init__(self, real: RedisStore) -> None:
+        self.real = real
+        self.dead = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def save(self, rollout: Rollout, *, expected_version: int, lease: Lease,
+             events: tuple[AuditEvent, ...]) -> Rollout:
+        self.real.save(rollout, expected_version=expected_version, lease=lease, events=events)
+        self.dead = True
+        raise Killed
+
+    def release(self, lease: Lease) -> None:
+        if not self.dead:
+            self.real.release(lease)
+
+
+@pytest.fixture
+def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> World:
+    return make_world(kube_emulator, redis_server.url, lock_ttl=0.3)
+
+
+def _weight_writes(world: World) -> list[list[int]]:
+    writes = []
+    for r in world.emulator.requests:
+        if r.verb == "patch" and r.resource == "httproutes" and r.status < 300:
+            for op in json.loads(r.body):
+                if op["path"] == "/spec/rules/0/backendRefs":
+                    writes.append([ref["weight"] for ref in op["value"]])
+    return writes
+
+
+def _dying(world: World, point: str) -> RolloutService:
+    traffic: Any = world.service.traffic
+    store: Any = world.store
+    if point in ("before-patch", "after-patch"):
+        traffic = DyingTraffic(world.service.traffic,  # type: ignore[arg-type]
+                               before=point == "before-patch")
+        store = _NoRelease(world.store)
+    else:
+        store = DyingStore(world.store)
+    return RolloutService(store=store, traffic=traffic, clock=world.clock)
+
+
+class _NoRelease(DyingStore):
+    def __init__(self, real: RedisStore) -> None:
+        super().__init__(real)
+        self.dead = True
+
+    def save(self, rollout: Rollout, *, expected_version: int, lease: Lease,
+             events: tuple[AuditEvent, ...]) -> Rollout:
+        return self.real.save(rollout, expected_version=expected_version, lease=lease,
+                              events=events)
+
+
+def _retry(call: Any) -> Any:
+    """The next command after a crash waits out the dead process's lock (TTL 0.3 s)."""
+    import time
+
+    from rollout.errors import Busy
+
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return call()
+        except Busy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("point", ["before-patch", "after-patch", "after-save"])
+@pytest.mark.parametrize("via", ["approve", "tick"])
+def test_a_step_killed_at_any_point_is_applied_exactly_once(
+    world: World, point: str, via: str
+) -> None:
+    auto = via == "tick"
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 50, 100], interval_seconds=0, auto=auto))
+    rollout_id = world.service.get(REF).id
+    dying = _dying(world, point)
+    with pytest.raises(Killed):
+        if auto:
+            dying.tick(rollout_id)
+        else:
+            dying.approve(REF, actor=BOB)
+
+    def step() -> Any:
+        return world.service.tick(rollout_id) if auto else world.service.approve(REF, actor=BOB)
+
+    # the survivors carry on: whatever the crash left, each step lands exactly once
+    while world.service.get(REF).phase is not Phase.COMPLETED:
+        _retry(step)
+    assert _weight_writes(world) == [[100, 0], [90, 10], [50, 50], [0, 100]]
+    applied = [e.step for e in world.service.history(REF)
+               if e.action in ("step_applied", "recovered")]
+    assert applied == [0, 1, 2]
+    assert world.weights() == {"llm-pool": 0, POOL: 100}
+
+
+def test_a_crash_after_the_patch_is_recorded_by_status_reads_too(world: World) -> None:
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 50, 100], interval_seconds=0))
+    with pytest.raises(Killed):
+        _dying(world, "after-patch").approve(REF, actor=BOB)
+    assert world.service.get(REF).step == -1
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    _retry(lambda: world.service.tick(world.service.get(REF).id))
+    assert world.service.get(REF).step == 0
+    assert [e.action for e in world.service.history(REF)][-1] == "recovered"
+    assert _weight_writes(world) == [[100, 0], [90, 10]]

@@ -1,0 +1,157 @@
+"""The scheduler: unattended automatic plans, one leader, due times that survive restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from rollout.clock import SystemClock
+from rollout.leadership import LeaderLease
+from rollout.models import Phase
+from rollout.plan import build_plan
+from rollout.scheduler import RolloutScheduler
+from rollout.service import Ref
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, World, make_world
+
+POOL = "llm-pool-version-2"
+REF = Ref(canary=POOL)
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def live_world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(kube_emulator, redis_server.url)
+    w.service.clock = SystemClock()
+    yield w
+    w.store.client.close()
+    w.api.close()
+
+
+def _scheduler(world: World, holder: str, *, ttl: float = 2.0,
+               sweep: float = 0.2) -> RolloutScheduler:
+    lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder=holder,
+                        ttl_seconds=ttl)
+    scheduler = RolloutScheduler(service=world.service, lease=lease, sweep_seconds=sweep)
+    world.service.options.listeners.append(scheduler.on_change)
+    return scheduler
+
+
+def _weight_writes(world: World) -> list[tuple[int, int]]:
+    """The (stable, canary) weights of every successful route write, in order."""
+    import json
+
+    writes = []
+    for r in world.emulator.requests:
+        if r.verb != "patch" or r.resource != "httproutes" or r.status >= 300:
+            continue
+        for op in json.loads(r.body):
+            if op["path"] == "/spec/rules/0/backendRefs":
+                writes.append(tuple(ref["weight"] for ref in op["value"]))
+    return writes
+
+
+def test_an_automatic_plan_reaches_100_unattended_each_step_once(live_world: World) -> None:
+    world = live_world
+    scheduler = _scheduler(world, "a")
+    scheduler.start()
+    try:
+        world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                            plan=build_plan([10, 50, 100], interval_seconds=1, auto=True))
+        _wait_for(lambda: world.service.get(REF).phase is Phase.COMPLETED)
+    finally:
+        scheduler.stop()
+    assert world.weights() == {"llm-pool": 0, POOL: 100}
+    assert _weight_writes(world) == [(100, 0), (90, 10), (50, 50), (0, 100)]
+    steps = [e for e in world.service.history(REF) if e.action == "step_applied"]
+    assert [e.step for e in steps] == [0, 1, 2]
+    assert all(e.actor.id == "scheduler" for e in steps)
+
+
+def test_approval_gates_are_opened_by_the_scheduler_after_the_bake(live_world: World) -> None:
+    world = live_world
+    scheduler = _scheduler(world, "a")
+    scheduler.start()
+    try:
+        world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                            plan=build_plan([10, 100], interval_seconds=1))
+        world.service.approve(REF, actor=BOB)
+        assert world.service.get(REF).phase is Phase.BAKING
+        _wait_for(lambda: world.service.get(REF).phase is Phase.AWAITING_APPROVAL)
+    finally:
+        scheduler.stop()
+    events = [e.action for e in world.service.history(REF)]
+    assert events[-1] == "approval_requested"
+
+
+def test_only_one_of_two_schedulers_leads_and_steps_apply_once(live_world: World) -> None:
+    world = live_world
+    a, b = _scheduler(world, "a"), _scheduler(world, "b")
+    a.start()
+    b.start()
+    try:
+        _wait_for(lambda: a.lease.is_leader or b.lease.is_leader)
+        assert not (a.lease.is_leader and b.lease.is_leader)
+        world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                            plan=build_plan([10, 25, 50, 100], interval_seconds=1, auto=True))
+        _wait_for(lambda: world.service.get(REF).step >= 1)
+        leader, other = (a, b) if a.lease.is_leader else (b, a)
+        leader.scheduler.shutdown(wait=True)  # dies without releasing its lease
+        started = time.monotonic()
+        _wait_for(lambda: other.lease.is_leader, timeout=10)
+        assert time.monotonic() - started <= 2.0 + 0.2 + 1.0  # TTL + one sweep + slack
+        _wait_for(lambda: world.service.get(REF).phase is Phase.COMPLETED)
+    finally:
+        for s in (a, b):
+            if s.scheduler.running:
+                s.scheduler.shutdown(wait=True)
+    assert _weight_writes(world) == [(100, 0), (90, 10), (75, 25), (50, 50), (0, 100)]
+
+
+def test_a_scheduler_restart_mid_bake_keeps_the_due_time(live_world: World) -> None:
+    world = live_world
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 100], interval_seconds=3600, auto=True))
+    world.service.tick(world.service.get(REF).id)
+    due = world.service.get(REF).next_due_at
+    assert due is not None
+    first = _scheduler(world, "a")
+    first.start()
+    _wait_for(lambda: bool(first.due_times()))
+    assert first.due_times() == {world.service.get(REF).id: due}
+    first.stop()
+    second = _scheduler(world, "b")
+    second.start()
+    try:
+        _wait_for(lambda: bool(second.due_times()))
+        assert second.due_times() == {world.service.get(REF).id: due}
+    finally:
+        second.stop()
+
+
+def test_a_replica_that_cannot_renew_stops_firing_at_once(live_world: World) -> None:
+    now = [0.0]
+    lease = LeaderLease(live_world.store.client, key=live_world.store.key("leader"),
+                        holder="a", ttl_seconds=2.0, monotonic=lambda: now[0])
+    assert lease.refresh() and lease.is_leader
+    now[0] = 1.9
+    assert lease.is_leader
+    now[0] = 2.0
+    assert not lease.is_leader  # by its own clock, before Redis expires the key
+    other = LeaderLease(live_world.store.client, key=live_world.store.key("leader"),
+                        holder="b", ttl_seconds=2.0)
+    assert not other.refresh()  # the key itself is still there
+    live_world.store.client.delete(live_world.store.key("leader"))
+    assert other.refresh()
+    now[0] = 2.5
+    assert not lease.refresh() and not lease.is_leader
