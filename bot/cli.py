@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="actor name recorded in the audit (default: your login)")
     common.add_argument("--kubeconfig", default=None, help="kubeconfig (default: KUBECONFIG)")
     common.add_argument("--redis-url", default=None, help="Redis URL (default: REDIS_URL)")
+    for name, text in RECOVERY.items():
+        op = sub.add_parser(name, parents=[common], help=text)
+        op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
     for verb in OPERATIONS:
         op = sub.add_parser(verb.value, parents=[common], help=_HELP[verb])
         if verb is not Verb.LIST:
@@ -84,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
             op.add_argument("--reason", default="", help="why, for the audit and the card")
     return parser
 
+
+RECOVERY = {
+    "recover": "after Redis was lost: rebuild the rollout from the route's annotations "
+               "(it comes back paused)",
+    "release": "after Redis was lost: drop the bot's marker from the route, leaving the "
+               "weights as they are",
+}
 
 _HELP = {
     Verb.START: "start a rollout of POOL next to its stable pool",
@@ -156,6 +166,26 @@ def _scheduler(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_recovery(args: argparse.Namespace, out: TextIO) -> int:
+    from bot.bootstrap import build
+
+    settings = _settings_from(args)
+    container = build(settings)
+    namespace = args.namespace or settings.rollout_namespace
+    actor = cli_actor(args.actor)
+    try:
+        if args.command == "recover":
+            outcome = container.service.recover(namespace=namespace, canary=args.pool,
+                                                actor=actor)
+        else:
+            outcome = container.service.release(namespace=namespace, canary=args.pool,
+                                                actor=actor)
+    finally:
+        container.close()
+    print(outcome.message, file=out)
+    return EXIT_OK
+
+
 def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = _settings_from(args)
     request = request_from_args(args, settings.rollout_namespace)
@@ -212,6 +242,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
 
         serve_forever(args.port, args.kubeconfig, seed=args.seed)
         return EXIT_OK
+    if args.command in RECOVERY:
+        return _errors(lambda: run_recovery(args, out), err)
     return _errors(lambda: run_operation(args, out, err), err)
 
 

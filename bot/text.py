@@ -41,7 +41,7 @@ def rollout_detail(r: Rollout) -> list[str]:
 
 def status_lines(status: Status) -> list[str]:
     if status.rollout is None:
-        return [status.message]
+        return [status.message] + ([f"note: {status.cluster_note}"] if status.cluster_note else [])
     lines = rollout_detail(status.rollout)
     if status.observed is not None:
         lines.append(f"cluster   {status.observed.pair.describe()} "

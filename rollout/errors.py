@@ -67,5 +67,14 @@ class DriftDetected(RolloutError):
     """The managed weights are not what the rollout last wrote: a human changed them."""
 
 
+class FenceBehind(Superseded):
+    """The object carries a higher fencing token than ours. Either a newer operation wrote
+    it, or Redis lost its counter; only a holder whose lock is still intact may tell."""
+
+    def __init__(self, message: str, *, seen: int) -> None:
+        super().__init__(message)
+        self.seen = seen
+
+
 class NeedsOperator(RolloutError):
     """State and cluster disagree in a way the bot must not guess about; a human decides."""

@@ -367,6 +367,32 @@ def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
                     message=f"Rollout {r.id} failed: {reason}")
 
 
+def recover(
+    *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
+    baseline: Baseline, requester: Actor, created_at: datetime, step: int,
+    observed: Observed, actor: Actor, now: datetime,
+) -> Decision:
+    """Rebuild a rollout from the cluster's record after its state was lost. It comes back
+    paused: a person checks it and resumes (or rolls back); nothing moves on its own."""
+    r = Rollout(
+        id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
+        baseline=baseline, phase=Phase.PAUSED, step=step, requester=requester,
+        created_at=created_at, updated_at=now,
+    )
+    why = "rebuilt from the route's annotations after the state was lost; check and resume"
+    kind = PauseKind.MANUAL
+    if observed.pair not in acceptable_pairs(r):
+        why += (f" (the cluster shows {observed.pair.describe()}, the step expects "
+                f"{expected_pair(r).describe()})")
+        kind = PauseKind.DRIFT
+    r = r.model_copy(update={"pause": Pause(kind=kind, reason=why, by=actor, at=now,
+                                            resume_phase=Phase.BAKING)})
+    event = _event(r, "recovered", actor, now, why, step=step)
+    return Decision(rollout=r, events=(event,),
+                    message=f"Rollout {r.id} of {canary} recovered at {r.canary_percent}% "
+                            f"and paused: check it, then resume or roll back.")
+
+
 def attach_card(r: Rollout, card: Card, now: datetime) -> Decision:
     return Decision(rollout=_update(r, now, card=card), message="card attached")
 

@@ -7,11 +7,11 @@ the protocols, so the rollout logic can be read without knowing either backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rollout.machine import Effect
 from rollout.models import AuditEvent, Baseline, Rollout, Target
-from rollout.split import Observed, Pair
+from rollout.split import Marker, Observed, Pair
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,15 @@ class Located:
     observed: Observed
 
 
+@dataclass(frozen=True)
+class Marked:
+    """A rule the bot marked as owned by a rollout, with the record it left for recovery."""
+
+    target: Target
+    marker: Marker
+    record: dict[str, Any] | None
+
+
 class TrafficSplit(Protocol):
     def locate(
         self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
@@ -52,11 +61,25 @@ class TrafficSplit(Protocol):
         where `before` is given, on the managed weights still being one of those pairs."""
         ...
 
+    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
+        """Read a target no rollout state describes yet (recovery)."""
+        ...
+
+    def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
+        """Rules referencing `canary` that carry the bot's marker."""
+        ...
+
+    def clear_marker(self, target: Target, *, fence: int) -> None:
+        """Remove the bot's marker from a rule without touching weights."""
+        ...
+
 
 class RolloutStore(Protocol):
     def acquire(self, key: str, *, preempt: bool = False) -> Lease: ...
 
     def confirm(self, lease: Lease) -> None: ...
+
+    def regrant(self, lease: Lease, *, floor: int) -> Lease: ...
 
     def release(self, lease: Lease) -> None: ...
 

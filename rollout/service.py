@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from rollout import machine
 from rollout.clock import Clock
@@ -19,16 +20,16 @@ from rollout.errors import (
     ClusterUnavailable,
     Conflict,
     DriftDetected,
+    FenceBehind,
     NeedsOperator,
     NotFound,
     Refused,
     StoreUnavailable,
-    Superseded,
 )
 from rollout.machine import Decision, Restore
-from rollout.models import Actor, AuditEvent, Card, PauseKind, Plan, Rollout
-from rollout.ports import Lease, RolloutStore, TrafficSplit
-from rollout.split import Observed, acceptable_pairs
+from rollout.models import Actor, AuditEvent, Baseline, Card, PauseKind, Plan, Rollout
+from rollout.ports import Marked, RolloutStore, TrafficSplit
+from rollout.split import MarkerState, Observed, acceptable_pairs
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,36 @@ class Ref:
 
 
 Listener = Callable[[Outcome], None]
+T = TypeVar("T")
+
+
+class _Hold:
+    """The target lock for one operation; cluster writes go through `write` with its token."""
+
+    def __init__(self, store: RolloutStore, key: str, *, preempt: bool = False) -> None:
+        self.store = store
+        self.lease = store.acquire(key, preempt=preempt)
+
+    def write(self, call: Callable[[int], T]) -> T:
+        """Run a fenced cluster write. If the object carries a higher token while our lock is
+        intact, Redis forgot its counter: take a fresh token above it and write once more."""
+        self.store.confirm(self.lease)
+        try:
+            return call(self.lease.token)
+        except FenceBehind as exc:
+            self.lease = self.store.regrant(self.lease, floor=exc.seen)
+            log.warning("fence counter of %s was behind the cluster (%d); raised it",
+                        self.lease.key, exc.seen)
+            return call(self.lease.token)
+
+    def release(self) -> None:
+        """If Redis is gone the lock expires on its own, and the error that matters is the
+        one already on its way to the caller."""
+        try:
+            self.store.release(self.lease)
+        except StoreUnavailable:
+            log.warning("could not release the lock on %s; it expires by itself",
+                        self.lease.key)
 
 
 @dataclass
@@ -96,6 +127,7 @@ class RolloutService:
         self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
         stable: str | None = None,
     ) -> Outcome:
+        self._refuse_orphans(namespace, canary)
         located = self.traffic.locate(namespace=namespace, canary=canary, target_name=route,
                                       stable=stable)
         target = located.target
@@ -103,7 +135,13 @@ class RolloutService:
         if owner:
             raise Conflict(f"{target.describe()} already has an active rollout ({owner}); "
                            "finish or roll it back first")
-        self._refuse_orphan_marker(located.observed, target.describe())
+        canary_weight = located.observed.pair.canary
+        if canary_weight:
+            raise Conflict(
+                f"{canary} already receives traffic (weight {canary_weight}) on "
+                f"{target.describe()}: a rollout starts from 0; set its weight to 0 or roll "
+                "back the earlier change first"
+            )
         plan = plan.model_copy(update={
             "reminder_seconds": plan.reminder_seconds or self.options.reminder_seconds,
             "approval_timeout_seconds": plan.approval_timeout_seconds
@@ -114,19 +152,20 @@ class RolloutService:
             rollout_id=self._new_id(canary, now), target=target, stable=located.stable,
             canary=canary, plan=plan, baseline=located.baseline, actor=actor, now=now,
         )
-        lease = self.store.acquire(target.object_key)
+        hold = _Hold(self.store, target.object_key)
         try:
-            created = self.store.create(decision.rollout, lease=lease, events=decision.events)
+            created = self.store.create(decision.rollout, lease=hold.lease, events=decision.events)
+            effect = decision.effect
+            assert effect is not None
             try:
-                assert decision.effect is not None
-                self.traffic.apply(created, decision.effect, fence=lease.token)
+                hold.write(lambda fence: self.traffic.apply(created, effect, fence=fence))
             except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
                 failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
                 saved = self.store.save(failed.rollout, expected_version=created.version,
-                                        lease=lease, events=failed.events)
+                                        lease=hold.lease, events=failed.events)
                 return self._emit(Outcome(saved, failed.message, ok=False, events=failed.events))
         finally:
-            self._release(lease)
+            hold.release()
         return self._emit(Outcome(created, decision.message, events=decision.events))
 
     def approve(
@@ -189,6 +228,10 @@ class RolloutService:
     def status(self, ref: Ref) -> Status:
         try:
             rollout = self.get(ref)
+        except NeedsOperator as exc:
+            return Status(rollout=None, observed=None,
+                          message=f"no rollout of {ref.describe()} is recorded",
+                          cluster_note=str(exc))
         except NotFound:
             return Status(rollout=None, observed=None,
                           message=f"no rollout of {ref.describe()} is recorded")
@@ -242,26 +285,26 @@ class RolloutService:
                 return Outcome(None, "this request was already handled; nothing more to do",
                                changed=False)
         first = self.get(ref)
-        lease = self.store.acquire(first.target.object_key, preempt=preempt)
+        hold = _Hold(self.store, first.target.object_key, preempt=preempt)
         try:
             current = self.store.get(first.id)
             assert current is not None
             outcomes: list[Outcome] = []
             if reconcile and current.active:
-                current, recon = self._reconcile(current, lease)
+                current, recon = self._reconcile(current, hold)
                 if recon is not None:
                     outcomes.append(recon)
             decision = decide(current, self.clock.now())
-            outcome = self._carry_out(current, decision, lease, actor)
+            outcome = self._carry_out(current, decision, hold, actor)
         finally:
-            self._release(lease)
+            hold.release()
         if not notify:
             return outcome
         for earlier in outcomes:
             self._emit(earlier)
         return self._emit(outcome)
 
-    def _reconcile(self, r: Rollout, lease: Lease) -> tuple[Rollout, Outcome | None]:
+    def _reconcile(self, r: Rollout, hold: _Hold) -> tuple[Rollout, Outcome | None]:
         """Adopt a write that landed before a crash; pause on drift. Never guess."""
         now = self.clock.now()
         try:
@@ -276,45 +319,36 @@ class RolloutService:
             if found is None:
                 return r, None
             decision = found
-        saved = self.store.save(decision.rollout, expected_version=r.version, lease=lease,
+        saved = self.store.save(decision.rollout, expected_version=r.version, lease=hold.lease,
                                 events=decision.events)
         return saved, Outcome(saved, decision.message, events=decision.events)
 
-    def _carry_out(self, r: Rollout, d: Decision, lease: Lease, actor: Actor) -> Outcome:
+    def _carry_out(self, r: Rollout, d: Decision, hold: _Hold, actor: Actor) -> Outcome:
         if not d.changed:
             return Outcome(r, d.message, changed=False)
-        if d.effect is not None:
-            self.store.confirm(lease)
-            before = None if isinstance(d.effect, Restore) else acceptable_pairs(r)
+        effect = d.effect
+        if effect is not None:
+            before = None if isinstance(effect, Restore) else acceptable_pairs(r)
             try:
-                self.traffic.apply(d.rollout, d.effect, fence=lease.token, before=before)
+                hold.write(lambda fence: self.traffic.apply(d.rollout, effect, fence=fence,
+                                                            before=before))
             except DriftDetected as exc:
                 d = machine.pause(r, actor=Actor.scheduler(), now=self.clock.now(),
                                   reason=str(exc), kind=PauseKind.DRIFT)
-                saved = self.store.save(d.rollout, expected_version=r.version, lease=lease,
-                                        events=d.events)
+                saved = self.store.save(d.rollout, expected_version=r.version,
+                                        lease=hold.lease, events=d.events)
                 return Outcome(saved, f"Not applied: {exc}. {d.message}", ok=False,
                                events=d.events)
             except (ClusterUnavailable, NeedsOperator) as exc:
                 d = machine.effect_failed(r, now=self.clock.now(), reason=str(exc), actor=actor)
-                saved = self.store.save(d.rollout, expected_version=r.version, lease=lease,
-                                        events=d.events) if d.changed else r
+                saved = self.store.save(d.rollout, expected_version=r.version,
+                                        lease=hold.lease, events=d.events) if d.changed else r
                 return Outcome(saved, f"Not applied: {exc}. The rollout is paused; resume "
                                "or roll back once the cause is fixed.", ok=False,
                                events=d.events)
-            except Superseded:
-                raise
-        saved = self.store.save(d.rollout, expected_version=r.version, lease=lease,
+        saved = self.store.save(d.rollout, expected_version=r.version, lease=hold.lease,
                                 events=d.events)
         return Outcome(saved, d.message, events=d.events)
-
-    def _release(self, lease: Lease) -> None:
-        """Release the lock; if Redis is gone it expires on its own, and the error that
-        matters is the one already on its way to the caller."""
-        try:
-            self.store.release(lease)
-        except StoreUnavailable:
-            log.warning("could not release the lock on %s; it expires by itself", lease.key)
 
     def _emit(self, outcome: Outcome) -> Outcome:
         for listener in self.options.listeners:
@@ -331,22 +365,86 @@ class RolloutService:
             raise NotFound("name the pool (or adapter) of the rollout")
         found = self.store.latest_for(ref.namespace, ref.canary)
         if found is None:
+            self._refuse_orphans(ref.namespace, ref.canary)
             raise NotFound(f"no rollout of {ref.canary} in namespace {ref.namespace}; "
                            f"start one with `start {ref.canary}`")
         return found
 
-    def _refuse_orphan_marker(self, observed: Observed, where: str) -> None:
-        """The cluster says a rollout is active here, but the store has no record of it."""
-        marker = observed.marker
-        if marker is None or marker.state.value != "active":
-            return
-        if self.store.get(marker.rollout_id) is None:
+    def orphans(self, namespace: str, canary: str) -> list[Marked]:
+        """Rules the cluster says an active rollout owns, of which the store knows nothing."""
+        return [
+            m for m in self.traffic.find_marked(namespace=namespace, canary=canary)
+            if m.marker.state is MarkerState.ACTIVE and self.store.get(m.marker.rollout_id) is None
+        ]
+
+    def _refuse_orphans(self, namespace: str, canary: str) -> None:
+        found = self.orphans(namespace, canary)
+        if found:
+            raise NeedsOperator(_orphan_message(found[0], canary))
+
+    # -- after Redis was lost ------------------------------------------------------------
+
+    def recover(self, *, namespace: str, canary: str, actor: Actor) -> Outcome:
+        """Rebuild a rollout from the record the bot left on the route; it comes back paused."""
+        found = self.orphans(namespace, canary)
+        if not found:
+            raise NotFound(f"no rule referencing {canary} in {namespace} carries an active "
+                           "rollout the store does not know; nothing to recover")
+        marked = found[0]
+        record = marked.record
+        if record is None:
             raise NeedsOperator(
-                f"{where} is marked as owned by rollout {marker.rollout_id} at step "
-                f"{marker.step + 1}, which the store does not know (was Redis emptied?). "
-                f"Run `rollout-bot recover` to rebuild it from the route, or "
-                f"`rollout-bot release` to drop the marker, then try again"
+                f"{marked.target.describe()} names rollout {marked.marker.rollout_id} but its "
+                f"record annotation is missing or unreadable; use `release {canary}` and "
+                "restore the weights by hand"
             )
+        hold = _Hold(self.store, marked.target.object_key)
+        try:
+            observed = self.traffic.observe_target(marked.target, stable=str(record["stable"]),
+                                                   canary=canary)
+            decision = machine.recover(
+                rollout_id=marked.marker.rollout_id, target=marked.target,
+                stable=str(record["stable"]), canary=canary,
+                plan=Plan.model_validate(record["plan"]),
+                baseline=Baseline.model_validate(record["baseline"]),
+                requester=Actor.model_validate(record["requester"]),
+                created_at=datetime.fromisoformat(str(record["created_at"])),
+                step=marked.marker.step, observed=observed, actor=actor, now=self.clock.now(),
+            )
+            created = self.store.create(decision.rollout, lease=hold.lease,
+                                        events=decision.events)
+        finally:
+            hold.release()
+        return self._emit(Outcome(created, decision.message, events=decision.events))
+
+    def release(self, *, namespace: str, canary: str, actor: Actor) -> Outcome:
+        """Forget a rollout the store lost: drop its marker, leave the weights as they are."""
+        found = self.orphans(namespace, canary)
+        if not found:
+            raise NotFound(f"no orphaned rollout marker for {canary} in {namespace}")
+        marked = found[0]
+        hold = _Hold(self.store, marked.target.object_key)
+        try:
+            hold.write(lambda fence: self.traffic.clear_marker(marked.target, fence=fence))
+        finally:
+            hold.release()
+        detail = (f"dropped the marker of rollout {marked.marker.rollout_id} at step "
+                  f"{marked.marker.step + 1}; weights left as they are")
+        self.store.record(AuditEvent(at=self.clock.now(), rollout_id=marked.marker.rollout_id,
+                                     target=marked.target.key, action="released", actor=actor,
+                                     detail=detail))
+        return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _orphan_message(marked: Marked, canary: str) -> str:
+    m = marked.marker
+    return (
+        f"{marked.target.describe()} is marked as owned by rollout {m.rollout_id} at step "
+        f"{m.step + 1}, which the store does not know (was Redis emptied?). New steps on it "
+        f"are refused until an operator decides: `rollout-bot recover {canary}` rebuilds the "
+        f"rollout from the route (paused), or `rollout-bot release {canary}` drops the marker "
+        "and leaves the weights as they are"
+    )
 
 
 def _default_id(canary: str, now: datetime) -> str:

@@ -36,6 +36,17 @@ end
 return false
 """
 
+# A holder whose lock is intact may move the counter past a token Redis forgot (after a
+# flush or a restart without persistence) and take a fresh, higher token, atomically.
+_REGRANT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
+return token
+"""
+
 _CONFIRM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -100,6 +111,7 @@ class RedisStore:
         self._sleep = sleep
         self._acquire = client.register_script(_ACQUIRE)
         self._confirm = client.register_script(_CONFIRM)
+        self._regrant = client.register_script(_REGRANT)
         self._release = client.register_script(_RELEASE)
         self._write = client.register_script(_WRITE)
 
@@ -146,6 +158,15 @@ class RedisStore:
         )
         if not held:
             raise Superseded("a later operation (a rollback) took over this target")
+
+    def regrant(self, lease: Lease, *, floor: int) -> Lease:
+        """A new token above `floor` for a lease that is still ours, or Superseded."""
+        token = self._guard(lambda: self._regrant(
+            keys=[self.key("lock", lease.key), self.key("fence", lease.key)],
+            args=[lease.token, floor, self._ttl_ms]))
+        if not token:
+            raise Superseded("a later operation (a rollback) took over this target")
+        return Lease(key=lease.key, token=int(token))
 
     def release(self, lease: Lease) -> None:
         self._guard(lambda: self._release(keys=[self.key("lock", lease.key)], args=[lease.token]))

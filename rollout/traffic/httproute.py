@@ -15,13 +15,15 @@ from kubernetes.client import CustomObjectsApi
 from rollout.errors import Ambiguous, Conflict, DriftDetected, NeedsOperator, NotFound
 from rollout.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.models import Baseline, Rollout, Target, TargetKind
-from rollout.ports import Located
+from rollout.ports import Located, Marked
 from rollout.split import Marker, MarkerState, Observed, Pair, expected_pair
 from rollout.traffic.kube import FencedObjects, Kind, Obj, annotation_op
 from rollout.traffic.markers import (
     decode_marker,
+    decode_record,
     encode_marker,
     encode_record,
+    pointer,
     record_key,
     rule_key,
 )
@@ -100,12 +102,6 @@ class HTTPRouteSplit:
         stable_ref = refs[_index(refs, stable_name) or 0]
         canary_i = _index(refs, canary)
         canary_ref = refs[canary_i] if canary_i is not None else None
-        if canary_ref is not None and weight_of(canary_ref) > 0:
-            raise Conflict(
-                f"{canary} already receives traffic (weight {weight_of(canary_ref)}) on "
-                f"{route['metadata']['name']}: a rollout starts from 0; set its weight to 0 "
-                "or roll back the earlier change first"
-            )
         baseline = Baseline(
             stable=copy.deepcopy(stable_ref),
             canary=copy.deepcopy(canary_ref) if canary_ref is not None else None,
@@ -172,12 +168,44 @@ class HTTPRouteSplit:
             )
         return others[0]
 
+    # -- markers (for an emptied Redis) ----------------------------------------------------
+
+    def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
+        """Rules that reference `canary` and carry the bot's marker."""
+        found = []
+        for route in self.routes.list(namespace):
+            annotations = route["metadata"].get("annotations") or {}
+            for i, rule in enumerate(route.get("spec", {}).get("rules") or []):
+                if not any(is_pool_ref(ref, canary) for ref in rule.get("backendRefs") or []):
+                    continue
+                marker = decode_marker(annotations, i)
+                if marker is None:
+                    continue
+                target = Target(kind=TargetKind.ROUTE, namespace=namespace,
+                                name=route["metadata"]["name"], rule=i)
+                found.append(Marked(target=target, marker=marker,
+                                    record=decode_record(annotations, i)))
+        return found
+
+    def clear_marker(self, target: Target, *, fence: int) -> None:
+        """Drop the bot's marker and record from one rule; weights stay as they are."""
+
+        def mutate(route: Obj) -> list[dict[str, Any]]:
+            annotations = route["metadata"].get("annotations") or {}
+            return [{"op": "remove", "path": pointer(key)}
+                    for key in (rule_key(target.rule), record_key(target.rule))
+                    if key in annotations]
+
+        self.routes.patch(target.namespace, target.name, mutate, fence=fence)
+
     # -- observe and apply ---------------------------------------------------------------
 
     def observe(self, rollout: Rollout) -> Observed:
-        t = rollout.target
-        route = self.routes.get(t.namespace, t.name)
-        return self._observed(route, t.rule, rollout.stable, rollout.canary)
+        return self.observe_target(rollout.target, stable=rollout.stable, canary=rollout.canary)
+
+    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
+        route = self.routes.get(target.namespace, target.name)
+        return self._observed(route, target.rule, stable, canary)
 
     @staticmethod
     def _observed(route: Obj, rule: int, stable: str, canary: str) -> Observed:

@@ -20,7 +20,7 @@ from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from rollout.errors import ClusterUnavailable, NotFound, Superseded
+from rollout.errors import ClusterUnavailable, FenceBehind, NotFound
 from rollout.traffic.markers import FENCE, PREFIX, fence_of, pointer
 
 ABANDONED = PREFIX + "abandoned-write"
@@ -77,9 +77,9 @@ class FencedObjects:
             annotations = current.get("metadata", {}).get("annotations") or {}
             seen = fence_of(annotations)
             if seen > fence:
-                raise Superseded(
+                raise FenceBehind(
                     f"{self.kind.describe(namespace, name)} carries a newer fencing token "
-                    f"({seen} > {fence}); this write was dropped"
+                    f"({seen} > {fence}); this write was dropped", seen=seen,
                 )
             ops = _guard_ops(current, fence) + mutate(current)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from bot.cli import main
 from rollout.clock import ManualClock
 from rollout.models import Actor
 from rollout.service import RolloutService, ServiceOptions
@@ -124,3 +126,23 @@ def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[Wo
     finally:
         w.store.client.close()
         w.api.close()
+
+
+# ---- the CLI, in-process ----------------------------------------------------------------------
+
+
+class Cli:
+    def __init__(self, kubeconfig: Path, redis_url: str) -> None:
+        self.base = ["--kubeconfig", str(kubeconfig), "--redis-url", redis_url]
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([*argv, *self.base], out=out, err=err)
+        return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def cli(kube_kubeconfig: Path, redis_server: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
+    yield Cli(kube_kubeconfig, redis_server.url)

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.cli import EXIT_OK, EXIT_REFUSED, main
+from bot.cli import EXIT_OK, EXIT_REFUSED
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
-from tests.integration.conftest import unique_prefix
-
-
-class Cli:
-    def __init__(self, kubeconfig: Path, redis_url: str) -> None:
-        self.base = ["--kubeconfig", str(kubeconfig), "--redis-url", redis_url]
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([*argv, *self.base], out=out, err=err)
-        return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def cli(kube_kubeconfig: Path, redis_server: RedisServer,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
-    yield Cli(kube_kubeconfig, redis_server.url)
+from tests.integration.conftest import Cli, unique_prefix
 
 
 def _kubectl_weights(kubeconfig: Path, route: str = "routes-to-llm") -> list[int]:

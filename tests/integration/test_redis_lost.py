@@ -1,0 +1,82 @@
+"""Invariant 7: with Redis emptied, the route's annotations name the rollout and step;
+the bot refuses new steps there until an operator recovers or releases it."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.errors import Conflict, NeedsOperator
+from rollout.models import Phase
+from rollout.plan import build_plan
+from rollout.service import Ref
+from tests.integration.conftest import ALICE, BOB, Cli, World
+
+POOL = "llm-pool-version-2"
+REF = Ref(canary=POOL)
+
+
+def _at_25_then_lose_redis(world: World) -> str:
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 25, 50, 100], interval_seconds=0))
+    world.service.approve(REF, actor=BOB)
+    world.service.approve(REF, actor=BOB)
+    rollout_id = world.service.get(REF).id
+    world.store.client.flushdb()
+    return rollout_id
+
+
+def test_status_says_what_the_cluster_shows_and_steps_are_refused(world: World) -> None:
+    rollout_id = _at_25_then_lose_redis(world)
+    status = world.service.status(REF)
+    assert status.rollout is None
+    assert rollout_id in status.cluster_note and "step 2" in status.cluster_note
+    assert "rollout-bot recover" in status.cluster_note
+    patches = world.route_patches()
+    with pytest.raises(NeedsOperator, match="recover"):
+        world.service.approve(REF, actor=BOB)
+    with pytest.raises(NeedsOperator, match="recover"):
+        world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    assert world.route_patches() == patches
+    assert world.weights() == {"llm-pool": 75, POOL: 25}
+
+
+def test_recover_rebuilds_the_rollout_paused_and_it_can_continue(world: World) -> None:
+    rollout_id = _at_25_then_lose_redis(world)
+    out = world.service.recover(namespace="default", canary=POOL, actor=BOB)
+    assert out.rollout is not None and out.rollout.id == rollout_id
+    assert out.rollout.phase is Phase.PAUSED and out.rollout.step == 1
+    with pytest.raises(Conflict, match="paused"):
+        world.service.approve(REF, actor=BOB)
+    world.service.resume(REF, actor=BOB)
+    assert world.service.approve(REF, actor=BOB).ok
+    assert world.weights() == {"llm-pool": 50, POOL: 50}
+    world.service.rollback(REF, actor=BOB)
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+
+
+def test_release_drops_the_marker_and_leaves_the_weights(world: World) -> None:
+    _at_25_then_lose_redis(world)
+    out = world.service.release(namespace="default", canary=POOL, actor=BOB)
+    assert "weights left as they are" in out.message
+    assert world.weights() == {"llm-pool": 75, POOL: 25}
+    assert world.service.orphans("default", POOL) == []
+    with pytest.raises(Conflict, match="already receives traffic"):
+        world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+
+
+def test_the_cli_documents_the_way_out(cli: Cli, world: World) -> None:
+    del world
+    cli("start", POOL, "--interval", "0s", "--as", "alice")
+    cli("approve", POOL, "--as", "bob")
+    import redis
+
+    url = cli.base[cli.base.index("--redis-url") + 1]
+    redis.Redis.from_url(url).flushdb()
+    code, out, _ = cli("status", POOL)
+    assert code == 0 and "rollout-bot recover" in out
+    code, _, err = cli("approve", POOL, "--as", "bob")
+    assert code == 4 and "needs an operator" in err
+    code, out, _ = cli("recover", POOL, "--as", "bob")
+    assert code == 0 and "recovered" in out
+    code, out, _ = cli("resume", POOL, "--as", "bob")
+    assert code == 0
