@@ -1,0 +1,124 @@
+"""`rollout-bot sandbox` / `make demo`: the whole system on one machine, nothing to configure.
+
+An emulated Kubernetes API seeded with the demo objects, an embedded Redis, an emulated
+Slack with a chat page, the bot behind real signed HTTP, and the leader-elected scheduler,
+all wired exactly as in production except for where the URLs point.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import signal
+import threading
+import webbrowser
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.bootstrap import Container, build
+from bot.scheduling import build_scheduler
+from bot.server import SlackServer
+from bot.settings import Settings
+from rollout.scheduler import RolloutScheduler
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+from sandbox.slack import SlackEmulator
+
+SANDBOX_DIR = Path(".sandbox")
+CHANNEL = "C0ROLLOUT"
+
+
+class Sandbox:
+    """Every process of the demo, started and stopped together."""
+
+    def __init__(self, *, chat_port: int = 3000, data_dir: Path = SANDBOX_DIR,
+                 tick: str = "2s") -> None:
+        self.data_dir = data_dir
+        self.chat_port = chat_port
+        self.tick = tick
+        self.kube = KubeEmulator(seed="demo")
+        self.redis = RedisServer()  # fresh each run, like the emulated cluster
+        self.slack = SlackEmulator(signing_secret=secrets.token_hex(16), port=chat_port)
+        self.kubeconfig = data_dir / "kubeconfig"
+        self.container: Container | None = None
+        self.server: SlackServer | None = None
+        self.scheduler: RolloutScheduler | None = None
+
+    def settings(self) -> Settings:
+        return Settings(
+            slack_bot_token=self.slack.bot_token, slack_signing_secret=self.slack.signing_secret,
+            slack_api_url=self.slack.api_url, redis_url=self.redis.url,
+            kubeconfig=str(self.kubeconfig), rollout_approver_groups=["S0REVIEWERS"],
+            rollout_allowed_channels=[CHANNEL], rollout_notify_channel=CHANNEL,
+            rollout_tick=self.tick, rollout_leader_ttl="6s", rollout_reminder="5m",
+        )
+
+    def start(self) -> Sandbox:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.kube.start()
+        self.kube.write_kubeconfig(self.kubeconfig)
+        self.redis.start()
+        self.slack.start()
+        settings = self.settings()
+        self.container = build(settings)
+        self.scheduler = build_scheduler(self.container)
+        self.server = SlackServer(settings, container=self.container).start()
+        self.slack.events_url = self.server.events_url
+        self.scheduler.start()
+        return self
+
+    def stop(self) -> None:
+        steps: list[Callable[[], None]] = []
+        if self.scheduler is not None:
+            steps.append(self.scheduler.stop)
+        if self.server is not None:
+            steps.append(self.server.stop)
+        if self.container is not None:
+            steps.append(self.container.close)
+        steps += [self.slack.stop, self.kube.stop, self.redis.close]
+        for stop in steps:
+            try:
+                stop()
+            except Exception as exc:  # keep stopping the rest
+                print(f"while stopping: {exc}")
+
+    def banner(self) -> str:
+        kc = shlex.quote(str(self.kubeconfig.resolve()))
+        env = (f"KUBECONFIG={kc} REDIS_URL={self.redis.url}")
+        return "\n".join([
+            "The rollout sandbox is running. Ctrl-C stops it.",
+            "",
+            f"  chat page     {self.slack.url}/?user=U0ALICE&channel={CHANNEL}",
+            f"  bot           {self.server.url if self.server else '?'} "
+            "(/slack/events, /healthz, /readyz, /metrics)",
+            f"  kubernetes    {self.kube.url}   kubeconfig {kc}",
+            f"  redis         {self.redis.url}",
+            "",
+            "In the chat page, as alice (an on-call engineer) in #llm-rollouts:",
+            "  /rollout llm-pool-version-2 start --interval 30s",
+            "then switch to bob or carol (reviewers) and click Approve; or try",
+            "  /rollout llm-pool-version-2 start --steps 10,50,100 --interval 10s --auto",
+            "  /rollout llm-new start --route llm-route      (a node update adds the pool)",
+            "",
+            "Watch the weights move:",
+            f"  kubectl --kubeconfig {kc} get httproutes routes-to-llm -n default -o "
+            "jsonpath='{.spec.rules[0].backendRefs}' -w",
+            "Drive it without Slack (cards still appear in #llm-rollouts):",
+            f"  {env} .venv/bin/rollout-bot status llm-pool-version-2",
+        ])
+
+
+def run_sandbox(*, port: int = 3000, open_browser: bool = True) -> int:
+    sandbox = Sandbox(chat_port=port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        sandbox.start()
+        print(sandbox.banner(), flush=True)
+        if open_browser:
+            webbrowser.open(f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}")
+        stop.wait()
+    finally:
+        sandbox.stop()
+    return 0
