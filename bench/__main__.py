@@ -1,0 +1,145 @@
+"""`python -m bench [--quick]`: what a step costs compared with the floor of its own I/O, what
+a pure transition costs compared with copying the state, and the memory the scheduler holds
+per rollout compared with the due times alone."""
+
+from __future__ import annotations
+
+import argparse
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from kubernetes import client
+
+from bench.harness import Result, median_time
+from rollout import machine
+from rollout.clock import ManualClock
+from rollout.models import Actor, Baseline, Target, TargetKind
+from rollout.plan import build_plan
+from rollout.service import Ref, RolloutService
+from rollout.store import RedisStore
+from rollout.traffic.httproute import HTTPRouteSplit
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+
+ALICE = Actor(id="cli:alice")
+BOB = Actor(id="cli:bob")
+POOL = "llm-pool-version-2"
+
+
+def bench_step(repeat: int) -> list[Result]:
+    """A full approve (lock, reconcile read, fenced patch, read-back, CAS save) and a full
+    rollback, against one Redis round trip plus one route GET and one route PATCH."""
+    with KubeEmulator(seed="demo") as emu, RedisServer() as redis_server:
+        cfg = client.Configuration()
+        cfg.host = emu.url
+        api = client.CustomObjectsApi(client.ApiClient(cfg))
+        store = RedisStore.from_url(redis_server.url, prefix="bench")
+        service = RolloutService(store=store, traffic=HTTPRouteSplit(api), clock=ManualClock())
+        ref = Ref(canary=POOL)
+
+        def fresh() -> None:
+            """A new rollout awaiting its first approval (the last one rolled back)."""
+            if _active(service):
+                service.rollback(ref, actor=BOB)
+            service.start(namespace="default", canary=POOL, actor=ALICE,
+                          plan=build_plan([10, 25, 50, 100], interval_seconds=0))
+
+        def at_10() -> None:
+            fresh()
+            service.approve(ref, actor=BOB)
+
+        approve = median_time(lambda: service.approve(ref, actor=BOB), repeat=repeat,
+                              setup=fresh)
+        back = median_time(lambda: service.rollback(ref, actor=BOB), repeat=repeat,
+                           setup=at_10)
+
+        def floor() -> None:
+            store.client.ping()
+            route = cast(dict[str, Any], api.get_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", "default", "httproutes", "routes-to-llm"))
+            api.patch_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", "default", "httproutes", "routes-to-llm",
+                [{"op": "test", "path": "/metadata/name",
+                  "value": route["metadata"]["name"]}],
+                _content_type="application/json-patch+json")
+
+        floor_s = median_time(floor, repeat=repeat)
+        store.client.close()
+    name = "1 Redis RTT + route GET + PATCH"
+    return [Result("approve a step (end to end)", approve, name, floor_s),
+            Result("roll back (end to end)", back, name, floor_s)]
+
+
+def _active(service: RolloutService) -> bool:
+    try:
+        return service.get(Ref(canary=POOL)).active
+    except Exception:  # no rollout yet
+        return False
+
+
+def bench_transition(repeat: int) -> list[Result]:
+    """The pure state machine against the least it must do: copy the frozen state once."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    baseline = Baseline(stable={"name": "a", "weight": 100}, canary={"name": "b", "weight": 0},
+                        stable_weight=100, canary_weight=0)
+    rollout = machine.start(
+        rollout_id="r", target=Target(kind=TargetKind.ROUTE, namespace="d", name="n", rule=0),
+        stable="a", canary="b", plan=build_plan(), baseline=baseline, actor=ALICE, now=now,
+    ).rollout
+    loops = 200
+
+    def transitions() -> None:
+        for _ in range(loops):
+            machine.approve(rollout, actor=BOB, now=now)
+
+    def copies() -> None:
+        for _ in range(loops):
+            rollout.model_copy(update={"updated_at": now})
+
+    return [Result(f"approve transition x{loops} (pure)", median_time(transitions, repeat=repeat),
+                   f"model_copy x{loops}", median_time(copies, repeat=repeat))]
+
+
+def bench_scheduler_memory(count: int) -> list[Result]:
+    """Bytes the scheduler's jobs hold for `count` due rollouts, against a dict of due times."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    due = datetime.now(UTC) + timedelta(hours=1)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    floor = {f"rollout-{i}": due for i in range(count)}
+    floor_bytes = _grown(before)
+    sched = BackgroundScheduler(timezone="UTC")
+    before = tracemalloc.take_snapshot()
+    for rid in floor:
+        sched.add_job(print, "date", run_date=due, args=[rid], id=f"due:{rid}")
+    jobs_bytes = _grown(before)
+    tracemalloc.stop()
+    return [Result(f"scheduler jobs for {count} rollouts (bytes)", jobs_bytes,
+                   "dict of due times", floor_bytes)]
+
+
+def _grown(before: tracemalloc.Snapshot) -> float:
+    after = tracemalloc.take_snapshot()
+    return float(sum(s.size_diff for s in after.compare_to(before, "filename")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else 30
+    results = [*bench_step(repeat), *bench_transition(repeat),
+               *bench_scheduler_memory(50 if args.quick else 1000)]
+    for result in results:
+        line = result.line()
+        if "(bytes)" in result.name:
+            line = (f"{result.name:<44} {result.median_s / 1024:>8.1f} KiB   floor "
+                    f"{result.floor_name}: {result.floor_s / 1024:>8.1f} KiB   "
+                    f"ratio {result.ratio:6.1f}x")
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
