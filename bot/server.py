@@ -1,0 +1,149 @@
+"""`rollout-bot serve`: the Slack app under waitress, over HTTP or Socket Mode.
+
+`SlackServer` runs everything in background threads (for tests and the sandbox); `serve`
+runs one in the foreground until SIGINT/SIGTERM. Either way `/healthz`, `/readyz` and
+`/metrics` are on the HTTP port; `/slack/events` too unless Socket Mode carries the events.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from waitress.server import create_server
+
+from bot.bootstrap import Container, build
+from bot.metrics import Metrics
+from bot.settings import Settings, SettingsError, require_for_serve
+from bot.slack_app import build_app, web_client
+from bot.web import EVENTS_PATH, WebApp, readiness_checks
+
+log = logging.getLogger(__name__)
+
+
+def socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
+    """Socket Mode with the app-level token (`SLACK_APP_TOKEN`, `xapp-…`)."""
+    if not settings.slack_app_token:
+        raise SettingsError("SLACK_APP_TOKEN is needed by --socket-mode")
+    return SocketModeHandler(app, app_token=settings.slack_app_token)
+
+
+class SocketConnection(Protocol):
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SlackServer:
+    """The bot's HTTP server (and Socket Mode connection) in background threads."""
+
+    def __init__(
+        self, settings: Settings, *, container: Container | None = None,
+        host: str = "127.0.0.1", port: int = 0, socket_mode: bool = False,
+        threads: int = 8,
+        socket_factory: Callable[[App, Settings], SocketConnection] | None = None,
+    ) -> None:
+        if not socket_mode and not settings.slack_signing_secret:
+            raise SettingsError("SLACK_SIGNING_SECRET is needed to check Slack's requests")
+        self.settings = settings
+        self.socket_mode = socket_mode
+        self._own_container = container is None
+        self.container = container or build(settings)
+        self.client: WebClient = web_client(settings)
+        self.metrics = Metrics(rollouts=self.container.service.list_rollouts)
+        before = list(self.container.listeners)
+        self.container.listeners.append(self.metrics.observe_outcome)
+        self.app = build_app(self.container, settings=settings, web_client=self.client,
+                             telemetry=self.metrics, socket_mode=socket_mode)
+        self._listeners = [x for x in self.container.listeners if x not in before]
+        events = None if socket_mode else SlackRequestHandler(self.app, path=EVENTS_PATH)
+        self.wsgi = WebApp(metrics=self.metrics, events=events,
+                           checks=readiness_checks(self.container.store,
+                                                   self.container.kube_api))
+        self._server: Any = create_server(self.wsgi, host=host, port=port, threads=threads,
+                                          ident="rollout-bot", channel_timeout=60)
+        self.host = host
+        self.port = int(self._server.effective_port)
+        self._thread = threading.Thread(target=self._server.run, name="rollout-bot-http",
+                                        daemon=True)
+        self._socket_factory = socket_factory or socket_mode_handler
+        self.socket_handler: SocketConnection | None = None
+        self._started = self._stopped = False
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return self.url + EVENTS_PATH
+
+    def start(self) -> SlackServer:
+        if self._started:
+            raise RuntimeError("the server is already running")
+        self._started = True
+        self._thread.start()
+        if self.socket_mode:
+            self.socket_handler = self._socket_factory(self.app, self.settings)
+            self.socket_handler.connect()
+        log.info("rollout-bot listening on %s (%s)", self.url,
+                 "Socket Mode" if self.socket_mode else "HTTP events")
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+        server = self._server
+
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                channel.close()
+
+        if self._started:
+            server.trigger.pull_trigger(close_all)
+            self._thread.join(timeout=timeout)
+            server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+        else:
+            server.close()
+        self.app.listener_runner.listener_executor.shutdown(wait=False)
+        for listener in self._listeners:  # a shared container outlives this server
+            if listener in self.container.listeners:
+                self.container.listeners.remove(listener)
+        if self._own_container:
+            self.container.close()
+
+    def __enter__(self) -> SlackServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
+          container: Container | None = None) -> None:
+    """Run the bot until SIGINT or SIGTERM. Raises SettingsError, with a message naming the
+    missing variable, when Slack secrets or approvers are not configured."""
+    require_for_serve(settings, socket_mode=socket_mode)
+    server = SlackServer(settings, container=container, host="0.0.0.0", port=port,
+                         socket_mode=socket_mode)
+    done = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+    server.start()
+    try:
+        done.wait()
+    finally:
+        log.info("rollout-bot stopping")
+        server.stop()

@@ -1,0 +1,119 @@
+"""Keeps each rollout's card current: a service listener that edits the card and writes the
+thread after every saved change, whoever made it (Slack, the CLI, the scheduler).
+
+A rollout with no card yet gets one, in the channel it was started from or in the notify
+channel. Slack failures here are logged and counted, never raised: chat is a window on the
+rollout, not part of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+
+from handlers.cards import event_line, render_card
+from handlers.telemetry import NoTelemetry, Telemetry
+from rollout.clock import Clock
+from rollout.errors import RolloutError
+from rollout.models import Card, Rollout
+from rollout.service import Outcome, Ref, RolloutService
+
+log = logging.getLogger(__name__)
+
+_MAX_LOCKS = 256
+
+
+class CardPublisher:
+    def __init__(
+        self, *, client: WebClient, service: RolloutService, clock: Clock,
+        notify_channel: str | None = None, telemetry: Telemetry | None = None,
+    ) -> None:
+        self._client = client
+        self._service = service
+        self._clock = clock
+        self._notify = notify_channel or None
+        self._telemetry = telemetry or NoTelemetry()
+        self._locks: OrderedDict[str, threading.Lock] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def __call__(self, outcome: Outcome) -> None:
+        r = outcome.rollout
+        if r is None or (not outcome.changed and not outcome.events):
+            return
+        with self._lock_for(r.id):
+            latest = self._latest(r)
+            card = latest.card or self._post_card(latest)
+            if card is None:
+                return
+            if latest.card is not None:
+                self._update(latest, card)
+            lines = [event_line(e) for e in outcome.events]
+            if not outcome.ok:
+                lines.append(f":warning: {outcome.message}")
+            if lines:
+                self._call("chat.postMessage", lambda: self._client.chat_postMessage(
+                    channel=card.channel, thread_ts=card.ts, text="\n".join(lines)))
+
+    def post_to_thread(self, rollout: Rollout, text: str) -> None:
+        """A message in the card's thread (a NeedsOperator alert), if the rollout has a card."""
+        if rollout.card is None:
+            return
+        card = rollout.card
+        self._call("chat.postMessage", lambda: self._client.chat_postMessage(
+            channel=card.channel, thread_ts=card.ts, text=text))
+
+    def _latest(self, r: Rollout) -> Rollout:
+        """Render the newest saved state, so a late listener never shows an older one."""
+        try:
+            found = self._service.get(Ref(rollout_id=r.id))
+        except RolloutError:
+            return r
+        return found if found.version >= r.version else r
+
+    def _post_card(self, r: Rollout) -> Card | None:
+        channel = r.requester.channel if r.requester.via == "slack" else None
+        channel = channel or self._notify
+        if channel is None:
+            return None
+        message = render_card(r, now=self._clock.now())
+        response = self._call("chat.postMessage", lambda: self._client.chat_postMessage(
+            channel=channel, text=message.text, blocks=message.blocks))
+        if response is None:
+            return None
+        card = Card(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
+        try:
+            attached = self._service.attach_card(r.id, card)
+        except RolloutError:
+            log.exception("could not remember the card of %s", r.id)
+            return card
+        # attaching bumped the version: redraw so the buttons carry the current one
+        self._update(attached, card)
+        return card
+
+    def _update(self, r: Rollout, card: Card) -> None:
+        message = render_card(r, now=self._clock.now())
+        self._call("chat.update", lambda: self._client.chat_update(
+            channel=card.channel, ts=card.ts, text=message.text, blocks=message.blocks))
+
+    def _call(self, method: str, call: Callable[[], Any]) -> dict[str, Any] | None:
+        try:
+            response = call()
+        except Exception:  # SlackApiError, connection errors: count and carry on
+            log.exception("Slack %s failed", method)
+            self._telemetry.slack_error(method)
+            return None
+        data = getattr(response, "data", None)
+        return data if isinstance(data, dict) else None
+
+    def _lock_for(self, rollout_id: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.pop(rollout_id, None) or threading.Lock()
+            self._locks[rollout_id] = lock
+            while len(self._locks) > _MAX_LOCKS:
+                self._locks.popitem(last=False)
+            return lock

@@ -1,0 +1,209 @@
+"""The `/rollout` grammar: slash-command text into a CommandRequest, or a clear refusal.
+
+Pure and synchronous so a listener can parse before it acks: a malformed command is answered
+in the ack itself, with usage, and never reaches the service.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from handlers.commands import POOL_VERBS, CommandRequest, Verb
+from rollout.errors import InvalidInput
+from rollout.plan import build_plan, parse_interval, parse_steps
+
+USAGE = """\
+*Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`
+*Verbs:* `start`, `status`, `approve`, `pause`, `resume`, `rollback`, `promote`, `history`
+*Options:*
+  `--namespace NS` namespace of the pool and route (default: the bot's)
+  `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
+  `--stable POOL` the pool that keeps the rest of the traffic
+  `--steps 10,25,50,100` canary percentages, increasing to 100 (start)
+  `--interval 15m` bake time between steps: s, m or h (start)
+  `--auto` step up automatically after each bake, no approvals (start)
+  `--approvals N` distinct approvers needed per step (start)
+  `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
+  `--reason "text"` why (pause, rollback)
+*Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
+`/rollout llm-pool-version-2 rollback --reason "p99 latency"`"""
+
+# Slack clients (and phones) turn quotes into typographic ones and `--` into dashes.
+_TYPOGRAPHY = str.maketrans({
+    "\u201c": '"', "\u201d": '"', "\u201e": '"',  # double: left, right, low
+    "\u2018": "'", "\u2019": "'", "\u201a": "'",  # single: left, right, low
+})
+_APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
+_KEPT_APOSTROPHE = "\ue000"  # a private-use character, restored after splitting
+_DASH_OPTION = re.compile("(^|\\s)[\u2012-\u2015]+(?=[A-Za-z])")  # figure/en/em dash
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MAX_APPROVALS = 10
+
+_START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
+                         "rewrite"})
+_REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK})
+
+
+class GrammarError(InvalidInput):
+    """The text is not a `/rollout` command; the reply adds the usage."""
+
+
+@dataclass(frozen=True)
+class _Option:
+    field: str
+    takes_value: bool
+    convert: Callable[[str, str], object] | None = None
+
+
+def _name(flag: str, value: str) -> str:
+    if not _NAME.match(value):
+        raise GrammarError(f"`{flag}` wants a Kubernetes name (lowercase letters, digits, "
+                           f"`-` and `.`), not `{value}`")
+    return value
+
+
+def _namespace(flag: str, value: str) -> str:
+    if not _NAMESPACE.match(value):
+        raise GrammarError(f"`{flag}` wants a namespace name, not `{value}`")
+    return value
+
+
+def _steps(_flag: str, value: str) -> tuple[int, ...]:
+    steps = tuple(parse_steps(value))
+    build_plan(steps)  # the same checks start makes, answered before the ack
+    return steps
+
+
+def _interval(_flag: str, value: str) -> int:
+    return parse_interval(value)
+
+
+def _approvals(flag: str, value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_APPROVALS:
+        raise GrammarError(f"`{flag}` wants a number of approvers from 1 to {MAX_APPROVALS}, "
+                           f"not `{value}`")
+    return int(value)
+
+
+def _text(_flag: str, value: str) -> str:
+    return value.strip()
+
+
+_OPTIONS: dict[str, _Option] = {
+    "--namespace": _Option("namespace", True, _namespace),
+    "-n": _Option("namespace", True, _namespace),
+    "--route": _Option("route", True, _name),
+    "--stable": _Option("stable", True, _name),
+    "--steps": _Option("steps", True, _steps),
+    "--interval": _Option("interval_seconds", True, _interval),
+    "--auto": _Option("auto", False),
+    "--approvals": _Option("approvals", True, _approvals),
+    "--rewrite": _Option("rewrite", True, _name),
+    "--reason": _Option("reason", True, _text),
+}
+
+
+def normalise(text: str) -> str:
+    """Undo what chat clients do to typed commands: smart quotes, dashes, odd spaces.
+    An apostrophe inside a word (`it's`) is set aside so that it does not open a quote."""
+    text = _APOSTROPHE.sub(_KEPT_APOSTROPHE, text)
+    text = text.translate(_TYPOGRAPHY).replace("\u00a0", " ")
+    return _DASH_OPTION.sub(r"\1--", text).strip()
+
+
+def tokenize(text: str) -> list[str]:
+    try:
+        words = shlex.split(normalise(text))
+    except ValueError as exc:
+        raise GrammarError(f"could not read the command: {exc} (close your quotes)") from None
+    return [w.replace(_KEPT_APOSTROPHE, "'") for w in words]
+
+
+def _verb(word: str) -> Verb | None:
+    try:
+        return Verb(word.lower())
+    except ValueError:
+        return None
+
+
+def parse(text: str, *, namespace: str = "default") -> CommandRequest:
+    """`/rollout` text into a request. `namespace` is the default when none is given."""
+    positional, raw = _split(tokenize(text))
+    verb, pool, extra = _shape(positional)
+    given = {_OPTIONS[flag].field: flag for flag, _ in raw}
+    if verb is not Verb.START and (misplaced := sorted(set(given) & _START_ONLY)):
+        raise GrammarError(f"`{given[misplaced[0]]}` applies only to `start`, "
+                           f"not `{verb.value}`")
+    if "reason" in given and verb not in _REASON_VERBS:
+        raise GrammarError(f"`--reason` applies to `pause` and `rollback`, not `{verb.value}`")
+    values: dict[str, object] = {"namespace": namespace}
+    for flag, value in raw:
+        option = _OPTIONS[flag]
+        values[option.field] = option.convert(flag, value) if option.convert else True
+    if extra:
+        if verb not in _REASON_VERBS:
+            raise GrammarError(f"unexpected `{' '.join(extra)}` after `{verb.value}`")
+        if "reason" in given:
+            raise GrammarError(f"give the reason once: `--reason` or after `{verb.value}`")
+        values["reason"] = " ".join(extra)
+    return CommandRequest(verb=verb, pool=pool, **values)  # type: ignore[arg-type]
+
+
+def _split(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Positional words, and options as (canonical flag, raw value) in the order given."""
+    positional: list[str] = []
+    raw: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if not word.startswith("-") or word == "-":
+            positional.append(word)
+            continue
+        flag, eq, value = word.partition("=")
+        flag = flag.lower()
+        option = _OPTIONS.get(flag)
+        if option is None:
+            raise GrammarError(f"unknown option `{flag}`")
+        if option.field in seen:
+            raise GrammarError(f"`{flag}` is given twice")
+        seen.add(option.field)
+        if not option.takes_value:
+            if eq:
+                raise GrammarError(f"`{flag}` takes no value")
+        elif not eq:
+            if i >= len(words):
+                raise GrammarError(f"`{flag}` needs a value")
+            value, i = words[i], i + 1
+        if option.takes_value and not value.strip():
+            raise GrammarError(f"`{flag}` needs a value")
+        raw.append((flag, value))
+    return positional, raw
+
+
+def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
+    """`<pool> <verb>`, or `<verb> <pool>` as the CLI writes it, or `list` / `help`."""
+    if not positional:
+        return Verb.HELP, None, []
+    first = _verb(positional[0])
+    if first in (Verb.LIST, Verb.HELP):
+        return first, None, positional[1:]
+    if len(positional) == 1:
+        if first is not None:
+            raise GrammarError(f"`{first.value}` needs a pool (or adapter) name: "
+                               f"`/rollout <pool> {first.value}`")
+        raise GrammarError(f"what should happen to `{positional[0]}`? add a verb, "
+                           f"e.g. `/rollout {positional[0]} status`")
+    second = _verb(positional[1])
+    if second is not None and second in POOL_VERBS:
+        verb, pool = second, positional[0]
+    elif first is not None and first in POOL_VERBS:
+        verb, pool = first, positional[1]
+    else:
+        raise GrammarError(f"unknown verb `{positional[1]}`")
+    return verb, _name("pool", pool), positional[2:]

@@ -1,0 +1,92 @@
+"""What the person who asked is told: command results and errors as short Slack text.
+
+Errors become words only here (DESIGN §9 point 3): each kind says what to do next, refusals
+that come from bad input carry the usage.
+"""
+
+from __future__ import annotations
+
+from handlers.cards import event_line, progress_bar
+from handlers.commands import CommandResult, Verb
+from handlers.grammar import USAGE
+from rollout.errors import (
+    InvalidInput,
+    NeedsOperator,
+    Refused,
+    RolloutError,
+    Superseded,
+    TemporaryFailure,
+)
+from rollout.plan import format_seconds
+
+MAX_LIST = 15
+
+
+def error_reply(exc: RolloutError) -> str:
+    if isinstance(exc, InvalidInput):
+        return f":warning: {exc}\n\n{USAGE}"
+    if isinstance(exc, Refused):
+        return f":no_entry: {exc}"
+    if isinstance(exc, TemporaryFailure):
+        wait = format_seconds(max(1.0, exc.retry_after))
+        return f":hourglass: {exc}. Nothing changed; try again in {wait}."
+    if isinstance(exc, Superseded):
+        return f":rewind: A rollback took over while this ran; it did not land. ({exc})"
+    if isinstance(exc, NeedsOperator):
+        return f":rotating_light: An operator must look at this: {exc}"
+    return f":warning: {exc}"
+
+
+def result_reply(result: CommandResult) -> str:
+    req = result.request
+    if req.verb is Verb.HELP:
+        return USAGE
+    if req.verb is Verb.LIST:
+        return _list(result)
+    if req.verb is Verb.HISTORY:
+        return _history(result)
+    if req.verb is Verb.STATUS:
+        return _status(result)
+    outcome = result.outcome
+    if outcome is None:
+        return "Done."
+    icon = ":white_check_mark:" if outcome.ok and outcome.changed else ":information_source:"
+    if not outcome.ok:
+        icon = ":warning:"
+    return f"{icon} {outcome.message}"
+
+
+def _status(result: CommandResult) -> str:
+    status = result.status
+    if status is None or status.rollout is None:
+        return f":information_source: {status.message if status else 'nothing recorded'}"
+    r = status.rollout
+    lines = [f"*{status.message}*", f"`{progress_bar(r.canary_percent)}` on {r.target.describe()}"]
+    if status.observed is not None:
+        lines.append(f"Cluster: {status.observed.pair.describe()}")
+    if status.cluster_note:
+        lines.append(f":warning: {status.cluster_note}")
+    if r.pause is not None:
+        lines.append(f"Paused ({r.pause.kind.value}): {r.pause.reason}")
+    lines.append(f"id `{r.id}`")
+    return "\n".join(lines)
+
+
+def _list(result: CommandResult) -> str:
+    if not result.rollouts:
+        return ":information_source: No rollouts recorded yet. Start one with " \
+               "`/rollout <pool> start`."
+    lines = ["*Rollouts*"]
+    for r in result.rollouts[:MAX_LIST]:
+        phase = r.phase.value.replace("_", " ")
+        lines.append(f"• `{r.canary}` {phase} at {r.canary_percent}% on {r.target.describe()} "
+                     f"(`{r.id}`)")
+    return "\n".join(lines)
+
+
+def _history(result: CommandResult) -> str:
+    if not result.history:
+        return ":information_source: No history recorded."
+    lines = [f"*History of {result.request.pool}*"]
+    lines += [f"{e.at:%Y-%m-%d %H:%M:%S} {event_line(e)}" for e in result.history[-30:]]
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""The whole bot over real HTTP: a running SlackServer, a real Redis process, the Kubernetes
+API emulator (demo seed) and the Slack emulator delivering signed requests to the bot."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.bootstrap import Container, build
+from bot.server import SlackServer
+from bot.settings import Settings
+from handlers.cards import ButtonValue
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+from sandbox.slack import Message, SlackEmulator
+
+SECRET = "e2e-signing-secret"
+TOKEN = "xoxb-e2e"
+CHANNEL = "C0ROLLOUT"
+ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes", "default", "routes-to-llm")
+CANARY = "llm-pool-version-2"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeEmulator]:
+    emulator = KubeEmulator(seed="demo", port=0)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.clear_faults()
+        emulator.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator(SECRET, bot_token=TOKEN, delivery_timeout=15.0)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@dataclass
+class World:
+    """The running bot and the emulated world around it, with small helpers for tests."""
+
+    bot: SlackServer
+    container: Container
+    slack: SlackEmulator
+    kube: KubeEmulator
+
+    def command(self, user: str, text: str, channel: str = CHANNEL,
+                **kwargs: Any) -> tuple[int, dict[str, str], str]:
+        return self.slack.send_slash_command(user, channel, text, **kwargs)
+
+    def click(self, user: str, message_ts: str, action_id: str, value: str,
+              channel: str = CHANNEL, **kwargs: Any) -> tuple[int, dict[str, str], str]:
+        return self.slack.click_button(user, channel, message_ts, action_id, value, **kwargs)
+
+    def weights(self) -> dict[str, int]:
+        route = self.kube.get_object(*ROUTE)
+        assert route is not None
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        return {ref["name"]: ref.get("weight", 1) for ref in refs}
+
+    def route_patches(self) -> int:
+        return sum(1 for r in self.kube.requests
+                   if r.verb == "patch" and r.resource == "httproutes")
+
+    def cards(self, channel: str = CHANNEL) -> list[Message]:
+        return [m for m in self.slack.messages(channel, top_level_only=True) if m.blocks]
+
+    def card(self, channel: str = CHANNEL) -> Message:
+        found = self.cards(channel)
+        assert found, "no card posted"
+        msg = self.slack.message(channel, found[-1].ts)
+        assert msg is not None
+        return msg
+
+    def button(self, msg: Message, action_id: str) -> dict[str, Any] | None:
+        for block in msg.blocks:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") == action_id:
+                    return dict(element)
+        return None
+
+    def value(self, msg: Message, action_id: str) -> ButtonValue:
+        button = self.button(msg, action_id)
+        assert button is not None, f"no {action_id} button on the card"
+        return ButtonValue.decode(button["value"])
+
+    def ephemeral_texts(self, user: str, channel: str = CHANNEL) -> list[str]:
+        texts = [m.text for m in self.slack.ephemerals(channel, user)]
+        texts += [p.text or "" for p in self.slack.responses if p.user == user]
+        return texts
+
+    def rollout(self) -> Any:
+        from rollout.service import Ref
+
+        return self.container.service.get(Ref(namespace="default", canary=CANARY))
+
+
+@pytest.fixture
+def make_world(
+    redis_server: RedisServer, kube: KubeEmulator, slack: SlackEmulator, tmp_path: Path,
+) -> Iterator[Callable[..., World]]:
+    """Start the bot with settings overrides; everything is stopped after the test."""
+    started: list[SlackServer] = []
+
+    def make(**overrides: Any) -> World:
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
+        options: dict[str, Any] = {
+            "slack_bot_token": TOKEN,
+            "slack_signing_secret": SECRET,
+            "slack_api_url": slack.api_url,
+            "redis_url": redis_server.url,
+            "kubeconfig": str(kubeconfig),
+            "rollout_key_prefix": f"e2e-{uuid.uuid4().hex[:10]}",
+            "rollout_kube_timeout": 1.0,
+            "rollout_approvers": ["U0BOB", "U0CAROL"],
+            "rollout_reminder": "",
+        }
+        options.update(overrides)
+        settings = Settings(**options)
+        container = build(settings)
+        bot = SlackServer(settings, container=container)
+        bot.start()
+        started.append(bot)
+        slack.events_url = bot.events_url
+        return World(bot=bot, container=container, slack=slack, kube=kube)
+
+    try:
+        yield make
+    finally:
+        for bot in started:
+            bot.stop()
+            bot.container.close()
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()
+
+
+def eventually(check: Callable[[], Any], *, timeout: float = 10.0, step: float = 0.02,
+               message: str = "condition not met") -> Any:
+    """Poll `check` until it returns something truthy (work runs after the ack)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError:
+            last = None
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"{message} within {timeout}s (last: {last!r})")
+
+
+def start_rollout(w: World, *, user: str = "U0ALICE", text: str = "") -> Message:
+    status, _, _ = w.command(user, text or f"{CANARY} start --interval 0s")
+    assert status == 200
+
+    def ready() -> Message | None:
+        card = w.card()
+        current = w.rollout().card is not None and w.rollout().version
+        button = w.button(card, "rollout_approve")
+        ok = button and w.value(card, "rollout_approve").version == current
+        return card if ok else None
+
+    return eventually(ready, message="a current card with an approve button")

@@ -1,0 +1,48 @@
+"""Slack gets its ack within 3 seconds even when the Kubernetes API stalls; the outcome is
+reported afterwards on the card and in its thread."""
+
+from __future__ import annotations
+
+import time
+
+from sandbox.kube import Fault
+from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
+
+ACK_BUDGET = 3.0
+
+
+def test_a_click_is_acked_fast_while_the_route_patch_stalls(world: World) -> None:
+    card = start_rollout(world)
+    world.kube.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
+                            stall_seconds=10))
+    started = time.monotonic()
+    status, _, _ = world.click("U0BOB", card.ts, "rollout_approve",
+                               world.value(card, "rollout_approve").encode())
+    elapsed = time.monotonic() - started
+    assert status == 200
+    assert elapsed < ACK_BUDGET, f"ack took {elapsed:.2f}s"
+
+    paused = eventually(lambda: world.rollout().phase.value == "paused" and world.rollout(),
+                        timeout=8.0, message="paused after the stalled write")
+    assert paused.pause is not None and "Kubernetes" in paused.pause.reason
+    eventually(lambda: "paused" in world.card().text)
+    eventually(lambda: any("Not applied" in m.text
+                           for m in world.slack.thread(CHANNEL, card.ts)),
+               message="the failure in the card's thread")
+    assert world.weights()[CANARY] == 0
+
+
+def test_a_command_is_acked_fast_while_reads_stall(world: World) -> None:
+    world.kube.inject(Fault(verb="get", resource="httproutes", status=None, count=3,
+                            stall_seconds=10))
+    world.kube.inject(Fault(verb="list", resource="httproutes", status=None, count=3,
+                            stall_seconds=10))
+    started = time.monotonic()
+    status, _, _ = world.command("U0ALICE", f"{CANARY} start --interval 0s")
+    elapsed = time.monotonic() - started
+    assert status == 200
+    assert elapsed < ACK_BUDGET, f"ack took {elapsed:.2f}s"
+    eventually(lambda: any("try again" in t or "Kubernetes" in t
+                           for t in world.ephemeral_texts("U0ALICE")),
+               timeout=10.0, message="the timeout reported to alice")
+    assert world.weights() == {"llm-pool": 100, CANARY: 0}

@@ -1,0 +1,126 @@
+"""The happy path over real HTTP: start from Slack, approve by button, and every verb from
+both the command and the buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from handlers.commands import CommandRequest, Verb, run_command
+from rollout.models import Actor, Card
+from rollout.service import Ref
+from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
+
+
+def test_start_posts_a_card_and_a_click_moves_the_route(world: World) -> None:
+    card = start_rollout(world)
+    approve = world.button(card, "rollout_approve")
+    assert approve is not None
+    assert approve["text"]["text"] == "Approve step 1: 10%"
+    assert world.weights() == {"llm-pool": 100, CANARY: 0}
+
+    status, _, _ = world.click("U0BOB", card.ts, "rollout_approve", approve["value"])
+    assert status == 200
+    eventually(lambda: world.weights() == {"llm-pool": 90, CANARY: 10}, message="90/10")
+    updated = eventually(lambda: "10%" in str(world.card().blocks) and
+                         "▓░░░░░░░░░ 10%" in str(world.card().blocks) and world.card())
+    assert updated.ts == card.ts
+    assert any(c.method == "chat.update" for c in world.slack.calls)
+    thread = eventually(lambda: len(world.slack.thread(CHANNEL, card.ts)) >= 3 and
+                        world.slack.thread(CHANNEL, card.ts))
+    texts = "\n".join(m.text for m in thread)
+    assert "started" in texts and "step applied" in texts
+
+
+def _phase(world: World) -> str:
+    return str(world.rollout().phase.value)
+
+
+def test_pause_resume_rollback_and_status_from_the_command(world: World) -> None:
+    card = start_rollout(world)
+    world.click("U0BOB", card.ts, "rollout_approve", world.value(card, "rollout_approve").encode())
+    eventually(lambda: world.weights()[CANARY] == 10)
+
+    world.command("U0DAVE", f'{CANARY} pause --reason "p99 latency"')
+    eventually(lambda: _phase(world) == "paused")
+    eventually(lambda: "p99 latency" in str(world.card().blocks))
+    eventually(lambda: world.button(world.card(), "rollout_resume"))
+
+    world.command("U0CAROL", f"{CANARY} resume")
+    eventually(lambda: _phase(world) != "paused")
+
+    status, _, _ = world.command("U0DAVE", f"{CANARY} status")
+    assert status == 200
+    eventually(lambda: any("10%" in t and "routes-to-llm" in t
+                           for t in world.ephemeral_texts("U0DAVE")), message="status answer")
+
+    world.command("U0DAVE", f"{CANARY} rollback “bad answers”")
+    eventually(lambda: _phase(world) == "rolled_back")
+    assert world.weights() == {"llm-pool": 100, CANARY: 0}
+    eventually(lambda: "rolled back" in str(world.card().blocks))
+    final = world.card()
+    assert world.button(final, "rollout_rollback") is None
+    assert world.button(final, "rollout_approve") is None
+
+
+def test_pause_resume_rollback_and_status_from_the_buttons(world: World) -> None:
+    card = start_rollout(world)
+    world.click("U0BOB", card.ts, "rollout_approve", world.value(card, "rollout_approve").encode())
+    # the weights land before the state is saved: wait for the saved step, not the route
+    eventually(lambda: world.rollout().step == 0 and world.weights()[CANARY] == 10)
+
+    def current(action: str) -> str:
+        rollout = world.rollout()
+        value = world.value(world.card(), action)
+        assert value.version == rollout.version
+        return value.encode()
+
+    world.click("U0DAVE", card.ts, "rollout_pause", eventually(lambda: current("rollout_pause")))
+    eventually(lambda: _phase(world) == "paused")
+    world.click("U0CAROL", card.ts, "rollout_resume", eventually(lambda: current("rollout_resume")))
+    eventually(lambda: _phase(world) in ("baking", "awaiting_approval"))
+    world.click("U0DAVE", card.ts, "rollout_rollback",
+                eventually(lambda: current("rollout_rollback")))
+    eventually(lambda: _phase(world) == "rolled_back")
+    assert world.weights() == {"llm-pool": 100, CANARY: 0}
+    eventually(lambda: "rolled back" in world.card().text)
+    thread = "\n".join(m.text for m in world.slack.thread(CHANNEL, card.ts))
+    for word in ("paused", "resumed", "rolled back"):
+        assert word in thread
+
+
+def test_help_list_and_history_answer_ephemerally(world: World) -> None:
+    status, _, body = world.command("U0DAVE", "help")
+    assert status == 200 and "Usage" in body
+    start_rollout(world)
+    world.command("U0DAVE", "list")
+    eventually(lambda: any(CANARY in t and "awaiting approval" in t
+                           for t in world.ephemeral_texts("U0DAVE")))
+    world.command("U0DAVE", f"{CANARY} history")
+    eventually(lambda: any("History" in t and "started" in t
+                           for t in world.ephemeral_texts("U0DAVE")))
+
+
+def test_a_malformed_command_gets_usage_not_a_trace(world: World) -> None:
+    status, _, body = world.command("U0ALICE", f"{CANARY} start --steps 50,10")
+    assert status == 200
+    assert "steps must strictly increase" in body and "Usage" in body
+    assert "Traceback" not in body
+    status, _, body = world.command("U0ALICE", f"{CANARY} frobnicate")
+    assert "unknown verb" in body and "Usage" in body
+    assert world.cards() == []
+
+
+def test_a_rollout_started_from_the_cli_gets_a_card_in_the_notify_channel(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(rollout_notify_channel="C0OTHER")
+    cli = Actor(id="cli:ops", name="ops", via="cli")
+    out = run_command(world.container.service,
+                      CommandRequest(verb=Verb.START, pool=CANARY, interval_seconds=0), cli)
+    assert out.outcome is not None and out.outcome.rollout is not None
+    card = eventually(lambda: world.cards("C0OTHER") and world.card("C0OTHER"))
+    assert world.rollout().card == Card(channel="C0OTHER", ts=card.ts)
+    # a later change from outside Slack updates the same card
+    world.container.service.pause(Ref(rollout_id=out.outcome.rollout.id), actor=cli)
+    eventually(lambda: "paused" in world.card("C0OTHER").text)
+    assert len(world.cards("C0OTHER")) == 1

@@ -1,0 +1,138 @@
+"""Refusals over real HTTP: each is answered and changes nothing (DESIGN invariant 9)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from handlers.cards import ButtonValue
+from rollout.service import Ref
+from sandbox.slack import SlackFault, block_actions_body
+from sandbox.slack.delivery import deliver
+from tests.e2e.conftest import CANARY, CHANNEL, SECRET, World, eventually, start_rollout
+
+UNCHANGED = {"llm-pool": 100, CANARY: 0}
+
+
+def _settled(world: World) -> None:
+    """Give work after the ack time to (wrongly) happen before asserting that it did not."""
+    time.sleep(0.3)
+
+
+def _denials(world: World, action: str) -> list[str]:
+    events = world.container.store.global_audit(limit=50)
+    return [e.detail for e in events if e.action == f"denied:{action}"]
+
+
+def test_a_forged_signature_is_refused_with_401(world: World) -> None:
+    status, _, _ = world.command("U0ALICE", f"{CANARY} start", signing_secret="not-the-secret")
+    assert status == 401
+    _settled(world)
+    assert world.cards() == []
+    assert world.weights() == UNCHANGED
+    assert world.container.service.list_rollouts() == []
+
+
+def test_a_request_older_than_five_minutes_is_refused_with_401(world: World) -> None:
+    status, _, _ = world.command("U0ALICE", f"{CANARY} start",
+                                 timestamp=int(time.time()) - 6 * 60)
+    assert status == 401
+    _settled(world)
+    assert world.container.service.list_rollouts() == []
+    assert world.weights() == UNCHANGED
+
+
+def test_a_user_outside_the_approvers_cannot_approve(world: World) -> None:
+    card = start_rollout(world)
+    before = world.rollout()
+    status, _, _ = world.click("U0DAVE", card.ts, "rollout_approve",
+                               world.value(card, "rollout_approve").encode())
+    assert status == 200
+    eventually(lambda: any("only approvers" in t for t in world.ephemeral_texts("U0DAVE")))
+    eventually(lambda: _denials(world, "approve"))
+    assert world.weights() == UNCHANGED
+    assert world.rollout().version == before.version
+    world.command("U0DAVE", f"{CANARY} approve")
+    eventually(lambda: len(_denials(world, "approve")) == 2)
+    assert world.weights() == UNCHANGED
+
+
+def test_the_starter_cannot_approve_their_own_rollout(make_world: Callable[..., World]) -> None:
+    # alice is an approver too, but she started the rollout: the two-person rule refuses her
+    w = make_world(rollout_approvers=["U0ALICE", "U0BOB"])
+    card = start_rollout(w)
+    before = w.rollout()
+    w.click("U0ALICE", card.ts, "rollout_approve", w.value(card, "rollout_approve").encode())
+    eventually(lambda: any("two-person rule" in t for t in w.ephemeral_texts("U0ALICE")))
+    eventually(lambda: _denials(w, "approve"))
+    assert w.weights() == UNCHANGED
+    assert w.rollout().version == before.version
+
+
+def test_a_channel_that_is_not_allowed_is_refused(make_world: Callable[..., World]) -> None:
+    world = make_world(rollout_allowed_channels=[CHANNEL])
+    world.command("U0ALICE", f"{CANARY} start --interval 0s", channel="C0OTHER")
+    eventually(lambda: any("not allowed in this channel" in t
+                           for t in world.ephemeral_texts("U0ALICE", "C0OTHER")))
+    eventually(lambda: _denials(world, "start"))
+    assert world.container.service.list_rollouts() == []
+    assert world.weights() == UNCHANGED
+    # reading is fine anywhere
+    world.command("U0ALICE", "list", channel="C0OTHER")
+    eventually(lambda: any("No rollouts" in t for t in world.ephemeral_texts("U0ALICE",
+                                                                           "C0OTHER")))
+
+
+def test_an_outdated_button_changes_nothing(world: World) -> None:
+    card = start_rollout(world)
+    old = world.value(card, "rollout_approve")
+    world.command("U0DAVE", f"{CANARY} pause")
+    eventually(lambda: world.rollout().phase.value == "paused")
+    world.command("U0CAROL", f"{CANARY} resume")
+    eventually(lambda: world.rollout().phase.value == "awaiting_approval")
+    before = world.rollout()
+    assert before.version > old.version
+
+    world.click("U0BOB", card.ts, "rollout_approve", old.encode())
+    eventually(lambda: any("outdated" in t for t in world.ephemeral_texts("U0BOB")))
+    stale_pause = ButtonValue(rollout_id=old.rollout_id, step=old.step, version=old.version)
+    world.click("U0DAVE", card.ts, "rollout_pause", stale_pause.encode())
+    eventually(lambda: any("outdated" in t for t in world.ephemeral_texts("U0DAVE")))
+    _settled(world)
+    assert world.weights() == UNCHANGED
+    assert world.rollout().version == before.version
+
+
+def test_the_same_click_delivered_twice_writes_the_weights_once(world: World) -> None:
+    card = start_rollout(world)
+    value = world.value(card, "rollout_approve").encode()
+    message = world.slack.message(CHANNEL, card.ts)
+    assert message is not None
+    body = block_actions_body(user_id="U0BOB", user_name="bob", channel_id=CHANNEL,
+                              message_ts=card.ts, action_id="rollout_approve", value=value,
+                              block_id="rollout_actions")
+    before = world.route_patches()
+    first = deliver(world.bot.events_url, body, signing_secret=SECRET)
+    second = deliver(world.bot.events_url, body, signing_secret=SECRET)
+    assert first.status == second.status == 200
+    eventually(lambda: world.weights()[CANARY] == 10)
+    _settled(world)
+    assert world.route_patches() - before == 1
+    assert world.rollout().step == 0
+    # a second, distinct click on the same (now outdated) button does not write either
+    world.click("U0CAROL", card.ts, "rollout_approve", value)
+    _settled(world)
+    assert world.route_patches() - before == 1
+
+
+def test_slack_rate_limits_are_retried_and_the_card_still_lands(world: World) -> None:
+    world.slack.inject(SlackFault(method="chat.postMessage", error="ratelimited", count=1,
+                                  retry_after=1))
+    world.slack.inject(SlackFault(method="chat.update", error="ratelimited", count=1,
+                                  retry_after=1))
+    card = start_rollout(world)
+    failed = [c for c in world.slack.calls if c.error == "ratelimited"]
+    assert {c.method for c in failed} == {"chat.postMessage", "chat.update"}
+    assert world.rollout().card is not None
+    assert world.rollout().card.ts == card.ts  # type: ignore[union-attr]
+    assert world.container.service.get(Ref(rollout_id=world.rollout().id)).card is not None

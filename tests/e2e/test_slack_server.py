@@ -1,0 +1,129 @@
+"""The server's own endpoints over real HTTP: health, readiness, metrics, Socket Mode."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_bolt import App
+
+from bot.bootstrap import build
+from bot.server import SlackServer, serve, socket_mode_handler
+from bot.settings import Settings, SettingsError
+from sandbox.kube import KubeEmulator
+from sandbox.ports import free_port
+from tests.e2e.conftest import CANARY, SECRET, TOKEN, World, eventually, start_rollout
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_healthz_readyz_and_metrics(world: World) -> None:
+    assert _get(world.bot.url + "/healthz") == (200, '{"status": "ok"}')
+    status, body = _get(world.bot.url + "/readyz")
+    assert status == 200 and json.loads(body)["ready"] is True
+
+    card = start_rollout(world)
+    world.click("U0BOB", card.ts, "rollout_approve", world.value(card, "rollout_approve").encode())
+    eventually(lambda: world.rollout().step == 0 and world.weights()[CANARY] == 10)
+    world.click("U0DAVE", card.ts, "rollout_approve", world.value(card, "rollout_approve").encode())
+    expected = (
+        'rollout_bot_denials_total{action="approve"} 1.0',
+        'rollout_bot_slack_requests_total{action="start",kind="command"} 1.0',
+        'rollout_bot_slack_requests_total{action="approve",kind="button"} 2.0',
+        "rollout_bot_steps_applied_total 1.0",
+        "rollout_bot_approvals_total 1.0",
+        'rollout_bot_rollouts{phase="baking"} 1.0',
+        'rollout_bot_slack_ack_seconds_count{status="200"} 3.0',
+    )
+
+    def scraped() -> list[str]:
+        status, text = _get(world.bot.url + "/metrics")
+        assert status == 200
+        missing = [line for line in expected if line not in text]
+        assert not missing, missing
+        return [text]
+
+    eventually(scraped, message="every expected metric line")
+    assert _get(world.bot.url + "/nope")[0] == 404
+
+
+def test_readyz_names_what_is_down(kube: KubeEmulator, tmp_path: Path) -> None:
+    settings = Settings(slack_bot_token=TOKEN, slack_signing_secret=SECRET,
+                        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                        kubeconfig=str(kube.write_kubeconfig(tmp_path / "kc")),
+                        rollout_approvers=["U0BOB"], rollout_key_prefix="readyz")
+    with SlackServer(settings) as bot:
+        status, body = _get(bot.url + "/readyz")
+        assert status == 503
+        answer = json.loads(body)
+        assert answer["failed"] == ["redis"]
+        assert answer["checks"]["kubernetes"] == "ok"
+        kube.stop()
+        status, body = _get(bot.url + "/readyz")
+        assert status == 503 and json.loads(body)["failed"] == ["kubernetes", "redis"]
+
+
+class _FakeSocket:
+    def __init__(self, app: App, settings: Settings) -> None:
+        self.app, self.token = app, settings.slack_app_token
+        self.connected = self.closed = False
+
+    def connect(self) -> None:
+        self.connected = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_socket_mode_uses_the_app_token_and_keeps_the_http_endpoints(
+    make_world: Callable[..., World], kube: KubeEmulator, tmp_path: Path,
+) -> None:
+    world = make_world()
+    settings = world.container.settings.model_copy(update={"slack_app_token": "xapp-1-test",
+                                                           "slack_signing_secret": ""})
+    handler = socket_mode_handler(world.bot.app, settings)
+    try:
+        assert handler.app_token == "xapp-1-test"
+        assert handler.app is world.bot.app
+    finally:
+        handler.client.close()  # type: ignore[no-untyped-call]
+
+    made: list[_FakeSocket] = []
+
+    def factory(app: App, s: Settings) -> _FakeSocket:
+        made.append(_FakeSocket(app, s))
+        return made[-1]
+
+    bot = SlackServer(settings, container=build(settings), socket_mode=True,
+                      socket_factory=factory)
+    try:
+        bot.start()
+        assert made and made[0].connected and made[0].token == "xapp-1-test"
+        assert _get(bot.url + "/healthz")[0] == 200
+        assert _get(bot.url + "/readyz")[0] == 200
+        assert _get(bot.url + "/metrics")[0] == 200
+        assert _get(bot.url + "/slack/events")[0] == 404  # events come over the socket
+    finally:
+        bot.stop()
+        bot.container.close()
+    assert made[0].closed
+
+
+@pytest.mark.parametrize("missing", [{"rollout_approvers": []}, {"slack_bot_token": ""}])
+def test_serve_refuses_to_start_without_approvers_or_token(missing: dict[str, Any]) -> None:
+    settings = Settings(**{"slack_bot_token": TOKEN, "slack_signing_secret": SECRET,
+                           "rollout_approvers": ["U0BOB"], **missing})
+    with pytest.raises(SettingsError) as refused:
+        serve(settings, port=free_port())
+    assert ("approvers" in str(refused.value)) or ("SLACK_BOT_TOKEN" in str(refused.value))

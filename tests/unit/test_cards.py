@@ -1,0 +1,111 @@
+"""The rollout card: what it shows and which buttons it offers, in every phase."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from handlers.cards import ButtonValue, approvable_step, event_line, progress_bar, render_card
+from rollout import machine
+from rollout.errors import InvalidInput
+from rollout.models import Actor, Rollout
+from tests.unit.builders import ALICE, BOB, CAROL, T0, started
+
+NOW = T0 + timedelta(seconds=1)
+
+
+def _buttons(r: Rollout, now: Any = NOW) -> dict[str, dict[str, Any]]:
+    blocks = render_card(r, now=now).blocks
+    return {e["action_id"]: e for b in blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def _text(r: Rollout, now: Any = NOW) -> str:
+    return str(render_card(r, now=now).blocks)
+
+
+def _approved(r: Rollout, by: Actor = BOB) -> Rollout:
+    return machine.approve(r, actor=by, now=NOW).rollout.model_copy(update={"version": 3})
+
+
+@pytest.mark.parametrize("percent, bar", [(0, "░░░░░░░░░░ 0%"), (10, "▓░░░░░░░░░ 10%"),
+                                          (25, "▓▓▓░░░░░░░ 25%"), (30, "▓▓▓░░░░░░░ 30%"),
+                                          (1, "▓░░░░░░░░░ 1%"), (100, "▓▓▓▓▓▓▓▓▓▓ 100%")])
+def test_progress_bar(percent: int, bar: str) -> None:
+    assert progress_bar(percent) == bar
+
+
+def test_a_new_rollout_awaits_its_first_approval() -> None:
+    r = started().model_copy(update={"version": 2})
+    buttons = _buttons(r)
+    assert set(buttons) == {"rollout_approve", "rollout_pause", "rollout_rollback"}
+    assert buttons["rollout_approve"]["text"]["text"] == "Approve step 1: 10%"
+    assert ButtonValue.decode(buttons["rollout_approve"]["value"]) == ButtonValue(
+        rollout_id="r1", step=0, version=2)
+    text = _text(r)
+    for part in ("HTTPRoute default/routes-to-llm rule 0", "`llm-pool` → `llm-pool-version-2`",
+                 "░░░░░░░░░░ 0%", "awaiting approval", "<@U0ALICE>", "10% :raised_hand:"):
+        assert part in text
+
+
+def test_rollback_has_a_danger_style_and_a_confirm_dialog() -> None:
+    rollback = _buttons(started())["rollout_rollback"]
+    assert rollback["style"] == "danger"
+    assert rollback["confirm"]["confirm"]["text"] == "Roll back"
+
+
+def test_baking_shows_pause_and_the_next_due_time_and_who_approved() -> None:
+    r = _approved(started(interval=600))
+    assert r.phase.value == "baking"
+    assert set(_buttons(r)) == {"rollout_pause", "rollout_rollback"}
+    text = _text(r)
+    assert "▓░░░░░░░░░ 10%" in text and "step 1 (10%) approved by <@U0BOB>" in text
+    assert "Next: step 2 (25%) opens for approval at 12:10:01 UTC (in 10m)" in text
+    assert "*10%* :round_pushpin:" in text
+
+
+def test_a_bake_that_is_over_offers_the_next_approval() -> None:
+    r = _approved(started(interval=600))
+    later = NOW + timedelta(seconds=601)
+    assert approvable_step(r, later) == 1
+    assert _buttons(r, later)["rollout_approve"]["text"]["text"] == "Approve step 2: 25%"
+
+
+def test_paused_offers_resume_and_says_why() -> None:
+    r = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
+    assert set(_buttons(r)) == {"rollout_resume", "rollout_rollback"}
+    assert "paused (manual): p99 latency" in _text(r)
+
+
+def test_completed_offers_only_rollback_and_rolled_back_offers_nothing() -> None:
+    r = started((100,))
+    done = machine.approve(r, actor=BOB, now=NOW).rollout
+    assert done.phase.value == "completed"
+    assert set(_buttons(done)) == {"rollout_rollback"}
+    back = machine.rollback(done, actor=ALICE, now=NOW).rollout
+    assert _buttons(back) == {}
+    assert "rolled back" in render_card(back, now=NOW).text
+
+
+def test_multiple_approvals_are_counted_on_the_card() -> None:
+    r = machine.approve(started(approvals=2), actor=BOB, now=NOW).rollout
+    text = _text(r)
+    assert "(1/2)" in text and "waits for approval (1/2 approvals)" in text
+
+
+def test_button_values_are_compact_and_checked() -> None:
+    value = ButtonValue(rollout_id="r1", step=2, version=7)
+    assert value.encode() == '{"r":"r1","s":2,"v":7}'
+    assert ButtonValue.decode(value.encode()) == value
+    for bad in ("", "nope", '{"r":"x"}', "[1]"):
+        with pytest.raises(InvalidInput):
+            ButtonValue.decode(bad)
+
+
+def test_event_lines() -> None:
+    r = started()
+    decision = machine.approve(r, actor=BOB, now=NOW)
+    lines = [event_line(e) for e in decision.events]
+    assert lines[0].startswith(":thumbsup: approved step 1 (10%) by <@U0BOB>")
+    assert "step applied step 1 (10%)" in lines[1]

@@ -1,0 +1,121 @@
+"""The `/rollout` grammar: every verb, every option, and clear refusals for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.commands import CommandRequest, Verb
+from handlers.grammar import USAGE, GrammarError, normalise, parse
+from handlers.replies import error_reply
+from rollout.errors import InvalidInput
+
+POOL = "llm-pool-version-2"
+
+
+@pytest.mark.parametrize("verb", ["start", "status", "approve", "pause", "resume", "rollback",
+                                  "promote", "history"])
+def test_every_pool_verb(verb: str) -> None:
+    assert parse(f"{POOL} {verb}") == CommandRequest(verb=Verb(verb), pool=POOL)
+
+
+@pytest.mark.parametrize("verb", ["start", "approve", "rollback"])
+def test_the_cli_order_verb_then_pool_is_accepted(verb: str) -> None:
+    assert parse(f"{verb} {POOL}") == CommandRequest(verb=Verb(verb), pool=POOL)
+
+
+@pytest.mark.parametrize("text", ["list", "LIST", " list "])
+def test_list(text: str) -> None:
+    assert parse(text) == CommandRequest(verb=Verb.LIST)
+
+
+@pytest.mark.parametrize("text", ["", "help", "  "])
+def test_help_and_empty(text: str) -> None:
+    assert parse(text).verb is Verb.HELP
+
+
+def test_every_start_option() -> None:
+    req = parse(f"{POOL} start --namespace prod --route routes-to-llm --stable llm-pool "
+                "--steps 5,20,100 --interval 90s --auto --approvals 2 --rewrite my-rewrite")
+    assert req == CommandRequest(
+        verb=Verb.START, pool=POOL, namespace="prod", route="routes-to-llm", stable="llm-pool",
+        steps=(5, 20, 100), interval_seconds=90, auto=True, approvals=2, rewrite="my-rewrite",
+    )
+
+
+def test_options_with_equals_and_short_namespace() -> None:
+    req = parse(f"{POOL} start --steps=10,100 --interval=2h -n team-a")
+    assert (req.steps, req.interval_seconds, req.namespace) == ((10, 100), 7200, "team-a")
+
+
+def test_the_default_namespace_comes_from_the_caller() -> None:
+    assert parse(f"{POOL} status", namespace="serving").namespace == "serving"
+    assert parse(f"{POOL} status -n other", namespace="serving").namespace == "other"
+
+
+@pytest.mark.parametrize("interval, seconds", [("0s", 0), ("15m", 900), ("1h", 3600),
+                                               ("45", 45)])
+def test_intervals(interval: str, seconds: int) -> None:
+    assert parse(f"{POOL} start --interval {interval}").interval_seconds == seconds
+
+
+@pytest.mark.parametrize("verb", ["pause", "rollback"])
+def test_reason_as_option_or_trailing_words(verb: str) -> None:
+    assert parse(f'{POOL} {verb} --reason "p99 up 40%"').reason == "p99 up 40%"
+    assert parse(f"{POOL} {verb} p99 up").reason == "p99 up"
+
+
+def test_smart_quotes_and_dashes_from_chat_clients() -> None:
+    req = parse(f"{POOL} rollback \u2014reason \u201cbad answers\u201d")
+    assert req.reason == "bad answers"
+    assert parse(f"{POOL} start \u2013auto").auto is True
+    assert parse(f"{POOL} pause \u2018it\u2019s slow\u2019").reason == "it's slow"
+    assert parse(f"{POOL} pause it's slow").reason == "it's slow"
+    assert normalise("a\u00a0b") == "a b"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (POOL, "add a verb"),
+    ("start", "needs a pool"),
+    (f"{POOL} frobnicate", "unknown verb"),
+    (f"{POOL} start --bogus", "unknown option `--bogus`"),
+    (f"{POOL} start --steps", "`--steps` needs a value"),
+    (f"{POOL} start --steps ''", "needs a value"),
+    (f"{POOL} start --auto=yes", "takes no value"),
+    (f"{POOL} start --route a --route b", "given twice"),
+    (f"{POOL} status --steps 10,100", "applies only to `start`"),
+    (f"{POOL} approve --interval 5m", "`--interval` applies only to `start`"),
+    (f"{POOL} start --reason x", "`--reason` applies to `pause` and `rollback`"),
+    (f"{POOL} pause --reason a b", "give the reason once"),
+    (f"{POOL} status extra", "unexpected `extra`"),
+    (f"{POOL} start --approvals 0", "from 1 to 10"),
+    (f"{POOL} start --approvals 11", "from 1 to 10"),
+    (f"{POOL} start --approvals two", "from 1 to 10"),
+    (f"{POOL} start --namespace Bad_NS", "namespace name"),
+    (f"{POOL} start --route UPPER", "Kubernetes name"),
+    ("My_Pool start", "Kubernetes name"),
+    (f'{POOL} pause --reason "unclosed', "close your quotes"),
+    (f"{POOL} start --steps 50,10,100", "strictly increase"),
+    (f"{POOL} start --steps 10,50", "last step must be 100"),
+    (f"{POOL} start --steps 10,x,100", "whole percentages"),
+    (f"{POOL} start --steps 0,100", "at least 1"),
+    (f"{POOL} start --interval 5d", "invalid interval"),
+    (f"{POOL} start --interval 200h", "at most 7 days"),
+])
+def test_bad_input_is_refused_clearly(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse(text)
+    assert fragment in str(refused.value)
+
+
+def test_a_refusal_reply_carries_the_usage() -> None:
+    with pytest.raises(GrammarError) as refused:
+        parse(f"{POOL} frobnicate")
+    reply = error_reply(refused.value)
+    assert "unknown verb" in reply and USAGE in reply
+
+
+def test_the_usage_names_every_verb_and_option() -> None:
+    for word in ["start", "status", "approve", "pause", "resume", "rollback", "promote",
+                 "history", "list", "help", "--namespace", "--route", "--stable", "--steps",
+                 "--interval", "--auto", "--approvals", "--rewrite", "--reason"]:
+        assert word in USAGE
