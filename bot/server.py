@@ -21,6 +21,7 @@ from waitress.server import create_server
 
 from bot.bootstrap import Container, build
 from bot.metrics import Metrics
+from bot.scheduling import build_scheduler
 from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
 from bot.web import EVENTS_PATH, WebApp, readiness_checks
@@ -132,8 +133,9 @@ class SlackServer:
 
 def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
           container: Container | None = None) -> None:
-    """Run the bot until SIGINT or SIGTERM. Raises SettingsError, with a message naming the
-    missing variable, when Slack secrets or approvers are not configured."""
+    """Run the bot and its leader-elected scheduler until SIGINT or SIGTERM. Raises
+    SettingsError, naming the missing variable, when Slack secrets or approvers are not
+    configured."""
     require_for_serve(settings, socket_mode=socket_mode)
     server = SlackServer(settings, container=container, host="0.0.0.0", port=port,
                          socket_mode=socket_mode)
@@ -142,8 +144,11 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
     server.start()
+    scheduler = build_scheduler(server.container)
+    scheduler.start()
     try:
         done.wait()
     finally:
         log.info("rollout-bot stopping")
+        scheduler.stop()
         server.stop()
