@@ -15,6 +15,8 @@ from rollout.clock import Clock, SystemClock
 from rollout.service import Listener, RolloutService, ServiceOptions
 from rollout.store import RedisStore
 from rollout.traffic.httproute import HTTPRouteSplit
+from rollout.traffic.rewrite import RewriteSplit
+from rollout.traffic.router import TrafficRouter
 
 
 @dataclass
@@ -37,7 +39,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
                                 lock_ttl_seconds=settings.seconds(settings.rollout_lock_ttl) or 15)
     api = kube.api_client(settings.kubeconfig)
     timeout = settings.rollout_kube_timeout
-    traffic = HTTPRouteSplit(kube.custom_objects(api), timeout=(min(timeout, 3.0), timeout))
+    objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
+    traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeouts),
+                            rewrites=RewriteSplit(objects, timeout=timeouts))
     listeners: list[Listener] = []
     options = ServiceOptions(
         self_approval=settings.rollout_self_approval,

@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="step up automatically after each bake, without approvals")
             op.add_argument("--approvals", type=int, default=None,
                             help="distinct approvers needed per step (default 1)")
-            op.add_argument("--rewrite", default=None,
-                            help="InferenceModelRewrite name, for adapter rollouts")
+            op.add_argument("--rewrite", default=None, metavar="NAME",
+                            help="adapter rollout: shift this InferenceModelRewrite's rule from "
+                                 "the old adapter (--stable, where the rule has several) to "
+                                 "POOL, here the new adapter's name")
         if verb in (Verb.PAUSE, Verb.ROLLBACK):
             op.add_argument("--reason", default="", help="why, for the audit and the card")
     return parser

@@ -73,9 +73,6 @@ def run_command(service: RolloutService, req: CommandRequest, actor: Actor) -> C
     """Exactly one service call per request; errors propagate for the edge to phrase."""
     if req.verb in POOL_VERBS and not req.pool:
         raise InvalidInput(f"`{req.verb.value}` needs a pool (or adapter) name")
-    if req.rewrite is not None:
-        raise InvalidInput("adapter rollouts (--rewrite) are not supported yet; "
-                           "pool rollouts shift HTTPRoute weights")
     ref, rid = req.ref, req.request_id
     match req.verb:
         case Verb.START:
@@ -87,7 +84,8 @@ def run_command(service: RolloutService, req: CommandRequest, actor: Actor) -> C
                 auto=req.auto, approvals=req.approvals or 1,
             )
             out = service.start(namespace=req.namespace, canary=req.pool, plan=plan,
-                                actor=actor, route=req.route, stable=req.stable)
+                                actor=actor, route=req.route, stable=req.stable,
+                                rewrite=req.rewrite)
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
             return CommandResult(req, outcome=service.approve(ref, actor=actor, request_id=rid))

@@ -84,6 +84,8 @@ class Target(BaseModel):
     namespace: str
     name: str
     rule: int = Field(ge=0)
+    api_group: str = Field(default="", description="the object's API group where a kind has "
+                           "several (a rewrite in llm-d.ai or the legacy group); not in `key`")
 
     @property
     def key(self) -> str:

@@ -7,10 +7,10 @@ the protocols, so the rollout logic can be read without knowing either backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from rollout.machine import Effect
-from rollout.models import AuditEvent, Baseline, Rollout, Target
+from rollout.models import AuditEvent, Baseline, Rollout, Target, TargetKind
 from rollout.split import Marker, Observed, Pair
 
 
@@ -71,6 +71,19 @@ class TrafficSplit(Protocol):
 
     def clear_marker(self, target: Target, *, fence: int) -> None:
         """Remove the bot's marker from a rule without touching weights."""
+        ...
+
+
+@runtime_checkable
+class KindLocator(Protocol):
+    """A TrafficSplit that serves several target kinds and is told which one to locate in
+    (`--rewrite` names an InferenceModelRewrite; without it a canary is a pool)."""
+
+    def locate_kind(
+        self, kind: TargetKind, *, namespace: str, canary: str, target_name: str | None,
+        stable: str | None,
+    ) -> Located:
+        """`TrafficSplit.locate` in the adapter of `kind`."""
         ...
 
 

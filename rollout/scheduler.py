@@ -37,6 +37,7 @@ class RolloutScheduler:
         self.scheduler = scheduler or BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
         self._was_leader = False
+        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -47,6 +48,13 @@ class RolloutScheduler:
         self.scheduler.start()
 
     def stop(self) -> None:
+        """Stop firing, wait for a tick in flight, then let the lease go.
+
+        APScheduler's shutdown holds its job-store lock while it waits for running jobs, so
+        a job must not call back into the scheduler once shutdown begins: the flag, set
+        under our lock, makes sure none does."""
+        with self._lock:
+            self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.lease.release()
@@ -57,6 +65,8 @@ class RolloutScheduler:
         """Renew the lease; as leader, make the jobs match the due times in Redis."""
         leading = self.lease.refresh()
         with self._lock:
+            if self._stopping:
+                return
             if not leading:
                 if self._was_leader:
                     log.info("lost the leader lease: dropping every rollout job")
@@ -77,7 +87,7 @@ class RolloutScheduler:
         """One date job per rollout with a due time; none for the rest."""
         wanted = {r.id: r.next_due_at for r in rollouts if r.active and r.next_due_at}
         with self._lock:
-            if not self.lease.is_leader:
+            if self._stopping or not self.lease.is_leader:
                 return
             for job in self.scheduler.get_jobs():
                 rid = job.id.removeprefix(JOB_PREFIX)
@@ -92,6 +102,8 @@ class RolloutScheduler:
         if r is None or not self.lease.is_leader:
             return
         with self._lock:
+            if self._stopping:
+                return
             if r.active and r.next_due_at:
                 self._schedule(r.id, r.next_due_at)
             else:
@@ -99,7 +111,7 @@ class RolloutScheduler:
 
     def fire(self, rollout_id: str) -> None:
         """The job: tick the rollout if we still lead. Any logic lives in the service."""
-        if not self.lease.is_leader:
+        if self._stopping or not self.lease.is_leader:
             return
         try:
             outcome = self.service.tick(rollout_id)

@@ -21,14 +21,24 @@ from rollout.errors import (
     Conflict,
     DriftDetected,
     FenceBehind,
+    InvalidInput,
     NeedsOperator,
     NotFound,
     Refused,
     StoreUnavailable,
 )
 from rollout.machine import Decision, Restore
-from rollout.models import Actor, AuditEvent, Baseline, Card, PauseKind, Plan, Rollout
-from rollout.ports import Marked, RolloutStore, TrafficSplit
+from rollout.models import (
+    Actor,
+    AuditEvent,
+    Baseline,
+    Card,
+    PauseKind,
+    Plan,
+    Rollout,
+    TargetKind,
+)
+from rollout.ports import KindLocator, Marked, RolloutStore, TrafficSplit
 from rollout.split import MarkerState, Observed, acceptable_pairs
 
 log = logging.getLogger(__name__)
@@ -125,11 +135,22 @@ class RolloutService:
 
     def start(
         self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
-        stable: str | None = None,
+        stable: str | None = None, rewrite: str | None = None,
     ) -> Outcome:
+        """Start a rollout of `canary`: a pool (HTTPRoute weights), or with `rewrite` an adapter
+        (the named InferenceModelRewrite's target weights)."""
+        if rewrite is not None and route is not None:
+            raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
+                               "rollout), not both")
         self._refuse_orphans(namespace, canary)
-        located = self.traffic.locate(namespace=namespace, canary=canary, target_name=route,
-                                      stable=stable)
+        if rewrite is None:
+            located = self.traffic.locate(namespace=namespace, canary=canary, target_name=route,
+                                          stable=stable)
+        elif isinstance(self.traffic, KindLocator):
+            located = self.traffic.locate_kind(TargetKind.REWRITE, namespace=namespace,
+                                               canary=canary, target_name=rewrite, stable=stable)
+        else:
+            raise InvalidInput("adapter rollouts (--rewrite) are not wired in this bot")
         target = located.target
         owner = self.store.active_on(target.key)
         if owner:
@@ -137,9 +158,11 @@ class RolloutService:
                            "finish or roll it back first")
         canary_weight = located.observed.pair.canary
         if canary_weight:
+            undo = ("remove it from the rule" if target.kind is TargetKind.REWRITE
+                    else "set its weight to 0")
             raise Conflict(
                 f"{canary} already receives traffic (weight {canary_weight}) on "
-                f"{target.describe()}: a rollout starts from 0; set its weight to 0 or roll "
+                f"{target.describe()}: a rollout starts from 0; {undo} or roll "
                 "back the earlier change first"
             )
         plan = plan.model_copy(update={

@@ -3,9 +3,7 @@ through signed Slack requests and, where Chromium is installed, a real browser."
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import TypeVar
 import pytest
 
 from bot.sandbox import CHANNEL, Sandbox
+from tests.e2e.browser import Page, chromium
 
 T = TypeVar("T")
 
@@ -76,32 +75,43 @@ def test_the_demo_scheduler_runs_an_automatic_plan(sandbox: Sandbox) -> None:
     _eventually(lambda: _weights(sandbox) == [0, 100], timeout=20)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def test_the_chat_page_renders_the_card_in_a_browser(sandbox: Sandbox) -> None:
-    """The chat page in headless Chromium shows the card with its Approve button."""
-    browser = _chromium()
-    if browser is None:
+def test_a_person_in_the_browser_starts_approves_and_rolls_back(sandbox: Sandbox) -> None:
+    """Headless Chromium on the chat page: alice types the command; bob picks himself,
+    clicks Approve; carol clicks Roll back and confirms the dialog."""
+    binary = chromium()
+    if binary is None:
         pytest.skip("Chromium is not installed (apt-get install chromium): browser test skipped")
-    page = f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}"
-    # --dump-dom runs the page's scripts and prints the DOM they built: the card and its
-    # buttons must be there for a person to click.
-    sandbox.slack.send_slash_command("U0ALICE", CHANNEL, "llm-pool-version-2 start")
-    _eventually(lambda: _button(sandbox, "rollout_approve"))
-    dom = _dump_dom(browser, page)
-    assert 'data-action-id="rollout_approve"' in dom
-    assert "llm-pool-version-2" in dom
+    page = Page(binary, f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}")
+    try:
+        page.wait_for("!!document.getElementById('composer')")
+        page.evaluate(
+            "document.getElementById('composer').value = "
+            "'/rollout llm-pool-version-2 start --interval 0s';"
+            "document.getElementById('composer-form').requestSubmit(); true")
+        _pick_user(page, "U0BOB")
+        _click_current(page, sandbox, "rollout_approve")
+        _eventually(lambda: _weights(sandbox) == [90, 10])
+        _pick_user(page, "U0CAROL")
+        _click_current(page, sandbox, "rollout_rollback")
+        page.wait_for("!document.getElementById('modal-backdrop').hidden")
+        page.evaluate("document.getElementById('modal-confirm').click(); true")
+        _eventually(lambda: _weights(sandbox) == [100, 0])
+        page.wait_for("document.body.innerText.includes('rolled back')")
+    finally:
+        page.close()
 
 
-def _dump_dom(browser: str, url: str) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=3000",
-             "--dump-dom", url],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
-    return done.stdout
+def _pick_user(page: Page, user: str) -> None:
+    page.evaluate(
+        f"(() => {{ const p = document.getElementById('user-picker'); p.value = '{user}';"
+        "p.dispatchEvent(new Event('change')); return true; })()")
+
+
+def _click_current(page: Page, box: Sandbox, action_id: str) -> None:
+    """Click the button of the card as it is now (its value carries the state version), once
+    the page has polled it in: a person clicks what they see."""
+    _, value = _eventually(lambda: _button(box, action_id))
+    find = (f"([...document.querySelectorAll('[data-action-id=\"{action_id}\"]')].find(b => "
+            f"JSON.parse(b.dataset.click).value === {json.dumps(value)}) || null)")
+    page.wait_for(f"{find} !== null")
+    page.evaluate(f"{find}.click(); true")

@@ -155,3 +155,33 @@ def test_a_replica_that_cannot_renew_stops_firing_at_once(live_world: World) -> 
     assert other.refresh()
     now[0] = 2.5
     assert not lease.refresh() and not lease.is_leader
+
+
+def test_stopping_while_a_tick_runs_does_not_deadlock(live_world: World) -> None:
+    """APScheduler's shutdown holds its job-store lock while waiting for a running job; the
+    job's tick reschedules through on_change and must not wait for that lock."""
+    import threading
+
+    world = live_world
+    scheduler = _scheduler(world, "a")
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 100], interval_seconds=3600, auto=True))
+    rollout_id = world.service.get(REF).id
+    entered, release = threading.Event(), threading.Event()
+    real_tick = world.service.tick
+
+    def slow_tick(rid: str):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(10)
+        return real_tick(rid)
+
+    world.service.tick = slow_tick  # type: ignore[method-assign]
+    scheduler.start()
+    assert entered.wait(10), "the due job did not fire"
+    stopper = threading.Thread(target=scheduler.stop)
+    stopper.start()
+    time.sleep(0.2)  # shutdown is now waiting for the job
+    release.set()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive(), "stop() deadlocked with the running tick"
+    assert world.service.get(REF).id == rollout_id

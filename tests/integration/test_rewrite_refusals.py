@@ -1,0 +1,116 @@
+"""Adapter rollouts: bad input gets a clear answer and changes nothing, in the cluster or Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from kubernetes import client
+
+from rollout.errors import Ambiguous, Conflict, InvalidInput, NotFound
+from rollout.plan import build_plan
+from rollout.service import RolloutService
+from rollout.traffic.httproute import HTTPRouteSplit
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, World
+from tests.integration.rewrite_support import (
+    LEGACY,
+    LLMD,
+    REWRITE,
+    V1,
+    V2,
+    put_rewrite,
+    rewrite_world,
+    rule,
+    start,
+)
+
+
+@pytest.fixture
+def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
+    w = rewrite_world(kube_emulator, redis_server.url)
+    try:
+        yield w
+    finally:
+        w.store.client.close()
+        w.api.close()
+
+
+def _snapshot(world: World) -> tuple[object, ...]:
+    versions: list[object] = []
+    for group in (LLMD, LEGACY):
+        for name in ("small-segment-lora", "twice", "weighted", "several"):
+            obj = world.emulator.get_object(group, "v1alpha2", "inferencemodelrewrites",
+                                            "default", name)
+            versions.append(None if obj is None else obj["metadata"]["resourceVersion"])
+    versions.append(world.route()["metadata"]["resourceVersion"])
+    keys = tuple(sorted(world.store.client.keys(world.store.key("*"))))
+    return tuple(versions), keys
+
+
+def _refused(world: World, call: Callable[[], object], kind: type[Exception], match: str) -> None:
+    before = _snapshot(world)
+    with pytest.raises(kind, match=match):
+        call()
+    assert _snapshot(world) == before
+
+
+def test_unknown_rewrite(world: World) -> None:
+    _refused(world, lambda: start(world, "nope"), NotFound,
+             "InferenceModelRewrite nope not found in default")
+
+
+def test_stable_not_in_any_rule(world: World) -> None:
+    _refused(world, lambda: start(world, stable="small-segment-lora-v0"), NotFound,
+             f"InferenceModelRewrite {REWRITE} has no rule with target small-segment-lora-v0")
+
+
+def test_two_rules_with_the_stable_are_ambiguous(world: World) -> None:
+    put_rewrite(world, "twice", [rule("a", {"modelRewrite": V1, "weight": 100}),
+                                 rule("b", {"modelRewrite": V1, "weight": 100})])
+    _refused(world, lambda: start(world, "twice", stable=V1), Ambiguous,
+             r"has 2 rules with target small-segment-lora-v1 \(rule 0: model a; "
+             r"rule 1: model b\)")
+    _refused(world, lambda: start(world, "twice"), Ambiguous,
+             r"\(rule 0: model a; rule 1: model b\): pick the old adapter with --stable")
+
+
+def test_several_targets_need_stable(world: World) -> None:
+    put_rewrite(world, "several", [rule("m", {"modelRewrite": "x", "weight": 1},
+                                        {"modelRewrite": "y", "weight": 1})])
+    _refused(world, lambda: start(world, "several", canary="z"), Ambiguous,
+             r"rule 0 has several targets \(x, y\): pick the old adapter with --stable")
+    assert start(world, "several", canary="z", stable="y").ok
+
+
+def test_canary_already_weighted(world: World) -> None:
+    put_rewrite(world, "weighted", [rule("m", {"modelRewrite": V1, "weight": 95},
+                                         {"modelRewrite": V2, "weight": 5})])
+    _refused(world, lambda: start(world, "weighted"), Conflict,
+             r"small-segment-lora-v2 already receives traffic \(weight 5\).*remove it from "
+             "the rule")
+
+
+def test_canary_is_the_stable(world: World) -> None:
+    _refused(world, lambda: start(world, canary=V1, stable=V1), Conflict,
+             "the stable and the canary adapter are both")
+
+
+def test_route_and_rewrite_together(world: World) -> None:
+    _refused(world, lambda: start(world, route="routes-to-llm"), InvalidInput,
+             "not both")
+
+
+def test_second_rollout_on_the_same_rule(world: World) -> None:
+    assert start(world).ok
+    _refused(world, lambda: start(world, canary="small-segment-lora-v3", stable=V1), Conflict,
+             "already has an active rollout")
+
+
+def test_a_service_without_the_router_refuses_rewrites(world: World) -> None:
+    routes_only = HTTPRouteSplit(client.CustomObjectsApi(world.api))
+    plain = RolloutService(store=world.store, traffic=routes_only, clock=world.clock)
+    _refused(world, lambda: plain.start(namespace="default", canary=V2, rewrite=REWRITE,
+                                        actor=ALICE, plan=build_plan()),
+             InvalidInput, "not wired")
