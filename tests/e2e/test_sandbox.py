@@ -12,20 +12,30 @@ from typing import TypeVar
 import pytest
 
 from bot.sandbox import CHANNEL, Sandbox
+from rollout.service import Ref
 from tests.e2e.browser import Page, chromium
 
 T = TypeVar("T")
 
 
-def _eventually(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
+def _eventually(probe: Callable[[], T | None], timeout: float = 10.0,
+                box: Sandbox | None = None) -> T:
     deadline = time.monotonic() + timeout
     while True:
         found = probe()
         if found:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError("not reached in time")
+            raise AssertionError("not reached in time" + (_chat(box) if box else ""))
         time.sleep(0.05)
+
+
+def _chat(box: Sandbox) -> str:
+    """What the people in the channel saw, for a failure message."""
+    lines = [f"{m.user}{' (edited)' if m.edited else ''}: {m.text[:160]}"
+             for m in box.slack.messages(CHANNEL)]
+    lines += [f"[ephemeral to {r.user}] {(r.text or '')[:160]}" for r in box.slack.responses]
+    return "\n" + "\n".join(lines)
 
 
 @pytest.fixture
@@ -45,13 +55,19 @@ def _weights(box: Sandbox) -> list[int]:
 
 
 def _button(box: Sandbox, action_id: str) -> tuple[str, str] | None:
-    """The button on the card once it was redrawn with the rollout's current version."""
+    """The button on the card once the card shows the rollout's current version (a click
+    on an older drawing is answered "outdated", as it should be)."""
+    assert box.container is not None
     for message in box.slack.messages(CHANNEL, top_level_only=True):
-        if not message.edited:
+        if not message.edited:  # the first drawing precedes the card's own recording
             continue
         for block in message.blocks:
             for element in block.get("elements", []):
-                if element.get("action_id") == action_id:
+                if element.get("action_id") != action_id:
+                    continue
+                value = json.loads(element["value"])
+                current = box.container.service.get(Ref(rollout_id=value["r"])).version
+                if value["v"] == current:
                     return message.ts, str(element["value"])
     return None
 
@@ -63,10 +79,10 @@ def test_the_demo_walks_a_rollout_from_the_chat(sandbox: Sandbox) -> None:
     ts, value = _eventually(lambda: _button(sandbox, "rollout_approve"))
     status, _, _ = sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
     assert status == 200
-    _eventually(lambda: _weights(sandbox) == [90, 10])
+    _eventually(lambda: _weights(sandbox) == [90, 10], box=sandbox)
     ts, value = _eventually(lambda: _button(sandbox, "rollout_rollback"))
     sandbox.slack.click_button("U0CAROL", CHANNEL, ts, "rollout_rollback", value)
-    _eventually(lambda: _weights(sandbox) == [100, 0])
+    _eventually(lambda: _weights(sandbox) == [100, 0], box=sandbox)
 
 
 def test_the_demo_scheduler_runs_an_automatic_plan(sandbox: Sandbox) -> None:
@@ -83,7 +99,8 @@ def test_a_person_in_the_browser_starts_approves_and_rolls_back(sandbox: Sandbox
         pytest.skip("Chromium is not installed (apt-get install chromium): browser test skipped")
     page = Page(binary, f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}")
     try:
-        page.wait_for("!!document.getElementById('composer')")
+        # the page has run its first refresh: the channel list is drawn
+        page.wait_for("document.querySelectorAll('#channels li').length > 0")
         page.evaluate(
             "document.getElementById('composer').value = "
             "'/rollout llm-pool-version-2 start --interval 0s';"
@@ -110,8 +127,13 @@ def _pick_user(page: Page, user: str) -> None:
 def _click_current(page: Page, box: Sandbox, action_id: str) -> None:
     """Click the button of the card as it is now (its value carries the state version), once
     the page has polled it in: a person clicks what they see."""
-    _, value = _eventually(lambda: _button(box, action_id))
-    find = (f"([...document.querySelectorAll('[data-action-id=\"{action_id}\"]')].find(b => "
-            f"JSON.parse(b.dataset.click).value === {json.dumps(value)}) || null)")
-    page.wait_for(f"{find} !== null")
-    page.evaluate(f"{find}.click(); true")
+    def find(value: str) -> str:
+        return (f"([...document.querySelectorAll('[data-action-id=\"{action_id}\"]')]"
+                f".find(b => JSON.parse(b.dataset.click).value === {json.dumps(value)}) || null)")
+
+    def shown() -> str | None:
+        current = _button(box, action_id)
+        return current[1] if current and page.evaluate(f"{find(current[1])} !== null") else None
+
+    value = _eventually(shown, box=box)
+    page.evaluate(f"{find(value)}.click(); true")
