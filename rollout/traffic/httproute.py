@@ -12,21 +12,17 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, Conflict, DriftDetected, NeedsOperator, NotFound
+from rollout.errors import Ambiguous, Conflict, NeedsOperator, NotFound
 from rollout.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.models import Baseline, Rollout, Target, TargetKind
 from rollout.ports import Located, Marked
-from rollout.split import Marker, MarkerState, Observed, Pair, expected_pair
-from rollout.traffic.kube import FencedObjects, Kind, Obj, annotation_op
+from rollout.split import Observed, Pair, expected_pair
+from rollout.traffic.kube import FencedObjects, Kind, Obj
 from rollout.traffic.markers import (
     decode_marker,
     decode_record,
-    encode_marker,
-    encode_record,
-    pointer,
-    record_key,
-    rule_key,
 )
+from rollout.traffic.writes import clearing_ops, fenced_apply
 
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 POOL_KINDS = (
@@ -190,13 +186,8 @@ class HTTPRouteSplit:
     def clear_marker(self, target: Target, *, fence: int) -> None:
         """Drop the bot's marker and record from one rule; weights stay as they are."""
 
-        def mutate(route: Obj) -> list[dict[str, Any]]:
-            annotations = route["metadata"].get("annotations") or {}
-            return [{"op": "remove", "path": pointer(key)}
-                    for key in (rule_key(target.rule), record_key(target.rule))
-                    if key in annotations]
-
-        self.routes.patch(target.namespace, target.name, mutate, fence=fence)
+        self.routes.patch(target.namespace, target.name,
+                          lambda route: clearing_ops(route, target.rule), fence=fence)
 
     # -- observe and apply ---------------------------------------------------------------
 
@@ -231,30 +222,17 @@ class HTTPRouteSplit:
     ) -> Observed:
         t = rollout.target
 
-        def mutate(route: Obj) -> list[dict[str, Any]]:
-            current = self._observed(route, t.rule, rollout.stable, rollout.canary)
-            if before is not None and current.pair not in before:
-                raise DriftDetected(
-                    f"weights changed outside the bot: {t.describe()} has "
-                    f"{current.pair.describe()}, expected {before[0].describe()}"
-                )
+        def spec_ops(route: Obj) -> list[dict[str, Any]]:
             refs = self._next_refs(_refs(route, t.rule), rollout, effect)
-            ops = [{"op": "replace", "path": f"/spec/rules/{t.rule}/backendRefs", "value": refs}]
-            ops.append(annotation_op(rule_key(t.rule), encode_marker(_marker(rollout, effect))))
-            if isinstance(effect, Prepare):
-                ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
-            return ops
+            return [{"op": "replace", "path": f"/spec/rules/{t.rule}/backendRefs", "value": refs}]
 
-        written = self.routes.patch(t.namespace, t.name, mutate, fence=fence)
-        del written
-        observed = self.observe(rollout)
-        wanted = _pair_after(rollout, effect)
-        if observed.pair != wanted:
-            raise NeedsOperator(
-                f"read-back of {t.describe()} shows {observed.pair.describe()}, "
-                f"not {wanted.describe()}"
-            )
-        return observed
+        return fenced_apply(
+            self.routes, rollout, effect, fence=fence, before=before,
+            observe_obj=lambda route: self._observed(route, t.rule, rollout.stable,
+                                                     rollout.canary),
+            spec_ops=spec_ops, read_back=lambda: self.observe(rollout),
+            wanted=_pair_after(rollout, effect),
+        )
 
     @staticmethod
     def _next_refs(
@@ -284,16 +262,6 @@ class HTTPRouteSplit:
             refs[stable_i]["weight"] = pair.stable
             refs[canary_i]["weight"] = pair.canary
         return refs
-
-
-def _marker(rollout: Rollout, effect: Effect) -> Marker:
-    if isinstance(effect, Restore):
-        return Marker(rollout_id=rollout.id, step=rollout.step, state=MarkerState.ROLLED_BACK)
-    if isinstance(effect, Prepare):
-        return Marker(rollout_id=rollout.id, step=-1)
-    done = effect.step == rollout.plan.last_index
-    return Marker(rollout_id=rollout.id, step=effect.step,
-                  state=MarkerState.COMPLETED if done else MarkerState.ACTIVE)
 
 
 def _pair_after(rollout: Rollout, effect: Effect) -> Pair:

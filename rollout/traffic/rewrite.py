@@ -15,21 +15,17 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, Conflict, DriftDetected, InvalidInput, NeedsOperator, NotFound
-from rollout.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
+from rollout.machine import Effect, Prepare, Restore
 from rollout.models import Baseline, Rollout, Target, TargetKind
 from rollout.ports import Located, Marked
-from rollout.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
-from rollout.traffic.kube import FencedObjects, Kind, Obj, annotation_op
+from rollout.split import Observed, Pair, baseline_pair, expected_pair
+from rollout.traffic.kube import FencedObjects, Kind, Obj
 from rollout.traffic.markers import (
     decode_marker,
     decode_record,
-    encode_marker,
-    encode_record,
-    pointer,
-    record_key,
-    rule_key,
 )
+from rollout.traffic.writes import clearing_ops, fenced_apply
 
 #: preferred first: the current group, then the one older clusters still have
 REWRITE_KINDS = (
@@ -260,13 +256,8 @@ class RewriteSplit:
     def clear_marker(self, target: Target, *, fence: int) -> None:
         """Drop the bot's marker and record from one rule; weights stay as they are."""
 
-        def mutate(obj: Obj) -> list[dict[str, Any]]:
-            annotations = obj["metadata"].get("annotations") or {}
-            return [{"op": "remove", "path": pointer(key)}
-                    for key in (rule_key(target.rule), record_key(target.rule))
-                    if key in annotations]
-
-        self._objects(target).patch(target.namespace, target.name, mutate, fence=fence)
+        self._objects(target).patch(target.namespace, target.name,
+                                    lambda obj: clearing_ops(obj, target.rule), fence=fence)
 
     # -- observe and apply ---------------------------------------------------------------
 
@@ -296,41 +287,16 @@ class RewriteSplit:
     ) -> Observed:
         t = rollout.target
 
-        def mutate(obj: Obj) -> list[dict[str, Any]]:
-            current = self._observed(obj, t.rule, rollout.stable, rollout.canary)
-            if before is not None and current.pair not in before:
-                raise DriftDetected(
-                    f"weights changed outside the bot: {t.describe()} has "
-                    f"{current.pair.describe()}, expected {before[0].describe()}"
-                )
+        def spec_ops(obj: Obj) -> list[dict[str, Any]]:
             targets = _rule_targets(obj, t.rule) or []
             wanted = next_targets(targets, rollout, effect)
-            ops: list[dict[str, Any]] = []
-            if wanted != targets:
-                ops.append({"op": "replace", "path": f"/spec/rules/{t.rule}/targets",
-                            "value": wanted})
-            ops.append(annotation_op(rule_key(t.rule), encode_marker(_marker(rollout, effect))))
-            if isinstance(effect, Prepare):
-                ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
-            return ops
+            if wanted == targets:
+                return []
+            return [{"op": "replace", "path": f"/spec/rules/{t.rule}/targets", "value": wanted}]
 
-        self._objects(t).patch(t.namespace, t.name, mutate, fence=fence)
-        observed = self.observe(rollout)
-        wanted = pair_after(rollout, effect)
-        if observed.pair != wanted:
-            raise NeedsOperator(
-                f"read-back of {t.describe()} shows {observed.pair.describe()}, "
-                f"not {wanted.describe()}"
-            )
-        return observed
-
-
-def _marker(rollout: Rollout, effect: Effect) -> Marker:
-    if isinstance(effect, Restore):
-        return Marker(rollout_id=rollout.id, step=rollout.step, state=MarkerState.ROLLED_BACK)
-    if isinstance(effect, Prepare):
-        return Marker(rollout_id=rollout.id, step=-1)
-    assert isinstance(effect, ApplyStep)
-    done = effect.step == rollout.plan.last_index
-    return Marker(rollout_id=rollout.id, step=effect.step,
-                  state=MarkerState.COMPLETED if done else MarkerState.ACTIVE)
+        return fenced_apply(
+            self._objects(t), rollout, effect, fence=fence, before=before,
+            observe_obj=lambda obj: self._observed(obj, t.rule, rollout.stable, rollout.canary),
+            spec_ops=spec_ops, read_back=lambda: self.observe(rollout),
+            wanted=pair_after(rollout, effect),
+        )

@@ -4,7 +4,6 @@ over, every step lands exactly once, and the card and its thread say so."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN
+from tests.support import weight_writes
 
 
 class Serve:
@@ -83,16 +83,6 @@ def replicas(kube: KubeEmulator, redis_server: RedisServer, slack: SlackEmulator
             server.stop()
 
 
-def _weight_writes(kube: KubeEmulator) -> list[list[int]]:
-    writes = []
-    for r in kube.requests:
-        if r.verb == "patch" and r.resource == "httproutes" and r.status < 300:
-            for op in json.loads(r.body):
-                if op["path"] == "/spec/rules/0/backendRefs":
-                    writes.append([ref["weight"] for ref in op["value"]])
-    return writes
-
-
 def test_two_replicas_finish_an_automatic_plan_after_the_leader_is_killed(
     replicas: tuple[list[Serve], Settings], kube: KubeEmulator, slack: SlackEmulator,
 ) -> None:
@@ -120,7 +110,7 @@ def test_two_replicas_finish_an_automatic_plan_after_the_leader_is_killed(
         assert int(new_holder.split(":")[1]) != pid
     finally:
         container.close()
-    assert _weight_writes(kube) == [[100, 0], [90, 10], [50, 50], [0, 100]]
+    assert weight_writes(kube) == [[100, 0], [90, 10], [50, 50], [0, 100]]
     deadline = time.monotonic() + 10
     while True:  # the card (posted by a replica for this CLI-started rollout) and its thread;
         # a leader killed between posting a card and recording it leaves that one behind

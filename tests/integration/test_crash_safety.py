@@ -3,7 +3,6 @@ command converges from, never applying the step twice and never skipping it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from rollout.traffic.httproute import HTTPRouteSplit
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support import weight_writes
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -70,16 +70,6 @@ class DyingStore:
 @pytest.fixture
 def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> World:
     return make_world(kube_emulator, redis_server.url, lock_ttl=0.3)
-
-
-def _weight_writes(world: World) -> list[list[int]]:
-    writes = []
-    for r in world.emulator.requests:
-        if r.verb == "patch" and r.resource == "httproutes" and r.status < 300:
-            for op in json.loads(r.body):
-                if op["path"] == "/spec/rules/0/backendRefs":
-                    writes.append([ref["weight"] for ref in op["value"]])
-    return writes
 
 
 def _dying(world: World, point: str) -> RolloutService:
@@ -143,7 +133,7 @@ def test_a_step_killed_at_any_point_is_applied_exactly_once(
     # the survivors carry on: whatever the crash left, each step lands exactly once
     while world.service.get(REF).phase is not Phase.COMPLETED:
         _retry(step)
-    assert _weight_writes(world) == [[100, 0], [90, 10], [50, 50], [0, 100]]
+    assert weight_writes(world.emulator) == [[100, 0], [90, 10], [50, 50], [0, 100]]
     applied = [e.step for e in world.service.history(REF)
                if e.action in ("step_applied", "recovered")]
     assert applied == [0, 1, 2]
@@ -161,4 +151,4 @@ def test_a_crash_after_the_patch_is_recorded_by_status_reads_too(world: World) -
     assert world.service.get(REF).step == 0
     actions = [e.action for e in world.service.history(REF)]
     assert actions[-2:] == ["recovered", "approval_requested"]
-    assert _weight_writes(world) == [[100, 0], [90, 10]]
+    assert weight_writes(world.emulator) == [[100, 0], [90, 10]]

@@ -5,7 +5,6 @@ are found, even at 0% where the new adapter is not a target yet)."""
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +32,7 @@ from tests.integration.rewrite_support import (
     start,
     targets,
 )
+from tests.support import weight_writes
 
 
 @pytest.fixture
@@ -152,16 +152,6 @@ def _retry(call: Callable[[], Any]) -> Any:
             time.sleep(0.05)
 
 
-def _target_writes(world: World) -> list[list[int]]:
-    writes = []
-    for r in world.emulator.requests:
-        if r.verb == "patch" and r.resource == "inferencemodelrewrites" and r.status < 300:
-            for op in json.loads(r.body):
-                if op["path"] == "/spec/rules/0/targets":
-                    writes.append([t["weight"] for t in op["value"]])
-    return writes
-
-
 def test_a_step_killed_after_its_patch_is_adopted_not_applied_twice(world: World) -> None:
     start(world)
     with pytest.raises(Killed):
@@ -177,7 +167,8 @@ def test_a_step_killed_after_its_patch_is_adopted_not_applied_twice(world: World
                               {"modelRewrite": V2, "weight": 25}]
     actions = [e.action for e in world.service.history(REF)]
     assert actions.count("recovered") == 1 and actions.count("step_applied") == 1
-    assert _target_writes(world) == [[90, 10], [75, 25]]
+    writes = weight_writes(world.emulator, resource="inferencemodelrewrites", field="targets")
+    assert writes == [[90, 10], [75, 25]]
 
 
 def test_a_rollback_killed_after_its_patch_is_adopted(world: World) -> None:

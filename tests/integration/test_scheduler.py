@@ -16,6 +16,7 @@ from rollout.service import Ref
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support import weight_writes
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -47,20 +48,6 @@ def _scheduler(world: World, holder: str, *, ttl: float = 2.0,
     return scheduler
 
 
-def _weight_writes(world: World) -> list[tuple[int, int]]:
-    """The (stable, canary) weights of every successful route write, in order."""
-    import json
-
-    writes = []
-    for r in world.emulator.requests:
-        if r.verb != "patch" or r.resource != "httproutes" or r.status >= 300:
-            continue
-        for op in json.loads(r.body):
-            if op["path"] == "/spec/rules/0/backendRefs":
-                writes.append(tuple(ref["weight"] for ref in op["value"]))
-    return writes
-
-
 def test_an_automatic_plan_reaches_100_unattended_each_step_once(live_world: World) -> None:
     world = live_world
     scheduler = _scheduler(world, "a")
@@ -72,7 +59,7 @@ def test_an_automatic_plan_reaches_100_unattended_each_step_once(live_world: Wor
     finally:
         scheduler.stop()
     assert world.weights() == {"llm-pool": 0, POOL: 100}
-    assert _weight_writes(world) == [(100, 0), (90, 10), (50, 50), (0, 100)]
+    assert weight_writes(world.emulator) == [[100, 0], [90, 10], [50, 50], [0, 100]]
     steps = [e for e in world.service.history(REF) if e.action == "step_applied"]
     assert [e.step for e in steps] == [0, 1, 2]
     assert all(e.actor.id == "scheduler" for e in steps)
@@ -115,7 +102,7 @@ def test_only_one_of_two_schedulers_leads_and_steps_apply_once(live_world: World
         for s in (a, b):
             if s.scheduler.running:
                 s.scheduler.shutdown(wait=True)
-    assert _weight_writes(world) == [(100, 0), (90, 10), (75, 25), (50, 50), (0, 100)]
+    assert weight_writes(world.emulator) == [[100, 0], [90, 10], [75, 25], [50, 50], [0, 100]]
 
 
 def test_a_scheduler_restart_mid_bake_keeps_the_due_time(live_world: World) -> None:

@@ -3,7 +3,6 @@ at random points of an automatic plan, 20 times: every step still lands exactly 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -22,6 +21,7 @@ from rollout.service import Ref
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support import weight_writes
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -65,16 +65,6 @@ def live(kube_emulator: KubeEmulator, redis_server: RedisServer,
     w.api.close()
 
 
-def _weight_writes(world: World) -> list[list[int]]:
-    writes = []
-    for r in world.emulator.requests:
-        if r.verb == "patch" and r.resource == "httproutes" and r.status < 300:
-            for op in json.loads(r.body):
-                if op["path"] == "/spec/rules/0/backendRefs":
-                    writes.append([ref["weight"] for ref in op["value"]])
-    return writes
-
-
 def _leader(world: World, replicas: list[Replica]) -> Replica | None:
     value = world.store.client.get(world.store.key("leader"))
     if not value:
@@ -104,7 +94,7 @@ def test_killing_the_leader_mid_rollout_twenty_times(live: tuple[World, Path]) -
             while world.service.get(REF).phase is not Phase.COMPLETED:
                 assert time.monotonic() < deadline, (run, world.service.get(REF))
                 time.sleep(0.05)
-            assert _weight_writes(world) == [[100, 0], [90, 10], [50, 50], [0, 100]], run
+            assert weight_writes(world.emulator) == [[100, 0], [90, 10], [50, 50], [0, 100]], run
             world.service.rollback(REF, actor=BOB)
             while len(replicas) < 2:
                 replicas.append(Replica(kubeconfig, _url(world), prefix))
