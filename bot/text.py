@@ -22,7 +22,7 @@ def rollout_detail(r: Rollout) -> list[str]:
     lines = [
         f"rollout   {r.id} (version {r.version})",
         f"target    {r.target.describe()}",
-        f"pools     {r.stable} (stable) → {r.canary} (canary)",
+        f"moving    {r.stable} (stable) → {r.canary} (canary)",
         f"phase     {r.phase.value.replace('_', ' ')}",
         f"split     {pair.describe()}  (canary {r.canary_percent}%)",
         f"plan      {describe_plan(r.plan)}",

@@ -239,7 +239,8 @@ def _apply(
     message = f"{r.canary} now at {r.plan.steps[step].percent}% ({_step_label(r, step)})."
     if nxt.phase is Phase.COMPLETED:
         events = (*events, _event(nxt, "completed", actor, now, step=step))
-        message += f" Rollout completed; {r.stable} kept at weight {expected_pair(nxt).stable}."
+        message += (f" Rollout completed; {r.stable} takes no traffic and is kept for "
+                    "rollback.")
     return Decision(
         rollout=nxt, effect=ApplyStep(step=step, percent=r.plan.steps[step].percent),
         events=events, message=message,

@@ -149,7 +149,7 @@ class KubeApp:
         fault = self._book.take(info.verb, info.plural, info.namespace, info.name)
         if fault is not None:
             if fault.stall_seconds > 0:
-                time.sleep(fault.stall_seconds)
+                self._book.stall(fault.stall_seconds)
             if fault.status is not None:
                 raise errors.generic(fault.status, f"injected fault: {info.verb} "
                                      f"{info.plural} (status {fault.status})")

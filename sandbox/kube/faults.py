@@ -67,6 +67,14 @@ class FaultBook:
         self._lock = threading.Lock()
         self._faults: list[_Armed] = []
         self._records: list[RequestRecord] = []
+        self._stopping = threading.Event()
+
+    def stall(self, seconds: float) -> None:
+        """Hold a request for `seconds`, or until the emulator stops."""
+        self._stopping.wait(seconds)
+
+    def stop_stalls(self) -> None:
+        self._stopping.set()
 
     def inject(self, fault: Fault) -> None:
         if fault.count == 0:

@@ -95,7 +95,8 @@ class KubeEmulator:
             server.run()
 
     def stop(self) -> None:
-        """End open watches, stop the controller and the server; idempotent."""
+        """End open watches and stalls, stop the controller and the server; idempotent."""
+        self._book.stop_stalls()
         self._store.close()
         if self._controller is not None:
             self._controller.close()
