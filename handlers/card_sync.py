@@ -91,8 +91,8 @@ class CardPublisher:
         except RolloutError:
             log.exception("could not remember the card of %s", r.id)
             return card
-        # attaching bumped the version: redraw so the buttons carry the current one
-        self._update(attached, card)
+        if attached.version != r.version:  # it moved on while the card was being posted
+            self._update(attached, card)
         return card
 
     def _update(self, r: Rollout, card: Card) -> None:

@@ -18,7 +18,6 @@ from rollout.models import (
     Approval,
     AuditEvent,
     Baseline,
-    Card,
     Gate,
     Pause,
     PauseKind,
@@ -392,10 +391,6 @@ def recover(
     return Decision(rollout=r, events=(event,),
                     message=f"Rollout {r.id} of {canary} recovered at {r.canary_percent}% "
                             f"and paused: check it, then resume or roll back.")
-
-
-def attach_card(r: Rollout, card: Card, now: datetime) -> Decision:
-    return Decision(rollout=_update(r, now, card=card), message="card attached")
 
 
 def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from rollout.machine import Effect
-from rollout.models import AuditEvent, Baseline, Rollout, Target, TargetKind
+from rollout.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
 from rollout.split import Marker, Observed, Pair
 
 
@@ -105,6 +105,8 @@ class RolloutStore(Protocol):
     ) -> Rollout: ...
 
     def get(self, rollout_id: str) -> Rollout | None: ...
+
+    def set_card(self, rollout_id: str, card: Card) -> None: ...
 
     def active_on(self, target_key: str) -> str | None: ...
 

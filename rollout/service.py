@@ -231,13 +231,10 @@ class RolloutService:
                              lambda r, now: machine.tick(r, now=now))
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
-        """Remember where the rollout's chat card lives, so every replica edits that one."""
-        outcome = self._command(
-            Ref(rollout_id=rollout_id), Actor.scheduler(),
-            lambda r, now: machine.attach_card(r, card, now), reconcile=False, notify=False,
-        )
-        assert outcome.rollout is not None
-        return outcome.rollout
+        """Remember where the rollout's chat card lives, so every replica edits that one.
+        The version does not change: the buttons already drawn stay current."""
+        self.store.set_card(rollout_id, card)
+        return self.get(Ref(rollout_id=rollout_id))
 
     # -- queries -------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rollout.errors import Busy, Conflict, StoreUnavailable, Superseded
-from rollout.models import AuditEvent, Rollout
+from rollout.errors import Busy, Conflict, NotFound, StoreUnavailable, Superseded
+from rollout.models import AuditEvent, Card, Rollout
 from rollout.ports import Lease
 
 T = TypeVar("T")
@@ -45,6 +45,12 @@ if current < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
 return token
+"""
+
+_SET_CARD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'card', ARGV[1])
+return 1
 """
 
 _CONFIRM = """
@@ -112,6 +118,7 @@ class RedisStore:
         self._acquire = client.register_script(_ACQUIRE)
         self._confirm = client.register_script(_CONFIRM)
         self._regrant = client.register_script(_REGRANT)
+        self._set_card = client.register_script(_SET_CARD)
         self._release = client.register_script(_RELEASE)
         self._write = client.register_script(_WRITE)
 
@@ -202,7 +209,8 @@ class RedisStore:
             self.key("audit", r.id), self.key("audit"), self.key("recent"),
         ]
         args: list[Any] = [
-            mode, str(expected_version), r.model_dump_json(), str(lease.token), r.id,
+            mode, str(expected_version), r.model_dump_json(exclude={"card"}), str(lease.token),
+            r.id,
             "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
             ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP,
             *(e.model_dump_json() for e in events),
@@ -222,8 +230,22 @@ class RedisStore:
                          f"(version {result[1]}, expected {expected_version})")
 
     def get(self, rollout_id: str) -> Rollout | None:
-        raw = self._guard(lambda: self._r.hget(self.key("rollout", rollout_id), "data"))
-        return Rollout.model_validate_json(raw) if raw else None
+        raw, card = self._guard(
+            lambda: self._r.hmget(self.key("rollout", rollout_id), ["data", "card"]))
+        if not raw:
+            return None
+        rollout = Rollout.model_validate_json(raw)
+        if not card:
+            return rollout
+        return rollout.model_copy(update={"card": Card.model_validate_json(card)})
+
+    def set_card(self, rollout_id: str, card: Card) -> None:
+        """Where the rollout's chat card lives. Kept beside the state, not in it: pointing at a
+        message changes no decision, so it takes no version and outdates no button."""
+        key = self.key("rollout", rollout_id)
+        written = self._guard(lambda: self._set_card(keys=[key], args=[card.model_dump_json()]))
+        if not written:
+            raise NotFound(f"rollout {rollout_id} not found")
 
     def active_on(self, target_key: str) -> str | None:
         value = self._guard(lambda: self._r.get(self.key("target", target_key)))

@@ -59,8 +59,6 @@ def _button(box: Sandbox, action_id: str) -> tuple[str, str] | None:
     on an older drawing is answered "outdated", as it should be)."""
     assert box.container is not None
     for message in box.slack.messages(CHANNEL, top_level_only=True):
-        if not message.edited:  # the first drawing precedes the card's own recording
-            continue
         for block in message.blocks:
             for element in block.get("elements", []):
                 if element.get("action_id") != action_id:

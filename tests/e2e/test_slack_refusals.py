@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from handlers.cards import ButtonValue
+from rollout.models import Actor
 from rollout.service import Ref
 from sandbox.slack import SlackFault, block_actions_body
 from sandbox.slack.delivery import deliver
@@ -131,8 +132,13 @@ def test_slack_rate_limits_are_retried_and_the_card_still_lands(world: World) ->
     world.slack.inject(SlackFault(method="chat.update", error="ratelimited", count=1,
                                   retry_after=1))
     card = start_rollout(world)
+    paused = world.container.service.pause(  # any change redraws the card: chat.update
+        Ref(rollout_id=world.rollout().id), actor=Actor(id="U0CAROL", via="slack"))
+    assert paused.ok
     failed = [c for c in world.slack.calls if c.error == "ratelimited"]
     assert {c.method for c in failed} == {"chat.postMessage", "chat.update"}
+    updates = [c for c in world.slack.calls if c.method == "chat.update" and c.ok]
+    assert updates, "the card was not redrawn after the rate limit"
     assert world.rollout().card is not None
     assert world.rollout().card.ts == card.ts  # type: ignore[union-attr]
     assert world.container.service.get(Ref(rollout_id=world.rollout().id)).card is not None

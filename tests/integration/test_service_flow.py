@@ -97,3 +97,16 @@ def test_status_shows_state_and_cluster(world: World) -> None:
     status = world.service.status(REF)
     assert status.observed is not None and status.observed.pair.canary == 10
     assert status.cluster_note == ""
+
+
+def test_attaching_the_card_keeps_the_version_and_survives_later_saves(world: World) -> None:
+    from rollout.models import Card
+
+    out = world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    assert out.rollout is not None
+    version = world.service.get(REF).version
+    attached = world.service.attach_card(out.rollout.id, Card(channel="C1", ts="1.000100"))
+    assert attached.version == version and attached.card == Card(channel="C1", ts="1.000100")
+    world.service.approve(REF, actor=BOB)
+    after = world.service.get(REF)
+    assert after.version > version and after.card == Card(channel="C1", ts="1.000100")
