@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -172,3 +173,22 @@ def test_stopping_while_a_tick_runs_does_not_deadlock(live_world: World) -> None
     stopper.join(timeout=10)
     assert not stopper.is_alive(), "stop() deadlocked with the running tick"
     assert world.service.get(REF).id == rollout_id
+
+
+def test_reminders_and_the_approval_timeout_through_the_service(world: World) -> None:
+    """The scheduler's tick path with an injected clock: no sleeping for half an hour."""
+    world.service.options.reminder_seconds = 600
+    world.service.options.approval_timeout_seconds = 1500
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    rollout = world.service.get(REF)
+    assert rollout.next_due_at == world.clock.now() + timedelta(seconds=600)
+    assert not world.service.tick(rollout.id).changed
+    world.clock.advance(600)
+    assert [e.action for e in world.service.tick(rollout.id).events] == ["reminder"]
+    world.clock.advance(600)
+    assert [e.action for e in world.service.tick(rollout.id).events] == ["reminder"]
+    world.clock.advance(300)
+    out = world.service.tick(rollout.id)
+    assert out.rollout is not None and out.rollout.phase is Phase.PAUSED
+    assert out.rollout.pause is not None and "not approved within 25m" in out.rollout.pause.reason
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
