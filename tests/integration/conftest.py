@@ -19,6 +19,8 @@ from rollout.models import Actor
 from rollout.service import RolloutService, ServiceOptions
 from rollout.store import RedisStore
 from rollout.traffic.httproute import HTTPRouteSplit
+from rollout.traffic.rewrite import RewriteSplit
+from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 
@@ -79,7 +81,8 @@ def redis_server() -> Iterator[RedisServer]:
 
 @dataclass
 class World:
-    """The rollout service wired to a real Redis and the emulated cluster, for one test."""
+    """The rollout service wired to a real Redis and the emulated cluster (routes and
+    rewrites, as production wires it), for one test."""
 
     emulator: KubeEmulator
     store: RedisStore
@@ -111,10 +114,10 @@ def make_world(emulator: KubeEmulator, redis_url: str, *, lock_ttl: float = 30.0
     api = client.ApiClient(configuration)
     store = RedisStore.from_url(redis_url, prefix=unique_prefix(), lock_ttl_seconds=lock_ttl)
     clock = ManualClock()
-    service = RolloutService(
-        store=store, traffic=HTTPRouteSplit(client.CustomObjectsApi(api), timeout=timeout),
-        clock=clock, options=ServiceOptions(),
-    )
+    objects = client.CustomObjectsApi(api)
+    traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout),
+                            rewrites=RewriteSplit(objects, timeout=timeout))
+    service = RolloutService(store=store, traffic=traffic, clock=clock, options=ServiceOptions())
     return World(emulator=emulator, store=store, service=service, clock=clock, api=api)
 
 

@@ -1,39 +1,19 @@
-"""Helpers for the adapter-rollout tests: the service wired with the traffic router, and reads
-of the demo's InferenceModelRewrite `small-segment-lora`."""
+"""Helpers for the adapter-rollout tests: reads and writes of the demo's
+InferenceModelRewrite `small-segment-lora`."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from kubernetes import client
-
 from rollout.plan import build_plan
-from rollout.service import Outcome, Ref, RolloutService
-from rollout.traffic.httproute import HTTPRouteSplit
-from rollout.traffic.rewrite import RewriteSplit
-from rollout.traffic.router import TrafficRouter
-from sandbox.kube import KubeEmulator
-from tests.integration.conftest import ALICE, World, make_world
+from rollout.service import Outcome, Ref
+from tests.integration.conftest import ALICE, World
 
 REWRITE = "small-segment-lora"
 V1, V2 = "small-segment-lora-v1", "small-segment-lora-v2"
 REF = Ref(canary=V2)
 LLMD, LEGACY = "llm-d.ai", "inference.networking.x-k8s.io"
-
-
-def router(world: World, *, timeout: tuple[float, float] = (2.0, 5.0)) -> TrafficRouter:
-    objects = client.CustomObjectsApi(world.api)
-    return TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout),
-                         rewrites=RewriteSplit(objects, timeout=timeout))
-
-
-def rewrite_world(emulator: KubeEmulator, redis_url: str, **kwargs: Any) -> World:
-    """`make_world`, with a service that knows both kinds of target."""
-    world = make_world(emulator, redis_url, **kwargs)
-    world.service = RolloutService(store=world.store, traffic=router(world), clock=world.clock,
-                                   options=world.service.options)
-    return world
 
 
 def rewrite(world: World, name: str = REWRITE, group: str = LLMD) -> dict[str, Any]:

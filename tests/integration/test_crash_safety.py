@@ -10,11 +10,10 @@ import pytest
 from rollout.machine import Effect
 from rollout.models import AuditEvent, Phase, Rollout
 from rollout.plan import build_plan
-from rollout.ports import Lease
+from rollout.ports import Lease, TrafficSplit
 from rollout.service import Ref, RolloutService
 from rollout.split import Observed, Pair
 from rollout.store import RedisStore
-from rollout.traffic.httproute import HTTPRouteSplit
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
@@ -29,7 +28,7 @@ class Killed(BaseException):
 
 
 class DyingTraffic:
-    def __init__(self, real: HTTPRouteSplit, *, before: bool) -> None:
+    def __init__(self, real: TrafficSplit, *, before: bool) -> None:
         self.real, self.before = real, before
 
     def locate(self, **kwargs: Any) -> Any:
@@ -76,8 +75,7 @@ def _dying(world: World, point: str) -> RolloutService:
     traffic: Any = world.service.traffic
     store: Any = world.store
     if point in ("before-patch", "after-patch"):
-        traffic = DyingTraffic(world.service.traffic,  # type: ignore[arg-type]
-                               before=point == "before-patch")
+        traffic = DyingTraffic(world.service.traffic, before=point == "before-patch")
         store = _NoRelease(world.store)
     else:
         store = DyingStore(world.store)

@@ -21,14 +21,13 @@ from rollout.store import RedisStore
 from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
-from tests.integration.conftest import ALICE, BOB, World
+from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.integration.rewrite_support import (
     REF,
     V1,
     V2,
     rewrite,
     rewrite_patches,
-    rewrite_world,
     start,
     targets,
 )
@@ -37,7 +36,7 @@ from tests.support import weight_writes
 
 @pytest.fixture
 def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = rewrite_world(kube_emulator, redis_server.url, lock_ttl=0.3)
+    w = make_world(kube_emulator, redis_server.url, lock_ttl=0.3)
     try:
         yield w
     finally:
@@ -197,7 +196,7 @@ def test_after_redis_is_lost_the_rewrite_marker_is_found_and_recovered(
     for _ in range(approvals):
         world.service.approve(REF, actor=BOB)
     rollout_id = world.service.get(REF).id
-    fresh = rewrite_world(kube_emulator, redis_server.url)  # an empty Redis keyspace
+    fresh = make_world(kube_emulator, redis_server.url)  # an empty Redis keyspace
     try:
         with pytest.raises(NeedsOperator, match="recover"):
             start(fresh)

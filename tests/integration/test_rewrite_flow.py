@@ -4,7 +4,6 @@ weights move step by step, and a rollback puts the rule back exactly as it was."
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,8 +11,6 @@ from rollout.models import Phase, TargetKind
 from rollout.plan import build_plan
 from rollout.service import Ref
 from rollout.traffic.markers import PREFIX
-from sandbox.kube import KubeEmulator
-from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World
 from tests.integration.rewrite_support import (
     LEGACY,
@@ -25,21 +22,10 @@ from tests.integration.rewrite_support import (
     put_rewrite,
     rewrite,
     rewrite_patches,
-    rewrite_world,
     rule,
     start,
     targets,
 )
-
-
-@pytest.fixture
-def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = rewrite_world(kube_emulator, redis_server.url)
-    try:
-        yield w
-    finally:
-        w.store.client.close()
-        w.api.close()
 
 
 def _approve(world: World, times: int, ref: Ref = REF) -> list[list[dict[str, object]]]:

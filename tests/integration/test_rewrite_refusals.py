@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client
@@ -11,8 +11,6 @@ from rollout.errors import Ambiguous, Conflict, InvalidInput, NotFound
 from rollout.plan import build_plan
 from rollout.service import RolloutService
 from rollout.traffic.httproute import HTTPRouteSplit
-from sandbox.kube import KubeEmulator
-from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, World
 from tests.integration.rewrite_support import (
     LEGACY,
@@ -21,20 +19,9 @@ from tests.integration.rewrite_support import (
     V1,
     V2,
     put_rewrite,
-    rewrite_world,
     rule,
     start,
 )
-
-
-@pytest.fixture
-def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = rewrite_world(kube_emulator, redis_server.url)
-    try:
-        yield w
-    finally:
-        w.store.client.close()
-        w.api.close()
 
 
 def _snapshot(world: World) -> tuple[object, ...]:
