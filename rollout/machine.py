@@ -360,6 +360,15 @@ def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> De
     return pause(r, actor=actor, now=now, reason=reason, kind=PauseKind.FAILURE)
 
 
+def gate(r: Rollout, observed: Observed, *, now: datetime) -> Decision | None:
+    """Pause a rollout whose gateway reports a problem with the route the bot wrote; the
+    weights stay where they are for a person to look (and resume or roll back)."""
+    if not observed.problem or not r.active or r.phase is Phase.PAUSED:
+        return None
+    return pause(r, actor=Actor.scheduler(), now=now, reason=observed.problem,
+                 kind=PauseKind.FAILURE)
+
+
 def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
     """A start whose first write failed: the rollout ends and frees its target."""
     nxt = _update(r, now, phase=Phase.FAILED, next_due_at=None, finished_at=now)
@@ -413,7 +422,7 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
             event = _event(nxt, "recovered", system, now, detail, step=landed)
             return Decision(rollout=nxt, events=(event,), message=detail + ".")
     if pair in acceptable_pairs(r):
-        return None
+        return gate(r, observed, now=now)
     expected = expected_pair(r)
     if r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT:
         return None

@@ -350,8 +350,8 @@ class RolloutService:
         if effect is not None:
             before = None if isinstance(effect, Restore) else acceptable_pairs(r)
             try:
-                hold.write(lambda fence: self.traffic.apply(d.rollout, effect, fence=fence,
-                                                            before=before))
+                observed = hold.write(lambda fence: self.traffic.apply(
+                    d.rollout, effect, fence=fence, before=before))
             except DriftDetected as exc:
                 d = machine.pause(r, actor=Actor.scheduler(), now=self.clock.now(),
                                   reason=str(exc), kind=PauseKind.DRIFT)
@@ -368,6 +368,13 @@ class RolloutService:
                                events=d.events)
         saved = self.store.save(d.rollout, expected_version=r.version, lease=hold.lease,
                                 events=d.events)
+        if effect is not None:
+            gated = machine.gate(saved, observed, now=self.clock.now())
+            if gated is not None:  # the step landed, and the gateway objects to it
+                paused = self.store.save(gated.rollout, expected_version=saved.version,
+                                         lease=hold.lease, events=gated.events)
+                return Outcome(paused, f"{d.message} {gated.message}", ok=False,
+                               events=d.events + gated.events)
         return Outcome(saved, d.message, events=d.events)
 
     def _emit(self, outcome: Outcome) -> Outcome:

@@ -51,6 +51,7 @@ class Observed(BaseModel):
     pair: Pair
     marker: Marker | None = None
     resource_version: str = ""
+    problem: str = ""  # what the gateway reports wrong with the current generation, if any
 
 
 def pair_at(baseline: Baseline, percent: int) -> Pair:

@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes.client import CustomObjectsApi
 
 from rollout.errors import Ambiguous, Conflict, NeedsOperator, NotFound
+from rollout.gates import gateway_problem
 from rollout.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.models import Baseline, Rollout, Target, TargetKind
 from rollout.ports import Located, Marked
@@ -214,7 +215,8 @@ class HTTPRouteSplit:
             canary=None if canary_i is None else weight_of(refs[canary_i]),
         )
         return Observed(pair=pair, marker=decode_marker(annotations, rule),
-                        resource_version=str(route["metadata"].get("resourceVersion", "")))
+                        resource_version=str(route["metadata"].get("resourceVersion", "")),
+                        problem=gateway_problem(route))
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,

@@ -7,8 +7,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client
 
-from rollout.errors import ClusterUnavailable, StoreUnavailable
+from rollout.errors import ClusterUnavailable, Conflict, StoreUnavailable
 from rollout.models import PauseKind, Phase
 from rollout.plan import build_plan
 from rollout.service import Ref
@@ -143,3 +144,22 @@ def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
     assert world.weights() == {"llm-pool": 90, POOL: 10}
     world.store.client.close()
     world.api.close()
+
+
+def test_a_gateway_that_cannot_resolve_the_canary_stops_the_next_step(world: World) -> None:
+    _start(world)
+    assert world.service.approve(REF, actor=BOB).ok
+    objects = client.CustomObjectsApi(world.api)
+    objects.delete_namespaced_custom_object("inference.networking.k8s.io", "v1", "default",
+                                            "inferencepools", POOL)
+    patches = world.route_patches()
+    with pytest.raises(Conflict, match="BackendNotFound"):
+        world.service.approve(REF, actor=BOB)
+    assert world.route_patches() == patches
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    rollout = world.service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.step == 0
+    assert rollout.pause is not None and rollout.pause.kind is PauseKind.FAILURE
+    assert "ResolvedRefs=False" in rollout.pause.reason
+    world.service.rollback(REF, actor=BOB)
+    assert world.weights() == {"llm-pool": 100, POOL: 0}

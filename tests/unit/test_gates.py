@@ -1,0 +1,45 @@
+"""The gateway gate: a step the gateway rejects pauses the rollout, at the step it reached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollout import machine
+from rollout.gates import gateway_problem
+from rollout.models import PauseKind, Phase, Rollout
+from rollout.split import Marker, Observed, Pair
+from tests.unit.builders import BOB, T0
+
+
+def _route(generation: int, *conditions: tuple[str, str, str, int]) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": generation},
+        "status": {"parents": [{"parentRef": {"name": "inference-gateway"}, "conditions": [
+            {"type": t, "status": s, "reason": reason, "message": "pool x not found",
+             "observedGeneration": g} for t, s, reason, g in conditions]}]},
+    }
+
+
+def test_a_false_condition_of_the_current_generation_is_a_problem() -> None:
+    route = _route(3, ("Accepted", "True", "Accepted", 3),
+                   ("ResolvedRefs", "False", "BackendNotFound", 3))
+    problem = gateway_problem(route)
+    assert "ResolvedRefs=False" in problem and "BackendNotFound" in problem
+    assert "inference-gateway" in problem
+
+
+def test_conditions_about_an_older_generation_say_nothing_yet() -> None:
+    assert gateway_problem(_route(4, ("ResolvedRefs", "False", "BackendNotFound", 3))) == ""
+    assert gateway_problem(_route(3, ("ResolvedRefs", "True", "ResolvedRefs", 3))) == ""
+    assert gateway_problem({"metadata": {"generation": 1}}) == ""
+
+
+def test_reconcile_pauses_on_a_gateway_problem_without_writing(rollout: Rollout) -> None:
+    applied = machine.approve(rollout, actor=BOB, now=T0).rollout
+    observed = Observed(pair=Pair(stable=90, canary=10), marker=Marker(rollout_id="r1", step=0),
+                        problem="gateway g reports ResolvedRefs=False (BackendNotFound)")
+    d = machine.reconcile(applied, observed, now=T0)
+    assert d is not None and d.effect is None
+    assert d.rollout.phase is Phase.PAUSED and d.rollout.step == 0
+    assert d.rollout.pause is not None and d.rollout.pause.kind is PauseKind.FAILURE
+    assert machine.reconcile(d.rollout, observed, now=T0) is None  # said once
