@@ -19,6 +19,8 @@ from rollout.plan import build_plan
 from rollout.service import Ref, RolloutService
 from rollout.store import RedisStore
 from rollout.traffic.httproute import HTTPRouteSplit
+from rollout.traffic.rewrite import RewriteSplit
+from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 
@@ -35,7 +37,8 @@ def bench_step(repeat: int) -> list[Result]:
         cfg.host = emu.url
         api = client.CustomObjectsApi(client.ApiClient(cfg))
         store = RedisStore.from_url(redis_server.url, prefix="bench")
-        service = RolloutService(store=store, traffic=HTTPRouteSplit(api), clock=ManualClock())
+        traffic = TrafficRouter(routes=HTTPRouteSplit(api), rewrites=RewriteSplit(api))
+        service = RolloutService(store=store, traffic=traffic, clock=ManualClock())
         ref = Ref(canary=POOL)
 
         def fresh() -> None:

@@ -75,9 +75,9 @@ class TrafficSplit(Protocol):
 
 
 @runtime_checkable
-class KindLocator(Protocol):
-    """A TrafficSplit that serves several target kinds and is told which one to locate in
-    (`--rewrite` names an InferenceModelRewrite; without it a canary is a pool)."""
+class Traffic(TrafficSplit, Protocol):
+    """What the service writes through: a TrafficSplit over every target kind, told which
+    kind to locate in (`--rewrite` names an InferenceModelRewrite; otherwise a pool)."""
 
     def locate_kind(
         self, kind: TargetKind, *, namespace: str, canary: str, target_name: str | None,

@@ -38,7 +38,7 @@ from rollout.models import (
     Rollout,
     TargetKind,
 )
-from rollout.ports import KindLocator, Marked, RolloutStore, TrafficSplit
+from rollout.ports import Marked, RolloutStore, Traffic
 from rollout.split import MarkerState, Observed, acceptable_pairs
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class ServiceOptions:
 
 class RolloutService:
     def __init__(
-        self, *, store: RolloutStore, traffic: TrafficSplit, clock: Clock,
+        self, *, store: RolloutStore, traffic: Traffic, clock: Clock,
         options: ServiceOptions | None = None,
         new_id: Callable[[str, datetime], str] | None = None,
     ) -> None:
@@ -143,14 +143,9 @@ class RolloutService:
             raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
                                "rollout), not both")
         self._refuse_orphans(namespace, canary)
-        if rewrite is None:
-            located = self.traffic.locate(namespace=namespace, canary=canary, target_name=route,
-                                          stable=stable)
-        elif isinstance(self.traffic, KindLocator):
-            located = self.traffic.locate_kind(TargetKind.REWRITE, namespace=namespace,
-                                               canary=canary, target_name=rewrite, stable=stable)
-        else:
-            raise InvalidInput("adapter rollouts (--rewrite) are not wired in this bot")
+        kind = TargetKind.ROUTE if rewrite is None else TargetKind.REWRITE
+        located = self.traffic.locate_kind(kind, namespace=namespace, canary=canary,
+                                           target_name=rewrite or route, stable=stable)
         target = located.target
         owner = self.store.active_on(target.key)
         if owner:

@@ -1,8 +1,8 @@
 """One TrafficSplit over both kinds of target: HTTPRoute pool splits and rewrite adapter splits.
 
 A rollout's target says which adapter owns it, so observe, apply and recovery dispatch on
-`target.kind`. Only `locate` needs to be told: by default a canary is a pool (the protocol's
-`locate`); `locate_kind` is the explicit choice the service makes for `--rewrite`. Markers are
+`target.kind`. Only locating needs to be told: `locate_kind` is the service's explicit choice
+(`--rewrite` or not), and plain `locate` means a pool. Markers are
 searched in both kinds, so an emptied Redis is noticed whatever the rollout moved.
 """
 
@@ -15,7 +15,7 @@ from rollout.split import Observed, Pair
 
 
 class TrafficRouter:
-    """TrafficSplit (and KindLocator) dispatching to the adapter of each target kind."""
+    """The Traffic port: dispatches to the adapter of each target kind."""
 
     def __init__(self, *, routes: TrafficSplit, rewrites: TrafficSplit) -> None:
         self.adapters: dict[TargetKind, TrafficSplit] = {

@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from kubernetes import client
 
 from rollout.errors import Ambiguous, Conflict, InvalidInput, NotFound
-from rollout.plan import build_plan
-from rollout.service import RolloutService
-from rollout.traffic.httproute import HTTPRouteSplit
-from tests.integration.conftest import ALICE, World
+from tests.integration.conftest import World
 from tests.integration.rewrite_support import (
     LEGACY,
     LLMD,
@@ -93,11 +89,3 @@ def test_second_rollout_on_the_same_rule(world: World) -> None:
     assert start(world).ok
     _refused(world, lambda: start(world, canary="small-segment-lora-v3", stable=V1), Conflict,
              "already has an active rollout")
-
-
-def test_a_service_without_the_router_refuses_rewrites(world: World) -> None:
-    routes_only = HTTPRouteSplit(client.CustomObjectsApi(world.api))
-    plain = RolloutService(store=world.store, traffic=routes_only, clock=world.clock)
-    _refused(world, lambda: plain.start(namespace="default", canary=V2, rewrite=REWRITE,
-                                        actor=ALICE, plan=build_plan()),
-             InvalidInput, "not wired")

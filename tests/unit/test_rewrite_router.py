@@ -6,7 +6,7 @@ from typing import Any
 
 from rollout.machine import Prepare
 from rollout.models import Target, TargetKind
-from rollout.ports import KindLocator, Marked
+from rollout.ports import Marked, Traffic
 from rollout.split import Marker, Observed, Pair
 from rollout.traffic.router import TrafficRouter
 from tests.unit.builders import started
@@ -50,7 +50,7 @@ def _router() -> tuple[TrafficRouter, Recording, Recording]:
 
 def test_locate_is_a_pool_unless_told_otherwise() -> None:
     router, routes, rewrites = _router()
-    assert isinstance(router, KindLocator)
+    assert isinstance(router, Traffic)
     where: dict[str, Any] = {"namespace": "default", "canary": "c", "stable": None}
     assert router.locate(target_name="r", **where) == "routes"
     assert router.locate_kind(TargetKind.REWRITE, target_name="rw", **where) == "rewrites"
