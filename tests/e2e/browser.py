@@ -30,7 +30,8 @@ class Page:
     """One tab: evaluate JavaScript and wait for what it returns to become true."""
 
     def __init__(self, binary: str, url: str) -> None:
-        self._profile = tempfile.TemporaryDirectory()
+        # Chromium's helper processes may still be writing the profile as it closes
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self._proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self._profile.name}", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
