@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint types layers unit integration e2e bench clean lock redis-server
+.PHONY: test demo lint types layers unit integration e2e bench clean lock redis-server kubeworld
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ redis-server:
 	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required by the tests"; exit 1; }
 
+# The tests' real kube-apiserver and etcd, built from the pinned Go module in
+# tests/support/apiserver into a cache outside the work tree (the first time only).
+kubeworld: $(STAMP)
+	$(BIN)/python -m tests.support.build
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
@@ -29,16 +34,16 @@ types: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) redis-server lint types layers
+test: $(STAMP) redis-server kubeworld lint types layers
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP) redis-server
+integration: $(STAMP) redis-server kubeworld
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP) redis-server
+e2e: $(STAMP) redis-server kubeworld
 	$(BIN)/pytest -q tests/e2e
 
 demo: $(STAMP) redis-server

@@ -71,9 +71,16 @@ class FencedObjects:
             return items
 
     def patch(self, namespace: str, name: str, mutate: Mutation, *, fence: int) -> Obj:
-        """Apply `mutate`'s ops under the fence; returns the object as written."""
+        """Apply `mutate`'s ops under the fence; returns the object as written.
+
+        A 409 (stale resourceVersion) or a 422 is followed by a fresh read, and what that read
+        shows decides: a newer fencing token means a rollback or a later holder took over
+        (`FenceBehind`); a moved token or resourceVersion is a retry; a 422 with neither moved
+        is the server refusing the object itself. The server's message is never parsed: a
+        real kube-apiserver answers a failed JSON-patch `test` with a generic one.
+        """
+        current = self.get(namespace, name)
         for _attempt in range(self.conflict_retries + 1):
-            current = self.get(namespace, name)
             annotations = current.get("metadata", {}).get("annotations") or {}
             seen = fence_of(annotations)
             if seen > fence:
@@ -89,9 +96,12 @@ class FencedObjects:
                 )
                 return cast(Obj, written)
             except ApiException as exc:
-                if exc.status == 409 or (exc.status == 422 and _failed_test(exc)):
-                    continue  # re-read: the fence check above decides whether we may retry
-                raise _translate(exc, self.kind.describe(namespace, name)) from exc
+                if exc.status not in (409, 422):
+                    raise _translate(exc, self.kind.describe(namespace, name)) from exc
+                before = current
+                current = self.get(namespace, name)
+                if exc.status == 422 and not _moved(before, current):
+                    raise _translate(exc, self.kind.describe(namespace, name)) from exc
             except Urllib3Error as exc:
                 self._fence_off(namespace, name, fence)
                 raise ClusterUnavailable(
@@ -165,9 +175,13 @@ def _translate(exc: ApiException, what: str) -> Exception:
     return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}")
 
 
-def _failed_test(exc: ApiException) -> bool:
-    """A 422 from a JSON-patch `test` op: the fence moved between our read and our write."""
-    return "test" in _status_message(exc).lower()
+def _moved(before: Obj, after: Obj) -> bool:
+    """Whether someone wrote the object between two reads (its fence or resourceVersion)."""
+    def key(obj: Obj) -> tuple[object, object]:
+        meta = obj.get("metadata", {})
+        return (meta.get("resourceVersion"), (meta.get("annotations") or {}).get(FENCE))
+
+    return key(before) != key(after)
 
 
 def _status_message(exc: ApiException) -> str:

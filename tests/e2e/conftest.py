@@ -1,5 +1,6 @@
-"""The whole bot over real HTTP: a running SlackServer, a real Redis process, the Kubernetes
-API emulator (demo seed) and the Slack emulator delivering signed requests to the bot."""
+"""The whole bot over real HTTP: a running SlackServer, a real Redis process, the real
+Kubernetes API server (demo objects, the bot's service account) and the Slack emulator
+delivering signed requests to the bot."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from bot.bootstrap import Container, build
 from bot.server import SlackServer
 from bot.settings import Settings
 from handlers.cards import ButtonValue
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from sandbox.slack import Message, SlackEmulator
+from tests.support.real_cluster import RealCluster
 
 SECRET = "e2e-signing-secret"
 TOKEN = "xoxb-e2e"
@@ -38,14 +39,8 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def kube() -> Iterator[KubeEmulator]:
-    emulator = KubeEmulator(seed="demo", port=0)
-    emulator.start()
-    try:
-        yield emulator
-    finally:
-        emulator.clear_faults()
-        emulator.stop()
+def kube(cluster: RealCluster) -> RealCluster:
+    return cluster
 
 
 @pytest.fixture
@@ -65,7 +60,7 @@ class World:
     bot: SlackServer
     container: Container
     slack: SlackEmulator
-    kube: KubeEmulator
+    kube: RealCluster
 
     def command(self, user: str, text: str, channel: str = CHANNEL,
                 **kwargs: Any) -> tuple[int, dict[str, str], str]:
@@ -120,7 +115,7 @@ class World:
 
 @pytest.fixture
 def make_world(
-    redis_server: RedisServer, kube: KubeEmulator, slack: SlackEmulator, tmp_path: Path,
+    redis_server: RedisServer, kube: RealCluster, slack: SlackEmulator, tmp_path: Path,
 ) -> Iterator[Callable[..., World]]:
     """Start the bot with settings overrides; everything is stopped after the test."""
     started: list[SlackServer] = []

@@ -20,12 +20,12 @@ from bot.settings import Settings
 from rollout.models import Actor, Phase
 from rollout.plan import build_plan
 from rollout.service import Ref
-from sandbox.kube import KubeEmulator
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN
 from tests.support import weight_writes
+from tests.support.real_cluster import RealCluster
 
 
 class Serve:
@@ -62,7 +62,7 @@ class Serve:
 
 
 @pytest.fixture
-def replicas(kube: KubeEmulator, redis_server: RedisServer, slack: SlackEmulator,
+def replicas(kube: RealCluster, redis_server: RedisServer, slack: SlackEmulator,
              tmp_path: Path) -> Iterator[tuple[list[Serve], Settings]]:
     kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
     prefix = f"replicas-{time.monotonic_ns()}"
@@ -84,7 +84,7 @@ def replicas(kube: KubeEmulator, redis_server: RedisServer, slack: SlackEmulator
 
 
 def test_two_replicas_finish_an_automatic_plan_after_the_leader_is_killed(
-    replicas: tuple[list[Serve], Settings], kube: KubeEmulator, slack: SlackEmulator,
+    replicas: tuple[list[Serve], Settings], kube: RealCluster, slack: SlackEmulator,
 ) -> None:
     servers, settings = replicas
     container = build(settings)

@@ -15,9 +15,9 @@ from slack_bolt import App
 from bot.bootstrap import build
 from bot.server import SlackServer, serve, socket_mode_handler
 from bot.settings import Settings, SettingsError
-from sandbox.kube import KubeEmulator
 from sandbox.ports import free_port
 from tests.e2e.conftest import CANARY, SECRET, TOKEN, World, eventually, start_rollout
+from tests.support.real_cluster import RealCluster
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -58,7 +58,7 @@ def test_healthz_readyz_and_metrics(world: World) -> None:
     assert _get(world.bot.url + "/nope")[0] == 404
 
 
-def test_readyz_names_what_is_down(kube: KubeEmulator, tmp_path: Path) -> None:
+def test_readyz_names_what_is_down(kube: RealCluster, tmp_path: Path) -> None:
     settings = Settings(slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         redis_url=f"redis://127.0.0.1:{free_port()}/0",
                         kubeconfig=str(kube.write_kubeconfig(tmp_path / "kc")),
@@ -87,7 +87,7 @@ class _FakeSocket:
 
 
 def test_socket_mode_uses_the_app_token_and_keeps_the_http_endpoints(
-    make_world: Callable[..., World], kube: KubeEmulator, tmp_path: Path,
+    make_world: Callable[..., World], kube: RealCluster, tmp_path: Path,
 ) -> None:
     world = make_world()
     settings = world.container.settings.model_copy(update={"slack_app_token": "xapp-1-test",

@@ -23,8 +23,10 @@ from rollout.traffic.rewrite import RewriteSplit
 from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
+from tests.support.real_cluster import RealCluster
 
-# ---- Kubernetes API emulator (sandbox.kube) -------------------------------------------------
+# ---- the Kubernetes API emulator (sandbox.kube), for the emulator's own tests ---------------
+# The bot's tests run against the real API server: the `cluster` fixture (tests/conftest.py).
 
 
 @pytest.fixture
@@ -81,10 +83,10 @@ def redis_server() -> Iterator[RedisServer]:
 
 @dataclass
 class World:
-    """The rollout service wired to a real Redis and the emulated cluster (routes and
+    """The rollout service wired to a real Redis and the real API server (routes and
     rewrites, as production wires it), for one test."""
 
-    emulator: KubeEmulator
+    emulator: RealCluster
     store: RedisStore
     service: RolloutService
     clock: ManualClock
@@ -106,10 +108,9 @@ class World:
                    and r.status < 300)
 
 
-def make_world(emulator: KubeEmulator, redis_url: str, *, lock_ttl: float = 30.0,
+def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
                timeout: tuple[float, float] = (2.0, 5.0)) -> World:
-    configuration = client.Configuration()
-    configuration.host = emulator.url
+    configuration = emulator.bot_configuration()
     configuration.retries = 1  # as bot.kube configures the production client
     api = client.ApiClient(configuration)
     store = RedisStore.from_url(redis_url, prefix=unique_prefix(), lock_ttl_seconds=lock_ttl)
@@ -122,8 +123,8 @@ def make_world(emulator: KubeEmulator, redis_url: str, *, lock_ttl: float = 30.0
 
 
 @pytest.fixture
-def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(kube_emulator, redis_server.url)
+def world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(cluster, redis_server.url)
     try:
         yield w
     finally:
@@ -145,7 +146,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(kube_kubeconfig: Path, redis_server: RedisServer,
+def cli(cluster_kubeconfig: Path, redis_server: RedisServer,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
-    yield Cli(kube_kubeconfig, redis_server.url)
+    yield Cli(cluster_kubeconfig, redis_server.url)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli import EXIT_OK, EXIT_REFUSED
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import Cli, unique_prefix
+from tests.support.real_cluster import RealCluster
 
 
 def _kubectl_weights(kubeconfig: Path, route: str = "routes-to-llm") -> list[int]:
@@ -27,26 +27,26 @@ def _kubectl_weights(kubeconfig: Path, route: str = "routes-to-llm") -> list[int
 
 
 def test_start_then_four_approvals_move_the_route_as_kubectl_sees_it(
-    cli: Cli, kube_kubeconfig: Path
+    cli: Cli, cluster_kubeconfig: Path
 ) -> None:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed: the weights are checked through kubectl")
     code, out, err = cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
     assert code == EXIT_OK, err
     assert "started" in out and "awaits approval" in out
-    seen = [_kubectl_weights(kube_kubeconfig)]
+    seen = [_kubectl_weights(cluster_kubeconfig)]
     for _ in range(4):
         code, out, err = cli("approve", "llm-pool-version-2", "--as", "bob")
         assert code == EXIT_OK, err
-        seen.append(_kubectl_weights(kube_kubeconfig))
+        seen.append(_kubectl_weights(cluster_kubeconfig))
     assert seen == [[100, 0], [90, 10], [75, 25], [50, 50], [0, 100]]
     code, out, _ = cli("history", "llm-pool-version-2")
     assert out.count("step_applied") == 4 and "by cli:bob via cli" in out
     assert "started by cli:alice" in out
 
 
-def test_rollback_at_50_restores_100_0(cli: Cli, kube_emulator: KubeEmulator) -> None:
-    spec = kube_emulator.get_object("gateway.networking.k8s.io", "v1", "httproutes", "default",
+def test_rollback_at_50_restores_100_0(cli: Cli, cluster: RealCluster) -> None:
+    spec = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", "default",
                                     "routes-to-llm")
     assert spec is not None
     cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
@@ -54,22 +54,22 @@ def test_rollback_at_50_restores_100_0(cli: Cli, kube_emulator: KubeEmulator) ->
         cli("approve", "llm-pool-version-2", "--as", "bob")
     code, out, _ = cli("rollback", "llm-pool-version-2", "--as", "bob", "--reason", "errors")
     assert code == EXIT_OK and "rolled back" in out
-    after = kube_emulator.get_object("gateway.networking.k8s.io", "v1", "httproutes",
+    after = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes",
                                      "default", "routes-to-llm")
     assert after is not None and after["spec"] == spec["spec"]
     code, out, _ = cli("status", "llm-pool-version-2")
     assert "rolled back" in out and "stable 100 / canary 0" in out
 
 
-def test_node_update_through_the_cli(cli: Cli, kube_emulator: KubeEmulator) -> None:
+def test_node_update_through_the_cli(cli: Cli, cluster: RealCluster) -> None:
     code, _, err = cli("start", "llm-new", "--route", "llm-route", "--as", "alice")
     assert code == EXIT_OK, err
-    route = kube_emulator.get_object("gateway.networking.k8s.io", "v1", "httproutes",
+    route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes",
                                      "default", "llm-route")
     assert route is not None
     assert [r["name"] for r in route["spec"]["rules"][0]["backendRefs"]] == ["llm", "llm-new"]
     code, _, _ = cli("rollback", "llm-new", "--as", "bob")
-    route = kube_emulator.get_object("gateway.networking.k8s.io", "v1", "httproutes",
+    route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes",
                                      "default", "llm-route")
     assert route is not None
     assert [r["name"] for r in route["spec"]["rules"][0]["backendRefs"]] == ["llm"]
@@ -95,12 +95,12 @@ def test_list_shows_active_rollouts(cli: Cli) -> None:
     assert code == EXIT_OK and "llm-pool-version-2" in out and "awaiting approval" in out
 
 
-def test_the_console_script_runs_as_a_process(kube_kubeconfig: Path,
+def test_the_console_script_runs_as_a_process(cluster_kubeconfig: Path,
                                               redis_server: RedisServer) -> None:
     env_prefix = unique_prefix()
     done = subprocess.run(
         [sys.executable, "-m", "bot", "status", "llm-pool-version-2", "--kubeconfig",
-         str(kube_kubeconfig), "--redis-url", redis_server.url],
+         str(cluster_kubeconfig), "--redis-url", redis_server.url],
         check=False, capture_output=True, text=True, timeout=60,
         env={"ROLLOUT_KEY_PREFIX": env_prefix, "PATH": "/usr/bin:/bin"},
     )

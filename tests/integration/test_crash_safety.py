@@ -14,10 +14,10 @@ from rollout.ports import Lease, TrafficSplit
 from rollout.service import Ref, RolloutService
 from rollout.split import Observed, Pair
 from rollout.store import RedisStore
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -67,8 +67,8 @@ class DyingStore:
 
 
 @pytest.fixture
-def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> World:
-    return make_world(kube_emulator, redis_server.url, lock_ttl=0.3)
+def world(cluster: RealCluster, redis_server: RedisServer) -> World:
+    return make_world(cluster, redis_server.url, lock_ttl=0.3)
 
 
 def _dying(world: World, point: str) -> RolloutService:

@@ -19,7 +19,6 @@ from rollout.service import RolloutService
 from rollout.split import Observed, Pair, acceptable_pairs
 from rollout.store import RedisStore
 from rollout.traffic.router import TrafficRouter
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.integration.rewrite_support import (
@@ -32,11 +31,12 @@ from tests.integration.rewrite_support import (
     targets,
 )
 from tests.support import weight_writes
+from tests.support.real_cluster import RealCluster
 
 
 @pytest.fixture
-def world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(kube_emulator, redis_server.url, lock_ttl=0.3)
+def world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(cluster, redis_server.url, lock_ttl=0.3)
     try:
         yield w
     finally:
@@ -189,14 +189,14 @@ def test_a_rollback_killed_after_its_patch_is_adopted(world: World) -> None:
 
 @pytest.mark.parametrize("approvals", [0, 2])
 def test_after_redis_is_lost_the_rewrite_marker_is_found_and_recovered(
-    world: World, kube_emulator: KubeEmulator, redis_server: RedisServer, approvals: int,
+    world: World, cluster: RealCluster, redis_server: RedisServer, approvals: int,
 ) -> None:
     spec = copy.deepcopy(rewrite(world)["spec"])
     start(world)
     for _ in range(approvals):
         world.service.approve(REF, actor=BOB)
     rollout_id = world.service.get(REF).id
-    fresh = make_world(kube_emulator, redis_server.url)  # an empty Redis keyspace
+    fresh = make_world(cluster, redis_server.url)  # an empty Redis keyspace
     try:
         with pytest.raises(NeedsOperator, match="recover"):
             start(fresh)

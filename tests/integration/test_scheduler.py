@@ -14,10 +14,10 @@ from rollout.models import Phase
 from rollout.plan import build_plan
 from rollout.scheduler import RolloutScheduler
 from rollout.service import Ref
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -32,8 +32,8 @@ def _wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 @pytest.fixture
-def live_world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(kube_emulator, redis_server.url)
+def live_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(cluster, redis_server.url)
     w.service.clock = SystemClock()
     yield w
     w.store.client.close()

@@ -18,10 +18,10 @@ from rollout.clock import SystemClock
 from rollout.models import Phase
 from rollout.plan import build_plan
 from rollout.service import Ref
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -55,11 +55,11 @@ class Replica:
 
 
 @pytest.fixture
-def live(kube_emulator: KubeEmulator, redis_server: RedisServer,
+def live(cluster: RealCluster, redis_server: RedisServer,
          tmp_path: Path) -> Iterator[tuple[World, Path]]:
-    w = make_world(kube_emulator, redis_server.url)
+    w = make_world(cluster, redis_server.url)
     w.service.clock = SystemClock()
-    kubeconfig = kube_emulator.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     yield w, kubeconfig
     w.store.client.close()
     w.api.close()

@@ -13,9 +13,10 @@ from rollout.errors import ClusterUnavailable, Conflict, StoreUnavailable
 from rollout.models import PauseKind, Phase
 from rollout.plan import build_plan
 from rollout.service import Ref
-from sandbox.kube import Fault, KubeEmulator
+from sandbox.kube import Fault
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -54,8 +55,8 @@ def test_an_injected_500_leaves_the_weights_and_pauses_with_the_reason(world: Wo
 
 
 @pytest.fixture
-def slow_world(kube_emulator: KubeEmulator, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(kube_emulator, redis_server.url, timeout=(1.0, 0.5))
+def slow_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(cluster, redis_server.url, timeout=(1.0, 0.5))
     yield w
     w.store.client.close()
     w.api.close()
@@ -104,13 +105,13 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 
 
 def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
-    kube_emulator: KubeEmulator, own_redis: RedisServer
+    cluster: RealCluster, own_redis: RedisServer
 ) -> None:
-    world = make_world(kube_emulator, own_redis.url, lock_ttl=1.0)
+    world = make_world(cluster, own_redis.url, lock_ttl=1.0)
     _start(world)
     patches = world.route_patches()
     # Hold the approval inside its cluster read while Redis goes away under it.
-    kube_emulator.inject(Fault(verb="get", resource="httproutes", status=None, count=1,
+    cluster.inject(Fault(verb="get", resource="httproutes", status=None, count=1,
                                stall_seconds=0.6))
     errors: list[BaseException] = []
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from sandbox.kube import KubeEmulator
+from tests.support.real_cluster import RealCluster
 
 
-def weight_writes(emulator: KubeEmulator, *, resource: str = "httproutes",
+def weight_writes(emulator: RealCluster, *, resource: str = "httproutes",
                   field: str = "backendRefs") -> list[list[int]]:
     """The weights of every successful write of rule 0's `field`, in order, from the
     emulator's request log: how many times, and with what, the bot moved traffic."""

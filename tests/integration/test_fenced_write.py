@@ -1,0 +1,93 @@
+"""The fenced write against the real kube-apiserver, whose 422 for a failed JSON-patch `test`
+carries only a generic message: the bot decides by status code and by what it reads back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from rollout.errors import ClusterUnavailable, FenceBehind
+from rollout.traffic.httproute import HTTPROUTE
+from rollout.traffic.kube import FencedObjects
+from rollout.traffic.markers import FENCE, pointer
+from sandbox.kube import Fault
+from tests.support.real_cluster import RealCluster
+
+GW = ("gateway.networking.k8s.io", "v1", "httproutes", "default")
+
+
+@pytest.fixture
+def routes(cluster: RealCluster) -> Iterator[FencedObjects]:
+    api = client.ApiClient(cluster.bot_configuration())
+    try:
+        yield FencedObjects(client.CustomObjectsApi(api), HTTPROUTE, timeout=(5.0, 10.0))
+    finally:
+        api.close()
+
+
+def _set_weight(value: int) -> Any:
+    def mutate(_obj: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": value}]
+    return mutate
+
+
+def _reads(cluster: RealCluster) -> int:
+    return sum(1 for r in cluster.requests if r.verb == "get" and r.resource == "httproutes")
+
+
+def _patches(cluster: RealCluster, name: str) -> list[int]:
+    return [r.status for r in cluster.requests
+            if r.verb == "patch" and r.resource == "httproutes" and r.name == name]
+
+
+def test_a_failed_fence_test_is_recognised_by_reading_back(
+    cluster: RealCluster, routes: FencedObjects,
+) -> None:
+    routes.patch("default", "routes-to-llm", _set_weight(0), fence=5)
+    # Hold the next write; meanwhile a rollback's holder (fence 9) writes the route.
+    cluster.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
+                         stall_seconds=1.0, name="routes-to-llm"))
+    outcome: list[BaseException | None] = []
+
+    def stale_writer() -> None:
+        try:
+            routes.patch("default", "routes-to-llm", _set_weight(10), fence=6)
+            outcome.append(None)
+        except BaseException as exc:  # asserted below
+            outcome.append(exc)
+
+    reads = _reads(cluster)
+    writer = threading.Thread(target=stale_writer)
+    writer.start()
+    deadline = time.monotonic() + 10
+    while _reads(cluster) == reads:  # the writer has read fence 5; its PATCH is held
+        assert time.monotonic() < deadline, "the writer never read the route"
+        time.sleep(0.01)
+    admin = client.CustomObjectsApi(cluster.world.admin)
+    admin.patch_namespaced_custom_object(
+        GW[0], GW[1], "default", GW[2], "routes-to-llm",
+        [{"op": "add", "path": pointer(FENCE), "value": "9"}],
+        _content_type="application/json-patch+json")
+    writer.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], FenceBehind), outcome
+    assert _patches(cluster, "routes-to-llm")[-1] == 422
+    route = cluster.get_object(*GW, "routes-to-llm")
+    assert route is not None
+    assert route["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
+
+
+def test_an_invalid_object_is_refused_once_even_on_a_route_named_latest(
+    cluster: RealCluster, routes: FencedObjects,
+) -> None:
+    route = cluster.get_object(*GW, "routes-to-llm")
+    assert route is not None
+    route["metadata"] = {"name": "latest", "namespace": "default"}
+    cluster.put_object({k: v for k, v in route.items() if k != "status"})
+    with pytest.raises(ClusterUnavailable, match="422"):
+        routes.patch("default", "latest", _set_weight(2_000_000), fence=1)
+    assert _patches(cluster, "latest") == [422]

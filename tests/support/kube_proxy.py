@@ -1,0 +1,177 @@
+"""A fault-injecting, logging HTTP proxy in front of the real kube-apiserver.
+
+The bot under test talks to this proxy (plain HTTP on loopback) exactly as it would to a
+cluster; the proxy forwards every request over TLS to the API server, with the caller's own
+credentials. Tests arm faults (fail, or stall and then fail or proceed, the next N matching
+requests) and read the log of what was asked and answered, with the same `Fault` and
+`RequestRecord` types the emulator uses, so one test runs against either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import urllib3
+
+from sandbox.kube.faults import Fault, FaultBook, RequestRecord
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+               "proxy-authorization", "proxy-authenticate", "host", "content-length"}
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+            409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
+            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+            504: "Timeout"}
+
+
+def parse_request(method: str, target: str) -> tuple[str, str, str | None, str | None, str | None]:
+    """(verb, resource, namespace, name, subresource) of an API path, as RBAC names them."""
+    url = urlsplit(target)
+    parts = [p for p in url.path.split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return method.lower(), "", None, None, None
+    namespace = None
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) != 2:
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0] if rest else ""
+    name = rest[1] if len(rest) > 1 else None
+    subresource = rest[2] if len(rest) > 2 else None
+    query = parse_qs(url.query)
+    verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+            "DELETE": "delete"}.get(method, method.lower())
+    if method == "GET" and name is None:
+        verb = "watch" if query.get("watch", ["false"])[0] in ("true", "1") else "list"
+    return verb, resource, namespace, name, subresource
+
+
+def status_body(code: int, message: str) -> bytes:
+    return json.dumps({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": _REASONS.get(code, "InternalError"), "code": code,
+    }).encode()
+
+
+class KubeProxy:
+    """The proxy server; `url` is what the bot's kubeconfig points at."""
+
+    def __init__(self, upstream: str, ca_file: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.book = FaultBook()
+        self.forbidden: list[str] = []  # the server's own 403s (injected ones are not here)
+        self._http = urllib3.PoolManager(maxsize=32, ca_certs=ca_file, retries=False)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> None:
+        proxy = self
+
+        class Handler(_Forwarder):
+            owner = proxy
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="kube-proxy", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.book.stop_stalls()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def inject(self, fault: Fault) -> None:
+        self.book.inject(fault)
+
+    def forward(self, method: str, target: str, headers: dict[str, str],
+                body: bytes) -> urllib3.BaseHTTPResponse:
+        return self._http.request(method, self.upstream + target, headers=headers, body=body,
+                                  preload_content=False, redirect=False,
+                                  timeout=urllib3.Timeout(connect=5.0, read=None))
+
+
+class _Forwarder(BaseHTTPRequestHandler):
+    owner: KubeProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the request log is the record
+
+    def _handle(self) -> None:
+        proxy = self.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        verb, resource, namespace, name, subresource = parse_request(self.command, self.path)
+        fault = proxy.book.take(verb, resource, namespace, name) if subresource is None \
+            else None
+        if fault is not None and fault.stall_seconds:
+            proxy.book.stall(fault.stall_seconds)
+        if fault is not None and fault.status is not None:
+            code = fault.status
+            self._reply(code, status_body(code, f"injected fault: {code}"))
+        else:
+            code = self._relay(verb, body)
+        proxy.book.record(RequestRecord(
+            method=self.command, path=self.path, verb=verb, resource=resource,
+            namespace=namespace, name=name, subresource=subresource,
+            content_type=self.headers.get("Content-Type", ""), body=body, status=code,
+            at=time.time(),
+        ))
+
+    def _relay(self, verb: str, body: bytes) -> int:
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        try:
+            answer = self.owner.forward(self.command, self.path, headers, body)
+        except urllib3.exceptions.HTTPError as exc:
+            self._reply(HTTPStatus.BAD_GATEWAY, status_body(502, f"proxy: {exc}"))
+            return 502
+        if answer.status == HTTPStatus.FORBIDDEN:
+            self.owner.forbidden.append(f"{self.command} {self.path}")
+        with contextlib.closing(answer):
+            self.send_response(answer.status)
+            for key, value in answer.headers.items():
+                if key.lower() not in _HOP_BY_HOP:
+                    self.send_header(key, value)
+            if verb == "watch":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                with contextlib.suppress(OSError):
+                    for chunk in answer.stream(4096, decode_content=False):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                    self.wfile.write(b"0\r\n\r\n")
+                return answer.status
+            data = answer.read(decode_content=False)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return answer.status
+
+    def _reply(self, code: int, data: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815 - the base's names

@@ -1,0 +1,326 @@
+"""The real API server as a test world, with the emulator's test interface.
+
+One `KubeWorld` per test session: etcd, kube-apiserver, the official CRDs, the bot's RBAC
+rendered from `deploy/`, and the late gateway controller. Each test gets a `RealCluster`: the
+demo objects of DESIGN.md section 8 freshly seeded in namespace `default`, and a proxy of its
+own (faults and a request log) that the bot reaches with its service account's token. Tests
+written against `KubeEmulator` (`url`, `write_kubeconfig`, `inject`, `requests`,
+`get_object`, `put_object`) run unchanged against it.
+
+`ROLLOUT_TEST_KUBECONFIG` points the whole tier at another cluster (a kind cluster on a
+laptop, say) instead: its current context must be allowed to create CRDs and RBAC objects, and
+its namespace `default` is wiped and reseeded before each test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from sandbox.kube.faults import Fault, RequestRecord
+from sandbox.kube.seed import seed_objects
+from tests.support.control_plane import (
+    ADMIN_TOKEN,
+    BOT_NAMESPACE,
+    BOT_SERVICE_ACCOUNT,
+    BOT_TOKEN,
+    ControlPlane,
+    binaries,
+)
+from tests.support.crds import official_crds
+from tests.support.gateway_controller import LateGatewayController
+from tests.support.kube_proxy import KubeProxy
+
+Obj = dict[str, Any]
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+NAMESPACE = "default"
+# Everything the tests create, in the order it is removed before reseeding.
+_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("gateway.networking.k8s.io", "v1", "gateways"),
+    ("llm-d.ai", "v1alpha2", "inferencemodelrewrites"),
+    ("inference.networking.x-k8s.io", "v1alpha2", "inferencemodelrewrites"),
+    ("llm-d.ai", "v1alpha2", "inferenceobjectives"),
+    ("inference.networking.x-k8s.io", "v1alpha2", "inferenceobjectives"),
+    ("inference.networking.k8s.io", "v1", "inferencepools"),
+    ("inference.networking.x-k8s.io", "v1alpha2", "inferencepools"),
+)
+
+
+def _admin_client(url: str, ca_file: str) -> client.ApiClient:
+    configuration = client.Configuration()
+    configuration.host = url
+    configuration.ssl_ca_cert = ca_file
+    configuration.api_key = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    return client.ApiClient(configuration)
+
+
+def _split(obj: Obj) -> tuple[str, str]:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    return group, version
+
+
+class KubeWorld:
+    """The session's control plane, CRDs, RBAC and gateway controller."""
+
+    def __init__(self, *, controller_delay: float = 0.05) -> None:
+        self.plane: ControlPlane | None = None
+        self.upstream = ""
+        self.ca_file = ""
+        self.bot_token = BOT_TOKEN
+        external = os.environ.get("ROLLOUT_TEST_KUBECONFIG")
+        if external:
+            self.admin = config.new_client_from_config(config_file=external)
+            self.upstream = self.admin.configuration.host
+            self.ca_file = self.admin.configuration.ssl_ca_cert or ""
+        else:
+            self.plane = ControlPlane(binaries())
+            self.plane.start()
+            self.upstream, self.ca_file = self.plane.url, str(self.plane.ca_file)
+            self.admin = _admin_client(self.upstream, self.ca_file)
+        self.objects = client.CustomObjectsApi(self.admin)
+        self.core = client.CoreV1Api(self.admin)
+        self._install_crds()
+        self._install_rbac()
+        self.controller = LateGatewayController(self.admin, delay=controller_delay)
+        self.controller.start()
+
+    def close(self) -> None:
+        self.controller.stop()
+        self.admin.close()
+        if self.plane is not None:
+            self.plane.stop()
+
+    @property
+    def audit_log(self) -> Path | None:
+        return self.plane.audit_log if self.plane is not None else None
+
+    # ---- set-up ----------------------------------------------------------------------------
+
+    def _install_crds(self) -> None:
+        extensions = client.ApiextensionsV1Api(self.admin)
+        for crd in official_crds():
+            with contextlib.suppress(ApiException):
+                extensions.create_custom_resource_definition(crd)
+        for crd in official_crds():
+            self._wait_served(crd)
+
+    def _wait_served(self, crd: Obj, timeout: float = 60.0) -> None:
+        group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+        version = next(v["name"] for v in crd["spec"]["versions"] if v.get("served"))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.objects.list_namespaced_custom_object(group, version, NAMESPACE, plural)
+                return
+            except ApiException as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _install_rbac(self) -> None:
+        """The ClusterRole as `deploy/` ships it, bound in `default` as the overlay binds it."""
+        with contextlib.suppress(ApiException):
+            self.core.create_namespace({"metadata": {"name": BOT_NAMESPACE}})
+        with contextlib.suppress(ApiException):
+            self.core.create_namespaced_service_account(
+                BOT_NAMESPACE, {"metadata": {"name": BOT_SERVICE_ACCOUNT}})
+        rbac = client.RbacAuthorizationV1Api(self.admin)
+        for doc in bot_rbac_documents():
+            if doc["kind"] == "ClusterRole":
+                with contextlib.suppress(ApiException):
+                    rbac.delete_cluster_role(doc["metadata"]["name"])
+                rbac.create_cluster_role(doc)
+            elif doc["kind"] == "RoleBinding":
+                with contextlib.suppress(ApiException):
+                    rbac.delete_namespaced_role_binding(doc["metadata"]["name"], NAMESPACE)
+                rbac.create_namespaced_role_binding(NAMESPACE, doc)
+
+    # ---- per test --------------------------------------------------------------------------
+
+    def reseed(self) -> None:
+        """Namespace `default` holds exactly the demo objects again."""
+        for group, version, plural in _KINDS:
+            self.objects.delete_collection_namespaced_custom_object(
+                group, version, NAMESPACE, plural)
+        self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0)
+        for group, version, plural in _KINDS:
+            self._wait_empty(group, version, plural)
+        for obj in seed_objects("demo"):
+            if obj["kind"] != "Namespace":
+                self.put(obj)
+
+    def _wait_empty(self, group: str, version: str, plural: str) -> None:
+        deadline = time.monotonic() + 10
+        while self.objects.list_namespaced_custom_object(
+                group, version, NAMESPACE, plural)["items"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{plural}.{group} in {NAMESPACE} were not deleted")
+            time.sleep(0.02)
+
+    def get(self, group: str, version: str, plural: str, namespace: str | None,
+            name: str) -> Obj | None:
+        try:
+            if group == "":
+                path = f"/api/{version}/namespaces/{namespace}/{plural}/{name}" if namespace \
+                    else f"/api/{version}/{plural}/{name}"
+                data = self.admin.call_api(path, "GET", response_type="object",
+                                           auth_settings=["BearerToken"],
+                                           _return_http_data_only=True)
+                return dict(data)
+            if namespace is None:
+                return dict(self.objects.get_cluster_custom_object(group, version, plural, name))
+            return dict(self.objects.get_namespaced_custom_object(
+                group, version, namespace, plural, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def put(self, obj: Obj) -> Obj:
+        """Create or replace `obj` as the admin, then write its status where it has one."""
+        body = copy.deepcopy(obj)
+        status = body.pop("status", None)
+        meta = body["metadata"]
+        for key in ("resourceVersion", "uid", "creationTimestamp", "generation",
+                    "managedFields", "deletionTimestamp"):
+            meta.pop(key, None)
+        namespace, name = meta.get("namespace") or NAMESPACE, meta["name"]
+        if body["kind"] == "Pod":
+            stored = self._put_pod(namespace, name, body)
+            if status:
+                stored = self.core.patch_namespaced_pod_status(
+                    name, namespace, {"status": _pod_status(status)}).to_dict()
+            return dict(stored)
+        group, version = _split(body)
+        plural = _plural(body["kind"])
+        current = self.get(group, version, plural, namespace, name)
+        if current is None:
+            stored = self.objects.create_namespaced_custom_object(
+                group, version, namespace, plural, body)
+        else:
+            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+            stored = self.objects.replace_namespaced_custom_object(
+                group, version, namespace, plural, name, body)
+        if status:
+            stored = self.objects.patch_namespaced_custom_object_status(
+                group, version, namespace, plural, name, {"status": status})
+        return dict(stored)
+
+    def _put_pod(self, namespace: str, name: str, body: Obj) -> Any:
+        with contextlib.suppress(ApiException):
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        return self.core.create_namespaced_pod(namespace, body)
+
+
+def _pod_status(status: Obj) -> Obj:
+    out = dict(status)
+    if "podIP" in out and "podIPs" not in out:
+        out["podIPs"] = [{"ip": out["podIP"]}]
+    return out
+
+
+_PLURALS = {"HTTPRoute": "httproutes", "Gateway": "gateways", "InferencePool": "inferencepools",
+            "InferenceObjective": "inferenceobjectives",
+            "InferenceModelRewrite": "inferencemodelrewrites"}
+
+
+def _plural(kind: str) -> str:
+    try:
+        return _PLURALS[kind]
+    except KeyError:
+        raise ValueError(f"the test world does not store {kind} objects") from None
+
+
+def bot_rbac_documents() -> list[Obj]:
+    """The ClusterRole and the per-namespace RoleBinding, as `deploy/` ships them."""
+    docs: list[Obj] = []
+    for path in (DEPLOY / "rbac.yaml", DEPLOY / "managed-namespace" / "rolebinding.yaml"):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+class RealCluster:
+    """One test's view of the world: the emulator's test interface over the real server."""
+
+    def __init__(self, world: KubeWorld) -> None:
+        self.world = world
+        self.proxy = KubeProxy(world.upstream, world.ca_file)
+        self.proxy.start()
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    def stop(self) -> None:
+        self.proxy.stop()
+
+    @property
+    def forbidden(self) -> list[str]:
+        """Requests the real authorizer refused (403) to the bot during this test."""
+        return list(self.proxy.forbidden)
+
+    def write_kubeconfig(self, path: str | Path) -> Path:
+        """A kubeconfig for the bot's service account, through this test's proxy."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {"server": self.url}}],
+            "users": [{"name": "rollout-bot", "user": {"token": self.world.bot_token}}],
+            "contexts": [{"name": "test", "context": {
+                "cluster": "test", "user": "rollout-bot", "namespace": NAMESPACE}}],
+            "current-context": "test",
+        }, sort_keys=False))
+        return target
+
+    def bot_configuration(self) -> client.Configuration:
+        """The official client's configuration for the bot's identity, through the proxy."""
+        configuration = client.Configuration()
+        configuration.host = self.url
+        configuration.api_key = {"authorization": f"Bearer {self.world.bot_token}"}
+        return configuration
+
+    def inject(self, fault: Fault) -> None:
+        self.proxy.inject(fault)
+
+    def clear_faults(self) -> None:
+        self.proxy.book.clear_faults()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self.proxy.book.requests
+
+    def clear_requests(self) -> None:
+        self.proxy.book.clear_requests()
+
+    def get_object(self, group: str, version: str, plural: str, namespace: str | None,
+                   name: str) -> Obj | None:
+        return self.world.get(group, version, plural, namespace, name)
+
+    def put_object(self, obj: Obj) -> Obj:
+        return self.world.put(obj)
+
+    def set_controller_delay(self, seconds: float) -> None:
+        self.world.controller.delay = seconds
+
+
+@contextlib.contextmanager
+def real_cluster(world: KubeWorld) -> Iterator[RealCluster]:
+    world.reseed()
+    cluster = RealCluster(world)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+    # Least privilege holds only if the bot never needed more than `deploy/` grants it.
+    assert not cluster.forbidden, f"the API server refused the bot: {cluster.forbidden}"
