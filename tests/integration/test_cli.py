@@ -27,18 +27,19 @@ def _kubectl_weights(kubeconfig: Path, route: str = "routes-to-llm") -> list[int
 
 
 def test_start_then_four_approvals_move_the_route_as_kubectl_sees_it(
-    cli: Cli, cluster_kubeconfig: Path
+    cli: Cli, cluster: RealCluster, tmp_path: Path
 ) -> None:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed: the weights are checked through kubectl")
+    admin = cluster.write_admin_kubeconfig(tmp_path / "admin-kubeconfig")
     code, out, err = cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
     assert code == EXIT_OK, err
     assert "started" in out and "awaits approval" in out
-    seen = [_kubectl_weights(cluster_kubeconfig)]
+    seen = [_kubectl_weights(admin)]
     for _ in range(4):
         code, out, err = cli("approve", "llm-pool-version-2", "--as", "bob")
         assert code == EXIT_OK, err
-        seen.append(_kubectl_weights(cluster_kubeconfig))
+        seen.append(_kubectl_weights(admin))
     assert seen == [[100, 0], [90, 10], [75, 25], [50, 50], [0, 100]]
     code, out, _ = cli("history", "llm-pool-version-2")
     assert out.count("step_applied") == 4 and "by cli:bob via cli" in out

@@ -16,6 +16,7 @@ from rollout.service import Ref
 from sandbox.kube import Fault
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
@@ -150,9 +151,15 @@ def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
 def test_a_gateway_that_cannot_resolve_the_canary_stops_the_next_step(world: World) -> None:
     _start(world)
     assert world.service.approve(REF, actor=BOB).ok
-    objects = client.CustomObjectsApi(world.api)
+    objects = client.CustomObjectsApi(world.emulator.world.admin)  # a person deletes the pool
     objects.delete_namespaced_custom_object("inference.networking.k8s.io", "v1", "default",
                                             "inferencepools", POOL)
+
+    def unresolved() -> bool:
+        conditions = world.route()["status"]["parents"][0]["conditions"]
+        return any(c["type"] == "ResolvedRefs" and c["status"] == "False" for c in conditions)
+
+    eventually(unresolved, message="the gateway reports the missing pool")
     patches = world.route_patches()
     with pytest.raises(Conflict, match="BackendNotFound"):
         world.service.approve(REF, actor=BOB)

@@ -2,9 +2,9 @@
 
 A real Inference Gateway answers a route change after the PATCH has returned, by writing
 `status.parents[].conditions` (`Accepted`, `ResolvedRefs`, with `observedGeneration`). This one
-watches HTTPRoutes and, `delay` seconds after each change, writes those conditions for the
-generation it saw: `ResolvedRefs=False, BackendNotFound` when a referenced InferencePool does
-not exist.
+watches HTTPRoutes and InferencePools and, `delay` seconds after a change, writes those
+conditions for the generation it reads then: `ResolvedRefs=False, BackendNotFound` when a
+referenced InferencePool does not exist.
 """
 
 from __future__ import annotations
@@ -33,40 +33,52 @@ def _condition(ctype: str, ok: bool, reason: str, message: str, generation: int)
             "message": message, "observedGeneration": generation, "lastTransitionTime": _now()}
 
 
+POOL_KINDS = (("inference.networking.k8s.io", "v1"), ("inference.networking.x-k8s.io", "v1alpha2"))
+
+
 class LateGatewayController:
-    """Watches HTTPRoutes with admin credentials and writes their status (see the module)."""
+    """Watches HTTPRoutes and InferencePools with admin credentials and, `delay` seconds after
+    a change, writes the status of the routes it may concern (see the module docstring)."""
 
     def __init__(self, api: client.ApiClient, *, delay: float = 0.05) -> None:
         self.objects = client.CustomObjectsApi(api)
         self.delay = delay
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="test-gateway-controller",
-                                        daemon=True)
-        self._watch: watch.Watch | None = None
+        self._watches: list[watch.Watch] = []
+        self._threads = [
+            threading.Thread(target=self._follow, args=(GATEWAY_GROUP, "v1", "httproutes"),
+                             name="test-gateway-routes", daemon=True),
+            *(threading.Thread(target=self._follow, args=(group, version, "inferencepools"),
+                               name=f"test-gateway-pools-{version}", daemon=True)
+              for group, version in POOL_KINDS),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
-        self._thread.join(timeout=10)
+        for w in list(self._watches):
+            w.stop()
+        for thread in self._threads:
+            thread.join(timeout=2)
 
-    def _run(self) -> None:
+    def _follow(self, group: str, version: str, plural: str) -> None:
         resource_version = ""
         while not self._stop.is_set():
-            self._watch = watch.Watch()
+            w = watch.Watch()
+            self._watches.append(w)
             try:
-                for event in self._watch.stream(
-                        self.objects.list_cluster_custom_object, GATEWAY_GROUP, "v1",
-                        "httproutes", resource_version=resource_version, timeout_seconds=30):
+                for event in w.stream(self.objects.list_cluster_custom_object, group, version,
+                                      plural, resource_version=resource_version,
+                                      timeout_seconds=5):
                     if self._stop.is_set():
                         return
-                    route = event["object"]
-                    resource_version = route["metadata"]["resourceVersion"]
-                    if event["type"] in ("ADDED", "MODIFIED") and self._stale(route):
-                        self._later(route)
+                    obj = event["object"]
+                    resource_version = obj["metadata"]["resourceVersion"]
+                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        self._later(obj["metadata"]["namespace"])
             except ApiException as exc:
                 if exc.status == 410:
                     resource_version = ""
@@ -74,6 +86,8 @@ class LateGatewayController:
                     self._stop.wait(0.5)
             except (HTTPError, OSError, ValueError):
                 self._stop.wait(0.5)
+            finally:
+                self._watches.remove(w)
 
     @staticmethod
     def _stale(route: Obj) -> bool:
@@ -85,37 +99,40 @@ class LateGatewayController:
             return seen != {generation}
         return True
 
-    def _later(self, route: Obj) -> None:
-        meta = route["metadata"]
-        timer = threading.Timer(self.delay, self._write,
-                                args=(meta["namespace"], meta["name"], meta["generation"]))
+    def _later(self, namespace: str) -> None:
+        timer = threading.Timer(self.delay, self._reconcile, args=(namespace,))
         timer.daemon = True
         timer.start()
 
-    def _write(self, namespace: str, name: str, generation: int) -> None:
+    def _reconcile(self, namespace: str) -> None:
         with contextlib.suppress(ApiException, HTTPError, OSError):
-            route = self.objects.get_namespaced_custom_object(
-                GATEWAY_GROUP, "v1", namespace, "httproutes", name)
-            if route["metadata"]["generation"] != generation or not self._stale(route):
-                return  # a later event writes the newer generation
-            missing = self._missing_pools(namespace, route)
-            resolved = _condition(
-                "ResolvedRefs", not missing,
-                "BackendNotFound" if missing else "ResolvedRefs",
-                f"InferencePool {', '.join(missing)} not found" if missing
-                else "all references resolved", generation)
-            accepted = _condition("Accepted", True, "Accepted", "accepted", generation)
-            parents = [{
-                "parentRef": {"group": GATEWAY_GROUP, "kind": "Gateway",
-                              "name": ref.get("name", ""),
-                              **({"namespace": ref["namespace"]} if "namespace" in ref else {})},
-                "controllerName": CONTROLLER_NAME,
-                "conditions": [accepted, resolved],
-            } for ref in route["spec"].get("parentRefs") or []]
-            self.objects.patch_namespaced_custom_object_status(
-                GATEWAY_GROUP, "v1", namespace, "httproutes", name,
-                {"metadata": {"resourceVersion": route["metadata"]["resourceVersion"]},
-                 "status": {"parents": parents}})
+            routes = self.objects.list_namespaced_custom_object(
+                GATEWAY_GROUP, "v1", namespace, "httproutes")["items"]
+            for route in routes:
+                self._write(route)
+
+    def _write(self, route: Obj) -> None:
+        meta = route["metadata"]
+        namespace, generation = meta["namespace"], meta["generation"]
+        missing = self._missing_pools(namespace, route)
+        resolved = _condition(
+            "ResolvedRefs", not missing, "BackendNotFound" if missing else "ResolvedRefs",
+            f"InferencePool {', '.join(missing)} not found" if missing
+            else "all references resolved", generation)
+        accepted = _condition("Accepted", True, "Accepted", "accepted", generation)
+        if not self._stale(route) and _summary(route) == _summary_of([accepted, resolved]):
+            return
+        parents = [{
+            "parentRef": {"group": GATEWAY_GROUP, "kind": "Gateway", "name": ref.get("name", ""),
+                          **({"namespace": ref["namespace"]} if "namespace" in ref else {})},
+            "controllerName": CONTROLLER_NAME,
+            "conditions": [accepted, resolved],
+        } for ref in route["spec"].get("parentRefs") or []]
+        # The read resourceVersion guards the write: a newer route gets its own reconcile.
+        self.objects.patch_namespaced_custom_object_status(
+            GATEWAY_GROUP, "v1", namespace, "httproutes", meta["name"],
+            {"metadata": {"resourceVersion": meta["resourceVersion"]},
+             "status": {"parents": parents}})
 
     def _missing_pools(self, namespace: str, route: Obj) -> list[str]:
         missing = []
@@ -124,7 +141,7 @@ class LateGatewayController:
                 if ref.get("kind") != "InferencePool":
                     continue
                 group = ref.get("group", "")
-                version = "v1" if group == "inference.networking.k8s.io" else "v1alpha2"
+                version = dict(POOL_KINDS).get(group, "v1")
                 try:
                     self.objects.get_namespaced_custom_object(
                         group, version, ref.get("namespace") or namespace, "inferencepools",
@@ -134,6 +151,18 @@ class LateGatewayController:
                         raise
                     missing.append(ref["name"])
         return missing
+
+
+def _summary_of(conditions: list[Obj]) -> set[tuple[object, ...]]:
+    return {(c["type"], c["status"], c["reason"], c.get("observedGeneration"))
+            for c in conditions}
+
+
+def _summary(route: Obj) -> set[tuple[object, ...]]:
+    for parent in (route.get("status") or {}).get("parents") or []:
+        if parent.get("controllerName") == CONTROLLER_NAME:
+            return _summary_of(parent.get("conditions") or [])
+    return set()
 
 
 def wait_until_settled(objects: client.CustomObjectsApi, namespace: str, name: str,

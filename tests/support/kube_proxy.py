@@ -128,7 +128,8 @@ class _Forwarder(BaseHTTPRequestHandler):
             proxy.book.stall(fault.stall_seconds)
         if fault is not None and fault.status is not None:
             code = fault.status
-            self._reply(code, status_body(code, f"injected fault: {code}"))
+            with contextlib.suppress(OSError):  # the caller may have given up meanwhile
+                self._reply(code, status_body(code, f"injected fault: {code}"))
         else:
             code = self._relay(verb, body)
         proxy.book.record(RequestRecord(
@@ -147,7 +148,8 @@ class _Forwarder(BaseHTTPRequestHandler):
             return 502
         if answer.status == HTTPStatus.FORBIDDEN:
             self.owner.forbidden.append(f"{self.command} {self.path}")
-        with contextlib.closing(answer):
+        # The server's answer is what landed, even when the caller has gone (a timeout).
+        with contextlib.closing(answer), contextlib.suppress(OSError):
             self.send_response(answer.status)
             for key, value in answer.headers.items():
                 if key.lower() not in _HOP_BY_HOP:
@@ -155,17 +157,16 @@ class _Forwarder(BaseHTTPRequestHandler):
             if verb == "watch":
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                with contextlib.suppress(OSError):
-                    for chunk in answer.stream(4096, decode_content=False):
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        self.wfile.flush()
-                    self.wfile.write(b"0\r\n\r\n")
-                return answer.status
-            data = answer.read(decode_content=False)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return answer.status
+                for chunk in answer.stream(4096, decode_content=False):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                data = answer.read(decode_content=False)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+        return answer.status
 
     def _reply(self, code: int, data: bytes) -> None:
         self.send_response(code)

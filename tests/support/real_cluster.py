@@ -37,7 +37,7 @@ from tests.support.control_plane import (
     binaries,
 )
 from tests.support.crds import official_crds
-from tests.support.gateway_controller import LateGatewayController
+from tests.support.gateway_controller import LateGatewayController, wait_until_settled
 from tests.support.kube_proxy import KubeProxy
 
 Obj = dict[str, Any]
@@ -158,6 +158,10 @@ class KubeWorld:
         for obj in seed_objects("demo"):
             if obj["kind"] != "Namespace":
                 self.put(obj)
+        # The gateway answers late: let it answer the seed before a test looks.
+        for route in self.objects.list_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes")["items"]:
+            wait_until_settled(self.objects, NAMESPACE, route["metadata"]["name"])
 
     def _wait_empty(self, group: str, version: str, plural: str) -> None:
         deadline = time.monotonic() + 10
@@ -283,6 +287,23 @@ class RealCluster:
         }, sort_keys=False))
         return target
 
+    def write_admin_kubeconfig(self, path: str | Path) -> Path:
+        """A kubeconfig for a person with cluster-admin rights (kubectl in the tests)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        admin = self.world.admin.configuration
+        target.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "test", "cluster": {
+                "server": self.world.upstream, "certificate-authority": self.world.ca_file}}],
+            "users": [{"name": "admin", "user": {
+                "token": admin.api_key["authorization"].removeprefix("Bearer ")}}],
+            "contexts": [{"name": "test", "context": {
+                "cluster": "test", "user": "admin", "namespace": NAMESPACE}}],
+            "current-context": "test",
+        }, sort_keys=False))
+        return target
+
     def bot_configuration(self) -> client.Configuration:
         """The official client's configuration for the bot's identity, through the proxy."""
         configuration = client.Configuration()
@@ -308,7 +329,17 @@ class RealCluster:
         return self.world.get(group, version, plural, namespace, name)
 
     def put_object(self, obj: Obj) -> Obj:
-        return self.world.put(obj)
+        """Create or replace as a person would, and, for a route, wait for the gateway's
+        answer (the emulator's controller answers before returning)."""
+        stored = self.world.put(obj)
+        if obj["kind"] == "HTTPRoute":
+            meta = stored["metadata"]
+            wait_until_settled(self.world.objects, meta["namespace"], meta["name"])
+            found = self.get_object("gateway.networking.k8s.io", "v1", "httproutes",
+                                    meta["namespace"], meta["name"])
+            assert found is not None
+            stored = found
+        return stored
 
     def set_controller_delay(self, seconds: float) -> None:
         self.world.controller.delay = seconds
