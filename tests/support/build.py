@@ -6,6 +6,7 @@ cores) and downloads the CRD modules, so that no test waits on a build.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -15,8 +16,11 @@ from tests.support.crds import official_crds
 
 def main() -> int:
     started = time.monotonic()
-    built = binaries(log=None)
     crds = official_crds()
+    if os.environ.get("ROLLOUT_TEST_KUBECONFIG"):
+        print(f"test world: the cluster of ROLLOUT_TEST_KUBECONFIG, {len(crds)} CRDs")
+        return 0
+    built = binaries(log=None)
     took = time.monotonic() - started
     print(f"test world ready in {took:.0f}s: {built.kube_apiserver.name} and {built.etcd.name} "
           f"under {cache_root()}, {len(crds)} CRDs")

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -65,8 +66,10 @@ def binaries(*, log: Path | None = None) -> Binaries:
     target.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=target))
     env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false", "CGO_ENABLED": "0"}
+    print(f"building kube-apiserver and etcd into {target} (the first time only: several "
+          "minutes on two cores)", file=sys.stderr, flush=True)
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(log.open("ab")) if log else subprocess.DEVNULL
+        out = stack.enter_context(log.open("ab")) if log else None
         subprocess.run(
             [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(staging) + "/",
              "k8s.io/kubernetes/cmd/kube-apiserver", "./etcd"],

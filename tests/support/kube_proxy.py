@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -68,6 +69,8 @@ class KubeProxy:
         self.upstream = upstream.rstrip("/")
         self.book = FaultBook()
         self.forbidden: list[str] = []  # the server's own 403s (injected ones are not here)
+        self.connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
         self._http = urllib3.PoolManager(maxsize=32, ca_certs=ca_file, retries=False)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -97,6 +100,11 @@ class KubeProxy:
         if server is not None:
             server.shutdown()
             server.server_close()
+        with self._lock:  # kept-alive connections too: a stopped cluster answers nobody
+            for conn in self.connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self.connections.clear()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -113,6 +121,17 @@ class KubeProxy:
 class _Forwarder(BaseHTTPRequestHandler):
     owner: KubeProxy
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the request log is the record

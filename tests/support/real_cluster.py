@@ -91,6 +91,8 @@ class KubeWorld:
         self.core = client.CoreV1Api(self.admin)
         self._install_crds()
         self._install_rbac()
+        if external:
+            self.bot_token = self._request_bot_token()
         self.controller = LateGatewayController(self.admin, delay=controller_delay)
         self.controller.start()
 
@@ -144,6 +146,13 @@ class KubeWorld:
                 with contextlib.suppress(ApiException):
                     rbac.delete_namespaced_role_binding(doc["metadata"]["name"], NAMESPACE)
                 rbac.create_namespaced_role_binding(NAMESPACE, doc)
+
+    def _request_bot_token(self) -> str:
+        """On another cluster, the bot's identity is a real service-account token."""
+        review = self.core.create_namespaced_service_account_token(
+            BOT_SERVICE_ACCOUNT, BOT_NAMESPACE,
+            {"spec": {"audiences": [], "expirationSeconds": 7200}})
+        return str(review.status.token)
 
     # ---- per test --------------------------------------------------------------------------
 
