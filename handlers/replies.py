@@ -1,14 +1,14 @@
 """What the person who asked is told: command results and errors as short Slack text.
 
 Errors become words only here (DESIGN §9 point 3): each kind says what to do next, refusals
-that come from bad input carry the usage.
+that come from bad input carry the one usage line that applies.
 """
 
 from __future__ import annotations
 
 from handlers.cards import event_line, progress_bar
 from handlers.commands import CommandResult, Verb
-from handlers.grammar import USAGE
+from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
 from rollout.errors import (
     InvalidInput,
     NeedsOperator,
@@ -17,6 +17,7 @@ from rollout.errors import (
     Superseded,
     TemporaryFailure,
 )
+from rollout.machine import pause_summary
 from rollout.plan import format_seconds
 
 MAX_LIST = 15
@@ -24,7 +25,8 @@ MAX_LIST = 15
 
 def error_reply(exc: RolloutError) -> str:
     if isinstance(exc, InvalidInput):
-        return f":warning: {exc}\n\n{USAGE}"
+        usage = exc.usage if isinstance(exc, GrammarError) else GENERAL_USAGE
+        return f":warning: {exc}\n*Usage:* {usage}"
     if isinstance(exc, Refused):
         return f":no_entry: {exc}"
     if isinstance(exc, TemporaryFailure):
@@ -67,7 +69,7 @@ def _status(result: CommandResult) -> str:
     if status.cluster_note:
         lines.append(f":warning: {status.cluster_note}")
     if r.pause is not None:
-        lines.append(f"Paused ({r.pause.kind.value}): {r.pause.reason}")
+        lines.append(f"Paused: {pause_summary(r.pause).removeprefix('paused ')}")
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 
