@@ -94,17 +94,17 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
 
 
 def render_card(r: Rollout, *, now: datetime) -> CardMessage:
-    pair = expected_pair(r)
     header = f"Rollout {r.stable} → {r.canary}"
-    canary = pair.canary if pair.canary is not None else 0
+    percent, stable_weight, canary = _split(r)
+    undone = f" · rolled back from {r.canary_percent}%" if r.phase is Phase.ROLLED_BACK else ""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         _fields(
             ("Target", r.target.describe()),
             ("Phase", _phase_text(r)),
         ),
-        _section(f"*Split* `{progress_bar(r.canary_percent)}` to `{r.canary}` "
-                 f"(weights {r.stable} {pair.stable} / {r.canary} {canary})"),
+        _section(f"*Split* `{progress_bar(percent)}` to `{r.canary}` "
+                 f"(weights {r.stable} {stable_weight} / {r.canary} {canary}){undone}"),
         _section(f"*Plan* {_plan_line(r, now)}\n{_plan_terms(r)}"),
         _context(_people(r)),
     ]
@@ -116,8 +116,17 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
         blocks.append({"type": "actions", "block_id": "rollout_actions", "elements": buttons})
     blocks.append(_context(f"rollout `{short_id(r)}` · details: "
                            f"`/rollout {r.canary} status`"))
-    text = f"{header}: {r.canary_percent}%, {r.phase.value.replace('_', ' ')}"
+    text = f"{header}: {percent}%, {r.phase.value.replace('_', ' ')}"
     return CardMessage(text=text, blocks=blocks)
+
+
+def _split(r: Rollout) -> tuple[int, int, int]:
+    """The canary's share and the pair's weights as they are now: a rollback put the
+    weights from before the start back."""
+    if r.phase is Phase.ROLLED_BACK:
+        return 0, r.baseline.stable_weight, r.baseline.canary_weight
+    pair = expected_pair(r)
+    return r.canary_percent, pair.stable, pair.canary if pair.canary is not None else 0
 
 
 def short_id(r: Rollout) -> str:
@@ -149,7 +158,9 @@ def _plan_line(r: Rollout, now: datetime) -> str:
     marks = []
     approvable = approvable_step(r, now)
     for i, step in enumerate(r.plan.steps):
-        if i < r.step:
+        if r.phase is Phase.ROLLED_BACK:
+            marks.append(f"~{step.percent}%~" if i <= r.step else f"{step.percent}%")
+        elif i < r.step:
             marks.append(f"~{step.percent}%~ :white_check_mark:")
         elif i == r.step:
             marks.append(f"*{step.percent}%* :round_pushpin:")

@@ -178,3 +178,14 @@ def test_event_lines() -> None:
     assert event_line(back.events[0]) == ":rewind: <@U0ALICE> rolled back from step 1 (10%): errors"
     auto = machine.rollback(decision.rollout, actor=ALICE, now=NOW)
     assert event_line(auto.events[0]) == ":rewind: <@U0ALICE> rolled back from step 1 (10%)"
+
+
+def test_a_rolled_back_card_shows_the_weights_from_before_the_start() -> None:
+    at_25 = machine.approve(_approved(started()), actor=CAROL, now=NOW).rollout
+    back = machine.rollback(at_25, actor=ALICE, now=NOW, reason="errors").rollout
+    message = render_card(back, now=NOW)
+    text = str(message.blocks)
+    assert "░░░░░░░░░░ 0%" in text and "weights llm-pool 100 / llm-pool-version-2 0" in text
+    assert "rolled back from 25%" in text
+    assert "*Plan* ~10%~ → ~25%~ → 50% → 100%" in text and ":round_pushpin:" not in text
+    assert message.text == "Rollout llm-pool → llm-pool-version-2: 0%, rolled back"
