@@ -534,9 +534,10 @@ class Workspace:
 
     # -- triggers and modals -----------------------------------------------------------------
 
-    def issue_trigger(self, trigger_id: str, user: str) -> None:
+    def issue_trigger(self, trigger_id: str, user: str, *, at: float | None = None) -> None:
+        """A trigger id handed to the app with a request (`at`: its monotonic time)."""
         with self._lock:
-            self._triggers[trigger_id] = (user, time.monotonic())
+            self._triggers[trigger_id] = (user, time.monotonic() if at is None else at)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> OpenView:
         """views.open: a fresh, unused trigger opens a modal for the person who acted."""
