@@ -189,7 +189,7 @@ def _who(actor: Actor) -> str:
 def _people(r: Rollout) -> str:
     when = slack_date(r.created_at, "{date_short_pretty} at {time}",
                       f"{r.created_at:%Y-%m-%d %H:%M} UTC")
-    parts = [f"Started by {_who(r.requester)} {when}"]
+    parts = [f"Started by {_who(r.requester)}", when]
     for i, step in enumerate(r.plan.steps):
         approvers = r.approvers_of(i)
         if approvers:
@@ -205,7 +205,7 @@ def _next_line(r: Rollout, now: datetime) -> str:
         if r.finished_at is not None:
             when = slack_date(r.finished_at, "{date_short_pretty} at {time}",
                               f"{r.finished_at:%Y-%m-%d %H:%M:%S} UTC")
-            return f"Finished {when}"
+            return f"Finished: {when}"
         return ""
     step = r.plan.steps[pending]
     label = f"step {pending + 1} ({step.percent}%)"

@@ -82,6 +82,7 @@ def state(ws: Workspace, channel: str, user: str, *, events_url: str | None) -> 
             for u in ws.users()
         ],
         "channels": [{"id": c.id, "name": c.name} for c in ws.channels()],
+        "usergroups": ws.usergroup_handles(),
         "messages": top,
         "ephemerals": [_message(ws, m) for m in ws.ephemerals(channel_id, user)],
         "views": [

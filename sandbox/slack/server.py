@@ -147,8 +147,8 @@ class SlackEmulator:
     def add_channel(self, channel_id: str, name: str) -> None:
         self.workspace.add_channel(channel_id, name)
 
-    def add_usergroup(self, group_id: str, user_ids: list[str]) -> None:
-        self.workspace.add_usergroup(group_id, user_ids)
+    def add_usergroup(self, group_id: str, user_ids: list[str], *, handle: str = "") -> None:
+        self.workspace.add_usergroup(group_id, user_ids, handle=handle)
 
     def post_as_user(
         self, user_id: str, channel_id: str, text: str, *, thread_ts: str | None = None

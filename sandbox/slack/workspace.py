@@ -258,6 +258,7 @@ class Workspace:
         self._users: dict[str, User] = {}
         self._channels: dict[str, Channel] = {}
         self._usergroups: dict[str, list[str]] = {}
+        self._group_handles: dict[str, str] = {}
         self._messages: dict[str, list[Message]] = {}
         self._ephemerals: list[Message] = []
         self._calls: list[ApiCall] = []
@@ -283,9 +284,15 @@ class Workspace:
             self._channels[channel_id] = Channel(channel_id, name.lstrip("#"), is_private)
             self._messages.setdefault(channel_id, [])
 
-    def add_usergroup(self, group_id: str, user_ids: list[str]) -> None:
+    def add_usergroup(self, group_id: str, user_ids: list[str], *, handle: str = "") -> None:
+        """A user group; `handle` is how a mention of it reads (`@reviewers`)."""
         with self._lock:
             self._usergroups[group_id] = list(user_ids)
+            self._group_handles[group_id] = handle or group_id
+
+    def usergroup_handles(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._group_handles)
 
     def users(self) -> list[User]:
         with self._lock:
@@ -590,4 +597,4 @@ def seed_default(ws: Workspace) -> None:
     ws.add_user("U0DAVE", "dave", real_name="Dave Diaz", title="Not an approver")
     ws.add_channel("C0ROLLOUT", "llm-rollouts")
     ws.add_channel("C0OTHER", "random")
-    ws.add_usergroup("S0REVIEWERS", ["U0BOB", "U0CAROL"])
+    ws.add_usergroup("S0REVIEWERS", ["U0BOB", "U0CAROL"], handle="reviewers")

@@ -134,7 +134,8 @@ function angle(inner) {
     return `<span class="mention">#${esc(label || channelName(target.slice(1)))}</span>`;
   }
   if (target.startsWith("!subteam^")) {
-    const name = label || "@" + target.slice(9);
+    const id = target.slice(9);
+    const name = label || "@" + ((view.state && (view.state.usergroups || {})[id]) || id);
     return `<span class="mention">${esc(name.startsWith("@") ? name : "@" + name)}</span>`;
   }
   if (target.startsWith("!date^")) return slackDate(target, label);

@@ -93,7 +93,7 @@ def test_times_are_slack_dates_that_each_reader_sees_in_local_time() -> None:
     due = int((T0 + timedelta(seconds=601)).timestamp())
     assert f"<!date^{due}^{{time}} ({{ago}})|12:10:01 UTC>" in text
     assert "(in " not in text
-    assert f"Started by <@U0ALICE> <!date^{int(T0.timestamp())}^" in text
+    assert f"Started by <@U0ALICE> · <!date^{int(T0.timestamp())}^" in text
 
 
 def test_the_card_shows_a_short_id_and_no_version() -> None:
