@@ -105,7 +105,7 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
         ),
         _section(f"*Split* `{progress_bar(percent)}` to `{r.canary}` "
                  f"(weights {r.stable} {stable_weight} / {r.canary} {canary}){undone}"),
-        _section(f"*Plan* {_plan_line(r, now)}\n{_plan_terms(r)}"),
+        _section(f"*Plan:* {_plan_line(r, now)}\n{_plan_terms(r)}"),
         _context(_people(r)),
     ]
     due = _next_line(r, now)

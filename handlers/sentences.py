@@ -28,7 +28,7 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:
             return f"{who} started the rollout: {detail}"
         case "approved":
             have, _, need = detail.partition("/")
-            count = f" ({have} of {need} approvals)" if need not in ("", "1") else ""
+            count = f", {have} of {need} approvals" if need not in ("", "1") else ""
             return f"{who} approved {at}{count}"
         case "step_applied":
             return f"{who} applied {at}: {detail}" if detail else f"{who} applied {at}"
@@ -66,6 +66,6 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:
 
 def _step(e: AuditEvent) -> str:
     if e.step is None or e.step < 0:
-        return "the start"
+        return "0%"  # before the first step
     percent = f" ({e.percent}%)" if e.percent is not None else ""
     return f"step {e.step + 1}{percent}"

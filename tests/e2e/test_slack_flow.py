@@ -108,7 +108,7 @@ def test_roll_back_opens_a_modal_whose_reason_reaches_the_audit_and_the_thread(
     history = world.container.service.history(Ref(namespace="default", canary=CANARY))
     rolled = [e for e in history if e.action == "rolled_back"]
     assert [(e.actor.id, e.detail) for e in rolled] == [("U0DAVE", "bad answers")]
-    eventually(lambda: any("rolled back from the start: bad answers" in m.text
+    eventually(lambda: any("rolled back from 0%: bad answers" in m.text
                            for m in world.slack.thread(CHANNEL, card.ts)))
 
 

@@ -64,8 +64,8 @@ def test_a_new_rollout_awaits_its_first_approval() -> None:
 def test_the_plan_is_shown_once_with_the_current_step_marked() -> None:
     r = _approved(started(interval=30))
     plans = [b["text"]["text"] for b in render_card(r, now=NOW).blocks
-             if b["type"] == "section" and "text" in b and "*Plan*" in b["text"]["text"]]
-    assert plans == ["*Plan* *10%* :round_pushpin: → 25% → 50% → 100%\n"
+             if b["type"] == "section" and "text" in b and "*Plan:*" in b["text"]["text"]]
+    assert plans == ["*Plan:* *10%* :round_pushpin: → 25% → 50% → 100%\n"
                      "bake 30s between steps, an approval for each step"]
     assert _text(r).count("25%") == 1 + _text(r).count("step 2 (25%)")
 
@@ -140,7 +140,7 @@ def test_the_resume_line_says_who_paused_why_and_who_resumed() -> None:
     paused = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
     resumed = machine.resume(paused, actor=BOB, now=NOW)
     assert [event_line(e) for e in resumed.events] == [
-        ":arrow_forward: <@U0BOB> resumed at the start; it was paused by carol: p99 latency"]
+        ":arrow_forward: <@U0BOB> resumed at 0%; it was paused by carol: p99 latency"]
 
 
 def test_completed_offers_only_rollback_and_rolled_back_offers_nothing() -> None:
@@ -187,5 +187,5 @@ def test_a_rolled_back_card_shows_the_weights_from_before_the_start() -> None:
     text = str(message.blocks)
     assert "░░░░░░░░░░ 0%" in text and "weights llm-pool 100 / llm-pool-version-2 0" in text
     assert "rolled back from 25%" in text
-    assert "*Plan* ~10%~ → ~25%~ → 50% → 100%" in text and ":round_pushpin:" not in text
+    assert "*Plan:* ~10%~ → ~25%~ → 50% → 100%" in text and ":round_pushpin:" not in text
     assert message.text == "Rollout llm-pool → llm-pool-version-2: 0%, rolled back"
