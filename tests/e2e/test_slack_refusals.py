@@ -49,7 +49,8 @@ def test_a_user_outside_the_approvers_cannot_approve(world: World) -> None:
     status, _, _ = world.click("U0DAVE", card.ts, "rollout_approve",
                                world.value(card, "rollout_approve").encode())
     assert status == 200
-    eventually(lambda: any("only approvers" in t for t in world.ephemeral_texts("U0DAVE")))
+    eventually(lambda: any("only approvers" in t and t.endswith("ask <@U0BOB> or <@U0CAROL>")
+                           for t in world.ephemeral_texts("U0DAVE")))
     eventually(lambda: _denials(world, "approve"))
     assert world.weights() == UNCHANGED
     assert world.rollout().version == before.version
