@@ -6,7 +6,7 @@ that come from bad input carry the one usage line that applies.
 
 from __future__ import annotations
 
-from handlers.cards import event_line, progress_bar
+from handlers.cards import event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
 from rollout.errors import (
@@ -69,7 +69,7 @@ def _status(result: CommandResult) -> str:
     if status.cluster_note:
         lines.append(f":warning: {status.cluster_note}")
     if r.pause is not None:
-        lines.append(f"Paused: {pause_summary(r.pause).removeprefix('paused ')}")
+        lines.append(f"P{pause_summary(r.pause)[1:]}")
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 
@@ -82,7 +82,7 @@ def _list(result: CommandResult) -> str:
     for r in result.rollouts[:MAX_LIST]:
         phase = r.phase.value.replace("_", " ")
         lines.append(f"• `{r.canary}` {phase} at {r.canary_percent}% on {r.target.describe()} "
-                     f"(`{r.id}`)")
+                     f"(`{short_id(r)}`)")
     return "\n".join(lines)
 
 
