@@ -194,9 +194,15 @@ def configure_logging(args: argparse.Namespace, err: TextIO) -> None:
         ("INFO" if getattr(args, "verbose", False) else "ERROR")
     handler = logging.StreamHandler(err)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name(_LOG_HANDLER)
     root = logging.getLogger()
-    root.handlers = [handler]
+    for old in [h for h in root.handlers if h.get_name() == _LOG_HANDLER]:
+        root.removeHandler(old)  # the previous run's, when main() runs more than once
+    root.addHandler(handler)
     root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+
+
+_LOG_HANDLER = "rollout-bot-cli"
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
