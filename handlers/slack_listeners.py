@@ -1,9 +1,10 @@
-"""The Bolt listeners for `/rollout` and the card's buttons.
+"""The Bolt listeners for `/rollout`, the card's buttons and the Roll back modal.
 
 Each listener acks first (Slack allows 3 seconds), then parses, authorizes, calls the
 service through `run_command` (or the version-checked button path), and renders the answer.
-Nothing else lives here (DESIGN §9 point 4); the work after the ack runs on Bolt's listener
-executor, so a slow cluster never delays the ack.
+Roll back opens a modal (with the click's trigger id) that confirms and takes a reason; its
+submission takes the button path. Nothing else lives here (DESIGN §9 point 4); the work
+after the ack runs on Bolt's listener executor, so a slow cluster never delays the ack.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ class SlackEdge:
     def _open_rollback(self, client: WebClient, actor: Actor, raw: str,
                        trigger_id: str) -> str | None:
         """Open the Roll back modal; returns what to tell the clicker when it cannot open."""
+        ref: Ref | None = None
         try:
             value = ButtonValue.decode(raw)
             ref = Ref(rollout_id=value.rollout_id)
@@ -135,7 +137,7 @@ class SlackEdge:
                 return self._deny(actor, Verb.ROLLBACK.value, ref, denial)
             rollout = self.service.get(ref)
         except RolloutError as exc:
-            return self._failed(exc, actor, Verb.ROLLBACK.value, None)
+            return self._failed(exc, actor, Verb.ROLLBACK.value, ref)
         metadata = json.dumps({"value": raw, "channel": actor.channel}, separators=(",", ":"))
         try:
             client.views_open(trigger_id=trigger_id,
