@@ -123,6 +123,25 @@ def test_a_cancelled_rollback_modal_changes_nothing(world: World) -> None:
     assert world.weights() == {"llm-pool": 100, CANARY: 0}
 
 
+def test_a_modal_submitted_after_the_rollout_moved_on_is_answered_and_changes_nothing(
+    world: World,
+) -> None:
+    card = start_rollout(world)
+    world.click("U0DAVE", card.ts, "rollout_rollback",
+                world.value(card, "rollout_rollback").encode())
+    modal = eventually(lambda: world.slack.workspace.views_of("U0DAVE"))[0]
+    world.command("U0CAROL", f"{CANARY} rollback too slow")
+    eventually(lambda: _phase(world) == "rolled_back")
+    version = world.rollout().version
+    world.slack.submit_view("U0DAVE", modal.id, {"rollback_reason": "late"})
+    eventually(lambda: any("outdated" in m.text or "already" in m.text
+                           for m in world.slack.ephemerals(CHANNEL, "U0DAVE")),
+               message="an answer to the late submission")
+    assert world.rollout().version == version
+    history = world.container.service.history(Ref(namespace="default", canary=CANARY))
+    assert [e.detail for e in history if e.action == "rolled_back"] == ["too slow"]
+
+
 def test_the_answer_replaces_working_on_it(world: World) -> None:
     status, _, body = world.command("U0ALICE", f"{CANARY} start --interval 0s")
     assert status == 200 and "Working on it" in body
