@@ -90,9 +90,11 @@ def decide(
             f"{who_approves(policy, group_label)}")
 
 
-def who_approves(policy: Policy, group_label: Callable[[str], str]) -> str:
-    """`ask <@U1>, <@U2> or a member of <!subteam^S1>`: whom a refused person can turn to."""
-    names = [f"<@{u}>" for u in sorted(policy.approvers) if u != ANYONE]
+def who_approves(policy: Policy, group_label: Callable[[str], str],
+                 exclude: str | None = None) -> str:
+    """`ask <@U1>, <@U2> or a member of <!subteam^S1>`: whom a refused person can turn to
+    (never themselves: `exclude`)."""
+    names = [f"<@{u}>" for u in sorted(policy.approvers) if u not in (ANYONE, exclude)]
     names += [f"a member of {group_label(g)}" for g in policy.approver_groups]
     if not names:
         return "no approvers are configured (ROLLOUT_APPROVERS, ROLLOUT_APPROVER_GROUPS)"
@@ -164,13 +166,21 @@ class Authorizer:
         return decide(self.policy, verb, user_id=user_id, channel_id=channel_id,
                       groups_with_user=groups_with_user, group_label=self._group_label)
 
-    def _group_label(self, group_id: str) -> str:
+    def who_approves(self, exclude: str | None = None) -> str:
+        """`ask <@U1> or a member of <!subteam^S1> (<@U2>, <@U3>)`, for any refusal that
+        leaves the person needing someone else (`exclude`: that person)."""
+        def label(group_id: str) -> str:
+            return self._group_label(group_id, exclude)
+
+        return who_approves(self.policy, label, exclude)
+
+    def _group_label(self, group_id: str, exclude: str | None = None) -> str:
         """The group and, where Slack answers, its members by name."""
         label = f"<!subteam^{group_id}>"
         if self._groups is None:
             return label
         try:
-            members = sorted(self._groups.members(group_id))
+            members = sorted(self._groups.members(group_id) - {exclude})
         except TemporaryFailure:
             return label
         return f"{label} ({', '.join(f'<@{m}>' for m in members)})" if members else label

@@ -221,6 +221,12 @@ class SlackEdge:
         if isinstance(exc, ClusterUnavailable):
             self._tel.kube_error()
         reply = error_reply(exc)
+        if isinstance(exc, Unauthorized):  # e.g. the two-person rule: say who else can
+            try:
+                who = self.authorizer.who_approves(exclude=actor.id)
+                reply += f"\n{who[0].upper()}{who[1:]}."
+            except RolloutError:
+                pass
         if isinstance(exc, NeedsOperator) and ref is not None:
             try:
                 self.cards.post_to_thread(self.service.get(ref), reply)

@@ -65,7 +65,8 @@ def test_the_starter_cannot_approve_their_own_rollout(make_world: Callable[..., 
     card = start_rollout(w)
     before = w.rollout()
     w.click("U0ALICE", card.ts, "rollout_approve", w.value(card, "rollout_approve").encode())
-    eventually(lambda: any("two-person rule" in t for t in w.ephemeral_texts("U0ALICE")))
+    eventually(lambda: any("two-person rule" in t and t.endswith("\nAsk <@U0BOB>.")
+                           for t in w.ephemeral_texts("U0ALICE")))
     eventually(lambda: _denials(w, "approve"))
     assert w.weights() == UNCHANGED
     assert w.rollout().version == before.version

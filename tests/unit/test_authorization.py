@@ -125,3 +125,11 @@ def test_the_authorizer_names_the_groups_members_where_slack_answers() -> None:
     denial = Authorizer(Policy.of(approver_groups=["S0REV"]), members).denial(
         Verb.APPROVE, user_id="U0DAVE", channel_id="C0ROLLOUT")
     assert str(denial).endswith("ask a member of <!subteam^S0REV> (<@U0BOB>, <@U0CAROL>)")
+
+
+def test_who_approves_never_names_the_person_refused() -> None:
+    members = GroupMembers(fetch=lambda _g: ["U0ALICE", "U0CAROL"], cache=None, ttl_seconds=60)
+    authorizer = Authorizer(Policy.of(approvers=["U0ALICE", "U0BOB"], approver_groups=["S0R"]),
+                            members)
+    assert authorizer.who_approves(exclude="U0ALICE") == \
+        "ask <@U0BOB> or a member of <!subteam^S0R> (<@U0CAROL>)"
