@@ -80,11 +80,12 @@ class SlackEdge:
         if req.verb is Verb.HELP:
             ack(text=USAGE)
             return
+        ack()
         working = req.verb in CHANGING_VERBS
         if working:
-            ack(text=WORKING)
-        else:
-            ack()
+            # through the response URL, not the ack: the answer that replaces it below
+            # goes the same way after it, so it can never arrive first and be left behind
+            _respond(respond, WORKING, self._tel)
         trigger = command.get("trigger_id")
         req = replace(req, request_id=f"slack:{trigger}" if trigger else None)
         # the answer takes the place of "Working on it…", so only the answer stays

@@ -144,11 +144,14 @@ def test_a_modal_submitted_after_the_rollout_moved_on_is_answered_and_changes_no
 
 def test_the_answer_replaces_working_on_it(world: World) -> None:
     status, _, body = world.command("U0ALICE", f"{CANARY} start --interval 0s")
-    assert status == 200 and "Working on it" in body
+    assert status == 200 and body == ""
     answer = eventually(lambda: [m.text for m in world.slack.ephemerals(CHANNEL, "U0ALICE")
-                                 if "Working" not in m.text], message="the answer")
-    assert len(world.slack.ephemerals(CHANNEL, "U0ALICE")) == 1
-    assert "started" in answer[0]
+                                 if "started" in m.text], message="the answer")
+    assert len(answer) == 1 and len(world.slack.ephemerals(CHANNEL, "U0ALICE")) == 1
+    posts = [(p.text or "", p.replace_original) for p in world.slack.responses
+             if p.user == "U0ALICE"]
+    assert posts[0] == (":hourglass_flowing_sand: Working on it…", False)
+    assert posts[1][1] is True and "started" in posts[1][0]
 
 
 def test_help_list_and_history_answer_ephemerally(world: World) -> None:
