@@ -128,6 +128,8 @@ def test_a_person_in_the_browser_walks_the_readme(sandbox: Sandbox) -> None:
         _pick_user(page, "U0CAROL")
         _type(page, '/rollout llm-pool-version-2 pause --reason "p99 latency"')
         page.wait_for("document.body.innerText.includes('paused by @carol: p99 latency')")
+        page.wait_for("document.body.innerText.includes('paused at 10%: p99 latency.')")
+        page.wait_for("!document.body.innerText.includes('Working on it')")
         page.screenshot(str(shots / "06-paused.png"))
         _pick_user(page, "U0BOB")
         _click_current(page, sandbox, "rollout_resume")
