@@ -133,12 +133,14 @@ class HTTPRouteSplit:
     def _pools_hint(self, namespace: str, pool: str) -> str:
         """`; did you mean llm-pool-version-2? pools in default: ...`, for a mistyped name."""
         names: set[str] = set()
-        for api in self.pools:
+        listed = False
+        for api in self.pools:  # every group: a cluster may serve pools in either
             try:
                 names.update(p["metadata"]["name"] for p in api.list(namespace))
-            except (NotFound, ClusterUnavailable):
+                listed = True
+            except (NotFound, ClusterUnavailable):  # not served here, or not allowed
                 continue
-        return pool_hint(pool, sorted(names), namespace)
+        return pool_hint(pool, sorted(names), namespace) if listed else ""
 
     def _rule_for_new_canary(
         self, namespace: str, canary: str, target_name: str | None, stable: str | None,
