@@ -32,6 +32,7 @@ from rollout.models import Actor, Phase
 from rollout.plan import parse_interval, parse_steps
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
 
 OPERATIONS = [v for v in Verb if v is not Verb.HELP]
 
@@ -254,8 +255,11 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
     try:
         if getattr(args, "watch", False):
             service = container.service
-            final = watch(lambda: service.status(request.ref), out, sleep=sleep,
-                          now=container.clock.now, every=max(1, every))
+            try:
+                final = watch(lambda: service.status(request.ref), out, sleep=sleep,
+                              now=container.clock.now, every=max(1, every))
+            except KeyboardInterrupt:  # Ctrl-C ends a watch: the person saw enough
+                return EXIT_INTERRUPTED
             done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED
             return EXIT_OK if done else EXIT_FAILED
         result = run_command(container.service, request, cli_actor(args.actor))

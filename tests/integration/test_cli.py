@@ -214,3 +214,15 @@ def test_status_watch_of_a_finished_rollout_prints_once_and_returns(cli: Cli) ->
     cli("rollback", "llm-pool-version-2", "--as", "bob")
     code, lines, waits = _watch(cli, [])
     assert code == 1 and waits == [] and any("rolled back" in line for line in lines)
+
+
+def test_ctrl_c_ends_a_watch_quietly(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["status", "llm-pool-version-2", "--watch", *cli.base], out=out, err=err,
+                sleep=interrupted)
+    assert code == 130 and err.getvalue() == "" and "awaiting approval" in out.getvalue()
