@@ -55,7 +55,10 @@ def result_reply(result: CommandResult) -> str:
     icon = ":white_check_mark:" if outcome.ok and outcome.changed else ":information_source:"
     if not outcome.ok:
         icon = ":warning:"
-    return f"{icon} {outcome.message}"
+    message = outcome.message
+    if outcome.rollout is not None:  # chat shows the short id, as the card does
+        message = message.replace(outcome.rollout.id, f"`{short_id(outcome.rollout)}`")
+    return f"{icon} {message}"
 
 
 def _status(result: CommandResult) -> str:

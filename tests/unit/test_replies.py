@@ -8,7 +8,7 @@ from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.replies import error_reply, result_reply
 from rollout import machine
 from rollout.errors import InvalidInput, NotFound
-from rollout.service import Status
+from rollout.service import Outcome, Status
 from tests.unit.builders import CAROL, T0, started
 
 NOW = T0 + timedelta(seconds=1)
@@ -37,3 +37,10 @@ def test_errors_from_the_service_get_one_general_usage_line() -> None:
     ]
     assert error_reply(NotFound("InferencePool x not found")) == \
         ":no_entry: InferencePool x not found"
+
+
+def test_an_answer_names_the_rollout_by_its_short_id() -> None:
+    r = started().model_copy(update={"id": LONG_ID})
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.START, pool=r.canary),
+                                       outcome=Outcome(r, f"Rollout {LONG_ID} started.")))
+    assert reply == ":white_check_mark: Rollout `787a60` started."
