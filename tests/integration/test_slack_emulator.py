@@ -279,8 +279,9 @@ class BoltApp:
                 )
             elif text == "ack-text":
                 ack("Working on it…")
-            elif text == "replace-ack":
-                ack("Working on it…")
+            elif text == "working-then-done":  # as the bot answers a changing verb
+                ack()
+                respond(text="Working on it…")
                 respond(text="done", replace_original=True)
             else:
                 ack()
@@ -357,12 +358,14 @@ def test_ack_text_is_shown_to_the_user(emu: SlackEmulator, bolt: BoltApp) -> Non
     assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["Working on it…"]
 
 
-def test_a_command_answer_replaces_its_ack(emu: SlackEmulator, bolt: BoltApp) -> None:
-    status, _, body = emu.send_slash_command("U0BOB", CH, "replace-ack")
-    assert status == 200 and "Working on it" in body
-    _wait_for(lambda: [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["done"])
-    (response,) = emu.responses
-    assert response.kind == "command" and response.replace_original is True
+def test_a_commands_response_replaces_its_earlier_one(emu: SlackEmulator,
+                                                       bolt: BoltApp) -> None:
+    status, _, body = emu.send_slash_command("U0BOB", CH, "working-then-done")
+    assert status == 200 and body == ""
+    _wait_for(lambda: len(emu.responses) == 2)
+    assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["done"]
+    assert [(r.kind, r.replace_original) for r in emu.responses] == [
+        ("command", False), ("command", True)]
 
 
 def test_views_open_needs_a_fresh_unused_trigger(emu: SlackEmulator, client: WebClient) -> None:
@@ -472,6 +475,21 @@ def test_response_url_replace_and_delete_original(emu: SlackEmulator, client: We
     assert [m.text for m in emu.messages(CH)] == ["replaced", "for everyone"]
     _post_json(url, {"delete_original": True})
     assert [m.text for m in emu.messages(CH)] == ["for everyone"]
+
+
+def test_a_commands_response_url_can_replace_its_ack(emu: SlackEmulator) -> None:
+    from sandbox.slack import responses
+    from sandbox.slack.workspace import ResponseTarget
+
+    target = ResponseTarget("command", CH, "U0BOB")
+    url = responses.issue(emu.workspace, emu.url, target)
+    responses.apply_command_ack(emu.workspace, target, 200, "text/plain", "Working on it…",
+                                "/rollout", url_id=url.rsplit("/", 1)[-1])
+    assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["Working on it…"]
+    _post_json(url, {"replace_original": True, "text": "done"})
+    assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["done"]
+    _post_json(url, {"delete_original": True})
+    assert emu.ephemerals(CH, "U0BOB") == []
 
 
 # -- the chat page -----------------------------------------------------------------------------
