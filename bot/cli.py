@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
+from bot.watch import watch
 from handlers.commands import CommandRequest, CommandResult, Verb, run_command
 from rollout.errors import (
     InvalidInput,
@@ -23,10 +28,11 @@ from rollout.errors import (
     Superseded,
     TemporaryFailure,
 )
-from rollout.models import Actor
+from rollout.models import Actor, Phase
 from rollout.plan import parse_interval, parse_steps
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
 
 OPERATIONS = [v for v in Verb if v is not Verb.HELP]
 
@@ -65,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="actor name recorded in the audit (default: your login)")
     common.add_argument("--kubeconfig", default=None, help="kubeconfig (default: KUBECONFIG)")
     common.add_argument("--redis-url", default=None, help="Redis URL (default: REDIS_URL)")
+    common.add_argument("--verbose", "-v", action="store_true",
+                        help="log what the bot does underneath, on stderr (or set LOG_LEVEL)")
     for name, text in RECOVERY.items():
         op = sub.add_parser(name, parents=[common], help=text)
         op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
@@ -87,7 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
                                  "POOL, here the new adapter's name")
         if verb in (Verb.PAUSE, Verb.ROLLBACK):
             op.add_argument("--reason", default="", help="why, for the audit and the card")
+        if verb in READ_VERBS:
+            op.add_argument("--output", "-o", choices=["text", "json"], default="text",
+                            help="json: the records as JSON, for scripts")
+        if verb is Verb.STATUS:
+            op.add_argument("--watch", "-w", action="store_true",
+                            help="follow the rollout until it finishes or pauses (exit 0 "
+                                 "once completed, 1 otherwise)")
+            op.add_argument("--every", default="2s", metavar="DURATION",
+                            help="how often --watch looks (default 2s)")
     return parser
+
+
+READ_VERBS = (Verb.STATUS, Verb.LIST, Verb.HISTORY)
 
 
 RECOVERY = {
@@ -150,6 +170,42 @@ def render(result: CommandResult) -> list[str]:
     return []
 
 
+def render_json(result: CommandResult) -> str:
+    """The records behind the text, for scripts: stable field names from the models."""
+    data: object
+    if result.status is not None:
+        status = result.status
+        data = {
+            "message": status.message,
+            "rollout": status.rollout.model_dump(mode="json") if status.rollout else None,
+            "observed": status.observed.model_dump(mode="json") if status.observed else None,
+            "cluster_note": status.cluster_note,
+        }
+    elif result.request.verb is Verb.LIST:
+        data = [r.model_dump(mode="json") for r in result.rollouts]
+    else:
+        data = [e.model_dump(mode="json") for e in result.history]
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def configure_logging(args: argparse.Namespace, err: TextIO) -> None:
+    """The answer goes to stdout; what happens underneath (a lock retried, a fence counter
+    raised) is logged on stderr only when asked for, with -v or LOG_LEVEL."""
+    level = os.environ.get("LOG_LEVEL", "").upper() or \
+        ("INFO" if getattr(args, "verbose", False) else "ERROR")
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name(_LOG_HANDLER)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _LOG_HANDLER]:
+        root.removeHandler(old)  # the previous run's, when main() runs more than once
+    root.addHandler(handler)
+    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+
+
+_LOG_HANDLER = "rollout-bot-cli"
+
+
 def _settings_from(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in (("kubeconfig", args.kubeconfig),
                                    ("redis_url", args.redis_url)) if v}
@@ -188,16 +244,30 @@ def run_recovery(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
+                  sleep: Callable[[float], None] = time.sleep) -> int:
     settings = _settings_from(args)
     request = request_from_args(args, settings.rollout_namespace)
+    every = parse_interval(args.every) if getattr(args, "watch", False) else 0
     from bot.bootstrap import build
 
     container = build(settings)
     try:
+        if getattr(args, "watch", False):
+            service = container.service
+            try:
+                final = watch(lambda: service.status(request.ref), out, sleep=sleep,
+                              now=container.clock.now, every=max(1, every))
+            except KeyboardInterrupt:  # Ctrl-C ends a watch: the person saw enough
+                return EXIT_INTERRUPTED
+            done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED
+            return EXIT_OK if done else EXIT_FAILED
         result = run_command(container.service, request, cli_actor(args.actor))
     finally:
         container.close()
+    if getattr(args, "output", "text") == "json":
+        print(render_json(result), file=out)
+        return EXIT_OK
     for line in render(result):
         print(line, file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -228,7 +298,8 @@ def _errors(call: Callable[[], int], err: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+         err: TextIO | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
+    """`sleep` is what `status --watch` waits with between looks (a test passes its own)."""
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
     if args.command == "serve":
@@ -244,9 +315,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
 
         serve_forever(args.port, args.kubeconfig, seed=args.seed)
         return EXIT_OK
+    configure_logging(args, err)
     if args.command in RECOVERY:
         return _errors(lambda: run_recovery(args, out), err)
-    return _errors(lambda: run_operation(args, out, err), err)
+    return _errors(lambda: run_operation(args, out, err, sleep), err)
 
 
 def _serve(args: argparse.Namespace) -> int:

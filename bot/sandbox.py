@@ -26,6 +26,11 @@ from sandbox.slack import SlackEmulator
 
 SANDBOX_DIR = Path(".sandbox")
 CHANNEL = "C0ROLLOUT"
+#: kubectl's arguments to follow the demo route: one line per change, pools and weights
+WATCH_ARGS = ("get httproute routes-to-llm -n default -w -o "
+              "'custom-columns=VERSION:.metadata.resourceVersion,"
+              "POOLS:.spec.rules[0].backendRefs[*].name,"
+              "WEIGHTS:.spec.rules[0].backendRefs[*].weight'")
 
 
 class Sandbox:
@@ -100,9 +105,8 @@ class Sandbox:
             "  /rollout llm-pool-version-2 start --steps 10,50,100 --interval 10s --auto",
             "  /rollout llm-new start --route llm-route      (a node update adds the pool)",
             "",
-            "Watch the weights move:",
-            f"  kubectl --kubeconfig {kc} get httproutes routes-to-llm -n default -o "
-            "jsonpath='{.spec.rules[0].backendRefs}' -w",
+            "Watch the weights move (one line per change):",
+            f"  kubectl --kubeconfig {kc} {WATCH_ARGS}",
             "Drive it without Slack (cards still appear in #llm-rollouts):",
             f"  {env} .venv/bin/rollout-bot status llm-pool-version-2",
         ])

@@ -52,14 +52,14 @@ class Settings(BaseSettings):
     def _durations_parse(cls, value: str) -> str:
         if value.strip():
             try:
-                parse_interval(value)
+                parse_interval(value, require_unit=False)
             except InvalidInput as exc:
                 raise ValueError(str(exc)) from None
         return value
 
     def seconds(self, value: str) -> int | None:
         """A duration setting in seconds; None where it is empty or 0 (switched off)."""
-        return (parse_interval(value) or None) if value.strip() else None
+        return (parse_interval(value, require_unit=False) or None) if value.strip() else None
 
     @property
     def approvers_configured(self) -> bool:

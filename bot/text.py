@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from handlers.sentences import event_sentence
+from rollout.machine import pause_summary
 from rollout.models import AuditEvent, Rollout
 from rollout.plan import describe_plan
 from rollout.service import Status
@@ -20,7 +24,7 @@ def rollout_detail(r: Rollout) -> list[str]:
         ("[" + f"{p}%" + "]") if i == r.step else f"{p}%" for i, p in enumerate(r.plan.percents)
     )
     lines = [
-        f"rollout   {r.id} (version {r.version})",
+        f"rollout   {r.id}",
         f"target    {r.target.describe()}",
         f"moving    {r.stable} (stable) → {r.canary} (canary)",
         f"phase     {r.phase.value.replace('_', ' ')}",
@@ -32,7 +36,7 @@ def rollout_detail(r: Rollout) -> list[str]:
     if r.next_due_at is not None:
         lines.append(f"next due  {r.next_due_at:%Y-%m-%d %H:%M:%S} UTC")
     if r.pause is not None:
-        lines.append(f"paused    {r.pause.kind.value}: {r.pause.reason}")
+        lines.append(f"paused    {pause_summary(r.pause).removeprefix('paused ')}")
     for approval in r.approvals:
         lines.append(f"approved  step {approval.step + 1} by {approval.actor.label} "
                      f"at {approval.at:%H:%M:%S}")
@@ -52,13 +56,34 @@ def status_lines(status: Status) -> list[str]:
 
 
 def history_lines(events: list[AuditEvent]) -> list[str]:
+    """The rollout's story in sentences, as the card's thread tells it (`--output json` for
+    the raw events)."""
     if not events:
         return ["no events recorded"]
-    out = []
-    for e in events:
-        where = f" in {e.actor.channel}" if e.actor.channel else ""
-        step = f" step {e.step + 1} ({e.percent}%)" if e.step is not None and e.step >= 0 else ""
-        detail = f": {e.detail}" if e.detail else ""
-        out.append(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action}{step} by {e.actor.label} "
-                   f"via {e.actor.via}{where}{detail}")
-    return out
+    return [f"{e.at:%Y-%m-%d %H:%M:%S}  {event_sentence(e)}{_where(e)}" for e in events]
+
+
+def _where(e: AuditEvent) -> str:
+    """From Slack (and which channel) where that is not obvious from the name."""
+    if e.actor.via != "slack":
+        return ""
+    return f" (in Slack, {e.actor.channel})" if e.actor.channel else " (in Slack)"
+
+
+def watch_line(status: Status, now: datetime) -> str:
+    """One line per change while `status --watch` follows a rollout."""
+    r = status.rollout
+    if r is None:
+        return f"{now:%H:%M:%S}  {status.message}"
+    parts = [status.message]
+    if r.pause is not None:
+        parts.append(pause_summary(r.pause))
+    elif r.active and r.next_due_at is not None and r.pending_step is not None:
+        step = r.plan.steps[r.pending_step]
+        parts.append(f"step {r.pending_step + 1} ({step.percent}%) due {r.next_due_at:%H:%M:%S} "
+                     "UTC")
+    if status.observed is not None:
+        parts.append(f"cluster {status.observed.pair.describe()}")
+    if status.cluster_note:
+        parts.append(status.cluster_note)
+    return f"{now:%H:%M:%S}  " + " · ".join(parts)

@@ -71,9 +71,11 @@ class Policy:
 def decide(
     policy: Policy, verb: Verb, *, user_id: str, channel_id: str | None,
     groups_with_user: Callable[[], set[str]] = set,
+    group_label: Callable[[str], str] = lambda group: f"<!subteam^{group}>",
 ) -> str | None:
     """None when allowed, else the reason for the denial. `groups_with_user` is called only
-    when the decision depends on group membership."""
+    when the decision depends on group membership; a denial to a non-approver names who can
+    approve (`group_label` says how a group reads)."""
     need = NEEDS[verb]
     if need is Need.NOTHING:
         return None
@@ -84,7 +86,21 @@ def decide(
         return None
     if policy.approver_groups and groups_with_user() & set(policy.approver_groups):
         return None
-    return f"only approvers may `{verb.value}` a rollout; you are not one of them"
+    return (f"only approvers may `{verb.value}` a rollout and you are not one of them; "
+            f"{who_approves(policy, group_label)}")
+
+
+def who_approves(policy: Policy, group_label: Callable[[str], str],
+                 exclude: str | None = None) -> str:
+    """`ask <@U1>, <@U2> or a member of <!subteam^S1>`: whom a refused person can turn to
+    (never themselves: `exclude`)."""
+    names = [f"<@{u}>" for u in sorted(policy.approvers) if u not in (ANYONE, exclude)]
+    names += [f"a member of {group_label(g)}" for g in policy.approver_groups]
+    if not names:
+        return "no approvers are configured (ROLLOUT_APPROVERS, ROLLOUT_APPROVER_GROUPS)"
+    if len(names) == 1:
+        return f"ask {names[0]}"
+    return f"ask {', '.join(names[:-1])} or {names[-1]}"
 
 
 class GroupMembers:
@@ -148,4 +164,23 @@ class Authorizer:
             return self._groups.groups_with(user_id, self.policy.approver_groups)
 
         return decide(self.policy, verb, user_id=user_id, channel_id=channel_id,
-                      groups_with_user=groups_with_user)
+                      groups_with_user=groups_with_user, group_label=self._group_label)
+
+    def who_approves(self, exclude: str | None = None) -> str:
+        """`ask <@U1> or a member of <!subteam^S1> (<@U2>, <@U3>)`, for any refusal that
+        leaves the person needing someone else (`exclude`: that person)."""
+        def label(group_id: str) -> str:
+            return self._group_label(group_id, exclude)
+
+        return who_approves(self.policy, label, exclude)
+
+    def _group_label(self, group_id: str, exclude: str | None = None) -> str:
+        """The group and, where Slack answers, its members by name."""
+        label = f"<!subteam^{group_id}>"
+        if self._groups is None:
+            return label
+        try:
+            members = sorted(self._groups.members(group_id) - {exclude})
+        except TemporaryFailure:
+            return label
+        return f"{label} ({', '.join(f'<@{m}>' for m in members)})" if members else label

@@ -12,9 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from slack_sdk.models.blocks import (
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from handlers.sentences import event_sentence
 from rollout.errors import InvalidInput
-from rollout.models import ACTIVE_PHASES, Actor, AuditEvent, Gate, Phase, Rollout
-from rollout.plan import describe_plan, format_seconds
+from rollout.models import ACTIVE_PHASES, Actor, AuditEvent, Gate, PauseKind, Phase, Rollout
+from rollout.plan import format_seconds
 from rollout.split import expected_pair
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
@@ -84,18 +94,18 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
 
 
 def render_card(r: Rollout, *, now: datetime) -> CardMessage:
-    pair = expected_pair(r)
     header = f"Rollout {r.stable} → {r.canary}"
+    percent, stable_weight, canary = _split(r)
+    undone = f" · rolled back from {r.canary_percent}%" if r.phase is Phase.ROLLED_BACK else ""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         _fields(
             ("Target", r.target.describe()),
             ("Phase", _phase_text(r)),
-            ("Stable → canary", f"`{r.stable}` → `{r.canary}`"),
-            ("Weights", f"{pair.stable} / {pair.canary if pair.canary is not None else 0}"),
         ),
-        _section(f"*Split* `{progress_bar(r.canary_percent)}` to `{r.canary}`"),
-        _section(f"*Plan* {_plan_line(r, now)}\n{describe_plan(r.plan)}"),
+        _section(f"*Split* `{progress_bar(percent)}` to `{r.canary}` "
+                 f"(weights {r.stable} {stable_weight} / {r.canary} {canary}){undone}"),
+        _section(f"*Plan:* {_plan_line(r, now)}\n{_plan_terms(r)}"),
         _context(_people(r)),
     ]
     due = _next_line(r, now)
@@ -104,25 +114,56 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
     buttons = _buttons(r, now)
     if buttons:
         blocks.append({"type": "actions", "block_id": "rollout_actions", "elements": buttons})
-    blocks.append(_context(f"id `{r.id}` · version {r.version}"))
-    text = f"{header}: {r.canary_percent}%, {r.phase.value.replace('_', ' ')}"
+    blocks.append(_context(f"rollout `{short_id(r)}` · details: "
+                           f"`/rollout {r.canary} status`"))
+    text = f"{header}: {percent}%, {r.phase.value.replace('_', ' ')}"
     return CardMessage(text=text, blocks=blocks)
+
+
+def _split(r: Rollout) -> tuple[int, int, int]:
+    """The canary's share and the pair's weights as they are now: a rollback put the
+    weights from before the start back."""
+    if r.phase is Phase.ROLLED_BACK:
+        return 0, r.baseline.stable_weight, r.baseline.canary_weight
+    pair = expected_pair(r)
+    return r.canary_percent, pair.stable, pair.canary if pair.canary is not None else 0
+
+
+def short_id(r: Rollout) -> str:
+    """The id's random tail (`787a60`): enough to tell two rollouts of a pool apart on a card;
+    `status` shows the whole id."""
+    if r.id.startswith(f"{r.canary}-"):
+        return r.id.rsplit("-", 1)[-1]
+    return r.id
+
+
+def slack_date(at: datetime, tokens: str, fallback: str) -> str:
+    """Slack's `<!date^...>`: each reader sees their own local time, kept current by Slack."""
+    return f"<!date^{int(at.timestamp())}^{tokens}|{fallback}>"
 
 
 def _phase_text(r: Rollout) -> str:
     label = _PHASE_LABEL[r.phase]
     if r.phase is Phase.PAUSED and r.pause is not None:
-        label += f" ({r.pause.kind.value}): {r.pause.reason}"
+        info = r.pause
+        by = "the scheduler" if info.by.via == "scheduler" else _who(info.by)
+        kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
+        why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
+        label += f" by {by}{kind}{why}"
     return label
 
 
 def _plan_line(r: Rollout, now: datetime) -> str:
+    """The plan once, each step marked: done, here, open for approval, to come."""
     marks = []
     approvable = approvable_step(r, now)
     for i, step in enumerate(r.plan.steps):
-        if i <= r.step:
-            marks.append(f"~{step.percent}%~ :white_check_mark:" if i < r.step
-                         else f"*{step.percent}%* :round_pushpin:")
+        if r.phase is Phase.ROLLED_BACK:
+            marks.append(f"~{step.percent}%~" if i <= r.step else f"{step.percent}%")
+        elif i < r.step:
+            marks.append(f"~{step.percent}%~ :white_check_mark:")
+        elif i == r.step:
+            marks.append(f"*{step.percent}%* :round_pushpin:")
         elif i == approvable:
             marks.append(f"{step.percent}% :raised_hand:")
         else:
@@ -130,12 +171,25 @@ def _plan_line(r: Rollout, now: datetime) -> str:
     return " → ".join(marks)
 
 
+def _plan_terms(r: Rollout) -> str:
+    bake = format_seconds(r.plan.interval_seconds)
+    if r.plan.steps[0].gate is Gate.AUTO:
+        return f"bake {bake} between steps, each step applies on its own"
+    need = r.plan.steps[0].approvals
+    who = "an approval" if need == 1 else f"{need} approvals"
+    return f"bake {bake} between steps, {who} for each step"
+
+
 def _who(actor: Actor) -> str:
+    if actor.via == "scheduler":
+        return "the scheduler"
     return f"<@{actor.id}>" if actor.via == "slack" else actor.label
 
 
 def _people(r: Rollout) -> str:
-    parts = [f"Started by {_who(r.requester)} at {r.created_at:%Y-%m-%d %H:%M} UTC"]
+    when = slack_date(r.created_at, "{date_short_pretty} at {time}",
+                      f"{r.created_at:%Y-%m-%d %H:%M} UTC")
+    parts = [f"Started by {_who(r.requester)}", when]
     for i, step in enumerate(r.plan.steps):
         approvers = r.approvers_of(i)
         if approvers:
@@ -149,7 +203,9 @@ def _next_line(r: Rollout, now: datetime) -> str:
     pending = r.pending_step
     if r.phase not in ACTIVE_PHASES or pending is None:
         if r.finished_at is not None:
-            return f"Finished at {r.finished_at:%Y-%m-%d %H:%M:%S} UTC"
+            when = slack_date(r.finished_at, "{date_short_pretty} at {time}",
+                              f"{r.finished_at:%Y-%m-%d %H:%M:%S} UTC")
+            return f"Finished: {when}"
         return ""
     step = r.plan.steps[pending]
     label = f"step {pending + 1} ({step.percent}%)"
@@ -159,10 +215,9 @@ def _next_line(r: Rollout, now: datetime) -> str:
         need = f"{len(r.approvers_of(pending))}/{step.approvals} approvals"
         return f"Next: {label} waits for approval ({need})"
     if r.next_due_at is not None:
-        left = max(0.0, (r.next_due_at - now).total_seconds())
         how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
-        return (f"Next: {label} {how} at {r.next_due_at:%H:%M:%S} UTC "
-                f"(in {format_seconds(left)})")
+        when = slack_date(r.next_due_at, "{time} ({ago})", f"{r.next_due_at:%H:%M:%S} UTC")
+        return f"Next: {label} {how} at {when}"
     return f"Next: {label}"
 
 
@@ -180,16 +235,8 @@ def _buttons(r: Rollout, now: datetime) -> list[Block]:
     if r.phase is Phase.PAUSED:
         out.append(_button(RESUME, "Resume", value))
     if r.active or r.phase is Phase.COMPLETED:
+        # the click opens a modal (`rollback_modal`) that confirms and takes a reason
         rollback = _button(ROLLBACK, "Roll back", value, style="danger")
-        rollback["confirm"] = {
-            "title": {"type": "plain_text", "text": "Roll back?"},
-            "text": {"type": "mrkdwn",
-                     "text": f"All traffic of the pair goes back to `{r.stable}` as before "
-                             f"the rollout started."},
-            "confirm": {"type": "plain_text", "text": "Roll back"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-            "style": "danger",
-        }
         out.append(rollback)
     return out
 
@@ -200,6 +247,33 @@ def _button(action_id: str, label: str, value: str, *, style: str | None = None)
     if style:
         button["style"] = style
     return button
+
+
+ROLLBACK_MODAL = "rollout_rollback_modal"
+REASON_BLOCK, REASON_ACTION = "rollback_reason", "reason"
+MAX_REASON = 300
+
+
+def rollback_modal(r: Rollout, *, metadata: str) -> View:
+    """The Roll back button's confirmation: what will happen, and an optional reason for the
+    audit, the card and its thread (as `rollback --reason` takes one)."""
+    return View(
+        type="modal", callback_id=ROLLBACK_MODAL, private_metadata=metadata,
+        title=PlainTextObject(text="Roll back?"),
+        submit=PlainTextObject(text="Roll back"), close=PlainTextObject(text="Cancel"),
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(
+                text=f"All traffic of the pair goes back to `{r.stable}` as before the rollout "
+                     f"started; `{r.canary}` now has {r.canary_percent}%.")),
+            InputBlock(
+                block_id=REASON_BLOCK, optional=True,
+                label=PlainTextObject(text="Reason (for the audit and the card)"),
+                element=PlainTextInputElement(
+                    action_id=REASON_ACTION, max_length=MAX_REASON,
+                    placeholder=PlainTextObject(text="e.g. p99 latency up 40%")),
+            ),
+        ],
+    )
 
 
 def _section(text: str) -> Block:
@@ -225,10 +299,8 @@ _EVENT_ICON = {
 
 
 def event_line(e: AuditEvent) -> str:
-    """One audit event as a line for the card's thread or the history."""
+    """One audit event as a line of the card's thread: an icon and the sentence."""
     icon = _EVENT_ICON.get(e.action, ":small_blue_diamond:")
-    step = f" step {e.step + 1}" if e.step is not None and e.step >= 0 else ""
-    percent = f" ({e.percent}%)" if e.percent is not None else ""
-    detail = f": {e.detail}" if e.detail else ""
-    action = e.action.replace("_", " ")
-    return f"{icon} {action}{step}{percent} by {_who(e.actor)}{detail}"
+    if e.action.startswith("denied:"):
+        icon = ":no_entry:"
+    return f"{icon} {event_sentence(e, _who)}"

@@ -6,6 +6,7 @@ in the ack itself, with usage, and never reaches the service.
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 from collections.abc import Callable
@@ -48,8 +49,44 @@ _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto",
 _REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK})
 
 
+_COMMON = "[-n NS]"
+#: the one usage line that applies, per verb: an error shows this, not the whole help
+USAGE_LINES: dict[Verb, str] = {
+    Verb.START: "`/rollout <pool> start [--steps 10,25,50,100] [--interval 15m] [--auto] "
+                "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] [-n NS]`",
+    Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
+    Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
+    Verb.PAUSE: f'`/rollout <pool> pause [--reason "text"] {_COMMON}`',
+    Verb.RESUME: f"`/rollout <pool> resume {_COMMON}`",
+    Verb.ROLLBACK: f'`/rollout <pool> rollback [--reason "text"] {_COMMON}`',
+    Verb.PROMOTE: f"`/rollout <pool> promote {_COMMON}`",
+    Verb.HISTORY: f"`/rollout <pool> history {_COMMON}`",
+    Verb.LIST: "`/rollout list`",
+    Verb.HELP: "`/rollout help`",
+}
+GENERAL_USAGE = "`/rollout <pool|adapter> <verb> [options]`; `/rollout help` lists them all"
+
+
 class GrammarError(InvalidInput):
-    """The text is not a `/rollout` command; the reply adds the usage."""
+    """The text is not a `/rollout` command; `usage` is the one line that applies."""
+
+    def __init__(self, message: str, *, verb: Verb | None = None) -> None:
+        super().__init__(message)
+        self.usage = USAGE_LINES[verb] if verb is not None else GENERAL_USAGE
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`; did you mean `start`?` for a close miss, else nothing."""
+    found = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)
+    return f"; did you mean `{found[0]}`?" if found else ""
+
+
+_VERB_WORDS = [v.value for v in Verb]
+
+
+def _close_verb(word: str) -> Verb | None:
+    found = difflib.get_close_matches(word.lower(), _VERB_WORDS, n=1, cutoff=0.6)
+    return Verb(found[0]) if found else None
 
 
 @dataclass(frozen=True)
@@ -132,8 +169,23 @@ def _verb(word: str) -> Verb | None:
 
 def parse(text: str, *, namespace: str = "default") -> CommandRequest:
     """`/rollout` text into a request. `namespace` is the default when none is given."""
-    positional, raw = _split(tokenize(text))
+    words = tokenize(text)
+    try:
+        positional, raw = _split(words)
+    except GrammarError as exc:
+        guess = next((v for w in words if not w.startswith("-") and (v := _verb(w))), None)
+        raise GrammarError(str(exc), verb=guess) from None
     verb, pool, extra = _shape(positional)
+    try:
+        return _request(verb, pool, extra, raw, namespace)
+    except GrammarError as exc:
+        raise GrammarError(str(exc), verb=verb) from None
+    except InvalidInput as exc:  # a bad step list or interval, from the shared plan parser
+        raise GrammarError(str(exc), verb=verb) from None
+
+
+def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str, str]],
+             namespace: str) -> CommandRequest:
     given = {_OPTIONS[flag].field: flag for flag, _ in raw}
     if verb is not Verb.START and (misplaced := sorted(set(given) & _START_ONLY)):
         raise GrammarError(f"`{given[misplaced[0]]}` applies only to `start`, "
@@ -169,7 +221,7 @@ def _split(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
         flag = flag.lower()
         option = _OPTIONS.get(flag)
         if option is None:
-            raise GrammarError(f"unknown option `{flag}`")
+            raise GrammarError(f"unknown option `{flag}`" + did_you_mean(flag, list(_OPTIONS)))
         if option.field in seen:
             raise GrammarError(f"`{flag}` is given twice")
         seen.add(option.field)
@@ -195,8 +247,11 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
         return first, None, positional[1:]
     if len(positional) == 1:
         if first is not None:
-            raise GrammarError(f"`{first.value}` needs a pool (or adapter) name: "
-                               f"`/rollout <pool> {first.value}`")
+            raise GrammarError(f"`{first.value}` needs a pool (or adapter) name", verb=first)
+        hint = did_you_mean(positional[0], _VERB_WORDS)
+        if hint:
+            raise GrammarError(f"unknown verb `{positional[0]}`{hint}",
+                               verb=_close_verb(positional[0]))
         raise GrammarError(f"what should happen to `{positional[0]}`? add a verb, "
                            f"e.g. `/rollout {positional[0]} status`")
     second = _verb(positional[1])
@@ -205,5 +260,14 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
     elif first is not None and first in POOL_VERBS:
         verb, pool = first, positional[1]
     else:
-        raise GrammarError(f"unknown verb `{positional[1]}`")
-    return verb, _name("pool", pool), positional[2:]
+        # `pool strat` or `strat pool`: name the word that looks like a mistyped verb
+        word = positional[1]
+        hint = did_you_mean(word, _VERB_WORDS)
+        if not hint and did_you_mean(positional[0], _VERB_WORDS):
+            word = positional[0]
+            hint = did_you_mean(word, _VERB_WORDS)
+        raise GrammarError(f"unknown verb `{word}`{hint}", verb=_close_verb(word))
+    try:
+        return verb, _name("pool", pool), positional[2:]
+    except GrammarError as exc:
+        raise GrammarError(str(exc), verb=verb) from None

@@ -1,14 +1,14 @@
 """What the person who asked is told: command results and errors as short Slack text.
 
 Errors become words only here (DESIGN §9 point 3): each kind says what to do next, refusals
-that come from bad input carry the usage.
+that come from bad input carry the one usage line that applies.
 """
 
 from __future__ import annotations
 
-from handlers.cards import event_line, progress_bar
+from handlers.cards import event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
-from handlers.grammar import USAGE
+from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
 from rollout.errors import (
     InvalidInput,
     NeedsOperator,
@@ -17,6 +17,7 @@ from rollout.errors import (
     Superseded,
     TemporaryFailure,
 )
+from rollout.machine import pause_summary
 from rollout.plan import format_seconds
 
 MAX_LIST = 15
@@ -24,7 +25,8 @@ MAX_LIST = 15
 
 def error_reply(exc: RolloutError) -> str:
     if isinstance(exc, InvalidInput):
-        return f":warning: {exc}\n\n{USAGE}"
+        usage = exc.usage if isinstance(exc, GrammarError) else GENERAL_USAGE
+        return f":warning: {exc}\n*Usage:* {usage}"
     if isinstance(exc, Refused):
         return f":no_entry: {exc}"
     if isinstance(exc, TemporaryFailure):
@@ -53,7 +55,10 @@ def result_reply(result: CommandResult) -> str:
     icon = ":white_check_mark:" if outcome.ok and outcome.changed else ":information_source:"
     if not outcome.ok:
         icon = ":warning:"
-    return f"{icon} {outcome.message}"
+    message = outcome.message
+    if outcome.rollout is not None:  # chat shows the short id, as the card does
+        message = message.replace(outcome.rollout.id, f"`{short_id(outcome.rollout)}`")
+    return f"{icon} {message}"
 
 
 def _status(result: CommandResult) -> str:
@@ -67,7 +72,7 @@ def _status(result: CommandResult) -> str:
     if status.cluster_note:
         lines.append(f":warning: {status.cluster_note}")
     if r.pause is not None:
-        lines.append(f"Paused ({r.pause.kind.value}): {r.pause.reason}")
+        lines.append(f"P{pause_summary(r.pause)[1:]}")
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 
@@ -80,7 +85,7 @@ def _list(result: CommandResult) -> str:
     for r in result.rollouts[:MAX_LIST]:
         phase = r.phase.value.replace("_", " ")
         lines.append(f"• `{r.canary}` {phase} at {r.canary_percent}% on {r.target.describe()} "
-                     f"(`{r.id}`)")
+                     f"(`{short_id(r)}`)")
     return "\n".join(lines)
 
 

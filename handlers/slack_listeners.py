@@ -1,23 +1,37 @@
-"""The Bolt listeners for `/rollout` and the card's buttons.
+"""The Bolt listeners for `/rollout`, the card's buttons and the Roll back modal.
 
 Each listener acks first (Slack allows 3 seconds), then parses, authorizes, calls the
 service through `run_command` (or the version-checked button path), and renders the answer.
-Nothing else lives here (DESIGN §9 point 4); the work after the ack runs on Bolt's listener
-executor, so a slow cluster never delays the ack.
+Roll back opens a modal (with the click's trigger id) that confirms and takes a reason; its
+submission takes the button path. Nothing else lives here (DESIGN §9 point 4); the work
+after the ack runs on Bolt's listener executor, so a slow cluster never delays the ack.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from handlers.authorization import Authorizer
 from handlers.card_sync import CardPublisher
-from handlers.cards import APPROVE, PAUSE, RESUME, ROLLBACK, ButtonValue
+from handlers.cards import (
+    APPROVE,
+    MAX_REASON,
+    PAUSE,
+    REASON_ACTION,
+    REASON_BLOCK,
+    RESUME,
+    ROLLBACK,
+    ROLLBACK_MODAL,
+    ButtonValue,
+    rollback_modal,
+)
 from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
 from handlers.replies import error_reply, result_reply
@@ -66,13 +80,17 @@ class SlackEdge:
         if req.verb is Verb.HELP:
             ack(text=USAGE)
             return
-        if req.verb in CHANGING_VERBS:
-            ack(text=WORKING)
-        else:
-            ack()
+        ack()
+        working = req.verb in CHANGING_VERBS
+        if working:
+            # through the response URL, not the ack: the answer that replaces it below
+            # goes the same way after it, so it can never arrive first and be left behind
+            _respond(respond, WORKING, self._tel)
         trigger = command.get("trigger_id")
         req = replace(req, request_id=f"slack:{trigger}" if trigger else None)
-        _respond(respond, self._run(req, _actor(command)), self._tel)
+        # the answer takes the place of "Working on it…", so only the answer stays
+        _respond(respond, self._run(req, _actor(command)), self._tel,
+                 replace_original=True if working else None)
 
     def _run(self, req: CommandRequest, actor: Actor) -> str:
         ref = req.ref if req.pool else None
@@ -91,21 +109,71 @@ class SlackEdge:
     # -- buttons -------------------------------------------------------------------------
 
     def on_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any],
-                  respond: Respond) -> None:
+                  respond: Respond, client: WebClient) -> None:
         ack()
         verb = BUTTON_VERBS[str(action.get("action_id"))]
         self._tel.request("button", verb.value)
-        user = body.get("user") or {}
-        channel = (body.get("channel") or {}).get("id") or \
-            (body.get("container") or {}).get("channel_id")
-        actor = Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
-                      via="slack", channel=channel)
-        text = self._click(verb, actor, str(action.get("value") or ""),
-                           request_id=f"slack:{body.get('trigger_id')}:{action.get('action_ts')}")
+        actor = _clicker(body)
+        raw = str(action.get("value") or "")
+        if verb is Verb.ROLLBACK:
+            text = self._open_rollback(client, actor, raw, str(body.get("trigger_id") or ""))
+        else:
+            text = self._click(verb, actor, raw, request_id=f"slack:{body.get('trigger_id')}:"
+                                                            f"{action.get('action_ts')}")
         if text:
             _respond(respond, text, self._tel, replace_original=False)
 
-    def _click(self, verb: Verb, actor: Actor, raw: str, *, request_id: str) -> str | None:
+    # -- Roll back: a modal that confirms and takes a reason -----------------------------
+
+    def _open_rollback(self, client: WebClient, actor: Actor, raw: str,
+                       trigger_id: str) -> str | None:
+        """Open the Roll back modal; returns what to tell the clicker when it cannot open."""
+        ref: Ref | None = None
+        try:
+            value = ButtonValue.decode(raw)
+            ref = Ref(rollout_id=value.rollout_id)
+            denial = self.authorizer.denial(Verb.ROLLBACK, user_id=actor.id,
+                                            channel_id=actor.channel)
+            if denial:
+                return self._deny(actor, Verb.ROLLBACK.value, ref, denial)
+            rollout = self.service.get(ref)
+        except RolloutError as exc:
+            return self._failed(exc, actor, Verb.ROLLBACK.value, ref)
+        metadata = json.dumps({"value": raw, "channel": actor.channel}, separators=(",", ":"))
+        try:
+            client.views_open(trigger_id=trigger_id,
+                              view=rollback_modal(rollout, metadata=metadata))
+        except Exception:
+            log.exception("could not open the Roll back modal")
+            self._tel.slack_error("views.open")
+            return (":warning: Could not open the Roll back dialog; nothing changed. "
+                    f"`/rollout {rollout.canary} rollback --reason \"...\"` does the same.")
+        return None
+
+    def on_rollback_submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any],
+                           client: WebClient) -> None:
+        ack()  # closes the modal; the card and its thread show the rollback
+        self._tel.request("modal", Verb.ROLLBACK.value)
+        try:
+            metadata = json.loads(str(view.get("private_metadata") or "{}"))
+            raw, channel = str(metadata["value"]), metadata.get("channel")
+        except (ValueError, KeyError, TypeError):
+            log.warning("a Roll back modal without the bot's metadata was submitted")
+            return
+        user = body.get("user") or {}
+        actor = Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
+                      via="slack", channel=channel)
+        text = self._click(Verb.ROLLBACK, actor, raw, request_id=f"slack:view:{view.get('id')}",
+                           reason=_reason(view))
+        if text and channel:
+            try:
+                client.chat_postEphemeral(channel=channel, user=actor.id, text=text)
+            except Exception:
+                log.exception("could not tell %s how the rollback went", actor.id)
+                self._tel.slack_error("chat.postEphemeral")
+
+    def _click(self, verb: Verb, actor: Actor, raw: str, *, request_id: str,
+               reason: str = "") -> str | None:
         """The button path; returns what to tell the clicker, None when the card says it."""
         ref: Ref | None = None
         try:
@@ -114,7 +182,7 @@ class SlackEdge:
             denial = self.authorizer.denial(verb, user_id=actor.id, channel_id=actor.channel)
             if denial:
                 return self._deny(actor, verb.value, ref, denial)
-            outcome = self._apply_click(verb, ref, value, actor, request_id)
+            outcome = self._apply_click(verb, ref, value, actor, request_id, reason)
         except RolloutError as exc:
             return self._failed(exc, actor, verb.value, ref)
         except Exception:
@@ -128,7 +196,7 @@ class SlackEdge:
         return result_reply_for(outcome)
 
     def _apply_click(self, verb: Verb, ref: Ref, value: ButtonValue, actor: Actor,
-                     request_id: str) -> Outcome | None:
+                     request_id: str, reason: str = "") -> Outcome | None:
         if verb is Verb.APPROVE:  # the service checks step and version under the lock
             return self.service.approve(ref, actor=actor, step=value.step,
                                         version=value.version, request_id=request_id)
@@ -138,7 +206,7 @@ class SlackEdge:
             return self.service.pause(ref, actor=actor, request_id=request_id)
         if verb is Verb.RESUME:
             return self.service.resume(ref, actor=actor, request_id=request_id)
-        return self.service.rollback(ref, actor=actor, request_id=request_id)
+        return self.service.rollback(ref, actor=actor, reason=reason, request_id=request_id)
 
     # -- refusals and failures -----------------------------------------------------------
 
@@ -154,6 +222,12 @@ class SlackEdge:
         if isinstance(exc, ClusterUnavailable):
             self._tel.kube_error()
         reply = error_reply(exc)
+        if isinstance(exc, Unauthorized):  # e.g. the two-person rule: say who else can
+            try:
+                who = self.authorizer.who_approves(exclude=actor.id)
+                reply += f"\n{who[0].upper()}{who[1:]}."
+            except RolloutError:
+                pass
         if isinstance(exc, NeedsOperator) and ref is not None:
             try:
                 self.cards.post_to_thread(self.service.get(ref), reply)
@@ -176,6 +250,20 @@ def result_reply_for(outcome: Outcome) -> str:
 def register(app: App, edge: SlackEdge, *, command: str = "/rollout") -> None:
     app.command(command)(edge.on_command)
     app.action(BUTTON_PATTERN)(edge.on_button)
+    app.view(ROLLBACK_MODAL)(edge.on_rollback_submit)
+
+
+def _clicker(body: dict[str, Any]) -> Actor:
+    user = body.get("user") or {}
+    channel = (body.get("channel") or {}).get("id") or \
+        (body.get("container") or {}).get("channel_id")
+    return Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
+                 via="slack", channel=channel)
+
+
+def _reason(view: dict[str, Any]) -> str:
+    values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
+    return str((values.get(REASON_ACTION) or {}).get("value") or "").strip()[:MAX_REASON]
 
 
 def _actor(command: dict[str, Any]) -> Actor:

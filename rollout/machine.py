@@ -278,7 +278,7 @@ def resume(r: Rollout, *, actor: Actor, now: datetime) -> Decision:
                       next_due_at=now + timedelta(seconds=info.bake_left_seconds))
     else:
         nxt = _ready_for_next(_update(r, now, pause=None), now)
-    detail = f"after {info.kind.value}: {info.reason}"
+    detail = pause_summary(info)
     message = f"{r.canary} resumed at {r.canary_percent}%."
     if info.kind is PauseKind.DRIFT:
         message += " The next step writes the plan's weights over the manual change."
@@ -286,6 +286,14 @@ def resume(r: Rollout, *, actor: Actor, now: datetime) -> Decision:
         rollout=nxt, events=(_event(nxt, "resumed", actor, now, detail, step=r.step),),
         message=message,
     )
+
+
+def pause_summary(info: Pause) -> str:
+    """`paused by carol: p99 latency`, `paused by the scheduler (drift): ...`: who, why."""
+    by = "the scheduler" if info.by.via == "scheduler" else info.by.label
+    kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
+    why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
+    return f"paused by {by}{kind}{why}"
 
 
 def rollback(r: Rollout, *, actor: Actor, now: datetime, reason: str = "") -> Decision:

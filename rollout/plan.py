@@ -20,12 +20,17 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
-def parse_interval(text: str) -> int:
-    """`90s`, `15m`, `2h` or a bare number of seconds."""
+def parse_interval(text: str, *, require_unit: bool = True) -> int:
+    """`90s`, `15m`, `2h`, or `0`. A bare number is refused where people type it (`30` could
+    mean seconds or minutes); settings may allow it as seconds."""
     match = _DURATION.match(text)
     if not match:
         raise InvalidInput(f"invalid interval {text!r}: use a number with s, m or h, like 15m")
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    number, unit = match.group(1), match.group(2)
+    if require_unit and not unit and int(number):
+        raise InvalidInput(f"interval {number} has no unit: write {number}s, {number}m "
+                           f"or {number}h")
+    seconds = int(number) * _UNIT_SECONDS[unit]
     if seconds > MAX_INTERVAL_SECONDS:
         raise InvalidInput(f"invalid interval {text!r}: at most 7 days")
     return seconds

@@ -7,6 +7,7 @@ and saves with compare-and-set. Handlers, the CLI and the scheduler all come thr
 
 from __future__ import annotations
 
+import difflib
 import logging
 import secrets
 from collections.abc import Callable
@@ -388,9 +389,18 @@ class RolloutService:
         found = self.store.latest_for(ref.namespace, ref.canary)
         if found is None:
             self._refuse_orphans(ref.namespace, ref.canary)
-            raise NotFound(f"no rollout of {ref.canary} in namespace {ref.namespace}; "
-                           f"start one with `start {ref.canary}`")
+            raise NotFound(f"no rollout of {ref.canary} in namespace {ref.namespace}"
+                           + self._rollouts_hint(ref.namespace, ref.canary))
         return found
+
+    def _rollouts_hint(self, namespace: str, canary: str) -> str:
+        """A mistyped name gets the close one and the names that do have rollouts."""
+        names = sorted({r.canary for r in self.list_rollouts(recent=50)
+                        if r.target.namespace == namespace})
+        close = difflib.get_close_matches(canary, names, n=1, cutoff=0.6)
+        if close:
+            return f"; did you mean {close[0]}? (rollouts in {namespace}: {', '.join(names)})"
+        return f"; start one with `start {canary}`"
 
     def orphans(self, namespace: str, canary: str) -> list[Marked]:
         """Rules the cluster says an active rollout owns, of which the store knows nothing."""

@@ -8,11 +8,12 @@ exactly as it was read.
 from __future__ import annotations
 
 import copy
+import difflib
 from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, Conflict, NeedsOperator, NotFound
+from rollout.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
 from rollout.gates import gateway_problem
 from rollout.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.models import Baseline, Rollout, Target, TargetKind
@@ -40,6 +41,15 @@ def is_pool_ref(ref: dict[str, Any], name: str | None = None) -> bool:
         and ref.get("group") in POOL_GROUPS
         and (name is None or ref.get("name") == name)
     )
+
+
+def pool_hint(name: str, pools: list[str], namespace: str) -> str:
+    """What to say after `pool not found`: the closest name, then every pool there is."""
+    if not pools:
+        return f"; there are no InferencePools in namespace {namespace}"
+    close = difflib.get_close_matches(name, pools, n=1, cutoff=0.6)
+    guess = f"; did you mean {close[0]}?" if close else ""
+    return f"{guess} (InferencePools in {namespace}: {', '.join(pools)})"
 
 
 def weight_of(ref: dict[str, Any]) -> int:
@@ -117,7 +127,20 @@ class HTTPRouteSplit:
                 return
             except NotFound:
                 continue
-        raise NotFound(f"InferencePool {pool} not found in namespace {namespace}")
+        raise NotFound(f"InferencePool {pool} not found in namespace {namespace}"
+                       + self._pools_hint(namespace, pool))
+
+    def _pools_hint(self, namespace: str, pool: str) -> str:
+        """`; did you mean llm-pool-version-2? pools in default: ...`, for a mistyped name."""
+        names: set[str] = set()
+        listed = False
+        for api in self.pools:  # every group: a cluster may serve pools in either
+            try:
+                names.update(p["metadata"]["name"] for p in api.list(namespace))
+                listed = True
+            except (NotFound, ClusterUnavailable):  # not served here, or not allowed
+                continue
+        return pool_hint(pool, sorted(names), namespace) if listed else ""
 
     def _rule_for_new_canary(
         self, namespace: str, canary: str, target_name: str | None, stable: str | None,

@@ -82,6 +82,13 @@ def state(ws: Workspace, channel: str, user: str, *, events_url: str | None) -> 
             for u in ws.users()
         ],
         "channels": [{"id": c.id, "name": c.name} for c in ws.channels()],
+        "usergroups": ws.usergroup_handles(),
         "messages": top,
         "ephemerals": [_message(ws, m) for m in ws.ephemerals(channel_id, user)],
+        "views": [
+            {"id": v.id, "title": v.view.get("title"), "submit": v.view.get("submit"),
+             "close": v.view.get("close"), "blocks": v.view.get("blocks") or [],
+             "errors": v.errors}
+            for v in ws.views_of(user)
+        ],
     }

@@ -196,6 +196,48 @@ def block_actions_body(
     return encode_payload(payload)
 
 
+def view_submission_payload(
+    *,
+    user_id: str,
+    view: dict[str, Any],
+    user_name: str = "",
+    team_id: str = "T0SANDBOX",
+    team_domain: str = "sandbox",
+    api_app_id: str = "A0ROLLOUT",
+    trigger: str | None = None,
+    token: str = VERIFICATION_TOKEN,
+) -> dict[str, Any]:
+    """The JSON of a modal's submission; `view` carries `state.values` as typed."""
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": trigger or trigger_id(),
+        "view": view,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def input_values(blocks: list[dict[str, Any]], typed: dict[str, str]) -> dict[str, Any]:
+    """`state.values` of a modal: every input block's element, with what was typed into it
+    (keyed by block_id); empty inputs are present with a null value, as in Slack."""
+    values: dict[str, Any] = {}
+    for block in blocks:
+        element = block.get("element") or {}
+        if block.get("type") != "input" or not element.get("action_id"):
+            continue
+        text = typed.get(str(block.get("block_id")), "")
+        values[str(block["block_id"])] = {
+            str(element["action_id"]): {"type": element.get("type", "plain_text_input"),
+                                        "value": text or None},
+        }
+    return values
+
+
 def encode_payload(payload: dict[str, Any]) -> bytes:
     return urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from sandbox.slack.errors import ApiError
-from sandbox.slack.workspace import ResponseTarget, ResponseUrlPost, Workspace
+from sandbox.slack.workspace import Message, ResponseTarget, ResponseUrlPost, Workspace
 
 SLACKBOT = "USLACKBOT"
 
@@ -63,6 +63,10 @@ def post(ws: Workspace, url_id: str, body: dict[str, Any]) -> None:
             at=time.time(),
         )
     )
+    if target.kind == "command":
+        _command_response(ws, url_id, target, text=text, blocks=blocks, replace=replace,
+                          delete=delete, response_type=response_type)
+        return
     original = target.message_ts if target.kind == "block_actions" else None
     if delete and original:
         if target.is_ephemeral:
@@ -86,6 +90,25 @@ def post(ws: Workspace, url_id: str, body: dict[str, Any]) -> None:
     )
 
 
+def _command_response(ws: Workspace, url_id: str, target: ResponseTarget, *, text: Any,
+                      blocks: list[dict[str, Any]] | None, replace: bool, delete: bool,
+                      response_type: Any) -> None:
+    """A command's response URL: `replace_original` and `delete_original` act on the last
+    ephemeral that this command showed (its ack, or an earlier response), as in Slack."""
+    shown = ws.shown(url_id)
+    if delete:
+        if shown is not None:
+            ws.delete_ephemeral(target.channel, shown)
+        return
+    if shown is not None and replace and response_type != "in_channel":
+        ws.update_ephemeral(target.channel, shown, text=None if text is None else str(text),
+                            blocks=blocks)
+        return
+    msg = show(ws, target, text=str(text or ""), blocks=blocks, response_type=response_type)
+    if msg.is_ephemeral:
+        ws.remember_shown(url_id, msg.ts)
+
+
 def show(
     ws: Workspace,
     target: ResponseTarget,
@@ -94,14 +117,13 @@ def show(
     blocks: list[dict[str, Any]] | None,
     response_type: Any,
     thread_ts: str | None = None,
-) -> None:
+) -> Message:
     """Show an app's answer: in the channel for `in_channel`, else only to the requester."""
     if response_type == "in_channel":
-        ws.post_message(
+        return ws.post_message(
             target.channel, user=ws.bot_user_id, text=text, blocks=blocks, thread_ts=thread_ts
         )
-    else:
-        ws.post_ephemeral(
+    return ws.post_ephemeral(
             target.channel,
             user=ws.bot_user_id,
             visible_to=target.user,
@@ -112,7 +134,8 @@ def show(
 
 
 def apply_command_ack(
-    ws: Workspace, target: ResponseTarget, status: int, content_type: str, body: str, command: str
+    ws: Workspace, target: ResponseTarget, status: int, content_type: str, body: str, command: str,
+    url_id: str | None = None,
 ) -> None:
     """What Slack shows for a slash command's HTTP answer (a failure comes from Slackbot)."""
     if status != 200:
@@ -134,10 +157,26 @@ def apply_command_ack(
         parsed = {"text": body}
     if not isinstance(parsed, dict) or not (parsed.get("text") or parsed.get("blocks")):
         return
-    show(
+    msg = show(
         ws,
         target,
         text=str(parsed.get("text") or ""),
         blocks=_blocks(parsed),
         response_type=parsed.get("response_type"),
     )
+    if url_id is not None and msg.is_ephemeral:
+        ws.remember_shown(url_id, msg.ts)
+
+
+def view_errors(status: int, body: str) -> dict[str, str]:
+    """The per-block errors of a view_submission answered with `response_action: errors`."""
+    if status != 200 or not body.strip().startswith("{"):
+        return {}
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(parsed, dict) or parsed.get("response_action") != "errors":
+        return {}
+    errors = parsed.get("errors")
+    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}

@@ -147,8 +147,8 @@ class SlackEmulator:
     def add_channel(self, channel_id: str, name: str) -> None:
         self.workspace.add_channel(channel_id, name)
 
-    def add_usergroup(self, group_id: str, user_ids: list[str]) -> None:
-        self.workspace.add_usergroup(group_id, user_ids)
+    def add_usergroup(self, group_id: str, user_ids: list[str], *, handle: str = "") -> None:
+        self.workspace.add_usergroup(group_id, user_ids, handle=handle)
 
     def post_as_user(
         self, user_id: str, channel_id: str, text: str, *, thread_ts: str | None = None
@@ -182,6 +182,9 @@ class SlackEmulator:
         user = ws.user(user_id)
         channel = ws.channel(channel_id)
         target = ResponseTarget(kind="command", channel=channel.id, user=user.id)
+        response_url = responses.issue(ws, self.url, target)
+        trigger = payloads.trigger_id()
+        ws.issue_trigger(trigger, user.id)
         body = payloads.slash_command_body(
             user_id=user.id,
             channel_id=channel.id,
@@ -192,7 +195,8 @@ class SlackEmulator:
             team_id=ws.team_id,
             team_domain=ws.team_domain,
             api_app_id=ws.app_id,
-            response_url=responses.issue(ws, self.url, target),
+            response_url=response_url,
+            trigger=trigger,
         )
         started = time.monotonic()
         answer = deliver(
@@ -219,6 +223,7 @@ class SlackEmulator:
                 answer.headers.get("Content-Type", answer.headers.get("content-type", "")),
                 answer.body,
                 command,
+                url_id=response_url.rsplit("/", 1)[-1],
             )
         return answer.as_tuple()
 
@@ -264,6 +269,8 @@ class SlackEmulator:
             message_ts=msg.ts,
             is_ephemeral=is_ephemeral,
         )
+        trigger = payloads.trigger_id()
+        ws.issue_trigger(trigger, user.id)
         payload = payloads.block_actions_payload(
             user_id=user.id,
             channel_id=channel.id,
@@ -283,6 +290,7 @@ class SlackEmulator:
             team_domain=ws.team_domain,
             api_app_id=ws.app_id,
             response_url=responses.issue(ws, self.url, target),
+            trigger=trigger,
         )
         started = time.monotonic()
         answer = deliver(
@@ -295,3 +303,40 @@ class SlackEmulator:
         elapsed = time.monotonic() - started
         ws.record_delivery(Delivery("block_actions", url, answer.status, elapsed, answer.body))
         return answer.as_tuple()
+
+    def submit_view(
+        self, user_id: str, view_id: str, typed: dict[str, str]
+    ) -> tuple[int, dict[str, str], str]:
+        """Deliver a signed view_submission of an open modal; `typed` maps each input
+        block_id to its text. The modal closes unless the app answers with errors."""
+        url = self._events_url()
+        ws = self.workspace
+        opened = ws.view(view_id)
+        if opened is None or opened.user != user_id:
+            raise ValueError(f"no open view {view_id} for {user_id}")
+        values = payloads.input_values(opened.view.get("blocks") or [], typed)
+        payload = payloads.view_submission_payload(
+            user_id=user_id,
+            view=opened.to_slack(ws.team_id, ws.app_id, ws.bot_id, values),
+            user_name=ws.user(user_id).name,
+            team_id=ws.team_id,
+            team_domain=ws.team_domain,
+            api_app_id=ws.app_id,
+        )
+        started = time.monotonic()
+        answer = deliver(url, payloads.encode_payload(payload), signing_secret=self.signing_secret,
+                         timeout=self.delivery_timeout)
+        elapsed = time.monotonic() - started
+        ws.record_delivery(Delivery("view_submission", url, answer.status, elapsed, answer.body))
+        errors = responses.view_errors(answer.status, answer.body)
+        if errors:
+            ws.set_view_errors(view_id, errors)
+        elif 200 <= answer.status < 300 and elapsed <= ACK_DEADLINE:
+            ws.close_view(view_id)
+        return answer.as_tuple()
+
+    def close_view(self, user_id: str, view_id: str) -> None:
+        """The person pressed Cancel (no view_closed is sent: the bot does not ask for it)."""
+        opened = self.workspace.view(view_id)
+        if opened is not None and opened.user == user_id:
+            self.workspace.close_view(view_id)

@@ -85,6 +85,7 @@ class WebApi:
             "users.list": self._users_list,
             "usergroups.users.list": self._usergroup_users,
             "reactions.add": self._reactions_add,
+            "views.open": self._views_open,
         }
 
     @property
@@ -251,6 +252,18 @@ class WebApi:
 
     def _usergroup_users(self, params: Params) -> dict[str, Any]:
         return {"users": self.ws.usergroup_users(_str(params, "usergroup"))}
+
+    def _views_open(self, params: Params) -> dict[str, Any]:
+        view = params.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except json.JSONDecodeError as exc:
+                raise ApiError("invalid_arguments") from exc
+        if not isinstance(view, dict):
+            raise ApiError("invalid_arguments")
+        opened = self.ws.open_view(_str(params, "trigger_id"), view)
+        return {"view": opened.to_slack(self.ws.team_id, self.ws.app_id, self.ws.bot_id)}
 
     def _reactions_add(self, params: Params) -> dict[str, Any]:
         channel = self.ws.channel(_str(params, "channel"))

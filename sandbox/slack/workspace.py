@@ -179,6 +179,39 @@ class Delivery:
     body: str
 
 
+@dataclass
+class OpenView:
+    """A modal an app opened for one person (views.open), until it is submitted or closed.
+
+    `errors` holds what the app's last `response_action: errors` said, per block_id."""
+
+    id: str
+    user: str
+    view: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_slack(self, team_id: str, app_id: str, bot_id: str,
+                 values: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The view object as Slack returns it from views.open and in view_submission."""
+        return {
+            "id": self.id, "team_id": team_id, "type": self.view.get("type", "modal"),
+            "blocks": copy.deepcopy(self.view.get("blocks") or []),
+            "private_metadata": self.view.get("private_metadata", ""),
+            "callback_id": self.view.get("callback_id", ""),
+            "state": {"values": values or {}},
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "title": self.view.get("title"), "close": self.view.get("close"),
+            "submit": self.view.get("submit"), "clear_on_close": False,
+            "notify_on_close": bool(self.view.get("notify_on_close")),
+            "external_id": self.view.get("external_id", ""), "previous_view_id": None,
+            "root_view_id": self.id, "app_id": app_id, "bot_id": bot_id,
+        }
+
+
+# Slack accepts a trigger id for 3 seconds, once.
+TRIGGER_SECONDS = 3.0
+
+
 def with_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A copy of `blocks` where each block has a `block_id`, generated as Slack does if absent."""
     out = copy.deepcopy(blocks)
@@ -225,12 +258,16 @@ class Workspace:
         self._users: dict[str, User] = {}
         self._channels: dict[str, Channel] = {}
         self._usergroups: dict[str, list[str]] = {}
+        self._group_handles: dict[str, str] = {}
         self._messages: dict[str, list[Message]] = {}
         self._ephemerals: list[Message] = []
         self._calls: list[ApiCall] = []
         self._responses: list[ResponseUrlPost] = []
         self._response_targets: dict[str, ResponseTarget] = {}
         self._deliveries: list[Delivery] = []
+        self._triggers: dict[str, tuple[str, float]] = {}
+        self._views: dict[str, OpenView] = {}
+        self._shown: dict[str, str] = {}  # command response URL -> the ephemeral it showed
         self.add_user(bot_user_id, bot_user_name, real_name="Rollout Bot", is_bot=True)
         self.add_user("USLACKBOT", "slackbot", real_name="Slackbot", is_bot=True)
 
@@ -247,9 +284,15 @@ class Workspace:
             self._channels[channel_id] = Channel(channel_id, name.lstrip("#"), is_private)
             self._messages.setdefault(channel_id, [])
 
-    def add_usergroup(self, group_id: str, user_ids: list[str]) -> None:
+    def add_usergroup(self, group_id: str, user_ids: list[str], *, handle: str = "") -> None:
+        """A user group; `handle` is how a mention of it reads (`@reviewers`)."""
         with self._lock:
             self._usergroups[group_id] = list(user_ids)
+            self._group_handles[group_id] = handle or group_id
+
+    def usergroup_handles(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._group_handles)
 
     def users(self) -> list[User]:
         with self._lock:
@@ -487,6 +530,56 @@ class Workspace:
         with self._lock:
             return list(self._responses)
 
+    def remember_shown(self, url_id: str, ts: str) -> None:
+        """The ephemeral a command's ack or response URL showed; `replace_original` edits it."""
+        with self._lock:
+            self._shown[url_id] = ts
+
+    def shown(self, url_id: str) -> str | None:
+        with self._lock:
+            return self._shown.get(url_id)
+
+    # -- triggers and modals -----------------------------------------------------------------
+
+    def issue_trigger(self, trigger_id: str, user: str, *, at: float | None = None) -> None:
+        """A trigger id handed to the app with a request (`at`: its monotonic time)."""
+        with self._lock:
+            self._triggers[trigger_id] = (user, time.monotonic() if at is None else at)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> OpenView:
+        """views.open: a fresh, unused trigger opens a modal for the person who acted."""
+        with self._lock:
+            issued = self._triggers.pop(trigger_id, None)
+            if issued is None:
+                raise ApiError("invalid_trigger_id")
+            user, at = issued
+            if time.monotonic() - at > TRIGGER_SECONDS:
+                raise ApiError("expired_trigger_id")
+            if view.get("type") != "modal" or not view.get("title") or "blocks" not in view:
+                raise ApiError("invalid_arguments")
+            opened = OpenView(id=f"V{secrets.token_hex(5).upper()}", user=user,
+                              view={**view, "blocks": with_block_ids(view["blocks"])})
+            self._views[opened.id] = opened
+            return copy.deepcopy(opened)
+
+    def view(self, view_id: str) -> OpenView | None:
+        with self._lock:
+            found = self._views.get(view_id)
+            return copy.deepcopy(found) if found else None
+
+    def views_of(self, user: str) -> list[OpenView]:
+        with self._lock:
+            return [copy.deepcopy(v) for v in self._views.values() if v.user == user]
+
+    def close_view(self, view_id: str) -> None:
+        with self._lock:
+            self._views.pop(view_id, None)
+
+    def set_view_errors(self, view_id: str, errors: dict[str, str]) -> None:
+        with self._lock:
+            if view_id in self._views:
+                self._views[view_id].errors = dict(errors)
+
     def record_delivery(self, delivery: Delivery) -> None:
         with self._lock:
             self._deliveries.append(delivery)
@@ -504,4 +597,4 @@ def seed_default(ws: Workspace) -> None:
     ws.add_user("U0DAVE", "dave", real_name="Dave Diaz", title="Not an approver")
     ws.add_channel("C0ROLLOUT", "llm-rollouts")
     ws.add_channel("C0OTHER", "random")
-    ws.add_usergroup("S0REVIEWERS", ["U0BOB", "U0CAROL"])
+    ws.add_usergroup("S0REVIEWERS", ["U0BOB", "U0CAROL"], handle="reviewers")

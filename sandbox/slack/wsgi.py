@@ -95,6 +95,8 @@ class EmulatorWsgi:
             "/sandbox/command": self._command,
             "/sandbox/click": self._click,
             "/sandbox/message": self._message,
+            "/sandbox/view_submit": self._view_submit,
+            "/sandbox/view_close": self._view_close,
         }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -208,6 +210,20 @@ class EmulatorWsgi:
                 block_id=str(block_id) if block_id else None,
             )
         )
+
+    def _view_submit(self, data: dict[str, Any]) -> Reply:
+        typed = data.get("values") or {}
+        if not isinstance(typed, dict):
+            raise ValueError("values: expected an object of block_id to text")
+        return self._forward(
+            lambda: self.emu.submit_view(
+                str(data["user"]), str(data["view_id"]), {str(k): str(v) for k, v in typed.items()}
+            )
+        )
+
+    def _view_close(self, data: dict[str, Any]) -> Reply:
+        self.emu.close_view(str(data["user"]), str(data["view_id"]))
+        return _json_reply(200, {"ok": True})
 
     def _message(self, data: dict[str, Any]) -> Reply:
         text = str(data.get("text", ""))

@@ -12,6 +12,9 @@ const view = {
   dismissed: new Set(),      // ephemerals the person dismissed
   threadTs: null,            // composer replies into this thread when set
   busy: false,
+  drawnAt: 0,
+  viewId: null,              // the modal (views.open) on screen, if any
+  viewErrors: "",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -32,6 +35,28 @@ const EMOJI = {
   link: "🔗", question: "❓", exclamation: "❗", heavy_minus_sign: "➖", arrow_right: "➡️",
   arrow_up: "⬆️", arrow_down: "⬇️", scales: "⚖️", package: "📦", ship: "🚢", shield: "🛡️",
   stop_sign: "🛑", hammer_and_wrench: "🛠️", bulb: "💡", zap: "⚡", pushpin: "📌",
+  round_pushpin: "📍", raised_hand: "✋", hand: "✋", bell: "🔔", no_bell: "🔕",
+  small_blue_diamond: "🔹", small_orange_diamond: "🔸", large_blue_diamond: "🔷",
+  fast_forward: "⏩", wrench: "🔧", hammer: "🔨", arrow_left: "⬅️", arrow_backward: "◀️",
+  arrow_up_small: "🔼", arrow_down_small: "🔽", heavy_plus_sign: "➕", heavy_multiplication_x: "✖️",
+  ballot_box_with_check: "☑️", negative_squared_cross_mark: "❎", grey_question: "❔",
+  grey_exclamation: "❕", bangbang: "‼️", hourglass_done: "⌛", timer_clock: "⏲️",
+  stop_button: "⏹️", record_button: "⏺️", play_or_pause_button: "⏯️", twisted_rightwards_arrows: "🔀",
+  smile: "😄", smiley: "😃", grinning: "😀", slightly_smiling_face: "🙂", wink: "😉",
+  thinking_face: "🤔", sweat_smile: "😅", joy: "😂", cry: "😢", scream: "😱", sob: "😭",
+  ok_hand: "👌", clap: "👏", pray: "🙏", muscle: "💪", raised_hands: "🙌", point_right: "👉",
+  point_left: "👈", point_up: "☝️", point_down: "👇", v: "✌️", heart: "❤️", star: "⭐",
+  star2: "🌟", boom: "💥", "100": "💯", trophy: "🏆", medal: "🏅", party_popper: "🎉",
+  see_no_evil: "🙈", skull: "💀", ghost: "👻", bug: "🐛", snail: "🐌", turtle: "🐢",
+  rabbit: "🐇", coffee: "☕", beers: "🍻", cloud: "☁️", sunny: "☀️", umbrella: "☂️",
+  computer: "💻", desktop_computer: "🖥️", floppy_disk: "💾", cd: "💿", inbox_tray: "📥",
+  outbox_tray: "📤", clipboard: "📋", pencil: "📝", pencil2: "✏️", books: "📚", book: "📖",
+  key: "🔑", mag_right: "🔎", satellite: "📡", microscope: "🔬", brain: "🧠", dart: "🎯",
+  white_flag: "🏳️", triangular_flag_on_post: "🚩", speech_balloon: "💬", thought_balloon: "💭",
+  loudspeaker: "📢", mega: "📣", email: "📧", envelope: "✉️", hourglass_not_done: "⏳",
+  chart_with_downwards_trend: "📉", new: "🆕", ok: "🆗", sos: "🆘", cool: "🆒", free: "🆓",
+  large_orange_circle: "🟠", large_purple_circle: "🟣", red_square: "🟥", yellow_square: "🟨",
+  orange_square: "🟧", blue_square: "🟦", heavy_check: "✔️", recycle: "♻️", infinity: "♾️",
 };
 
 // ---------------------------------------------------------------- helpers
@@ -109,9 +134,11 @@ function angle(inner) {
     return `<span class="mention">#${esc(label || channelName(target.slice(1)))}</span>`;
   }
   if (target.startsWith("!subteam^")) {
-    const name = label || "@" + target.slice(9);
+    const id = target.slice(9);
+    const name = label || "@" + ((view.state && (view.state.usergroups || {})[id]) || id);
     return `<span class="mention">${esc(name.startsWith("@") ? name : "@" + name)}</span>`;
   }
+  if (target.startsWith("!date^")) return slackDate(target, label);
   if (target.startsWith("!")) {
     return `<span class="mention">@${esc(label || target.slice(1).split("^")[0])}</span>`;
   }
@@ -119,6 +146,42 @@ function angle(inner) {
     return `<a href="${esc(target)}" target="_blank" rel="noopener">${esc(label || target)}</a>`;
   }
   return esc(`<${inner}>`);
+}
+
+// <!date^EPOCH^TOKENS(^link)|fallback>: the reader's local time, as Slack shows it.
+function slackDate(target, fallback) {
+  const [, epoch, tokens] = target.split("^");
+  const when = new Date(Number(epoch) * 1000);
+  if (!tokens || Number.isNaN(when.getTime())) return esc(fallback || "");
+  const day = (d) => d.toDateString();
+  const now = new Date();
+  const relDay = (d) => {
+    const offset = Math.round((new Date(day(d)) - new Date(day(now))) / 86400000);
+    return offset === 0 ? "today" : offset === -1 ? "yesterday" : offset === 1 ? "tomorrow" : null;
+  };
+  const long = when.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  const full = when.toLocaleDateString([], { year: "numeric", month: "long", day: "numeric" });
+  const short = when.toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" });
+  const parts = {
+    date_num: when.toISOString().slice(0, 10), date: full, date_short: short, date_long: long,
+    date_pretty: relDay(when) || full, date_short_pretty: relDay(when) || short,
+    date_long_pretty: relDay(when) || long,
+    time: when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+    time_secs: when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }),
+    ago: ago(when, now),
+  };
+  const text = tokens.replace(/\{(\w+)\}/g, (m, name) => (name in parts ? parts[name] : m));
+  return `<span class="date" title="${esc(when.toString())}">${esc(text)}</span>`;
+}
+
+function ago(when, now) {
+  const seconds = Math.round((when - now) / 1000);
+  const size = Math.abs(seconds);
+  const [n, unit] = size < 60 ? [size, "second"] : size < 3600 ? [Math.round(size / 60), "minute"]
+    : size < 86400 ? [Math.round(size / 3600), "hour"] : [Math.round(size / 86400), "day"];
+  if (size < 5) return "just now";
+  const span = `${n} ${unit}${n === 1 ? "" : "s"}`;
+  return seconds > 0 ? `in ${span}` : `${span} ago`;
 }
 
 function textObj(obj) {
@@ -301,10 +364,13 @@ async function refresh(force) {
   try {
     const res = await fetch(`/sandbox/state?${q}`, { cache: "no-store" });
     const text = await res.text();
-    if (!force && text === view.lastJson) return;
+    // an unchanged state is drawn again now and then, so that "in 2 minutes" keeps moving
+    if (!force && text === view.lastJson && Date.now() - view.drawnAt < 15000) return;
     view.lastJson = text;
     view.state = JSON.parse(text);
+    view.drawnAt = Date.now();
     render();
+    renderView();
   } catch (err) {
     toast(`Emulator unreachable: ${err}`);
   }
@@ -406,6 +472,69 @@ function remember() {
   history.replaceState(null, "", `?${new URLSearchParams({ user: view.user, channel: view.channel })}`);
 }
 
+// ---------------------------------------------------------------- modals (views.open)
+
+// The app's modal for this person, drawn once (so typing survives the polling) and again
+// only when the app answers a submission with errors.
+function renderView() {
+  const open = (view.state.views || [])[0] || null;
+  const backdrop = $("view-backdrop");
+  if (!open) {
+    backdrop.hidden = true;
+    view.viewId = null;
+    return;
+  }
+  const errors = JSON.stringify(open.errors || {});
+  if (open.id === view.viewId && errors === view.viewErrors) return;
+  const typed = open.id === view.viewId ? currentInputs() : {};
+  view.viewId = open.id;
+  view.viewErrors = errors;
+  $("view-title").innerHTML = textObj(open.title);
+  $("view-submit").innerHTML = textObj(open.submit) || "Submit";
+  $("view-close").innerHTML = textObj(open.close) || "Cancel";
+  $("view-blocks").innerHTML = open.blocks.map((b) => b.type === "input"
+    ? inputBlock(b, (open.errors || {})[b.block_id], typed[b.block_id])
+    : renderBlock(b, { ts: "", ephemeral: true })).join("");
+  backdrop.hidden = false;
+  const first = $("view-blocks").querySelector("input,textarea");
+  if (first) first.focus();
+}
+
+function inputBlock(block, error, value) {
+  const el = block.element || {};
+  const optional = block.optional ? ` <span class="optional">(optional)</span>` : "";
+  const attrs = `data-block-id="${esc(block.block_id)}" placeholder="${esc((el.placeholder || {}).text || "")}"` +
+    (el.max_length ? ` maxlength="${Number(el.max_length)}"` : "");
+  const field = el.multiline
+    ? `<textarea rows="3" ${attrs}>${esc(value || "")}</textarea>`
+    : `<input type="text" ${attrs} value="${esc(value || "")}">`;
+  return `<div class="bk-input"><label>${textObj(block.label)}${optional}</label>${field}` +
+    (error ? `<div class="error">${esc(error)}</div>` : "") + `</div>`;
+}
+
+function currentInputs() {
+  const typed = {};
+  for (const el of $("view-blocks").querySelectorAll("[data-block-id]")) {
+    typed[el.dataset.blockId] = el.value;
+  }
+  return typed;
+}
+
+async function submitView() {
+  if (!view.viewId) return;
+  $("view-submit").disabled = true;
+  try {
+    await post("/sandbox/view_submit", { user: view.user, view_id: view.viewId, values: currentInputs() });
+  } finally {
+    $("view-submit").disabled = false;
+  }
+}
+
+async function closeView() {
+  if (!view.viewId) return;
+  await post("/sandbox/view_close", { user: view.user, view_id: view.viewId });
+}
+
 // ---------------------------------------------------------------- wiring
 
 document.addEventListener("click", (e) => {
@@ -442,6 +571,14 @@ $("composer-form").addEventListener("submit", (e) => {
   send($("composer").value);
 });
 $("thread-cancel").addEventListener("click", () => setThread(null));
+$("view").addEventListener("submit", (e) => {
+  e.preventDefault();
+  submitView();
+});
+$("view-close").addEventListener("click", () => closeView());
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && view.viewId && $("modal-backdrop").hidden) closeView();
+});
 
 remember();
 refresh(true);

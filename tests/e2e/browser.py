@@ -18,7 +18,7 @@ import websocket
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-allow-origins=*", "--remote-debugging-port=0", "--window-size=1280,800",
+    "--remote-allow-origins=*", "--remote-debugging-port=0", "--window-size=1280,1000",
 ]
 
 

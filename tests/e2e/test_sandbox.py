@@ -11,11 +11,12 @@ from typing import TypeVar
 
 import pytest
 
-from bot.sandbox import CHANNEL, Sandbox
+from bot.sandbox import CHANNEL, SANDBOX_DIR, Sandbox
 from rollout.service import Ref
 from tests.e2e.browser import Page, chromium
 
 T = TypeVar("T")
+SCREENSHOTS = SANDBOX_DIR / "screenshots"
 
 
 def _eventually(probe: Callable[[], T | None], timeout: float = 10.0,
@@ -80,6 +81,8 @@ def test_the_demo_walks_a_rollout_from_the_chat(sandbox: Sandbox) -> None:
     _eventually(lambda: _weights(sandbox) == [90, 10], box=sandbox)
     ts, value = _eventually(lambda: _button(sandbox, "rollout_rollback"))
     sandbox.slack.click_button("U0CAROL", CHANNEL, ts, "rollout_rollback", value)
+    modal = _eventually(lambda: sandbox.slack.workspace.views_of("U0CAROL"), box=sandbox)[0]
+    sandbox.slack.submit_view("U0CAROL", modal.id, {"rollback_reason": "p99 latency"})
     _eventually(lambda: _weights(sandbox) == [100, 0], box=sandbox)
 
 
@@ -89,31 +92,67 @@ def test_the_demo_scheduler_runs_an_automatic_plan(sandbox: Sandbox) -> None:
     _eventually(lambda: _weights(sandbox) == [0, 100], timeout=20)
 
 
-def test_a_person_in_the_browser_starts_approves_and_rolls_back(sandbox: Sandbox) -> None:
-    """Headless Chromium on the chat page: alice types the command; bob picks himself,
-    clicks Approve; carol clicks Roll back and confirms the dialog."""
+def test_a_person_in_the_browser_walks_the_readme(sandbox: Sandbox) -> None:
+    """Headless Chromium on the chat page, the README's walk: alice mistypes and then starts
+    a rollout; bob approves; dave is refused; carol pauses; bob resumes; carol rolls back
+    through the modal with a reason. A screenshot of each stage is kept in .sandbox/."""
     binary = chromium()
     if binary is None:
         pytest.skip("Chromium is not installed (apt-get install chromium): browser test skipped")
+    shots = SCREENSHOTS
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
     page = Page(binary, f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}")
     try:
         # the page has run its first refresh: the channel list is drawn
         page.wait_for("document.querySelectorAll('#channels li').length > 0")
-        page.evaluate(
-            "document.getElementById('composer').value = "
-            "'/rollout llm-pool-version-2 start --interval 0s';"
-            "document.getElementById('composer-form').requestSubmit(); true")
+        _type(page, "/rollout llm-pool-version-2 strat")
+        page.wait_for("document.body.innerText.includes('did you mean')")
+        page.screenshot(str(shots / "01-mistyped-verb.png"))
+        _type(page, "/rollout llm-pool-version-2 start --interval 3s")
+        page.wait_for("document.body.innerText.includes('awaits approval')")
+        page.wait_for("!document.body.innerText.includes('Working on it')")
+        page.screenshot(str(shots / "02-started.png"))
         _pick_user(page, "U0BOB")
         _click_current(page, sandbox, "rollout_approve")
         _eventually(lambda: _weights(sandbox) == [90, 10])
+        page.wait_for("document.body.innerText.includes('opens for approval at')")
+        page.screenshot(str(shots / "03-approved-baking.png"))
+        page.wait_for("document.body.innerText.includes('Approve step 2')", timeout=20)
+        page.screenshot(str(shots / "04-bake-over.png"))
+        _pick_user(page, "U0DAVE")
+        _click_current(page, sandbox, "rollout_approve")
+        page.wait_for("document.body.innerText.includes('only approvers may')")
+        page.screenshot(str(shots / "05-refused.png"))
+        _pick_user(page, "U0CAROL")
+        _type(page, '/rollout llm-pool-version-2 pause --reason "p99 latency"')
+        page.wait_for("document.body.innerText.includes('paused by @carol: p99 latency')")
+        page.wait_for("document.body.innerText.includes('paused at 10%: p99 latency.')")
+        page.wait_for("!document.body.innerText.includes('Working on it')")
+        page.screenshot(str(shots / "06-paused.png"))
+        _pick_user(page, "U0BOB")
+        _click_current(page, sandbox, "rollout_resume")
+        page.wait_for("document.body.innerText.includes('it was paused by carol')")
+        page.screenshot(str(shots / "07-resumed.png"))
         _pick_user(page, "U0CAROL")
         _click_current(page, sandbox, "rollout_rollback")
-        page.wait_for("!document.getElementById('modal-backdrop').hidden")
-        page.evaluate("document.getElementById('modal-confirm').click(); true")
+        page.wait_for("!document.getElementById('view-backdrop').hidden")
+        page.evaluate("document.querySelector('#view-blocks input').value = 'bad answers'; true")
+        page.screenshot(str(shots / "08-rollback-modal.png"))
+        page.evaluate("document.getElementById('view-submit').click(); true")
         _eventually(lambda: _weights(sandbox) == [100, 0])
-        page.wait_for("document.body.innerText.includes('rolled back')")
+        page.wait_for("document.body.innerText.includes('rolled back from step 1 (10%): "
+                      "bad answers')")
+        page.screenshot(str(shots / "09-rolled-back.png"))
     finally:
         page.close()
+    assert len(list(shots.glob("*.png"))) == 9
+
+
+def _type(page: Page, text: str) -> None:
+    page.evaluate(f"document.getElementById('composer').value = {json.dumps(text)};"
+                  "document.getElementById('composer-form').requestSubmit(); true")
 
 
 def _pick_user(page: Page, user: str) -> None:

@@ -28,7 +28,7 @@ def test_start_posts_a_card_and_a_click_moves_the_route(world: World) -> None:
     thread = eventually(lambda: len(world.slack.thread(CHANNEL, card.ts)) >= 3 and
                         world.slack.thread(CHANNEL, card.ts))
     texts = "\n".join(m.text for m in thread)
-    assert "started" in texts and "step applied" in texts
+    assert "started the rollout" in texts and "<@U0BOB> applied step 1 (10%)" in texts
 
 
 def _phase(world: World) -> str:
@@ -80,12 +80,78 @@ def test_pause_resume_rollback_and_status_from_the_buttons(world: World) -> None
     eventually(lambda: _phase(world) in ("baking", "awaiting_approval"))
     world.click("U0DAVE", card.ts, "rollout_rollback",
                 eventually(lambda: current("rollout_rollback")))
+    modal = eventually(lambda: world.slack.workspace.views_of("U0DAVE"), message="a modal")[0]
+    world.slack.submit_view("U0DAVE", modal.id, {})
     eventually(lambda: _phase(world) == "rolled_back")
     assert world.weights() == {"llm-pool": 100, CANARY: 0}
     eventually(lambda: "rolled back" in world.card().text)
     thread = "\n".join(m.text for m in world.slack.thread(CHANNEL, card.ts))
     for word in ("paused", "resumed", "rolled back"):
         assert word in thread
+
+
+def test_roll_back_opens_a_modal_whose_reason_reaches_the_audit_and_the_thread(
+    world: World,
+) -> None:
+    card = start_rollout(world)
+    value = world.value(card, "rollout_rollback").encode()
+    world.click("U0DAVE", card.ts, "rollout_rollback", value)
+    modal = eventually(lambda: world.slack.workspace.views_of("U0DAVE"), message="a modal")[0]
+    assert modal.view["callback_id"] == "rollout_rollback_modal"
+    assert world.rollout().phase.value == "awaiting_approval"  # the click alone changes nothing
+    assert world.route_patches() == 1
+
+    status, _, _ = world.slack.submit_view("U0DAVE", modal.id, {"rollback_reason": "bad answers"})
+    assert status == 200
+    eventually(lambda: _phase(world) == "rolled_back")
+    assert world.slack.workspace.views_of("U0DAVE") == []
+    history = world.container.service.history(Ref(namespace="default", canary=CANARY))
+    rolled = [e for e in history if e.action == "rolled_back"]
+    assert [(e.actor.id, e.detail) for e in rolled] == [("U0DAVE", "bad answers")]
+    eventually(lambda: any("rolled back from 0%: bad answers" in m.text
+                           for m in world.slack.thread(CHANNEL, card.ts)))
+
+
+def test_a_cancelled_rollback_modal_changes_nothing(world: World) -> None:
+    card = start_rollout(world)
+    world.click("U0DAVE", card.ts, "rollout_rollback",
+                world.value(card, "rollout_rollback").encode())
+    modal = eventually(lambda: world.slack.workspace.views_of("U0DAVE"))[0]
+    world.slack.close_view("U0DAVE", modal.id)
+    assert world.slack.workspace.views_of("U0DAVE") == []
+    assert world.rollout().phase.value == "awaiting_approval"
+    assert world.weights() == {"llm-pool": 100, CANARY: 0}
+
+
+def test_a_modal_submitted_after_the_rollout_moved_on_is_answered_and_changes_nothing(
+    world: World,
+) -> None:
+    card = start_rollout(world)
+    world.click("U0DAVE", card.ts, "rollout_rollback",
+                world.value(card, "rollout_rollback").encode())
+    modal = eventually(lambda: world.slack.workspace.views_of("U0DAVE"))[0]
+    world.command("U0CAROL", f"{CANARY} rollback too slow")
+    eventually(lambda: _phase(world) == "rolled_back")
+    version = world.rollout().version
+    world.slack.submit_view("U0DAVE", modal.id, {"rollback_reason": "late"})
+    eventually(lambda: any("outdated" in m.text or "already" in m.text
+                           for m in world.slack.ephemerals(CHANNEL, "U0DAVE")),
+               message="an answer to the late submission")
+    assert world.rollout().version == version
+    history = world.container.service.history(Ref(namespace="default", canary=CANARY))
+    assert [e.detail for e in history if e.action == "rolled_back"] == ["too slow"]
+
+
+def test_the_answer_replaces_working_on_it(world: World) -> None:
+    status, _, body = world.command("U0ALICE", f"{CANARY} start --interval 0s")
+    assert status == 200 and body == ""
+    answer = eventually(lambda: [m.text for m in world.slack.ephemerals(CHANNEL, "U0ALICE")
+                                 if "started" in m.text], message="the answer")
+    assert len(answer) == 1 and len(world.slack.ephemerals(CHANNEL, "U0ALICE")) == 1
+    posts = [(p.text or "", p.replace_original) for p in world.slack.responses
+             if p.user == "U0ALICE"]
+    assert posts[0] == (":hourglass_flowing_sand: Working on it…", False)
+    assert posts[1][1] is True and "started" in posts[1][0]
 
 
 def test_help_list_and_history_answer_ephemerally(world: World) -> None:
@@ -107,6 +173,8 @@ def test_a_malformed_command_gets_usage_not_a_trace(world: World) -> None:
     assert "Traceback" not in body
     status, _, body = world.command("U0ALICE", f"{CANARY} frobnicate")
     assert "unknown verb" in body and "Usage" in body
+    status, _, body = world.command("U0ALICE", f"{CANARY} strat")
+    assert "did you mean `start`?" in body and len(body.splitlines()) == 2
     assert world.cards() == []
 
 

@@ -49,7 +49,8 @@ def test_a_user_outside_the_approvers_cannot_approve(world: World) -> None:
     status, _, _ = world.click("U0DAVE", card.ts, "rollout_approve",
                                world.value(card, "rollout_approve").encode())
     assert status == 200
-    eventually(lambda: any("only approvers" in t for t in world.ephemeral_texts("U0DAVE")))
+    eventually(lambda: any("only approvers" in t and t.endswith("ask <@U0BOB> or <@U0CAROL>")
+                           for t in world.ephemeral_texts("U0DAVE")))
     eventually(lambda: _denials(world, "approve"))
     assert world.weights() == UNCHANGED
     assert world.rollout().version == before.version
@@ -64,7 +65,8 @@ def test_the_starter_cannot_approve_their_own_rollout(make_world: Callable[..., 
     card = start_rollout(w)
     before = w.rollout()
     w.click("U0ALICE", card.ts, "rollout_approve", w.value(card, "rollout_approve").encode())
-    eventually(lambda: any("two-person rule" in t for t in w.ephemeral_texts("U0ALICE")))
+    eventually(lambda: any("two-person rule" in t and t.endswith("\nAsk <@U0BOB>.")
+                           for t in w.ephemeral_texts("U0ALICE")))
     eventually(lambda: _denials(w, "approve"))
     assert w.weights() == UNCHANGED
     assert w.rollout().version == before.version

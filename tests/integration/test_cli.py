@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import EXIT_OK, EXIT_REFUSED
+from bot.cli import EXIT_OK, EXIT_REFUSED, main
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import Cli, unique_prefix
 from tests.support.real_cluster import RealCluster
@@ -42,8 +43,12 @@ def test_start_then_four_approvals_move_the_route_as_kubectl_sees_it(
         seen.append(_kubectl_weights(admin))
     assert seen == [[100, 0], [90, 10], [75, 25], [50, 50], [0, 100]]
     code, out, _ = cli("history", "llm-pool-version-2")
-    assert out.count("step_applied") == 4 and "by cli:bob via cli" in out
-    assert "started by cli:alice" in out
+    lines = out.splitlines()
+    assert "cli:alice started the rollout: llm-pool → llm-pool-version-2 on HTTPRoute " \
+           "default/routes-to-llm rule 0" in lines[0]
+    assert sum("cli:bob applied step" in line for line in lines) == 4
+    assert "cli:bob approved step 1 (10%)" in out and "the rollout completed at step 4" in out
+    assert "step_applied" not in out and " via " not in out
 
 
 def test_rollback_at_50_restores_100_0(cli: Cli, cluster: RealCluster) -> None:
@@ -80,14 +85,71 @@ def test_node_update_through_the_cli(cli: Cli, cluster: RealCluster) -> None:
     (["start", "llm-pool-version-2", "--steps", "50,10,100"], "strictly increase"),
     (["start", "llm-pool-version-2", "--steps", "10,50"], "must be 100"),
     (["start", "llm-pool-version-2", "--interval", "soon"], "invalid interval"),
-    (["start", "nope"], "InferencePool nope not found"),
+    (["start", "llm-pool-version-2", "--interval", "30"],
+     "interval 30 has no unit: write 30s, 30m or 30h"),
+    (["start", "nope"], "InferencePool nope not found in namespace default (InferencePools in "
+                        "default: llm, llm-new, llm-pool, llm-pool-version-2)"),
+    (["start", "llm-pool-verison-2"], "; did you mean llm-pool-version-2?"),
     (["approve", "llm-pool-version-2"], "no rollout of llm-pool-version-2"),
 ])
 def test_bad_input_is_refused_with_a_clear_line(cli: Cli, argv: list[str], message: str) -> None:
     code, out, err = cli(*argv)
     assert code == EXIT_REFUSED
     assert err.startswith("refused: ") and message in err
+    assert len(err.splitlines()) == 1 and out == ""
     assert "Traceback" not in err + out
+
+
+def test_a_mistyped_pool_of_a_running_rollout_gets_the_close_name(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+    code, _, err = cli("approve", "llm-pool-verison-2", "--as", "bob")
+    assert code == EXIT_REFUSED
+    assert "did you mean llm-pool-version-2? (rollouts in default: llm-pool-version-2)" in err
+
+
+def test_read_verbs_print_json_for_scripts(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    cli("approve", "llm-pool-version-2", "--as", "bob")
+    code, out, _ = cli("status", "llm-pool-version-2", "--output", "json")
+    status = json.loads(out)
+    assert code == EXIT_OK and status["rollout"]["phase"] == "baking"
+    assert status["observed"]["pair"] == {"stable": 90, "canary": 10}
+    assert status["rollout"]["id"].startswith("llm-pool-version-2-")
+    code, out, _ = cli("history", "llm-pool-version-2", "-o", "json")
+    events = json.loads(out)
+    assert [e["action"] for e in events][:3] == ["started", "approved", "step_applied"]
+    assert events[1]["actor"] == {"id": "cli:bob", "name": "cli:bob", "via": "cli",
+                                  "channel": None}
+    code, out, _ = cli("list", "--output", "json")
+    assert [r["canary"] for r in json.loads(out)] == ["llm-pool-version-2"]
+
+
+def test_status_shows_the_full_id_and_no_internal_version(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+    _, out, _ = cli("status", "llm-pool-version-2")
+    rollout_line = next(line for line in out.splitlines() if line.startswith("rollout "))
+    assert rollout_line.split() == ["rollout", json.loads(
+        cli("status", "llm-pool-version-2", "-o", "json")[1])["rollout"]["id"]]
+    assert "(version" not in out
+
+
+def test_internals_are_logged_only_when_asked_not_printed_as_the_answer(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh Redis key prefix is a Redis that lost its counters: the route carries a higher
+    fencing token than the new counter, and the bot raises its counter above it."""
+    cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    cli("approve", "llm-pool-version-2", "--as", "bob")
+    cli("rollback", "llm-pool-version-2", "--as", "bob")
+    monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
+    code, out, err = cli("start", "llm-pool-version-2", "--as", "alice")
+    assert code == EXIT_OK, err
+    assert err == "" and "fence" not in out
+    cli("rollback", "llm-pool-version-2", "--as", "bob")
+    monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
+    code, out, err = cli("start", "llm-pool-version-2", "--as", "alice", "-v")
+    assert code == EXIT_OK and "fence" not in out
+    assert " WARNING rollout.service: fence counter of " in err
 
 
 def test_list_shows_active_rollouts(cli: Cli) -> None:
@@ -107,3 +169,61 @@ def test_the_console_script_runs_as_a_process(cluster_kubeconfig: Path,
     )
     assert done.returncode == 0, done.stderr
     assert "no rollout of default/llm-pool-version-2 is recorded" in done.stdout
+
+
+def _watch(cli: Cli, between: list[tuple[str, ...]]) -> tuple[int, list[str], list[float]]:
+    """`status --watch` with a poll that, instead of sleeping, runs the next command."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        code, _, err = cli(*between.pop(0))
+        assert code == EXIT_OK, err
+
+    out = io.StringIO()
+    code = main(["status", "llm-pool-version-2", "-w", "--every", "5s", *cli.base],
+                out=out, err=io.StringIO(), sleep=sleep)
+    return code, out.getvalue().splitlines(), waits
+
+
+def test_status_watch_follows_a_rollout_until_it_completes(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    approve = ("approve", "llm-pool-version-2", "--as", "bob")
+    code, lines, waits = _watch(cli, [approve] * 4)
+    assert code == EXIT_OK and waits == [5.0] * 4
+    assert lines[0].startswith("rollout   llm-pool-version-2-")
+    changes = [line for line in lines if line[:2].isdigit() and line[2] == ":"]
+    assert [c.split("  ", 1)[1].split(" · ")[0] for c in changes] == [
+        "llm-pool-version-2: baking at 10% (step 1/4)",
+        "llm-pool-version-2: baking at 25% (step 2/4)",
+        "llm-pool-version-2: baking at 50% (step 3/4)",
+        "llm-pool-version-2: completed at 100% (step 4/4)",
+    ]
+    assert "cluster stable 75 / canary 25" in changes[1]
+
+
+def test_status_watch_stops_at_a_pause_and_says_who_and_why(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    pause = ("pause", "llm-pool-version-2", "--as", "carol", "--reason", "p99 latency")
+    code, lines, waits = _watch(cli, [pause])
+    assert code == 1 and len(waits) == 1
+    assert "paused by cli:carol: p99 latency" in lines[-1]
+
+
+def test_status_watch_of_a_finished_rollout_prints_once_and_returns(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+    cli("rollback", "llm-pool-version-2", "--as", "bob")
+    code, lines, waits = _watch(cli, [])
+    assert code == 1 and waits == [] and any("rolled back" in line for line in lines)
+
+
+def test_ctrl_c_ends_a_watch_quietly(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["status", "llm-pool-version-2", "--watch", *cli.base], out=out, err=err,
+                sleep=interrupted)
+    assert code == 130 and err.getvalue() == "" and "awaiting approval" in out.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -189,3 +190,36 @@ def test_get_watch_sees_a_change(kubectl: Kubectl, kube_emulator: KubeEmulator) 
     assert events[0]["type"] == "ADDED"
     assert events[-1]["type"] == "MODIFIED"
     assert _weights(events[-1]["object"])["llm-pool-version-2"] == 42
+
+
+def test_the_demos_watch_line_prints_one_change_per_line(
+    kubectl: Kubectl, kube_emulator: KubeEmulator
+) -> None:
+    """The kubectl line the sandbox prints, as printed: a header, then one line per event."""
+    from bot.sandbox import WATCH_ARGS
+
+    watcher = subprocess.Popen(
+        [*kubectl.base, "--request-timeout=5s", *shlex.split(WATCH_ARGS)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    assert watcher.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 10
+        while not any(r.verb == "watch" for r in kube_emulator.requests):
+            assert time.monotonic() < deadline, "kubectl never started watching"
+            time.sleep(0.02)
+        route = kube_emulator.get_object(*GW, "httproutes", "default", "routes-to-llm")
+        assert route is not None
+        route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 90
+        route["spec"]["rules"][0]["backendRefs"][1]["weight"] = 10
+        kube_emulator.put_object(route)
+        for line in watcher.stdout:  # ends by itself at the request timeout at the latest
+            lines.append(line.rstrip("\n"))
+            if line.split()[-1:] == ["90,10"]:
+                break
+    finally:
+        watcher.kill()
+        watcher.communicate(timeout=10)
+    assert lines[0].split() == ["VERSION", "POOLS", "WEIGHTS"]
+    assert lines[1].split()[1:] == ["llm-pool,llm-pool-version-2", "100,0"]
+    assert lines[-1].split()[1:] == ["llm-pool,llm-pool-version-2", "90,10"]

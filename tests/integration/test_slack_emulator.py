@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 import urllib.error
@@ -278,6 +279,10 @@ class BoltApp:
                 )
             elif text == "ack-text":
                 ack("Working on it…")
+            elif text == "working-then-done":  # as the bot answers a changing verb
+                ack()
+                respond(text="Working on it…")
+                respond(text="done", replace_original=True)
             else:
                 ack()
                 respond("hi")
@@ -288,6 +293,27 @@ class BoltApp:
             ack()
             respond(text="approved", replace_original=False)
             self.seen.put(("action", body))
+
+        @self.app.action("rollout_rollback")
+        def rollback(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+            ack()
+            client.views_open(trigger_id=body["trigger_id"], view={
+                "type": "modal", "callback_id": "why", "private_metadata": "r-1",
+                "title": {"type": "plain_text", "text": "Roll back?"},
+                "submit": {"type": "plain_text", "text": "Roll back"},
+                "blocks": [{"type": "input", "block_id": "reason", "optional": True,
+                            "label": {"type": "plain_text", "text": "Reason"},
+                            "element": {"type": "plain_text_input", "action_id": "text"}}],
+            })
+
+        @self.app.view("why")
+        def why(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+            reason = view["state"]["values"]["reason"]["text"]["value"]
+            if reason == "no":
+                ack(response_action="errors", errors={"reason": "say more"})
+            else:
+                ack()
+            self.seen.put(("view", body))
 
         handler = SlackRequestHandler(self.app)
         self.server = BackgroundServer(handler, ident="bolt-test").start()
@@ -330,6 +356,73 @@ def test_ack_text_is_shown_to_the_user(emu: SlackEmulator, bolt: BoltApp) -> Non
     assert status == 200
     assert "Working on it" in body
     assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["Working on it…"]
+
+
+def test_a_commands_response_replaces_its_earlier_one(emu: SlackEmulator,
+                                                       bolt: BoltApp) -> None:
+    status, _, body = emu.send_slash_command("U0BOB", CH, "working-then-done")
+    assert status == 200 and body == ""
+    _wait_for(lambda: len(emu.responses) == 2)
+    assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["done"]
+    assert [(r.kind, r.replace_original) for r in emu.responses] == [
+        ("command", False), ("command", True)]
+
+
+def test_views_open_needs_a_fresh_unused_trigger(emu: SlackEmulator, client: WebClient) -> None:
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "T"}, "blocks": []}
+    with pytest.raises(SlackApiError) as unknown:
+        client.views_open(trigger_id="1.2.3", view=view)
+    assert unknown.value.response["error"] == "invalid_trigger_id"
+    emu.workspace.issue_trigger("t-old", "U0BOB", at=time.monotonic() - 4)  # 4 seconds ago
+    with pytest.raises(SlackApiError) as old:
+        client.views_open(trigger_id="t-old", view=view)
+    assert old.value.response["error"] == "expired_trigger_id"
+    emu.workspace.issue_trigger("t-new", "U0BOB")
+    opened = client.views_open(trigger_id="t-new", view=view)["view"]
+    assert opened["id"].startswith("V") and opened["type"] == "modal"
+    with pytest.raises(SlackApiError) as again:
+        client.views_open(trigger_id="t-new", view=view)
+    assert again.value.response["error"] == "invalid_trigger_id"
+
+
+def test_a_click_opens_a_modal_and_its_submission_reaches_the_app(
+    emu: SlackEmulator, bolt: BoltApp
+) -> None:
+    emu.send_slash_command("U0ALICE", CH, "card")
+    bolt.next()
+    _wait_for(lambda: len(emu.messages(CH)) == 1)
+    (card,) = emu.messages(CH)
+    emu.click_button("U0CAROL", CH, card.ts, "rollout_rollback", "r-1:0:7")
+    _wait_for(lambda: emu.workspace.views_of("U0CAROL"))
+    (modal,) = emu.workspace.views_of("U0CAROL")
+    _, _, raw = _get(f"{emu.url}/sandbox/state?channel={CH}&user=U0CAROL")
+    (shown,) = json.loads(raw)["views"]
+    assert shown["id"] == modal.id and shown["title"]["text"] == "Roll back?"
+    assert emu.workspace.views_of("U0ALICE") == []
+
+    answer = _post_json(emu.url + "/sandbox/view_submit",
+                        {"user": "U0CAROL", "view_id": modal.id, "values": {"reason": "no"}})
+    assert answer["ok"]
+    assert bolt.next()[0] == "view"
+    assert emu.workspace.views_of("U0CAROL")[0].errors == {"reason": "say more"}
+
+    emu.submit_view("U0CAROL", modal.id, {"reason": "p99 latency"})
+    kind, body = bolt.next()
+    assert kind == "view" and body["type"] == "view_submission"
+    assert body["user"]["id"] == "U0CAROL"
+    assert body["view"]["private_metadata"] == "r-1"
+    assert body["view"]["state"]["values"] == {
+        "reason": {"text": {"type": "plain_text_input", "value": "p99 latency"}}}
+    assert emu.workspace.views_of("U0CAROL") == []
+
+
+def test_cancel_closes_a_modal_without_telling_the_app(emu: SlackEmulator,
+                                                      client: WebClient) -> None:
+    emu.workspace.issue_trigger("t", "U0BOB")
+    view = client.views_open(trigger_id="t", view={
+        "type": "modal", "title": {"type": "plain_text", "text": "T"}, "blocks": []})["view"]
+    assert _post_json(emu.url + "/sandbox/view_close", {"user": "U0BOB", "view_id": view["id"]})
+    assert emu.workspace.views_of("U0BOB") == [] and emu.deliveries == []
 
 
 def test_forged_or_stale_signatures_are_refused(emu: SlackEmulator, bolt: BoltApp) -> None:
@@ -382,6 +475,21 @@ def test_response_url_replace_and_delete_original(emu: SlackEmulator, client: We
     assert [m.text for m in emu.messages(CH)] == ["replaced", "for everyone"]
     _post_json(url, {"delete_original": True})
     assert [m.text for m in emu.messages(CH)] == ["for everyone"]
+
+
+def test_a_commands_response_url_can_replace_its_ack(emu: SlackEmulator) -> None:
+    from sandbox.slack import responses
+    from sandbox.slack.workspace import ResponseTarget
+
+    target = ResponseTarget("command", CH, "U0BOB")
+    url = responses.issue(emu.workspace, emu.url, target)
+    responses.apply_command_ack(emu.workspace, target, 200, "text/plain", "Working on it…",
+                                "/rollout", url_id=url.rsplit("/", 1)[-1])
+    assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["Working on it…"]
+    _post_json(url, {"replace_original": True, "text": "done"})
+    assert [m.text for m in emu.ephemerals(CH, "U0BOB")] == ["done"]
+    _post_json(url, {"delete_original": True})
+    assert emu.ephemerals(CH, "U0BOB") == []
 
 
 # -- the chat page -----------------------------------------------------------------------------
@@ -472,3 +580,16 @@ def test_form_encoded_calls_are_understood(emu: SlackEmulator) -> None:
     assert emu.calls[-1].token == TOKEN
     (message,) = emu.messages(CH)
     assert message.blocks[0]["type"] == "divider"
+
+
+def test_the_page_draws_every_emoji_the_bot_writes() -> None:
+    """Slack shows `:round_pushpin:` as 📍; so must the chat page, for each code the bot uses."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "sandbox" / "static" / "chat.js").read_text()
+    known = set(re.findall(r"\"?([a-z0-9_+]+)\"?: \"[^\x00-\x7f]", page))
+    used = {code for source in [*root.glob("handlers/*.py"), *root.glob("bot/*.py")]
+            for code in re.findall(r"(?<![\w:]):([a-z0-9_+-]+):", source.read_text())}
+    assert {"round_pushpin", "raised_hand", "white_check_mark"} <= used
+    assert used - known == set()

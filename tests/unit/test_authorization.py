@@ -109,3 +109,27 @@ def test_slack_failing_to_list_a_group_is_temporary() -> None:
     authorizer = Authorizer(POLICY, GroupMembers(fetch=fetch, cache=None, ttl_seconds=60))
     with pytest.raises(TemporaryFailure):
         authorizer.denial(Verb.APPROVE, user_id="U0DAVE", channel_id="C0ROLLOUT")
+
+
+def test_a_refused_non_approver_is_told_who_can_approve() -> None:
+    denial = _decide(Verb.APPROVE, "U0DAVE")
+    assert denial == ("only approvers may `approve` a rollout and you are not one of them; "
+                      "ask <@U0BOB> or a member of <!subteam^S0REV>")
+    only_group = Policy.of(approver_groups=["S0REV"])
+    assert str(_decide(Verb.RESUME, "U0DAVE", policy=only_group)).endswith(
+        "ask a member of <!subteam^S0REV>")
+
+
+def test_the_authorizer_names_the_groups_members_where_slack_answers() -> None:
+    members = GroupMembers(fetch=lambda _g: ["U0CAROL", "U0BOB"], cache=None, ttl_seconds=60)
+    denial = Authorizer(Policy.of(approver_groups=["S0REV"]), members).denial(
+        Verb.APPROVE, user_id="U0DAVE", channel_id="C0ROLLOUT")
+    assert str(denial).endswith("ask a member of <!subteam^S0REV> (<@U0BOB>, <@U0CAROL>)")
+
+
+def test_who_approves_never_names_the_person_refused() -> None:
+    members = GroupMembers(fetch=lambda _g: ["U0ALICE", "U0CAROL"], cache=None, ttl_seconds=60)
+    authorizer = Authorizer(Policy.of(approvers=["U0ALICE", "U0BOB"], approver_groups=["S0R"]),
+                            members)
+    assert authorizer.who_approves(exclude="U0ALICE") == \
+        "ask <@U0BOB> or a member of <!subteam^S0R> (<@U0CAROL>)"

@@ -7,10 +7,21 @@ from typing import Any
 
 import pytest
 
-from handlers.cards import ButtonValue, approvable_step, event_line, progress_bar, render_card
+from handlers.cards import (
+    REASON_ACTION,
+    REASON_BLOCK,
+    ROLLBACK_MODAL,
+    ButtonValue,
+    approvable_step,
+    event_line,
+    progress_bar,
+    render_card,
+    rollback_modal,
+    short_id,
+)
 from rollout import machine
 from rollout.errors import InvalidInput
-from rollout.models import Actor, Rollout
+from rollout.models import Actor, PauseKind, Rollout
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
 NOW = T0 + timedelta(seconds=1)
@@ -44,15 +55,53 @@ def test_a_new_rollout_awaits_its_first_approval() -> None:
     assert ButtonValue.decode(buttons["rollout_approve"]["value"]) == ButtonValue(
         rollout_id="r1", step=0, version=2)
     text = _text(r)
-    for part in ("HTTPRoute default/routes-to-llm rule 0", "`llm-pool` → `llm-pool-version-2`",
+    for part in ("HTTPRoute default/routes-to-llm rule 0", "Rollout llm-pool → llm-pool-version-2",
+                 "weights llm-pool 100 / llm-pool-version-2 0",
                  "░░░░░░░░░░ 0%", "awaiting approval", "<@U0ALICE>", "10% :raised_hand:"):
         assert part in text
 
 
-def test_rollback_has_a_danger_style_and_a_confirm_dialog() -> None:
+def test_the_plan_is_shown_once_with_the_current_step_marked() -> None:
+    r = _approved(started(interval=30))
+    plans = [b["text"]["text"] for b in render_card(r, now=NOW).blocks
+             if b["type"] == "section" and "text" in b and "*Plan:*" in b["text"]["text"]]
+    assert plans == ["*Plan:* *10%* :round_pushpin: → 25% → 50% → 100%\n"
+                     "bake 30s between steps, an approval for each step"]
+    assert _text(r).count("25%") == 1 + _text(r).count("step 2 (25%)")
+
+
+def test_rollback_is_red_and_opens_a_modal_instead_of_a_bare_confirm() -> None:
     rollback = _buttons(started())["rollout_rollback"]
-    assert rollback["style"] == "danger"
-    assert rollback["confirm"]["confirm"]["text"] == "Roll back"
+    assert rollback["style"] == "danger" and "confirm" not in rollback
+
+
+def test_the_rollback_modal_asks_for_an_optional_reason() -> None:
+    view = rollback_modal(_approved(started()), metadata='{"value":"x"}').to_dict()
+    assert view["type"] == "modal" and view["callback_id"] == ROLLBACK_MODAL
+    assert view["private_metadata"] == '{"value":"x"}'
+    assert view["submit"]["text"] == "Roll back"
+    assert "goes back to `llm-pool`" in view["blocks"][0]["text"]["text"]
+    assert "now has 10%" in view["blocks"][0]["text"]["text"]
+    reason = view["blocks"][1]
+    assert reason["type"] == "input" and reason["optional"] is True
+    assert (reason["block_id"], reason["element"]["action_id"]) == (REASON_BLOCK, REASON_ACTION)
+
+
+def test_times_are_slack_dates_that_each_reader_sees_in_local_time() -> None:
+    r = _approved(started(interval=600))
+    text = _text(r)
+    due = int((T0 + timedelta(seconds=601)).timestamp())
+    assert f"<!date^{due}^{{time}} ({{ago}})|12:10:01 UTC>" in text
+    assert "(in " not in text
+    assert f"Started by <@U0ALICE> · <!date^{int(T0.timestamp())}^" in text
+
+
+def test_the_card_shows_a_short_id_and_no_version() -> None:
+    r = started().model_copy(update={"id": "llm-pool-version-2-20261126-023403-787a60",
+                                     "version": 7})
+    shown = str([b for b in render_card(r, now=NOW).blocks if b["type"] != "actions"])
+    assert "rollout `787a60`" in shown and "20261126" not in shown and "version 7" not in shown
+    assert short_id(started()) == "r1"
 
 
 def test_baking_shows_pause_and_the_next_due_time_and_who_approved() -> None:
@@ -61,7 +110,7 @@ def test_baking_shows_pause_and_the_next_due_time_and_who_approved() -> None:
     assert set(_buttons(r)) == {"rollout_pause", "rollout_rollback"}
     text = _text(r)
     assert "▓░░░░░░░░░ 10%" in text and "step 1 (10%) approved by <@U0BOB>" in text
-    assert "Next: step 2 (25%) opens for approval at 12:10:01 UTC (in 10m)" in text
+    assert "Next: step 2 (25%) opens for approval at <!date^" in text
     assert "*10%* :round_pushpin:" in text
 
 
@@ -72,10 +121,26 @@ def test_a_bake_that_is_over_offers_the_next_approval() -> None:
     assert _buttons(r, later)["rollout_approve"]["text"]["text"] == "Approve step 2: 25%"
 
 
-def test_paused_offers_resume_and_says_why() -> None:
+def test_paused_offers_resume_and_says_who_and_why() -> None:
     r = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
     assert set(_buttons(r)) == {"rollout_resume", "rollout_rollback"}
-    assert "paused (manual): p99 latency" in _text(r)
+    assert "paused by <@U0CAROL>: p99 latency" in _text(r)
+    unexplained = machine.pause(started(), actor=CAROL, now=NOW).rollout
+    assert "paused by <@U0CAROL>" in _text(unexplained)
+    assert "paused by carol" not in _text(unexplained)
+
+
+def test_a_pause_by_the_bot_says_so_and_its_kind() -> None:
+    r = machine.pause(started(), actor=Actor.scheduler(), now=NOW, reason="weights changed",
+                      kind=PauseKind.DRIFT).rollout
+    assert "paused by the scheduler (drift): weights changed" in _text(r)
+
+
+def test_the_resume_line_says_who_paused_why_and_who_resumed() -> None:
+    paused = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
+    resumed = machine.resume(paused, actor=BOB, now=NOW)
+    assert [event_line(e) for e in resumed.events] == [
+        ":arrow_forward: <@U0BOB> resumed at 0%; it was paused by carol: p99 latency"]
 
 
 def test_completed_offers_only_rollback_and_rolled_back_offers_nothing() -> None:
@@ -107,5 +172,20 @@ def test_event_lines() -> None:
     r = started()
     decision = machine.approve(r, actor=BOB, now=NOW)
     lines = [event_line(e) for e in decision.events]
-    assert lines[0].startswith(":thumbsup: approved step 1 (10%) by <@U0BOB>")
-    assert "step applied step 1 (10%)" in lines[1]
+    assert lines == [":thumbsup: <@U0BOB> approved step 1 (10%)",
+                     ":arrow_up: <@U0BOB> applied step 1 (10%): stable 90 / canary 10"]
+    back = machine.rollback(decision.rollout, actor=ALICE, now=NOW, reason="errors")
+    assert event_line(back.events[0]) == ":rewind: <@U0ALICE> rolled back from step 1 (10%): errors"
+    auto = machine.rollback(decision.rollout, actor=ALICE, now=NOW)
+    assert event_line(auto.events[0]) == ":rewind: <@U0ALICE> rolled back from step 1 (10%)"
+
+
+def test_a_rolled_back_card_shows_the_weights_from_before_the_start() -> None:
+    at_25 = machine.approve(_approved(started()), actor=CAROL, now=NOW).rollout
+    back = machine.rollback(at_25, actor=ALICE, now=NOW, reason="errors").rollout
+    message = render_card(back, now=NOW)
+    text = str(message.blocks)
+    assert "░░░░░░░░░░ 0%" in text and "weights llm-pool 100 / llm-pool-version-2 0" in text
+    assert "rolled back from 25%" in text
+    assert "*Plan:* ~10%~ → ~25%~ → 50% → 100%" in text and ":round_pushpin:" not in text
+    assert message.text == "Rollout llm-pool → llm-pool-version-2: 0%, rolled back"

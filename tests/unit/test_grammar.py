@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.commands import CommandRequest, Verb
-from handlers.grammar import USAGE, GrammarError, normalise, parse
+from handlers.commands import POOL_VERBS, CommandRequest, Verb
+from handlers.grammar import (
+    GENERAL_USAGE,
+    USAGE,
+    USAGE_LINES,
+    GrammarError,
+    normalise,
+    parse,
+)
 from handlers.replies import error_reply
 from rollout.errors import InvalidInput
 
@@ -53,7 +60,7 @@ def test_the_default_namespace_comes_from_the_caller() -> None:
 
 
 @pytest.mark.parametrize("interval, seconds", [("0s", 0), ("15m", 900), ("1h", 3600),
-                                               ("45", 45)])
+                                               ("0", 0)])
 def test_intervals(interval: str, seconds: int) -> None:
     assert parse(f"{POOL} start --interval {interval}").interval_seconds == seconds
 
@@ -100,6 +107,7 @@ def test_smart_quotes_and_dashes_from_chat_clients() -> None:
     (f"{POOL} start --steps 0,100", "at least 1"),
     (f"{POOL} start --interval 5d", "invalid interval"),
     (f"{POOL} start --interval 200h", "at most 7 days"),
+    (f"{POOL} start --interval 30", "interval 30 has no unit: write 30s, 30m or 30h"),
 ])
 def test_bad_input_is_refused_clearly(text: str, fragment: str) -> None:
     with pytest.raises(InvalidInput) as refused:
@@ -107,11 +115,51 @@ def test_bad_input_is_refused_clearly(text: str, fragment: str) -> None:
     assert fragment in str(refused.value)
 
 
-def test_a_refusal_reply_carries_the_usage() -> None:
+def _refusal(text: str) -> str:
     with pytest.raises(GrammarError) as refused:
-        parse(f"{POOL} frobnicate")
-    reply = error_reply(refused.value)
-    assert "unknown verb" in reply and USAGE in reply
+        parse(text)
+    return error_reply(refused.value)
+
+
+def test_a_refusal_reply_carries_one_usage_line_not_the_whole_help() -> None:
+    reply = _refusal(f"{POOL} frobnicate")
+    assert reply == (":warning: unknown verb `frobnicate`\n"
+                     f"*Usage:* {GENERAL_USAGE}")
+    assert USAGE not in reply and len(reply.splitlines()) == 2
+
+
+@pytest.mark.parametrize("verb", list(Verb))
+def test_the_usage_line_is_the_verbs_own(verb: Verb) -> None:
+    assert f"/rollout {'<pool> ' if verb in POOL_VERBS else ''}{verb.value}" in USAGE_LINES[verb]
+
+
+@pytest.mark.parametrize("text, verb", [
+    (f"{POOL} pause --steps 10,100", Verb.PAUSE),
+    (f"{POOL} start --interval 30", Verb.START),
+    (f"{POOL} start --bogus", Verb.START),
+    ("rollback", Verb.ROLLBACK),
+    (f"{POOL} approve extra", Verb.APPROVE),
+])
+def test_an_error_about_a_verb_shows_that_verbs_usage(text: str, verb: Verb) -> None:
+    assert _refusal(text).endswith(f"*Usage:* {USAGE_LINES[verb]}")
+
+
+@pytest.mark.parametrize("text, suggestion", [
+    (f"{POOL} strat", "unknown verb `strat`; did you mean `start`?"),
+    (f"strat {POOL}", "unknown verb `strat`; did you mean `start`?"),
+    (f"{POOL} aprove", "unknown verb `aprove`; did you mean `approve`?"),
+    (f"{POOL} rolback", "did you mean `rollback`?"),
+    ("lsit", "unknown verb `lsit`; did you mean `list`?"),
+    (f"{POOL} start --intreval 5m", "unknown option `--intreval`; did you mean `--interval`?"),
+    (f"{POOL} pause --reasn x", "did you mean `--reason`?"),
+])
+def test_a_mistyped_verb_or_option_gets_a_suggestion(text: str, suggestion: str) -> None:
+    assert suggestion in _refusal(text)
+
+
+def test_a_word_far_from_any_verb_gets_no_guess() -> None:
+    assert "did you mean" not in _refusal(f"{POOL} frobnicate")
+    assert "did you mean" not in _refusal(f"{POOL} start --zzz")
 
 
 def test_the_usage_names_every_verb_and_option() -> None:

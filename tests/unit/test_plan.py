@@ -16,10 +16,17 @@ def test_default_plan_is_10_25_50_100_with_approvals() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("0s", 0), ("90s", 90), ("15m", 900), ("2h", 7200), ("30", 30)]
+    ("text", "seconds"), [("0s", 0), ("0", 0), ("90s", 90), ("15m", 900), ("2h", 7200)]
 )
 def test_intervals(text: str, seconds: int) -> None:
     assert parse_interval(text) == seconds
+
+
+def test_a_bare_number_is_refused_in_one_line_that_says_how_to_write_it() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_interval("30")
+    assert str(refused.value) == "interval 30 has no unit: write 30s, 30m or 30h"
+    assert parse_interval("30", require_unit=False) == 30  # settings: seconds, as before
 
 
 @pytest.mark.parametrize("text", ["", "15x", "m", "-5m", "1.5h", "8000h"])

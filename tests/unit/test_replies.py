@@ -1,0 +1,46 @@
+"""What the person who asked reads in Slack: short answers, errors with one usage line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from handlers.commands import CommandRequest, CommandResult, Verb
+from handlers.replies import error_reply, result_reply
+from rollout import machine
+from rollout.errors import InvalidInput, NotFound
+from rollout.service import Outcome, Status
+from tests.unit.builders import CAROL, T0, started
+
+NOW = T0 + timedelta(seconds=1)
+LONG_ID = "llm-pool-version-2-20261126-023403-787a60"
+
+
+def test_status_says_who_paused_and_why_and_gives_the_full_id() -> None:
+    r = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
+    r = r.model_copy(update={"id": LONG_ID})
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.STATUS, pool=r.canary),
+                                       status=Status(r, None, "llm-pool-version-2: paused")))
+    assert "Paused by carol: p99 latency" in reply.splitlines()
+    assert f"id `{LONG_ID}`" in reply
+
+
+def test_the_list_shows_short_ids() -> None:
+    r = started().model_copy(update={"id": LONG_ID})
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.LIST), rollouts=[r]))
+    assert "(`787a60`)" in reply and LONG_ID not in reply
+
+
+def test_errors_from_the_service_get_one_general_usage_line() -> None:
+    assert error_reply(InvalidInput("give --route or --rewrite, not both")).splitlines() == [
+        ":warning: give --route or --rewrite, not both",
+        "*Usage:* `/rollout <pool|adapter> <verb> [options]`; `/rollout help` lists them all",
+    ]
+    assert error_reply(NotFound("InferencePool x not found")) == \
+        ":no_entry: InferencePool x not found"
+
+
+def test_an_answer_names_the_rollout_by_its_short_id() -> None:
+    r = started().model_copy(update={"id": LONG_ID})
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.START, pool=r.canary),
+                                       outcome=Outcome(r, f"Rollout {LONG_ID} started.")))
+    assert reply == ":white_check_mark: Rollout `787a60` started."
