@@ -17,14 +17,15 @@ from rollout.plan import build_plan, parse_interval, parse_steps
 
 USAGE = """\
 *Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`
-*Verbs:* `start`, `status`, `approve`, `pause`, `resume`, `rollback`, `promote`, `history`
+*Verbs:* `start`, `status`, `approve`, `approve-plan`, `pause`, `resume`, `rollback`, `promote`, \
+`history`
 *Options:*
   `--namespace NS` namespace of the pool and route (default: the bot's)
   `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
   `--stable POOL` the pool that keeps the rest of the traffic
   `--steps 10,25,50,100` canary percentages, increasing to 100 (start)
   `--interval 15m` bake time between steps: s, m or h (start)
-  `--auto` step up automatically after each bake, no approvals (start)
+  `--auto` step up automatically after each bake; the plan itself needs `approve-plan` (start)
   `--approvals N` distinct approvers needed per step (start)
   `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
   `--reason "text"` why (pause, rollback)

@@ -1,13 +1,17 @@
 """The Bolt listeners for `/rollout` and the card's buttons.
 
 Each listener acks first (Slack allows 3 seconds), then parses, authorizes, calls the
-service through `run_command` (or the version-checked button path), and renders the answer.
+service through `run_command` (or, for a button, with what the button was drawn for: the
+service checks it under the target lock; nothing here second-guesses it), and renders the
+answer.
 Nothing else lives here (DESIGN §9 point 4); the work after the ack runs on Bolt's listener
 executor, so a slow cluster never delays the ack.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -17,7 +21,7 @@ from slack_bolt import Ack, App, Respond
 
 from handlers.authorization import Authorizer
 from handlers.card_sync import CardPublisher
-from handlers.cards import APPROVE, PAUSE, RESUME, ROLLBACK, ButtonValue
+from handlers.cards import APPROVE, APPROVE_PLAN, PAUSE, RESUME, ROLLBACK, ButtonValue
 from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
 from handlers.replies import error_reply, result_reply
@@ -29,15 +33,15 @@ from rollout.errors import (
     RolloutError,
     Unauthorized,
 )
-from rollout.models import Actor
+from rollout.models import Actor, Click
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
 
 WORKING = ":hourglass_flowing_sand: Working on it…"
-BUTTON_VERBS = {APPROVE: Verb.APPROVE, PAUSE: Verb.PAUSE, RESUME: Verb.RESUME,
-                ROLLBACK: Verb.ROLLBACK}
-BUTTON_PATTERN = re.compile(r"^rollout_(approve|pause|resume|rollback)$")
+BUTTON_VERBS = {APPROVE: Verb.APPROVE, APPROVE_PLAN: Verb.APPROVE_PLAN, PAUSE: Verb.PAUSE,
+                RESUME: Verb.RESUME, ROLLBACK: Verb.ROLLBACK}
+BUTTON_PATTERN = re.compile(r"^rollout_(approve|approve_plan|pause|resume|rollback)$")
 
 
 @dataclass
@@ -70,8 +74,7 @@ class SlackEdge:
             ack(text=WORKING)
         else:
             ack()
-        trigger = command.get("trigger_id")
-        req = replace(req, request_id=f"slack:{trigger}" if trigger else None)
+        req = replace(req, request_id=command_request_id(command))
         _respond(respond, self._run(req, _actor(command)), self._tel)
 
     def _run(self, req: CommandRequest, actor: Actor) -> str:
@@ -93,52 +96,52 @@ class SlackEdge:
     def on_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any],
                   respond: Respond) -> None:
         ack()
-        verb = BUTTON_VERBS[str(action.get("action_id"))]
+        action_id = str(action.get("action_id"))
+        verb = BUTTON_VERBS[action_id]
         self._tel.request("button", verb.value)
         user = body.get("user") or {}
         channel = (body.get("channel") or {}).get("id") or \
             (body.get("container") or {}).get("channel_id")
         actor = Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
                       via="slack", channel=channel)
-        text = self._click(verb, actor, str(action.get("value") or ""),
-                           request_id=f"slack:{body.get('trigger_id')}:{action.get('action_ts')}")
+        text = self._click(verb, action_id, actor, str(action.get("value") or ""),
+                           request_id=click_request_id(body, action))
         if text:
             _respond(respond, text, self._tel, replace_original=False)
 
-    def _click(self, verb: Verb, actor: Actor, raw: str, *, request_id: str) -> str | None:
+    def _click(self, verb: Verb, action_id: str, actor: Actor, raw: str, *,
+               request_id: str) -> str | None:
         """The button path; returns what to tell the clicker, None when the card says it."""
         ref: Ref | None = None
         try:
-            value = ButtonValue.decode(raw)
-            ref = Ref(rollout_id=value.rollout_id)
+            click = ButtonValue.decode(raw).click(action_id)
+            ref = Ref(rollout_id=click.rollout_id)
             denial = self.authorizer.denial(verb, user_id=actor.id, channel_id=actor.channel)
             if denial:
                 return self._deny(actor, verb.value, ref, denial)
-            outcome = self._apply_click(verb, ref, value, actor, request_id)
+            outcome = self._apply_click(verb, ref, click, actor, request_id)
         except RolloutError as exc:
             return self._failed(exc, actor, verb.value, ref)
         except Exception:
             log.exception("button %s failed", verb.value)
             return ":warning: Something went wrong on the bot's side; it is logged."
-        if outcome is None:
-            return (":information_source: This card is outdated: the rollout has moved on "
-                    "since it was drawn. Nothing changed; look at the card again.")
         if outcome.changed and outcome.ok:
             return None
         return result_reply_for(outcome)
 
-    def _apply_click(self, verb: Verb, ref: Ref, value: ButtonValue, actor: Actor,
-                     request_id: str) -> Outcome | None:
-        if verb is Verb.APPROVE:  # the service checks step and version under the lock
-            return self.service.approve(ref, actor=actor, step=value.step,
-                                        version=value.version, request_id=request_id)
-        if self.service.get(ref).version != value.version:
-            return None
+    def _apply_click(self, verb: Verb, ref: Ref, click: Click, actor: Actor,
+                     request_id: str) -> Outcome:
+        """One service call with what the button was drawn for; the service decides."""
+        s, rid = self.service, request_id
+        if verb is Verb.APPROVE:
+            return s.approve(ref, actor=actor, click=click, request_id=rid)
+        if verb is Verb.APPROVE_PLAN:
+            return s.approve_plan(ref, actor=actor, click=click, request_id=rid)
         if verb is Verb.PAUSE:
-            return self.service.pause(ref, actor=actor, request_id=request_id)
+            return s.pause(ref, actor=actor, click=click, request_id=rid)
         if verb is Verb.RESUME:
-            return self.service.resume(ref, actor=actor, request_id=request_id)
-        return self.service.rollback(ref, actor=actor, request_id=request_id)
+            return s.resume(ref, actor=actor, click=click, request_id=rid)
+        return s.rollback(ref, actor=actor, click=click, request_id=rid)
 
     # -- refusals and failures -----------------------------------------------------------
 
@@ -176,6 +179,28 @@ def result_reply_for(outcome: Outcome) -> str:
 def register(app: App, edge: SlackEdge, *, command: str = "/rollout") -> None:
     app.command(command)(edge.on_command)
     app.action(BUTTON_PATTERN)(edge.on_button)
+
+
+def click_request_id(body: dict[str, Any], action: dict[str, Any]) -> str:
+    """The idempotency key of a click, from what every delivery of it carries: who clicked
+    what on which message, and Slack's own ids of the click where present. A redelivery
+    has the same key; two clicks differ at least by action_ts or by what the button held."""
+    parts = {
+        "user": (body.get("user") or {}).get("id"),
+        "message": (body.get("container") or {}).get("message_ts")
+        or (body.get("message") or {}).get("ts"),
+        "action": action.get("action_id"), "value": action.get("value"),
+        "action_ts": action.get("action_ts"), "trigger": body.get("trigger_id"),
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    return f"slack:click:{digest}"
+
+
+def command_request_id(command: dict[str, Any]) -> str | None:
+    """A slash command's key: Slack's trigger id, unique per invocation. Without one there
+    is nothing that tells a redelivery from a new command, so none is used."""
+    trigger = command.get("trigger_id")
+    return f"slack:command:{trigger}" if trigger else None
 
 
 def _actor(command: dict[str, Any]) -> Actor:
