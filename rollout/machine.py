@@ -246,7 +246,8 @@ def approve_plan(
     self_approval: bool = False,
 ) -> Decision:
     """Approve a plan whose steps apply without per-step approvals (DESIGN invariant 10).
-    Where the first step is waiting for it, that step applies now."""
+    Where an automatic step was waiting for it, the step is due now: the scheduler applies
+    it, as it applies every automatic step."""
     _require_active(r, "approve")
     if not r.plan.automatic:
         raise Conflict(f"the plan of {r.canary} has no automatic steps: each step is "
@@ -261,13 +262,15 @@ def approve_plan(
                        "the card again")
     _refuse_author(r, actor, self_approval, "approve its plan")
     r = _update(r, now, plan_approval=Approval(step=-1, actor=actor, at=now))
-    event = _event(r, "plan_approved", actor, now, "automatic steps may apply")
     pending = r.pending_step
-    if (r.phase is Phase.AWAITING_APPROVAL and pending is not None
-            and r.plan.steps[pending].gate is Gate.AUTO):
-        return _apply(r, pending, actor, now, (event,))
+    if r.phase is Phase.AWAITING_APPROVAL and pending is not None:
+        r = _ready_for_next(r, now)
+    event = _event(r, "plan_approved", actor, now, "automatic steps may apply")
+    due = ""
+    if r.phase is Phase.BAKING and pending is not None:
+        due = f"; {_step_label(r, pending)} applies now"
     return Decision(rollout=r, events=(event,),
-                    message=f"{actor.label} approved the plan of {r.canary}.")
+                    message=f"{actor.label} approved the plan of {r.canary}{due}.")
 
 
 def _refuse_paused(r: Rollout) -> None:

@@ -7,10 +7,15 @@ rollout, that race is what it tests (reminders every second keep the state movin
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections.abc import Callable
 
+from handlers.cards import ButtonValue
+from rollout.errors import RolloutError
 from rollout.models import Phase
+from rollout.service import Ref
 from sandbox.slack import block_actions_body
 from sandbox.slack.delivery import deliver
 from sandbox.slack.payloads import block_actions_payload, button_action, encode_payload
@@ -294,3 +299,73 @@ def test_approval_requests_and_reminders_mention_the_approvers_with_slack_dates(
     assert all("<@U0BOB>" in t and "<@U0CAROL>" in t for t in lines)
     assert all("<!date^" in t and "{date_short_pretty} {time}|" in t for t in lines)
     assert any("reminder" in t for t in lines)
+
+
+# -- the race as reviewers live it ---------------------------------------------------------
+
+
+def _latest_id(w: World) -> str | None:
+    try:
+        return str(w.rollout().id)
+    except RolloutError:
+        return None
+
+
+def _reviewer(w: World, user: str, rollout_id: str, seed: int, errors: list[str]) -> None:
+    """Click Approve within a second of each drawing that offers a step not yet clicked,
+    as a person reading the card would, while the scheduler keeps reminding."""
+    rng = random.Random(seed)
+    clicked: set[int] = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = w.container.service.get(Ref(rollout_id=rollout_id))
+        if r.phase is Phase.COMPLETED or r.card is None:
+            if r.phase is Phase.COMPLETED:
+                return
+            time.sleep(0.02)
+            continue
+        message = w.slack.message(CHANNEL, r.card.ts)
+        button = w.button(message, "rollout_approve") if message is not None else None
+        step = ButtonValue.decode(button["value"]).step if button else None
+        if button is None or step is None or step in clicked:
+            time.sleep(0.02)
+            continue
+        time.sleep(rng.uniform(0.0, 1.0))
+        clicked.add(step)
+        status, _, _ = w.click(user, r.card.ts, "rollout_approve", button["value"])
+        if status != 200:
+            errors.append(f"{user} step {step}: HTTP {status}")
+    errors.append(f"{user}: the rollout did not complete in time")
+
+
+def test_two_reviewers_clicking_within_a_second_of_each_update_are_never_refused(
+    make_world: Callable[..., World],
+) -> None:
+    """`--approvals 2`, 100 steps (five rollouts of 20), reminders every second: every
+    click a reviewer makes on the card as drawn is accepted."""
+    w = _scheduled(make_world, rollout_reminder="1s")
+    steps = ",".join(str(p) for p in range(5, 101, 5))
+    applied = 0
+    for round_ in range(5):
+        if round_:
+            w.command("U0DAVE", f"{CANARY} rollback")
+            eventually(lambda: _phase(w) is Phase.ROLLED_BACK)
+        before = w.rollout().id if round_ else None
+        w.command("U0ALICE", f"{CANARY} start --steps {steps} --interval 0s --approvals 2")
+        rollout_id = eventually(lambda b=before: _latest_id(w) != b and _latest_id(w))
+        errors: list[str] = []
+        threads = [threading.Thread(target=_reviewer, args=(w, user, rollout_id, seed, errors))
+                   for seed, user in enumerate(("U0BOB", "U0CAROL"), start=round_ * 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        done = w.container.service.get(Ref(rollout_id=rollout_id))
+        assert done.phase is Phase.COMPLETED
+        assert len(done.approvals) == 40
+        applied += done.step + 1
+    assert applied == 100
+    assert w.weights() == {"llm-pool": 0, CANARY: 100}
+    for user in ("U0BOB", "U0CAROL"):
+        assert w.ephemeral_texts(user) == [], f"{user} was refused"

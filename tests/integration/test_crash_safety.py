@@ -117,6 +117,8 @@ def test_a_step_killed_at_any_point_is_applied_exactly_once(
     auto = via == "tick"
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 50, 100], interval_seconds=0, auto=auto))
+    if auto:  # an automatic plan applies nothing before its approval
+        world.service.approve_plan(REF, actor=BOB)
     rollout_id = world.service.get(REF).id
     dying = _dying(world, point)
     with pytest.raises(Killed):

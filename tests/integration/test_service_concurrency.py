@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from rollout.errors import Conflict, RolloutError, Superseded
-from rollout.models import Phase
+from rollout.models import Click, Phase
 from rollout.plan import build_plan
 from rollout.service import Outcome, Ref
 from rollout.split import baseline_pair
@@ -41,11 +41,13 @@ def _together(calls: list[Callable[[], object]]) -> list[object]:
 
 
 def test_fifty_threads_approving_the_same_step_apply_it_once(world: World) -> None:
-    world.service.start(namespace="default", canary=POOL, actor=ALICE,
-                        plan=build_plan(interval_seconds=600))
+    started = world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                  plan=build_plan(interval_seconds=600)).rollout
+    assert started is not None
+    click = Click(rollout_id=started.id, step=0, epoch=started.epoch)  # one card, many clicks
     before = world.route_patches()
     results = _together([
-        (lambda actor=actor: world.service.approve(REF, actor=actor, step=0))
+        (lambda actor=actor: world.service.approve(REF, actor=actor, click=click))
         for actor in [BOB, CAROL] * 25
     ])
     assert world.route_patches() == before + 1

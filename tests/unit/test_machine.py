@@ -85,7 +85,8 @@ def test_tick_applies_an_automatic_step_when_due_and_not_before() -> None:
     r = started(auto=True, interval=30)
     assert r.phase is Phase.AWAITING_APPROVAL and r.needs_plan_approval
     assert not machine.tick(r, now=T0 + timedelta(hours=1)).changed
-    d = machine.approve_plan(r, actor=BOB, now=T0)
+    r = machine.approve_plan(r, actor=BOB, now=T0).rollout
+    d = machine.tick(r, now=T0)
     assert d.effect == ApplyStep(step=0, percent=10)
     r = d.rollout
     assert not machine.tick(r, now=T0 + timedelta(seconds=29)).changed
@@ -212,8 +213,9 @@ def test_an_automatic_plan_waits_for_another_approver_before_any_step() -> None:
     with pytest.raises(Unauthorized, match="two-person rule"):
         machine.approve_plan(r, actor=ALICE, now=T0)
     d = machine.approve_plan(r, actor=BOB, now=T0)
-    assert d.effect == ApplyStep(step=0, percent=10)
-    assert [e.action for e in d.events] == ["plan_approved", "step_applied"]
+    assert d.effect is None and [e.action for e in d.events] == ["plan_approved"]
+    assert d.rollout.phase is Phase.BAKING and d.rollout.next_due_at == T0
+    assert machine.tick(d.rollout, now=T0).effect == ApplyStep(step=0, percent=10)
     again = machine.approve_plan(d.rollout, actor=CAROL, now=T0)
     assert not again.changed and "already approved" in again.message
     with pytest.raises(Conflict, match="no automatic steps"):
