@@ -59,6 +59,7 @@ def history_lines(events: list[AuditEvent]) -> list[str]:
         where = f" in {e.actor.channel}" if e.actor.channel else ""
         step = f" step {e.step + 1} ({e.percent}%)" if e.step is not None and e.step >= 0 else ""
         detail = f": {e.detail}" if e.detail else ""
-        out.append(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action}{step} by {e.actor.label} "
+        login = f" (login {e.actor.login})" if e.actor.login else ""
+        out.append(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action}{step} by {e.actor.label}{login} "
                    f"via {e.actor.via}{where}{detail}")
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import io
 import json
 import shutil
 import subprocess
@@ -41,7 +43,7 @@ def test_start_then_four_approvals_move_the_route_as_kubectl_sees_it(
         seen.append(_kubectl_weights(kube_kubeconfig))
     assert seen == [[100, 0], [90, 10], [75, 25], [50, 50], [0, 100]]
     code, out, _ = cli("history", "llm-pool-version-2")
-    assert out.count("step_applied") == 4 and "by cli:bob via cli" in out
+    assert out.count("step_applied") == 4 and "by cli:bob (login " in out
     assert "started by cli:alice" in out
 
 
@@ -106,3 +108,44 @@ def test_the_console_script_runs_as_a_process(kube_kubeconfig: Path,
     )
     assert done.returncode == 0, done.stderr
     assert "no rollout of default/llm-pool-version-2 is recorded" in done.stdout
+
+
+def test_an_automatic_plan_from_the_cli_needs_approve_plan_by_another_name(cli: Cli) -> None:
+    code, out, err = cli("start", "llm-pool-version-2", "--auto", "--interval", "0s",
+                         "--steps", "50,100", "--as", "alice")
+    assert code == EXIT_OK, err
+    assert "approve-plan" in out
+    code, _, err = cli("approve-plan", "llm-pool-version-2", "--as", "alice")
+    assert code == EXIT_REFUSED and "two-person rule" in err
+    code, _, err = cli("approve", "llm-pool-version-2", "--as", "bob")
+    assert code == EXIT_REFUSED and "approve-plan" in err
+    code, out, err = cli("approve-plan", "llm-pool-version-2", "--as", "bob")
+    assert code == EXIT_OK, err
+    assert "approved the plan" in out
+    code, out, _ = cli("history", "llm-pool-version-2")
+    login = getpass.getuser()
+    assert f"plan_approved by cli:bob (login {login}) via cli" in out
+    assert f"started by cli:alice (login {login})" in out
+
+
+def test_resume_of_a_rollout_that_is_not_paused_is_refused(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+    code, _, err = cli("resume", "llm-pool-version-2", "--as", "bob")
+    assert code == EXIT_REFUSED and "is not paused" in err
+
+
+def test_a_missing_kubeconfig_is_one_line_and_exit_2(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config either
+    for argv in (["status", "llm-pool-version-2"],
+                 ["status", "llm-pool-version-2", "--kubeconfig", str(tmp_path / "nope")]):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(argv, out=out, err=err)
+        assert code == EXIT_REFUSED
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "kubeconfig" in lines[0]
+        assert "Traceback" not in err.getvalue() + out.getvalue()
