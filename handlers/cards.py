@@ -191,6 +191,8 @@ def _next_line(r: Rollout, now: datetime) -> str:
     label = f"step {pending + 1} ({step.percent}%)"
     if r.phase is Phase.PAUSED:
         return f"Next: {label} once resumed"
+    if r.needs_plan_approval:
+        return f"Next: {label} once an approver approves the plan"
     if approvable_step(r, now) is not None:
         need = f"{len(r.approvers_of(pending))}/{step.approvals} approvals"
         return f"Next: {label} waits for approval ({need})"
