@@ -374,8 +374,8 @@ class RolloutService:
             return active
         try:
             marker = self.traffic.observe(r).marker
-        except (ClusterUnavailable, NotFound):
-            return None
+        except (ClusterUnavailable, NeedsOperator, Refused):
+            return None  # nothing says; the rollback's own write then answers
         return marker.rollout_id if marker is not None else None
 
     def _reconcile(self, r: Rollout, hold: _Hold) -> tuple[Rollout, Outcome | None]:
