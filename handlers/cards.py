@@ -43,21 +43,25 @@ class ButtonValue:
 
     rollout_id: str
     step: int
-    epoch: int = 0
+    epoch: int | None = 0
     pause: int | None = None
 
     def encode(self) -> str:
-        data: dict[str, object] = {"r": self.rollout_id, "s": self.step, "e": self.epoch}
+        data: dict[str, object] = {"r": self.rollout_id, "s": self.step}
+        if self.epoch is not None:
+            data["e"] = self.epoch
         if self.pause is not None:
             data["p"] = self.pause
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> ButtonValue:
+        """A card drawn before epochs existed carries none: its step is still checked."""
         try:
             data = json.loads(text)
-            pause = data.get("p")
-            return cls(rollout_id=str(data["r"]), step=int(data["s"]), epoch=int(data["e"]),
+            epoch, pause = data.get("e"), data.get("p")
+            return cls(rollout_id=str(data["r"]), step=int(data["s"]),
+                       epoch=None if epoch is None else int(epoch),
                        pause=None if pause is None else int(pause))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidInput("this button is not one of the bot's; use `/rollout`") from exc

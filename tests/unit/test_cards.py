@@ -98,6 +98,9 @@ def test_button_values_are_compact_and_checked() -> None:
     value = ButtonValue(rollout_id="r1", step=2, epoch=7, pause=7)
     assert value.encode() == '{"r":"r1","s":2,"e":7,"p":7}'
     assert ButtonValue.decode(value.encode()) == value
+    drawn_before_epochs = ButtonValue.decode('{"r":"r1","s":2,"v":7}')
+    assert drawn_before_epochs == ButtonValue(rollout_id="r1", step=2, epoch=None)
+    assert drawn_before_epochs.click("rollout_approve").epoch is None
     for bad in ("", "nope", '{"r":"x"}', "[1]"):
         with pytest.raises(InvalidInput):
             ButtonValue.decode(bad)
