@@ -288,7 +288,7 @@ def test_approval_requests_and_reminders_mention_the_approvers_with_slack_dates(
 ) -> None:
     w = _scheduled(make_world, rollout_approver_groups=["S0REVIEWERS"], rollout_reminder="1s")
     card = start_rollout(w)
-    w.click("U0BOB", card.ts, "rollout_approve", w.value(card, "rollout_approve").encode())
+    w.command("U0BOB", f"{CANARY} approve")  # the bake of 0s ends: an approval request
 
     def asks() -> list[str]:
         return [m.text for m in w.slack.thread(CHANNEL, card.ts)
