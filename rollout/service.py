@@ -261,7 +261,8 @@ class RolloutService:
         except NeedsOperator:
             pass  # the locked path below pauses with the reason
         else:
-            if machine.reconcile(rollout, observed, now=self.clock.now()) is None:
+            found = machine.reconcile(rollout, observed, now=self.clock.now())
+            if found is None or not found.changed:
                 return None
         return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
                              lambda r, now: Decision(rollout=r, message="", changed=False))
@@ -390,7 +391,7 @@ class RolloutService:
                 return r, None
         else:
             found = machine.reconcile(r, observed, now=now)
-            if found is None:
+            if found is None or not found.changed:  # agrees, or already paused for it
                 return r, None
             decision = found
         saved = self.store.save(decision.rollout, expected_version=r.version, lease=hold.lease,
