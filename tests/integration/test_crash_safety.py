@@ -94,16 +94,17 @@ class _NoRelease(DyingStore):
 
 
 def _retry(call: Any) -> Any:
-    """The next command after a crash waits out the dead process's lock (TTL 0.3 s)."""
+    """The next command after a crash waits out the dead process's lock (TTL 0.3 s), and
+    retries as told when its own lock lapses on a loaded machine (TemporaryFailure)."""
     import time
 
-    from rollout.errors import Busy
+    from rollout.errors import TemporaryFailure
 
     deadline = time.monotonic() + 5
     while True:
         try:
             return call()
-        except Busy:
+        except TemporaryFailure:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

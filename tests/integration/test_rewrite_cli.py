@@ -41,7 +41,7 @@ def test_start_and_approve_an_adapter_rollout_end_to_end(cli: Cli,
     code, out, _ = cli("status", V2)
     assert code == EXIT_OK and "completed" in out and REWRITE in out
     code, out, _ = cli("history", V2)
-    assert out.count("step_applied") == 4 and "by cli:bob via cli" in out
+    assert out.count("step_applied") == 4 and "by cli:bob (login " in out
     code, out, err = cli("rollback", V2, "--as", "bob", "--reason", "bad answers")
     assert code == EXIT_OK, err
     assert _rewrite(kube_emulator)["spec"] == spec
