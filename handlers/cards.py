@@ -117,8 +117,10 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
         ),
         _section(f"*Split* `{progress_bar(r.canary_percent)}` to `{r.canary}`"),
         _section(f"*Plan* {_plan_line(r, now)}\n{describe_plan(r.plan)}"),
-        _context(_people(r)),
     ]
+    if r.plan.automatic:
+        blocks.append(_section(_plan_approval_text(r)))
+    blocks.append(_context(_people(r)))
     due = _next_line(r, now)
     if due:
         blocks.append(_context(due))
@@ -126,8 +128,6 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
     if buttons:
         blocks.append({"type": "actions", "block_id": "rollout_actions", "elements": buttons})
     blocks.append(_context(f"id `{r.id}` · version {r.version}"))
-    if r.plan.automatic:
-        blocks.insert(4, _section(_plan_approval_text(r)))
     text = f"{header}: {r.canary_percent}%, {r.phase.value.replace('_', ' ')}"
     return CardMessage(text=text, blocks=blocks)
 
