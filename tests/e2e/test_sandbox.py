@@ -129,15 +129,19 @@ def _pick_user(page: Page, user: str) -> None:
 
 
 def _click_current(page: Page, box: Sandbox, action_id: str) -> None:
-    """Click the button of the card as it is now (its value carries the state version), once
-    the page has polled it in: a person clicks what they see."""
+    """Click the button as the page shows it, once the page has polled the card in: a person
+    clicks what they see. Finding and clicking are one step in the page, because the page
+    redraws the card as it polls and a button found a moment ago may be gone."""
     def find(value: str) -> str:
         return (f"([...document.querySelectorAll('[data-action-id=\"{action_id}\"]')]"
                 f".find(b => JSON.parse(b.dataset.click).value === {json.dumps(value)}) || null)")
 
-    def shown() -> str | None:
+    def clicked() -> bool:
         current = _button(box, action_id)
-        return current[1] if current and page.evaluate(f"{find(current[1])} !== null") else None
+        if current is None:
+            return False
+        return bool(page.evaluate(
+            f"(() => {{ const b = {find(current[1])}; if (!b) return false; b.click(); "
+            "return true; })()"))
 
-    value = _eventually(shown, box=box)
-    page.evaluate(f"{find(value)}.click(); true")
+    _eventually(clicked, box=box)
