@@ -1,7 +1,10 @@
 """`rollout-bot`: the servers, the sandbox, and break-glass operations without Slack.
 
 Operations go through the same RolloutService as Slack, with the actor recorded as
-`cli:<user>` (or `--as NAME`), so the CLI is audited and fenced like any click.
+`cli:<user>` (or `--as NAME`, with the operating-system login beside it), so the CLI is
+audited and fenced like any click. It is break-glass: whoever holds the cluster and Redis
+credentials may run it, so Slack's approver and channel rules do not apply here; the domain's
+own rules (two-person approval of steps and of automatic plans) do.
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ RECOVERY = {
 _HELP = {
     Verb.START: "start a rollout of POOL next to its stable pool",
     Verb.APPROVE: "approve the pending step",
+    Verb.APPROVE_PLAN: "approve a plan with automatic steps (not by its author)",
     Verb.PAUSE: "pause the rollout (a safety action)",
     Verb.RESUME: "resume a paused rollout",
     Verb.ROLLBACK: "restore the weights from before start (a safety action)",
@@ -149,9 +153,19 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
     )
 
 
-def cli_actor(name: str | None) -> Actor:
-    user = name or getpass.getuser()
-    return Actor(id=f"cli:{user}", name=f"cli:{user}", via="cli")
+def cli_actor(name: str | None, *, login: str | None = None) -> Actor:
+    """`cli:NAME` (or `cli:<login>`), with the operating-system login kept beside it: `--as`
+    is what a person claims, the login is who ran the command."""
+    login = login or _login()
+    user = name or login
+    return Actor(id=f"cli:{user}", name=f"cli:{user}", via="cli", login=login)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER: a bare container
+        return "unknown"
 
 
 def render(result: CommandResult) -> list[str]:

@@ -9,6 +9,12 @@ import os
 
 from kubernetes import client, config
 
+from bot.settings import SettingsError
+
+
+class KubeConfigMissing(SettingsError):
+    """No usable Kubernetes configuration: the caller says so in one line."""
+
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -16,9 +22,17 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         configuration = client.Configuration()
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, client_configuration=configuration
-        )
+        if kubeconfig is not None and not os.path.isfile(os.path.expanduser(kubeconfig)):
+            raise KubeConfigMissing(f"kubeconfig {kubeconfig} does not exist (set KUBECONFIG "
+                                    "or --kubeconfig)")
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        except config.ConfigException as exc:
+            first = " ".join(str(exc).split())
+            raise KubeConfigMissing(f"no usable kubeconfig ({first}); set KUBECONFIG or "
+                                    "--kubeconfig, or run inside the cluster") from None
     # one retry for a dropped connection; timeouts are set per request by the adapters
     configuration.retries = 1
     return client.ApiClient(configuration)

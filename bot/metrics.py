@@ -97,7 +97,7 @@ class Metrics:
                 self.steps_applied.inc()
             elif event.action == "rolled_back":
                 self.rollbacks.inc()
-            elif event.action == "approved":
+            elif event.action in ("approved", "plan_approved"):
                 self.approvals.inc()
         r = outcome.rollout
         if not outcome.ok and r is not None and (

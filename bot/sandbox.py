@@ -103,6 +103,7 @@ class Sandbox:
             "  /rollout llm-pool-version-2 start --interval 30s",
             "then switch to bob or carol (reviewers) and click Approve; or try",
             "  /rollout llm-pool-version-2 start --steps 10,50,100 --interval 10s --auto",
+            "  (bob or carol clicks Approve plan, then the steps apply on their own)",
             "  /rollout llm-new start --route llm-route      (a node update adds the pool)",
             "",
             "Watch the weights move (one line per change):",

@@ -22,6 +22,7 @@ from bot.bootstrap import Container
 from bot.settings import Settings
 from handlers.authorization import Authorizer, GroupMembers, Policy
 from handlers.card_sync import CardPublisher
+from handlers.mentions import approvers_mention
 from handlers.slack_listeners import SlackEdge, register
 from handlers.telemetry import Telemetry
 
@@ -81,8 +82,11 @@ def build_app(
         request_verification_enabled=not socket_mode,
         logger=logging.getLogger("rollout-bot.bolt"),
     )
+    mention = approvers_mention(approvers=settings.rollout_approvers,
+                                groups=settings.rollout_approver_groups)
     cards = CardPublisher(client=web_client, service=container.service, clock=container.clock,
-                          notify_channel=notify_channel(settings), telemetry=telemetry)
+                          notify_channel=notify_channel(settings), telemetry=telemetry,
+                          mention=mention)
     container.listeners.append(cards)
     edge = SlackEdge(
         service=container.service,

@@ -60,7 +60,13 @@ def history_lines(events: list[AuditEvent]) -> list[str]:
     the raw events)."""
     if not events:
         return ["no events recorded"]
-    return [f"{e.at:%Y-%m-%d %H:%M:%S}  {event_sentence(e)}{_where(e)}" for e in events]
+    return [f"{e.at:%Y-%m-%d %H:%M:%S}  {event_sentence(e)}{_login(e)}{_where(e)}"
+            for e in events]
+
+
+def _login(e: AuditEvent) -> str:
+    """The operating-system login behind a CLI actor, where `--as` named someone else."""
+    return f" (login {e.actor.login})" if e.actor.login else ""
 
 
 def _where(e: AuditEvent) -> str:

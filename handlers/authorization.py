@@ -41,6 +41,7 @@ NEEDS: dict[Verb, Need] = {
     Verb.PAUSE: Need.CHANNEL,  # a safety action: anyone may stop the line
     Verb.ROLLBACK: Need.CHANNEL,  # likewise
     Verb.APPROVE: Need.APPROVER,
+    Verb.APPROVE_PLAN: Need.APPROVER,
     Verb.PROMOTE: Need.APPROVER,
     Verb.RESUME: Need.APPROVER,
     Verb.STATUS: Need.NOTHING,

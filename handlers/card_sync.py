@@ -2,8 +2,9 @@
 thread after every saved change, whoever made it (Slack, the CLI, the scheduler).
 
 A rollout with no card yet gets one, in the channel it was started from or in the notify
-channel. Slack failures here are logged and counted, never raised: chat is a window on the
-rollout, not part of it.
+channel. Lines that ask for an approval (the start, an approval request, a reminder) mention
+the approvers and say since when, in Slack's own date markup. Slack failures here are
+logged and counted, never raised: chat is a window on the rollout, not part of it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 from slack_sdk import WebClient
 
 from handlers.cards import event_line, render_card
+from handlers.mentions import slack_date
 from handlers.telemetry import NoTelemetry, Telemetry
 from rollout.clock import Clock
 from rollout.errors import RolloutError
-from rollout.models import Card, Rollout
+from rollout.models import AuditEvent, Card, Phase, Rollout
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,9 @@ class CardPublisher:
     def __init__(
         self, *, client: WebClient, service: RolloutService, clock: Clock,
         notify_channel: str | None = None, telemetry: Telemetry | None = None,
+        mention: str = "",
     ) -> None:
+        self._mention = mention
         self._client = client
         self._service = service
         self._clock = clock
@@ -52,12 +56,23 @@ class CardPublisher:
                 return
             if latest.card is not None:
                 self._update(latest, card)
-            lines = [event_line(e) for e in outcome.events]
+            lines = [self._line(e, latest) for e in outcome.events]
             if not outcome.ok:
                 lines.append(f":warning: {outcome.message}")
             if lines:
                 self._call("chat.postMessage", lambda: self._client.chat_postMessage(
                     channel=card.channel, thread_ts=card.ts, text="\n".join(lines)))
+
+    def _line(self, event: AuditEvent, r: Rollout) -> str:
+        line = event_line(event)
+        asks = event.action in ("approval_requested", "reminder") or (
+            event.action == "started" and r.phase is Phase.AWAITING_APPROVAL)
+        if not asks:
+            return line
+        since = r.awaiting_since or event.at
+        who = f"{self._mention}: " if self._mention else ""
+        what = "the plan" if r.needs_plan_approval else "this step"
+        return f"{line}\n{who}please review {what}; waiting since {slack_date(since)}"
 
     def post_to_thread(self, rollout: Rollout, text: str) -> None:
         """A message in the card's thread (a NeedsOperator alert), if the rollout has a card."""

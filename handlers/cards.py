@@ -1,8 +1,8 @@
 """The rollout card: one Block Kit message per rollout, re-rendered from state on every change.
 
 Pure functions of (rollout, now), so the card can never show something the state does not
-say, and every replica renders the same card. Buttons carry the state version they were
-drawn from; a click from an older card is recognised as outdated.
+say, and every replica renders the same card. Buttons carry what they act on (the rollout,
+the step, the epoch for Approve, the pause for Resume); the service checks it under the lock.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from slack_sdk.models.views import View
 
 from handlers.sentences import event_sentence
 from rollout.errors import InvalidInput
-from rollout.models import ACTIVE_PHASES, Actor, AuditEvent, Gate, PauseKind, Phase, Rollout
+from rollout.models import ACTIVE_PHASES, Actor, AuditEvent, Click, Gate, PauseKind, Phase, Rollout
 from rollout.plan import format_seconds
 from rollout.split import expected_pair
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
     "rollout_approve", "rollout_pause", "rollout_resume", "rollout_rollback",
 )
-ACTION_IDS = (APPROVE, PAUSE, RESUME, ROLLBACK)
+APPROVE_PLAN = "rollout_approve_plan"
+ACTION_IDS = (APPROVE, APPROVE_PLAN, PAUSE, RESUME, ROLLBACK)
 BAR_WIDTH = 10
 
 Block = dict[str, Any]
@@ -47,23 +48,41 @@ _PHASE_LABEL = {
 
 @dataclass(frozen=True)
 class ButtonValue:
-    """What a button remembers: which rollout, which step, which version of the state."""
+    """What a button remembers: the rollout, the step it was drawn at, the epoch (checked
+    for Approve) and, on Resume, the pause it ends (the epoch that pause began)."""
 
     rollout_id: str
     step: int
-    version: int
+    epoch: int | None = 0
+    pause: int | None = None
 
     def encode(self) -> str:
-        return json.dumps({"r": self.rollout_id, "s": self.step, "v": self.version},
-                          separators=(",", ":"))
+        data: dict[str, object] = {"r": self.rollout_id, "s": self.step}
+        if self.epoch is not None:
+            data["e"] = self.epoch
+        if self.pause is not None:
+            data["p"] = self.pause
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def decode(cls, text: str) -> ButtonValue:
+        """A card drawn before epochs existed carries none: its step is still checked."""
         try:
             data = json.loads(text)
-            return cls(rollout_id=str(data["r"]), step=int(data["s"]), version=int(data["v"]))
-        except (ValueError, TypeError, KeyError) as exc:
+            epoch, pause = data.get("e"), data.get("p")
+            return cls(rollout_id=str(data["r"]), step=int(data["s"]),
+                       epoch=None if epoch is None else int(epoch),
+                       pause=None if pause is None else int(pause))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidInput("this button is not one of the bot's; use `/rollout`") from exc
+
+    def click(self, action_id: str) -> Click:
+        """What the service checks for this button: the epoch for the approvals, the pause
+        for Resume, the rollout id alone for Pause and Roll back."""
+        approving = action_id in (APPROVE, APPROVE_PLAN)
+        return Click(rollout_id=self.rollout_id, step=self.step,
+                     epoch=self.epoch if approving else None,
+                     pause=self.pause if action_id == RESUME else None)
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,8 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
     pending = r.pending_step
     if pending is None or r.plan.steps[pending].gate is not Gate.APPROVAL:
         return None
+    if r.needs_plan_approval:
+        return None
     if r.phase is Phase.AWAITING_APPROVAL:
         return pending
     if r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now:
@@ -96,7 +117,8 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
 def render_card(r: Rollout, *, now: datetime) -> CardMessage:
     header = f"Rollout {r.stable} → {r.canary}"
     percent, stable_weight, canary = _split(r)
-    undone = f" · rolled back from {r.canary_percent}%" if r.phase is Phase.ROLLED_BACK else ""
+    reached = r.plan.steps[r.step].percent if r.step >= 0 else 0
+    undone = f" · rolled back from {reached}%" if r.phase is Phase.ROLLED_BACK else ""
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
         _fields(
@@ -104,10 +126,13 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
             ("Phase", _phase_text(r)),
         ),
         _section(f"*Split* `{progress_bar(percent)}` to `{r.canary}` "
-                 f"(weights {r.stable} {stable_weight} / {r.canary} {canary}){undone}"),
+                 f"(weights {r.stable} {stable_weight} / {r.canary} {canary}){undone}"
+                 f"{_drift_note(r)}"),
         _section(f"*Plan:* {_plan_line(r, now)}\n{_plan_terms(r)}"),
-        _context(_people(r)),
     ]
+    if r.plan.automatic:
+        blocks.append(_section(_plan_approval_text(r)))
+    blocks.append(_context(_people(r)))
     due = _next_line(r, now)
     if due:
         blocks.append(_context(due))
@@ -140,6 +165,22 @@ def short_id(r: Rollout) -> str:
 def slack_date(at: datetime, tokens: str, fallback: str) -> str:
     """Slack's `<!date^...>`: each reader sees their own local time, kept current by Slack."""
     return f"<!date^{int(at.timestamp())}^{tokens}|{fallback}>"
+
+
+def _drift_note(r: Rollout) -> str:
+    """After drift, what the cluster showed: the weights above are the plan's, not these."""
+    pause = r.pause
+    if r.phase is Phase.PAUSED and pause is not None and pause.seen_stable is not None:
+        seen = "absent" if pause.seen_canary is None else str(pause.seen_canary)
+        return f"\n:warning: the cluster shows {pause.seen_stable} / {seen} (changed by hand)"
+    return ""
+
+
+def _plan_approval_text(r: Rollout) -> str:
+    if r.plan_approval is not None:
+        return f":white_check_mark: Automatic plan approved by {_who(r.plan_approval.actor)}"
+    return (f":raised_hand: Steps apply without per-step approvals, so the plan itself needs "
+            f"an approver other than {_who(r.requester)} (*Approve plan*) before step 1")
 
 
 def _phase_text(r: Rollout) -> str:
@@ -211,6 +252,8 @@ def _next_line(r: Rollout, now: datetime) -> str:
     label = f"step {pending + 1} ({step.percent}%)"
     if r.phase is Phase.PAUSED:
         return f"Next: {label} once resumed"
+    if r.needs_plan_approval:
+        return f"Next: {label} once an approver approves the plan"
     if approvable_step(r, now) is not None:
         need = f"{len(r.approvers_of(pending))}/{step.approvals} approvals"
         return f"Next: {label} waits for approval ({need})"
@@ -223,17 +266,20 @@ def _next_line(r: Rollout, now: datetime) -> str:
 
 def _buttons(r: Rollout, now: datetime) -> list[Block]:
     step = r.pending_step if r.pending_step is not None else r.step
-    value = ButtonValue(rollout_id=r.id, step=step, version=r.version).encode()
+    value = ButtonValue(rollout_id=r.id, step=step, epoch=r.epoch).encode()
     out: list[Block] = []
     approvable = approvable_step(r, now)
     if approvable is not None:
         percent = r.plan.steps[approvable].percent
         out.append(_button(APPROVE, f"Approve step {approvable + 1}: {percent}%", value,
                            style="primary"))
+    if r.needs_plan_approval and r.phase in (Phase.AWAITING_APPROVAL, Phase.BAKING):
+        out.append(_button(APPROVE_PLAN, "Approve plan", value, style="primary"))
     if r.phase in (Phase.AWAITING_APPROVAL, Phase.BAKING):
         out.append(_button(PAUSE, "Pause", value))
     if r.phase is Phase.PAUSED:
-        out.append(_button(RESUME, "Resume", value))
+        resume = ButtonValue(rollout_id=r.id, step=step, epoch=r.epoch, pause=r.epoch)
+        out.append(_button(RESUME, "Resume", resume.encode()))
     if r.active or r.phase is Phase.COMPLETED:
         # the click opens a modal (`rollback_modal`) that confirms and takes a reason
         rollback = _button(ROLLBACK, "Roll back", value, style="danger")
@@ -294,7 +340,7 @@ _EVENT_ICON = {
     "completed": ":white_check_mark:", "paused": ":double_vertical_bar:",
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
-    "recovered": ":wrench:",
+    "recovered": ":wrench:", "plan_approved": ":thumbsup:",
 }
 
 

@@ -18,6 +18,7 @@ from rollout.service import Outcome, Ref, RolloutService, Status
 class Verb(StrEnum):
     START = "start"
     APPROVE = "approve"
+    APPROVE_PLAN = "approve-plan"
     PAUSE = "pause"
     RESUME = "resume"
     ROLLBACK = "rollback"
@@ -30,8 +31,8 @@ class Verb(StrEnum):
 
 POOL_VERBS = frozenset(Verb) - {Verb.LIST, Verb.HELP}
 #: verbs that change a rollout; the others only read
-CHANGING_VERBS = frozenset({Verb.START, Verb.APPROVE, Verb.PAUSE, Verb.RESUME, Verb.ROLLBACK,
-                            Verb.PROMOTE})
+CHANGING_VERBS = frozenset({Verb.START, Verb.APPROVE, Verb.APPROVE_PLAN, Verb.PAUSE,
+                            Verb.RESUME, Verb.ROLLBACK, Verb.PROMOTE})
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ def run_command(service: RolloutService, req: CommandRequest, actor: Actor) -> C
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
             return CommandResult(req, outcome=service.approve(ref, actor=actor, request_id=rid))
+        case Verb.APPROVE_PLAN:
+            return CommandResult(req, outcome=service.approve_plan(ref, actor=actor,
+                                                                   request_id=rid))
         case Verb.PAUSE:
             return CommandResult(req, outcome=service.pause(ref, actor=actor, reason=req.reason,
                                                             request_id=rid))

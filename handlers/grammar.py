@@ -18,14 +18,15 @@ from rollout.plan import build_plan, parse_interval, parse_steps
 
 USAGE = """\
 *Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`
-*Verbs:* `start`, `status`, `approve`, `pause`, `resume`, `rollback`, `promote`, `history`
+*Verbs:* `start`, `status`, `approve`, `approve-plan`, `pause`, `resume`, `rollback`, `promote`, \
+`history`
 *Options:*
   `--namespace NS` namespace of the pool and route (default: the bot's)
   `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
   `--stable POOL` the pool that keeps the rest of the traffic
   `--steps 10,25,50,100` canary percentages, increasing to 100 (start)
   `--interval 15m` bake time between steps: s, m or h (start)
-  `--auto` step up automatically after each bake, no approvals (start)
+  `--auto` step up automatically after each bake; the plan itself needs `approve-plan` (start)
   `--approvals N` distinct approvers needed per step (start)
   `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
   `--reason "text"` why (pause, rollback)
@@ -56,6 +57,7 @@ USAGE_LINES: dict[Verb, str] = {
                 "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] [-n NS]`",
     Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
     Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
+    Verb.APPROVE_PLAN: f"`/rollout <pool> approve-plan {_COMMON}`",
     Verb.PAUSE: f'`/rollout <pool> pause [--reason "text"] {_COMMON}`',
     Verb.RESUME: f"`/rollout <pool> resume {_COMMON}`",
     Verb.ROLLBACK: f'`/rollout <pool> rollback [--reason "text"] {_COMMON}`',

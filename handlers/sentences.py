@@ -47,6 +47,8 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:
         case "promoted":
             return f"{who} promoted the rollout to 100% ({detail})" if detail \
                 else f"{who} promoted the rollout to 100%"
+        case "plan_approved":
+            return f"{who} approved the plan ({detail})" if detail else f"{who} approved the plan"
         case "approval_requested":
             return f"{at} is open for approval"
         case "reminder":

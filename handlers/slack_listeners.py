@@ -1,14 +1,17 @@
 """The Bolt listeners for `/rollout`, the card's buttons and the Roll back modal.
 
 Each listener acks first (Slack allows 3 seconds), then parses, authorizes, calls the
-service through `run_command` (or the version-checked button path), and renders the answer.
-Roll back opens a modal (with the click's trigger id) that confirms and takes a reason; its
-submission takes the button path. Nothing else lives here (DESIGN §9 point 4); the work
-after the ack runs on Bolt's listener executor, so a slow cluster never delays the ack.
+service through `run_command` (or, for a button, with what the button was drawn for: the
+service checks it under the target lock; nothing here second-guesses it), and renders the
+answer. Roll back opens a modal (with the click's trigger id) that confirms and takes a
+reason; its submission takes the button path. Nothing else lives here (DESIGN §9 point 4);
+the work after the ack runs on Bolt's listener executor, so a slow cluster never delays the
+ack.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -22,6 +25,7 @@ from handlers.authorization import Authorizer
 from handlers.card_sync import CardPublisher
 from handlers.cards import (
     APPROVE,
+    APPROVE_PLAN,
     MAX_REASON,
     PAUSE,
     REASON_ACTION,
@@ -43,15 +47,15 @@ from rollout.errors import (
     RolloutError,
     Unauthorized,
 )
-from rollout.models import Actor
+from rollout.models import Actor, Click
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
 
 WORKING = ":hourglass_flowing_sand: Working on it…"
-BUTTON_VERBS = {APPROVE: Verb.APPROVE, PAUSE: Verb.PAUSE, RESUME: Verb.RESUME,
-                ROLLBACK: Verb.ROLLBACK}
-BUTTON_PATTERN = re.compile(r"^rollout_(approve|pause|resume|rollback)$")
+BUTTON_VERBS = {APPROVE: Verb.APPROVE, APPROVE_PLAN: Verb.APPROVE_PLAN, PAUSE: Verb.PAUSE,
+                RESUME: Verb.RESUME, ROLLBACK: Verb.ROLLBACK}
+BUTTON_PATTERN = re.compile(r"^rollout_(approve|approve_plan|pause|resume|rollback)$")
 
 
 @dataclass
@@ -86,8 +90,7 @@ class SlackEdge:
             # through the response URL, not the ack: the answer that replaces it below
             # goes the same way after it, so it can never arrive first and be left behind
             _respond(respond, WORKING, self._tel)
-        trigger = command.get("trigger_id")
-        req = replace(req, request_id=f"slack:{trigger}" if trigger else None)
+        req = replace(req, request_id=command_request_id(command))
         # the answer takes the place of "Working on it…", so only the answer stays
         _respond(respond, self._run(req, _actor(command)), self._tel,
                  replace_original=True if working else None)
@@ -111,15 +114,16 @@ class SlackEdge:
     def on_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any],
                   respond: Respond, client: WebClient) -> None:
         ack()
-        verb = BUTTON_VERBS[str(action.get("action_id"))]
+        action_id = str(action.get("action_id"))
+        verb = BUTTON_VERBS[action_id]
         self._tel.request("button", verb.value)
         actor = _clicker(body)
         raw = str(action.get("value") or "")
         if verb is Verb.ROLLBACK:
             text = self._open_rollback(client, actor, raw, str(body.get("trigger_id") or ""))
         else:
-            text = self._click(verb, actor, raw, request_id=f"slack:{body.get('trigger_id')}:"
-                                                            f"{action.get('action_ts')}")
+            text = self._click(verb, action_id, actor, raw,
+                               request_id=click_request_id(body, action))
         if text:
             _respond(respond, text, self._tel, replace_original=False)
 
@@ -163,8 +167,8 @@ class SlackEdge:
         user = body.get("user") or {}
         actor = Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
                       via="slack", channel=channel)
-        text = self._click(Verb.ROLLBACK, actor, raw, request_id=f"slack:view:{view.get('id')}",
-                           reason=_reason(view))
+        text = self._click(Verb.ROLLBACK, ROLLBACK, actor, raw,
+                           request_id=f"slack:view:{view.get('id')}", reason=_reason(view))
         if text and channel:
             try:
                 client.chat_postEphemeral(channel=channel, user=actor.id, text=text)
@@ -172,41 +176,39 @@ class SlackEdge:
                 log.exception("could not tell %s how the rollback went", actor.id)
                 self._tel.slack_error("chat.postEphemeral")
 
-    def _click(self, verb: Verb, actor: Actor, raw: str, *, request_id: str,
+    def _click(self, verb: Verb, action_id: str, actor: Actor, raw: str, *, request_id: str,
                reason: str = "") -> str | None:
         """The button path; returns what to tell the clicker, None when the card says it."""
         ref: Ref | None = None
         try:
-            value = ButtonValue.decode(raw)
-            ref = Ref(rollout_id=value.rollout_id)
+            click = ButtonValue.decode(raw).click(action_id)
+            ref = Ref(rollout_id=click.rollout_id)
             denial = self.authorizer.denial(verb, user_id=actor.id, channel_id=actor.channel)
             if denial:
                 return self._deny(actor, verb.value, ref, denial)
-            outcome = self._apply_click(verb, ref, value, actor, request_id, reason)
+            outcome = self._apply_click(verb, ref, click, actor, request_id, reason)
         except RolloutError as exc:
             return self._failed(exc, actor, verb.value, ref)
         except Exception:
             log.exception("button %s failed", verb.value)
             return ":warning: Something went wrong on the bot's side; it is logged."
-        if outcome is None:
-            return (":information_source: This card is outdated: the rollout has moved on "
-                    "since it was drawn. Nothing changed; look at the card again.")
         if outcome.changed and outcome.ok:
             return None
         return result_reply_for(outcome)
 
-    def _apply_click(self, verb: Verb, ref: Ref, value: ButtonValue, actor: Actor,
-                     request_id: str, reason: str = "") -> Outcome | None:
-        if verb is Verb.APPROVE:  # the service checks step and version under the lock
-            return self.service.approve(ref, actor=actor, step=value.step,
-                                        version=value.version, request_id=request_id)
-        if self.service.get(ref).version != value.version:
-            return None
+    def _apply_click(self, verb: Verb, ref: Ref, click: Click, actor: Actor,
+                     request_id: str, reason: str = "") -> Outcome:
+        """One service call with what the button was drawn for; the service decides."""
+        s, rid = self.service, request_id
+        if verb is Verb.APPROVE:
+            return s.approve(ref, actor=actor, click=click, request_id=rid)
+        if verb is Verb.APPROVE_PLAN:
+            return s.approve_plan(ref, actor=actor, click=click, request_id=rid)
         if verb is Verb.PAUSE:
-            return self.service.pause(ref, actor=actor, request_id=request_id)
+            return s.pause(ref, actor=actor, click=click, request_id=rid)
         if verb is Verb.RESUME:
-            return self.service.resume(ref, actor=actor, request_id=request_id)
-        return self.service.rollback(ref, actor=actor, reason=reason, request_id=request_id)
+            return s.resume(ref, actor=actor, click=click, request_id=rid)
+        return s.rollback(ref, actor=actor, reason=reason, click=click, request_id=rid)
 
     # -- refusals and failures -----------------------------------------------------------
 
@@ -264,6 +266,28 @@ def _clicker(body: dict[str, Any]) -> Actor:
 def _reason(view: dict[str, Any]) -> str:
     values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
     return str((values.get(REASON_ACTION) or {}).get("value") or "").strip()[:MAX_REASON]
+
+
+def click_request_id(body: dict[str, Any], action: dict[str, Any]) -> str:
+    """The idempotency key of a click, from what every delivery of it carries: who clicked
+    what on which message, and Slack's own ids of the click where present. A redelivery
+    has the same key; two clicks differ at least by action_ts or by what the button held."""
+    parts = {
+        "user": (body.get("user") or {}).get("id"),
+        "message": (body.get("container") or {}).get("message_ts")
+        or (body.get("message") or {}).get("ts"),
+        "action": action.get("action_id"), "value": action.get("value"),
+        "action_ts": action.get("action_ts"), "trigger": body.get("trigger_id"),
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    return f"slack:click:{digest}"
+
+
+def command_request_id(command: dict[str, Any]) -> str | None:
+    """A slash command's key: Slack's trigger id, unique per invocation. Without one there
+    is nothing that tells a redelivery from a new command, so none is used."""
+    trigger = command.get("trigger_id")
+    return f"slack:command:{trigger}" if trigger else None
 
 
 def _actor(command: dict[str, Any]) -> Actor:

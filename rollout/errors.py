@@ -59,6 +59,11 @@ class Busy(TemporaryFailure):
     """Another operation holds the target's lock."""
 
 
+class LockLapsed(TemporaryFailure):
+    """This operation's target lock expired before it finished (Redis or the cluster was
+    slow) and no rollback took it; nothing was recorded. The same request may be retried."""
+
+
 class Superseded(RolloutError):
     """A later operation (a rollback) took the lock while this one ran; this one did not land."""
 

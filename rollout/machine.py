@@ -18,6 +18,7 @@ from rollout.models import (
     Approval,
     AuditEvent,
     Baseline,
+    Click,
     Gate,
     Pause,
     PauseKind,
@@ -30,6 +31,7 @@ from rollout.plan import format_seconds
 from rollout.split import (
     MarkerState,
     Observed,
+    Pair,
     acceptable_pairs,
     baseline_pair,
     expected_pair,
@@ -112,12 +114,17 @@ def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
     )
 
 
+def _waits_for_people(r: Rollout, step: int) -> bool:
+    """A step people must approve: its own gate, or an automatic plan not yet approved."""
+    return r.plan.steps[step].gate is Gate.APPROVAL or r.needs_plan_approval
+
+
 def _ready_for_next(r: Rollout, now: datetime) -> Rollout:
     """Where a rollout stands once its bake is over: awaiting approval, or due to auto-step."""
     nxt = r.pending_step
     if nxt is None:
         return r
-    if r.plan.steps[nxt].gate is Gate.APPROVAL:
+    if _waits_for_people(r, nxt):
         return _await_approval(r, now)
     return _update(r, now, phase=Phase.BAKING, next_due_at=now, pause=None)
 
@@ -129,7 +136,7 @@ def _bake_over(r: Rollout, now: datetime) -> Rollout:
         and r.next_due_at is not None
         and r.next_due_at <= now
         and r.pending_step is not None
-        and r.plan.steps[r.pending_step].gate is Gate.APPROVAL
+        and _waits_for_people(r, r.pending_step)
     ):
         return _await_approval(r, r.next_due_at)
     return r
@@ -160,6 +167,9 @@ def start(
     r = _ready_for_next(r, now)
     first = _step_label(r, 0)
     gate = "awaits approval" if r.phase is Phase.AWAITING_APPROVAL else "applies automatically"
+    if plan.automatic:
+        gate = (f"waits until an approver other than {actor.label} approves the plan "
+                "(`approve-plan`), because later steps apply without a per-step approval")
     return Decision(
         rollout=r, effect=Prepare(),
         events=(_event(r, "started", actor, now, f"{stable} → {canary} on {target.describe()}"),),
@@ -168,30 +178,36 @@ def start(
 
 
 def approve(
-    r: Rollout, *, actor: Actor, now: datetime, step: int | None = None,
-    version: int | None = None, self_approval: bool = False,
+    r: Rollout, *, actor: Actor, now: datetime, click: Click | None = None,
+    self_approval: bool = False,
 ) -> Decision:
-    """Record an approval of the pending step; the last one needed applies the step."""
-    if step is not None and step <= r.step:
+    """Record an approval of the pending step; the last one needed applies the step.
+
+    A click is refused only for what a reviewer cares about: the step already applied, the
+    rollout finished or paused, another step pending, or the epoch moved (a pause, resume or
+    drift since the card was drawn). Reminders and other approvals never refuse it."""
+    if click is not None and click.step <= r.step:
         return Decision(
             rollout=r, changed=False,
-            message=f"{_step_label(r, step)} of {r.canary} is already applied; nothing to do.",
-        )
-    if version is not None and version != r.version:
-        raise Outdated(
-            f"this card is outdated (version {version}, now {r.version}): "
-            f"{r.canary} is at {r.canary_percent}%, {r.phase.value.replace('_', ' ')}"
+            message=f"{_step_label(r, click.step)} of {r.canary} is already applied; "
+                    "nothing to do.",
         )
     _require_active(r, "approve")
+    _refuse_paused(r)
     r = _bake_over(r, now)
     pending = r.pending_step
     if pending is None:
         raise Conflict(f"{r.canary} has no pending step to approve")
-    if step is not None and step != pending:
-        raise Outdated(f"step {step + 1} is not the pending step; {_step_label(r, pending)} is")
-    if r.phase is Phase.PAUSED:
-        assert r.pause is not None
-        raise Conflict(f"{r.canary} is paused ({r.pause.reason}): resume it first")
+    if click is not None and click.step != pending:
+        raise Outdated(f"step {click.step + 1} is not the pending step; "
+                       f"{_step_label(r, pending)} is")
+    if click is not None and click.epoch is not None and click.epoch != r.epoch:
+        raise Outdated(f"{r.canary} was paused or resumed since this card was drawn; look at "
+                       f"the card again: {_step_label(r, pending)} is pending")
+    if r.needs_plan_approval:
+        raise Conflict(f"the plan of {r.canary} applies steps automatically and is not "
+                       "approved yet: an approver other than its author approves it with "
+                       "`approve-plan` (the card's Approve plan button)")
     if r.phase is Phase.BAKING:
         if r.plan.steps[pending].gate is Gate.AUTO:
             raise Conflict(
@@ -205,11 +221,7 @@ def approve(
             f"{_step_label(r, r.step)} is still baking for {format_seconds(left)}; "
             f"approval of {_step_label(r, pending)} opens at {r.next_due_at:%H:%M:%S} UTC"
         )
-    if actor.id == r.requester.id and not self_approval:
-        raise Unauthorized(
-            f"{actor.label} started this rollout and cannot approve its steps "
-            "(two-person rule): ask another approver"
-        )
+    _refuse_author(r, actor, self_approval, "approve its steps")
     already = r.approvers_of(pending)
     if any(a.id == actor.id for a in already):
         return Decision(
@@ -227,6 +239,52 @@ def approve(
             message=f"{actor.label} approved {_step_label(r, pending)}: {have}/{need} approvals.",
         )
     return _apply(r, pending, actor, now, (approved,))
+
+
+def approve_plan(
+    r: Rollout, *, actor: Actor, now: datetime, click: Click | None = None,
+    self_approval: bool = False,
+) -> Decision:
+    """Approve a plan whose steps apply without per-step approvals (DESIGN invariant 10).
+    Where an automatic step was waiting for it, the step is due now: the scheduler applies
+    it, as it applies every automatic step."""
+    _require_active(r, "approve")
+    if not r.plan.automatic:
+        raise Conflict(f"the plan of {r.canary} has no automatic steps: each step is "
+                       "approved on its own (`approve`)")
+    if r.plan_approval is not None:
+        return Decision(rollout=r, changed=False,
+                        message=f"the plan of {r.canary} is already approved by "
+                                f"{r.plan_approval.actor.label}.")
+    _refuse_paused(r)
+    if click is not None and click.epoch is not None and click.epoch != r.epoch:
+        raise Outdated(f"{r.canary} was paused or resumed since this card was drawn; look at "
+                       "the card again")
+    _refuse_author(r, actor, self_approval, "approve its plan")
+    r = _update(r, now, plan_approval=Approval(step=-1, actor=actor, at=now))
+    pending = r.pending_step
+    if r.phase is Phase.AWAITING_APPROVAL and pending is not None:
+        r = _ready_for_next(r, now)
+    event = _event(r, "plan_approved", actor, now, "automatic steps may apply")
+    due = ""
+    if r.phase is Phase.BAKING and pending is not None:
+        due = f"; {_step_label(r, pending)} applies now"
+    return Decision(rollout=r, events=(event,),
+                    message=f"{actor.label} approved the plan of {r.canary}{due}.")
+
+
+def _refuse_paused(r: Rollout) -> None:
+    if r.phase is Phase.PAUSED:
+        assert r.pause is not None
+        raise Conflict(f"{r.canary} is paused: {r.pause.reason}. Resume it first")
+
+
+def _refuse_author(r: Rollout, actor: Actor, self_approval: bool, what: str) -> None:
+    if actor.id == r.requester.id and not self_approval:
+        raise Unauthorized(
+            f"{actor.label} started this rollout and cannot {what} "
+            "(two-person rule): ask another approver"
+        )
 
 
 def _apply(
@@ -248,8 +306,10 @@ def _apply(
 
 def pause(
     r: Rollout, *, actor: Actor, now: datetime, reason: str = "",
-    kind: PauseKind = PauseKind.MANUAL,
+    kind: PauseKind = PauseKind.MANUAL, seen: Pair | None = None,
 ) -> Decision:
+    """Stop the clock and the steps. Moves the epoch, so Approve buttons drawn before it
+    are outdated; `seen` is what the cluster showed, for a drift pause."""
     _require_active(r, "pause")
     if r.phase is Phase.PAUSED:
         assert r.pause is not None
@@ -260,24 +320,30 @@ def pause(
         bake_left = max(0.0, (r.next_due_at - now).total_seconds())
     why = reason or f"paused by {actor.label}"
     info = Pause(kind=kind, reason=why, by=actor, at=now, resume_phase=r.phase,
-                 bake_left_seconds=bake_left)
-    nxt = _update(r, now, phase=Phase.PAUSED, pause=info, next_due_at=None)
+                 bake_left_seconds=bake_left,
+                 seen_stable=seen.stable if seen is not None else None,
+                 seen_canary=seen.canary if seen is not None else None)
+    nxt = _update(r, now, phase=Phase.PAUSED, pause=info, next_due_at=None, epoch=r.epoch + 1)
     return Decision(
         rollout=nxt, events=(_event(nxt, "paused", actor, now, why, step=r.step),),
         message=f"{r.canary} paused at {r.canary_percent}%: {why}.",
     )
 
 
-def resume(r: Rollout, *, actor: Actor, now: datetime) -> Decision:
+def resume(r: Rollout, *, actor: Actor, now: datetime, click: Click | None = None) -> Decision:
+    """End the pause. A Resume button ends only the pause it was drawn for."""
     _require_active(r, "resume")
     if r.phase is not Phase.PAUSED or r.pause is None:
-        return Decision(rollout=r, changed=False, message=f"{r.canary} is not paused.")
+        raise Conflict(f"{r.canary} is not paused; nothing to resume")
     info = r.pause
+    if click is not None and click.pause is not None and click.pause != r.epoch:
+        raise Outdated(f"{r.canary} was paused again since this card was drawn "
+                       f"({info.reason}); look at the card again")
     if info.resume_phase is Phase.BAKING and info.bake_left_seconds > 0:
-        nxt = _update(r, now, phase=Phase.BAKING, pause=None,
+        nxt = _update(r, now, phase=Phase.BAKING, pause=None, epoch=r.epoch + 1,
                       next_due_at=now + timedelta(seconds=info.bake_left_seconds))
     else:
-        nxt = _ready_for_next(_update(r, now, pause=None), now)
+        nxt = _ready_for_next(_update(r, now, pause=None, epoch=r.epoch + 1), now)
     detail = pause_summary(info)
     message = f"{r.canary} resumed at {r.canary_percent}%."
     if info.kind is PauseKind.DRIFT:
@@ -296,10 +362,19 @@ def pause_summary(info: Pause) -> str:
     return f"paused by {by}{kind}{why}"
 
 
-def rollback(r: Rollout, *, actor: Actor, now: datetime, reason: str = "") -> Decision:
-    """Back to the baseline from any phase but an earlier rollback."""
+def rollback(
+    r: Rollout, *, actor: Actor, now: datetime, reason: str = "", owner: str | None = None,
+) -> Decision:
+    """Back to the baseline from any phase but an earlier rollback. `owner` is the rollout
+    the rule belongs to now: a finished rollout never rolls back a newer one's rule."""
     if r.phase is Phase.ROLLED_BACK:
         return Decision(rollout=r, changed=False, message=f"{r.canary} is already rolled back.")
+    if not r.active and owner is not None and owner != r.id:
+        raise Conflict(
+            f"rollout {r.id} is {r.phase.value.replace('_', ' ')} and "
+            f"{r.target.describe()} now belongs to rollout {owner}: rolling back this one "
+            f"would undo that one. Roll back {owner} instead"
+        )
     nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
                   finished_at=now)
     why = reason or f"requested by {actor.label}"
@@ -310,12 +385,14 @@ def rollback(r: Rollout, *, actor: Actor, now: datetime, reason: str = "") -> De
     )
 
 
-def promote(r: Rollout, *, actor: Actor, now: datetime) -> Decision:
-    """Skip the remaining steps: the canary takes all of the pair's traffic now."""
+def promote(
+    r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = False,
+) -> Decision:
+    """Skip the remaining steps: the canary takes all of the pair's traffic now. It applies
+    steps nobody approved, so it is an approval too: never by the rollout's author alone."""
     _require_active(r, "promote")
-    if r.phase is Phase.PAUSED:
-        assert r.pause is not None
-        raise Conflict(f"{r.canary} is paused ({r.pause.reason}): resume it first")
+    _refuse_paused(r)
+    _refuse_author(r, actor, self_approval, "promote it")
     last = r.plan.last_index
     promoted = _event(r, "promoted", actor, now, f"from {r.canary_percent}%", step=last)
     return _apply(r, last, actor, now, (promoted,))
@@ -330,7 +407,7 @@ def tick(r: Rollout, *, now: datetime) -> Decision:
         if r.next_due_at is None or r.next_due_at > now or r.pending_step is None:
             return idle
         pending = r.pending_step
-        if r.plan.steps[pending].gate is Gate.AUTO:
+        if not _waits_for_people(r, pending):
             return _apply(r, pending, Actor.scheduler(), now)
         nxt = _await_approval(r, now)
         event = _event(nxt, "approval_requested", Actor.scheduler(), now, step=pending)
@@ -436,4 +513,4 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
         return None
     why = (f"weights changed outside the bot: the cluster has {pair.describe()}, "
            f"the rollout set {expected.describe()}")
-    return pause(r, actor=system, now=now, reason=why, kind=PauseKind.DRIFT)
+    return pause(r, actor=system, now=now, reason=why, kind=PauseKind.DRIFT, seen=pair)

@@ -69,6 +69,11 @@ class Plan(BaseModel):
     def last_index(self) -> int:
         return len(self.steps) - 1
 
+    @property
+    def automatic(self) -> bool:
+        """Some step applies without a per-step approval: the plan itself needs one."""
+        return any(s.gate is Gate.AUTO for s in self.steps)
+
 
 class TargetKind(StrEnum):
     ROUTE = "httproute"
@@ -111,6 +116,8 @@ class Actor(BaseModel):
     name: str | None = None
     via: str = Field(default="cli", pattern="^(slack|cli|scheduler)$")
     channel: str | None = None
+    login: str | None = Field(default=None, description="the operating-system login of a CLI "
+                              "user, recorded beside the name they gave with --as")
 
     @property
     def label(self) -> str:
@@ -170,6 +177,10 @@ class Pause(BaseModel):
     at: datetime
     resume_phase: Phase
     bake_left_seconds: float = 0.0
+    seen_stable: int | None = Field(default=None, description="drift: the stable weight the "
+                                    "cluster showed")
+    seen_canary: int | None = Field(default=None, description="drift: the canary weight the "
+                                    "cluster showed (None: absent)")
 
 
 class Approval(BaseModel):
@@ -178,6 +189,19 @@ class Approval(BaseModel):
     step: int
     actor: Actor
     at: datetime
+
+
+class Click(BaseModel):
+    """What a button was drawn for. The service checks it under the target lock: Approve
+    with `step` and `epoch`, Resume with `pause` (the epoch its pause began), the others
+    with the rollout id alone."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rollout_id: str
+    step: int
+    epoch: int | None = None
+    pause: int | None = None
 
 
 class Card(BaseModel):
@@ -203,10 +227,13 @@ class Rollout(BaseModel):
     phase: Phase
     step: int = -1
     version: int = 0
+    epoch: int = Field(default=0, description="moves only on pause, resume, drift and gateway "
+                       "pauses: what an Approve button is checked against")
     requester: Actor
     created_at: datetime
     updated_at: datetime
     approvals: tuple[Approval, ...] = ()
+    plan_approval: Approval | None = None
     next_due_at: datetime | None = None
     awaiting_since: datetime | None = None
     last_reminder_at: datetime | None = None
@@ -231,7 +258,17 @@ class Rollout(BaseModel):
         return nxt if nxt <= self.plan.last_index else None
 
     @property
+    def needs_plan_approval(self) -> bool:
+        """An automatic plan nobody has approved yet: no step may apply."""
+        return self.plan.automatic and self.plan_approval is None
+
+    @property
     def canary_percent(self) -> int:
+        """The canary's share as the rollout left it: after a rollback, the baseline's."""
+        if self.phase is Phase.ROLLED_BACK:
+            b = self.baseline
+            pair = b.stable_weight + b.canary_weight
+            return (b.canary_weight * 100 + pair // 2) // pair if pair else 0
         return self.plan.steps[self.step].percent if self.step >= 0 else 0
 
     def approvers_of(self, step: int) -> list[Actor]:

@@ -82,6 +82,18 @@ class RolloutScheduler:
             log.warning("could not read active rollouts: %s", exc)
             return
         self.sync(rollouts)
+        self.watch(rollouts)
+
+    def watch(self, rollouts: list[Rollout]) -> None:
+        """Look at each active rollout's target once per sweep, so a weight changed by hand
+        pauses the rollout within one sweep rather than at the end of a bake."""
+        for r in rollouts:
+            if self._stopping or not self.lease.is_leader:
+                return
+            try:
+                self.service.watch(r)
+            except RolloutError as exc:
+                log.warning("could not check %s against the cluster: %s", r.id, exc)
 
     def sync(self, rollouts: list[Rollout]) -> None:
         """One date job per rollout with a due time; none for the rest."""

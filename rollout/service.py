@@ -34,6 +34,7 @@ from rollout.models import (
     AuditEvent,
     Baseline,
     Card,
+    Click,
     PauseKind,
     Plan,
     Rollout,
@@ -188,43 +189,84 @@ class RolloutService:
         return self._emit(Outcome(created, decision.message, events=decision.events))
 
     def approve(
-        self, ref: Ref, *, actor: Actor, step: int | None = None, version: int | None = None,
+        self, ref: Ref, *, actor: Actor, click: Click | None = None,
         request_id: str | None = None,
     ) -> Outcome:
         allow_self = self.options.self_approval
         return self._command(
-            ref, actor, lambda r, now: machine.approve(
-                r, actor=actor, now=now, step=step, version=version, self_approval=allow_self),
+            _clicked(ref, click), actor, lambda r, now: machine.approve(
+                r, actor=actor, now=now, click=click, self_approval=allow_self),
             request_id=request_id,
         )
 
-    def pause(self, ref: Ref, *, actor: Actor, reason: str = "",
+    def approve_plan(
+        self, ref: Ref, *, actor: Actor, click: Click | None = None,
+        request_id: str | None = None,
+    ) -> Outcome:
+        """Approve a plan with automatic steps; its first step may then apply."""
+        allow_self = self.options.self_approval
+        return self._command(
+            _clicked(ref, click), actor, lambda r, now: machine.approve_plan(
+                r, actor=actor, now=now, click=click, self_approval=allow_self),
+            request_id=request_id,
+        )
+
+    def pause(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
               request_id: str | None = None) -> Outcome:
         return self._command(
-            ref, actor, lambda r, now: machine.pause(r, actor=actor, now=now, reason=reason),
+            _clicked(ref, click), actor,
+            lambda r, now: machine.pause(r, actor=actor, now=now, reason=reason),
             request_id=request_id,
         )
 
-    def resume(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
-        return self._command(ref, actor, lambda r, now: machine.resume(r, actor=actor, now=now),
-                             request_id=request_id)
-
-    def rollback(self, ref: Ref, *, actor: Actor, reason: str = "",
-                 request_id: str | None = None) -> Outcome:
-        """Preempts any operation in flight: rollback wins (DESIGN invariant 3)."""
+    def resume(self, ref: Ref, *, actor: Actor, click: Click | None = None,
+               request_id: str | None = None) -> Outcome:
         return self._command(
-            ref, actor, lambda r, now: machine.rollback(r, actor=actor, now=now, reason=reason),
-            preempt=True, request_id=request_id,
-        )
+            _clicked(ref, click), actor,
+            lambda r, now: machine.resume(r, actor=actor, now=now, click=click),
+            request_id=request_id)
+
+    def rollback(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
+                 request_id: str | None = None) -> Outcome:
+        """Preempts any operation in flight: rollback wins (DESIGN invariant 3). A finished
+        rollout whose rule another rollout has taken since is refused, whatever card or
+        command asked (DESIGN §6)."""
+        def decide(r: Rollout, now: datetime) -> Decision:
+            return machine.rollback(r, actor=actor, now=now, reason=reason,
+                                    owner=self._owner_of(r))
+
+        return self._command(_clicked(ref, click), actor, decide, preempt=True,
+                             request_id=request_id)
 
     def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
-        return self._command(ref, actor, lambda r, now: machine.promote(r, actor=actor, now=now),
-                             request_id=request_id)
+        allow_self = self.options.self_approval
+        return self._command(
+            ref, actor,
+            lambda r, now: machine.promote(r, actor=actor, now=now, self_approval=allow_self),
+            request_id=request_id)
 
     def tick(self, rollout_id: str) -> Outcome:
         """The scheduler's entry: whatever time alone does to this rollout now."""
         return self._command(Ref(rollout_id=rollout_id), Actor.scheduler(),
                              lambda r, now: machine.tick(r, now=now))
+
+    def watch(self, rollout: Rollout) -> Outcome | None:
+        """The scheduler's sweep: a cheap read of the cluster for an active rollout; only
+        when it disagrees with the state (drift, a gateway problem, a write that landed
+        before a crash) does it take the lock and reconcile, so drift pauses within one
+        sweep (DESIGN invariant 6)."""
+        if not rollout.active:
+            return None
+        try:
+            observed = self.traffic.observe(rollout)
+        except NeedsOperator:
+            pass  # the locked path below pauses with the reason
+        else:
+            found = machine.reconcile(rollout, observed, now=self.clock.now())
+            if found is None or not found.changed:
+                return None
+        return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                             lambda r, now: Decision(rollout=r, message="", changed=False))
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.
@@ -294,31 +336,49 @@ class RolloutService:
         preempt: bool = False, request_id: str | None = None, reconcile: bool = True,
         notify: bool = True,
     ) -> Outcome:
-        if request_id is not None:
-            seen = self.store.remember(f"request:{request_id}", actor.id,
-                                       ttl_seconds=self.options.idempotency_ttl_seconds)
-            if seen is not None:
-                return Outcome(None, "this request was already handled; nothing more to do",
-                               changed=False)
+        """Lock, reload, reconcile, decide, apply, save. A request id is looked up under the
+        lock and remembered, with its answer, only once the command has run: a retry after
+        a failure runs again; a duplicate of a success gets the first answer."""
         first = self.get(ref)
         hold = _Hold(self.store, first.target.object_key, preempt=preempt)
+        outcomes: list[Outcome] = []
         try:
+            key = f"request:{request_id}" if request_id is not None else None
+            if key is not None:
+                answer = self.store.recall(key)
+                if answer is not None:
+                    return Outcome(None, f"Already handled: {answer}", changed=False)
             current = self.store.get(first.id)
             assert current is not None
-            outcomes: list[Outcome] = []
             if reconcile and current.active:
                 current, recon = self._reconcile(current, hold)
                 if recon is not None:
                     outcomes.append(recon)
             decision = decide(current, self.clock.now())
             outcome = self._carry_out(current, decision, hold, actor)
+            if key is not None:
+                self.store.remember(key, outcome.message,
+                                    ttl_seconds=self.options.idempotency_ttl_seconds)
         finally:
             hold.release()
+            if notify:  # a drift pause found on the way is shown even if the decision refused
+                for earlier in outcomes:
+                    self._emit(earlier)
         if not notify:
             return outcome
-        for earlier in outcomes:
-            self._emit(earlier)
         return self._emit(outcome)
+
+    def _owner_of(self, r: Rollout) -> str | None:
+        """The rollout the rule belongs to now: the active one on it, else the one the
+        cluster's marker names (a finished later rollout); None when nothing says."""
+        active = self.store.active_on(r.target.key)
+        if active is not None or r.active:
+            return active
+        try:
+            marker = self.traffic.observe(r).marker
+        except (ClusterUnavailable, NeedsOperator, Refused):
+            return None  # nothing says; the rollback's own write then answers
+        return marker.rollout_id if marker is not None else None
 
     def _reconcile(self, r: Rollout, hold: _Hold) -> tuple[Rollout, Outcome | None]:
         """Adopt a write that landed before a crash; pause on drift. Never guess."""
@@ -332,7 +392,7 @@ class RolloutService:
                 return r, None
         else:
             found = machine.reconcile(r, observed, now=now)
-            if found is None:
+            if found is None or not found.changed:  # agrees, or already paused for it
                 return r, None
             decision = found
         saved = self.store.save(decision.rollout, expected_version=r.version, lease=hold.lease,
@@ -466,6 +526,11 @@ class RolloutService:
                                      target=marked.target.key, action="released", actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _clicked(ref: Ref, click: Click | None) -> Ref:
+    """A click names its rollout by id: an old card never acts on a newer rollout."""
+    return Ref(rollout_id=click.rollout_id) if click is not None else ref
 
 
 def _orphan_message(marked: Marked, canary: str) -> str:

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from rollout.models import Baseline, Rollout
+from rollout.models import Baseline, Phase, Rollout
 
 
 class Pair(BaseModel):
@@ -84,7 +84,10 @@ def acceptable_pairs(rollout: Rollout) -> tuple[Pair, ...]:
 
 
 def expected_pair(rollout: Rollout, step: int | None = None) -> Pair:
-    """What the cluster should show with `step` (default: the rollout's) applied."""
+    """What the cluster should show with `step` (default: the rollout's) applied; a rolled
+    back rollout shows its baseline."""
+    if step is None and rollout.phase is Phase.ROLLED_BACK:
+        return baseline_pair(rollout.baseline)
     index = rollout.step if step is None else step
     if index < 0:
         return prepared_pair(rollout.baseline)

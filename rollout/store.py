@@ -17,7 +17,15 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rollout.errors import Busy, Conflict, NotFound, StoreUnavailable, Superseded
+from rollout.errors import (
+    Busy,
+    Conflict,
+    LockLapsed,
+    NotFound,
+    RolloutError,
+    StoreUnavailable,
+    Superseded,
+)
 from rollout.models import AuditEvent, Card, Rollout
 from rollout.ports import Lease
 
@@ -27,10 +35,13 @@ GLOBAL_AUDIT_MAXLEN = 10_000
 ROLLOUT_AUDIT_MAXLEN = 2_000
 RECENT_KEEP = 50
 
+# A preempting acquire (a rollback) also leaves its token in KEYS[3], so that a holder that
+# lost its lock can tell "a rollback took over" from "the lock lapsed".
 _ACQUIRE = """
 if ARGV[2] == '1' or redis.call('EXISTS', KEYS[1]) == 0 then
   local token = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+  if ARGV[2] == '1' then redis.call('SET', KEYS[3], token, 'PX', ARGV[3]) end
   return token
 end
 return false
@@ -142,12 +153,14 @@ class RedisStore:
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
         """Take the lock on `key`. A preempting caller (rollback) takes it from any holder;
         the holder's later writes fail on the fencing token."""
-        lock, fence = self.key("lock", key), self.key("fence", key)
+        lock, fence, taken = (self.key("lock", key), self.key("fence", key),
+                              self.key("preempted", key))
         deadline = time.monotonic() + self._wait
         delay = 0.005
         while True:
             token = self._guard(
-                lambda: self._acquire(keys=[lock, fence], args=[self._ttl_ms, int(preempt)])
+                lambda: self._acquire(keys=[lock, fence, taken],
+                                      args=[self._ttl_ms, int(preempt), self._ttl_ms * 20])
             )
             if token:
                 return Lease(key=key, token=int(token))
@@ -164,7 +177,16 @@ class RedisStore:
                                   args=[lease.token, self._ttl_ms])
         )
         if not held:
-            raise Superseded("a later operation (a rollback) took over this target")
+            raise self._lost(lease, "")
+
+    def _lost(self, lease: Lease, recorded: str) -> RolloutError:
+        """Why a lease is no longer ours: a rollback took it, or it lapsed under load."""
+        taken = self._guard(lambda: self._r.get(self.key("preempted", lease.key)))
+        if taken is not None and int(taken) > lease.token:
+            return Superseded(f"a rollback took over this target while this ran{recorded}")
+        return LockLapsed(f"the lock on {lease.key} lapsed before this finished (Redis or the "
+                          f"cluster was slow){recorded or '; nothing was changed'}",
+                          retry_after=2.0)
 
     def regrant(self, lease: Lease, *, floor: int) -> Lease:
         """A new token above `floor` for a lease that is still ours, or Superseded."""
@@ -172,7 +194,7 @@ class RedisStore:
             keys=[self.key("lock", lease.key), self.key("fence", lease.key)],
             args=[lease.token, floor, self._ttl_ms]))
         if not token:
-            raise Superseded("a later operation (a rollback) took over this target")
+            raise self._lost(lease, "")
         return Lease(key=lease.key, token=int(token))
 
     def release(self, lease: Lease) -> None:
@@ -220,8 +242,9 @@ class RedisStore:
         if status == "OK":
             return
         if status == "LOCK":
-            raise Superseded("a later operation (a rollback) took over this target; "
-                             "this change was not recorded")
+            raise self._lost(lease, "; this change was not recorded (a write that reached "
+                                    "the cluster is found and recorded by the next command "
+                                    "or tick)")
         if status == "ACTIVE":
             raise Conflict(f"{r.target.describe()} already has an active rollout ({result[1]})")
         if status == "EXISTS":
@@ -293,6 +316,11 @@ class RedisStore:
             return None
         existing = self._guard(lambda: self._r.get(full))
         return str(existing) if existing is not None else None
+
+    def recall(self, key: str) -> str | None:
+        """What `remember` stored under `key`, if anything."""
+        value = self._guard(lambda: self._r.get(self.key("idem", key)))
+        return str(value) if value is not None else None
 
     def cache_get(self, key: str) -> Any:
         raw = self._guard(lambda: self._r.get(self.key("cache", key)))

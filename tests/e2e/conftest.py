@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from bot.bootstrap import Container, build
+from bot.scheduling import build_scheduler
 from bot.server import SlackServer
 from bot.settings import Settings
 from handlers.cards import ButtonValue
+from rollout.scheduler import RolloutScheduler
 from sandbox.redis_server import RedisServer
 from sandbox.slack import Message, SlackEmulator
 from tests.support.real_cluster import RealCluster
@@ -61,6 +63,7 @@ class World:
     container: Container
     slack: SlackEmulator
     kube: RealCluster
+    scheduler: RolloutScheduler | None = None
 
     def command(self, user: str, text: str, channel: str = CHANNEL,
                 **kwargs: Any) -> tuple[int, dict[str, str], str]:
@@ -117,10 +120,12 @@ class World:
 def make_world(
     redis_server: RedisServer, kube: RealCluster, slack: SlackEmulator, tmp_path: Path,
 ) -> Iterator[Callable[..., World]]:
-    """Start the bot with settings overrides; everything is stopped after the test."""
+    """Start the bot with settings overrides; everything is stopped after the test. With
+    `scheduler=True` the leader-elected scheduler runs too, as under `serve`."""
     started: list[SlackServer] = []
+    schedulers: list[RolloutScheduler] = []
 
-    def make(**overrides: Any) -> World:
+    def make(*, scheduler: bool = False, **overrides: Any) -> World:
         kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         options: dict[str, Any] = {
             "slack_bot_token": TOKEN,
@@ -140,11 +145,18 @@ def make_world(
         bot.start()
         started.append(bot)
         slack.events_url = bot.events_url
-        return World(bot=bot, container=container, slack=slack, kube=kube)
+        running = None
+        if scheduler:
+            running = build_scheduler(container)
+            running.start()
+            schedulers.append(running)
+        return World(bot=bot, container=container, slack=slack, kube=kube, scheduler=running)
 
     try:
         yield make
     finally:
+        for running in schedulers:
+            running.stop()
         for bot in started:
             bot.stop()
             bot.container.close()
@@ -177,9 +189,10 @@ def start_rollout(w: World, *, user: str = "U0ALICE", text: str = "") -> Message
 
     def ready() -> Message | None:
         card = w.card()
-        current = w.rollout().card is not None and w.rollout().version
+        rollout = w.rollout()
         button = w.button(card, "rollout_approve")
-        ok = button and w.value(card, "rollout_approve").version == current
+        ok = (rollout.card is not None and button
+              and w.value(card, "rollout_approve").step == rollout.pending_step)
         return card if ok else None
 
     return eventually(ready, message="a current card with an approve button")

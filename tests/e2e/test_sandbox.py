@@ -56,8 +56,9 @@ def _weights(box: Sandbox) -> list[int]:
 
 
 def _button(box: Sandbox, action_id: str) -> tuple[str, str] | None:
-    """The button on the card once the card shows the rollout's current version (a click
-    on an older drawing is answered "outdated", as it should be)."""
+    """The button as a person sees it on the card. An approval is clicked once the card
+    offers the pending step (the card is drawn after the state is saved); the other buttons
+    act on the rollout whatever drawing they come from."""
     assert box.container is not None
     for message in box.slack.messages(CHANNEL, top_level_only=True):
         for block in message.blocks:
@@ -65,8 +66,8 @@ def _button(box: Sandbox, action_id: str) -> tuple[str, str] | None:
                 if element.get("action_id") != action_id:
                     continue
                 value = json.loads(element["value"])
-                current = box.container.service.get(Ref(rollout_id=value["r"])).version
-                if value["v"] == current:
+                current = box.container.service.get(Ref(rollout_id=value["r"]))
+                if action_id != "rollout_approve" or value["s"] == current.pending_step:
                     return message.ts, str(element["value"])
     return None
 
@@ -87,9 +88,14 @@ def test_the_demo_walks_a_rollout_from_the_chat(sandbox: Sandbox) -> None:
 
 
 def test_the_demo_scheduler_runs_an_automatic_plan(sandbox: Sandbox) -> None:
+    """An automatic plan waits for another approver's approval of the plan, then the
+    scheduler steps it up on its own."""
     sandbox.slack.send_slash_command(
         "U0ALICE", CHANNEL, "llm-pool-version-2 start --steps 50,100 --interval 1s --auto")
-    _eventually(lambda: _weights(sandbox) == [0, 100], timeout=20)
+    ts, value = _eventually(lambda: _button(sandbox, "rollout_approve_plan"), box=sandbox)
+    assert _weights(sandbox) == [100, 0]
+    sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve_plan", value)
+    _eventually(lambda: _weights(sandbox) == [0, 100], timeout=20, box=sandbox)
 
 
 def test_a_person_in_the_browser_walks_the_readme(sandbox: Sandbox) -> None:
@@ -162,15 +168,19 @@ def _pick_user(page: Page, user: str) -> None:
 
 
 def _click_current(page: Page, box: Sandbox, action_id: str) -> None:
-    """Click the button of the card as it is now (its value carries the state version), once
-    the page has polled it in: a person clicks what they see."""
+    """Click the button as the page shows it, once the page has polled the card in: a person
+    clicks what they see. Finding and clicking are one step in the page, because the page
+    redraws the card as it polls and a button found a moment ago may be gone."""
     def find(value: str) -> str:
         return (f"([...document.querySelectorAll('[data-action-id=\"{action_id}\"]')]"
                 f".find(b => JSON.parse(b.dataset.click).value === {json.dumps(value)}) || null)")
 
-    def shown() -> str | None:
+    def clicked() -> bool:
         current = _button(box, action_id)
-        return current[1] if current and page.evaluate(f"{find(current[1])} !== null") else None
+        if current is None:
+            return False
+        return bool(page.evaluate(
+            f"(() => {{ const b = {find(current[1])}; if (!b) return false; b.click(); "
+            "return true; })()"))
 
-    value = _eventually(shown, box=box)
-    page.evaluate(f"{find(value)}.click(); true")
+    _eventually(clicked, box=box)

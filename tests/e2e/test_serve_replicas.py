@@ -94,6 +94,7 @@ def test_two_replicas_finish_an_automatic_plan_after_the_leader_is_killed(
         out = service.start(namespace="default", canary=CANARY, actor=Actor(id="cli:alice"),
                             plan=build_plan([10, 50, 100], interval_seconds=2, auto=True))
         assert out.ok
+        service.approve_plan(Ref(canary=CANARY), actor=Actor(id="cli:bob"))  # not alice
         deadline = time.monotonic() + 20
         while service.get(Ref(canary=CANARY)).step < 0:  # the first automatic step landed
             assert time.monotonic() < deadline

@@ -71,7 +71,7 @@ def test_pause_resume_rollback_and_status_from_the_buttons(world: World) -> None
     def current(action: str) -> str:
         rollout = world.rollout()
         value = world.value(world.card(), action)
-        assert value.version == rollout.version
+        assert value.epoch == rollout.epoch
         return value.encode()
 
     world.click("U0DAVE", card.ts, "rollout_pause", eventually(lambda: current("rollout_pause")))

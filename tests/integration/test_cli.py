@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import shutil
@@ -49,6 +50,7 @@ def test_start_then_four_approvals_move_the_route_as_kubectl_sees_it(
     assert sum("cli:bob applied step" in line for line in lines) == 4
     assert "cli:bob approved step 1 (10%)" in out and "the rollout completed at step 4" in out
     assert "step_applied" not in out and " via " not in out
+    assert f"(login {getpass.getuser()})" in lines[0]
 
 
 def test_rollback_at_50_restores_100_0(cli: Cli, cluster: RealCluster) -> None:
@@ -227,3 +229,44 @@ def test_ctrl_c_ends_a_watch_quietly(cli: Cli) -> None:
     code = main(["status", "llm-pool-version-2", "--watch", *cli.base], out=out, err=err,
                 sleep=interrupted)
     assert code == 130 and err.getvalue() == "" and "awaiting approval" in out.getvalue()
+
+
+def test_an_automatic_plan_from_the_cli_needs_approve_plan_by_another_name(cli: Cli) -> None:
+    code, out, err = cli("start", "llm-pool-version-2", "--auto", "--interval", "0s",
+                         "--steps", "50,100", "--as", "alice")
+    assert code == EXIT_OK, err
+    assert "approve-plan" in out
+    code, _, err = cli("approve-plan", "llm-pool-version-2", "--as", "alice")
+    assert code == EXIT_REFUSED and "two-person rule" in err
+    code, _, err = cli("approve", "llm-pool-version-2", "--as", "bob")
+    assert code == EXIT_REFUSED and "approve-plan" in err
+    code, out, err = cli("approve-plan", "llm-pool-version-2", "--as", "bob")
+    assert code == EXIT_OK, err
+    assert "approved the plan" in out
+    code, out, _ = cli("history", "llm-pool-version-2")
+    login = getpass.getuser()
+    assert f"cli:bob approved the plan (automatic steps may apply) (login {login})" in out
+    assert "cli:alice started the rollout" in out and f"(login {login})" in out
+
+
+def test_resume_of_a_rollout_that_is_not_paused_is_refused(cli: Cli) -> None:
+    cli("start", "llm-pool-version-2", "--as", "alice")
+    code, _, err = cli("resume", "llm-pool-version-2", "--as", "bob")
+    assert code == EXIT_REFUSED and "is not paused" in err
+
+
+def test_a_missing_kubeconfig_is_one_line_and_exit_2(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config either
+    for argv in (["status", "llm-pool-version-2"],
+                 ["status", "llm-pool-version-2", "--kubeconfig", str(tmp_path / "nope")]):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(argv, out=out, err=err)
+        assert code == EXIT_REFUSED
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "kubeconfig" in lines[0]
+        assert "Traceback" not in err.getvalue() + out.getvalue()

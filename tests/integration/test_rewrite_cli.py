@@ -42,6 +42,7 @@ def test_start_and_approve_an_adapter_rollout_end_to_end(cli: Cli,
     assert code == EXIT_OK and "completed" in out and REWRITE in out
     code, out, _ = cli("history", V2)
     assert out.count("cli:bob applied step") == 4 and "step_applied" not in out
+    assert "(login " in out
     code, out, err = cli("rollback", V2, "--as", "bob", "--reason", "bad answers")
     assert code == EXIT_OK, err
     assert _rewrite(cluster)["spec"] == spec

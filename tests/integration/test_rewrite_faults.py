@@ -64,7 +64,7 @@ def test_a_human_edit_pauses_and_is_not_overwritten(world: World,
     world.service.approve(REF, actor=BOB)
     _human_sets(world, edit)
     patches = rewrite_patches(world)
-    with pytest.raises(Conflict, match=r"paused \(weights changed outside the bot"):
+    with pytest.raises(Conflict, match=r"paused: weights changed outside the bot"):
         world.service.approve(REF, actor=BOB)
     rollout = world.service.get(REF)
     assert rollout.phase is Phase.PAUSED and rollout.step == 0

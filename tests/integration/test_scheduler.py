@@ -56,6 +56,7 @@ def test_an_automatic_plan_reaches_100_unattended_each_step_once(live_world: Wor
     try:
         world.service.start(namespace="default", canary=POOL, actor=ALICE,
                             plan=build_plan([10, 50, 100], interval_seconds=1, auto=True))
+        world.service.approve_plan(REF, actor=BOB)  # by someone other than alice
         _wait_for(lambda: world.service.get(REF).phase is Phase.COMPLETED)
     finally:
         scheduler.stop()
@@ -92,6 +93,7 @@ def test_only_one_of_two_schedulers_leads_and_steps_apply_once(live_world: World
         assert not (a.lease.is_leader and b.lease.is_leader)
         world.service.start(namespace="default", canary=POOL, actor=ALICE,
                             plan=build_plan([10, 25, 50, 100], interval_seconds=1, auto=True))
+        world.service.approve_plan(REF, actor=BOB)  # by someone other than alice
         _wait_for(lambda: world.service.get(REF).step >= 1)
         leader, other = (a, b) if a.lease.is_leader else (b, a)
         leader.scheduler.shutdown(wait=True)  # dies without releasing its lease
@@ -110,6 +112,7 @@ def test_a_scheduler_restart_mid_bake_keeps_the_due_time(live_world: World) -> N
     world = live_world
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 100], interval_seconds=3600, auto=True))
+    world.service.approve_plan(REF, actor=BOB)  # by someone other than alice
     world.service.tick(world.service.get(REF).id)
     due = world.service.get(REF).next_due_at
     assert due is not None
@@ -154,6 +157,7 @@ def test_stopping_while_a_tick_runs_does_not_deadlock(live_world: World) -> None
     scheduler = _scheduler(world, "a")
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 100], interval_seconds=3600, auto=True))
+    world.service.approve_plan(REF, actor=BOB)  # by someone other than alice
     rollout_id = world.service.get(REF).id
     entered, release = threading.Event(), threading.Event()
     real_tick = world.service.tick

@@ -84,6 +84,7 @@ def test_killing_the_leader_mid_rollout_twenty_times(live: tuple[World, Path]) -
             world.emulator.clear_requests()
             world.service.start(namespace="default", canary=POOL, actor=ALICE,
                                 plan=build_plan([10, 50, 100], interval_seconds=1, auto=True))
+            world.service.approve_plan(REF, actor=BOB)  # by someone other than alice
             time.sleep(rng.uniform(0.0, 2.0))
             leader = _leader(world, replicas)
             killed_at = time.monotonic()

@@ -6,11 +6,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
 from rollout.errors import Conflict, RolloutError, Superseded
-from rollout.models import Phase
+from rollout.models import Actor, Click, Phase, Rollout
 from rollout.plan import build_plan
 from rollout.service import Outcome, Ref
 from rollout.split import baseline_pair
@@ -18,6 +19,7 @@ from tests.integration.conftest import ALICE, BOB, CAROL, World
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
+DAVE = Actor(id="U0DAVE", name="dave", via="slack", channel="C0ROLLOUT")
 
 
 def _together(calls: list[Callable[[], object]]) -> list[object]:
@@ -41,11 +43,13 @@ def _together(calls: list[Callable[[], object]]) -> list[object]:
 
 
 def test_fifty_threads_approving_the_same_step_apply_it_once(world: World) -> None:
-    world.service.start(namespace="default", canary=POOL, actor=ALICE,
-                        plan=build_plan(interval_seconds=600))
+    started = world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                  plan=build_plan(interval_seconds=600)).rollout
+    assert started is not None
+    click = Click(rollout_id=started.id, step=0, epoch=started.epoch)  # one card, many clicks
     before = world.route_patches()
     results = _together([
-        (lambda actor=actor: world.service.approve(REF, actor=actor, step=0))
+        (lambda actor=actor: world.service.approve(REF, actor=actor, click=click))
         for actor in [BOB, CAROL] * 25
     ])
     assert world.route_patches() == before + 1
@@ -102,3 +106,60 @@ def test_two_starts_on_one_target_make_one_rollout(world: World) -> None:
     refused = [r for r in results if isinstance(r, RolloutError)]
     assert len(started) == 1 and len(refused) == 7
     assert all(isinstance(r, Conflict) for r in refused)
+
+
+def _awaiting_two_approvals(world: World) -> Rollout:
+    plan = build_plan([10, 100], interval_seconds=0, approvals=2).model_copy(
+        update={"reminder_seconds": 1})
+    out = world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=plan)
+    assert out.rollout is not None
+    return out.rollout
+
+
+def test_reviewers_approving_one_drawing_while_reminders_fire_are_never_refused(
+    world: World,
+) -> None:
+    """The card is drawn once; two reviewers click it while the scheduler reminds, on
+    threads released together, 40 times: both approvals count, the step lands once."""
+    svc = world.service
+    for _ in range(40):
+        r = _awaiting_two_approvals(world)
+        click = Click(rollout_id=r.id, step=0, epoch=r.epoch)
+        world.clock.advance(2)  # a reminder is due
+        results = _together([
+            partial(svc.approve, REF, actor=BOB, click=click),
+            partial(svc.approve, REF, actor=CAROL, click=click),
+            partial(svc.tick, r.id),
+        ])
+        assert not [x for x in results if isinstance(x, Exception)], results
+        after = svc.get(REF)
+        assert after.step == 0 and len(after.approvers_of(0)) == 2
+        svc.rollback(REF, actor=BOB)
+
+
+def test_pause_and_rollback_from_an_old_drawing_win_against_approvals_and_reminders(
+    world: World,
+) -> None:
+    """Pause and Roll back clicked on the first drawing of the card race an approval and
+    a reminder, 40 times: neither is ever refused, whatever landed first."""
+    svc = world.service
+    for run in range(40):
+        r = _awaiting_two_approvals(world)
+        drawn = Click(rollout_id=r.id, step=0)
+        world.clock.advance(2)
+        pausing = bool(run % 2)
+        safety = (partial(svc.pause, REF, actor=DAVE, click=drawn) if pausing
+                  else partial(svc.rollback, REF, actor=DAVE, click=drawn))
+        results = _together([
+            partial(svc.approve, REF, actor=BOB,
+                    click=Click(rollout_id=r.id, step=0, epoch=r.epoch)),
+            partial(svc.tick, r.id),
+            safety,
+        ])
+        assert not isinstance(results[2], Exception), results
+        # the approval is refused only because the rollout is paused, or it lost to the rollback
+        assert isinstance(results[0], Outcome | Conflict | Superseded), results
+        after = svc.get(REF)
+        assert after.phase is (Phase.PAUSED if pausing else Phase.ROLLED_BACK)
+        if pausing:
+            svc.rollback(REF, actor=DAVE)

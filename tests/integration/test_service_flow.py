@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from rollout.models import Phase
+from rollout.models import Actor, Phase
 from rollout.plan import build_plan
 from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, World
@@ -110,3 +110,18 @@ def test_attaching_the_card_keeps_the_version_and_survives_later_saves(world: Wo
     world.service.approve(REF, actor=BOB)
     after = world.service.get(REF)
     assert after.version > version and after.card == Card(channel="C1", ts="1.000100")
+
+
+def test_the_sweeps_drift_check_leaves_a_paused_rollout_alone(world: World) -> None:
+    """A rollout paused by hand, then edited by hand, is not rewritten on every sweep."""
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    world.service.approve(REF, actor=BOB)
+    world.service.pause(REF, actor=Actor(id="U0DAVE", via="slack"))
+    route = world.route()
+    for ref in route["spec"]["rules"][0]["backendRefs"]:
+        ref["weight"] = 30 if ref["name"] == POOL else 70
+    world.emulator.put_object(route)
+    version = world.service.get(REF).version
+    for _ in range(3):
+        assert world.service.watch(world.service.get(REF)) is None
+    assert world.service.get(REF).version == version

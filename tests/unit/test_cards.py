@@ -53,7 +53,7 @@ def test_a_new_rollout_awaits_its_first_approval() -> None:
     assert set(buttons) == {"rollout_approve", "rollout_pause", "rollout_rollback"}
     assert buttons["rollout_approve"]["text"]["text"] == "Approve step 1: 10%"
     assert ButtonValue.decode(buttons["rollout_approve"]["value"]) == ButtonValue(
-        rollout_id="r1", step=0, version=2)
+        rollout_id="r1", step=0, epoch=0)
     text = _text(r)
     for part in ("HTTPRoute default/routes-to-llm rule 0", "Rollout llm-pool → llm-pool-version-2",
                  "weights llm-pool 100 / llm-pool-version-2 0",
@@ -160,9 +160,12 @@ def test_multiple_approvals_are_counted_on_the_card() -> None:
 
 
 def test_button_values_are_compact_and_checked() -> None:
-    value = ButtonValue(rollout_id="r1", step=2, version=7)
-    assert value.encode() == '{"r":"r1","s":2,"v":7}'
+    value = ButtonValue(rollout_id="r1", step=2, epoch=7, pause=7)
+    assert value.encode() == '{"r":"r1","s":2,"e":7,"p":7}'
     assert ButtonValue.decode(value.encode()) == value
+    drawn_before_epochs = ButtonValue.decode('{"r":"r1","s":2,"v":7}')
+    assert drawn_before_epochs == ButtonValue(rollout_id="r1", step=2, epoch=None)
+    assert drawn_before_epochs.click("rollout_approve").epoch is None
     for bad in ("", "nope", '{"r":"x"}', "[1]"):
         with pytest.raises(InvalidInput):
             ButtonValue.decode(bad)
@@ -189,3 +192,40 @@ def test_a_rolled_back_card_shows_the_weights_from_before_the_start() -> None:
     assert "rolled back from 25%" in text
     assert "*Plan:* ~10%~ → ~25%~ → 50% → 100%" in text and ":round_pushpin:" not in text
     assert message.text == "Rollout llm-pool → llm-pool-version-2: 0%, rolled back"
+
+
+def test_an_automatic_plan_offers_approve_plan_and_says_why() -> None:
+    r = started(auto=True)
+    buttons = _buttons(r)
+    assert set(buttons) == {"rollout_approve_plan", "rollout_pause", "rollout_rollback"}
+    assert "approver other than <@U0ALICE>" in _text(r)
+    approved = machine.approve_plan(r, actor=BOB, now=NOW).rollout
+    assert "rollout_approve_plan" not in _buttons(approved)
+    assert "Automatic plan approved by <@U0BOB>" in _text(approved)
+
+
+def test_after_a_rollback_the_card_shows_the_restored_weights() -> None:
+    r = _approved(started())
+    r = machine.approve(r, actor=CAROL, now=NOW).rollout  # 25%
+    back = machine.rollback(r, actor=CAROL, now=NOW).rollout
+    text = _text(back)
+    assert "weights llm-pool 100 / llm-pool-version-2 0" in text and "░░░░░░░░░░ 0%" in text
+
+
+def test_after_drift_the_card_shows_the_clusters_weights() -> None:
+    from rollout.split import Observed, Pair
+
+    r = _approved(started())
+    d = machine.reconcile(r, Observed(pair=Pair(stable=60, canary=40)), now=NOW)
+    assert d is not None
+    text = _text(d.rollout)
+    assert "weights llm-pool 90 / llm-pool-version-2 10" in text
+    assert "the cluster shows 60 / 40 (changed by hand)" in text
+
+
+def test_resume_carries_the_pause_it_ends() -> None:
+    paused = machine.pause(started(), actor=CAROL, now=NOW).rollout
+    value = ButtonValue.decode(_buttons(paused)["rollout_resume"]["value"])
+    assert value.pause == paused.epoch
+    assert value.click("rollout_resume").pause == paused.epoch
+    assert value.click("rollout_pause").epoch is None

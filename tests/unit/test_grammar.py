@@ -167,3 +167,10 @@ def test_the_usage_names_every_verb_and_option() -> None:
                  "history", "list", "help", "--namespace", "--route", "--stable", "--steps",
                  "--interval", "--auto", "--approvals", "--rewrite", "--reason"]:
         assert word in USAGE
+
+
+def test_approve_plan_is_a_verb_of_its_own() -> None:
+    req = parse("llm-pool-version-2 approve-plan")
+    assert req.verb is Verb.APPROVE_PLAN and req.pool == "llm-pool-version-2"
+    assert parse("approve-plan llm-pool-version-2").verb is Verb.APPROVE_PLAN
+    assert "approve-plan" in USAGE

@@ -9,7 +9,7 @@ import pytest
 from rollout import machine
 from rollout.errors import Conflict, Outdated, Unauthorized
 from rollout.machine import ApplyStep, Prepare, Restore
-from rollout.models import PauseKind, Phase, Rollout
+from rollout.models import Click, PauseKind, Phase, Rollout
 from rollout.split import Marker, MarkerState, Observed, Pair, expected_pair
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
@@ -43,14 +43,19 @@ def test_starter_cannot_approve_unless_self_approval_is_allowed(rollout: Rollout
 
 def test_second_approval_of_an_applied_step_is_a_no_op_that_says_so(rollout: Rollout) -> None:
     applied = machine.approve(rollout, actor=BOB, now=T0).rollout
-    again = machine.approve(applied, actor=CAROL, now=T0, step=0)
+    again = machine.approve(applied, actor=CAROL, now=T0,
+                            click=Click(rollout_id=applied.id, step=0, epoch=applied.epoch))
     assert not again.changed and again.effect is None
     assert "already applied" in again.message
 
 
-def test_outdated_card_version_is_refused(rollout: Rollout) -> None:
-    with pytest.raises(Outdated, match="outdated"):
-        machine.approve(rollout, actor=BOB, now=T0, step=0, version=rollout.version + 3)
+def test_an_approve_drawn_before_a_pause_and_resume_is_refused(rollout: Rollout) -> None:
+    click = Click(rollout_id=rollout.id, step=0, epoch=rollout.epoch)
+    paused = machine.pause(rollout, actor=CAROL, now=T0).rollout
+    resumed = machine.resume(paused, actor=CAROL, now=T0).rollout
+    assert resumed.epoch == rollout.epoch + 2
+    with pytest.raises(Outdated, match="paused or resumed since"):
+        machine.approve(resumed, actor=BOB, now=T0, click=click)
 
 
 def test_approval_during_bake_is_refused_with_the_time_it_opens() -> None:
@@ -78,7 +83,9 @@ def test_two_distinct_approvers_when_the_plan_asks() -> None:
 
 def test_tick_applies_an_automatic_step_when_due_and_not_before() -> None:
     r = started(auto=True, interval=30)
-    assert r.phase is Phase.BAKING and r.next_due_at == T0
+    assert r.phase is Phase.AWAITING_APPROVAL and r.needs_plan_approval
+    assert not machine.tick(r, now=T0 + timedelta(hours=1)).changed
+    r = machine.approve_plan(r, actor=BOB, now=T0).rollout
     d = machine.tick(r, now=T0)
     assert d.effect == ApplyStep(step=0, percent=10)
     r = d.rollout
@@ -87,7 +94,7 @@ def test_tick_applies_an_automatic_step_when_due_and_not_before() -> None:
 
 
 def test_automatic_steps_cannot_be_approved() -> None:
-    r = machine.tick(started(auto=True, interval=30), now=T0).rollout
+    r = machine.approve_plan(started(auto=True, interval=30), actor=BOB, now=T0).rollout
     with pytest.raises(Conflict, match="automatic"):
         machine.approve(r, actor=BOB, now=T0 + timedelta(seconds=31))
 
@@ -196,3 +203,83 @@ def test_reconcile_does_not_adopt_weights_that_do_not_match_the_marker(rollout: 
     observed = Observed(pair=Pair(stable=80, canary=20), marker=Marker(rollout_id="r1", step=0))
     d = machine.reconcile(rollout, observed, now=T0)
     assert d is not None and d.rollout.phase is Phase.PAUSED and d.rollout.step == -1
+
+
+def test_an_automatic_plan_waits_for_another_approver_before_any_step() -> None:
+    r = started(auto=True, interval=0)
+    assert r.phase is Phase.AWAITING_APPROVAL and r.needs_plan_approval
+    with pytest.raises(Conflict, match="approve-plan"):
+        machine.approve(r, actor=BOB, now=T0)
+    with pytest.raises(Unauthorized, match="two-person rule"):
+        machine.approve_plan(r, actor=ALICE, now=T0)
+    d = machine.approve_plan(r, actor=BOB, now=T0)
+    assert d.effect is None and [e.action for e in d.events] == ["plan_approved"]
+    assert d.rollout.phase is Phase.BAKING and d.rollout.next_due_at == T0
+    assert machine.tick(d.rollout, now=T0).effect == ApplyStep(step=0, percent=10)
+    again = machine.approve_plan(d.rollout, actor=CAROL, now=T0)
+    assert not again.changed and "already approved" in again.message
+    with pytest.raises(Conflict, match="no automatic steps"):
+        machine.approve_plan(started(), actor=BOB, now=T0)
+
+
+def test_the_author_cannot_promote_alone(rollout: Rollout) -> None:
+    with pytest.raises(Unauthorized, match="two-person rule"):
+        machine.promote(rollout, actor=ALICE, now=T0)
+    assert isinstance(machine.promote(rollout, actor=BOB, now=T0).effect, ApplyStep)
+
+
+def test_an_approve_click_is_refused_only_for_what_a_reviewer_cares_about() -> None:
+    r = started(interval=60, approvals=2)
+    click = Click(rollout_id=r.id, step=0, epoch=r.epoch)
+    first = machine.approve(r, actor=BOB, now=T0, click=click).rollout
+    assert first.version == r.version  # the machine leaves versions to the store
+    second = machine.approve(first, actor=CAROL, now=T0, click=click)  # same drawing
+    assert second.effect == ApplyStep(step=0, percent=10)
+    later = Click(rollout_id=r.id, step=1, epoch=r.epoch)
+    requested = machine.tick(second.rollout, now=T0 + timedelta(seconds=60)).rollout
+    reminded = requested.model_copy(update={"plan": requested.plan.model_copy(
+        update={"reminder_seconds": 10})})
+    reminded = machine.tick(reminded, now=T0 + timedelta(seconds=75)).rollout
+    assert [a.actor.id for a in machine.approve(reminded, actor=BOB, now=T0, click=later)
+            .rollout.approvals if a.step == 1] == ["U0BOB"]
+    stale = machine.approve(second.rollout, actor=BOB, now=T0, click=click)
+    assert not stale.changed and "already applied" in stale.message
+    paused = machine.pause(requested, actor=CAROL, now=T0, reason="p99").rollout
+    with pytest.raises(Conflict, match="paused: p99"):
+        machine.approve(paused, actor=BOB, now=T0, click=later)
+    with pytest.raises(Outdated, match="not the pending step"):
+        machine.approve(requested, actor=BOB, now=T0,
+                        click=Click(rollout_id=r.id, step=2, epoch=r.epoch))
+
+
+def test_resume_ends_only_the_pause_it_was_drawn_for(rollout: Rollout) -> None:
+    with pytest.raises(Conflict, match="not paused"):
+        machine.resume(rollout, actor=BOB, now=T0)
+    first = machine.pause(rollout, actor=CAROL, now=T0).rollout
+    click = Click(rollout_id=rollout.id, step=0, pause=first.epoch)
+    resumed = machine.resume(first, actor=BOB, now=T0, click=click).rollout
+    again = machine.pause(resumed, actor=CAROL, now=T0, reason="again").rollout
+    with pytest.raises(Outdated, match="paused again"):
+        machine.resume(again, actor=BOB, now=T0, click=click)
+    with pytest.raises(Conflict, match="not paused"):
+        machine.resume(resumed, actor=BOB, now=T0, click=click)
+
+
+def test_a_finished_rollout_never_rolls_back_a_newer_rollouts_rule(rollout: Rollout) -> None:
+    done = machine.promote(rollout, actor=BOB, now=T0).rollout
+    assert done.phase is Phase.COMPLETED
+    with pytest.raises(Conflict, match="now belongs to rollout r2"):
+        machine.rollback(done, actor=BOB, now=T0, owner="r2")
+    d = machine.rollback(done, actor=BOB, now=T0, owner=done.id)
+    assert isinstance(d.effect, Restore)
+    assert d.rollout.canary_percent == 0
+    assert expected_pair(d.rollout) == Pair(stable=100, canary=0)
+
+
+def test_drift_pause_keeps_what_the_cluster_showed(rollout: Rollout) -> None:
+    applied = machine.approve(rollout, actor=BOB, now=T0).rollout
+    seen = Observed(pair=Pair(stable=70, canary=30))
+    d = machine.reconcile(applied, seen, now=T0)
+    assert d is not None and d.rollout.phase is Phase.PAUSED
+    assert d.rollout.pause is not None and d.rollout.epoch == applied.epoch + 1
+    assert (d.rollout.pause.seen_stable, d.rollout.pause.seen_canary) == (70, 30)

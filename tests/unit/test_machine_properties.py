@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rollout import machine
 from rollout.errors import Refused
 from rollout.machine import ApplyStep, Decision, Prepare, Restore
-from rollout.models import Actor, Phase, Rollout
+from rollout.models import Actor, Click, Phase, Rollout
 from rollout.split import Marker, Observed, Pair, expected_pair
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
@@ -19,6 +19,7 @@ ACTORS = (ALICE, BOB, CAROL)
 
 command = st.one_of(
     st.tuples(st.just("approve"), st.sampled_from(ACTORS), st.none() | st.integers(-1, 5)),
+    st.tuples(st.just("approve_plan"), st.sampled_from(ACTORS), st.none()),
     st.tuples(st.just("pause"), st.sampled_from(ACTORS), st.none()),
     st.tuples(st.just("resume"), st.sampled_from(ACTORS), st.none()),
     st.tuples(st.just("rollback"), st.sampled_from(ACTORS), st.none()),
@@ -44,7 +45,11 @@ def _run(r: Rollout, cmd: tuple[str, Actor | None, int | None], now: object) -> 
     try:
         if name == "approve":
             assert actor is not None
-            return machine.approve(r, actor=actor, now=now, step=arg)
+            click = None if arg is None else Click(rollout_id=r.id, step=arg, epoch=r.epoch)
+            return machine.approve(r, actor=actor, now=now, click=click)
+        if name == "approve_plan":
+            assert actor is not None
+            return machine.approve_plan(r, actor=actor, now=now)
         if name == "pause":
             assert actor is not None
             return machine.pause(r, actor=actor, now=now) if r.active else None
@@ -101,6 +106,12 @@ def test_any_command_sequence_keeps_the_invariants(
             assert expected_pair(after).canary == (
                 after.baseline.total * d.effect.percent + 50) // 100
             applied.append(d.effect.step)
+            # Invariant 10: an automatic plan applies nothing before another person approved it
+            if before.plan.automatic and cmd[0] != "promote":
+                assert after.plan_approval is not None
+                assert after.plan_approval.actor.id != before.requester.id
+            if cmd[0] == "promote":
+                assert cmd[1] is not None and cmd[1].id != before.requester.id
             # two-person rule: an approved step has approvers other than the requester
             if cmd[0] == "approve":
                 approvers = {a.id for a in after.approvers_of(d.effect.step)}

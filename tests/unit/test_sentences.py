@@ -43,7 +43,7 @@ def test_the_scheduler_is_named_as_such_and_its_pauses_say_their_kind() -> None:
 
 
 def test_automatic_steps_and_completion() -> None:
-    r = started((50, 100), auto=True)
+    r = machine.approve_plan(started((50, 100), auto=True), actor=BOB, now=NOW).rollout
     first = machine.tick(r, now=NOW)
     assert _sentences(first.events) == [
         "the scheduler applied step 1 (50%): stable 50 / canary 50"]

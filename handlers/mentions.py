@@ -1,0 +1,27 @@
+"""Slack's own markup for people and times in what the bot posts.
+
+An approval request that mentions no one is seldom seen, and a time written in UTC is wrong
+for most readers: Slack renders `<!subteam^…>`, `<@…>` and `<!date^…>` for each reader,
+in their own time zone, and the text never goes stale ("in 5 minutes" would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from handlers.authorization import ANYONE
+
+
+def approvers_mention(*, approvers: Iterable[str], groups: Iterable[str]) -> str:
+    """The approver groups and users as Slack mentions; empty where anyone may approve and
+    no group is named (there is no one in particular to call)."""
+    parts = [f"<!subteam^{g}>" for g in groups]
+    parts += [f"<@{u}>" for u in approvers if u != ANYONE]
+    return " ".join(parts)
+
+
+def slack_date(at: datetime) -> str:
+    """`<!date^EPOCH^{date_short_pretty} {time}|fallback>`: local to whoever reads it."""
+    fallback = f"{at:%Y-%m-%d %H:%M} UTC"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
