@@ -121,7 +121,7 @@ def test_read_verbs_print_json_for_scripts(cli: Cli) -> None:
     events = json.loads(out)
     assert [e["action"] for e in events][:3] == ["started", "approved", "step_applied"]
     assert events[1]["actor"] == {"id": "cli:bob", "name": "cli:bob", "via": "cli",
-                                  "channel": None}
+                                  "channel": None, "login": getpass.getuser()}
     code, out, _ = cli("list", "--output", "json")
     assert [r["canary"] for r in json.loads(out)] == ["llm-pool-version-2"]
 
