@@ -73,6 +73,15 @@ class World:
               channel: str = CHANNEL, **kwargs: Any) -> tuple[int, dict[str, str], str]:
         return self.slack.click_button(user, channel, message_ts, action_id, value, **kwargs)
 
+    def roll_back(self, user: str, message_ts: str, value: str, reason: str = "",
+                  channel: str = CHANNEL) -> None:
+        """Click Roll back and submit the dialog it opens, as a person does."""
+        before = len(self.slack.workspace.views_of(user))
+        self.click(user, message_ts, "rollout_rollback", value, channel=channel)
+        views = eventually(lambda: len(self.slack.workspace.views_of(user)) > before and
+                           self.slack.workspace.views_of(user), message="the Roll back dialog")
+        self.slack.submit_view(user, views[-1].id, {"rollback_reason": reason} if reason else {})
+
     def weights(self) -> dict[str, int]:
         route = self.kube.get_object(*ROUTE)
         assert route is not None
@@ -80,8 +89,9 @@ class World:
         return {ref["name"]: ref.get("weight", 1) for ref in refs}
 
     def route_patches(self) -> int:
+        """Route writes that landed (a 409 the bot retried is not a write)."""
         return sum(1 for r in self.kube.requests
-                   if r.verb == "patch" and r.resource == "httproutes")
+                   if r.verb == "patch" and r.resource == "httproutes" and r.status < 300)
 
     def cards(self, channel: str = CHANNEL) -> list[Message]:
         return [m for m in self.slack.messages(channel, top_level_only=True) if m.blocks]
