@@ -1,0 +1,98 @@
+"""Replay the recorded cases against one API server and reduce its answers to comparable data.
+
+Server-assigned values (uid, timestamps, resourceVersion values, managedFields) are replaced
+or dropped; `status` is dropped from objects a gateway controller writes, as its timing is not
+part of what is compared.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from tests.conformance.cases import Case
+
+Obj = dict[str, Any]
+_CONTROLLED = ("HTTPRoute", "InferencePool")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to send requests: a base URL and the headers/TLS settings it needs."""
+
+    url: str
+    headers: dict[str, str]
+    ca_file: str | None = None
+
+    def pool(self) -> urllib3.PoolManager:
+        if self.ca_file:
+            return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=self.ca_file)
+        return urllib3.PoolManager()
+
+
+def normalize(obj: Any) -> Any:
+    """An object or Status with server-assigned values replaced by placeholders."""
+    if not isinstance(obj, dict):
+        return obj
+    out = json.loads(json.dumps(obj))
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        for key in ("uid", "creationTimestamp", "resourceVersion"):
+            if key in meta:
+                meta[key] = f"<{key}>"
+    if out.get("kind") in _CONTROLLED:
+        out.pop("status", None)
+    if isinstance(out.get("object"), dict):  # a watch event
+        out["object"] = normalize(out["object"])
+    if isinstance(out.get("items"), list):
+        out["items"] = [normalize(i) for i in out["items"]]
+    return out
+
+
+def _warnings(headers: Any) -> list[str]:
+    values = headers.getlist("Warning") if hasattr(headers, "getlist") else []
+    return sorted(re.sub(r"^299 - ", "", v) for v in values)
+
+
+def replay(target: Target, case: Case) -> list[Obj]:
+    """The normalized answers to the case's requests, then the objects read back."""
+    http = target.pool()
+    captured: dict[str, str] = {}
+    answers: list[Obj] = []
+    for req in case.requests:
+        path, query = req.path, req.query
+        for name, rv in captured.items():
+            query = query.replace(f"{{rv:{name}}}", rv)
+        url = target.url + path + (f"?{query}" if query else "")
+        body = None if req.body is None else json.dumps(req.body).encode()
+        headers = {**target.headers, "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = req.content_type
+        resp = http.request(req.method, url, body=body, headers=headers, timeout=30.0,
+                            preload_content=True)
+        text = resp.data.decode()
+        payload: Any
+        if "watch=true" in query:
+            payload = [normalize(json.loads(line)) for line in text.splitlines() if line.strip()]
+        else:
+            try:
+                payload = json.loads(text)
+            except ValueError:
+                payload = text
+        if req.capture and isinstance(payload, dict):
+            captured[req.capture] = payload["metadata"]["resourceVersion"]
+        if isinstance(payload, dict) and "items" in payload:
+            payload = {"names": [i["metadata"]["name"] for i in payload["items"]]}
+        answers.append({"status": resp.status, "warnings": _warnings(resp.headers),
+                        "body": normalize(payload)})
+    for path in case.read:
+        resp = http.request("GET", target.url + path, headers=target.headers, timeout=30.0)
+        answers.append({"read": path, "status": resp.status,
+                        "body": normalize(json.loads(resp.data.decode()))})
+    http.clear()
+    return answers
