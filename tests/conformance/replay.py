@@ -47,11 +47,37 @@ def normalize(obj: Any) -> Any:
                 meta[key] = f"<{key}>"
     if out.get("kind") in _CONTROLLED:
         out.pop("status", None)
+    if out.get("kind") == "Status":
+        _status(out)
     if isinstance(out.get("object"), dict):  # a watch event
         out["object"] = normalize(out["object"])
     if isinstance(out.get("items"), list):
         out["items"] = [normalize(i) for i in out["items"]]
     return out
+
+
+def _status(status: Obj) -> None:
+    """Placeholders for uids, and several causes in a stable order.
+
+    The apiserver walks objects in Go map order, so several causes may come in any order: both
+    servers' causes are sorted, and the message rebuilt from them once it is checked to list
+    exactly those causes.
+    """
+    details = status.get("details")
+    if not isinstance(details, dict):
+        return
+    if "uid" in details:
+        details["uid"] = "<uid>"
+    causes = details.get("causes")
+    if not isinstance(causes, list) or len(causes) < 2:
+        return
+    texts = [f"{c.get('field')}: {c.get('message')}" for c in causes]
+    message = str(status.get("message", ""))
+    prefix, _, listed = message.partition(": [")
+    if listed != ", ".join(texts) + "]":
+        return  # left as is: the comparison shows the difference
+    details["causes"] = sorted(causes, key=lambda c: json.dumps(c, sort_keys=True))
+    status["message"] = f"{prefix}: [{', '.join(sorted(texts))}]"
 
 
 def _warnings(headers: Any) -> list[str]:

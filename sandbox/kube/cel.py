@@ -1,0 +1,95 @@
+"""The `x-kubernetes-validations` rules of a CRD, evaluated with the cel-python library.
+
+Each rule runs with `self` bound to the node that declares it, as kube-apiserver runs it;
+a false result becomes a field error with the rule's `message` (or `messageExpression`),
+`fieldPath` and `reason`. Field names that are CEL keywords are escaped as Kubernetes
+escapes them (`namespace` is `__namespace__`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import celpy
+
+from sandbox.kube.schema import Cause, Schema, nodes
+
+_log = logging.getLogger(__name__)
+_RESERVED = frozenset({
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+    "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+    "void", "while",
+})
+_ENV = celpy.Environment()
+
+
+def _escape(key: str) -> str:
+    if key in _RESERVED:
+        return f"__{key}__"
+    return (key.replace("__", "__underscores__").replace(".", "__dot__")
+            .replace("-", "__dash__").replace("/", "__slash__"))
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_escape(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _program(expression: str) -> Any:
+    return _ENV.program(_ENV.compile(expression))
+
+
+def _evaluate(expression: str, value: Any) -> Any:
+    return _program(expression).evaluate({"self": celpy.json_to_cel(_escaped(value))})
+
+
+def has_rules(schema: Schema) -> bool:
+    """Whether any node of ``schema`` declares `x-kubernetes-validations`."""
+    if schema.get("x-kubernetes-validations"):
+        return True
+    subs = list((schema.get("properties") or {}).values())
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            subs.append(schema[key])
+    return any(has_rules(s) for s in subs)
+
+
+def _failure(rule: dict[str, Any], value: Any, path: str) -> Cause:
+    message = rule.get("message") or f"failed rule: {rule['rule']}"
+    if rule.get("messageExpression"):
+        try:
+            message = str(_evaluate(rule["messageExpression"], value))
+        except Exception:  # the apiserver falls back to `message` when the expression fails
+            _log.debug("messageExpression failed", exc_info=True)
+    field = path
+    if rule.get("fieldPath"):
+        field = f"{path}{rule['fieldPath']}" if path else str(rule["fieldPath"]).lstrip(".")
+    return Cause(rule.get("reason") or "FieldValueInvalid", field or "<nil>",
+                 f"Invalid value: {message}")
+
+
+def validate(value: Any, schema: Schema) -> list[Cause]:
+    """The failed rules of the whole tree, parents before children."""
+    causes: list[Cause] = []
+    for node, sub, path in nodes(value, schema):
+        for rule in sub.get("x-kubernetes-validations") or ():
+            if "oldSelf" in rule["rule"]:
+                continue  # transition rules need the stored object: not evaluated on create
+            try:
+                ok = _evaluate(rule["rule"], node)
+            except Exception as exc:  # an evaluation error is a failed rule, with its reason
+                causes.append(Cause("FieldValueInvalid", path or "<nil>",
+                                    f"Invalid value: {exc}"))
+                continue
+            if isinstance(ok, celpy.celtypes.BoolType) and bool(ok):
+                continue
+            if isinstance(ok, bool) and ok:
+                continue
+            causes.append(_failure(rule, node, path))
+    return causes
