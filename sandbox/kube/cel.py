@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import celpy
+from celpy.adapter import json_to_cel
 
 from sandbox.kube.schema import Cause, Schema, nodes
 
@@ -46,7 +47,7 @@ def _program(expression: str) -> Any:
 
 
 def _evaluate(expression: str, value: Any) -> Any:
-    return _program(expression).evaluate({"self": celpy.json_to_cel(_escaped(value))})
+    return _program(expression).evaluate({"self": json_to_cel(_escaped(value))})
 
 
 def has_rules(schema: Schema) -> bool:

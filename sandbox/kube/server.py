@@ -27,9 +27,9 @@ from waitress.server import create_server
 from sandbox.kube import resources as r
 from sandbox.kube.app import KubeApp
 from sandbox.kube.controller import GatewayController
+from sandbox.kube.crds import DEFAULT_DIR, load_dir
 from sandbox.kube.faults import Fault, FaultBook, RequestRecord
 from sandbox.kube.seed import seed_objects
-from sandbox.kube.crds import DEFAULT_DIR, load_dir
 from sandbox.kube.store import Obj, Store
 from sandbox.kube.validation import Admission
 
