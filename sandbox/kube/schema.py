@@ -168,7 +168,7 @@ class _Walk:
             return True
         declared = schema.get("format", "")
         if declared and kind not in ("string", "array") and fmt != declared:
-            self._type_error(path, declared, fmt or kind)
+            self._type_error(path, declared, fmt)  # Go's format of the value: "" if none
             if kind == "number" and want == "integer":
                 self.add("FieldValueInvalid", "", f'Invalid value: "": Checked value must be of '
                          f"type integer with format {declared} in {path}")
