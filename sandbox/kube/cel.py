@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 import celpy
@@ -24,6 +25,7 @@ _RESERVED = frozenset({
     "void", "while",
 })
 _ENV = celpy.Environment()
+_MISSING = re.compile(r"no such member in mapping: \\*'([^'\\]+)")
 
 
 def _escape(key: str) -> str:
@@ -75,6 +77,17 @@ def _failure(rule: dict[str, Any], value: Any, path: str) -> Cause:
                  f"Invalid value: {message}")
 
 
+def _runtime_error(rule: dict[str, Any], schema: Schema, value: Any, path: str,
+                   error: Any) -> Cause:
+    """A rule that could not be evaluated, worded as the apiserver words it."""
+    missing = _MISSING.search(repr(error))
+    detail = f"no such key: {missing.group(1)}" if missing else str(error)
+    kind = schema.get("type") or type(value).__name__
+    said = rule.get("message") or f"failed rule: {rule['rule']}"
+    return Cause("FieldValueInvalid", path or "<nil>",
+                 f'Invalid value: "{kind}": {detail} evaluating rule: {said}')
+
+
 def validate(value: Any, schema: Schema) -> list[Cause]:
     """The failed rules of the whole tree, parents before children."""
     causes: list[Cause] = []
@@ -84,13 +97,11 @@ def validate(value: Any, schema: Schema) -> list[Cause]:
                 continue  # transition rules need the stored object: not evaluated on create
             try:
                 ok = _evaluate(rule["rule"], node)
-            except Exception as exc:  # an evaluation error is a failed rule, with its reason
-                causes.append(Cause("FieldValueInvalid", path or "<nil>",
-                                    f"Invalid value: {exc}"))
+            except Exception as exc:  # the library raises its own error types
+                ok = exc
+            if isinstance(ok, celpy.celtypes.BoolType | bool):
+                if not ok:
+                    causes.append(_failure(rule, node, path))
                 continue
-            if isinstance(ok, celpy.celtypes.BoolType) and bool(ok):
-                continue
-            if isinstance(ok, bool) and ok:
-                continue
-            causes.append(_failure(rule, node, path))
+            causes.append(_runtime_error(rule, sub, node, path, ok))
     return causes

@@ -15,6 +15,7 @@ POOLS = "/apis/inference.networking.k8s.io/v1/namespaces/default/inferencepools"
 LEGACY_POOLS = "/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/default/inferencepools"
 OBJECTIVES = "/apis/llm-d.ai/v1alpha2/namespaces/default/inferenceobjectives"
 REWRITES = "/apis/llm-d.ai/v1alpha2/namespaces/default/inferencemodelrewrites"
+GATEWAYS = "/apis/gateway.networking.k8s.io/v1/namespaces/default/gateways"
 LEGACY_REWRITES = ("/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/default/"
                    "inferencemodelrewrites")
 
@@ -258,6 +259,46 @@ CASES: tuple[Case, ...] = (
         "apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective",
         "metadata": {"name": "bad-objective"},
         "spec": {"poolRef": {"name": "llm-pool"}, "priority": "high"}}),)),
+    Case("objective-bad-name", (Request("POST", OBJECTIVES, {
+        "apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective",
+        "metadata": {"name": "Bad_Name"}, "spec": {"poolRef": {"name": "llm-pool"}}}),)),
+    Case("objective-no-pool-ref", (Request("POST", OBJECTIVES, {
+        "apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective",
+        "metadata": {"name": "no-ref"}, "spec": {"priority": 1}}),)),
+    Case("objective-status-unknown-field", (
+        Request("PATCH", f"{OBJECTIVES}/llm-pool-chat/status", {"status": {"foo": 1}}, MERGE),),
+         (f"{OBJECTIVES}/llm-pool-chat",)),
+    Case("namespace-mismatch", (Request("POST", ROUTES, {
+        **_route("conf-ns"), "metadata": {"name": "conf-ns", "namespace": "other"}}),)),
+    _rewrite("rewrite-empty-targets", _targets()),
+    _rewrite("rewrite-zero-weight", _targets({"modelRewrite": "a", "weight": 0})),
+    Case("legacy-pool-valid", (Request("POST", LEGACY_POOLS, {
+        "apiVersion": "inference.networking.x-k8s.io/v1alpha2", "kind": "InferencePool",
+        "metadata": {"name": "legacy-ok"},
+        "spec": {"selector": {"app": "x"}, "targetPortNumber": 8000,
+                 "extensionRef": {"name": "epp"}}}),), (f"{LEGACY_POOLS}/legacy-ok",)),
+    Case("create-route-header-defaults", (Request("POST", ROUTES, _route("conf-headers", {
+        "parentRefs": [{"name": "inference-gateway", "sectionName": "http"}],
+        "hostnames": ["llm.example.com"],
+        "rules": [_rule(name="by-model", matches=[
+            {"headers": [{"name": "x-model", "value": "a"}],
+             "queryParams": [{"name": "v", "value": "1"}]}],
+            filters=[{"type": "RequestHeaderModifier",
+                      "requestHeaderModifier": {"set": [{"name": "x-r", "value": "1"}]}}],
+            timeouts={"request": "10s", "backendRequest": "5s"})]})),),
+         (f"{ROUTES}/conf-headers",)),
+    Case("merge-patch-null-removes", (Request("PATCH", _SEEDED, {
+        "spec": {"hostnames": ["a.example"]}}, MERGE), Request("PATCH", _SEEDED, {
+            "spec": {"hostnames": None, "parentRefs": [{"name": "inference-gateway",
+                                                        "port": None}]}}, MERGE)),
+         (_SEEDED,)),
+    Case("gateway-duplicate-listeners", (Request("POST", GATEWAYS, {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw2"},
+        "spec": {"gatewayClassName": "x", "listeners": [
+            {"name": "http", "protocol": "HTTP", "port": 80},
+            {"name": "http", "protocol": "HTTP", "port": 8080,
+             "tls": {"mode": "Terminate"}}]}}),), (f"{GATEWAYS}/gw2",)),
     # ---- watch ------------------------------------------------------------------------------
     Case("watch-objectives", (
         Request("GET", OBJECTIVES, capture="start"),
