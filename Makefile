@@ -54,7 +54,7 @@ conformance: $(STAMP) kubeworld
 # The emulator validates with the official CRDs, materialized from the pinned Go modules.
 crds: $(STAMP)
 	ROLLOUT_UPSTREAM_CRDS="$${ROLLOUT_UPSTREAM_CRDS:-$(abspath ../shared/crds)}" \
-	  $(BIN)/python -m sandbox.kube.crds .sandbox/crds
+	  $(BIN)/python -m sandbox.crds .sandbox/crds
 
 demo: $(STAMP) redis-server crds
 	$(BIN)/rollout-bot sandbox --crds .sandbox/crds

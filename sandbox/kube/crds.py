@@ -1,6 +1,6 @@
 """Materialize the official CRDs for the emulator, and read them back.
 
-`python -m sandbox.kube.crds [DIR]` writes every CRD of `crd_sources` into DIR (default
+`python -m sandbox.crds [DIR]` writes every CRD of `crd_sources` into DIR (default
 `.sandbox/crds`, not committed): module files come from the Go module cache through
 `go mod download -json MODULE@VERSION`, which checks each module against the checksum
 database; the llm-d.ai kinds fall back to verified upstream copies (see `crd_sources`).
@@ -118,7 +118,7 @@ def load_dir(directory: Path) -> list[Obj]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.kube.crds",
+    parser = argparse.ArgumentParser(prog="python -m sandbox.crds",
                                      description="write the official CRDs for the emulator")
     parser.add_argument("directory", nargs="?", default=str(DEFAULT_DIR))
     args = parser.parse_args(argv)
@@ -129,7 +129,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{len(written)} CRDs written to {args.directory}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -62,7 +62,7 @@ class KubeEmulator:
         unchecked = self.admission.unchecked_kinds()
         if unchecked:
             _log.warning("no CRD schema for %s: writes of these kinds are NOT validated, "
-                         "pruned or defaulted (run `python -m sandbox.kube.crds`, or pass "
+                         "pruned or defaulted (run `python -m sandbox.crds`, or pass "
                          "--crds DIR)", ", ".join(f"{t.kind}.{t.group}" for t in unchecked))
         self._store = Store(self.admission)
         self._book = FaultBook()
