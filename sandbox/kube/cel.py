@@ -9,6 +9,7 @@ escapes them (`namespace` is `__namespace__`).
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from typing import Any
@@ -50,6 +51,27 @@ def _program(expression: str) -> Any:
 
 def _evaluate(expression: str, value: Any) -> Any:
     return _program(expression).evaluate({"self": json_to_cel(_escaped(value))})
+
+
+_RESULTS: dict[tuple[str, str], Any] = {}
+_RESULTS_MAX = 50_000
+
+
+def _outcome(expression: str, value: Any) -> Any:
+    """The rule's result (or the error it raised), memoized by the node's JSON.
+
+    cel-python interprets a parse tree (a few milliseconds a rule), and a write mostly
+    re-submits nodes already seen, so an outcome is computed once per distinct node value.
+    """
+    key = (expression, json.dumps(value, sort_keys=True, separators=(",", ":")))
+    if key not in _RESULTS:
+        if len(_RESULTS) >= _RESULTS_MAX:
+            _RESULTS.clear()
+        try:
+            _RESULTS[key] = _evaluate(expression, value)
+        except Exception as exc:  # the library raises its own error types
+            _RESULTS[key] = exc
+    return _RESULTS[key]
 
 
 def has_rules(schema: Schema) -> bool:
@@ -95,10 +117,7 @@ def validate(value: Any, schema: Schema) -> list[Cause]:
         for rule in sub.get("x-kubernetes-validations") or ():
             if "oldSelf" in rule["rule"]:
                 continue  # transition rules need the stored object: not evaluated on create
-            try:
-                ok = _evaluate(rule["rule"], node)
-            except Exception as exc:  # the library raises its own error types
-                ok = exc
+            ok = _outcome(rule["rule"], node)
             if isinstance(ok, celpy.celtypes.BoolType | bool):
                 if not ok:
                     causes.append(_failure(rule, node, path))
