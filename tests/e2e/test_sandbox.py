@@ -106,6 +106,9 @@ def test_a_person_in_the_browser_starts_approves_and_rolls_back(sandbox: Sandbox
         _pick_user(page, "U0BOB")
         _click_current(page, sandbox, "rollout_approve")
         _eventually(lambda: _weights(sandbox) == [90, 10])
+        # With `--interval 0s` the scheduler asks for step 2 at once, moving the card on: a
+        # click on the card drawn before that is rightly answered "outdated".
+        _eventually(lambda: "approval requested step 2" in _chat(sandbox), box=sandbox)
         _pick_user(page, "U0CAROL")
         _click_current(page, sandbox, "rollout_rollback")
         page.wait_for("!document.getElementById('modal-backdrop').hidden")
