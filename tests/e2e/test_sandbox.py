@@ -78,6 +78,7 @@ def test_the_demo_walks_a_rollout_from_the_chat(sandbox: Sandbox) -> None:
     status, _, _ = sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
     assert status == 200
     _eventually(lambda: _weights(sandbox) == [90, 10], box=sandbox)
+    _eventually(lambda: "approval requested step 2" in _chat(sandbox), box=sandbox)
     ts, value = _eventually(lambda: _button(sandbox, "rollout_rollback"))
     sandbox.slack.click_button("U0CAROL", CHANNEL, ts, "rollout_rollback", value)
     _eventually(lambda: _weights(sandbox) == [100, 0], box=sandbox)
