@@ -2,7 +2,10 @@
 
 Each case starts from the demo seed (namespace `default`), sends its requests in order and then
 reads back the objects named in `read`. Paths are relative to the API root; `{rv:NAME}` in a
-path or query is replaced by the list resourceVersion captured by an earlier `capture` step.
+query is replaced by the resourceVersion that an earlier request's `capture` kept.
+
+Nothing here states an expected answer: the real kube-apiserver's answers are the expectation,
+obtained by replaying the same requests against it.
 """
 
 from __future__ import annotations
