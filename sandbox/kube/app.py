@@ -20,7 +20,13 @@ import yaml
 from sandbox.kube import discovery, errors, openapi
 from sandbox.kube import resources as r
 from sandbox.kube.faults import FaultBook, RequestRecord
-from sandbox.kube.patch import PatchApplyError, PatchDecodeError, json_patch, merge_patch
+from sandbox.kube.patch import (
+    PatchApplyError,
+    PatchDecodeError,
+    go_kind,
+    json_patch,
+    merge_patch,
+)
 from sandbox.kube.selectors import object_matcher
 from sandbox.kube.store import Event, Obj, Store
 
@@ -294,7 +300,9 @@ class KubeApp:
                                   f"{', '.join(accepted)}")
         document = self._decode(body, content_type)
         if media != _JSON_PATCH and not isinstance(document, dict):
-            raise errors.bad_request("the patch must be a JSON object")
+            raise errors.bad_request(f"error decoding patch: json: cannot unmarshal "
+                                     f"{go_kind(document)} into Go value of type "
+                                     "map[string]interface {}")
 
         def apply(current: Obj) -> Any:
             try:

@@ -181,6 +181,22 @@ CASES: tuple[Case, ...] = (
     Case("json-patch-stale-rv", (Request("PATCH", _SEEDED, [
         {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},
         {"op": "replace", "path": _WEIGHT, "value": 75}], JSON_PATCH),), (_SEEDED,)),
+    Case("json-patch-unknown-op", (Request("PATCH", _SEEDED, [
+        {"op": "frobnicate", "path": _WEIGHT, "value": 1}], JSON_PATCH),), (_SEEDED,)),
+    Case("json-patch-not-a-list", (Request("PATCH", _SEEDED, {
+        "op": "replace", "path": _WEIGHT, "value": 1}, JSON_PATCH),), (_SEEDED,)),
+    Case("json-patch-copy-move", (Request("PATCH", _SEEDED, [
+        {"op": "copy", "from": "/spec/rules/0/backendRefs/0",
+         "path": "/spec/rules/0/backendRefs/-"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}},
+        {"op": "move", "from": "/metadata/annotations/a", "path": "/metadata/annotations/b"},
+        {"op": "move", "from": "/spec/rules/0/matches", "path": "/spec/rules/0/elsewhere"}],
+        JSON_PATCH),), (_SEEDED,)),
+    Case("json-patch-bad-pointer", (Request("PATCH", _SEEDED, [
+        {"op": "replace", "path": "spec/hostnames", "value": ["a.b"]}], JSON_PATCH),),
+         (_SEEDED,)),
+    Case("merge-patch-list-body", (Request("PATCH", _SEEDED, [{"spec": {}}], MERGE),),
+         (_SEEDED,)),
     # ---- strategic merge on a custom resource ----------------------------------------------
     Case("strategic-merge-on-crd", (Request("PATCH", _SEEDED, {"spec": {"hostnames": ["a.b"]}},
                                             STRATEGIC),), (_SEEDED,)),

@@ -29,8 +29,8 @@ def test_merge_patch_rfc7386_examples() -> None:
 def test_pointer_escaping() -> None:
     assert parse_pointer("/a~1b/m~0n/~01") == ["a/b", "m~n", "~1"]
     assert parse_pointer("") == []
-    with pytest.raises(PatchDecodeError):
-        parse_pointer("a")
+    # As the apiserver's json-patch library: the first segment is dropped unread.
+    assert parse_pointer("spec/hostnames") == ["hostnames"]
 
 
 def test_json_patch_operations() -> None:
@@ -64,12 +64,20 @@ def test_json_patch_failures_do_not_apply(ops: list[dict[str, Any]]) -> None:
         json_patch(doc, ops)
 
 
-@pytest.mark.parametrize("ops", [
-    {"op": "add"}, [{"path": "/a"}], [{"op": "jump", "path": "/a"}],
-    [{"op": "add", "path": "/a"}], [{"op": "move", "path": "/a"}],
-])
+@pytest.mark.parametrize("ops", [{"op": "add"}, "add", [1], [["add"]]])
 def test_malformed_json_patch(ops: Any) -> None:
-    with pytest.raises(PatchDecodeError):
+    """Only a body that is not a list of objects is malformed (400, as the server)."""
+    with pytest.raises(PatchDecodeError, match="cannot unmarshal"):
+        json_patch({}, ops)
+
+
+@pytest.mark.parametrize("ops", [
+    [{"path": "/a"}], [{"op": "jump", "path": "/a"}], [{"op": "add", "path": "/a"}],
+    [{"op": "move", "path": "/a"}],
+])
+def test_a_bad_operation_fails_when_applied(ops: Any) -> None:
+    """An unknown or incomplete operation is the server's generic 422, not a 400."""
+    with pytest.raises(PatchApplyError):
         json_patch({}, ops)
 
 
