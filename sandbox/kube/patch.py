@@ -126,6 +126,16 @@ def _remove(doc: Any, pointer: str) -> tuple[Any, Any]:
     raise PatchApplyError(f"cannot remove {pointer}")
 
 
+def _missing_key(doc: Any, pointer: str) -> bool:
+    """Whether ``pointer`` names an absent key of an existing object."""
+    tokens = parse_pointer(pointer)
+    try:
+        parent = _parent(doc, tokens, pointer) if tokens else None
+    except PatchApplyError:
+        return False
+    return isinstance(parent, dict) and tokens[-1] not in parent
+
+
 def go_kind(value: Any) -> str:
     """The JSON kind as Go's decoder names it in an unmarshal error."""
     if isinstance(value, bool):
@@ -175,10 +185,14 @@ def json_patch(doc: Any, ops: Any) -> Any:
         elif kind == "remove":
             result, _ = _remove(result, path)
         elif kind == "replace":
-            _get(result, path)  # the target must exist
-            if not parse_pointer(path):
+            tokens = parse_pointer(path)
+            if not tokens:
                 result = copy.deepcopy(op["value"])
+            elif isinstance(_parent(result, tokens, path), dict):
+                # The apiserver's json-patch library replaces a missing object key as an add.
+                result = _add(result, path, copy.deepcopy(op["value"]))
             else:
+                _get(result, path)  # an array element must exist
                 result, _ = _remove(result, path)
                 result = _add(result, path, copy.deepcopy(op["value"]))
         elif kind == "move":
@@ -192,6 +206,8 @@ def json_patch(doc: Any, ops: Any) -> Any:
             try:
                 actual = _get(result, path)
             except PatchApplyError as exc:
+                if op["value"] is None and _missing_key(result, path):
+                    continue  # as the apiserver's library: a missing key tests equal to null
                 raise PatchApplyError(f"testing value {path} failed: {exc}") from exc
             if not json_equal(actual, op["value"]):
                 raise PatchApplyError(f"testing value {path} failed: test failed")

@@ -172,6 +172,13 @@ CASES: tuple[Case, ...] = (
     Case("json-patch-test-missing-path", (Request("PATCH", _SEEDED, [
         {"op": "test", "path": "/metadata/annotations/fence", "value": "1"},
         {"op": "replace", "path": _WEIGHT, "value": 75}], JSON_PATCH),), (_SEEDED,)),
+    Case("json-patch-test-null-on-missing", (Request("PATCH", _SEEDED, [
+        {"op": "test", "path": "/metadata/annotations", "value": None},
+        {"op": "replace", "path": "/metadata/labels", "value": {"fence": "1"}}], JSON_PATCH),),
+         (_SEEDED,)),
+    Case("json-patch-replace-missing-index", (Request("PATCH", _SEEDED, [
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/5/weight", "value": 1}],
+        JSON_PATCH),), (_SEEDED,)),
     Case("json-patch-test-type", (Request("PATCH", _SEEDED, [
         {"op": "test", "path": _WEIGHT, "value": "100"}], JSON_PATCH),), (_SEEDED,)),
     Case("json-patch-remove-missing", (Request("PATCH", _SEEDED, [

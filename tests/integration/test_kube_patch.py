@@ -53,7 +53,7 @@ def test_json_patch_operations() -> None:
     [{"op": "test", "path": "/a", "value": True}],  # true is not 1
     [{"op": "test", "path": "/missing", "value": 1}],
     [{"op": "remove", "path": "/missing"}],
-    [{"op": "replace", "path": "/missing", "value": 1}],
+    [{"op": "replace", "path": "/list/3", "value": 1}],
     [{"op": "add", "path": "/list/5", "value": 1}],
     [{"op": "add", "path": "/list/01", "value": 1}],
     [{"op": "move", "from": "/obj", "path": "/obj/child"}],
@@ -62,6 +62,14 @@ def test_json_patch_failures_do_not_apply(ops: list[dict[str, Any]]) -> None:
     doc = {"a": 1, "list": [0], "obj": {}}
     with pytest.raises(PatchApplyError):
         json_patch(doc, ops)
+
+
+def test_lenient_where_the_server_is_lenient() -> None:
+    """As kube-apiserver (see the conformance cases): `replace` of a missing object key adds
+    it, and a missing key tests equal to null."""
+    doc = {"a": 1}
+    assert json_patch(doc, [{"op": "replace", "path": "/b", "value": 2}]) == {"a": 1, "b": 2}
+    assert json_patch(doc, [{"op": "test", "path": "/b", "value": None}]) == doc
 
 
 @pytest.mark.parametrize("ops", [{"op": "add"}, "add", [1], [["add"]]])
