@@ -2,7 +2,7 @@
 
 Each case starts from the demo seed (namespace `default`), sends its requests in order and then
 reads back the objects named in `read`. Paths are relative to the API root; `{rv:NAME}` in a
-query is replaced by the resourceVersion that an earlier request's `capture` kept.
+query or a body string is replaced by the resourceVersion an earlier request's `capture` kept.
 
 Nothing here states an expected answer: the real kube-apiserver's answers are the expectation,
 obtained by replaying the same requests against it.
@@ -110,6 +110,9 @@ def _targets(*targets: Obj) -> Obj:
 
 
 _SEEDED = f"{ROUTES}/routes-to-llm"
+_REWRITE = f"{REWRITES}/small-segment-lora"
+_FENCE = "inference-rollout.dev/fence"
+_FENCE_PTR = "inference-rollout.dev~1fence"
 _WEIGHT = "/spec/rules/0/backendRefs/0/weight"
 
 CASES: tuple[Case, ...] = (
@@ -204,6 +207,35 @@ CASES: tuple[Case, ...] = (
          (_SEEDED,)),
     Case("merge-patch-list-body", (Request("PATCH", _SEEDED, [{"spec": {}}], MERGE),),
          (_SEEDED,)),
+    # The bot's fenced write, as it sends it: resourceVersion precondition plus a `test` op.
+    Case("fenced-write-on-a-rewrite", (
+        Request("GET", _REWRITE, capture="r0"),
+        Request("PATCH", _REWRITE, [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "{rv:r0}"},
+            {"op": "add", "path": "/metadata/annotations", "value": {_FENCE: "1"}},
+            {"op": "replace", "path": "/spec/rules/0/targets", "value": [
+                {"modelRewrite": "small-segment-lora-v1", "weight": 90},
+                {"modelRewrite": "small-segment-lora-v2", "weight": 10}]},
+            {"op": "add", "path": f"/metadata/annotations/{_FENCE_PTR}-record",
+             "value": "{}"}], JSON_PATCH, capture="r1"),
+        Request("PATCH", _REWRITE, [  # a writer that read before the first write
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "{rv:r0}"},
+            {"op": "test", "path": f"/metadata/annotations/{_FENCE_PTR}", "value": "1"},
+            {"op": "add", "path": f"/metadata/annotations/{_FENCE_PTR}", "value": "2"}],
+            JSON_PATCH),
+        Request("PATCH", _REWRITE, [  # a writer holding an older fence
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "{rv:r1}"},
+            {"op": "test", "path": f"/metadata/annotations/{_FENCE_PTR}", "value": "0"},
+            {"op": "add", "path": f"/metadata/annotations/{_FENCE_PTR}", "value": "2"}],
+            JSON_PATCH),
+        Request("PATCH", _REWRITE, [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": "{rv:r1}"},
+            {"op": "test", "path": f"/metadata/annotations/{_FENCE_PTR}", "value": "1"},
+            {"op": "add", "path": f"/metadata/annotations/{_FENCE_PTR}", "value": "2"},
+            {"op": "replace", "path": "/spec/rules/0/targets/0/weight", "value": 75},
+            {"op": "replace", "path": "/spec/rules/0/targets/1/weight", "value": 25}],
+            JSON_PATCH),
+    ), (_REWRITE,)),
     # ---- strategic merge on a custom resource ----------------------------------------------
     Case("strategic-merge-on-crd", (Request("PATCH", _SEEDED, {"spec": {"hostnames": ["a.b"]}},
                                             STRATEGIC),), (_SEEDED,)),

@@ -80,6 +80,19 @@ def _status(status: Obj) -> None:
     status["message"] = f"{prefix}: [{', '.join(sorted(texts))}]"
 
 
+def _fill(value: Any, captured: dict[str, str]) -> Any:
+    """``value`` with each ``{rv:NAME}`` string replaced by the captured resourceVersion."""
+    if isinstance(value, str):
+        for name, rv in captured.items():
+            value = value.replace(f"{{rv:{name}}}", rv)
+        return value
+    if isinstance(value, dict):
+        return {k: _fill(v, captured) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, captured) for v in value]
+    return value
+
+
 def _warnings(headers: Any) -> list[str]:
     values = headers.getlist("Warning") if hasattr(headers, "getlist") else []
     return sorted(re.sub(r"^299 - ", "", v) for v in values)
@@ -95,7 +108,7 @@ def replay(target: Target, case: Case) -> list[Obj]:
         for name, rv in captured.items():
             query = query.replace(f"{{rv:{name}}}", rv)
         url = target.url + path + (f"?{query}" if query else "")
-        body = None if req.body is None else json.dumps(req.body).encode()
+        body = None if req.body is None else json.dumps(_fill(req.body, captured)).encode()
         headers = {**target.headers, "Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = req.content_type
