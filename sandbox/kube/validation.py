@@ -29,6 +29,19 @@ _LABEL_MSG = (
     "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
     "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 )
+_QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 _NOT_CHECKED = ("Invalid value: null: some validation rules were not checked because the "
                 "object was invalid; correct the existing errors to complete validation")
 
@@ -41,10 +54,57 @@ class KindSchema:
     has_rules: bool
 
 
-def _metadata(obj: Obj, rt: r.ResourceType) -> list[Cause]:
-    name = (obj.get("metadata") or {}).get("name")
+def _qualified_name(key: str) -> list[str]:
+    """apimachinery's IsQualifiedName: an optional DNS-subdomain prefix, then a name part."""
+    parts = key.split("/")
+    if len(parts) > 2:
+        return [f"a valid label key {_QUALIFIED_MSG} with an optional DNS subdomain prefix and "
+                "'/' (e.g. 'example.com/MyName')"]
+    problems = []
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            problems.append("prefix part must be non-empty")
+        else:
+            if len(prefix) > 253:
+                problems.append("prefix part must be no more than 253 characters")
+            if not DNS1123_SUBDOMAIN.match(prefix):
+                problems.append(f"prefix part {_SUBDOMAIN_MSG}")
     if not name:
-        return [Cause("FieldValueRequired", "metadata.name", "Required value")]
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    if not _QUALIFIED.match(name):
+        problems.append(f"name part {_QUALIFIED_MSG}")
+    return problems
+
+
+def _labels_and_annotations(meta: Obj) -> list[Cause]:
+    """Label keys and values, then annotation keys, as ValidateObjectMeta checks them."""
+    causes = []
+    labels = meta.get("labels")
+    for key, value in labels.items() if isinstance(labels, dict) else ():
+        causes += [Cause("FieldValueInvalid", "metadata.labels",
+                         f"Invalid value: {schema.show(key)}: {problem}")
+                   for problem in _qualified_name(key)]
+        text = value if isinstance(value, str) else ""
+        if len(text) > 63:
+            causes.append(Cause("FieldValueInvalid", "metadata.labels",
+                                f"Invalid value: {schema.show(value)}: must be no more than 63 "
+                                "characters"))
+        if not _LABEL_VALUE.match(text):
+            causes.append(Cause("FieldValueInvalid", "metadata.labels",
+                                f"Invalid value: {schema.show(value)}: {_LABEL_VALUE_MSG}"))
+    annotations = meta.get("annotations")
+    for key in annotations if isinstance(annotations, dict) else ():
+        causes += [Cause("FieldValueInvalid", "metadata.annotations",
+                         f"Invalid value: {schema.show(key)}: {problem}")
+                   for problem in _qualified_name(key.lower())]
+    return causes
+
+
+def _name(name: str, rt: r.ResourceType) -> list[Cause]:
     causes = []
     shown = schema.show(name)
     if rt is r.NAMESPACES:
@@ -62,6 +122,15 @@ def _metadata(obj: Obj, rt: r.ResourceType) -> list[Cause]:
         causes.append(Cause("FieldValueInvalid", "metadata.name",
                             f"Invalid value: {shown}: {_SUBDOMAIN_MSG}"))
     return causes
+
+
+def _metadata(obj: Obj, rt: r.ResourceType) -> list[Cause]:
+    """Object-meta errors in ValidateObjectMeta's order: name, labels, annotations."""
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    named = _name(name, rt) if name else [
+        Cause("FieldValueRequired", "metadata.name", "Required value")]
+    return named + _labels_and_annotations(meta)
 
 
 def _pod(obj: Obj) -> list[Cause]:

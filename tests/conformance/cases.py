@@ -320,6 +320,11 @@ CASES: tuple[Case, ...] = (
     Case("objective-bad-name", (Request("POST", OBJECTIVES, {
         "apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective",
         "metadata": {"name": "Bad_Name"}, "spec": {"poolRef": {"name": "llm-pool"}}}),)),
+    Case("objective-bad-label-and-annotation", (Request("POST", OBJECTIVES, {
+        "apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective",
+        "metadata": {"name": "bad-meta", "labels": {"bad key!": "x", "ok": "not valid!"},
+                     "annotations": {"Bad/Key/Two": "x"}},
+        "spec": {"poolRef": {"name": "llm-pool"}}}),)),
     Case("objective-no-pool-ref", (Request("POST", OBJECTIVES, {
         "apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective",
         "metadata": {"name": "no-ref"}, "spec": {"priority": 1}}),)),
