@@ -26,6 +26,8 @@ _RESERVED = frozenset({
     "void", "while",
 })
 _ENV = celpy.Environment()
+_HAS = re.compile(r"has\([^)]*\)")
+_FIELD = re.compile(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)(\s*\()?")
 _MISSING = re.compile(r"no such member in mapping: \\*'([^'\\]+)")
 
 
@@ -99,11 +101,30 @@ def _failure(rule: dict[str, Any], value: Any, path: str) -> Cause:
                  f"Invalid value: {message}")
 
 
+def _first_absent_field(rule: str, value: Any) -> str | None:
+    """The first field the rule reads (outside `has()`) that the node's objects lack.
+
+    cel-python wraps a missing-key error inside the error of the operator that met it, so the
+    key is found from the rule itself, in the order the apiserver's evaluator would meet it.
+    """
+    unguarded = _HAS.sub("", rule)
+    fields = [m.group(1) for m in _FIELD.finditer(unguarded) if not m.group(2)]
+    objects = [value] if isinstance(value, dict) else []
+    if isinstance(value, list):
+        objects = [v for v in value if isinstance(v, dict)]
+    for field in fields:
+        name = field[2:-2] if field.startswith("__") and field.endswith("__") else field
+        if any(name not in obj for obj in objects):
+            return field
+    return None
+
+
 def _runtime_error(rule: dict[str, Any], schema: Schema, value: Any, path: str,
                    error: Any) -> Cause:
     """A rule that could not be evaluated, worded as the apiserver words it."""
     missing = _MISSING.search(repr(error))
-    detail = f"no such key: {missing.group(1)}" if missing else str(error)
+    key = missing.group(1) if missing else _first_absent_field(rule["rule"], value)
+    detail = f"no such key: {key}" if key else str(error)
     kind = schema.get("type") or type(value).__name__
     said = rule.get("message") or f"failed rule: {rule['rule']}"
     return Cause("FieldValueInvalid", path or "<nil>",

@@ -180,15 +180,19 @@ class Store:
             raise errors.bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if kind not in (None, "", rt.kind):
-            raise errors.bad_request(f"the kind in the data ({kind}) does not match the "
-                                     f"expected kind ({rt.kind})")
         if api_version not in (None, "") and api_version not in [
             rt.api_version(v) for v in rt.versions
         ]:
+            if rt.group:  # decoded with no schema for that version: every field is unknown
+                self._warnings.extend(f'unknown field "{key}"' for key in obj
+                                      if key not in ("apiVersion", "kind", "metadata"))
             raise errors.bad_request(f"the API version in the data ({api_version}) does not "
                                      f"match the expected API version ({rt.api_version()})")
-        obj["apiVersion"], obj["kind"] = rt.api_version(), rt.kind
+        if kind not in (None, "", rt.kind) and not rt.group:
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the "
+                                     f"expected kind ({rt.kind})")
+        # A custom resource of another kind is kept as sent: validation refuses it (422).
+        obj["apiVersion"], obj["kind"] = rt.api_version(), kind or rt.kind
         meta = obj.get("metadata")
         if meta is None:
             meta = obj["metadata"] = {}

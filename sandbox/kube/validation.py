@@ -170,8 +170,8 @@ class Admission:
     def admit(self, rt: r.ResourceType, obj: Obj) -> tuple[Obj, list[str]]:
         """``obj`` pruned and defaulted from its kind's schema, and the pruning warnings."""
         kind = self._kinds.get(rt.key)
-        if kind is None:
-            return obj, []
+        if kind is None or obj.get("kind") != rt.kind:
+            return obj, []  # another kind's object is neither pruned nor defaulted
         warnings: list[str] = []
         meta = obj.get("metadata")
         pruned = schema.prune(schema.integral_floats(obj), kind.schema, "", warnings)
@@ -180,7 +180,12 @@ class Admission:
 
     def validate(self, rt: r.ResourceType, obj: Obj) -> None:
         """Raise a 422 Invalid listing every violation, in the apiserver's order."""
-        causes = _metadata(obj, rt)
+        causes = []
+        sent_kind = str(obj.get("kind") or rt.kind)
+        if sent_kind != rt.kind:
+            causes.append(Cause("FieldValueInvalid", "kind",
+                                f"Invalid value: {schema.show(sent_kind)}: must be {rt.kind}"))
+        causes += _metadata(obj, rt)
         kind = self._kinds.get(rt.key)
         if rt is r.PODS:
             causes += _pod(obj)
@@ -196,4 +201,4 @@ class Admission:
             causes += found
         if causes:
             name = (obj.get("metadata") or {}).get("name") or ""
-            raise errors.invalid(rt.group, rt.kind, name, [c.as_dict() for c in causes])
+            raise errors.invalid(rt.group, sent_kind, name, [c.as_dict() for c in causes])

@@ -236,6 +236,11 @@ CASES: tuple[Case, ...] = (
             {"op": "replace", "path": "/spec/rules/0/targets/1/weight", "value": 25}],
             JSON_PATCH),
     ), (_REWRITE,)),
+    Case("create-wrong-kind", (Request("POST", ROUTES, {
+        **_route("conf-kind"), "kind": "Gateway", "extra": 1}),), (f"{ROUTES}/conf-kind",)),
+    Case("create-wrong-api-version", (Request("POST", ROUTES, {
+        **_route("conf-version"), "apiVersion": "gateway.networking.k8s.io/v9"}),),
+         (f"{ROUTES}/conf-version",)),
     # ---- strategic merge on a custom resource ----------------------------------------------
     Case("strategic-merge-on-crd", (Request("PATCH", _SEEDED, {"spec": {"hostnames": ["a.b"]}},
                                             STRATEGIC),), (_SEEDED,)),
