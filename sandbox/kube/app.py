@@ -308,8 +308,7 @@ class KubeApp:
             try:
                 if media == _JSON_PATCH:
                     return json_patch(current, document)
-                if media == _STRATEGIC:  # core kinds only; lists replace, as in a merge patch
-                    return merge_patch(current, document)
+                # A merge patch, or a strategic one on a core kind (its lists simply replace).
                 return merge_patch(current, document)
             except PatchDecodeError as exc:
                 raise errors.bad_request(str(exc)) from exc
