@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint types layers unit integration e2e bench clean lock redis-server kubeworld
+.PHONY: test demo lint types layers unit integration e2e conformance bench clean lock \
+	redis-server kubeworld crds
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,8 +47,17 @@ integration: $(STAMP) redis-server kubeworld
 e2e: $(STAMP) redis-server kubeworld
 	$(BIN)/pytest -q tests/e2e
 
-demo: $(STAMP) redis-server
-	$(BIN)/rollout-bot sandbox
+# The emulator held to the real API server: one recorded set of requests replayed on both.
+conformance: $(STAMP) kubeworld
+	$(BIN)/pytest -q tests/conformance
+
+# The emulator validates with the official CRDs, materialized from the pinned Go modules.
+crds: $(STAMP)
+	ROLLOUT_UPSTREAM_CRDS="$${ROLLOUT_UPSTREAM_CRDS:-$(abspath ../shared/crds)}" \
+	  $(BIN)/python -m sandbox.crds .sandbox/crds
+
+demo: $(STAMP) redis-server crds
+	$(BIN)/rollout-bot sandbox --crds .sandbox/crds
 
 bench: $(STAMP) redis-server
 	$(BIN)/python -m bench

@@ -56,11 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="run the whole system on this machine (the demo)")
     sandbox.add_argument("--port", type=int, default=3000, help="port of the chat page")
     sandbox.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    sandbox.add_argument("--crds", default=None,
+                         help="directory of the official CRDs (default: .sandbox/crds)")
 
     emulator = sub.add_parser("emulator", help="run the Kubernetes API emulator alone")
     emulator.add_argument("--port", type=int, required=True)
     emulator.add_argument("--kubeconfig", required=True, help="where to write its kubeconfig")
     emulator.add_argument("--seed", choices=["demo", "empty"], default="demo")
+    emulator.add_argument("--crds", default=None,
+                          help="directory of the official CRDs (default: .sandbox/crds)")
 
     sched = sub.add_parser("scheduler",
                            help="run only the step scheduler (leader-elected), without Slack")
@@ -321,13 +325,14 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     if args.command == "sandbox":
         from bot.sandbox import run_sandbox
 
-        return _errors(lambda: run_sandbox(port=args.port, open_browser=not args.no_browser), err)
+        return _errors(lambda: run_sandbox(port=args.port, open_browser=not args.no_browser,
+                                           crds=args.crds), err)
     if args.command == "scheduler":
         return _errors(lambda: _scheduler(args), err)
     if args.command == "emulator":
         from sandbox.kube import serve_forever
 
-        serve_forever(args.port, args.kubeconfig, seed=args.seed)
+        serve_forever(args.port, args.kubeconfig, seed=args.seed, crds=args.crds)
         return EXIT_OK
     configure_logging(args, err)
     if args.command in RECOVERY:

@@ -37,11 +37,11 @@ class Sandbox:
     """Every process of the demo, started and stopped together."""
 
     def __init__(self, *, chat_port: int = 3000, data_dir: Path = SANDBOX_DIR,
-                 tick: str = "2s") -> None:
+                 tick: str = "2s", crds: str | None = None) -> None:
         self.data_dir = data_dir
         self.chat_port = chat_port
         self.tick = tick
-        self.kube = KubeEmulator(seed="demo")
+        self.kube = KubeEmulator(seed="demo", crds=crds)
         self.redis = RedisServer()  # fresh each run, like the emulated cluster
         self.slack = SlackEmulator(signing_secret=secrets.token_hex(16), port=chat_port)
         self.kubeconfig = data_dir / "kubeconfig"
@@ -113,8 +113,8 @@ class Sandbox:
         ])
 
 
-def run_sandbox(*, port: int = 3000, open_browser: bool = True) -> int:
-    sandbox = Sandbox(chat_port=port)
+def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None) -> int:
+    sandbox = Sandbox(chat_port=port, crds=crds)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

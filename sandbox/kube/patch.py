@@ -50,9 +50,9 @@ def parse_pointer(pointer: str) -> list[str]:
     """RFC 6901 tokens: ``~1`` is ``/`` and ``~0`` is ``~`` (decoded in that order)."""
     if pointer == "":
         return []
-    if not pointer.startswith("/"):
-        raise PatchDecodeError(f"JSON pointer must start with '/': {pointer!r}")
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    # Like the apiserver's json-patch library, the first segment is dropped unread: a pointer
+    # without its leading '/' loses its first token ("spec/hostnames" is "/hostnames").
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
 
 
 def _index(token: str, length: int, *, allow_end: bool, pointer: str) -> int:
@@ -126,20 +126,52 @@ def _remove(doc: Any, pointer: str) -> tuple[Any, Any]:
     raise PatchApplyError(f"cannot remove {pointer}")
 
 
+def _missing_key(doc: Any, pointer: str) -> bool:
+    """Whether ``pointer`` names an absent key of an existing object."""
+    tokens = parse_pointer(pointer)
+    try:
+        parent = _parent(doc, tokens, pointer) if tokens else None
+    except PatchApplyError:
+        return False
+    return isinstance(parent, dict) and tokens[-1] not in parent
+
+
+def go_kind(value: Any) -> str:
+    """The JSON kind as Go's decoder names it in an unmarshal error."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else "null"
+
+
 def _operations(ops: Any) -> list[dict[str, Any]]:
+    """The operations, checked as kube-apiserver checks them.
+
+    Only a body that does not decode into a list of operation objects is a malformed patch
+    (400, the decoder's words); anything wrong inside an operation is found when it is
+    applied (422).
+    """
     if not isinstance(ops, list):
-        raise PatchDecodeError("json patch must be an array of operations")
+        raise PatchDecodeError(f"error decoding patch: json: cannot unmarshal {go_kind(ops)} "
+                               "into Go value of type []handlers.jsonPatchOp")
     for op in ops:
-        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
-            raise PatchDecodeError("each json patch operation must be an object with an 'op'")
-        if not isinstance(op.get("path"), str):
-            raise PatchDecodeError(f"operation {op.get('op')!r} is missing a string 'path'")
+        if not isinstance(op, dict):
+            raise PatchDecodeError(f"error decoding patch: json: cannot unmarshal "
+                                   f"{go_kind(op)} into Go value of type handlers.jsonPatchOp")
+    for op in ops:
+        if not isinstance(op.get("op"), str) or not isinstance(op.get("path"), str):
+            raise PatchApplyError(f"operation {op.get('op')!r} needs a string 'op' and 'path'")
         if op["op"] in ("add", "replace", "test") and "value" not in op:
-            raise PatchDecodeError(f"operation {op['op']!r} at {op['path']} has no 'value'")
+            raise PatchApplyError(f"operation {op['op']!r} at {op['path']} has no 'value'")
         if op["op"] in ("move", "copy") and not isinstance(op.get("from"), str):
-            raise PatchDecodeError(f"operation {op['op']!r} at {op['path']} has no 'from'")
+            raise PatchApplyError(f"operation {op['op']!r} at {op['path']} has no 'from'")
         if op["op"] not in ("add", "remove", "replace", "move", "copy", "test"):
-            raise PatchDecodeError(f"unexpected kind of operation: {op['op']!r}")
+            raise PatchApplyError(f"unexpected kind of operation: {op['op']!r}")
     return ops
 
 
@@ -153,10 +185,14 @@ def json_patch(doc: Any, ops: Any) -> Any:
         elif kind == "remove":
             result, _ = _remove(result, path)
         elif kind == "replace":
-            _get(result, path)  # the target must exist
-            if not parse_pointer(path):
+            tokens = parse_pointer(path)
+            if not tokens:
                 result = copy.deepcopy(op["value"])
+            elif isinstance(_parent(result, tokens, path), dict):
+                # The apiserver's json-patch library replaces a missing object key as an add.
+                result = _add(result, path, copy.deepcopy(op["value"]))
             else:
+                _get(result, path)  # an array element must exist
                 result, _ = _remove(result, path)
                 result = _add(result, path, copy.deepcopy(op["value"]))
         elif kind == "move":
@@ -170,6 +206,8 @@ def json_patch(doc: Any, ops: Any) -> Any:
             try:
                 actual = _get(result, path)
             except PatchApplyError as exc:
+                if op["value"] is None and _missing_key(result, path):
+                    continue  # as the apiserver's library: a missing key tests equal to null
                 raise PatchApplyError(f"testing value {path} failed: {exc}") from exc
             if not json_equal(actual, op["value"]):
                 raise PatchApplyError(f"testing value {path} failed: test failed")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,21 +27,44 @@ from waitress.server import create_server
 from sandbox.kube import resources as r
 from sandbox.kube.app import KubeApp
 from sandbox.kube.controller import GatewayController
+from sandbox.kube.crds import DEFAULT_DIR, load_dir
 from sandbox.kube.faults import Fault, FaultBook, RequestRecord
 from sandbox.kube.seed import seed_objects
 from sandbox.kube.store import Obj, Store
+from sandbox.kube.validation import Admission
 
 _THREADS = 32
+_log = logging.getLogger(__name__)
+CrdInput = str | Path | Iterable[Obj] | None
+CRDS_ENV = "ROLLOUT_SANDBOX_CRDS"
+
+
+def resolve_crds(crds: CrdInput) -> list[Obj]:
+    """CRD documents from a list, a directory, or (None) `$ROLLOUT_SANDBOX_CRDS` or
+    `.sandbox/crds` if present; an empty list when there are none."""
+    if crds is None:
+        found = os.environ.get(CRDS_ENV) or (str(DEFAULT_DIR) if DEFAULT_DIR.is_dir() else "")
+        return load_dir(Path(found)) if found else []
+    if isinstance(crds, str | Path):
+        return load_dir(Path(crds))
+    return list(crds)
 
 
 class KubeEmulator:
     """The emulated Kubernetes API server (see the module docstring)."""
 
     def __init__(self, seed: str = "demo", host: str = "127.0.0.1", port: int = 0, *,
-                 controller_delay: float = 0.0, controller: bool = True) -> None:
+                 controller_delay: float = 0.0, controller: bool = True,
+                 crds: CrdInput = None) -> None:
         self._host = host
         self._requested_port = port
-        self._store = Store()
+        self.admission = Admission(resolve_crds(crds))
+        unchecked = self.admission.unchecked_kinds()
+        if unchecked:
+            _log.warning("no CRD schema for %s: writes of these kinds are NOT validated, "
+                         "pruned or defaulted (run `python -m sandbox.crds`, or pass "
+                         "--crds DIR)", ", ".join(f"{t.kind}.{t.group}" for t in unchecked))
+        self._store = Store(self.admission)
         self._book = FaultBook()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -175,9 +200,9 @@ class KubeEmulator:
 
 
 def serve_forever(port: int, kubeconfig: str, seed: str = "demo",
-                  host: str = "127.0.0.1") -> None:
+                  host: str = "127.0.0.1", crds: CrdInput = None) -> None:
     """Run the emulator in the foreground until SIGINT or SIGTERM (``rollout-bot emulator``)."""
-    emulator = KubeEmulator(seed=seed, host=host, port=port)
+    emulator = KubeEmulator(seed=seed, host=host, port=port, crds=crds)
     emulator.start()
     path = emulator.write_kubeconfig(kubeconfig)
     print(f"Kubernetes API emulator listening on {emulator.url} (seed: {seed})", flush=True)

@@ -23,8 +23,7 @@ from typing import Any
 
 from sandbox.kube import errors
 from sandbox.kube import resources as r
-from sandbox.kube.defaults import apply_defaults
-from sandbox.kube.validation import validate
+from sandbox.kube.validation import Admission
 
 Obj = dict[str, Any]
 _log = logging.getLogger(__name__)
@@ -89,7 +88,8 @@ def _rv_of(obj: Obj) -> str | None:
 class Store:
     """Thread-safe in-memory object store (one re-entrant lock around everything)."""
 
-    def __init__(self, *, history_size: int = 1000) -> None:
+    def __init__(self, admission: Admission | None = None, *, history_size: int = 1000) -> None:
+        self._admission = admission if admission is not None else Admission([])
         self._lock = threading.RLock()
         self._rv = 0
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
@@ -180,15 +180,19 @@ class Store:
             raise errors.bad_request("the body of the request must be a JSON object")
         obj = copy.deepcopy(body)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        if kind not in (None, "", rt.kind):
-            raise errors.bad_request(f"the kind in the data ({kind}) does not match the "
-                                     f"expected kind ({rt.kind})")
         if api_version not in (None, "") and api_version not in [
             rt.api_version(v) for v in rt.versions
         ]:
+            if rt.group:  # decoded with no schema for that version: every field is unknown
+                self._warnings.extend(f'unknown field "{key}"' for key in obj
+                                      if key not in ("apiVersion", "kind", "metadata"))
             raise errors.bad_request(f"the API version in the data ({api_version}) does not "
                                      f"match the expected API version ({rt.api_version()})")
-        obj["apiVersion"], obj["kind"] = rt.api_version(), rt.kind
+        if kind not in (None, "", rt.kind) and not rt.group:
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the "
+                                     f"expected kind ({rt.kind})")
+        # A custom resource of another kind is kept as sent: validation refuses it (422).
+        obj["apiVersion"], obj["kind"] = rt.api_version(), kind or rt.kind
         meta = obj.get("metadata")
         if meta is None:
             meta = obj["metadata"] = {}
@@ -204,9 +208,25 @@ class Store:
             meta.pop("namespace", None)
         return obj
 
-    def _finish(self, rt: r.ResourceType, obj: Obj) -> None:
-        apply_defaults(rt, obj)
-        validate(rt, obj)
+    def _finish(self, rt: r.ResourceType, obj: Obj) -> Obj:
+        admitted, warnings = self._admission.admit(rt, obj)
+        self._warnings.extend(warnings)
+        self._admission.validate(rt, admitted)
+        return admitted
+
+    @property
+    def _warnings(self) -> list[str]:
+        warnings: list[str] | None = getattr(self._local, "warnings", None)
+        if warnings is None:
+            warnings = []
+            self._local.warnings = warnings
+        return warnings
+
+    def take_warnings(self) -> list[str]:
+        """The warnings of this thread's writes since the last call (pruned unknown fields)."""
+        warnings = list(self._warnings)
+        self._warnings.clear()
+        return warnings
 
     def create(self, rt: r.ResourceType, namespace: str | None, body: Any, *,
                keep_status: bool = False, dry_run: bool = False) -> Obj:
@@ -226,7 +246,8 @@ class Store:
             if rt.status_subresource and not keep_status:
                 obj.pop("status", None)
             self._decorate_new(rt, obj)
-            self._finish(rt, obj)
+            obj = self._finish(rt, obj)
+            meta = obj["metadata"]
             self._check_namespace(rt, ns)
             if (ns, meta["name"]) in self._bucket(rt):
                 raise errors.already_exists(rt.group, rt.plural, meta["name"])
@@ -312,6 +333,11 @@ class Store:
         if old is None:
             raise errors.not_found(rt.group, rt.plural, name)
         given_rv = _rv_of(obj)
+        if given_rv is None and rt.group and not keep_status:
+            # Custom resources allow no unconditional update (the real registry's answer).
+            raise errors.invalid(rt.group, rt.plural, name, [{
+                "reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
+                "message": "Invalid value: 0: must be specified for an update"}])
         if given_rv is not None and given_rv != old["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.group, rt.plural, name)
         if subresource == "status":
@@ -334,7 +360,7 @@ class Store:
                     new["metadata"].pop(key, None)
             new["metadata"].pop("managedFields", None)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        self._finish(rt, new)
+        new = self._finish(rt, new)
         if new == old:  # a no-op write: the real server neither bumps the RV nor emits an event
             return copy.deepcopy(old)
         if rt.has_generation and _spec_part(new, include_status=not rt.status_subresource) != \

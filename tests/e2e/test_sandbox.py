@@ -80,6 +80,7 @@ def test_the_demo_walks_a_rollout_from_the_chat(sandbox: Sandbox) -> None:
     status, _, _ = sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
     assert status == 200
     _eventually(lambda: _weights(sandbox) == [90, 10], box=sandbox)
+    _eventually(lambda: "step 2 (25%) is open for approval" in _chat(sandbox), box=sandbox)
     ts, value = _eventually(lambda: _button(sandbox, "rollout_rollback"))
     sandbox.slack.click_button("U0CAROL", CHANNEL, ts, "rollout_rollback", value)
     modal = _eventually(lambda: sandbox.slack.workspace.views_of("U0CAROL"), box=sandbox)[0]

@@ -23,6 +23,7 @@ from rollout.traffic.rewrite import RewriteSplit
 from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
+from tests.support.crds import official_crds
 from tests.support.real_cluster import RealCluster
 
 # ---- the Kubernetes API emulator (sandbox.kube), for the emulator's own tests ---------------
@@ -32,7 +33,7 @@ from tests.support.real_cluster import RealCluster
 @pytest.fixture
 def kube_emulator() -> Iterator[KubeEmulator]:
     """A started emulator with the demo seed, on its own free port."""
-    emulator = KubeEmulator(seed="demo", port=0)
+    emulator = KubeEmulator(seed="demo", port=0, crds=official_crds())
     emulator.start()
     try:
         yield emulator

@@ -29,8 +29,8 @@ def test_merge_patch_rfc7386_examples() -> None:
 def test_pointer_escaping() -> None:
     assert parse_pointer("/a~1b/m~0n/~01") == ["a/b", "m~n", "~1"]
     assert parse_pointer("") == []
-    with pytest.raises(PatchDecodeError):
-        parse_pointer("a")
+    # As the apiserver's json-patch library: the first segment is dropped unread.
+    assert parse_pointer("spec/hostnames") == ["hostnames"]
 
 
 def test_json_patch_operations() -> None:
@@ -53,7 +53,7 @@ def test_json_patch_operations() -> None:
     [{"op": "test", "path": "/a", "value": True}],  # true is not 1
     [{"op": "test", "path": "/missing", "value": 1}],
     [{"op": "remove", "path": "/missing"}],
-    [{"op": "replace", "path": "/missing", "value": 1}],
+    [{"op": "replace", "path": "/list/3", "value": 1}],
     [{"op": "add", "path": "/list/5", "value": 1}],
     [{"op": "add", "path": "/list/01", "value": 1}],
     [{"op": "move", "from": "/obj", "path": "/obj/child"}],
@@ -64,12 +64,28 @@ def test_json_patch_failures_do_not_apply(ops: list[dict[str, Any]]) -> None:
         json_patch(doc, ops)
 
 
-@pytest.mark.parametrize("ops", [
-    {"op": "add"}, [{"path": "/a"}], [{"op": "jump", "path": "/a"}],
-    [{"op": "add", "path": "/a"}], [{"op": "move", "path": "/a"}],
-])
+def test_lenient_where_the_server_is_lenient() -> None:
+    """As kube-apiserver (see the conformance cases): `replace` of a missing object key adds
+    it, and a missing key tests equal to null."""
+    doc = {"a": 1}
+    assert json_patch(doc, [{"op": "replace", "path": "/b", "value": 2}]) == {"a": 1, "b": 2}
+    assert json_patch(doc, [{"op": "test", "path": "/b", "value": None}]) == doc
+
+
+@pytest.mark.parametrize("ops", [{"op": "add"}, "add", [1], [["add"]]])
 def test_malformed_json_patch(ops: Any) -> None:
-    with pytest.raises(PatchDecodeError):
+    """Only a body that is not a list of objects is malformed (400, as the server)."""
+    with pytest.raises(PatchDecodeError, match="cannot unmarshal"):
+        json_patch({}, ops)
+
+
+@pytest.mark.parametrize("ops", [
+    [{"path": "/a"}], [{"op": "jump", "path": "/a"}], [{"op": "add", "path": "/a"}],
+    [{"op": "move", "path": "/a"}],
+])
+def test_a_bad_operation_fails_when_applied(ops: Any) -> None:
+    """An unknown or incomplete operation is the server's generic 422, not a 400."""
+    with pytest.raises(PatchApplyError):
         json_patch({}, ops)
 
 
