@@ -245,8 +245,9 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int) -> tuple[Find
     rules of the same kind the rewrite created first wins: a younger rewrite for the same
     model is silently ignored (llm-d-router / gateway-api-inference-extension
     pkg/epp/datastore, the model rewrite store's getRule, rules sorted by creation time).
-    Two rules of one rewrite for the same model share a creation time, so which one applies
-    is not defined: the rule must be the only one there for its model.
+    Creation times have a one-second grain and the picker's sort is not stable: rules created
+    in the same second (two rules of one rewrite, or two rewrites) have no defined order, so
+    the bot's rule must be the only one for its models in that second too.
     """
     ours = facts.rewrite(rewrite)
     if ours is None:
@@ -282,14 +283,19 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int) -> tuple[Find
             continue
         what = (f"model {wanted_model}" if wanted_model is not None
                 else "any model (a catch-all rule)")
+        rival = older[0]
+        if rival.created == ours.created:
+            why = (f"was created in the same second as {rewrite} ({ours.created}): which of "
+                   f"the two the endpoint picker applies is not defined")
+        else:
+            why = (f"is older than {rewrite} (created {rival.created} and {ours.created}): the "
+                   f"endpoint picker applies the oldest and silently ignores {rewrite}")
         found.append(Finding(
             check=Check.REWRITE,
-            problem=f"InferenceModelRewrite {older[0].name} (created {older[0].created}) also "
-                    f"matches {what} on pool {ours.pool} and is older than {rewrite} (created "
-                    f"{ours.created}): the endpoint picker applies the oldest and silently "
-                    f"ignores {rewrite}",
-            remedy=f"Roll out on {older[0].name} instead (--rewrite {older[0].name}), or remove "
-                   f"that match from it"))
+            problem=f"InferenceModelRewrite {rival.name} also matches {what} on pool "
+                    f"{ours.pool} and {why}",
+            remedy=f"Roll out on {rival.name} instead (--rewrite {rival.name}), or remove that "
+                   f"match from it"))
     return tuple(found)
 
 
@@ -302,7 +308,7 @@ def _older_rivals(facts: ClusterFacts, *, ours: RewriteFacts,
     rivals = [r for r in facts.rewrites
               if r.name != ours.name and r.pool == ours.pool and r.pool_group == ours.pool_group
               and not r.deleting and any(_matches(rule, model) for rule in r.rules)
-              and (r.created, r.name) < (ours.created, ours.name)]
+              and r.created <= ours.created]
     return sorted(rivals, key=lambda r: (r.created, r.name))
 
 
@@ -316,7 +322,7 @@ def younger_rivals(facts: ClusterFacts, *, rewrite: str, model: str) -> tuple[st
         r.name for r in facts.rewrites
         if r.name != rewrite and r.pool == ours.pool and r.pool_group == ours.pool_group
         and any(model in rule.models for rule in r.rules)
-        and (r.created, r.name) > (ours.created, ours.name)))
+        and r.created > ours.created))
 
 
 # ---- all of them ----------------------------------------------------------------------------
