@@ -45,10 +45,12 @@ class ClusterReader:
     """Reads `ClusterFacts` with the official client; one instance per API client."""
 
     def __init__(self, objects: CustomObjectsApi, core: CoreV1Api, *,
-                 timeout: tuple[float, float] = (3.0, 10.0)) -> None:
+                 timeout: tuple[float, float] = (3.0, 10.0),
+                 epp_groups: tuple[str, ...] = EPP_GROUPS) -> None:
         self._objects = objects
         self._core = core
         self._timeout = timeout
+        self._epp_groups = epp_groups  # in the endpoint picker's order of preference
 
     def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
         pools: list[PoolFacts] = []
@@ -78,7 +80,7 @@ class ClusterReader:
     def _first_served(self, namespace: str, plural: str) -> tuple[str | None, list[Obj]]:
         """The endpoint picker reads the first group it finds served and ignores the others
         (llm-d-router pkg/epp/server/controller_config.go): read only that one."""
-        for group in EPP_GROUPS:
+        for group in self._epp_groups:
             items = self._list(group, EPP_VERSION, namespace, plural)
             if items is not None:
                 return group, items

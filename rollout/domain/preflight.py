@@ -93,6 +93,8 @@ def _missing_pool(facts: ClusterFacts, *, name: str, group: str) -> Finding:
 def _gateway_status(pool: PoolFacts, gateways: tuple[str, ...]) -> list[Finding]:
     found: list[Finding] = []
     for parent in pool.parents:
+        if parent.kind == "Status":
+            continue  # the CRD's placeholder (`kind: Status, name: default`): no gateway yet
         if gateways and parent.name not in gateways:
             continue
         for kind in ("Accepted", "ResolvedRefs"):

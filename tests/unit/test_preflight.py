@@ -108,11 +108,13 @@ def test_a_pool_the_gateway_does_not_accept_is_refused_with_its_reason() -> None
     assert "Accepted=False" in finding.problem and "NotAllowed: no grant" in finding.problem
 
 
-def test_status_about_an_older_generation_or_another_gateway_says_nothing() -> None:
+def test_status_about_an_older_generation_another_gateway_or_none_says_nothing() -> None:
     stale = (ParentStatus(name="inference-gateway", conditions=(
         Condition(type="Accepted", status="False", observed_generation=0),)),
         ParentStatus(name="other-gateway", conditions=(
-            Condition(type="Accepted", status="False", observed_generation=1),)))
+            Condition(type="Accepted", status="False", observed_generation=1),)),
+        ParentStatus(name="default", kind="Status", conditions=(
+            Condition(type="Accepted", status="Unknown", reason="Pending"),)))
     facts = world(pools=(pool(STABLE), pool(CANARY, parents=stale)))
     assert check_pool(facts, name=CANARY, gateways=("inference-gateway",)) == ()
 
