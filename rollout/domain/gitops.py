@@ -29,6 +29,9 @@ KNOWN_MANAGERS: Mapping[str, str] = {
 ARGO_PREFIX = "argocd.argoproj.io/"
 ARGO_LABEL = "app.kubernetes.io/instance"  # Argo CD's label tracking (its default before 3.0)
 FLUX_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
+# Any other manager that server-side applied the weights will apply them again: it is
+# declarative like the GitOps tools. An Update (kubectl edit, create, replace) is a one-off.
+APPLIER = "a server-side apply"
 _LIST_ITEMS = ("k:", "i:", "v:")
 _WEIGHT_LISTS = ("f:backendRefs", "f:targets")
 
@@ -36,7 +39,7 @@ _WEIGHT_LISTS = ("f:backendRefs", "f:targets")
 @dataclass(frozen=True, kw_only=True)
 class Owner:
     manager: str
-    tool: str  # "Argo CD", "Flux", or "" for a manager the bot does not know
+    tool: str  # "Argo CD", "Flux", APPLIER for another Apply, "" for a one-off Update
     operation: str
     time: str
 
@@ -64,7 +67,8 @@ def owns_weights(entry: ManagedField) -> bool:
 def weight_owners(obj: ObjectFacts, *, own: Iterable[str] = (BOT_MANAGER,)) -> tuple[Owner, ...]:
     """Managers other than the bot whose fields reach the weights, newest write first."""
     mine = set(own)
-    found = [Owner(manager=e.manager, tool=KNOWN_MANAGERS.get(e.manager, ""),
+    found = [Owner(manager=e.manager,
+                   tool=KNOWN_MANAGERS.get(e.manager, APPLIER if e.operation == "Apply" else ""),
                    operation=e.operation, time=e.time)
              for e in obj.managed_fields if e.manager not in mine and owns_weights(e)]
     return tuple(sorted(found, key=lambda o: o.time, reverse=True))
@@ -105,7 +109,8 @@ def check_gitops(obj: ObjectFacts, *, allow_gitops: bool = False,
         problem=f"{obj.kind} {obj.name} is kept by {' and '.join(tools)}: "
                 + "; ".join(evidence)
                 + ". It would put the old weights back behind the bot's back",
-        remedy=" ".join(remedy(tool, obj, managers) for tool in tools)
+        remedy=" ".join(remedy(tool, obj, [o.manager for o in owners if o.tool == tool]
+                               or managers) for tool in tools)
                + " Or start with --allow-gitops: a revert then pauses the rollout as drift, "
                  "naming the manager."),)
 
@@ -119,6 +124,10 @@ def weight_path(obj: ObjectFacts) -> tuple[str, str]:
 
 def remedy(tool: str, obj: ObjectFacts, managers: Iterable[str] = ()) -> str:
     jq, pointer = weight_path(obj)
+    if tool == APPLIER:
+        return (f"Whoever applies it as field manager {', '.join(managers)} puts its weights "
+                f"back on the next apply: leave the weights out of that manifest (the bot then "
+                f"owns them), or stop applying it during the rollout.")
     if tool == "Argo CD":
         return (f"In the Argo CD Application that syncs it, add to spec.ignoreDifferences "
                 f"{{group: {obj.group}, kind: {obj.kind}, name: {obj.name}, "

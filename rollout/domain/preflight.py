@@ -22,7 +22,7 @@ from rollout.domain.facts import (
     RewriteRule,
 )
 from rollout.domain.findings import Check, Finding, Outcome, Verdict
-from rollout.domain.gitops import check_gitops
+from rollout.domain.gitops import BOT_MANAGER, check_gitops
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -347,7 +347,7 @@ class PreflightRequest:
     rewrite: str | None = None
     rule: int = 0
     allow_gitops: bool = False
-    own_managers: tuple[str, ...] = ("rollout-bot",)
+    own_managers: tuple[str, ...] = (BOT_MANAGER,)
 
 
 def preflight(facts: ClusterFacts, request: PreflightRequest,

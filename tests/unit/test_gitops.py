@@ -114,3 +114,11 @@ def test_a_revert_names_the_newest_writer_of_the_weights() -> None:
     assert describe(owner) == "argocd-controller (Argo CD) at 2026-11-26T05:00:00Z"
     assert [o.manager for o in weight_owners(obj)] == ["argocd-controller", "kubectl-edit"]
     assert reverted_by(route(entry("rollout-bot", ATOMIC_RULES))) is None
+
+
+def test_another_server_side_applier_is_refused_but_a_one_off_update_is_not() -> None:
+    obj = route(entry("ci-pipeline", ATOMIC_RULES, operation="Apply"))
+    (finding,) = check_gitops(obj)
+    assert "kept by a server-side apply: field manager ci-pipeline (Apply," in finding.problem
+    assert "field manager ci-pipeline puts its weights back" in finding.remedy
+    assert check_gitops(route(entry("kubectl-edit", ATOMIC_RULES, operation="Update"))) == ()
