@@ -266,3 +266,18 @@ def test_a_group_the_cluster_does_not_serve_is_skipped_for_the_next(
     nothing = ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
                             epp_groups=("absent.example.com",)).read(NS)
     assert nothing.objective_group is None and nothing.rewrite_group is None
+
+
+def test_one_read_costs_one_list_per_kind_and_one_get_of_the_route(cluster: RealCluster) -> None:
+    """Through the test's proxy (which logs every request), as the admin."""
+    configuration = client.Configuration()
+    configuration.host = cluster.url
+    configuration.api_key = dict(cluster.world.admin.configuration.api_key)
+    with client.ApiClient(configuration) as api:
+        reader = ClusterReader(client.CustomObjectsApi(api), client.CoreV1Api(api))
+        cluster.clear_requests()
+        reader.read(NS, route=ROUTE)
+    calls = sorted((r.verb, r.resource) for r in cluster.requests)
+    assert calls == [("get", "httproutes"), ("list", "inferencemodelrewrites"),
+                     ("list", "inferenceobjectives"), ("list", "inferencepools"),
+                     ("list", "inferencepools"), ("list", "pods"), ("list", "services")]
