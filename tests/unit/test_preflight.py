@@ -119,6 +119,13 @@ def test_status_about_an_older_generation_another_gateway_or_none_says_nothing()
     assert check_pool(facts, name=CANARY, gateways=("inference-gateway",)) == ()
 
 
+def test_the_crds_placeholder_parent_is_not_a_gateways_answer() -> None:
+    placeholder = (ParentStatus(name="default", kind="Status", conditions=(
+        Condition(type="Accepted", status="Unknown", reason="Pending"),)),)
+    facts = world(pools=(pool(STABLE), pool(CANARY, parents=placeholder)))
+    assert check_pool(facts, name=CANARY) == ()
+
+
 def test_a_missing_endpoint_picker_service_is_refused() -> None:
     facts = world(services=frozenset({f"{STABLE}-epp"}))
     (finding,) = check_pool(facts, name=CANARY)
@@ -206,6 +213,11 @@ def test_required_endpoints_round_up_and_respect_the_minimum() -> None:
     assert required_endpoints(share_percent=100, stable_ready=8, policy=policy) == 10
     assert required_endpoints(share_percent=50, stable_ready=8,
                               policy=CapacityPolicy(minimum=1)) == 4
+    # a part of an endpoint is a whole one: 3.3 needs 4, 0.75 needs 1
+    assert required_endpoints(share_percent=30, stable_ready=10,
+                              policy=CapacityPolicy(minimum=0, headroom_percent=10)) == 4
+    assert required_endpoints(share_percent=25, stable_ready=3,
+                              policy=CapacityPolicy(minimum=0)) == 1
 
 
 def test_too_few_ready_pods_at_start_wait_and_say_why() -> None:
