@@ -17,7 +17,7 @@ class Outcome(StrEnum):
 
 
 class Check(StrEnum):
-    POOL = "canary pool"
+    POOL = "pool"
     OBJECTIVES = "objectives"
     CAPACITY = "capacity"
     REWRITE = "rewrite"

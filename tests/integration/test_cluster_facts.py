@@ -124,7 +124,7 @@ def test_a_pool_being_deleted_is_refused(cluster: RealCluster, reader: ClusterRe
         objects.delete_namespaced_custom_object(*args)
         verdict = preflight(reader.read(NS), START, POLICY)
         assert verdict.outcome is Outcome.REFUSE
-        assert f"• [canary pool] InferencePool {CANARY} is being deleted" in verdict.explain()
+        assert f"• [pool] InferencePool {CANARY} is being deleted" in verdict.explain()
     finally:
         objects.patch_namespaced_custom_object(*args, {"metadata": {"finalizers": None}})
 

@@ -333,7 +333,7 @@ def test_preflight_lists_every_finding_and_refusal_beats_waiting() -> None:
                         CapacityPolicy(minimum=1))
     assert verdict.outcome is Outcome.REFUSE
     lines = verdict.explain().splitlines()
-    assert [line.split("]")[0] for line in lines] == ["• [canary pool", "• [objectives",
+    assert [line.split("]")[0] for line in lines] == ["• [pool", "• [objectives",
                                                       "• [capacity"]
 
 
