@@ -42,14 +42,14 @@ def _qualified(group: str) -> str:
     return f"{group}/{POOL_VERSIONS.get(group, '?')}"
 
 
-# ---- 1. the canary pool ------------------------------------------------------------------
+# ---- 1. the pool ------------------------------------------------------------------------
 
 
 def check_pool(facts: ClusterFacts, *, name: str, group: str = POOL_GROUP,
                gateways: tuple[str, ...] = ()) -> tuple[Finding, ...]:
-    """The canary pool exists in the group the route refers to, is not being deleted, is
-    Accepted (where the gateway wrote status for it) and its endpoint picker Service exists.
-    """
+    """The pool (the canary; the stable one too, for a rollback) exists in the group the
+    route refers to, is not being deleted, is Accepted where a gateway wrote status for it,
+    and its endpoint picker Service exists."""
     pool = facts.pool(name, group)
     if pool is None:
         return (_missing_pool(facts, name=name, group=group),)
@@ -57,9 +57,8 @@ def check_pool(facts: ClusterFacts, *, name: str, group: str = POOL_GROUP,
     if pool.deleting:
         found.append(Finding(
             check=Check.POOL, problem=f"InferencePool {name} is being deleted",
-            remedy="Wait until it is gone and recreate it, or remove the finalizer that holds "
-                   "it only if it is meant to stay; a rollout to a pool on its way out "
-                   "would lose its traffic"))
+            remedy="Wait until it is gone and create it again: a deleted object cannot be "
+                   "kept, and traffic moved onto it would be lost with it"))
     found += _gateway_status(pool, gateways)
     found += _picker(facts, pool)
     return tuple(found)
