@@ -1,0 +1,1 @@
+"""Adapters: the edges that read and write Redis and Kubernetes for the domain."""

@@ -1,0 +1,61 @@
+"""Redis adapter for the install-wide freeze: one key beside the rollout state.
+
+The key lives under the same prefix as `RedisStore`'s (`<prefix>:freeze`), so that one
+Redis serves several installs apart. Setting is SET NX and lifting is GETDEL: two approvers
+racing get one answer each, never a freeze recorded twice or lifted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from rollout.domain.freeze import Freeze
+from rollout.errors import Conflict, StoreUnavailable
+
+T = TypeVar("T")
+
+
+class FreezeStore:
+    def __init__(self, client: redis.Redis, *, prefix: str = "rollout-bot") -> None:
+        self._r = client
+        self._key = f"{prefix}:freeze"
+
+    def get(self) -> Freeze | None:
+        raw = _guard(lambda: self._r.get(self._key))
+        return Freeze.model_validate_json(raw) if raw else None
+
+    def put(self, freeze: Freeze) -> Freeze:
+        """Record `freeze` unless one is there already (Conflict, naming it)."""
+        stored = _guard(lambda: self._r.set(self._key, freeze.model_dump_json(), nx=True))
+        if stored:
+            return freeze
+        current = self.get()
+        raise Conflict(f"rollouts are already {current.describe()}" if current
+                       else "another freeze was being recorded; try again")
+
+    def lift(self) -> Freeze:
+        """Remove the freeze and return it (for the audit); Conflict when there is none."""
+        raw = _guard(lambda: self._r.getdel(self._key))
+        if not raw:
+            raise Conflict("rollouts are not frozen")
+        return Freeze.model_validate_json(raw)
+
+
+def _guard(call: Callable[[], T]) -> T:
+    with _unavailable_as_error():
+        return call()
+
+
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise StoreUnavailable(f"Redis is unavailable ({exc}); nothing was changed",
+                               retry_after=5.0) from exc

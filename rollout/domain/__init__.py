@@ -1,0 +1,1 @@
+"""The rollout domain: pure decisions over data, no I/O."""

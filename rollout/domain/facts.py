@@ -1,0 +1,146 @@
+"""What the cluster adapter read, as plain data the preflight checks decide on.
+
+The adapter translates API objects into these records once; every check is then a pure
+function of them, tested without a cluster. Only the fields a check needs are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+POOL_GROUP = "inference.networking.k8s.io"
+LEGACY_GROUP = "inference.networking.x-k8s.io"
+LLMD_GROUP = "llm-d.ai"
+POOL_VERSIONS = {POOL_GROUP: "v1", LEGACY_GROUP: "v1alpha2"}
+# The endpoint picker reads InferenceObjectives and InferenceModelRewrites from the first of
+# these groups the cluster serves, and ignores the others (llm-d-router
+# pkg/epp/server/controller_config.go, populateWithDiscovery).
+EPP_GROUPS = (LLMD_GROUP, LEGACY_GROUP)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    observed_generation: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParentStatus:
+    """One `status.parents[]` (v1) or `status.parent[]` (legacy) entry of a pool."""
+
+    name: str
+    kind: str = "Gateway"
+    conditions: tuple[Condition, ...] = ()
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PickerRef:
+    """The pool's endpoint picker: `spec.endpointPickerRef` (v1) or `spec.extensionRef`."""
+
+    name: str
+    kind: str = "Service"
+    group: str = ""
+    port: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolFacts:
+    name: str
+    group: str
+    generation: int | None = None
+    deleting: bool = False
+    selector: Mapping[str, str] = field(default_factory=dict)
+    target_ports: tuple[int, ...] = ()
+    picker: PickerRef | None = None
+    parents: tuple[ParentStatus, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectiveFacts:
+    name: str
+    pool: str
+    pool_group: str = POOL_GROUP
+    priority: int = 0  # the endpoint picker reads an unset priority as 0
+    deleting: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodFacts:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = False
+    ip: str = ""
+    deleting: bool = False
+    container_ports: frozenset[int] = frozenset()
+    active_ports: frozenset[int] | None = None  # from the active-ports annotation, if any
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewriteRule:
+    models: tuple[str, ...] = ()  # exact model names; empty means the rule matches any model
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManagedField:
+    """One `metadata.managedFields[]` entry: who set which fields, how and when."""
+
+    manager: str
+    operation: str = "Update"
+    time: str = ""
+    fields: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectFacts:
+    """The route or rewrite whose weights the bot writes, as far as ownership goes."""
+
+    kind: str
+    group: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    managed_fields: tuple[ManagedField, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewriteFacts:
+    name: str
+    pool: str
+    pool_group: str = POOL_GROUP
+    created: str = ""  # RFC 3339 in UTC, so that strings order as times do
+    deleting: bool = False
+    rules: tuple[RewriteRule, ...] = ()
+    object: ObjectFacts | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterFacts:
+    """One namespace as the adapter read it, in one pass."""
+
+    namespace: str
+    served_pool_groups: frozenset[str] = frozenset()
+    pools: tuple[PoolFacts, ...] = ()
+    objective_group: str | None = None  # the group the endpoint picker reads, if any
+    objectives: tuple[ObjectiveFacts, ...] = ()
+    rewrite_group: str | None = None
+    rewrites: tuple[RewriteFacts, ...] = ()
+    pods: tuple[PodFacts, ...] = ()
+    services: frozenset[str] = frozenset()
+    route: ObjectFacts | None = None
+
+    def pool(self, name: str, group: str) -> PoolFacts | None:
+        return next((p for p in self.pools if p.name == name and p.group == group), None)
+
+    def pools_named(self, name: str) -> tuple[PoolFacts, ...]:
+        return tuple(p for p in self.pools if p.name == name)
+
+    def rewrite(self, name: str) -> RewriteFacts | None:
+        return next((r for r in self.rewrites if r.name == name), None)

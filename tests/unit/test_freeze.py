@@ -1,0 +1,62 @@
+"""The freeze rule: approvers only; starts and step-ups held; rollback, pause, resume go on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from rollout.domain.freeze import (
+    MAX_REASON,
+    Action,
+    Freeze,
+    blocks,
+    check_blocked,
+    freeze,
+    unfreeze,
+)
+from rollout.errors import Conflict, InvalidInput, Refused, Unauthorized
+
+T0 = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+FROZEN = Freeze(by="U_ALICE", reason="incident 42", since=T0)
+
+
+def test_an_approver_freezes_with_a_reason() -> None:
+    made = freeze(None, actor="U_ALICE", is_approver=True, reason="  incident 42 ", now=T0)
+    assert made == FROZEN
+
+
+@pytest.mark.parametrize("call", [
+    lambda: freeze(None, actor="U_BOB", is_approver=False, reason="", now=T0),
+    lambda: unfreeze(FROZEN, is_approver=False),
+])
+def test_only_approvers_freeze_and_unfreeze(call: object) -> None:
+    with pytest.raises(Unauthorized):
+        call()  # type: ignore[operator]
+
+
+def test_freezing_twice_or_unfreezing_nothing_is_a_clear_conflict() -> None:
+    with pytest.raises(Conflict, match="already frozen by U_ALICE since 2026-11-26T05:00:00"):
+        freeze(FROZEN, actor="U_BOB", is_approver=True, reason="", now=T0)
+    with pytest.raises(Conflict, match="not frozen"):
+        unfreeze(None, is_approver=True)
+    assert unfreeze(FROZEN, is_approver=True) == FROZEN
+
+
+def test_an_overlong_reason_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        freeze(None, actor="U_ALICE", is_approver=True, reason="x" * (MAX_REASON + 1), now=T0)
+
+
+def test_a_freeze_holds_starts_and_step_ups_only() -> None:
+    assert "New rollouts wait" in blocks(FROZEN, Action.START)
+    assert "Step-ups wait" in blocks(FROZEN, Action.STEP_UP)
+    assert "incident 42" in blocks(FROZEN, Action.STEP_UP)
+    assert "rollback and pause still work" in blocks(FROZEN, Action.START)
+    for action in (Action.ROLLBACK, Action.PAUSE, Action.RESUME):
+        assert blocks(FROZEN, action) == ""
+        check_blocked(FROZEN, action)
+    for action in Action:
+        assert blocks(None, action) == ""
+    with pytest.raises(Refused):
+        check_blocked(FROZEN, Action.START)
