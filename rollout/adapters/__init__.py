@@ -1,0 +1,1 @@
+"""Edges of the rollout layer: they translate between the domain and the outside world."""
