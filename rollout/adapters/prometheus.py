@@ -34,16 +34,16 @@ class PrometheusAnalysis:
         url = f"{self.base_url}/api/v1/query"
         try:
             response = self._http.request(
-                "POST", url, fields={"query": promql, "timeout": f"{self.timeout}s"},
+                "POST", url, fields={"query": promql, "timeout": f"{int(self.timeout * 1000)}ms"},
                 encode_multipart=False, retries=False,
                 timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout + 1),
             )
+        except NewConnectionError:  # before TimeoutError: urllib3 derives it from one
+            return _unavailable(f"Prometheus at {self.base_url} is unreachable "
+                                "(connection refused or no route)")
         except TimeoutError:
             return _unavailable(f"Prometheus at {self.base_url} did not answer within "
                                 f"{self.timeout:g}s")
-        except NewConnectionError:
-            return _unavailable(f"Prometheus at {self.base_url} is unreachable "
-                                "(connection refused or no route)")
         except HTTPError as exc:
             return _unavailable(f"Prometheus at {self.base_url}: {type(exc).__name__}")
         return _interpret(response.status, response.data)
