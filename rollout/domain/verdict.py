@@ -9,6 +9,7 @@ or reads the time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -149,11 +150,15 @@ def verify_split(split: SplitVerification, subject: Subject,
                            reason=f"{_fmt(total)} requests seen, fewer than "
                                   f"{split.min_requests}")
     observed = canary / total
-    ok = abs(observed - subject.canary_share) <= split.tolerance
+    expected = subject.canary_share
+    # Requests land on a pool by chance: allow three standard errors of a binomial share on
+    # top of the tolerance, so that a small sample never reads as a broken gateway.
+    allowed = split.tolerance + 3 * math.sqrt(expected * (1 - expected) / total)
+    ok = abs(observed - expected) <= allowed
     return SplitResult(
         status=Status.PASS if ok else Status.FAIL, observed=observed, requests=total, **base,
         reason=(f"canary received {observed:.1%} of {_fmt(total)} requests; the route says "
-                f"{subject.canary_share:.1%} (tolerance {split.tolerance:.1%})"))
+                f"{expected:.1%} (allowed difference {allowed:.1%})"))
 
 
 def judge(spec: AnalysisSpec, subject: Subject, results: Mapping[str, QueryResult], *,
@@ -210,9 +215,10 @@ class StepAnalysis(Frozen):
         return self.started_at + spec.warmup
 
     def next_due(self, spec: AnalysisSpec) -> datetime:
-        if self.last_run_at is None:
-            return self.warm_until(spec)
-        return max(self.last_run_at + spec.interval, self.warm_until(spec))
+        """One interval after the warm-up, then every interval: each run has at least one
+        interval of traffic to measure."""
+        return max(self.last_run_at or self.warm_until(spec), self.warm_until(spec)) \
+            + spec.interval
 
     def due(self, spec: AnalysisSpec, now: datetime) -> bool:
         return now >= self.next_due(spec)

@@ -140,12 +140,20 @@ def test_the_observed_share_must_match_the_written_weight() -> None:
     run = judge(spec(), POOL, results(requests=(500, 500)), at=ManualClock().now())
     assert run.split is not None and run.split.status is Status.FAIL
     assert run.split.observed == pytest.approx(0.5) and run.split.expected == 0.1
-    assert "50.0% of 1000 requests" in run.split.reason and "10.0%" in run.split.reason
+    assert "50.0% of 1000 requests" in run.split.reason and "says 10.0%" in run.split.reason
 
 
 def test_within_tolerance_the_split_holds() -> None:
     run = judge(spec(), POOL, results(requests=(140, 860)), at=ManualClock().now())
     assert run.split is not None and run.split.status is Status.PASS
+
+
+def test_the_tolerance_widens_by_the_sampling_error_of_a_small_sample() -> None:
+    # 10% expected: 3 standard errors are 5.2 points over 300 requests, 0.3 over 100000
+    small = judge(spec(), POOL, results(requests=(60, 240)), at=ManualClock().now())
+    assert small.split is not None and small.split.status is Status.PASS  # 20%: by chance
+    large = judge(spec(), POOL, results(requests=(17000, 83000)), at=ManualClock().now())
+    assert large.split is not None and large.split.status is Status.FAIL  # 17%: not chance
 
 
 def test_the_split_is_not_judged_before_enough_requests() -> None:
@@ -177,6 +185,8 @@ def test_runs_during_the_warmup_are_skipped() -> None:
     verdict = state.verdict(s, clock.now())
     assert (verdict.outcome, verdict.action) == (Outcome.PENDING, Action.WAIT)
     assert "warming up" in verdict.reason
+    clock.advance(30)
+    assert not state.due(s, clock.now())  # the warm-up is over: one interval to measure
     clock.advance(30)
     assert state.due(s, clock.now())
 
