@@ -93,3 +93,15 @@ def test_an_unreadable_or_empty_file_is_refused(tmp_path: Path) -> None:
     empty.write_text("# nothing\n")
     with pytest.raises(AnalysisFileError, match=r"empty\.yaml:1: the file is empty"):
         load_analyses(empty)
+
+
+def test_settings_refuse_a_bad_analysis_file_at_start(tmp_path: Path) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    path = tmp_path / "analyses.yaml"
+    path.write_text(BAD)
+    with pytest.raises(SettingsError, match=rf"ROLLOUT_ANALYSIS_FILE: .*\n.*{path}:4: "):
+        load_settings(rollout_analysis_file=str(path))
+    with pytest.raises(SettingsError, match="PROMETHEUS_URL is the server's base URL"):
+        load_settings(prometheus_url="prometheus:9090")
+    assert load_settings(prometheus_url="http://127.0.0.1:9090").prometheus_url
