@@ -15,6 +15,7 @@ import threading
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from bot.bootstrap import Container, build
 from bot.scheduling import build_scheduler
@@ -64,6 +65,12 @@ class Sandbox:
         )
 
     @property
+    def chat_url(self) -> str:
+        """The chat page as alice; with the canary controls when the serving world runs."""
+        serving = f"&serving={quote(self.serving.url, safe='')}" if self.serving else ""
+        return f"{self.slack.url}/?user=U0ALICE&channel={CHANNEL}{serving}"
+
+    @property
     def prometheus_url(self) -> str:
         world = self.serving
         return world.prometheus.url if world and world.prometheus else ""
@@ -107,7 +114,7 @@ class Sandbox:
         return "\n".join([
             "The rollout sandbox is running. Ctrl-C stops it.",
             "",
-            f"  chat page     {self.slack.url}/?user=U0ALICE&channel={CHANNEL}",
+            f"  chat page     {self.chat_url}",
             f"  bot           {self.server.url if self.server else '?'} "
             "(/slack/events, /healthz, /readyz, /metrics)",
             f"  kubernetes    {self.kube.url}   kubeconfig {kc}",
@@ -149,7 +156,7 @@ def run_sandbox(*, port: int = 3000, open_browser: bool = True) -> int:
         sandbox.start()
         print(sandbox.banner(), flush=True)
         if open_browser:
-            webbrowser.open(f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}")
+            webbrowser.open(sandbox.chat_url)
         stop.wait()
     finally:
         sandbox.stop()

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from rollout.domain.analysis import (
+    Analysis,
     AnalysisSpec,
     Check,
     QueryResult,
@@ -24,6 +25,8 @@ from rollout.domain.analysis import (
     Side,
     SplitVerification,
     Subject,
+    ask,
+    queries_for,
 )
 
 _MISSING = QueryResult(kind=ResultKind.ERROR, reason="the query was not asked")
@@ -298,3 +301,13 @@ def _span(delta: timedelta) -> str:
     if seconds % 60 == 0 and seconds:
         return f"{seconds // 60}m"
     return f"{seconds}s"
+
+
+def advance(spec: AnalysisSpec, subject: Subject, state: StepAnalysis, port: Analysis,
+            now: datetime) -> tuple[StepAnalysis, Verdict]:
+    """One scheduler sweep's worth of analysis: run it if due, fold it in, say where the step
+    stands. The caller saves the state and acts on the verdict's action."""
+    if state.due(spec, now):
+        queries = queries_for(spec, subject, state.window(spec, now))
+        state = state.record(spec, judge(spec, subject, ask(port, queries), at=now))
+    return state, state.verdict(spec, now)

@@ -43,8 +43,10 @@ class ServingApp:
         except ValueError as exc:
             status, content_type, body = "400 Bad Request", "application/json", \
                 json.dumps({"error": str(exc)}).encode()
+        # the chat page's side panel calls from another loopback port
         start_response(status, [("Content-Type", content_type),
-                                ("Content-Length", str(len(body)))])
+                                ("Content-Length", str(len(body))),
+                                ("Access-Control-Allow-Origin", "*")])
         return [body]
 
     def _route(self, method: str, parts: list[str],

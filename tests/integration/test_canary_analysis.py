@@ -25,7 +25,7 @@ from rollout.domain.analysis import (
     ask,
     queries_for,
 )
-from rollout.domain.verdict import Action, Outcome, StepAnalysis, Verdict, judge
+from rollout.domain.verdict import Action, Outcome, StepAnalysis, Verdict, advance, judge
 from sandbox.kube import KubeEmulator
 from sandbox.prometheus_server import PrometheusServer
 from sandbox.serving import ServingWorld
@@ -114,12 +114,7 @@ def analyse_until(prometheus: PrometheusAnalysis, spec: AnalysisSpec, subject: S
 
     def once() -> Verdict | None:
         nonlocal state
-        now = datetime.now(UTC)
-        if state.due(spec, now):
-            queries = queries_for(spec, subject, state.window(spec, now))
-            run = judge(spec, subject, ask(prometheus, queries), at=now)
-            state = state.record(spec, run)
-        verdict = state.verdict(spec, now)
+        state, verdict = advance(spec, subject, state, prometheus, datetime.now(UTC))
         assert verdict.outcome in want, verdict.reason
         return verdict
 

@@ -21,7 +21,7 @@ from rollout.domain.analysis import (
     TargetKind,
     queries_for,
 )
-from rollout.domain.verdict import Action, Outcome, Status, StepAnalysis, judge
+from rollout.domain.verdict import Action, Outcome, Status, StepAnalysis, advance, judge
 
 POOL = Subject(kind=TargetKind.POOL, namespace="default", stable="llm-pool",
                canary="llm-pool-version-2", canary_share=0.1)
@@ -377,3 +377,32 @@ def test_an_analysis_without_checks_for_the_kind_is_not_selected_for_it() -> Non
     file = AnalysisFile(default="p", analyses={"p": pools_only})
     with pytest.raises(ValueError, match="no request count or no checks for adapter"):
         file.select(None, TargetKind.ADAPTER)
+
+
+class TablePort:
+    """An in-memory analysis port: answers by substring of the query, counts the questions."""
+
+    def __init__(self, answers: dict[str, float]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def query(self, promql: str) -> QueryResult:
+        self.asked.append(promql)
+        for needle, value in self.answers.items():
+            if needle in promql:
+                return QueryResult.of(value)
+        return QueryResult(kind=ResultKind.NO_DATA, reason="no series")
+
+
+def test_advance_asks_only_when_due_and_says_where_the_step_stands() -> None:
+    clock, s = ManualClock(), spec()
+    port = TablePort({'req_total{job="llm-pool-version-2"}': 100,
+                      'req_total{job="llm-pool"}': 900, "err": 0.0, "ttft": 1.0})
+    state = step(clock)
+    clock.advance(60)
+    state, verdict = advance(s, POOL, state, port, clock.now())
+    assert not port.asked and verdict.outcome is Outcome.PENDING
+    clock.advance(30)
+    state, verdict = advance(s, POOL, state, port, clock.now())
+    assert len(port.asked) == 6 and "[30s]" in port.asked[0]
+    assert verdict.action is Action.PROCEED
