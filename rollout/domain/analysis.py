@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from rollout.errors import InvalidInput
+
 #: placeholders a query template may use; ``$target`` is the side being measured
 PLACEHOLDERS = frozenset({"namespace", "stable", "canary", "target", "pool", "model", "window"})
 _UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -221,16 +223,16 @@ class AnalysisFile(Frozen):
         return self
 
     def select(self, name: str | None, kind: TargetKind) -> tuple[str, AnalysisSpec]:
-        """The analysis ``--analysis NAME`` picks (the default without a name); ValueError,
+        """The analysis ``--analysis NAME`` picks (the default without a name); refused,
         saying what there is, for an unknown name or one that does not fit the rollout."""
         chosen = name or self.default
         if chosen not in self.analyses:
-            raise ValueError(f"no analysis {chosen!r}: choose one of "
-                             f"{', '.join(sorted(self.analyses))}")
+            raise InvalidInput(f"no analysis {chosen!r}: choose one of "
+                               f"{', '.join(sorted(self.analyses))}")
         spec = self.analyses[chosen]
         if not spec.supports(kind):
-            raise ValueError(f"analysis {chosen!r} has no request count or no checks for "
-                             f"{kind} rollouts")
+            raise InvalidInput(f"analysis {chosen!r} has no request count or no checks for "
+                               f"{kind} rollouts")
         return chosen, spec
 
 

@@ -20,6 +20,7 @@ from rollout.domain.analysis import (
     Analysis,
     AnalysisSpec,
     Check,
+    OnFailure,
     QueryResult,
     ResultKind,
     Side,
@@ -255,7 +256,7 @@ class StepAnalysis(Frozen):
         if self.failures > spec.failure_limit:
             run = self.last_failure
             failing = run.failing if run else None
-            action = Action.ROLLBACK if spec.on_failure == "rollback" else Action.PAUSE
+            action = Action.ROLLBACK if spec.on_failure is OnFailure.ROLLBACK else Action.PAUSE
             return Verdict(outcome=Outcome.FAILED, action=action, failing=failing,
                            latest=latest, split=latest.split if latest else None,
                            reason=f"check {failing.name if failing else '?'} failed "

@@ -72,7 +72,7 @@ class ServingApp:
             self.knobs.ignore_weights = value
             return _json("200 OK", {"ignore_weights": value})
         if parts == ["served"] and method == "GET":
-            served = dict(self.load.served) if self.load else {}
+            served = self.load.served if self.load else {}
             return _json("200 OK", {f"{p}/{t}": n for (p, t), n in sorted(served.items())})
         return _json("404 Not Found", {"error": "no such path; see GET /knobs"})
 

@@ -124,7 +124,8 @@ class LoadGenerator:
         self._owed_rewrite = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.served: Counter[tuple[str, str]] = Counter()  # (pool, target model) -> requests
+        self._served: Counter[tuple[str, str]] = Counter()  # (pool, target model) -> requests
+        self._served_lock = threading.Lock()
 
     def _pick(self, weighted: Weighted) -> str | None:
         if not weighted:
@@ -141,7 +142,14 @@ class LoadGenerator:
         if metrics is None:
             return
         metrics.serve(self.knobs.behaviour(pool, adapter), model=model, target=target)
-        self.served[(pool, target)] += 1
+        with self._served_lock:
+            self._served[(pool, target)] += 1
+
+    @property
+    def served(self) -> dict[tuple[str, str], int]:
+        """Requests served so far per (pool, target model): a copy, safe from any thread."""
+        with self._served_lock:
+            return dict(self._served)
 
     def generate(self, split: Split, seconds: float) -> None:
         """Send ``seconds`` worth of requests through ``split``."""

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from rollout.clock import ManualClock
 from rollout.domain.analysis import (
     AnalysisFile,
-    AnalysisSpec,
     QueryResult,
     ResultKind,
     Subject,
@@ -22,40 +21,8 @@ from rollout.domain.analysis import (
     queries_for,
 )
 from rollout.domain.verdict import Action, Outcome, Status, StepAnalysis, advance, judge
-
-POOL = Subject(kind=TargetKind.POOL, namespace="default", stable="llm-pool",
-               canary="llm-pool-version-2", canary_share=0.1)
-
-
-def spec(**overrides: Any) -> AnalysisSpec:
-    data: dict[str, Any] = {
-        "interval": "30s", "window": "5m", "warmup": "60s", "failure_limit": 1,
-        "inconclusive_timeout": "10m", "min_samples": 50,
-        "requests": 'sum(increase(req_total{job="$target"}[$window]))',
-        "split": {"tolerance": 0.05, "min_requests": 200},
-        "checks": [
-            {"name": "error-rate", "query": 'err{job="$target"}', "pass_if": {"at_most": 0.02}},
-            {"name": "ttft-p95", "query": 'ttft{job="$target"}',
-             "pass_if": {"at_most_times_stable": 1.2}},
-        ],
-    }
-    data.update(overrides)
-    return AnalysisSpec.model_validate(data)
-
-
-def v(value: float) -> QueryResult:
-    return QueryResult.of(value)
-
-
-def results(*, err: tuple[float, float] = (0.01, 0.01), ttft: tuple[float, float] = (1.0, 1.0),
-            requests: tuple[float, float] = (100, 900)) -> dict[str, QueryResult]:
-    """Canary first, stable second in each pair."""
-    return {
-        "error-rate/canary": v(err[0]), "error-rate/stable": v(err[1]),
-        "ttft-p95/canary": v(ttft[0]), "ttft-p95/stable": v(ttft[1]),
-        "requests/canary": v(requests[0]), "requests/stable": v(requests[1]),
-    }
-
+from rollout.errors import InvalidInput
+from tests.unit.analysis_builders import POOL, results, spec, v
 
 # ---- one run ---------------------------------------------------------------------------
 
@@ -367,7 +334,7 @@ def test_select_picks_the_default_or_the_named_analysis() -> None:
     file = AnalysisFile(default="a", analyses={"a": spec(), "b": spec(failure_limit=3)})
     assert file.select(None, TargetKind.POOL)[0] == "a"
     assert file.select("b", TargetKind.POOL)[1].failure_limit == 3
-    with pytest.raises(ValueError, match="no analysis 'c': choose one of a, b"):
+    with pytest.raises(InvalidInput, match="no analysis 'c': choose one of a, b"):
         file.select("c", TargetKind.POOL)
 
 
@@ -375,7 +342,7 @@ def test_an_analysis_without_checks_for_the_kind_is_not_selected_for_it() -> Non
     pools_only = spec(checks=[{"name": "c", "query": "x", "applies_to": "pool",
                                "pass_if": {"at_most": 1}}])
     file = AnalysisFile(default="p", analyses={"p": pools_only})
-    with pytest.raises(ValueError, match="no request count or no checks for adapter"):
+    with pytest.raises(InvalidInput, match="no request count or no checks for adapter"):
         file.select(None, TargetKind.ADAPTER)
 
 
