@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from rollout.domain.analysis import (
     Analysis,
     AnalysisSpec,
     Check,
+    Frozen,
     OnFailure,
     QueryResult,
     ResultKind,
@@ -31,10 +30,6 @@ from rollout.domain.analysis import (
 )
 
 _MISSING = QueryResult(kind=ResultKind.ERROR, reason="the query was not asked")
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Status(StrEnum):
