@@ -52,7 +52,10 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class TargetKind(StrEnum):
+class SubjectKind(StrEnum):
+    """What a rollout moves traffic between, as an analysis sees it: pools (an HTTPRoute
+    split) or adapters (an InferenceModelRewrite split)."""
+
     POOL = "pool"
     ADAPTER = "adapter"
 
@@ -152,7 +155,7 @@ class Check(Frozen):
     pass_if: Comparison
     samples: PromQLTemplate | None = None  # per-side sample count; else `requests`
     min_samples: NonNegativeInt | None = None  # the analysis' `min_samples` if unset
-    applies_to: tuple[TargetKind, ...] = (TargetKind.POOL, TargetKind.ADAPTER)
+    applies_to: tuple[SubjectKind, ...] = (SubjectKind.POOL, SubjectKind.ADAPTER)
 
     @field_validator("applies_to", mode="before")
     @classmethod
@@ -180,7 +183,7 @@ class AnalysisSpec(Frozen):
     inconclusive_timeout: Duration = timedelta(minutes=15)  # then pause, with the reason
     #: per-side request count in the window (samples and the split share); one template, or
     #: one per kind of rollout when pools and adapters are selected differently
-    requests: PromQLTemplate | dict[TargetKind, PromQLTemplate]
+    requests: PromQLTemplate | dict[SubjectKind, PromQLTemplate]
     min_samples: NonNegativeInt = 50
     split: SplitVerification | None = Field(default_factory=SplitVerification)
     checks: Annotated[tuple[Check, ...], Field(min_length=1)]
@@ -195,15 +198,15 @@ class AnalysisSpec(Frozen):
             raise ValueError("interval and window must be at least 1s")
         return self
 
-    def checks_for(self, kind: TargetKind) -> tuple[Check, ...]:
+    def checks_for(self, kind: SubjectKind) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if kind in c.applies_to)
 
-    def requests_for(self, kind: TargetKind) -> str | None:
+    def requests_for(self, kind: SubjectKind) -> str | None:
         if isinstance(self.requests, str):
             return self.requests
         return self.requests.get(kind)
 
-    def supports(self, kind: TargetKind) -> bool:
+    def supports(self, kind: SubjectKind) -> bool:
         """An analysis applies to a kind of rollout when it can count its requests and has
         at least one check for it."""
         return self.requests_for(kind) is not None and bool(self.checks_for(kind))
@@ -222,7 +225,7 @@ class AnalysisFile(Frozen):
                              f"{', '.join(sorted(self.analyses))}")
         return self
 
-    def select(self, name: str | None, kind: TargetKind) -> tuple[str, AnalysisSpec]:
+    def select(self, name: str | None, kind: SubjectKind) -> tuple[str, AnalysisSpec]:
         """The analysis ``--analysis NAME`` picks (the default without a name); refused,
         saying what there is, for an unknown name or one that does not fit the rollout."""
         chosen = name or self.default
@@ -247,13 +250,19 @@ class Subject(Frozen):
     pool serving both and ``model`` the model name clients ask for.
     """
 
-    kind: TargetKind
+    kind: SubjectKind
     namespace: str
     stable: str
     canary: str
     pool: str = ""
     model: str = ""
     canary_share: Annotated[float, Field(ge=0, le=1)]  # the written weight, as a fraction
+
+    @model_validator(mode="after")
+    def _adapters_name_their_pool(self) -> Self:
+        if self.kind is SubjectKind.ADAPTER and not self.pool:
+            raise ValueError("an adapter rollout names the pool serving its adapters")
+        return self
 
     def values(self, side: Side, window: timedelta) -> dict[str, str]:
         target = self.canary if side is Side.CANARY else self.stable

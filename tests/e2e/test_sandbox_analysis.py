@@ -17,7 +17,7 @@ import pytest
 from bot.sandbox import CHANNEL, Sandbox
 from rollout.adapters.analysis_file import load_default
 from rollout.adapters.prometheus import PrometheusAnalysis
-from rollout.domain.analysis import AnalysisSpec, Subject, TargetKind
+from rollout.domain.analysis import AnalysisSpec, Subject, SubjectKind
 from rollout.domain.verdict import Outcome, StepAnalysis, Verdict, advance
 from tests.e2e.test_sandbox import _button, _eventually, _weights
 from tests.support.polling import eventually
@@ -35,7 +35,7 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 
 
 def _quick() -> AnalysisSpec:
-    _, spec = load_default().select(None, TargetKind.POOL)
+    _, spec = load_default().select(None, SubjectKind.POOL)
     return spec.model_copy(update={
         "interval": timedelta(seconds=1), "window": timedelta(seconds=10),
         "warmup": timedelta(seconds=3), "min_samples": 20, "failure_limit": 0})
@@ -61,7 +61,7 @@ def test_the_observed_share_follows_the_bots_step(sandbox: Sandbox) -> None:
     _eventually(lambda: _weights(sandbox) == [75, 25], box=sandbox)
 
     port = PrometheusAnalysis(sandbox.prometheus_url)
-    subject = Subject(kind=TargetKind.POOL, namespace="default", stable="llm-pool",
+    subject = Subject(kind=SubjectKind.POOL, namespace="default", stable="llm-pool",
                       canary="llm-pool-version-2", canary_share=0.25)
     healthy = _until(port, subject, Outcome.PASSED)
     assert healthy.split is not None and healthy.split.observed is not None

@@ -21,7 +21,7 @@ from rollout.domain.analysis import (
     AnalysisSpec,
     ResultKind,
     Subject,
-    TargetKind,
+    SubjectKind,
     ask,
     queries_for,
 )
@@ -76,7 +76,7 @@ def prometheus(serving: ServingWorld) -> PrometheusAnalysis:
 
 def quick(**overrides: Any) -> AnalysisSpec:
     """The shipped analysis, on a sandbox clock: runs every second over a few seconds."""
-    _, spec = load_default().select(None, TargetKind.POOL)
+    _, spec = load_default().select(None, SubjectKind.POOL)
     update: dict[str, Any] = {"interval": timedelta(seconds=1), "window": timedelta(seconds=8),
                               "warmup": timedelta(seconds=3), "min_samples": 30,
                               "failure_limit": 1}
@@ -102,7 +102,7 @@ def set_rewrite(kube: KubeEmulator, v1: int, v2: int) -> None:
 
 
 def pool_subject(share: float) -> Subject:
-    return Subject(kind=TargetKind.POOL, namespace="default", stable=STABLE, canary=CANARY,
+    return Subject(kind=SubjectKind.POOL, namespace="default", stable=STABLE, canary=CANARY,
                    canary_share=share)
 
 
@@ -206,7 +206,7 @@ def test_an_adapter_rollout_compares_the_adapters_by_target_model(
         kube: KubeEmulator, serving: ServingWorld, prometheus: PrometheusAnalysis) -> None:
     set_route(kube, 100, 0)
     set_rewrite(kube, 75, 25)
-    subject = Subject(kind=TargetKind.ADAPTER, namespace="default", stable=V1, canary=V2,
+    subject = Subject(kind=SubjectKind.ADAPTER, namespace="default", stable=V1, canary=V2,
                       pool=STABLE, model="small-segment-lora", canary_share=0.25)
     spec = quick()
     queries = {q.key: q.promql for q in queries_for(spec, subject, timedelta(seconds=8))}

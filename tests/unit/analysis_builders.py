@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollout.domain.analysis import AnalysisSpec, QueryResult, Subject, TargetKind
+from rollout.domain.analysis import AnalysisSpec, QueryResult, Subject, SubjectKind
 
-POOL = Subject(kind=TargetKind.POOL, namespace="default", stable="llm-pool",
+POOL = Subject(kind=SubjectKind.POOL, namespace="default", stable="llm-pool",
                canary="llm-pool-version-2", canary_share=0.1)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rollout.adapters.analysis_file import AnalysisFileError, load_analyses, load_default
-from rollout.domain.analysis import TargetKind
+from rollout.domain.analysis import SubjectKind
 
 BAD = """\
 default: canary
@@ -30,12 +30,12 @@ analyses:
 
 def test_the_shipped_default_loads_and_fits_both_kinds_of_rollout() -> None:
     file = load_default()
-    name, spec = file.select(None, TargetKind.POOL)
+    name, spec = file.select(None, SubjectKind.POOL)
     assert name == "llm-serving" and spec.on_failure == "rollback"
-    assert {c.name for c in spec.checks_for(TargetKind.POOL)} >= {"error-rate", "ttft-p95"}
-    assert {c.name for c in spec.checks_for(TargetKind.ADAPTER)} == {
+    assert {c.name for c in spec.checks_for(SubjectKind.POOL)} >= {"error-rate", "ttft-p95"}
+    assert {c.name for c in spec.checks_for(SubjectKind.ADAPTER)} == {
         "adapter-error-rate", "adapter-ttft-p95", "adapter-e2e-p95"}
-    assert file.select(None, TargetKind.ADAPTER)[0] == "llm-serving"
+    assert file.select(None, SubjectKind.ADAPTER)[0] == "llm-serving"
 
 
 def test_no_file_means_the_shipped_default() -> None:

@@ -17,7 +17,7 @@ from rollout.domain.analysis import (
     QueryResult,
     ResultKind,
     Subject,
-    TargetKind,
+    SubjectKind,
     queries_for,
 )
 from rollout.domain.verdict import Action, Outcome, Status, StepAnalysis, advance, judge
@@ -298,7 +298,7 @@ def test_adapter_rollouts_get_their_own_checks_and_request_count() -> None:
                       "pass_if": {"at_most": 1}},
                      {"name": "ttft", "query": 'ttft{target_model_name="$target",m="$model"}',
                       "applies_to": ["adapter"], "pass_if": {"at_most_times_stable": 1.2}}])
-    adapter = Subject(kind=TargetKind.ADAPTER, namespace="default",
+    adapter = Subject(kind=SubjectKind.ADAPTER, namespace="default",
                       stable="small-segment-lora-v1", canary="small-segment-lora-v2",
                       pool="llm-pool", model="small-segment-lora", canary_share=0.25)
     queries = {q.key: q.promql for q in queries_for(s, adapter, timedelta(seconds=30))}
@@ -332,10 +332,10 @@ def test_a_comparison_needs_exactly_one_bound(pass_if: dict[str, Any], message: 
 
 def test_select_picks_the_default_or_the_named_analysis() -> None:
     file = AnalysisFile(default="a", analyses={"a": spec(), "b": spec(failure_limit=3)})
-    assert file.select(None, TargetKind.POOL)[0] == "a"
-    assert file.select("b", TargetKind.POOL)[1].failure_limit == 3
+    assert file.select(None, SubjectKind.POOL)[0] == "a"
+    assert file.select("b", SubjectKind.POOL)[1].failure_limit == 3
     with pytest.raises(InvalidInput, match="no analysis 'c': choose one of a, b"):
-        file.select("c", TargetKind.POOL)
+        file.select("c", SubjectKind.POOL)
 
 
 def test_an_analysis_without_checks_for_the_kind_is_not_selected_for_it() -> None:
@@ -343,7 +343,7 @@ def test_an_analysis_without_checks_for_the_kind_is_not_selected_for_it() -> Non
                                "pass_if": {"at_most": 1}}])
     file = AnalysisFile(default="p", analyses={"p": pools_only})
     with pytest.raises(InvalidInput, match="no request count or no checks for adapter"):
-        file.select(None, TargetKind.ADAPTER)
+        file.select(None, SubjectKind.ADAPTER)
 
 
 class TablePort:
