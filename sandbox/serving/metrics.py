@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sandbox.serving.knobs import Behaviour
 
 BASE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-TOKENS_PER_REQUEST = (16, 64)
+TOKENS_PER_REQUEST = (24, 48)
 ITL_SAMPLES_PER_REQUEST = 5  # enough for a quantile, without a sample per token
 
 # vLLM's own buckets for these histograms

@@ -38,7 +38,7 @@ def _quick() -> AnalysisSpec:
     _, spec = load_default().select(None, SubjectKind.POOL)
     return spec.model_copy(update={
         "interval": timedelta(seconds=1), "window": timedelta(seconds=10),
-        "warmup": timedelta(seconds=3), "min_samples": 20, "failure_limit": 0})
+        "warmup": timedelta(seconds=3), "min_samples": 50, "failure_limit": 1})
 
 
 def _until(port: PrometheusAnalysis, subject: Subject, want: Outcome) -> Verdict:

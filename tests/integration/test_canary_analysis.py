@@ -78,7 +78,7 @@ def quick(**overrides: Any) -> AnalysisSpec:
     """The shipped analysis, on a sandbox clock: runs every second over a few seconds."""
     _, spec = load_default().select(None, SubjectKind.POOL)
     update: dict[str, Any] = {"interval": timedelta(seconds=1), "window": timedelta(seconds=8),
-                              "warmup": timedelta(seconds=3), "min_samples": 30,
+                              "warmup": timedelta(seconds=3), "min_samples": 50,
                               "failure_limit": 1}
     update.update(overrides)
     return spec.model_copy(update=update)
