@@ -256,7 +256,9 @@ class Subject(Frozen):
     canary: str
     pool: str = ""
     model: str = ""
-    canary_share: Annotated[float, Field(ge=0, le=1)]  # the written weight, as a fraction
+    #: the written weights' canary share of what canary and stable receive together
+    #: (canary / (canary + stable)): other backends of the rule are not counted
+    canary_share: Annotated[float, Field(ge=0, le=1)]
 
     @model_validator(mode="after")
     def _adapters_name_their_pool(self) -> Self:
