@@ -54,6 +54,10 @@ class PrometheusServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def log(self) -> Path:
+        return self.data_dir / "prometheus.log"
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -77,12 +81,15 @@ class PrometheusServer:
                 f"--storage.tsdb.path={self.data_dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
                 "--storage.tsdb.retention.time=1d"]
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # a file, not a pipe: nobody drains a pipe during a long demo, and a full one blocks
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                raise PrometheusError(f"prometheus exited at start: {err.strip()[-500:]}")
+                err = self.log.read_text(errors="replace").strip()[-500:]
+                self._proc = None
+                raise PrometheusError(f"prometheus exited at start: {err}")
             if self._ready():
                 return self
             time.sleep(0.1)
@@ -120,8 +127,6 @@ class PrometheusServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(timeout=10)
-        if self._proc.stderr:
-            self._proc.stderr.close()
         self._proc = None
 
     def __enter__(self) -> PrometheusServer:

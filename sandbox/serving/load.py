@@ -11,6 +11,7 @@ evenly instead: a gateway that ignores the weights, for split verification to ca
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -24,6 +25,7 @@ from sandbox.serving.knobs import Knobs
 from sandbox.serving.metrics import BASE_MODEL, PoolMetrics
 
 Weighted = tuple[tuple[str, int], ...]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,10 @@ class KubeReader:
             return None
         if response.status != 200:
             return None
-        body = json.loads(response.data)
+        try:
+            body = json.loads(response.data)
+        except ValueError:
+            return None
         return body if isinstance(body, dict) else None
 
     def read(self) -> Split:
@@ -174,9 +179,12 @@ class LoadGenerator:
         split = self.reader.read()
         while not self._stop.wait(self.tick):
             now = time.monotonic()
-            if now - read_at >= self.refresh:
-                split, read_at = self.reader.read(), now
-            self.generate(split, now - last)
+            try:
+                if now - read_at >= self.refresh:
+                    split, read_at = self.reader.read(), now
+                self.generate(split, now - last)
+            except Exception:  # a malformed object must not end the demo's traffic
+                _log.exception("load generator: skipped a tick")
             last = now
 
     def start(self) -> LoadGenerator:
