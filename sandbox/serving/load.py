@@ -2,10 +2,12 @@
 
 It reads the HTTPRoutes and InferenceModelRewrites from the Kubernetes API (the emulator's,
 over plain HTTP) a few times a second, so the share each pool or adapter receives follows
-the bot's writes within a fraction of a second. Base-model requests go through the routes'
-backendRefs weights; requests for a rewritten model go to the rewrite's pool and are spread
-over its targets' weights. With the gateway's ``ignore_weights`` knob on, both are spread
-evenly instead: a gateway that ignores the weights, for split verification to catch.
+the bot's writes within a fraction of a second. As in a real gateway, every request first
+takes a route's backendRefs weights to a pool; a request for a rewritten model that lands on
+the rewrite's pool is then spread over its targets' weights by that pool's endpoint picker
+(on another pool it is served under the name asked for). A rewrite whose pool no route
+references receives its requests directly. With the gateway's ``ignore_weights`` knob on,
+both choices are even instead: a gateway that ignores the weights, for split verification.
 """
 
 from __future__ import annotations
@@ -168,8 +170,15 @@ class LoadGenerator:
                 pool = self._pick(weighted)
                 if pool is not None:
                     self._request(pool, BASE_MODEL, BASE_MODEL, None)
-        for pool, model, targets in split.rewrites.values():
+        for home, model, targets in split.rewrites.values():
+            route = next((w for w in split.routes.values() if home in dict(w)), None)
             for _ in range(whole_rw):
+                pool = self._pick(route) if route is not None else home
+                if pool is None:
+                    continue
+                if pool != home:  # no rewrite on this pool's picker
+                    self._request(pool, model, model, None)
+                    continue
                 target = self._pick(targets)
                 if target is not None:
                     self._request(pool, model, target, target)

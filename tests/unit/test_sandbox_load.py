@@ -44,6 +44,18 @@ def test_a_rewrite_spreads_its_model_over_the_targets_on_its_pool() -> None:
     assert 900 < load.served[("llm-pool", "lora-v2")] < 1100
 
 
+def test_adapter_requests_take_the_route_first_and_are_rewritten_only_on_its_pool() -> None:
+    load = generator(route_rate=0, rewrite_rate=1000)
+    load.generate(Split(
+        routes={"r": (("llm-pool", 80), ("llm-pool-version-2", 20))},
+        rewrites={"lora": ("llm-pool", "lora", (("lora-v1", 50), ("lora-v2", 50)))}), 10.0)
+    served = load.served
+    assert set(served) == {("llm-pool", "lora-v1"), ("llm-pool", "lora-v2"),
+                           ("llm-pool-version-2", "lora")}
+    assert 1800 < served[("llm-pool-version-2", "lora")] < 2200  # the route's 20%
+    assert 3600 < served[("llm-pool", "lora-v2")] < 4400  # half of the other 80%
+
+
 def test_zero_weights_send_nothing_and_fractions_carry_over() -> None:
     load = generator(route_rate=3, rewrite_rate=0)
     split = Split(routes={"r": (("llm-pool", 0), ("llm-pool-version-2", 0))}, rewrites={})
