@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import shutil
 import signal
 import threading
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from bot.bootstrap import Container, build
 from bot.scheduling import build_scheduler
@@ -22,6 +24,7 @@ from bot.settings import Settings
 from rollout.scheduler import RolloutScheduler
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
+from sandbox.serving import ServingWorld
 from sandbox.slack import SlackEmulator
 
 SANDBOX_DIR = Path(".sandbox")
@@ -48,6 +51,8 @@ class Sandbox:
         self.container: Container | None = None
         self.server: SlackServer | None = None
         self.scheduler: RolloutScheduler | None = None
+        # simulated pools and their metrics (Prometheus only where it is installed)
+        self.serving: ServingWorld | None = None
 
     def settings(self) -> Settings:
         return Settings(
@@ -56,12 +61,26 @@ class Sandbox:
             kubeconfig=str(self.kubeconfig), rollout_approver_groups=["S0REVIEWERS"],
             rollout_allowed_channels=[CHANNEL], rollout_notify_channel=CHANNEL,
             rollout_tick=self.tick, rollout_leader_ttl="6s", rollout_reminder="5m",
+            prometheus_url=self.prometheus_url,
         )
+
+    @property
+    def chat_url(self) -> str:
+        """The chat page as alice; with the canary controls when the serving world runs."""
+        serving = f"&serving={quote(self.serving.url, safe='')}" if self.serving else ""
+        return f"{self.slack.url}/?user=U0ALICE&channel={CHANNEL}{serving}"
+
+    @property
+    def prometheus_url(self) -> str:
+        world = self.serving
+        return world.prometheus.url if world and world.prometheus else ""
 
     def start(self) -> Sandbox:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.kube.start()
         self.kube.write_kubeconfig(self.kubeconfig)
+        self.serving = ServingWorld(kube_url=self.kube.url,
+                                    prometheus=shutil.which("prometheus") is not None).start()
         self.redis.start()
         self.slack.start()
         settings = self.settings()
@@ -80,6 +99,8 @@ class Sandbox:
             steps.append(self.server.stop)
         if self.container is not None:
             steps.append(self.container.close)
+        if self.serving is not None:
+            steps.append(self.serving.stop)
         steps += [self.slack.stop, self.kube.stop, self.redis.close]
         for stop in steps:
             try:
@@ -93,11 +114,12 @@ class Sandbox:
         return "\n".join([
             "The rollout sandbox is running. Ctrl-C stops it.",
             "",
-            f"  chat page     {self.slack.url}/?user=U0ALICE&channel={CHANNEL}",
+            f"  chat page     {self.chat_url}",
             f"  bot           {self.server.url if self.server else '?'} "
             "(/slack/events, /healthz, /readyz, /metrics)",
             f"  kubernetes    {self.kube.url}   kubeconfig {kc}",
             f"  redis         {self.redis.url}",
+            *self._serving_lines(),
             "",
             "In the chat page, as alice (an on-call engineer) in #llm-rollouts:",
             "  /rollout llm-pool-version-2 start --interval 30s",
@@ -112,6 +134,19 @@ class Sandbox:
             f"  {env} .venv/bin/rollout-bot status llm-pool-version-2",
         ])
 
+    def _serving_lines(self) -> list[str]:
+        """Where the simulated pools' metrics and knobs are (canary analysis building blocks;
+        the bot does not yet gate steps on them)."""
+        if self.serving is None:
+            return []
+        url = self.serving.url
+        return [
+            f"  prometheus    {self.prometheus_url or 'not installed: metrics only'}",
+            f"  serving       {url}/knobs   (simulated pools' metrics and knobs)",
+            "    make the canary worse: curl -X POST "
+            f"{url}/knobs/llm-pool-version-2 -d '{{\"error_rate\": 0.2}}'",
+        ]
+
 
 def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None) -> int:
     sandbox = Sandbox(chat_port=port, crds=crds)
@@ -122,7 +157,7 @@ def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None
         sandbox.start()
         print(sandbox.banner(), flush=True)
         if open_browser:
-            webbrowser.open(f"{sandbox.slack.url}/?user=U0ALICE&channel={CHANNEL}")
+            webbrowser.open(sandbox.chat_url)
         stop.wait()
     finally:
         sandbox.stop()

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rollout.adapters.analysis_file import load_analyses
 from rollout.errors import InvalidInput
 from rollout.plan import parse_interval
 
@@ -67,6 +68,29 @@ class Settings(BaseSettings):
 
     # Slack edge (handlers/, bot/server.py): where cards of rollouts started outside Slack go
     rollout_notify_channel: str = ""
+
+    # Canary analysis building blocks: checked at start, not yet run by the service (README)
+    prometheus_url: str = ""
+    rollout_analysis_file: str = ""
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, value: str) -> str:
+        if value.strip() and not value.startswith(("http://", "https://")):
+            raise ValueError("PROMETHEUS_URL is the server's base URL, e.g. "
+                             "http://prometheus.monitoring:9090")
+        return value.strip()
+
+    @field_validator("rollout_analysis_file")
+    @classmethod
+    def _analysis_file_loads(cls, value: str) -> str:
+        """A bad analysis file is refused at start, with its file, line and reason."""
+        if value.strip():
+            try:
+                load_analyses(value)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return value.strip()
 
 
 class SettingsError(Exception):

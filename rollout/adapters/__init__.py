@@ -1,1 +1,1 @@
-"""Adapters: the edges that read and write Redis and Kubernetes for the domain."""
+"""Adapters: the edges that read and write Redis, Kubernetes and Prometheus for the domain."""

@@ -1,1 +1,1 @@
-"""The rollout domain: pure decisions over data, no I/O."""
+"""The rollout domain: pure decisions over data, no I/O (import-linter keeps it so)."""

@@ -469,7 +469,62 @@ function setThread(ts) {
 function remember() {
   localStorage.setItem("sandbox.user", view.user);
   localStorage.setItem("sandbox.channel", view.channel);
-  history.replaceState(null, "", `?${new URLSearchParams({ user: view.user, channel: view.channel })}`);
+  const query = { user: view.user, channel: view.channel };
+  if (SERVING) query.serving = SERVING;
+  history.replaceState(null, "", `?${new URLSearchParams(query)}`);
+}
+
+// ---------------------------------------------------------------- canary controls
+// The sandbox's simulated pools (`?serving=<url>`): make a canary worse and watch the
+// metrics move in Prometheus. Plain-text bodies keep these simple cross-origin requests.
+
+const SERVING = params.get("serving");
+
+async function knobs(path, body) {
+  try {
+    const res = body === undefined ? await fetch(SERVING + path)
+      : await fetch(SERVING + path, { method: "POST", body: JSON.stringify(body) });
+    const data = await res.json();
+    if (!res.ok) toast(data.error || `The serving world answered HTTP ${res.status}`);
+    return res.ok ? data : null;
+  } catch (err) {
+    toast(`Serving world unreachable: ${err}`);
+    return null;
+  }
+}
+
+async function showKnobs() {
+  const data = await knobs("/knobs");
+  if (!data) return;
+  const target = $("knob-target").value;
+  const now = data.behaviours[target] || data.defaults;
+  $("knob-error_rate").value = String(now.error_rate);
+  $("knob-ttft").value = String(now.ttft);
+  $("knob-ignore").checked = data.ignore_weights;
+  const changed = Object.entries(data.behaviours).map(([name, b]) =>
+    `${name}: errors ${Math.round(b.error_rate * 100)}%, TTFT ${b.ttft}s`);
+  if (data.ignore_weights) changed.push("gateway ignores weights");
+  $("knob-state").textContent = changed.length ? changed.join("\n") : "all healthy";
+}
+
+if (SERVING) {
+  $("canary").hidden = false;
+  for (const name of ["error_rate", "ttft"]) {
+    $(`knob-${name}`).addEventListener("change", async (e) => {
+      await knobs(`/knobs/${$("knob-target").value}`, { [name]: Number(e.target.value) });
+      showKnobs();
+    });
+  }
+  $("knob-target").addEventListener("change", showKnobs);
+  $("knob-ignore").addEventListener("change", async (e) => {
+    await knobs("/gateway", { ignore_weights: e.target.checked });
+    showKnobs();
+  });
+  $("knob-reset").addEventListener("click", async () => {
+    await knobs("/knobs/reset", {});
+    showKnobs();
+  });
+  showKnobs();
 }
 
 // ---------------------------------------------------------------- modals (views.open)

@@ -1,0 +1,93 @@
+"""The Prometheus adapter over real HTTP: what the API answers decides the kind of result.
+
+A real Prometheus answers the ordinary cases; a small WSGI server stands in for the answers
+a healthy test server will not give on demand (a timeout, an overloaded proxy), and a socket
+that never answers for a hung server. Message wording is never what decides.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from rollout.adapters.prometheus import PrometheusAnalysis
+from rollout.domain.analysis import ResultKind
+from sandbox.prometheus_server import PrometheusServer
+from sandbox.slack.serving import BackgroundServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> Iterator[PrometheusAnalysis]:
+    with PrometheusServer([]) as server:
+        yield PrometheusAnalysis(server.url)
+
+
+def test_a_number_is_a_value(prometheus: PrometheusAnalysis) -> None:
+    assert prometheus.query("vector(0.25)").number == 0.25
+    assert prometheus.query("scalar(vector(3))").number == 3.0
+
+
+def test_an_empty_vector_and_nan_are_no_data(prometheus: PrometheusAnalysis) -> None:
+    assert prometheus.query("absent_metric_for_sure").kind is ResultKind.NO_DATA
+    assert prometheus.query("vector(0) / vector(0)").kind is ResultKind.NO_DATA
+
+
+def test_a_bad_query_is_an_error_not_unavailability(prometheus: PrometheusAnalysis) -> None:
+    result = prometheus.query("sum(rate(x[5")
+    assert result.kind is ResultKind.ERROR and "HTTP 400, bad_data" in result.reason
+
+
+def test_several_series_are_an_error_that_says_to_aggregate(
+        prometheus: PrometheusAnalysis) -> None:
+    result = prometheus.query('label_replace(vector(1), "a", "1", "", "") '
+                              'or label_replace(vector(2), "a", "2", "", "")')
+    assert result.kind is ResultKind.ERROR and "gave 2 series: aggregate" in result.reason
+
+
+def _answering(status: str, body: bytes) -> BackgroundServer:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+    return BackgroundServer(app, ident="fake-prometheus", threads=2).start()
+
+
+@pytest.mark.parametrize(("status", "payload", "kind"), [
+    ("503 Service Unavailable", {"status": "error", "errorType": "timeout", "error": "x"},
+     ResultKind.UNAVAILABLE),
+    ("422 Unprocessable Entity", {"status": "error", "errorType": "execution", "error": "x"},
+     ResultKind.ERROR),
+    ("502 Bad Gateway", None, ResultKind.UNAVAILABLE),
+    ("200 OK", None, ResultKind.ERROR),
+])
+def test_the_kind_follows_the_status_and_error_type(
+        status: str, payload: dict[str, str] | None, kind: ResultKind) -> None:
+    body = json.dumps(payload).encode() if payload else b"<html>proxy error</html>"
+    server = _answering(status, body)
+    try:
+        assert PrometheusAnalysis(server.url).query("up").kind is kind
+    finally:
+        server.stop()
+
+
+def test_a_server_that_never_answers_times_out_as_unavailable() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        host, port = listener.getsockname()
+        result = PrometheusAnalysis(f"http://{host}:{port}", timeout=0.3).query("up")
+    assert result.kind is ResultKind.UNAVAILABLE and "did not answer within 0.3s" in result.reason
+
+
+def test_nothing_listening_is_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = PrometheusAnalysis(f"http://127.0.0.1:{port}").query("up")
+    assert result.kind is ResultKind.UNAVAILABLE and "unreachable" in result.reason
