@@ -7,20 +7,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: test demo lint types layers unit integration e2e conformance bench clean lock \
-	redis-server prometheus kubeworld crds
+	redis-server prometheus kubeworld crds scan sbom helm
 
-$(STAMP): requirements.lock pyproject.toml
+# The development lock (runtime pins plus the tools), installed with its hashes checked.
+$(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# The suite starts its own redis-server processes on free ports; install the binary if absent.
+# The suite starts its own redis-server and redis-sentinel processes on free ports; install
+# the binaries if absent.
 redis-server:
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "redis-server not found: installing it from the distribution's packages"; \
-	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1 || { \
+	  echo "redis-server or redis-sentinel not found: installing them from the distribution's packages"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server redis-sentinel) >/dev/null; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required by the tests"; exit 1; }
+	@command -v redis-sentinel >/dev/null 2>&1 || { echo "redis-sentinel is required by the tests"; exit 1; }
+
+# The chart tests run helm lint and helm template; where helm is missing it is built from
+# its Go module (the Go toolchain is needed anyway for the tests' kube-apiserver).
+HELM_VERSION := v3.22.0
+helm: $(STAMP)
+	@command -v helm >/dev/null 2>&1 || test -x $(BIN)/helm || { \
+	  echo "helm not found: building helm $(HELM_VERSION) from its Go module into $(BIN)"; \
+	  GOBIN=$(abspath $(BIN)) GOFLAGS=-buildvcs=false go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 
 # Canary analysis is tested against, and demonstrated with, a real Prometheus on a free port.
 prometheus:
@@ -43,16 +55,16 @@ types: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) redis-server prometheus kubeworld lint types layers
+test: $(STAMP) redis-server prometheus helm kubeworld lint types layers
 	$(BIN)/pytest -q -p no:cacheprovider
 
-unit: $(STAMP)
+unit: $(STAMP) helm
 	$(BIN)/pytest -q tests/unit
 
 integration: $(STAMP) redis-server prometheus kubeworld
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP) redis-server kubeworld
+e2e: $(STAMP) redis-server prometheus kubeworld
 	$(BIN)/pytest -q tests/e2e
 
 # The emulator held to the real API server: one recorded set of requests replayed on both.
@@ -70,9 +82,51 @@ demo: $(STAMP) redis-server prometheus crds
 bench: $(STAMP) redis-server
 	$(BIN)/python -m bench
 
-# Re-pin after changing dependencies in pyproject.toml.
+# Re-pin after changing dependencies in pyproject.toml: the runtime lock (what the image
+# installs), the development lock (runtime plus tools; existing pins are kept, so the two
+# agree) and the build lock (setuptools, to build the project's wheel), all with hashes.
+COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v "^pip==" > requirements.lock
+	$(COMPILE) -o requirements.lock pyproject.toml
+	$(COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
+	$(COMPILE) --only-build-deps --build-deps-for wheel -o requirements-build.lock pyproject.toml
+
+# A CycloneDX SBOM of what the image installs: the runtime lock, with its hashes.
+sbom: $(STAMP)
+	mkdir -p build
+	$(BIN)/cyclonedx-py requirements --pyproject pyproject.toml --of JSON --output-reproducible \
+	  -o build/sbom.cdx.json requirements.lock
+
+# Scan what a cluster and a registry receive: checkov on the rendered Kustomize base and the
+# Containerfile, kubernetes-validate --strict on the render. The scanners live in a venv of
+# their own: they are not the bot's dependencies.
+SCAN_VENV ?= .venv-scan
+SCAN := build/scan
+CHECKOV := checkov==3.3.30
+KUBERNETES_VALIDATE := kubernetes-validate==1.37.0
+
+$(SCAN_VENV)/.installed:
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  "$(CHECKOV)" "$(KUBERNETES_VALIDATE)"
+	touch $@
+
+scan: $(SCAN_VENV)/.installed helm
+	mkdir -p $(SCAN)
+	kubectl kustomize deploy/kubernetes > $(SCAN)/kustomize.yaml
+	PATH="$(abspath $(BIN)):$$PATH" helm template rollout-bot deploy/helm/rollout-bot \
+	  --namespace rollout-bot --kube-version 1.34.0 -f deploy/helm/rollout-bot/ci/example-values.yaml \
+	  --set ingress.enabled=true --set serviceMonitor.enabled=true > $(SCAN)/helm.yaml
+	cp deploy/Containerfile $(SCAN)/Dockerfile
+	$(SCAN_VENV)/bin/checkov --compact --quiet --skip-download --framework kubernetes \
+	  -f $(SCAN)/kustomize.yaml
+	$(SCAN_VENV)/bin/checkov --compact --quiet --skip-download --framework kubernetes \
+	  -f $(SCAN)/helm.yaml
+	$(SCAN_VENV)/bin/checkov --compact --quiet --skip-download --framework dockerfile \
+	  -f $(SCAN)/Dockerfile
+	$(SCAN_VENV)/bin/kubernetes-validate --strict --quiet $(SCAN)/kustomize.yaml
+	$(SCAN_VENV)/bin/kubernetes-validate --strict --quiet $(SCAN)/helm.yaml
 
 clean:
-	rm -rf $(VENV) .sandbox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) build .sandbox .pytest_cache .mypy_cache .ruff_cache

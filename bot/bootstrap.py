@@ -12,6 +12,7 @@ from kubernetes import client
 from bot import kube
 from bot.settings import Settings
 from rollout.clock import Clock, SystemClock
+from rollout.redis_connect import connect
 from rollout.service import Listener, RolloutService, ServiceOptions
 from rollout.store import RedisStore
 from rollout.traffic.httproute import HTTPRouteSplit
@@ -35,8 +36,11 @@ class Container:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
-    store = RedisStore.from_url(settings.redis_url, prefix=settings.rollout_key_prefix,
-                                lock_ttl_seconds=settings.seconds(settings.rollout_lock_ttl) or 15)
+    client = connect(settings.redis_url, sentinels=settings.redis_sentinels,
+                     master=settings.redis_sentinel_master,
+                     sentinel_password=settings.redis_sentinel_password or None)
+    store = RedisStore(client, prefix=settings.rollout_key_prefix,
+                       lock_ttl_seconds=settings.seconds(settings.rollout_lock_ttl) or 15)
     api = kube.api_client(settings.kubeconfig)
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
+import importlib.util
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import TextIO
 
+from bot import logs
+from bot.json_output import result_json
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Step-by-step InferencePool rollouts through HTTPRoute weights, "
                     "driven from Slack or from this CLI.",
     )
+    parser.add_argument("--version", action="version", version=f"rollout-bot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the Slack app (HTTP or Socket Mode)")
@@ -58,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--no-browser", action="store_true", help="do not open a browser")
     sandbox.add_argument("--crds", default=None,
                          help="directory of the official CRDs (default: .sandbox/crds)")
+    sandbox.add_argument("--socket-mode", action="store_true",
+                         help="the bot takes Slack's events over a Socket Mode WebSocket")
 
     emulator = sub.add_parser("emulator", help="run the Kubernetes API emulator alone")
     emulator.add_argument("--port", type=int, required=True)
@@ -115,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 READ_VERBS = (Verb.STATUS, Verb.LIST, Verb.HISTORY)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("inference-rollout-bot")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 RECOVERY = {
@@ -186,24 +199,6 @@ def render(result: CommandResult) -> list[str]:
     if req.verb is Verb.HISTORY:
         return history_lines(result.history)
     return []
-
-
-def render_json(result: CommandResult) -> str:
-    """The records behind the text, for scripts: stable field names from the models."""
-    data: object
-    if result.status is not None:
-        status = result.status
-        data = {
-            "message": status.message,
-            "rollout": status.rollout.model_dump(mode="json") if status.rollout else None,
-            "observed": status.observed.model_dump(mode="json") if status.observed else None,
-            "cluster_note": status.cluster_note,
-        }
-    elif result.request.verb is Verb.LIST:
-        data = [r.model_dump(mode="json") for r in result.rollouts]
-    else:
-        data = [e.model_dump(mode="json") for e in result.history]
-    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def configure_logging(args: argparse.Namespace, err: TextIO) -> None:
@@ -284,8 +279,8 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
     finally:
         container.close()
     if getattr(args, "output", "text") == "json":
-        print(render_json(result), file=out)
-        return EXIT_OK
+        print(result_json(result), file=out)
+        return EXIT_OK if result.ok else EXIT_FAILED
     for line in render(result):
         print(line, file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -322,11 +317,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _errors(lambda: _serve(args), err)
+    if args.command in ("sandbox", "emulator") and importlib.util.find_spec("sandbox") is None:
+        print(f"error: `{args.command}` needs the sandbox, which this installation leaves out "
+              "(the production image does); run it from a source checkout: make demo", file=err)
+        return EXIT_FAILED
     if args.command == "sandbox":
         from bot.sandbox import run_sandbox
 
         return _errors(lambda: run_sandbox(port=args.port, open_browser=not args.no_browser,
-                                           crds=args.crds), err)
+                                           crds=args.crds, socket_mode=args.socket_mode), err)
     if args.command == "scheduler":
         return _errors(lambda: _scheduler(args), err)
     if args.command == "emulator":
@@ -341,10 +340,27 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Logs go out as JSON from the first line; a start-up refusal is logged as well as
+    printed, so `kubectl logs` shows why a pod did not start."""
     from bot.server import serve
     from bot.settings import require_for_serve
 
-    settings = load_settings()
-    require_for_serve(settings, socket_mode=args.socket_mode)
-    serve(settings, port=args.port, socket_mode=args.socket_mode)
+    try:
+        logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+    except ValueError as exc:
+        logs.configure("INFO")
+        _startup_failed(str(exc))
+        raise SettingsError(str(exc)) from None
+    try:
+        settings = load_settings()
+        require_for_serve(settings, socket_mode=args.socket_mode)
+    except SettingsError as exc:
+        _startup_failed(str(exc))
+        raise
+    serve(settings, port=args.port, socket_mode=args.socket_mode, version=_version())
     return EXIT_OK
+
+
+def _startup_failed(reason: str) -> None:
+    logging.getLogger("rollout-bot").error("start-up refused", extra={
+        "event": "startup_failed", "reason": reason})

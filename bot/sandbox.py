@@ -40,13 +40,16 @@ class Sandbox:
     """Every process of the demo, started and stopped together."""
 
     def __init__(self, *, chat_port: int = 3000, data_dir: Path = SANDBOX_DIR,
-                 tick: str = "2s", crds: str | None = None) -> None:
+                 tick: str = "2s", crds: str | None = None,
+                 socket_mode: bool = False) -> None:
         self.data_dir = data_dir
         self.chat_port = chat_port
         self.tick = tick
         self.kube = KubeEmulator(seed="demo", crds=crds)
         self.redis = RedisServer()  # fresh each run, like the emulated cluster
-        self.slack = SlackEmulator(signing_secret=secrets.token_hex(16), port=chat_port)
+        self.socket_mode = socket_mode  # the bot connects out over a WebSocket, no webhooks
+        self.slack = SlackEmulator(signing_secret=secrets.token_hex(16), port=chat_port,
+                                   socket_mode=socket_mode)
         self.kubeconfig = data_dir / "kubeconfig"
         self.container: Container | None = None
         self.server: SlackServer | None = None
@@ -62,6 +65,7 @@ class Sandbox:
             rollout_allowed_channels=[CHANNEL], rollout_notify_channel=CHANNEL,
             rollout_tick=self.tick, rollout_leader_ttl="6s", rollout_reminder="5m",
             prometheus_url=self.prometheus_url,
+            slack_app_token=self.slack.app_token if self.socket_mode else "",
         )
 
     @property
@@ -86,7 +90,8 @@ class Sandbox:
         settings = self.settings()
         self.container = build(settings)
         self.scheduler = build_scheduler(self.container)
-        self.server = SlackServer(settings, container=self.container).start()
+        self.server = SlackServer(settings, container=self.container,
+                                  socket_mode=self.socket_mode).start()
         self.slack.events_url = self.server.events_url
         self.scheduler.start()
         return self
@@ -116,7 +121,8 @@ class Sandbox:
             "",
             f"  chat page     {self.chat_url}",
             f"  bot           {self.server.url if self.server else '?'} "
-            "(/slack/events, /healthz, /readyz, /metrics)",
+            + ("(Socket Mode; /healthz, /readyz, /metrics)" if self.socket_mode
+               else "(/slack/events, /healthz, /readyz, /metrics)"),
             f"  kubernetes    {self.kube.url}   kubeconfig {kc}",
             f"  redis         {self.redis.url}",
             *self._serving_lines(),
@@ -148,8 +154,9 @@ class Sandbox:
         ]
 
 
-def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None) -> int:
-    sandbox = Sandbox(chat_port=port, crds=crds)
+def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None,
+                socket_mode: bool = False) -> int:
+    sandbox = Sandbox(chat_port=port, crds=crds, socket_mode=socket_mode)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

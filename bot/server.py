@@ -20,7 +20,10 @@ from slack_sdk import WebClient
 from waitress.server import create_server
 
 from bot.bootstrap import Container, build
+from bot.health import Dependencies
+from bot.logs import log_outcome
 from bot.metrics import Metrics
+from bot.request_log import log_requests
 from bot.scheduling import build_scheduler
 from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
@@ -30,10 +33,14 @@ log = logging.getLogger(__name__)
 
 
 def socket_mode_handler(app: App, settings: Settings) -> SocketModeHandler:
-    """Socket Mode with the app-level token (`SLACK_APP_TOKEN`, `xapp-…`)."""
+    """Socket Mode with the app-level token (`SLACK_APP_TOKEN`, `xapp-…`), through the same
+    Web API client (and `SLACK_API_URL`) as the rest of the app. The client reconnects by
+    itself, with a fresh `apps.connections.open`, when the connection drops: the client
+    gives a silent connection up after five failed pings (SLACK_SOCKET_PING seconds apart)."""
     if not settings.slack_app_token:
         raise SettingsError("SLACK_APP_TOKEN is needed by --socket-mode")
-    return SocketModeHandler(app, app_token=settings.slack_app_token)
+    return SocketModeHandler(app, app_token=settings.slack_app_token, web_client=app.client,
+                             ping_interval=settings.slack_socket_ping)
 
 
 class SocketConnection(Protocol):
@@ -61,13 +68,17 @@ class SlackServer:
         self.metrics = Metrics(rollouts=self.container.service.list_rollouts)
         before = list(self.container.listeners)
         self.container.listeners.append(self.metrics.observe_outcome)
+        self.container.listeners.append(log_outcome)
         self.app = build_app(self.container, settings=settings, web_client=self.client,
                              telemetry=self.metrics, socket_mode=socket_mode)
+        self.app.use(log_requests)
         self._listeners = [x for x in self.container.listeners if x not in before]
         events = None if socket_mode else SlackRequestHandler(self.app, path=EVENTS_PATH)
+        self.dependencies = Dependencies(readiness_checks(self.container.store,
+                                                          self.container.kube_api))
+        self.metrics.registry.register(self.dependencies)
         self.wsgi = WebApp(metrics=self.metrics, events=events,
-                           checks=readiness_checks(self.container.store,
-                                                   self.container.kube_api))
+                           dependencies=self.dependencies, serving=self._serving)
         self._server: Any = create_server(self.wsgi, host=host, port=port, threads=threads,
                                           ident="rollout-bot", channel_timeout=60)
         self.host = host
@@ -77,6 +88,12 @@ class SlackServer:
         self._socket_factory = socket_factory or socket_mode_handler
         self.socket_handler: SocketConnection | None = None
         self._started = self._stopped = False
+
+    def _serving(self) -> str | None:
+        """None while this process can take Slack requests; else why it cannot."""
+        if self._stopped:
+            return "shutting down"
+        return None
 
     @property
     def url(self) -> str:
@@ -96,7 +113,9 @@ class SlackServer:
             self.socket_handler = self._socket_factory(self.app, self.settings)
             self.socket_handler.connect()
         log.info("rollout-bot listening on %s (%s)", self.url,
-                 "Socket Mode" if self.socket_mode else "HTTP events")
+                 "Socket Mode" if self.socket_mode else "HTTP events",
+                 extra={"event": "listening", "port": self.port,
+                        "mode": "socket" if self.socket_mode else "http"})
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -118,6 +137,7 @@ class SlackServer:
         else:
             server.close()
         self.app.listener_runner.listener_executor.shutdown(wait=False)
+        self.dependencies.close(timeout=timeout)  # its checks use the container's clients
         for listener in self._listeners:  # a shared container outlives this server
             if listener in self.container.listeners:
                 self.container.listeners.remove(listener)
@@ -132,7 +152,7 @@ class SlackServer:
 
 
 def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
-          container: Container | None = None) -> None:
+          container: Container | None = None, version: str = "") -> None:
     """Run the bot and its leader-elected scheduler until SIGINT or SIGTERM. Raises
     SettingsError, naming the missing variable, when Slack secrets or approvers are not
     configured."""
@@ -146,9 +166,13 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
     server.start()
     scheduler = build_scheduler(server.container)
     scheduler.start()
+    log.info("rollout-bot started", extra={
+        "event": "startup", "version": version, "port": server.port,
+        "mode": "socket" if socket_mode else "http", "namespace": settings.rollout_namespace,
+        "log_level": settings.log_level})
     try:
         done.wait()
     finally:
-        log.info("rollout-bot stopping")
+        log.info("rollout-bot stopping", extra={"event": "shutdown"})
         scheduler.stop()
         server.stop()

@@ -11,6 +11,7 @@ from rollout.adapters.analysis_file import load_analyses
 from rollout.errors import InvalidInput
 from rollout.plan import parse_interval
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -23,7 +24,11 @@ class Settings(BaseSettings):
     slack_signing_secret: str = ""
     slack_app_token: str = ""
     slack_api_url: str | None = None
+    slack_socket_ping: float = Field(default=5.0, ge=0.5, le=60)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_sentinels: CommaList = Field(default_factory=list)
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str = ""
     kubeconfig: str | None = None
     rollout_namespace: str = "default"
     rollout_approvers: CommaList = Field(default_factory=list)
@@ -38,9 +43,10 @@ class Settings(BaseSettings):
     rollout_tick: str = "5s"
     rollout_kube_timeout: float = Field(default=5.0, gt=0, le=120)
     rollout_lock_ttl: str = "15s"
+    log_level: str = "INFO"
 
     @field_validator("rollout_approvers", "rollout_approver_groups", "rollout_allowed_channels",
-                     mode="before")
+                     "redis_sentinels", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -57,6 +63,22 @@ class Settings(BaseSettings):
             except InvalidInput as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"wants host:port entries, not {entry!r}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level_known(cls, value: str) -> str:
+        if value.strip().upper() not in LEVELS:
+            raise ValueError(f"must be one of {', '.join(LEVELS)}")
+        return value.strip().upper()
 
     def seconds(self, value: str) -> int | None:
         """A duration setting in seconds; None where it is empty or 0 (switched off)."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
 from bot import kube
+from bot.health import Check, Dependencies
 from bot.metrics import Metrics
 from rollout.ports import RolloutStore
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-Check = Callable[[], str | None]  # None when fine, else what is wrong
 
 
 def readiness_checks(store: RolloutStore, kube_api: client.ApiClient) -> dict[str, Check]:
@@ -42,11 +42,16 @@ def readiness_checks(store: RolloutStore, kube_api: client.ApiClient) -> dict[st
 
 
 class WebApp:
-    def __init__(self, *, metrics: Metrics, checks: dict[str, Check],
-                 events: WSGIApplication | None = None) -> None:
+    """`serving` says whether this process can answer Slack (None when it can); the
+    dependencies are reported on `/readyz` without failing it (bot.health says why)."""
+
+    def __init__(self, *, metrics: Metrics, dependencies: Dependencies,
+                 events: WSGIApplication | None = None,
+                 serving: Check | None = None) -> None:
         self._metrics = metrics
-        self._checks = checks
+        self._dependencies = dependencies
         self._events = events
+        self._serving = serving or (lambda: None)
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
@@ -79,15 +84,21 @@ class WebApp:
             return start_response(status, headers, *args)
 
         body = list(self._events(environ, recording))
-        self._metrics.ack(time.monotonic() - started, status=seen.get("status", 500))
+        status = seen.get("status", 500)
+        self._metrics.ack(time.monotonic() - started, status=status)
+        if status >= 400:  # refused before Bolt's listeners: bot.request_log never sees it
+            log.warning("slack request refused with %s", status, extra={
+                "event": "request", "status": status,
+                "reason": "bad signature or timestamp" if status == 401 else "refused"})
         return body
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
-        results = {name: check() for name, check in self._checks.items()}
-        failed = sorted(name for name, problem in results.items() if problem)
-        body = {"ready": not failed, "failed": failed,
-                "checks": {name: problem or "ok" for name, problem in results.items()}}
-        return _reply(start_response, 503 if failed else 200, body)
+        problem = self._serving()
+        results = self._dependencies.status()
+        degraded = sorted(name for name, found in results.items() if found)
+        body = {"ready": problem is None, "serving": problem or "ok", "degraded": degraded,
+                "checks": {name: found or "ok" for name, found in results.items()}}
+        return _reply(start_response, 503 if problem else 200, body)
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed",

@@ -44,6 +44,7 @@ from rollout.errors import (
     ClusterUnavailable,
     InvalidInput,
     NeedsOperator,
+    Refused,
     RolloutError,
     Unauthorized,
 )
@@ -213,11 +214,16 @@ class SlackEdge:
     # -- refusals and failures -----------------------------------------------------------
 
     def _deny(self, actor: Actor, action: str, ref: Ref | None, reason: str) -> str:
+        log.info("refused %s: %s", action, reason, extra=_fields("refusal", actor, action, ref))
         self._tel.denial(action)
         self._audit(actor, action, ref, reason)
         return f":no_entry: {reason}"
 
     def _failed(self, exc: RolloutError, actor: Actor, action: str, ref: Ref | None) -> str:
+        kind, level = ("refusal", logging.INFO) if isinstance(exc, Refused) else \
+            ("error", logging.WARNING)
+        log.log(level, "%s %s: %s", action, kind, exc,
+                extra={**_fields(kind, actor, action, ref), "error_kind": type(exc).__name__})
         if isinstance(exc, Unauthorized):  # self-approval and the like, refused by the domain
             self._tel.denial(action)
             self._audit(actor, action, ref, str(exc))
@@ -288,6 +294,13 @@ def command_request_id(command: dict[str, Any]) -> str | None:
     is nothing that tells a redelivery from a new command, so none is used."""
     trigger = command.get("trigger_id")
     return f"slack:command:{trigger}" if trigger else None
+
+
+def _fields(event: str, actor: Actor, action: str, ref: Ref | None) -> dict[str, Any]:
+    """The structured part of a log line (bot.logs writes it as JSON keys)."""
+    return {"event": event, "actor": actor.id, "channel": actor.channel, "action": action,
+            "rollout_id": ref.rollout_id if ref is not None else None,
+            "target": ref.describe() if ref is not None else None}
 
 
 def _actor(command: dict[str, Any]) -> Actor:

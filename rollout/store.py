@@ -28,6 +28,7 @@ from rollout.errors import (
 )
 from rollout.models import AuditEvent, Card, Rollout
 from rollout.ports import Lease
+from rollout.redis_connect import connect
 
 T = TypeVar("T")
 
@@ -135,11 +136,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        client = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
-            health_check_interval=15,
-        )
-        return cls(client, **kwargs)
+        return cls(connect(url), **kwargs)
 
     @property
     def client(self) -> redis.Redis:

@@ -20,7 +20,7 @@ class RedisServerError(RuntimeError):
 class RedisServer:
     def __init__(
         self, *, port: int = 0, data_dir: str | Path | None = None, appendonly: bool = False,
-        binary: str = "redis-server",
+        binary: str = "redis-server", config: str = "",
     ) -> None:
         found = shutil.which(binary)
         if found is None:
@@ -32,6 +32,7 @@ class RedisServer:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="rollout-redis-"))
         self.appendonly = appendonly
+        self.config = config  # redis.conf lines (ACL users, say), read before the flags
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,8 +46,10 @@ class RedisServer:
     def start(self, *, timeout: float = 10.0) -> None:
         if self.running:
             return
+        conf = self.data_dir / "redis.conf"
+        conf.write_text(self.config + "\n")
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary, str(conf), "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--dir", str(self.data_dir), "--daemonize", "no", "--loglevel", "warning",
             "--protected-mode", "yes",
@@ -107,6 +110,6 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up, ACL or not
     except OSError:
         return False

@@ -6,14 +6,17 @@ thread, and it delivers signed slash commands and button clicks to the app at `e
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from sandbox.slack import payloads, responses
-from sandbox.slack.delivery import deliver
+from sandbox.slack.delivery import Answer, deliver
 from sandbox.slack.faults import FaultBook, SlackFault
 from sandbox.slack.page import state
 from sandbox.slack.serving import BackgroundServer
+from sandbox.slack.socket_mode import SocketModeServer
 from sandbox.slack.webapi import WebApi
 from sandbox.slack.workspace import (
     ApiCall,
@@ -44,6 +47,8 @@ class SlackEmulator:
         seed: bool = True,
         delivery_timeout: float = 10.0,
         threads: int = 16,
+        socket_mode: bool = False,
+        app_token: str = "xapp-sandbox",  # noqa: S107 - the sandbox's fake token
     ) -> None:
         self.signing_secret = signing_secret
         self.bot_token = bot_token
@@ -55,7 +60,12 @@ class SlackEmulator:
         if seed:
             seed_default(self.workspace)
         self.faults = FaultBook()
-        self.webapi = WebApi(self.workspace, self.faults, bot_token=bot_token)
+        # Socket Mode: events go over a WebSocket the app opens, not to events_url
+        self.socket_mode = SocketModeServer(host) if socket_mode else None
+        self.app_token = app_token
+        self.webapi = WebApi(self.workspace, self.faults, bot_token=bot_token,
+                             app_token=app_token,
+                             open_socket=self.socket_mode.open_url if self.socket_mode else None)
         self._threads = threads
         self._server: BackgroundServer | None = None
         self._url: str | None = None
@@ -76,12 +86,16 @@ class SlackEmulator:
         self.port = server.port
         self._url = server.url
         server.start()
+        if self.socket_mode is not None:
+            self.socket_mode.start()
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+        if self.socket_mode is not None:
+            self.socket_mode.stop()
 
     def __enter__(self) -> SlackEmulator:
         return self.start()
@@ -158,6 +172,19 @@ class SlackEmulator:
 
     # -- delivering signed requests to the app -----------------------------------------------
 
+    def _deliver(self, kind: str, body: bytes, payload: dict[str, Any], *,
+                 signing_secret: str | None, timestamp: int | None) -> tuple[str, Answer]:
+        """Over HTTP to events_url (signed), or as a Socket Mode envelope; (where, answer)."""
+        if self.socket_mode is None:
+            url = self._events_url()
+            return url, deliver(url, body, signing_secret=signing_secret or self.signing_secret,
+                                timestamp=timestamp, timeout=self.delivery_timeout)
+        ack = self.socket_mode.deliver(kind, payload, timeout=self.delivery_timeout)
+        if ack is None:
+            return "socket", Answer(504, {}, "no ack for the envelope")
+        return "socket", Answer(200, {"Content-Type": "application/json"},
+                                json.dumps(ack) if ack else "")
+
     def _events_url(self) -> str:
         if not self.events_url:
             raise RuntimeError("set SlackEmulator.events_url to the app's /slack/events URL")
@@ -177,7 +204,6 @@ class SlackEmulator:
 
         `timestamp` and `signing_secret` override the signature's (for stale or forged requests).
         """
-        url = self._events_url()
         ws = self.workspace
         user = ws.user(user_id)
         channel = ws.channel(channel_id)
@@ -199,13 +225,9 @@ class SlackEmulator:
             trigger=trigger,
         )
         started = time.monotonic()
-        answer = deliver(
-            url,
-            body,
-            signing_secret=signing_secret or self.signing_secret,
-            timestamp=timestamp,
-            timeout=self.delivery_timeout,
-        )
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        url, answer = self._deliver("slash_commands", body, form,
+                                    signing_secret=signing_secret, timestamp=timestamp)
         elapsed = time.monotonic() - started
         ws.record_delivery(Delivery("command", url, answer.status, elapsed, answer.body))
         if elapsed > ACK_DEADLINE:
@@ -244,7 +266,6 @@ class SlackEmulator:
         The button's block_id and label come from the message; a button that is no longer
         there (a stale click racing an update) is still delivered, as Slack would.
         """
-        url = self._events_url()
         ws = self.workspace
         user = ws.user(user_id)
         channel = ws.channel(channel_id)
@@ -293,13 +314,8 @@ class SlackEmulator:
             trigger=trigger,
         )
         started = time.monotonic()
-        answer = deliver(
-            url,
-            payloads.encode_payload(payload),
-            signing_secret=signing_secret or self.signing_secret,
-            timestamp=timestamp,
-            timeout=self.delivery_timeout,
-        )
+        url, answer = self._deliver("interactive", payloads.encode_payload(payload), payload,
+                                    signing_secret=signing_secret, timestamp=timestamp)
         elapsed = time.monotonic() - started
         ws.record_delivery(Delivery("block_actions", url, answer.status, elapsed, answer.body))
         return answer.as_tuple()

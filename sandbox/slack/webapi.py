@@ -66,10 +66,13 @@ class ApiResult:
 class WebApi:
     """Dispatches `POST /api/<method>` to the workspace."""
 
-    def __init__(self, workspace: Workspace, faults: FaultBook, *, bot_token: str) -> None:
+    def __init__(self, workspace: Workspace, faults: FaultBook, *, bot_token: str,
+                 app_token: str = "", open_socket: Callable[[], str] | None = None) -> None:
         self.ws = workspace
         self.faults = faults
         self.bot_token = bot_token
+        self.app_token = app_token
+        self._open_socket = open_socket
         self._methods: dict[str, Method] = {
             "api.test": lambda p: {"args": {k: v for k, v in p.items() if k != "token"}},
             "auth.test": self._auth_test,
@@ -86,6 +89,7 @@ class WebApi:
             "usergroups.users.list": self._usergroup_users,
             "reactions.add": self._reactions_add,
             "views.open": self._views_open,
+            "apps.connections.open": self._connections_open,
         }
 
     @property
@@ -123,7 +127,11 @@ class WebApi:
         if method not in _NO_AUTH:
             if not token:
                 raise ApiError("not_authed")
-            if token != self.bot_token:
+            if method == "apps.connections.open":  # the app-level token, and only it
+                if token != self.app_token:
+                    raise ApiError("not_allowed_token_type" if token == self.bot_token
+                                   else "invalid_auth")
+            elif token != self.bot_token:
                 raise ApiError("invalid_auth")
         return handler(params)
 
@@ -131,6 +139,11 @@ class WebApi:
 
     def _message_json(self, msg: Message) -> dict[str, Any]:
         return msg.to_slack(self.ws.team_id, self.ws.app_id)
+
+    def _connections_open(self, _: Params) -> dict[str, Any]:
+        if self._open_socket is None:
+            raise ApiError("socket_mode_not_enabled")
+        return {"url": self._open_socket()}
 
     def _auth_test(self, _: Params) -> dict[str, Any]:
         bot = self.ws.user(self.ws.bot_user_id)

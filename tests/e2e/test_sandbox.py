@@ -185,3 +185,23 @@ def _click_current(page: Page, box: Sandbox, action_id: str) -> None:
             "return true; })()"))
 
     _eventually(clicked, box=box)
+
+
+def test_the_demo_in_socket_mode(tmp_path: Path) -> None:
+    """`rollout-bot sandbox --socket-mode`: the chat's commands and clicks reach the bot as
+    Socket Mode envelopes over its WebSocket; no events URL is used."""
+    box = Sandbox(chat_port=0, data_dir=tmp_path / "sandbox", tick="1s",
+                  socket_mode=True).start()
+    try:
+        assert box.slack.socket_mode is not None
+        box.slack.socket_mode.wait_connected(timeout=20)
+        status, _, _ = box.slack.send_slash_command(
+            "U0ALICE", CHANNEL, "llm-pool-version-2 start --interval 0s")
+        assert status == 200
+        ts, value = _eventually(lambda: _button(box, "rollout_approve"))
+        status, _, _ = box.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
+        assert status == 200
+        _eventually(lambda: _weights(box) == [90, 10], box=box)
+        assert {d.url for d in box.slack.workspace.deliveries()} == {"socket"}
+    finally:
+        box.stop()

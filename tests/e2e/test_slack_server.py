@@ -58,20 +58,40 @@ def test_healthz_readyz_and_metrics(world: World) -> None:
     assert _get(world.bot.url + "/nope")[0] == 404
 
 
-def test_readyz_names_what_is_down(kube: RealCluster, tmp_path: Path) -> None:
+def test_readyz_stays_ready_and_names_what_is_down(kube: RealCluster, tmp_path: Path) -> None:
+    """A Redis or API outage is reported, not turned into an empty Service."""
     settings = Settings(slack_bot_token=TOKEN, slack_signing_secret=SECRET,
                         redis_url=f"redis://127.0.0.1:{free_port()}/0",
                         kubeconfig=str(kube.write_kubeconfig(tmp_path / "kc")),
                         rollout_approvers=["U0BOB"], rollout_key_prefix="readyz")
     with SlackServer(settings) as bot:
         status, body = _get(bot.url + "/readyz")
-        assert status == 503
+        assert status == 200
         answer = json.loads(body)
-        assert answer["failed"] == ["redis"]
+        assert answer["ready"] is True and answer["degraded"] == ["redis"]
         assert answer["checks"]["kubernetes"] == "ok"
+        assert "rollout_bot_dependency_up{dependency=\"redis\"} 0.0" in \
+            _get(bot.url + "/metrics")[1]
         kube.stop()
+        eventually(lambda: json.loads(_get(bot.url + "/readyz")[1])["degraded"]
+                   == ["kubernetes", "redis"], timeout=5)
         status, body = _get(bot.url + "/readyz")
-        assert status == 503 and json.loads(body)["failed"] == ["kubernetes", "redis"]
+        assert status == 200 and json.loads(body)["ready"] is True
+        assert "rollout_bot_dependency_up{dependency=\"kubernetes\"} 0.0" in \
+            _get(bot.url + "/metrics")[1]
+
+
+def test_with_redis_down_slack_is_told_to_retry(make_world: Callable[..., World]) -> None:
+    world = make_world(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    for text in (f"{CANARY} status", f"{CANARY} start"):
+        status, _, _ = world.command("U0ALICE", text)
+        assert status == 200
+    def retry_answers() -> set[str]:  # one response-URL post per command
+        return {p.url_id for p in world.slack.responses if p.user == "U0ALICE"
+                and "Redis is unavailable" in (p.text or "") and "try again" in (p.text or "")}
+
+    eventually(lambda: len(retry_answers()) == 2, message="a retry answer for each command")
+    assert world.route_patches() == 0
 
 
 class _FakeSocket:

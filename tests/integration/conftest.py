@@ -16,6 +16,7 @@ from kubernetes import client
 from bot.cli import main
 from rollout.clock import ManualClock
 from rollout.models import Actor
+from rollout.redis_connect import connect
 from rollout.service import RolloutService, ServiceOptions
 from rollout.store import RedisStore
 from rollout.traffic.httproute import HTTPRouteSplit
@@ -110,11 +111,13 @@ class World:
 
 
 def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
-               timeout: tuple[float, float] = (2.0, 5.0)) -> World:
+               timeout: tuple[float, float] = (2.0, 5.0), prefix: str | None = None,
+               sentinels: tuple[str, ...] = ()) -> World:
     configuration = emulator.bot_configuration()
     configuration.retries = 1  # as bot.kube configures the production client
     api = client.ApiClient(configuration)
-    store = RedisStore.from_url(redis_url, prefix=unique_prefix(), lock_ttl_seconds=lock_ttl)
+    store = RedisStore(connect(redis_url, sentinels=sentinels),
+                       prefix=prefix or unique_prefix(), lock_ttl_seconds=lock_ttl)
     clock = ManualClock()
     objects = client.CustomObjectsApi(api)
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout),

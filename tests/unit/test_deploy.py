@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bot.settings import Settings
+from tests.support.manifests import find, kustomize, pod_spec, redis_acl
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -38,15 +39,6 @@ def test_the_shipped_config_parses() -> None:
 
 def _docs(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def test_rbac_grants_what_the_adapters_call_and_no_more() -> None:
-    (role,) = _docs(DEPLOY / "kubernetes" / "rbac.yaml")
-    grants = {(g, r): set(rule["verbs"]) for rule in role["rules"]
-              for g in rule["apiGroups"] for r in rule["resources"]}
-    assert grants[("gateway.networking.k8s.io", "httproutes")] >= {"get", "list", "patch"}
-    assert "patch" not in grants[("inference.networking.k8s.io", "inferencepools")]
-    assert all(not verbs & {"create", "delete", "update", "*"} for verbs in grants.values())
 
 
 def test_the_deployment_runs_serve_with_probes() -> None:
@@ -76,3 +68,71 @@ def test_kustomize_renders(folder: str) -> None:
                           text=True, timeout=60, check=True)
     kinds = {d["kind"] for d in yaml.safe_load_all(done.stdout) if d}
     assert kinds
+
+
+# ---- security settings, on the rendered base --------------------------------------------------
+
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                        "runAsNonRoot": True, "privileged": False}
+
+
+def test_every_pod_meets_the_restricted_profile() -> None:
+    docs = kustomize()
+    for name, kind in (("rollout-bot", "Deployment"), ("rollout-redis", "StatefulSet")):
+        spec = pod_spec(find(docs, kind, name))
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert {k: ctx.get(k) for k in RESTRICTED_CONTAINER} == RESTRICTED_CONTAINER, name
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, name
+            assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert ctx["runAsUser"] >= 10000 or ctx["runAsUser"] == 65532, name
+            assert "limits" in container["resources"], name
+    labels = find(docs, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_network_policies_deny_by_default_and_redis_answers_only_the_bot() -> None:
+    docs = kustomize()
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    deny = policies["default-deny"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    redis = policies["rollout-redis"]
+    (rule,) = redis["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app": "rollout-bot"}}}]
+    assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    assert redis["egress"] == []
+    (bot_in,) = policies["rollout-bot"]["ingress"]
+    assert bot_in == {"ports": [{"port": 3000, "protocol": "TCP"}]}
+    egress_ports = {p["port"] for r in policies["rollout-bot"]["egress"] for p in r["ports"]}
+    assert egress_ports == {53, 443, 6379, 6443, 9090}
+
+
+def test_redis_takes_no_anonymous_client_and_the_bot_url_carries_its_user() -> None:
+    docs = kustomize()
+    redis = find(docs, "StatefulSet", "rollout-redis")
+    (container,) = pod_spec(redis)["containers"]
+    script = " ".join(container["args"])
+    assert "user default off" in script
+    assert "-@dangerous" in redis_acl(redis) and "~rollout-bot:*" in redis_acl(redis)
+    (bot,) = pod_spec(find(docs, "Deployment", "rollout-bot"))["containers"]
+    env = {e["name"]: e for e in bot["env"]}
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"].startswith(
+        "rollout-redis-auth")
+    assert env["REDIS_URL"]["value"].startswith("redis://rollout-bot:$(REDIS_PASSWORD)@")
+    assert "REDIS_URL" not in _env_file("config.env")
+
+
+def test_the_cluster_role_grants_only_the_verbs_the_code_calls() -> None:
+    role = find(kustomize(), "ClusterRole")
+    grants = {(g, r): set(rule["verbs"]) for rule in role["rules"]
+              for g in rule["apiGroups"] for r in rule["resources"]}
+    assert grants == {
+        ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "patch"},
+        ("inference.networking.k8s.io", "inferencepools"): {"get", "list"},
+        ("inference.networking.x-k8s.io", "inferencepools"): {"get", "list"},
+        ("llm-d.ai", "inferencemodelrewrites"): {"get", "list", "patch"},
+        ("inference.networking.x-k8s.io", "inferencemodelrewrites"): {"get", "list", "patch"},
+    }

@@ -1,0 +1,32 @@
+"""`--output json` for the read verbs: the same data the text shows, for scripts.
+
+The shapes are the domain models' own JSON (pydantic), so a field added to a model shows up
+here without a second schema to keep in step.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from handlers.commands import CommandResult, Verb
+
+
+def result_json(result: CommandResult) -> str:
+    verb = result.request.verb
+    body: Any
+    if verb is Verb.LIST:
+        body = {"rollouts": [r.model_dump(mode="json") for r in result.rollouts]}
+    elif verb is Verb.HISTORY:
+        body = {"events": [e.model_dump(mode="json") for e in result.history]}
+    elif verb is Verb.STATUS and result.status is not None:
+        s = result.status
+        body = {
+            "rollout": s.rollout.model_dump(mode="json") if s.rollout is not None else None,
+            "observed": s.observed.model_dump(mode="json") if s.observed is not None else None,
+            "message": s.message,
+            "cluster_note": s.cluster_note,
+        }
+    else:
+        raise ValueError(f"--output json is for status, list and history, not {verb.value}")
+    return json.dumps(body, indent=2, sort_keys=True)

@@ -1,0 +1,45 @@
+{{/* Names and labels shared by the templates. */}}
+{{- define "rollout-bot.labels" -}}
+app.kubernetes.io/name: rollout-bot
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "rollout-bot.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}:{{ $tag }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ $tag }}
+{{- end -}}
+{{- end -}}
+
+{{- define "rollout-bot.redisImage" -}}
+{{- if .Values.redis.image.digest -}}
+{{ .Values.redis.image.repository }}:{{ .Values.redis.image.tag }}@{{ .Values.redis.image.digest }}
+{{- else -}}
+{{ .Values.redis.image.repository }}:{{ .Values.redis.image.tag }}
+{{- end -}}
+{{- end -}}
+
+{{- define "rollout-bot.slackSecret" -}}
+{{- .Values.slack.existingSecret | default "rollout-bot-slack" -}}
+{{- end -}}
+
+{{- define "rollout-bot.redisSecret" -}}
+{{- .Values.redis.existingSecret | default "rollout-redis-auth" -}}
+{{- end -}}
+
+{{/* The restricted container securityContext, the same for the bot and Redis. */}}
+{{- define "rollout-bot.containerSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities: {drop: ["ALL"]}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}

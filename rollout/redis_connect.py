@@ -1,0 +1,52 @@
+"""The Redis client from settings: a URL (`redis://`, `rediss://` for TLS), or Redis
+Sentinel, which finds the current master by name and follows it through a failover.
+
+With Sentinel, REDIS_URL still carries what the data nodes need (ACL user, password, db,
+TLS); REDIS_SENTINELS lists the sentinels (host:port,...) and REDIS_SENTINEL_MASTER names
+the master. A command in flight when the master dies fails as StoreUnavailable (the caller
+retries); the next one reaches whichever node Sentinel promoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import redis
+from redis.connection import parse_url
+from redis.sentinel import Sentinel
+
+from rollout.errors import InvalidInput
+
+OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5,
+                           "socket_connect_timeout": 2, "health_check_interval": 15}
+
+
+def connect(url: str, *, sentinels: Sequence[str] = (), master: str = "mymaster",
+            sentinel_password: str | None = None) -> redis.Redis:
+    if not sentinels:
+        return redis.Redis.from_url(url, **OPTIONS)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss"):
+        raise InvalidInput(f"REDIS_URL must be redis:// or rediss://, not {parsed.scheme}://")
+    # user, password, db and TLS options, as redis.Redis.from_url reads them
+    node: dict[str, Any] = {**OPTIONS, **parse_url(url)}  # type: ignore[no-untyped-call]
+    for where in ("host", "port", "connection_class"):  # Sentinel says where the master is
+        node.pop(where, None)
+    if parsed.scheme == "rediss":
+        node["ssl"] = True
+    sentinel_options: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    if sentinel_password:
+        sentinel_options["password"] = sentinel_password
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        [_address(s) for s in sentinels], sentinel_kwargs=sentinel_options, **node)
+    client: redis.Redis = sentinel.master_for(master, **node)  # type: ignore[no-untyped-call]
+    return client
+
+
+def _address(entry: str) -> tuple[str, int]:
+    host, sep, port = entry.strip().rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InvalidInput(f"REDIS_SENTINELS wants host:port entries, not {entry!r}")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,72 @@
+"""The bundled Redis's ACL, as the manifest writes it, against a real redis-server: the bot's
+user can do everything the bot does (a whole rollout, the leader lease, history), an
+anonymous client can do nothing, and the bot's user cannot flush, read config or reach keys
+outside its prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+
+from rollout.leadership import LeaderLease
+from rollout.plan import build_plan
+from rollout.service import Ref
+from sandbox.kube import KubeEmulator
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, make_world
+from tests.support.manifests import find, kustomize, redis_acl
+
+PASSWORD = "0f3c9d1e2b7a45c8a1d6e9f0b3c7a2d4"
+
+
+@pytest.fixture(scope="module")
+def acl_redis() -> Iterator[RedisServer]:
+    rules = redis_acl(find(kustomize(), "StatefulSet", "rollout-redis"))
+    config = f"user default off\nuser rollout-bot on >{PASSWORD} {rules}"
+    with RedisServer(config=config) as server:
+        yield server
+
+
+def _url(server: RedisServer, user: str = "rollout-bot", password: str = PASSWORD) -> str:
+    return f"redis://{user}:{password}@127.0.0.1:{server.port}/0"
+
+
+def test_the_bot_user_runs_a_whole_rollout(acl_redis: RedisServer,
+                                           kube_emulator: KubeEmulator) -> None:
+    world = make_world(kube_emulator, _url(acl_redis), prefix="rollout-bot")
+    try:
+        world.store.ping()
+        ref = Ref(canary="llm-pool-version-2")
+        world.service.start(namespace="default", canary="llm-pool-version-2", actor=ALICE,
+                            plan=build_plan([50, 100], interval_seconds=0))
+        assert world.service.approve(ref, actor=BOB).ok
+        assert world.service.rollback(ref, actor=BOB).ok
+        assert [e.action for e in world.service.history(ref)][-1] == "rolled_back"
+        assert world.service.list_rollouts()
+        lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder="a",
+                            ttl_seconds=5)
+        assert lease.refresh()
+        lease.release()
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_anonymous_and_wrong_password_clients_get_nothing(acl_redis: RedisServer) -> None:
+    anonymous = redis.Redis(port=acl_redis.port)
+    with pytest.raises((AuthenticationError, ResponseError)):
+        anonymous.get("rollout-bot:anything")
+    with pytest.raises(AuthenticationError):
+        redis.Redis.from_url(_url(acl_redis, password="wrong")).ping()
+
+
+@pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"),
+                                     ("SET", "other-app:key", "1"), ("ACL", "LIST")])
+def test_the_bot_user_cannot_administer_or_leave_its_prefix(acl_redis: RedisServer,
+                                                            command: tuple[str, ...]) -> None:
+    client = redis.Redis.from_url(_url(acl_redis))
+    with pytest.raises(NoPermissionError):
+        client.execute_command(*command)
