@@ -118,12 +118,12 @@ def test_read_verbs_print_json_for_scripts(cli: Cli) -> None:
     assert status["observed"]["pair"] == {"stable": 90, "canary": 10}
     assert status["rollout"]["id"].startswith("llm-pool-version-2-")
     code, out, _ = cli("history", "llm-pool-version-2", "-o", "json")
-    events = json.loads(out)
+    events = json.loads(out)["events"]
     assert [e["action"] for e in events][:3] == ["started", "approved", "step_applied"]
     assert events[1]["actor"] == {"id": "cli:bob", "name": "cli:bob", "via": "cli",
                                   "channel": None, "login": getpass.getuser()}
     code, out, _ = cli("list", "--output", "json")
-    assert [r["canary"] for r in json.loads(out)] == ["llm-pool-version-2"]
+    assert [r["canary"] for r in json.loads(out)["rollouts"]] == ["llm-pool-version-2"]
 
 
 def test_status_shows_the_full_id_and_no_internal_version(cli: Cli) -> None:

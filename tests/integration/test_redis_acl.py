@@ -14,10 +14,10 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from rollout.leadership import LeaderLease
 from rollout.plan import build_plan
 from rollout.service import Ref
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, make_world
 from tests.support.manifests import find, kustomize, redis_acl
+from tests.support.real_cluster import RealCluster
 
 PASSWORD = "0f3c9d1e2b7a45c8a1d6e9f0b3c7a2d4"
 
@@ -35,8 +35,8 @@ def _url(server: RedisServer, user: str = "rollout-bot", password: str = PASSWOR
 
 
 def test_the_bot_user_runs_a_whole_rollout(acl_redis: RedisServer,
-                                           kube_emulator: KubeEmulator) -> None:
-    world = make_world(kube_emulator, _url(acl_redis), prefix="rollout-bot")
+                                           cluster: RealCluster) -> None:
+    world = make_world(cluster, _url(acl_redis), prefix="rollout-bot")
     try:
         world.store.ping()
         ref = Ref(canary="llm-pool-version-2")

@@ -14,13 +14,13 @@ import pytest
 import redis
 
 from rollout.errors import NeedsOperator, Refused, TemporaryFailure
-from rollout.models import Phase
+from rollout.models import Click, Phase
 from rollout.plan import build_plan
 from rollout.service import Outcome, Ref
-from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.real_cluster import RealCluster
 from tests.support.sentinel import Sentinel, in_sync, pause, wait_for
 
 POOL = "llm-pool-version-2"
@@ -48,7 +48,7 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
+def redis_ha() -> Iterator[Cluster]:
     c = Cluster()
     try:
         yield c
@@ -57,9 +57,9 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def world(cluster: Cluster, kube_emulator: KubeEmulator) -> Iterator[World]:
-    w = make_world(kube_emulator, "redis://sentinel-managed/0",
-                   sentinels=(cluster.sentinel.address,))
+def world(redis_ha: Cluster, cluster: RealCluster) -> Iterator[World]:
+    w = make_world(cluster, "redis://sentinel-managed/0",
+                   sentinels=(redis_ha.sentinel.address,))
     try:
         yield w
     finally:
@@ -79,20 +79,20 @@ def retrying(call: Callable[[], T], *, timeout: float = 30.0) -> T:
             time.sleep(0.2)
 
 
-def _fail_over(cluster: Cluster) -> None:
-    cluster.master.kill()
-    wait_for(lambda: cluster.sentinel.master_port() == cluster.replica.port,
+def _fail_over(redis_ha: Cluster) -> None:
+    redis_ha.master.kill()
+    wait_for(lambda: redis_ha.sentinel.master_port() == redis_ha.replica.port,
              "Sentinel to promote the replica")
 
 
 def test_the_rollout_continues_through_a_failover_and_rolls_back(
-    world: World, cluster: Cluster,
+    world: World, redis_ha: Cluster,
 ) -> None:
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 50, 100], interval_seconds=0))
     assert world.service.approve(REF, actor=BOB).ok
     assert world.store.client.execute_command("WAIT", 1, 2000) == 1  # replicated
-    _fail_over(cluster)
+    _fail_over(redis_ha)
 
     out: Outcome = retrying(lambda: world.service.approve(REF, actor=BOB))
     assert out.ok and world.weights() == {"llm-pool": 50, POOL: 50}
@@ -118,7 +118,7 @@ def _as_if_lost(client: redis.Redis, prefix: str, before: dict[str, bytes]) -> N
         client.restore(key, 0, value, replace=True)
 
 
-def test_a_step_the_failover_lost_is_not_applied_twice(world: World, cluster: Cluster) -> None:
+def test_a_step_the_failover_lost_is_not_applied_twice(world: World, redis_ha: Cluster) -> None:
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 50, 100], interval_seconds=0))
     assert world.service.approve(REF, actor=BOB).ok
@@ -126,14 +126,15 @@ def test_a_step_the_failover_lost_is_not_applied_twice(world: World, cluster: Cl
     before = _snapshot(world.store.client, prefix)
     assert world.service.approve(REF, actor=BOB).ok  # 50% lands on the route...
     assert world.weights() == {"llm-pool": 50, POOL: 50}
-    _fail_over(cluster)
+    _fail_over(redis_ha)
     retrying(lambda: _as_if_lost(world.store.client, prefix, before))  # ...and Redis loses it
     assert retrying(lambda: world.service.get(REF)).step == 0
 
     writes = len(weight_writes(world.emulator))
     # the card drawn from the stale state offers "Approve 50%" (step index 1) again
     try:
-        out = retrying(lambda: world.service.approve(REF, actor=BOB, step=1))
+        stale = Click(rollout_id=world.service.get(REF).id, step=1)
+        out = retrying(lambda: world.service.approve(REF, actor=BOB, click=stale))
         answer = f"{out.ok} {out.message}"
         assert not out.ok or not out.changed, answer
     except (NeedsOperator, Refused) as exc:
