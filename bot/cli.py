@@ -23,7 +23,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
 from handlers.commands import CommandRequest, CommandResult, Verb, run_command
-from rollout.errors import (
+from rollout.domain.errors import (
     InvalidInput,
     NeedsOperator,
     Refused,
@@ -31,8 +31,8 @@ from rollout.errors import (
     Superseded,
     TemporaryFailure,
 )
-from rollout.models import Actor, Phase
-from rollout.plan import parse_interval, parse_steps
+from rollout.domain.models import Actor, Phase
+from rollout.domain.plan import parse_interval, parse_steps
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C

@@ -7,8 +7,8 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rollout.errors import InvalidInput
-from rollout.plan import parse_interval
+from rollout.domain.errors import InvalidInput
+from rollout.domain.plan import parse_interval
 
 CommaList = Annotated[list[str], NoDecode]
 

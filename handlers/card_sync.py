@@ -20,9 +20,9 @@ from slack_sdk import WebClient
 from handlers.cards import event_line, render_card
 from handlers.mentions import slack_date
 from handlers.telemetry import NoTelemetry, Telemetry
-from rollout.clock import Clock
-from rollout.errors import RolloutError
-from rollout.models import AuditEvent, Card, Phase, Rollout
+from rollout.domain.clock import Clock
+from rollout.domain.errors import RolloutError
+from rollout.domain.models import AuditEvent, Card, Phase, Rollout
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,19 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from handlers.sentences import event_sentence
-from rollout.errors import InvalidInput
-from rollout.models import ACTIVE_PHASES, Actor, AuditEvent, Click, Gate, PauseKind, Phase, Rollout
-from rollout.plan import format_seconds
-from rollout.split import expected_pair
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import (
+    ACTIVE_PHASES,
+    Actor,
+    AuditEvent,
+    Click,
+    Gate,
+    PauseKind,
+    Phase,
+    Rollout,
+)
+from rollout.domain.plan import format_seconds
+from rollout.domain.split import expected_pair
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
     "rollout_approve", "rollout_pause", "rollout_resume", "rollout_rollback",

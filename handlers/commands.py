@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from rollout.errors import InvalidInput
-from rollout.models import Actor, AuditEvent, Rollout
-from rollout.plan import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEPS, build_plan
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import Actor, AuditEvent, Rollout
+from rollout.domain.plan import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEPS, build_plan
 from rollout.service import Outcome, Ref, RolloutService, Status
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rollout.models import Actor, AuditEvent
+from rollout.domain.models import Actor, AuditEvent
 
 Namer = Callable[[Actor], str]
 

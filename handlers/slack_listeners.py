@@ -40,14 +40,14 @@ from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
 from handlers.replies import error_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
-from rollout.errors import (
+from rollout.domain.errors import (
     ClusterUnavailable,
     InvalidInput,
     NeedsOperator,
     RolloutError,
     Unauthorized,
 )
-from rollout.models import Actor, Click
+from rollout.domain.models import Actor, Click
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)

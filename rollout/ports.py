@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rollout.machine import Effect
-from rollout.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
-from rollout.split import Marker, Observed, Pair
+from rollout.domain.machine import Effect
+from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
+from rollout.domain.split import Marker, Observed, Pair
 
 
 @dataclass(frozen=True)

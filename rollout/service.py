@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from rollout import machine
-from rollout.clock import Clock
-from rollout.errors import (
+from rollout.domain import machine
+from rollout.domain.clock import Clock
+from rollout.domain.errors import (
     ClusterUnavailable,
     Conflict,
     DriftDetected,
@@ -28,8 +28,8 @@ from rollout.errors import (
     Refused,
     StoreUnavailable,
 )
-from rollout.machine import Decision, Restore
-from rollout.models import (
+from rollout.domain.machine import Decision, Restore
+from rollout.domain.models import (
     Actor,
     AuditEvent,
     Baseline,
@@ -40,8 +40,8 @@ from rollout.models import (
     Rollout,
     TargetKind,
 )
+from rollout.domain.split import MarkerState, Observed, acceptable_pairs
 from rollout.ports import Marked, RolloutStore, Traffic
-from rollout.split import MarkerState, Observed, acceptable_pairs
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from handlers.cards import ButtonValue
-from rollout.errors import RolloutError
-from rollout.models import Phase
+from rollout.domain.errors import RolloutError
+from rollout.domain.models import Phase
 from rollout.service import Ref
 from sandbox.slack import block_actions_body
 from sandbox.slack.delivery import deliver

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from rollout.errors import ClusterUnavailable, FenceBehind
-from rollout.traffic.httproute import HTTPROUTE
-from rollout.traffic.kube import FencedObjects
-from rollout.traffic.markers import FENCE, pointer
+from rollout.adapters.kube.fenced import FencedObjects
+from rollout.adapters.kube.httproute import HTTPROUTE
+from rollout.adapters.kube.markers import FENCE, pointer
+from rollout.domain.errors import ClusterUnavailable, FenceBehind
 from sandbox.kube import Fault
 from tests.support.real_cluster import RealCluster
 

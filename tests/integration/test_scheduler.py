@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from rollout.clock import SystemClock
-from rollout.leadership import LeaderLease
-from rollout.models import Phase
-from rollout.plan import build_plan
+from rollout.adapters.leadership import LeaderLease
+from rollout.domain.clock import SystemClock
+from rollout.domain.models import Phase
+from rollout.domain.plan import build_plan
 from rollout.scheduler import RolloutScheduler
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer

@@ -10,11 +10,11 @@ from functools import partial
 
 import pytest
 
-from rollout.errors import Conflict, RolloutError, Superseded
-from rollout.models import Actor, Click, Phase, Rollout
-from rollout.plan import build_plan
+from rollout.domain.errors import Conflict, RolloutError, Superseded
+from rollout.domain.models import Actor, Click, Phase, Rollout
+from rollout.domain.plan import build_plan
+from rollout.domain.split import baseline_pair
 from rollout.service import Outcome, Ref
-from rollout.split import baseline_pair
 from tests.integration.conftest import ALICE, BOB, CAROL, World
 
 POOL = "llm-pool-version-2"

@@ -8,11 +8,11 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollout import machine
-from rollout.errors import Refused
-from rollout.machine import ApplyStep, Decision, Prepare, Restore
-from rollout.models import Actor, Click, Phase, Rollout
-from rollout.split import Marker, Observed, Pair, expected_pair
+from rollout.domain import machine
+from rollout.domain.errors import Refused
+from rollout.domain.machine import ApplyStep, Decision, Prepare, Restore
+from rollout.domain.models import Actor, Click, Phase, Rollout
+from rollout.domain.split import Marker, Observed, Pair, expected_pair
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
 ACTORS = (ALICE, BOB, CAROL)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.models import Baseline
-from rollout.split import baseline_pair, pair_at, prepared_pair
+from rollout.domain.models import Baseline
+from rollout.domain.split import baseline_pair, pair_at, prepared_pair
 
 
 def _baseline(stable: int, canary: int | None) -> Baseline:

@@ -20,8 +20,8 @@ from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from rollout.errors import ClusterUnavailable, FenceBehind, NotFound
-from rollout.traffic.markers import FENCE, PREFIX, fence_of, pointer
+from rollout.adapters.kube.markers import FENCE, PREFIX, fence_of, pointer
+from rollout.domain.errors import ClusterUnavailable, FenceBehind, NotFound
 
 ABANDONED = PREFIX + "abandoned-write"
 JSON_PATCH = "application/json-patch+json"

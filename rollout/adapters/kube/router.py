@@ -8,10 +8,10 @@ searched in both kinds, so an emptied Redis is noticed whatever the rollout move
 
 from __future__ import annotations
 
-from rollout.machine import Effect
-from rollout.models import Rollout, Target, TargetKind
+from rollout.domain.machine import Effect
+from rollout.domain.models import Rollout, Target, TargetKind
+from rollout.domain.split import Observed, Pair
 from rollout.ports import Located, Marked, TrafficSplit
-from rollout.split import Observed, Pair
 
 
 class TrafficRouter:

@@ -6,12 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rollout.errors import DriftDetected, NeedsOperator
-from rollout.machine import ApplyStep, Effect, Prepare, Restore
-from rollout.models import Rollout
-from rollout.split import Marker, MarkerState, Observed, Pair
-from rollout.traffic.kube import FencedObjects, Obj, annotation_op
-from rollout.traffic.markers import encode_marker, encode_record, pointer, record_key, rule_key
+from rollout.adapters.kube.fenced import FencedObjects, Obj, annotation_op
+from rollout.adapters.kube.markers import (
+    encode_marker,
+    encode_record,
+    pointer,
+    record_key,
+    rule_key,
+)
+from rollout.domain.errors import DriftDetected, NeedsOperator
+from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.domain.models import Rollout
+from rollout.domain.split import Marker, MarkerState, Observed, Pair
 
 Ops = list[dict[str, Any]]
 

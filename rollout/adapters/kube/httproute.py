@@ -13,18 +13,18 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
-from rollout.gates import gateway_problem
-from rollout.machine import ApplyStep, Effect, Prepare, Restore
-from rollout.models import Baseline, Rollout, Target, TargetKind
-from rollout.ports import Located, Marked
-from rollout.split import Observed, Pair, expected_pair
-from rollout.traffic.kube import FencedObjects, Kind, Obj
-from rollout.traffic.markers import (
+from rollout.adapters.kube.fenced import FencedObjects, Kind, Obj
+from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.traffic.writes import clearing_ops, fenced_apply
+from rollout.adapters.kube.writes import clearing_ops, fenced_apply
+from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
+from rollout.domain.gates import gateway_problem
+from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.split import Observed, Pair, expected_pair
+from rollout.ports import Located, Marked
 
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 POOL_KINDS = (

@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rollout.errors import (
+from rollout.domain.errors import (
     Busy,
     Conflict,
     LockLapsed,
@@ -26,7 +26,7 @@ from rollout.errors import (
     StoreUnavailable,
     Superseded,
 )
-from rollout.models import AuditEvent, Card, Rollout
+from rollout.domain.models import AuditEvent, Card, Rollout
 from rollout.ports import Lease
 
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from rollout.errors import Conflict, Outdated, Unauthorized
-from rollout.models import (
+from rollout.domain.errors import Conflict, Outdated, Unauthorized
+from rollout.domain.models import (
     Actor,
     Approval,
     AuditEvent,
@@ -27,8 +27,8 @@ from rollout.models import (
     Rollout,
     Target,
 )
-from rollout.plan import format_seconds
-from rollout.split import (
+from rollout.domain.plan import format_seconds
+from rollout.domain.split import (
     MarkerState,
     Observed,
     Pair,

@@ -15,17 +15,17 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
-from rollout.machine import Effect, Prepare, Restore
-from rollout.models import Baseline, Rollout, Target, TargetKind
-from rollout.ports import Located, Marked
-from rollout.split import Observed, Pair, baseline_pair, expected_pair
-from rollout.traffic.kube import FencedObjects, Kind, Obj
-from rollout.traffic.markers import (
+from rollout.adapters.kube.fenced import FencedObjects, Kind, Obj
+from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.traffic.writes import clearing_ops, fenced_apply
+from rollout.adapters.kube.writes import clearing_ops, fenced_apply
+from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
+from rollout.domain.machine import Effect, Prepare, Restore
+from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.split import Observed, Pair, baseline_pair, expected_pair
+from rollout.ports import Located, Marked
 
 #: preferred first: the current group, then the one older clusters still have
 REWRITE_KINDS = (

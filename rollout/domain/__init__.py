@@ -1,0 +1,1 @@
+"""The pure rollout domain: decisions as data, no I/O."""
