@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint types layers unit integration e2e bench clean lock redis-server kubeworld
+.PHONY: test test-fast mutate demo lint types layers unit integration e2e bench clean lock redis-server kubeworld
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ layers: $(STAMP)
 
 test: $(STAMP) redis-server kubeworld lint types layers
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The developer loop: everything but the @slow many-iteration races (make test and CI run them).
+test-fast: $(STAMP) redis-server kubeworld lint types layers
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
+# Mutation testing of the domain and the service against the unit tier (not part of make test).
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "mutmut>=3.3"
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -18,7 +18,7 @@ def plain_name(actor: Actor) -> str:
     return "the scheduler" if actor.via == "scheduler" else actor.label
 
 
-def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:
+def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C901 - a table
     """`bob approved step 1 (10%)`, `the scheduler applied step 2 (25%): stable 75 / ...`."""
     who = name(e.actor)
     at = _step(e)

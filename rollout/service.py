@@ -28,7 +28,7 @@ from rollout.domain.errors import (
     Refused,
     StoreUnavailable,
 )
-from rollout.domain.machine import Decision, Restore
+from rollout.domain.machine import Decision, Effect, Restore
 from rollout.domain.models import (
     Actor,
     AuditEvent,
@@ -422,16 +422,8 @@ class RolloutService:
         effect = d.effect
         if effect is None:
             return self._save(version, _joined(prior, d), hold)
-        if current is None:  # start: claim first; a failed first write ends the rollout
-            created = self._save(0, d, hold).rollout
-            assert created is not None
-            try:
-                hold.write(lambda fence: self.traffic.apply(created, effect, fence=fence))
-            except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
-                failed = machine.fail(created, now=self.clock.now(), reason=str(exc),
-                                      actor=actor)
-                return replace(self._save(created.version, failed, hold), ok=False)
-            return Outcome(created, d.message, events=d.events)
+        if current is None:
+            return self._claim(d, effect, hold, actor)
         assert base is not None
         before = None if isinstance(effect, Restore) else acceptable_pairs(base)
         try:
@@ -461,6 +453,18 @@ class RolloutService:
         both = replace(gated, events=d.events + gated.events,
                        message=f"{d.message} {gated.message}")
         return replace(self._save(version, _joined(prior, both), hold), ok=False)
+
+    def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:
+        """A start claims the target in the store before the cluster names it; a failed
+        first write ends the rollout."""
+        created = self._save(0, d, hold).rollout
+        assert created is not None
+        try:
+            hold.write(lambda fence: self.traffic.apply(created, effect, fence=fence))
+        except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
+            failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
+            return replace(self._save(created.version, failed, hold), ok=False)
+        return Outcome(created, d.message, events=d.events)
 
     def _save(self, version: int, d: Decision, hold: _Hold) -> Outcome:
         """The one save point: the first version of a rollout is created, later ones are

@@ -200,10 +200,6 @@ class RedisStore:
     def release(self, lease: Lease) -> None:
         self._guard(lambda: self._release(keys=[self.key("lock", lease.key)], args=[lease.token]))
 
-    def fence_of(self, key: str) -> int:
-        value = self._guard(lambda: self._r.get(self.key("fence", key)))
-        return int(value) if value else 0
-
     # -- state ---------------------------------------------------------------------------
 
     def create(self, rollout: Rollout, *, lease: Lease, events: tuple[AuditEvent, ...]) -> Rollout:

@@ -8,7 +8,7 @@ save instead, so a failed write never leaves the rollout claiming a step it did 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,7 +66,6 @@ class Decision:
     effect: Effect | None = None
     events: tuple[AuditEvent, ...] = ()
     changed: bool = True
-    notes: tuple[str, ...] = field(default=())
 
 
 def _event(

@@ -9,11 +9,9 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NewType
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-RolloutId = NewType("RolloutId", str)
 
 MAX_STEPS = 20
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600

@@ -116,6 +116,7 @@ def _awaiting_two_approvals(world: World) -> Rollout:
     return out.rollout
 
 
+@pytest.mark.slow
 def test_reviewers_approving_one_drawing_while_reminders_fire_are_never_refused(
     world: World,
 ) -> None:
@@ -137,6 +138,7 @@ def test_reviewers_approving_one_drawing_while_reminders_fire_are_never_refused(
         svc.rollback(REF, actor=BOB)
 
 
+@pytest.mark.slow
 def test_pause_and_rollback_from_an_old_drawing_win_against_approvals_and_reminders(
     world: World,
 ) -> None:
