@@ -31,7 +31,7 @@ from rollout.domain.errors import (
     Superseded,
     TemporaryFailure,
 )
-from rollout.domain.models import Actor, Phase
+from rollout.domain.models import Actor, Phase, Via
 from rollout.domain.plan import parse_interval, parse_steps
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
@@ -158,7 +158,7 @@ def cli_actor(name: str | None, *, login: str | None = None) -> Actor:
     is what a person claims, the login is who ran the command."""
     login = login or _login()
     user = name or login
-    return Actor(id=f"cli:{user}", name=f"cli:{user}", via="cli", login=login)
+    return Actor(id=f"cli:{user}", name=f"cli:{user}", via=Via.CLI, login=login)
 
 
 def _login() -> str:

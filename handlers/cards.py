@@ -32,6 +32,7 @@ from rollout.domain.models import (
     PauseKind,
     Phase,
     Rollout,
+    Via,
 )
 from rollout.domain.plan import format_seconds
 from rollout.domain.split import expected_pair
@@ -196,7 +197,7 @@ def _phase_text(r: Rollout) -> str:
     label = _PHASE_LABEL[r.phase]
     if r.phase is Phase.PAUSED and r.pause is not None:
         info = r.pause
-        by = "the scheduler" if info.by.via == "scheduler" else _who(info.by)
+        by = "the scheduler" if info.by.via is Via.SCHEDULER else _who(info.by)
         kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
         why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
         label += f" by {by}{kind}{why}"
@@ -231,9 +232,9 @@ def _plan_terms(r: Rollout) -> str:
 
 
 def _who(actor: Actor) -> str:
-    if actor.via == "scheduler":
+    if actor.via is Via.SCHEDULER:
         return "the scheduler"
-    return f"<@{actor.id}>" if actor.via == "slack" else actor.label
+    return f"<@{actor.id}>" if actor.via is Via.SLACK else actor.label
 
 
 def _people(r: Rollout) -> str:

@@ -47,7 +47,7 @@ from rollout.domain.errors import (
     RolloutError,
     Unauthorized,
 )
-from rollout.domain.models import Actor, Click
+from rollout.domain.models import Actor, Click, Via
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class SlackEdge:
             return
         user = body.get("user") or {}
         actor = Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
-                      via="slack", channel=channel)
+                      via=Via.SLACK, channel=channel)
         text = self._click(Verb.ROLLBACK, ROLLBACK, actor, raw,
                            request_id=f"slack:view:{view.get('id')}", reason=_reason(view))
         if text and channel:
@@ -260,7 +260,7 @@ def _clicker(body: dict[str, Any]) -> Actor:
     channel = (body.get("channel") or {}).get("id") or \
         (body.get("container") or {}).get("channel_id")
     return Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
-                 via="slack", channel=channel)
+                 via=Via.SLACK, channel=channel)
 
 
 def _reason(view: dict[str, Any]) -> str:
@@ -292,7 +292,7 @@ def command_request_id(command: dict[str, Any]) -> str | None:
 
 def _actor(command: dict[str, Any]) -> Actor:
     return Actor(id=str(command.get("user_id") or "unknown"),
-                 name=command.get("user_name") or None, via="slack",
+                 name=command.get("user_name") or None, via=Via.SLACK,
                  channel=command.get("channel_id") or None)
 
 

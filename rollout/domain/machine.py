@@ -26,6 +26,7 @@ from rollout.domain.models import (
     Plan,
     Rollout,
     Target,
+    Via,
 )
 from rollout.domain.plan import format_seconds
 from rollout.domain.split import (
@@ -355,7 +356,7 @@ def resume(r: Rollout, *, actor: Actor, now: datetime, click: Click | None = Non
 
 def pause_summary(info: Pause) -> str:
     """`paused by carol: p99 latency`, `paused by the scheduler (drift): ...`: who, why."""
-    by = "the scheduler" if info.by.via == "scheduler" else info.by.label
+    by = "the scheduler" if info.by.via is Via.SCHEDULER else info.by.label
     kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
     why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
     return f"paused by {by}{kind}{why}"
