@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from rollout.adapters.kube.router import KindSplit
 from rollout.adapters.store import RedisStore
 from rollout.domain.machine import Effect
 from rollout.domain.models import AuditEvent, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Observed, Pair
-from rollout.ports import Lease, TrafficSplit
+from rollout.ports import Lease
 from rollout.service import Ref, RolloutService
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
@@ -28,7 +29,7 @@ class Killed(BaseException):
 
 
 class DyingTraffic:
-    def __init__(self, real: TrafficSplit, *, before: bool) -> None:
+    def __init__(self, real: KindSplit, *, before: bool) -> None:
         self.real, self.before = real, before
 
     def locate(self, **kwargs: Any) -> Any:

@@ -71,7 +71,7 @@ def _index(refs: list[dict[str, Any]], pool: str) -> int | None:
 
 
 class HTTPRouteSplit:
-    """TrafficSplit over HTTPRoute backendRefs weights."""
+    """The KindSplit of HTTPRoutes: the backendRefs weights of one rule."""
 
     def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
         self.routes = FencedObjects(api, HTTPROUTE, timeout=timeout)
@@ -255,7 +255,7 @@ class HTTPRouteSplit:
             self.routes, rollout, effect, fence=fence, before=before,
             observe_obj=lambda route: self._observed(route, t.rule, rollout.stable,
                                                      rollout.canary),
-            spec_ops=spec_ops, read_back=lambda: self.observe(rollout),
+            spec_ops=spec_ops,
             wanted=_pair_after(rollout, effect),
         )
 

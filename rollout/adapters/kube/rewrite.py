@@ -155,7 +155,7 @@ def _models(rule: dict[str, Any]) -> str:
 
 
 class RewriteSplit:
-    """TrafficSplit over InferenceModelRewrite rule target weights, in either API group."""
+    """The KindSplit of InferenceModelRewrites: one rule's target weights, in either API group."""
 
     def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
         self.groups = {k.group: FencedObjects(api, k, timeout=timeout) for k in REWRITE_KINDS}
@@ -297,6 +297,6 @@ class RewriteSplit:
         return fenced_apply(
             self._objects(t), rollout, effect, fence=fence, before=before,
             observe_obj=lambda obj: self._observed(obj, t.rule, rollout.stable, rollout.canary),
-            spec_ops=spec_ops, read_back=lambda: self.observe(rollout),
+            spec_ops=spec_ops,
             wanted=pair_after(rollout, effect),
         )

@@ -37,10 +37,11 @@ def marker_for(rollout: Rollout, effect: Effect) -> Marker:
 def fenced_apply(
     objects: FencedObjects, rollout: Rollout, effect: Effect, *, fence: int,
     before: tuple[Pair, ...] | None, observe_obj: Callable[[Obj], Observed],
-    spec_ops: Callable[[Obj], Ops], read_back: Callable[[], Observed], wanted: Pair,
+    spec_ops: Callable[[Obj], Ops], wanted: Pair,
 ) -> Observed:
     """Write `spec_ops` and the bookkeeping under the fence, unless the managed weights moved
-    since the state was saved (drift); then read back and insist on `wanted`."""
+    since the state was saved (drift); then insist on `wanted` in the object as the server
+    wrote it (the PATCH answers with it: no second read)."""
     t = rollout.target
 
     def mutate(obj: Obj) -> Ops:
@@ -56,8 +57,7 @@ def fenced_apply(
             ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
         return ops
 
-    objects.patch(t.namespace, t.name, mutate, fence=fence)
-    observed = read_back()
+    observed = observe_obj(objects.patch(t.namespace, t.name, mutate, fence=fence))
     if observed.pair != wanted:
         raise NeedsOperator(
             f"read-back of {t.describe()} shows {observed.pair.describe()}, "
