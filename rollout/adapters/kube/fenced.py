@@ -52,8 +52,17 @@ class FencedObjects:
         self.kind = kind
         self.timeout = timeout
         self.conflict_retries = conflict_retries
+        self._seen: dict[tuple[str, str], Obj] = {}
 
     def get(self, namespace: str, name: str) -> Obj:
+        """Read an object; the read is kept for the next `patch` of it, which starts from it
+        instead of reading again (a stale one costs a 409 and a fresh read, never a wrong
+        write: the PATCH carries the resourceVersion it was decided on)."""
+        obj = self._read(namespace, name)
+        self._seen[(namespace, name)] = obj
+        return obj
+
+    def _read(self, namespace: str, name: str) -> Obj:
         with kube_errors(self.kind.describe(namespace, name)):
             obj = self.api.get_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural, name,
@@ -79,7 +88,7 @@ class FencedObjects:
         is the server refusing the object itself. The server's message is never parsed: a
         real kube-apiserver answers a failed JSON-patch `test` with a generic one.
         """
-        current = self.get(namespace, name)
+        current = self._seen.pop((namespace, name), None) or self._read(namespace, name)
         for _attempt in range(self.conflict_retries + 1):
             annotations = current.get("metadata", {}).get("annotations") or {}
             seen = fence_of(annotations)
@@ -99,7 +108,7 @@ class FencedObjects:
                 if exc.status not in (409, 422):
                     raise _translate(exc, self.kind.describe(namespace, name)) from exc
                 before = current
-                current = self.get(namespace, name)
+                current = self._read(namespace, name)
                 if exc.status == 422 and not _moved(before, current):
                     raise _translate(exc, self.kind.describe(namespace, name)) from exc
             except Urllib3Error as exc:
@@ -121,7 +130,7 @@ class FencedObjects:
             return [{"op": "add", "path": pointer(ABANDONED), "value": stamp}]
 
         try:
-            current = self.get(namespace, name)
+            current = self._read(namespace, name)
             ops = _guard_ops(current, fence) + mark(current)
             self.api.patch_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural, name, ops,
