@@ -18,7 +18,8 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import clearing_ops, fenced_apply
+from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
 from rollout.domain.gates import gateway_problem
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
@@ -245,19 +246,21 @@ class HTTPRouteSplit:
         self, rollout: Rollout, effect: Effect, *, fence: int,
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
+        """Decide the ops on the route last read, send them once under the fence; a route
+        that moved meanwhile is decided again on the fresh read."""
         t = rollout.target
-
-        def spec_ops(route: Obj) -> list[dict[str, Any]]:
+        for _attempt in range(self.routes.conflict_retries + 1):
+            route = self.routes.latest(t.namespace, t.name, fence=fence)
+            seen = self._observed(route, t.rule, rollout.stable, rollout.canary)
+            refuse_drift(rollout, seen.pair, before)
             refs = self._next_refs(_refs(route, t.rule), rollout, effect)
-            return [{"op": "replace", "path": f"/spec/rules/{t.rule}/backendRefs", "value": refs}]
-
-        return fenced_apply(
-            self.routes, rollout, effect, fence=fence, before=before,
-            observe_obj=lambda route: self._observed(route, t.rule, rollout.stable,
-                                                     rollout.canary),
-            spec_ops=spec_ops,
-            wanted=_pair_after(rollout, effect),
-        )
+            ops = [patch.replace(f"/spec/rules/{t.rule}/backendRefs", refs),
+                   *bookkeeping_ops(rollout, effect)]
+            written = self.routes.send(t.namespace, t.name, route, ops, fence=fence)
+            if written is not None:
+                observed = self._observed(written, t.rule, rollout.stable, rollout.canary)
+                return insist(rollout, observed, _pair_after(rollout, effect))
+        raise self.routes.kept_changing(t.namespace, t.name)
 
     @staticmethod
     def _next_refs(

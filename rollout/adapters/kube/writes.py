@@ -1,12 +1,9 @@
-"""What every traffic adapter writes the same way: the drift guard, the bot's marker and
-record, and the read-back check around one fenced patch. Adapters supply only the spec ops."""
+"""What every traffic adapter writes the same way, as plain functions the adapter calls: the
+drift guard, the bot's marker and record, and the check of the object as written."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from rollout.adapters.kube.fenced import FencedObjects, Obj, annotation_op
+from rollout.adapters.kube.fenced import Obj, annotation_op
 from rollout.adapters.kube.markers import (
     encode_marker,
     encode_record,
@@ -14,12 +11,12 @@ from rollout.adapters.kube.markers import (
     record_key,
     rule_key,
 )
+from rollout.domain import patch
 from rollout.domain.errors import DriftDetected, NeedsOperator
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.domain.models import Rollout
+from rollout.domain.patch import Ops
 from rollout.domain.split import Marker, MarkerState, Observed, Pair
-
-Ops = list[dict[str, Any]]
 
 
 def marker_for(rollout: Rollout, effect: Effect) -> Marker:
@@ -34,40 +31,36 @@ def marker_for(rollout: Rollout, effect: Effect) -> Marker:
                   state=MarkerState.COMPLETED if done else MarkerState.ACTIVE)
 
 
-def fenced_apply(
-    objects: FencedObjects, rollout: Rollout, effect: Effect, *, fence: int,
-    before: tuple[Pair, ...] | None, observe_obj: Callable[[Obj], Observed],
-    spec_ops: Callable[[Obj], Ops], wanted: Pair,
-) -> Observed:
-    """Write `spec_ops` and the bookkeeping under the fence, unless the managed weights moved
-    since the state was saved (drift); then insist on `wanted` in the object as the server
-    wrote it (the PATCH answers with it: no second read)."""
+def bookkeeping_ops(rollout: Rollout, effect: Effect) -> Ops:
+    """The bot's marker (and, when a rollout takes the rule, its record for recovery)."""
     t = rollout.target
+    ops = [annotation_op(rule_key(t.rule), encode_marker(marker_for(rollout, effect)))]
+    if isinstance(effect, Prepare):
+        ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
+    return ops
 
-    def mutate(obj: Obj) -> Ops:
-        current = observe_obj(obj).pair
-        if before is not None and current not in before:
-            raise DriftDetected(
-                f"weights changed outside the bot: {t.describe()} has {current.describe()}, "
-                f"expected {before[0].describe()}"
-            )
-        ops = spec_ops(obj)
-        ops.append(annotation_op(rule_key(t.rule), encode_marker(marker_for(rollout, effect))))
-        if isinstance(effect, Prepare):
-            ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
-        return ops
 
-    observed = observe_obj(objects.patch(t.namespace, t.name, mutate, fence=fence))
-    if observed.pair != wanted:
+def refuse_drift(rollout: Rollout, current: Pair, before: tuple[Pair, ...] | None) -> None:
+    """A write decided on weights the rollout did not set would overwrite a person."""
+    if before is not None and current not in before:
+        raise DriftDetected(
+            f"weights changed outside the bot: {rollout.target.describe()} has "
+            f"{current.describe()}, expected {before[0].describe()}"
+        )
+
+
+def insist(rollout: Rollout, written: Observed, wanted: Pair) -> Observed:
+    """The object as the server wrote it must show the weights the step meant."""
+    if written.pair != wanted:
         raise NeedsOperator(
-            f"read-back of {t.describe()} shows {observed.pair.describe()}, "
+            f"read-back of {rollout.target.describe()} shows {written.pair.describe()}, "
             f"not {wanted.describe()}"
         )
-    return observed
+    return written
 
 
 def clearing_ops(obj: Obj, rule: int) -> Ops:
     """Remove the bot's marker and record of one rule (weights untouched)."""
     annotations = obj["metadata"].get("annotations") or {}
-    return [{"op": "remove", "path": pointer(key)}
+    return [patch.remove(pointer(key))
             for key in (rule_key(rule), record_key(rule)) if key in annotations]
