@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
 
 from rollout.domain import machine
 from rollout.domain.clock import Clock
@@ -40,7 +39,7 @@ from rollout.domain.models import (
     Rollout,
     TargetKind,
 )
-from rollout.domain.split import MarkerState, Observed, acceptable_pairs
+from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
 from rollout.ports import Marked, RolloutStore, Traffic
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,6 @@ class Ref:
 
 
 Listener = Callable[[Outcome], None]
-T = TypeVar("T")
 
 
 class _Hold:
@@ -90,17 +88,13 @@ class _Hold:
         self.store = store
         self.lease = store.acquire(key, preempt=preempt)
 
-    def write(self, call: Callable[[int], T]) -> T:
-        """Run a fenced cluster write. If the object carries a higher token while our lock is
-        intact, Redis forgot its counter: take a fresh token above it and write once more."""
-        self.store.confirm(self.lease)
-        try:
-            return call(self.lease.token)
-        except FenceBehind as exc:
-            self.lease = self.store.regrant(self.lease, floor=exc.seen)
-            log.warning("fence counter of %s was behind the cluster (%d); raised it",
-                        self.lease.key, exc.seen)
-            return call(self.lease.token)
+    def regrant(self, behind: FenceBehind) -> int:
+        """The object carries a higher token while our lock is intact: Redis forgot its
+        counter. Take a fresh token above it (or learn that the lock is lost)."""
+        self.lease = self.store.regrant(self.lease, floor=behind.seen)
+        log.warning("fence counter of %s was behind the cluster (%d); raised it",
+                    self.lease.key, behind.seen)
+        return self.lease.token
 
     def release(self) -> None:
         """If Redis is gone the lock expires on its own, and the error that matters is the
@@ -427,8 +421,7 @@ class RolloutService:
         assert base is not None
         before = None if isinstance(effect, Restore) else acceptable_pairs(base)
         try:
-            observed = hold.write(lambda fence: self.traffic.apply(
-                d.rollout, effect, fence=fence, before=before))
+            observed = self._apply(hold, d.rollout, effect, before)
         except DriftDetected as exc:
             paused = machine.pause(base, actor=Actor.scheduler(), now=self.clock.now(),
                                    reason=str(exc), kind=PauseKind.DRIFT)
@@ -460,11 +453,21 @@ class RolloutService:
         created = self._save(0, d, hold).rollout
         assert created is not None
         try:
-            hold.write(lambda fence: self.traffic.apply(created, effect, fence=fence))
+            self._apply(hold, created, effect, None)
         except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
             failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
             return replace(self._save(created.version, failed, hold), ok=False)
         return Outcome(created, d.message, events=d.events)
+
+    def _apply(self, hold: _Hold, r: Rollout, effect: Effect,
+               before: tuple[Pair, ...] | None) -> Observed:
+        """The effect under the fence, once more with a raised token if Redis was behind."""
+        self.store.confirm(hold.lease)
+        try:
+            return self.traffic.apply(r, effect, fence=hold.lease.token, before=before)
+        except FenceBehind as behind:
+            fence = hold.regrant(behind)
+            return self.traffic.apply(r, effect, fence=fence, before=before)
 
     def _save(self, version: int, d: Decision, hold: _Hold) -> Outcome:
         """The one save point: the first version of a rollout is created, later ones are
@@ -556,7 +559,11 @@ class RolloutService:
         marked = found[0]
         hold = _Hold(self.store, marked.target.object_key)
         try:
-            hold.write(lambda fence: self.traffic.clear_marker(marked.target, fence=fence))
+            self.store.confirm(hold.lease)
+            try:
+                self.traffic.clear_marker(marked.target, fence=hold.lease.token)
+            except FenceBehind as behind:
+                self.traffic.clear_marker(marked.target, fence=hold.regrant(behind))
         finally:
             hold.release()
         detail = (f"dropped the marker of rollout {marked.marker.rollout_id} at step "
