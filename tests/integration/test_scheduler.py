@@ -17,6 +17,7 @@ from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
@@ -24,11 +25,7 @@ REF = Ref(canary=POOL)
 
 
 def _wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+    eventually(check, timeout=timeout, step=0.05)
 
 
 @pytest.fixture
