@@ -117,6 +117,9 @@ class FakeTarget:
     fence: int = 0
     writes: list[Pair] = field(default_factory=list)
     reads: int = 0
+    fail_next: Exception | None = None  # raised by the next write instead of writing
+    problem: str = ""  # what the gateway reports about the route
+    objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
 
 
 class FakeTraffic:
@@ -150,6 +153,9 @@ class FakeTraffic:
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
         t = self.targets[rollout.target.key]
+        if t.fail_next is not None:
+            failure, t.fail_next = t.fail_next, None
+            raise failure
         if t.fence > fence:
             raise FenceBehind(f"{t.target.describe()} carries a newer fencing token", seen=t.fence)
         if before is not None and t.pair not in before:
@@ -166,6 +172,7 @@ class FakeTraffic:
             t.pair = expected_pair(rollout, effect.step)
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)
         t.writes.append(t.pair)
+        t.problem = t.objects_to_writes or t.problem
         return self._observed(t)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
@@ -176,4 +183,4 @@ class FakeTraffic:
 
     def _observed(self, t: FakeTarget) -> Observed:
         t.reads += 1
-        return Observed(pair=t.pair, marker=t.marker)
+        return Observed(pair=t.pair, marker=t.marker, problem=t.problem)
