@@ -6,8 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint types layers unit integration e2e conformance bench clean lock \
-	redis-server prometheus kubeworld crds scan sbom helm
+.PHONY: test test-fast mutate demo lint types layers unit integration e2e conformance bench \
+	clean lock redis-server prometheus kubeworld crds scan sbom helm
 
 # The development lock (runtime pins plus the tools), installed with its hashes checked.
 $(STAMP): requirements-dev.lock pyproject.toml
@@ -57,6 +57,17 @@ layers: $(STAMP)
 
 test: $(STAMP) redis-server prometheus helm kubeworld lint types layers
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The developer loop: everything but the @slow many-iteration races (make test and CI run them).
+test-fast: $(STAMP) redis-server prometheus helm kubeworld lint types layers
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
+# Mutation testing of the domain and the service against the unit tier (not part of make test).
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "mutmut>=3.3"
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 unit: $(STAMP) helm
 	$(BIN)/pytest -q tests/unit

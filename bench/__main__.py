@@ -12,15 +12,15 @@ from typing import Any, cast
 from kubernetes import client
 
 from bench.harness import Result, median_time
-from rollout import machine
-from rollout.clock import ManualClock
-from rollout.models import Actor, Baseline, Target, TargetKind
-from rollout.plan import build_plan
+from rollout.adapters.kube.httproute import HTTPRouteSplit
+from rollout.adapters.kube.rewrite import RewriteSplit
+from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.store import RedisStore
+from rollout.domain import machine
+from rollout.domain.clock import ManualClock
+from rollout.domain.models import Actor, Baseline, Target, TargetKind
+from rollout.domain.plan import build_plan
 from rollout.service import Ref, RolloutService
-from rollout.store import RedisStore
-from rollout.traffic.httproute import HTTPRouteSplit
-from rollout.traffic.rewrite import RewriteSplit
-from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 

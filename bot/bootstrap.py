@@ -11,13 +11,13 @@ from kubernetes import client
 
 from bot import kube
 from bot.settings import Settings
-from rollout.clock import Clock, SystemClock
+from rollout.adapters.kube.httproute import HTTPRouteSplit
+from rollout.adapters.kube.rewrite import RewriteSplit
+from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.store import RedisStore
+from rollout.domain.clock import Clock, SystemClock
 from rollout.redis_connect import connect
 from rollout.service import Listener, RolloutService, ServiceOptions
-from rollout.store import RedisStore
-from rollout.traffic.httproute import HTTPRouteSplit
-from rollout.traffic.rewrite import RewriteSplit
-from rollout.traffic.router import TrafficRouter
 
 
 @dataclass

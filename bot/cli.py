@@ -26,7 +26,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
 from handlers.commands import CommandRequest, CommandResult, Verb, run_command
-from rollout.errors import (
+from rollout.domain.errors import (
     InvalidInput,
     NeedsOperator,
     Refused,
@@ -34,8 +34,8 @@ from rollout.errors import (
     Superseded,
     TemporaryFailure,
 )
-from rollout.models import Actor, Phase
-from rollout.plan import parse_interval, parse_steps
+from rollout.domain.models import Actor, Phase, Via
+from rollout.domain.plan import parse_interval, parse_steps
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
@@ -175,7 +175,7 @@ def cli_actor(name: str | None, *, login: str | None = None) -> Actor:
     is what a person claims, the login is who ran the command."""
     login = login or _login()
     user = name or login
-    return Actor(id=f"cli:{user}", name=f"cli:{user}", via="cli", login=login)
+    return Actor(id=f"cli:{user}", name=f"cli:{user}", via=Via.CLI, login=login)
 
 
 def _login() -> str:

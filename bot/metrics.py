@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from rollout.models import PauseKind, Phase, Rollout
+from rollout.domain.models import PauseKind, Phase, Rollout
 from rollout.service import Outcome
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import socket
 import threading
 
 from bot.bootstrap import Container
-from rollout.leadership import LeaderLease
+from rollout.adapters.leadership import LeaderLease
 from rollout.scheduler import RolloutScheduler
 
 

@@ -8,8 +8,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rollout.adapters.analysis_file import load_analyses
-from rollout.errors import InvalidInput
-from rollout.plan import parse_interval
+from rollout.domain.errors import InvalidInput
+from rollout.domain.plan import parse_interval
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CommaList = Annotated[list[str], NoDecode]

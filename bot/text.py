@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from handlers.sentences import event_sentence
-from rollout.machine import pause_summary
-from rollout.models import AuditEvent, Rollout
-from rollout.plan import describe_plan
+from rollout.domain.machine import pause_summary
+from rollout.domain.models import AuditEvent, Rollout, Via
+from rollout.domain.plan import describe_plan
+from rollout.domain.split import expected_pair
 from rollout.service import Status
-from rollout.split import expected_pair
 
 
 def rollout_line(r: Rollout) -> str:
@@ -71,7 +71,7 @@ def _login(e: AuditEvent) -> str:
 
 def _where(e: AuditEvent) -> str:
     """From Slack (and which channel) where that is not obvious from the name."""
-    if e.actor.via != "slack":
+    if e.actor.via is not Via.SLACK:
         return ""
     return f" (in Slack, {e.actor.channel})" if e.actor.channel else " (in Slack)"
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TextIO
 
 from bot.text import status_lines, watch_line
-from rollout.models import Phase
+from rollout.domain.models import Phase
 from rollout.service import Status
 
 DEFAULT_EVERY_SECONDS = 2.0

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from handlers.commands import Verb
-from rollout.errors import TemporaryFailure
+from rollout.domain.errors import TemporaryFailure
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from slack_sdk import WebClient
 from handlers.cards import event_line, render_card
 from handlers.mentions import slack_date
 from handlers.telemetry import NoTelemetry, Telemetry
-from rollout.clock import Clock
-from rollout.errors import RolloutError
-from rollout.models import AuditEvent, Card, Phase, Rollout
+from rollout.domain.clock import Clock
+from rollout.domain.errors import RolloutError
+from rollout.domain.models import AuditEvent, Card, Phase, Rollout, Via
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class CardPublisher:
         return found if found.version >= r.version else r
 
     def _post_card(self, r: Rollout) -> Card | None:
-        channel = r.requester.channel if r.requester.via == "slack" else None
+        channel = r.requester.channel if r.requester.via is Via.SLACK else None
         channel = channel or self._notify
         if channel is None:
             return None

@@ -22,10 +22,20 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from handlers.sentences import event_sentence
-from rollout.errors import InvalidInput
-from rollout.models import ACTIVE_PHASES, Actor, AuditEvent, Click, Gate, PauseKind, Phase, Rollout
-from rollout.plan import format_seconds
-from rollout.split import expected_pair
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import (
+    ACTIVE_PHASES,
+    Actor,
+    AuditEvent,
+    Click,
+    Gate,
+    PauseKind,
+    Phase,
+    Rollout,
+    Via,
+)
+from rollout.domain.plan import format_seconds
+from rollout.domain.split import expected_pair
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
     "rollout_approve", "rollout_pause", "rollout_resume", "rollout_rollback",
@@ -187,7 +197,7 @@ def _phase_text(r: Rollout) -> str:
     label = _PHASE_LABEL[r.phase]
     if r.phase is Phase.PAUSED and r.pause is not None:
         info = r.pause
-        by = "the scheduler" if info.by.via == "scheduler" else _who(info.by)
+        by = "the scheduler" if info.by.via is Via.SCHEDULER else _who(info.by)
         kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
         why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
         label += f" by {by}{kind}{why}"
@@ -222,9 +232,9 @@ def _plan_terms(r: Rollout) -> str:
 
 
 def _who(actor: Actor) -> str:
-    if actor.via == "scheduler":
+    if actor.via is Via.SCHEDULER:
         return "the scheduler"
-    return f"<@{actor.id}>" if actor.via == "slack" else actor.label
+    return f"<@{actor.id}>" if actor.via is Via.SLACK else actor.label
 
 
 def _people(r: Rollout) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from rollout.errors import InvalidInput
-from rollout.models import Actor, AuditEvent, Rollout
-from rollout.plan import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEPS, build_plan
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import Actor, AuditEvent, Rollout
+from rollout.domain.plan import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEPS, build_plan
 from rollout.service import Outcome, Ref, RolloutService, Status
 
 
@@ -70,7 +70,9 @@ class CommandResult:
         return self.outcome.ok if self.outcome is not None else True
 
 
-def run_command(service: RolloutService, req: CommandRequest, actor: Actor) -> CommandResult:
+def run_command(  # noqa: C901 - one branch per verb, read as a table
+    service: RolloutService, req: CommandRequest, actor: Actor,
+) -> CommandResult:
     """Exactly one service call per request; errors propagate for the edge to phrase."""
     if req.verb in POOL_VERBS and not req.pool:
         raise InvalidInput(f"`{req.verb.value}` needs a pool (or adapter) name")

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers.commands import POOL_VERBS, CommandRequest, Verb
-from rollout.errors import InvalidInput
-from rollout.plan import build_plan, parse_interval, parse_steps
+from rollout.domain.errors import InvalidInput
+from rollout.domain.plan import build_plan, parse_interval, parse_steps
 
 USAGE = """\
 *Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`

@@ -9,7 +9,7 @@ from __future__ import annotations
 from handlers.cards import event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
-from rollout.errors import (
+from rollout.domain.errors import (
     InvalidInput,
     NeedsOperator,
     Refused,
@@ -17,8 +17,8 @@ from rollout.errors import (
     Superseded,
     TemporaryFailure,
 )
-from rollout.machine import pause_summary
-from rollout.plan import format_seconds
+from rollout.domain.machine import pause_summary
+from rollout.domain.plan import format_seconds
 
 MAX_LIST = 15
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rollout.models import Actor, AuditEvent
+from rollout.domain.models import Actor, AuditEvent, Via
 
 Namer = Callable[[Actor], str]
 
 
 def plain_name(actor: Actor) -> str:
     """A person as the terminal shows them; the scheduler as what it is."""
-    return "the scheduler" if actor.via == "scheduler" else actor.label
+    return "the scheduler" if actor.via is Via.SCHEDULER else actor.label
 
 
-def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:
+def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C901 - a table
     """`bob approved step 1 (10%)`, `the scheduler applied step 2 (25%): stable 75 / ...`."""
     who = name(e.actor)
     at = _step(e)

@@ -40,7 +40,7 @@ from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
 from handlers.replies import error_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
-from rollout.errors import (
+from rollout.domain.errors import (
     ClusterUnavailable,
     InvalidInput,
     NeedsOperator,
@@ -48,7 +48,7 @@ from rollout.errors import (
     RolloutError,
     Unauthorized,
 )
-from rollout.models import Actor, Click
+from rollout.domain.models import Actor, Click, Via
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class SlackEdge:
             return
         user = body.get("user") or {}
         actor = Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
-                      via="slack", channel=channel)
+                      via=Via.SLACK, channel=channel)
         text = self._click(Verb.ROLLBACK, ROLLBACK, actor, raw,
                            request_id=f"slack:view:{view.get('id')}", reason=_reason(view))
         if text and channel:
@@ -266,7 +266,7 @@ def _clicker(body: dict[str, Any]) -> Actor:
     channel = (body.get("channel") or {}).get("id") or \
         (body.get("container") or {}).get("channel_id")
     return Actor(id=str(user.get("id")), name=user.get("username") or user.get("name"),
-                 via="slack", channel=channel)
+                 via=Via.SLACK, channel=channel)
 
 
 def _reason(view: dict[str, Any]) -> str:
@@ -305,7 +305,7 @@ def _fields(event: str, actor: Actor, action: str, ref: Ref | None) -> dict[str,
 
 def _actor(command: dict[str, Any]) -> Actor:
     return Actor(id=str(command.get("user_id") or "unknown"),
-                 name=command.get("user_name") or None, via="slack",
+                 name=command.get("user_name") or None, via=Via.SLACK,
                  channel=command.get("channel_id") or None)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rollout.machine import Effect
-from rollout.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
-from rollout.split import Marker, Observed, Pair
+from rollout.domain.machine import Effect
+from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
+from rollout.domain.split import Marker, Observed, Pair
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,14 @@ class Marked:
     record: dict[str, Any] | None
 
 
-class TrafficSplit(Protocol):
-    def locate(
-        self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
+@runtime_checkable
+class Traffic(Protocol):
+    """The one traffic port: where a rollout's weights live, over every target kind. The
+    rollout's target says which kind; only locating is told (`--rewrite` or not)."""
+
+    def locate_kind(
+        self, kind: TargetKind, *, namespace: str, canary: str, target_name: str | None,
+        stable: str | None,
     ) -> Located:
         """Find the rule a rollout of `canary` would own; Refused errors explain misses."""
         ...
@@ -71,19 +76,6 @@ class TrafficSplit(Protocol):
 
     def clear_marker(self, target: Target, *, fence: int) -> None:
         """Remove the bot's marker from a rule without touching weights."""
-        ...
-
-
-@runtime_checkable
-class Traffic(TrafficSplit, Protocol):
-    """What the service writes through: a TrafficSplit over every target kind, told which
-    kind to locate in (`--rewrite` names an InferenceModelRewrite; otherwise a pool)."""
-
-    def locate_kind(
-        self, kind: TargetKind, *, namespace: str, canary: str, target_name: str | None,
-        stable: str | None,
-    ) -> Located:
-        """`TrafficSplit.locate` in the adapter of `kind`."""
         ...
 
 

@@ -17,7 +17,7 @@ import redis
 from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
-from rollout.errors import InvalidInput
+from rollout.domain.errors import InvalidInput
 
 OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5,
                            "socket_connect_timeout": 2, "health_check_interval": 15}

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from rollout.errors import RolloutError
-from rollout.leadership import LeaderLease
-from rollout.models import Rollout
+from rollout.adapters.leadership import LeaderLease
+from rollout.domain.errors import RolloutError
+from rollout.domain.models import Rollout
 from rollout.service import Outcome, RolloutService
 
 log = logging.getLogger(__name__)

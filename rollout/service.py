@@ -11,13 +11,12 @@ import difflib
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TypeVar
 
-from rollout import machine
-from rollout.clock import Clock
-from rollout.errors import (
+from rollout.domain import machine
+from rollout.domain.clock import Clock
+from rollout.domain.errors import (
     ClusterUnavailable,
     Conflict,
     DriftDetected,
@@ -28,8 +27,8 @@ from rollout.errors import (
     Refused,
     StoreUnavailable,
 )
-from rollout.machine import Decision, Restore
-from rollout.models import (
+from rollout.domain.machine import Decision, Effect, Restore
+from rollout.domain.models import (
     Actor,
     AuditEvent,
     Baseline,
@@ -40,8 +39,8 @@ from rollout.models import (
     Rollout,
     TargetKind,
 )
+from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
 from rollout.ports import Marked, RolloutStore, Traffic
-from rollout.split import MarkerState, Observed, acceptable_pairs
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,6 @@ class Ref:
 
 
 Listener = Callable[[Outcome], None]
-T = TypeVar("T")
 
 
 class _Hold:
@@ -90,17 +88,13 @@ class _Hold:
         self.store = store
         self.lease = store.acquire(key, preempt=preempt)
 
-    def write(self, call: Callable[[int], T]) -> T:
-        """Run a fenced cluster write. If the object carries a higher token while our lock is
-        intact, Redis forgot its counter: take a fresh token above it and write once more."""
-        self.store.confirm(self.lease)
-        try:
-            return call(self.lease.token)
-        except FenceBehind as exc:
-            self.lease = self.store.regrant(self.lease, floor=exc.seen)
-            log.warning("fence counter of %s was behind the cluster (%d); raised it",
-                        self.lease.key, exc.seen)
-            return call(self.lease.token)
+    def regrant(self, behind: FenceBehind) -> int:
+        """The object carries a higher token while our lock is intact: Redis forgot its
+        counter. Take a fresh token above it (or learn that the lock is lost)."""
+        self.lease = self.store.regrant(self.lease, floor=behind.seen)
+        log.warning("fence counter of %s was behind the cluster (%d); raised it",
+                    self.lease.key, behind.seen)
+        return self.lease.token
 
     def release(self) -> None:
         """If Redis is gone the lock expires on its own, and the error that matters is the
@@ -167,26 +161,15 @@ class RolloutService:
             "approval_timeout_seconds": plan.approval_timeout_seconds
             or self.options.approval_timeout_seconds,
         })
-        now = self.clock.now()
-        decision = machine.start(
-            rollout_id=self._new_id(canary, now), target=target, stable=located.stable,
-            canary=canary, plan=plan, baseline=located.baseline, actor=actor, now=now,
-        )
-        hold = _Hold(self.store, target.object_key)
-        try:
-            created = self.store.create(decision.rollout, lease=hold.lease, events=decision.events)
-            effect = decision.effect
-            assert effect is not None
-            try:
-                hold.write(lambda fence: self.traffic.apply(created, effect, fence=fence))
-            except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
-                failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
-                saved = self.store.save(failed.rollout, expected_version=created.version,
-                                        lease=hold.lease, events=failed.events)
-                return self._emit(Outcome(saved, failed.message, ok=False, events=failed.events))
-        finally:
-            hold.release()
-        return self._emit(Outcome(created, decision.message, events=decision.events))
+        new_id = self._new_id(canary, self.clock.now())
+
+        def decide(_: Rollout | None, now: datetime) -> Decision:
+            return machine.start(
+                rollout_id=new_id, target=target, stable=located.stable, canary=canary,
+                plan=plan, baseline=located.baseline, actor=actor, now=now,
+            )
+
+        return self._run(target.object_key, actor, _nothing, decide)
 
     def approve(
         self, ref: Ref, *, actor: Actor, click: Click | None = None,
@@ -333,40 +316,60 @@ class RolloutService:
 
     def _command(
         self, ref: Ref, actor: Actor, decide: Callable[[Rollout, datetime], Decision], *,
-        preempt: bool = False, request_id: str | None = None, reconcile: bool = True,
-        notify: bool = True,
+        preempt: bool = False, request_id: str | None = None,
     ) -> Outcome:
-        """Lock, reload, reconcile, decide, apply, save. A request id is looked up under the
-        lock and remembered, with its answer, only once the command has run: a retry after
-        a failure runs again; a duplicate of a success gets the first answer."""
+        """A command on a recorded rollout: lock it, reload, reconcile, decide, carry out."""
         first = self.get(ref)
-        hold = _Hold(self.store, first.target.object_key, preempt=preempt)
-        outcomes: list[Outcome] = []
-        try:
-            key = f"request:{request_id}" if request_id is not None else None
-            if key is not None:
-                answer = self.store.recall(key)
-                if answer is not None:
-                    return Outcome(None, f"Already handled: {answer}", changed=False)
+
+        def load() -> Rollout:
             current = self.store.get(first.id)
             assert current is not None
-            if reconcile and current.active:
-                current, recon = self._reconcile(current, hold)
-                if recon is not None:
-                    outcomes.append(recon)
-            decision = decide(current, self.clock.now())
-            outcome = self._carry_out(current, decision, hold, actor)
-            if key is not None:
-                self.store.remember(key, outcome.message,
+            return current
+
+        def decide_loaded(r: Rollout | None, now: datetime) -> Decision:
+            assert r is not None
+            return decide(r, now)
+
+        return self._run(first.target.object_key, actor, load, decide_loaded, preempt=preempt,
+                         request_id=request_id)
+
+    def _run(
+        self, key: str, actor: Actor, load: Callable[[], Rollout | None],
+        decide: Callable[[Rollout | None, datetime], Decision], *, preempt: bool = False,
+        request_id: str | None = None,
+    ) -> Outcome:
+        """The one path of every change: lock, reload, reconcile, decide, apply the effect
+        under the fence, save once, emit. `load` gives None for a rollout not recorded yet
+        (start, recover): its decision is the first version. A request id is looked up under
+        the lock and remembered, with its answer, only once the command has run: a retry
+        after a failure runs again; a duplicate of a success gets the first answer."""
+        hold = _Hold(self.store, key, preempt=preempt)
+        outcome: Outcome | None = None
+        try:
+            memo = f"request:{request_id}" if request_id is not None else None
+            if memo is not None:
+                answer = self.store.recall(memo)
+                if answer is not None:
+                    return Outcome(None, f"Already handled: {answer}", changed=False)
+            current = load()
+            found = self._reconcile(current) if current is not None else None
+            base = found.rollout if found is not None else current
+            try:
+                decision = decide(base, self.clock.now())
+            except Refused:
+                if found is not None:  # a drift pause found on the way is kept and shown
+                    assert current is not None
+                    outcome = self._save(current.version, found, hold)
+                raise
+            outcome = self._carry_out(current, found, decision, hold, actor)
+            if memo is not None:
+                self.store.remember(memo, outcome.message,
                                     ttl_seconds=self.options.idempotency_ttl_seconds)
         finally:
             hold.release()
-            if notify:  # a drift pause found on the way is shown even if the decision refused
-                for earlier in outcomes:
-                    self._emit(earlier)
-        if not notify:
-            return outcome
-        return self._emit(outcome)
+            if outcome is not None:
+                self._emit(outcome)
+        return outcome
 
     def _owner_of(self, r: Rollout) -> str | None:
         """The rollout the rule belongs to now: the active one on it, else the one the
@@ -380,57 +383,100 @@ class RolloutService:
             return None  # nothing says; the rollback's own write then answers
         return marker.rollout_id if marker is not None else None
 
-    def _reconcile(self, r: Rollout, hold: _Hold) -> tuple[Rollout, Outcome | None]:
-        """Adopt a write that landed before a crash; pause on drift. Never guess."""
+    def _reconcile(self, r: Rollout) -> Decision | None:
+        """Adopt a write that landed before a crash; pause on drift. Never guess. The
+        decision is saved with the command's, as one version."""
+        if not r.active:
+            return None
         now = self.clock.now()
         try:
             observed = self.traffic.observe(r)
         except NeedsOperator as exc:
             decision = machine.pause(r, actor=Actor.scheduler(), now=now, reason=str(exc),
                                      kind=PauseKind.DRIFT)
-            if not decision.changed:
-                return r, None
-        else:
-            found = machine.reconcile(r, observed, now=now)
-            if found is None or not found.changed:  # agrees, or already paused for it
-                return r, None
-            decision = found
-        saved = self.store.save(decision.rollout, expected_version=r.version, lease=hold.lease,
-                                events=decision.events)
-        return saved, Outcome(saved, decision.message, events=decision.events)
+            return decision if decision.changed else None
+        found = machine.reconcile(r, observed, now=now)
+        return found if found is not None and found.changed else None
 
-    def _carry_out(self, r: Rollout, d: Decision, hold: _Hold, actor: Actor) -> Outcome:
+    def _carry_out(
+        self, current: Rollout | None, found: Decision | None, d: Decision, hold: _Hold,
+        actor: Actor,
+    ) -> Outcome:
+        """Apply the decision's effect under the fence, then save what it leaves, with what
+        reconcile found, as one version. A rollout not recorded yet is saved first (it claims
+        the target before the cluster names it)."""
+        version = current.version if current is not None else 0
+        base = found.rollout if found is not None else current
+        prior = found.events if found is not None else ()
         if not d.changed:
-            return Outcome(r, d.message, changed=False)
+            if found is None:
+                return Outcome(current, d.message, changed=False)
+            saved = self._save(version, found, hold)
+            return replace(saved, message=d.message or found.message, changed=False)
         effect = d.effect
-        if effect is not None:
-            before = None if isinstance(effect, Restore) else acceptable_pairs(r)
-            try:
-                observed = hold.write(lambda fence: self.traffic.apply(
-                    d.rollout, effect, fence=fence, before=before))
-            except DriftDetected as exc:
-                d = machine.pause(r, actor=Actor.scheduler(), now=self.clock.now(),
-                                  reason=str(exc), kind=PauseKind.DRIFT)
-                saved = self.store.save(d.rollout, expected_version=r.version,
-                                        lease=hold.lease, events=d.events)
-                return Outcome(saved, f"Not applied: {exc}. {d.message}", ok=False,
-                               events=d.events)
-            except (ClusterUnavailable, NeedsOperator) as exc:
-                d = machine.effect_failed(r, now=self.clock.now(), reason=str(exc), actor=actor)
-                saved = self.store.save(d.rollout, expected_version=r.version,
-                                        lease=hold.lease, events=d.events) if d.changed else r
-                return Outcome(saved, f"Not applied: {exc}. The rollout is paused; resume "
-                               "or roll back once the cause is fixed.", ok=False,
-                               events=d.events)
-        saved = self.store.save(d.rollout, expected_version=r.version, lease=hold.lease,
-                                events=d.events)
-        if effect is not None:
-            gated = machine.gate(saved, observed, now=self.clock.now())
-            if gated is not None:  # the step landed, and the gateway objects to it
-                paused = self.store.save(gated.rollout, expected_version=saved.version,
-                                         lease=hold.lease, events=gated.events)
-                return Outcome(paused, f"{d.message} {gated.message}", ok=False,
-                               events=d.events + gated.events)
+        if effect is None:
+            return self._save(version, _joined(prior, d), hold)
+        if current is None:
+            return self._claim(d, effect, hold, actor)
+        assert base is not None
+        before = None if isinstance(effect, Restore) else acceptable_pairs(base)
+        try:
+            observed = self._apply(hold, d.rollout, effect, before)
+        except DriftDetected as exc:
+            paused = machine.pause(base, actor=Actor.scheduler(), now=self.clock.now(),
+                                   reason=str(exc), kind=PauseKind.DRIFT)
+            saved = self._save(version, _joined(prior, paused), hold)
+            return replace(saved, message=f"Not applied: {exc}. {paused.message}", ok=False)
+        except (ClusterUnavailable, NeedsOperator) as exc:
+            failed = machine.effect_failed(base, now=self.clock.now(), reason=str(exc),
+                                           actor=actor)
+            message = (f"Not applied: {exc}. The rollout is paused; resume or roll back once "
+                       "the cause is fixed.")
+            if failed.changed:
+                saved = self._save(version, _joined(prior, failed), hold)
+            elif found is not None:
+                saved = self._save(version, found, hold)
+            else:
+                return Outcome(current, message, ok=False)
+            return replace(saved, message=message, ok=False)
+        gated = machine.gate(d.rollout, observed, now=self.clock.now())
+        if gated is None:
+            return self._save(version, _joined(prior, d), hold)
+        # the step landed, and the gateway objects to it: saved paused, in the same version
+        both = replace(gated, events=d.events + gated.events,
+                       message=f"{d.message} {gated.message}")
+        return replace(self._save(version, _joined(prior, both), hold), ok=False)
+
+    def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:
+        """A start claims the target in the store before the cluster names it; a failed
+        first write ends the rollout."""
+        created = self._save(0, d, hold).rollout
+        assert created is not None
+        try:
+            self._apply(hold, created, effect, None)
+        except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
+            failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
+            return replace(self._save(created.version, failed, hold), ok=False)
+        return Outcome(created, d.message, events=d.events)
+
+    def _apply(self, hold: _Hold, r: Rollout, effect: Effect,
+               before: tuple[Pair, ...] | None) -> Observed:
+        """The effect under the fence, once more with a raised token if Redis was behind."""
+        self.store.confirm(hold.lease)
+        try:
+            return self.traffic.apply(r, effect, fence=hold.lease.token, before=before)
+        except FenceBehind as behind:
+            fence = hold.regrant(behind)
+            return self.traffic.apply(r, effect, fence=fence, before=before)
+
+    def _save(self, version: int, d: Decision, hold: _Hold) -> Outcome:
+        """The one save point: the first version of a rollout is created, later ones are
+        compare-and-set on the version the command loaded."""
+        if version == 0:
+            saved = self.store.create(d.rollout, lease=hold.lease, events=d.events)
+        else:
+            saved = self.store.save(d.rollout, expected_version=version, lease=hold.lease,
+                                    events=d.events)
         return Outcome(saved, d.message, events=d.events)
 
     def _emit(self, outcome: Outcome) -> Outcome:
@@ -490,24 +536,20 @@ class RolloutService:
                 f"record annotation is missing or unreadable; use `release {canary}` and "
                 "restore the weights by hand"
             )
-        hold = _Hold(self.store, marked.target.object_key)
-        try:
+        def decide(_: Rollout | None, now: datetime) -> Decision:
             observed = self.traffic.observe_target(marked.target, stable=str(record["stable"]),
                                                    canary=canary)
-            decision = machine.recover(
+            return machine.recover(
                 rollout_id=marked.marker.rollout_id, target=marked.target,
                 stable=str(record["stable"]), canary=canary,
                 plan=Plan.model_validate(record["plan"]),
                 baseline=Baseline.model_validate(record["baseline"]),
                 requester=Actor.model_validate(record["requester"]),
                 created_at=datetime.fromisoformat(str(record["created_at"])),
-                step=marked.marker.step, observed=observed, actor=actor, now=self.clock.now(),
+                step=marked.marker.step, observed=observed, actor=actor, now=now,
             )
-            created = self.store.create(decision.rollout, lease=hold.lease,
-                                        events=decision.events)
-        finally:
-            hold.release()
-        return self._emit(Outcome(created, decision.message, events=decision.events))
+
+        return self._run(marked.target.object_key, actor, _nothing, decide)
 
     def release(self, *, namespace: str, canary: str, actor: Actor) -> Outcome:
         """Forget a rollout the store lost: drop its marker, leave the weights as they are."""
@@ -517,7 +559,11 @@ class RolloutService:
         marked = found[0]
         hold = _Hold(self.store, marked.target.object_key)
         try:
-            hold.write(lambda fence: self.traffic.clear_marker(marked.target, fence=fence))
+            self.store.confirm(hold.lease)
+            try:
+                self.traffic.clear_marker(marked.target, fence=hold.lease.token)
+            except FenceBehind as behind:
+                self.traffic.clear_marker(marked.target, fence=hold.regrant(behind))
         finally:
             hold.release()
         detail = (f"dropped the marker of rollout {marked.marker.rollout_id} at step "
@@ -526,6 +572,16 @@ class RolloutService:
                                      target=marked.target.key, action="released", actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _nothing() -> Rollout | None:
+    """What a command that creates a rollout loads: nothing recorded yet."""
+    return None
+
+
+def _joined(prior: tuple[AuditEvent, ...], d: Decision) -> Decision:
+    """The command's decision with what reconcile found before it, to be saved as one."""
+    return replace(d, events=prior + d.events) if prior else d
 
 
 def _clicked(ref: Ref, click: Click | None) -> Ref:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from rollout.domain.analysis import AnalysisFile
-from rollout.errors import InvalidInput
+from rollout.domain.errors import InvalidInput
 
 DEFAULT_RESOURCE = "analyses/default.yaml"
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
+from rollout.adapters.kube.fenced import kube_errors
 from rollout.domain.facts import (
     EPP_GROUPS,
     LEGACY_GROUP,
@@ -32,7 +33,6 @@ from rollout.domain.facts import (
     RewriteFacts,
     RewriteRule,
 )
-from rollout.traffic.kube import kube_errors
 
 Obj = dict[str, Any]
 ROUTE_GROUP, ROUTE_VERSION = "gateway.networking.k8s.io", "v1"

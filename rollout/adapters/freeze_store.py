@@ -15,8 +15,8 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rollout.domain.errors import Conflict, StoreUnavailable
 from rollout.domain.freeze import Freeze
-from rollout.errors import Conflict, StoreUnavailable
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from rollout.errors import InvalidInput
+from rollout.domain.errors import InvalidInput
 
 #: placeholders a query template may use; ``$target`` is the side being measured
 PLACEHOLDERS = frozenset({"namespace", "stable", "canary", "target", "pool", "model", "window"})

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from rollout.errors import Conflict, InvalidInput, Refused, Unauthorized
+from rollout.domain.errors import Conflict, InvalidInput, Refused, Unauthorized
 
 MAX_REASON = 500
 

@@ -4,7 +4,6 @@ delivering signed requests to the bot."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from handlers.cards import ButtonValue
 from rollout.scheduler import RolloutScheduler
 from sandbox.redis_server import RedisServer
 from sandbox.slack import Message, SlackEmulator
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 SECRET = "e2e-signing-secret"
@@ -177,20 +177,6 @@ def world(make_world: Callable[..., World]) -> World:
     return make_world()
 
 
-def eventually(check: Callable[[], Any], *, timeout: float = 10.0, step: float = 0.02,
-               message: str = "condition not met") -> Any:
-    """Poll `check` until it returns something truthy (work runs after the ack)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except AssertionError:
-            last = None
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{message} within {timeout}s (last: {last!r})")
 
 
 def start_rollout(w: World, *, user: str = "U0ALICE", text: str = "") -> Message:

@@ -4,7 +4,6 @@ through signed Slack requests and, where Chromium is installed, a real browser."
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -14,6 +13,7 @@ import pytest
 from bot.sandbox import CHANNEL, SANDBOX_DIR, Sandbox
 from rollout.service import Ref
 from tests.e2e.browser import Page, chromium
+from tests.support.polling import eventually
 
 T = TypeVar("T")
 SCREENSHOTS = SANDBOX_DIR / "screenshots"
@@ -21,14 +21,10 @@ SCREENSHOTS = SANDBOX_DIR / "screenshots"
 
 def _eventually(probe: Callable[[], T | None], timeout: float = 10.0,
                 box: Sandbox | None = None) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("not reached in time" + (_chat(box) if box else ""))
-        time.sleep(0.05)
+    try:
+        return eventually(probe, timeout=timeout, step=0.05, message="not reached")  # type: ignore[return-value]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}{_chat(box) if box else ''}") from None
 
 
 def _chat(box: Sandbox) -> str:

@@ -17,8 +17,8 @@ import pytest
 
 from bot.bootstrap import build
 from bot.settings import Settings
-from rollout.models import Actor, Phase
-from rollout.plan import build_plan
+from rollout.domain.models import Actor, Phase
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handlers.commands import CommandRequest, Verb, run_command
-from rollout.models import Actor, Card
+from rollout.domain.models import Actor, Card
 from rollout.service import Ref
 from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
 

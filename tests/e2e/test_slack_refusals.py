@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from rollout.models import Actor
+from rollout.domain.models import Actor
 from rollout.service import Ref
 from sandbox.slack import SlackFault, block_actions_body
 from sandbox.slack.delivery import deliver

@@ -14,14 +14,14 @@ import pytest
 from kubernetes import client
 
 from bot.cli import main
-from rollout.clock import ManualClock
-from rollout.models import Actor
+from rollout.adapters.kube.httproute import HTTPRouteSplit
+from rollout.adapters.kube.rewrite import RewriteSplit
+from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.store import RedisStore
+from rollout.domain.clock import ManualClock
+from rollout.domain.models import Actor
 from rollout.redis_connect import connect
 from rollout.service import RolloutService, ServiceOptions
-from rollout.store import RedisStore
-from rollout.traffic.httproute import HTTPRouteSplit
-from rollout.traffic.rewrite import RewriteSplit
-from rollout.traffic.router import TrafficRouter
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.support.crds import official_crds

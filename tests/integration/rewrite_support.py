@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from rollout.plan import build_plan
+from rollout.domain.plan import build_plan
 from rollout.service import Outcome, Ref
 from tests.integration.conftest import ALICE, World
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from rollout.machine import Effect
-from rollout.models import AuditEvent, Phase, Rollout
-from rollout.plan import build_plan
-from rollout.ports import Lease, TrafficSplit
+from rollout.adapters.kube.router import KindSplit
+from rollout.adapters.store import RedisStore
+from rollout.domain.machine import Effect
+from rollout.domain.models import AuditEvent, Phase, Rollout
+from rollout.domain.plan import build_plan
+from rollout.domain.split import Observed, Pair
+from rollout.ports import Lease
 from rollout.service import Ref, RolloutService
-from rollout.split import Observed, Pair
-from rollout.store import RedisStore
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
@@ -28,7 +29,7 @@ class Killed(BaseException):
 
 
 class DyingTraffic:
-    def __init__(self, real: TrafficSplit, *, before: bool) -> None:
+    def __init__(self, real: KindSplit, *, before: bool) -> None:
         self.real, self.before = real, before
 
     def locate(self, **kwargs: Any) -> Any:
@@ -98,7 +99,7 @@ def _retry(call: Any) -> Any:
     retries as told when its own lock lapses on a loaded machine (TemporaryFailure)."""
     import time
 
-    from rollout.errors import TemporaryFailure
+    from rollout.domain.errors import TemporaryFailure
 
     deadline = time.monotonic() + 5
     while True:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from rollout.errors import ClusterUnavailable, FenceBehind
-from rollout.traffic.httproute import HTTPROUTE
-from rollout.traffic.kube import FencedObjects
-from rollout.traffic.markers import FENCE, pointer
+from rollout.adapters.kube.fenced import FencedObjects
+from rollout.adapters.kube.httproute import HTTPROUTE
+from rollout.adapters.kube.markers import FENCE, pointer
+from rollout.domain.errors import ClusterUnavailable, FenceBehind
 from sandbox.kube import Fault
 from tests.support.real_cluster import RealCluster
 
@@ -91,3 +91,31 @@ def test_an_invalid_object_is_refused_once_even_on_a_route_named_latest(
     with pytest.raises(ClusterUnavailable, match="422"):
         routes.patch("default", "latest", _set_weight(2_000_000), fence=1)
     assert _patches(cluster, "latest") == [422]
+
+
+def test_a_human_edit_between_the_read_and_the_patch_is_never_written_over(
+    cluster: RealCluster, routes: FencedObjects,
+) -> None:
+    """The resourceVersion precondition is the only guard against an edit that lands after
+    the bot read the route and before its PATCH: the PATCH gets 409 and the bot decides again
+    from a fresh read that shows the edit."""
+    admin = client.CustomObjectsApi(cluster.world.admin)
+    seen: list[int] = []
+
+    def mutate(obj: dict[str, Any]) -> list[dict[str, Any]]:
+        seen.append(obj["spec"]["rules"][0]["backendRefs"][0]["weight"])
+        if len(seen) == 1:  # a person edits the stable weight right after the bot's read
+            admin.patch_namespaced_custom_object(
+                GW[0], GW[1], "default", GW[2], "routes-to-llm",
+                [{"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 42}],
+                _content_type="application/json-patch+json")
+        return [{"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight",
+                 "value": 100 - seen[-1]}]
+
+    routes.patch("default", "routes-to-llm", mutate, fence=3)
+    assert seen == [100, 42], "the write was not decided again from a fresh read"
+    assert _patches(cluster, "routes-to-llm")[-2:] == [409, 200]
+    route = cluster.get_object(*GW, "routes-to-llm")
+    assert route is not None
+    refs = route["spec"]["rules"][0]["backendRefs"]
+    assert (refs[0]["weight"], refs[1]["weight"]) == (42, 58)

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from rollout.adapters.freeze_store import FreezeStore
+from rollout.domain.errors import Conflict, StoreUnavailable
 from rollout.domain.freeze import Freeze
-from rollout.errors import Conflict, StoreUnavailable
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import unique_prefix
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from rollout.errors import LockLapsed, Superseded, TemporaryFailure
-from rollout.store import RedisStore
+from rollout.adapters.store import RedisStore
+from rollout.domain.errors import LockLapsed, Superseded, TemporaryFailure
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import unique_prefix
 

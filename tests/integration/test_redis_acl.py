@@ -11,8 +11,8 @@ import pytest
 import redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
-from rollout.leadership import LeaderLease
-from rollout.plan import build_plan
+from rollout.adapters.leadership import LeaderLease
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, make_world

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.errors import Conflict, NeedsOperator
-from rollout.models import Phase
-from rollout.plan import build_plan
+from rollout.domain.errors import Conflict, NeedsOperator
+from rollout.domain.models import Phase
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, Cli, World
 

@@ -13,9 +13,9 @@ from typing import TypeVar
 import pytest
 import redis
 
-from rollout.errors import NeedsOperator, Refused, TemporaryFailure
-from rollout.models import Click, Phase
-from rollout.plan import build_plan
+from rollout.domain.errors import NeedsOperator, Refused, TemporaryFailure
+from rollout.domain.models import Click, Phase
+from rollout.domain.plan import build_plan
 from rollout.service import Outcome, Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world

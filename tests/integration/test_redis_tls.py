@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rollout.errors import StoreUnavailable
+from rollout.adapters.store import RedisStore
+from rollout.domain.errors import StoreUnavailable
 from rollout.redis_connect import connect
-from rollout.store import RedisStore
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 

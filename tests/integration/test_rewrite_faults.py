@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from rollout.errors import Busy, Conflict, DriftDetected, NeedsOperator
-from rollout.machine import ApplyStep, Effect
-from rollout.models import AuditEvent, PauseKind, Phase, Rollout
+from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.store import RedisStore
+from rollout.domain.errors import Busy, Conflict, DriftDetected, NeedsOperator
+from rollout.domain.machine import ApplyStep, Effect
+from rollout.domain.models import AuditEvent, PauseKind, Phase, Rollout
+from rollout.domain.split import Observed, Pair, acceptable_pairs
 from rollout.ports import Lease
 from rollout.service import RolloutService
-from rollout.split import Observed, Pair, acceptable_pairs
-from rollout.store import RedisStore
-from rollout.traffic.router import TrafficRouter
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.integration.rewrite_support import (

@@ -7,10 +7,10 @@ import copy
 
 import pytest
 
-from rollout.models import Phase, TargetKind
-from rollout.plan import build_plan
+from rollout.adapters.kube.markers import PREFIX
+from rollout.domain.models import Phase, TargetKind
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
-from rollout.traffic.markers import PREFIX
 from tests.integration.conftest import ALICE, BOB, World
 from tests.integration.rewrite_support import (
     LEGACY,

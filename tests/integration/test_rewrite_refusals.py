@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from rollout.errors import Ambiguous, Conflict, InvalidInput, NotFound
+from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NotFound
 from tests.integration.conftest import World
 from tests.integration.rewrite_support import (
     LEGACY,

@@ -8,15 +8,16 @@ from datetime import timedelta
 
 import pytest
 
-from rollout.clock import SystemClock
-from rollout.leadership import LeaderLease
-from rollout.models import Phase
-from rollout.plan import build_plan
+from rollout.adapters.leadership import LeaderLease
+from rollout.domain.clock import SystemClock
+from rollout.domain.models import Phase
+from rollout.domain.plan import build_plan
 from rollout.scheduler import RolloutScheduler
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
@@ -24,11 +25,7 @@ REF = Ref(canary=POOL)
 
 
 def _wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+    eventually(check, timeout=timeout, step=0.05)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rollout.clock import SystemClock
-from rollout.models import Phase
-from rollout.plan import build_plan
+from rollout.domain.clock import SystemClock
+from rollout.domain.models import Phase
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world

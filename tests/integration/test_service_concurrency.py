@@ -10,11 +10,11 @@ from functools import partial
 
 import pytest
 
-from rollout.errors import Conflict, RolloutError, Superseded
-from rollout.models import Actor, Click, Phase, Rollout
-from rollout.plan import build_plan
+from rollout.domain.errors import Conflict, RolloutError, Superseded
+from rollout.domain.models import Actor, Click, Phase, Rollout
+from rollout.domain.plan import build_plan
+from rollout.domain.split import baseline_pair
 from rollout.service import Outcome, Ref
-from rollout.split import baseline_pair
 from tests.integration.conftest import ALICE, BOB, CAROL, World
 
 POOL = "llm-pool-version-2"
@@ -116,6 +116,7 @@ def _awaiting_two_approvals(world: World) -> Rollout:
     return out.rollout
 
 
+@pytest.mark.slow
 def test_reviewers_approving_one_drawing_while_reminders_fire_are_never_refused(
     world: World,
 ) -> None:
@@ -137,6 +138,7 @@ def test_reviewers_approving_one_drawing_while_reminders_fire_are_never_refused(
         svc.rollback(REF, actor=BOB)
 
 
+@pytest.mark.slow
 def test_pause_and_rollback_from_an_old_drawing_win_against_approvals_and_reminders(
     world: World,
 ) -> None:

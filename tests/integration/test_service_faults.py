@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from rollout.errors import ClusterUnavailable, Conflict, StoreUnavailable
-from rollout.models import PauseKind, Phase
-from rollout.plan import build_plan
+from rollout.domain.errors import ClusterUnavailable, Conflict, StoreUnavailable
+from rollout.domain.models import PauseKind, Phase
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.kube import Fault
 from sandbox.redis_server import RedisServer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from rollout.models import Actor, Phase
-from rollout.plan import build_plan
+from rollout.domain.models import Actor, Phase
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, World
 
@@ -100,7 +100,7 @@ def test_status_shows_state_and_cluster(world: World) -> None:
 
 
 def test_attaching_the_card_keeps_the_version_and_survives_later_saves(world: World) -> None:
-    from rollout.models import Card
+    from rollout.domain.models import Card
 
     out = world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
     assert out.rollout is not None

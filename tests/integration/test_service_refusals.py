@@ -7,8 +7,15 @@ from collections.abc import Callable
 
 import pytest
 
-from rollout.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound, Refused
-from rollout.plan import build_plan
+from rollout.domain.errors import (
+    Ambiguous,
+    Conflict,
+    InvalidInput,
+    NeedsOperator,
+    NotFound,
+    Refused,
+)
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, World
 

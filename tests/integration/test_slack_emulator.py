@@ -23,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from sandbox.slack import SlackEmulator, SlackFault
 from sandbox.slack.serving import BackgroundServer
+from tests.support.polling import eventually
 
 SECRET = "integration-signing-secret"
 TOKEN = "xoxb-sandbox"
@@ -58,11 +59,7 @@ def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
+    eventually(predicate, timeout=timeout, step=0.01)
 
 
 # -- the Web API ------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rollout import machine
-from rollout.models import Actor, Baseline, Rollout, Target, TargetKind
-from rollout.plan import build_plan
+from rollout.domain import machine
+from rollout.domain.models import Actor, Baseline, Rollout, Target, TargetKind
+from rollout.domain.plan import build_plan
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor(id="U0ALICE", name="alice", via="slack", channel="C0ROLLOUT")

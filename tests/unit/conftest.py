@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.models import Rollout
+from rollout.domain.models import Rollout
 from tests.unit.builders import started
 
 

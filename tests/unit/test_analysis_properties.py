@@ -8,8 +8,8 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollout.clock import ManualClock
 from rollout.domain.analysis import QueryResult, ResultKind
+from rollout.domain.clock import ManualClock
 from rollout.domain.verdict import Action, Status, StepAnalysis, judge
 from tests.unit.analysis_builders import POOL, results, spec
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rollout.clock import ManualClock
 from rollout.domain.analysis import (
     AnalysisFile,
     QueryResult,
@@ -20,8 +19,9 @@ from rollout.domain.analysis import (
     SubjectKind,
     queries_for,
 )
+from rollout.domain.clock import ManualClock
+from rollout.domain.errors import InvalidInput
 from rollout.domain.verdict import Action, Outcome, Status, StepAnalysis, advance, judge
-from rollout.errors import InvalidInput
 from tests.unit.analysis_builders import POOL, results, spec, v
 
 # ---- one run ---------------------------------------------------------------------------

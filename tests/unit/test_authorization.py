@@ -8,7 +8,7 @@ import pytest
 
 from handlers.authorization import Authorizer, GroupMembers, Policy, decide
 from handlers.commands import Verb
-from rollout.errors import TemporaryFailure
+from rollout.domain.errors import TemporaryFailure
 
 POLICY = Policy.of(approvers=["U0BOB"], approver_groups=["S0REV"],
                    allowed_channels=["C0ROLLOUT"])

@@ -19,9 +19,9 @@ from handlers.cards import (
     rollback_modal,
     short_id,
 )
-from rollout import machine
-from rollout.errors import InvalidInput
-from rollout.models import Actor, PauseKind, Rollout
+from rollout.domain import machine
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import Actor, PauseKind, Rollout
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
 NOW = T0 + timedelta(seconds=1)
@@ -213,7 +213,7 @@ def test_after_a_rollback_the_card_shows_the_restored_weights() -> None:
 
 
 def test_after_drift_the_card_shows_the_clusters_weights() -> None:
-    from rollout.split import Observed, Pair
+    from rollout.domain.split import Observed, Pair
 
     r = _approved(started())
     d = machine.reconcile(r, Observed(pair=Pair(stable=60, canary=40)), now=NOW)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from rollout.domain.errors import Conflict, InvalidInput, Refused, Unauthorized
 from rollout.domain.freeze import (
     MAX_REASON,
     Action,
@@ -15,7 +16,6 @@ from rollout.domain.freeze import (
     freeze,
     unfreeze,
 )
-from rollout.errors import Conflict, InvalidInput, Refused, Unauthorized
 
 T0 = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 FROZEN = Freeze(by="U_ALICE", reason="incident 42", since=T0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollout import machine
-from rollout.gates import gateway_problem
-from rollout.models import PauseKind, Phase, Rollout
-from rollout.split import Marker, Observed, Pair
+from rollout.domain import machine
+from rollout.domain.gates import gateway_problem
+from rollout.domain.models import PauseKind, Phase, Rollout
+from rollout.domain.split import Marker, Observed, Pair
 from tests.unit.builders import BOB, T0
 
 

@@ -14,7 +14,7 @@ from handlers.grammar import (
     parse,
 )
 from handlers.replies import error_reply
-from rollout.errors import InvalidInput
+from rollout.domain.errors import InvalidInput
 
 POOL = "llm-pool-version-2"
 

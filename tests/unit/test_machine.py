@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from rollout import machine
-from rollout.errors import Conflict, Outdated, Unauthorized
-from rollout.machine import ApplyStep, Prepare, Restore
-from rollout.models import Click, PauseKind, Phase, Rollout
-from rollout.split import Marker, MarkerState, Observed, Pair, expected_pair
+from rollout.domain import machine
+from rollout.domain.errors import Conflict, Outdated, Unauthorized
+from rollout.domain.machine import ApplyStep, Prepare, Restore
+from rollout.domain.models import Click, PauseKind, Phase, Rollout
+from rollout.domain.split import Marker, MarkerState, Observed, Pair, expected_pair
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
 

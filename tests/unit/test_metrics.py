@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.metrics import Metrics
-from rollout import machine
-from rollout.models import Rollout
+from rollout.domain import machine
+from rollout.domain.models import Rollout
 from rollout.service import Outcome
 from tests.unit.builders import BOB, T0, started
 

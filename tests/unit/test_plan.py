@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.errors import InvalidInput
-from rollout.models import Gate
-from rollout.plan import build_plan, describe_plan, format_seconds, parse_interval, parse_steps
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import Gate
+from rollout.domain.plan import (
+    build_plan,
+    describe_plan,
+    format_seconds,
+    parse_interval,
+    parse_steps,
+)
 
 
 def test_default_plan_is_10_25_50_100_with_approvals() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.settings import SettingsError, load_settings
-from rollout.errors import InvalidInput
+from rollout.domain.errors import InvalidInput
 from rollout.redis_connect import connect
 
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.replies import error_reply, result_reply
-from rollout import machine
-from rollout.errors import InvalidInput, NotFound
+from rollout.domain import machine
+from rollout.domain.errors import InvalidInput, NotFound
 from rollout.service import Outcome, Status
 from tests.unit.builders import CAROL, T0, started
 

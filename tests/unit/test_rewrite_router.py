@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollout.machine import Prepare
-from rollout.models import Target, TargetKind
+from rollout.adapters.kube.router import TrafficRouter
+from rollout.domain.machine import Prepare
+from rollout.domain.models import Target, TargetKind
+from rollout.domain.split import Marker, Observed, Pair
 from rollout.ports import Marked, Traffic
-from rollout.split import Marker, Observed, Pair
-from rollout.traffic.router import TrafficRouter
 from tests.unit.builders import started
 
 

@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from rollout import machine
-from rollout.machine import ApplyStep, Prepare, Restore
-from rollout.models import Actor, Baseline, Rollout, Target, TargetKind
-from rollout.plan import build_plan
-from rollout.split import Pair, acceptable_pairs, baseline_pair, expected_pair, pair_at
-from rollout.traffic.rewrite import (
+from rollout.adapters.kube.rewrite import (
     next_targets,
     pair_after,
     pair_of,
     restored_targets,
     targets_at,
 )
+from rollout.domain import machine
+from rollout.domain.machine import ApplyStep, Prepare, Restore
+from rollout.domain.models import Actor, Baseline, Rollout, Target, TargetKind
+from rollout.domain.plan import build_plan
+from rollout.domain.split import Pair, acceptable_pairs, baseline_pair, expected_pair, pair_at
 
 V1, V2 = "lora-v1", "lora-v2"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers.sentences import event_sentence, plain_name
-from rollout import machine
-from rollout.models import Actor, AuditEvent, PauseKind
+from rollout.domain import machine
+from rollout.domain.models import Actor, AuditEvent, PauseKind
 from tests.unit.builders import BOB, CAROL, T0, started
 
 NOW = T0 + timedelta(seconds=1)

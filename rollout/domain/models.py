@@ -9,11 +9,9 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NewType
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-RolloutId = NewType("RolloutId", str)
 
 MAX_STEPS = 20
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
@@ -107,6 +105,14 @@ class Target(BaseModel):
         return f"{kind} {self.namespace}/{self.name} rule {self.rule}"
 
 
+class Via(StrEnum):
+    """Where a person (or the scheduler) acted from; the audit and the card say it."""
+
+    SLACK = "slack"
+    CLI = "cli"
+    SCHEDULER = "scheduler"
+
+
 class Actor(BaseModel):
     """Who asked, and from where: a Slack user in a channel, a CLI user, or the scheduler."""
 
@@ -114,7 +120,7 @@ class Actor(BaseModel):
 
     id: str = Field(min_length=1, max_length=200)
     name: str | None = None
-    via: str = Field(default="cli", pattern="^(slack|cli|scheduler)$")
+    via: Via = Via.CLI
     channel: str | None = None
     login: str | None = Field(default=None, description="the operating-system login of a CLI "
                               "user, recorded beside the name they gave with --as")
@@ -125,7 +131,7 @@ class Actor(BaseModel):
 
     @classmethod
     def scheduler(cls) -> Actor:
-        return cls(id="scheduler", name="scheduler", via="scheduler")
+        return cls(id="scheduler", name="scheduler", via=Via.SCHEDULER)
 
 
 class Baseline(BaseModel):

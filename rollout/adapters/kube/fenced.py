@@ -20,14 +20,16 @@ from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from rollout.errors import ClusterUnavailable, FenceBehind, NotFound
-from rollout.traffic.markers import FENCE, PREFIX, fence_of, pointer
+from rollout.adapters.kube.markers import FENCE, PREFIX, fence_of, pointer
+from rollout.domain import patch
+from rollout.domain.errors import ClusterUnavailable, FenceBehind, NotFound
+from rollout.domain.patch import Ops, PatchOp
 
 ABANDONED = PREFIX + "abandoned-write"
 JSON_PATCH = "application/json-patch+json"
 
 Obj = dict[str, Any]
-Mutation = Callable[[Obj], list[dict[str, Any]]]
+Mutation = Callable[[Obj], Ops]
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,17 @@ class FencedObjects:
         self.kind = kind
         self.timeout = timeout
         self.conflict_retries = conflict_retries
+        self._seen: dict[tuple[str, str], Obj] = {}
 
     def get(self, namespace: str, name: str) -> Obj:
+        """Read an object; the read is kept for the next `patch` of it, which starts from it
+        instead of reading again (a stale one costs a 409 and a fresh read, never a wrong
+        write: the PATCH carries the resourceVersion it was decided on)."""
+        obj = self._read(namespace, name)
+        self._seen[(namespace, name)] = obj
+        return obj
+
+    def _read(self, namespace: str, name: str) -> Obj:
         with kube_errors(self.kind.describe(namespace, name)):
             obj = self.api.get_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural, name,
@@ -70,86 +81,108 @@ class FencedObjects:
             items: list[Obj] = result.get("items", [])
             return items
 
-    def patch(self, namespace: str, name: str, mutate: Mutation, *, fence: int) -> Obj:
-        """Apply `mutate`'s ops under the fence; returns the object as written.
+    def latest(self, namespace: str, name: str, *, fence: int) -> Obj:
+        """The object to decide a write on: the last read of it (the caller's reconcile
+        read, or the fresh read after a conflict), else a new read. One that carries a newer
+        fencing token than ours is refused before anything is decided on it."""
+        current = self._seen.pop((namespace, name), None) or self._read(namespace, name)
+        self._refuse_behind(namespace, name, current, fence)
+        return current
+
+    def _refuse_behind(self, namespace: str, name: str, current: Obj, fence: int) -> None:
+        seen = fence_of(current.get("metadata", {}).get("annotations") or {})
+        if seen > fence:
+            raise FenceBehind(f"{self.kind.describe(namespace, name)} carries a newer fencing "
+                              f"token ({seen} > {fence}); this write was dropped", seen=seen)
+
+    def send(self, namespace: str, name: str, current: Obj, ops: Ops, *, fence: int) -> Obj | None:
+        """One PATCH of `ops` decided on `current`, under the fence; returns the object as
+        written, or None when it moved: then decide again on `latest`, the fresh read.
 
         A 409 (stale resourceVersion) or a 422 is followed by a fresh read, and what that read
         shows decides: a newer fencing token means a rollback or a later holder took over
-        (`FenceBehind`); a moved token or resourceVersion is a retry; a 422 with neither moved
-        is the server refusing the object itself. The server's message is never parsed: a
-        real kube-apiserver answers a failed JSON-patch `test` with a generic one.
+        (`FenceBehind`, from `latest`); a moved token or resourceVersion is a retry; a 422
+        with neither moved is the server refusing the object itself. The server's message is
+        never parsed: a real kube-apiserver answers a failed JSON-patch `test` with a generic
+        one.
         """
-        current = self.get(namespace, name)
-        for _attempt in range(self.conflict_retries + 1):
-            annotations = current.get("metadata", {}).get("annotations") or {}
-            seen = fence_of(annotations)
-            if seen > fence:
-                raise FenceBehind(
-                    f"{self.kind.describe(namespace, name)} carries a newer fencing token "
-                    f"({seen} > {fence}); this write was dropped", seen=seen,
-                )
-            ops = _guard_ops(current, fence) + mutate(current)
-            try:
-                written = self.api.patch_namespaced_custom_object(
-                    self.kind.group, self.kind.version, namespace, self.kind.plural, name, ops,
-                    _request_timeout=self.timeout, _content_type=JSON_PATCH,
-                )
-                return cast(Obj, written)
-            except ApiException as exc:
-                if exc.status not in (409, 422):
-                    raise _translate(exc, self.kind.describe(namespace, name)) from exc
-                before = current
-                current = self.get(namespace, name)
-                if exc.status == 422 and not _moved(before, current):
-                    raise _translate(exc, self.kind.describe(namespace, name)) from exc
-            except Urllib3Error as exc:
-                self._fence_off(namespace, name, fence)
-                raise ClusterUnavailable(
-                    f"the Kubernetes API timed out writing {self.kind.describe(namespace, name)}"
-                    f" ({type(exc).__name__}); the write was fenced off and did not land"
-                ) from exc
-        raise ClusterUnavailable(
+        what = self.kind.describe(namespace, name)
+        self._refuse_behind(namespace, name, current, fence)
+        try:
+            written = self.api.patch_namespaced_custom_object(
+                self.kind.group, self.kind.version, namespace, self.kind.plural, name,
+                _wire(_guard_ops(current, fence) + ops), _request_timeout=self.timeout,
+                _content_type=JSON_PATCH,
+            )
+            return cast(Obj, written)
+        except ApiException as exc:
+            if exc.status not in (409, 422):
+                raise _translate(exc, what) from exc
+            fresh = self._read(namespace, name)
+            if exc.status == 422 and not _moved(current, fresh):
+                raise _translate(exc, what) from exc
+            self._seen[(namespace, name)] = fresh
+            return None
+        except Urllib3Error as exc:
+            self._fence_off(namespace, name, fence)
+            raise ClusterUnavailable(
+                f"the Kubernetes API timed out writing {what} ({type(exc).__name__}); the "
+                "write was fenced off and did not land"
+            ) from exc
+
+    def kept_changing(self, namespace: str, name: str) -> ClusterUnavailable:
+        """The error when every try of a write met a moved object."""
+        return ClusterUnavailable(
             f"{self.kind.describe(namespace, name)} kept changing under the bot "
             f"({self.conflict_retries + 1} conflicts in a row); try again"
         )
+
+    def patch(self, namespace: str, name: str, ops_for: Mutation, *, fence: int) -> Obj:
+        """`send` with ops that depend only on the object (a marker's removal; tests)."""
+        for _attempt in range(self.conflict_retries + 1):
+            current = self.latest(namespace, name, fence=fence)
+            written = self.send(namespace, name, current, ops_for(current), fence=fence)
+            if written is not None:
+                return written
+        raise self.kept_changing(namespace, name)
 
     def _fence_off(self, namespace: str, name: str, fence: int) -> None:
         """Bump the object so an in-flight write with the old resourceVersion gets 409."""
         stamp = datetime.now(UTC).isoformat()
 
-        def mark(_obj: Obj) -> list[dict[str, Any]]:
-            return [{"op": "add", "path": pointer(ABANDONED), "value": stamp}]
-
         try:
-            current = self.get(namespace, name)
-            ops = _guard_ops(current, fence) + mark(current)
+            current = self._read(namespace, name)
+            ops = [*_guard_ops(current, fence), patch.add(pointer(ABANDONED), stamp)]
             self.api.patch_namespaced_custom_object(
-                self.kind.group, self.kind.version, namespace, self.kind.plural, name, ops,
-                _request_timeout=self.timeout, _content_type=JSON_PATCH,
+                self.kind.group, self.kind.version, namespace, self.kind.plural, name,
+                _wire(ops), _request_timeout=self.timeout, _content_type=JSON_PATCH,
             )
         except (ApiException, Urllib3Error, ClusterUnavailable, NotFound):
             pass  # the next observe reconciles whatever landed
 
 
-def _guard_ops(current: Obj, fence: int) -> list[dict[str, Any]]:
+def _wire(ops: Ops) -> list[dict[str, Any]]:
+    """The ops as the client's body type (a TypedDict is a dict on the wire)."""
+    return cast(list[dict[str, Any]], ops)
+
+
+def _guard_ops(current: Obj, fence: int) -> Ops:
     """The preconditions and the new fence: rv (409 when stale), fence `test` (422)."""
     meta = current.get("metadata", {})
     annotations = meta.get("annotations")
-    ops: list[dict[str, Any]] = [
-        {"op": "replace", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]}
-    ]
+    ops: Ops = [patch.replace("/metadata/resourceVersion", meta["resourceVersion"])]
     if annotations is None:
-        ops.append({"op": "add", "path": "/metadata/annotations", "value": {FENCE: str(fence)}})
+        ops.append(patch.add("/metadata/annotations", {FENCE: str(fence)}))
         return ops
     if FENCE in annotations:
-        ops.append({"op": "test", "path": pointer(FENCE), "value": annotations[FENCE]})
-    ops.append({"op": "add", "path": pointer(FENCE), "value": str(fence)})
+        ops.append(patch.test(pointer(FENCE), annotations[FENCE]))
+    ops.append(patch.add(pointer(FENCE), str(fence)))
     return ops
 
 
-def annotation_op(key: str, value: str) -> dict[str, Any]:
+def annotation_op(key: str, value: str) -> PatchOp:
     """An op that sets one annotation; the guard ops have made sure the map exists."""
-    return {"op": "add", "path": pointer(key), "value": value}
+    return patch.add(pointer(key), value)
 
 
 @contextmanager

@@ -13,18 +13,19 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
-from rollout.gates import gateway_problem
-from rollout.machine import ApplyStep, Effect, Prepare, Restore
-from rollout.models import Baseline, Rollout, Target, TargetKind
-from rollout.ports import Located, Marked
-from rollout.split import Observed, Pair, expected_pair
-from rollout.traffic.kube import FencedObjects, Kind, Obj
-from rollout.traffic.markers import (
+from rollout.adapters.kube.fenced import FencedObjects, Kind, Obj
+from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.traffic.writes import clearing_ops, fenced_apply
+from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.domain import patch
+from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
+from rollout.domain.gates import gateway_problem
+from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.split import Observed, Pair, expected_pair
+from rollout.ports import Located, Marked
 
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 POOL_KINDS = (
@@ -71,7 +72,7 @@ def _index(refs: list[dict[str, Any]], pool: str) -> int | None:
 
 
 class HTTPRouteSplit:
-    """TrafficSplit over HTTPRoute backendRefs weights."""
+    """The KindSplit of HTTPRoutes: the backendRefs weights of one rule."""
 
     def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
         self.routes = FencedObjects(api, HTTPROUTE, timeout=timeout)
@@ -245,19 +246,21 @@ class HTTPRouteSplit:
         self, rollout: Rollout, effect: Effect, *, fence: int,
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
+        """Decide the ops on the route last read, send them once under the fence; a route
+        that moved meanwhile is decided again on the fresh read."""
         t = rollout.target
-
-        def spec_ops(route: Obj) -> list[dict[str, Any]]:
+        for _attempt in range(self.routes.conflict_retries + 1):
+            route = self.routes.latest(t.namespace, t.name, fence=fence)
+            seen = self._observed(route, t.rule, rollout.stable, rollout.canary)
+            refuse_drift(rollout, seen.pair, before)
             refs = self._next_refs(_refs(route, t.rule), rollout, effect)
-            return [{"op": "replace", "path": f"/spec/rules/{t.rule}/backendRefs", "value": refs}]
-
-        return fenced_apply(
-            self.routes, rollout, effect, fence=fence, before=before,
-            observe_obj=lambda route: self._observed(route, t.rule, rollout.stable,
-                                                     rollout.canary),
-            spec_ops=spec_ops, read_back=lambda: self.observe(rollout),
-            wanted=_pair_after(rollout, effect),
-        )
+            ops = [patch.replace(f"/spec/rules/{t.rule}/backendRefs", refs),
+                   *bookkeeping_ops(rollout, effect)]
+            written = self.routes.send(t.namespace, t.name, route, ops, fence=fence)
+            if written is not None:
+                observed = self._observed(written, t.rule, rollout.stable, rollout.canary)
+                return insist(rollout, observed, _pair_after(rollout, effect))
+        raise self.routes.kept_changing(t.namespace, t.name)
 
     @staticmethod
     def _next_refs(

@@ -8,12 +8,12 @@ save instead, so a failed write never leaves the rollout claiming a step it did 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from rollout.errors import Conflict, Outdated, Unauthorized
-from rollout.models import (
+from rollout.domain.errors import Conflict, Outdated, Unauthorized
+from rollout.domain.models import (
     Actor,
     Approval,
     AuditEvent,
@@ -26,9 +26,10 @@ from rollout.models import (
     Plan,
     Rollout,
     Target,
+    Via,
 )
-from rollout.plan import format_seconds
-from rollout.split import (
+from rollout.domain.plan import format_seconds
+from rollout.domain.split import (
     MarkerState,
     Observed,
     Pair,
@@ -66,7 +67,6 @@ class Decision:
     effect: Effect | None = None
     events: tuple[AuditEvent, ...] = ()
     changed: bool = True
-    notes: tuple[str, ...] = field(default=())
 
 
 def _event(
@@ -356,7 +356,7 @@ def resume(r: Rollout, *, actor: Actor, now: datetime, click: Click | None = Non
 
 def pause_summary(info: Pause) -> str:
     """`paused by carol: p99 latency`, `paused by the scheduler (drift): ...`: who, why."""
-    by = "the scheduler" if info.by.via == "scheduler" else info.by.label
+    by = "the scheduler" if info.by.via is Via.SCHEDULER else info.by.label
     kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
     why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
     return f"paused by {by}{kind}{why}"

@@ -10,8 +10,8 @@ import re
 
 from pydantic import ValidationError
 
-from rollout.errors import InvalidInput
-from rollout.models import MAX_INTERVAL_SECONDS, Gate, Plan, Step
+from rollout.domain.errors import InvalidInput
+from rollout.domain.models import MAX_INTERVAL_SECONDS, Gate, Plan, Step
 
 DEFAULT_STEPS = (10, 25, 50, 100)
 DEFAULT_INTERVAL_SECONDS = 15 * 60

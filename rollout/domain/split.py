@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from rollout.models import Baseline, Phase, Rollout
+from rollout.domain.models import Baseline, Phase, Rollout
 
 
 class Pair(BaseModel):

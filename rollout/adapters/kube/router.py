@@ -1,4 +1,4 @@
-"""One TrafficSplit over both kinds of target: HTTPRoute pool splits and rewrite adapter splits.
+"""The Traffic port over both kinds of target: HTTPRoute pool splits and rewrite adapter splits.
 
 A rollout's target says which adapter owns it, so observe, apply and recovery dispatch on
 `target.kind`. Only locating needs to be told: `locate_kind` is the service's explicit choice
@@ -8,17 +8,41 @@ searched in both kinds, so an emptied Redis is noticed whatever the rollout move
 
 from __future__ import annotations
 
-from rollout.machine import Effect
-from rollout.models import Rollout, Target, TargetKind
-from rollout.ports import Located, Marked, TrafficSplit
-from rollout.split import Observed, Pair
+from typing import Protocol
+
+from rollout.domain.machine import Effect
+from rollout.domain.models import Rollout, Target, TargetKind
+from rollout.domain.split import Observed, Pair
+from rollout.ports import Located, Marked
+
+
+class KindSplit(Protocol):
+    """One target kind's adapter (HTTPRoute, InferenceModelRewrite): the Traffic port for
+    targets of its kind, and `locate` without being told the kind."""
+
+    def locate(
+        self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
+    ) -> Located: ...
+
+    def observe(self, rollout: Rollout) -> Observed: ...
+
+    def apply(
+        self, rollout: Rollout, effect: Effect, *, fence: int,
+        before: tuple[Pair, ...] | None = None,
+    ) -> Observed: ...
+
+    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed: ...
+
+    def find_marked(self, *, namespace: str, canary: str) -> list[Marked]: ...
+
+    def clear_marker(self, target: Target, *, fence: int) -> None: ...
 
 
 class TrafficRouter:
     """The Traffic port: dispatches to the adapter of each target kind."""
 
-    def __init__(self, *, routes: TrafficSplit, rewrites: TrafficSplit) -> None:
-        self.adapters: dict[TargetKind, TrafficSplit] = {
+    def __init__(self, *, routes: KindSplit, rewrites: KindSplit) -> None:
+        self.adapters: dict[TargetKind, KindSplit] = {
             TargetKind.ROUTE: routes, TargetKind.REWRITE: rewrites,
         }
 

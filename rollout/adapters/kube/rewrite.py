@@ -15,17 +15,18 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
-from rollout.machine import Effect, Prepare, Restore
-from rollout.models import Baseline, Rollout, Target, TargetKind
-from rollout.ports import Located, Marked
-from rollout.split import Observed, Pair, baseline_pair, expected_pair
-from rollout.traffic.kube import FencedObjects, Kind, Obj
-from rollout.traffic.markers import (
+from rollout.adapters.kube.fenced import FencedObjects, Kind, Obj
+from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.traffic.writes import clearing_ops, fenced_apply
+from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.domain import patch
+from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
+from rollout.domain.machine import Effect, Prepare, Restore
+from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.split import Observed, Pair, baseline_pair, expected_pair
+from rollout.ports import Located, Marked
 
 #: preferred first: the current group, then the one older clusters still have
 REWRITE_KINDS = (
@@ -155,7 +156,7 @@ def _models(rule: dict[str, Any]) -> str:
 
 
 class RewriteSplit:
-    """TrafficSplit over InferenceModelRewrite rule target weights, in either API group."""
+    """The KindSplit of InferenceModelRewrites: one rule's target weights, in either API group."""
 
     def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
         self.groups = {k.group: FencedObjects(api, k, timeout=timeout) for k in REWRITE_KINDS}
@@ -285,18 +286,21 @@ class RewriteSplit:
         self, rollout: Rollout, effect: Effect, *, fence: int,
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
+        """Decide the ops on the rewrite last read, send them once under the fence; one that
+        moved meanwhile is decided again on the fresh read."""
         t = rollout.target
-
-        def spec_ops(obj: Obj) -> list[dict[str, Any]]:
+        objects = self._objects(t)
+        for _attempt in range(objects.conflict_retries + 1):
+            obj = objects.latest(t.namespace, t.name, fence=fence)
+            seen = self._observed(obj, t.rule, rollout.stable, rollout.canary)
+            refuse_drift(rollout, seen.pair, before)
             targets = _rule_targets(obj, t.rule) or []
             wanted = next_targets(targets, rollout, effect)
-            if wanted == targets:
-                return []
-            return [{"op": "replace", "path": f"/spec/rules/{t.rule}/targets", "value": wanted}]
-
-        return fenced_apply(
-            self._objects(t), rollout, effect, fence=fence, before=before,
-            observe_obj=lambda obj: self._observed(obj, t.rule, rollout.stable, rollout.canary),
-            spec_ops=spec_ops, read_back=lambda: self.observe(rollout),
-            wanted=pair_after(rollout, effect),
-        )
+            ops = [] if wanted == targets else [
+                patch.replace(f"/spec/rules/{t.rule}/targets", wanted)]
+            ops += bookkeeping_ops(rollout, effect)
+            written = objects.send(t.namespace, t.name, obj, ops, fence=fence)
+            if written is not None:
+                observed = self._observed(written, t.rule, rollout.stable, rollout.canary)
+                return insist(rollout, observed, pair_after(rollout, effect))
+        raise objects.kept_changing(t.namespace, t.name)

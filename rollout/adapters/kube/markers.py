@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rollout.models import Baseline, Plan, Rollout
-from rollout.split import Marker, MarkerState
+from rollout.domain.models import Baseline, Plan, Rollout
+from rollout.domain.split import Marker, MarkerState
 
 PREFIX = "inference-rollout.dev/"
 FENCE = PREFIX + "fence"

@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rollout.errors import (
+from rollout.domain.errors import (
     Busy,
     Conflict,
     LockLapsed,
@@ -26,7 +26,7 @@ from rollout.errors import (
     StoreUnavailable,
     Superseded,
 )
-from rollout.models import AuditEvent, Card, Rollout
+from rollout.domain.models import AuditEvent, Card, Rollout
 from rollout.ports import Lease
 from rollout.redis_connect import connect
 
@@ -196,10 +196,6 @@ class RedisStore:
 
     def release(self, lease: Lease) -> None:
         self._guard(lambda: self._release(keys=[self.key("lock", lease.key)], args=[lease.token]))
-
-    def fence_of(self, key: str) -> int:
-        value = self._guard(lambda: self._r.get(self.key("fence", key)))
-        return int(value) if value else 0
 
     # -- state ---------------------------------------------------------------------------
 

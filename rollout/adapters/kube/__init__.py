@@ -1,0 +1,1 @@
+"""Kubernetes traffic adapters: one fenced writer and one adapter per target kind."""

@@ -1,0 +1,66 @@
+"""What every traffic adapter writes the same way, as plain functions the adapter calls: the
+drift guard, the bot's marker and record, and the check of the object as written."""
+
+from __future__ import annotations
+
+from rollout.adapters.kube.fenced import Obj, annotation_op
+from rollout.adapters.kube.markers import (
+    encode_marker,
+    encode_record,
+    pointer,
+    record_key,
+    rule_key,
+)
+from rollout.domain import patch
+from rollout.domain.errors import DriftDetected, NeedsOperator
+from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.domain.models import Rollout
+from rollout.domain.patch import Ops
+from rollout.domain.split import Marker, MarkerState, Observed, Pair
+
+
+def marker_for(rollout: Rollout, effect: Effect) -> Marker:
+    """The marker that says, on the object, what this effect leaves behind."""
+    if isinstance(effect, Restore):
+        return Marker(rollout_id=rollout.id, step=rollout.step, state=MarkerState.ROLLED_BACK)
+    if isinstance(effect, Prepare):
+        return Marker(rollout_id=rollout.id, step=-1)
+    assert isinstance(effect, ApplyStep)
+    done = effect.step == rollout.plan.last_index
+    return Marker(rollout_id=rollout.id, step=effect.step,
+                  state=MarkerState.COMPLETED if done else MarkerState.ACTIVE)
+
+
+def bookkeeping_ops(rollout: Rollout, effect: Effect) -> Ops:
+    """The bot's marker (and, when a rollout takes the rule, its record for recovery)."""
+    t = rollout.target
+    ops = [annotation_op(rule_key(t.rule), encode_marker(marker_for(rollout, effect)))]
+    if isinstance(effect, Prepare):
+        ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
+    return ops
+
+
+def refuse_drift(rollout: Rollout, current: Pair, before: tuple[Pair, ...] | None) -> None:
+    """A write decided on weights the rollout did not set would overwrite a person."""
+    if before is not None and current not in before:
+        raise DriftDetected(
+            f"weights changed outside the bot: {rollout.target.describe()} has "
+            f"{current.describe()}, expected {before[0].describe()}"
+        )
+
+
+def insist(rollout: Rollout, written: Observed, wanted: Pair) -> Observed:
+    """The object as the server wrote it must show the weights the step meant."""
+    if written.pair != wanted:
+        raise NeedsOperator(
+            f"read-back of {rollout.target.describe()} shows {written.pair.describe()}, "
+            f"not {wanted.describe()}"
+        )
+    return written
+
+
+def clearing_ops(obj: Obj, rule: int) -> Ops:
+    """Remove the bot's marker and record of one rule (weights untouched)."""
+    annotations = obj["metadata"].get("annotations") or {}
+    return [patch.remove(pointer(key))
+            for key in (rule_key(rule), record_key(rule)) if key in annotations]

@@ -1,1 +1,0 @@
-"""TrafficSplit adapters: the only code that writes weights to the cluster."""

@@ -1,0 +1,192 @@
+"""The service over in-memory fakes: the one command path, in milliseconds.
+
+The integration tier runs the same service over Redis and the real API server; here the
+ports are fakes, so each test states one rule of the command path and runs without I/O.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.domain.clock import ManualClock
+from rollout.domain.errors import Busy, ClusterUnavailable, Conflict, DriftDetected, Superseded
+from rollout.domain.models import Actor, PauseKind, Phase
+from rollout.domain.plan import build_plan
+from rollout.domain.split import Pair
+from rollout.service import Ref, RolloutService
+from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
+from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic
+
+CANARY = "llm-pool-version-2"
+REF = Ref(canary=CANARY)
+
+
+def _world() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
+    store = FakeStore()
+    target = FakeTarget(target=TARGET, stable="llm-pool", canary=CANARY, baseline=BASELINE,
+                        pair=Pair(stable=100, canary=0))
+    clock = ManualClock(T0)
+    service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock,
+                             new_id=lambda canary, now: "r1")
+    return service, store, target, clock
+
+
+def _started() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
+    service, store, target, clock = _world()
+    service.start(namespace="default", canary=CANARY, plan=build_plan([10, 50, 100]),
+                  actor=ALICE)
+    return service, store, target, clock
+
+
+def test_a_start_claims_the_target_and_writes_its_marker() -> None:
+    service, store, target, _ = _started()
+    assert store.saves == [("r1", 1)]
+    assert target.marker is not None and target.marker.rollout_id == "r1"
+    assert service.get(REF).phase is Phase.AWAITING_APPROVAL
+
+
+def test_an_approval_applies_its_step_once_and_saves_one_version() -> None:
+    service, store, target, _ = _started()
+    outcome = service.approve(REF, actor=BOB, request_id="click-1")
+    again = service.approve(REF, actor=BOB, request_id="click-1")
+    assert outcome.ok and outcome.changed
+    assert again.message.startswith("Already handled")
+    assert target.writes[-1] == Pair(stable=90, canary=10)
+    assert len(target.writes) == 2  # prepare, then the one step
+    assert store.saves == [("r1", 1), ("r1", 2)]
+
+
+def test_drift_found_by_a_command_is_saved_with_its_decision_as_one_version() -> None:
+    service, store, target, _ = _started()
+    target.pair = Pair(stable=70, canary=30)  # a person edited the route
+    with pytest.raises(Conflict):
+        service.approve(REF, actor=BOB)  # paused for drift: nothing to approve
+    r = service.get(REF)
+    assert r.phase is Phase.PAUSED and "outside the bot" in (r.pause.reason if r.pause else "")
+    assert store.saves == [("r1", 1), ("r1", 2)]
+    assert target.pair == Pair(stable=70, canary=30)  # the bot never overwrites a human
+
+
+def test_rollback_preempts_a_holder_in_flight_whose_later_write_is_refused() -> None:
+    service, store, target, _ = _started()
+    holder = store.acquire(TARGET.object_key)  # a step in flight holds the lock
+    with pytest.raises(Busy):
+        service.pause(REF, actor=BOB)  # an ordinary command waits its turn
+    outcome = service.rollback(REF, actor=BOB)
+    assert outcome.ok and service.get(REF).phase is Phase.ROLLED_BACK
+    assert target.pair == Pair(stable=100, canary=0)
+    with pytest.raises(Superseded):
+        store.confirm(holder)  # the holder's write can no longer land
+
+
+def test_a_click_is_audited_with_where_it_came_from() -> None:
+    service, store, _, _ = _started()
+    service.approve(REF, actor=BOB)
+    approved = [e for e in store.events if e.action == "approved"]
+    assert approved and approved[0].actor.channel == BOB.channel == "C0ROLLOUT"
+
+
+def test_a_scheduler_tick_steps_an_automatic_plan_after_its_bake() -> None:
+    service, _, target, clock = _world()
+    service.start(namespace="default", canary=CANARY, actor=ALICE,
+                  plan=build_plan([10, 100], interval_seconds=60, auto=True))
+    service.approve_plan(REF, actor=BOB)
+    service.tick("r1")
+    assert target.pair == Pair(stable=90, canary=10)
+    service.tick("r1")  # the bake is not over: nothing moves
+    assert target.pair == Pair(stable=90, canary=10)
+    clock.advance(61)
+    service.tick("r1")
+    assert target.pair == Pair(stable=0, canary=100)
+    assert service.get(REF).phase is Phase.COMPLETED
+
+
+def test_a_watch_sweep_pauses_on_drift_and_stays_quiet_otherwise() -> None:
+    service, _, target, _ = _started()
+    assert service.watch(service.get(REF)) is None
+    target.pair = Pair(stable=60, canary=40)
+    outcome = service.watch(service.get(REF))
+    assert outcome is not None and service.get(REF).phase is Phase.PAUSED
+    assert service.watch(service.get(REF)) is None  # already paused for it
+
+
+def test_the_cli_is_audited_as_the_cli() -> None:
+    service, store, _, _ = _started()
+    service.pause(REF, actor=Actor(id="cli:carol", name="carol", via="cli"))
+    paused = [e for e in store.events if e.action == "paused"]
+    assert paused[0].actor.via == "cli"
+
+
+def test_a_write_the_cluster_refuses_pauses_with_the_reason_and_keeps_the_step() -> None:
+    service, store, target, _ = _started()
+    target.fail_next = ClusterUnavailable("the Kubernetes API failed: 500")
+    outcome = service.approve(REF, actor=BOB)
+    r = service.get(REF)
+    assert not outcome.ok and outcome.message.startswith("Not applied: the Kubernetes API")
+    assert r.phase is Phase.PAUSED and r.step == -1
+    assert target.pair == Pair(stable=100, canary=0)
+    assert store.saves[-1] == ("r1", 2)
+
+
+def test_weights_moved_between_reconcile_and_write_pause_for_drift() -> None:
+    service, _, target, _ = _started()
+    target.fail_next = DriftDetected("weights changed outside the bot: 70/30")
+    outcome = service.approve(REF, actor=BOB)
+    assert not outcome.ok and "Not applied: weights changed outside the bot" in outcome.message
+    r = service.get(REF)
+    assert r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT
+
+
+def test_a_gateway_objection_after_a_step_is_saved_in_the_steps_own_version() -> None:
+    service, store, target, _ = _started()
+    target.objects_to_writes = "ResolvedRefs False: BackendNotFound"
+    outcome = service.approve(REF, actor=BOB)
+    r = service.get(REF)
+    assert not outcome.ok and r.step == 0 and r.phase is Phase.PAUSED
+    assert store.saves == [("r1", 1), ("r1", 2)]
+    assert {"step_applied", "paused"} <= {e.action for e in outcome.events}
+
+
+def test_a_start_whose_first_write_fails_ends_and_frees_the_target() -> None:
+    service, store, target, _ = _world()
+    target.fail_next = ClusterUnavailable("the Kubernetes API timed out")
+    outcome = service.start(namespace="default", canary=CANARY, plan=build_plan([10, 100]),
+                            actor=ALICE)
+    assert not outcome.ok and service.get(REF).phase is Phase.FAILED
+    assert store.active_on(TARGET.key) is None and target.marker is None
+
+
+def test_a_second_start_on_an_owned_rule_is_refused() -> None:
+    service, _, _, _ = _started()
+    with pytest.raises(Conflict, match="already has an active rollout"):
+        service.start(namespace="default", canary=CANARY, plan=build_plan([10, 100]),
+                      actor=ALICE)
+
+
+def test_status_names_drift_and_history_and_list_show_the_rollout() -> None:
+    service, _, target, _ = _started()
+    assert service.status(REF).cluster_note == ""
+    target.pair = Pair(stable=80, canary=20)
+    status = service.status(REF)
+    assert "(drift)" in status.cluster_note and status.rollout is not None
+    assert [e.action for e in service.history(REF)][:1] == ["started"]
+    assert [r.id for r in service.list_rollouts()] == ["r1"]
+    assert [r.id for r in service.active()] == ["r1"]
+
+
+def test_a_refusal_is_audited_against_the_rollout() -> None:
+    service, store, _, _ = _started()
+    service.record_denial(actor=BOB, action="approve", ref=REF, reason="not an approver")
+    denied = [e for e in store.events if e.action == "denied:approve"]
+    assert denied and denied[0].rollout_id == "r1" and denied[0].actor.channel == "C0ROLLOUT"
+
+
+def test_promote_and_pause_resume_take_the_same_path() -> None:
+    service, store, target, _ = _started()
+    service.pause(REF, actor=BOB)
+    assert service.get(REF).phase is Phase.PAUSED
+    service.resume(REF, actor=BOB)
+    service.promote(REF, actor=BOB)
+    assert target.pair == Pair(stable=0, canary=100)
+    assert service.get(REF).phase is Phase.COMPLETED
+    assert [v for _, v in store.saves] == [1, 2, 3, 4]
