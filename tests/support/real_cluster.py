@@ -216,18 +216,29 @@ class KubeWorld:
             return dict(stored)
         group, version = _split(body)
         plural = _plural(body["kind"])
-        current = self.get(group, version, plural, namespace, name)
-        if current is None:
-            stored = self.objects.create_namespaced_custom_object(
-                group, version, namespace, plural, body)
-        else:
-            meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-            stored = self.objects.replace_namespaced_custom_object(
-                group, version, namespace, plural, name, body)
+        stored = self._create_or_replace(group, version, plural, namespace, name, body)
         if status:
             stored = self.objects.patch_namespaced_custom_object_status(
                 group, version, namespace, plural, name, {"status": status})
         return dict(stored)
+
+    def _create_or_replace(self, group: str, version: str, plural: str, namespace: str,
+                           name: str, body: Obj) -> Any:
+        """As a person's `kubectl apply` would: a 409 (the gateway or the bot wrote the
+        object meanwhile) is answered by reading it again and replacing that version."""
+        for _attempt in range(10):
+            current = self.get(group, version, plural, namespace, name)
+            if current is None:
+                return self.objects.create_namespaced_custom_object(
+                    group, version, namespace, plural, body)
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            try:
+                return self.objects.replace_namespaced_custom_object(
+                    group, version, namespace, plural, name, body)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        raise TimeoutError(f"{plural} {namespace}/{name} kept changing under the test")
 
     def _put_pod(self, namespace: str, name: str, body: Obj) -> Any:
         with contextlib.suppress(ApiException):
