@@ -55,12 +55,17 @@ types: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# Most of the suite waits on servers (the API server, Redis, Prometheus, bake times), so it
+# runs on more workers than cores; a file's tests stay on one worker and share its fixtures.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP) redis-server prometheus helm kubeworld lint types layers
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 # The developer loop: everything but the @slow many-iteration races (make test and CI run them).
 test-fast: $(STAMP) redis-server prometheus helm kubeworld lint types layers
-	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # Mutation testing of the domain and the service against the unit tier (not part of make test).
 mutate: $(STAMP)

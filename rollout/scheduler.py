@@ -48,7 +48,13 @@ class RolloutScheduler:
         self.scheduler.start()
 
     def stop(self) -> None:
-        """Stop firing, wait for a tick in flight, then let the lease go.
+        """Stop firing, wait for a tick in flight, then let the lease go."""
+        self.halt()
+        self.lease.release()
+
+    def halt(self) -> None:
+        """Stop firing and wait for a tick in flight, keeping the lease: another replica
+        leads only once it expires, as after a crash.
 
         APScheduler's shutdown holds its job-store lock while it waits for running jobs, so
         a job must not call back into the scheduler once shutdown begins: the flag, set
@@ -57,7 +63,6 @@ class RolloutScheduler:
             self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-        self.lease.release()
 
     # -- the leader's loop ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from rollout.adapters.kube.httproute import HTTPROUTE
 from rollout.adapters.kube.markers import FENCE, pointer
 from rollout.domain.errors import ClusterUnavailable, FenceBehind
 from sandbox.kube import Fault
+from tests.support.gateway_controller import wait_until_settled
 from tests.support.real_cluster import RealCluster
 
 GW = ("gateway.networking.k8s.io", "v1", "httproutes", "default")
@@ -109,6 +110,8 @@ def test_a_human_edit_between_the_read_and_the_patch_is_never_written_over(
                 GW[0], GW[1], "default", GW[2], "routes-to-llm",
                 [{"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 42}],
                 _content_type="application/json-patch+json")
+            # the gateway's status write after the edit, too, lands before the bot reads again
+            wait_until_settled(cluster.world.objects, "default", "routes-to-llm")
         return [{"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight",
                  "value": 100 - seen[-1]}]
 

@@ -93,15 +93,14 @@ def test_only_one_of_two_schedulers_leads_and_steps_apply_once(live_world: World
         world.service.approve_plan(REF, actor=BOB)  # by someone other than alice
         _wait_for(lambda: world.service.get(REF).step >= 1)
         leader, other = (a, b) if a.lease.is_leader else (b, a)
-        leader.scheduler.shutdown(wait=True)  # dies without releasing its lease
+        leader.halt()  # stops without releasing its lease, as a crash would
         started = time.monotonic()
         _wait_for(lambda: other.lease.is_leader, timeout=10)
         assert time.monotonic() - started <= 2.0 + 0.2 + 1.0  # TTL + one sweep + slack
         _wait_for(lambda: world.service.get(REF).phase is Phase.COMPLETED)
     finally:
         for s in (a, b):
-            if s.scheduler.running:
-                s.scheduler.shutdown(wait=True)
+            s.halt()
     assert weight_writes(world.emulator) == [[100, 0], [90, 10], [75, 25], [50, 50], [0, 100]]
 
 
