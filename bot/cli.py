@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from bot import logs
 from bot.json_output import result_json
@@ -26,6 +26,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
 from handlers.commands import CommandRequest, CommandResult, Verb, run_command
+from rollout.domain import names
 from rollout.domain.errors import (
     InvalidInput,
     NeedsOperator,
@@ -43,8 +44,42 @@ EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
 OPERATIONS = [v for v in Verb if v is not Verb.HELP]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse answers bad input with its whole usage block; the CLI answers in one line,
+    as it does every other refusal, with where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_REFUSED, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+#: options whose value may begin with `-` (a negative interval is refused by its own rule,
+#: with a clear reason, rather than read as an unknown option)
+_VALUE_OPTIONS = frozenset({"--interval", "--every", "--steps", "--approvals", "--reason",
+                            "--as"})
+_SHORT_OPTIONS = frozenset({"-h", "-n", "-o", "-v", "-w"})
+
+
+def join_option_values(argv: Sequence[str]) -> list[str]:
+    """`--interval -5m` as `--interval=-5m`, so its value reaches the interval parser."""
+    joined: list[str] = []
+    args = iter(argv)
+    for word in args:
+        if word in _VALUE_OPTIONS:
+            value = next(args, None)
+            if value is not None and value.startswith("-") and not value.startswith("--") \
+                    and value not in _SHORT_OPTIONS:
+                joined.append(f"{word}={value}")
+                continue
+            joined.append(word)
+            if value is not None:
+                joined.append(value)
+            continue
+        joined.append(word)
+    return joined
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="rollout-bot",
         description="Step-by-step InferencePool rollouts through HTTPRoute weights, "
                     "driven from Slack or from this CLI.",
@@ -77,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--kubeconfig", default=None, help="kubeconfig (default: KUBECONFIG)")
     sched.add_argument("--redis-url", default=None, help="Redis URL (default: REDIS_URL)")
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _OneLineParser(add_help=False)
     common.add_argument("--namespace", "-n", default=None,
                         help="namespace (default: ROLLOUT_NAMESPACE or default)")
     common.add_argument("--as", dest="actor", default=None,
@@ -161,20 +196,22 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
             interval = parse_interval(args.interval)
         if args.approvals is not None and not 1 <= args.approvals <= 10:
             raise InvalidInput("--approvals must be between 1 and 10")
-    return CommandRequest(
+    request = CommandRequest(
         verb=verb, pool=getattr(args, "pool", None), namespace=args.namespace or namespace,
         route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
         interval_seconds=interval, auto=getattr(args, "auto", False),
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
         reason=getattr(args, "reason", ""),
     )
+    request.check_names()
+    return request
 
 
 def cli_actor(name: str | None, *, login: str | None = None) -> Actor:
     """`cli:NAME` (or `cli:<login>`), with the operating-system login kept beside it: `--as`
     is what a person claims, the login is who ran the command."""
     login = login or _login()
-    user = name or login
+    user = names.actor_name(name) if name is not None else login
     return Actor(id=f"cli:{user}", name=f"cli:{user}", via=Via.CLI, login=login)
 
 
@@ -241,15 +278,16 @@ def run_recovery(args: argparse.Namespace, out: TextIO) -> int:
     from bot.bootstrap import build
 
     settings = _settings_from(args)
-    container = build(settings)
-    namespace = args.namespace or settings.rollout_namespace
+    namespace = names.namespace_name(args.namespace or settings.rollout_namespace)
+    canary = names.model_name("pool", args.pool)
     actor = cli_actor(args.actor)
+    container = build(settings)
     try:
         if args.command == "recover":
-            outcome = container.service.recover(namespace=namespace, canary=args.pool,
+            outcome = container.service.recover(namespace=namespace, canary=canary,
                                                 actor=actor)
         else:
-            outcome = container.service.release(namespace=namespace, canary=args.pool,
+            outcome = container.service.release(namespace=namespace, canary=canary,
                                                 actor=actor)
     finally:
         container.close()
@@ -261,6 +299,7 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
                   sleep: Callable[[float], None] = time.sleep) -> int:
     settings = _settings_from(args)
     request = request_from_args(args, settings.rollout_namespace)
+    actor = cli_actor(args.actor)
     every = parse_interval(args.every) if getattr(args, "watch", False) else 0
     from bot.bootstrap import build
 
@@ -275,7 +314,7 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
                 return EXIT_INTERRUPTED
             done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED
             return EXIT_OK if done else EXIT_FAILED
-        result = run_command(container.service, request, cli_actor(args.actor))
+        result = run_command(container.service, request, actor)
     finally:
         container.close()
     if getattr(args, "output", "text") == "json":
@@ -314,7 +353,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """`sleep` is what `status --watch` waits with between looks (a test passes its own)."""
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(
+        join_option_values(sys.argv[1:] if argv is None else argv))
     if args.command == "serve":
         return _errors(lambda: _serve(args), err)
     if args.command in ("sandbox", "emulator") and importlib.util.find_spec("sandbox") is None:

@@ -123,11 +123,12 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
+        problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err.get("loc", ())).upper()
-            lines.append(f"{name}: {err.get('msg')}")
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+            message = str(err.get("msg", "")).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
 
 
 def require_for_serve(settings: Settings, *, socket_mode: bool) -> None:

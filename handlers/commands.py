@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rollout.domain import names
 from rollout.domain.errors import InvalidInput
 from rollout.domain.models import Actor, AuditEvent, Rollout
 from rollout.domain.plan import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEPS, build_plan
@@ -53,6 +54,16 @@ class CommandRequest:
     @property
     def ref(self) -> Ref:
         return Ref(namespace=self.namespace, canary=self.pool)
+
+    def check_names(self) -> None:
+        """The Kubernetes naming rules, before any request: a start's names by kind, a
+        lookup's pool as any adapter or pool name could be."""
+        names.namespace_name(self.namespace)
+        if self.verb is Verb.START and self.pool is not None:
+            names.rollout_names(namespace=self.namespace, canary=self.pool, route=self.route,
+                                stable=self.stable, rewrite=self.rewrite)
+        elif self.pool is not None:
+            names.model_name("pool", self.pool)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers.commands import POOL_VERBS, CommandRequest, Verb
+from rollout.domain import names
 from rollout.domain.errors import InvalidInput
 from rollout.domain.plan import build_plan, parse_interval, parse_steps
 
@@ -41,8 +42,6 @@ _TYPOGRAPHY = str.maketrans({
 _APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
 _KEPT_APOSTROPHE = "\ue000"  # a private-use character, restored after splitting
 _DASH_OPTION = re.compile("(^|\\s)[\u2012-\u2015]+(?=[A-Za-z])")  # figure/en/em dash
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_APPROVALS = 10
 
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
@@ -99,16 +98,11 @@ class _Option:
 
 
 def _name(flag: str, value: str) -> str:
-    if not _NAME.match(value):
-        raise GrammarError(f"`{flag}` wants a Kubernetes name (lowercase letters, digits, "
-                           f"`-` and `.`), not `{value}`")
-    return value
+    return names.object_name(f"`{flag}`", value)
 
 
-def _namespace(flag: str, value: str) -> str:
-    if not _NAMESPACE.match(value):
-        raise GrammarError(f"`{flag}` wants a namespace name, not `{value}`")
-    return value
+def _namespace(_flag: str, value: str) -> str:
+    return names.namespace_name(value)
 
 
 def _steps(_flag: str, value: str) -> tuple[int, ...]:
@@ -204,7 +198,9 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
         if "reason" in given:
             raise GrammarError(f"give the reason once: `--reason` or after `{verb.value}`")
         values["reason"] = " ".join(extra)
-    return CommandRequest(verb=verb, pool=pool, **values)  # type: ignore[arg-type]
+    request = CommandRequest(verb=verb, pool=pool, **values)  # type: ignore[arg-type]
+    request.check_names()
+    return request
 
 
 def _split(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -269,7 +265,4 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
             word = positional[0]
             hint = did_you_mean(word, _VERB_WORDS)
         raise GrammarError(f"unknown verb `{word}`{hint}", verb=_close_verb(word))
-    try:
-        return verb, _name("pool", pool), positional[2:]
-    except GrammarError as exc:
-        raise GrammarError(str(exc), verb=verb) from None
+    return verb, pool, positional[2:]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from rollout.domain import machine
+from rollout.domain import machine, names
 from rollout.domain.clock import Clock
 from rollout.domain.errors import (
     ClusterUnavailable,
@@ -37,6 +37,7 @@ from rollout.domain.models import (
     PauseKind,
     Plan,
     Rollout,
+    Target,
     TargetKind,
 )
 from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
@@ -138,11 +139,14 @@ class RolloutService:
         if rewrite is not None and route is not None:
             raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
                                "rollout), not both")
+        names.rollout_names(namespace=namespace, canary=canary, route=route, stable=stable,
+                            rewrite=rewrite)
         self._refuse_orphans(namespace, canary)
         kind = TargetKind.ROUTE if rewrite is None else TargetKind.REWRITE
         located = self.traffic.locate_kind(kind, namespace=namespace, canary=canary,
                                            target_name=rewrite or route, stable=stable)
         target = located.target
+        self._refuse_orphaned_target(target, located.observed)
         owner = self.store.active_on(target.key)
         if owner:
             raise Conflict(f"{target.describe()} already has an active rollout ({owner}); "
@@ -519,6 +523,22 @@ class RolloutService:
         found = self.orphans(namespace, canary)
         if found:
             raise NeedsOperator(_orphan_message(found[0], canary))
+
+    def _refuse_orphaned_target(self, target: Target, observed: Observed) -> None:
+        """A rule marked by an active rollout the store does not know (Redis was emptied)
+        belongs to that rollout, whatever canary a new start names: starting on it would
+        overwrite the only record of the weights from before that rollout."""
+        marker = observed.marker
+        if marker is None or marker.state is not MarkerState.ACTIVE:
+            return
+        if self.store.get(marker.rollout_id) is not None:
+            return
+        raise NeedsOperator(
+            f"{target.describe()} is marked as owned by rollout {marker.rollout_id} at step "
+            f"{marker.step + 1}, which the store does not know (was Redis emptied?). A new "
+            "rollout on it is refused until an operator decides: `rollout-bot recover POOL` "
+            "with the pool (or adapter) that rollout was moving traffic to rebuilds it "
+            "(paused), or `rollout-bot release POOL` drops the marker")
 
     # -- after Redis was lost ------------------------------------------------------------
 

@@ -24,6 +24,8 @@ def parse_interval(text: str, *, require_unit: bool = True) -> int:
     """`90s`, `15m`, `2h`, or `0`. A bare number is refused where people type it (`30` could
     mean seconds or minutes); settings may allow it as seconds."""
     match = _DURATION.match(text)
+    if not match and text.strip().startswith("-"):
+        raise InvalidInput(f"invalid interval {text!r}: a duration cannot be negative")
     if not match:
         raise InvalidInput(f"invalid interval {text!r}: use a number with s, m or h, like 15m")
     number, unit = match.group(1), match.group(2)

@@ -6,10 +6,12 @@ write), so both always agree on what "step 2 of the plan" means in the cluster.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from rollout.domain.errors import Conflict
 from rollout.domain.models import Baseline, Phase, Rollout
 
 
@@ -52,6 +54,18 @@ class Observed(BaseModel):
     marker: Marker | None = None
     resource_version: str = ""
     problem: str = ""  # what the gateway reports wrong with the current generation, if any
+
+
+def require_single_entries(names: Sequence[str], *, stable: str, canary: str,
+                           where: str) -> None:
+    """The bot moves weight between one stable and one canary entry. A rule that lists either
+    twice splits by the sum of both (a "10%" step would give the canary 6.7% with the stable
+    pool listed twice): refuse until the entries are merged."""
+    for role, name in (("stable", stable), ("canary", canary)):
+        count = sum(1 for n in names if n == name)
+        if count > 1:
+            raise Conflict(f"{where} lists the {role} {name} {count} times: merge them into "
+                           "one entry (with the summed weight) before starting")
 
 
 def pair_at(baseline: Baseline, percent: int) -> Pair:

@@ -40,6 +40,22 @@ def test_status_says_what_the_cluster_shows_and_steps_are_refused(world: World) 
     assert world.weights() == {"llm-pool": 75, POOL: 25}
 
 
+def test_another_canary_cannot_start_on_the_orphaned_rule(world: World) -> None:
+    """The rule belongs to the rollout its marker names, whatever canary a new start names:
+    a start of another pool on it would overwrite the only record of the true baseline."""
+    rollout_id = _at_25_then_lose_redis(world)
+    route = world.route()
+    patches = world.route_patches()
+    with pytest.raises(NeedsOperator, match=f"{rollout_id}.*recover"):
+        world.service.start(namespace="default", canary="llm-new", route="routes-to-llm",
+                            stable="llm-pool", actor=ALICE, plan=build_plan())
+    assert world.route_patches() == patches
+    assert world.route()["metadata"]["annotations"] == route["metadata"]["annotations"]
+    assert world.store.client.keys(world.store.key("*")) == []
+    out = world.service.recover(namespace="default", canary=POOL, actor=BOB)
+    assert out.rollout is not None and out.rollout.id == rollout_id
+
+
 def test_recover_rebuilds_the_rollout_paused_and_it_can_continue(world: World) -> None:
     rollout_id = _at_25_then_lose_redis(world)
     out = world.service.recover(namespace="default", canary=POOL, actor=BOB)

@@ -116,3 +116,40 @@ def test_a_marker_without_a_record_is_refused_until_an_operator_decides(world: W
     _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
                                                 plan=build_plan()),
              NeedsOperator, "does not know")
+
+
+@pytest.mark.parametrize("name", ["llm-pool/status", "LLM-Pool", "llm\npool", "x" * 254])
+def test_a_name_kubernetes_would_refuse_is_refused_before_any_request(
+    world: World, name: str,
+) -> None:
+    """`llm-pool/status` would address a subresource and could land in a live route as a
+    backendRef: the naming rules are applied before the cluster is asked anything."""
+    world.emulator.clear_requests()
+    _refused(world, lambda: world.service.start(namespace="default", canary=name,
+                                                route="routes-to-llm", actor=ALICE,
+                                                plan=build_plan()),
+             InvalidInput, "is not a Kubernetes name")
+    assert world.emulator.requests == []
+
+
+def _route_with(world: World, refs: list[tuple[str, int]]) -> None:
+    route = copy.deepcopy(world.route())
+    route["spec"]["rules"][0]["backendRefs"] = [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": n, "weight": w}
+        for n, w in refs]
+    route.pop("status", None)
+    world.emulator.put_object(route)
+
+
+@pytest.mark.parametrize(("refs", "role"), [
+    ([("llm-pool", 50), ("llm-pool", 50), (POOL, 0)], "stable llm-pool 2 times"),
+    ([("llm-pool", 100), (POOL, 0), (POOL, 0)], f"canary {POOL} 2 times"),
+])
+def test_a_rule_listing_a_managed_pool_twice_is_refused(
+    world: World, refs: list[tuple[str, int]], role: str,
+) -> None:
+    """With the stable pool listed twice a "10%" step would give the canary 6.7%."""
+    _route_with(world, refs)
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                                plan=build_plan()),
+             Conflict, f"routes-to-llm rule 0 lists the {role}: merge them")

@@ -24,7 +24,7 @@ from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, Needs
 from rollout.domain.gates import gateway_problem
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
-from rollout.domain.split import Observed, Pair, expected_pair
+from rollout.domain.split import Observed, Pair, expected_pair, require_single_entries
 from rollout.ports import Located, Marked
 
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
@@ -106,6 +106,9 @@ class HTTPRouteSplit:
         stable_name = self._pick_stable(route, rule, refs, canary, stable)
         if stable_name == canary:
             raise Conflict(f"the stable and the canary pool are both {canary}")
+        require_single_entries([str(r.get("name")) for r in refs if is_pool_ref(r)],
+                               stable=stable_name, canary=canary,
+                               where=f"{route['metadata']['name']} rule {rule}")
         self._require_pool(namespace, stable_name)
         stable_ref = refs[_index(refs, stable_name) or 0]
         canary_i = _index(refs, canary)

@@ -25,7 +25,13 @@ from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
 from rollout.domain.machine import Effect, Prepare, Restore
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
-from rollout.domain.split import Observed, Pair, baseline_pair, expected_pair
+from rollout.domain.split import (
+    Observed,
+    Pair,
+    baseline_pair,
+    expected_pair,
+    require_single_entries,
+)
 from rollout.ports import Located, Marked
 
 #: preferred first: the current group, then the one older clusters still have
@@ -185,6 +191,9 @@ class RewriteSplit:
         rule = self._pick_rule(obj, canary, stable)
         targets = _rule_targets(obj, rule) or []
         stable_name = stable or self._pick_stable(target_name, rule, targets, canary)
+        require_single_entries([str(t.get("modelRewrite")) for t in targets],
+                               stable=stable_name, canary=canary,
+                               where=f"InferenceModelRewrite {target_name} rule {rule}")
         stable_t = targets[index_of(targets, stable_name) or 0]
         c = index_of(targets, canary)
         canary_t = targets[c] if c is not None else None

@@ -1,0 +1,121 @@
+"""Bad input gets one clear line and changes nothing: names by the Kubernetes rules, the
+CLI's own syntax errors, `--as`, negative intervals and malformed settings."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.cli import EXIT_REFUSED, join_option_values, main
+from bot.settings import SettingsError, load_settings
+from handlers.grammar import GrammarError, parse
+from rollout.domain import names
+from rollout.domain.errors import Conflict, InvalidInput
+from rollout.domain.plan import parse_interval
+from rollout.domain.split import require_single_entries
+
+UNREACHABLE = ["--kubeconfig", "/nonexistent/kubeconfig", "--redis-url", "redis://127.0.0.1:1"]
+
+
+@pytest.mark.parametrize("name", ["llm-pool/status", "LLM", "llm\npool", "-llm", "llm-",
+                                  "a" * 254, "", "llm pool", "llm_pool"])
+def test_object_names_follow_the_kubernetes_rules(name: str) -> None:
+    with pytest.raises(InvalidInput, match="is not a Kubernetes name"):
+        names.object_name("pool", name)
+
+
+@pytest.mark.parametrize("name", ["llm-pool", "llm-pool-version-2", "a" * 253, "a.b-c", "0"])
+def test_good_object_names_pass(name: str) -> None:
+    assert names.object_name("pool", name) == name
+
+
+def test_namespaces_are_labels() -> None:
+    assert names.namespace_name("a" * 63) == "a" * 63
+    for bad in ("a" * 64, "a.b", "Default"):
+        with pytest.raises(InvalidInput, match="namespace name"):
+            names.namespace_name(bad)
+
+
+def test_adapter_names_are_model_names() -> None:
+    """A rewrite target names a model, which may carry `/` and capitals, never a space."""
+    names.rollout_names(namespace="default", canary="meta-llama/Llama-3-8B-v2",
+                        rewrite="food-review", stable="meta-llama/Llama-3-8B")
+    for bad in ("with space", "new\nline", "", "x" * 254):
+        with pytest.raises(InvalidInput, match="not a model name"):
+            names.rollout_names(namespace="default", canary=bad, rewrite="food-review")
+    with pytest.raises(InvalidInput, match="rewrite `Bad/Name` is not a Kubernetes name"):
+        names.rollout_names(namespace="default", canary="a", rewrite="Bad/Name")
+
+
+def test_a_message_quotes_a_control_character_visibly_on_one_line() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        names.object_name("pool", "llm\npool")
+    assert "\n" not in str(caught.value) and "llm\\npool" in str(caught.value)
+
+
+def test_the_slack_grammar_refuses_the_same_names() -> None:
+    with pytest.raises(GrammarError, match="pool `llm-pool/status` is not a Kubernetes name"):
+        parse("llm-pool/status start")
+    with pytest.raises(GrammarError, match="`--stable` `Old` is not a Kubernetes name"):
+        parse("llm-pool-version-2 start --stable Old")
+    assert parse("food-v2 start --rewrite food-review").pool == "food-v2"
+
+
+def test_a_negative_interval_is_refused_for_what_it_is() -> None:
+    with pytest.raises(InvalidInput, match="cannot be negative"):
+        parse_interval("-5m")
+    assert join_option_values(["start", "x", "--interval", "-5m", "-v"]) == \
+        ["start", "x", "--interval=-5m", "-v"]
+    assert join_option_values(["status", "x", "--every", "-w"]) == ["status", "x", "--every", "-w"]
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main(argv, out=out, err=err)
+    except SystemExit as exc:  # argparse's own refusals
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, err.getvalue() + captured.err + out.getvalue() + captured.out
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["start", "llm-pool/status"], "refused: pool `llm-pool/status` is not a Kubernetes name"),
+    (["start", "llm\npool"], "refused: pool `llm\\npool` is not a Kubernetes name"),
+    (["start", "llm-pool-version-2", "--interval", "-5m"], "cannot be negative"),
+    (["frobnicate", "x"], "error: argument COMMAND: invalid choice: 'frobnicate'"),
+    (["start"], "error: the following arguments are required: POOL"),
+    (["approve", "llm-pool-version-2", "--as", "b" * 300], "refused: --as `bbb"),
+    (["start", "llm-pool-version-2", "--namespace", "Bad_NS"], "namespace name"),
+    (["recover", "llm\npool"], "refused: pool `llm\\npool` is not a model name"),
+])
+def test_the_cli_answers_bad_input_in_one_line_before_any_request(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Nothing is reachable here: an answer about the kubeconfig or Redis would mean the
+    input was not checked first."""
+    code, text = _cli([*argv, *UNREACHABLE], capsys)
+    assert code == EXIT_REFUSED
+    assert expected in text
+    assert text.count("\n") == 1, text
+
+
+def test_a_malformed_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLOUT_LOCK_TTL", "abc")
+    monkeypatch.setenv("ROLLOUT_TICK", "-1")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message and "Value error" not in message
+    assert message.startswith("invalid configuration: ")
+    assert "ROLLOUT_LOCK_TTL: invalid interval 'abc'" in message
+    assert "ROLLOUT_TICK: invalid interval '-1': a duration cannot be negative" in message
+
+
+def test_a_rule_may_list_each_managed_entry_once() -> None:
+    require_single_entries(["s", "c", "other", "other"], stable="s", canary="c", where="r")
+    with pytest.raises(Conflict, match="lists the stable s 2 times"):
+        require_single_entries(["s", "s", "c"], stable="s", canary="c", where="r")
+    with pytest.raises(Conflict, match="lists the canary c 3 times"):
+        require_single_entries(["s", "c", "c", "c"], stable="s", canary="c", where="r")
