@@ -55,7 +55,7 @@ class _OneLineParser(argparse.ArgumentParser):
 #: options whose value may begin with `-` (a negative interval is refused by its own rule,
 #: with a clear reason, rather than read as an unknown option)
 _VALUE_OPTIONS = frozenset({"--interval", "--every", "--steps", "--approvals", "--reason",
-                            "--as"})
+                            "--as", "--step"})
 _SHORT_OPTIONS = frozenset({"-h", "-n", "-o", "-v", "-w"})
 
 
@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="adapter rollout: shift this InferenceModelRewrite's rule from "
                                  "the old adapter (--stable, where the rule has several) to "
                                  "POOL, here the new adapter's name")
+        if verb is Verb.APPROVE:
+            op.add_argument("--step", type=_step_number, default=None, metavar="N",
+                            help="the step this approval is for (1 is the first; default: "
+                                 "the pending one when the command reads the rollout)")
         if verb in (Verb.PAUSE, Verb.ROLLBACK):
             op.add_argument("--reason", default="", help="why, for the audit and the card")
         if verb in READ_VERBS:
@@ -156,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 READ_VERBS = (Verb.STATUS, Verb.LIST, Verb.HISTORY)
+
+
+def _step_number(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"the step number counts from 1, not {value!r}")
+    return int(value)
 
 
 def _version() -> str:
@@ -201,7 +211,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
         interval_seconds=interval, auto=getattr(args, "auto", False),
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
-        reason=getattr(args, "reason", ""),
+        reason=getattr(args, "reason", ""), step=getattr(args, "step", None),
     )
     request.check_names()
     return request

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from rollout.domain import names
 from rollout.domain.errors import InvalidInput
-from rollout.domain.models import Actor, AuditEvent, Rollout
+from rollout.domain.models import Actor, AuditEvent, Click, Rollout
 from rollout.domain.plan import DEFAULT_INTERVAL_SECONDS, DEFAULT_STEPS, build_plan
 from rollout.service import Outcome, Ref, RolloutService, Status
 
@@ -50,6 +50,8 @@ class CommandRequest:
     rewrite: str | None = None
     reason: str = ""
     request_id: str | None = None
+    #: the step an approval approves, as people count (1 is the first); None: the pending one
+    step: int | None = None
 
     @property
     def ref(self) -> Ref:
@@ -81,6 +83,15 @@ class CommandResult:
         return self.outcome.ok if self.outcome is not None else True
 
 
+def _approved_step(service: RolloutService, req: CommandRequest) -> Click | None:
+    """An approval names the step it approves: the one given, or the one pending when the
+    command read the rollout. A retry after an unclear answer then finds that step applied
+    ("nothing to do") instead of approving the next one, which nobody saw."""
+    rollout = service.get(req.ref)
+    step = req.step - 1 if req.step is not None else rollout.pending_step
+    return Click(rollout_id=rollout.id, step=step) if step is not None else None
+
+
 def run_command(  # noqa: C901 - one branch per verb, read as a table
     service: RolloutService, req: CommandRequest, actor: Actor,
 ) -> CommandResult:
@@ -102,7 +113,8 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
                                 rewrite=req.rewrite)
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
-            return CommandResult(req, outcome=service.approve(ref, actor=actor, request_id=rid))
+            return CommandResult(req, outcome=service.approve(
+                ref, actor=actor, click=_approved_step(service, req), request_id=rid))
         case Verb.APPROVE_PLAN:
             return CommandResult(req, outcome=service.approve_plan(ref, actor=actor,
                                                                    request_id=rid))

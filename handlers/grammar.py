@@ -31,6 +31,7 @@ USAGE = """\
   `--approvals N` distinct approvers needed per step (start)
   `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
   `--reason "text"` why (pause, rollback)
+  `--step N` the step an approval is for (approve; default: the pending one)
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
 `/rollout llm-pool-version-2 rollback --reason "p99 latency"`"""
 
@@ -43,6 +44,7 @@ _APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
 _KEPT_APOSTROPHE = "\ue000"  # a private-use character, restored after splitting
 _DASH_OPTION = re.compile("(^|\\s)[\u2012-\u2015]+(?=[A-Za-z])")  # figure/en/em dash
 MAX_APPROVALS = 10
+MAX_STEPS = 100
 
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
                          "rewrite"})
@@ -122,6 +124,13 @@ def _approvals(flag: str, value: str) -> int:
     return int(value)
 
 
+def _step(flag: str, value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_STEPS:
+        raise GrammarError(f"`{flag}` wants the number of the step to approve (1 is the "
+                           f"first), not `{value}`")
+    return int(value)
+
+
 def _text(_flag: str, value: str) -> str:
     return value.strip()
 
@@ -137,6 +146,7 @@ _OPTIONS: dict[str, _Option] = {
     "--approvals": _Option("approvals", True, _approvals),
     "--rewrite": _Option("rewrite", True, _name),
     "--reason": _Option("reason", True, _text),
+    "--step": _Option("step", True, _step),
 }
 
 
@@ -188,6 +198,8 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
                            f"not `{verb.value}`")
     if "reason" in given and verb not in _REASON_VERBS:
         raise GrammarError(f"`--reason` applies to `pause` and `rollback`, not `{verb.value}`")
+    if "step" in given and verb is not Verb.APPROVE:
+        raise GrammarError(f"`--step` applies to `approve`, not `{verb.value}`")
     values: dict[str, object] = {"namespace": namespace}
     for flag, value in raw:
         option = _OPTIONS[flag]

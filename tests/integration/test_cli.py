@@ -270,3 +270,23 @@ def test_a_missing_kubeconfig_is_one_line_and_exit_2(tmp_path: Path,
         lines = err.getvalue().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "kubeconfig" in lines[0]
         assert "Traceback" not in err.getvalue() + out.getvalue()
+
+
+def test_an_approval_names_its_step_and_a_retry_approves_nothing_more(
+    cli: Cli, cluster: RealCluster,
+) -> None:
+    code, _, err = cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    assert code == EXIT_OK, err
+    code, out, err = cli("approve", "llm-pool-version-2", "--step", "1", "--as", "bob")
+    assert code == EXIT_OK, err
+    assert "step 1 (10%)" in out
+    code, out, err = cli("approve", "llm-pool-version-2", "--step", "1", "--as", "bob")
+    assert code == EXIT_OK, err
+    assert "step 1 (10%) of llm-pool-version-2 is already applied; nothing to do" in out
+    code, _, err = cli("approve", "llm-pool-version-2", "--step", "3", "--as", "bob")
+    assert code == EXIT_REFUSED
+    assert err.strip() == "refused: step 3 is not the pending step; step 2 (25%) is"
+    route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", "default",
+                               "routes-to-llm")
+    assert route is not None
+    assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
