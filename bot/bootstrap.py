@@ -39,8 +39,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     client = connect(settings.redis_url, sentinels=settings.redis_sentinels,
                      master=settings.redis_sentinel_master,
                      sentinel_password=settings.redis_sentinel_password or None)
-    store = RedisStore(client, prefix=settings.rollout_key_prefix,
-                       lock_ttl_seconds=settings.seconds(settings.rollout_lock_ttl) or 15)
+    lock_ttl = settings.seconds(settings.rollout_lock_ttl) or 15
+    store = RedisStore(client, prefix=settings.rollout_key_prefix, lock_ttl_seconds=lock_ttl)
     api = kube.api_client(settings.kubeconfig)
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
@@ -51,7 +51,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
         self_approval=settings.rollout_self_approval,
         reminder_seconds=settings.seconds(settings.rollout_reminder),
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),
-        listeners=listeners,
+        listeners=listeners, lock_renew_seconds=lock_ttl / 3,
     )
     service = RolloutService(store=store, traffic=traffic, clock=clock, options=options)
     return Container(settings=settings, store=store, kube_api=api, service=service, clock=clock,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from rollout.domain.errors import (
     NeedsOperator,
     NotFound,
     Refused,
+    RolloutError,
     StoreUnavailable,
 )
 from rollout.domain.machine import Decision, Effect, Restore
@@ -83,11 +85,33 @@ Listener = Callable[[Outcome], None]
 
 
 class _Hold:
-    """The target lock for one operation; cluster writes go through `write` with its token."""
+    """The target lock for one operation; cluster writes go through `write` with its token.
 
-    def __init__(self, store: RolloutStore, key: str, *, preempt: bool = False) -> None:
+    With `renew_seconds`, a keeper renews the lock while the operation works (up to
+    `limit_seconds`): a write and its fence-off may take several Kubernetes timeouts, longer
+    than the lock's TTL, and a lock that lapsed under a write in flight would leave the
+    answer and the store behind what landed."""
+
+    def __init__(self, store: RolloutStore, key: str, *, preempt: bool = False,
+                 renew_seconds: float | None = None, limit_seconds: float = 120.0) -> None:
         self.store = store
         self.lease = store.acquire(key, preempt=preempt)
+        self._done = threading.Event()
+        if renew_seconds:
+            threading.Thread(target=self._keep, args=(renew_seconds, limit_seconds),
+                             name=f"lock keeper {key}", daemon=True).start()
+
+    def _keep(self, every: float, limit: float) -> None:
+        """Renew until released, the limit passes, or the lock is found lost (the save then
+        finds out and says why)."""
+        renewals = int(limit // every)
+        for _ in range(renewals):
+            if self._done.wait(every):
+                return
+            try:
+                self.store.confirm(self.lease)
+            except RolloutError:
+                return
 
     def regrant(self, behind: FenceBehind) -> int:
         """The object carries a higher token while our lock is intact: Redis forgot its
@@ -100,6 +124,7 @@ class _Hold:
     def release(self) -> None:
         """If Redis is gone the lock expires on its own, and the error that matters is the
         one already on its way to the caller."""
+        self._done.set()
         try:
             self.store.release(self.lease)
         except StoreUnavailable:
@@ -113,6 +138,8 @@ class ServiceOptions:
     reminder_seconds: int | None = None
     approval_timeout_seconds: int | None = None
     idempotency_ttl_seconds: int = 24 * 3600
+    #: renew a command's target lock this often while it works (a third of its TTL)
+    lock_renew_seconds: float | None = None
     listeners: list[Listener] = field(default_factory=list)
 
 
@@ -347,7 +374,8 @@ class RolloutService:
         (start, recover): its decision is the first version. A request id is looked up under
         the lock and remembered, with its answer, only once the command has run: a retry
         after a failure runs again; a duplicate of a success gets the first answer."""
-        hold = _Hold(self.store, key, preempt=preempt)
+        hold = _Hold(self.store, key, preempt=preempt,
+                     renew_seconds=self.options.lock_renew_seconds)
         outcome: Outcome | None = None
         try:
             memo = f"request:{request_id}" if request_id is not None else None
@@ -577,7 +605,8 @@ class RolloutService:
         if not found:
             raise NotFound(f"no orphaned rollout marker for {canary} in {namespace}")
         marked = found[0]
-        hold = _Hold(self.store, marked.target.object_key)
+        hold = _Hold(self.store, marked.target.object_key,
+                     renew_seconds=self.options.lock_renew_seconds)
         try:
             self.store.confirm(hold.lease)
             try:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from rollout.domain.errors import ClusterUnavailable, Conflict, StoreUnavailable
+from rollout.domain.errors import ClusterUnavailable, Conflict, LockLapsed, StoreUnavailable
 from rollout.domain.models import PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
@@ -82,6 +82,32 @@ def test_a_stalled_write_is_fenced_off_and_never_lands_later(slow_world: World) 
         time.sleep(0.05)
     assert stalled, "the stalled write should have been refused (stale rv or fence)"
     assert world.weights() == {"llm-pool": 100, POOL: 0}
+
+
+@pytest.mark.parametrize("renewed", [True, False])
+def test_a_write_slower_than_the_lock_ttl_is_recorded_while_the_lock_is_renewed(
+    cluster: RealCluster, redis_server: RedisServer, renewed: bool,
+) -> None:
+    """A PATCH held past the lock's lifetime: renewed, the step lands and is recorded; let
+    lapse, the store falls behind what landed (the case the keeper exists for)."""
+    world = make_world(cluster, redis_server.url, lock_ttl=1.0)
+    world.service.options.lock_renew_seconds = 0.2 if renewed else None
+    try:
+        _start(world)
+        world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
+                                    stall_seconds=2.0))
+        if renewed:
+            out = world.service.approve(REF, actor=BOB)
+            assert out.ok and out.changed, out.message
+            assert world.service.get(REF).step == 0
+        else:
+            with pytest.raises(LockLapsed, match="lapsed"):
+                world.service.approve(REF, actor=BOB)
+            assert world.service.get(REF).step == -1
+        assert world.weights() == {"llm-pool": 90, POOL: 10}
+    finally:
+        world.store.client.close()
+        world.api.close()
 
 
 def test_a_stalled_read_times_out_without_changing_anything(slow_world: World) -> None:
