@@ -28,6 +28,7 @@ from rollout.domain.errors import (
     Refused,
     RolloutError,
     StoreUnavailable,
+    WriteUnknown,
 )
 from rollout.domain.machine import Decision, Effect, Restore
 from rollout.domain.models import (
@@ -451,33 +452,85 @@ class RolloutService:
         if current is None:
             return self._claim(d, effect, hold, actor)
         assert base is not None
+        written = self._write(version, base, found, d, effect, hold, actor)
+        if isinstance(written, Outcome):
+            return written
+        gated = machine.gate(d.rollout, written, now=self.clock.now())
+        if gated is None:
+            return self._save_landed(version, _joined(prior, d), hold)
+        # the step landed, and the gateway objects to it: saved paused, in the same version
+        both = replace(gated, events=d.events + gated.events,
+                       message=f"{d.message} {gated.message}")
+        return replace(self._save_landed(version, _joined(prior, both), hold), ok=False)
+
+    def _write(
+        self, version: int, base: Rollout, found: Decision | None, d: Decision, effect: Effect,
+        hold: _Hold, actor: Actor,
+    ) -> Observed | Outcome:
+        """The effect under the fence: what the cluster shows after it, or, when it did not
+        land (or may not have), the answer with the state saved paused."""
         before = None if isinstance(effect, Restore) else acceptable_pairs(base)
         try:
-            observed = self._apply(hold, d.rollout, effect, before)
+            return self._apply(hold, d.rollout, effect, before)
+        except WriteUnknown as exc:
+            seen = self._read_again(d.rollout)
+            if seen is not None and machine.shows_landed(d.rollout, effect, seen):
+                return seen
+            what = ("the cluster could not be read again to tell" if seen is None else
+                    "a fresh read shows it has not landed, but the write may still be in "
+                    "flight")
+            message = (f"Not known whether this landed: {exc}; {what}. The rollout is "
+                       "paused; the scheduler's sweep records the change if it lands.")
+            return self._paused_on_failure(version, base, found, hold, actor, reason=message,
+                                           message=message)
         except DriftDetected as exc:
+            prior = found.events if found is not None else ()
             paused = machine.pause(base, actor=Actor.scheduler(), now=self.clock.now(),
                                    reason=str(exc), kind=PauseKind.DRIFT)
             saved = self._save(version, _joined(prior, paused), hold)
             return replace(saved, message=f"Not applied: {exc}. {paused.message}", ok=False)
         except (ClusterUnavailable, NeedsOperator) as exc:
-            failed = machine.effect_failed(base, now=self.clock.now(), reason=str(exc),
-                                           actor=actor)
             message = (f"Not applied: {exc}. The rollout is paused; resume or roll back once "
                        "the cause is fixed.")
-            if failed.changed:
-                saved = self._save(version, _joined(prior, failed), hold)
-            elif found is not None:
-                saved = self._save(version, found, hold)
-            else:
-                return Outcome(current, message, ok=False)
-            return replace(saved, message=message, ok=False)
-        gated = machine.gate(d.rollout, observed, now=self.clock.now())
-        if gated is None:
-            return self._save(version, _joined(prior, d), hold)
-        # the step landed, and the gateway objects to it: saved paused, in the same version
-        both = replace(gated, events=d.events + gated.events,
-                       message=f"{d.message} {gated.message}")
-        return replace(self._save(version, _joined(prior, both), hold), ok=False)
+            return self._paused_on_failure(version, base, found, hold, actor, reason=str(exc),
+                                           message=message)
+
+    def _read_again(self, r: Rollout) -> Observed | None:
+        """One more read after a write whose answer was lost; None when it fails too."""
+        try:
+            return self.traffic.observe(r)
+        except (ClusterUnavailable, NeedsOperator):
+            return None
+
+    def _paused_on_failure(
+        self, version: int, base: Rollout, found: Decision | None, hold: _Hold, actor: Actor,
+        *, reason: str, message: str,
+    ) -> Outcome:
+        """A write that did not land (or may not have): the rollout keeps its step, paused
+        with the reason, saved with what reconcile found; a write that lands later after all
+        is recorded from its marker by the next read (a command, the scheduler's sweep)."""
+        prior = found.events if found is not None else ()
+        failed = machine.effect_failed(base, now=self.clock.now(), reason=reason, actor=actor)
+        if failed.changed:
+            saved = self._save(version, _joined(prior, failed), hold)
+        elif found is not None:
+            saved = self._save(version, found, hold)
+        else:
+            return Outcome(base, message, ok=False)
+        return replace(saved, message=message, ok=False)
+
+    def _save_landed(self, version: int, d: Decision, hold: _Hold) -> Outcome:
+        """Save what a write that landed leaves. When Redis fails now, the answer must not say
+        that nothing changed: the cluster has it, and the next read records it."""
+        try:
+            return self._save(version, d, hold)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__ or exc
+            raise StoreUnavailable(
+                f"the change landed in the cluster but could not be recorded: Redis is "
+                f"unavailable ({cause}). Do not repeat it: the next command or the "
+                "scheduler's sweep finds it on the route and records it",
+                retry_after=exc.retry_after) from exc
 
     def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:
         """A start claims the target in the store before the cluster names it; a failed

@@ -55,6 +55,12 @@ class ClusterUnavailable(TemporaryFailure):
     """The Kubernetes API failed or timed out."""
 
 
+class WriteUnknown(ClusterUnavailable):
+    """A write was sent and its answer lost, and the API did not answer long enough to tell
+    whether it landed. The next read of the object (a command, the scheduler's sweep) tells,
+    and the bot records what it finds."""
+
+
 class Busy(TemporaryFailure):
     """Another operation holds the target's lock."""
 

@@ -436,6 +436,20 @@ def _tick_awaiting(r: Rollout, now: datetime, idle: Decision) -> Decision:
     return idle
 
 
+def shows_landed(r: Rollout, effect: Effect, observed: Observed) -> bool:
+    """Whether the cluster shows `effect` of rollout `r` (the state after it) as landed: the
+    marker it writes, and the weights it meant. Used when a write's answer was lost."""
+    marker = observed.marker
+    if marker is None or marker.rollout_id != r.id:
+        return False
+    if isinstance(effect, Restore):
+        return marker.state is MarkerState.ROLLED_BACK and \
+            observed.pair == baseline_pair(r.baseline)
+    if isinstance(effect, Prepare):
+        return marker.step == -1 and marker.state is MarkerState.ACTIVE
+    return marker.step == effect.step and observed.pair == expected_pair(r, effect.step)
+
+
 def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
     """The cluster write of a decision failed: keep the old step and pause with the reason."""
     if not r.active:

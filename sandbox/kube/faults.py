@@ -17,7 +17,9 @@ class Fault:
 
     ``verb`` is one of get, list, watch, create, update, patch, delete; ``resource`` a plural
     such as ``httproutes``. ``status=None`` with a stall delays the request and then serves it.
-    A negative ``count`` matches forever.
+    A negative ``count`` matches forever. ``drop_after`` serves the request and then cuts the
+    connection before the answer: the write landed and its caller never hears (the tests'
+    proxy in front of a real API server does this; the emulator refuses such a fault).
     """
 
     verb: str
@@ -27,6 +29,7 @@ class Fault:
     stall_seconds: float = 0.0
     name: str | None = None
     namespace: str | None = None
+    drop_after: bool = False
 
     def matches(self, verb: str, resource: str, namespace: str | None, name: str | None) -> bool:
         return (

@@ -69,10 +69,10 @@ def test_a_stalled_write_is_fenced_off_and_never_lands_later(slow_world: World) 
     world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
                                 stall_seconds=1.5))
     out = world.service.approve(REF, actor=BOB)
-    assert not out.ok and "timed out" in out.message
+    assert not out.ok and "fenced off and did not land" in out.message
     rollout = world.service.get(REF)
     assert rollout.phase is Phase.PAUSED and rollout.pause is not None
-    assert "timed out" in rollout.pause.reason
+    assert "did not answer" in rollout.pause.reason
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the stalled request finishes late, and must fail
         stalled = [r for r in world.emulator.requests
@@ -108,6 +108,94 @@ def test_a_write_slower_than_the_lock_ttl_is_recorded_while_the_lock_is_renewed(
     finally:
         world.store.client.close()
         world.api.close()
+
+
+def _landed_patches(world: World) -> list[int]:
+    return [r.status for r in world.emulator.requests
+            if r.verb == "patch" and r.resource == "httproutes" and r.status < 300]
+
+
+def test_a_write_whose_answer_was_lost_is_answered_by_what_landed(world: World) -> None:
+    """The server applies the PATCH and the connection drops before its answer: a fresh read
+    shows the write landed, so the step is recorded and the answer says it was applied."""
+    _start(world)
+    landed = len(_landed_patches(world))
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", count=1,
+                                drop_after=True))
+    out = world.service.approve(REF, actor=BOB)
+    assert out.ok and out.changed, out.message
+    assert "Not applied" not in out.message and "step 1 (10%)" in out.message
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    assert len(_landed_patches(world)) == landed + 1  # landed once, never fenced off after
+    rollout = world.service.get(REF)
+    assert rollout.step == 0 and rollout.phase is not Phase.PAUSED
+    assert world.service.status(REF).cluster_note == ""
+
+
+def test_a_write_and_its_fence_off_both_stalled_say_the_fate_is_unknown_then_converge(
+    slow_world: World,
+) -> None:
+    """Both the PATCH and the bump that would fence it off stall past the timeout: the answer
+    says it is not known whether the step landed (never "did not land"); the stalled PATCH
+    then lands, and the scheduler's sweep records it."""
+    world = slow_world
+    _start(world)
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=2,
+                                stall_seconds=1.5))
+    out = world.service.approve(REF, actor=BOB)
+    assert not out.ok and out.message.startswith("Not known whether this landed")
+    assert "did not land" not in out.message
+    assert world.service.get(REF).phase is Phase.PAUSED
+    eventually(lambda: world.weights() == {"llm-pool": 90, POOL: 10}, timeout=10,
+               message="the stalled step to land")
+    swept = world.service.watch(world.service.get(REF))
+    assert swept is not None
+    rollout = world.service.get(REF)
+    assert rollout.step == 0 and rollout.phase is Phase.BAKING
+    assert "found applied in the cluster" in swept.message
+
+
+def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later(
+    cluster: RealCluster, own_redis: RedisServer,
+) -> None:
+    world = make_world(cluster, own_redis.url, lock_ttl=1.0)
+    _start(world)
+    # Hold the PATCH on its way while Redis goes away: it lands, the save cannot.
+    cluster.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
+                         stall_seconds=0.6))
+    errors: list[BaseException] = []
+
+    def approve() -> None:
+        try:
+            world.service.approve(REF, actor=BOB)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=approve)
+    worker.start()
+    eventually(lambda: any(r.verb == "get" for r in cluster.requests), timeout=5,
+               message="the approval to read the route")
+    time.sleep(0.3)  # inside the stalled PATCH, after the lock was confirmed
+    own_redis.stop()
+    worker.join(timeout=30)
+    assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable)
+    message = str(errors[0])
+    assert "landed in the cluster but could not be recorded" in message
+    assert "nothing was changed" not in message
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    own_redis.start()
+    rollout = eventually(lambda: _get_when_back(world), timeout=10, message="Redis back")
+    swept = world.service.watch(rollout)
+    assert swept is not None and world.service.get(REF).step == 0
+    world.store.client.close()
+    world.api.close()
+
+
+def _get_when_back(world: World) -> object:
+    try:
+        return world.service.get(REF)
+    except StoreUnavailable:
+        return None
 
 
 def test_a_stalled_read_times_out_without_changing_anything(slow_world: World) -> None:

@@ -145,7 +145,9 @@ class _Forwarder(BaseHTTPRequestHandler):
             else None
         if fault is not None and fault.stall_seconds:
             proxy.book.stall(fault.stall_seconds)
-        if fault is not None and fault.status is not None:
+        if fault is not None and fault.drop_after:
+            code = self._relay_and_drop(body)
+        elif fault is not None and fault.status is not None:
             code = fault.status
             with contextlib.suppress(OSError):  # the caller may have given up meanwhile
                 self._reply(code, status_body(code, f"injected fault: {code}"))
@@ -185,6 +187,18 @@ class _Forwarder(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+        return answer.status
+
+    def _relay_and_drop(self, body: bytes) -> int:
+        """Serve the request upstream, then close the connection without a word: the write
+        landed, and its caller sees the connection drop."""
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        answer = self.owner.forward(self.command, self.path, headers, body)
+        with contextlib.closing(answer):
+            answer.read(decode_content=False)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
         return answer.status
 
     def _reply(self, code: int, data: bytes) -> None:

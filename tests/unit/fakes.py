@@ -23,6 +23,8 @@ class FakeStore:
         self.locks: dict[str, int] = {}
         self.fences: dict[str, int] = {}
         self.memos: dict[str, str] = {}
+        self.fail_saves: Exception | None = None  # raised by every save while set
+
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
         if key in self.locks and not preempt:
@@ -54,6 +56,8 @@ class FakeStore:
         self, rollout: Rollout, *, expected_version: int, lease: Lease,
         events: tuple[AuditEvent, ...],
     ) -> Rollout:
+        if self.fail_saves is not None:
+            raise self.fail_saves
         if self.rollouts[rollout.id].version != expected_version:
             raise Superseded(f"rollout {rollout.id} changed while this operation ran")
         return self._write(rollout, expected_version, lease, events)
@@ -118,6 +122,9 @@ class FakeTarget:
     writes: list[Pair] = field(default_factory=list)
     reads: int = 0
     fail_next: Exception | None = None  # raised by the next write instead of writing
+    lose_answer: Exception | None = None  # raised by the next write after it landed
+    unreadable: Exception | None = None  # raised by every read while set
+    then_unreadable: Exception | None = None  # becomes `unreadable` at the next write
     problem: str = ""  # what the gateway reports about the route
     objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
 
@@ -153,6 +160,8 @@ class FakeTraffic:
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
         t = self.targets[rollout.target.key]
+        if t.then_unreadable is not None:
+            t.unreadable, t.then_unreadable = t.then_unreadable, None
         if t.fail_next is not None:
             failure, t.fail_next = t.fail_next, None
             raise failure
@@ -173,6 +182,9 @@ class FakeTraffic:
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)
         t.writes.append(t.pair)
         t.problem = t.objects_to_writes or t.problem
+        if t.lose_answer is not None:
+            lost, t.lose_answer = t.lose_answer, None
+            raise lost
         return self._observed(t)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
@@ -182,5 +194,7 @@ class FakeTraffic:
         self.targets[target.key].marker = None
 
     def _observed(self, t: FakeTarget) -> Observed:
+        if t.unreadable is not None:
+            raise t.unreadable
         t.reads += 1
         return Observed(pair=t.pair, marker=t.marker, problem=t.problem)

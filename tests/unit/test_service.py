@@ -9,7 +9,15 @@ from __future__ import annotations
 import pytest
 
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import Busy, ClusterUnavailable, Conflict, DriftDetected, Superseded
+from rollout.domain.errors import (
+    Busy,
+    ClusterUnavailable,
+    Conflict,
+    DriftDetected,
+    StoreUnavailable,
+    Superseded,
+    WriteUnknown,
+)
 from rollout.domain.models import Actor, PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
@@ -190,3 +198,45 @@ def test_promote_and_pause_resume_take_the_same_path() -> None:
     assert target.pair == Pair(stable=0, canary=100)
     assert service.get(REF).phase is Phase.COMPLETED
     assert [v for _, v in store.saves] == [1, 2, 3, 4]
+
+
+def test_a_write_whose_answer_was_lost_but_landed_is_recorded_as_applied() -> None:
+    service, store, target, _ = _started()
+    target.lose_answer = WriteUnknown("the Kubernetes API did not answer writing")
+    out = service.approve(REF, actor=BOB)
+    assert out.ok and out.changed and "Not" not in out.message
+    assert service.get(REF).step == 0 and service.get(REF).phase is Phase.BAKING
+    assert store.saves[-1] == ("r1", 2)
+
+
+def test_a_write_of_unknown_fate_that_has_not_landed_pauses_and_says_so() -> None:
+    service, _, target, _ = _started()
+    target.fail_next = WriteUnknown("the Kubernetes API did not answer writing")
+    out = service.approve(REF, actor=BOB)
+    assert not out.ok
+    assert out.message.startswith("Not known whether this landed: the Kubernetes API did not "
+                                  "answer writing; a fresh read shows it has not landed")
+    rollout = service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.step == -1
+    assert rollout.pause is not None and rollout.pause.kind is PauseKind.FAILURE
+
+
+def test_a_write_of_unknown_fate_on_an_unreadable_cluster_says_it_cannot_tell() -> None:
+    service, _, target, _ = _started()
+    target.fail_next = WriteUnknown("lost")
+    target.then_unreadable = ClusterUnavailable("the Kubernetes API did not answer")
+    out = service.approve(REF, actor=BOB)
+    assert not out.ok and "the cluster could not be read again to tell" in out.message
+    assert service.get(REF).phase is Phase.PAUSED
+
+
+def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed() -> None:
+    service, store, target, _ = _started()
+    unavailable = StoreUnavailable("Redis is unavailable (refused); nothing was changed")
+    unavailable.__cause__ = ConnectionRefusedError("Connection refused")  # as the store raises
+    store.fail_saves = unavailable
+    with pytest.raises(StoreUnavailable) as raised:
+        service.approve(REF, actor=BOB)
+    assert "landed in the cluster but could not be recorded" in str(raised.value)
+    assert "nothing was changed" not in str(raised.value)
+    assert target.writes[-1] == Pair(stable=90, canary=10)

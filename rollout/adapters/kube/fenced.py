@@ -22,7 +22,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from rollout.adapters.kube.markers import FENCE, PREFIX, fence_of, pointer
 from rollout.domain import patch
-from rollout.domain.errors import ClusterUnavailable, FenceBehind, NotFound
+from rollout.domain.errors import ClusterUnavailable, FenceBehind, NotFound, WriteUnknown
 from rollout.domain.patch import Ops, PatchOp
 
 ABANDONED = PREFIX + "abandoned-write"
@@ -124,10 +124,12 @@ class FencedObjects:
             self._seen[(namespace, name)] = fresh
             return None
         except Urllib3Error as exc:
-            self._fence_off(namespace, name, fence)
+            landed = self._settle(namespace, name, current, fence, lost=exc)
+            if landed is not None:
+                return landed
             raise ClusterUnavailable(
-                f"the Kubernetes API timed out writing {what} ({type(exc).__name__}); the "
-                "write was fenced off and did not land"
+                f"the Kubernetes API did not answer writing {what} ({type(exc).__name__}); "
+                "the write was fenced off and did not land"
             ) from exc
 
     def kept_changing(self, namespace: str, name: str) -> ClusterUnavailable:
@@ -146,19 +148,38 @@ class FencedObjects:
                 return written
         raise self.kept_changing(namespace, name)
 
-    def _fence_off(self, namespace: str, name: str, fence: int) -> None:
-        """Bump the object so an in-flight write with the old resourceVersion gets 409."""
-        stamp = datetime.now(UTC).isoformat()
-
-        try:
-            current = self._read(namespace, name)
-            ops = [*_guard_ops(current, fence), patch.add(pointer(ABANDONED), stamp)]
-            self.api.patch_namespaced_custom_object(
-                self.kind.group, self.kind.version, namespace, self.kind.plural, name,
-                _wire(ops), _request_timeout=self.timeout, _content_type=JSON_PATCH,
-            )
-        except (ApiException, Urllib3Error, ClusterUnavailable, NotFound):
-            pass  # the next observe reconciles whatever landed
+    def _settle(self, namespace: str, name: str, sent_on: Obj, fence: int, *,
+                lost: Exception) -> Obj | None:
+        """After a write whose answer was lost: the object as a fresh read shows it, when the
+        write landed; None once the object is bumped so that it never can (a write still in
+        flight carries the old resourceVersion and gets 409); WriteUnknown when the API does
+        not answer long enough to tell. Decided by what is read back, never by the error."""
+        what = self.kind.describe(namespace, name)
+        unknown = (f"the Kubernetes API did not answer writing {what} "
+                   f"({type(lost).__name__}), nor long enough after it to tell whether the "
+                   "write landed")
+        for _attempt in range(self.conflict_retries + 1):
+            try:
+                fresh = self._read(namespace, name)
+            except ClusterUnavailable as exc:
+                raise WriteUnknown(unknown) from exc
+            if _landed(sent_on, fresh, fence):
+                return fresh
+            stamp = datetime.now(UTC).isoformat()
+            ops = [*_guard_ops(fresh, fence), patch.add(pointer(ABANDONED), stamp)]
+            try:
+                self.api.patch_namespaced_custom_object(
+                    self.kind.group, self.kind.version, namespace, self.kind.plural, name,
+                    _wire(ops), _request_timeout=self.timeout, _content_type=JSON_PATCH,
+                )
+                return None
+            except ApiException as exc:
+                if exc.status not in (409, 422):
+                    raise WriteUnknown(unknown) from exc
+                # moved since the read: perhaps our write landing now; read again
+            except Urllib3Error as exc:
+                raise WriteUnknown(unknown) from exc
+        raise WriteUnknown(unknown)
 
 
 def _wire(ops: Ops) -> list[dict[str, Any]]:
@@ -206,6 +227,14 @@ def _translate(exc: ApiException, what: str) -> Exception:
         return ClusterUnavailable(f"the Kubernetes API refused access to {what}: {message}",
                                   retry_after=60.0)
     return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}")
+
+
+def _landed(sent_on: Obj, fresh: Obj, fence: int) -> bool:
+    """Whether the object moved since the read a write was decided on and now carries that
+    write's fencing token: no one else writes a token the bot's counter handed out."""
+    before = fence_of(sent_on.get("metadata", {}).get("annotations") or {})
+    after = fence_of(fresh.get("metadata", {}).get("annotations") or {})
+    return after == fence != before and _moved(sent_on, fresh)
 
 
 def _moved(before: Obj, after: Obj) -> bool:
