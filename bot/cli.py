@@ -34,6 +34,7 @@ from rollout.domain.errors import (
     RolloutError,
     Superseded,
     TemporaryFailure,
+    Unrecorded,
 )
 from rollout.domain.models import Actor, Phase, Via
 from rollout.domain.plan import parse_interval, parse_steps
@@ -345,6 +346,9 @@ def _errors(call: Callable[[], int], err: TextIO) -> int:
     except Refused as exc:
         print(f"refused: {exc}", file=err)
         return EXIT_REFUSED
+    except Unrecorded as exc:
+        print(f"landed, not recorded yet: {exc}", file=err)
+        return EXIT_RETRY
     except TemporaryFailure as exc:
         print(f"unavailable: {exc} (retry in {exc.retry_after:.0f}s)", file=err)
         return EXIT_RETRY

@@ -16,6 +16,7 @@ from rollout.domain.errors import (
     RolloutError,
     Superseded,
     TemporaryFailure,
+    Unrecorded,
 )
 from rollout.domain.machine import pause_summary
 from rollout.domain.plan import format_seconds
@@ -29,6 +30,8 @@ def error_reply(exc: RolloutError) -> str:
         return f":warning: {exc}\n*Usage:* {usage}"
     if isinstance(exc, Refused):
         return f":no_entry: {exc}"
+    if isinstance(exc, Unrecorded):
+        return f":hourglass: {exc}."
     if isinstance(exc, TemporaryFailure):
         wait = format_seconds(max(1.0, exc.retry_after))
         return f":hourglass: {exc}. Nothing changed; try again in {wait}."

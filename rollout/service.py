@@ -23,11 +23,13 @@ from rollout.domain.errors import (
     DriftDetected,
     FenceBehind,
     InvalidInput,
+    LockLapsed,
     NeedsOperator,
     NotFound,
     Refused,
     RolloutError,
     StoreUnavailable,
+    Unrecorded,
     WriteUnknown,
 )
 from rollout.domain.machine import Decision, Effect, Restore
@@ -525,11 +527,16 @@ class RolloutService:
         try:
             return self._save(version, d, hold)
         except StoreUnavailable as exc:
-            cause = exc.__cause__ or exc
-            raise StoreUnavailable(
+            raise Unrecorded(
                 f"the change landed in the cluster but could not be recorded: Redis is "
-                f"unavailable ({cause}). Do not repeat it: the next command or the "
-                "scheduler's sweep finds it on the route and records it",
+                f"unavailable ({exc.__cause__ or exc}). The next command or the scheduler's "
+                "sweep finds it on the route and records it; repeating this is safe",
+                retry_after=exc.retry_after) from exc
+        except LockLapsed as exc:
+            raise Unrecorded(
+                "the change landed in the cluster but could not be recorded: this command's "
+                "lock lapsed before the save. The next command or the scheduler's sweep finds "
+                "it on the route and records it; repeating this is safe",
                 retry_after=exc.retry_after) from exc
 
     def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:

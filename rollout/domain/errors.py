@@ -61,6 +61,12 @@ class WriteUnknown(ClusterUnavailable):
     and the bot records what it finds."""
 
 
+class Unrecorded(TemporaryFailure):
+    """A change landed in the cluster and could not be recorded (Redis failed, or the lock
+    lapsed, after the write). The next command or sweep reads it back and records it;
+    repeating a command is safe: it finds the change applied."""
+
+
 class Busy(TemporaryFailure):
     """Another operation holds the target's lock."""
 

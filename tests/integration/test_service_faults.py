@@ -9,7 +9,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from rollout.domain.errors import ClusterUnavailable, Conflict, LockLapsed, StoreUnavailable
+from rollout.domain.errors import (
+    ClusterUnavailable,
+    Conflict,
+    StoreUnavailable,
+    Unrecorded,
+)
 from rollout.domain.models import PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
@@ -101,7 +106,7 @@ def test_a_write_slower_than_the_lock_ttl_is_recorded_while_the_lock_is_renewed(
             assert out.ok and out.changed, out.message
             assert world.service.get(REF).step == 0
         else:
-            with pytest.raises(LockLapsed, match="lapsed"):
+            with pytest.raises(Unrecorded, match="lock lapsed before the save"):
                 world.service.approve(REF, actor=BOB)
             assert world.service.get(REF).step == -1
         assert world.weights() == {"llm-pool": 90, POOL: 10}
@@ -178,7 +183,7 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
     time.sleep(0.3)  # inside the stalled PATCH, after the lock was confirmed
     own_redis.stop()
     worker.join(timeout=30)
-    assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable)
+    assert len(errors) == 1 and isinstance(errors[0], Unrecorded)
     message = str(errors[0])
     assert "landed in the cluster but could not be recorded" in message
     assert "nothing was changed" not in message

@@ -16,6 +16,7 @@ from rollout.domain.errors import (
     DriftDetected,
     StoreUnavailable,
     Superseded,
+    Unrecorded,
     WriteUnknown,
 )
 from rollout.domain.models import Actor, PauseKind, Phase
@@ -235,7 +236,7 @@ def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed() -> No
     unavailable = StoreUnavailable("Redis is unavailable (refused); nothing was changed")
     unavailable.__cause__ = ConnectionRefusedError("Connection refused")  # as the store raises
     store.fail_saves = unavailable
-    with pytest.raises(StoreUnavailable) as raised:
+    with pytest.raises(Unrecorded) as raised:
         service.approve(REF, actor=BOB)
     assert "landed in the cluster but could not be recorded" in str(raised.value)
     assert "nothing was changed" not in str(raised.value)
