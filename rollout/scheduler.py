@@ -83,11 +83,12 @@ class RolloutScheduler:
             self._was_leader = True
         try:
             rollouts = self.service.active()
+            finishing = self.service.in_flight()
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return
         self.sync(rollouts)
-        self.watch(rollouts)
+        self.watch(rollouts + finishing)
 
     def watch(self, rollouts: list[Rollout]) -> None:
         """Look at each active rollout's target once per sweep, so a weight changed by hand

@@ -273,7 +273,12 @@ class RolloutService:
         before a crash) does it take the lock and reconcile, so drift pauses within one
         sweep (DESIGN invariant 6)."""
         if not rollout.active:
-            return None
+            if rollout.id not in self.store.in_flight_ids():
+                return None
+            # a finished rollout with a write in flight: decided under its lock, so that a
+            # command still writing is waited for rather than raced
+            return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                                 lambda r, now: Decision(rollout=r, message="", changed=False))
         try:
             observed = self.traffic.observe(rollout)
         except NeedsOperator:
@@ -317,6 +322,11 @@ class RolloutService:
         note = ""
         if rollout.active and observed.pair not in acceptable_pairs(rollout):
             note = f"the cluster shows {observed.pair.describe()} (drift)"
+        elif not rollout.active and rollout.id in self.store.in_flight_ids():
+            found = machine.reconcile(rollout, observed, now=self.clock.now())
+            if found is not None and found.changed:
+                note = (f"the cluster shows {observed.pair.describe()}: {found.message} "
+                        "(the scheduler's sweep records it)")
         return Status(rollout, observed, _summary(rollout), cluster_note=note)
 
     def list_rollouts(self, *, recent: int = 10) -> list[Rollout]:
@@ -329,6 +339,12 @@ class RolloutService:
     def active(self) -> list[Rollout]:
         rollouts = [self.store.get(i) for i in self.store.active_ids()]
         return [r for r in rollouts if r is not None and r.active]
+
+    def in_flight(self) -> list[Rollout]:
+        """Finished rollouts a command began writing (a rollback of a completed one) whose
+        save has not followed: the sweep looks at their targets as it does at active ones."""
+        rollouts = [self.store.get(i) for i in self.store.in_flight_ids()]
+        return [r for r in rollouts if r is not None and not r.active]
 
     def history(self, ref: Ref, *, limit: int = 200) -> list[AuditEvent]:
         return self.store.audit(self._resolve(ref), limit=limit)
@@ -422,7 +438,7 @@ class RolloutService:
         """Adopt a write that landed before a crash; pause on drift. Never guess. The
         decision is saved with the command's, as one version."""
         if not r.active:
-            return None
+            return self._reconcile_finished(r)
         now = self.clock.now()
         try:
             observed = self.traffic.observe(r)
@@ -432,6 +448,21 @@ class RolloutService:
             return decision if decision.changed else None
         found = machine.reconcile(r, observed, now=now)
         return found if found is not None and found.changed else None
+
+    def _reconcile_finished(self, r: Rollout) -> Decision | None:
+        """A finished rollout whose write was in flight (under the lock, so no command is
+        writing now): record the rollback that landed, or end the mark when none did."""
+        if r.id not in self.store.in_flight_ids():
+            return None
+        try:
+            observed = self.traffic.observe(r)
+        except (ClusterUnavailable, NeedsOperator):
+            return None  # still in flight: the next sweep looks again
+        found = machine.reconcile(r, observed, now=self.clock.now())
+        if found is None or not found.changed:
+            self.store.clear_in_flight(r.id)
+            return None
+        return found
 
     def _carry_out(
         self, current: Rollout | None, found: Decision | None, d: Decision, hold: _Hold,
@@ -454,6 +485,8 @@ class RolloutService:
         if current is None:
             return self._claim(d, effect, hold, actor)
         assert base is not None
+        if not base.active:  # until saved, the sweep looks at this finished rollout's target
+            self.store.mark_in_flight(base.id)
         written = self._write(version, base, found, d, effect, hold, actor)
         if isinstance(written, Outcome):
             return written

@@ -81,7 +81,7 @@ return 0
 """
 
 # KEYS: state, lock, active set, target-active, pool-latest, pool-list, rollout audit,
-#       global audit, recent zset
+#       global audit, recent zset, in-flight set (a saved version ends a write in flight)
 # ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
 #       created score, maxlen rollout audit, maxlen global, recent keep, events...
 _WRITE = """
@@ -100,6 +100,7 @@ else
   if current ~= ARGV[2] then return {'VERSION', current or ''} end
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3])
+redis.call('SREM', KEYS[10], ARGV[5])
 if ARGV[6] == '1' then
   redis.call('SADD', KEYS[3], ARGV[5])
   redis.call('SET', KEYS[4], ARGV[5])
@@ -222,6 +223,7 @@ class RedisStore:
             self.key("target", r.target.key), self.key("pool", r.target.namespace, r.canary),
             self.key("pool", r.target.namespace, r.canary, "rollouts"),
             self.key("audit", r.id), self.key("audit"), self.key("recent"),
+            self.key("inflight"),
         ]
         args: list[Any] = [
             mode, str(expected_version), r.model_dump_json(exclude={"card"}), str(lease.token),
@@ -273,6 +275,19 @@ class RedisStore:
 
     def active_ids(self) -> list[str]:
         members = self._guard(lambda: self._r.smembers(self.key("active")))
+        return sorted(str(m) for m in members)
+
+    def mark_in_flight(self, rollout_id: str) -> None:
+        """A finished rollout is about to be written (a rollback of a completed one): until
+        a save ends it, the scheduler's sweep looks at its target too, so a write that lands
+        and is not saved (a crash) is still recorded."""
+        self._guard(lambda: self._r.sadd(self.key("inflight"), rollout_id))
+
+    def clear_in_flight(self, rollout_id: str) -> None:
+        self._guard(lambda: self._r.srem(self.key("inflight"), rollout_id))
+
+    def in_flight_ids(self) -> list[str]:
+        members = self._guard(lambda: self._r.smembers(self.key("inflight")))
         return sorted(str(m) for m in members)
 
     def recent_ids(self, limit: int = 20) -> list[str]:

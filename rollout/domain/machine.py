@@ -503,17 +503,23 @@ def recover(
 
 def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | None:
     """Compare the cluster with the state: adopt a write that landed before a crash, pause on
-    drift. None when they agree. Never guesses: anything unexplained pauses the rollout."""
-    if not r.active:
+    drift. None when they agree. Never guesses: anything unexplained pauses the rollout.
+    A completed rollout is looked at for one thing only: a rollback of it that landed and was
+    not recorded."""
+    if not r.active and r.phase is not Phase.COMPLETED:
         return None
     marker, pair = observed.marker, observed.pair
     system = Actor.scheduler()
-    if marker is not None and marker.rollout_id == r.id:
-        if marker.state is MarkerState.ROLLED_BACK and pair == baseline_pair(r.baseline):
-            nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, finished_at=now)
-            event = _event(nxt, "recovered", system, now, "rollback found applied", step=r.step)
-            return Decision(rollout=nxt, events=(event,),
-                            message=f"{r.canary} was rolled back before a crash; recorded.")
+    ours = marker is not None and marker.rollout_id == r.id
+    if ours and marker is not None and marker.state is MarkerState.ROLLED_BACK \
+            and pair == baseline_pair(r.baseline):
+        nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, finished_at=now)
+        event = _event(nxt, "recovered", system, now, "rollback found applied", step=r.step)
+        return Decision(rollout=nxt, events=(event,),
+                        message=f"{r.canary} was rolled back before a crash; recorded.")
+    if not r.active:
+        return None
+    if ours and marker is not None:
         landed = marker.step
         if r.step < landed <= r.plan.last_index and pair == expected_pair(r, landed):
             nxt = _after_apply(r, landed, now)

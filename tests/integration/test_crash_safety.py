@@ -154,3 +154,30 @@ def test_a_crash_after_the_patch_is_recorded_by_status_reads_too(world: World) -
     actions = [e.action for e in world.service.history(REF)]
     assert actions[-2:] == ["recovered", "approval_requested"]
     assert weight_writes(world.emulator) == [[100, 0], [90, 10]]
+
+
+def test_a_rollback_of_a_completed_rollout_killed_after_its_write_is_recorded(
+    world: World,
+) -> None:
+    """The route is back at baseline and the store still says completed: the rollout was
+    marked as having a write in flight, so status names it and the sweep records it."""
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 100], interval_seconds=0))
+    world.service.approve(REF, actor=BOB)
+    _retry(lambda: world.service.approve(REF, actor=BOB))
+    assert world.service.get(REF).phase is Phase.COMPLETED
+    with pytest.raises(Killed):
+        _dying(world, "after-patch").rollback(REF, actor=BOB)
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    assert world.service.get(REF).phase is Phase.COMPLETED
+    status = world.service.status(REF)
+    assert "rolled back before a crash" in status.cluster_note
+    finishing = world.service.in_flight()
+    assert [r.id for r in finishing] == [world.service.get(REF).id]
+    _retry(lambda: world.service.watch(finishing[0]))  # what the scheduler's sweep does
+    rollout = world.service.get(REF)
+    assert rollout.phase is Phase.ROLLED_BACK
+    assert world.service.in_flight() == []
+    assert world.service.status(REF).cluster_note == ""
+    assert [e.action for e in world.service.history(REF)][-1] == "recovered"
+    assert weight_writes(world.emulator)[-1] == [100, 0]

@@ -24,6 +24,7 @@ class FakeStore:
         self.fences: dict[str, int] = {}
         self.memos: dict[str, str] = {}
         self.fail_saves: Exception | None = None  # raised by every save while set
+        self.in_flight: set[str] = set()
 
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
@@ -67,6 +68,7 @@ class FakeStore:
         self.confirm(lease)
         saved = rollout.model_copy(update={"version": version + 1})
         self.rollouts[saved.id] = saved
+        self.in_flight.discard(saved.id)
         self.events.extend(events)
         self.saves.append((saved.id, saved.version))
         return saved
@@ -88,6 +90,15 @@ class FakeStore:
 
     def active_ids(self) -> list[str]:
         return [r.id for r in self.rollouts.values() if r.active]
+
+    def mark_in_flight(self, rollout_id: str) -> None:
+        self.in_flight.add(rollout_id)
+
+    def clear_in_flight(self, rollout_id: str) -> None:
+        self.in_flight.discard(rollout_id)
+
+    def in_flight_ids(self) -> list[str]:
+        return sorted(self.in_flight)
 
     def recent_ids(self, limit: int = 20) -> list[str]:
         return list(self.rollouts)[-limit:]

@@ -241,3 +241,43 @@ def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed() -> No
     assert "landed in the cluster but could not be recorded" in str(raised.value)
     assert "nothing was changed" not in str(raised.value)
     assert target.writes[-1] == Pair(stable=90, canary=10)
+
+
+def _completed() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
+    service, store, target, clock = _world()
+    service.start(namespace="default", canary=CANARY, plan=build_plan([10, 100],
+                  interval_seconds=0), actor=ALICE)
+    service.approve(REF, actor=BOB)
+    service.approve(REF, actor=BOB)
+    assert service.get(REF).phase is Phase.COMPLETED
+    return service, store, target, clock
+
+
+def test_a_rollback_of_a_completed_rollout_that_landed_unsaved_is_swept_into_the_store() -> None:
+    service, store, target, _ = _completed()
+    unavailable = StoreUnavailable("Redis is unavailable")
+    unavailable.__cause__ = ConnectionRefusedError("refused")
+    store.fail_saves = unavailable
+    with pytest.raises(Unrecorded):
+        service.rollback(REF, actor=BOB)
+    store.fail_saves = None
+    assert target.pair == Pair(stable=100, canary=0)
+    finishing = service.in_flight()
+    assert [r.id for r in finishing] == ["r1"]
+    assert "rolled back before a crash" in service.status(REF).cluster_note
+    service.watch(finishing[0])
+    assert service.get(REF).phase is Phase.ROLLED_BACK
+    assert service.in_flight() == [] and store.in_flight == set()
+
+
+def test_a_finished_rollouts_write_that_never_landed_ends_its_mark_and_changes_nothing() -> None:
+    service, store, target, _ = _completed()
+    version = service.get(REF).version
+    target.fail_next = ClusterUnavailable("the Kubernetes API failed")
+    out = service.rollback(REF, actor=BOB)
+    assert not out.ok
+    assert store.in_flight == {"r1"}
+    assert service.watch(service.get(REF)) is not None
+    assert store.in_flight == set()
+    assert service.get(REF).phase is Phase.COMPLETED and service.get(REF).version == version
+
