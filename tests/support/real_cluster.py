@@ -214,6 +214,8 @@ class KubeWorld:
                 stored = self.core.patch_namespaced_pod_status(
                     name, namespace, {"status": _pod_status(status)}).to_dict()
             return dict(stored)
+        if body["kind"] == "Service":
+            return dict(self._put_service(namespace, body).to_dict())
         group, version = _split(body)
         plural = _plural(body["kind"])
         stored = self._create_or_replace(group, version, plural, namespace, name, body)
@@ -239,6 +241,15 @@ class KubeWorld:
                 if exc.status != 409:
                     raise
         raise TimeoutError(f"{plural} {namespace}/{name} kept changing under the test")
+
+    def _put_service(self, namespace: str, body: Obj) -> Any:
+        """A Service is kept when it is there already (its cluster IP is the server's)."""
+        try:
+            return self.core.create_namespaced_service(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return self.core.read_namespaced_service(body["metadata"]["name"], namespace)
 
     def _put_pod(self, namespace: str, name: str, body: Obj) -> Any:
         with contextlib.suppress(ApiException):

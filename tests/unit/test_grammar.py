@@ -91,7 +91,7 @@ def test_smart_quotes_and_dashes_from_chat_clients() -> None:
     (f"{POOL} start --route a --route b", "given twice"),
     (f"{POOL} status --steps 10,100", "applies only to `start`"),
     (f"{POOL} approve --interval 5m", "`--interval` applies only to `start`"),
-    (f"{POOL} start --reason x", "`--reason` applies to `pause` and `rollback`"),
+    (f"{POOL} start --reason x", "`--reason` applies to `pause`, `rollback` and `freeze`"),
     (f"{POOL} pause --reason a b", "give the reason once"),
     (f"{POOL} status extra", "unexpected `extra`"),
     (f"{POOL} start --approvals 0", "from 1 to 10"),
