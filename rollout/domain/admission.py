@@ -36,8 +36,8 @@ def request_for(*, target: Target, stable: str, canary: str, baseline: Baseline,
     start (capacity then needs only the minimum)."""
     if target.kind is TargetKind.REWRITE:
         return PreflightRequest(stable=stable, canary=canary, rewrite=target.name,
-                                rule=target.rule, share_percent=share_percent,
-                                allow_gitops=allow_gitops)
+                                rule=target.rule, rewrite_group=target.api_group,
+                                share_percent=share_percent, allow_gitops=allow_gitops)
     group = str(baseline.stable.get("group") or POOL_GROUP)
     return PreflightRequest(stable=stable, canary=canary, pool_group=group,
                             share_percent=share_percent, allow_gitops=allow_gitops)

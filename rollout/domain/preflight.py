@@ -239,7 +239,8 @@ def check_capacity(facts: ClusterFacts, *, stable: PoolFacts, canary: PoolFacts,
 # ---- 4. the adapter rewrite -------------------------------------------------------------
 
 
-def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int) -> tuple[Finding, ...]:
+def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int,
+                  group: str = "") -> tuple[Finding, ...]:
     """Rule `rule` of `rewrite` is the one the endpoint picker applies to its models.
 
     Within a pool, an exact match beats a catch-all rule (one without matches), and among
@@ -251,6 +252,14 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int) -> tuple[Find
     the bot's rule must be the only one for its models in that second too.
     """
     ours = facts.rewrite(rewrite)
+    if ours is None and group and facts.rewrite_group and group != facts.rewrite_group:
+        return (Finding(check=Check.REWRITE,
+                        problem=f"InferenceModelRewrite {rewrite} is in group {group}, but the "
+                                f"cluster serves {facts.rewrite_group}, the group the endpoint "
+                                f"picker reads: it ignores {rewrite}, so its weights move no "
+                                f"traffic",
+                        remedy=f"Create the rewrite as {facts.rewrite_group}/v1alpha2 and roll "
+                               f"out on that one"),)
     if ours is None:
         known = sorted(r.name for r in facts.rewrites)
         return (Finding(check=Check.REWRITE,
@@ -345,6 +354,7 @@ class PreflightRequest:
     share_percent: int | None = None
     rewrite: str | None = None
     rule: int = 0
+    rewrite_group: str = ""  # the group the bot found the rewrite in, where it knows it
     allow_gitops: bool = False
     own_managers: tuple[str, ...] = (BOT_MANAGER,)
 
@@ -377,7 +387,8 @@ def _adapter_preflight(facts: ClusterFacts, request: PreflightRequest) -> Verdic
     """An adapter rollout moves traffic within one pool: the rewrite must win for its models
     and its pool must be there; capacity and objectives are the pool's own."""
     assert request.rewrite is not None
-    found = list(check_rewrite(facts, rewrite=request.rewrite, rule=request.rule))
+    found = list(check_rewrite(facts, rewrite=request.rewrite, rule=request.rule,
+                               group=request.rewrite_group))
     ours = facts.rewrite(request.rewrite)
     if ours is not None:
         found += check_pool(facts, name=ours.pool, group=ours.pool_group,

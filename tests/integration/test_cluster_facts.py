@@ -1,8 +1,8 @@
 """The cluster facts adapter against the real API server, and each preflight refusal on what it
 reads: every answer itemised, nothing in the cluster changed by asking.
 
-The reader runs as the admin here: the bot's ClusterRole does not grant pods, Services and
-objectives until the gates are wired into `start` (the README lists the verbs).
+The reader runs as the admin here, so that a test may read what the bot is not granted; the
+service's own reads, as the bot, are in test_preflight_gates.py.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def reader(cluster: RealCluster) -> ClusterReader:
 
 @pytest.fixture
 def pickers(cluster: RealCluster) -> Iterator[None]:
-    """The endpoint picker Services of the two pools (the demo seed has none)."""
+    """The endpoint picker Services of the two pools (the demo seed has them; a test that
+    asks for them states it)."""
     core = cluster.world.core
     for pool in (STABLE, CANARY):
         with contextlib.suppress(ApiException):
@@ -109,6 +110,7 @@ def test_a_missing_pool_is_refused_with_the_pools_there_are(
 
 def test_the_endpoint_picker_service_must_exist(cluster: RealCluster,
                                                 reader: ClusterReader) -> None:
+    cluster.world.core.delete_namespaced_service("llm-new-epp", NS)
     (finding,) = check_pool(reader.read(NS), name="llm-new")
     assert "endpoint picker Service llm-new-epp of InferencePool llm-new does not exist" \
         in finding.problem

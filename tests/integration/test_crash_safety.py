@@ -80,7 +80,8 @@ def _dying(world: World, point: str) -> RolloutService:
         store = _NoRelease(world.store)
     else:
         store = DyingStore(world.store)
-    return RolloutService(store=store, traffic=traffic, clock=world.clock)
+    return RolloutService(store=store, traffic=traffic, clock=world.clock,
+                          gates=world.service.gates)
 
 
 class _NoRelease(DyingStore):

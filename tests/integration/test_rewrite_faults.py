@@ -137,7 +137,8 @@ class KeepsLock:
 def _dying(world: World) -> RolloutService:
     traffic: Any = DiesAfterPatch(world.service.traffic)  # type: ignore[arg-type]
     store: Any = KeepsLock(world.store)
-    return RolloutService(store=store, traffic=traffic, clock=world.clock)
+    return RolloutService(store=store, traffic=traffic, clock=world.clock,
+                          gates=world.service.gates)
 
 
 def _retry(call: Callable[[], Any]) -> Any:

@@ -147,6 +147,40 @@ class KubeWorld:
                     rbac.delete_namespaced_role_binding(doc["metadata"]["name"], NAMESPACE)
                 rbac.create_namespaced_role_binding(NAMESPACE, doc)
 
+    @contextlib.contextmanager
+    def legacy_only(self) -> Iterator[None]:
+        """An older cluster, for the length of a test: the llm-d.ai objectives and rewrites
+        are not served, so the endpoint picker (and the bot) read the legacy group. Their
+        CRDs come back, empty, afterwards; the next test's reseed fills them."""
+        extensions = client.ApiextensionsV1Api(self.admin)
+        newer = [crd for crd in official_crds() if crd["spec"]["group"] == "llm-d.ai"]
+        for crd in newer:
+            with contextlib.suppress(ApiException):
+                extensions.delete_custom_resource_definition(crd["metadata"]["name"])
+        for crd in newer:
+            self._wait_gone(extensions, crd["metadata"]["name"])
+        try:
+            yield
+        finally:
+            for crd in newer:
+                extensions.create_custom_resource_definition(crd)
+            for crd in newer:
+                self._wait_served(crd)
+
+    def _wait_gone(self, extensions: client.ApiextensionsV1Api, name: str,
+                   timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                extensions.read_custom_resource_definition(name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} was not deleted")
+            time.sleep(0.1)
+
     def _request_bot_token(self) -> str:
         """On another cluster, the bot's identity is a real service-account token."""
         review = self.core.create_namespaced_service_account_token(
