@@ -30,6 +30,7 @@ from rollout.domain.preflight import (
     check_rewrite,
     preflight,
 )
+from tests.integration.gate_support import apply_as, set_ready
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
@@ -169,12 +170,6 @@ def test_a_canary_only_in_the_legacy_group_is_refused(cluster: RealCluster,
         "llm-pool-version-3 does not exist"]
 
 
-def _set_ready(cluster: RealCluster, pod: str, ready: bool) -> None:
-    status = "True" if ready else "False"
-    cluster.world.core.patch_namespaced_pod_status(pod, NS, {"status": {"conditions": [
-        {"type": "Ready", "status": status}, {"type": "ContainersReady", "status": status}]}})
-
-
 def _capacity(facts: ClusterFacts, share: int | None) -> tuple[Any, ...]:
     stable, canary = facts.pool(STABLE, POOL_GROUP), facts.pool(CANARY, POOL_GROUP)
     assert stable is not None and canary is not None
@@ -184,13 +179,13 @@ def _capacity(facts: ClusterFacts, share: int | None) -> tuple[Any, ...]:
 
 def test_too_few_ready_pods_wait_and_clear_when_pods_become_ready(
         cluster: RealCluster, reader: ClusterReader) -> None:
-    _set_ready(cluster, f"{CANARY}-0", False)
+    set_ready(cluster, f"{CANARY}-0", False)
     (finding,) = _capacity(reader.read(NS), None)
     assert finding.outcome is Outcome.WAIT
     assert f"{CANARY} has 1 Ready endpoint: at least 2 are required" in finding.problem
     (step,) = _capacity(reader.read(NS), 100)
     assert f"100% of the traffic {STABLE} serves with 2 needs 2" in step.problem
-    _set_ready(cluster, f"{CANARY}-0", True)
+    set_ready(cluster, f"{CANARY}-0", True)
     assert _capacity(reader.read(NS), 100) == ()
 
 
@@ -214,22 +209,9 @@ def test_a_younger_rewrite_for_the_same_model_is_refused(cluster: RealCluster,
     assert check_rewrite(facts, rewrite="small-segment-lora", rule=0) == ()
 
 
-def _apply_as(cluster: RealCluster, manager: str, weights: tuple[int, int]) -> None:
-    """A server-side apply of the route's weights, as a GitOps tool (or the bot) would."""
-    route = _route(cluster)
-    body = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": ROUTE, "namespace": NS},
-            "spec": copy.deepcopy(route["spec"])}
-    for ref, weight in zip(body["spec"]["rules"][0]["backendRefs"], weights, strict=True):
-        ref["weight"] = weight
-    _objects(cluster).patch_namespaced_custom_object(
-        "gateway.networking.k8s.io", "v1", NS, "httproutes", ROUTE, body,
-        field_manager=manager, force=True, _content_type="application/apply-patch+yaml")
-
-
 def test_a_route_last_applied_by_argo_cd_is_refused_with_the_remedy(
         cluster: RealCluster, reader: ClusterReader, pickers: None) -> None:
-    _apply_as(cluster, "argocd-controller", (100, 0))
+    apply_as(cluster, "argocd-controller", (100, 0))
     before = _route(cluster)
     verdict = preflight(reader.read(NS, route=ROUTE), START, POLICY)
     assert verdict.outcome is Outcome.REFUSE
@@ -246,10 +228,10 @@ def test_a_route_last_applied_by_argo_cd_is_refused_with_the_remedy(
 
 def test_a_gitops_revert_names_the_manager(cluster: RealCluster,
                                            reader: ClusterReader) -> None:
-    _apply_as(cluster, "rollout-bot", (90, 10))
+    apply_as(cluster, "rollout-bot", (90, 10))
     facts = reader.read(NS, route=ROUTE)
     assert facts.route is not None and reverted_by(facts.route) is None  # the bot owns them
-    _apply_as(cluster, "argocd-controller", (100, 0))
+    apply_as(cluster, "argocd-controller", (100, 0))
     facts = reader.read(NS, route=ROUTE)
     assert facts.route is not None
     owner = reverted_by(facts.route)
