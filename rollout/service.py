@@ -499,7 +499,7 @@ class RolloutService:
             return None
         frozen = freezes.blocks(self.gates.freezes.get(), Action.STEP_UP)
         if frozen:
-            return Hold(reason=frozen)
+            return Hold(reason=frozen, noted=False)
         facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
         return step_hold(facts, r, percent=effect.percent, policy=self.gates.capacity)
 
@@ -515,7 +515,7 @@ class RolloutService:
             saved = self._save(version, _joined(prior, paused), hold)
             return replace(saved, message=f"Not applied: {paused.message}", ok=False)
         message = f"Not applied: {held.reason}"
-        if r.held == held.reason:
+        if not held.noted or r.held == held.reason:
             if found is None:
                 return Outcome(r, message, changed=False, ok=False)
             return replace(self._save(version, found, hold), message=message, changed=False,

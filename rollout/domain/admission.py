@@ -23,6 +23,7 @@ class Hold:
 
     reason: str
     pause: bool = False
+    noted: bool = True  # kept on the rollout for its card; a freeze is shown from its record
 
 
 def route_of(target: Target) -> str | None:

@@ -144,10 +144,12 @@ def test_a_freeze_holds_an_automatic_step_and_a_rollback_still_goes_through() ->
     w.start(steps=(10, 100), auto=True)
     w.service.approve_plan(REF, actor=BOB)
     w.service.freeze(actor=CAROL, reason="change freeze")
+    saves = len(w.store.saves)
     tick = w.service.tick("r1")
     assert not tick.ok and "Rollouts are frozen by cli:carol" in tick.message
     r = w.service.get(REF)
-    assert r.step == -1 and r.phase is Phase.BAKING and "change freeze" in r.held
+    assert r.step == -1 and r.phase is Phase.BAKING and r.held == ""  # the card shows the freeze
+    assert not tick.changed and len(w.store.saves) == saves
     assert w.facts.reads == [("default", "routes-to-llm")]  # the start's; a freeze reads none
     back = w.service.rollback(REF, actor=BOB)
     assert back.ok and w.service.get(REF).phase is Phase.ROLLED_BACK
