@@ -4,7 +4,11 @@ readiness set through the status subresource, a server-side apply of the route's
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
+from typing import Any
 
+from rollout.domain.facts import LLMD_GROUP
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 NS = "default"
@@ -30,3 +34,18 @@ def apply_as(cluster: RealCluster, manager: str, weights: tuple[int, int]) -> No
     cluster.world.objects.patch_namespaced_custom_object(
         "gateway.networking.k8s.io", "v1", NS, "httproutes", ROUTE, body,
         field_manager=manager, force=True, _content_type="application/apply-patch+yaml")
+
+
+def put_younger_rewrite(cluster: RealCluster, name: str = "small-segment-lora-b") -> Any:
+    """A copy of the seed's rewrite (the same model on the same pool), created a second later:
+    the endpoint picker applies the older one and silently ignores this one."""
+    seed = cluster.get_object(LLMD_GROUP, "v1alpha2", "inferencemodelrewrites", NS,
+                              "small-segment-lora")
+    assert seed is not None
+    created = datetime.fromisoformat(seed["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    # Creation times have a one-second grain: be sure the second one is younger.
+    eventually(lambda: datetime.now(UTC).replace(microsecond=0) > created, timeout=3.0)
+    younger = copy.deepcopy(seed)
+    younger["metadata"] = {"name": name, "namespace": NS}
+    cluster.put_object(younger)
+    return cluster.get_object(LLMD_GROUP, "v1alpha2", "inferencemodelrewrites", NS, name)

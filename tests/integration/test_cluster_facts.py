@@ -8,9 +8,7 @@ service's own reads, as the bot, are in test_preflight_gates.py.
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -30,8 +28,7 @@ from rollout.domain.preflight import (
     check_rewrite,
     preflight,
 )
-from tests.integration.gate_support import apply_as, set_ready
-from tests.support.polling import eventually
+from tests.integration.gate_support import apply_as, put_younger_rewrite, set_ready
 from tests.support.real_cluster import RealCluster
 
 NS = "default"
@@ -191,15 +188,7 @@ def test_too_few_ready_pods_wait_and_clear_when_pods_become_ready(
 
 def test_a_younger_rewrite_for_the_same_model_is_refused(cluster: RealCluster,
                                                          reader: ClusterReader) -> None:
-    seed = cluster.get_object(LLMD_GROUP, "v1alpha2", "inferencemodelrewrites", NS,
-                              "small-segment-lora")
-    assert seed is not None
-    created = datetime.fromisoformat(seed["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    # Creation times have a one-second grain: be sure the second one is younger.
-    eventually(lambda: datetime.now(UTC).replace(microsecond=0) > created, timeout=3.0)
-    younger = copy.deepcopy(seed)
-    younger["metadata"] = {"name": "small-segment-lora-b", "namespace": NS}
-    cluster.put_object(younger)
+    put_younger_rewrite(cluster)
     facts = reader.read(NS)
     (finding,) = check_rewrite(facts, rewrite="small-segment-lora-b", rule=0)
     assert finding.check is Check.REWRITE

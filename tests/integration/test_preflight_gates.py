@@ -5,9 +5,7 @@ holding a scheduled step-up while a rollback goes through."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,8 +16,7 @@ from rollout.domain.models import PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, CAROL, World
-from tests.integration.gate_support import NS, ROUTE, apply_as, set_ready
-from tests.support.polling import eventually
+from tests.integration.gate_support import NS, ROUTE, apply_as, put_younger_rewrite, set_ready
 
 STABLE, CANARY = "llm-pool", "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -99,16 +96,7 @@ def test_too_few_ready_pods_are_refused_at_start(world: World) -> None:
 
 
 def test_a_younger_rewrite_for_the_same_model_is_refused(world: World) -> None:
-    seed = world.emulator.get_object(LLMD_GROUP, "v1alpha2", "inferencemodelrewrites", NS,
-                                     "small-segment-lora")
-    assert seed is not None
-    created = datetime.fromisoformat(seed["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    eventually(lambda: datetime.now(UTC).replace(microsecond=0) > created, timeout=3.0)
-    younger = copy.deepcopy(seed)
-    younger["metadata"] = {"name": "small-segment-lora-b", "namespace": NS}
-    world.emulator.put_object(younger)
-    before = world.emulator.get_object(LLMD_GROUP, "v1alpha2", "inferencemodelrewrites", NS,
-                                       "small-segment-lora-b")
+    before = put_younger_rewrite(world.emulator)
     assert before is not None
     text = _refused(world, lambda: _start(world, "small-segment-lora-v2",
                                           rewrite="small-segment-lora-b"))
