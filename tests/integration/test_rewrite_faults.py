@@ -36,7 +36,7 @@ from tests.support.real_cluster import RealCluster
 
 @pytest.fixture
 def world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(cluster, redis_server.url, lock_ttl=0.3)
+    w = make_world(cluster, redis_server.url, lock_ttl=1.5)
     try:
         yield w
     finally:
@@ -117,7 +117,7 @@ class DiesAfterPatch:
 
 
 class KeepsLock:
-    """A store whose process died: its lock is never released (it expires after 0.3 s)."""
+    """A store whose process died: its lock is never released (it expires after 1.5 s)."""
 
     def __init__(self, real: RedisStore) -> None:
         self.real = real
@@ -142,7 +142,7 @@ def _dying(world: World) -> RolloutService:
 
 
 def _retry(call: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while True:
         try:
             return call()
