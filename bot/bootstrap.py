@@ -60,7 +60,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
         facts=ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts),
         freezes=FreezeStore(store.client, prefix=settings.rollout_key_prefix),
         capacity=CapacityPolicy(minimum=settings.rollout_capacity_minimum,
-                                headroom_percent=settings.rollout_capacity_headroom),
+                                headroom_percent=settings.rollout_capacity_headroom,
+                                rollback_percent=settings.rollout_rollback_ready_percent),
     )
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
                              options=options)

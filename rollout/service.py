@@ -16,7 +16,7 @@ from datetime import datetime
 
 from rollout.domain import freeze as freezes
 from rollout.domain import machine
-from rollout.domain.admission import Hold, request_for, route_of, step_hold
+from rollout.domain.admission import Hold, request_for, route_of, stable_ready, step_hold
 from rollout.domain.clock import Clock
 from rollout.domain.errors import (
     ClusterUnavailable,
@@ -183,12 +183,13 @@ class RolloutService:
         new_id = self._new_id(canary, self.clock.now())
 
         def decide(_: Rollout | None, now: datetime) -> Decision:
-            self._admit_start(located, allow_gitops=allow_gitops)
-            return machine.start(
+            had = self._admit_start(located, allow_gitops=allow_gitops)
+            d = machine.start(
                 rollout_id=new_id, target=target, stable=located.stable, canary=canary,
                 plan=plan, baseline=located.baseline, actor=actor, now=now,
                 allow_gitops=allow_gitops,
             )
+            return replace(d, rollout=d.rollout.model_copy(update={"stable_ready": had}))
 
         return self._run(target.object_key, actor, _nothing, decide)
 
@@ -477,9 +478,10 @@ class RolloutService:
 
     # -- the gates: preflight, capacity, GitOps, the freeze ----------------------------------
 
-    def _admit_start(self, located: Located, *, allow_gitops: bool) -> None:
+    def _admit_start(self, located: Located, *, allow_gitops: bool) -> int | None:
         """Refuse a start that a freeze holds or the cluster is not ready for, listing every
-        problem; nothing has been written yet."""
+        problem; nothing has been written yet. Returns the stable pool's Ready endpoints,
+        which each step then checks a rollback could still count on."""
         freezes.check_blocked(self.gates.freezes.get(), Action.START)
         t = located.target
         facts = self.gates.facts.read(t.namespace, route=route_of(t))
@@ -490,6 +492,7 @@ class RolloutService:
         if not verdict.ok:
             raise NotReady(f"{located.canary} cannot start; nothing was changed:\n"
                            f"{verdict.explain()}")
+        return stable_ready(facts, request)
 
     def _step_hold(self, r: Rollout, effect: Effect) -> Hold | None:
         """Before a step-up (a click or a tick): the freeze, then the gates for the share

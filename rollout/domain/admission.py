@@ -11,9 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollout.domain.facts import POOL_GROUP, ClusterFacts
-from rollout.domain.findings import Outcome
+from rollout.domain.findings import Outcome, Verdict
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
-from rollout.domain.preflight import CapacityPolicy, PreflightRequest, preflight
+from rollout.domain.preflight import (
+    CapacityPolicy,
+    PreflightRequest,
+    check_rollback,
+    preflight,
+    ready_endpoints,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,15 @@ def request_for(*, target: Target, stable: str, canary: str, baseline: Baseline,
                             share_percent=share_percent, allow_gitops=allow_gitops)
 
 
+def stable_ready(facts: ClusterFacts, request: PreflightRequest) -> int | None:
+    """The stable pool's Ready endpoints now (at start: what a rollback will need back);
+    None for an adapter rollout, whose two adapters share one pool."""
+    pool = facts.pool(request.stable, request.pool_group)
+    if request.rewrite is not None or pool is None:
+        return None
+    return ready_endpoints(facts, pool)
+
+
 def step_hold(facts: ClusterFacts, r: Rollout, *, percent: int,
               policy: CapacityPolicy) -> Hold | None:
     """Before the step that gives the canary `percent`: None when it may go ahead."""
@@ -51,6 +66,10 @@ def step_hold(facts: ClusterFacts, r: Rollout, *, percent: int,
                           baseline=r.baseline, share_percent=percent,
                           allow_gitops=r.allow_gitops)
     verdict = preflight(facts, request, policy)
+    if r.stable_ready is not None and request.rewrite is None:
+        verdict = Verdict(findings=verdict.findings + check_rollback(
+            facts, stable=r.stable, group=request.pool_group, had=r.stable_ready,
+            policy=policy))
     if verdict.outcome is Outcome.PROCEED:
         return None
     if verdict.outcome is Outcome.WAIT:

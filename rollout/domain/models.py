@@ -251,6 +251,8 @@ class Rollout(BaseModel):
                                "another manager owning the weights does not refuse a step")
     held: str = Field(default="", description="why the pending step waits (capacity, a "
                       "freeze); cleared when a step applies or the rollout pauses")
+    stable_ready: int | None = Field(default=None, description="the stable pool's Ready "
+                                     "endpoints at start: what a rollback needs back")
 
     @model_validator(mode="after")
     def _step_in_range(self) -> Rollout:

@@ -32,10 +32,13 @@ class CapacityPolicy:
     `minimum`: at any time. `headroom_percent`: before a step to share s%, the canary needs
     ceil(s% x stable's Ready endpoints x (100 + headroom)%): the stable pool is sized for all
     of the traffic, so the canary needs its proportional part of that, plus a margin.
+    `rollback_percent`: before each step the stable pool keeps at least this share of the
+    Ready endpoints it had at start, so that a rollback can still put all traffic back.
     """
 
     minimum: int = 1
     headroom_percent: int = 0
+    rollback_percent: int = 100
 
 
 def _qualified(group: str) -> str:
@@ -234,6 +237,27 @@ def check_capacity(facts: ClusterFacts, *, stable: PoolFacts, canary: PoolFacts,
         problem=f"{canary.name} has {have} Ready endpoint{'s' if have != 1 else ''}: {why}",
         remedy=f"Scale {canary.name}'s model servers up (or wait for them to become Ready); "
                f"the step goes ahead once {need} are Ready"),)
+
+
+def check_rollback(facts: ClusterFacts, *, stable: str, group: str, had: int,
+                   policy: CapacityPolicy) -> tuple[Finding, ...]:
+    """The stable pool can still take all traffic back: the pool checks pointed at it, and
+    its Ready endpoints at least `rollback_percent` of the `had` it had at start."""
+    found = list(check_pool(facts, name=stable, group=group))
+    pool = facts.pool(stable, group)
+    if pool is None:
+        return tuple(found)
+    have = ready_endpoints(facts, pool)
+    need = -(-had * policy.rollback_percent // 100)
+    if have < need:
+        found.append(Finding(
+            check=Check.ROLLBACK,
+            problem=f"{stable}: {have} of {had} Ready endpoints; a rollback now would overload "
+                    f"it" + (f" (it needs {need}, {policy.rollback_percent}% of what it had at "
+                             f"start)" if need != had else ""),
+            remedy=f"Scale {stable}'s model servers back up (or wait for them to become "
+                   f"Ready), then resume; a rollback asked for now still goes ahead"))
+    return tuple(found)
 
 
 # ---- 4. the adapter rewrite -------------------------------------------------------------

@@ -172,3 +172,22 @@ def test_a_freeze_holds_a_scheduled_step_while_a_rollback_goes_through(world: Wo
     assert world.service.get(REF).phase is Phase.ROLLED_BACK
     actions = [e.action for e in world.service.history(REF)]
     assert actions[-2:] == ["frozen", "rolled_back"]
+
+
+def test_a_stable_pool_losing_its_endpoints_pauses_the_next_step_until_they_return(
+        world: World) -> None:
+    assert _start(world, steps=(10, 50, 100)).ok
+    assert world.service.approve(REF, actor=BOB).ok
+    set_ready(world.emulator, f"{STABLE}-0", False)
+    out = world.service.approve(REF, actor=BOB)
+    paused = world.service.get(REF)
+    assert not out.ok and paused.phase is Phase.PAUSED and paused.pause is not None
+    assert paused.pause.kind is PauseKind.PREFLIGHT
+    assert f"• [rollback] {STABLE}: 1 of 2 Ready endpoints; a rollback now would overload it" \
+        in paused.pause.reason
+    assert world.weights() == {STABLE: 90, CANARY: 10}
+    set_ready(world.emulator, f"{STABLE}-0", True)
+    assert world.service.resume(REF, actor=BOB).ok
+    done = world.service.approve(REF, actor=BOB)
+    assert done.ok, done.message
+    assert world.weights() == {STABLE: 50, CANARY: 50}

@@ -23,7 +23,8 @@ CAROL = ALICE.model_copy(update={"id": "cli:carol", "name": "cli:carol"})
 
 
 class World:
-    def __init__(self, facts: ClusterFacts | None = None, *, minimum: int = 1) -> None:
+    def __init__(self, facts: ClusterFacts | None = None, *, minimum: int = 1,
+                 rollback_percent: int = 100) -> None:
         self.store = FakeStore()
         self.target = FakeTarget(target=TARGET, stable=STABLE, canary=CANARY,
                                  baseline=BASELINE, pair=Pair(stable=100, canary=0))
@@ -33,7 +34,8 @@ class World:
         self.service = RolloutService(
             store=self.store, traffic=FakeTraffic(self.target), clock=self.clock,
             gates=Gates(facts=self.facts, freezes=self.freezes,
-                        capacity=CapacityPolicy(minimum=minimum)),
+                        capacity=CapacityPolicy(minimum=minimum,
+                                                rollback_percent=rollback_percent)),
             new_id=lambda canary, now: "r1")
 
     def start(self, steps: tuple[int, ...] = (10, 50, 100), *, auto: bool = False,
@@ -201,3 +203,35 @@ def test_a_reason_too_long_is_refused_and_freezes_nothing() -> None:
         w.service.freeze(actor=CAROL, reason="x" * 501)
     assert w.freezes.current is None and w.store.events == []
 
+
+
+# ---- rollback readiness (the stable pool) ----------------------------------------------------
+
+
+def test_a_stable_pool_that_lost_endpoints_pauses_the_next_step_with_the_numbers() -> None:
+    w = World()
+    w.start()
+    assert w.service.get(REF).stable_ready == 4
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    out = w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert not out.ok and r.phase is Phase.PAUSED and r.pause is not None
+    assert "• [rollback] llm-pool: 1 of 4 Ready endpoints; a rollback now would overload it" \
+        in r.pause.reason
+    assert w.target.writes == [Pair(stable=100, canary=0)]
+    back = w.service.rollback(REF, actor=BOB)  # still carried out
+    assert back.ok and w.service.get(REF).phase is Phase.ROLLED_BACK
+
+
+def test_the_rollback_share_is_configurable() -> None:
+    w = World(rollback_percent=25)
+    w.start()
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    assert w.service.approve(REF, actor=BOB).ok  # 25% of 4 is 1
+    w.facts.facts = world(pods=pods(CANARY, 4))
+    w.clock.advance(seconds=3600)
+    w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert r.pause is not None
+    assert "llm-pool: 0 of 4 Ready endpoints; a rollback now would overload it (it needs 1, " \
+           "25% of what it had at start)" in r.pause.reason
