@@ -12,6 +12,8 @@ from typing import Any, cast
 from kubernetes import client
 
 from bench.harness import Result, median_time
+from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
@@ -20,7 +22,7 @@ from rollout.domain import machine
 from rollout.domain.clock import ManualClock
 from rollout.domain.models import Actor, Baseline, Target, TargetKind
 from rollout.domain.plan import build_plan
-from rollout.service import Ref, RolloutService
+from rollout.service import Gates, Ref, RolloutService
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 
@@ -30,15 +32,19 @@ POOL = "llm-pool-version-2"
 
 
 def bench_step(repeat: int) -> list[Result]:
-    """A full approve (lock, reconcile read, fenced patch, read-back, CAS save) and a full
-    rollback, against one Redis round trip plus one route GET and one route PATCH."""
+    """A full approve (lock, reconcile read, the freeze and the preflight gates' reads of the
+    namespace, fenced patch, read-back, CAS save) and a full rollback (no gates), against one
+    Redis round trip plus one route GET and one route PATCH."""
     with KubeEmulator(seed="demo") as emu, RedisServer() as redis_server:
         cfg = client.Configuration()
         cfg.host = emu.url
-        api = client.CustomObjectsApi(client.ApiClient(cfg))
+        api_client = client.ApiClient(cfg)
+        api = client.CustomObjectsApi(api_client)
         store = RedisStore.from_url(redis_server.url, prefix="bench")
         traffic = TrafficRouter(routes=HTTPRouteSplit(api), rewrites=RewriteSplit(api))
-        service = RolloutService(store=store, traffic=traffic, clock=ManualClock())
+        gates = Gates(facts=ClusterReader(api, client.CoreV1Api(api_client)),
+                      freezes=FreezeStore(store.client, prefix="bench"))
+        service = RolloutService(store=store, traffic=traffic, clock=ManualClock(), gates=gates)
         ref = Ref(canary=POOL)
 
         def fresh() -> None:

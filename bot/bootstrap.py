@@ -11,13 +11,16 @@ from kubernetes import client
 
 from bot import kube
 from bot.settings import Settings
+from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
 from rollout.adapters.store import RedisStore
 from rollout.domain.clock import Clock, SystemClock
+from rollout.domain.preflight import CapacityPolicy
 from rollout.redis_connect import connect
-from rollout.service import Listener, RolloutService, ServiceOptions
+from rollout.service import Gates, Listener, RolloutService, ServiceOptions
 
 
 @dataclass
@@ -36,11 +39,12 @@ class Container:
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
-    client = connect(settings.redis_url, sentinels=settings.redis_sentinels,
+    redis_client = connect(settings.redis_url, sentinels=settings.redis_sentinels,
                      master=settings.redis_sentinel_master,
                      sentinel_password=settings.redis_sentinel_password or None)
     lock_ttl = settings.seconds(settings.rollout_lock_ttl) or 15
-    store = RedisStore(client, prefix=settings.rollout_key_prefix, lock_ttl_seconds=lock_ttl)
+    store = RedisStore(redis_client, prefix=settings.rollout_key_prefix,
+                       lock_ttl_seconds=lock_ttl)
     api = kube.api_client(settings.kubeconfig)
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
@@ -53,6 +57,14 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),
         listeners=listeners, lock_renew_seconds=lock_ttl / 3,
     )
-    service = RolloutService(store=store, traffic=traffic, clock=clock, options=options)
+    gates = Gates(
+        facts=ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts),
+        freezes=FreezeStore(store.client, prefix=settings.rollout_key_prefix),
+        capacity=CapacityPolicy(minimum=settings.rollout_capacity_minimum,
+                                headroom_percent=settings.rollout_capacity_headroom,
+                                rollback_percent=settings.rollout_rollback_ready_percent),
+    )
+    service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
+                             options=options)
     return Container(settings=settings, store=store, kube_api=api, service=service, clock=clock,
                      listeners=listeners)

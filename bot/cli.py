@@ -25,7 +25,7 @@ from bot.json_output import result_json
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
-from handlers.commands import CommandRequest, CommandResult, Verb, run_command
+from handlers.commands import INSTALL_VERBS, CommandRequest, CommandResult, Verb, run_command
 from rollout.domain import names
 from rollout.domain.errors import (
     InvalidInput,
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
     for verb in OPERATIONS:
         op = sub.add_parser(verb.value, parents=[common], help=_HELP[verb])
-        if verb is not Verb.LIST:
+        if verb not in INSTALL_VERBS:
             op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
         if verb is Verb.START:
             op.add_argument("--route", help="HTTPRoute to use (needed to add a new pool)")
@@ -142,11 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
                             help="adapter rollout: shift this InferenceModelRewrite's rule from "
                                  "the old adapter (--stable, where the rule has several) to "
                                  "POOL, here the new adapter's name")
+            op.add_argument("--allow-gitops", action="store_true",
+                            help="start although Argo CD, Flux or another applier owns the "
+                                 "weights; a revert by it then pauses the rollout as drift")
         if verb is Verb.APPROVE:
             op.add_argument("--step", type=_step_number, default=None, metavar="N",
                             help="the step this approval is for (1 is the first; default: "
                                  "the pending one when the command reads the rollout)")
-        if verb in (Verb.PAUSE, Verb.ROLLBACK):
+        if verb in (Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE):
             op.add_argument("--reason", default="", help="why, for the audit and the card")
         if verb in READ_VERBS:
             op.add_argument("--output", "-o", choices=["text", "json"], default="text",
@@ -194,6 +197,8 @@ _HELP = {
     Verb.STATUS: "show the rollout and what the cluster shows",
     Verb.LIST: "list active and recent rollouts",
     Verb.HISTORY: "list every recorded decision of the rollout",
+    Verb.FREEZE: "hold every new start and step-up of the install (rollback and pause work)",
+    Verb.UNFREEZE: "lift the freeze: held steps go ahead at the next tick or approval",
 }
 
 
@@ -212,7 +217,8 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
         interval_seconds=interval, auto=getattr(args, "auto", False),
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
-        reason=getattr(args, "reason", ""), step=getattr(args, "step", None),
+        allow_gitops=getattr(args, "allow_gitops", False), reason=getattr(args, "reason", ""),
+        step=getattr(args, "step", None),
     )
     request.check_names()
     return request

@@ -26,6 +26,7 @@ def result_json(result: CommandResult) -> str:
             "observed": s.observed.model_dump(mode="json") if s.observed is not None else None,
             "message": s.message,
             "cluster_note": s.cluster_note,
+            "freeze": s.freeze.model_dump(mode="json") if s.freeze is not None else None,
         }
     else:
         raise ValueError(f"--output json is for status, list and history, not {verb.value}")

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     rollout_tick: str = "5s"
     rollout_kube_timeout: float = Field(default=5.0, gt=0, le=120)
     rollout_lock_ttl: str = "15s"
+    # the capacity gate: Ready canary endpoints at any time, and the margin over its share
+    rollout_capacity_minimum: int = Field(default=1, ge=0, le=100_000)
+    rollout_capacity_headroom: int = Field(default=0, ge=0, le=1000)
+    # rollback readiness: the share of its Ready endpoints at start the stable pool keeps
+    rollout_rollback_ready_percent: int = Field(default=100, ge=0, le=100)
     log_level: str = "INFO"
 
     @field_validator("rollout_approvers", "rollout_approver_groups", "rollout_allowed_channels",

@@ -44,9 +44,13 @@ def rollout_detail(r: Rollout) -> list[str]:
 
 
 def status_lines(status: Status) -> list[str]:
+    frozen = [f"frozen    rollouts are {status.freeze.describe()}"] if status.freeze else []
     if status.rollout is None:
-        return [status.message] + ([f"note: {status.cluster_note}"] if status.cluster_note else [])
-    lines = rollout_detail(status.rollout)
+        return [status.message] + ([f"note: {status.cluster_note}"] if status.cluster_note
+                                   else []) + frozen
+    lines = rollout_detail(status.rollout) + frozen
+    if status.rollout.held and status.rollout.active:
+        lines.append(f"held      {status.rollout.held}")
     if status.observed is not None:
         lines.append(f"cluster   {status.observed.pair.describe()} "
                      f"(resourceVersion {status.observed.resource_version})")

@@ -48,6 +48,8 @@ NEEDS: dict[Verb, Need] = {
     Verb.LIST: Need.NOTHING,
     Verb.HISTORY: Need.NOTHING,
     Verb.HELP: Need.NOTHING,
+    Verb.FREEZE: Need.APPROVER,  # holds every rollout of the install
+    Verb.UNFREEZE: Need.APPROVER,
 }
 
 

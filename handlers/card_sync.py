@@ -22,6 +22,7 @@ from handlers.mentions import slack_date
 from handlers.telemetry import NoTelemetry, Telemetry
 from rollout.domain.clock import Clock
 from rollout.domain.errors import RolloutError
+from rollout.domain.freeze import Freeze
 from rollout.domain.models import AuditEvent, Card, Phase, Rollout, Via
 from rollout.service import Outcome, Ref, RolloutService
 
@@ -95,7 +96,7 @@ class CardPublisher:
         channel = channel or self._notify
         if channel is None:
             return None
-        message = render_card(r, now=self._clock.now())
+        message = render_card(r, now=self._clock.now(), freeze=self._freeze())
         response = self._call("chat.postMessage", lambda: self._client.chat_postMessage(
             channel=channel, text=message.text, blocks=message.blocks))
         if response is None:
@@ -111,9 +112,16 @@ class CardPublisher:
         return card
 
     def _update(self, r: Rollout, card: Card) -> None:
-        message = render_card(r, now=self._clock.now())
+        message = render_card(r, now=self._clock.now(), freeze=self._freeze())
         self._call("chat.update", lambda: self._client.chat_update(
             channel=card.channel, ts=card.ts, text=message.text, blocks=message.blocks))
+
+    def _freeze(self) -> Freeze | None:
+        """The install's freeze for the card; a card is still drawn when Redis cannot say."""
+        try:
+            return self._service.frozen()
+        except RolloutError:
+            return None
 
     def _call(self, method: str, call: Callable[[], Any]) -> dict[str, Any] | None:
         try:

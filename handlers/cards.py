@@ -23,6 +23,7 @@ from slack_sdk.models.views import View
 
 from handlers.sentences import event_sentence
 from rollout.domain.errors import InvalidInput
+from rollout.domain.freeze import Freeze
 from rollout.domain.models import (
     ACTIVE_PHASES,
     Actor,
@@ -124,7 +125,8 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
     return None
 
 
-def render_card(r: Rollout, *, now: datetime) -> CardMessage:
+def render_card(r: Rollout, *, now: datetime, freeze: Freeze | None = None) -> CardMessage:
+    """The card as it stands; `freeze` is the install's, shown on every card it holds."""
     header = f"Rollout {r.stable} → {r.canary}"
     percent, stable_weight, canary = _split(r)
     reached = r.plan.steps[r.step].percent if r.step >= 0 else 0
@@ -146,6 +148,7 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
     due = _next_line(r, now)
     if due:
         blocks.append(_context(due))
+    blocks += [_section(line) for line in _holds(r, freeze)]
     buttons = _buttons(r, now)
     if buttons:
         blocks.append({"type": "actions", "block_id": "rollout_actions", "elements": buttons})
@@ -153,6 +156,19 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
                            f"`/rollout {r.canary} status`"))
     text = f"{header}: {percent}%, {r.phase.value.replace('_', ' ')}"
     return CardMessage(text=text, blocks=blocks)
+
+
+def _holds(r: Rollout, freeze: Freeze | None) -> list[str]:
+    """What keeps the next step from going ahead: the freeze, a capacity wait."""
+    if not r.active:
+        return []
+    lines = []
+    if freeze is not None:
+        lines.append(f":snowflake: *Rollouts are {freeze.describe()}.* Step-ups wait until an "
+                     "approver runs `/rollout unfreeze`; rollback and pause still work.")
+    if r.held and r.phase is not Phase.PAUSED and freeze is None:
+        lines.append(f":hourglass: *Held:* {r.held}")
+    return lines
 
 
 def _split(r: Rollout) -> tuple[int, int, int]:

@@ -28,12 +28,17 @@ class Verb(StrEnum):
     LIST = "list"
     HISTORY = "history"
     HELP = "help"
+    FREEZE = "freeze"
+    UNFREEZE = "unfreeze"
 
 
-POOL_VERBS = frozenset(Verb) - {Verb.LIST, Verb.HELP}
-#: verbs that change a rollout; the others only read
+#: verbs about the whole install, not one pool
+INSTALL_VERBS = frozenset({Verb.LIST, Verb.HELP, Verb.FREEZE, Verb.UNFREEZE})
+POOL_VERBS = frozenset(Verb) - INSTALL_VERBS
+#: verbs that change a rollout (or, for the freeze, every rollout); the others only read
 CHANGING_VERBS = frozenset({Verb.START, Verb.APPROVE, Verb.APPROVE_PLAN, Verb.PAUSE,
-                            Verb.RESUME, Verb.ROLLBACK, Verb.PROMOTE})
+                            Verb.RESUME, Verb.ROLLBACK, Verb.PROMOTE, Verb.FREEZE,
+                            Verb.UNFREEZE})
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class CommandRequest:
     auto: bool = False
     approvals: int | None = None
     rewrite: str | None = None
+    allow_gitops: bool = False
     reason: str = ""
     request_id: str | None = None
     #: the step an approval approves, as people count (1 is the first); None: the pending one
@@ -110,7 +116,7 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
             )
             out = service.start(namespace=req.namespace, canary=req.pool, plan=plan,
                                 actor=actor, route=req.route, stable=req.stable,
-                                rewrite=req.rewrite)
+                                rewrite=req.rewrite, allow_gitops=req.allow_gitops)
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
             return CommandResult(req, outcome=service.approve(
@@ -135,5 +141,9 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
             return CommandResult(req, rollouts=service.list_rollouts())
         case Verb.HISTORY:
             return CommandResult(req, history=service.history(ref))
+        case Verb.FREEZE:
+            return CommandResult(req, outcome=service.freeze(actor=actor, reason=req.reason))
+        case Verb.UNFREEZE:
+            return CommandResult(req, outcome=service.unfreeze(actor=actor))
         case Verb.HELP:
             return CommandResult(req)

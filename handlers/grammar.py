@@ -12,15 +12,16 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from handlers.commands import POOL_VERBS, CommandRequest, Verb
+from handlers.commands import INSTALL_VERBS, POOL_VERBS, CommandRequest, Verb
 from rollout.domain import names
 from rollout.domain.errors import InvalidInput
 from rollout.domain.plan import build_plan, parse_interval, parse_steps
 
 USAGE = """\
-*Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`
+*Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`, \
+`/rollout freeze [--reason "text"]`, `/rollout unfreeze`
 *Verbs:* `start`, `status`, `approve`, `approve-plan`, `pause`, `resume`, `rollback`, `promote`, \
-`history`
+`history`; `freeze` and `unfreeze` (approvers: hold every start and step-up)
 *Options:*
   `--namespace NS` namespace of the pool and route (default: the bot's)
   `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
@@ -30,7 +31,9 @@ USAGE = """\
   `--auto` step up automatically after each bake; the plan itself needs `approve-plan` (start)
   `--approvals N` distinct approvers needed per step (start)
   `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
-  `--reason "text"` why (pause, rollback)
+  `--allow-gitops` start although Argo CD, Flux or another applier owns the weights; \
+their revert then pauses the rollout (start)
+  `--reason "text"` why (pause, rollback, freeze)
   `--step N` the step an approval is for (approve; default: the pending one)
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
 `/rollout llm-pool-version-2 rollback --reason "p99 latency"`"""
@@ -47,15 +50,16 @@ MAX_APPROVALS = 10
 MAX_STEPS = 100
 
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
-                         "rewrite"})
-_REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK})
+                         "rewrite", "allow_gitops"})
+_REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
 
 
 _COMMON = "[-n NS]"
 #: the one usage line that applies, per verb: an error shows this, not the whole help
 USAGE_LINES: dict[Verb, str] = {
     Verb.START: "`/rollout <pool> start [--steps 10,25,50,100] [--interval 15m] [--auto] "
-                "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] [-n NS]`",
+                "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] "
+                "[--allow-gitops] [-n NS]`",
     Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
     Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
     Verb.APPROVE_PLAN: f"`/rollout <pool> approve-plan {_COMMON}`",
@@ -66,6 +70,8 @@ USAGE_LINES: dict[Verb, str] = {
     Verb.HISTORY: f"`/rollout <pool> history {_COMMON}`",
     Verb.LIST: "`/rollout list`",
     Verb.HELP: "`/rollout help`",
+    Verb.FREEZE: '`/rollout freeze [--reason "text"]`',
+    Verb.UNFREEZE: "`/rollout unfreeze`",
 }
 GENERAL_USAGE = "`/rollout <pool|adapter> <verb> [options]`; `/rollout help` lists them all"
 
@@ -145,6 +151,7 @@ _OPTIONS: dict[str, _Option] = {
     "--auto": _Option("auto", False),
     "--approvals": _Option("approvals", True, _approvals),
     "--rewrite": _Option("rewrite", True, _name),
+    "--allow-gitops": _Option("allow_gitops", False),
     "--reason": _Option("reason", True, _text),
     "--step": _Option("step", True, _step),
 }
@@ -197,7 +204,8 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
         raise GrammarError(f"`{given[misplaced[0]]}` applies only to `start`, "
                            f"not `{verb.value}`")
     if "reason" in given and verb not in _REASON_VERBS:
-        raise GrammarError(f"`--reason` applies to `pause` and `rollback`, not `{verb.value}`")
+        raise GrammarError(f"`--reason` applies to `pause`, `rollback` and `freeze`, not "
+                           f"`{verb.value}`")
     if "step" in given and verb is not Verb.APPROVE:
         raise GrammarError(f"`--step` applies to `approve`, not `{verb.value}`")
     values: dict[str, object] = {"namespace": namespace}
@@ -248,12 +256,19 @@ def _split(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return positional, raw
 
 
+def _refuse_pool_for(verb: Verb | None, pool: str) -> None:
+    """`/rollout llm-pool freeze`: the freeze is the install's, not a pool's."""
+    if verb is not None and verb in INSTALL_VERBS:
+        raise GrammarError(f"`{verb.value}` applies to the whole install, not to `{pool}`: "
+                           f"{USAGE_LINES[verb]}", verb=verb)
+
+
 def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
     """`<pool> <verb>`, or `<verb> <pool>` as the CLI writes it, or `list` / `help`."""
     if not positional:
         return Verb.HELP, None, []
     first = _verb(positional[0])
-    if first in (Verb.LIST, Verb.HELP):
+    if first in INSTALL_VERBS:
         return first, None, positional[1:]
     if len(positional) == 1:
         if first is not None:
@@ -265,6 +280,7 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
         raise GrammarError(f"what should happen to `{positional[0]}`? add a verb, "
                            f"e.g. `/rollout {positional[0]} status`")
     second = _verb(positional[1])
+    _refuse_pool_for(second, positional[0])
     if second is not None and second in POOL_VERBS:
         verb, pool = second, positional[0]
     elif first is not None and first in POOL_VERBS:

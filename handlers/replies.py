@@ -66,16 +66,22 @@ def result_reply(result: CommandResult) -> str:
 
 def _status(result: CommandResult) -> str:
     status = result.status
+    frozen = [f":snowflake: Rollouts are {status.freeze.describe()}"] \
+        if status is not None and status.freeze is not None else []
     if status is None or status.rollout is None:
-        return f":information_source: {status.message if status else 'nothing recorded'}"
+        said = status.message if status else "nothing recorded"
+        return "\n".join([f":information_source: {said}", *frozen])
     r = status.rollout
-    lines = [f"*{status.message}*", f"`{progress_bar(r.canary_percent)}` on {r.target.describe()}"]
+    lines = [f"*{status.message}*", f"`{progress_bar(r.canary_percent)}` on {r.target.describe()}",
+             *frozen]
     if status.observed is not None:
         lines.append(f"Cluster: {status.observed.pair.describe()}")
     if status.cluster_note:
         lines.append(f":warning: {status.cluster_note}")
     if r.pause is not None:
         lines.append(f"P{pause_summary(r.pause)[1:]}")
+    if r.held and r.active:
+        lines.append(f":hourglass: Held: {r.held}")
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 

@@ -60,6 +60,12 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C90
             return f"{who} recovered {at}: {detail}" if detail else f"{who} recovered {at}"
         case "released":
             return f"{who} released the route: {detail}"
+        case "step_held":
+            return f"{at} is held: {detail}".replace("  ", " ")
+        case "frozen":
+            return f"{who} froze rollouts" + (f": {detail}" if detail else "")
+        case "unfrozen":
+            return f"{who} {detail}"
     if e.action.startswith("denied:"):
         return f"{who} was refused `{e.action.removeprefix('denied:')}`: {detail}"
     tail = f": {detail}" if detail else ""

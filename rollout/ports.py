@@ -1,4 +1,5 @@
-"""The ports the service depends on: where state lives and how traffic is split.
+"""The ports the service depends on: where state lives, how traffic is split, what the
+cluster looks like to the preflight gates, and whether rollouts are frozen.
 
 Adapters implement these (Redis in `store`, Kubernetes in `traffic`); the service sees only
 the protocols, so the rollout logic can be read without knowing either backend.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from rollout.domain.facts import ClusterFacts
+from rollout.domain.freeze import Freeze
 from rollout.domain.machine import Effect
 from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
 from rollout.domain.split import Marker, Observed, Pair
@@ -123,3 +126,26 @@ class RolloutStore(Protocol):
     def recall(self, key: str) -> str | None: ...
 
     def ping(self) -> None: ...
+
+
+class ClusterFactsReader(Protocol):
+    """What the preflight gates decide on: one namespace read in one pass."""
+
+    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+        """Pools, objectives, rewrites, pods and Services of `namespace`, and the route
+        (for its owners) when named; a kind the cluster does not serve reads as absent."""
+        ...
+
+
+class FreezeRecord(Protocol):
+    """The install-wide freeze: at most one at a time."""
+
+    def get(self) -> Freeze | None: ...
+
+    def put(self, freeze: Freeze) -> Freeze:
+        """Record `freeze`; Conflict when one is there already."""
+        ...
+
+    def lift(self) -> Freeze:
+        """Remove the freeze and return it; Conflict when there is none."""
+        ...

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from rollout.domain import freeze as freezes
 from rollout.domain import machine, names
+from rollout.domain.admission import Hold, request_for, route_of, stable_ready, step_hold
 from rollout.domain.clock import Clock
 from rollout.domain.errors import (
     ClusterUnavailable,
@@ -26,13 +28,15 @@ from rollout.domain.errors import (
     LockLapsed,
     NeedsOperator,
     NotFound,
+    NotReady,
     Refused,
     RolloutError,
     StoreUnavailable,
     Unrecorded,
     WriteUnknown,
 )
-from rollout.domain.machine import Decision, Effect, Restore
+from rollout.domain.freeze import Action, Freeze
+from rollout.domain.machine import ApplyStep, Decision, Effect, Restore
 from rollout.domain.models import (
     Actor,
     AuditEvent,
@@ -45,8 +49,9 @@ from rollout.domain.models import (
     Target,
     TargetKind,
 )
+from rollout.domain.preflight import CapacityPolicy, preflight
 from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
-from rollout.ports import Marked, RolloutStore, Traffic
+from rollout.ports import ClusterFactsReader, FreezeRecord, Located, Marked, RolloutStore, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,7 @@ class Status:
     observed: Observed | None
     message: str
     cluster_note: str = ""
+    freeze: Freeze | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,16 @@ class _Hold:
                         self.lease.key)
 
 
+@dataclass(frozen=True)
+class Gates:
+    """What a start and every step-up ask first: the cluster as the preflight gates read
+    it, the install-wide freeze, and how many Ready endpoints the canary needs."""
+
+    facts: ClusterFactsReader
+    freezes: FreezeRecord
+    capacity: CapacityPolicy = field(default_factory=CapacityPolicy)
+
+
 @dataclass
 class ServiceOptions:
     self_approval: bool = False
@@ -148,12 +164,13 @@ class ServiceOptions:
 
 class RolloutService:
     def __init__(
-        self, *, store: RolloutStore, traffic: Traffic, clock: Clock,
+        self, *, store: RolloutStore, traffic: Traffic, clock: Clock, gates: Gates,
         options: ServiceOptions | None = None,
         new_id: Callable[[str, datetime], str] | None = None,
     ) -> None:
         self.store = store
         self.traffic = traffic
+        self.gates = gates
         self.clock = clock
         self.options = options or ServiceOptions()
         self._new_id = new_id or _default_id
@@ -162,10 +179,12 @@ class RolloutService:
 
     def start(
         self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
-        stable: str | None = None, rewrite: str | None = None,
+        stable: str | None = None, rewrite: str | None = None, allow_gitops: bool = False,
     ) -> Outcome:
         """Start a rollout of `canary`: a pool (HTTPRoute weights), or with `rewrite` an adapter
-        (the named InferenceModelRewrite's target weights)."""
+        (the named InferenceModelRewrite's target weights). The preflight gates and the freeze
+        are asked under the lock, before anything is written; `allow_gitops` lets another
+        manager own the weights (its revert then pauses the rollout as drift)."""
         if rewrite is not None and route is not None:
             raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
                                "rollout), not both")
@@ -198,10 +217,13 @@ class RolloutService:
         new_id = self._new_id(canary, self.clock.now())
 
         def decide(_: Rollout | None, now: datetime) -> Decision:
-            return machine.start(
+            had = self._admit_start(located, allow_gitops=allow_gitops)
+            d = machine.start(
                 rollout_id=new_id, target=target, stable=located.stable, canary=canary,
                 plan=plan, baseline=located.baseline, actor=actor, now=now,
+                allow_gitops=allow_gitops,
             )
+            return replace(d, rollout=d.rollout.model_copy(update={"stable_ready": had}))
 
         return self._run(target.object_key, actor, _nothing, decide)
 
@@ -306,6 +328,10 @@ class RolloutService:
         return rollout
 
     def status(self, ref: Ref) -> Status:
+        """The rollout, what the cluster shows, and the freeze if there is one."""
+        return replace(self._status(ref), freeze=self.frozen())
+
+    def _status(self, ref: Ref) -> Status:
         try:
             rollout = self.get(ref)
         except NeedsOperator as exc:
@@ -485,6 +511,9 @@ class RolloutService:
         if current is None:
             return self._claim(d, effect, hold, actor)
         assert base is not None
+        held = self._step_hold(base, effect)
+        if held is not None:
+            return self._hold(version, found, base, held, hold, actor)
         if not base.active:  # until saved, the sweep looks at this finished rollout's target
             self.store.mark_in_flight(base.id)
         written = self._write(version, base, found, d, effect, hold, actor)
@@ -571,6 +600,101 @@ class RolloutService:
                 "lock lapsed before the save. The next command or the scheduler's sweep finds "
                 "it on the route and records it; repeating this is safe",
                 retry_after=exc.retry_after) from exc
+
+    # -- the gates: preflight, capacity, GitOps, the freeze ----------------------------------
+
+    def _admit_start(self, located: Located, *, allow_gitops: bool) -> int | None:
+        """Refuse a start that a freeze holds or the cluster is not ready for, listing every
+        problem; nothing has been written yet. Returns the stable pool's Ready endpoints,
+        which each step then checks a rollback could still count on."""
+        freezes.check_blocked(self.gates.freezes.get(), Action.START)
+        t = located.target
+        facts = self.gates.facts.read(t.namespace, route=route_of(t))
+        request = request_for(target=t, stable=located.stable, canary=located.canary,
+                              baseline=located.baseline, share_percent=None,
+                              allow_gitops=allow_gitops)
+        verdict = preflight(facts, request, self.gates.capacity)
+        if not verdict.ok:
+            raise NotReady(f"{located.canary} cannot start; nothing was changed:\n"
+                           f"{verdict.explain()}")
+        return stable_ready(facts, request)
+
+    def _step_hold(self, r: Rollout, effect: Effect) -> Hold | None:
+        """Before a step-up (a click or a tick): the freeze, then the gates for the share
+        the step gives the canary. None when the step may go ahead, and for every other
+        effect (a rollback is never held)."""
+        if not isinstance(effect, ApplyStep):
+            return None
+        frozen = freezes.blocks(self.gates.freezes.get(), Action.STEP_UP)
+        if frozen:
+            return Hold(reason=frozen, noted=False)
+        facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        return step_hold(facts, r, percent=effect.percent, policy=self.gates.capacity)
+
+    def _hold(self, version: int, found: Decision | None, r: Rollout, held: Hold,
+              hold: _Hold, actor: Actor) -> Outcome:
+        """A step-up that may not go ahead: pause with the reason, or keep the rollout where
+        it is (the next tick or click tries again), noting why once for the card."""
+        now = self.clock.now()
+        prior = found.events if found is not None else ()
+        if held.pause:
+            paused = machine.pause(r, actor=Actor.scheduler(), now=now, reason=held.reason,
+                                   kind=PauseKind.PREFLIGHT)
+            saved = self._save(version, _joined(prior, paused), hold)
+            return replace(saved, message=f"Not applied: {paused.message}", ok=False)
+        message = f"Not applied: {held.reason}"
+        if not held.noted or r.held == held.reason:
+            if found is None:
+                return Outcome(r, message, changed=False, ok=False)
+            return replace(self._save(version, found, hold), message=message, changed=False,
+                           ok=False)
+        pending = r.pending_step
+        event = AuditEvent(at=now, rollout_id=r.id, target=r.target.key, action="step_held",
+                           actor=actor, step=pending, detail=held.reason,
+                           percent=r.plan.steps[pending].percent if pending is not None
+                           else None)
+        waiting = Decision(rollout=r.model_copy(update={"held": held.reason,
+                                                        "updated_at": now}),
+                           message=message, events=(*prior, event))
+        return replace(self._save(version, waiting, hold), ok=False)
+
+    # -- the freeze ------------------------------------------------------------------------
+
+    def frozen(self) -> Freeze | None:
+        return self.gates.freezes.get()
+
+    def freeze(self, *, actor: Actor, reason: str) -> Outcome:
+        """Hold every new start and step-up across the install. The edges authorize first
+        (Slack: approvers only, handlers.authorization; the CLI is break-glass)."""
+        now = self.clock.now()
+        record = self.gates.freezes.put(freezes.freeze(
+            self.gates.freezes.get(), actor=actor.label, is_approver=True, reason=reason,
+            now=now))
+        held = self._announce("frozen", actor, record.reason)
+        return Outcome(None, f"Rollouts are {record.describe()}. New starts and step-ups "
+                             f"wait until an approver runs unfreeze ({held} active rollout"
+                             f"{'s' if held != 1 else ''} held); rollback and pause still work.")
+
+    def unfreeze(self, *, actor: Actor) -> Outcome:
+        freezes.unfreeze(self.gates.freezes.get(), is_approver=True)
+        lifted = self.gates.freezes.lift()
+        self._announce("unfrozen", actor, f"lifted the freeze ({lifted.describe()})")
+        return Outcome(None, f"Rollouts are no longer frozen ({lifted.describe()}); held "
+                             "steps go ahead at the next tick or approval.")
+
+    def _announce(self, action: str, actor: Actor, detail: str) -> int:
+        """Audit a freeze or unfreeze, once for the install and once on every active
+        rollout's card; returns how many rollouts it touches."""
+        now = self.clock.now()
+        self.store.record(AuditEvent(at=now, rollout_id="", target="install", action=action,
+                                     actor=actor, detail=detail))
+        active = self.active()
+        for r in active:
+            event = AuditEvent(at=now, rollout_id=r.id, target=r.target.key, action=action,
+                               actor=actor, detail=detail)
+            self.store.record(event)
+            self._emit(Outcome(r, detail, changed=False, events=(event,)))
+        return len(active)
 
     def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:
         """A start claims the target in the store before the cluster names it; a failed

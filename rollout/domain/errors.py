@@ -31,6 +31,11 @@ class Conflict(Refused):
     """The request collides with current state (an active rollout, a phase that forbids it)."""
 
 
+class NotReady(Refused):
+    """The cluster is not ready for what was asked (a preflight gate, a freeze); the message
+    lists each problem and what to do about it."""
+
+
 class Outdated(Refused):
     """The request was made against a version of the rollout that has since moved on."""
 

@@ -22,6 +22,7 @@ class Check(StrEnum):
     CAPACITY = "capacity"
     REWRITE = "rewrite"
     GITOPS = "gitops"
+    ROLLBACK = "rollback"  # the stable pool can no longer take the traffic back
 
 
 @dataclass(frozen=True, kw_only=True)

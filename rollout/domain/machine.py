@@ -106,11 +106,11 @@ def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
     if step == r.plan.last_index:
         return _update(
             r, now, step=step, phase=Phase.COMPLETED, next_due_at=None, awaiting_since=None,
-            finished_at=now, pause=None,
+            finished_at=now, pause=None, held="",
         )
     return _update(
         r, now, step=step, phase=Phase.BAKING, awaiting_since=None, last_reminder_at=None,
-        next_due_at=now + timedelta(seconds=r.plan.interval_seconds), pause=None,
+        next_due_at=now + timedelta(seconds=r.plan.interval_seconds), pause=None, held="",
     )
 
 
@@ -156,13 +156,13 @@ def _require_active(r: Rollout, action: str) -> None:
 
 def start(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
-    baseline: Baseline, actor: Actor, now: datetime,
+    baseline: Baseline, actor: Actor, now: datetime, allow_gitops: bool = False,
 ) -> Decision:
     """A new rollout: the target is prepared, then the first step awaits its gate."""
     r = Rollout(
         id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
         baseline=baseline, phase=Phase.BAKING, requester=actor, created_at=now, updated_at=now,
-        next_due_at=now,
+        next_due_at=now, allow_gitops=allow_gitops,
     )
     r = _ready_for_next(r, now)
     first = _step_label(r, 0)
@@ -323,7 +323,8 @@ def pause(
                  bake_left_seconds=bake_left,
                  seen_stable=seen.stable if seen is not None else None,
                  seen_canary=seen.canary if seen is not None else None)
-    nxt = _update(r, now, phase=Phase.PAUSED, pause=info, next_due_at=None, epoch=r.epoch + 1)
+    nxt = _update(r, now, phase=Phase.PAUSED, pause=info, next_due_at=None, epoch=r.epoch + 1,
+                  held="")
     return Decision(
         rollout=nxt, events=(_event(nxt, "paused", actor, now, why, step=r.step),),
         message=f"{r.canary} paused at {r.canary_percent}%: {why}.",
@@ -531,6 +532,7 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
     expected = expected_pair(r)
     if r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT:
         return None
+    by = f"; last written by {observed.writer}" if observed.writer else ""
     why = (f"weights changed outside the bot: the cluster has {pair.describe()}, "
-           f"the rollout set {expected.describe()}")
+           f"the rollout set {expected.describe()}{by}")
     return pause(r, actor=system, now=now, reason=why, kind=PauseKind.DRIFT, seen=pair)

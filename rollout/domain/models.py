@@ -172,6 +172,7 @@ class PauseKind(StrEnum):
     DRIFT = "drift"
     FAILURE = "failure"
     TIMEOUT = "timeout"
+    PREFLIGHT = "preflight"  # a gate found the cluster unfit for the next step
 
 
 class Pause(BaseModel):
@@ -246,6 +247,12 @@ class Rollout(BaseModel):
     pause: Pause | None = None
     finished_at: datetime | None = None
     card: Card | None = None
+    allow_gitops: bool = Field(default=False, description="started with --allow-gitops: "
+                               "another manager owning the weights does not refuse a step")
+    held: str = Field(default="", description="why the pending step waits (capacity, a "
+                      "freeze); cleared when a step applies or the rollout pauses")
+    stable_ready: int | None = Field(default=None, description="the stable pool's Ready "
+                                     "endpoints at start: what a rollback needs back")
 
     @model_validator(mode="after")
     def _step_in_range(self) -> Rollout:

@@ -32,10 +32,13 @@ class CapacityPolicy:
     `minimum`: at any time. `headroom_percent`: before a step to share s%, the canary needs
     ceil(s% x stable's Ready endpoints x (100 + headroom)%): the stable pool is sized for all
     of the traffic, so the canary needs its proportional part of that, plus a margin.
+    `rollback_percent`: before each step the stable pool keeps at least this share of the
+    Ready endpoints it had at start, so that a rollback can still put all traffic back.
     """
 
     minimum: int = 1
     headroom_percent: int = 0
+    rollback_percent: int = 100
 
 
 def _qualified(group: str) -> str:
@@ -236,10 +239,32 @@ def check_capacity(facts: ClusterFacts, *, stable: PoolFacts, canary: PoolFacts,
                f"the step goes ahead once {need} are Ready"),)
 
 
+def check_rollback(facts: ClusterFacts, *, stable: str, group: str, had: int,
+                   policy: CapacityPolicy) -> tuple[Finding, ...]:
+    """The stable pool can still take all traffic back: the pool checks pointed at it, and
+    its Ready endpoints at least `rollback_percent` of the `had` it had at start."""
+    found = list(check_pool(facts, name=stable, group=group))
+    pool = facts.pool(stable, group)
+    if pool is None:
+        return tuple(found)
+    have = ready_endpoints(facts, pool)
+    need = -(-had * policy.rollback_percent // 100)
+    if have < need:
+        found.append(Finding(
+            check=Check.ROLLBACK,
+            problem=f"{stable}: {have} of {had} Ready endpoints; a rollback now would overload "
+                    f"it" + (f" (it needs {need}, {policy.rollback_percent}% of what it had at "
+                             f"start)" if need != had else ""),
+            remedy=f"Scale {stable}'s model servers back up (or wait for them to become "
+                   f"Ready), then resume; a rollback asked for now still goes ahead"))
+    return tuple(found)
+
+
 # ---- 4. the adapter rewrite -------------------------------------------------------------
 
 
-def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int) -> tuple[Finding, ...]:
+def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int,
+                  group: str = "") -> tuple[Finding, ...]:
     """Rule `rule` of `rewrite` is the one the endpoint picker applies to its models.
 
     Within a pool, an exact match beats a catch-all rule (one without matches), and among
@@ -251,6 +276,14 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int) -> tuple[Find
     the bot's rule must be the only one for its models in that second too.
     """
     ours = facts.rewrite(rewrite)
+    if ours is None and group and facts.rewrite_group and group != facts.rewrite_group:
+        return (Finding(check=Check.REWRITE,
+                        problem=f"InferenceModelRewrite {rewrite} is in group {group}, but the "
+                                f"cluster serves {facts.rewrite_group}, the group the endpoint "
+                                f"picker reads: it ignores {rewrite}, so its weights move no "
+                                f"traffic",
+                        remedy=f"Create the rewrite as {facts.rewrite_group}/v1alpha2 and roll "
+                               f"out on that one"),)
     if ours is None:
         known = sorted(r.name for r in facts.rewrites)
         return (Finding(check=Check.REWRITE,
@@ -345,6 +378,7 @@ class PreflightRequest:
     share_percent: int | None = None
     rewrite: str | None = None
     rule: int = 0
+    rewrite_group: str = ""  # the group the bot found the rewrite in, where it knows it
     allow_gitops: bool = False
     own_managers: tuple[str, ...] = (BOT_MANAGER,)
 
@@ -377,7 +411,8 @@ def _adapter_preflight(facts: ClusterFacts, request: PreflightRequest) -> Verdic
     """An adapter rollout moves traffic within one pool: the rewrite must win for its models
     and its pool must be there; capacity and objectives are the pool's own."""
     assert request.rewrite is not None
-    found = list(check_rewrite(facts, rewrite=request.rewrite, rule=request.rule))
+    found = list(check_rewrite(facts, rewrite=request.rewrite, rule=request.rule,
+                               group=request.rewrite_group))
     ours = facts.rewrite(request.rewrite)
     if ours is not None:
         found += check_pool(facts, name=ours.pool, group=ours.pool_group,

@@ -54,6 +54,7 @@ class Observed(BaseModel):
     marker: Marker | None = None
     resource_version: str = ""
     problem: str = ""  # what the gateway reports wrong with the current generation, if any
+    writer: str = ""  # who last wrote the weights, when another field manager did
 
 
 def require_single_entries(names: Sequence[str], *, stable: str, canary: str,

@@ -52,6 +52,10 @@ PODS = ResourceType(
     "", ("v1",), "Pod", "pods", "pod", has_generation=False,
     short_names=("po",), categories=("all",),
 )
+SERVICES = ResourceType(
+    "", ("v1",), "Service", "services", "service", has_generation=False,
+    short_names=("svc",), categories=("all",),
+)
 EVENTS = ResourceType(
     "", ("v1",), "Event", "events", "event",
     status_subresource=False, has_generation=False, short_names=("ev",),
@@ -90,7 +94,7 @@ LEGACY_REWRITES = ResourceType(
 
 # Order matters: kubectl resolves a bare resource name to the first group that serves it.
 ALL: tuple[ResourceType, ...] = (
-    NAMESPACES, PODS, EVENTS, GATEWAYS, HTTPROUTES, POOLS, OBJECTIVES, REWRITES,
+    NAMESPACES, PODS, SERVICES, EVENTS, GATEWAYS, HTTPROUTES, POOLS, OBJECTIVES, REWRITES,
     LEGACY_POOLS, LEGACY_OBJECTIVES, LEGACY_REWRITES,
 )
 

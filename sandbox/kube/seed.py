@@ -3,7 +3,8 @@
 Namespace ``default`` holds Gateway ``inference-gateway``; HTTPRoute ``routes-to-llm``
 splitting InferencePools ``llm-pool`` (100) and ``llm-pool-version-2`` (0); HTTPRoute
 ``llm-route`` sending everything to ``llm``; pool ``llm-new`` existing but unreferenced (a
-node-update rollout adds it); two Pods per pool labelled ``app: <pool>``; and the LoRA rewrite
+node-update rollout adds it); two Ready Pods per pool labelled ``app: <pool>`` and each pool's
+endpoint picker Service ``<pool>-epp``; and the LoRA rewrite
 ``small-segment-lora`` (model ``small-segment-lora`` -> ``small-segment-lora-v1`` on
 ``llm-pool``).
 
@@ -82,6 +83,18 @@ def _pod(pool: str, index: int) -> Obj:
     }
 
 
+def _picker_service(pool: str) -> Obj:
+    """The pool's endpoint picker Service, which `spec.endpointPickerRef` names."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(f"{pool}-epp"),
+        "spec": {"selector": {"app": f"{pool}-epp"},
+                 "ports": [{"name": "grpc", "port": 9002, "targetPort": 9002,
+                            "protocol": "TCP"}]},
+    }
+
+
 def _objective(pool: str, suffix: str, priority: int) -> Obj:
     return {
         "apiVersion": r.OBJECTIVES.api_version(),
@@ -123,6 +136,7 @@ def seed_objects(seed: str) -> list[Obj]:
     objects = [namespace, gateway]
     objects += [_pool(p) for p in POOLS]
     objects += [_pod(p, i) for p in POOLS for i in range(PODS_PER_POOL)]
+    objects += [_picker_service(p) for p in POOLS]
     objects += [_objective(p, s, prio) for p in POOLS for s, prio in OBJECTIVES]
     objects.append(_route("routes-to-llm", [("llm-pool", 100), ("llm-pool-version-2", 0)]))
     objects.append(_route("llm-route", [("llm", 100)]))

@@ -192,3 +192,25 @@ def test_a_rollout_started_from_the_cli_gets_a_card_in_the_notify_channel(
     world.container.service.pause(Ref(rollout_id=out.outcome.rollout.id), actor=cli)
     eventually(lambda: "paused" in world.card("C0OTHER").text)
     assert len(world.cards("C0OTHER")) == 1
+
+
+def test_an_approver_freezes_from_slack_and_the_card_shows_it_until_unfreeze(
+        world: World) -> None:
+    card = start_rollout(world)
+    world.command("U0DAVE", 'freeze --reason "incident 42"')
+    eventually(lambda: any("only approvers may `freeze`" in t
+                           for t in world.ephemeral_texts("U0DAVE")), message="denied")
+    world.command("U0BOB", 'freeze --reason "incident 42"')
+    eventually(lambda: "Rollouts are frozen by" in str(world.card().blocks) and
+               "incident 42" in str(world.card().blocks), message="the freeze on the card")
+    world.click("U0CAROL", card.ts, "rollout_approve",
+                world.value(card, "rollout_approve").encode())
+    eventually(lambda: any("Step-ups wait until an approver runs unfreeze" in t
+                           for t in world.ephemeral_texts("U0CAROL")), message="held")
+    assert world.weights() == {"llm-pool": 100, CANARY: 0}
+    world.command("U0CAROL", "unfreeze")
+    eventually(lambda: "Rollouts are frozen" not in str(world.card().blocks),
+               message="the card after unfreeze")
+    world.click("U0CAROL", card.ts, "rollout_approve",
+                world.value(world.card(), "rollout_approve").encode())
+    eventually(lambda: world.weights() == {"llm-pool": 90, CANARY: 10}, message="90/10")

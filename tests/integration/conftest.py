@@ -14,6 +14,8 @@ import pytest
 from kubernetes import client
 
 from bot.cli import main
+from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
@@ -21,7 +23,7 @@ from rollout.adapters.store import RedisStore
 from rollout.domain.clock import ManualClock
 from rollout.domain.models import Actor
 from rollout.redis_connect import connect
-from rollout.service import RolloutService, ServiceOptions
+from rollout.service import Gates, RolloutService, ServiceOptions
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.support.crds import official_crds
@@ -116,13 +118,17 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
     configuration = emulator.bot_configuration()
     configuration.retries = 1  # as bot.kube configures the production client
     api = client.ApiClient(configuration)
+    key_prefix = prefix or unique_prefix()
     store = RedisStore(connect(redis_url, sentinels=sentinels),
-                       prefix=prefix or unique_prefix(), lock_ttl_seconds=lock_ttl)
+                       prefix=key_prefix, lock_ttl_seconds=lock_ttl)
     clock = ManualClock()
     objects = client.CustomObjectsApi(api)
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout),
                             rewrites=RewriteSplit(objects, timeout=timeout))
-    service = RolloutService(store=store, traffic=traffic, clock=clock, options=ServiceOptions())
+    gates = Gates(facts=ClusterReader(objects, client.CoreV1Api(api), timeout=timeout),
+                  freezes=FreezeStore(store.client, prefix=key_prefix))
+    service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
+                             options=ServiceOptions())
     return World(emulator=emulator, store=store, service=service, clock=clock, api=api)
 
 

@@ -15,6 +15,7 @@ import pytest
 from bot.cli import EXIT_OK, EXIT_REFUSED, main
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import Cli, unique_prefix
+from tests.integration.gate_support import apply_as
 from tests.support.real_cluster import RealCluster
 
 
@@ -290,3 +291,30 @@ def test_an_approval_names_its_step_and_a_retry_approves_nothing_more(
                                "routes-to-llm")
     assert route is not None
     assert [r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]] == [90, 10]
+
+
+def test_freeze_holds_starts_and_steps_until_unfreeze(cli: Cli, cluster: RealCluster) -> None:
+    code, out, err = cli("freeze", "--reason", "incident 42", "--as", "carol")
+    assert code == EXIT_OK, err
+    assert "Rollouts are frozen by cli:carol" in out and "incident 42" in out
+    code, out, err = cli("freeze", "--as", "dave")
+    assert code == EXIT_REFUSED and "already frozen by cli:carol" in err
+    code, _, err = cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    assert code == EXIT_REFUSED and "New rollouts wait until an approver runs unfreeze" in err
+    code, out, _ = cli("status", "llm-pool-version-2", "--output", "json")
+    assert json.loads(out)["freeze"]["reason"] == "incident 42"
+    code, out, err = cli("unfreeze", "--as", "carol")
+    assert code == EXIT_OK and "no longer frozen" in out, err
+    code, _, err = cli("unfreeze", "--as", "carol")
+    assert code == EXIT_REFUSED and "not frozen" in err
+    code, _, err = cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    assert code == EXIT_OK, err
+
+
+def test_allow_gitops_starts_on_a_route_argo_cd_keeps(cli: Cli, cluster: RealCluster) -> None:
+    apply_as(cluster, "argocd-controller", (100, 0))
+    code, _, err = cli("start", "llm-pool-version-2", "--as", "alice")
+    assert code == EXIT_REFUSED
+    assert "kept by Argo CD" in err and "--allow-gitops" in err
+    code, out, err = cli("start", "llm-pool-version-2", "--allow-gitops", "--as", "alice")
+    assert code == EXIT_OK and "started" in out, err

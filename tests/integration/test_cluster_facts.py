@@ -1,16 +1,14 @@
 """The cluster facts adapter against the real API server, and each preflight refusal on what it
 reads: every answer itemised, nothing in the cluster changed by asking.
 
-The reader runs as the admin here: the bot's ClusterRole does not grant pods, Services and
-objectives until the gates are wired into `start` (the README lists the verbs).
+The reader runs as the admin here, so that a test may read what the bot is not granted; the
+service's own reads, as the bot, are in test_preflight_gates.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -30,7 +28,7 @@ from rollout.domain.preflight import (
     check_rewrite,
     preflight,
 )
-from tests.support.polling import eventually
+from tests.integration.gate_support import apply_as, put_younger_rewrite, set_ready
 from tests.support.real_cluster import RealCluster
 
 NS = "default"
@@ -49,7 +47,8 @@ def reader(cluster: RealCluster) -> ClusterReader:
 
 @pytest.fixture
 def pickers(cluster: RealCluster) -> Iterator[None]:
-    """The endpoint picker Services of the two pools (the demo seed has none)."""
+    """The endpoint picker Services of the two pools (the demo seed has them; a test that
+    asks for them states it)."""
     core = cluster.world.core
     for pool in (STABLE, CANARY):
         with contextlib.suppress(ApiException):
@@ -109,6 +108,7 @@ def test_a_missing_pool_is_refused_with_the_pools_there_are(
 
 def test_the_endpoint_picker_service_must_exist(cluster: RealCluster,
                                                 reader: ClusterReader) -> None:
+    cluster.world.core.delete_namespaced_service("llm-new-epp", NS)
     (finding,) = check_pool(reader.read(NS), name="llm-new")
     assert "endpoint picker Service llm-new-epp of InferencePool llm-new does not exist" \
         in finding.problem
@@ -167,12 +167,6 @@ def test_a_canary_only_in_the_legacy_group_is_refused(cluster: RealCluster,
         "llm-pool-version-3 does not exist"]
 
 
-def _set_ready(cluster: RealCluster, pod: str, ready: bool) -> None:
-    status = "True" if ready else "False"
-    cluster.world.core.patch_namespaced_pod_status(pod, NS, {"status": {"conditions": [
-        {"type": "Ready", "status": status}, {"type": "ContainersReady", "status": status}]}})
-
-
 def _capacity(facts: ClusterFacts, share: int | None) -> tuple[Any, ...]:
     stable, canary = facts.pool(STABLE, POOL_GROUP), facts.pool(CANARY, POOL_GROUP)
     assert stable is not None and canary is not None
@@ -182,27 +176,19 @@ def _capacity(facts: ClusterFacts, share: int | None) -> tuple[Any, ...]:
 
 def test_too_few_ready_pods_wait_and_clear_when_pods_become_ready(
         cluster: RealCluster, reader: ClusterReader) -> None:
-    _set_ready(cluster, f"{CANARY}-0", False)
+    set_ready(cluster, f"{CANARY}-0", False)
     (finding,) = _capacity(reader.read(NS), None)
     assert finding.outcome is Outcome.WAIT
     assert f"{CANARY} has 1 Ready endpoint: at least 2 are required" in finding.problem
     (step,) = _capacity(reader.read(NS), 100)
     assert f"100% of the traffic {STABLE} serves with 2 needs 2" in step.problem
-    _set_ready(cluster, f"{CANARY}-0", True)
+    set_ready(cluster, f"{CANARY}-0", True)
     assert _capacity(reader.read(NS), 100) == ()
 
 
 def test_a_younger_rewrite_for_the_same_model_is_refused(cluster: RealCluster,
                                                          reader: ClusterReader) -> None:
-    seed = cluster.get_object(LLMD_GROUP, "v1alpha2", "inferencemodelrewrites", NS,
-                              "small-segment-lora")
-    assert seed is not None
-    created = datetime.fromisoformat(seed["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    # Creation times have a one-second grain: be sure the second one is younger.
-    eventually(lambda: datetime.now(UTC).replace(microsecond=0) > created, timeout=3.0)
-    younger = copy.deepcopy(seed)
-    younger["metadata"] = {"name": "small-segment-lora-b", "namespace": NS}
-    cluster.put_object(younger)
+    put_younger_rewrite(cluster)
     facts = reader.read(NS)
     (finding,) = check_rewrite(facts, rewrite="small-segment-lora-b", rule=0)
     assert finding.check is Check.REWRITE
@@ -212,22 +198,9 @@ def test_a_younger_rewrite_for_the_same_model_is_refused(cluster: RealCluster,
     assert check_rewrite(facts, rewrite="small-segment-lora", rule=0) == ()
 
 
-def _apply_as(cluster: RealCluster, manager: str, weights: tuple[int, int]) -> None:
-    """A server-side apply of the route's weights, as a GitOps tool (or the bot) would."""
-    route = _route(cluster)
-    body = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": ROUTE, "namespace": NS},
-            "spec": copy.deepcopy(route["spec"])}
-    for ref, weight in zip(body["spec"]["rules"][0]["backendRefs"], weights, strict=True):
-        ref["weight"] = weight
-    _objects(cluster).patch_namespaced_custom_object(
-        "gateway.networking.k8s.io", "v1", NS, "httproutes", ROUTE, body,
-        field_manager=manager, force=True, _content_type="application/apply-patch+yaml")
-
-
 def test_a_route_last_applied_by_argo_cd_is_refused_with_the_remedy(
         cluster: RealCluster, reader: ClusterReader, pickers: None) -> None:
-    _apply_as(cluster, "argocd-controller", (100, 0))
+    apply_as(cluster, "argocd-controller", (100, 0))
     before = _route(cluster)
     verdict = preflight(reader.read(NS, route=ROUTE), START, POLICY)
     assert verdict.outcome is Outcome.REFUSE
@@ -244,10 +217,10 @@ def test_a_route_last_applied_by_argo_cd_is_refused_with_the_remedy(
 
 def test_a_gitops_revert_names_the_manager(cluster: RealCluster,
                                            reader: ClusterReader) -> None:
-    _apply_as(cluster, "rollout-bot", (90, 10))
+    apply_as(cluster, "rollout-bot", (90, 10))
     facts = reader.read(NS, route=ROUTE)
     assert facts.route is not None and reverted_by(facts.route) is None  # the bot owns them
-    _apply_as(cluster, "argocd-controller", (100, 0))
+    apply_as(cluster, "argocd-controller", (100, 0))
     facts = reader.read(NS, route=ROUTE)
     assert facts.route is not None
     owner = reverted_by(facts.route)

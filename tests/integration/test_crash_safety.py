@@ -69,7 +69,7 @@ class DyingStore:
 
 @pytest.fixture
 def world(cluster: RealCluster, redis_server: RedisServer) -> World:
-    return make_world(cluster, redis_server.url, lock_ttl=0.3)
+    return make_world(cluster, redis_server.url, lock_ttl=1.5)
 
 
 def _dying(world: World, point: str) -> RolloutService:
@@ -80,7 +80,8 @@ def _dying(world: World, point: str) -> RolloutService:
         store = _NoRelease(world.store)
     else:
         store = DyingStore(world.store)
-    return RolloutService(store=store, traffic=traffic, clock=world.clock)
+    return RolloutService(store=store, traffic=traffic, clock=world.clock,
+                          gates=world.service.gates)
 
 
 class _NoRelease(DyingStore):
@@ -95,13 +96,14 @@ class _NoRelease(DyingStore):
 
 
 def _retry(call: Any) -> Any:
-    """The next command after a crash waits out the dead process's lock (TTL 0.3 s), and
-    retries as told when its own lock lapses on a loaded machine (TemporaryFailure)."""
+    """The next command after a crash waits out the dead process's lock (TTL 1.5 s: long
+    enough for a command's own reads, the gates' among them), and retries as told when its
+    own lock lapses on a loaded machine (TemporaryFailure)."""
     import time
 
     from rollout.domain.errors import TemporaryFailure
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while True:
         try:
             return call()

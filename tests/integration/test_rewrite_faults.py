@@ -36,7 +36,7 @@ from tests.support.real_cluster import RealCluster
 
 @pytest.fixture
 def world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(cluster, redis_server.url, lock_ttl=0.3)
+    w = make_world(cluster, redis_server.url, lock_ttl=1.5)
     try:
         yield w
     finally:
@@ -117,7 +117,7 @@ class DiesAfterPatch:
 
 
 class KeepsLock:
-    """A store whose process died: its lock is never released (it expires after 0.3 s)."""
+    """A store whose process died: its lock is never released (it expires after 1.5 s)."""
 
     def __init__(self, real: RedisStore) -> None:
         self.real = real
@@ -137,11 +137,12 @@ class KeepsLock:
 def _dying(world: World) -> RolloutService:
     traffic: Any = DiesAfterPatch(world.service.traffic)  # type: ignore[arg-type]
     store: Any = KeepsLock(world.store)
-    return RolloutService(store=store, traffic=traffic, clock=world.clock)
+    return RolloutService(store=store, traffic=traffic, clock=world.clock,
+                          gates=world.service.gates)
 
 
 def _retry(call: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while True:
         try:
             return call()

@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from rollout.adapters.kube.markers import PREFIX
+from rollout.domain.errors import NotReady
 from rollout.domain.models import Phase, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
@@ -26,6 +27,7 @@ from tests.integration.rewrite_support import (
     start,
     targets,
 )
+from tests.support.real_cluster import KubeWorld
 
 
 def _approve(world: World, times: int, ref: Ref = REF) -> list[list[dict[str, object]]]:
@@ -91,7 +93,29 @@ def test_status_and_history(world: World) -> None:
                                                               "step_applied"]
 
 
-def test_a_rewrite_in_the_legacy_group_works_the_same(world: World) -> None:
+def test_a_legacy_rewrite_the_endpoint_picker_ignores_is_refused(world: World) -> None:
+    """With llm-d.ai served, the endpoint picker reads only that group: a legacy rewrite's
+    weights would move no traffic."""
+    put_rewrite(world, "legacy-lora", [rule("legacy", {"modelRewrite": "legacy-v1",
+                                                       "weight": 100})], group=LEGACY)
+    before = rewrite(world, "legacy-lora", LEGACY)
+    with pytest.raises(NotReady) as refused:
+        start(world, "legacy-lora", canary="legacy-v2", steps=(25, 100))
+    assert "is in group inference.networking.x-k8s.io, but the cluster serves llm-d.ai" \
+        in str(refused.value)
+    assert "Create the rewrite as llm-d.ai/v1alpha2" in str(refused.value)
+    after = rewrite(world, "legacy-lora", LEGACY)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert world.service.list_rollouts() == []
+
+
+def test_a_rewrite_in_the_legacy_group_works_the_same(world: World,
+                                                      kube_world: KubeWorld) -> None:
+    with kube_world.legacy_only():
+        _legacy_rollout(world)
+
+
+def _legacy_rollout(world: World) -> None:
     put_rewrite(world, "legacy-lora", [rule("legacy", {"modelRewrite": "legacy-v1",
                                                        "weight": 100})], group=LEGACY)
     spec_before = copy.deepcopy(rewrite(world, "legacy-lora", LEGACY)["spec"])
@@ -107,7 +131,6 @@ def test_a_rewrite_in_the_legacy_group_works_the_same(world: World) -> None:
                                                       "weight": 100}]
     world.service.rollback(ref, actor=BOB)
     assert rewrite(world, "legacy-lora", LEGACY)["spec"] == spec_before
-    assert targets(world) == [{"modelRewrite": V1, "weight": 100}]  # the other one untouched
 
 
 def test_only_the_managed_rule_and_targets_change(world: World) -> None:

@@ -147,6 +147,40 @@ class KubeWorld:
                     rbac.delete_namespaced_role_binding(doc["metadata"]["name"], NAMESPACE)
                 rbac.create_namespaced_role_binding(NAMESPACE, doc)
 
+    @contextlib.contextmanager
+    def legacy_only(self) -> Iterator[None]:
+        """An older cluster, for the length of a test: the llm-d.ai objectives and rewrites
+        are not served, so the endpoint picker (and the bot) read the legacy group. Their
+        CRDs come back, empty, afterwards; the next test's reseed fills them."""
+        extensions = client.ApiextensionsV1Api(self.admin)
+        newer = [crd for crd in official_crds() if crd["spec"]["group"] == "llm-d.ai"]
+        for crd in newer:
+            with contextlib.suppress(ApiException):
+                extensions.delete_custom_resource_definition(crd["metadata"]["name"])
+        for crd in newer:
+            self._wait_gone(extensions, crd["metadata"]["name"])
+        try:
+            yield
+        finally:
+            for crd in newer:
+                extensions.create_custom_resource_definition(crd)
+            for crd in newer:
+                self._wait_served(crd)
+
+    def _wait_gone(self, extensions: client.ApiextensionsV1Api, name: str,
+                   timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                extensions.read_custom_resource_definition(name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} was not deleted")
+            time.sleep(0.1)
+
     def _request_bot_token(self) -> str:
         """On another cluster, the bot's identity is a real service-account token."""
         review = self.core.create_namespaced_service_account_token(
@@ -214,6 +248,8 @@ class KubeWorld:
                 stored = self.core.patch_namespaced_pod_status(
                     name, namespace, {"status": _pod_status(status)}).to_dict()
             return dict(stored)
+        if body["kind"] == "Service":
+            return dict(self._put_service(namespace, body).to_dict())
         group, version = _split(body)
         plural = _plural(body["kind"])
         stored = self._create_or_replace(group, version, plural, namespace, name, body)
@@ -239,6 +275,15 @@ class KubeWorld:
                 if exc.status != 409:
                     raise
         raise TimeoutError(f"{plural} {namespace}/{name} kept changing under the test")
+
+    def _put_service(self, namespace: str, body: Obj) -> Any:
+        """A Service is kept when it is there already (its cluster IP is the server's)."""
+        try:
+            return self.core.create_namespaced_service(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            return self.core.read_namespaced_service(body["metadata"]["name"], namespace)
 
     def _put_pod(self, namespace: str, name: str, body: Obj) -> Any:
         with contextlib.suppress(ApiException):

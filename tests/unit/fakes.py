@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rollout.domain.errors import Busy, Conflict, DriftDetected, FenceBehind, Superseded
+from rollout.domain.facts import ClusterFacts
+from rollout.domain.freeze import Freeze
 from rollout.domain.machine import Effect, Prepare, Restore
 from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
 from rollout.domain.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
@@ -209,3 +211,37 @@ class FakeTraffic:
             raise t.unreadable
         t.reads += 1
         return Observed(pair=t.pair, marker=t.marker, problem=t.problem)
+
+
+class FakeFacts:
+    """The ClusterFactsReader port: the namespace as a test sets it, with a read count."""
+
+    def __init__(self, facts: ClusterFacts) -> None:
+        self.facts = facts
+        self.reads: list[tuple[str, str | None]] = []
+
+    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+        self.reads.append((namespace, route))
+        return self.facts
+
+
+class FakeFreezes:
+    """The FreezeRecord port: at most one freeze, refused twice as the Redis store does."""
+
+    def __init__(self) -> None:
+        self.current: Freeze | None = None
+
+    def get(self) -> Freeze | None:
+        return self.current
+
+    def put(self, freeze: Freeze) -> Freeze:
+        if self.current is not None:
+            raise Conflict(f"rollouts are already {self.current.describe()}")
+        self.current = freeze
+        return freeze
+
+    def lift(self) -> Freeze:
+        if self.current is None:
+            raise Conflict("rollouts are not frozen")
+        lifted, self.current = self.current, None
+        return lifted

@@ -21,6 +21,7 @@ from handlers.cards import (
 )
 from rollout.domain import machine
 from rollout.domain.errors import InvalidInput
+from rollout.domain.freeze import Freeze
 from rollout.domain.models import Actor, PauseKind, Rollout
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
@@ -229,3 +230,16 @@ def test_resume_carries_the_pause_it_ends() -> None:
     assert value.pause == paused.epoch
     assert value.click("rollout_resume").pause == paused.epoch
     assert value.click("rollout_pause").epoch is None
+
+
+def test_a_freeze_is_shown_on_every_active_card_and_a_held_step_says_why() -> None:
+    r = started()
+    frozen = Freeze(by="carol", reason="incident 42", since=T0)
+    shown = str(render_card(r, now=T0, freeze=frozen).blocks)
+    assert "Rollouts are frozen by carol" in shown and "incident 42" in shown
+    assert "rollback and pause still work" in shown
+    held = r.model_copy(update={"held": "step to 10% waits: too few Ready endpoints"})
+    assert "*Held:* step to 10% waits" in str(render_card(held, now=T0).blocks)
+    done = machine.rollback(r, actor=BOB, now=T0).rollout
+    assert "frozen" not in str(render_card(done, now=T0, freeze=frozen).blocks)
+

@@ -135,4 +135,8 @@ def test_the_cluster_role_grants_only_the_verbs_the_code_calls() -> None:
         ("inference.networking.x-k8s.io", "inferencepools"): {"get", "list"},
         ("llm-d.ai", "inferencemodelrewrites"): {"get", "list", "patch"},
         ("inference.networking.x-k8s.io", "inferencemodelrewrites"): {"get", "list", "patch"},
+        ("llm-d.ai", "inferenceobjectives"): {"list"},
+        ("inference.networking.x-k8s.io", "inferenceobjectives"): {"list"},
+        ("", "pods"): {"list"},
+        ("", "services"): {"list"},
     }

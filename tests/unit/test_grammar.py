@@ -91,7 +91,7 @@ def test_smart_quotes_and_dashes_from_chat_clients() -> None:
     (f"{POOL} start --route a --route b", "given twice"),
     (f"{POOL} status --steps 10,100", "applies only to `start`"),
     (f"{POOL} approve --interval 5m", "`--interval` applies only to `start`"),
-    (f"{POOL} start --reason x", "`--reason` applies to `pause` and `rollback`"),
+    (f"{POOL} start --reason x", "`--reason` applies to `pause`, `rollback` and `freeze`"),
     (f"{POOL} pause --reason a b", "give the reason once"),
     (f"{POOL} status extra", "unexpected `extra`"),
     (f"{POOL} start --approvals 0", "from 1 to 10"),
@@ -174,3 +174,30 @@ def test_approve_plan_is_a_verb_of_its_own() -> None:
     assert req.verb is Verb.APPROVE_PLAN and req.pool == "llm-pool-version-2"
     assert parse("approve-plan llm-pool-version-2").verb is Verb.APPROVE_PLAN
     assert "approve-plan" in USAGE
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("freeze", ""), ('freeze --reason "incident 42"', "incident 42"),
+    ("freeze change freeze until Monday", "change freeze until Monday"),
+])
+def test_freeze_is_the_installs_with_an_optional_reason(text: str, reason: str) -> None:
+    assert parse(text) == CommandRequest(verb=Verb.FREEZE, reason=reason)
+
+
+def test_unfreeze_takes_nothing_more() -> None:
+    assert parse("unfreeze") == CommandRequest(verb=Verb.UNFREEZE)
+    with pytest.raises(GrammarError, match="unexpected `now` after `unfreeze`"):
+        parse("unfreeze now")
+
+
+def test_a_pool_named_with_freeze_is_refused_with_its_usage() -> None:
+    with pytest.raises(GrammarError) as refused:
+        parse(f"{POOL} freeze")
+    assert "`freeze` applies to the whole install, not to" in str(refused.value)
+    assert refused.value.usage == USAGE_LINES[Verb.FREEZE]
+
+
+def test_allow_gitops_is_a_start_option() -> None:
+    assert parse(f"{POOL} start --allow-gitops").allow_gitops
+    with pytest.raises(GrammarError, match="`--allow-gitops` applies only to `start`"):
+        parse(f"{POOL} approve --allow-gitops")

@@ -283,3 +283,13 @@ def test_drift_pause_keeps_what_the_cluster_showed(rollout: Rollout) -> None:
     assert d is not None and d.rollout.phase is Phase.PAUSED
     assert d.rollout.pause is not None and d.rollout.epoch == applied.epoch + 1
     assert (d.rollout.pause.seen_stable, d.rollout.pause.seen_canary) == (70, 30)
+
+
+def test_drift_names_the_manager_that_last_wrote_the_weights() -> None:
+    r = started()
+    seen = Observed(pair=Pair(stable=70, canary=30), marker=None,
+                    writer="argocd-controller (Argo CD) at 2026-01-01T12:00:00Z")
+    found = machine.reconcile(r, seen, now=T0)
+    assert found is not None and found.rollout.pause is not None
+    assert found.rollout.pause.reason.endswith(
+        "; last written by argocd-controller (Argo CD) at 2026-01-01T12:00:00Z")

@@ -22,9 +22,10 @@ from rollout.domain.errors import (
 from rollout.domain.models import Actor, PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
-from rollout.service import Ref, RolloutService
+from rollout.service import Gates, Ref, RolloutService
 from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
-from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic
+from tests.unit.facts_builders import world
+from tests.unit.fakes import FakeFacts, FakeFreezes, FakeStore, FakeTarget, FakeTraffic
 
 CANARY = "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -35,7 +36,8 @@ def _world() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
     target = FakeTarget(target=TARGET, stable="llm-pool", canary=CANARY, baseline=BASELINE,
                         pair=Pair(stable=100, canary=0))
     clock = ManualClock(T0)
-    service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock,
+    gates = Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+    service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock, gates=gates,
                              new_id=lambda canary, now: "r1")
     return service, store, target, clock
 

@@ -23,9 +23,13 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from rollout.adapters.kube.markers import FENCE, PREFIX, fence_of, pointer
 from rollout.domain import patch
 from rollout.domain.errors import ClusterUnavailable, FenceBehind, NotFound, WriteUnknown
+from rollout.domain.gitops import BOT_MANAGER
 from rollout.domain.patch import Ops, PatchOp
 
 ABANDONED = PREFIX + "abandoned-write"
+# Every write names the bot in metadata.managedFields: the GitOps gate tells its own writes
+# from another manager's by this name, and a revert by anyone else names them.
+FIELD_MANAGER = BOT_MANAGER
 JSON_PATCH = "application/json-patch+json"
 
 Obj = dict[str, Any]
@@ -112,7 +116,7 @@ class FencedObjects:
             written = self.api.patch_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural, name,
                 _wire(_guard_ops(current, fence) + ops), _request_timeout=self.timeout,
-                _content_type=JSON_PATCH,
+                _content_type=JSON_PATCH, field_manager=FIELD_MANAGER,
             )
             return cast(Obj, written)
         except ApiException as exc:
@@ -171,6 +175,7 @@ class FencedObjects:
                 self.api.patch_namespaced_custom_object(
                     self.kind.group, self.kind.version, namespace, self.kind.plural, name,
                     _wire(ops), _request_timeout=self.timeout, _content_type=JSON_PATCH,
+                    field_manager=FIELD_MANAGER,
                 )
                 return None
             except ApiException as exc:

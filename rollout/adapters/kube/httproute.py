@@ -18,7 +18,13 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.adapters.kube.writes import (
+    bookkeeping_ops,
+    clearing_ops,
+    insist,
+    last_writer,
+    refuse_drift,
+)
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
 from rollout.domain.gates import gateway_problem
@@ -243,7 +249,8 @@ class HTTPRouteSplit:
         )
         return Observed(pair=pair, marker=decode_marker(annotations, rule),
                         resource_version=str(route["metadata"].get("resourceVersion", "")),
-                        problem=gateway_problem(route))
+                        problem=gateway_problem(route),
+                        writer=last_writer(route, kind="HTTPRoute", group=HTTPROUTE.group))
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
@@ -255,7 +262,7 @@ class HTTPRouteSplit:
         for _attempt in range(self.routes.conflict_retries + 1):
             route = self.routes.latest(t.namespace, t.name, fence=fence)
             seen = self._observed(route, t.rule, rollout.stable, rollout.canary)
-            refuse_drift(rollout, seen.pair, before)
+            refuse_drift(rollout, seen, before)
             refs = self._next_refs(_refs(route, t.rule), rollout, effect)
             ops = [patch.replace(f"/spec/rules/{t.rule}/backendRefs", refs),
                    *bookkeeping_ops(rollout, effect)]

@@ -20,7 +20,13 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.adapters.kube.writes import (
+    bookkeeping_ops,
+    clearing_ops,
+    insist,
+    last_writer,
+    refuse_drift,
+)
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
 from rollout.domain.machine import Effect, Prepare, Restore
@@ -287,9 +293,11 @@ class RewriteSplit:
                 "the rewrite was restructured outside the bot"
             )
         annotations = obj["metadata"].get("annotations") or {}
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
         return Observed(pair=pair_of(targets, stable=stable, canary=canary),
                         marker=decode_marker(annotations, rule),
-                        resource_version=str(obj["metadata"].get("resourceVersion", "")))
+                        resource_version=str(obj["metadata"].get("resourceVersion", "")),
+                        writer=last_writer(obj, kind="InferenceModelRewrite", group=group))
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
@@ -302,7 +310,7 @@ class RewriteSplit:
         for _attempt in range(objects.conflict_retries + 1):
             obj = objects.latest(t.namespace, t.name, fence=fence)
             seen = self._observed(obj, t.rule, rollout.stable, rollout.canary)
-            refuse_drift(rollout, seen.pair, before)
+            refuse_drift(rollout, seen, before)
             targets = _rule_targets(obj, t.rule) or []
             wanted = next_targets(targets, rollout, effect)
             ops = [] if wanted == targets else [

@@ -3,6 +3,7 @@ drift guard, the bot's marker and record, and the check of the object as written
 
 from __future__ import annotations
 
+from rollout.adapters.cluster_facts import object_facts
 from rollout.adapters.kube.fenced import Obj, annotation_op
 from rollout.adapters.kube.markers import (
     encode_marker,
@@ -13,6 +14,7 @@ from rollout.adapters.kube.markers import (
 )
 from rollout.domain import patch
 from rollout.domain.errors import DriftDetected, NeedsOperator
+from rollout.domain.gitops import describe, reverted_by
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
 from rollout.domain.models import Rollout
 from rollout.domain.patch import Ops
@@ -40,13 +42,22 @@ def bookkeeping_ops(rollout: Rollout, effect: Effect) -> Ops:
     return ops
 
 
-def refuse_drift(rollout: Rollout, current: Pair, before: tuple[Pair, ...] | None) -> None:
-    """A write decided on weights the rollout did not set would overwrite a person."""
-    if before is not None and current not in before:
+def refuse_drift(rollout: Rollout, current: Observed, before: tuple[Pair, ...] | None) -> None:
+    """A write decided on weights the rollout did not set would overwrite a person (or a
+    GitOps tool: the manager that last wrote them is named)."""
+    if before is not None and current.pair not in before:
+        by = f"; last written by {current.writer}" if current.writer else ""
         raise DriftDetected(
             f"weights changed outside the bot: {rollout.target.describe()} has "
-            f"{current.describe()}, expected {before[0].describe()}"
+            f"{current.pair.describe()}, expected {before[0].describe()}{by}"
         )
+
+
+def last_writer(obj: Obj, *, kind: str, group: str) -> str:
+    """The newest field manager other than the bot that wrote the weights, described
+    (`argocd-controller (Argo CD) at ...`), or '' when only the bot did."""
+    owner = reverted_by(object_facts(obj, kind=kind, group=group))
+    return describe(owner) if owner is not None else ""
 
 
 def insist(rollout: Rollout, written: Observed, wanted: Pair) -> Observed:

@@ -1,0 +1,237 @@
+"""The gates in the one command path, over fakes: a start the cluster is not ready for (or a
+freeze holds) is refused with nothing written; a step-up waits for capacity or a freeze and
+says why, or pauses on any other finding; rollback and pause go through a freeze."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.domain.clock import ManualClock
+from rollout.domain.errors import Conflict, NotReady, Refused
+from rollout.domain.facts import ClusterFacts, ObjectFacts
+from rollout.domain.models import PauseKind, Phase
+from rollout.domain.plan import build_plan
+from rollout.domain.preflight import CapacityPolicy
+from rollout.domain.split import Pair
+from rollout.service import Gates, Ref, RolloutService
+from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
+from tests.unit.facts_builders import CANARY, STABLE, objectives, pods, pool, world
+from tests.unit.fakes import FakeFacts, FakeFreezes, FakeStore, FakeTarget, FakeTraffic
+
+REF = Ref(canary=CANARY)
+CAROL = ALICE.model_copy(update={"id": "cli:carol", "name": "cli:carol"})
+
+
+class World:
+    def __init__(self, facts: ClusterFacts | None = None, *, minimum: int = 1,
+                 rollback_percent: int = 100) -> None:
+        self.store = FakeStore()
+        self.target = FakeTarget(target=TARGET, stable=STABLE, canary=CANARY,
+                                 baseline=BASELINE, pair=Pair(stable=100, canary=0))
+        self.clock = ManualClock(T0)
+        self.facts = FakeFacts(facts or world())
+        self.freezes = FakeFreezes()
+        self.service = RolloutService(
+            store=self.store, traffic=FakeTraffic(self.target), clock=self.clock,
+            gates=Gates(facts=self.facts, freezes=self.freezes,
+                        capacity=CapacityPolicy(minimum=minimum,
+                                                rollback_percent=rollback_percent)),
+            new_id=lambda canary, now: "r1")
+
+    def start(self, steps: tuple[int, ...] = (10, 50, 100), *, auto: bool = False,
+              allow_gitops: bool = False) -> None:
+        self.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                           plan=build_plan(list(steps), auto=auto), allow_gitops=allow_gitops)
+
+    def nothing_written(self) -> bool:
+        return self.store.saves == [] and self.target.writes == []
+
+
+ARGO_ROUTE = ObjectFacts(kind="HTTPRoute", group="gateway.networking.k8s.io",
+                         name="routes-to-llm",
+                         annotations={"argocd.argoproj.io/tracking-id": "llm:gateway/x"})
+
+
+# ---- start ----------------------------------------------------------------------------------
+
+
+def test_a_start_the_gates_pass_reads_the_namespace_once_under_the_lock() -> None:
+    w = World()
+    w.start()
+    assert w.facts.reads == [("default", "routes-to-llm")]
+    assert w.service.get(REF).phase is Phase.AWAITING_APPROVAL
+
+
+def test_a_start_on_mismatched_objectives_is_refused_listing_them_and_writes_nothing() -> None:
+    facts = world(objectives=objectives(STABLE, ("chat", 10), ("batch", 0))
+                  + objectives(CANARY, ("chat", 5)))
+    w = World(facts)
+    with pytest.raises(NotReady) as refused:
+        w.start()
+    text = str(refused.value)
+    assert text.startswith(f"{CANARY} cannot start; nothing was changed:\n• [objectives]")
+    assert "missing on llm-pool-version-2: batch" in text
+    assert "chat: priority 5 on llm-pool-version-2, 10 on llm-pool" in text
+    assert w.nothing_written()
+
+
+def test_every_refusal_at_start_is_listed_at_once() -> None:
+    facts = world(pools=(pool(STABLE), pool(CANARY, deleting=True)),
+                  pods=pods(STABLE, 4), route=ARGO_ROUTE)
+    w = World(facts)
+    with pytest.raises(NotReady) as refused:
+        w.start()
+    lines = str(refused.value).splitlines()[1:]
+    assert [line.split("]")[0] for line in lines] == ["• [pool", "• [capacity", "• [gitops"]
+    assert w.nothing_written()
+
+
+def test_a_gitops_owned_route_is_refused_unless_allowed_and_allowing_is_remembered() -> None:
+    w = World(world(route=ARGO_ROUTE))
+    with pytest.raises(NotReady, match="kept by Argo CD"):
+        w.start()
+    assert w.nothing_written()
+    w.start(allow_gitops=True)
+    assert w.service.get(REF).allow_gitops
+    out = w.service.approve(REF, actor=BOB)
+    assert out.ok and w.target.pair == Pair(stable=90, canary=10)
+
+
+def test_a_freeze_refuses_a_start_before_reading_the_cluster() -> None:
+    w = World()
+    w.service.freeze(actor=BOB, reason="incident 42")
+    with pytest.raises(Refused, match=r"Rollouts are frozen by bob .*: incident 42"):
+        w.start()
+    assert w.nothing_written() and w.facts.reads == []
+
+
+# ---- step-ups ---------------------------------------------------------------------------
+
+
+def test_a_step_too_big_for_the_canary_waits_keeps_the_state_and_goes_ahead_later() -> None:
+    w = World(world(pods=pods(STABLE, 4) + pods(CANARY, 1)))
+    w.start()
+    assert w.service.approve(REF, actor=BOB).ok  # 10% of 4 endpoints needs 1
+    w.clock.advance(seconds=3600)
+    held = w.service.approve(REF, actor=BOB)
+    assert not held.ok
+    assert "Not applied: step to 50% waits:\n• [capacity] llm-pool-version-2 has 1 Ready " \
+           "endpoint: 50% of the traffic llm-pool serves with 4 needs 2" in held.message
+    r = w.service.get(REF)
+    assert r.phase is not Phase.PAUSED and r.step == 0 and r.held.startswith("step to")
+    assert w.target.pair == Pair(stable=90, canary=10)
+    again = w.service.approve(REF, actor=BOB)
+    assert not again.changed  # the same wait is not saved twice
+    w.facts.facts = world()  # the canary's pods became Ready
+    done = w.service.approve(REF, actor=BOB)
+    assert done.ok and w.target.pair == Pair(stable=50, canary=50)
+    assert w.service.get(REF).held == ""
+    assert [e.action for e in w.store.events].count("step_held") == 1
+
+
+def test_any_other_finding_before_a_step_pauses_with_the_itemised_reason() -> None:
+    w = World()
+    w.start()
+    w.facts.facts = world(pools=(pool(STABLE), pool(CANARY, deleting=True)))
+    out = w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert not out.ok and r.phase is Phase.PAUSED
+    assert r.pause is not None and r.pause.kind is PauseKind.PREFLIGHT
+    assert "• [pool] InferencePool llm-pool-version-2 is being deleted" in r.pause.reason
+    assert w.target.writes == [Pair(stable=100, canary=0)]  # only the start's prepare
+
+
+def test_a_freeze_holds_an_automatic_step_and_a_rollback_still_goes_through() -> None:
+    w = World()
+    w.start(steps=(10, 100), auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.service.freeze(actor=CAROL, reason="change freeze")
+    saves = len(w.store.saves)
+    tick = w.service.tick("r1")
+    assert not tick.ok and "Rollouts are frozen by cli:carol" in tick.message
+    r = w.service.get(REF)
+    assert r.step == -1 and r.phase is Phase.BAKING and r.held == ""  # the card shows the freeze
+    assert not tick.changed and len(w.store.saves) == saves
+    assert w.facts.reads == [("default", "routes-to-llm")]  # the start's; a freeze reads none
+    back = w.service.rollback(REF, actor=BOB)
+    assert back.ok and w.service.get(REF).phase is Phase.ROLLED_BACK
+    assert w.target.pair == Pair(stable=100, canary=0)
+
+
+def test_after_unfreeze_the_held_step_applies_at_the_next_tick() -> None:
+    w = World()
+    w.start(steps=(10, 100), auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.service.freeze(actor=CAROL, reason="")
+    w.service.tick("r1")
+    w.service.unfreeze(actor=CAROL)
+    assert w.service.tick("r1").ok
+    assert w.target.pair == Pair(stable=90, canary=10)
+
+
+def test_a_freeze_holds_promote_but_never_pause() -> None:
+    w = World()
+    w.start()
+    w.service.freeze(actor=CAROL, reason="")
+    assert not w.service.promote(REF, actor=BOB).ok
+    assert w.service.pause(REF, actor=BOB).ok
+    assert w.service.get(REF).phase is Phase.PAUSED
+
+
+# ---- the freeze itself ----------------------------------------------------------------------
+
+
+def test_freeze_and_unfreeze_are_audited_and_refused_twice() -> None:
+    w = World()
+    w.start()
+    out = w.service.freeze(actor=CAROL, reason="incident")
+    assert "1 active rollout held" in out.message
+    with pytest.raises(Conflict, match="already frozen by cli:carol"):
+        w.service.freeze(actor=BOB, reason="")
+    assert w.service.status(REF).freeze is not None
+    w.service.unfreeze(actor=BOB)
+    with pytest.raises(Conflict, match="not frozen"):
+        w.service.unfreeze(actor=BOB)
+    actions = [(e.rollout_id, e.action) for e in w.store.events if e.action.endswith("frozen")]
+    assert actions == [("", "frozen"), ("r1", "frozen"), ("", "unfrozen"), ("r1", "unfrozen")]
+    assert w.service.status(REF).freeze is None
+
+
+def test_a_reason_too_long_is_refused_and_freezes_nothing() -> None:
+    w = World()
+    with pytest.raises(Refused, match="keep it under 500"):
+        w.service.freeze(actor=CAROL, reason="x" * 501)
+    assert w.freezes.current is None and w.store.events == []
+
+
+
+# ---- rollback readiness (the stable pool) ----------------------------------------------------
+
+
+def test_a_stable_pool_that_lost_endpoints_pauses_the_next_step_with_the_numbers() -> None:
+    w = World()
+    w.start()
+    assert w.service.get(REF).stable_ready == 4
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    out = w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert not out.ok and r.phase is Phase.PAUSED and r.pause is not None
+    assert "• [rollback] llm-pool: 1 of 4 Ready endpoints; a rollback now would overload it" \
+        in r.pause.reason
+    assert w.target.writes == [Pair(stable=100, canary=0)]
+    back = w.service.rollback(REF, actor=BOB)  # still carried out
+    assert back.ok and w.service.get(REF).phase is Phase.ROLLED_BACK
+
+
+def test_the_rollback_share_is_configurable() -> None:
+    w = World(rollback_percent=25)
+    w.start()
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    assert w.service.approve(REF, actor=BOB).ok  # 25% of 4 is 1
+    w.facts.facts = world(pods=pods(CANARY, 4))
+    w.clock.advance(seconds=3600)
+    w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert r.pause is not None
+    assert "llm-pool: 0 of 4 Ready endpoints; a rollback now would overload it (it needs 1, " \
+           "25% of what it had at start)" in r.pause.reason
