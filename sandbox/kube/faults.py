@@ -89,6 +89,11 @@ class FaultBook:
         with self._lock:
             self._faults.clear()
 
+    def armed(self) -> int:
+        """Uses of armed faults left: 0 once every one has met its request."""
+        with self._lock:
+            return sum(max(a.remaining, 0) for a in self._faults)
+
     def take(self, verb: str, resource: str, namespace: str | None,
              name: str | None) -> Fault | None:
         """The first armed fault matching this request, consuming one of its uses."""

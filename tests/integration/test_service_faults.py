@@ -167,7 +167,7 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
     _start(world)
     # Hold the PATCH on its way while Redis goes away: it lands, the save cannot.
     cluster.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
-                         stall_seconds=0.6))
+                         stall_seconds=1.0))
     errors: list[BaseException] = []
 
     def approve() -> None:
@@ -178,10 +178,9 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
 
     worker = threading.Thread(target=approve)
     worker.start()
-    eventually(lambda: any(r.verb == "get" for r in cluster.requests), timeout=5,
-               message="the approval to read the route")
-    time.sleep(0.3)  # inside the stalled PATCH, after the lock was confirmed
-    own_redis.stop()
+    eventually(lambda: cluster.faults_armed() == 0, timeout=10,
+               message="the approval's PATCH to be held")
+    own_redis.stop()  # the PATCH is on its way, after the lock was confirmed
     worker.join(timeout=30)
     assert len(errors) == 1 and isinstance(errors[0], Unrecorded)
     message = str(errors[0])

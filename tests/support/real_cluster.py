@@ -333,6 +333,10 @@ class RealCluster:
     def stop(self) -> None:
         self.proxy.stop()
 
+    def faults_armed(self) -> int:
+        """Uses of injected faults not yet met by a request (a stall in progress is met)."""
+        return self.proxy.book.armed()
+
     @property
     def forbidden(self) -> list[str]:
         """Requests the real authorizer refused (403) to the bot during this test."""
