@@ -11,9 +11,11 @@ from kubernetes import client
 
 from bot import kube
 from bot.settings import Settings
+from rollout.adapters.analysis_file import load_analyses
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.adapters.store import RedisStore
 from rollout.domain.clock import Clock, SystemClock
 from rollout.redis_connect import connect
@@ -47,7 +49,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeouts),
                             rewrites=RewriteSplit(objects, timeout=timeouts))
     listeners: list[Listener] = []
+    prometheus = PrometheusAnalysis(settings.prometheus_url) if settings.prometheus_url \
+        else None
     options = ServiceOptions(
+        analyses=load_analyses(settings.rollout_analysis_file or None), analysis=prometheus,
         self_approval=settings.rollout_self_approval,
         reminder_seconds=settings.seconds(settings.rollout_reminder),
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),

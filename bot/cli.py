@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="adapter rollout: shift this InferenceModelRewrite's rule from "
                                  "the old adapter (--stable, where the rule has several) to "
                                  "POOL, here the new adapter's name")
+            op.add_argument("--analysis", default=None, metavar="NAME",
+                            help="the canary analysis gating each step (default: the "
+                                 "analysis file's default; needs PROMETHEUS_URL)")
         if verb in (Verb.PAUSE, Verb.ROLLBACK):
             op.add_argument("--reason", default="", help="why, for the audit and the card")
         if verb in READ_VERBS:
@@ -166,7 +169,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
         interval_seconds=interval, auto=getattr(args, "auto", False),
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
-        reason=getattr(args, "reason", ""),
+        analysis=getattr(args, "analysis", None), reason=getattr(args, "reason", ""),
     )
 
 

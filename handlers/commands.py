@@ -47,6 +47,7 @@ class CommandRequest:
     auto: bool = False
     approvals: int | None = None
     rewrite: str | None = None
+    analysis: str | None = None
     reason: str = ""
     request_id: str | None = None
 
@@ -88,7 +89,7 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
             )
             out = service.start(namespace=req.namespace, canary=req.pool, plan=plan,
                                 actor=actor, route=req.route, stable=req.stable,
-                                rewrite=req.rewrite)
+                                rewrite=req.rewrite, analysis=req.analysis)
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
             return CommandResult(req, outcome=service.approve(ref, actor=actor, request_id=rid))

@@ -29,6 +29,8 @@ USAGE = """\
   `--auto` step up automatically after each bake; the plan itself needs `approve-plan` (start)
   `--approvals N` distinct approvers needed per step (start)
   `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
+  `--analysis NAME` the canary analysis that must pass after each step (start; default: the \
+analysis file's default)
   `--reason "text"` why (pause, rollback)
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
 `/rollout llm-pool-version-2 rollback --reason "p99 latency"`"""
@@ -46,7 +48,7 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_APPROVALS = 10
 
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
-                         "rewrite"})
+                         "rewrite", "analysis"})
 _REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK})
 
 
@@ -54,7 +56,8 @@ _COMMON = "[-n NS]"
 #: the one usage line that applies, per verb: an error shows this, not the whole help
 USAGE_LINES: dict[Verb, str] = {
     Verb.START: "`/rollout <pool> start [--steps 10,25,50,100] [--interval 15m] [--auto] "
-                "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] [-n NS]`",
+                "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] [--analysis NAME] "
+                "[-n NS]`",
     Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
     Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
     Verb.APPROVE_PLAN: f"`/rollout <pool> approve-plan {_COMMON}`",
@@ -128,6 +131,14 @@ def _approvals(flag: str, value: str) -> int:
     return int(value)
 
 
+def _analysis_name(flag: str, value: str) -> str:
+    """The shape of a name in the analysis file; whether it exists is the service's answer."""
+    if not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,62}", value):
+        raise GrammarError(f"`{flag}` wants the name of an analysis in the analysis file, "
+                           f"not `{value}`")
+    return value
+
+
 def _text(_flag: str, value: str) -> str:
     return value.strip()
 
@@ -142,6 +153,7 @@ _OPTIONS: dict[str, _Option] = {
     "--auto": _Option("auto", False),
     "--approvals": _Option("approvals", True, _approvals),
     "--rewrite": _Option("rewrite", True, _name),
+    "--analysis": _Option("analysis", True, _analysis_name),
     "--reason": _Option("reason", True, _text),
 }
 

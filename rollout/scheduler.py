@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 JOB_PREFIX = "due:"
 SWEEP_JOB = "sweep"
+ANALYSIS_JOB = "analysis"
 
 
 class RolloutScheduler:
@@ -45,6 +46,10 @@ class RolloutScheduler:
         self.scheduler.add_job(self.sweep, "interval", seconds=self.sweep_seconds, id=SWEEP_JOB,
                                max_instances=1, coalesce=True, replace_existing=True,
                                next_run_time=datetime.now(self.scheduler.timezone))
+        # its own job: a slow Prometheus never delays the lease renewal of the sweep
+        self.scheduler.add_job(self.analyse, "interval", seconds=self.sweep_seconds,
+                               id=ANALYSIS_JOB, max_instances=1, coalesce=True,
+                               replace_existing=True)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -94,6 +99,28 @@ class RolloutScheduler:
                 self.service.watch(r)
             except RolloutError as exc:
                 log.warning("could not check %s against the cluster: %s", r.id, exc)
+
+    def analyse(self) -> None:
+        """As leader, run each active rollout's canary analysis where a run is due; the
+        service decides and acts (roll back, pause, or move on once it passed)."""
+        if self._stopping or not self.lease.is_leader:
+            return
+        try:
+            rollouts = self.service.active()
+        except RolloutError as exc:
+            log.warning("could not read active rollouts for analysis: %s", exc)
+            return
+        for r in rollouts:
+            if self._stopping or not self.lease.is_leader:
+                return
+            try:
+                outcome = self.service.analyse(r)
+            except RolloutError as exc:
+                log.warning("analysis of %s did not complete: %s (the next run retries)",
+                            r.id, exc)
+                continue
+            if outcome is not None and outcome.events:
+                log.info("analysis %s: %s", r.id, outcome.message)
 
     def sync(self, rollouts: list[Rollout]) -> None:
         """One date job per rollout with a due time; none for the rest."""

@@ -337,5 +337,12 @@ def queries_for(spec: AnalysisSpec, subject: Subject, window: timedelta) -> tupl
 
 
 def ask(port: Analysis, queries: tuple[Query, ...]) -> dict[str, QueryResult]:
-    """Put each query to the port; results keyed as the queries are."""
-    return {q.key: port.query(q.promql) for q in queries}
+    """Put each query to the port; results keyed as the queries are. Once the server is
+    unavailable the rest of the run is too, unasked: a run waits at most one timeout."""
+    out: dict[str, QueryResult] = {}
+    down: QueryResult | None = None
+    for q in queries:
+        out[q.key] = down or port.query(q.promql)
+        if out[q.key].kind is ResultKind.UNAVAILABLE:
+            down = out[q.key]
+    return out

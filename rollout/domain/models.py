@@ -13,6 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rollout.domain.canary import AnalysisSetup
+from rollout.domain.verdict import StepAnalysis
+
 MAX_STEPS = 20
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 
@@ -172,6 +175,7 @@ class PauseKind(StrEnum):
     DRIFT = "drift"
     FAILURE = "failure"
     TIMEOUT = "timeout"
+    ANALYSIS = "analysis"  # failed, inconclusive too long, or the split did not match
 
 
 class Pause(BaseModel):
@@ -246,6 +250,10 @@ class Rollout(BaseModel):
     pause: Pause | None = None
     finished_at: datetime | None = None
     card: Card | None = None
+    #: the canary analysis gating each step (None: steps are not gated on metrics)
+    analysis: AnalysisSetup | None = None
+    #: the analysis of the current step so far (runs, failures, the latest values)
+    step_analysis: StepAnalysis | None = None
 
     @model_validator(mode="after")
     def _step_in_range(self) -> Rollout:
