@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from handlers.analysis_view import analysis_view
 from handlers.sentences import event_sentence
 from rollout.domain.errors import InvalidInput
 from rollout.domain.models import (
@@ -36,6 +37,7 @@ from rollout.domain.models import (
 )
 from rollout.domain.plan import format_seconds
 from rollout.domain.split import expected_pair
+from rollout.domain.verdict import Status
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
     "rollout_approve", "rollout_pause", "rollout_resume", "rollout_rollback",
@@ -142,6 +144,7 @@ def render_card(r: Rollout, *, now: datetime) -> CardMessage:
     ]
     if r.plan.automatic:
         blocks.append(_section(_plan_approval_text(r)))
+    blocks.append(_analysis_block(r, now))
     blocks.append(_context(_people(r)))
     due = _next_line(r, now)
     if due:
@@ -184,6 +187,29 @@ def _drift_note(r: Rollout) -> str:
         seen = "absent" if pause.seen_canary is None else str(pause.seen_canary)
         return f"\n:warning: the cluster shows {pause.seen_stable} / {seen} (changed by hand)"
     return ""
+
+
+_VERDICT_ICON = {Status.PASS: ":white_check_mark:", Status.FAIL: ":x:",
+                 Status.INCONCLUSIVE: ":grey_question:"}
+
+
+def analysis_markdown(r: Rollout, now: datetime) -> str:
+    """Each check's latest canary and stable values and verdict, under one headline (the
+    card and the Slack `status` reply)."""
+    view = analysis_view(r, now)
+    headline = view.headline[0].upper() + view.headline[1:]
+    if r.analysis is None:
+        return headline
+    lines = [f":bar_chart: *{headline}*"]
+    lines += [f"{_VERDICT_ICON[c.status]} `{c.name}` {c.text}" for c in view.checks]
+    if view.split:
+        lines.append(f":twisted_rightwards_arrows: {view.split}")
+    return "\n".join(lines)[:3000]
+
+
+def _analysis_block(r: Rollout, now: datetime) -> Block:
+    text = analysis_markdown(r, now)
+    return _context(text) if r.analysis is None else _section(text)
 
 
 def _plan_approval_text(r: Rollout) -> str:
@@ -351,6 +377,9 @@ _EVENT_ICON = {
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
     "recovered": ":wrench:", "plan_approved": ":thumbsup:",
+    "analysis_passed": ":bar_chart:", "analysis_awaited": ":hourglass:",
+    "analysis_failed": ":x:", "analysis_inconclusive": ":grey_question:",
+    "analysis_split_mismatch": ":twisted_rightwards_arrows:",
 }
 
 
