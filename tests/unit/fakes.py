@@ -4,8 +4,10 @@ target whose writes are fenced and whose weights a test may move behind the bot'
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from rollout.domain.analysis import QueryResult, ResultKind
 from rollout.domain.errors import Busy, Conflict, DriftDetected, FenceBehind, Superseded
 from rollout.domain.machine import Effect, Prepare, Restore
 from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
@@ -184,3 +186,23 @@ class FakeTraffic:
     def _observed(self, t: FakeTarget) -> Observed:
         t.reads += 1
         return Observed(pair=t.pair, marker=t.marker, problem=t.problem)
+
+
+class FakeAnalysis:
+    """The Analysis port over a table: `values[(metric, job)]`, the metric being the query's
+    first name and the job its `job="..."` selector (as the analysis builders write them).
+    `down` makes every query unavailable, as an unreachable Prometheus."""
+
+    def __init__(self, values: dict[tuple[str, str], float] | None = None) -> None:
+        self.values = dict(values or {})
+        self.down = False
+        self.asked: list[str] = []
+
+    def query(self, promql: str) -> QueryResult:
+        self.asked.append(promql)
+        if self.down:
+            return QueryResult(kind=ResultKind.UNAVAILABLE, reason="Prometheus is unreachable")
+        found = re.search(r"([a-z_:]+)\{[^}]*job=\"([^\"]+)\"", promql)
+        if found is None or (found.group(1), found.group(2)) not in self.values:
+            return QueryResult(kind=ResultKind.NO_DATA, reason="no series matched")
+        return QueryResult.of(self.values[(found.group(1), found.group(2))])
