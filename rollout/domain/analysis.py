@@ -22,6 +22,7 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
+    PlainSerializer,
     PositiveInt,
     field_validator,
     model_validator,
@@ -45,7 +46,13 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def format_duration(value: timedelta) -> str:
+    """The file's own form (``90s``), so a saved analysis reads back as it was written."""
+    return f"{int(value.total_seconds())}s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(format_duration, return_type=str)]
 
 
 class Frozen(BaseModel):

@@ -64,6 +64,8 @@ class FakeStore:
                events: tuple[AuditEvent, ...]) -> Rollout:
         self.confirm(lease)
         saved = rollout.model_copy(update={"version": version + 1})
+        # stored as JSON, as Redis stores it: what does not round-trip fails here too
+        saved = Rollout.model_validate_json(saved.model_dump_json())
         self.rollouts[saved.id] = saved
         self.events.extend(events)
         self.saves.append((saved.id, saved.version))
