@@ -31,6 +31,7 @@ from sandbox.serving.load import Traffic
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
+from tests.support.serving import scraped
 
 STABLE, CANARY = "llm-pool", "llm-pool-version-2"
 V1, V2 = "small-segment-lora-v1", "small-segment-lora-v2"
@@ -53,10 +54,7 @@ def serving(cluster: RealCluster) -> Iterator[ServingWorld]:
                          traffic=Traffic(route_rate=200, rewrite_rate=150))
     try:
         world.start()
-        assert world.prometheus is not None
-        port = PrometheusAnalysis(world.prometheus.url)
-        eventually(lambda: (port.query("count(up == 1)").number or 0) >= 8, timeout=30,
-                   step=0.5, message="Prometheus scraped every simulated target")
+        scraped(world)
         yield world
     finally:
         world.stop()
