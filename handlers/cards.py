@@ -23,6 +23,7 @@ from slack_sdk.models.views import View
 
 from handlers.analysis_view import analysis_view
 from handlers.sentences import event_sentence
+from rollout.domain import gating
 from rollout.domain.errors import InvalidInput
 from rollout.domain.models import (
     ACTIVE_PHASES,
@@ -293,10 +294,14 @@ def _next_line(r: Rollout, now: datetime) -> str:
     if approvable_step(r, now) is not None:
         need = f"{len(r.approvers_of(pending))}/{step.approvals} approvals"
         return f"Next: {label} waits for approval ({need})"
+    how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
+    held = gating.holding_back(r, now) is not None
+    analysed = f"once the canary analysis of step {r.step + 1} has passed"
     if r.next_due_at is not None:
-        how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
         when = slack_date(r.next_due_at, "{time} ({ago})", f"{r.next_due_at:%H:%M:%S} UTC")
-        return f"Next: {label} {how} at {when}"
+        return f"Next: {label} {how} at {when}" + (f", {analysed}" if held else "")
+    if held:
+        return f"Next: {label} {how} {analysed}"
     return f"Next: {label}"
 
 

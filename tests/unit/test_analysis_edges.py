@@ -66,3 +66,17 @@ def test_status_and_metrics_show_each_check() -> None:
             'rollout="r1",verdict="pass"} 1.0') in text
     assert 'rollout_bot_analysis_canary_share{canary="llm-pool-version-2",kind="observed"' \
         in text
+
+
+def test_the_card_says_the_next_step_waits_for_the_analysis() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.down = True
+    w.at(90)
+    r = w.at(BAKE)
+    text = str(render_card(r, now=r.updated_at).blocks)
+    assert "Next: step 2 (50%) opens for approval once the canary analysis of step 1 has " \
+           "passed" in text
+    assert "Approve step 2" not in text
+    assert ":grey_question: `error-rate` canary n/a" in text and "unreachable" in text
