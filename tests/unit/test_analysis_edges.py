@@ -3,12 +3,16 @@ and verdict on the card, in `status` and on /metrics."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.cli import build_parser, request_from_args
+from bot.json_output import result_json
 from bot.metrics import Metrics
 from bot.text import rollout_detail
 from handlers.cards import render_card
+from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.grammar import GrammarError, parse
 from rollout.domain.models import Rollout
 from tests.unit.builders import BOB
@@ -80,3 +84,18 @@ def test_the_card_says_the_next_step_waits_for_the_analysis() -> None:
            "passed" in text
     assert "Approve step 2" not in text
     assert ":grey_question: `error-rate` canary n/a" in text and "unreachable" in text
+
+
+def test_status_as_json_carries_the_analysis_and_each_checks_values() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.at(90)
+    request = CommandRequest(verb=Verb.STATUS, pool=CANARY)
+    body = json.loads(result_json(CommandResult(request, status=w.service.status(REF))))
+    rollout = body["rollout"]
+    assert rollout["analysis"]["name"] == "quick"
+    assert rollout["analysis"]["spec"]["interval"] == "30s"  # as the file writes it
+    checks = {c["name"]: c for c in rollout["step_analysis"]["latest"]["checks"]}
+    assert checks["error-rate"]["status"] == "pass"
+    assert checks["error-rate"]["canary"] == 0.01 and checks["error-rate"]["threshold"] == 0.02
