@@ -253,6 +253,22 @@ class RolloutService:
         chosen, spec = analyses.select(name, subject)
         return chosen, spec, subject
 
+    def _recorded_analysis(self, recorded: object, kind: TargetKind) -> AnalysisSetup | None:
+        """The analysis a rollout's record names, from the analysis file as it is now; None
+        where it names none, or one this bot cannot run any more (the rollout then comes back
+        without analysis, as one started without PROMETHEUS_URL)."""
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
+            return None
+        try:
+            chosen = self._analysis_choice(recorded["name"], kind)
+        except InvalidInput:
+            return None
+        if chosen is None:
+            return None
+        return AnalysisSetup(name=chosen[0], spec=chosen[1], kind=chosen[2],
+                             pool=str(recorded.get("pool", "")),
+                             model=str(recorded.get("model", "")))
+
     def analyse(self, rollout: Rollout) -> Outcome | None:
         """The scheduler's analysis run, at the analysis interval during each bake: the
         queries are asked outside the lock (a slow Prometheus holds nothing), then the run
@@ -586,6 +602,7 @@ class RolloutService:
                 requester=Actor.model_validate(record["requester"]),
                 created_at=datetime.fromisoformat(str(record["created_at"])),
                 step=marked.marker.step, observed=observed, actor=actor, now=now,
+                analysis=self._recorded_analysis(record.get("analysis"), marked.target.kind),
             )
 
         return self._run(marked.target.object_key, actor, _nothing, decide)

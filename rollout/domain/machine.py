@@ -544,14 +544,15 @@ def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
 def recover(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
     baseline: Baseline, requester: Actor, created_at: datetime, step: int,
-    observed: Observed, actor: Actor, now: datetime,
+    observed: Observed, actor: Actor, now: datetime, analysis: AnalysisSetup | None = None,
 ) -> Decision:
     """Rebuild a rollout from the cluster's record after its state was lost. It comes back
-    paused: a person checks it and resumes (or rolls back); nothing moves on its own."""
+    paused: a person checks it and resumes (or rolls back); nothing moves on its own. Its
+    analysis, if the record names one, starts over on resume."""
     r = Rollout(
         id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
         baseline=baseline, phase=Phase.PAUSED, step=step, requester=requester,
-        created_at=created_at, updated_at=now,
+        created_at=created_at, updated_at=now, analysis=analysis,
     )
     why = "rebuilt from the route's annotations after the state was lost; check and resume"
     kind = PauseKind.MANUAL

@@ -204,3 +204,19 @@ def test_an_adapter_rollout_compares_the_adapters_by_target_model(
                 if c.name == "adapter-ttft-p95")
     assert ttft.canary is not None and ttft.stable is not None
     assert ttft.canary > 1.0 and ttft.stable < 0.4
+
+
+def test_a_rollout_recovered_after_redis_was_lost_keeps_its_analysis(
+        bot: tuple[World, RolloutScheduler]) -> None:
+    w, _ = bot
+    ref = Ref(canary=CANARY)
+    w.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                    plan=build_plan([10, 50, 100], interval_seconds=2))
+    w.service.approve(ref, actor=BOB)
+    w.store.client.flushdb()  # the state is gone; the route's record is not
+    recovered = w.service.recover(namespace="default", canary=CANARY, actor=BOB).rollout
+    assert recovered is not None and recovered.phase is Phase.PAUSED
+    assert recovered.analysis is not None and recovered.analysis.name == "quick"
+    w.service.resume(ref, actor=BOB)
+    r = _until(w, lambda r: r.phase is Phase.AWAITING_APPROVAL)
+    assert "analysis_passed" in _events(w) and r.step == 0
