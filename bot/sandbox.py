@@ -137,7 +137,10 @@ class Sandbox:
 
     def banner(self) -> str:
         kc = shlex.quote(str(self.kubeconfig.resolve()))
-        env = (f"KUBECONFIG={kc} REDIS_URL={self.redis.url}")
+        env = f"KUBECONFIG={kc} REDIS_URL={self.redis.url}"
+        if self.prometheus_url:  # rollouts the CLI starts are gated as the chat's are
+            env += (f" PROMETHEUS_URL={self.prometheus_url} ROLLOUT_ANALYSIS_FILE="
+                    f"{shlex.quote(str(self.analysis_file.resolve()))}")
         return "\n".join([
             "The rollout sandbox is running. Ctrl-C stops it.",
             "",

@@ -32,6 +32,12 @@ def _card(box: Sandbox) -> str:
     return json.dumps([m.blocks for m in top]) if top else ""
 
 
+def test_the_banner_says_what_gates_the_steps(sandbox: Sandbox) -> None:
+    banner = sandbox.banner()
+    assert f"canary analysis from {sandbox.analysis_file} gates each step" in banner
+    assert f"PROMETHEUS_URL={sandbox.prometheus_url} ROLLOUT_ANALYSIS_FILE=" in banner
+
+
 def test_the_bot_rolls_back_a_canary_made_worse_from_the_panel(sandbox: Sandbox) -> None:
     sandbox.slack.send_slash_command("U0ALICE", CHANNEL,
                                      "llm-pool-version-2 start --steps 10,50,100 --interval 1s")
