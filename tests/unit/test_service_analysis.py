@@ -75,6 +75,7 @@ def test_the_next_step_is_requested_only_once_the_analysis_passed() -> None:
     assert w.metrics.asked == []
     w.metrics.down = True  # the one run before the bake ends is inconclusive
     r = w.at(90)
+    assert len(w.metrics.asked) == 1  # once unreachable, the rest of the run is not asked
     assert r.phase is Phase.BAKING and "analysis_passed" not in w.events()
     r = w.at(BAKE)  # the bake is over, the analysis has not passed: no approval request
     assert r.phase is Phase.BAKING and r.next_due_at is None
