@@ -122,7 +122,8 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
         return None
     if r.phase is Phase.AWAITING_APPROVAL:
         return pending
-    if r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now:
+    if (r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now
+            and gating.holding_back(r, now) is None):
         return pending
     return None
 

@@ -77,7 +77,9 @@ def test_the_card_says_the_next_step_waits_for_the_analysis() -> None:
     w.start()
     w.service.approve(REF, actor=BOB)
     w.metrics.down = True
-    w.at(90)
+    r = w.at(90)
+    over = r.model_copy(update={"next_due_at": r.updated_at})  # before the scheduler's tick
+    assert "Approve step 2" not in str(render_card(over, now=r.updated_at).blocks)
     r = w.at(BAKE)
     text = str(render_card(r, now=r.updated_at).blocks)
     assert "Next: step 2 (50%) opens for approval once the canary analysis of step 1 has " \
