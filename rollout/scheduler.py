@@ -64,13 +64,20 @@ class RolloutScheduler:
             self.scheduler.shutdown(wait=True)
         self.lease.release()
 
+    @property
+    def _halted(self) -> bool:
+        """Stopping, or shut down by someone else: APScheduler marks itself stopped before
+        it takes its job-store lock to wait for running jobs, so a job that looks here first
+        does not call back into it (and wait for that lock) while it shuts down."""
+        return self._stopping or not self.scheduler.running
+
     # -- the leader's loop ---------------------------------------------------------------
 
     def sweep(self) -> None:
         """Renew the lease; as leader, make the jobs match the due times in Redis."""
         leading = self.lease.refresh()
         with self._lock:
-            if self._stopping:
+            if self._halted:
                 return
             if not leading:
                 if self._was_leader:
@@ -93,7 +100,7 @@ class RolloutScheduler:
         """Look at each active rollout's target once per sweep, so a weight changed by hand
         pauses the rollout within one sweep rather than at the end of a bake."""
         for r in rollouts:
-            if self._stopping or not self.lease.is_leader:
+            if self._halted or not self.lease.is_leader:
                 return
             try:
                 self.service.watch(r)
@@ -103,7 +110,7 @@ class RolloutScheduler:
     def analyse(self) -> None:
         """As leader, run each active rollout's canary analysis where a run is due; the
         service decides and acts (roll back, pause, or move on once it passed)."""
-        if self._stopping or not self.lease.is_leader:
+        if self._halted or not self.lease.is_leader:
             return
         try:
             rollouts = self.service.active()
@@ -111,7 +118,7 @@ class RolloutScheduler:
             log.warning("could not read active rollouts for analysis: %s", exc)
             return
         for r in rollouts:
-            if self._stopping or not self.lease.is_leader:
+            if self._halted or not self.lease.is_leader:
                 return
             try:
                 outcome = self.service.analyse(r)
@@ -126,7 +133,7 @@ class RolloutScheduler:
         """One date job per rollout with a due time; none for the rest."""
         wanted = {r.id: r.next_due_at for r in rollouts if r.active and r.next_due_at}
         with self._lock:
-            if self._stopping or not self.lease.is_leader:
+            if self._halted or not self.lease.is_leader:
                 return
             for job in self.scheduler.get_jobs():
                 rid = job.id.removeprefix(JOB_PREFIX)
@@ -141,7 +148,7 @@ class RolloutScheduler:
         if r is None or not self.lease.is_leader:
             return
         with self._lock:
-            if self._stopping:
+            if self._halted:
                 return
             if r.active and r.next_due_at:
                 self._schedule(r.id, r.next_due_at)
@@ -150,7 +157,7 @@ class RolloutScheduler:
 
     def fire(self, rollout_id: str) -> None:
         """The job: tick the rollout if we still lead. Any logic lives in the service."""
-        if self._stopping or not self.lease.is_leader:
+        if self._halted or not self.lease.is_leader:
             return
         try:
             outcome = self.service.tick(rollout_id)
