@@ -11,11 +11,13 @@ from kubernetes import client
 
 from bot import kube
 from bot.settings import Settings
+from rollout.adapters.analysis_file import load_analyses
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.adapters.store import RedisStore
 from rollout.domain.clock import Clock, SystemClock
 from rollout.domain.preflight import CapacityPolicy
@@ -40,8 +42,8 @@ class Container:
 def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
     redis_client = connect(settings.redis_url, sentinels=settings.redis_sentinels,
-                     master=settings.redis_sentinel_master,
-                     sentinel_password=settings.redis_sentinel_password or None)
+                           master=settings.redis_sentinel_master,
+                           sentinel_password=settings.redis_sentinel_password or None)
     lock_ttl = settings.seconds(settings.rollout_lock_ttl) or 15
     store = RedisStore(redis_client, prefix=settings.rollout_key_prefix,
                        lock_ttl_seconds=lock_ttl)
@@ -51,7 +53,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeouts),
                             rewrites=RewriteSplit(objects, timeout=timeouts))
     listeners: list[Listener] = []
+    prometheus = PrometheusAnalysis(settings.prometheus_url) if settings.prometheus_url \
+        else None
     options = ServiceOptions(
+        analyses=load_analyses(settings.rollout_analysis_file or None), analysis=prometheus,
         self_approval=settings.rollout_self_approval,
         reminder_seconds=settings.seconds(settings.rollout_reminder),
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),

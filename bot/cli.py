@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
             op.add_argument("--allow-gitops", action="store_true",
                             help="start although Argo CD, Flux or another applier owns the "
                                  "weights; a revert by it then pauses the rollout as drift")
+            op.add_argument("--analysis", default=None, metavar="NAME",
+                            help="the canary analysis gating each step (default: the "
+                                 "analysis file's default; needs PROMETHEUS_URL)")
         if verb is Verb.APPROVE:
             op.add_argument("--step", type=_step_number, default=None, metavar="N",
                             help="the step this approval is for (1 is the first; default: "
@@ -217,8 +220,8 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
         interval_seconds=interval, auto=getattr(args, "auto", False),
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
-        allow_gitops=getattr(args, "allow_gitops", False), reason=getattr(args, "reason", ""),
-        step=getattr(args, "step", None),
+        allow_gitops=getattr(args, "allow_gitops", False), analysis=getattr(args, "analysis", None),
+        reason=getattr(args, "reason", ""), step=getattr(args, "step", None),
     )
     request.check_names()
     return request

@@ -17,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from rollout.domain.models import PauseKind, Phase, Rollout
+from rollout.domain.verdict import Status
 from rollout.service import Outcome
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,12 @@ class _PhaseCollector(Collector):
                                   labels=["phase"])
         up = GaugeMetricFamily("rollout_bot_store_up", "1 when the store answered this scrape")
         counts = dict.fromkeys(Phase, 0)
+        checks = _AnalysisGauges()
         try:
             for r in self._rollouts():
                 counts[r.phase] += 1
+                if r.active:
+                    checks.add(r)
         except Exception:  # a scrape must answer even when Redis does not
             log.warning("could not list rollouts for /metrics", exc_info=True)
             up.add_metric([], 0)
@@ -46,6 +50,47 @@ class _PhaseCollector(Collector):
                 gauge.add_metric([phase.value], count)
         yield gauge
         yield up
+        yield from checks.families()
+
+
+class _AnalysisGauges:
+    """The latest run of each active rollout's step analysis: values and verdicts by check."""
+
+    def __init__(self) -> None:
+        labels = ["rollout", "canary", "check"]
+        self.values = GaugeMetricFamily(
+            "rollout_bot_analysis_value", "Latest value of a canary analysis check, for the "
+            "canary, the stable and the threshold (side)", labels=[*labels, "side"])
+        self.verdicts = GaugeMetricFamily(
+            "rollout_bot_analysis_check", "1 for the latest verdict of a canary analysis "
+            "check (pass, fail, inconclusive)", labels=[*labels, "verdict"])
+        self.split = GaugeMetricFamily(
+            "rollout_bot_analysis_canary_share", "The canary's share of requests: written by "
+            "the route (expected) and observed in the metrics", labels=["rollout", "canary",
+                                                                        "kind"])
+
+    def add(self, r: Rollout) -> None:
+        state = r.step_analysis
+        run = state.latest if state is not None and state.step == r.step else None
+        if run is None:
+            return
+        for c in run.checks:
+            for side, value in (("canary", c.canary), ("stable", c.stable),
+                                ("threshold", c.threshold)):
+                if value is not None:
+                    self.values.add_metric([r.id, r.canary, c.name, side], value)
+            for verdict in Status:
+                self.verdicts.add_metric([r.id, r.canary, c.name, verdict.value],
+                                         1 if c.status is verdict else 0)
+        if run.split is not None:
+            self.split.add_metric([r.id, r.canary, "expected"], run.split.expected)
+            if run.split.observed is not None:
+                self.split.add_metric([r.id, r.canary, "observed"], run.split.observed)
+
+    def families(self) -> Iterator[Metric]:
+        yield self.values
+        yield self.verdicts
+        yield self.split
 
 
 class Metrics:

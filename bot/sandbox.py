@@ -17,10 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import yaml
+
 from bot.bootstrap import Container, build
 from bot.scheduling import build_scheduler
 from bot.server import SlackServer
 from bot.settings import Settings
+from rollout.adapters.analysis_file import load_default
 from rollout.scheduler import RolloutScheduler
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
@@ -28,6 +31,10 @@ from sandbox.serving import ServingWorld
 from sandbox.slack import SlackEmulator
 
 SANDBOX_DIR = Path(".sandbox")
+#: the shipped analysis on the demo's clock: a run every 5s, so a canary made worse from the
+#: side panel is rolled back within seconds (failure_limit 1: two failed runs)
+DEMO_TIMINGS = {"interval": "5s", "warmup": "5s", "window": "1m", "min_samples": 30,
+                "inconclusive_timeout": "2m"}
 CHANNEL = "C0ROLLOUT"
 #: kubectl's arguments to follow the demo route: one line per change, pools and weights
 WATCH_ARGS = ("get httproute routes-to-llm -n default -w -o "
@@ -65,6 +72,7 @@ class Sandbox:
             rollout_allowed_channels=[CHANNEL], rollout_notify_channel=CHANNEL,
             rollout_tick=self.tick, rollout_leader_ttl="6s", rollout_reminder="5m",
             prometheus_url=self.prometheus_url,
+            rollout_analysis_file=str(self.analysis_file) if self.prometheus_url else "",
             slack_app_token=self.slack.app_token if self.socket_mode else "",
         )
 
@@ -73,6 +81,19 @@ class Sandbox:
         """The chat page as alice; with the canary controls when the serving world runs."""
         serving = f"&serving={quote(self.serving.url, safe='')}" if self.serving else ""
         return f"{self.slack.url}/?user=U0ALICE&channel={CHANNEL}{serving}"
+
+    @property
+    def analysis_file(self) -> Path:
+        return self.data_dir / "analyses.yaml"
+
+    def write_analysis_file(self) -> Path:
+        """The shipped analyses with the demo's timings, as a file the bot loads like any."""
+        shipped = load_default().model_dump(mode="json", exclude_defaults=False)
+        for spec in shipped["analyses"].values():
+            spec.update(DEMO_TIMINGS)
+        header = "# The sandbox's analysis: the shipped default on a demo clock.\n"
+        self.analysis_file.write_text(header + yaml.safe_dump(shipped, sort_keys=False))
+        return self.analysis_file
 
     @property
     def prometheus_url(self) -> str:
@@ -87,6 +108,7 @@ class Sandbox:
                                     prometheus=shutil.which("prometheus") is not None).start()
         self.redis.start()
         self.slack.start()
+        self.write_analysis_file()
         settings = self.settings()
         self.container = build(settings)
         self.scheduler = build_scheduler(self.container)
@@ -115,7 +137,10 @@ class Sandbox:
 
     def banner(self) -> str:
         kc = shlex.quote(str(self.kubeconfig.resolve()))
-        env = (f"KUBECONFIG={kc} REDIS_URL={self.redis.url}")
+        env = f"KUBECONFIG={kc} REDIS_URL={self.redis.url}"
+        if self.prometheus_url:  # rollouts the CLI starts are gated as the chat's are
+            env += (f" PROMETHEUS_URL={self.prometheus_url} ROLLOUT_ANALYSIS_FILE="
+                    f"{shlex.quote(str(self.analysis_file.resolve()))}")
         return "\n".join([
             "The rollout sandbox is running. Ctrl-C stops it.",
             "",
@@ -141,15 +166,17 @@ class Sandbox:
         ])
 
     def _serving_lines(self) -> list[str]:
-        """Where the simulated pools' metrics and knobs are (canary analysis building blocks;
-        the bot does not yet gate steps on them)."""
+        """Where the simulated pools' metrics and knobs are, and what gates the steps."""
         if self.serving is None:
             return []
         url = self.serving.url
+        gate = (f"canary analysis from {self.analysis_file} gates each step"
+                if self.prometheus_url else
+                "not installed: metrics only, steps are not gated on them")
         return [
-            f"  prometheus    {self.prometheus_url or 'not installed: metrics only'}",
+            f"  prometheus    {self.prometheus_url or '-'}   ({gate})",
             f"  serving       {url}/knobs   (simulated pools' metrics and knobs)",
-            "    make the canary worse: curl -X POST "
+            "    make the canary worse: the chat page's side panel, or curl -X POST "
             f"{url}/knobs/llm-pool-version-2 -d '{{\"error_rate\": 0.2}}'",
         ]
 

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # Slack edge (handlers/, bot/server.py): where cards of rollouts started outside Slack go
     rollout_notify_channel: str = ""
 
-    # Canary analysis building blocks: checked at start, not yet run by the service (README)
+    # Canary analysis: without PROMETHEUS_URL, rollouts start without metric gates (README)
     prometheus_url: str = ""
     rollout_analysis_file: str = ""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from handlers.analysis_view import analysis_view, plain_lines
 from handlers.sentences import event_sentence
 from rollout.domain.machine import pause_summary
 from rollout.domain.models import AuditEvent, Rollout, Via
@@ -18,7 +19,7 @@ def rollout_line(r: Rollout) -> str:
             f"{r.canary_percent}%  {phase}")
 
 
-def rollout_detail(r: Rollout) -> list[str]:
+def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
     pair = expected_pair(r)
     steps = "  ".join(
         ("[" + f"{p}%" + "]") if i == r.step else f"{p}%" for i, p in enumerate(r.plan.percents)
@@ -35,6 +36,8 @@ def rollout_detail(r: Rollout) -> list[str]:
     ]
     if r.next_due_at is not None:
         lines.append(f"next due  {r.next_due_at:%Y-%m-%d %H:%M:%S} UTC")
+    first, *rest = plain_lines(analysis_view(r, now or r.updated_at))
+    lines += [f"analysis  {first}", *(f"        {line}" for line in rest)]
     if r.pause is not None:
         lines.append(f"paused    {pause_summary(r.pause).removeprefix('paused ')}")
     for approval in r.approvals:

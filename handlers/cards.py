@@ -21,7 +21,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from handlers.analysis_view import analysis_view
 from handlers.sentences import event_sentence
+from rollout.domain import gating
 from rollout.domain.errors import InvalidInput
 from rollout.domain.freeze import Freeze
 from rollout.domain.models import (
@@ -37,6 +39,7 @@ from rollout.domain.models import (
 )
 from rollout.domain.plan import format_seconds
 from rollout.domain.split import expected_pair
+from rollout.domain.verdict import Status
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
     "rollout_approve", "rollout_pause", "rollout_resume", "rollout_rollback",
@@ -120,7 +123,8 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
         return None
     if r.phase is Phase.AWAITING_APPROVAL:
         return pending
-    if r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now:
+    if (r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now
+            and gating.holding_back(r, now) is None):
         return pending
     return None
 
@@ -144,6 +148,7 @@ def render_card(r: Rollout, *, now: datetime, freeze: Freeze | None = None) -> C
     ]
     if r.plan.automatic:
         blocks.append(_section(_plan_approval_text(r)))
+    blocks.append(_analysis_block(r, now))
     blocks.append(_context(_people(r)))
     due = _next_line(r, now)
     if due:
@@ -200,6 +205,29 @@ def _drift_note(r: Rollout) -> str:
         seen = "absent" if pause.seen_canary is None else str(pause.seen_canary)
         return f"\n:warning: the cluster shows {pause.seen_stable} / {seen} (changed by hand)"
     return ""
+
+
+_VERDICT_ICON = {Status.PASS: ":white_check_mark:", Status.FAIL: ":x:",
+                 Status.INCONCLUSIVE: ":grey_question:"}
+
+
+def analysis_markdown(r: Rollout, now: datetime) -> str:
+    """Each check's latest canary and stable values and verdict, under one headline (the
+    card and the Slack `status` reply)."""
+    view = analysis_view(r, now)
+    headline = view.headline[0].upper() + view.headline[1:]
+    if r.analysis is None:
+        return headline
+    lines = [f":bar_chart: *{headline}*"]
+    lines += [f"{_VERDICT_ICON[c.status]} `{c.name}` {c.text}" for c in view.checks]
+    if view.split:
+        lines.append(f":twisted_rightwards_arrows: {view.split}")
+    return "\n".join(lines)[:3000]
+
+
+def _analysis_block(r: Rollout, now: datetime) -> Block:
+    text = analysis_markdown(r, now)
+    return _context(text) if r.analysis is None else _section(text)
 
 
 def _plan_approval_text(r: Rollout) -> str:
@@ -283,10 +311,14 @@ def _next_line(r: Rollout, now: datetime) -> str:
     if approvable_step(r, now) is not None:
         need = f"{len(r.approvers_of(pending))}/{step.approvals} approvals"
         return f"Next: {label} waits for approval ({need})"
+    how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
+    held = gating.holding_back(r, now) is not None
+    analysed = f"once the canary analysis of step {r.step + 1} has passed"
     if r.next_due_at is not None:
-        how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
         when = slack_date(r.next_due_at, "{time} ({ago})", f"{r.next_due_at:%H:%M:%S} UTC")
-        return f"Next: {label} {how} at {when}"
+        return f"Next: {label} {how} at {when}" + (f", {analysed}" if held else "")
+    if held:
+        return f"Next: {label} {how} {analysed}"
     return f"Next: {label}"
 
 
@@ -367,6 +399,9 @@ _EVENT_ICON = {
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
     "recovered": ":wrench:", "plan_approved": ":thumbsup:",
+    "analysis_passed": ":bar_chart:", "analysis_awaited": ":hourglass:",
+    "analysis_failed": ":x:", "analysis_inconclusive": ":grey_question:",
+    "analysis_split_mismatch": ":twisted_rightwards_arrows:",
 }
 
 

@@ -54,6 +54,7 @@ class CommandRequest:
     approvals: int | None = None
     rewrite: str | None = None
     allow_gitops: bool = False
+    analysis: str | None = None
     reason: str = ""
     request_id: str | None = None
     #: the step an approval approves, as people count (1 is the first); None: the pending one
@@ -116,7 +117,8 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
             )
             out = service.start(namespace=req.namespace, canary=req.pool, plan=plan,
                                 actor=actor, route=req.route, stable=req.stable,
-                                rewrite=req.rewrite, allow_gitops=req.allow_gitops)
+                                rewrite=req.rewrite, allow_gitops=req.allow_gitops,
+                                analysis=req.analysis)
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
             return CommandResult(req, outcome=service.approve(

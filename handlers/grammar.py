@@ -33,6 +33,8 @@ USAGE = """\
   `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
   `--allow-gitops` start although Argo CD, Flux or another applier owns the weights; \
 their revert then pauses the rollout (start)
+  `--analysis NAME` the canary analysis that must pass after each step (start; default: the \
+analysis file's default)
   `--reason "text"` why (pause, rollback, freeze)
   `--step N` the step an approval is for (approve; default: the pending one)
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
@@ -50,7 +52,7 @@ MAX_APPROVALS = 10
 MAX_STEPS = 100
 
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
-                         "rewrite", "allow_gitops"})
+                         "rewrite", "allow_gitops", "analysis"})
 _REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
 
 
@@ -59,7 +61,7 @@ _COMMON = "[-n NS]"
 USAGE_LINES: dict[Verb, str] = {
     Verb.START: "`/rollout <pool> start [--steps 10,25,50,100] [--interval 15m] [--auto] "
                 "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] "
-                "[--allow-gitops] [-n NS]`",
+                "[--analysis NAME] [--allow-gitops] [-n NS]`",
     Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
     Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
     Verb.APPROVE_PLAN: f"`/rollout <pool> approve-plan {_COMMON}`",
@@ -137,6 +139,14 @@ def _step(flag: str, value: str) -> int:
     return int(value)
 
 
+def _analysis_name(flag: str, value: str) -> str:
+    """The shape of a name in the analysis file; whether it exists is the service's answer."""
+    if not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,62}", value):
+        raise GrammarError(f"`{flag}` wants the name of an analysis in the analysis file, "
+                           f"not `{value}`")
+    return value
+
+
 def _text(_flag: str, value: str) -> str:
     return value.strip()
 
@@ -152,6 +162,7 @@ _OPTIONS: dict[str, _Option] = {
     "--approvals": _Option("approvals", True, _approvals),
     "--rewrite": _Option("rewrite", True, _name),
     "--allow-gitops": _Option("allow_gitops", False),
+    "--analysis": _Option("analysis", True, _analysis_name),
     "--reason": _Option("reason", True, _text),
     "--step": _Option("step", True, _step),
 }

@@ -6,7 +6,7 @@ that come from bad input carry the one usage line that applies.
 
 from __future__ import annotations
 
-from handlers.cards import event_line, progress_bar, short_id
+from handlers.cards import analysis_markdown, event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
 from rollout.domain.errors import (
@@ -82,6 +82,7 @@ def _status(result: CommandResult) -> str:
         lines.append(f"P{pause_summary(r.pause)[1:]}")
     if r.held and r.active:
         lines.append(f":hourglass: Held: {r.held}")
+    lines.append(analysis_markdown(r, r.updated_at))
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 

@@ -66,6 +66,13 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C90
             return f"{who} froze rollouts" + (f": {detail}" if detail else "")
         case "unfrozen":
             return f"{who} {detail}"
+        case "analysis_passed":
+            return f"the canary analysis of {at} passed: {detail}"
+        case "analysis_awaited":
+            return f"the bake of {at} is over; {detail}"
+        case "analysis_failed" | "analysis_inconclusive" | "analysis_split_mismatch":
+            what = e.action.removeprefix("analysis_").replace("_", " ")
+            return f"the canary analysis of {at}: {what}: {detail}"
     if e.action.startswith("denied:"):
         return f"{who} was refused `{e.action.removeprefix('denied:')}`: {detail}"
     tail = f": {detail}" if detail else ""

@@ -34,6 +34,8 @@ class Located:
     canary: str
     baseline: Baseline
     observed: Observed
+    pool: str = ""  # an adapter rollout: the rewrite's pool, for the canary analysis
+    model: str = ""  # an adapter rollout: the model name the rule matches
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 JOB_PREFIX = "due:"
 SWEEP_JOB = "sweep"
+ANALYSIS_JOB = "analysis"
 
 
 class RolloutScheduler:
@@ -45,6 +46,10 @@ class RolloutScheduler:
         self.scheduler.add_job(self.sweep, "interval", seconds=self.sweep_seconds, id=SWEEP_JOB,
                                max_instances=1, coalesce=True, replace_existing=True,
                                next_run_time=datetime.now(self.scheduler.timezone))
+        # its own job: a slow Prometheus never delays the lease renewal of the sweep
+        self.scheduler.add_job(self.analyse, "interval", seconds=self.sweep_seconds,
+                               id=ANALYSIS_JOB, max_instances=1, coalesce=True,
+                               replace_existing=True)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -64,13 +69,20 @@ class RolloutScheduler:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
 
+    @property
+    def _halted(self) -> bool:
+        """Stopping, or shut down by someone else: APScheduler marks itself stopped before
+        it takes its job-store lock to wait for running jobs, so a job that looks here first
+        does not call back into it (and wait for that lock) while it shuts down."""
+        return self._stopping or not self.scheduler.running
+
     # -- the leader's loop ---------------------------------------------------------------
 
     def sweep(self) -> None:
         """Renew the lease; as leader, make the jobs match the due times in Redis."""
         leading = self.lease.refresh()
         with self._lock:
-            if self._stopping:
+            if self._halted:
                 return
             if not leading:
                 if self._was_leader:
@@ -94,18 +106,40 @@ class RolloutScheduler:
         """Look at each active rollout's target once per sweep, so a weight changed by hand
         pauses the rollout within one sweep rather than at the end of a bake."""
         for r in rollouts:
-            if self._stopping or not self.lease.is_leader:
+            if self._halted or not self.lease.is_leader:
                 return
             try:
                 self.service.watch(r)
             except RolloutError as exc:
                 log.warning("could not check %s against the cluster: %s", r.id, exc)
 
+    def analyse(self) -> None:
+        """As leader, run each active rollout's canary analysis where a run is due; the
+        service decides and acts (roll back, pause, or move on once it passed)."""
+        if self._halted or not self.lease.is_leader:
+            return
+        try:
+            rollouts = self.service.active()
+        except RolloutError as exc:
+            log.warning("could not read active rollouts for analysis: %s", exc)
+            return
+        for r in rollouts:
+            if self._halted or not self.lease.is_leader:
+                return
+            try:
+                outcome = self.service.analyse(r)
+            except RolloutError as exc:
+                log.warning("analysis of %s did not complete: %s (the next run retries)",
+                            r.id, exc)
+                continue
+            if outcome is not None and outcome.events:
+                log.info("analysis %s: %s", r.id, outcome.message)
+
     def sync(self, rollouts: list[Rollout]) -> None:
         """One date job per rollout with a due time; none for the rest."""
         wanted = {r.id: r.next_due_at for r in rollouts if r.active and r.next_due_at}
         with self._lock:
-            if self._stopping or not self.lease.is_leader:
+            if self._halted or not self.lease.is_leader:
                 return
             for job in self.scheduler.get_jobs():
                 rid = job.id.removeprefix(JOB_PREFIX)
@@ -120,7 +154,7 @@ class RolloutScheduler:
         if r is None or not self.lease.is_leader:
             return
         with self._lock:
-            if self._stopping:
+            if self._halted:
                 return
             if r.active and r.next_due_at:
                 self._schedule(r.id, r.next_due_at)
@@ -129,7 +163,7 @@ class RolloutScheduler:
 
     def fire(self, rollout_id: str) -> None:
         """The job: tick the rollout if we still lead. Any logic lives in the service."""
-        if self._stopping or not self.lease.is_leader:
+        if self._halted or not self.lease.is_leader:
             return
         try:
             outcome = self.service.tick(rollout_id)

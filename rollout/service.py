@@ -16,8 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from rollout.domain import freeze as freezes
-from rollout.domain import machine, names
+from rollout.domain import gating, machine, names
 from rollout.domain.admission import Hold, request_for, route_of, stable_ready, step_hold
+from rollout.domain.analysis import Analysis, AnalysisFile, AnalysisSpec, SubjectKind
+from rollout.domain.canary import AnalysisSetup, Unconfigured
 from rollout.domain.clock import Clock
 from rollout.domain.errors import (
     ClusterUnavailable,
@@ -160,6 +162,10 @@ class ServiceOptions:
     #: renew a command's target lock this often while it works (a third of its TTL)
     lock_renew_seconds: float | None = None
     listeners: list[Listener] = field(default_factory=list)
+    #: the analyses a rollout may choose (`--analysis`) and the port that measures them;
+    #: without a port (no PROMETHEUS_URL) rollouts start without canary analysis
+    analyses: AnalysisFile | None = None
+    analysis: Analysis | None = None
 
 
 class RolloutService:
@@ -180,11 +186,13 @@ class RolloutService:
     def start(
         self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
         stable: str | None = None, rewrite: str | None = None, allow_gitops: bool = False,
+        analysis: str | None = None,
     ) -> Outcome:
         """Start a rollout of `canary`: a pool (HTTPRoute weights), or with `rewrite` an adapter
-        (the named InferenceModelRewrite's target weights). The preflight gates and the freeze
-        are asked under the lock, before anything is written; `allow_gitops` lets another
-        manager own the weights (its revert then pauses the rollout as drift)."""
+        (the named InferenceModelRewrite's target weights), gated by the canary analysis
+        `analysis` (the file's default when None). The preflight gates and the freeze are asked
+        under the lock, before anything is written; `allow_gitops` lets another manager own the
+        weights (its revert then pauses the rollout as drift)."""
         if rewrite is not None and route is not None:
             raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
                                "rollout), not both")
@@ -192,6 +200,7 @@ class RolloutService:
                             rewrite=rewrite)
         self._refuse_orphans(namespace, canary)
         kind = TargetKind.ROUTE if rewrite is None else TargetKind.REWRITE
+        chosen = self._analysis_choice(analysis, kind)
         located = self.traffic.locate_kind(kind, namespace=namespace, canary=canary,
                                            target_name=rewrite or route, stable=stable)
         target = located.target
@@ -215,13 +224,16 @@ class RolloutService:
             or self.options.approval_timeout_seconds,
         })
         new_id = self._new_id(canary, self.clock.now())
+        setup = None if chosen is None else AnalysisSetup(
+            name=chosen[0], spec=chosen[1], kind=chosen[2], pool=located.pool,
+            model=located.model)
 
         def decide(_: Rollout | None, now: datetime) -> Decision:
             had = self._admit_start(located, allow_gitops=allow_gitops)
             d = machine.start(
                 rollout_id=new_id, target=target, stable=located.stable, canary=canary,
                 plan=plan, baseline=located.baseline, actor=actor, now=now,
-                allow_gitops=allow_gitops,
+                allow_gitops=allow_gitops, analysis=setup,
             )
             return replace(d, rollout=d.rollout.model_copy(update={"stable_ready": had}))
 
@@ -283,6 +295,50 @@ class RolloutService:
             ref, actor,
             lambda r, now: machine.promote(r, actor=actor, now=now, self_approval=allow_self),
             request_id=request_id)
+
+    def _analysis_choice(self, name: str | None,
+                         kind: TargetKind) -> tuple[str, AnalysisSpec, SubjectKind] | None:
+        """The analysis a new rollout runs, checked before anything changes: None where the
+        bot measures nothing (no port or no file), refused for a name it cannot run."""
+        analyses, measuring = self.options.analyses, self.options.analysis is not None
+        if analyses is None or not measuring:
+            if name is not None:
+                raise InvalidInput(f"--analysis {name}: this bot runs no canary analysis "
+                                   "(PROMETHEUS_URL is not configured); start without it")
+            return None
+        subject = SubjectKind.POOL if kind is TargetKind.ROUTE else SubjectKind.ADAPTER
+        chosen, spec = analyses.select(name, subject)
+        return chosen, spec, subject
+
+    def _recorded_analysis(self, recorded: object, kind: TargetKind) -> AnalysisSetup | None:
+        """The analysis a rollout's record names, from the analysis file as it is now; None
+        where it names none, or one this bot cannot run any more (the rollout then comes back
+        without analysis, as one started without PROMETHEUS_URL)."""
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
+            return None
+        try:
+            chosen = self._analysis_choice(recorded["name"], kind)
+        except InvalidInput:
+            return None
+        if chosen is None:
+            return None
+        return AnalysisSetup(name=chosen[0], spec=chosen[1], kind=chosen[2],
+                             pool=str(recorded.get("pool", "")),
+                             model=str(recorded.get("model", "")))
+
+    def analyse(self, rollout: Rollout) -> Outcome | None:
+        """The scheduler's analysis run, at the analysis interval during each bake: the
+        queries are asked outside the lock (a slow Prometheus holds nothing), then the run
+        is folded in and acted on through the one command path, locked and fenced like
+        `tick`. None when no run is due."""
+        if not gating.due(rollout, self.clock.now()):
+            return None
+        run = gating.run_analysis(rollout, self.options.analysis or Unconfigured(),
+                                  self.clock.now())
+        measured = rollout.step_analysis
+        return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                             lambda r, now: machine.analysed(r, run=run, measured=measured,
+                                                             now=now))
 
     def tick(self, rollout_id: str) -> Outcome:
         """The scheduler's entry: whatever time alone does to this rollout now."""
@@ -812,6 +868,7 @@ class RolloutService:
                 requester=Actor.model_validate(record["requester"]),
                 created_at=datetime.fromisoformat(str(record["created_at"])),
                 step=marked.marker.step, observed=observed, actor=actor, now=now,
+                analysis=self._recorded_analysis(record.get("analysis"), marked.target.kind),
             )
 
         return self._run(marked.target.object_key, actor, _nothing, decide)

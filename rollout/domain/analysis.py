@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     NonNegativeFloat,
     NonNegativeInt,
+    PlainSerializer,
     PositiveFloat,
     PositiveInt,
     field_validator,
@@ -45,7 +46,13 @@ def parse_duration(value: object) -> timedelta:
     return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def format_duration(value: timedelta) -> str:
+    """The file's own form (``90s``), so a saved analysis reads back as it was written."""
+    return f"{int(value.total_seconds())}s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(format_duration, return_type=str)]
 
 
 class Frozen(BaseModel):
@@ -337,5 +344,12 @@ def queries_for(spec: AnalysisSpec, subject: Subject, window: timedelta) -> tupl
 
 
 def ask(port: Analysis, queries: tuple[Query, ...]) -> dict[str, QueryResult]:
-    """Put each query to the port; results keyed as the queries are."""
-    return {q.key: port.query(q.promql) for q in queries}
+    """Put each query to the port; results keyed as the queries are. Once the server is
+    unavailable the rest of the run is too, unasked: a run waits at most one timeout."""
+    out: dict[str, QueryResult] = {}
+    down: QueryResult | None = None
+    for q in queries:
+        out[q.key] = down or port.query(q.promql)
+        if out[q.key].kind is ResultKind.UNAVAILABLE:
+            down = out[q.key]
+    return out

@@ -8,10 +8,12 @@ save instead, so a failed write never leaves the rollout claiming a step it did 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
+from rollout.domain import gating
+from rollout.domain.canary import AnalysisSetup
 from rollout.domain.errors import Conflict, Outdated, Unauthorized
 from rollout.domain.models import (
     Actor,
@@ -37,6 +39,7 @@ from rollout.domain.split import (
     baseline_pair,
     expected_pair,
 )
+from rollout.domain.verdict import Action, Run, StepAnalysis
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,11 @@ def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
             r, now, step=step, phase=Phase.COMPLETED, next_due_at=None, awaiting_since=None,
             finished_at=now, pause=None, held="",
         )
-    return _update(
+    landed = _update(
         r, now, step=step, phase=Phase.BAKING, awaiting_since=None, last_reminder_at=None,
         next_due_at=now + timedelta(seconds=r.plan.interval_seconds), pause=None, held="",
     )
+    return _update(landed, now, step_analysis=gating.started(landed, now))
 
 
 def _waits_for_people(r: Rollout, step: int) -> bool:
@@ -124,6 +128,8 @@ def _ready_for_next(r: Rollout, now: datetime) -> Rollout:
     nxt = r.pending_step
     if nxt is None:
         return r
+    if gating.holding_back(r, now) is not None:  # the analysis moves it on once it passes
+        return _update(r, now, phase=Phase.BAKING, next_due_at=None, pause=None)
     if _waits_for_people(r, nxt):
         return _await_approval(r, now)
     return _update(r, now, phase=Phase.BAKING, next_due_at=now, pause=None)
@@ -137,6 +143,7 @@ def _bake_over(r: Rollout, now: datetime) -> Rollout:
         and r.next_due_at <= now
         and r.pending_step is not None
         and _waits_for_people(r, r.pending_step)
+        and gating.holding_back(r, now) is None
     ):
         return _await_approval(r, r.next_due_at)
     return r
@@ -157,12 +164,14 @@ def _require_active(r: Rollout, action: str) -> None:
 def start(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
     baseline: Baseline, actor: Actor, now: datetime, allow_gitops: bool = False,
+    analysis: AnalysisSetup | None = None,
 ) -> Decision:
-    """A new rollout: the target is prepared, then the first step awaits its gate."""
+    """A new rollout: the target is prepared, then the first step awaits its gate. With an
+    `analysis`, every step after the first waits for the previous one's analysis to pass."""
     r = Rollout(
         id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
         baseline=baseline, phase=Phase.BAKING, requester=actor, created_at=now, updated_at=now,
-        next_due_at=now, allow_gitops=allow_gitops,
+        next_due_at=now, allow_gitops=allow_gitops, analysis=analysis,
     )
     r = _ready_for_next(r, now)
     first = _step_label(r, 0)
@@ -173,8 +182,18 @@ def start(
     return Decision(
         rollout=r, effect=Prepare(),
         events=(_event(r, "started", actor, now, f"{stable} → {canary} on {target.describe()}"),),
-        message=f"Rollout {r.id} started: {stable} → {canary}; {first} {gate}.",
+        message=f"Rollout {r.id} started: {stable} → {canary}; {first} {gate}. "
+                f"{analysis_note(r)}",
     )
+
+
+def analysis_note(r: Rollout) -> str:
+    """What gates the steps besides people and time, in one sentence."""
+    if r.analysis is None:
+        return ("No canary analysis: steps are not gated on metrics (the bot has no "
+                "PROMETHEUS_URL).")
+    return (f"Canary analysis `{r.analysis.name}` must pass after each step before the next "
+            "is requested or applied.")
 
 
 def approve(
@@ -209,18 +228,7 @@ def approve(
                        "approved yet: an approver other than its author approves it with "
                        "`approve-plan` (the card's Approve plan button)")
     if r.phase is Phase.BAKING:
-        if r.plan.steps[pending].gate is Gate.AUTO:
-            raise Conflict(
-                f"{_step_label(r, pending)} is automatic; it applies when the bake ends"
-                + (f" at {r.next_due_at:%H:%M:%S} UTC" if r.next_due_at else "")
-                + " (promote skips ahead)"
-            )
-        assert r.next_due_at is not None
-        left = (r.next_due_at - now).total_seconds()
-        raise Conflict(
-            f"{_step_label(r, r.step)} is still baking for {format_seconds(left)}; "
-            f"approval of {_step_label(r, pending)} opens at {r.next_due_at:%H:%M:%S} UTC"
-        )
+        _refuse_baking(r, pending, now)
     _refuse_author(r, actor, self_approval, "approve its steps")
     already = r.approvers_of(pending)
     if any(a.id == actor.id for a in already):
@@ -239,6 +247,26 @@ def approve(
             message=f"{actor.label} approved {_step_label(r, pending)}: {have}/{need} approvals.",
         )
     return _apply(r, pending, actor, now, (approved,))
+
+
+def _refuse_baking(r: Rollout, pending: int, now: datetime) -> NoReturn:
+    """Why a step cannot be approved while the previous one bakes (or is analysed)."""
+    if r.plan.steps[pending].gate is Gate.AUTO:
+        raise Conflict(
+            f"{_step_label(r, pending)} is automatic; it applies when the bake ends"
+            + (f" at {r.next_due_at:%H:%M:%S} UTC" if r.next_due_at else "")
+            + " (promote skips ahead)"
+        )
+    hold = gating.holding_back(r, now)
+    if hold is not None and (r.next_due_at is None or r.next_due_at <= now):
+        raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
+                       f"{_step_label(r, r.step)}: {hold}")
+    assert r.next_due_at is not None
+    left = (r.next_due_at - now).total_seconds()
+    raise Conflict(
+        f"{_step_label(r, r.step)} is still baking for {format_seconds(left)}; "
+        f"approval of {_step_label(r, pending)} opens at {r.next_due_at:%H:%M:%S} UTC"
+    )
 
 
 def approve_plan(
@@ -340,11 +368,14 @@ def resume(r: Rollout, *, actor: Actor, now: datetime, click: Click | None = Non
     if click is not None and click.pause is not None and click.pause != r.epoch:
         raise Outdated(f"{r.canary} was paused again since this card was drawn "
                        f"({info.reason}); look at the card again")
+    fresh = gating.started(r, now)  # a person looked: the step's analysis starts over
     if info.resume_phase is Phase.BAKING and info.bake_left_seconds > 0:
         nxt = _update(r, now, phase=Phase.BAKING, pause=None, epoch=r.epoch + 1,
-                      next_due_at=now + timedelta(seconds=info.bake_left_seconds))
+                      next_due_at=now + timedelta(seconds=info.bake_left_seconds),
+                      step_analysis=fresh)
     else:
-        nxt = _ready_for_next(_update(r, now, pause=None, epoch=r.epoch + 1), now)
+        nxt = _ready_for_next(_update(r, now, pause=None, epoch=r.epoch + 1,
+                                      step_analysis=fresh), now)
     detail = pause_summary(info)
     message = f"{r.canary} resumed at {r.canary_percent}%."
     if info.kind is PauseKind.DRIFT:
@@ -408,6 +439,9 @@ def tick(r: Rollout, *, now: datetime) -> Decision:
         if r.next_due_at is None or r.next_due_at > now or r.pending_step is None:
             return idle
         pending = r.pending_step
+        hold = gating.holding_back(r, now)
+        if hold is not None:
+            return _held(r, pending, hold, now)
         if not _waits_for_people(r, pending):
             return _apply(r, pending, Actor.scheduler(), now)
         nxt = _await_approval(r, now)
@@ -415,6 +449,53 @@ def tick(r: Rollout, *, now: datetime) -> Decision:
         return Decision(rollout=nxt, events=(event,),
                         message=f"{_step_label(r, pending)} of {r.canary} awaits approval.")
     return _tick_awaiting(r, now, idle)
+
+
+def _held(r: Rollout, pending: int, hold: str, now: datetime) -> Decision:
+    """The bake is over and the analysis has not passed: no approval request, no step-up.
+    The next due time goes; the analysis run that passes moves the rollout on."""
+    nxt = _update(r, now, next_due_at=None)
+    detail = f"{_step_label(r, pending)} waits for it: {hold}"
+    event = _event(nxt, "analysis_awaited", Actor.scheduler(), now, detail, step=r.step)
+    return Decision(rollout=nxt, events=(event,),
+                    message=f"The bake of {_step_label(r, r.step)} of {r.canary} is over; "
+                            f"{detail}.")
+
+
+def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
+             now: datetime) -> Decision:
+    """Fold one analysis run (taken from the state `measured`) into the current step and act
+    on the verdict: roll back or pause on failure, pause on a split mismatch or on a long
+    inconclusive streak, and once it passes do what the end of the bake was waiting for."""
+    state, setup = gating.current(r), r.analysis
+    idle = Decision(rollout=r, changed=False, message="no analysis due")
+    if (state is None or setup is None or state != measured or not r.active
+            or r.phase not in gating.MEASURED_PHASES):
+        return idle  # the step moved, was paused, or another run came first
+    spec, system, label = setup.spec, Actor.scheduler(), _step_label(r, r.step)
+    before = state.verdict(spec, now).action
+    state = state.record(spec, run) if run is not None else state
+    found = state.verdict(spec, now)
+    nxt = _update(r, now, step_analysis=state)
+    why = f"canary analysis `{setup.name}` of {label}: {found.reason}"
+    if found.action in (Action.ROLLBACK, Action.PAUSE):
+        failed = _event(nxt, f"analysis_{found.outcome.value}", system, now, found.reason,
+                        step=r.step)
+        acted = (rollback(nxt, actor=system, now=now, reason=why)
+                 if found.action is Action.ROLLBACK else
+                 pause(nxt, actor=system, now=now, reason=why, kind=PauseKind.ANALYSIS))
+        return replace(acted, events=(failed, *acted.events),
+                       message=f"{acted.message} {why}" if found.action is Action.ROLLBACK
+                       else acted.message)
+    if found.action is not Action.PROCEED:
+        return Decision(rollout=nxt, message=why)
+    events: tuple[AuditEvent, ...] = ()
+    if before is not Action.PROCEED:
+        events = (_event(nxt, "analysis_passed", system, now, found.reason, step=r.step),)
+    if nxt.phase is Phase.BAKING and nxt.next_due_at is None:  # the bake ended meanwhile
+        moved = tick(_update(nxt, now, next_due_at=now), now=now)
+        return replace(moved, events=events + moved.events, message=f"{why}. {moved.message}")
+    return Decision(rollout=nxt, events=events, message=why)
 
 
 def _tick_awaiting(r: Rollout, now: datetime, idle: Decision) -> Decision:
@@ -479,14 +560,15 @@ def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
 def recover(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
     baseline: Baseline, requester: Actor, created_at: datetime, step: int,
-    observed: Observed, actor: Actor, now: datetime,
+    observed: Observed, actor: Actor, now: datetime, analysis: AnalysisSetup | None = None,
 ) -> Decision:
     """Rebuild a rollout from the cluster's record after its state was lost. It comes back
-    paused: a person checks it and resumes (or rolls back); nothing moves on its own."""
+    paused: a person checks it and resumes (or rolls back); nothing moves on its own. Its
+    analysis, if the record names one, starts over on resume."""
     r = Rollout(
         id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
         baseline=baseline, phase=Phase.PAUSED, step=step, requester=requester,
-        created_at=created_at, updated_at=now,
+        created_at=created_at, updated_at=now, analysis=analysis,
     )
     why = "rebuilt from the route's annotations after the state was lost; check and resume"
     kind = PauseKind.MANUAL

@@ -13,6 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rollout.domain.canary import AnalysisSetup
+from rollout.domain.verdict import StepAnalysis
+
 MAX_STEPS = 20
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 
@@ -173,6 +176,7 @@ class PauseKind(StrEnum):
     FAILURE = "failure"
     TIMEOUT = "timeout"
     PREFLIGHT = "preflight"  # a gate found the cluster unfit for the next step
+    ANALYSIS = "analysis"  # failed, inconclusive too long, or the split did not match
 
 
 class Pause(BaseModel):
@@ -253,6 +257,10 @@ class Rollout(BaseModel):
                       "freeze); cleared when a step applies or the rollout pauses")
     stable_ready: int | None = Field(default=None, description="the stable pool's Ready "
                                      "endpoints at start: what a rollback needs back")
+    #: the canary analysis gating each step (None: steps are not gated on metrics)
+    analysis: AnalysisSetup | None = None
+    #: the analysis of the current step so far (runs, failures, the latest values)
+    step_analysis: StepAnalysis | None = None
 
     @model_validator(mode="after")
     def _step_in_range(self) -> Rollout:

@@ -52,10 +52,12 @@ class Split:
 class KubeReader:
     """GETs routes and rewrites; a failed read keeps the last good answer."""
 
-    def __init__(self, base_url: str, traffic: Traffic) -> None:
+    def __init__(self, base_url: str, traffic: Traffic, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.traffic = traffic
-        self._http = urllib3.PoolManager(maxsize=2)
+        # a real API server wants an identity; the emulator takes anyone
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = urllib3.PoolManager(maxsize=2, headers=headers)
         self._last = Split(routes={}, rewrites={})
 
     def _get(self, path: str) -> dict[str, Any] | None:
@@ -119,9 +121,9 @@ class LoadGenerator:
 
     def __init__(self, *, kube_url: str, pools: dict[str, PoolMetrics], knobs: Knobs,
                  traffic: Traffic | None = None, tick: float = 0.05, refresh: float = 0.25,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, kube_token: str | None = None) -> None:
         self.traffic = traffic or Traffic()
-        self.reader = KubeReader(kube_url, self.traffic)
+        self.reader = KubeReader(kube_url, self.traffic, token=kube_token)
         self.pools = pools
         self.knobs = knobs
         self.tick = tick

@@ -23,14 +23,14 @@ class ServingWorld:
     def __init__(self, *, kube_url: str, pools: tuple[str, ...] = POOLS,
                  namespace: str = "default", traffic: Traffic | None = None,
                  prometheus: bool = True, scrape_interval: str = "1s",
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, kube_token: str | None = None) -> None:
         rng = random.Random(seed)
         self.namespace = namespace
         self.knobs = Knobs()
         self.pools = {p: PoolMetrics(p, rng=random.Random(rng.random())) for p in pools}
         self.load = LoadGenerator(kube_url=kube_url, pools=self.pools, knobs=self.knobs,
                                   traffic=traffic or Traffic(namespace=namespace),
-                                  rng=random.Random(rng.random()))
+                                  rng=random.Random(rng.random()), kube_token=kube_token)
         self.server = BackgroundServer(ServingApp(self.pools, self.knobs, self.load),
                                        ident="sandbox-serving", threads=4)
         self.prometheus = PrometheusServer(self.scrape_jobs(),

@@ -76,7 +76,9 @@ def test_the_demo_walks_a_rollout_from_the_chat(sandbox: Sandbox) -> None:
     status, _, _ = sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
     assert status == 200
     _eventually(lambda: _weights(sandbox) == [90, 10], box=sandbox)
-    _eventually(lambda: "step 2 (25%) is open for approval" in _chat(sandbox), box=sandbox)
+    # step 1's canary analysis passes first (the demo runs one every 5s)
+    _eventually(lambda: "step 2 (25%) is open for approval" in _chat(sandbox), timeout=60,
+                box=sandbox)
     ts, value = _eventually(lambda: _button(sandbox, "rollout_rollback"))
     sandbox.slack.click_button("U0CAROL", CHANNEL, ts, "rollout_rollback", value)
     modal = _eventually(lambda: sandbox.slack.workspace.views_of("U0CAROL"), box=sandbox)[0]
@@ -92,7 +94,7 @@ def test_the_demo_scheduler_runs_an_automatic_plan(sandbox: Sandbox) -> None:
     ts, value = _eventually(lambda: _button(sandbox, "rollout_approve_plan"), box=sandbox)
     assert _weights(sandbox) == [100, 0]
     sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve_plan", value)
-    _eventually(lambda: _weights(sandbox) == [0, 100], timeout=20, box=sandbox)
+    _eventually(lambda: _weights(sandbox) == [0, 100], timeout=60, box=sandbox)
 
 
 def test_a_person_in_the_browser_walks_the_readme(sandbox: Sandbox) -> None:
@@ -122,7 +124,7 @@ def test_a_person_in_the_browser_walks_the_readme(sandbox: Sandbox) -> None:
         _eventually(lambda: _weights(sandbox) == [90, 10])
         page.wait_for("document.body.innerText.includes('opens for approval at')")
         page.screenshot(str(shots / "03-approved-baking.png"))
-        page.wait_for("document.body.innerText.includes('Approve step 2')", timeout=20)
+        page.wait_for("document.body.innerText.includes('Approve step 2')", timeout=60)
         page.screenshot(str(shots / "04-bake-over.png"))
         _pick_user(page, "U0DAVE")
         _click_current(page, sandbox, "rollout_approve")

@@ -1,26 +1,19 @@
-"""The sandbox's serving world follows the bot's own writes: after the bot applies a step
-through the chat, the canary's observed share in the sandbox's Prometheus is the step's
-weight, and making the canary worse shows in the shipped analysis.
-
-The bot does not act on the analysis yet (README, "Canary analysis (building blocks)"): this
-asks the analysis directly, as the scheduler will.
-"""
+"""The demo's canary analysis, as the README walks it: the bot's step lands, the sandbox's
+Prometheus sees the canary take its share, the analysis passes and opens the next approval;
+a person makes the canary worse from the side panel's knobs and the bot rolls back on its
+own, with the failing check and its values on the card."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from bot.sandbox import CHANNEL, Sandbox
-from rollout.adapters.analysis_file import load_default
-from rollout.adapters.prometheus import PrometheusAnalysis
-from rollout.domain.analysis import AnalysisSpec, Subject, SubjectKind
-from rollout.domain.verdict import Outcome, StepAnalysis, Verdict, advance
 from tests.e2e.test_sandbox import _button, _eventually, _weights
-from tests.support.polling import eventually
 
 
 @pytest.fixture
@@ -34,41 +27,39 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         box.stop()
 
 
-def _quick() -> AnalysisSpec:
-    _, spec = load_default().select(None, SubjectKind.POOL)
-    return spec.model_copy(update={
-        "interval": timedelta(seconds=1), "window": timedelta(seconds=10),
-        "warmup": timedelta(seconds=3), "min_samples": 50, "failure_limit": 1})
+def _card(box: Sandbox) -> str:
+    top = box.slack.messages(CHANNEL, top_level_only=True)
+    return json.dumps([m.blocks for m in top]) if top else ""
 
 
-def _until(port: PrometheusAnalysis, subject: Subject, want: Outcome) -> Verdict:
-    spec, state = _quick(), StepAnalysis(step=1, started_at=datetime.now(UTC))
-
-    def once() -> Verdict:
-        nonlocal state
-        state, verdict = advance(spec, subject, state, port, datetime.now(UTC))
-        assert verdict.outcome is want, verdict.reason
-        return verdict
-
-    return eventually(once, timeout=60, step=0.5, message=f"a {want} verdict")
+def test_the_banner_says_what_gates_the_steps(sandbox: Sandbox) -> None:
+    banner = sandbox.banner()
+    assert f"canary analysis from {sandbox.analysis_file} gates each step" in banner
+    assert f"PROMETHEUS_URL={sandbox.prometheus_url} ROLLOUT_ANALYSIS_FILE=" in banner
 
 
-def test_the_observed_share_follows_the_bots_step(sandbox: Sandbox) -> None:
+def test_the_bot_rolls_back_a_canary_made_worse_from_the_panel(sandbox: Sandbox) -> None:
     sandbox.slack.send_slash_command("U0ALICE", CHANNEL,
-                                     "llm-pool-version-2 start --steps 25,100 --interval 1h")
+                                     "llm-pool-version-2 start --steps 10,50,100 --interval 1s")
     ts, value = _eventually(lambda: _button(sandbox, "rollout_approve"), box=sandbox)
     sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
-    _eventually(lambda: _weights(sandbox) == [75, 25], box=sandbox)
+    _eventually(lambda: _weights(sandbox) == [90, 10], box=sandbox)
+    # the analysis of step 1 passes on the sandbox's metrics, then step 2 opens
+    _eventually(lambda: "Canary analysis `llm-serving` of step 1: passed" in _card(sandbox),
+                timeout=60, box=sandbox)
+    ts, value = _eventually(lambda: _button(sandbox, "rollout_approve"), timeout=30,
+                            box=sandbox)
+    sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
+    _eventually(lambda: _weights(sandbox) == [50, 50], box=sandbox)
 
-    port = PrometheusAnalysis(sandbox.prometheus_url)
-    subject = Subject(kind=SubjectKind.POOL, namespace="default", stable="llm-pool",
-                      canary="llm-pool-version-2", canary_share=0.25)
-    healthy = _until(port, subject, Outcome.PASSED)
-    assert healthy.split is not None and healthy.split.observed is not None
-    assert abs(healthy.split.observed - 0.25) < 0.08
-
-    assert sandbox.serving is not None
-    sandbox.serving.knobs.set("llm-pool-version-2", {"error_rate": 0.5})
-    worse = _until(port, subject, Outcome.FAILED)
-    assert worse.failing is not None and worse.failing.name == "error-rate"
-    assert worse.failing.canary is not None and worse.failing.canary > 0.25
+    assert sandbox.serving is not None  # what the side panel's slider posts
+    answer = urllib3.PoolManager().request(
+        "POST", f"{sandbox.serving.url}/knobs/llm-pool-version-2",
+        body=json.dumps({"error_rate": 0.3}).encode())
+    assert answer.status == 200
+    _eventually(lambda: _weights(sandbox) == [100, 0], timeout=60, box=sandbox)
+    _eventually(lambda: "rolled back" in _card(sandbox), box=sandbox)
+    card = _card(sandbox)
+    assert ":x: `error-rate` canary " in card and "threshold" in card
+    _eventually(lambda: "check error-rate failed" in " ".join(
+        m.text for m in sandbox.slack.messages(CHANNEL)), box=sandbox)

@@ -31,6 +31,7 @@ from sandbox.prometheus_server import PrometheusServer
 from sandbox.serving import ServingWorld
 from sandbox.serving.load import Traffic
 from tests.support.polling import eventually
+from tests.support.serving import scraped
 
 ROUTE = ("gateway.networking.k8s.io", "v1", "httproutes", "default", "routes-to-llm")
 REWRITE = ("llm-d.ai", "v1alpha2", "inferencemodelrewrites", "default", "small-segment-lora")
@@ -46,10 +47,7 @@ def world() -> Iterator[tuple[KubeEmulator, ServingWorld]]:
                            traffic=Traffic(route_rate=200, rewrite_rate=120))
     try:
         serving.start()
-        assert serving.prometheus is not None
-        port = PrometheusAnalysis(serving.prometheus.url)
-        eventually(lambda: (port.query('count(up == 1)').number or 0) >= 8, timeout=30,
-                   step=0.5, message="Prometheus scraped every simulated target")
+        scraped(serving)
         yield kube, serving
     finally:
         serving.stop()

@@ -4,8 +4,10 @@ target whose writes are fenced and whose weights a test may move behind the bot'
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from rollout.domain.analysis import QueryResult, ResultKind
 from rollout.domain.errors import Busy, Conflict, DriftDetected, FenceBehind, Superseded
 from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Freeze
@@ -69,6 +71,8 @@ class FakeStore:
                events: tuple[AuditEvent, ...]) -> Rollout:
         self.confirm(lease)
         saved = rollout.model_copy(update={"version": version + 1})
+        # stored as JSON, as Redis stores it: what does not round-trip fails here too
+        saved = Rollout.model_validate_json(saved.model_dump_json())
         self.rollouts[saved.id] = saved
         self.in_flight.discard(saved.id)
         self.events.extend(events)
@@ -245,3 +249,23 @@ class FakeFreezes:
             raise Conflict("rollouts are not frozen")
         lifted, self.current = self.current, None
         return lifted
+
+
+class FakeAnalysis:
+    """The Analysis port over a table: `values[(metric, job)]`, the metric being the query's
+    first name and the job its `job="..."` selector (as the analysis builders write them).
+    `down` makes every query unavailable, as an unreachable Prometheus."""
+
+    def __init__(self, values: dict[tuple[str, str], float] | None = None) -> None:
+        self.values = dict(values or {})
+        self.down = False
+        self.asked: list[str] = []
+
+    def query(self, promql: str) -> QueryResult:
+        self.asked.append(promql)
+        if self.down:
+            return QueryResult(kind=ResultKind.UNAVAILABLE, reason="Prometheus is unreachable")
+        found = re.search(r"([a-z_:]+)\{[^}]*job=\"([^\"]+)\"", promql)
+        if found is None or (found.group(1), found.group(2)) not in self.values:
+            return QueryResult(kind=ResultKind.NO_DATA, reason="no series matched")
+        return QueryResult.of(self.values[(found.group(1), found.group(2))])

@@ -68,6 +68,10 @@ def encode_record(rollout: Rollout) -> str:
             "baseline": rollout.baseline.model_dump(mode="json"),
             "requester": rollout.requester.model_dump(mode="json"),
             "created_at": rollout.created_at.isoformat(),
+            # the analysis by name (its rules are the analysis file's, read again on recover)
+            "analysis": None if rollout.analysis is None else {
+                "name": rollout.analysis.name, "pool": rollout.analysis.pool,
+                "model": rollout.analysis.model},
         },
         separators=(",", ":"), sort_keys=True,
     )

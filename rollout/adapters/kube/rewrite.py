@@ -211,8 +211,11 @@ class RewriteSplit:
         )
         target = Target(kind=TargetKind.REWRITE, namespace=namespace, name=target_name,
                         rule=rule, api_group=group)
+        matches = (obj.get("spec", {}).get("rules") or [{}])[rule].get("matches") or [{}]
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
-                       observed=self._observed(obj, rule, stable_name, canary))
+                       observed=self._observed(obj, rule, stable_name, canary),
+                       pool=str((obj.get("spec", {}).get("poolRef") or {}).get("name", "")),
+                       model=str((matches[0].get("model") or {}).get("value", "")))
 
     @staticmethod
     def _pick_rule(obj: Obj, canary: str, stable: str | None) -> int:

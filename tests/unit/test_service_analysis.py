@@ -1,0 +1,215 @@
+"""Canary analysis through the service over fakes, on an injected clock: a step's analysis
+gates the approval request and the automatic step-up, a failure rolls back or pauses with the
+failing check's values, inconclusive never passes, and a split mismatch pauses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollout.domain.analysis import AnalysisFile
+from rollout.domain.clock import ManualClock
+from rollout.domain.errors import Conflict, InvalidInput
+from rollout.domain.models import PauseKind, Phase, Rollout
+from rollout.domain.plan import build_plan
+from rollout.domain.split import Pair
+from rollout.service import Gates, Ref, RolloutService, ServiceOptions
+from tests.unit.analysis_builders import spec
+from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
+from tests.unit.facts_builders import world
+from tests.unit.fakes import (
+    FakeAnalysis,
+    FakeFacts,
+    FakeFreezes,
+    FakeStore,
+    FakeTarget,
+    FakeTraffic,
+)
+
+STABLE, CANARY = "llm-pool", "llm-pool-version-2"
+REF = Ref(canary=CANARY)
+BAKE = 120  # warm-up 60s, then a run every 30s: the first run is due at +90s
+
+
+def healthy(share: float = 0.10) -> dict[tuple[str, str], float]:
+    canary = round(1000 * share)
+    return {("err", CANARY): 0.01, ("err", STABLE): 0.01, ("ttft", CANARY): 1.0,
+            ("ttft", STABLE): 1.0, ("req_total", CANARY): canary,
+            ("req_total", STABLE): 1000 - canary}
+
+
+class World:
+    def __init__(self, *, port: bool = True, **spec_overrides: Any) -> None:
+        self.store = FakeStore()
+        self.target = FakeTarget(target=TARGET, stable=STABLE, canary=CANARY,
+                                 baseline=BASELINE, pair=Pair(stable=100, canary=0))
+        self.clock = ManualClock(T0)
+        self.metrics = FakeAnalysis(healthy())
+        analyses = AnalysisFile(default="quick", analyses={
+            "quick": spec(**spec_overrides), "strict": spec(failure_limit=0)})
+        options = ServiceOptions(analyses=analyses, analysis=self.metrics if port else None)
+        gates = Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+        self.service = RolloutService(store=self.store, traffic=FakeTraffic(self.target),
+                                      clock=self.clock, gates=gates, options=options,
+                                      new_id=lambda canary, now: "r1")
+
+    def start(self, steps: tuple[int, ...] = (10, 50, 100), auto: bool = False,
+              analysis: str | None = None) -> Rollout:
+        out = self.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                                 plan=build_plan(steps, interval_seconds=BAKE, auto=auto),
+                                 analysis=analysis)
+        assert out.rollout is not None
+        return out.rollout
+
+    def at(self, seconds: float) -> Rollout:
+        """Move the clock to T0 + seconds and do what the scheduler would: tick, analyse."""
+        self.clock.set(T0)
+        self.clock.advance(seconds)
+        r = self.service.get(REF)
+        if r.next_due_at is not None and r.next_due_at <= self.clock.now():
+            self.service.tick(r.id)
+        self.service.analyse(self.service.get(REF))
+        return self.service.get(REF)
+
+    def events(self) -> list[str]:
+        return [e.action for e in self.service.history(REF)]
+
+
+def test_the_next_step_is_requested_only_once_the_analysis_passed() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)  # step 1 (10%) lands at T0
+    assert w.at(60).step_analysis is not None  # warming up: nothing asked yet
+    assert w.metrics.asked == []
+    w.metrics.down = True  # the one run before the bake ends is inconclusive
+    r = w.at(90)
+    assert len(w.metrics.asked) == 1  # once unreachable, the rest of the run is not asked
+    assert r.phase is Phase.BAKING and "analysis_passed" not in w.events()
+    r = w.at(BAKE)  # the bake is over, the analysis has not passed: no approval request
+    assert r.phase is Phase.BAKING and r.next_due_at is None
+    assert w.events()[-1] == "analysis_awaited"
+    with pytest.raises(Conflict, match="waits for the canary analysis of step 1"):
+        w.service.approve(REF, actor=BOB)
+    w.metrics.down = False
+    r = w.at(150)  # the next run passes: the approval opens now
+    assert r.phase is Phase.AWAITING_APPROVAL
+    assert w.events()[-2:] == ["analysis_passed", "approval_requested"]
+    assert r.step_analysis is not None and r.step_analysis.latest is not None
+    assert {c.name for c in r.step_analysis.latest.checks} == {"error-rate", "ttft-p95"}
+
+
+def test_an_automatic_step_up_waits_for_the_analysis_then_applies() -> None:
+    w = World()
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.at(0)  # step 1 applies on its own (no analysis before the first step)
+    assert w.target.pair == Pair(stable=90, canary=10)
+    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})  # few
+    w.at(90)
+    r = w.at(BAKE)
+    assert r.step == 0 and w.target.pair == Pair(stable=90, canary=10)
+    w.metrics.values.update(healthy())
+    r = w.at(150)
+    assert r.step == 1 and w.target.pair == Pair(stable=50, canary=50)
+    assert r.step_analysis is not None and r.step_analysis.step == 1  # a fresh analysis
+
+
+def test_a_failure_past_the_limit_rolls_back_with_the_failing_check_and_its_values() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.values[("err", CANARY)] = 0.2
+    r = w.at(90)  # one failure is within the limit of 1: the step waits
+    assert r.phase is Phase.BAKING and r.step_analysis is not None
+    assert r.step_analysis.failures == 1
+    r = w.at(120)
+    assert r.phase is Phase.ROLLED_BACK
+    assert w.target.pair == Pair(stable=100, canary=0)
+    failed = [e for e in w.service.history(REF) if e.action == "analysis_failed"]
+    assert len(failed) == 1
+    assert "error-rate" in failed[0].detail and "canary 0.2 " in failed[0].detail
+    assert "threshold 0.02" in failed[0].detail
+    assert w.events()[-1] == "rolled_back"
+
+
+def test_an_analysis_that_pauses_on_failure_pauses_and_starts_over_on_resume() -> None:
+    w = World(on_failure="pause", failure_limit=0)
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.values[("ttft", CANARY)] = 2.0  # 2.0 > 1.2 x 1.0
+    r = w.at(90)
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.ANALYSIS and "ttft-p95" in r.pause.reason
+    assert w.target.pair == Pair(stable=90, canary=10)  # weights stay for a person to look
+    w.metrics.values.update(healthy())
+    w.clock.advance(10)
+    r = w.service.resume(REF, actor=BOB).rollout
+    assert r is not None and r.step_analysis is not None
+    assert r.step_analysis.failures == 0 and r.step_analysis.started_at == w.clock.now()
+
+
+def test_inconclusive_never_passes_and_pauses_after_its_timeout() -> None:
+    w = World(inconclusive_timeout="2m")
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.down = True
+    for seconds in (90, 120, 150, 180):
+        r = w.at(seconds)
+        assert r.phase is Phase.BAKING  # waiting, never passing
+    r = w.at(210)  # inconclusive since +90: 2m at +210
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.ANALYSIS
+    assert "inconclusive for 2m" in r.pause.reason and "unreachable" in r.pause.reason
+    assert "approval_requested" not in w.events()
+    assert w.events()[-2:] == ["analysis_inconclusive", "paused"]
+
+
+def test_a_split_that_does_not_follow_the_weights_pauses() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.values.update(healthy(share=0.5))  # a gateway that ignores the weights
+    r = w.at(90)
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.step_analysis is not None and r.step_analysis.mismatch is not None
+    assert "split mismatch" in r.pause.reason and "the route says 10.0%" in r.pause.reason
+
+
+def test_an_unknown_analysis_is_refused_and_nothing_changes() -> None:
+    w = World()
+    with pytest.raises(InvalidInput, match="no analysis 'nope': choose one of quick, strict"):
+        w.start(analysis="nope")
+    assert w.store.saves == [] and w.target.writes == []
+    assert w.start(analysis="strict").analysis is not None
+
+
+def test_without_prometheus_steps_are_not_gated_and_analysis_is_refused() -> None:
+    w = World(port=False)
+    with pytest.raises(InvalidInput, match="PROMETHEUS_URL is not configured"):
+        w.start(analysis="quick")
+    assert w.store.saves == []
+    r = w.start()
+    assert r.analysis is None
+    w.service.approve(REF, actor=BOB)
+    assert w.at(BAKE).phase is Phase.AWAITING_APPROVAL  # no analysis to wait for
+
+
+def test_a_run_taken_before_the_step_moved_is_not_counted() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.clock.advance(90)
+    stale = w.service.get(REF)  # the scheduler read this, then a person paused
+    w.service.pause(REF, actor=BOB)
+    assert w.service.analyse(stale) is not None
+    r = w.service.get(REF)
+    assert r.step_analysis is not None and r.step_analysis.latest is None
+
+
+def test_a_rollout_saved_before_analysis_existed_still_loads() -> None:
+    w = World()
+    data = w.start().model_dump(mode="json")
+    del data["analysis"], data["step_analysis"]
+    old = Rollout.model_validate(data)
+    assert old.analysis is None and old.step_analysis is None
