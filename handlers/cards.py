@@ -350,13 +350,11 @@ _EVENT_ICON = {
     "completed": ":white_check_mark:", "paused": ":double_vertical_bar:",
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
-    "recovered": ":wrench:", "plan_approved": ":thumbsup:",
+    "recovered": ":wrench:", "plan_approved": ":thumbsup:", "denied": ":no_entry:",
 }
 
 
 def event_line(e: AuditEvent) -> str:
     """One audit event as a line of the card's thread: an icon and the sentence."""
     icon = _EVENT_ICON.get(e.action, ":small_blue_diamond:")
-    if e.action.startswith("denied:"):
-        icon = ":no_entry:"
     return f"{icon} {event_sentence(e, _who)}"

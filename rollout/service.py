@@ -30,8 +30,8 @@ from rollout.domain.errors import (
 from rollout.domain.machine import Decision, Effect, Restore
 from rollout.domain.models import (
     Actor,
+    AuditAction,
     AuditEvent,
-    Baseline,
     Card,
     Click,
     PauseKind,
@@ -309,7 +309,8 @@ class RolloutService:
             except Refused:
                 target = ref.describe()
         event = AuditEvent(at=self.clock.now(), rollout_id=rollout_id, target=target,
-                           action=f"denied:{action}", actor=actor, detail=reason)
+                           action=AuditAction.DENIED, refused=action, actor=actor,
+                           detail=reason)
         self.store.record(event)
 
     # -- the one path of every change ----------------------------------------------------
@@ -537,16 +538,14 @@ class RolloutService:
                 "restore the weights by hand"
             )
         def decide(_: Rollout | None, now: datetime) -> Decision:
-            observed = self.traffic.observe_target(marked.target, stable=str(record["stable"]),
+            observed = self.traffic.observe_target(marked.target, stable=record.stable,
                                                    canary=canary)
             return machine.recover(
                 rollout_id=marked.marker.rollout_id, target=marked.target,
-                stable=str(record["stable"]), canary=canary,
-                plan=Plan.model_validate(record["plan"]),
-                baseline=Baseline.model_validate(record["baseline"]),
-                requester=Actor.model_validate(record["requester"]),
-                created_at=datetime.fromisoformat(str(record["created_at"])),
-                step=marked.marker.step, observed=observed, actor=actor, now=now,
+                stable=record.stable, canary=canary, plan=record.plan,
+                baseline=record.baseline, requester=record.requester,
+                created_at=record.created_at, step=marked.marker.step, observed=observed,
+                actor=actor, now=now,
             )
 
         return self._run(marked.target.object_key, actor, _nothing, decide)
@@ -569,7 +568,8 @@ class RolloutService:
         detail = (f"dropped the marker of rollout {marked.marker.rollout_id} at step "
                   f"{marked.marker.step + 1}; weights left as they are")
         self.store.record(AuditEvent(at=self.clock.now(), rollout_id=marked.marker.rollout_id,
-                                     target=marked.target.key, action="released", actor=actor,
+                                     target=marked.target.key, action=AuditAction.RELEASED,
+                                     actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
 

@@ -246,7 +246,7 @@ class RewriteSplit:
                     if marker is None:
                         continue
                     record = decode_record(annotations, i)
-                    named = record is not None and record.get("canary") == canary
+                    named = record is not None and record.canary == canary
                     if index_of(rule.get("targets") or [], canary) is None and not named:
                         continue
                     target = Target(kind=TargetKind.REWRITE, namespace=namespace,
