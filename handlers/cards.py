@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from handlers.mentions import slack_date
 from handlers.sentences import event_sentence
 from rollout.domain.errors import InvalidInput
 from rollout.domain.models import (
@@ -172,11 +173,6 @@ def short_id(r: Rollout) -> str:
     return r.id
 
 
-def slack_date(at: datetime, tokens: str, fallback: str) -> str:
-    """Slack's `<!date^...>`: each reader sees their own local time, kept current by Slack."""
-    return f"<!date^{int(at.timestamp())}^{tokens}|{fallback}>"
-
-
 def _drift_note(r: Rollout) -> str:
     """After drift, what the cluster showed: the weights above are the plan's, not these."""
     pause = r.pause
@@ -238,8 +234,7 @@ def _who(actor: Actor) -> str:
 
 
 def _people(r: Rollout) -> str:
-    when = slack_date(r.created_at, "{date_short_pretty} at {time}",
-                      f"{r.created_at:%Y-%m-%d %H:%M} UTC")
+    when = slack_date(r.created_at, "{date_short_pretty} at {time}")
     parts = [f"Started by {_who(r.requester)}", when]
     for i, step in enumerate(r.plan.steps):
         approvers = r.approvers_of(i)
@@ -255,7 +250,7 @@ def _next_line(r: Rollout, now: datetime) -> str:
     if r.phase not in ACTIVE_PHASES or pending is None:
         if r.finished_at is not None:
             when = slack_date(r.finished_at, "{date_short_pretty} at {time}",
-                              f"{r.finished_at:%Y-%m-%d %H:%M:%S} UTC")
+                              "%Y-%m-%d %H:%M:%S UTC")
             return f"Finished: {when}"
         return ""
     step = r.plan.steps[pending]
@@ -269,7 +264,7 @@ def _next_line(r: Rollout, now: datetime) -> str:
         return f"Next: {label} waits for approval ({need})"
     if r.next_due_at is not None:
         how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
-        when = slack_date(r.next_due_at, "{time} ({ago})", f"{r.next_due_at:%H:%M:%S} UTC")
+        when = slack_date(r.next_due_at, "{time} ({ago})", "%H:%M:%S UTC")
         return f"Next: {label} {how} at {when}"
     return f"Next: {label}"
 
