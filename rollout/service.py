@@ -79,6 +79,8 @@ class Ref:
 
 
 Listener = Callable[[Outcome], None]
+#: the machine's decision for a command: pure, given the reloaded rollout (None before a start)
+Decide = Callable[[Rollout | None, datetime], Decision]
 
 
 class _Hold:
@@ -169,16 +171,16 @@ class RolloutService:
                 plan=plan, baseline=located.baseline, actor=actor, now=now,
             )
 
-        return self._run(target.object_key, actor, _nothing, decide)
+        return self._run(target.object_key, actor, decide)
 
     def approve(
         self, ref: Ref, *, actor: Actor, click: Click | None = None,
         request_id: str | None = None,
     ) -> Outcome:
         allow_self = self.options.self_approval
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor, lambda r, now: machine.approve(
-                r, actor=actor, now=now, click=click, self_approval=allow_self),
+                _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self),
             request_id=request_id,
         )
 
@@ -188,25 +190,25 @@ class RolloutService:
     ) -> Outcome:
         """Approve a plan with automatic steps; its first step may then apply."""
         allow_self = self.options.self_approval
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor, lambda r, now: machine.approve_plan(
-                r, actor=actor, now=now, click=click, self_approval=allow_self),
+                _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self),
             request_id=request_id,
         )
 
     def pause(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
               request_id: str | None = None) -> Outcome:
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor,
-            lambda r, now: machine.pause(r, actor=actor, now=now, reason=reason),
+            lambda r, now: machine.pause(_recorded(r), actor=actor, now=now, reason=reason),
             request_id=request_id,
         )
 
     def resume(self, ref: Ref, *, actor: Actor, click: Click | None = None,
                request_id: str | None = None) -> Outcome:
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor,
-            lambda r, now: machine.resume(r, actor=actor, now=now, click=click),
+            lambda r, now: machine.resume(_recorded(r), actor=actor, now=now, click=click),
             request_id=request_id)
 
     def rollback(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
@@ -214,24 +216,26 @@ class RolloutService:
         """Preempts any operation in flight: rollback wins (DESIGN invariant 3). A finished
         rollout whose rule another rollout has taken since is refused, whatever card or
         command asked (DESIGN §6)."""
-        def decide(r: Rollout, now: datetime) -> Decision:
+        def decide(loaded: Rollout | None, now: datetime) -> Decision:
+            r = _recorded(loaded)
             return machine.rollback(r, actor=actor, now=now, reason=reason,
                                     owner=self._owner_of(r))
 
-        return self._command(_clicked(ref, click), actor, decide, preempt=True,
-                             request_id=request_id)
+        return self._run(_clicked(ref, click), actor, decide, preempt=True,
+                         request_id=request_id)
 
     def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
         allow_self = self.options.self_approval
-        return self._command(
+        return self._run(
             ref, actor,
-            lambda r, now: machine.promote(r, actor=actor, now=now, self_approval=allow_self),
+            lambda r, now: machine.promote(
+                _recorded(r), actor=actor, now=now, self_approval=allow_self),
             request_id=request_id)
 
     def tick(self, rollout_id: str) -> Outcome:
         """The scheduler's entry: whatever time alone does to this rollout now."""
-        return self._command(Ref(rollout_id=rollout_id), Actor.scheduler(),
-                             lambda r, now: machine.tick(r, now=now))
+        return self._run(Ref(rollout_id=rollout_id), Actor.scheduler(),
+                         lambda r, now: machine.tick(_recorded(r), now=now))
 
     def watch(self, rollout: Rollout) -> Outcome | None:
         """The scheduler's sweep: a cheap read of the cluster for an active rollout; only
@@ -248,8 +252,9 @@ class RolloutService:
             found = machine.reconcile(rollout, observed, now=self.clock.now())
             if found is None or not found.changed:
                 return None
-        return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
-                             lambda r, now: Decision(rollout=r, message="", changed=False))
+        return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                         lambda r, now: Decision(rollout=_recorded(r), message="",
+                                                 changed=False))
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.
@@ -315,35 +320,18 @@ class RolloutService:
 
     # -- the one path of every change ----------------------------------------------------
 
-    def _command(
-        self, ref: Ref, actor: Actor, decide: Callable[[Rollout, datetime], Decision], *,
-        preempt: bool = False, request_id: str | None = None,
-    ) -> Outcome:
-        """A command on a recorded rollout: lock it, reload, reconcile, decide, carry out."""
-        first = self.get(ref)
-
-        def load() -> Rollout:
-            current = self.store.get(first.id)
-            assert current is not None
-            return current
-
-        def decide_loaded(r: Rollout | None, now: datetime) -> Decision:
-            assert r is not None
-            return decide(r, now)
-
-        return self._run(first.target.object_key, actor, load, decide_loaded, preempt=preempt,
-                         request_id=request_id)
-
     def _run(
-        self, key: str, actor: Actor, load: Callable[[], Rollout | None],
-        decide: Callable[[Rollout | None, datetime], Decision], *, preempt: bool = False,
+        self, subject: Ref | str, actor: Actor, decide: Decide, *, preempt: bool = False,
         request_id: str | None = None,
     ) -> Outcome:
         """The one path of every change: lock, reload, reconcile, decide, apply the effect
-        under the fence, save once, emit. `load` gives None for a rollout not recorded yet
-        (start, recover): its decision is the first version. A request id is looked up under
-        the lock and remembered, with its answer, only once the command has run: a retry
-        after a failure runs again; a duplicate of a success gets the first answer."""
+        under the fence, save once, emit. `subject` names a recorded rollout (a Ref), or is
+        the object key a rollout not recorded yet will take (start, recover): then nothing is
+        loaded and its decision is the first version. A request id is looked up under the
+        lock and remembered, with its answer, only once the command has run: a retry after a
+        failure runs again; a duplicate of a success gets the first answer."""
+        first = self.get(subject) if isinstance(subject, Ref) else None
+        key = first.target.object_key if first is not None else str(subject)
         hold = _Hold(self.store, key, preempt=preempt)
         outcome: Outcome | None = None
         try:
@@ -352,7 +340,7 @@ class RolloutService:
                 answer = self.store.recall(memo)
                 if answer is not None:
                     return Outcome(None, f"Already handled: {answer}", changed=False)
-            current = load()
+            current = self.store.get(first.id) if first is not None else None
             found = self._reconcile(current) if current is not None else None
             base = found.rollout if found is not None else current
             try:
@@ -548,7 +536,7 @@ class RolloutService:
                 actor=actor, now=now,
             )
 
-        return self._run(marked.target.object_key, actor, _nothing, decide)
+        return self._run(marked.target.object_key, actor, decide)
 
     def release(self, *, namespace: str, canary: str, actor: Actor) -> Outcome:
         """Forget a rollout the store lost: drop its marker, leave the weights as they are."""
@@ -574,9 +562,10 @@ class RolloutService:
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
 
 
-def _nothing() -> Rollout | None:
-    """What a command that creates a rollout loads: nothing recorded yet."""
-    return None
+def _recorded(r: Rollout | None) -> Rollout:
+    """A command on a recorded rollout is always handed the rollout `_run` reloaded."""
+    assert r is not None
+    return r
 
 
 def _joined(prior: tuple[AuditEvent, ...], d: Decision) -> Decision:

@@ -20,11 +20,12 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.adapters.kube.writes import baseline_of, rule_entries
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
 from rollout.domain.machine import Effect, Prepare, Restore
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.patch import Ops
 from rollout.domain.split import Observed, Pair, baseline_pair, expected_pair
 from rollout.ports import Located, Marked
 
@@ -140,11 +141,7 @@ def pair_after(rollout: Rollout, effect: Effect) -> Pair:
 
 
 def _rule_targets(obj: Obj, rule: int) -> Targets | None:
-    rules = obj.get("spec", {}).get("rules") or []
-    if rule >= len(rules):
-        return None
-    targets: Targets = rules[rule].get("targets") or []
-    return targets
+    return rule_entries(obj, rule, "targets")
 
 
 def _models(rule: dict[str, Any]) -> str:
@@ -161,7 +158,7 @@ class RewriteSplit:
     def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
         self.groups = {k.group: FencedObjects(api, k, timeout=timeout) for k in REWRITE_KINDS}
 
-    def _objects(self, target: Target) -> FencedObjects:
+    def objects(self, target: Target) -> FencedObjects:
         return self.groups.get(target.api_group) or self.groups[REWRITE_KINDS[0].group]
 
     def _find(self, namespace: str, name: str) -> tuple[str, Obj]:
@@ -185,19 +182,12 @@ class RewriteSplit:
         rule = self._pick_rule(obj, canary, stable)
         targets = _rule_targets(obj, rule) or []
         stable_name = stable or self._pick_stable(target_name, rule, targets, canary)
-        stable_t = targets[index_of(targets, stable_name) or 0]
-        c = index_of(targets, canary)
-        canary_t = targets[c] if c is not None else None
-        baseline = Baseline(
-            stable=copy.deepcopy(stable_t),
-            canary=copy.deepcopy(canary_t) if canary_t is not None else None,
-            stable_weight=weight_of(stable_t),
-            canary_weight=weight_of(canary_t) if canary_t is not None else 0,
-        )
+        baseline = baseline_of(targets, index_of(targets, stable_name),
+                               index_of(targets, canary), weight_of)
         target = Target(kind=TargetKind.REWRITE, namespace=namespace, name=target_name,
                         rule=rule, api_group=group)
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
-                       observed=self._observed(obj, rule, stable_name, canary))
+                       observed=self.observed(obj, rule, stable_name, canary))
 
     @staticmethod
     def _pick_rule(obj: Obj, canary: str, stable: str | None) -> int:
@@ -254,23 +244,10 @@ class RewriteSplit:
                     found.append(Marked(target=target, marker=marker, record=record))
         return found
 
-    def clear_marker(self, target: Target, *, fence: int) -> None:
-        """Drop the bot's marker and record from one rule; weights stay as they are."""
-
-        self._objects(target).patch(target.namespace, target.name,
-                                    lambda obj: clearing_ops(obj, target.rule), fence=fence)
-
-    # -- observe and apply ---------------------------------------------------------------
-
-    def observe(self, rollout: Rollout) -> Observed:
-        return self.observe_target(rollout.target, stable=rollout.stable, canary=rollout.canary)
-
-    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
-        obj = self._objects(target).get(target.namespace, target.name)
-        return self._observed(obj, target.rule, stable, canary)
+    # -- what the router reads and writes -------------------------------------------------
 
     @staticmethod
-    def _observed(obj: Obj, rule: int, stable: str, canary: str) -> Observed:
+    def observed(obj: Obj, rule: int, stable: str, canary: str) -> Observed:
         targets = _rule_targets(obj, rule)
         if targets is None:
             raise NeedsOperator(
@@ -282,25 +259,13 @@ class RewriteSplit:
                         marker=decode_marker(annotations, rule),
                         resource_version=str(obj["metadata"].get("resourceVersion", "")))
 
-    def apply(
-        self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
-    ) -> Observed:
-        """Decide the ops on the rewrite last read, send them once under the fence; one that
-        moved meanwhile is decided again on the fresh read."""
-        t = rollout.target
-        objects = self._objects(t)
-        for _attempt in range(objects.conflict_retries + 1):
-            obj = objects.latest(t.namespace, t.name, fence=fence)
-            seen = self._observed(obj, t.rule, rollout.stable, rollout.canary)
-            refuse_drift(rollout, seen.pair, before)
-            targets = _rule_targets(obj, t.rule) or []
-            wanted = next_targets(targets, rollout, effect)
-            ops = [] if wanted == targets else [
-                patch.replace(f"/spec/rules/{t.rule}/targets", wanted)]
-            ops += bookkeeping_ops(rollout, effect)
-            written = objects.send(t.namespace, t.name, obj, ops, fence=fence)
-            if written is not None:
-                observed = self._observed(written, t.rule, rollout.stable, rollout.canary)
-                return insist(rollout, observed, pair_after(rollout, effect))
-        raise objects.kept_changing(t.namespace, t.name)
+    @staticmethod
+    def spec_ops(obj: Obj, rollout: Rollout, effect: Effect) -> Ops:
+        rule = rollout.target.rule
+        targets = _rule_targets(obj, rule) or []
+        wanted = next_targets(targets, rollout, effect)
+        return [] if wanted == targets else [patch.replace(f"/spec/rules/{rule}/targets", wanted)]
+
+    @staticmethod
+    def pair_after(rollout: Rollout, effect: Effect) -> Pair:
+        return pair_after(rollout, effect)
