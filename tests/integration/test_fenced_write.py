@@ -123,8 +123,11 @@ def test_a_human_edit_between_the_read_and_the_patch_is_never_written_over(
                  "value": 100 - seen[-1]}]
 
     _write(routes, "routes-to-llm", mutate, fence=3)
-    assert seen == [100, 42], "the write was not decided again from a fresh read"
-    assert _patches(cluster, "routes-to-llm")[-2:] == [409, 200]
+    # (the gateway's status write for the person's generation may cost one more 409)
+    assert seen[:2] == [100, 42] and set(seen[1:]) == {42}, \
+        "the write was not decided again from a fresh read"
+    statuses = _patches(cluster, "routes-to-llm")[-len(seen):]
+    assert statuses == [409] * (len(seen) - 1) + [200]
     route = cluster.get_object(*GW, "routes-to-llm")
     assert route is not None
     refs = route["spec"]["rules"][0]["backendRefs"]
