@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 
 from rollout.domain.errors import Busy, Conflict, DriftDetected, FenceBehind, Superseded
 from rollout.domain.machine import Effect, Prepare, Restore
-from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
+from rollout.domain.models import (
+    AuditEvent,
+    Baseline,
+    Card,
+    RecoveryRecord,
+    Rollout,
+    Target,
+    TargetKind,
+)
 from rollout.domain.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
 from rollout.ports import Lease, Located, Marked
 
@@ -120,6 +128,7 @@ class FakeTarget:
     fail_next: Exception | None = None  # raised by the next write instead of writing
     problem: str = ""  # what the gateway reports about the route
     objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
+    record: RecoveryRecord | None = None  # what the rule carries for recovery
 
 
 class FakeTraffic:
@@ -168,6 +177,7 @@ class FakeTraffic:
         elif isinstance(effect, Prepare):
             t.pair = expected_pair(rollout, -1)
             t.marker = Marker(rollout_id=rollout.id, step=-1)
+            t.record = RecoveryRecord.of(rollout)
         else:
             t.pair = expected_pair(rollout, effect.step)
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)
@@ -176,10 +186,16 @@ class FakeTraffic:
         return self._observed(t)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
-        return []
+        return [Marked(target=t.target, marker=t.marker, record=t.record)
+                for t in self.targets.values()
+                if t.marker is not None and t.canary == canary
+                and t.target.namespace == namespace]
 
     def clear_marker(self, target: Target, *, fence: int) -> None:
-        self.targets[target.key].marker = None
+        t = self.targets[target.key]
+        if t.fence > fence:
+            raise FenceBehind(f"{t.target.describe()} carries a newer fencing token", seen=t.fence)
+        t.fence, t.marker, t.record = fence, None, None
 
     def _observed(self, t: FakeTarget) -> Observed:
         t.reads += 1
