@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rollout.domain.errors import Busy, Conflict, DriftDetected, FenceBehind, Superseded
+from rollout.domain.errors import (
+    Busy,
+    Conflict,
+    DriftDetected,
+    FenceBehind,
+    StoreUnavailable,
+    Superseded,
+)
 from rollout.domain.machine import Effect, Prepare, Restore
 from rollout.domain.models import (
     AuditEvent,
@@ -31,6 +38,8 @@ class FakeStore:
         self.locks: dict[str, int] = {}
         self.fences: dict[str, int] = {}
         self.memos: dict[str, str] = {}
+        self.ttls: dict[str, int] = {}
+        self.release_fails = False  # Redis gone when the lock is given back
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
         if key in self.locks and not preempt:
@@ -50,6 +59,8 @@ class FakeStore:
         return Lease(key=lease.key, token=token)
 
     def release(self, lease: Lease) -> None:
+        if self.release_fails:
+            raise StoreUnavailable("Redis did not answer")
         if self.locks.get(lease.key) == lease.token:
             del self.locks[lease.key]
 
@@ -103,6 +114,7 @@ class FakeStore:
         self.events.append(event)
 
     def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None:
+        self.ttls.setdefault(key, ttl_seconds)
         return self.memos.setdefault(key, value)
 
     def recall(self, key: str) -> str | None:
@@ -129,6 +141,8 @@ class FakeTarget:
     problem: str = ""  # what the gateway reports about the route
     objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
     record: RecoveryRecord | None = None  # what the rule carries for recovery
+    unreadable: Exception | None = None  # raised by every read while set
+    edit_before_write: Pair | None = None  # a person's edit between the read and the write
 
 
 class FakeTraffic:
@@ -136,11 +150,13 @@ class FakeTraffic:
 
     def __init__(self, *targets: FakeTarget) -> None:
         self.targets = {t.target.key: t for t in targets}
+        self.located: list[tuple[TargetKind, str | None, str | None]] = []
 
     def locate_kind(
         self, kind: TargetKind, *, namespace: str, canary: str, target_name: str | None,
         stable: str | None,
     ) -> Located:
+        self.located.append((kind, target_name, stable))
         t = next(t for t in self.targets.values()
                  if t.target.kind is kind and t.canary == canary)
         return Located(target=t.target, stable=t.stable, canary=canary, baseline=t.baseline,
@@ -162,6 +178,8 @@ class FakeTraffic:
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
         t = self.targets[rollout.target.key]
+        if t.edit_before_write is not None:
+            t.pair, t.edit_before_write = t.edit_before_write, None
         if t.fail_next is not None:
             failure, t.fail_next = t.fail_next, None
             raise failure
@@ -183,7 +201,7 @@ class FakeTraffic:
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)
         t.writes.append(t.pair)
         t.problem = t.objects_to_writes or t.problem
-        return self._observed(t)
+        return Observed(pair=t.pair, marker=t.marker, problem=t.problem)  # the PATCH's answer
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [Marked(target=t.target, marker=t.marker, record=t.record)
@@ -198,5 +216,7 @@ class FakeTraffic:
         t.fence, t.marker, t.record = fence, None, None
 
     def _observed(self, t: FakeTarget) -> Observed:
+        if t.unreadable is not None:
+            raise t.unreadable
         t.reads += 1
         return Observed(pair=t.pair, marker=t.marker, problem=t.problem)
