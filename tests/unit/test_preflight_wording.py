@@ -20,13 +20,13 @@ from rollout.domain.preflight import (
 )
 from tests.unit.test_preflight import CANARY, STABLE, objectives, pods, pool, rewrite, world
 
-f = world(
+RIVALS = world(
     rewrites=(
         rewrite("lora", "2026-01-01T00:00:00Z", "lora"),
         rewrite("lora-b", "2026-01-02T00:00:00Z", "lora"),
     )
 )
-parents = (
+GATEWAY_SAYS_NO = (
     ParentStatus(
         name="inference-gateway",
         conditions=(
@@ -41,7 +41,7 @@ parents = (
         ),
     ),
 )
-parents2 = (
+NO_REASON = (
     ParentStatus(
         name="inference-gateway",
         conditions=(Condition(type="ResolvedRefs", status="False", observed_generation=1),),
@@ -172,7 +172,7 @@ parents2 = (
         ),
         pytest.param(
             lambda: check_pool(
-                world(pools=(pool(STABLE), pool(CANARY, parents=parents))),
+                world(pools=(pool(STABLE), pool(CANARY, parents=GATEWAY_SAYS_NO))),
                 name=CANARY,
                 gateways=("inference-gateway",),
             ),
@@ -196,7 +196,7 @@ parents2 = (
         ),
         pytest.param(
             lambda: check_pool(
-                world(pools=(pool(STABLE), pool(CANARY, parents=parents2))),
+                world(pools=(pool(STABLE), pool(CANARY, parents=NO_REASON))),
                 name=CANARY,
                 gateways=("inference-gateway",),
             ),
@@ -311,7 +311,7 @@ parents2 = (
             id="cap step nohead",
         ),
         pytest.param(
-            lambda: check_rewrite(f, rewrite="lora-b", rule=0),
+            lambda: check_rewrite(RIVALS, rewrite="lora-b", rule=0),
             [
                 (
                     Check.REWRITE,
@@ -326,7 +326,7 @@ parents2 = (
             id="younger",
         ),
         pytest.param(
-            lambda: check_rewrite(f, rewrite="nope", rule=0),
+            lambda: check_rewrite(RIVALS, rewrite="nope", rule=0),
             [
                 (
                     Check.REWRITE,
@@ -350,7 +350,7 @@ parents2 = (
             id="missing rw none",
         ),
         pytest.param(
-            lambda: check_rewrite(f, rewrite="lora", rule=3),
+            lambda: check_rewrite(RIVALS, rewrite="lora", rule=3),
             [
                 (
                     Check.REWRITE,
