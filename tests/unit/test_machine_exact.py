@@ -20,7 +20,7 @@ from rollout.domain.models import (
     Phase,
     Rollout,
 )
-from rollout.domain.split import Pair
+from rollout.domain.split import Marker, MarkerState, Observed, Pair
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
 T1 = T0 + timedelta(minutes=5)
@@ -320,3 +320,27 @@ def test_a_failed_write_of_a_finished_or_paused_rollout_changes_nothing() -> Non
             rollout=r, changed=False, message="boom")
     failed = machine.effect_failed(baking, now=T1, reason="boom", actor=BOB)
     assert failed.rollout.pause is not None and failed.rollout.pause.kind is PauseKind.FAILURE
+
+
+def test_a_rollback_that_landed_before_a_crash_is_recorded_once() -> None:
+    baking = _baking()
+    marker = Marker(rollout_id="r1", step=0, state=MarkerState.ROLLED_BACK)
+    d = machine.reconcile(baking, Observed(pair=Pair(stable=100, canary=0), marker=marker),
+                          now=T1 + timedelta(seconds=5))
+    at = T1 + timedelta(seconds=5)
+    assert d is not None and d.rollout == baking.model_copy(update={
+        "phase": Phase.ROLLED_BACK, "updated_at": at, "next_due_at": None, "finished_at": at})
+    assert (d.message, d.effect) == (
+        "llm-pool-version-2 was rolled back before a crash; recorded.", None)
+    assert _events(d) == [("recovered", "scheduler", 0, 10, "rollback found applied")]
+
+
+def test_a_last_step_that_landed_before_a_crash_completes_the_rollout() -> None:
+    baking = _baking()
+    marker = Marker(rollout_id="r1", step=3, state=MarkerState.COMPLETED)
+    d = machine.reconcile(baking, Observed(pair=Pair(stable=0, canary=100), marker=marker),
+                          now=T1)
+    assert d is not None and d.rollout.phase is Phase.COMPLETED and d.rollout.step == 3
+    assert d.message == "step 4 (100%) found applied in the cluster; recorded once."
+    assert _events(d) == [("recovered", "scheduler", 3, 100,
+                           "step 4 (100%) found applied in the cluster; recorded once")]
