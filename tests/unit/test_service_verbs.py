@@ -21,7 +21,7 @@ from rollout.domain.models import AuditEvent, Click, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, Pair
 from rollout.service import Ref, RolloutService, ServiceOptions
-from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
+from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET
 from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic
 from tests.unit.test_service import CANARY, REF, _started, _world
 from tests.unit.test_service_recovery import _lost
@@ -240,3 +240,36 @@ def test_a_raised_token_is_logged_with_the_lock_and_the_token_seen(
         service.approve(REF, actor=BOB)
     assert [r.getMessage() for r in caplog.records] == [
         f"fence counter of {TARGET.object_key} was behind the cluster (41); raised it"]
+
+
+def test_a_refused_command_tells_the_listeners_nothing() -> None:
+    heard: list[object] = []
+    service, _, _, _ = _started()
+    service.options.listeners.append(heard.append)
+    with pytest.raises(Conflict):
+        service.resume(REF, actor=BOB)  # not paused: refused, nothing happened
+    assert heard == []
+
+
+def test_drift_on_a_rollout_paused_by_a_person_saves_no_new_version() -> None:
+    service, store, target, _ = _started()
+    service.pause(REF, actor=BOB)
+    target.pair = Pair(stable=60, canary=40)
+    service.pause(REF, actor=CAROL)
+    assert store.saves == [("r1", 1), ("r1", 2)]
+
+
+def test_a_command_that_finds_drift_answers_with_its_own_words() -> None:
+    service, _, target, _ = _started()
+    target.pair = Pair(stable=60, canary=40)
+    o = service.pause(REF, actor=BOB)  # reconcile pauses for drift first; pause has nothing to do
+    assert o.message.startswith("llm-pool-version-2 is already paused (weights changed")
+    assert not o.changed
+
+
+def test_a_write_retried_with_a_raised_token_still_refuses_a_person_s_edit() -> None:
+    service, _, target, _ = _started()
+    target.fence = 41
+    target.edit_before_write = Pair(stable=70, canary=30)
+    o = service.approve(REF, actor=BOB)
+    assert not o.ok and target.pair == Pair(stable=70, canary=30)
