@@ -49,15 +49,18 @@ NO_REASON = (
 )
 
 
+def refused(check: Check, problem: str, remedy: str) -> tuple[Check, Outcome, str, str]:
+    return check, Outcome.REFUSE, problem, remedy
+
+
 @pytest.mark.parametrize(
     ("found", "expected"),
     [
         pytest.param(
             lambda: check_pool(world(), name="llm-pool-version-3"),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "InferencePool llm-pool-version-3 not found in namespace default",
                     "Create it first (same model configuration as the stable pool); "
                     "pools there: llm-pool, llm-pool-version-2",
@@ -68,9 +71,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_pool(world(pools=()), name="x"),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "InferencePool x not found in namespace default",
                     "Create it first (same model configuration as the stable pool)",
                 ),
@@ -84,9 +86,8 @@ NO_REASON = (
                 group=POOL_GROUP,
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "InferencePool llm-pool-version-2 exists only as "
                     "inference.networking.x-k8s.io/v1alpha2, but the route refers "
                     "to group inference.networking.k8s.io: the gateway would not "
@@ -105,9 +106,8 @@ NO_REASON = (
                 group=LEGACY_GROUP,
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "InferencePool llm-pool-version-2 exists only as "
                     "inference.networking.k8s.io/v1, but the route refers to group "
                     "inference.networking.x-k8s.io: the gateway would not resolve it",
@@ -121,9 +121,8 @@ NO_REASON = (
                 world(served_pool_groups=frozenset({LEGACY_GROUP}), pools=()), name=CANARY
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "the cluster does not serve InferencePool in group inference.networking.k8s.io",
                     "Install the inference.networking.k8s.io/v1 InferencePool CRD, "
                     "or use the group the cluster serves "
@@ -135,9 +134,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_pool(world(served_pool_groups=frozenset(), pools=()), name=CANARY),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "the cluster does not serve InferencePool in group inference.networking.k8s.io",
                     "Install the inference.networking.k8s.io/v1 InferencePool CRD, "
                     "or use the group the cluster serves (none)",
@@ -151,16 +149,14 @@ NO_REASON = (
                 name=CANARY,
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "InferencePool llm-pool-version-2 is being deleted",
                     "Wait until it is gone and create it again: a deleted object "
                     "cannot be kept, and traffic moved onto it would be lost with it",
                 ),
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "the endpoint picker Service llm-pool-version-2-epp of "
                     "InferencePool llm-pool-version-2 does not exist",
                     "Deploy the pool's endpoint picker (its Service and Deployment) "
@@ -177,16 +173,14 @@ NO_REASON = (
                 gateways=("inference-gateway",),
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "gateway inference-gateway reports Accepted=False for "
                     "InferencePool llm-pool-version-2 (NotAllowed: no grant)",
                     "Fix what the gateway reports on the pool's status.parents, then start again",
                 ),
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "gateway inference-gateway reports ResolvedRefs=False for "
                     "InferencePool llm-pool-version-2 (X)",
                     "Fix what the gateway reports on the pool's status.parents, then start again",
@@ -201,9 +195,8 @@ NO_REASON = (
                 gateways=("inference-gateway",),
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "gateway inference-gateway reports ResolvedRefs=False for "
                     "InferencePool llm-pool-version-2",
                     "Fix what the gateway reports on the pool's status.parents, then start again",
@@ -214,9 +207,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_pool(world(pools=(pool(STABLE), pool(CANARY, picker=None))), name=CANARY),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "InferencePool llm-pool-version-2 names no endpoint picker",
                     "Set spec.endpointPickerRef to the pool's endpoint picker Service",
                 ),
@@ -233,9 +225,8 @@ NO_REASON = (
                 canary=pool(CANARY),
             ),
             [
-                (
+                refused(
                     Check.OBJECTIVES,
-                    Outcome.REFUSE,
                     "InferenceObjectives (llm-d.ai) differ between llm-pool and "
                     "llm-pool-version-2: missing on llm-pool-version-2: batch "
                     "(priority 0, as llm-pool-batch on llm-pool); missing on "
@@ -313,9 +304,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_rewrite(RIVALS, rewrite="lora-b", rule=0),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite lora also matches model lora on pool "
                     "llm-pool and is older than lora-b (created "
                     "2026-01-01T00:00:00Z and 2026-01-02T00:00:00Z): the endpoint "
@@ -328,9 +318,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_rewrite(RIVALS, rewrite="nope", rule=0),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite nope not found in namespace default",
                     "Name an existing rewrite: lora, lora-b",
                 ),
@@ -340,9 +329,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_rewrite(world(), rewrite="nope", rule=0),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite nope not found in namespace default",
                     "Name an existing rewrite",
                 ),
@@ -352,9 +340,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_rewrite(RIVALS, rewrite="lora", rule=3),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite lora has no rule 3",
                     "It has 1 rule(s); name one of them",
                 ),
@@ -368,9 +355,8 @@ NO_REASON = (
                 rule=0,
             ),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite lora is being deleted",
                     "Recreate it before rolling out on it",
                 ),
@@ -389,9 +375,8 @@ NO_REASON = (
                 rule=0,
             ),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite any-old also matches any model (a "
                     "catch-all rule) on pool llm-pool and is older than any-new "
                     "(created 2025-01-01T00:00:00Z and 2026-01-01T00:00:00Z): the "
@@ -410,9 +395,8 @@ NO_REASON = (
                 ).findings
             ),
             [
-                (
+                refused(
                     Check.POOL,
-                    Outcome.REFUSE,
                     "the stable InferencePool llm-pool was not found",
                     "Keep the stable pool alive: it takes the traffic back on a rollback",
                 ),
@@ -422,9 +406,8 @@ NO_REASON = (
         pytest.param(
             lambda: check_rewrite(world(rewrite_group="llm-d.ai"), rewrite="nope", rule=0),
             [
-                (
+                refused(
                     Check.REWRITE,
-                    Outcome.REFUSE,
                     "InferenceModelRewrite nope not found in namespace default (llm-d.ai)",
                     "Name an existing rewrite",
                 ),
