@@ -4,8 +4,8 @@ Moves one rewrite rule's traffic from the old adapter target (the stable) to the
 canary). A rewrite target's weight is 1..1,000,000, so 0 cannot be written: at 0% the canary
 target is absent and at 100% the stable target is removed (the baseline remembers it for
 rollback). The pure functions below map the domain's weight pairs onto target lists and back;
-the adapter writes them with the same fenced JSON patch as the HTTPRoute adapter, leaving every
-other rule, target, field and annotation exactly as it was read.
+the adapter turns them into spec ops, which the router sends with the same fenced JSON patch
+as an HTTPRoute's, leaving every other rule, target, field and annotation exactly as read.
 """
 
 from __future__ import annotations
