@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from handlers.analysis_view import analysis_view
+from handlers.mentions import slack_date
 from handlers.sentences import event_sentence
 from rollout.domain import gating
 from rollout.domain.errors import InvalidInput
@@ -193,11 +194,6 @@ def short_id(r: Rollout) -> str:
     return r.id
 
 
-def slack_date(at: datetime, tokens: str, fallback: str) -> str:
-    """Slack's `<!date^...>`: each reader sees their own local time, kept current by Slack."""
-    return f"<!date^{int(at.timestamp())}^{tokens}|{fallback}>"
-
-
 def _drift_note(r: Rollout) -> str:
     """After drift, what the cluster showed: the weights above are the plan's, not these."""
     pause = r.pause
@@ -282,8 +278,7 @@ def _who(actor: Actor) -> str:
 
 
 def _people(r: Rollout) -> str:
-    when = slack_date(r.created_at, "{date_short_pretty} at {time}",
-                      f"{r.created_at:%Y-%m-%d %H:%M} UTC")
+    when = slack_date(r.created_at, "{date_short_pretty} at {time}")
     parts = [f"Started by {_who(r.requester)}", when]
     for i, step in enumerate(r.plan.steps):
         approvers = r.approvers_of(i)
@@ -299,7 +294,7 @@ def _next_line(r: Rollout, now: datetime) -> str:
     if r.phase not in ACTIVE_PHASES or pending is None:
         if r.finished_at is not None:
             when = slack_date(r.finished_at, "{date_short_pretty} at {time}",
-                              f"{r.finished_at:%Y-%m-%d %H:%M:%S} UTC")
+                              "%Y-%m-%d %H:%M:%S UTC")
             return f"Finished: {when}"
         return ""
     step = r.plan.steps[pending]
@@ -315,7 +310,7 @@ def _next_line(r: Rollout, now: datetime) -> str:
     held = gating.holding_back(r, now) is not None
     analysed = f"once the canary analysis of step {r.step + 1} has passed"
     if r.next_due_at is not None:
-        when = slack_date(r.next_due_at, "{time} ({ago})", f"{r.next_due_at:%H:%M:%S} UTC")
+        when = slack_date(r.next_due_at, "{time} ({ago})", "%H:%M:%S UTC")
         return f"Next: {label} {how} at {when}" + (f", {analysed}" if held else "")
     if held:
         return f"Next: {label} {how} {analysed}"
@@ -398,7 +393,7 @@ _EVENT_ICON = {
     "completed": ":white_check_mark:", "paused": ":double_vertical_bar:",
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
-    "recovered": ":wrench:", "plan_approved": ":thumbsup:",
+    "recovered": ":wrench:", "plan_approved": ":thumbsup:", "denied": ":no_entry:",
     "analysis_passed": ":bar_chart:", "analysis_awaited": ":hourglass:",
     "analysis_failed": ":x:", "analysis_inconclusive": ":grey_question:",
     "analysis_split_mismatch": ":twisted_rightwards_arrows:",
@@ -408,6 +403,4 @@ _EVENT_ICON = {
 def event_line(e: AuditEvent) -> str:
     """One audit event as a line of the card's thread: an icon and the sentence."""
     icon = _EVENT_ICON.get(e.action, ":small_blue_diamond:")
-    if e.action.startswith("denied:"):
-        icon = ":no_entry:"
     return f"{icon} {event_sentence(e, _who)}"

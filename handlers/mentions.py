@@ -21,7 +21,8 @@ def approvers_mention(*, approvers: Iterable[str], groups: Iterable[str]) -> str
     return " ".join(parts)
 
 
-def slack_date(at: datetime) -> str:
-    """`<!date^EPOCH^{date_short_pretty} {time}|fallback>`: local to whoever reads it."""
-    fallback = f"{at:%Y-%m-%d %H:%M} UTC"
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+def slack_date(at: datetime, tokens: str = "{date_short_pretty} {time}",
+               fallback: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """`<!date^EPOCH^TOKENS|fallback>`: local to whoever reads it, kept current by Slack;
+    `fallback` (a strftime format) is what clients that cannot render it show."""
+    return f"<!date^{int(at.timestamp())}^{tokens}|{at.strftime(fallback)}>"

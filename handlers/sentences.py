@@ -7,8 +7,9 @@ story; each edge only says how to name a person (a Slack mention, or a login).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import assert_never
 
-from rollout.domain.models import Actor, AuditEvent, Via
+from rollout.domain.models import Actor, AuditAction, AuditEvent, Via
 
 Namer = Callable[[Actor], str]
 
@@ -24,59 +25,59 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C90
     at = _step(e)
     detail = e.detail
     match e.action:
-        case "started":
+        case AuditAction.STARTED:
             return f"{who} started the rollout: {detail}"
-        case "approved":
+        case AuditAction.APPROVED:
             have, _, need = detail.partition("/")
             count = f", {have} of {need} approvals" if need not in ("", "1") else ""
             return f"{who} approved {at}{count}"
-        case "step_applied":
+        case AuditAction.STEP_APPLIED:
             return f"{who} applied {at}: {detail}" if detail else f"{who} applied {at}"
-        case "completed":
+        case AuditAction.COMPLETED:
             return f"the rollout completed at {at}"
-        case "paused":
+        case AuditAction.PAUSED:
             why = "" if detail == f"paused by {e.actor.label}" else f": {detail}"
             return f"{who} paused at {at}{why}"
-        case "resumed":
+        case AuditAction.RESUMED:
             if detail.startswith("paused by"):
                 return f"{who} resumed at {at}; it was {detail}"
             return f"{who} resumed at {at}" + (f" ({detail})" if detail else "")
-        case "rolled_back":
+        case AuditAction.ROLLED_BACK:
             why = "" if detail == f"requested by {e.actor.label}" else f": {detail}"
             return f"{who} rolled back from {at}{why}"
-        case "promoted":
+        case AuditAction.PROMOTED:
             return f"{who} promoted the rollout to 100% ({detail})" if detail \
                 else f"{who} promoted the rollout to 100%"
-        case "plan_approved":
+        case AuditAction.PLAN_APPROVED:
             return f"{who} approved the plan ({detail})" if detail else f"{who} approved the plan"
-        case "approval_requested":
+        case AuditAction.APPROVAL_REQUESTED:
             return f"{at} is open for approval"
-        case "reminder":
+        case AuditAction.REMINDER:
             return f"{at} still waits for approval ({detail})" if detail \
                 else f"{at} still waits for approval"
-        case "failed":
+        case AuditAction.FAILED:
             return f"the rollout failed: {detail}"
-        case "recovered":
+        case AuditAction.RECOVERED:
             return f"{who} recovered {at}: {detail}" if detail else f"{who} recovered {at}"
-        case "released":
+        case AuditAction.RELEASED:
             return f"{who} released the route: {detail}"
-        case "step_held":
+        case AuditAction.STEP_HELD:
             return f"{at} is held: {detail}".replace("  ", " ")
-        case "frozen":
+        case AuditAction.FROZEN:
             return f"{who} froze rollouts" + (f": {detail}" if detail else "")
-        case "unfrozen":
+        case AuditAction.UNFROZEN:
             return f"{who} {detail}"
-        case "analysis_passed":
+        case AuditAction.ANALYSIS_PASSED:
             return f"the canary analysis of {at} passed: {detail}"
-        case "analysis_awaited":
+        case AuditAction.ANALYSIS_AWAITED:
             return f"the bake of {at} is over; {detail}"
-        case "analysis_failed" | "analysis_inconclusive" | "analysis_split_mismatch":
-            what = e.action.removeprefix("analysis_").replace("_", " ")
+        case (AuditAction.ANALYSIS_FAILED | AuditAction.ANALYSIS_INCONCLUSIVE
+              | AuditAction.ANALYSIS_SPLIT_MISMATCH):
+            what = e.action.value.removeprefix("analysis_").replace("_", " ")
             return f"the canary analysis of {at}: {what}: {detail}"
-    if e.action.startswith("denied:"):
-        return f"{who} was refused `{e.action.removeprefix('denied:')}`: {detail}"
-    tail = f": {detail}" if detail else ""
-    return f"{who} {e.action.replace('_', ' ')} {at}{tail}".replace("  ", " ")
+        case AuditAction.DENIED:
+            return f"{who} was refused `{e.refused}`: {detail}"
+    assert_never(e.action)
 
 
 def _step(e: AuditEvent) -> str:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,7 +49,7 @@ from rollout.domain.errors import (
     RolloutError,
     Unauthorized,
 )
-from rollout.domain.models import Actor, Click, Via
+from rollout.domain.models import Actor, Via
 from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ log = logging.getLogger(__name__)
 WORKING = ":hourglass_flowing_sand: Working on it…"
 BUTTON_VERBS = {APPROVE: Verb.APPROVE, APPROVE_PLAN: Verb.APPROVE_PLAN, PAUSE: Verb.PAUSE,
                 RESUME: Verb.RESUME, ROLLBACK: Verb.ROLLBACK}
+#: the service method a button calls, with what the button was drawn for (the service decides)
+BUTTON_CALLS: dict[Verb, Callable[..., Outcome]] = {
+    Verb.APPROVE: RolloutService.approve, Verb.APPROVE_PLAN: RolloutService.approve_plan,
+    Verb.PAUSE: RolloutService.pause, Verb.RESUME: RolloutService.resume,
+    Verb.ROLLBACK: RolloutService.rollback,
+}
 BUTTON_PATTERN = re.compile(r"^rollout_(approve|approve_plan|pause|resume|rollback)$")
 
 
@@ -187,7 +194,9 @@ class SlackEdge:
             denial = self.authorizer.denial(verb, user_id=actor.id, channel_id=actor.channel)
             if denial:
                 return self._deny(actor, verb.value, ref, denial)
-            outcome = self._apply_click(verb, ref, click, actor, request_id, reason)
+            extra = {"reason": reason} if verb is Verb.ROLLBACK else {}
+            outcome = BUTTON_CALLS[verb](self.service, ref, actor=actor, click=click,
+                                         request_id=request_id, **extra)
         except RolloutError as exc:
             return self._failed(exc, actor, verb.value, ref)
         except Exception:
@@ -196,20 +205,6 @@ class SlackEdge:
         if outcome.changed and outcome.ok:
             return None
         return result_reply_for(outcome)
-
-    def _apply_click(self, verb: Verb, ref: Ref, click: Click, actor: Actor,
-                     request_id: str, reason: str = "") -> Outcome:
-        """One service call with what the button was drawn for; the service decides."""
-        s, rid = self.service, request_id
-        if verb is Verb.APPROVE:
-            return s.approve(ref, actor=actor, click=click, request_id=rid)
-        if verb is Verb.APPROVE_PLAN:
-            return s.approve_plan(ref, actor=actor, click=click, request_id=rid)
-        if verb is Verb.PAUSE:
-            return s.pause(ref, actor=actor, click=click, request_id=rid)
-        if verb is Verb.RESUME:
-            return s.resume(ref, actor=actor, click=click, request_id=rid)
-        return s.rollback(ref, actor=actor, reason=reason, click=click, request_id=rid)
 
     # -- refusals and failures -----------------------------------------------------------
 

@@ -8,12 +8,20 @@ the protocols, so the rollout logic can be read without knowing either backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Freeze
 from rollout.domain.machine import Effect
-from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
+from rollout.domain.models import (
+    AuditEvent,
+    Baseline,
+    Card,
+    RecoveryRecord,
+    Rollout,
+    Target,
+    TargetKind,
+)
 from rollout.domain.split import Marker, Observed, Pair
 
 
@@ -44,7 +52,7 @@ class Marked:
 
     target: Target
     marker: Marker
-    record: dict[str, Any] | None
+    record: RecoveryRecord | None
 
 
 @runtime_checkable

@@ -41,8 +41,8 @@ from rollout.domain.freeze import Action, Freeze
 from rollout.domain.machine import ApplyStep, Decision, Effect, Restore
 from rollout.domain.models import (
     Actor,
+    AuditAction,
     AuditEvent,
-    Baseline,
     Card,
     Click,
     PauseKind,
@@ -93,6 +93,8 @@ class Ref:
 
 
 Listener = Callable[[Outcome], None]
+#: the machine's decision for a command: pure, given the reloaded rollout (None before a start)
+Decide = Callable[[Rollout | None, datetime], Decision]
 
 
 class _Hold:
@@ -237,16 +239,16 @@ class RolloutService:
             )
             return replace(d, rollout=d.rollout.model_copy(update={"stable_ready": had}))
 
-        return self._run(target.object_key, actor, _nothing, decide)
+        return self._run(target.object_key, actor, decide)
 
     def approve(
         self, ref: Ref, *, actor: Actor, click: Click | None = None,
         request_id: str | None = None,
     ) -> Outcome:
         allow_self = self.options.self_approval
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor, lambda r, now: machine.approve(
-                r, actor=actor, now=now, click=click, self_approval=allow_self),
+                _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self),
             request_id=request_id,
         )
 
@@ -256,25 +258,25 @@ class RolloutService:
     ) -> Outcome:
         """Approve a plan with automatic steps; its first step may then apply."""
         allow_self = self.options.self_approval
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor, lambda r, now: machine.approve_plan(
-                r, actor=actor, now=now, click=click, self_approval=allow_self),
+                _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self),
             request_id=request_id,
         )
 
     def pause(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
               request_id: str | None = None) -> Outcome:
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor,
-            lambda r, now: machine.pause(r, actor=actor, now=now, reason=reason),
+            lambda r, now: machine.pause(_recorded(r), actor=actor, now=now, reason=reason),
             request_id=request_id,
         )
 
     def resume(self, ref: Ref, *, actor: Actor, click: Click | None = None,
                request_id: str | None = None) -> Outcome:
-        return self._command(
+        return self._run(
             _clicked(ref, click), actor,
-            lambda r, now: machine.resume(r, actor=actor, now=now, click=click),
+            lambda r, now: machine.resume(_recorded(r), actor=actor, now=now, click=click),
             request_id=request_id)
 
     def rollback(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
@@ -282,18 +284,20 @@ class RolloutService:
         """Preempts any operation in flight: rollback wins (DESIGN invariant 3). A finished
         rollout whose rule another rollout has taken since is refused, whatever card or
         command asked (DESIGN §6)."""
-        def decide(r: Rollout, now: datetime) -> Decision:
+        def decide(loaded: Rollout | None, now: datetime) -> Decision:
+            r = _recorded(loaded)
             return machine.rollback(r, actor=actor, now=now, reason=reason,
                                     owner=self._owner_of(r))
 
-        return self._command(_clicked(ref, click), actor, decide, preempt=True,
-                             request_id=request_id)
+        return self._run(_clicked(ref, click), actor, decide, preempt=True,
+                         request_id=request_id)
 
     def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
         allow_self = self.options.self_approval
-        return self._command(
+        return self._run(
             ref, actor,
-            lambda r, now: machine.promote(r, actor=actor, now=now, self_approval=allow_self),
+            lambda r, now: machine.promote(
+                _recorded(r), actor=actor, now=now, self_approval=allow_self),
             request_id=request_id)
 
     def _analysis_choice(self, name: str | None,
@@ -336,14 +340,14 @@ class RolloutService:
         run = gating.run_analysis(rollout, self.options.analysis or Unconfigured(),
                                   self.clock.now())
         measured = rollout.step_analysis
-        return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
-                             lambda r, now: machine.analysed(r, run=run, measured=measured,
-                                                             now=now))
+        return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                         lambda r, now: machine.analysed(_recorded(r), run=run,
+                                                         measured=measured, now=now))
 
     def tick(self, rollout_id: str) -> Outcome:
         """The scheduler's entry: whatever time alone does to this rollout now."""
-        return self._command(Ref(rollout_id=rollout_id), Actor.scheduler(),
-                             lambda r, now: machine.tick(r, now=now))
+        return self._run(Ref(rollout_id=rollout_id), Actor.scheduler(),
+                         lambda r, now: machine.tick(_recorded(r), now=now))
 
     def watch(self, rollout: Rollout) -> Outcome | None:
         """The scheduler's sweep: a cheap read of the cluster for an active rollout; only
@@ -355,8 +359,9 @@ class RolloutService:
                 return None
             # a finished rollout with a write in flight: decided under its lock, so that a
             # command still writing is waited for rather than raced
-            return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
-                                 lambda r, now: Decision(rollout=r, message="", changed=False))
+            return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                             lambda r, now: Decision(rollout=_recorded(r), message="",
+                                                     changed=False))
         try:
             observed = self.traffic.observe(rollout)
         except NeedsOperator:
@@ -365,8 +370,9 @@ class RolloutService:
             found = machine.reconcile(rollout, observed, now=self.clock.now())
             if found is None or not found.changed:
                 return None
-        return self._command(Ref(rollout_id=rollout.id), Actor.scheduler(),
-                             lambda r, now: Decision(rollout=r, message="", changed=False))
+        return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(),
+                         lambda r, now: Decision(rollout=_recorded(r), message="",
+                                                 changed=False))
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.
@@ -441,40 +447,24 @@ class RolloutService:
             except Refused:
                 target = ref.describe()
         event = AuditEvent(at=self.clock.now(), rollout_id=rollout_id, target=target,
-                           action=f"denied:{action}", actor=actor, detail=reason)
+                           action=AuditAction.DENIED, refused=action, actor=actor,
+                           detail=reason)
         self.store.record(event)
 
     # -- the one path of every change ----------------------------------------------------
 
-    def _command(
-        self, ref: Ref, actor: Actor, decide: Callable[[Rollout, datetime], Decision], *,
-        preempt: bool = False, request_id: str | None = None,
-    ) -> Outcome:
-        """A command on a recorded rollout: lock it, reload, reconcile, decide, carry out."""
-        first = self.get(ref)
-
-        def load() -> Rollout:
-            current = self.store.get(first.id)
-            assert current is not None
-            return current
-
-        def decide_loaded(r: Rollout | None, now: datetime) -> Decision:
-            assert r is not None
-            return decide(r, now)
-
-        return self._run(first.target.object_key, actor, load, decide_loaded, preempt=preempt,
-                         request_id=request_id)
-
     def _run(
-        self, key: str, actor: Actor, load: Callable[[], Rollout | None],
-        decide: Callable[[Rollout | None, datetime], Decision], *, preempt: bool = False,
+        self, subject: Ref | str, actor: Actor, decide: Decide, *, preempt: bool = False,
         request_id: str | None = None,
     ) -> Outcome:
         """The one path of every change: lock, reload, reconcile, decide, apply the effect
-        under the fence, save once, emit. `load` gives None for a rollout not recorded yet
-        (start, recover): its decision is the first version. A request id is looked up under
-        the lock and remembered, with its answer, only once the command has run: a retry
-        after a failure runs again; a duplicate of a success gets the first answer."""
+        under the fence, save once, emit. `subject` names a recorded rollout (a Ref), or is
+        the object key a rollout not recorded yet will take (start, recover): then nothing is
+        loaded and its decision is the first version. A request id is looked up under the
+        lock and remembered, with its answer, only once the command has run: a retry after a
+        failure runs again; a duplicate of a success gets the first answer."""
+        first = self.get(subject) if isinstance(subject, Ref) else None
+        key = first.target.object_key if first is not None else str(subject)
         hold = _Hold(self.store, key, preempt=preempt,
                      renew_seconds=self.options.lock_renew_seconds)
         outcome: Outcome | None = None
@@ -484,7 +474,7 @@ class RolloutService:
                 answer = self.store.recall(memo)
                 if answer is not None:
                     return Outcome(None, f"Already handled: {answer}", changed=False)
-            current = load()
+            current = self.store.get(first.id) if first is not None else None
             found = self._reconcile(current) if current is not None else None
             base = found.rollout if found is not None else current
             try:
@@ -705,7 +695,8 @@ class RolloutService:
             return replace(self._save(version, found, hold), message=message, changed=False,
                            ok=False)
         pending = r.pending_step
-        event = AuditEvent(at=now, rollout_id=r.id, target=r.target.key, action="step_held",
+        event = AuditEvent(at=now, rollout_id=r.id, target=r.target.key,
+                           action=AuditAction.STEP_HELD,
                            actor=actor, step=pending, detail=held.reason,
                            percent=r.plan.steps[pending].percent if pending is not None
                            else None)
@@ -726,7 +717,7 @@ class RolloutService:
         record = self.gates.freezes.put(freezes.freeze(
             self.gates.freezes.get(), actor=actor.label, is_approver=True, reason=reason,
             now=now))
-        held = self._announce("frozen", actor, record.reason)
+        held = self._announce(AuditAction.FROZEN, actor, record.reason)
         return Outcome(None, f"Rollouts are {record.describe()}. New starts and step-ups "
                              f"wait until an approver runs unfreeze ({held} active rollout"
                              f"{'s' if held != 1 else ''} held); rollback and pause still work.")
@@ -734,11 +725,11 @@ class RolloutService:
     def unfreeze(self, *, actor: Actor) -> Outcome:
         freezes.unfreeze(self.gates.freezes.get(), is_approver=True)
         lifted = self.gates.freezes.lift()
-        self._announce("unfrozen", actor, f"lifted the freeze ({lifted.describe()})")
+        self._announce(AuditAction.UNFROZEN, actor, f"lifted the freeze ({lifted.describe()})")
         return Outcome(None, f"Rollouts are no longer frozen ({lifted.describe()}); held "
                              "steps go ahead at the next tick or approval.")
 
-    def _announce(self, action: str, actor: Actor, detail: str) -> int:
+    def _announce(self, action: AuditAction, actor: Actor, detail: str) -> int:
         """Audit a freeze or unfreeze, once for the install and once on every active
         rollout's card; returns how many rollouts it touches."""
         now = self.clock.now()
@@ -858,20 +849,18 @@ class RolloutService:
                 "restore the weights by hand"
             )
         def decide(_: Rollout | None, now: datetime) -> Decision:
-            observed = self.traffic.observe_target(marked.target, stable=str(record["stable"]),
+            observed = self.traffic.observe_target(marked.target, stable=record.stable,
                                                    canary=canary)
             return machine.recover(
                 rollout_id=marked.marker.rollout_id, target=marked.target,
-                stable=str(record["stable"]), canary=canary,
-                plan=Plan.model_validate(record["plan"]),
-                baseline=Baseline.model_validate(record["baseline"]),
-                requester=Actor.model_validate(record["requester"]),
-                created_at=datetime.fromisoformat(str(record["created_at"])),
-                step=marked.marker.step, observed=observed, actor=actor, now=now,
-                analysis=self._recorded_analysis(record.get("analysis"), marked.target.kind),
+                stable=record.stable, canary=canary, plan=record.plan,
+                baseline=record.baseline, requester=record.requester,
+                created_at=record.created_at, step=marked.marker.step, observed=observed,
+                actor=actor, now=now,
+                analysis=self._recorded_analysis(record.analysis, marked.target.kind),
             )
 
-        return self._run(marked.target.object_key, actor, _nothing, decide)
+        return self._run(marked.target.object_key, actor, decide)
 
     def release(self, *, namespace: str, canary: str, actor: Actor) -> Outcome:
         """Forget a rollout the store lost: drop its marker, leave the weights as they are."""
@@ -892,14 +881,16 @@ class RolloutService:
         detail = (f"dropped the marker of rollout {marked.marker.rollout_id} at step "
                   f"{marked.marker.step + 1}; weights left as they are")
         self.store.record(AuditEvent(at=self.clock.now(), rollout_id=marked.marker.rollout_id,
-                                     target=marked.target.key, action="released", actor=actor,
+                                     target=marked.target.key, action=AuditAction.RELEASED,
+                                     actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
 
 
-def _nothing() -> Rollout | None:
-    """What a command that creates a rollout loads: nothing recorded yet."""
-    return None
+def _recorded(r: Rollout | None) -> Rollout:
+    """A command on a recorded rollout is always handed the rollout `_run` reloaded."""
+    assert r is not None
+    return r
 
 
 def _joined(prior: tuple[AuditEvent, ...], d: Decision) -> Decision:

@@ -18,6 +18,7 @@ from rollout.domain.errors import Conflict, Outdated, Unauthorized
 from rollout.domain.models import (
     Actor,
     Approval,
+    AuditAction,
     AuditEvent,
     Baseline,
     Click,
@@ -73,7 +74,7 @@ class Decision:
 
 
 def _event(
-    r: Rollout, action: str, actor: Actor, now: datetime, detail: str = "",
+    r: Rollout, action: AuditAction, actor: Actor, now: datetime, detail: str = "",
     step: int | None = None,
 ) -> AuditEvent:
     percent = r.plan.steps[step].percent if step is not None and step >= 0 else None
@@ -181,7 +182,8 @@ def start(
                 "(`approve-plan`), because later steps apply without a per-step approval")
     return Decision(
         rollout=r, effect=Prepare(),
-        events=(_event(r, "started", actor, now, f"{stable} → {canary} on {target.describe()}"),),
+        events=(_event(r, AuditAction.STARTED, actor, now,
+                       f"{stable} → {canary} on {target.describe()}"),),
         message=f"Rollout {r.id} started: {stable} → {canary}; {first} {gate}. "
                 f"{analysis_note(r)}",
     )
@@ -240,7 +242,7 @@ def approve(
     approvals = (*r.approvals, Approval(step=pending, actor=actor, at=now))
     r = _update(r, now, approvals=approvals)
     have, need = len(already) + 1, r.plan.steps[pending].approvals
-    approved = _event(r, "approved", actor, now, f"{have}/{need}", step=pending)
+    approved = _event(r, AuditAction.APPROVED, actor, now, f"{have}/{need}", step=pending)
     if have < need:
         return Decision(
             rollout=r, events=(approved,),
@@ -293,7 +295,7 @@ def approve_plan(
     pending = r.pending_step
     if r.phase is Phase.AWAITING_APPROVAL and pending is not None:
         r = _ready_for_next(r, now)
-    event = _event(r, "plan_approved", actor, now, "automatic steps may apply")
+    event = _event(r, AuditAction.PLAN_APPROVED, actor, now, "automatic steps may apply")
     due = ""
     if r.phase is Phase.BAKING and pending is not None:
         due = f"; {_step_label(r, pending)} applies now"
@@ -319,11 +321,12 @@ def _apply(
     r: Rollout, step: int, actor: Actor, now: datetime, before: tuple[AuditEvent, ...] = (),
 ) -> Decision:
     nxt = _after_apply(r, step, now)
-    applied = _event(nxt, "step_applied", actor, now, expected_pair(nxt).describe(), step=step)
+    applied = _event(nxt, AuditAction.STEP_APPLIED, actor, now, expected_pair(nxt).describe(),
+                     step=step)
     events = (*before, applied)
     message = f"{r.canary} now at {r.plan.steps[step].percent}% ({_step_label(r, step)})."
     if nxt.phase is Phase.COMPLETED:
-        events = (*events, _event(nxt, "completed", actor, now, step=step))
+        events = (*events, _event(nxt, AuditAction.COMPLETED, actor, now, step=step))
         message += (f" Rollout completed; {r.stable} takes no traffic and is kept for "
                     "rollback.")
     return Decision(
@@ -354,7 +357,7 @@ def pause(
     nxt = _update(r, now, phase=Phase.PAUSED, pause=info, next_due_at=None, epoch=r.epoch + 1,
                   held="")
     return Decision(
-        rollout=nxt, events=(_event(nxt, "paused", actor, now, why, step=r.step),),
+        rollout=nxt, events=(_event(nxt, AuditAction.PAUSED, actor, now, why, step=r.step),),
         message=f"{r.canary} paused at {r.canary_percent}%: {why}.",
     )
 
@@ -381,7 +384,7 @@ def resume(r: Rollout, *, actor: Actor, now: datetime, click: Click | None = Non
     if info.kind is PauseKind.DRIFT:
         message += " The next step writes the plan's weights over the manual change."
     return Decision(
-        rollout=nxt, events=(_event(nxt, "resumed", actor, now, detail, step=r.step),),
+        rollout=nxt, events=(_event(nxt, AuditAction.RESUMED, actor, now, detail, step=r.step),),
         message=message,
     )
 
@@ -412,7 +415,7 @@ def rollback(
     why = reason or f"requested by {actor.label}"
     return Decision(
         rollout=nxt, effect=Restore(),
-        events=(_event(nxt, "rolled_back", actor, now, why, step=r.step),),
+        events=(_event(nxt, AuditAction.ROLLED_BACK, actor, now, why, step=r.step),),
         message=f"{r.canary} rolled back: {baseline_pair(r.baseline).describe()} restored.",
     )
 
@@ -426,7 +429,7 @@ def promote(
     _refuse_paused(r)
     _refuse_author(r, actor, self_approval, "promote it")
     last = r.plan.last_index
-    promoted = _event(r, "promoted", actor, now, f"from {r.canary_percent}%", step=last)
+    promoted = _event(r, AuditAction.PROMOTED, actor, now, f"from {r.canary_percent}%", step=last)
     return _apply(r, last, actor, now, (promoted,))
 
 
@@ -445,7 +448,7 @@ def tick(r: Rollout, *, now: datetime) -> Decision:
         if not _waits_for_people(r, pending):
             return _apply(r, pending, Actor.scheduler(), now)
         nxt = _await_approval(r, now)
-        event = _event(nxt, "approval_requested", Actor.scheduler(), now, step=pending)
+        event = _event(nxt, AuditAction.APPROVAL_REQUESTED, Actor.scheduler(), now, step=pending)
         return Decision(rollout=nxt, events=(event,),
                         message=f"{_step_label(r, pending)} of {r.canary} awaits approval.")
     return _tick_awaiting(r, now, idle)
@@ -456,7 +459,7 @@ def _held(r: Rollout, pending: int, hold: str, now: datetime) -> Decision:
     The next due time goes; the analysis run that passes moves the rollout on."""
     nxt = _update(r, now, next_due_at=None)
     detail = f"{_step_label(r, pending)} waits for it: {hold}"
-    event = _event(nxt, "analysis_awaited", Actor.scheduler(), now, detail, step=r.step)
+    event = _event(nxt, AuditAction.ANALYSIS_AWAITED, Actor.scheduler(), now, detail, step=r.step)
     return Decision(rollout=nxt, events=(event,),
                     message=f"The bake of {_step_label(r, r.step)} of {r.canary} is over; "
                             f"{detail}.")
@@ -479,8 +482,8 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
     nxt = _update(r, now, step_analysis=state)
     why = f"canary analysis `{setup.name}` of {label}: {found.reason}"
     if found.action in (Action.ROLLBACK, Action.PAUSE):
-        failed = _event(nxt, f"analysis_{found.outcome.value}", system, now, found.reason,
-                        step=r.step)
+        failed = _event(nxt, AuditAction(f"analysis_{found.outcome.value}"), system, now,
+                        found.reason, step=r.step)
         acted = (rollback(nxt, actor=system, now=now, reason=why)
                  if found.action is Action.ROLLBACK else
                  pause(nxt, actor=system, now=now, reason=why, kind=PauseKind.ANALYSIS))
@@ -491,7 +494,7 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
         return Decision(rollout=nxt, message=why)
     events: tuple[AuditEvent, ...] = ()
     if before is not Action.PROCEED:
-        events = (_event(nxt, "analysis_passed", system, now, found.reason, step=r.step),)
+        events = (_event(nxt, AuditAction.ANALYSIS_PASSED, system, now, found.reason, step=r.step),)
     if nxt.phase is Phase.BAKING and nxt.next_due_at is None:  # the bake ended meanwhile
         moved = tick(_update(nxt, now, next_due_at=now), now=now)
         return replace(moved, events=events + moved.events, message=f"{why}. {moved.message}")
@@ -511,7 +514,8 @@ def _tick_awaiting(r: Rollout, now: datetime, idle: Decision) -> Decision:
         nxt = _update(r, now, last_reminder_at=now,
                       next_due_at=_awaiting_due(plan, since, now))
         waited = format_seconds((now - since).total_seconds())
-        event = _event(nxt, "reminder", Actor.scheduler(), now, f"waiting {waited}", step=pending)
+        event = _event(nxt, AuditAction.REMINDER, Actor.scheduler(), now, f"waiting {waited}",
+                       step=pending)
         return Decision(rollout=nxt, events=(event,),
                         message=f"{_step_label(r, pending)} of {r.canary} still awaits approval"
                                 f" ({waited}).")
@@ -553,7 +557,7 @@ def gate(r: Rollout, observed: Observed, *, now: datetime) -> Decision | None:
 def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
     """A start whose first write failed: the rollout ends and frees its target."""
     nxt = _update(r, now, phase=Phase.FAILED, next_due_at=None, finished_at=now)
-    return Decision(rollout=nxt, events=(_event(nxt, "failed", actor, now, reason),),
+    return Decision(rollout=nxt, events=(_event(nxt, AuditAction.FAILED, actor, now, reason),),
                     message=f"Rollout {r.id} failed: {reason}")
 
 
@@ -578,7 +582,7 @@ def recover(
         kind = PauseKind.DRIFT
     r = r.model_copy(update={"pause": Pause(kind=kind, reason=why, by=actor, at=now,
                                             resume_phase=Phase.BAKING)})
-    event = _event(r, "recovered", actor, now, why, step=step)
+    event = _event(r, AuditAction.RECOVERED, actor, now, why, step=step)
     return Decision(rollout=r, events=(event,),
                     message=f"Rollout {r.id} of {canary} recovered at {r.canary_percent}% "
                             f"and paused: check it, then resume or roll back.")
@@ -597,7 +601,8 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
     if ours and marker is not None and marker.state is MarkerState.ROLLED_BACK \
             and pair == baseline_pair(r.baseline):
         nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, finished_at=now)
-        event = _event(nxt, "recovered", system, now, "rollback found applied", step=r.step)
+        event = _event(nxt, AuditAction.RECOVERED, system, now, "rollback found applied",
+                       step=r.step)
         return Decision(rollout=nxt, events=(event,),
                         message=f"{r.canary} was rolled back before a crash; recorded.")
     if not r.active:
@@ -607,7 +612,7 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
         if r.step < landed <= r.plan.last_index and pair == expected_pair(r, landed):
             nxt = _after_apply(r, landed, now)
             detail = f"{_step_label(r, landed)} found applied in the cluster; recorded once"
-            event = _event(nxt, "recovered", system, now, detail, step=landed)
+            event = _event(nxt, AuditAction.RECOVERED, system, now, detail, step=landed)
             return Decision(rollout=nxt, events=(event,), message=detail + ".")
     if pair in acceptable_pairs(r):
         return gate(r, observed, now=now)

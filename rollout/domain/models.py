@@ -296,16 +296,93 @@ class Rollout(BaseModel):
         return [a.actor for a in self.approvals if a.step == step]
 
 
+class RecoveryRecord(BaseModel):
+    """What the bot leaves on the rule a rollout takes, so that an operator can rebuild the
+    rollout (paused) if Redis loses it: everything `recover` cannot read off the cluster."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1)
+    stable: str = Field(min_length=1)
+    canary: str = Field(min_length=1)
+    plan: Plan
+    baseline: Baseline
+    requester: Actor
+    created_at: datetime
+    #: the canary analysis by name, pool and model (its rules are the analysis file's, read
+    #: again on recover)
+    analysis: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, rollout: Rollout) -> RecoveryRecord:
+        analysis = None if rollout.analysis is None else {
+            "name": rollout.analysis.name, "pool": rollout.analysis.pool,
+            "model": rollout.analysis.model}
+        return cls(id=rollout.id, stable=rollout.stable, canary=rollout.canary,
+                   plan=rollout.plan, baseline=rollout.baseline, requester=rollout.requester,
+                   created_at=rollout.created_at, analysis=analysis)
+
+
+class AuditAction(StrEnum):
+    """What an audit event records; the values are the strings stored audit streams hold."""
+
+    STARTED = "started"
+    APPROVED = "approved"
+    PLAN_APPROVED = "plan_approved"
+    STEP_APPLIED = "step_applied"
+    COMPLETED = "completed"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    ROLLED_BACK = "rolled_back"
+    PROMOTED = "promoted"
+    APPROVAL_REQUESTED = "approval_requested"
+    REMINDER = "reminder"
+    FAILED = "failed"
+    RECOVERED = "recovered"
+    RELEASED = "released"
+    DENIED = "denied"
+    STEP_HELD = "step_held"  # a step-up waits for capacity or a freeze
+    FROZEN = "frozen"
+    UNFROZEN = "unfrozen"
+    ANALYSIS_PASSED = "analysis_passed"
+    ANALYSIS_AWAITED = "analysis_awaited"  # the bake is over; the analysis has not passed yet
+    ANALYSIS_FAILED = "analysis_failed"
+    ANALYSIS_INCONCLUSIVE = "analysis_inconclusive"
+    ANALYSIS_SPLIT_MISMATCH = "analysis_split_mismatch"
+
+
+DENIED_PREFIX = "denied:"
+
+
 class AuditEvent(BaseModel):
-    """One decision: who did what to which rollout, when, and from where."""
+    """One decision: who did what to which rollout, when, and from where. A refusal is
+    `DENIED` with the refused verb in `refused` (records written as `denied:<verb>` load so)."""
 
     model_config = ConfigDict(frozen=True)
 
     at: datetime
     rollout_id: str
     target: str
-    action: str
+    action: AuditAction
     actor: Actor
     step: int | None = None
     percent: int | None = None
     detail: str = ""
+    refused: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_denied(cls, data: Any) -> Any:
+        """The one-string form older records use for a refusal: `denied:<verb>`."""
+        if isinstance(data, dict):
+            action = data.get("action")
+            if isinstance(action, str) and action.startswith(DENIED_PREFIX):
+                return {**data, "action": AuditAction.DENIED,
+                        "refused": action.removeprefix(DENIED_PREFIX)}
+        return data
+
+    @model_validator(mode="after")
+    def _denial_names_its_verb(self) -> AuditEvent:
+        if (self.action is AuditAction.DENIED) != bool(self.refused):
+            raise ValueError("a refusal, and only a refusal, names the refused verb")
+        return self

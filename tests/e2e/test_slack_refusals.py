@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from rollout.domain.models import Actor
+from rollout.domain.models import Actor, AuditAction
 from rollout.service import Ref
 from sandbox.slack import SlackFault, block_actions_body
 from sandbox.slack.delivery import deliver
@@ -21,7 +21,7 @@ def _settled(world: World) -> None:
 
 def _denials(world: World, action: str) -> list[str]:
     events = world.container.store.global_audit(limit=50)
-    return [e.detail for e in events if e.action == f"denied:{action}"]
+    return [e.detail for e in events if e.action is AuditAction.DENIED and e.refused == action]
 
 
 def test_a_forged_signature_is_refused_with_401(world: World) -> None:

@@ -8,13 +8,29 @@ import re
 from dataclasses import dataclass, field
 
 from rollout.domain.analysis import QueryResult, ResultKind
-from rollout.domain.errors import Busy, Conflict, DriftDetected, FenceBehind, Superseded
+from rollout.domain.errors import (
+    Busy,
+    Conflict,
+    DriftDetected,
+    FenceBehind,
+    StoreUnavailable,
+    Superseded,
+)
 from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Freeze
 from rollout.domain.machine import Effect, Prepare, Restore
-from rollout.domain.models import AuditEvent, Baseline, Card, Rollout, Target, TargetKind
+from rollout.domain.models import (
+    AuditEvent,
+    Baseline,
+    Card,
+    RecoveryRecord,
+    Rollout,
+    Target,
+    TargetKind,
+)
 from rollout.domain.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
 from rollout.ports import Lease, Located, Marked
+from rollout.service import Gates
 
 
 class FakeStore:
@@ -30,6 +46,8 @@ class FakeStore:
         self.fail_saves: Exception | None = None  # raised by every save while set
         self.in_flight: set[str] = set()
 
+        self.ttls: dict[str, int] = {}
+        self.release_fails = False  # Redis gone when the lock is given back
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
         if key in self.locks and not preempt:
@@ -49,6 +67,8 @@ class FakeStore:
         return Lease(key=lease.key, token=token)
 
     def release(self, lease: Lease) -> None:
+        if self.release_fails:
+            raise StoreUnavailable("Redis did not answer")
         if self.locks.get(lease.key) == lease.token:
             del self.locks[lease.key]
 
@@ -116,6 +136,7 @@ class FakeStore:
         self.events.append(event)
 
     def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None:
+        self.ttls.setdefault(key, ttl_seconds)
         return self.memos.setdefault(key, value)
 
     def recall(self, key: str) -> str | None:
@@ -144,6 +165,9 @@ class FakeTarget:
     then_unreadable: Exception | None = None  # becomes `unreadable` at the next write
     problem: str = ""  # what the gateway reports about the route
     objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
+    record: RecoveryRecord | None = None  # what the rule carries for recovery
+    unreadable: Exception | None = None  # raised by every read while set
+    edit_before_write: Pair | None = None  # a person's edit between the read and the write
 
 
 class FakeTraffic:
@@ -151,11 +175,13 @@ class FakeTraffic:
 
     def __init__(self, *targets: FakeTarget) -> None:
         self.targets = {t.target.key: t for t in targets}
+        self.located: list[tuple[TargetKind, str | None, str | None]] = []
 
     def locate_kind(
         self, kind: TargetKind, *, namespace: str, canary: str, target_name: str | None,
         stable: str | None,
     ) -> Located:
+        self.located.append((kind, target_name, stable))
         t = next(t for t in self.targets.values()
                  if t.target.kind is kind and t.canary == canary)
         return Located(target=t.target, stable=t.stable, canary=canary, baseline=t.baseline,
@@ -179,6 +205,8 @@ class FakeTraffic:
         t = self.targets[rollout.target.key]
         if t.then_unreadable is not None:
             t.unreadable, t.then_unreadable = t.then_unreadable, None
+        if t.edit_before_write is not None:
+            t.pair, t.edit_before_write = t.edit_before_write, None
         if t.fail_next is not None:
             failure, t.fail_next = t.fail_next, None
             raise failure
@@ -194,6 +222,7 @@ class FakeTraffic:
         elif isinstance(effect, Prepare):
             t.pair = expected_pair(rollout, -1)
             t.marker = Marker(rollout_id=rollout.id, step=-1)
+            t.record = RecoveryRecord.of(rollout)
         else:
             t.pair = expected_pair(rollout, effect.step)
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)
@@ -202,13 +231,19 @@ class FakeTraffic:
         if t.lose_answer is not None:
             lost, t.lose_answer = t.lose_answer, None
             raise lost
-        return self._observed(t)
+        return Observed(pair=t.pair, marker=t.marker, problem=t.problem)  # the PATCH's answer
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
-        return []
+        return [Marked(target=t.target, marker=t.marker, record=t.record)
+                for t in self.targets.values()
+                if t.marker is not None and t.canary == canary
+                and t.target.namespace == namespace]
 
     def clear_marker(self, target: Target, *, fence: int) -> None:
-        self.targets[target.key].marker = None
+        t = self.targets[target.key]
+        if t.fence > fence:
+            raise FenceBehind(f"{t.target.describe()} carries a newer fencing token", seen=t.fence)
+        t.fence, t.marker, t.record = fence, None, None
 
     def _observed(self, t: FakeTarget) -> Observed:
         if t.unreadable is not None:
@@ -269,3 +304,10 @@ class FakeAnalysis:
         if found is None or (found.group(1), found.group(2)) not in self.values:
             return QueryResult(kind=ResultKind.NO_DATA, reason="no series matched")
         return QueryResult.of(self.values[(found.group(1), found.group(2))])
+
+
+def open_gates() -> Gates:
+    """Gates that let everything through: the seeded namespace, no freeze."""
+    from tests.unit.facts_builders import world
+
+    return Gates(facts=FakeFacts(world()), freezes=FakeFreezes())

@@ -43,3 +43,32 @@ def test_reconcile_pauses_on_a_gateway_problem_without_writing(rollout: Rollout)
     assert d.rollout.phase is Phase.PAUSED and d.rollout.step == 0
     assert d.rollout.pause is not None and d.rollout.pause.kind is PauseKind.FAILURE
     assert machine.reconcile(d.rollout, observed, now=T0) is None  # said once
+
+
+def test_the_problem_is_said_exactly_for_every_parent_and_condition() -> None:
+    route: dict[str, Any] = {
+        "metadata": {"generation": 2},
+        "status": {"parents": [
+            {"parentRef": {"name": "a"}, "conditions": [
+                {"type": "Accepted", "status": "False", "reason": "NotAllowed",
+                 "message": "no listener", "observedGeneration": 2},
+                {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound",
+                 "observedGeneration": 2},
+                {"type": "Programmed", "status": "False", "reason": "Pending",
+                 "observedGeneration": 2},
+            ]},
+            {"conditions": [{"type": "ResolvedRefs", "status": "False",
+                             "observedGeneration": 2}]},
+        ]},
+    }
+    assert gateway_problem(route) == (
+        "gateway a reports Accepted=False (NotAllowed: no listener); "
+        "gateway a reports ResolvedRefs=False (BackendNotFound); "
+        "gateway ? reports ResolvedRefs=False")
+
+
+def test_without_a_generation_every_false_condition_counts() -> None:
+    route = _route(1, ("ResolvedRefs", "False", "BackendNotFound", 7))
+    del route["metadata"]
+    assert gateway_problem(route) == ("gateway inference-gateway reports ResolvedRefs=False "
+                                      "(BackendNotFound: pool x not found)")

@@ -12,35 +12,54 @@ from rollout.ports import Marked, Traffic
 from tests.unit.builders import started
 
 
+class RecordingObjects:
+    """The fenced reader and writer of one kind, recording what the router asks of it."""
+
+    conflict_retries = 0
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append(f"get {name}")
+        return {"metadata": {"name": name}}
+
+    def latest(self, namespace: str, name: str, *, fence: int) -> dict[str, Any]:
+        self.calls.append(f"latest {name} {fence}")
+        return {"metadata": {"name": name}}
+
+    def send(self, namespace: str, name: str, current: Any, ops: list[Any], *,
+             fence: int) -> dict[str, Any]:
+        self.calls.append(f"send {name} {fence} {[op['path'] for op in ops]}")
+        return current  # type: ignore[no-any-return]
+
+
 class Recording:
     def __init__(self, name: str) -> None:
         self.name = name
         self.calls: list[str] = []
-
-    def _seen(self, what: str) -> Observed:
-        self.calls.append(what)
-        return Observed(pair=Pair(stable=100, canary=None))
+        self.objs = RecordingObjects(self.calls)
 
     def locate(self, **kwargs: Any) -> Any:
         self.calls.append(f"locate {kwargs['target_name']}")
         return self.name
 
-    def observe(self, rollout: Any) -> Observed:
-        return self._seen("observe")
+    def objects(self, target: Target) -> Any:
+        return self.objs
 
-    def apply(self, rollout: Any, effect: Any, *, fence: int, before: Any = None) -> Observed:
-        return self._seen(f"apply {fence}")
+    def observed(self, obj: Any, rule: int, stable: str, canary: str) -> Observed:
+        return Observed(pair=Pair(stable=100, canary=None))
 
-    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
-        return self._seen("observe_target")
+    def spec_ops(self, obj: Any, rollout: Any, effect: Any) -> list[Any]:
+        return [{"op": "replace", "path": f"/spec/{self.name}", "value": []}]
+
+    def pair_after(self, rollout: Any, effect: Any) -> Pair:
+        return Pair(stable=100, canary=None)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         target = Target(kind=TargetKind.ROUTE if self.name == "routes" else TargetKind.REWRITE,
                         namespace=namespace, name=self.name, rule=0)
         return [Marked(target=target, marker=Marker(rollout_id=self.name, step=0), record=None)]
-
-    def clear_marker(self, target: Target, *, fence: int) -> None:
-        self.calls.append("clear_marker")
 
 
 def _router() -> tuple[TrafficRouter, Recording, Recording]:
@@ -57,17 +76,20 @@ def test_locate_is_a_pool_unless_told_otherwise() -> None:
     assert (routes.calls, rewrites.calls) == (["locate r"], ["locate rw"])
 
 
-def test_a_rollout_goes_to_the_adapter_of_its_target() -> None:
+def test_a_rollout_goes_to_the_adapter_of_its_target_and_is_written_once() -> None:
     router, routes, rewrites = _router()
     pool = started()
     adapter = pool.model_copy(update={"target": pool.target.model_copy(
-        update={"kind": TargetKind.REWRITE})})
+        update={"kind": TargetKind.REWRITE, "name": "rw"})})
     router.observe(pool)
     router.apply(adapter, Prepare(), fence=7)
     router.clear_marker(adapter.target, fence=8)
-    router.observe_target(pool.target, stable="a", canary="b")
-    assert routes.calls == ["observe", "observe_target"]
-    assert rewrites.calls == ["apply 7", "clear_marker"]
+    assert routes.calls == [f"get {pool.target.name}"]
+    marker = "/metadata/annotations/inference-rollout.dev~1rule-0"
+    assert rewrites.calls == [
+        "latest rw 7", f"send rw 7 ['/spec/rewrites', '{marker}', '{marker}-record']",
+        "latest rw 8", "send rw 8 []",  # nothing of the bot's on the object to clear
+    ]
 
 
 def test_markers_are_searched_in_both_kinds() -> None:

@@ -19,7 +19,7 @@ from rollout.domain.errors import (
     Unrecorded,
     WriteUnknown,
 )
-from rollout.domain.models import Actor, PauseKind, Phase
+from rollout.domain.models import Actor, AuditAction, PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
 from rollout.service import Gates, Ref, RolloutService
@@ -188,8 +188,9 @@ def test_status_names_drift_and_history_and_list_show_the_rollout() -> None:
 def test_a_refusal_is_audited_against_the_rollout() -> None:
     service, store, _, _ = _started()
     service.record_denial(actor=BOB, action="approve", ref=REF, reason="not an approver")
-    denied = [e for e in store.events if e.action == "denied:approve"]
-    assert denied and denied[0].rollout_id == "r1" and denied[0].actor.channel == "C0ROLLOUT"
+    denied = [e for e in store.events if e.action is AuditAction.DENIED]
+    assert [(e.refused, e.rollout_id, e.actor.channel) for e in denied] == [
+        ("approve", "r1", "C0ROLLOUT")]
 
 
 def test_promote_and_pause_resume_take_the_same_path() -> None:

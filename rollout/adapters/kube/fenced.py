@@ -1,16 +1,17 @@
 """Conditional writes to custom objects: the fenced, resourceVersion-guarded JSON patch.
 
-Every weight change goes through `FencedObjects.patch`: it re-reads, refuses when a newer
-fencing token is already on the object, guards the write with the read resourceVersion
-(409 when stale) and a JSON-patch `test` of the fence annotation (422 when a stale writer
-slipped in), and retries conflicts a bounded number of times. A write that times out is
+Every write of the bot goes through `FencedObjects.send`, on the object `latest` gives (the
+last read of it): it refuses when a newer fencing token is already on the object, guards the
+write with the read resourceVersion (409 when stale) and a JSON-patch `test` of the fence
+annotation (422 when a stale writer slipped in); the caller decides again, a bounded number of
+times, on the fresh read a conflict leaves. A write that times out is
 fenced off by bumping the object, so it cannot land later behind the bot's back.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,6 @@ FIELD_MANAGER = BOT_MANAGER
 JSON_PATCH = "application/json-patch+json"
 
 Obj = dict[str, Any]
-Mutation = Callable[[Obj], Ops]
 
 
 @dataclass(frozen=True)
@@ -142,15 +142,6 @@ class FencedObjects:
             f"{self.kind.describe(namespace, name)} kept changing under the bot "
             f"({self.conflict_retries + 1} conflicts in a row); try again"
         )
-
-    def patch(self, namespace: str, name: str, ops_for: Mutation, *, fence: int) -> Obj:
-        """`send` with ops that depend only on the object (a marker's removal; tests)."""
-        for _attempt in range(self.conflict_retries + 1):
-            current = self.latest(namespace, name, fence=fence)
-            written = self.send(namespace, name, current, ops_for(current), fence=fence)
-            if written is not None:
-                return written
-        raise self.kept_changing(namespace, name)
 
     def _settle(self, namespace: str, name: str, sent_on: Obj, fence: int, *,
                 lost: Exception) -> Obj | None:

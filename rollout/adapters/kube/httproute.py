@@ -18,18 +18,13 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import (
-    bookkeeping_ops,
-    clearing_ops,
-    insist,
-    last_writer,
-    refuse_drift,
-)
+from rollout.adapters.kube.writes import baseline_of, last_writer, rule_entries
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
 from rollout.domain.gates import gateway_problem
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
-from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.models import Rollout, Target, TargetKind
+from rollout.domain.patch import Ops
 from rollout.domain.split import Observed, Pair, expected_pair, require_single_entries
 from rollout.ports import Located, Marked
 
@@ -65,11 +60,7 @@ def weight_of(ref: dict[str, Any]) -> int:
 
 
 def _refs(route: Obj, rule: int) -> list[dict[str, Any]]:
-    rules = route.get("spec", {}).get("rules") or []
-    if rule >= len(rules):
-        return []
-    refs: list[dict[str, Any]] = rules[rule].get("backendRefs") or []
-    return refs
+    return rule_entries(route, rule, "backendRefs") or []
 
 
 def _index(refs: list[dict[str, Any]], pool: str) -> int | None:
@@ -116,19 +107,11 @@ class HTTPRouteSplit:
                                stable=stable_name, canary=canary,
                                where=f"{route['metadata']['name']} rule {rule}")
         self._require_pool(namespace, stable_name)
-        stable_ref = refs[_index(refs, stable_name) or 0]
-        canary_i = _index(refs, canary)
-        canary_ref = refs[canary_i] if canary_i is not None else None
-        baseline = Baseline(
-            stable=copy.deepcopy(stable_ref),
-            canary=copy.deepcopy(canary_ref) if canary_ref is not None else None,
-            stable_weight=weight_of(stable_ref),
-            canary_weight=weight_of(canary_ref) if canary_ref is not None else 0,
-        )
+        baseline = baseline_of(refs, _index(refs, stable_name), _index(refs, canary), weight_of)
         target = Target(kind=TargetKind.ROUTE, namespace=namespace,
                         name=route["metadata"]["name"], rule=rule)
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
-                       observed=self._observed(route, rule, stable_name, canary))
+                       observed=self.observed(route, rule, stable_name, canary))
 
     def _require_pool(self, namespace: str, pool: str) -> None:
         for api in self.pools:
@@ -217,23 +200,13 @@ class HTTPRouteSplit:
                                     record=decode_record(annotations, i)))
         return found
 
-    def clear_marker(self, target: Target, *, fence: int) -> None:
-        """Drop the bot's marker and record from one rule; weights stay as they are."""
+    # -- what the router reads and writes -------------------------------------------------
 
-        self.routes.patch(target.namespace, target.name,
-                          lambda route: clearing_ops(route, target.rule), fence=fence)
-
-    # -- observe and apply ---------------------------------------------------------------
-
-    def observe(self, rollout: Rollout) -> Observed:
-        return self.observe_target(rollout.target, stable=rollout.stable, canary=rollout.canary)
-
-    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
-        route = self.routes.get(target.namespace, target.name)
-        return self._observed(route, target.rule, stable, canary)
+    def objects(self, target: Target) -> FencedObjects:
+        return self.routes
 
     @staticmethod
-    def _observed(route: Obj, rule: int, stable: str, canary: str) -> Observed:
+    def observed(route: Obj, rule: int, stable: str, canary: str) -> Observed:
         refs = _refs(route, rule)
         stable_i, canary_i = _index(refs, stable), _index(refs, canary)
         name = route["metadata"]["name"]
@@ -252,25 +225,21 @@ class HTTPRouteSplit:
                         problem=gateway_problem(route),
                         writer=last_writer(route, kind="HTTPRoute", group=HTTPROUTE.group))
 
-    def apply(
-        self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
-    ) -> Observed:
-        """Decide the ops on the route last read, send them once under the fence; a route
-        that moved meanwhile is decided again on the fresh read."""
-        t = rollout.target
-        for _attempt in range(self.routes.conflict_retries + 1):
-            route = self.routes.latest(t.namespace, t.name, fence=fence)
-            seen = self._observed(route, t.rule, rollout.stable, rollout.canary)
-            refuse_drift(rollout, seen, before)
-            refs = self._next_refs(_refs(route, t.rule), rollout, effect)
-            ops = [patch.replace(f"/spec/rules/{t.rule}/backendRefs", refs),
-                   *bookkeeping_ops(rollout, effect)]
-            written = self.routes.send(t.namespace, t.name, route, ops, fence=fence)
-            if written is not None:
-                observed = self._observed(written, t.rule, rollout.stable, rollout.canary)
-                return insist(rollout, observed, _pair_after(rollout, effect))
-        raise self.routes.kept_changing(t.namespace, t.name)
+    @staticmethod
+    def spec_ops(route: Obj, rollout: Rollout, effect: Effect) -> Ops:
+        rule = rollout.target.rule
+        refs = HTTPRouteSplit._next_refs(_refs(route, rule), rollout, effect)
+        return [patch.replace(f"/spec/rules/{rule}/backendRefs", refs)]
+
+    @staticmethod
+    def pair_after(rollout: Rollout, effect: Effect) -> Pair:
+        if isinstance(effect, Restore):
+            base = rollout.baseline
+            return Pair(stable=base.stable_weight,
+                        canary=None if base.canary is None else base.canary_weight)
+        if isinstance(effect, Prepare):
+            return expected_pair(rollout, -1)
+        return expected_pair(rollout, effect.step)
 
     @staticmethod
     def _next_refs(
@@ -301,12 +270,3 @@ class HTTPRouteSplit:
             refs[canary_i]["weight"] = pair.canary
         return refs
 
-
-def _pair_after(rollout: Rollout, effect: Effect) -> Pair:
-    if isinstance(effect, Restore):
-        base = rollout.baseline
-        return Pair(stable=base.stable_weight,
-                    canary=None if base.canary is None else base.canary_weight)
-    if isinstance(effect, Prepare):
-        return expected_pair(rollout, -1)
-    return expected_pair(rollout, effect.step)

@@ -7,11 +7,10 @@ and carry the last fencing token, which a JSON-patch `test` guards against stale
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pydantic import ValidationError
 
-from rollout.domain.models import Baseline, Plan, Rollout
+from rollout.domain.models import RecoveryRecord, Rollout
 from rollout.domain.split import Marker, MarkerState
 
 PREFIX = "inference-rollout.dev/"
@@ -61,30 +60,16 @@ def fence_of(annotations: dict[str, str]) -> int:
 
 def encode_record(rollout: Rollout) -> str:
     """What an operator needs to rebuild the rollout if Redis is lost."""
-    return json.dumps(
-        {
-            "id": rollout.id, "stable": rollout.stable, "canary": rollout.canary,
-            "plan": rollout.plan.model_dump(mode="json"),
-            "baseline": rollout.baseline.model_dump(mode="json"),
-            "requester": rollout.requester.model_dump(mode="json"),
-            "created_at": rollout.created_at.isoformat(),
-            # the analysis by name (its rules are the analysis file's, read again on recover)
-            "analysis": None if rollout.analysis is None else {
-                "name": rollout.analysis.name, "pool": rollout.analysis.pool,
-                "model": rollout.analysis.model},
-        },
-        separators=(",", ":"), sort_keys=True,
-    )
+    return RecoveryRecord.of(rollout).model_dump_json()
 
 
-def decode_record(annotations: dict[str, str], rule: int) -> dict[str, Any] | None:
+def decode_record(annotations: dict[str, str], rule: int) -> RecoveryRecord | None:
+    """The record of one rule; None when it is missing or does not validate (the service
+    then tells the operator to release the rule and restore the weights by hand)."""
     raw = annotations.get(record_key(rule))
     if not raw:
         return None
     try:
-        data = json.loads(raw)
-        Plan.model_validate(data["plan"])
-        Baseline.model_validate(data["baseline"])
-    except (ValueError, KeyError, TypeError, ValidationError):
+        return RecoveryRecord.model_validate_json(raw)
+    except ValidationError:
         return None
-    return data if isinstance(data, dict) else None

@@ -4,8 +4,8 @@ Moves one rewrite rule's traffic from the old adapter target (the stable) to the
 canary). A rewrite target's weight is 1..1,000,000, so 0 cannot be written: at 0% the canary
 target is absent and at 100% the stable target is removed (the baseline remembers it for
 rollback). The pure functions below map the domain's weight pairs onto target lists and back;
-the adapter writes them with the same fenced JSON patch as the HTTPRoute adapter, leaving every
-other rule, target, field and annotation exactly as it was read.
+the adapter turns them into spec ops, which the router sends with the same fenced JSON patch
+as an HTTPRoute's, leaving every other rule, target, field and annotation exactly as read.
 """
 
 from __future__ import annotations
@@ -20,17 +20,12 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import (
-    bookkeeping_ops,
-    clearing_ops,
-    insist,
-    last_writer,
-    refuse_drift,
-)
+from rollout.adapters.kube.writes import baseline_of, last_writer, rule_entries
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
 from rollout.domain.machine import Effect, Prepare, Restore
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.patch import Ops
 from rollout.domain.split import (
     Observed,
     Pair,
@@ -152,11 +147,7 @@ def pair_after(rollout: Rollout, effect: Effect) -> Pair:
 
 
 def _rule_targets(obj: Obj, rule: int) -> Targets | None:
-    rules = obj.get("spec", {}).get("rules") or []
-    if rule >= len(rules):
-        return None
-    targets: Targets = rules[rule].get("targets") or []
-    return targets
+    return rule_entries(obj, rule, "targets")
 
 
 def _models(rule: dict[str, Any]) -> str:
@@ -173,7 +164,7 @@ class RewriteSplit:
     def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
         self.groups = {k.group: FencedObjects(api, k, timeout=timeout) for k in REWRITE_KINDS}
 
-    def _objects(self, target: Target) -> FencedObjects:
+    def objects(self, target: Target) -> FencedObjects:
         return self.groups.get(target.api_group) or self.groups[REWRITE_KINDS[0].group]
 
     def _find(self, namespace: str, name: str) -> tuple[str, Obj]:
@@ -200,20 +191,13 @@ class RewriteSplit:
         require_single_entries([str(t.get("modelRewrite")) for t in targets],
                                stable=stable_name, canary=canary,
                                where=f"InferenceModelRewrite {target_name} rule {rule}")
-        stable_t = targets[index_of(targets, stable_name) or 0]
-        c = index_of(targets, canary)
-        canary_t = targets[c] if c is not None else None
-        baseline = Baseline(
-            stable=copy.deepcopy(stable_t),
-            canary=copy.deepcopy(canary_t) if canary_t is not None else None,
-            stable_weight=weight_of(stable_t),
-            canary_weight=weight_of(canary_t) if canary_t is not None else 0,
-        )
+        baseline = baseline_of(targets, index_of(targets, stable_name),
+                               index_of(targets, canary), weight_of)
         target = Target(kind=TargetKind.REWRITE, namespace=namespace, name=target_name,
                         rule=rule, api_group=group)
         matches = (obj.get("spec", {}).get("rules") or [{}])[rule].get("matches") or [{}]
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
-                       observed=self._observed(obj, rule, stable_name, canary),
+                       observed=self.observed(obj, rule, stable_name, canary),
                        pool=str((obj.get("spec", {}).get("poolRef") or {}).get("name", "")),
                        model=str((matches[0].get("model") or {}).get("value", "")))
 
@@ -264,7 +248,7 @@ class RewriteSplit:
                     if marker is None:
                         continue
                     record = decode_record(annotations, i)
-                    named = record is not None and record.get("canary") == canary
+                    named = record is not None and record.canary == canary
                     if index_of(rule.get("targets") or [], canary) is None and not named:
                         continue
                     target = Target(kind=TargetKind.REWRITE, namespace=namespace,
@@ -272,23 +256,10 @@ class RewriteSplit:
                     found.append(Marked(target=target, marker=marker, record=record))
         return found
 
-    def clear_marker(self, target: Target, *, fence: int) -> None:
-        """Drop the bot's marker and record from one rule; weights stay as they are."""
-
-        self._objects(target).patch(target.namespace, target.name,
-                                    lambda obj: clearing_ops(obj, target.rule), fence=fence)
-
-    # -- observe and apply ---------------------------------------------------------------
-
-    def observe(self, rollout: Rollout) -> Observed:
-        return self.observe_target(rollout.target, stable=rollout.stable, canary=rollout.canary)
-
-    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
-        obj = self._objects(target).get(target.namespace, target.name)
-        return self._observed(obj, target.rule, stable, canary)
+    # -- what the router reads and writes -------------------------------------------------
 
     @staticmethod
-    def _observed(obj: Obj, rule: int, stable: str, canary: str) -> Observed:
+    def observed(obj: Obj, rule: int, stable: str, canary: str) -> Observed:
         targets = _rule_targets(obj, rule)
         if targets is None:
             raise NeedsOperator(
@@ -302,25 +273,13 @@ class RewriteSplit:
                         resource_version=str(obj["metadata"].get("resourceVersion", "")),
                         writer=last_writer(obj, kind="InferenceModelRewrite", group=group))
 
-    def apply(
-        self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
-    ) -> Observed:
-        """Decide the ops on the rewrite last read, send them once under the fence; one that
-        moved meanwhile is decided again on the fresh read."""
-        t = rollout.target
-        objects = self._objects(t)
-        for _attempt in range(objects.conflict_retries + 1):
-            obj = objects.latest(t.namespace, t.name, fence=fence)
-            seen = self._observed(obj, t.rule, rollout.stable, rollout.canary)
-            refuse_drift(rollout, seen, before)
-            targets = _rule_targets(obj, t.rule) or []
-            wanted = next_targets(targets, rollout, effect)
-            ops = [] if wanted == targets else [
-                patch.replace(f"/spec/rules/{t.rule}/targets", wanted)]
-            ops += bookkeeping_ops(rollout, effect)
-            written = objects.send(t.namespace, t.name, obj, ops, fence=fence)
-            if written is not None:
-                observed = self._observed(written, t.rule, rollout.stable, rollout.canary)
-                return insist(rollout, observed, pair_after(rollout, effect))
-        raise objects.kept_changing(t.namespace, t.name)
+    @staticmethod
+    def spec_ops(obj: Obj, rollout: Rollout, effect: Effect) -> Ops:
+        rule = rollout.target.rule
+        targets = _rule_targets(obj, rule) or []
+        wanted = next_targets(targets, rollout, effect)
+        return [] if wanted == targets else [patch.replace(f"/spec/rules/{rule}/targets", wanted)]
+
+    @staticmethod
+    def pair_after(rollout: Rollout, effect: Effect) -> Pair:
+        return pair_after(rollout, effect)

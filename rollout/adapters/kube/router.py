@@ -1,45 +1,54 @@
 """The Traffic port over both kinds of target: HTTPRoute pool splits and rewrite adapter splits.
 
-A rollout's target says which adapter owns it, so observe, apply and recovery dispatch on
-`target.kind`. Only locating needs to be told: `locate_kind` is the service's explicit choice
-(`--rewrite` or not), and plain `locate` means a pool. Markers are
-searched in both kinds, so an emptied Redis is noticed whatever the rollout moved.
+A rollout's target says which kind's adapter reads it; only locating needs to be told
+(`locate_kind`: `--rewrite` or not; plain `locate` means a pool). The write is the same for
+every kind and lives here, once: decide the kind's spec ops and the bot's marker on the object
+last read, refuse drift, send one fenced PATCH, check the weights in its answer. The kind
+adapters only read and compute; nothing is handed down to be called back.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from rollout.adapters.kube.fenced import FencedObjects, Obj
+from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
 from rollout.domain.machine import Effect
 from rollout.domain.models import Rollout, Target, TargetKind
+from rollout.domain.patch import Ops
 from rollout.domain.split import Observed, Pair
 from rollout.ports import Located, Marked
 
 
 class KindSplit(Protocol):
-    """One target kind's adapter (HTTPRoute, InferenceModelRewrite): the Traffic port for
-    targets of its kind, and `locate` without being told the kind."""
+    """One target kind (HTTPRoute, InferenceModelRewrite): where its objects are, how to read
+    the managed pair off one, and which ops move it. Pure but for `locate` and `find_marked`."""
 
     def locate(
         self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
     ) -> Located: ...
 
-    def observe(self, rollout: Rollout) -> Observed: ...
-
-    def apply(
-        self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
-    ) -> Observed: ...
-
-    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed: ...
-
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]: ...
 
-    def clear_marker(self, target: Target, *, fence: int) -> None: ...
+    def objects(self, target: Target) -> FencedObjects:
+        """The fenced reader and writer of the target's kind (and API group)."""
+        ...
+
+    def observed(self, obj: Obj, rule: int, stable: str, canary: str) -> Observed:
+        """The managed pair and the bot's marker as `obj` shows them."""
+        ...
+
+    def spec_ops(self, obj: Obj, rollout: Rollout, effect: Effect) -> Ops:
+        """The spec ops that write `effect` onto the rule as `obj` has it."""
+        ...
+
+    def pair_after(self, rollout: Rollout, effect: Effect) -> Pair:
+        """The pair the object must show once `effect` has landed."""
+        ...
 
 
 class TrafficRouter:
-    """The Traffic port: dispatches to the adapter of each target kind."""
+    """The Traffic port: reads through the adapter of each target kind, writes in one place."""
 
     def __init__(self, *, routes: KindSplit, rewrites: KindSplit) -> None:
         self.adapters: dict[TargetKind, KindSplit] = {
@@ -60,21 +69,44 @@ class TrafficRouter:
                                           target_name=target_name, stable=stable)
 
     def observe(self, rollout: Rollout) -> Observed:
-        return self.adapters[rollout.target.kind].observe(rollout)
+        return self.observe_target(rollout.target, stable=rollout.stable, canary=rollout.canary)
+
+    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
+        """One GET, kept by the fenced writer for the next write of the object."""
+        kind = self.adapters[target.kind]
+        obj = kind.objects(target).get(target.namespace, target.name)
+        return kind.observed(obj, target.rule, stable, canary)
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
-        return self.adapters[rollout.target.kind].apply(rollout, effect, fence=fence,
-                                                        before=before)
-
-    def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
-        return self.adapters[target.kind].observe_target(target, stable=stable, canary=canary)
+        """Decide the ops on the object last read (the reconcile read), send them once under
+        the fence; an object that moved meanwhile is decided again on the writer's fresh read."""
+        t = rollout.target
+        kind = self.adapters[t.kind]
+        objects = kind.objects(t)
+        for _attempt in range(objects.conflict_retries + 1):
+            obj = objects.latest(t.namespace, t.name, fence=fence)
+            seen = kind.observed(obj, t.rule, rollout.stable, rollout.canary)
+            refuse_drift(rollout, seen, before)
+            ops = [*kind.spec_ops(obj, rollout, effect), *bookkeeping_ops(rollout, effect)]
+            written = objects.send(t.namespace, t.name, obj, ops, fence=fence)
+            if written is not None:
+                observed = kind.observed(written, t.rule, rollout.stable, rollout.canary)
+                return insist(rollout, observed, kind.pair_after(rollout, effect))
+        raise objects.kept_changing(t.namespace, t.name)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [m for adapter in self.adapters.values()
                 for m in adapter.find_marked(namespace=namespace, canary=canary)]
 
     def clear_marker(self, target: Target, *, fence: int) -> None:
-        self.adapters[target.kind].clear_marker(target, fence=fence)
+        """Drop the bot's marker and record from one rule; the weights stay as they are."""
+        objects = self.adapters[target.kind].objects(target)
+        for _attempt in range(objects.conflict_retries + 1):
+            obj = objects.latest(target.namespace, target.name, fence=fence)
+            ops = clearing_ops(obj, target.rule)
+            if objects.send(target.namespace, target.name, obj, ops, fence=fence) is not None:
+                return
+        raise objects.kept_changing(target.namespace, target.name)

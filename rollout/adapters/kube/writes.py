@@ -1,7 +1,12 @@
-"""What every traffic adapter writes the same way, as plain functions the adapter calls: the
-drift guard, the bot's marker and record, and the check of the object as written."""
+"""What every target kind reads and writes the same way, as plain functions: the drift guard,
+the bot's marker and record, the check of the object as written (the router's write), and a
+rule's entries and their baseline (the kind adapters' reads)."""
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
 
 from rollout.adapters.cluster_facts import object_facts
 from rollout.adapters.kube.fenced import Obj, annotation_op
@@ -16,7 +21,7 @@ from rollout.domain import patch
 from rollout.domain.errors import DriftDetected, NeedsOperator
 from rollout.domain.gitops import describe, reverted_by
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
-from rollout.domain.models import Rollout
+from rollout.domain.models import Baseline, Rollout
 from rollout.domain.patch import Ops
 from rollout.domain.split import Marker, MarkerState, Observed, Pair
 
@@ -75,3 +80,26 @@ def clearing_ops(obj: Obj, rule: int) -> Ops:
     annotations = obj["metadata"].get("annotations") or {}
     return [patch.remove(pointer(key))
             for key in (rule_key(rule), record_key(rule)) if key in annotations]
+
+
+Entry = dict[str, Any]
+
+
+def rule_entries(obj: Obj, rule: int, field: str) -> list[Entry] | None:
+    """One rule's weighted entries (`backendRefs`, `targets`); None when the rule is gone."""
+    rules = obj.get("spec", {}).get("rules") or []
+    if rule >= len(rules):
+        return None
+    entries: list[Entry] = rules[rule].get(field) or []
+    return entries
+
+
+def baseline_of(entries: list[Entry], stable_i: int | None, canary_i: int | None,
+                weight: Callable[[Entry], int]) -> Baseline:
+    """What a rollback restores: the two entries exactly as read, with their weights."""
+    stable = entries[stable_i or 0]
+    canary = entries[canary_i] if canary_i is not None else None
+    return Baseline(
+        stable=copy.deepcopy(stable), canary=copy.deepcopy(canary),
+        stable_weight=weight(stable), canary_weight=weight(canary) if canary is not None else 0,
+    )
