@@ -206,10 +206,11 @@ def store_cluster_disagreements(final_routes: Mapping[str, dict[str, Any]],
     return found
 
 
-def audit_disagreements(writes: Sequence[Write],
-                        audited: Mapping[str, set[int]]) -> list[str]:
+def audit_disagreements(writes: Sequence[Write], audited: Mapping[str, set[int]],
+                        trails: Mapping[str, str] | None = None) -> list[str]:
     """Steps that landed but the audit (history --output json) never says were applied or
-    recovered, per rollout still in the store (`audited`: rollout id -> steps)."""
+    recovered, per rollout still in the store (`audited`: rollout id -> steps; `trails`, the
+    audit's actions in order, shown as the evidence)."""
     landed: dict[str, set[int]] = {}
     for w in writes:
         if w.applies_step:
@@ -218,7 +219,9 @@ def audit_disagreements(writes: Sequence[Write],
     for rid, steps in sorted(landed.items()):
         if rid in audited and steps - audited[rid]:
             missing = sorted(s + 1 for s in steps - audited[rid])
-            found.append(f"rollout {rid}: steps {missing} landed, the audit does not say so")
+            trail = (trails or {}).get(rid)
+            found.append(f"rollout {rid}: steps {missing} landed, the audit does not say so"
+                         + (f" (audit: {trail})" if trail else ""))
     return found
 
 

@@ -276,7 +276,7 @@ def _restart_redis(soak: Soak, rng: random.Random) -> None:
 
 # ---- converging and judging ----------------------------------------------------------------
 
-def converge(soak: Soak, *, timeout: float = 240.0) -> list[str]:
+def converge(soak: Soak, *, timeout: float = 300.0) -> list[str]:
     """Faults cleared and everything running: roll back every rollout still active, through
     the CLI (its answers are judged like the others), until none is; what did not converge."""
     soak.cluster.clear_faults()
@@ -311,6 +311,7 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     rollouts: dict[str, Rollout | None] = {}
     latest: dict[str, str | None] = {}
     audited: dict[str, set[int]] = {}
+    trails: dict[str, str] = {}
     for t in soak.targets:
         newest: Rollout | None = None
         for pool in t.pools:
@@ -322,8 +323,12 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     for rid in {w.rollout for w in writes} | {m.get("rollout") for m in
                                              map(checks.route_marker, finals.values())} - {None}:
         rollouts[str(rid)] = soak.store.get(str(rid))
-        audited[str(rid)] = {e.step for e in soak.store.audit(str(rid), limit=1000)
+        events = soak.store.audit(str(rid), limit=1000)
+        audited[str(rid)] = {e.step for e in events
                              if e.action in ("step_applied", "recovered") and e.step is not None}
+        trails[str(rid)] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
+                                     + (f" ({e.detail})" if e.action == "rolled_back" else "")
+                                     for e in events)
     report = checks.Report(faults=soak.faults, activity=soak.activity)
     report.activity["kube answers dropped (landed)"] = soak.cluster.proxy.dropped
     report.activity["rollouts started"] = len(checks.baselines(writes))
@@ -337,7 +342,7 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
                                                                             writes),
         "store and cluster disagreements": checks.store_cluster_disagreements(
             finals, rollouts, latest) + stuck,
-        "audit missing a landed step": checks.audit_disagreements(writes, audited),
+        "audit missing a landed step": checks.audit_disagreements(writes, audited, trails),
     }
     report.must_be_zero = MUST_BE_ZERO
     return report
