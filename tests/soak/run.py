@@ -314,10 +314,13 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     trails: dict[str, str] = {}
     for t in soak.targets:
         newest: Rollout | None = None
+        marked = checks.route_marker(finals[t.route]).get("rollout")
         for pool in t.pools:
             rid = soak.store.latest_for(NAMESPACE, pool)
             found = soak.store.get(rid) if rid else None
-            if found is not None and (newest is None or found.created_at > newest.created_at):
+            if found is None or (found.phase is Phase.FAILED and found.id != marked):
+                continue  # a start that failed before its write took nothing of the route
+            if newest is None or found.created_at > newest.created_at:
                 newest = found
         latest[t.route] = newest.id if newest else None
     for rid in {w.rollout for w in writes} | {m.get("rollout") for m in
