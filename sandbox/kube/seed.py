@@ -120,10 +120,10 @@ def _rewrite() -> Obj:
 
 
 def pool_objects(pool: str, subnet: int) -> list[Obj]:
-    """One more pool as the demo seeds its own (Ready pods in 10.0.<subnet>.x, the two
-    objectives), for worlds with more targets than the demo's."""
+    """One more pool as the demo seeds its own (Ready pods in 10.0.<subnet>.x, its endpoint
+    picker Service, the two objectives), for worlds with more targets than the demo's."""
     return [_pool(pool), *(_pod(pool, i, subnet) for i in range(PODS_PER_POOL)),
-            *(_objective(pool, s, prio) for s, prio in OBJECTIVES)]
+            _picker_service(pool), *(_objective(pool, s, prio) for s, prio in OBJECTIVES)]
 
 
 def route_object(name: str, backends: list[tuple[str, int]]) -> Obj:

@@ -129,24 +129,41 @@ def _landed(writes: Sequence[Write], a: Answer, *, since: float) -> bool:
     return False
 
 
+# The CLI's own first words where one exit code covers answers that differ on whether the
+# write landed: exit 3 is also "landed, not recorded yet", exit 1 also "not known".
+LANDED_UNRECORDED = "landed, not recorded yet"
+NOT_KNOWN = "Not known whether this landed"
+
+
+def claim(a: Answer) -> str:
+    """What an answer says of its write: "landed", "not landed" or "unknown"."""
+    if a.code == 0 or a.output.startswith(LANDED_UNRECORDED):
+        return "landed"
+    if a.code == -9 or NOT_KNOWN in a.output:
+        return "unknown"
+    return "not landed"
+
+
 def contradicting_answers(answers: Sequence[Answer], writes: Sequence[Write]) -> list[str]:
-    """An answer that says done (exit 0) for a write that never landed, or not done (any other
-    exit) for a write that landed while it worked. Only one command per kind is ever in flight
-    on a CLI-driven target, so a write in a command's window is that command's."""
+    """An answer that says landed (exit 0, or "landed, not recorded yet") for a write that
+    never landed, or not landed (any other exit, but "not known") for a write that landed while
+    it worked. Only one command per kind is ever in flight on a CLI-driven target, so a write
+    in a command's window is that command's."""
     found = []
     for a in answers:
-        if a.verb not in ("approve", "rollback", "start") or a.code == -9:
+        said = claim(a)
+        if a.verb not in ("approve", "rollback", "start") or said == "unknown":
             continue
         if a.verb != "start" and a.rollout_id is None:
             continue
-        if a.code == 0:
+        if said == "landed":
             # a retry may find its step applied by an earlier attempt: any time up to the answer
             since = a.started if a.verb == "start" else 0.0
             if a.verb == "rollback" and not any(w.rollout == a.rollout_id for w in writes):
                 continue  # nothing of it landed, so there was nothing to restore
             if not _landed(writes, a, since=since):
-                found.append(f"{a.verb} {a.canary} step {_step(a)}: exit 0 but no such write "
-                             f"landed: {a.output!r}")
+                found.append(f"{a.verb} {a.canary} step {_step(a)}: exit {a.code} (landed) but "
+                             f"no such write landed: {a.output!r}")
         elif _landed(writes, a, since=a.started):
             found.append(f"{a.verb} {a.canary} step {_step(a)}: exit {a.code} but its write "
                          f"landed: {a.output!r}")

@@ -252,8 +252,8 @@ def inject_faults(soak: Soak, rng: random.Random) -> None:
             "patch", "httproutes", status=None, stall_seconds=3.0)),
         "kube stall then 500": lambda: soak.cluster.inject(Fault(
             rng.choice(["patch", "get"]), "httproutes", status=500, stall_seconds=3.0)),
-        "kube answer dropped after apply": lambda: soak.cluster.proxy.drop_answers(
-            "patch", "httproutes"),
+        "kube answer dropped after apply": lambda: soak.cluster.inject(Fault(
+            "patch", "httproutes", status=None, drop_after=True)),
         "slack 429": lambda: soak.slack.inject(SlackFault(
             "*", "ratelimited", count=rng.randint(1, 3), retry_after=1)),
         "slack 500": lambda: soak.slack.inject(SlackFault(
@@ -333,7 +333,6 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
                                      + (f" ({e.detail})" if e.action == "rolled_back" else "")
                                      for e in events)
     report = checks.Report(faults=soak.faults, activity=soak.activity)
-    report.activity["kube answers dropped (landed)"] = soak.cluster.proxy.dropped
     report.activity["rollouts started"] = len(checks.baselines(writes))
     report.activity["weight writes landed"] = len(writes)
     report.checks = {

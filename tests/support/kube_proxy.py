@@ -4,9 +4,7 @@ The bot under test talks to this proxy (plain HTTP on loopback) exactly as it wo
 cluster; the proxy forwards every request over TLS to the API server, with the caller's own
 credentials. Tests arm faults (fail, or stall and then fail or proceed, the next N matching
 requests) and read the log of what was asked and answered, with the same `Fault` and
-`RequestRecord` types the emulator uses, so one test runs against either. The proxy alone can
-also drop the answer of a request the server applied (`drop_answers`): the write landed, the
-caller only sees its connection cut, and the log still records the server's status.
+`RequestRecord` types the emulator uses, so one test runs against either.
 """
 
 from __future__ import annotations
@@ -71,8 +69,6 @@ class KubeProxy:
     def __init__(self, upstream: str, ca_file: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.book = FaultBook()
-        self.drops = FaultBook()  # requests relayed whose answer is then cut (Fault.status unused)
-        self.dropped = 0
         self.forbidden: list[str] = []  # the server's own 403s (injected ones are not here)
         self.connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -115,14 +111,6 @@ class KubeProxy:
 
     def inject(self, fault: Fault) -> None:
         self.book.inject(fault)
-
-    def drop_answers(self, verb: str, resource: str, *, count: int = 1) -> None:
-        """Relay the next `count` matching requests, then close their connections unanswered."""
-        self.drops.inject(Fault(verb, resource, status=None, count=count))
-
-    def clear_faults(self) -> None:
-        self.book.clear_faults()
-        self.drops.clear_faults()
 
     def forward(self, method: str, target: str, headers: dict[str, str],
                 body: bytes) -> urllib3.BaseHTTPResponse:
@@ -176,9 +164,7 @@ class _Forwarder(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):  # the caller may have given up meanwhile
                 self._reply(code, status_body(code, f"injected fault: {code}"))
         else:
-            drop = proxy.drops.take(verb, resource, namespace, name) if subresource is None \
-                else None
-            code = self._relay(verb, body, drop=drop is not None)
+            code = self._relay(verb, body)
         proxy.book.record(RequestRecord(
             method=self.command, path=self.path, verb=verb, resource=resource,
             namespace=namespace, name=name, subresource=subresource,
@@ -186,7 +172,7 @@ class _Forwarder(BaseHTTPRequestHandler):
             at=time.time(),
         ))
 
-    def _relay(self, verb: str, body: bytes, *, drop: bool = False) -> int:
+    def _relay(self, verb: str, body: bytes) -> int:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         try:
             answer = self.owner.forward(self.command, self.path, headers, body)
@@ -195,15 +181,6 @@ class _Forwarder(BaseHTTPRequestHandler):
             return 502
         if answer.status == HTTPStatus.FORBIDDEN:
             self.owner.forbidden.append(f"{self.command} {self.path}")
-        if drop:  # applied upstream; the caller hears only a cut connection
-            with contextlib.closing(answer):
-                answer.read(decode_content=False)
-            with self.owner._lock:
-                self.owner.dropped += 1
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return answer.status
         # The server's answer is what landed, even when the caller has gone (a timeout).
         with contextlib.closing(answer), contextlib.suppress(OSError):
             self.send_response(answer.status)

@@ -384,7 +384,7 @@ class RealCluster:
         self.proxy.inject(fault)
 
     def clear_faults(self) -> None:
-        self.proxy.clear_faults()
+        self.proxy.book.clear_faults()
 
     @property
     def requests(self) -> list[RequestRecord]:
