@@ -118,3 +118,15 @@ def test_the_audit_must_name_every_landed_step() -> None:
     assert checks.audit_disagreements(writes, {"r1": {0, 1}}) == []
     assert checks.audit_disagreements(writes, {"r1": {0}}) == [
         "rollout r1: steps [2] landed, the audit does not say so"]
+
+
+def test_an_answer_that_says_landed_or_not_known_is_held_to_what_it_says() -> None:
+    writes = checks.landed_writes(LOG)
+    unrecorded = Answer("approve", CANARY, "r1", 1, 3.5, 4.5, 3,
+                        "landed, not recorded yet: the lock lapsed")
+    unknown = Answer("approve", CANARY, "r1", 1, 3.5, 4.5, 1,
+                     "Not known whether this landed: timed out; the rollout is paused")
+    assert [checks.claim(unrecorded), checks.claim(unknown)] == ["landed", "unknown"]
+    assert checks.contradicting_answers([unrecorded, unknown], writes) == []
+    never = Answer("approve", CANARY, "r1", 2, 6.0, 7.0, 3, "landed, not recorded yet: x")
+    assert len(checks.contradicting_answers([never], writes)) == 1
