@@ -202,7 +202,9 @@ def store_cluster_disagreements(final_routes: Mapping[str, dict[str, Any]],
                 found.append(f"{name}: no marker, the store's latest rollout is {rid}")
             continue
         if marker["rollout"] != rid:
-            found.append(f"{name}: marker names {marker['rollout']}, the store's latest is {rid}")
+            newer = rollouts.get(rid) if rid else None
+            found.append(f"{name}: marker names {marker['rollout']}, the store's latest is {rid}"
+                         + (f" ({newer.phase.value} at step {newer.step + 1})" if newer else ""))
         rollout = rollouts.get(str(marker["rollout"]))
         if rollout is None:
             found.append(f"{name}: the store has no rollout {marker['rollout']}")

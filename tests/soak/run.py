@@ -315,11 +315,12 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     for t in soak.targets:
         newest: Rollout | None = None
         marked = checks.route_marker(finals[t.route]).get("rollout")
-        for pool in t.pools:
-            rid = soak.store.latest_for(NAMESPACE, pool)
-            found = soak.store.get(rid) if rid else None
+        ids = [soak.store.latest_for(NAMESPACE, pool) for pool in t.pools] + [marked]
+        for rid in {str(i) for i in ids if i}:
+            found = soak.store.get(rid)
             if found is None or (found.phase is Phase.FAILED and found.id != marked):
                 continue  # a start that failed before its write took nothing of the route
+            rollouts[found.id] = found
             if newest is None or found.created_at > newest.created_at:
                 newest = found
         latest[t.route] = newest.id if newest else None
