@@ -92,6 +92,15 @@ class Soak:
         except StoreUnavailable:  # Redis restarting: ask again later
             return str(rid), None
 
+    def active(self, target: Target) -> list[Rollout]:
+        """Every rollout the store holds active on the route: the one its marker names, and a
+        start recorded whose first write never landed (the first step would add its marker)."""
+        ids = {self.store.latest_for(NAMESPACE, pool) for pool in target.pools}
+        ids.add(self.current(target)[0])
+        found = [self.store.get(i) for i in ids if i]
+        return [r for r in found if r is not None and r.phase in ACTIVE_PHASES
+                and r.target.name == target.route]
+
     # ---- asking ----------------------------------------------------------------------------
 
     def cli(self, verb: str, canary: str, *extra: str, rollout_id: str | None = None,
@@ -290,17 +299,18 @@ def converge(soak: Soak, *, timeout: float = 300.0) -> list[str]:
     stuck: list[str] = []
     for target in soak.targets:
         while True:
-            rid, rollout = soak.current(target)
-            if rid is None or (rollout is not None and rollout.phase not in ACTIVE_PHASES):
-                break
-            if time.monotonic() > deadline:
-                stuck.append(f"{target.route}: rollout {rid} did not converge")
-                break
-            if rollout is None:
+            try:
+                active = soak.active(target)
+            except StoreUnavailable:
                 time.sleep(0.5)
                 continue
-            soak.cli("rollback", rollout.canary, "--reason", "soak ends", rollout_id=rollout.id,
-                     actor="carol")
+            if not active:
+                break
+            if time.monotonic() > deadline:
+                stuck.append(f"{target.route}: rollout {active[0].id} did not converge")
+                break
+            soak.cli("rollback", active[0].canary, "--reason", "soak ends",
+                     rollout_id=active[0].id, actor="carol")
     time.sleep(5)  # a few ticks: the scheduler reconciles whatever a last write left behind
     return stuck
 
