@@ -34,6 +34,7 @@ from rollout.domain.errors import (
     Refused,
     RolloutError,
     StoreUnavailable,
+    Superseded,
     Unrecorded,
     WriteUnknown,
 )
@@ -565,6 +566,9 @@ class RolloutService:
         written = self._write(version, base, found, d, effect, hold, actor)
         if isinstance(written, Outcome):
             return written
+        if isinstance(effect, Restore):
+            d = replace(d, events=machine.overtaken(base, written, now=self.clock.now())
+                        + d.events)
         gated = machine.gate(d.rollout, written, now=self.clock.now())
         if gated is None:
             return self._save_landed(version, _joined(prior, d), hold)
@@ -640,6 +644,11 @@ class RolloutService:
                 f"unavailable ({exc.__cause__ or exc}). The next command or the scheduler's "
                 "sweep finds it on the route and records it; repeating this is safe",
                 retry_after=exc.retry_after) from exc
+        except Superseded as exc:
+            raise Superseded(
+                "the change landed in the cluster, then a rollback took over this target "
+                "before it was recorded; the rollback puts the weights back as they were "
+                "before the rollout", landed=True) from exc
         except LockLapsed as exc:
             raise Unrecorded(
                 "the change landed in the cluster but could not be recorded: this command's "

@@ -536,6 +536,20 @@ def shows_landed(r: Rollout, effect: Effect, observed: Observed) -> bool:
     return marker.step == effect.step and observed.pair == expected_pair(r, effect.step)
 
 
+def overtaken(r: Rollout, written: Observed, *, now: datetime) -> tuple[AuditEvent, ...]:
+    """A rollback that preempted a step in flight: when the object it wrote over carried a
+    later step of this rollout than the state knew, that step landed (and carried traffic)
+    before the rollback undid it; the audit says so, so no landed step goes unrecorded."""
+    seen = written.replaced
+    if seen is None or seen.rollout_id != r.id or seen.state is MarkerState.ROLLED_BACK:
+        return ()
+    if not r.step < seen.step <= r.plan.last_index:
+        return ()
+    detail = (f"{_step_label(r, seen.step)} landed before the rollback took over and was not "
+              "recorded; the rollback undid it")
+    return (_event(r, AuditAction.RECOVERED, Actor.scheduler(), now, detail, step=seen.step),)
+
+
 def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
     """The cluster write of a decision failed: keep the old step and pause with the reason."""
     if not r.active:

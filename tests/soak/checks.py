@@ -130,14 +130,16 @@ def _landed(writes: Sequence[Write], a: Answer, *, since: float) -> bool:
 
 
 # The CLI's own first words where one exit code covers answers that differ on whether the
-# write landed: exit 3 is also "landed, not recorded yet", exit 1 also "not known".
+# write landed: exit 3 is also "landed, not recorded yet", exit 1 also "not known", exit 5
+# also "landed, then a rollback took over".
 LANDED_UNRECORDED = "landed, not recorded yet"
+LANDED_SUPERSEDED = "superseded: the change landed in the cluster"
 NOT_KNOWN = "Not known whether this landed"
 
 
 def claim(a: Answer) -> str:
     """What an answer says of its write: "landed", "not landed" or "unknown"."""
-    if a.code == 0 or a.output.startswith(LANDED_UNRECORDED):
+    if a.code == 0 or a.output.startswith((LANDED_UNRECORDED, LANDED_SUPERSEDED)):
         return "landed"
     if a.code == -9 or NOT_KNOWN in a.output:
         return "unknown"

@@ -5,6 +5,7 @@ target whose writes are fenced and whose weights a test may move behind the bot'
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rollout.domain.analysis import QueryResult, ResultKind
@@ -168,6 +169,7 @@ class FakeTarget:
     record: RecoveryRecord | None = None  # what the rule carries for recovery
     unreadable: Exception | None = None  # raised by every read while set
     edit_before_write: Pair | None = None  # a person's edit between the read and the write
+    on_write: Callable[[], None] | None = None  # called once the next write has landed
 
 
 class FakeTraffic:
@@ -215,6 +217,7 @@ class FakeTraffic:
         if before is not None and t.pair not in before:
             raise DriftDetected(f"weights changed outside the bot: {t.pair.describe()}")
         t.fence = fence
+        replaced = t.marker
         if isinstance(effect, Restore):
             t.pair = baseline_pair(rollout.baseline)
             t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
@@ -228,10 +231,14 @@ class FakeTraffic:
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)
         t.writes.append(t.pair)
         t.problem = t.objects_to_writes or t.problem
+        if t.on_write is not None:
+            hook, t.on_write = t.on_write, None
+            hook()
         if t.lose_answer is not None:
             lost, t.lose_answer = t.lose_answer, None
             raise lost
-        return Observed(pair=t.pair, marker=t.marker, problem=t.problem)  # the PATCH's answer
+        return Observed(pair=t.pair, marker=t.marker, problem=t.problem,  # the PATCH's answer
+                        replaced=replaced)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [Marked(target=t.target, marker=t.marker, record=t.record)

@@ -19,9 +19,9 @@ from rollout.domain.errors import (
     Unrecorded,
     WriteUnknown,
 )
-from rollout.domain.models import Actor, AuditAction, PauseKind, Phase
+from rollout.domain.models import Actor, AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
-from rollout.domain.split import Pair
+from rollout.domain.split import Marker, Observed, Pair
 from rollout.service import Gates, Ref, RolloutService
 from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
 from tests.unit.facts_builders import world
@@ -284,3 +284,41 @@ def test_a_finished_rollouts_write_that_never_landed_ends_its_mark_and_changes_n
     assert store.in_flight == set()
     assert service.get(REF).phase is Phase.COMPLETED and service.get(REF).version == version
 
+
+
+def test_a_step_that_landed_before_a_rollback_took_over_says_it_landed() -> None:
+    """The rollback takes the lock after the step's write landed and before its save: the
+    step's answer says it landed and a rollback took over, never that it did not land."""
+    service, store, target, _ = _started()
+    target.on_write = lambda: store.acquire(TARGET.object_key, preempt=True)
+    with pytest.raises(Superseded) as raised:
+        service.approve(REF, actor=BOB)
+    assert raised.value.landed
+    assert "landed in the cluster, then a rollback took over" in str(raised.value)
+    assert target.writes[-1] == Pair(stable=90, canary=10)
+
+
+def test_a_rollback_over_a_step_that_landed_unrecorded_puts_that_step_in_the_audit() -> None:
+    """A rollback that preempts a step in flight writes over the step's marker: the step
+    carried traffic, so the audit names it before the rollback."""
+    service, store, target, _ = _started()
+    rollout = service.get(REF)
+    target.pair = Pair(stable=90, canary=10)  # step 1 landed; its save never happened
+    target.marker = Marker(rollout_id=rollout.id, step=0)
+    # the rollback's own reconcile read must not see it yet: it landed after that read
+    seen = [False]
+    real_observe = service.traffic.observe
+
+    def observe_before_the_step_landed(r: Rollout) -> Observed:
+        if not seen[0]:
+            seen[0] = True
+            return Observed(pair=Pair(stable=100, canary=0),
+                            marker=Marker(rollout_id=rollout.id, step=-1))
+        return real_observe(r)
+
+    service.traffic.observe = observe_before_the_step_landed  # type: ignore[method-assign]
+    out = service.rollback(REF, actor=BOB)
+    assert out.ok and service.get(REF).phase is Phase.ROLLED_BACK
+    actions = [(e.action, e.step) for e in store.events]
+    assert actions[-2:] == [(AuditAction.RECOVERED, 0), (AuditAction.ROLLED_BACK, -1)]
+    assert "step 1 (10%) landed before the rollback took over" in store.events[-2].detail
