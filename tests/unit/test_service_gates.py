@@ -235,3 +235,75 @@ def test_the_rollback_share_is_configurable() -> None:
     assert r.pause is not None
     assert "llm-pool: 0 of 4 Ready endpoints; a rollback now would overload it (it needs 1, " \
            "25% of what it had at start)" in r.pause.reason
+
+
+# ---- exact: what a step reads, what a hold records, what a freeze tells ------------------------
+
+
+def test_a_step_reads_the_rollouts_own_namespace_and_route() -> None:
+    w = World()
+    w.start()
+    w.facts.reads.clear()
+    w.service.approve(REF, actor=BOB)
+    assert w.facts.reads == [("default", "routes-to-llm")]
+
+
+def test_a_capacity_wait_is_audited_once_with_its_step_and_share() -> None:
+    w = World(world(pods=pods(STABLE, 4) + pods(CANARY, 1)))
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.clock.advance(seconds=3600)
+    before = len(w.store.events)
+    held = w.service.approve(REF, actor=BOB)
+    assert (held.ok, held.changed) == (False, True)
+    [event] = w.store.events[before:]
+    assert (event.action, event.step, event.percent, event.rollout_id) == \
+        ("step_held", 1, 50, "r1")
+    assert event.actor == BOB and event.detail == w.service.get(REF).held
+    assert event.at == w.clock.now()
+
+
+def test_a_freeze_hold_is_answered_but_never_noted_on_the_rollout() -> None:
+    w = World()
+    w.start()
+    w.service.freeze(actor=CAROL, reason="incident 7")
+    saves = list(w.store.saves)
+    held = w.service.approve(REF, actor=BOB)
+    assert (held.ok, held.changed) == (False, False)
+    assert held.message.startswith("Not applied: ")
+    assert "incident 7" in held.message
+    assert w.store.saves == saves and w.service.get(REF).held == ""
+
+
+def test_a_preflight_pause_is_saved_with_its_kind_and_answered() -> None:
+    w = World()
+    w.start()
+    w.facts.facts = world(objectives=objectives(STABLE, ("chat", 1)))
+    out = w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert not out.ok and out.message.startswith("Not applied: ")
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.PREFLIGHT and r.pause.by.id == "scheduler"
+    assert "preflight before the step to 10% failed" in r.pause.reason
+
+
+def test_a_freeze_is_told_on_every_active_rollouts_card_with_its_reason() -> None:
+    w = World()
+    w.start()
+    heard: list[object] = []
+    w.service.options.listeners.append(heard.append)
+    out = w.service.freeze(actor=CAROL, reason="incident 7")
+    since = "since 2026-01-01T12:00:00+00:00"
+    assert out.message == (f"Rollouts are frozen by cli:carol {since}: incident 7. New starts and "
+                           "step-ups wait until an approver runs unfreeze (1 active rollout "
+                           "held); rollback and pause still work.")
+    install, card = w.store.events[-2:]
+    assert (install.rollout_id, install.target, install.detail) == ("", "install", "incident 7")
+    assert (card.rollout_id, card.target, card.detail, card.actor) == \
+        ("r1", TARGET.key, "incident 7", CAROL)
+    assert len(heard) == 1
+    lifted = w.service.unfreeze(actor=BOB)
+    assert lifted.message == (f"Rollouts are no longer frozen (frozen by cli:carol {since}: "
+                              "incident 7); held steps go ahead at the next tick or approval.")
+    assert w.store.events[-1].detail == \
+        f"lifted the freeze (frozen by cli:carol {since}: incident 7)"
