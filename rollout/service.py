@@ -17,7 +17,15 @@ from datetime import datetime
 
 from rollout.domain import freeze as freezes
 from rollout.domain import gating, machine, names
-from rollout.domain.admission import Hold, request_for, route_of, stable_ready, step_hold
+from rollout.domain.admission import (
+    Hold,
+    request_for,
+    rollback_hold,
+    rollback_warning,
+    route_of,
+    stable_ready,
+    step_hold,
+)
 from rollout.domain.analysis import Analysis, AnalysisFile, AnalysisSpec, SubjectKind
 from rollout.domain.canary import AnalysisSetup, Unconfigured
 from rollout.domain.clock import Clock
@@ -46,6 +54,7 @@ from rollout.domain.models import (
     Card,
     Click,
     PauseKind,
+    Phase,
     Plan,
     Rollout,
     Target,
@@ -274,10 +283,17 @@ class RolloutService:
 
     def resume(self, ref: Ref, *, actor: Actor, click: Click | None = None,
                request_id: str | None = None) -> Outcome:
-        return self._run(
-            _clicked(ref, click), actor,
-            lambda r, now: machine.resume(_recorded(r), actor=actor, now=now, click=click),
-            request_id=request_id)
+        """Refused with the numbers while the stable pool could not take the traffic back:
+        the next sweep would only pause the rollout again."""
+        def decide(loaded: Rollout | None, now: datetime) -> Decision:
+            r = _recorded(loaded)
+            d = machine.resume(r, actor=actor, now=now, click=click)
+            held = self._rollback_hold(r)
+            if held is not None:
+                raise NotReady(f"{r.canary} stays paused: {held.reason}")
+            return d
+
+        return self._run(_clicked(ref, click), actor, decide, request_id=request_id)
 
     def rollback(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
                  request_id: str | None = None) -> Outcome:
@@ -286,8 +302,11 @@ class RolloutService:
         command asked (DESIGN §6)."""
         def decide(loaded: Rollout | None, now: datetime) -> Decision:
             r = _recorded(loaded)
-            return machine.rollback(r, actor=actor, now=now, reason=reason,
-                                    owner=self._owner_of(r))
+            d = machine.rollback(r, actor=actor, now=now, reason=reason,
+                                 owner=self._owner_of(r))
+            if not d.changed:
+                return d
+            return replace(d, message=self._rollback_warning(r) + d.message)
 
         return self._run(_clicked(ref, click), actor, decide, preempt=True,
                          request_id=request_id)
@@ -369,10 +388,27 @@ class RolloutService:
         else:
             found = machine.reconcile(rollout, observed, now=self.clock.now())
             if found is None or not found.changed:
-                return None
+                return self._watch_rollback(rollout)
         return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(),
                          lambda r, now: Decision(rollout=_recorded(r), message="",
                                                  changed=False))
+
+    def _watch_rollback(self, rollout: Rollout) -> Outcome | None:
+        """The sweep's rollback-readiness check: one read of the namespace per active pool
+        rollout that is not paused; only a stable pool that could no longer take the traffic
+        back takes the lock, to pause the rollout with the numbers."""
+        if rollout.phase is Phase.PAUSED or self._rollback_hold(rollout) is None:
+            return None
+
+        def decide(loaded: Rollout | None, now: datetime) -> Decision:
+            r = _recorded(loaded)
+            held = self._rollback_hold(r) if r.active and r.phase is not Phase.PAUSED else None
+            if held is None:  # finished, paused or recovered meanwhile
+                return Decision(rollout=r, message="", changed=False)
+            return machine.pause(r, actor=Actor.scheduler(), now=now, reason=held.reason,
+                                 kind=PauseKind.ROLLBACK)
+
+        return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(), decide)
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.
@@ -676,6 +712,26 @@ class RolloutService:
             return Hold(reason=frozen, noted=False)
         facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
         return step_hold(facts, r, percent=effect.percent, policy=self.gates.capacity)
+
+    def _rollback_hold(self, r: Rollout) -> Hold | None:
+        """Whether a rollback could still count on the stable pool; reads the namespace only
+        for a pool rollout that recorded the stable pool's Ready endpoints at start."""
+        if r.stable_ready is None or r.target.kind is not TargetKind.ROUTE:
+            return None
+        facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        return rollback_hold(facts, r, policy=self.gates.capacity)
+
+    def _rollback_warning(self, r: Rollout) -> str:
+        """A rollback is never held: an unreadable cluster only leaves the warning out."""
+        if r.stable_ready is None or r.target.kind is not TargetKind.ROUTE:
+            return ""
+        try:
+            facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        except RolloutError as exc:
+            log.warning("could not read %s before the rollback of %s: %s",
+                        r.target.namespace, r.id, exc)
+            return ""
+        return rollback_warning(facts, r, policy=self.gates.capacity)
 
     def _hold(self, version: int, found: Decision | None, r: Rollout, held: Hold,
               hold: _Hold, actor: Actor) -> Outcome:

@@ -177,6 +177,7 @@ class PauseKind(StrEnum):
     TIMEOUT = "timeout"
     PREFLIGHT = "preflight"  # a gate found the cluster unfit for the next step
     ANALYSIS = "analysis"  # failed, inconclusive too long, or the split did not match
+    ROLLBACK = "rollback readiness"  # the stable pool could no longer take the traffic back
 
 
 class Pause(BaseModel):
