@@ -395,9 +395,11 @@ class RolloutService:
 
     def _watch_rollback(self, rollout: Rollout) -> Outcome | None:
         """The sweep's rollback-readiness check: one read of the namespace per active pool
-        rollout that is not paused; only a stable pool that could no longer take the traffic
-        back takes the lock, to pause the rollout with the numbers."""
-        if rollout.phase is Phase.PAUSED or self._rollback_hold(rollout) is None:
+        rollout that is not paused and has moved traffic (before the first step there is
+        nothing to take back); only a stable pool that could no longer take the traffic back
+        takes the lock, to pause the rollout with the numbers."""
+        if rollout.phase is Phase.PAUSED or rollout.step < 0 \
+                or self._rollback_hold(rollout) is None:
             return None
 
         def decide(loaded: Rollout | None, now: datetime) -> Decision:
