@@ -398,8 +398,7 @@ class RolloutService:
         rollout that is not paused and has moved traffic (before the first step there is
         nothing to take back); only a stable pool that could no longer take the traffic back
         takes the lock, to pause the rollout with the numbers."""
-        if rollout.phase is Phase.PAUSED or rollout.step < 0 \
-                or self._rollback_hold(rollout) is None:
+        if rollout.phase is Phase.PAUSED or self._rollback_hold(rollout) is None:
             return None
 
         def decide(loaded: Rollout | None, now: datetime) -> Decision:
@@ -717,15 +716,15 @@ class RolloutService:
 
     def _rollback_hold(self, r: Rollout) -> Hold | None:
         """Whether a rollback could still count on the stable pool; reads the namespace only
-        for a pool rollout that recorded the stable pool's Ready endpoints at start."""
-        if r.stable_ready is None or r.target.kind is not TargetKind.ROUTE:
+        where it matters (_takes_back)."""
+        if not _takes_back(r):
             return None
         facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
         return rollback_hold(facts, r, policy=self.gates.capacity)
 
     def _rollback_warning(self, r: Rollout) -> str:
         """A rollback is never held: an unreadable cluster only leaves the warning out."""
-        if r.stable_ready is None or r.target.kind is not TargetKind.ROUTE:
+        if not _takes_back(r):
             return ""
         try:
             facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
@@ -943,6 +942,13 @@ class RolloutService:
                                      actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _takes_back(r: Rollout) -> bool:
+    """A rollback of `r` would send traffic back to its stable pool: a pool rollout that
+    recorded the stable pool's Ready endpoints at start and has moved traffic since (an
+    adapter rollout's two adapters share one pool)."""
+    return r.stable_ready is not None and r.target.kind is TargetKind.ROUTE and r.step >= 0
 
 
 def _recorded(r: Rollout | None) -> Rollout:

@@ -306,7 +306,7 @@ def test_a_rollback_with_a_ready_stable_pool_carries_no_warning() -> None:
     assert not w.service.rollback(REF, actor=BOB).message.startswith("Warning")
 
 
-def test_the_sweep_leaves_a_rollout_before_its_first_step_alone() -> None:
+def test_rollback_readiness_leaves_a_rollout_before_its_first_step_alone() -> None:
     w = World()
     w.start()
     w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
@@ -314,3 +314,6 @@ def test_the_sweep_leaves_a_rollout_before_its_first_step_alone() -> None:
     assert w.service.watch(w.service.get(REF)) is None  # no traffic moved: nothing to take back
     assert w.service.get(REF).phase is Phase.AWAITING_APPROVAL
     assert len(w.facts.reads) == reads
+    w.service.pause(REF, actor=BOB)
+    assert w.service.resume(REF, actor=BOB).ok  # nor is a resume held back
+    assert not w.service.rollback(REF, actor=BOB).message.startswith("Warning")
