@@ -169,6 +169,8 @@ class ServiceOptions:
     self_approval: bool = False
     reminder_seconds: int | None = None
     approval_timeout_seconds: int | None = None
+    #: how long a completed rollout keeps its old pool in the rule (ROLLOUT_KEEP)
+    keep_seconds: int = 24 * 3600
     idempotency_ttl_seconds: int = 24 * 3600
     #: renew a command's target lock this often while it works (a third of its TTL)
     lock_renew_seconds: float | None = None
@@ -197,13 +199,14 @@ class RolloutService:
     def start(
         self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
         stable: str | None = None, rewrite: str | None = None, allow_gitops: bool = False,
-        analysis: str | None = None,
+        analysis: str | None = None, keep_seconds: int | None = None,
     ) -> Outcome:
         """Start a rollout of `canary`: a pool (HTTPRoute weights), or with `rewrite` an adapter
         (the named InferenceModelRewrite's target weights), gated by the canary analysis
         `analysis` (the file's default when None). The preflight gates and the freeze are asked
         under the lock, before anything is written; `allow_gitops` lets another manager own the
-        weights (its revert then pauses the rollout as drift)."""
+        weights (its revert then pauses the rollout as drift). `keep_seconds` (default: the
+        install's ROLLOUT_KEEP) is how long the old pool stays in the rule after completion."""
         if rewrite is not None and route is not None:
             raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
                                "rollout), not both")
@@ -245,6 +248,7 @@ class RolloutService:
                 rollout_id=new_id, target=target, stable=located.stable, canary=canary,
                 plan=plan, baseline=located.baseline, actor=actor, now=now,
                 allow_gitops=allow_gitops, analysis=setup,
+                keep_seconds=self.options.keep_seconds if keep_seconds is None else keep_seconds,
             )
             return replace(d, rollout=d.rollout.model_copy(update={"stable_ready": had}))
 
@@ -310,6 +314,17 @@ class RolloutService:
 
         return self._run(_clicked(ref, click), actor, decide, preempt=True,
                          request_id=request_id)
+
+    def retire(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
+        """Remove the old pool's (or adapter's) entry from the rule of a completed rollout,
+        through the same fenced write; no rollback is offered after it. The edges authorize
+        first (Slack: approvers only); the machine keeps the two-person rule."""
+        allow_self = self.options.self_approval
+        return self._run(
+            ref, actor,
+            lambda r, now: machine.retire(_recorded(r), actor=actor, now=now,
+                                          self_approval=allow_self),
+            request_id=request_id)
 
     def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
         allow_self = self.options.self_approval
@@ -631,6 +646,10 @@ class RolloutService:
             return self._paused_on_failure(version, base, found, hold, actor, reason=message,
                                            message=message)
         except DriftDetected as exc:
+            if not base.active:  # a retire on weights changed since: nothing was written
+                self.store.clear_in_flight(base.id)
+                return Outcome(base, f"Not applied: {exc}. Nothing was changed.",
+                               changed=False, ok=False)
             prior = found.events if found is not None else ()
             paused = machine.pause(base, actor=Actor.scheduler(), now=self.clock.now(),
                                    reason=str(exc), kind=PauseKind.DRIFT)

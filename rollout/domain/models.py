@@ -258,6 +258,15 @@ class Rollout(BaseModel):
                       "freeze); cleared when a step applies or the rollout pauses")
     stable_ready: int | None = Field(default=None, description="the stable pool's Ready "
                                      "endpoints at start: what a rollback needs back")
+    keep_seconds: int = Field(default=0, ge=0, description="how long the stable pool stays "
+                              "in the rule at weight 0 after completion (`--keep`)")
+    keep_until: datetime | None = Field(default=None, description="the end of the keep "
+                                        "period, set at completion")
+    retired_at: datetime | None = Field(default=None, description="when `retire` removed "
+                                        "the stable pool from the rule: no rollback since")
+    retired_by: Actor | None = None
+    completed_by: Actor | None = Field(default=None, description="who applied the last "
+                                       "step: not the one to retire (two-person rule)")
     #: the canary analysis gating each step (None: steps are not gated on metrics)
     analysis: AnalysisSetup | None = None
     #: the analysis of the current step so far (runs, failures, the latest values)
@@ -336,6 +345,7 @@ class AuditAction(StrEnum):
     RESUMED = "resumed"
     ROLLED_BACK = "rolled_back"
     PROMOTED = "promoted"
+    RETIRED = "retired"  # the old pool's entry left the rule; no rollback since
     APPROVAL_REQUESTED = "approval_requested"
     REMINDER = "reminder"
     FAILED = "failed"
