@@ -18,7 +18,7 @@ from rollout.domain.errors import (
 )
 from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Freeze
-from rollout.domain.machine import Effect, Prepare, Restore
+from rollout.domain.machine import Effect, Prepare, Restore, Retire
 from rollout.domain.models import (
     AuditEvent,
     Baseline,
@@ -156,6 +156,7 @@ class FakeTarget:
     baseline: Baseline
     pair: Pair
     marker: Marker | None = None
+    retired: bool = False  # the stable entry was removed from the rule
     fence: int = 0
     writes: list[Pair] = field(default_factory=list)
     reads: int = 0
@@ -223,6 +224,11 @@ class FakeTraffic:
             t.pair = expected_pair(rollout, -1)
             t.marker = Marker(rollout_id=rollout.id, step=-1)
             t.record = RecoveryRecord.of(rollout)
+        elif isinstance(effect, Retire):  # the stable entry leaves the rule: it reads as 0
+            t.pair = Pair(stable=0, canary=expected_pair(rollout).canary)
+            t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
+                              state=MarkerState.RETIRED)
+            t.retired = True
         else:
             t.pair = expected_pair(rollout, effect.step)
             t.marker = Marker(rollout_id=rollout.id, step=effect.step)

@@ -1,0 +1,148 @@
+"""The keep period and `retire`, over the fakes: a completed rollout keeps the old pool (a
+rollback still works) until an approver other than who started or completed it retires it;
+after that no rollback is offered, and a refusal changes nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from handlers.cards import render_card
+from rollout.domain import machine
+from rollout.domain.clock import ManualClock
+from rollout.domain.errors import Conflict, Unauthorized
+from rollout.domain.models import Actor, Phase
+from rollout.domain.plan import build_plan
+from rollout.domain.split import MarkerState, Pair
+from rollout.service import Ref, RolloutService, ServiceOptions
+from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET
+from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic, open_gates
+
+CANARY, STABLE = "llm-pool-version-2", "llm-pool"
+REF = Ref(canary=CANARY)
+DAVE = CAROL.model_copy(update={"id": "U0DAVE", "name": "dave"})
+
+
+class World:
+    def __init__(self, *, keep_seconds: int = 24 * 3600, self_approval: bool = False) -> None:
+        self.store = FakeStore()
+        self.target = FakeTarget(target=TARGET, stable=STABLE, canary=CANARY,
+                                 baseline=BASELINE, pair=Pair(stable=100, canary=0))
+        self.clock = ManualClock(T0)
+        self.service = RolloutService(
+            store=self.store, traffic=FakeTraffic(self.target), clock=self.clock,
+            gates=open_gates(), new_id=lambda canary, now: "r1",
+            options=ServiceOptions(keep_seconds=keep_seconds, self_approval=self_approval))
+
+    def completed(self, *, keep_seconds: int | None = None) -> None:
+        """ALICE starts a one-step plan, BOB approves it to 100%."""
+        self.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                           plan=build_plan([100]), keep_seconds=keep_seconds)
+        assert self.service.approve(REF, actor=BOB).ok
+        assert self.service.get(REF).phase is Phase.COMPLETED
+
+
+def test_completion_keeps_the_old_pool_until_the_keep_period_ends_and_the_card_says_so() -> None:
+    w = World()
+    w.completed()
+    r = w.service.get(REF)
+    assert r.keep_until == T0 + timedelta(hours=24) and r.completed_by == BOB
+    assert w.target.pair == Pair(stable=0, canary=100) and not w.target.retired
+    text = str(render_card(r, now=T0).blocks)
+    assert "llm-pool kept for rollback until 2026-01-02 12:00 UTC, then an approver retires " \
+           "it (`retire`)" in text
+    assert "rollout_rollback" in text
+
+
+def test_keep_given_at_start_wins_over_the_install_default() -> None:
+    w = World()
+    w.completed(keep_seconds=3600)
+    assert w.service.get(REF).keep_until == T0 + timedelta(hours=1)
+
+
+def test_a_rollback_in_the_keep_period_still_restores_the_weights() -> None:
+    w = World()
+    w.completed()
+    w.clock.advance(seconds=3600)
+    assert w.service.rollback(REF, actor=CAROL).ok
+    assert w.target.pair == Pair(stable=100, canary=0)
+
+
+def test_retire_removes_the_old_entry_says_what_to_delete_and_ends_rollback() -> None:
+    w = World()
+    w.completed()
+    w.clock.advance(seconds=25 * 3600)
+    out = w.service.retire(REF, actor=CAROL)
+    assert out.ok
+    assert out.message == (
+        "llm-pool retired: its backendRef is removed from HTTPRoute default/routes-to-llm "
+        "rule 0 and nothing else changed; a rollback is no longer possible. The bot deletes "
+        "nothing: the team may now delete InferencePool llm-pool, its endpoint picker, and "
+        "the model server Deployment (and its nodes) that serve it.")
+    assert w.target.retired and w.target.marker is not None
+    assert w.target.marker.state is MarkerState.RETIRED
+    r = w.service.get(REF)
+    assert r.retired_at == w.clock.now() and r.retired_by == CAROL
+    assert [e.action for e in w.service.history(REF)][-1] == "retired"
+    text = str(render_card(r, now=w.clock.now()).blocks)
+    assert "rollout_rollback" not in text and "retired by <@U0CAROL>" in text
+    before = w.service.get(REF)
+    with pytest.raises(Conflict, match="was retired: llm-pool is no longer in"):
+        w.service.rollback(REF, actor=CAROL)
+    assert w.service.get(REF) == before and w.target.writes[-1] == Pair(stable=0, canary=100)
+    again = w.service.retire(REF, actor=DAVE)
+    assert not again.changed and "already retired" in again.message
+
+
+def test_retire_before_the_keep_period_ends_is_the_approval_and_says_so() -> None:
+    w = World()
+    w.completed()
+    out = w.service.retire(REF, actor=CAROL)
+    assert out.message.startswith("llm-pool retired (before the keep period ended at "
+                                  "2026-01-02 12:00 UTC): ")
+
+
+@pytest.mark.parametrize(("who", "why"), [
+    (ALICE, "alice started this rollout and cannot retire its old pool (two-person rule)"),
+    (BOB, "bob completed this rollout and cannot retire its old pool (two-person rule)"),
+])
+def test_retire_is_refused_to_who_started_or_completed_the_rollout(who: Actor,
+                                                                    why: str) -> None:
+    w = World()
+    w.completed()
+    before, writes = w.service.get(REF), list(w.target.writes)
+    with pytest.raises(Unauthorized, match=re.escape(why)):
+        w.service.retire(REF, actor=who)
+    assert w.service.get(REF) == before and w.target.writes == writes
+
+
+def test_self_approval_lets_the_completer_retire() -> None:
+    w = World(self_approval=True)
+    w.completed()
+    assert w.service.retire(REF, actor=BOB).ok
+
+
+def test_retire_of_a_rollout_that_did_not_complete_is_refused_and_changes_nothing() -> None:
+    w = World()
+    w.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                    plan=build_plan([10, 100]))
+    w.service.approve(REF, actor=BOB)
+    before = w.service.get(REF)
+    with pytest.raises(Conflict, match="only a completed rollout retires its old pool"):
+        w.service.retire(REF, actor=CAROL)
+    assert w.service.get(REF) == before and not w.target.retired
+
+
+def test_a_retire_that_landed_before_a_crash_is_recorded_from_its_marker() -> None:
+    w = World()
+    w.completed()
+    r = w.service.get(REF)
+    landed = machine.Retire()
+    w.target.pair = Pair(stable=0, canary=100)
+    w.target.marker = w.target.marker.model_copy(update={"state": MarkerState.RETIRED}) \
+        if w.target.marker is not None else None
+    found = machine.reconcile(r, w.service.traffic.observe(r), now=w.clock.now())
+    assert found is not None and found.rollout.retired_at == w.clock.now()
+    assert machine.shows_landed(r, landed, w.service.traffic.observe(r))
