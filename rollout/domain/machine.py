@@ -477,10 +477,10 @@ def retired_sentence(r: Rollout) -> str:
                 f"changed; a rollback is no longer possible. The bot deletes nothing: the team "
                 f"may now delete InferencePool {r.stable}, its endpoint picker, and the model "
                 f"server Deployment (and its nodes) that serve it.")
-    return (f"its target is removed from {r.target.describe()} and nothing else changed; a "
-            f"rollback is no longer possible. The bot deletes nothing: the team may now unload "
-            f"adapter {r.stable} from the model servers (the pool itself still serves "
-            f"{r.canary}).")
+    return (f"its target already left {r.target.describe()} at 100% (a rewrite weight cannot "
+            f"be 0) and nothing else changed; a rollback, which would put it back, is no "
+            f"longer possible. The bot deletes nothing: the team may now unload adapter "
+            f"{r.stable} from the model servers (the pool itself still serves {r.canary}).")
 
 
 def promote(

@@ -14,6 +14,9 @@ from rollout.domain.facts import POOL_GROUP
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, CAROL, World
+from tests.integration.rewrite_support import REF as REWRITE_REF
+from tests.integration.rewrite_support import V1, V2, rewrite, targets
+from tests.integration.rewrite_support import start as rewrite_start
 
 STABLE, CANARY = "llm-pool", "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -69,3 +72,18 @@ def test_a_rollback_in_the_keep_period_restores_the_old_pool(world: World) -> No
     world.clock.advance(600)
     assert world.service.rollback(REF, actor=CAROL).ok
     assert world.weights() == {STABLE: 100, CANARY: 0}
+
+
+def test_retire_of_an_adapter_rollout_changes_only_the_marker_and_ends_rollback(
+        world: World) -> None:
+    assert rewrite_start(world, steps=(100,)).ok
+    assert world.service.approve(REWRITE_REF, actor=BOB).ok
+    spec = copy.deepcopy(rewrite(world)["spec"])
+    assert targets(world) == [{"modelRewrite": V2, "weight": 100}]
+    out = world.service.retire(REWRITE_REF, actor=CAROL)
+    assert out.ok, out.message
+    assert f"the team may now unload adapter {V1}" in out.message
+    assert rewrite(world)["spec"] == spec
+    with pytest.raises(Conflict, match="was retired"):
+        world.service.rollback(REWRITE_REF, actor=CAROL)
+    assert rewrite(world)["spec"] == spec
