@@ -406,7 +406,7 @@ _EVENT_ICON = {
     "started": ":rocket:", "approved": ":thumbsup:", "step_applied": ":arrow_up:",
     "completed": ":white_check_mark:", "paused": ":double_vertical_bar:",
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
-    "retired": ":wastebasket:",
+    "retired": ":wastebasket:", "keep_ended": ":alarm_clock:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
     "recovered": ":wrench:", "plan_approved": ":thumbsup:", "denied": ":no_entry:",
     "analysis_passed": ":bar_chart:", "analysis_awaited": ":hourglass:",

@@ -426,6 +426,17 @@ class RolloutService:
 
         return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(), decide)
 
+    def remind_kept(self, *, recent: int = 50) -> list[Outcome]:
+        """The scheduler's keep-period reminder: each of the `recent` most recently finished
+        rollouts whose keep period is over is told once (an audit event the card's thread
+        shows, mentioning the approvers). Costs one read of each per call."""
+        now = self.clock.now()
+        due = [r for r in (self.store.get(i) for i in self.store.recent_ids(recent))
+               if r is not None and machine.keep_due(r, now)]
+        return [self._run(Ref(rollout_id=r.id), Actor.scheduler(),
+                          lambda loaded, at: machine.keep_over(_recorded(loaded), now=at))
+                for r in due]
+
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.
         The version does not change: the buttons already drawn stay current."""

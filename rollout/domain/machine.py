@@ -466,6 +466,25 @@ def retire(r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = Fal
     )
 
 
+def keep_due(r: Rollout, now: datetime) -> bool:
+    """A completed rollout whose keep period is over and whose approvers were not told yet."""
+    return (r.phase is Phase.COMPLETED and r.retired_at is None and not r.keep_reminded
+            and r.keep_until is not None and r.keep_until <= now)
+
+
+def keep_over(r: Rollout, *, now: datetime) -> Decision:
+    """Tell the approvers, once, that the old pool may now be retired."""
+    if not keep_due(r, now):
+        return Decision(rollout=r, changed=False, message="")
+    nxt = _update(r, now, keep_reminded=True)
+    detail = f"{r.stable} was kept for rollback until {r.keep_until:%Y-%m-%d %H:%M} UTC"
+    return Decision(
+        rollout=nxt, events=(_event(nxt, AuditAction.KEEP_ENDED, Actor.scheduler(), now,
+                                    detail, step=r.step),),
+        message=f"The keep period of {r.stable} is over: an approver may retire it "
+                f"(`retire`), or roll back while it is still in the route.")
+
+
 def _entry_kind(r: Rollout) -> str:
     return "pool" if r.target.kind is TargetKind.ROUTE else "adapter"
 

@@ -265,6 +265,8 @@ class Rollout(BaseModel):
     retired_at: datetime | None = Field(default=None, description="when `retire` removed "
                                         "the stable pool from the rule: no rollback since")
     retired_by: Actor | None = None
+    keep_reminded: bool = Field(default=False, description="the approvers were told that the "
+                                "keep period is over")
     completed_by: Actor | None = Field(default=None, description="who applied the last "
                                        "step: not the one to retire (two-person rule)")
     #: the canary analysis gating each step (None: steps are not gated on metrics)
@@ -346,6 +348,7 @@ class AuditAction(StrEnum):
     ROLLED_BACK = "rolled_back"
     PROMOTED = "promoted"
     RETIRED = "retired"  # the old pool's entry left the rule; no rollback since
+    KEEP_ENDED = "keep_ended"  # the keep period is over: the approvers are asked to retire
     APPROVAL_REQUESTED = "approval_requested"
     REMINDER = "reminder"
     FAILED = "failed"

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.web import SlackResponse
 
+from handlers.card_sync import CardPublisher
 from handlers.cards import render_card
 from rollout.domain import machine
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import Conflict, Unauthorized
-from rollout.domain.models import Actor, Phase
+from rollout.domain.models import Actor, Card, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import MarkerState, Pair
-from rollout.service import Ref, RolloutService, ServiceOptions
+from rollout.service import Outcome, Ref, RolloutService, ServiceOptions
 from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET
 from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic, open_gates
 
@@ -146,3 +150,58 @@ def test_a_retire_that_landed_before_a_crash_is_recorded_from_its_marker() -> No
     found = machine.reconcile(r, w.service.traffic.observe(r), now=w.clock.now())
     assert found is not None and found.rollout.retired_at == w.clock.now()
     assert machine.shows_landed(r, landed, w.service.traffic.observe(r))
+
+
+# ---- the reminder when the keep period ends ---------------------------------------------------
+
+
+def test_the_end_of_the_keep_period_is_announced_once_to_the_card() -> None:
+    w = World(keep_seconds=3600)
+    seen: list[Outcome] = []
+    w.service.options.listeners.append(seen.append)
+    w.completed()
+    w.clock.advance(seconds=1800)
+    assert w.service.remind_kept() == []
+    w.clock.advance(seconds=1800)
+    [told] = w.service.remind_kept()
+    assert told.message == ("The keep period of llm-pool is over: an approver may retire it "
+                            "(`retire`), or roll back while it is still in the route.")
+    assert [e.action for e in told.events] == ["keep_ended"] and seen[-1] == told
+    assert w.service.get(REF).keep_reminded
+    assert w.service.remind_kept() == []  # once
+    assert w.target.writes[-1] == Pair(stable=0, canary=100)  # nothing written
+
+
+def test_a_retired_or_rolled_back_rollout_is_not_reminded() -> None:
+    w = World(keep_seconds=3600)
+    w.completed()
+    w.service.retire(REF, actor=CAROL)
+    w.clock.advance(seconds=7200)
+    assert w.service.remind_kept() == []
+
+
+def test_the_keep_reminder_mentions_the_approvers_in_the_thread() -> None:
+    w = World(keep_seconds=0)
+    w.completed()
+    posted: list[dict[str, object]] = []
+
+    class Client(WebClient):
+        def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 - Slack's name
+            posted.append(kwargs)
+            return SlackResponse(client=self, http_verb="POST", api_url="", req_args={},
+                                 data={"ok": True, "channel": "C1", "ts": "1.0"},
+                                 headers={}, status_code=200)
+
+        def chat_update(self, **kwargs: Any) -> Any:
+            return None
+
+    w.service.attach_card("r1", Card(channel="C1", ts="1.0"))
+    w.service.options.listeners.append(CardPublisher(
+        client=Client(token="xoxb-test"), service=w.service, clock=w.clock,
+        mention="<!subteam^S0REV>"))
+    w.service.remind_kept()
+    [thread] = [p for p in posted if p.get("thread_ts") == "1.0"]
+    assert "the keep period is over (llm-pool was kept for rollback until 2026-01-01 12:00 " \
+           "UTC): an approver may now retire it" in str(thread["text"])
+    assert str(thread["text"]).endswith(
+        "<!subteam^S0REV>: please retire llm-pool (`retire`) or roll back")
