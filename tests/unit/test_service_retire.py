@@ -205,3 +205,16 @@ def test_the_keep_reminder_mentions_the_approvers_in_the_thread() -> None:
            "UTC): an approver may now retire it" in str(thread["text"])
     assert str(thread["text"]).endswith(
         "<!subteam^S0REV>: please retire llm-pool (`retire`) or roll back")
+
+
+def test_retire_over_weights_changed_by_hand_writes_nothing_and_stays_possible() -> None:
+    w = World()
+    w.completed()
+    w.target.pair = Pair(stable=10, canary=90)  # someone gave the old pool traffic again
+    out = w.service.retire(REF, actor=CAROL)
+    assert not out.ok and out.message.startswith("Not applied: weights changed outside the "
+                                                 "bot: stable 10 / canary 90")
+    assert out.message.endswith("Nothing was changed.")
+    r = w.service.get(REF)
+    assert r.retired_at is None and not w.target.retired
+    assert w.store.in_flight_ids() == []
