@@ -32,6 +32,7 @@ class MarkerState(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     ROLLED_BACK = "rolled-back"
+    RETIRED = "retired"  # the stable entry was removed from the rule after completion
 
 
 class Marker(BaseModel):

@@ -19,7 +19,7 @@ from rollout.domain.errors import (
 )
 from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Freeze
-from rollout.domain.machine import Effect, Prepare, Restore
+from rollout.domain.machine import Effect, Prepare, Restore, Retire
 from rollout.domain.models import (
     AuditEvent,
     Baseline,
@@ -157,6 +157,7 @@ class FakeTarget:
     baseline: Baseline
     pair: Pair
     marker: Marker | None = None
+    retired: bool = False  # the stable entry was removed from the rule
     fence: int = 0
     writes: list[Pair] = field(default_factory=list)
     reads: int = 0
@@ -218,17 +219,7 @@ class FakeTraffic:
             raise DriftDetected(f"weights changed outside the bot: {t.pair.describe()}")
         t.fence = fence
         replaced = t.marker
-        if isinstance(effect, Restore):
-            t.pair = baseline_pair(rollout.baseline)
-            t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
-                              state=MarkerState.ROLLED_BACK)
-        elif isinstance(effect, Prepare):
-            t.pair = expected_pair(rollout, -1)
-            t.marker = Marker(rollout_id=rollout.id, step=-1)
-            t.record = RecoveryRecord.of(rollout)
-        else:
-            t.pair = expected_pair(rollout, effect.step)
-            t.marker = Marker(rollout_id=rollout.id, step=effect.step)
+        _land(t, rollout, effect)
         t.writes.append(t.pair)
         t.problem = t.objects_to_writes or t.problem
         if t.on_write is not None:
@@ -318,3 +309,23 @@ def open_gates() -> Gates:
     from tests.unit.facts_builders import world
 
     return Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+
+
+def _land(t: FakeTarget, rollout: Rollout, effect: Effect) -> None:
+    """What an effect leaves on the fake target: the weights and the bot's marker."""
+    if isinstance(effect, Restore):
+        t.pair = baseline_pair(rollout.baseline)
+        t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
+                          state=MarkerState.ROLLED_BACK)
+    elif isinstance(effect, Prepare):
+        t.pair = expected_pair(rollout, -1)
+        t.marker = Marker(rollout_id=rollout.id, step=-1)
+        t.record = RecoveryRecord.of(rollout)
+    elif isinstance(effect, Retire):  # the stable entry leaves the rule: it reads as 0
+        t.pair = Pair(stable=0, canary=expected_pair(rollout).canary)
+        t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
+                          state=MarkerState.RETIRED)
+        t.retired = True
+    else:
+        t.pair = expected_pair(rollout, effect.step)
+        t.marker = Marker(rollout_id=rollout.id, step=effect.step)

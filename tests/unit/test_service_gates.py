@@ -307,3 +307,85 @@ def test_a_freeze_is_told_on_every_active_rollouts_card_with_its_reason() -> Non
                               "incident 7); held steps go ahead at the next tick or approval.")
     assert w.store.events[-1].detail == \
         f"lifted the freeze (frozen by cli:carol {since}: incident 7)"
+
+
+# ---- rollback readiness on every sweep --------------------------------------------------------
+
+
+def _baking(w: World) -> None:
+    w.start(steps=(10, 50, 100))
+    w.service.approve(REF, actor=BOB)
+    assert w.service.get(REF).phase is Phase.BAKING
+
+
+def test_the_sweep_pauses_a_baking_rollout_whose_stable_pool_lost_endpoints() -> None:
+    w = World()
+    _baking(w)
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    out = w.service.watch(w.service.get(REF))
+    r = w.service.get(REF)
+    assert out is not None and r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.ROLLBACK
+    assert r.pause.reason.startswith("llm-pool could not take the traffic back:\n• [rollback] "
+                                     "llm-pool: 1 of 4 Ready endpoints; a rollback now would "
+                                     "overload it")
+    assert w.target.writes == [Pair(stable=100, canary=0), Pair(stable=90, canary=10)]
+    saves = len(w.store.saves)
+    assert w.service.watch(r) is None  # paused: nothing more to do, nothing read
+    assert len(w.store.saves) == saves
+
+
+def test_a_sweep_over_a_stable_pool_still_ready_changes_nothing() -> None:
+    w = World()
+    _baking(w)
+    saves, reads = len(w.store.saves), len(w.facts.reads)
+    assert w.service.watch(w.service.get(REF)) is None
+    assert len(w.store.saves) == saves
+    assert len(w.facts.reads) == reads + 1  # one read of the namespace per sweep
+
+
+def test_resume_is_refused_with_the_numbers_until_the_stable_pool_is_ready_again() -> None:
+    w = World()
+    _baking(w)
+    w.facts.facts = world(pods=pods(STABLE, 2) + pods(CANARY, 4))
+    w.service.watch(w.service.get(REF))
+    before = w.service.get(REF)
+    with pytest.raises(NotReady, match=r"^llm-pool-version-2 stays paused: llm-pool could not "
+                                       r"take the traffic back:\n• \[rollback\] llm-pool: 2 of 4"):
+        w.service.resume(REF, actor=BOB)
+    assert w.service.get(REF) == before  # refused: nothing changed
+    w.facts.facts = world()
+    assert w.service.resume(REF, actor=BOB).ok
+    assert w.service.get(REF).phase is Phase.BAKING
+
+
+def test_a_rollback_while_the_stable_pool_is_short_warns_first_and_restores() -> None:
+    w = World()
+    _baking(w)
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    w.service.watch(w.service.get(REF))
+    out = w.service.rollback(REF, actor=BOB)
+    assert out.ok
+    assert out.message.startswith("Warning: llm-pool: 1 of 4 Ready endpoints; a rollback now "
+                                  "would overload it; rolling back anyway.\n")
+    assert w.service.get(REF).phase is Phase.ROLLED_BACK
+    assert w.target.writes[-1] == Pair(stable=100, canary=0)
+
+
+def test_a_rollback_with_a_ready_stable_pool_carries_no_warning() -> None:
+    w = World()
+    _baking(w)
+    assert not w.service.rollback(REF, actor=BOB).message.startswith("Warning")
+
+
+def test_rollback_readiness_leaves_a_rollout_before_its_first_step_alone() -> None:
+    w = World()
+    w.start()
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    reads = len(w.facts.reads)
+    assert w.service.watch(w.service.get(REF)) is None  # no traffic moved: nothing to take back
+    assert w.service.get(REF).phase is Phase.AWAITING_APPROVAL
+    assert len(w.facts.reads) == reads
+    w.service.pause(REF, actor=BOB)
+    assert w.service.resume(REF, actor=BOB).ok  # nor is a resume held back
+    assert not w.service.rollback(REF, actor=BOB).message.startswith("Warning")
