@@ -22,7 +22,7 @@ const COLORS = ["#e8912d", "#2bac76", "#1264a3", "#9c27b0", "#e01e5a", "#36c5f0"
 const EMOJI = {
   white_check_mark: "✅", heavy_check_mark: "✔️", x: "❌", warning: "⚠️", rocket: "🚀",
   hourglass: "⌛", hourglass_flowing_sand: "⏳", stopwatch: "⏱️", alarm_clock: "⏰",
-  snowflake: "❄️",
+  snowflake: "❄️", wastebasket: "🗑️",
   double_vertical_bar: "⏸️", pause_button: "⏸️", arrow_forward: "▶️", rewind: "⏪",
   leftwards_arrow_with_hook: "↩️", arrows_counterclockwise: "🔄", repeat: "🔁",
   large_green_circle: "🟢", red_circle: "🔴", large_yellow_circle: "🟡", white_circle: "⚪",
