@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
+from bench.ack import bench_ack
 from bench.harness import Result, median_time
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
@@ -137,8 +138,15 @@ def _grown(before: tracemalloc.Snapshot) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
+    parser.add_argument("--only", choices=["step", "ack", "sweep"],
+                        help="run one benchmark (default: all)")
     args = parser.parse_args()
     repeat = 3 if args.quick else 30
+    if args.only in (None, "ack"):
+        for line in bench_ack(3 if args.quick else 10):
+            print(line)
+    if args.only is not None and args.only != "step":
+        return
     results = [*bench_step(repeat), *bench_transition(repeat),
                *bench_scheduler_memory(50 if args.quick else 1000)]
     for result in results:

@@ -31,11 +31,19 @@ class Workers:
             raise ValueError("workers must be at least 1 and backlog at least 0")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
         self._slots = threading.BoundedSemaphore(workers + backlog)
+        self._taken = 0
+        self._count = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        """Pieces of work taken and not yet done (running or waiting for a worker)."""
+        return self._taken
 
     def submit(self, work: Callable[[], None]) -> bool:
         """Run `work` on the pool; False, at once, when the pool is full or shut down."""
         if not self._slots.acquire(blocking=False):
             return False
+        self._add(1)
 
         def run() -> None:
             try:
@@ -43,14 +51,22 @@ class Workers:
             except Exception:
                 log.exception("work after a Slack ack failed")
             finally:
-                self._slots.release()
+                self._done()
 
         try:
             self._pool.submit(run)
         except RuntimeError:  # shut down
-            self._slots.release()
+            self._done()
             return False
         return True
+
+    def _add(self, n: int) -> None:
+        with self._count:
+            self._taken += n
+
+    def _done(self) -> None:
+        self._add(-1)
+        self._slots.release()
 
     def shutdown(self, *, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
