@@ -68,7 +68,7 @@ def burst(slack: SlackEmulator, url: str, concurrent: int) -> list[float]:
 
     def one(_: int) -> float:
         started = time.perf_counter()
-        status, _, _ = slack.send_slash_command("U0ALICE", CHANNEL, START)
+        status = slack.send_slash_command("U0ALICE", CHANNEL, START)[0]
         return time.perf_counter() - started if status == 200 else math.inf
 
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
