@@ -1,21 +1,27 @@
 """APScheduler driving due ticks from the state in Redis; jobs hold no logic.
 
 APScheduler 3 cannot share a job store between processes, so Redis is the source of truth:
-each rollout's `next_due_at`. The leader keeps one date job per due rollout in an in-memory
-store, resynced from Redis on every sweep and after every change this replica makes; a new
-leader rebuilds them all. A fired job calls `RolloutService.tick`, the same locked, fenced,
-compare-and-set path as a click, so two leaders at once still cannot apply a step twice.
+each rollout's `next_due_at`, indexed by the save script in a sorted set of due times, and a
+change index (which rollout each write touched, by write number). A new leader loads every
+active rollout once and keeps one date job per due rollout in an in-memory store; after that
+a sweep costs a constant number of Redis commands when nothing changed: the lease, the
+writes since the last sweep (reloading only those rollouts), the due times within a short
+horizon, and the in-flight set. A fired job calls `RolloutService.tick`, the same locked,
+fenced, compare-and-set path as a click, so two leaders at once still cannot apply a step
+twice. The drift watch reads each active rollout's target from its cached state (DESIGN
+invariant 6): Kubernetes reads per active rollout, no Redis unless it finds something.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.adapters.leadership import LeaderLease
+from rollout.domain import gating
 from rollout.domain.errors import RolloutError
 from rollout.domain.models import Rollout
 from rollout.service import Outcome, RolloutService
@@ -39,6 +45,9 @@ class RolloutScheduler:
         self._lock = threading.Lock()
         self._was_leader = False
         self._stopping = False
+        #: the active rollouts as of write number `_seen`, kept current by the change index
+        self._active: dict[str, Rollout] = {}
+        self._seen = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -90,17 +99,59 @@ class RolloutScheduler:
                 self._drop_jobs()
                 self._was_leader = False
                 return
-            if not self._was_leader:
+            taking_over = not self._was_leader
+            if taking_over:
                 log.info("became leader (token %s): rebuilding jobs from Redis", self.lease.token)
             self._was_leader = True
         try:
-            rollouts = self.service.active()
+            changes = self.service.changes_since(0 if taking_over else self._seen)
+            if taking_over or not changes.complete:
+                rollouts = self.service.active()
+                self.service.index_due(rollouts)
+                self._active = {r.id: r for r in rollouts}
+                self.sync(rollouts)
+            else:
+                self._catch_up(changes.ids)
+            self._seen = changes.seq
+            horizon = self.service.clock.now() + timedelta(seconds=2 * self.sweep_seconds)
+            due = self.service.due_until(horizon)
             finishing = self.service.in_flight()
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return
-        self.sync(rollouts)
-        self.watch(rollouts + finishing)
+        active = dict(self._active)
+        self._ensure({rid: at for rid, at in due.items() if rid in active})
+        self.watch(list(active.values()) + finishing)
+
+    def _catch_up(self, changed: list[str]) -> None:
+        """Reload the rollouts written since the last sweep (by any replica) and make their
+        jobs match."""
+        if not changed:
+            return
+        active = dict(self._active)
+        for rid, r in self.service.load(changed).items():
+            if r is not None and r.active:
+                active[rid] = r
+            else:
+                active.pop(rid, None)
+        self._active = active
+        with self._lock:
+            if self._halted or not self.lease.is_leader:
+                return
+            for rid in changed:
+                r = active.get(rid)
+                if r is not None and r.next_due_at:
+                    self._schedule(rid, r.next_due_at)
+                else:
+                    self._remove(rid)
+
+    def _ensure(self, due: dict[str, datetime]) -> None:
+        """A job for each active rollout due within the horizon, at its indexed due time."""
+        with self._lock:
+            if self._halted or not self.lease.is_leader:
+                return
+            for rid, at in due.items():
+                self._schedule(rid, at)
 
     def watch(self, rollouts: list[Rollout]) -> None:
         """Look at each active rollout's target once per sweep, so a weight changed by hand
@@ -118,22 +169,21 @@ class RolloutScheduler:
         service decides and acts (roll back, pause, or move on once it passed)."""
         if self._halted or not self.lease.is_leader:
             return
-        try:
-            rollouts = self.service.active()
-        except RolloutError as exc:
-            log.warning("could not read active rollouts for analysis: %s", exc)
-            return
-        for r in rollouts:
+        now = self.service.clock.now()
+        for cached in list(self._active.values()):
             if self._halted or not self.lease.is_leader:
                 return
+            if not gating.due(cached, now):  # the sweep's copy: reload only what is due
+                continue
             try:
-                outcome = self.service.analyse(r)
+                r = self.service.load([cached.id])[cached.id]
+                outcome = self.service.analyse(r) if r is not None and r.active else None
             except RolloutError as exc:
                 log.warning("analysis of %s did not complete: %s (the next run retries)",
-                            r.id, exc)
+                            cached.id, exc)
                 continue
             if outcome is not None and outcome.events:
-                log.info("analysis %s: %s", r.id, outcome.message)
+                log.info("analysis %s: %s", cached.id, outcome.message)
 
     def sync(self, rollouts: list[Rollout]) -> None:
         """One date job per rollout with a due time; none for the rest."""
