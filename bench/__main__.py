@@ -1,6 +1,8 @@
-"""`python -m bench [--quick]`: what a step costs compared with the floor of its own I/O, what
-a pure transition costs compared with copying the state, and the memory the scheduler holds
-per rollout compared with the due times alone."""
+"""`python -m bench [--quick] [--only step|ack|sweep]`: how long Slack waits for an ack
+under concurrent requests (against a bare Bolt app), what an idle scheduler leader costs
+Redis (against the full-reload sweep), what a step costs compared with the floor of its own
+I/O, what a pure transition costs compared with copying the state, and the memory the
+scheduler holds per rollout compared with the due times alone."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from kubernetes import client
 
 from bench.ack import bench_ack
 from bench.harness import Result, median_time
+from bench.sweep import bench_sweep
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
@@ -144,6 +147,9 @@ def main() -> None:
     repeat = 3 if args.quick else 30
     if args.only in (None, "ack"):
         for line in bench_ack(3 if args.quick else 10):
+            print(line)
+    if args.only in (None, "sweep"):
+        for line in bench_sweep():
             print(line)
     if args.only is not None and args.only != "step":
         return
