@@ -74,7 +74,7 @@ def bench_sweep(counts: tuple[int, ...] = (100, 1000)) -> list[str]:
             prefix = f"bench-sweep-{count}"
             store = RedisStore(client, prefix=prefix)
             seed(store, count)
-            service = RolloutService(store=store, traffic=SteadyTraffic(),  # type: ignore[arg-type]
+            service = RolloutService(store=store, traffic=SteadyTraffic(),
                                      clock=ManualClock(NOW),
                                      gates=Gates(facts=NoFacts(),
                                                  freezes=FreezeStore(client, prefix=prefix)))
