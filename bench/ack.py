@@ -1,27 +1,26 @@
 """How long Slack waits for the bot's ack when requests arrive together, against a bare Bolt
 app on the same server stack (waitress) in the same run, rounds interleaved; and the longest
-ack while every Kubernetes route read stalls."""
+ack while every Kubernetes route read stalls. The bot (`rollout-bot serve`) and the floor
+each run in a process of their own; the emulators (Slack, Kubernetes) run in this one."""
 
 from __future__ import annotations
 
 import math
+import os
 import secrets
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-from slack_bolt import Ack, App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from slack_bolt.authorization import AuthorizeResult
-from waitress.server import create_server
 
 from bench.harness import spread_line
-from bot.bootstrap import build
-from bot.server import SlackServer
-from bot.settings import Settings
+from bot.web import EVENTS_PATH
 from sandbox.kube import Fault, KubeEmulator
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
@@ -32,33 +31,47 @@ STALL_SECONDS = 4.0
 ACK_WITHIN = 1.0
 
 
-class BareBolt:
-    """The floor: a Bolt app whose `/rollout` listener only acks, in the request thread
-    (`process_before_response`, the least Bolt can do), under waitress as the bot."""
+class Process:
+    """A server in a process of its own, like the bot in production: the emulators in this
+    process do not share its interpreter lock."""
 
-    def __init__(self, signing_secret: str, *, threads: int = 8) -> None:
-        app = App(signing_secret=signing_secret, token_verification_enabled=False,
-                  authorize=lambda **kw: AuthorizeResult(enterprise_id=None,
-                                                         team_id=kw.get("team_id"),
-                                                         bot_token="xoxb-bench"),  # noqa: S106
-                  process_before_response=True)
+    def __init__(self, args: list[str], *, port: int, env: dict[str, str] | None = None,
+                 ready_path: str) -> None:
+        self.port = port
+        self._proc = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{args} exited with {self._proc.returncode}")
+            try:
+                urllib.request.urlopen(self.url + ready_path, timeout=1)  # noqa: S310
+                return
+            except urllib.error.HTTPError:
+                return  # it answers
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{args} did not answer within 60 s")
 
-        def only_ack(ack: Ack) -> None:
-            ack()
-
-        app.command("/rollout")(only_ack)
-        self._server: Any = create_server(SlackRequestHandler(app), host="127.0.0.1", port=0,
-                                          threads=threads, ident="bare-bolt")
-        self.url = f"http://127.0.0.1:{self._server.effective_port}/slack/events"
-        self._server_thread = ThreadPoolExecutor(max_workers=1)
-
-    def start(self) -> BareBolt:
-        self._server_thread.submit(self._server.run)
-        return self
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self._server.close()
-        self._server_thread.shutdown(wait=False)
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def burst(slack: SlackEmulator, url: str, concurrent: int) -> list[float]:
@@ -82,20 +95,23 @@ def bench_ack(rounds: int, *, concurrent: int = 20) -> list[str]:
         slack = SlackEmulator(secret, delivery_timeout=15.0, threads=concurrent + 8)
         slack.start()
         kubeconfig = kube.write_kubeconfig(Path(tmp) / "kubeconfig")
-        settings = Settings(slack_bot_token=slack.bot_token, slack_signing_secret=secret,
-                            slack_api_url=slack.api_url, redis_url=redis.url,
-                            kubeconfig=str(kubeconfig), rollout_approvers=["U0BOB"],
-                            rollout_reminder="", rollout_key_prefix="bench-ack")
-        container = build(settings)
-        bot = SlackServer(settings, container=container).start()
-        floor = BareBolt(secret).start()
+        env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": secret,
+               "SLACK_API_URL": slack.api_url, "REDIS_URL": redis.url,
+               "KUBECONFIG": str(kubeconfig), "ROLLOUT_APPROVERS": "U0BOB",
+               "ROLLOUT_REMINDER": "", "ROLLOUT_KEY_PREFIX": "bench-ack",
+               "LOG_LEVEL": "WARNING"}
+        port = free_port()
+        bot = Process(["-m", "bot", "serve", "--port", str(port)], port=port, env=env,
+                      ready_path="/healthz")
+        floor_port = free_port()
+        floor = Process(["-m", "bench.bare_bolt", str(floor_port), secret], port=floor_port,
+                        ready_path=EVENTS_PATH)
         try:
-            return _measure(slack, kube, bot.events_url, floor.url, rounds, concurrent,
-                            settle=lambda: _settle(bot))
+            return _measure(slack, kube, bot.url + EVENTS_PATH, floor.url + EVENTS_PATH,
+                            rounds, concurrent, settle=lambda: _settle(slack))
         finally:
             floor.stop()
             bot.stop()
-            container.close()
             slack.stop()
 
 
@@ -126,8 +142,13 @@ def _measure(slack: SlackEmulator, kube: KubeEmulator, bot_url: str, floor_url: 
     ]
 
 
-def _settle(bot: SlackServer, timeout: float = 60.0) -> None:
-    """Wait until the work after earlier acks is done, so rounds start alike."""
+def _settle(slack: SlackEmulator, timeout: float = 60.0, quiet: float = 1.0) -> None:
+    """Wait until the bot has answered what it was asked (no answer through a response URL
+    for `quiet` seconds), so the next phase starts alike."""
     deadline = time.monotonic() + timeout
-    while getattr(getattr(bot, "workers", None), "busy", 0) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    seen, since = len(slack.responses), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        now = len(slack.responses)
+        if now != seen:
+            seen, since = now, time.monotonic()
