@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast mutate demo lint types layers unit integration e2e conformance bench \
+.PHONY: test test-fast mutate demo lint types layers unit integration e2e conformance bench soak \
 	clean lock redis-server prometheus kubeworld crds scan sbom helm
 
 # The development lock (runtime pins plus the tools), installed with its hashes checked.
@@ -97,6 +97,14 @@ demo: $(STAMP) redis-server prometheus crds
 
 bench: $(STAMP) redis-server
 	$(BIN)/python -m bench
+
+# The long soak (README, "Performance and reliability"): serve replicas, a scheduler, Redis
+# with AOF and the real API server under faults for SOAK_SECONDS; exits 1 when a must-be-zero
+# check found something. `make test` runs a two-minute form of it.
+SOAK_SECONDS ?= 900
+SOAK_SEED ?= 1
+soak: $(STAMP) redis-server kubeworld
+	$(BIN)/python -m tests.soak --duration $(SOAK_SECONDS) --seed $(SOAK_SEED)
 
 # Re-pin after changing dependencies in pyproject.toml: the runtime lock (what the image
 # installs), the development lock (runtime plus tools; existing pins are kept, so the two

@@ -96,7 +96,8 @@ def bench_sweep(counts: tuple[int, ...] = (100, 1000)) -> list[str]:
                 rollouts = svc.active()
                 s.sync(rollouts)
                 s.watch(rollouts + svc.in_flight())
-                for r in svc.active():  # and the analysis job loaded them all again
+                svc.remind_kept()  # the analysis job: the keep-period reminder, as now
+                for r in svc.active():  # and then loaded them all again
                     svc.analyse(r)
 
             now_cost, floor_cost = [], []

@@ -60,6 +60,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
         self_approval=settings.rollout_self_approval,
         reminder_seconds=settings.seconds(settings.rollout_reminder),
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),
+        keep_seconds=settings.seconds(settings.rollout_keep) or 0,
         listeners=listeners, lock_renew_seconds=lock_ttl / 3,
     )
     gates = Gates(

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
             op.add_argument("--analysis", default=None, metavar="NAME",
                             help="the canary analysis gating each step (default: the "
                                  "analysis file's default; needs PROMETHEUS_URL)")
+            op.add_argument("--keep", default=None, metavar="DURATION",
+                            help="how long the old pool stays in the route after completion "
+                                 "(default: ROLLOUT_KEEP)")
         if verb is Verb.APPROVE:
             op.add_argument("--step", type=_step_number, default=None, metavar="N",
                             help="the step this approval is for (1 is the first; default: "
@@ -197,6 +200,8 @@ _HELP = {
     Verb.RESUME: "resume a paused rollout",
     Verb.ROLLBACK: "restore the weights from before start (a safety action)",
     Verb.PROMOTE: "skip the remaining steps: all traffic to POOL",
+    Verb.RETIRE: "after completion: remove the old pool from the route (no rollback after it; "
+                 "not by who started or completed the rollout)",
     Verb.STATUS: "show the rollout and what the cluster shows",
     Verb.LIST: "list active and recent rollouts",
     Verb.HISTORY: "list every recorded decision of the rollout",
@@ -207,8 +212,10 @@ _HELP = {
 
 def request_from_args(args: argparse.Namespace, namespace: str) -> CommandRequest:
     verb = Verb(args.command)
-    steps = interval = None
+    steps = interval = keep = None
     if verb is Verb.START:
+        if args.keep is not None:
+            keep = parse_interval(args.keep)
         if args.steps is not None:
             steps = tuple(parse_steps(args.steps))
         if args.interval is not None:
@@ -222,6 +229,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
         allow_gitops=getattr(args, "allow_gitops", False), analysis=getattr(args, "analysis", None),
         reason=getattr(args, "reason", ""), step=getattr(args, "step", None),
+        keep_seconds=keep,
     )
     request.check_names()
     return request

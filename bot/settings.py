@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     rollout_key_prefix: str = "rollout-bot"
     rollout_reminder: str = "30m"
     rollout_approval_timeout: str = ""
+    # how long a completed rollout keeps the old pool in the route before `retire` is due
+    rollout_keep: str = "24h"
     rollout_group_cache_ttl: str = "5m"
     rollout_leader_ttl: str = "15s"
     rollout_tick: str = "5s"
@@ -58,7 +60,8 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("rollout_reminder", "rollout_approval_timeout", "rollout_group_cache_ttl",
+    @field_validator("rollout_reminder", "rollout_approval_timeout", "rollout_keep",
+                     "rollout_group_cache_ttl",
                      "rollout_leader_ttl", "rollout_tick", "rollout_lock_ttl")
     @classmethod
     def _durations_parse(cls, value: str) -> str:

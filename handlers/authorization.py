@@ -43,6 +43,7 @@ NEEDS: dict[Verb, Need] = {
     Verb.APPROVE: Need.APPROVER,
     Verb.APPROVE_PLAN: Need.APPROVER,
     Verb.PROMOTE: Need.APPROVER,
+    Verb.RETIRE: Need.APPROVER,  # ends the possibility of a rollback
     Verb.RESUME: Need.APPROVER,
     Verb.STATUS: Need.NOTHING,
     Verb.LIST: Need.NOTHING,

@@ -66,6 +66,9 @@ class CardPublisher:
 
     def _line(self, event: AuditEvent, r: Rollout) -> str:
         line = event_line(event)
+        if event.action == "keep_ended":
+            who = f"{self._mention}: " if self._mention else ""
+            return f"{line}\n{who}please retire {r.stable} (`retire`) or roll back"
         asks = event.action in ("approval_requested", "reminder") or (
             event.action == "started" and r.phase is Phase.AWAITING_APPROVAL)
         if not asks:

@@ -234,7 +234,7 @@ def _plan_approval_text(r: Rollout) -> str:
 
 
 def _phase_text(r: Rollout) -> str:
-    label = _PHASE_LABEL[r.phase]
+    label = _PHASE_LABEL[r.phase] + _kept_text(r)
     if r.phase is Phase.PAUSED and r.pause is not None:
         info = r.pause
         by = "the scheduler" if info.by.via is Via.SCHEDULER else _who(info.by)
@@ -242,6 +242,20 @@ def _phase_text(r: Rollout) -> str:
         why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
         label += f" by {by}{kind}{why}"
     return label
+
+
+def _kept_text(r: Rollout) -> str:
+    """After completion: until when the old pool stays for a rollback, or that it is gone."""
+    if r.phase is not Phase.COMPLETED:
+        return ""
+    if r.retired_at is not None:
+        by = f" by {_who(r.retired_by)}" if r.retired_by is not None else ""
+        return (f"; {r.stable} retired{by} at {r.retired_at:%Y-%m-%d %H:%M} UTC "
+                "(no rollback)")
+    if r.keep_until is None:
+        return ""
+    return (f"; {r.stable} kept for rollback until {r.keep_until:%Y-%m-%d %H:%M} UTC, then "
+            "an approver retires it (`retire`)")
 
 
 def _plan_line(r: Rollout, now: datetime) -> str:
@@ -333,7 +347,7 @@ def _buttons(r: Rollout, now: datetime) -> list[Block]:
     if r.phase is Phase.PAUSED:
         resume = ButtonValue(rollout_id=r.id, step=step, epoch=r.epoch, pause=r.epoch)
         out.append(_button(RESUME, "Resume", resume.encode()))
-    if r.active or r.phase is Phase.COMPLETED:
+    if r.active or (r.phase is Phase.COMPLETED and r.retired_at is None):
         # the click opens a modal (`rollback_modal`) that confirms and takes a reason
         rollback = _button(ROLLBACK, "Roll back", value, style="danger")
         out.append(rollback)
@@ -392,6 +406,7 @@ _EVENT_ICON = {
     "started": ":rocket:", "approved": ":thumbsup:", "step_applied": ":arrow_up:",
     "completed": ":white_check_mark:", "paused": ":double_vertical_bar:",
     "resumed": ":arrow_forward:", "rolled_back": ":rewind:", "promoted": ":fast_forward:",
+    "retired": ":wastebasket:", "keep_ended": ":alarm_clock:",
     "approval_requested": ":raised_hand:", "reminder": ":bell:", "failed": ":x:",
     "recovered": ":wrench:", "plan_approved": ":thumbsup:", "denied": ":no_entry:",
     "analysis_passed": ":bar_chart:", "analysis_awaited": ":hourglass:",

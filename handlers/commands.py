@@ -24,6 +24,7 @@ class Verb(StrEnum):
     RESUME = "resume"
     ROLLBACK = "rollback"
     PROMOTE = "promote"
+    RETIRE = "retire"
     STATUS = "status"
     LIST = "list"
     HISTORY = "history"
@@ -37,7 +38,7 @@ INSTALL_VERBS = frozenset({Verb.LIST, Verb.HELP, Verb.FREEZE, Verb.UNFREEZE})
 POOL_VERBS = frozenset(Verb) - INSTALL_VERBS
 #: verbs that change a rollout (or, for the freeze, every rollout); the others only read
 CHANGING_VERBS = frozenset({Verb.START, Verb.APPROVE, Verb.APPROVE_PLAN, Verb.PAUSE,
-                            Verb.RESUME, Verb.ROLLBACK, Verb.PROMOTE, Verb.FREEZE,
+                            Verb.RESUME, Verb.ROLLBACK, Verb.PROMOTE, Verb.RETIRE, Verb.FREEZE,
                             Verb.UNFREEZE})
 
 
@@ -55,6 +56,8 @@ class CommandRequest:
     rewrite: str | None = None
     allow_gitops: bool = False
     analysis: str | None = None
+    #: how long the old pool stays in the rule after completion (None: ROLLOUT_KEEP)
+    keep_seconds: int | None = None
     reason: str = ""
     request_id: str | None = None
     #: the step an approval approves, as people count (1 is the first); None: the pending one
@@ -118,7 +121,7 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
             out = service.start(namespace=req.namespace, canary=req.pool, plan=plan,
                                 actor=actor, route=req.route, stable=req.stable,
                                 rewrite=req.rewrite, allow_gitops=req.allow_gitops,
-                                analysis=req.analysis)
+                                analysis=req.analysis, keep_seconds=req.keep_seconds)
             return CommandResult(req, outcome=out)
         case Verb.APPROVE:
             return CommandResult(req, outcome=service.approve(
@@ -137,6 +140,8 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
                                                                request_id=rid))
         case Verb.PROMOTE:
             return CommandResult(req, outcome=service.promote(ref, actor=actor, request_id=rid))
+        case Verb.RETIRE:
+            return CommandResult(req, outcome=service.retire(ref, actor=actor, request_id=rid))
         case Verb.STATUS:
             return CommandResult(req, status=service.status(ref))
         case Verb.LIST:

@@ -21,7 +21,8 @@ USAGE = """\
 *Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`, \
 `/rollout freeze [--reason "text"]`, `/rollout unfreeze`
 *Verbs:* `start`, `status`, `approve`, `approve-plan`, `pause`, `resume`, `rollback`, `promote`, \
-`history`; `freeze` and `unfreeze` (approvers: hold every start and step-up)
+`retire` (approvers: drop the old pool from the route after completion), `history`; \
+`freeze` and `unfreeze` (approvers: hold every start and step-up)
 *Options:*
   `--namespace NS` namespace of the pool and route (default: the bot's)
   `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
@@ -35,6 +36,8 @@ USAGE = """\
 their revert then pauses the rollout (start)
   `--analysis NAME` the canary analysis that must pass after each step (start; default: the \
 analysis file's default)
+  `--keep 24h` how long the old pool stays in the route (weight 0, rollback possible) after \
+completion, before `retire` is due (start; default: the bot's ROLLOUT_KEEP)
   `--reason "text"` why (pause, rollback, freeze)
   `--step N` the step an approval is for (approve; default: the pending one)
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
@@ -52,7 +55,7 @@ MAX_APPROVALS = 10
 MAX_STEPS = 100
 
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
-                         "rewrite", "allow_gitops", "analysis"})
+                         "rewrite", "allow_gitops", "analysis", "keep_seconds"})
 _REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
 
 
@@ -61,7 +64,7 @@ _COMMON = "[-n NS]"
 USAGE_LINES: dict[Verb, str] = {
     Verb.START: "`/rollout <pool> start [--steps 10,25,50,100] [--interval 15m] [--auto] "
                 "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] "
-                "[--analysis NAME] [--allow-gitops] [-n NS]`",
+                "[--analysis NAME] [--allow-gitops] [--keep 24h] [-n NS]`",
     Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
     Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
     Verb.APPROVE_PLAN: f"`/rollout <pool> approve-plan {_COMMON}`",
@@ -69,6 +72,7 @@ USAGE_LINES: dict[Verb, str] = {
     Verb.RESUME: f"`/rollout <pool> resume {_COMMON}`",
     Verb.ROLLBACK: f'`/rollout <pool> rollback [--reason "text"] {_COMMON}`',
     Verb.PROMOTE: f"`/rollout <pool> promote {_COMMON}`",
+    Verb.RETIRE: f"`/rollout <pool> retire {_COMMON}`",
     Verb.HISTORY: f"`/rollout <pool> history {_COMMON}`",
     Verb.LIST: "`/rollout list`",
     Verb.HELP: "`/rollout help`",
@@ -163,6 +167,7 @@ _OPTIONS: dict[str, _Option] = {
     "--rewrite": _Option("rewrite", True, _name),
     "--allow-gitops": _Option("allow_gitops", False),
     "--analysis": _Option("analysis", True, _analysis_name),
+    "--keep": _Option("keep_seconds", True, _interval),
     "--reason": _Option("reason", True, _text),
     "--step": _Option("step", True, _step),
 }

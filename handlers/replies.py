@@ -35,6 +35,8 @@ def error_reply(exc: RolloutError) -> str:
     if isinstance(exc, TemporaryFailure):
         wait = format_seconds(max(1.0, exc.retry_after))
         return f":hourglass: {exc}. Nothing changed; try again in {wait}."
+    if isinstance(exc, Superseded) and exc.landed:
+        return f":rewind: {exc}."
     if isinstance(exc, Superseded):
         return f":rewind: A rollback took over while this ran; it did not land. ({exc})"
     if isinstance(exc, NeedsOperator):

@@ -48,6 +48,10 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C90
         case AuditAction.PROMOTED:
             return f"{who} promoted the rollout to 100% ({detail})" if detail \
                 else f"{who} promoted the rollout to 100%"
+        case AuditAction.KEEP_ENDED:
+            return f"the keep period is over ({detail}): an approver may now retire it"
+        case AuditAction.RETIRED:
+            return f"{who} retired the old pool: {detail}; no rollback since"
         case AuditAction.PLAN_APPROVED:
             return f"{who} approved the plan ({detail})" if detail else f"{who} approved the plan"
         case AuditAction.APPROVAL_REQUESTED:

@@ -165,10 +165,16 @@ class RolloutScheduler:
                 log.warning("could not check %s against the cluster: %s", r.id, exc)
 
     def analyse(self) -> None:
-        """As leader, run each active rollout's canary analysis where a run is due; the
-        service decides and acts (roll back, pause, or move on once it passed)."""
+        """As leader, remind of keep periods that ended, then run each active rollout's
+        canary analysis where a run is due; the service decides and acts (roll back, pause,
+        or move on once it passed)."""
         if self._halted or not self.lease.is_leader:
             return
+        try:
+            self.service.remind_kept()
+        except RolloutError as exc:
+            log.warning("could not remind of ended keep periods: %s (the next run retries)",
+                        exc)
         now = self.service.clock.now()
         for cached in list(self._active.values()):
             if self._halted or not self.lease.is_leader:

@@ -17,7 +17,15 @@ from datetime import datetime
 
 from rollout.domain import freeze as freezes
 from rollout.domain import gating, machine, names
-from rollout.domain.admission import Hold, request_for, route_of, stable_ready, step_hold
+from rollout.domain.admission import (
+    Hold,
+    request_for,
+    rollback_hold,
+    rollback_warning,
+    route_of,
+    stable_ready,
+    step_hold,
+)
 from rollout.domain.analysis import Analysis, AnalysisFile, AnalysisSpec, SubjectKind
 from rollout.domain.canary import AnalysisSetup, Unconfigured
 from rollout.domain.clock import Clock
@@ -34,6 +42,7 @@ from rollout.domain.errors import (
     Refused,
     RolloutError,
     StoreUnavailable,
+    Superseded,
     Unrecorded,
     WriteUnknown,
 )
@@ -46,6 +55,7 @@ from rollout.domain.models import (
     Card,
     Click,
     PauseKind,
+    Phase,
     Plan,
     Rollout,
     Target,
@@ -168,6 +178,8 @@ class ServiceOptions:
     self_approval: bool = False
     reminder_seconds: int | None = None
     approval_timeout_seconds: int | None = None
+    #: how long a completed rollout keeps its old pool in the rule (ROLLOUT_KEEP)
+    keep_seconds: int = 24 * 3600
     idempotency_ttl_seconds: int = 24 * 3600
     #: renew a command's target lock this often while it works (a third of its TTL)
     lock_renew_seconds: float | None = None
@@ -196,13 +208,14 @@ class RolloutService:
     def start(
         self, *, namespace: str, canary: str, plan: Plan, actor: Actor, route: str | None = None,
         stable: str | None = None, rewrite: str | None = None, allow_gitops: bool = False,
-        analysis: str | None = None,
+        analysis: str | None = None, keep_seconds: int | None = None,
     ) -> Outcome:
         """Start a rollout of `canary`: a pool (HTTPRoute weights), or with `rewrite` an adapter
         (the named InferenceModelRewrite's target weights), gated by the canary analysis
         `analysis` (the file's default when None). The preflight gates and the freeze are asked
         under the lock, before anything is written; `allow_gitops` lets another manager own the
-        weights (its revert then pauses the rollout as drift)."""
+        weights (its revert then pauses the rollout as drift). `keep_seconds` (default: the
+        install's ROLLOUT_KEEP) is how long the old pool stays in the rule after completion."""
         if rewrite is not None and route is not None:
             raise InvalidInput("give --route (a pool rollout) or --rewrite (an adapter "
                                "rollout), not both")
@@ -244,6 +257,7 @@ class RolloutService:
                 rollout_id=new_id, target=target, stable=located.stable, canary=canary,
                 plan=plan, baseline=located.baseline, actor=actor, now=now,
                 allow_gitops=allow_gitops, analysis=setup,
+                keep_seconds=self.options.keep_seconds if keep_seconds is None else keep_seconds,
             )
             return replace(d, rollout=d.rollout.model_copy(update={"stable_ready": had}))
 
@@ -282,10 +296,17 @@ class RolloutService:
 
     def resume(self, ref: Ref, *, actor: Actor, click: Click | None = None,
                request_id: str | None = None) -> Outcome:
-        return self._run(
-            _clicked(ref, click), actor,
-            lambda r, now: machine.resume(_recorded(r), actor=actor, now=now, click=click),
-            request_id=request_id)
+        """Refused with the numbers while the stable pool could not take the traffic back:
+        the next sweep would only pause the rollout again."""
+        def decide(loaded: Rollout | None, now: datetime) -> Decision:
+            r = _recorded(loaded)
+            d = machine.resume(r, actor=actor, now=now, click=click)
+            held = self._rollback_hold(r)
+            if held is not None:
+                raise NotReady(f"{r.canary} stays paused: {held.reason}")
+            return d
+
+        return self._run(_clicked(ref, click), actor, decide, request_id=request_id)
 
     def rollback(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
                  request_id: str | None = None) -> Outcome:
@@ -294,11 +315,25 @@ class RolloutService:
         command asked (DESIGN §6)."""
         def decide(loaded: Rollout | None, now: datetime) -> Decision:
             r = _recorded(loaded)
-            return machine.rollback(r, actor=actor, now=now, reason=reason,
-                                    owner=self._owner_of(r))
+            d = machine.rollback(r, actor=actor, now=now, reason=reason,
+                                 owner=self._owner_of(r))
+            if not d.changed:
+                return d
+            return replace(d, message=self._rollback_warning(r) + d.message)
 
         return self._run(_clicked(ref, click), actor, decide, preempt=True,
                          request_id=request_id)
+
+    def retire(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
+        """Remove the old pool's (or adapter's) entry from the rule of a completed rollout,
+        through the same fenced write; no rollback is offered after it. The edges authorize
+        first (Slack: approvers only); the machine keeps the two-person rule."""
+        allow_self = self.options.self_approval
+        return self._run(
+            ref, actor,
+            lambda r, now: machine.retire(_recorded(r), actor=actor, now=now,
+                                          self_approval=allow_self),
+            request_id=request_id)
 
     def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
         allow_self = self.options.self_approval
@@ -377,10 +412,39 @@ class RolloutService:
         else:
             found = machine.reconcile(rollout, observed, now=self.clock.now())
             if found is None or not found.changed:
-                return None
+                return self._watch_rollback(rollout)
         return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(),
                          lambda r, now: Decision(rollout=_recorded(r), message="",
                                                  changed=False))
+
+    def _watch_rollback(self, rollout: Rollout) -> Outcome | None:
+        """The sweep's rollback-readiness check: one read of the namespace per active pool
+        rollout that is not paused and has moved traffic (before the first step there is
+        nothing to take back); only a stable pool that could no longer take the traffic back
+        takes the lock, to pause the rollout with the numbers."""
+        if rollout.phase is Phase.PAUSED or self._rollback_hold(rollout) is None:
+            return None
+
+        def decide(loaded: Rollout | None, now: datetime) -> Decision:
+            r = _recorded(loaded)
+            held = self._rollback_hold(r) if r.active and r.phase is not Phase.PAUSED else None
+            if held is None:  # finished, paused or recovered meanwhile
+                return Decision(rollout=r, message="", changed=False)
+            return machine.pause(r, actor=Actor.scheduler(), now=now, reason=held.reason,
+                                 kind=PauseKind.ROLLBACK)
+
+        return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(), decide)
+
+    def remind_kept(self, *, recent: int = 50) -> list[Outcome]:
+        """The scheduler's keep-period reminder: each of the `recent` most recently finished
+        rollouts whose keep period is over is told once (an audit event the card's thread
+        shows, mentioning the approvers). Costs one read of each per call."""
+        now = self.clock.now()
+        due = [r for r in (self.store.get(i) for i in self.store.recent_ids(recent))
+               if r is not None and machine.keep_due(r, now)]
+        return [self._run(Ref(rollout_id=r.id), Actor.scheduler(),
+                          lambda loaded, at: machine.keep_over(_recorded(loaded), now=at))
+                for r in due]
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.
@@ -591,6 +655,9 @@ class RolloutService:
         written = self._write(version, base, found, d, effect, hold, actor)
         if isinstance(written, Outcome):
             return written
+        if isinstance(effect, Restore):
+            d = replace(d, events=machine.overtaken(base, written, now=self.clock.now())
+                        + d.events)
         gated = machine.gate(d.rollout, written, now=self.clock.now())
         if gated is None:
             return self._save_landed(version, _joined(prior, d), hold)
@@ -620,6 +687,10 @@ class RolloutService:
             return self._paused_on_failure(version, base, found, hold, actor, reason=message,
                                            message=message)
         except DriftDetected as exc:
+            if not base.active:  # a retire on weights changed since: nothing was written
+                self.store.clear_in_flight(base.id)
+                return Outcome(base, f"Not applied: {exc}. Nothing was changed.",
+                               changed=False, ok=False)
             prior = found.events if found is not None else ()
             paused = machine.pause(base, actor=Actor.scheduler(), now=self.clock.now(),
                                    reason=str(exc), kind=PauseKind.DRIFT)
@@ -666,6 +737,11 @@ class RolloutService:
                 f"unavailable ({exc.__cause__ or exc}). The next command or the scheduler's "
                 "sweep finds it on the route and records it; repeating this is safe",
                 retry_after=exc.retry_after) from exc
+        except Superseded as exc:
+            raise Superseded(
+                "the change landed in the cluster, then a rollback took over this target "
+                "before it was recorded; the rollback puts the weights back as they were "
+                "before the rollout", landed=True) from exc
         except LockLapsed as exc:
             raise Unrecorded(
                 "the change landed in the cluster but could not be recorded: this command's "
@@ -702,6 +778,26 @@ class RolloutService:
             return Hold(reason=frozen, noted=False)
         facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
         return step_hold(facts, r, percent=effect.percent, policy=self.gates.capacity)
+
+    def _rollback_hold(self, r: Rollout) -> Hold | None:
+        """Whether a rollback could still count on the stable pool; reads the namespace only
+        where it matters (_takes_back)."""
+        if not _takes_back(r):
+            return None
+        facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        return rollback_hold(facts, r, policy=self.gates.capacity)
+
+    def _rollback_warning(self, r: Rollout) -> str:
+        """A rollback is never held: an unreadable cluster only leaves the warning out."""
+        if not _takes_back(r):
+            return ""
+        try:
+            facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        except RolloutError as exc:
+            log.warning("could not read %s before the rollback of %s: %s",
+                        r.target.namespace, r.id, exc)
+            return ""
+        return rollback_warning(facts, r, policy=self.gates.capacity)
 
     def _hold(self, version: int, found: Decision | None, r: Rollout, held: Hold,
               hold: _Hold, actor: Actor) -> Outcome:
@@ -911,6 +1007,13 @@ class RolloutService:
                                      actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _takes_back(r: Rollout) -> bool:
+    """A rollback of `r` would send traffic back to its stable pool: a pool rollout that
+    recorded the stable pool's Ready endpoints at start and has moved traffic since (an
+    adapter rollout's two adapters share one pool)."""
+    return r.stable_ready is not None and r.target.kind is TargetKind.ROUTE and r.step >= 0
 
 
 def _recorded(r: Rollout | None) -> Rollout:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollout.domain.facts import POOL_GROUP, ClusterFacts
-from rollout.domain.findings import Outcome, Verdict
+from rollout.domain.findings import Finding, Outcome, Verdict
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
 from rollout.domain.preflight import (
     CapacityPolicy,
@@ -66,13 +66,38 @@ def step_hold(facts: ClusterFacts, r: Rollout, *, percent: int,
                           baseline=r.baseline, share_percent=percent,
                           allow_gitops=r.allow_gitops)
     verdict = preflight(facts, request, policy)
-    if r.stable_ready is not None and request.rewrite is None:
-        verdict = Verdict(findings=verdict.findings + check_rollback(
-            facts, stable=r.stable, group=request.pool_group, had=r.stable_ready,
-            policy=policy))
+    verdict = Verdict(findings=verdict.findings + rollback_findings(facts, r, policy=policy))
     if verdict.outcome is Outcome.PROCEED:
         return None
     if verdict.outcome is Outcome.WAIT:
         return Hold(reason=f"step to {percent}% waits:\n{verdict.explain()}")
     return Hold(reason=f"preflight before the step to {percent}% failed:\n"
                        f"{verdict.explain()}", pause=True)
+
+
+def rollback_findings(facts: ClusterFacts, r: Rollout, *,
+                      policy: CapacityPolicy) -> tuple[Finding, ...]:
+    """Why the stable pool could not take all the traffic back now (nothing when it could);
+    only a pool rollout that recorded the stable pool's Ready endpoints at start is checked."""
+    if r.stable_ready is None or r.target.kind is not TargetKind.ROUTE:
+        return ()
+    group = str(r.baseline.stable.get("group") or POOL_GROUP)
+    return check_rollback(facts, stable=r.stable, group=group, had=r.stable_ready,
+                          policy=policy)
+
+
+def rollback_hold(facts: ClusterFacts, r: Rollout, *, policy: CapacityPolicy) -> Hold | None:
+    """The scheduler's sweep and `resume`: a pause (with the numbers) when a rollback could
+    no longer count on the stable pool; None when it still can."""
+    found = rollback_findings(facts, r, policy=policy)
+    if not found:
+        return None
+    return Hold(reason=f"{r.stable} could not take the traffic back:\n"
+                       f"{Verdict(findings=found).explain()}", pause=True)
+
+
+def rollback_warning(facts: ClusterFacts, r: Rollout, *, policy: CapacityPolicy) -> str:
+    """The warning a rollback answer starts with when the stable pool is short of the Ready
+    endpoints it had at start: the rollback still goes ahead (a person asked for it)."""
+    found = rollback_findings(facts, r, policy=policy)
+    return "".join(f"Warning: {f.problem}; rolling back anyway.\n" for f in found)

@@ -82,7 +82,12 @@ class LockLapsed(TemporaryFailure):
 
 
 class Superseded(RolloutError):
-    """A later operation (a rollback) took the lock while this one ran; this one did not land."""
+    """A later operation (a rollback) took the lock while this one ran; this one did not land,
+    unless `landed`: then its write reached the cluster before the rollback, which undoes it."""
+
+    def __init__(self, message: str, *, landed: bool = False) -> None:
+        super().__init__(message)
+        self.landed = landed
 
 
 class DriftDetected(RolloutError):

@@ -29,6 +29,7 @@ from rollout.domain.models import (
     Plan,
     Rollout,
     Target,
+    TargetKind,
     Via,
 )
 from rollout.domain.plan import format_seconds
@@ -61,7 +62,13 @@ class Restore:
     """Put the managed entries back exactly as they were before start."""
 
 
-Effect = Prepare | ApplyStep | Restore
+@dataclass(frozen=True)
+class Retire:
+    """Remove the stable entry (an old pool's backendRef, an old adapter's target) from the
+    rule of a completed rollout; nothing else on the object changes."""
+
+
+Effect = Prepare | ApplyStep | Restore | Retire
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
         return _update(
             r, now, step=step, phase=Phase.COMPLETED, next_due_at=None, awaiting_since=None,
             finished_at=now, pause=None, held="",
+            keep_until=now + timedelta(seconds=r.keep_seconds),
         )
     landed = _update(
         r, now, step=step, phase=Phase.BAKING, awaiting_since=None, last_reminder_at=None,
@@ -165,7 +173,7 @@ def _require_active(r: Rollout, action: str) -> None:
 def start(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
     baseline: Baseline, actor: Actor, now: datetime, allow_gitops: bool = False,
-    analysis: AnalysisSetup | None = None,
+    analysis: AnalysisSetup | None = None, keep_seconds: int = 0,
 ) -> Decision:
     """A new rollout: the target is prepared, then the first step awaits its gate. With an
     `analysis`, every step after the first waits for the previous one's analysis to pass."""
@@ -173,6 +181,7 @@ def start(
         id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
         baseline=baseline, phase=Phase.BAKING, requester=actor, created_at=now, updated_at=now,
         next_due_at=now, allow_gitops=allow_gitops, analysis=analysis,
+        keep_seconds=keep_seconds,
     )
     r = _ready_for_next(r, now)
     first = _step_label(r, 0)
@@ -326,9 +335,11 @@ def _apply(
     events = (*before, applied)
     message = f"{r.canary} now at {r.plan.steps[step].percent}% ({_step_label(r, step)})."
     if nxt.phase is Phase.COMPLETED:
+        nxt = _update(nxt, now, completed_by=actor)
         events = (*events, _event(nxt, AuditAction.COMPLETED, actor, now, step=step))
         message += (f" Rollout completed; {r.stable} takes no traffic and is kept for "
-                    "rollback.")
+                    f"rollback until {nxt.keep_until:%Y-%m-%d %H:%M} UTC; then an approver "
+                    f"retires it (`retire`).")
     return Decision(
         rollout=nxt, effect=ApplyStep(step=step, percent=r.plan.steps[step].percent),
         events=events, message=message,
@@ -404,6 +415,12 @@ def rollback(
     the rule belongs to now: a finished rollout never rolls back a newer one's rule."""
     if r.phase is Phase.ROLLED_BACK:
         return Decision(rollout=r, changed=False, message=f"{r.canary} is already rolled back.")
+    if r.retired_at is not None:
+        raise Conflict(
+            f"rollout {r.id} was retired: {r.stable} is no longer in {r.target.describe()}, "
+            f"so there is nothing to roll back to. To go back, start a rollout of {r.stable} "
+            f"(it must be Ready again first)"
+        )
     if not r.active and owner is not None and owner != r.id:
         raise Conflict(
             f"rollout {r.id} is {r.phase.value.replace('_', ' ')} and "
@@ -418,6 +435,71 @@ def rollback(
         events=(_event(nxt, AuditAction.ROLLED_BACK, actor, now, why, step=r.step),),
         message=f"{r.canary} rolled back: {baseline_pair(r.baseline).describe()} restored.",
     )
+
+
+def retire(r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = False) -> Decision:
+    """Let the old pool (or adapter) go: its entry leaves the rule, and with it any rollback.
+    Only a completed rollout, by someone other than who started or completed it; before the
+    keep period is over, the retire itself is the approval to end it early."""
+    if r.retired_at is not None:
+        return Decision(rollout=r, changed=False,
+                        message=f"{r.stable} was already retired from {r.target.describe()}.")
+    if r.phase is not Phase.COMPLETED:
+        raise Conflict(
+            f"rollout {r.id} of {r.canary} is {r.phase.value.replace('_', ' ')}: only a "
+            f"completed rollout retires its old {_entry_kind(r)}"
+        )
+    _refuse_author(r, actor, self_approval, "retire its old pool")
+    done_by = r.completed_by
+    if done_by is not None and done_by.id == actor.id and not self_approval:
+        raise Unauthorized(f"{actor.label} completed this rollout and cannot retire its old "
+                           f"{_entry_kind(r)} (two-person rule): ask another approver")
+    early = ""
+    if r.keep_until is not None and now < r.keep_until:
+        early = f" (before the keep period ended at {r.keep_until:%Y-%m-%d %H:%M} UTC)"
+    nxt = _update(r, now, retired_at=now, retired_by=actor, next_due_at=None)
+    return Decision(
+        rollout=nxt, effect=Retire(),
+        events=(_event(nxt, AuditAction.RETIRED, actor, now,
+                       f"{r.stable} removed from {r.target.describe()}{early}", step=r.step),),
+        message=f"{r.stable} retired{early}: {retired_sentence(r)}",
+    )
+
+
+def keep_due(r: Rollout, now: datetime) -> bool:
+    """A completed rollout whose keep period is over and whose approvers were not told yet."""
+    return (r.phase is Phase.COMPLETED and r.retired_at is None and not r.keep_reminded
+            and r.keep_until is not None and r.keep_until <= now)
+
+
+def keep_over(r: Rollout, *, now: datetime) -> Decision:
+    """Tell the approvers, once, that the old pool may now be retired."""
+    if not keep_due(r, now):
+        return Decision(rollout=r, changed=False, message="")
+    nxt = _update(r, now, keep_reminded=True)
+    detail = f"{r.stable} was kept for rollback until {r.keep_until:%Y-%m-%d %H:%M} UTC"
+    return Decision(
+        rollout=nxt, events=(_event(nxt, AuditAction.KEEP_ENDED, Actor.scheduler(), now,
+                                    detail, step=r.step),),
+        message=f"The keep period of {r.stable} is over: an approver may retire it "
+                f"(`retire`), or roll back while it is still in the route.")
+
+
+def _entry_kind(r: Rollout) -> str:
+    return "pool" if r.target.kind is TargetKind.ROUTE else "adapter"
+
+
+def retired_sentence(r: Rollout) -> str:
+    """What retire removed and what the team may now delete by hand (the bot deletes none)."""
+    if r.target.kind is TargetKind.ROUTE:
+        return (f"its backendRef is removed from {r.target.describe()} and nothing else "
+                f"changed; a rollback is no longer possible. The bot deletes nothing: the team "
+                f"may now delete InferencePool {r.stable}, its endpoint picker, and the model "
+                f"server Deployment (and its nodes) that serve it.")
+    return (f"its target already left {r.target.describe()} at 100% (a rewrite weight cannot "
+            f"be 0) and nothing else changed; a rollback, which would put it back, is no "
+            f"longer possible. The bot deletes nothing: the team may now unload adapter "
+            f"{r.stable} from the model servers (the pool itself still serves {r.canary}).")
 
 
 def promote(
@@ -533,7 +615,23 @@ def shows_landed(r: Rollout, effect: Effect, observed: Observed) -> bool:
             observed.pair == baseline_pair(r.baseline)
     if isinstance(effect, Prepare):
         return marker.step == -1 and marker.state is MarkerState.ACTIVE
+    if isinstance(effect, Retire):
+        return marker.state is MarkerState.RETIRED
     return marker.step == effect.step and observed.pair == expected_pair(r, effect.step)
+
+
+def overtaken(r: Rollout, written: Observed, *, now: datetime) -> tuple[AuditEvent, ...]:
+    """A rollback that preempted a step in flight: when the object it wrote over carried a
+    later step of this rollout than the state knew, that step landed (and carried traffic)
+    before the rollback undid it; the audit says so, so no landed step goes unrecorded."""
+    seen = written.replaced
+    if seen is None or seen.rollout_id != r.id or seen.state is MarkerState.ROLLED_BACK:
+        return ()
+    if not r.step < seen.step <= r.plan.last_index:
+        return ()
+    detail = (f"{_step_label(r, seen.step)} landed before the rollback took over and was not "
+              "recorded; the rollback undid it")
+    return (_event(r, AuditAction.RECOVERED, Actor.scheduler(), now, detail, step=seen.step),)
 
 
 def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
@@ -605,6 +703,13 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
                        step=r.step)
         return Decision(rollout=nxt, events=(event,),
                         message=f"{r.canary} was rolled back before a crash; recorded.")
+    if ours and marker is not None and marker.state is MarkerState.RETIRED \
+            and r.retired_at is None:
+        nxt = _update(r, now, retired_at=now, retired_by=system, next_due_at=None)
+        event = _event(nxt, AuditAction.RECOVERED, system, now, "retire found applied",
+                       step=r.step)
+        return Decision(rollout=nxt, events=(event,),
+                        message=f"{r.stable} was retired before a crash; recorded.")
     if not r.active:
         return None
     if ours and marker is not None:

@@ -177,6 +177,7 @@ class PauseKind(StrEnum):
     TIMEOUT = "timeout"
     PREFLIGHT = "preflight"  # a gate found the cluster unfit for the next step
     ANALYSIS = "analysis"  # failed, inconclusive too long, or the split did not match
+    ROLLBACK = "rollback readiness"  # the stable pool could no longer take the traffic back
 
 
 class Pause(BaseModel):
@@ -257,6 +258,17 @@ class Rollout(BaseModel):
                       "freeze); cleared when a step applies or the rollout pauses")
     stable_ready: int | None = Field(default=None, description="the stable pool's Ready "
                                      "endpoints at start: what a rollback needs back")
+    keep_seconds: int = Field(default=0, ge=0, description="how long the stable pool stays "
+                              "in the rule at weight 0 after completion (`--keep`)")
+    keep_until: datetime | None = Field(default=None, description="the end of the keep "
+                                        "period, set at completion")
+    retired_at: datetime | None = Field(default=None, description="when `retire` removed "
+                                        "the stable pool from the rule: no rollback since")
+    retired_by: Actor | None = None
+    keep_reminded: bool = Field(default=False, description="the approvers were told that the "
+                                "keep period is over")
+    completed_by: Actor | None = Field(default=None, description="who applied the last "
+                                       "step: not the one to retire (two-person rule)")
     #: the canary analysis gating each step (None: steps are not gated on metrics)
     analysis: AnalysisSetup | None = None
     #: the analysis of the current step so far (runs, failures, the latest values)
@@ -335,6 +347,8 @@ class AuditAction(StrEnum):
     RESUMED = "resumed"
     ROLLED_BACK = "rolled_back"
     PROMOTED = "promoted"
+    RETIRED = "retired"  # the old pool's entry left the rule; no rollback since
+    KEEP_ENDED = "keep_ended"  # the keep period is over: the approvers are asked to retire
     APPROVAL_REQUESTED = "approval_requested"
     REMINDER = "reminder"
     FAILED = "failed"

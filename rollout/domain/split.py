@@ -32,6 +32,7 @@ class MarkerState(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     ROLLED_BACK = "rolled-back"
+    RETIRED = "retired"  # the stable entry was removed from the rule after completion
 
 
 class Marker(BaseModel):
@@ -55,6 +56,9 @@ class Observed(BaseModel):
     resource_version: str = ""
     problem: str = ""  # what the gateway reports wrong with the current generation, if any
     writer: str = ""  # who last wrote the weights, when another field manager did
+    #: a write's answer: the bot's marker on the object the write was decided on (it may
+    #: name a step that landed after the command's own reconcile read)
+    replaced: Marker | None = None
 
 
 def require_single_entries(names: Sequence[str], *, stable: str, canary: str,

@@ -65,7 +65,7 @@ def _pool(name: str) -> Obj:
     }
 
 
-def _pod(pool: str, index: int) -> Obj:
+def _pod(pool: str, index: int, subnet: int | None = None) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -76,7 +76,7 @@ def _pod(pool: str, index: int) -> Obj:
         }]},
         "status": {
             "phase": "Running",
-            "podIP": f"10.0.{POOLS.index(pool)}.{10 + index}",
+            "podIP": f"10.0.{POOLS.index(pool) if subnet is None else subnet}.{10 + index}",
             "conditions": [{"type": "Ready", "status": "True"},
                            {"type": "ContainersReady", "status": "True"}],
         },
@@ -117,6 +117,18 @@ def _rewrite() -> Obj:
             }],
         },
     }
+
+
+def pool_objects(pool: str, subnet: int) -> list[Obj]:
+    """One more pool as the demo seeds its own (Ready pods in 10.0.<subnet>.x, its endpoint
+    picker Service, the two objectives), for worlds with more targets than the demo's."""
+    return [_pool(pool), *(_pod(pool, i, subnet) for i in range(PODS_PER_POOL)),
+            _picker_service(pool), *(_objective(pool, s, prio) for s, prio in OBJECTIVES)]
+
+
+def route_object(name: str, backends: list[tuple[str, int]]) -> Obj:
+    """An HTTPRoute on the demo gateway, one rule splitting `backends` (pool, weight)."""
+    return _route(name, backends)
 
 
 def seed_objects(seed: str) -> list[Obj]:

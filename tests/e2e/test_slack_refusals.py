@@ -140,3 +140,22 @@ def test_slack_rate_limits_are_retried_and_the_card_still_lands(world: World) ->
     assert world.rollout().card is not None
     assert world.rollout().card.ts == card.ts  # type: ignore[union-attr]
     assert world.container.service.get(Ref(rollout_id=world.rollout().id)).card is not None
+
+
+def test_retire_is_refused_to_a_non_approver_and_to_who_completed_the_rollout(
+        world: World) -> None:
+    start_rollout(world, text=f"{CANARY} start --steps 100 --interval 0s --keep 1h")
+    world.command("U0BOB", f"{CANARY} approve")
+    done = {"llm-pool": 0, CANARY: 100}
+    eventually(lambda: world.weights() == done)
+    world.command("U0DAVE", f"{CANARY} retire")
+    eventually(lambda: any("only approvers" in t for t in world.ephemeral_texts("U0DAVE")))
+    eventually(lambda: _denials(world, "retire"))
+    world.command("U0BOB", f"{CANARY} retire")
+    eventually(lambda: any("completed this rollout and cannot retire its old pool "
+                           "(two-person rule)" in t for t in world.ephemeral_texts("U0BOB")))
+    _settled(world)
+    assert world.weights() == done and world.rollout().retired_at is None
+    world.command("U0CAROL", f"{CANARY} retire")
+    eventually(lambda: world.weights() == {CANARY: 100})
+    eventually(lambda: world.rollout().retired_at is not None)

@@ -1,7 +1,8 @@
 """The gates in the service, against the real API server as the bot's service account: each
 refusal at start with its itemised reason and nothing changed; a capacity wait that clears
 when pods become Ready; an Argo CD revert pausing the rollout with the manager named; a freeze
-holding a scheduled step-up while a rollback goes through."""
+holding a scheduled step-up while a rollback goes through; a stable pool losing its Ready
+endpoints during a bake pausing the rollout at the next sweep, and a rollback then warning."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ Obj = dict[str, Any]
 
 def _start(world: World, canary: str = CANARY, *, steps: tuple[int, ...] = (10, 100),
            **options: Any) -> Any:
-    auto = options.pop("auto", False)
+    auto, bake = options.pop("auto", False), options.pop("bake", 0)
     return world.service.start(namespace=NS, canary=canary, actor=ALICE,
-                               plan=build_plan(list(steps), auto=auto, interval_seconds=0),
+                               plan=build_plan(list(steps), auto=auto, interval_seconds=bake),
                                **options)
 
 
@@ -191,3 +192,58 @@ def test_a_stable_pool_losing_its_endpoints_pauses_the_next_step_until_they_retu
     done = world.service.approve(REF, actor=BOB)
     assert done.ok, done.message
     assert world.weights() == {STABLE: 50, CANARY: 50}
+
+
+def test_a_stable_pool_losing_its_endpoints_during_a_bake_pauses_at_the_next_sweep(
+        world: World) -> None:
+    assert _start(world, steps=(10, 50, 100), bake=600).ok
+    assert world.service.approve(REF, actor=BOB).ok
+    assert world.service.get(REF).phase is Phase.BAKING
+    assert world.service.watch(world.service.get(REF)) is None  # ready: the sweep moves on
+    set_ready(world.emulator, f"{STABLE}-0", False)
+    assert world.service.watch(world.service.get(REF)) is not None
+    paused = world.service.get(REF)
+    assert paused.phase is Phase.PAUSED and paused.pause is not None
+    assert paused.pause.kind is PauseKind.ROLLBACK
+    assert paused.pause.reason.startswith(
+        f"{STABLE} could not take the traffic back:\n• [rollback] {STABLE}: 1 of 2 Ready "
+        "endpoints; a rollback now would overload it")
+    assert world.weights() == {STABLE: 90, CANARY: 10}
+    refused = _kept(world, lambda: world.service.resume(REF, actor=BOB))
+    assert refused.startswith(f"{CANARY} stays paused: {STABLE} could not take the traffic "
+                              f"back:\n• [rollback] {STABLE}: 1 of 2 Ready endpoints")
+    set_ready(world.emulator, f"{STABLE}-0", True)
+    assert world.service.resume(REF, actor=BOB).ok
+    assert world.service.get(REF).phase is Phase.BAKING
+    world.clock.advance(seconds=3600)
+    done = world.service.approve(REF, actor=BOB)
+    assert done.ok, done.message
+    assert world.weights() == {STABLE: 50, CANARY: 50}
+
+
+def test_a_rollback_while_the_stable_pool_is_short_warns_and_restores_the_weights(
+        world: World) -> None:
+    assert _start(world, steps=(10, 50, 100), bake=600).ok
+    assert world.service.approve(REF, actor=BOB).ok
+    set_ready(world.emulator, f"{STABLE}-0", False)
+    try:
+        world.service.watch(world.service.get(REF))
+        assert world.service.get(REF).phase is Phase.PAUSED
+        back = world.service.rollback(REF, actor=BOB, reason="canary errors")
+    finally:
+        set_ready(world.emulator, f"{STABLE}-0", True)
+    assert back.ok, back.message
+    assert back.message.startswith(f"Warning: {STABLE}: 1 of 2 Ready endpoints; a rollback "
+                                   "now would overload it; rolling back anyway.\n")
+    assert world.weights() == {STABLE: 100, CANARY: 0}
+    assert world.service.get(REF).phase is Phase.ROLLED_BACK
+
+
+def _kept(world: World, call: Callable[[], Any]) -> str:
+    """A refusal of a recorded rollout: its text, with the route and the rollout unchanged."""
+    before, rollout = world.route()["metadata"]["resourceVersion"], world.service.get(REF)
+    with pytest.raises(NotReady) as refused:
+        call()
+    assert world.route()["metadata"]["resourceVersion"] == before
+    assert world.service.get(REF) == rollout
+    return str(refused.value)

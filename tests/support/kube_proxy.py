@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -87,7 +88,7 @@ class KubeProxy:
         class Handler(_Forwarder):
             owner = proxy
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = _QuietServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
@@ -116,6 +117,14 @@ class KubeProxy:
         return self._http.request(method, self.upstream + target, headers=headers, body=body,
                                   preload_content=False, redirect=False,
                                   timeout=urllib3.Timeout(connect=5.0, read=None))
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A caller killed mid-request resets its connection: that is not the proxy's error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Forwarder(BaseHTTPRequestHandler):

@@ -5,6 +5,7 @@ target whose writes are fenced and whose weights a test may move behind the bot'
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +20,7 @@ from rollout.domain.errors import (
 )
 from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Freeze
-from rollout.domain.machine import Effect, Prepare, Restore
+from rollout.domain.machine import Effect, Prepare, Restore, Retire
 from rollout.domain.models import (
     AuditEvent,
     Baseline,
@@ -176,6 +177,7 @@ class FakeTarget:
     baseline: Baseline
     pair: Pair
     marker: Marker | None = None
+    retired: bool = False  # the stable entry was removed from the rule
     fence: int = 0
     writes: list[Pair] = field(default_factory=list)
     reads: int = 0
@@ -188,6 +190,7 @@ class FakeTarget:
     record: RecoveryRecord | None = None  # what the rule carries for recovery
     unreadable: Exception | None = None  # raised by every read while set
     edit_before_write: Pair | None = None  # a person's edit between the read and the write
+    on_write: Callable[[], None] | None = None  # called once the next write has landed
 
 
 class FakeTraffic:
@@ -235,23 +238,18 @@ class FakeTraffic:
         if before is not None and t.pair not in before:
             raise DriftDetected(f"weights changed outside the bot: {t.pair.describe()}")
         t.fence = fence
-        if isinstance(effect, Restore):
-            t.pair = baseline_pair(rollout.baseline)
-            t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
-                              state=MarkerState.ROLLED_BACK)
-        elif isinstance(effect, Prepare):
-            t.pair = expected_pair(rollout, -1)
-            t.marker = Marker(rollout_id=rollout.id, step=-1)
-            t.record = RecoveryRecord.of(rollout)
-        else:
-            t.pair = expected_pair(rollout, effect.step)
-            t.marker = Marker(rollout_id=rollout.id, step=effect.step)
+        replaced = t.marker
+        _land(t, rollout, effect)
         t.writes.append(t.pair)
         t.problem = t.objects_to_writes or t.problem
+        if t.on_write is not None:
+            hook, t.on_write = t.on_write, None
+            hook()
         if t.lose_answer is not None:
             lost, t.lose_answer = t.lose_answer, None
             raise lost
-        return Observed(pair=t.pair, marker=t.marker, problem=t.problem)  # the PATCH's answer
+        return Observed(pair=t.pair, marker=t.marker, problem=t.problem,  # the PATCH's answer
+                        replaced=replaced)
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [Marked(target=t.target, marker=t.marker, record=t.record)
@@ -331,3 +329,23 @@ def open_gates() -> Gates:
     from tests.unit.facts_builders import world
 
     return Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+
+
+def _land(t: FakeTarget, rollout: Rollout, effect: Effect) -> None:
+    """What an effect leaves on the fake target: the weights and the bot's marker."""
+    if isinstance(effect, Restore):
+        t.pair = baseline_pair(rollout.baseline)
+        t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
+                          state=MarkerState.ROLLED_BACK)
+    elif isinstance(effect, Prepare):
+        t.pair = expected_pair(rollout, -1)
+        t.marker = Marker(rollout_id=rollout.id, step=-1)
+        t.record = RecoveryRecord.of(rollout)
+    elif isinstance(effect, Retire):  # the stable entry leaves the rule: it reads as 0
+        t.pair = Pair(stable=0, canary=expected_pair(rollout).canary)
+        t.marker = Marker(rollout_id=rollout.id, step=rollout.step,
+                          state=MarkerState.RETIRED)
+        t.retired = True
+    else:
+        t.pair = expected_pair(rollout, effect.step)
+        t.marker = Marker(rollout_id=rollout.id, step=effect.step)

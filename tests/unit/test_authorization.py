@@ -45,9 +45,9 @@ def test_start_and_safety_actions_need_only_an_allowed_channel(verb: Verb) -> No
     assert "<#C0ROLLOUT>" in denial
 
 
-@pytest.mark.parametrize("verb", [Verb.APPROVE, Verb.PROMOTE, Verb.RESUME, Verb.FREEZE,
-                                  Verb.UNFREEZE])
-def test_approve_promote_and_resume_need_an_approver(verb: Verb) -> None:
+@pytest.mark.parametrize("verb", [Verb.APPROVE, Verb.PROMOTE, Verb.RESUME, Verb.RETIRE,
+                                  Verb.FREEZE, Verb.UNFREEZE])
+def test_approve_promote_resume_and_retire_need_an_approver(verb: Verb) -> None:
     assert _decide(verb, "U0BOB") is None
     assert _decide(verb, "U0CAROL", groups={"S0REV"}) is None
     denial = _decide(verb, "U0DAVE")

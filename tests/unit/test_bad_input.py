@@ -119,3 +119,21 @@ def test_a_rule_may_list_each_managed_entry_once() -> None:
         require_single_entries(["s", "s", "c"], stable="s", canary="c", where="r")
     with pytest.raises(Conflict, match="lists the canary c 3 times"):
         require_single_entries(["s", "c", "c", "c"], stable="s", canary="c", where="r")
+
+
+def test_the_edges_of_each_length_rule() -> None:
+    assert names.model_name("adapter", "m" * 253) == "m" * 253
+    assert names.actor_name("bob") == "bob"
+    assert names.actor_name("b" * 100) == "b" * 100
+    for bad in ("", "b" * 101, "bob\n"):
+        with pytest.raises(InvalidInput, match="--as"):
+            names.actor_name(bad)
+
+
+def test_a_quoted_value_is_shown_whole_up_to_sixty_characters() -> None:
+    with pytest.raises(InvalidInput) as whole:
+        names.object_name("pool", "A" * 60)
+    assert f"`{'A' * 60}`" in str(whole.value)
+    with pytest.raises(InvalidInput) as cut:
+        names.object_name("pool", "A" * 61)
+    assert f"`{'A' * 57}...`" in str(cut.value)

@@ -137,6 +137,19 @@ def test_a_pause_by_the_bot_says_so_and_its_kind() -> None:
     assert "paused by the scheduler (drift): weights changed" in _text(r)
 
 
+def test_a_rollback_readiness_pause_shows_the_numbers_and_still_offers_rollback() -> None:
+    why = ("llm-pool could not take the traffic back:\n• [rollback] llm-pool: 1 of 8 Ready "
+           "endpoints; a rollback now would overload it")
+    r = machine.pause(started(), actor=Actor.scheduler(), now=NOW, reason=why,
+                      kind=PauseKind.ROLLBACK).rollout
+    text = _text(r)
+    assert "paused by the scheduler (rollback readiness): llm-pool could not take the traffic " \
+           "back:" in text
+    assert "• [rollback] llm-pool: 1 of 8 Ready endpoints; a rollback now would overload it" \
+        in text
+    assert set(_buttons(r)) == {"rollout_resume", "rollout_rollback"}
+
+
 def test_the_resume_line_says_who_paused_why_and_who_resumed() -> None:
     paused = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
     resumed = machine.resume(paused, actor=BOB, now=NOW)

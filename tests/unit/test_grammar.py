@@ -201,3 +201,13 @@ def test_allow_gitops_is_a_start_option() -> None:
     assert parse(f"{POOL} start --allow-gitops").allow_gitops
     with pytest.raises(GrammarError, match="`--allow-gitops` applies only to `start`"):
         parse(f"{POOL} approve --allow-gitops")
+
+
+def test_keep_is_a_start_option_and_retire_a_verb() -> None:
+    req = parse("llm-pool-version-2 start --keep 48h")
+    assert req.keep_seconds == 48 * 3600
+    assert parse("llm-pool-version-2 retire").verb is Verb.RETIRE
+    with pytest.raises(GrammarError, match="`--keep` applies only to `start`"):
+        parse("llm-pool-version-2 retire --keep 1h")
+    with pytest.raises(GrammarError, match="invalid interval"):
+        parse("llm-pool-version-2 start --keep soon")

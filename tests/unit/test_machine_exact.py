@@ -242,10 +242,11 @@ def test_a_promotion_applies_the_last_step_and_completes() -> None:
     at = T1 + timedelta(seconds=1)
     assert d.rollout == baking.model_copy(update={
         "phase": Phase.COMPLETED, "step": 3, "updated_at": at, "next_due_at": None,
-        "awaiting_since": None, "finished_at": at})
+        "awaiting_since": None, "finished_at": at, "keep_until": at, "completed_by": CAROL})
     assert (d.message, d.effect) == (
         "llm-pool-version-2 now at 100% (step 4 (100%)). Rollout completed; llm-pool takes no "
-        "traffic and is kept for rollback.", ApplyStep(step=3, percent=100))
+        f"traffic and is kept for rollback until {at:%Y-%m-%d %H:%M} UTC; then an approver "
+        "retires it (`retire`).", ApplyStep(step=3, percent=100))
     assert _events(d) == [("promoted", "U0CAROL", 3, 100, "from 10%"),
                           ("step_applied", "U0CAROL", 3, 100, "stable 0 / canary 100"),
                           ("completed", "U0CAROL", 3, 100, "")]

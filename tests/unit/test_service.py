@@ -14,15 +14,17 @@ from rollout.domain.errors import (
     ClusterUnavailable,
     Conflict,
     DriftDetected,
+    LockLapsed,
     StoreUnavailable,
     Superseded,
     Unrecorded,
     WriteUnknown,
 )
-from rollout.domain.models import Actor, AuditAction, PauseKind, Phase
+from rollout.domain.models import Actor, AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
-from rollout.domain.split import Pair
-from rollout.service import Gates, Ref, RolloutService
+from rollout.domain.split import Marker, Observed, Pair
+from rollout.ports import Lease
+from rollout.service import Gates, Ref, RolloutService, _Hold
 from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
 from tests.unit.facts_builders import world
 from tests.unit.fakes import FakeFacts, FakeFreezes, FakeStore, FakeTarget, FakeTraffic
@@ -284,3 +286,95 @@ def test_a_finished_rollouts_write_that_never_landed_ends_its_mark_and_changes_n
     assert store.in_flight == set()
     assert service.get(REF).phase is Phase.COMPLETED and service.get(REF).version == version
 
+
+
+def test_a_step_that_landed_before_a_rollback_took_over_says_it_landed() -> None:
+    """The rollback takes the lock after the step's write landed and before its save: the
+    step's answer says it landed and a rollback took over, never that it did not land."""
+    service, store, target, _ = _started()
+    target.on_write = lambda: store.acquire(TARGET.object_key, preempt=True)
+    with pytest.raises(Superseded) as raised:
+        service.approve(REF, actor=BOB)
+    assert raised.value.landed
+    assert "landed in the cluster, then a rollback took over" in str(raised.value)
+    assert target.writes[-1] == Pair(stable=90, canary=10)
+
+
+def test_a_rollback_over_a_step_that_landed_unrecorded_puts_that_step_in_the_audit() -> None:
+    """A rollback that preempts a step in flight writes over the step's marker: the step
+    carried traffic, so the audit names it before the rollback."""
+    service, store, target, _ = _started()
+    rollout = service.get(REF)
+    target.pair = Pair(stable=90, canary=10)  # step 1 landed; its save never happened
+    target.marker = Marker(rollout_id=rollout.id, step=0)
+    # the rollback's own reconcile read must not see it yet: it landed after that read
+    seen = [False]
+    real_observe = service.traffic.observe
+
+    def observe_before_the_step_landed(r: Rollout) -> Observed:
+        if not seen[0]:
+            seen[0] = True
+            return Observed(pair=Pair(stable=100, canary=0),
+                            marker=Marker(rollout_id=rollout.id, step=-1))
+        return real_observe(r)
+
+    service.traffic.observe = observe_before_the_step_landed  # type: ignore[method-assign]
+    out = service.rollback(REF, actor=BOB)
+    assert out.ok and service.get(REF).phase is Phase.ROLLED_BACK
+    actions = [(e.action, e.step) for e in store.events]
+    assert actions[-2:] == [(AuditAction.RECOVERED, 0), (AuditAction.ROLLED_BACK, -1)]
+    assert "step 1 (10%) landed before the rollback took over" in store.events[-2].detail
+
+
+class _CountingStore(FakeStore):
+    def __init__(self, *, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.confirms = 0
+        self.fail_after = fail_after
+
+    def confirm(self, lease: Lease) -> None:
+        self.confirms += 1
+        if self.fail_after is not None and self.confirms > self.fail_after:
+            raise Superseded("a rollback took over")
+        super().confirm(lease)
+
+
+def test_the_lock_keeper_renews_until_its_limit_and_stops_when_the_lock_is_lost() -> None:
+    """`_keep` run inline: each renewal confirms the lease; a lost lease ends it."""
+    store = _CountingStore()
+    hold = _Hold(store, "httproute/default/routes-to-llm")
+    hold._keep(1e-9, 5.5e-9)  # five renewals fit in the limit
+    assert store.confirms == 5
+    losing = _CountingStore(fail_after=2)
+    hold = _Hold(losing, "httproute/default/routes-to-llm")
+    hold._keep(1e-9, 1.0)
+    assert losing.confirms == 3
+    released = _CountingStore()
+    hold = _Hold(released, "httproute/default/routes-to-llm")
+    hold.release()
+    hold._keep(1e-9, 1.0)
+    assert released.confirms == 0
+
+
+def test_a_write_that_landed_while_redis_failed_names_the_cause_in_its_answer() -> None:
+    service, store, _, _ = _started()
+    unavailable = StoreUnavailable("Redis is unavailable; nothing was changed", retry_after=7)
+    unavailable.__cause__ = ConnectionRefusedError("Connection refused")
+    store.fail_saves = unavailable
+    with pytest.raises(Unrecorded) as raised:
+        service.approve(REF, actor=BOB)
+    assert str(raised.value) == (
+        "the change landed in the cluster but could not be recorded: Redis is unavailable "
+        "(Connection refused). The next command or the scheduler's sweep finds it on the "
+        "route and records it; repeating this is safe")
+    assert raised.value.retry_after == 7
+
+
+def test_a_write_that_landed_after_the_lock_lapsed_says_so() -> None:
+    service, store, _, _ = _started()
+    store.fail_saves = LockLapsed("the lock lapsed", retry_after=3)
+    with pytest.raises(Unrecorded) as raised:
+        service.approve(REF, actor=BOB)
+    assert str(raised.value).startswith("the change landed in the cluster but could not be "
+                                        "recorded: this command's lock lapsed before the save")
+    assert raised.value.retry_after == 3

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from rollout.domain.analysis import AnalysisFile
+from rollout.domain.analysis import AnalysisFile, SubjectKind
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import Conflict, InvalidInput
-from rollout.domain.models import PauseKind, Phase, Rollout
+from rollout.domain.models import PauseKind, Phase, Rollout, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
 from rollout.service import Gates, Ref, RolloutService, ServiceOptions
@@ -71,6 +71,9 @@ class World:
             self.service.tick(r.id)
         self.service.analyse(self.service.get(REF))
         return self.service.get(REF)
+
+    def _service_recorded(self, recorded: object) -> object:
+        return self.service._recorded_analysis(recorded, TargetKind.ROUTE)
 
     def events(self) -> list[str]:
         return [e.action for e in self.service.history(REF)]
@@ -213,3 +216,26 @@ def test_a_rollout_saved_before_analysis_existed_still_loads() -> None:
     del data["analysis"], data["step_analysis"]
     old = Rollout.model_validate(data)
     assert old.analysis is None and old.step_analysis is None
+
+
+def test_a_recovery_record_names_its_analysis_and_the_bot_runs_it_again_from_its_file() -> None:
+    w = World()
+    setup = w.service._recorded_analysis({"name": "strict", "pool": "p", "model": "m"},
+                                         TargetKind.ROUTE)
+    assert setup is not None
+    assert (setup.name, setup.pool, setup.model, setup.kind) == \
+        ("strict", "p", "m", SubjectKind.POOL)
+    assert setup.spec.failure_limit == 0
+    adapter = w.service._recorded_analysis({"name": "quick"}, TargetKind.REWRITE)
+    assert adapter is not None and (adapter.pool, adapter.model) == ("", "")
+
+
+@pytest.mark.parametrize("recorded", [None, "quick", {}, {"name": 3}, {"name": "gone"}])
+def test_a_record_naming_no_analysis_this_bot_can_run_comes_back_without_one(
+    recorded: object,
+) -> None:
+    assert World()._service_recorded(recorded) is None
+
+
+def test_without_prometheus_a_recorded_analysis_is_dropped() -> None:
+    assert World(port=False)._service_recorded({"name": "quick"}) is None

@@ -235,3 +235,157 @@ def test_the_rollback_share_is_configurable() -> None:
     assert r.pause is not None
     assert "llm-pool: 0 of 4 Ready endpoints; a rollback now would overload it (it needs 1, " \
            "25% of what it had at start)" in r.pause.reason
+
+
+# ---- exact: what a step reads, what a hold records, what a freeze tells ------------------------
+
+
+def test_a_step_reads_the_rollouts_own_namespace_and_route() -> None:
+    w = World()
+    w.start()
+    w.facts.reads.clear()
+    w.service.approve(REF, actor=BOB)
+    assert w.facts.reads == [("default", "routes-to-llm")]
+
+
+def test_a_capacity_wait_is_audited_once_with_its_step_and_share() -> None:
+    w = World(world(pods=pods(STABLE, 4) + pods(CANARY, 1)))
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.clock.advance(seconds=3600)
+    before = len(w.store.events)
+    held = w.service.approve(REF, actor=BOB)
+    assert (held.ok, held.changed) == (False, True)
+    [event] = w.store.events[before:]
+    assert (event.action, event.step, event.percent, event.rollout_id) == \
+        ("step_held", 1, 50, "r1")
+    assert event.actor == BOB and event.detail == w.service.get(REF).held
+    assert event.at == w.clock.now()
+
+
+def test_a_freeze_hold_is_answered_but_never_noted_on_the_rollout() -> None:
+    w = World()
+    w.start()
+    w.service.freeze(actor=CAROL, reason="incident 7")
+    saves = list(w.store.saves)
+    held = w.service.approve(REF, actor=BOB)
+    assert (held.ok, held.changed) == (False, False)
+    assert held.message.startswith("Not applied: ")
+    assert "incident 7" in held.message
+    assert w.store.saves == saves and w.service.get(REF).held == ""
+
+
+def test_a_preflight_pause_is_saved_with_its_kind_and_answered() -> None:
+    w = World()
+    w.start()
+    w.facts.facts = world(objectives=objectives(STABLE, ("chat", 1)))
+    out = w.service.approve(REF, actor=BOB)
+    r = w.service.get(REF)
+    assert not out.ok and out.message.startswith("Not applied: ")
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.PREFLIGHT and r.pause.by.id == "scheduler"
+    assert "preflight before the step to 10% failed" in r.pause.reason
+
+
+def test_a_freeze_is_told_on_every_active_rollouts_card_with_its_reason() -> None:
+    w = World()
+    w.start()
+    heard: list[object] = []
+    w.service.options.listeners.append(heard.append)
+    out = w.service.freeze(actor=CAROL, reason="incident 7")
+    since = "since 2026-01-01T12:00:00+00:00"
+    assert out.message == (f"Rollouts are frozen by cli:carol {since}: incident 7. New starts and "
+                           "step-ups wait until an approver runs unfreeze (1 active rollout "
+                           "held); rollback and pause still work.")
+    install, card = w.store.events[-2:]
+    assert (install.rollout_id, install.target, install.detail) == ("", "install", "incident 7")
+    assert (card.rollout_id, card.target, card.detail, card.actor) == \
+        ("r1", TARGET.key, "incident 7", CAROL)
+    assert len(heard) == 1
+    lifted = w.service.unfreeze(actor=BOB)
+    assert lifted.message == (f"Rollouts are no longer frozen (frozen by cli:carol {since}: "
+                              "incident 7); held steps go ahead at the next tick or approval.")
+    assert w.store.events[-1].detail == \
+        f"lifted the freeze (frozen by cli:carol {since}: incident 7)"
+
+
+# ---- rollback readiness on every sweep --------------------------------------------------------
+
+
+def _baking(w: World) -> None:
+    w.start(steps=(10, 50, 100))
+    w.service.approve(REF, actor=BOB)
+    assert w.service.get(REF).phase is Phase.BAKING
+
+
+def test_the_sweep_pauses_a_baking_rollout_whose_stable_pool_lost_endpoints() -> None:
+    w = World()
+    _baking(w)
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    out = w.service.watch(w.service.get(REF))
+    r = w.service.get(REF)
+    assert out is not None and r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.ROLLBACK
+    assert r.pause.reason.startswith("llm-pool could not take the traffic back:\n• [rollback] "
+                                     "llm-pool: 1 of 4 Ready endpoints; a rollback now would "
+                                     "overload it")
+    assert w.target.writes == [Pair(stable=100, canary=0), Pair(stable=90, canary=10)]
+    saves = len(w.store.saves)
+    assert w.service.watch(r) is None  # paused: nothing more to do, nothing read
+    assert len(w.store.saves) == saves
+
+
+def test_a_sweep_over_a_stable_pool_still_ready_changes_nothing() -> None:
+    w = World()
+    _baking(w)
+    saves, reads = len(w.store.saves), len(w.facts.reads)
+    assert w.service.watch(w.service.get(REF)) is None
+    assert len(w.store.saves) == saves
+    assert len(w.facts.reads) == reads + 1  # one read of the namespace per sweep
+
+
+def test_resume_is_refused_with_the_numbers_until_the_stable_pool_is_ready_again() -> None:
+    w = World()
+    _baking(w)
+    w.facts.facts = world(pods=pods(STABLE, 2) + pods(CANARY, 4))
+    w.service.watch(w.service.get(REF))
+    before = w.service.get(REF)
+    with pytest.raises(NotReady, match=r"^llm-pool-version-2 stays paused: llm-pool could not "
+                                       r"take the traffic back:\n• \[rollback\] llm-pool: 2 of 4"):
+        w.service.resume(REF, actor=BOB)
+    assert w.service.get(REF) == before  # refused: nothing changed
+    w.facts.facts = world()
+    assert w.service.resume(REF, actor=BOB).ok
+    assert w.service.get(REF).phase is Phase.BAKING
+
+
+def test_a_rollback_while_the_stable_pool_is_short_warns_first_and_restores() -> None:
+    w = World()
+    _baking(w)
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    w.service.watch(w.service.get(REF))
+    out = w.service.rollback(REF, actor=BOB)
+    assert out.ok
+    assert out.message.startswith("Warning: llm-pool: 1 of 4 Ready endpoints; a rollback now "
+                                  "would overload it; rolling back anyway.\n")
+    assert w.service.get(REF).phase is Phase.ROLLED_BACK
+    assert w.target.writes[-1] == Pair(stable=100, canary=0)
+
+
+def test_a_rollback_with_a_ready_stable_pool_carries_no_warning() -> None:
+    w = World()
+    _baking(w)
+    assert not w.service.rollback(REF, actor=BOB).message.startswith("Warning")
+
+
+def test_rollback_readiness_leaves_a_rollout_before_its_first_step_alone() -> None:
+    w = World()
+    w.start()
+    w.facts.facts = world(pods=pods(STABLE, 1) + pods(CANARY, 4))
+    reads = len(w.facts.reads)
+    assert w.service.watch(w.service.get(REF)) is None  # no traffic moved: nothing to take back
+    assert w.service.get(REF).phase is Phase.AWAITING_APPROVAL
+    assert len(w.facts.reads) == reads
+    w.service.pause(REF, actor=BOB)
+    assert w.service.resume(REF, actor=BOB).ok  # nor is a resume held back
+    assert not w.service.rollback(REF, actor=BOB).message.startswith("Warning")

@@ -22,10 +22,16 @@ from rollout.adapters.kube.writes import baseline_of, last_writer, rule_entries
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
 from rollout.domain.gates import gateway_problem
-from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore, Retire
 from rollout.domain.models import Rollout, Target, TargetKind
 from rollout.domain.patch import Ops
-from rollout.domain.split import Observed, Pair, expected_pair, require_single_entries
+from rollout.domain.split import (
+    MarkerState,
+    Observed,
+    Pair,
+    expected_pair,
+    require_single_entries,
+)
 from rollout.ports import Located, Marked
 
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
@@ -210,17 +216,19 @@ class HTTPRouteSplit:
         refs = _refs(route, rule)
         stable_i, canary_i = _index(refs, stable), _index(refs, canary)
         name = route["metadata"]["name"]
-        if stable_i is None:
+        annotations = route["metadata"].get("annotations") or {}
+        marker = decode_marker(annotations, rule)
+        retired = marker is not None and marker.state is MarkerState.RETIRED
+        if stable_i is None and not retired:
             raise NeedsOperator(
                 f"{name} rule {rule} no longer references the stable pool {stable}; "
                 "the route was restructured outside the bot"
             )
-        annotations = route["metadata"].get("annotations") or {}
         pair = Pair(
-            stable=weight_of(refs[stable_i]),
+            stable=0 if stable_i is None else weight_of(refs[stable_i]),
             canary=None if canary_i is None else weight_of(refs[canary_i]),
         )
-        return Observed(pair=pair, marker=decode_marker(annotations, rule),
+        return Observed(pair=pair, marker=marker,
                         resource_version=str(route["metadata"].get("resourceVersion", "")),
                         problem=gateway_problem(route),
                         writer=last_writer(route, kind="HTTPRoute", group=HTTPROUTE.group))
@@ -239,6 +247,8 @@ class HTTPRouteSplit:
                         canary=None if base.canary is None else base.canary_weight)
         if isinstance(effect, Prepare):
             return expected_pair(rollout, -1)
+        if isinstance(effect, Retire):
+            return Pair(stable=0, canary=expected_pair(rollout).canary)
         return expected_pair(rollout, effect.step)
 
     @staticmethod
@@ -249,6 +259,9 @@ class HTTPRouteSplit:
         stable_i, canary_i = _index(refs, rollout.stable), _index(refs, rollout.canary)
         assert stable_i is not None
         base = rollout.baseline
+        if isinstance(effect, Retire):
+            del refs[stable_i]
+            return refs
         if isinstance(effect, Restore):
             refs[stable_i] = copy.deepcopy(base.stable)
             if base.canary is None:

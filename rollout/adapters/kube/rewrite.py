@@ -23,7 +23,7 @@ from rollout.adapters.kube.markers import (
 from rollout.adapters.kube.writes import baseline_of, last_writer, rule_entries
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
-from rollout.domain.machine import Effect, Prepare, Restore
+from rollout.domain.machine import Effect, Prepare, Restore, Retire
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
 from rollout.domain.patch import Ops
 from rollout.domain.split import (
@@ -135,6 +135,8 @@ def next_targets(targets: Targets, rollout: Rollout, effect: Effect) -> Targets:
         return restored_targets(targets, base, stable=stable, canary=canary)
     if isinstance(effect, Prepare):
         return copy.deepcopy(targets)  # 0%: the canary stays absent; only the marker is new
+    if isinstance(effect, Retire):
+        return [copy.deepcopy(t) for t in targets if t.get("modelRewrite") != stable]
     return targets_at(targets, base, expected_pair(rollout, effect.step),
                       stable=stable, canary=canary)
 
@@ -143,6 +145,8 @@ def pair_after(rollout: Rollout, effect: Effect) -> Pair:
     """What a read-back must show once `effect` has landed."""
     if isinstance(effect, Restore | Prepare):
         return baseline_pair(rollout.baseline)
+    if isinstance(effect, Retire):
+        return expected_pair(rollout)
     return expected_pair(rollout, effect.step)
 
 

@@ -94,6 +94,7 @@ class TrafficRouter:
             written = objects.send(t.namespace, t.name, obj, ops, fence=fence)
             if written is not None:
                 observed = kind.observed(written, t.rule, rollout.stable, rollout.canary)
+                observed = observed.model_copy(update={"replaced": seen.marker})
                 return insist(rollout, observed, kind.pair_after(rollout, effect))
         raise objects.kept_changing(t.namespace, t.name)
 

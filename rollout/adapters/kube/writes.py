@@ -20,7 +20,7 @@ from rollout.adapters.kube.markers import (
 from rollout.domain import patch
 from rollout.domain.errors import DriftDetected, NeedsOperator
 from rollout.domain.gitops import describe, reverted_by
-from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore
+from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore, Retire
 from rollout.domain.models import Baseline, Rollout
 from rollout.domain.patch import Ops
 from rollout.domain.split import Marker, MarkerState, Observed, Pair
@@ -32,6 +32,8 @@ def marker_for(rollout: Rollout, effect: Effect) -> Marker:
         return Marker(rollout_id=rollout.id, step=rollout.step, state=MarkerState.ROLLED_BACK)
     if isinstance(effect, Prepare):
         return Marker(rollout_id=rollout.id, step=-1)
+    if isinstance(effect, Retire):
+        return Marker(rollout_id=rollout.id, step=rollout.step, state=MarkerState.RETIRED)
     assert isinstance(effect, ApplyStep)
     done = effect.step == rollout.plan.last_index
     return Marker(rollout_id=rollout.id, step=effect.step,

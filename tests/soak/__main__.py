@@ -1,0 +1,37 @@
+"""`python -m tests.soak [--duration SECONDS] [--seed N]`: exit 1 when a must-be-zero check
+found something."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tests.soak.run import Options, soak
+from tests.support.real_cluster import KubeWorld
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
+    parser.add_argument("--duration", type=float, default=900.0, help="seconds of faults")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--targets", type=int, default=6, help="routes rolled out at once")
+    parser.add_argument("--replicas", type=int, default=3, help="serve replicas")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.targets < 1 or args.replicas < 1:
+        parser.error("--duration, --targets and --replicas must be positive")
+    world = KubeWorld()
+    try:
+        report = soak(Options(duration=args.duration, seed=args.seed, targets=args.targets,
+                              replicas=args.replicas), world)
+    finally:
+        world.close()
+    print("\n".join(report.lines()))
+    if report.failed:
+        print(f"soak FAILED: {', '.join(report.failed)}")
+        return 1
+    print("soak passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""What a soak found, judged from the proxy's log of writes that landed, the CLI's answers, the
+audit and the final cluster and store: pure functions over data the run collected."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout.adapters.kube.markers import pointer, record_key, rule_key
+from rollout.domain.models import Phase, Rollout
+from rollout.domain.split import MarkerState, expected_pair
+from sandbox.kube.faults import RequestRecord
+from tests.soak.world import Answer
+
+MARKER_PATH = pointer(rule_key(0))
+RECORD_PATH = pointer(record_key(0))
+STEP_STATES = (MarkerState.ACTIVE.value, MarkerState.COMPLETED.value)
+
+
+@dataclass(frozen=True)
+class Write:
+    """A weight-changing PATCH of a route's rule 0 that the API server applied."""
+
+    route: str
+    at: float
+    weights: dict[str, int]
+    rollout: str
+    step: int
+    state: str
+    record: dict[str, Any] | None  # the rollout's record, on the write that took the rule
+
+    @property
+    def applies_step(self) -> bool:
+        return self.state in STEP_STATES and self.step >= 0
+
+
+def landed_writes(log: Iterable[RequestRecord]) -> list[Write]:
+    """Every route write that landed (2xx from the server, answered to the bot or not)."""
+    writes = []
+    for r in log:
+        if r.verb != "patch" or r.resource != "httproutes" or not 200 <= r.status < 300:
+            continue
+        ops = {op["path"]: op.get("value") for op in json.loads(r.body)
+               if op["op"] in ("add", "replace")}
+        refs, marker = ops.get("/spec/rules/0/backendRefs"), ops.get(MARKER_PATH)
+        if refs is None or marker is None:
+            continue  # a fence-off or a marker cleared: no traffic moved
+        mark = json.loads(marker)
+        record = json.loads(ops[RECORD_PATH]) if RECORD_PATH in ops else None
+        writes.append(Write(
+            route=r.name or "", at=r.at,
+            weights={ref["name"]: int(ref.get("weight", 1)) for ref in refs},
+            rollout=str(mark["rollout"]), step=int(mark["step"]),
+            state=str(mark.get("state", "active")), record=record,
+        ))
+    return writes
+
+
+def steps_applied_twice(writes: Sequence[Write]) -> list[str]:
+    """A step of a rollout whose weight write landed more than once."""
+    seen = Counter((w.route, w.rollout, w.step) for w in writes if w.applies_step)
+    return [f"{route}: rollout {rid} step {step + 1} landed {n} times"
+            for (route, rid, step), n in seen.items() if n > 1]
+
+
+def baselines(writes: Sequence[Write]) -> dict[str, dict[str, int]]:
+    """Each rollout's pre-start weights, from the record its first write carried."""
+    out = {}
+    for w in writes:
+        if w.record is not None:
+            base = w.record["baseline"]
+            weights = {w.record["stable"]: int(base["stable_weight"])}
+            if base.get("canary") is not None:
+                weights[w.record["canary"]] = int(base["canary_weight"])
+            out[w.rollout] = weights
+    return out
+
+
+def _managed(weights: Mapping[str, int], names: Iterable[str]) -> dict[str, int | None]:
+    return {n: weights.get(n) for n in names}
+
+
+def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
+                   final_routes: Mapping[str, dict[str, Any]]) -> list[str]:
+    """A rollback answered OK whose rollout's traffic is not at its baseline: the last write
+    of that rollout is not the restore, or the route (still that rollout's) shows otherwise."""
+    base = baselines(writes)
+    lost = []
+    for a in answers:
+        if a.verb != "rollback" or a.code != 0 or a.rollout_id is None:
+            continue
+        own = [w for w in writes if w.rollout == a.rollout_id]
+        if not own:
+            continue  # nothing of it ever landed: nothing to restore
+        last, wanted = own[-1], base.get(a.rollout_id)
+        if wanted is None:
+            lost.append(f"rollback of {a.rollout_id}: no record of its baseline landed")
+            continue
+        if last.state != MarkerState.ROLLED_BACK.value or \
+                _managed(last.weights, wanted) != _managed(wanted, wanted):
+            lost.append(f"rollback of {a.rollout_id} answered OK at {a.ended:.3f}, its last "
+                        f"write is {last.state} step {last.step + 1} {last.weights}")
+            continue
+        route = final_routes.get(last.route)
+        if route is not None and route_marker(route).get("rollout") == a.rollout_id:
+            now = route_weights(route)
+            if _managed(now, wanted) != _managed(wanted, wanted):
+                lost.append(f"rollback of {a.rollout_id}: {last.route} ends at {now}, "
+                            f"baseline {wanted}")
+    return lost
+
+
+def _landed(writes: Sequence[Write], a: Answer, *, since: float) -> bool:
+    """Whether the write this command exists to make landed between `since` and its answer."""
+    for w in writes:
+        if not since <= w.at <= a.ended:
+            continue
+        if a.verb == "approve" and w.rollout == a.rollout_id and w.step == a.step \
+                and w.applies_step:
+            return True
+        if a.verb == "rollback" and w.rollout == a.rollout_id \
+                and w.state == MarkerState.ROLLED_BACK.value:
+            return True
+        if a.verb == "start" and w.record is not None and w.record["canary"] == a.canary:
+            return True
+    return False
+
+
+# The CLI's own first words where one exit code covers answers that differ on whether the
+# write landed: exit 3 is also "landed, not recorded yet", exit 1 also "not known", exit 5
+# also "landed, then a rollback took over".
+LANDED_UNRECORDED = "landed, not recorded yet"
+LANDED_SUPERSEDED = "superseded: the change landed in the cluster"
+NOT_KNOWN = "Not known whether this landed"
+
+
+def claim(a: Answer) -> str:
+    """What an answer says of its write: "landed", "not landed" or "unknown"."""
+    if a.code == 0 or a.output.startswith((LANDED_UNRECORDED, LANDED_SUPERSEDED)):
+        return "landed"
+    if a.code == -9 or NOT_KNOWN in a.output:
+        return "unknown"
+    return "not landed"
+
+
+def contradicting_answers(answers: Sequence[Answer], writes: Sequence[Write]) -> list[str]:
+    """An answer that says landed (exit 0, or "landed, not recorded yet") for a write that
+    never landed, or not landed (any other exit, but "not known") for a write that landed while
+    it worked. Only one command per kind is ever in flight on a CLI-driven target, so a write
+    in a command's window is that command's."""
+    found = []
+    for a in answers:
+        said = claim(a)
+        if a.verb not in ("approve", "rollback", "start") or said == "unknown":
+            continue
+        if a.verb != "start" and a.rollout_id is None:
+            continue
+        if said == "landed":
+            # a retry may find its step applied by an earlier attempt: any time up to the answer
+            since = a.started if a.verb == "start" else 0.0
+            if a.verb == "rollback" and not any(w.rollout == a.rollout_id for w in writes):
+                continue  # nothing of it landed, so there was nothing to restore
+            if not _landed(writes, a, since=since):
+                found.append(f"{a.verb} {a.canary} step {_step(a)}: exit {a.code} (landed) but "
+                             f"no such write landed: {a.output!r}")
+        elif _landed(writes, a, since=a.started):
+            found.append(f"{a.verb} {a.canary} step {_step(a)}: exit {a.code} but its write "
+                         f"landed: {a.output!r}")
+    return found
+
+
+def _step(a: Answer) -> str:
+    return "-" if a.step is None else str(a.step + 1)
+
+
+def route_marker(route: dict[str, Any]) -> dict[str, Any]:
+    raw = (route["metadata"].get("annotations") or {}).get(rule_key(0))
+    return dict(json.loads(raw)) if raw else {}
+
+
+def route_weights(route: dict[str, Any]) -> dict[str, int]:
+    return {ref["name"]: int(ref.get("weight", 1))
+            for ref in route["spec"]["rules"][0]["backendRefs"]}
+
+
+_MARKER_OF_PHASE = {Phase.COMPLETED: MarkerState.COMPLETED.value,
+                    Phase.ROLLED_BACK: MarkerState.ROLLED_BACK.value}
+
+
+def store_cluster_disagreements(final_routes: Mapping[str, dict[str, Any]],
+                                rollouts: Mapping[str, Rollout | None],
+                                latest: Mapping[str, str | None]) -> list[str]:
+    """Per route: the rollout its marker names, as the store has it, against the weights and
+    marker the cluster shows (finished rollouts too); `latest` is the store's newest rollout
+    id per route. Nothing may be left active once the soak converged."""
+    found = []
+    for name, route in sorted(final_routes.items()):
+        marker, rid = route_marker(route), latest.get(name)
+        if not marker:
+            if rid is not None:
+                found.append(f"{name}: no marker, the store's latest rollout is {rid}")
+            continue
+        if marker["rollout"] != rid:
+            newer = rollouts.get(rid) if rid else None
+            found.append(f"{name}: marker names {marker['rollout']}, the store's latest is {rid}"
+                         + (f" ({newer.phase.value} at step {newer.step + 1})" if newer else ""))
+        rollout = rollouts.get(str(marker["rollout"]))
+        if rollout is None:
+            found.append(f"{name}: the store has no rollout {marker['rollout']}")
+            continue
+        weights = route_weights(route)
+        pair = expected_pair(rollout)
+        shown = (weights.get(rollout.stable), weights.get(rollout.canary))
+        if shown != (pair.stable, pair.canary):
+            found.append(f"{name}: {rollout.id} is {rollout.phase.value} at step "
+                         f"{rollout.step + 1}, expected {pair.describe()}, the route shows "
+                         f"{weights}")
+        state = _MARKER_OF_PHASE.get(rollout.phase, MarkerState.ACTIVE.value)
+        if marker.get("state", "active") != state or int(marker["step"]) != rollout.step:
+            found.append(f"{name}: {rollout.id} is {rollout.phase.value} at step "
+                         f"{rollout.step + 1}, the marker says {marker}")
+        if rollout.phase not in (Phase.COMPLETED, Phase.ROLLED_BACK, Phase.FAILED):
+            found.append(f"{name}: {rollout.id} still {rollout.phase.value} after converging")
+    return found
+
+
+def audit_disagreements(writes: Sequence[Write], audited: Mapping[str, set[int]],
+                        trails: Mapping[str, str] | None = None) -> list[str]:
+    """Steps that landed but the audit (history --output json) never says were applied or
+    recovered, per rollout still in the store (`audited`: rollout id -> steps; `trails`, the
+    audit's actions in order, shown as the evidence)."""
+    landed: dict[str, set[int]] = {}
+    for w in writes:
+        if w.applies_step:
+            landed.setdefault(w.rollout, set()).add(w.step)
+    found = []
+    for rid, steps in sorted(landed.items()):
+        if rid in audited and steps - audited[rid]:
+            missing = sorted(s + 1 for s in steps - audited[rid])
+            trail = (trails or {}).get(rid)
+            found.append(f"rollout {rid}: steps {missing} landed, the audit does not say so"
+                         + (f" (audit: {trail})" if trail else ""))
+    return found
+
+
+@dataclass
+class Report:
+    """Faults injected by kind and each check's findings; `must_be_zero` names the checks that
+    fail the run."""
+
+    faults: Counter[str] = field(default_factory=Counter)
+    activity: Counter[str] = field(default_factory=Counter)
+    checks: dict[str, list[str]] = field(default_factory=dict)
+    must_be_zero: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name in self.must_be_zero if self.checks.get(name)]
+
+    def lines(self) -> list[str]:
+        out = ["faults injected:"]
+        out += [f"  {kind:<28} {n}" for kind, n in sorted(self.faults.items())]
+        out += ["activity:"]
+        out += [f"  {kind:<28} {n}" for kind, n in sorted(self.activity.items())]
+        out += ["checks:"]
+        for name, found in self.checks.items():
+            must = "must be 0" if name in self.must_be_zero else "printed"
+            out.append(f"  {name:<40} {len(found):>4}  ({must})")
+            out += [f"    - {line}" for line in found[:20]]
+            if len(found) > 20:
+                out.append(f"    ... and {len(found) - 20} more")
+        return out

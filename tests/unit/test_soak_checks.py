@@ -1,0 +1,132 @@
+"""The soak's judgements, on hand-made logs: each check finds what it exists to find and
+nothing in a clean run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rollout.domain.models import Phase
+from sandbox.kube.faults import RequestRecord
+from tests.soak import checks
+from tests.soak.world import Answer
+from tests.unit.builders import started
+
+ROUTE = "routes-to-llm"
+STABLE, CANARY = "llm-pool", "llm-pool-version-2"
+RECORD = {"id": "r1", "stable": STABLE, "canary": CANARY,
+          "baseline": {"stable_weight": 100, "canary_weight": 0, "canary": {"name": CANARY}}}
+
+
+def _patch(at: float, stable: int, canary: int, step: int, state: str = "active", *,
+           status: int = 200, record: bool = False, rollout: str = "r1") -> RequestRecord:
+    ops: list[dict[str, Any]] = [
+        {"op": "test", "path": "/metadata/annotations/inference-rollout.dev~1fence",
+         "value": "3"},
+        {"op": "replace", "path": "/spec/rules/0/backendRefs",
+         "value": [{"name": STABLE, "weight": stable}, {"name": CANARY, "weight": canary}]},
+        {"op": "add", "path": checks.MARKER_PATH,
+         "value": json.dumps({"rollout": rollout, "step": step, "state": state})},
+    ]
+    if record:
+        ops.append({"op": "add", "path": checks.RECORD_PATH, "value": json.dumps(RECORD)})
+    return RequestRecord(method="PATCH", path=f"/apis/x/{ROUTE}", verb="patch",
+                         resource="httproutes", namespace="default", name=ROUTE,
+                         subresource=None, content_type="application/json-patch+json",
+                         body=json.dumps(ops).encode(), status=status, at=at)
+
+
+def _answer(verb: str, code: int, started_at: float, ended: float, step: int | None = None
+            ) -> Answer:
+    return Answer(verb, CANARY, "r1", step, started_at, ended, code, "")
+
+
+def _route(stable: int, canary: int, marker: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"annotations": {"inference-rollout.dev/rule-0": json.dumps(marker)}},
+            "spec": {"rules": [{"backendRefs": [{"name": STABLE, "weight": stable},
+                                                {"name": CANARY, "weight": canary}]}]}}
+
+
+LOG = [_patch(1.0, 100, 0, -1, record=True), _patch(2.0, 75, 25, 0),
+       _patch(3.0, 50, 50, 1, status=500), _patch(4.0, 50, 50, 1),
+       _patch(5.0, 100, 0, 1, "rolled-back")]
+
+
+def test_only_weight_writes_the_server_applied_count() -> None:
+    fence_off = RequestRecord(method="PATCH", path="", verb="patch", resource="httproutes",
+                              namespace="default", name=ROUTE, subresource=None,
+                              content_type="", status=200, at=9.0, body=json.dumps(
+                                  [{"op": "add", "path": "/metadata/annotations/x",
+                                    "value": "1"}]).encode())
+    writes = checks.landed_writes([*LOG, fence_off])
+    assert [(w.at, w.step, w.state) for w in writes] == [
+        (1.0, -1, "active"), (2.0, 0, "active"), (4.0, 1, "active"), (5.0, 1, "rolled-back")]
+    assert checks.baselines(writes) == {"r1": {STABLE: 100, CANARY: 0}}
+
+
+def test_a_step_landing_twice_is_found_and_a_rollback_is_not_a_step() -> None:
+    assert checks.steps_applied_twice(checks.landed_writes(LOG)) == []
+    twice = checks.landed_writes([*LOG, _patch(6.0, 50, 50, 1)])
+    assert checks.steps_applied_twice(twice) == [f"{ROUTE}: rollout r1 step 2 landed 2 times"]
+
+
+def test_a_rollback_answered_ok_must_leave_the_baseline() -> None:
+    writes = checks.landed_writes(LOG)
+    ok = [_answer("rollback", 0, 4.5, 5.5)]
+    home = {ROUTE: _route(100, 0, {"rollout": "r1", "step": 1, "state": "rolled-back"})}
+    assert checks.rollbacks_lost(ok, writes, home) == []
+    moved = {ROUTE: _route(50, 50, {"rollout": "r1", "step": 1, "state": "rolled-back"})}
+    assert len(checks.rollbacks_lost(ok, writes, moved)) == 1
+    undone = checks.landed_writes([*LOG, _patch(6.0, 50, 50, 1)])
+    assert len(checks.rollbacks_lost(ok, undone, home)) == 1
+    assert checks.rollbacks_lost([_answer("rollback", 5, 4.5, 5.5)], undone, home) == []
+
+
+def test_answers_are_held_to_what_landed_while_they_worked() -> None:
+    writes = checks.landed_writes(LOG)
+    truthful = [_answer("approve", 0, 1.5, 2.5, step=0), _answer("approve", 0, 9.0, 9.5, step=0),
+                _answer("approve", 2, 6.0, 7.0, step=1), _answer("rollback", 0, 4.5, 5.5),
+                _answer("approve", 1, 2.5, 3.5, step=1)]
+    assert checks.contradicting_answers(truthful, writes) == []
+    said_no = _answer("approve", 3, 3.5, 4.5, step=1)  # its write landed at 4.0
+    said_yes = _answer("approve", 0, 6.0, 7.0, step=2)  # step 3 never landed
+    found = checks.contradicting_answers([said_no, said_yes], writes)
+    assert [line.split(":")[0] for line in found] == [f"approve {CANARY} step 2",
+                                                      f"approve {CANARY} step 3"]
+
+
+def test_the_store_and_the_cluster_must_agree_on_finished_rollouts_too() -> None:
+    rollout = started((25, 50, 100))
+    done = rollout.model_copy(update={"phase": Phase.COMPLETED, "step": 2})
+    completed = _route(0, 100, {"rollout": "r1", "step": 2, "state": "completed"})
+    assert checks.store_cluster_disagreements({ROUTE: completed}, {"r1": done},
+                                              {ROUTE: "r1"}) == []
+    restored = _route(100, 0, {"rollout": "r1", "step": 2, "state": "rolled-back"})
+    assert len(checks.store_cluster_disagreements({ROUTE: restored}, {"r1": done},
+                                                  {ROUTE: "r1"})) == 2
+    active = rollout.model_copy(update={"phase": Phase.AWAITING_APPROVAL})
+    prepared = _route(100, 0, {"rollout": "r1", "step": -1, "state": "active"})
+    assert checks.store_cluster_disagreements({ROUTE: prepared}, {"r1": active},
+                                              {ROUTE: "r1"}) == [
+        f"{ROUTE}: r1 still awaiting_approval after converging"]
+    assert len(checks.store_cluster_disagreements({ROUTE: completed}, {"r1": None},
+                                                  {ROUTE: None})) == 2
+
+
+def test_the_audit_must_name_every_landed_step() -> None:
+    writes = checks.landed_writes(LOG)
+    assert checks.audit_disagreements(writes, {"r1": {0, 1}}) == []
+    assert checks.audit_disagreements(writes, {"r1": {0}}) == [
+        "rollout r1: steps [2] landed, the audit does not say so"]
+
+
+def test_an_answer_that_says_landed_or_not_known_is_held_to_what_it_says() -> None:
+    writes = checks.landed_writes(LOG)
+    unrecorded = Answer("approve", CANARY, "r1", 1, 3.5, 4.5, 3,
+                        "landed, not recorded yet: the lock lapsed")
+    unknown = Answer("approve", CANARY, "r1", 1, 3.5, 4.5, 1,
+                     "Not known whether this landed: timed out; the rollout is paused")
+    assert [checks.claim(unrecorded), checks.claim(unknown)] == ["landed", "unknown"]
+    assert checks.contradicting_answers([unrecorded, unknown], writes) == []
+    never = Answer("approve", CANARY, "r1", 2, 6.0, 7.0, 3, "landed, not recorded yet: x")
+    assert len(checks.contradicting_answers([never], writes)) == 1
