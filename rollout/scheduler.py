@@ -47,6 +47,7 @@ class RolloutScheduler:
         self._stopping = False
         #: the active rollouts as of write number `_seen`, kept current by the change index
         self._active: dict[str, Rollout] = {}
+        self._cache_lock = threading.Lock()
         self._seen = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -108,7 +109,8 @@ class RolloutScheduler:
             if taking_over or not changes.complete:
                 rollouts = self.service.active()
                 self.service.index_due(rollouts)
-                self._active = {r.id: r for r in rollouts}
+                with self._cache_lock:
+                    self._active = {r.id: r for r in rollouts}
                 self.sync(rollouts)
             else:
                 self._catch_up(changes.ids)
@@ -119,31 +121,43 @@ class RolloutScheduler:
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return
-        active = dict(self._active)
-        self._ensure({rid: at for rid, at in due.items() if rid in active})
-        self.watch(list(active.values()) + finishing)
+        active = self._cached()
+        known = {r.id for r in active}
+        self._ensure({rid: at for rid, at in due.items() if rid in known})
+        self.watch(active + finishing)
 
     def _catch_up(self, changed: list[str]) -> None:
         """Reload the rollouts written since the last sweep (by any replica) and make their
         jobs match."""
         if not changed:
             return
-        active = dict(self._active)
         for rid, r in self.service.load(changed).items():
-            if r is not None and r.active:
-                active[rid] = r
-            else:
-                active.pop(rid, None)
-        self._active = active
+            self._remember(rid, r)
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
             for rid in changed:
-                r = active.get(rid)
-                if r is not None and r.next_due_at:
-                    self._schedule(rid, r.next_due_at)
+                kept = self._active.get(rid)
+                if kept is not None and kept.next_due_at:
+                    self._schedule(rid, kept.next_due_at)
                 else:
                     self._remove(rid)
+
+    def _remember(self, rollout_id: str, r: Rollout | None) -> None:
+        """Keep the newer of what we hold and `r` (None: gone): a reload that raced a change
+        this replica just made never puts the older state back."""
+        with self._cache_lock:
+            held = self._active.get(rollout_id)
+            if r is not None and held is not None and r.version < held.version:
+                return
+            if r is not None and r.active:
+                self._active[rollout_id] = r
+            else:
+                self._active.pop(rollout_id, None)
+
+    def _cached(self) -> list[Rollout]:
+        with self._cache_lock:
+            return list(self._active.values())
 
     def _ensure(self, due: dict[str, datetime]) -> None:
         """A job for each active rollout due within the horizon, at its indexed due time."""
@@ -176,7 +190,7 @@ class RolloutScheduler:
             log.warning("could not remind of ended keep periods: %s (the next run retries)",
                         exc)
         now = self.service.clock.now()
-        for cached in list(self._active.values()):
+        for cached in self._cached():
             if self._halted or not self.lease.is_leader:
                 return
             if not gating.due(cached, now):  # the sweep's copy: reload only what is due
@@ -205,10 +219,11 @@ class RolloutScheduler:
                 self._schedule(rid, due)
 
     def on_change(self, outcome: Outcome) -> None:
-        """A service listener: reschedule the rollout this replica just changed."""
+        """A service listener: reschedule (and keep) the rollout this replica just changed."""
         r = outcome.rollout
         if r is None or not self.lease.is_leader:
             return
+        self._remember(r.id, r)
         with self._lock:
             if self._halted:
                 return
