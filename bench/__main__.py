@@ -1,6 +1,8 @@
-"""`python -m bench [--quick]`: what a step costs compared with the floor of its own I/O, what
-a pure transition costs compared with copying the state, and the memory the scheduler holds
-per rollout compared with the due times alone."""
+"""`python -m bench [--quick] [--only step|ack|sweep]`: how long Slack waits for an ack
+under concurrent requests (against a bare Bolt app), what an idle scheduler leader costs
+Redis (against the full-reload sweep), what a step costs compared with the floor of its own
+I/O, what a pure transition costs compared with copying the state, and the memory the
+scheduler holds per rollout compared with the due times alone."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from typing import Any, cast
 
 from kubernetes import client
 
+from bench.ack import bench_ack
 from bench.harness import Result, median_time
+from bench.sweep import bench_sweep
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
@@ -137,8 +141,18 @@ def _grown(before: tracemalloc.Snapshot) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
+    parser.add_argument("--only", choices=["step", "ack", "sweep"],
+                        help="run one benchmark (default: all)")
     args = parser.parse_args()
     repeat = 3 if args.quick else 30
+    if args.only in (None, "ack"):
+        for line in bench_ack(3 if args.quick else 10):
+            print(line)
+    if args.only in (None, "sweep"):
+        for line in bench_sweep():
+            print(line)
+    if args.only is not None and args.only != "step":
+        return
     results = [*bench_step(repeat), *bench_transition(repeat),
                *bench_scheduler_memory(50 if args.quick else 1000)]
     for result in results:

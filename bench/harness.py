@@ -6,6 +6,7 @@ least work the same operation must do here and now.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -44,3 +45,19 @@ def _fmt(seconds: float) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.2f} ms"
     return f"{seconds * 1e6:.1f} µs"
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The `q` quantile (0..1) of `samples`, nearest rank: p99 of 200 samples is the 198th."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def spread_line(name: str, samples: list[float], floor_name: str, floor: list[float]) -> str:
+    """p50 and p99 of `samples` against the same of a floor measured in the same run."""
+    p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+    f50, f99 = percentile(floor, 0.5), percentile(floor, 0.99)
+    return (f"{name}: p50 {_fmt(p50)}  p99 {_fmt(p99)}   floor {floor_name}: "
+            f"p50 {_fmt(f50)}  p99 {_fmt(f99)}   ratio p50 {p50 / f50:.1f}x  "
+            f"p99 {p99 / f99:.1f}x")

@@ -28,6 +28,7 @@ from bot.scheduling import build_scheduler
 from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
 from bot.web import EVENTS_PATH, WebApp, readiness_checks
+from handlers.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ class SlackServer:
         before = list(self.container.listeners)
         self.container.listeners.append(self.metrics.observe_outcome)
         self.container.listeners.append(log_outcome)
+        self.workers = Workers()
         self.app = build_app(self.container, settings=settings, web_client=self.client,
-                             telemetry=self.metrics, socket_mode=socket_mode)
+                             telemetry=self.metrics, socket_mode=socket_mode,
+                             workers=self.workers)
         self.app.use(log_requests)
         self._listeners = [x for x in self.container.listeners if x not in before]
         events = None if socket_mode else SlackRequestHandler(self.app, path=EVENTS_PATH)
@@ -137,6 +140,7 @@ class SlackServer:
         else:
             server.close()
         self.app.listener_runner.listener_executor.shutdown(wait=False)
+        self.workers.shutdown(wait=False)
         self.dependencies.close(timeout=timeout)  # its checks use the container's clients
         for listener in self._listeners:  # a shared container outlives this server
             if listener in self.container.listeners:

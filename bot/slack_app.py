@@ -25,6 +25,7 @@ from handlers.card_sync import CardPublisher
 from handlers.mentions import approvers_mention
 from handlers.slack_listeners import SlackEdge, register
 from handlers.telemetry import Telemetry
+from handlers.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,15 @@ def build_authorizer(settings: Settings, *, container: Container,
 def build_app(
     container: Container, *, settings: Settings, web_client: WebClient,
     telemetry: Telemetry | None = None, socket_mode: bool = False,
+    workers: Workers | None = None,
 ) -> App:
     """The Bolt app; also registers the card publisher as a listener of the service.
 
     Over HTTP every request's signature is checked (an empty secret refuses them all); in
-    Socket Mode Slack's own connection authenticates the payloads."""
+    Socket Mode Slack's own connection authenticates the payloads. Listeners run with
+    `process_before_response`: each acks and returns in the request thread, and the work
+    after the ack runs on `workers` (the bot's bounded pool), so an ack never waits behind
+    work already running on Bolt's listener pool."""
     token = settings.slack_bot_token
 
     def authorize(**kwargs: Any) -> AuthorizeResult:
@@ -81,6 +86,7 @@ def build_app(
         token_verification_enabled=False,
         request_verification_enabled=not socket_mode,
         logger=logging.getLogger("rollout-bot.bolt"),
+        process_before_response=True,
     )
     mention = approvers_mention(approvers=settings.rollout_approvers,
                                 groups=settings.rollout_approver_groups)
@@ -92,6 +98,7 @@ def build_app(
         service=container.service,
         authorizer=build_authorizer(settings, container=container, web_client=web_client),
         cards=cards, namespace=settings.rollout_namespace, telemetry=telemetry,
+        workers=workers or Workers(),
     )
     register(app, edge)
     return app

@@ -1,12 +1,13 @@
 """The Bolt listeners for `/rollout`, the card's buttons and the Roll back modal.
 
-Each listener acks first (Slack allows 3 seconds), then parses, authorizes, calls the
-service through `run_command` (or, for a button, with what the button was drawn for: the
-service checks it under the target lock; nothing here second-guesses it), and renders the
-answer. Roll back opens a modal (with the click's trigger id) that confirms and takes a
-reason; its submission takes the button path. Nothing else lives here (DESIGN §9 point 4);
-the work after the ack runs on Bolt's listener executor, so a slow cluster never delays the
-ack.
+Each listener acks (Slack allows 3 seconds) and hands the rest to the bot's own bounded
+`Workers`: authorize, call the service through `run_command` (or, for a button, with what
+the button was drawn for: the service checks it under the target lock; nothing here
+second-guesses it), and render the answer. Roll back opens a modal (with the click's trigger
+id) that confirms and takes a reason; its submission takes the button path. Nothing else
+lives here (DESIGN §9 point 4). Bolt runs the listeners with `process_before_response`, so
+the ack leaves when the listener returns, from the request thread: it never waits behind
+work already running, and a full pool is answered at once with "busy".
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -41,6 +42,7 @@ from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
 from handlers.replies import error_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
+from handlers.workers import BUSY, Workers
 from rollout.domain.errors import (
     ClusterUnavailable,
     InvalidInput,
@@ -73,6 +75,7 @@ class SlackEdge:
     cards: CardPublisher
     namespace: str = "default"
     telemetry: Telemetry | None = None
+    workers: Workers = field(default_factory=Workers)
 
     @property
     def _tel(self) -> Telemetry:
@@ -92,16 +95,29 @@ class SlackEdge:
         if req.verb is Verb.HELP:
             ack(text=USAGE)
             return
+        req = replace(req, request_id=command_request_id(command))
+        actor = _actor(command)
+        if not self.workers.submit(lambda: self._answer(req, actor, respond)):
+            self._busy(actor, req.verb.value)
+            ack(text=BUSY)
+            return
         ack()
+
+    def _answer(self, req: CommandRequest, actor: Actor, respond: Respond) -> None:
+        """The work after a command's ack, on the bot's workers."""
         working = req.verb in CHANGING_VERBS
         if working:
             # through the response URL, not the ack: the answer that replaces it below
             # goes the same way after it, so it can never arrive first and be left behind
             _respond(respond, WORKING, self._tel)
-        req = replace(req, request_id=command_request_id(command))
         # the answer takes the place of "Working on it…", so only the answer stays
-        _respond(respond, self._run(req, _actor(command)), self._tel,
+        _respond(respond, self._run(req, actor), self._tel,
                  replace_original=True if working else None)
+
+    def _busy(self, actor: Actor, action: str) -> None:
+        log.warning("busy: refused %s from %s (every worker and backlog slot taken)",
+                    action, actor.id, extra={"event": "busy", "actor": actor.id,
+                                             "action": action})
 
     def _run(self, req: CommandRequest, actor: Actor) -> str:
         ref = req.ref if req.pool else None
@@ -125,6 +141,16 @@ class SlackEdge:
         action_id = str(action.get("action_id"))
         verb = BUTTON_VERBS[action_id]
         self._tel.request("button", verb.value)
+        actor = _clicker(body)
+        if not self.workers.submit(lambda: self._press(body, action, respond, client)):
+            self._busy(actor, verb.value)
+            _respond(respond, BUSY, self._tel, replace_original=False)
+
+    def _press(self, body: dict[str, Any], action: dict[str, Any], respond: Respond,
+               client: WebClient) -> None:
+        """The work after a click's ack, on the bot's workers."""
+        action_id = str(action.get("action_id"))
+        verb = BUTTON_VERBS[action_id]
         actor = _clicker(body)
         raw = str(action.get("value") or "")
         if verb is Verb.ROLLBACK:
@@ -166,6 +192,16 @@ class SlackEdge:
                            client: WebClient) -> None:
         ack()  # closes the modal; the card and its thread show the rollback
         self._tel.request("modal", Verb.ROLLBACK.value)
+        if not self.workers.submit(lambda: self._submit_rollback(body, view, client)):
+            actor = _clicker(body)
+            self._busy(actor, Verb.ROLLBACK.value)
+            channel = _metadata_channel(view)
+            if channel:
+                _ephemeral(client, channel, actor.id, BUSY, self._tel)
+
+    def _submit_rollback(self, body: dict[str, Any], view: dict[str, Any],
+                         client: WebClient) -> None:
+        """The work after the Roll back modal's ack, on the bot's workers."""
         try:
             metadata = json.loads(str(view.get("private_metadata") or "{}"))
             raw, channel = str(metadata["value"]), metadata.get("channel")
@@ -178,11 +214,7 @@ class SlackEdge:
         text = self._click(Verb.ROLLBACK, ROLLBACK, actor, raw,
                            request_id=f"slack:view:{view.get('id')}", reason=_reason(view))
         if text and channel:
-            try:
-                client.chat_postEphemeral(channel=channel, user=actor.id, text=text)
-            except Exception:
-                log.exception("could not tell %s how the rollback went", actor.id)
-                self._tel.slack_error("chat.postEphemeral")
+            _ephemeral(client, channel, actor.id, text, self._tel)
 
     def _click(self, verb: Verb, action_id: str, actor: Actor, raw: str, *, request_id: str,
                reason: str = "") -> str | None:
@@ -302,6 +334,24 @@ def _actor(command: dict[str, Any]) -> Actor:
     return Actor(id=str(command.get("user_id") or "unknown"),
                  name=command.get("user_name") or None, via=Via.SLACK,
                  channel=command.get("channel_id") or None)
+
+
+def _metadata_channel(view: dict[str, Any]) -> str | None:
+    """The channel the Roll back modal was opened from, as the bot wrote it in its metadata."""
+    try:
+        channel = json.loads(str(view.get("private_metadata") or "{}")).get("channel")
+    except (ValueError, AttributeError):
+        return None
+    return str(channel) if channel else None
+
+
+def _ephemeral(client: WebClient, channel: str, user: str, text: str,
+               telemetry: Telemetry) -> None:
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except Exception:
+        log.exception("could not post an ephemeral answer to %s", user)
+        telemetry.slack_error("chat.postEphemeral")
 
 
 def _respond(respond: Respond, text: str, telemetry: Telemetry, *,

@@ -8,6 +8,7 @@ the protocols, so the rollout logic can be read without knowing either backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from rollout.domain.facts import ClusterFacts
@@ -31,6 +32,15 @@ class Lease:
 
     key: str
     token: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Rollouts written since a write number a reader has seen (the scheduler's cache)."""
+
+    seq: int  # the number of the latest write
+    ids: list[str]
+    complete: bool  # False: the index no longer reaches back that far; reload everything
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,12 @@ class RolloutStore(Protocol):
     def latest_for(self, namespace: str, canary: str) -> str | None: ...
 
     def active_ids(self) -> list[str]: ...
+
+    def due_until(self, until: datetime) -> dict[str, datetime]: ...
+
+    def index_due(self, due: dict[str, datetime]) -> None: ...
+
+    def changes_since(self, seen: int) -> Changes: ...
 
     def recent_ids(self, limit: int = 20) -> list[str]: ...
 

@@ -1,21 +1,27 @@
 """APScheduler driving due ticks from the state in Redis; jobs hold no logic.
 
 APScheduler 3 cannot share a job store between processes, so Redis is the source of truth:
-each rollout's `next_due_at`. The leader keeps one date job per due rollout in an in-memory
-store, resynced from Redis on every sweep and after every change this replica makes; a new
-leader rebuilds them all. A fired job calls `RolloutService.tick`, the same locked, fenced,
-compare-and-set path as a click, so two leaders at once still cannot apply a step twice.
+each rollout's `next_due_at`, indexed by the save script in a sorted set of due times, and a
+change index (which rollout each write touched, by write number). A new leader loads every
+active rollout once and keeps one date job per due rollout in an in-memory store; after that
+a sweep costs a constant number of Redis commands when nothing changed: the lease, the
+writes since the last sweep (reloading only those rollouts), the due times within a short
+horizon, and the in-flight set. A fired job calls `RolloutService.tick`, the same locked,
+fenced, compare-and-set path as a click, so two leaders at once still cannot apply a step
+twice. The drift watch reads each active rollout's target from its cached state (DESIGN
+invariant 6): Kubernetes reads per active rollout, no Redis unless it finds something.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.adapters.leadership import LeaderLease
+from rollout.domain import gating
 from rollout.domain.errors import RolloutError
 from rollout.domain.models import Rollout
 from rollout.service import Outcome, RolloutService
@@ -39,6 +45,10 @@ class RolloutScheduler:
         self._lock = threading.Lock()
         self._was_leader = False
         self._stopping = False
+        #: the active rollouts as of write number `_seen`, kept current by the change index
+        self._active: dict[str, Rollout] = {}
+        self._cache_lock = threading.Lock()
+        self._seen = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -90,17 +100,72 @@ class RolloutScheduler:
                 self._drop_jobs()
                 self._was_leader = False
                 return
-            if not self._was_leader:
+            taking_over = not self._was_leader
+            if taking_over:
                 log.info("became leader (token %s): rebuilding jobs from Redis", self.lease.token)
             self._was_leader = True
         try:
-            rollouts = self.service.active()
+            changes = self.service.changes_since(0 if taking_over else self._seen)
+            if taking_over or not changes.complete:
+                rollouts = self.service.active()
+                self.service.index_due(rollouts)
+                with self._cache_lock:
+                    self._active = {r.id: r for r in rollouts}
+                self.sync(rollouts)
+            else:
+                self._catch_up(changes.ids)
+            self._seen = changes.seq
+            horizon = self.service.clock.now() + timedelta(seconds=2 * self.sweep_seconds)
+            due = self.service.due_until(horizon)
             finishing = self.service.in_flight()
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return
-        self.sync(rollouts)
-        self.watch(rollouts + finishing)
+        active = self._cached()
+        known = {r.id for r in active}
+        self._ensure({rid: at for rid, at in due.items() if rid in known})
+        self.watch(active + finishing)
+
+    def _catch_up(self, changed: list[str]) -> None:
+        """Reload the rollouts written since the last sweep (by any replica) and make their
+        jobs match."""
+        if not changed:
+            return
+        for rid, r in self.service.load(changed).items():
+            self._remember(rid, r)
+        with self._lock:
+            if self._halted or not self.lease.is_leader:
+                return
+            for rid in changed:
+                kept = self._active.get(rid)
+                if kept is not None and kept.next_due_at:
+                    self._schedule(rid, kept.next_due_at)
+                else:
+                    self._remove(rid)
+
+    def _remember(self, rollout_id: str, r: Rollout | None) -> None:
+        """Keep the newer of what we hold and `r` (None: gone): a reload that raced a change
+        this replica just made never puts the older state back."""
+        with self._cache_lock:
+            held = self._active.get(rollout_id)
+            if r is not None and held is not None and r.version < held.version:
+                return
+            if r is not None and r.active:
+                self._active[rollout_id] = r
+            else:
+                self._active.pop(rollout_id, None)
+
+    def _cached(self) -> list[Rollout]:
+        with self._cache_lock:
+            return list(self._active.values())
+
+    def _ensure(self, due: dict[str, datetime]) -> None:
+        """A job for each active rollout due within the horizon, at its indexed due time."""
+        with self._lock:
+            if self._halted or not self.lease.is_leader:
+                return
+            for rid, at in due.items():
+                self._schedule(rid, at)
 
     def watch(self, rollouts: list[Rollout]) -> None:
         """Look at each active rollout's target once per sweep, so a weight changed by hand
@@ -120,26 +185,25 @@ class RolloutScheduler:
         if self._halted or not self.lease.is_leader:
             return
         try:
-            rollouts = self.service.active()
-        except RolloutError as exc:
-            log.warning("could not read active rollouts for analysis: %s", exc)
-            return
-        try:
             self.service.remind_kept()
         except RolloutError as exc:
             log.warning("could not remind of ended keep periods: %s (the next run retries)",
                         exc)
-        for r in rollouts:
+        now = self.service.clock.now()
+        for cached in self._cached():
             if self._halted or not self.lease.is_leader:
                 return
+            if not gating.due(cached, now):  # the sweep's copy: reload only what is due
+                continue
             try:
-                outcome = self.service.analyse(r)
+                r = self.service.load([cached.id])[cached.id]
+                outcome = self.service.analyse(r) if r is not None and r.active else None
             except RolloutError as exc:
                 log.warning("analysis of %s did not complete: %s (the next run retries)",
-                            r.id, exc)
+                            cached.id, exc)
                 continue
             if outcome is not None and outcome.events:
-                log.info("analysis %s: %s", r.id, outcome.message)
+                log.info("analysis %s: %s", cached.id, outcome.message)
 
     def sync(self, rollouts: list[Rollout]) -> None:
         """One date job per rollout with a due time; none for the rest."""
@@ -155,10 +219,11 @@ class RolloutScheduler:
                 self._schedule(rid, due)
 
     def on_change(self, outcome: Outcome) -> None:
-        """A service listener: reschedule the rollout this replica just changed."""
+        """A service listener: reschedule (and keep) the rollout this replica just changed."""
         r = outcome.rollout
         if r is None or not self.lease.is_leader:
             return
+        self._remember(r.id, r)
         with self._lock:
             if self._halted:
                 return

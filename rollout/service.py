@@ -63,7 +63,15 @@ from rollout.domain.models import (
 )
 from rollout.domain.preflight import CapacityPolicy, preflight
 from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
-from rollout.ports import ClusterFactsReader, FreezeRecord, Located, Marked, RolloutStore, Traffic
+from rollout.ports import (
+    Changes,
+    ClusterFactsReader,
+    FreezeRecord,
+    Located,
+    Marked,
+    RolloutStore,
+    Traffic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -497,6 +505,24 @@ class RolloutService:
         save has not followed: the sweep looks at their targets as it does at active ones."""
         rollouts = [self.store.get(i) for i in self.store.in_flight_ids()]
         return [r for r in rollouts if r is not None and not r.active]
+
+    def due_until(self, until: datetime) -> dict[str, datetime]:
+        """Active rollouts due by `until` (the scheduler's horizon), from the due index the
+        save keeps: one Redis command however many rollouts are active."""
+        return self.store.due_until(until)
+
+    def index_due(self, rollouts: list[Rollout]) -> None:
+        """Put the due times of loaded rollouts into the index where it lacks them."""
+        self.store.index_due({r.id: r.next_due_at for r in rollouts
+                              if r.active and r.next_due_at})
+
+    def changes_since(self, seen: int) -> Changes:
+        """Which rollouts were written after write number `seen`."""
+        return self.store.changes_since(seen)
+
+    def load(self, rollout_ids: list[str]) -> dict[str, Rollout | None]:
+        """The recorded state of each id, None for one that is gone."""
+        return {rid: self.store.get(rid) for rid in rollout_ids}
 
     def history(self, ref: Ref, *, limit: int = 200) -> list[AuditEvent]:
         return self.store.audit(self._resolve(ref), limit=limit)

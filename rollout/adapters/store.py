@@ -11,7 +11,8 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,7 +28,7 @@ from rollout.domain.errors import (
     Superseded,
 )
 from rollout.domain.models import AuditEvent, Card, Rollout
-from rollout.ports import Lease
+from rollout.ports import Changes, Lease
 from rollout.redis_connect import connect
 
 T = TypeVar("T")
@@ -35,6 +36,8 @@ T = TypeVar("T")
 GLOBAL_AUDIT_MAXLEN = 10_000
 ROLLOUT_AUDIT_MAXLEN = 2_000
 RECENT_KEEP = 50
+#: writes the change index remembers: a reader further behind reloads everything
+CHANGES_KEPT = 100_000
 
 # A preempting acquire (a rollback) also leaves its token in KEYS[3], so that a holder that
 # lost its lock can tell "a rollback took over" from "the lock lapsed".
@@ -81,9 +84,12 @@ return 0
 """
 
 # KEYS: state, lock, active set, target-active, pool-latest, pool-list, rollout audit,
-#       global audit, recent zset, in-flight set (a saved version ends a write in flight)
+#       global audit, recent zset, in-flight set (a saved version ends a write in flight),
+#       due zset (active rollouts by next due time, ms), change zset (id by the sequence
+#       number of its last write), change sequence
 # ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
-#       created score, maxlen rollout audit, maxlen global, recent keep, events...
+#       created score, maxlen rollout audit, maxlen global, recent keep, due ms ('' for
+#       none), changes kept, events...
 _WRITE = """
 if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
 if ARGV[1] == 'create' then
@@ -108,11 +114,28 @@ else
   redis.call('SREM', KEYS[3], ARGV[5])
   if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
 end
-for i = 12, #ARGV do
+if ARGV[6] == '1' and ARGV[12] ~= '' then
+  redis.call('ZADD', KEYS[11], ARGV[12], ARGV[5])
+else
+  redis.call('ZREM', KEYS[11], ARGV[5])
+end
+local seq = redis.call('INCR', KEYS[13])
+redis.call('ZADD', KEYS[12], seq, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (seq - tonumber(ARGV[13])))
+for i = 14, #ARGV do
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
   redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
 end
 return {'OK'}
+"""
+
+# KEYS: change zset, change sequence. ARGV: the sequence number the reader has seen.
+# Returns the current sequence number, then the ids written after ARGV[1].
+_CHANGES = """
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+table.insert(ids, 1, tostring(seq))
+return ids
 """
 
 
@@ -134,6 +157,7 @@ class RedisStore:
         self._set_card = client.register_script(_SET_CARD)
         self._release = client.register_script(_RELEASE)
         self._write = client.register_script(_WRITE)
+        self._changes = client.register_script(_CHANGES)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -223,13 +247,15 @@ class RedisStore:
             self.key("target", r.target.key), self.key("pool", r.target.namespace, r.canary),
             self.key("pool", r.target.namespace, r.canary, "rollouts"),
             self.key("audit", r.id), self.key("audit"), self.key("recent"),
-            self.key("inflight"),
+            self.key("inflight"), self.key("due"), self.key("changes"),
+            self.key("changes", "seq"),
         ]
+        due = str(_ms(r.next_due_at)) if r.active and r.next_due_at else ""
         args: list[Any] = [
             mode, str(expected_version), r.model_dump_json(exclude={"card"}), str(lease.token),
             r.id,
             "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
-            ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP,
+            ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP, due, CHANGES_KEPT,
             *(e.model_dump_json() for e in events),
         ]
         result = self._guard(lambda: self._write(keys=keys, args=args))
@@ -276,6 +302,30 @@ class RedisStore:
     def active_ids(self) -> list[str]:
         members = self._guard(lambda: self._r.smembers(self.key("active")))
         return sorted(str(m) for m in members)
+
+    def due_until(self, until: datetime) -> dict[str, datetime]:
+        """Active rollouts due at or before `until`, with their due times: one command,
+        whatever the number of active rollouts."""
+        pairs = cast(list[tuple[str, float]], self._guard(lambda: self._r.zrangebyscore(
+            self.key("due"), "-inf", _ms(until), withscores=True)))
+        return {str(rid): datetime.fromtimestamp(score / 1000, UTC) for rid, score in pairs}
+
+    def index_due(self, due: dict[str, datetime]) -> None:
+        """Add due times the index lacks (state written before it existed); a due time the
+        save script wrote since is newer and stays."""
+        if due:
+            mapping = {rid: _ms(at) for rid, at in due.items()}
+            self._guard(lambda: self._r.zadd(self.key("due"), mapping, nx=True))
+
+    def changes_since(self, seen: int) -> Changes:
+        """The rollouts written since write number `seen`, in one round trip. `complete` is
+        False when more than CHANGES_KEPT writes passed since (or Redis lost its counter):
+        the reader must reload all."""
+        reply = self._guard(lambda: self._changes(
+            keys=[self.key("changes"), self.key("changes", "seq")], args=[seen]))
+        seq = int(reply[0])
+        return Changes(seq=seq, ids=[str(i) for i in reply[1:]],
+                       complete=0 <= seq - seen <= CHANGES_KEPT)
 
     def mark_in_flight(self, rollout_id: str) -> None:
         """A finished rollout is about to be written (a rollback of a completed one): until
@@ -345,6 +395,10 @@ class RedisStore:
     def _guard(call: Callable[[], T]) -> T:
         with _unavailable_as_error():
             return call()
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
 
 
 def _events(entries: Any) -> list[AuditEvent]:

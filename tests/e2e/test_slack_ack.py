@@ -4,6 +4,8 @@ reported afterwards on the card and in its thread."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sandbox.kube import Fault
 from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
@@ -46,3 +48,30 @@ def test_a_command_is_acked_fast_while_reads_stall(world: World) -> None:
                            for t in world.ephemeral_texts("U0ALICE")),
                timeout=10.0, message="the timeout reported to alice")
     assert world.weights() == {"llm-pool": 100, CANARY: 0}
+
+
+def test_ten_concurrent_starts_are_all_acked_in_time_while_reads_stall(
+    make_world: Callable[..., World],
+) -> None:
+    """Each ack leaves from its own request thread: ten commands arriving together while
+    every route read stalls 4 s (within the default Kubernetes timeout, so the work waits it
+    out) are all acked before Slack's limit, none behind another's work."""
+    world = make_world(rollout_kube_timeout=5.0)
+    for verb in ("get", "list"):
+        world.kube.inject(Fault(verb=verb, resource="httproutes", status=None, count=40,
+                                stall_seconds=4))
+
+    def command(i: int) -> tuple[int, float]:
+        started = time.monotonic()
+        status, _, _ = world.command("U0ALICE", f"{CANARY} start --interval 0s")
+        return status, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(command, range(10)))
+    assert [status for status, _ in answers] == [200] * 10
+    late = [round(elapsed, 2) for _, elapsed in answers if elapsed >= ACK_BUDGET]
+    assert not late, f"acks past Slack's {ACK_BUDGET}s: {late}"
+    # the work went on after the acks: each of the ten got its answer
+    eventually(lambda: sum("Working on it" not in t and "busy" not in t
+                           for t in world.ephemeral_texts("U0ALICE")) >= 10,
+               timeout=60.0, message="an answer to every command")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from rollout.domain.analysis import QueryResult, ResultKind
 from rollout.domain.errors import (
@@ -30,7 +31,7 @@ from rollout.domain.models import (
     TargetKind,
 )
 from rollout.domain.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
-from rollout.ports import Lease, Located, Marked
+from rollout.ports import Changes, Lease, Located, Marked
 from rollout.service import Gates
 
 
@@ -46,6 +47,8 @@ class FakeStore:
         self.memos: dict[str, str] = {}
         self.fail_saves: Exception | None = None  # raised by every save while set
         self.in_flight: set[str] = set()
+        self.due: dict[str, datetime] = {}
+        self.changes: dict[str, int] = {}  # rollout id -> number of its last write
 
         self.ttls: dict[str, int] = {}
         self.release_fails = False  # Redis gone when the lock is given back
@@ -98,6 +101,11 @@ class FakeStore:
         self.in_flight.discard(saved.id)
         self.events.extend(events)
         self.saves.append((saved.id, saved.version))
+        if saved.active and saved.next_due_at:
+            self.due[saved.id] = saved.next_due_at
+        else:
+            self.due.pop(saved.id, None)
+        self.changes[saved.id] = len(self.saves)
         return saved
 
     def get(self, rollout_id: str) -> Rollout | None:
@@ -117,6 +125,18 @@ class FakeStore:
 
     def active_ids(self) -> list[str]:
         return [r.id for r in self.rollouts.values() if r.active]
+
+    def due_until(self, until: datetime) -> dict[str, datetime]:
+        return {rid: at for rid, at in self.due.items() if at <= until}
+
+    def index_due(self, due: dict[str, datetime]) -> None:
+        for rid, at in due.items():
+            self.due.setdefault(rid, at)
+
+    def changes_since(self, seen: int) -> Changes:
+        seq = len(self.saves)
+        return Changes(seq=seq, ids=[r for r, n in self.changes.items() if n > seen],
+                       complete=seq >= seen)
 
     def mark_in_flight(self, rollout_id: str) -> None:
         self.in_flight.add(rollout_id)

@@ -1,0 +1,72 @@
+"""The bot's own bounded pool for the work after a Slack ack.
+
+Bolt runs each listener with `process_before_response`, so the ack is the listener's return
+and goes out from the HTTP request thread; the command itself is handed here. The pool takes
+at most `workers + backlog` pieces of work at once: past that, `submit` says no at once and
+the listener answers that the bot is busy, rather than queueing work Slack's user is not
+told about.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 8
+DEFAULT_BACKLOG = 32
+BUSY = (":hourglass: The bot is busy with other requests right now; nothing was done. "
+        "Try again in a moment.")
+
+
+class Workers:
+    """A thread pool that refuses work beyond its bound instead of queueing without end."""
+
+    def __init__(self, *, workers: int = DEFAULT_WORKERS,
+                 backlog: int = DEFAULT_BACKLOG) -> None:
+        if workers < 1 or backlog < 0:
+            raise ValueError("workers must be at least 1 and backlog at least 0")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
+        self._slots = threading.BoundedSemaphore(workers + backlog)
+        self._taken = 0
+        self._count = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        """Pieces of work taken and not yet done (running or waiting for a worker)."""
+        return self._taken
+
+    def submit(self, work: Callable[[], None]) -> bool:
+        """Run `work` on the pool; False, at once, when the pool is full or shut down."""
+        if not self._slots.acquire(blocking=False):
+            return False
+        self._add(1)
+
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("work after a Slack ack failed")
+            finally:
+                self._done()
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shut down
+            self._done()
+            return False
+        return True
+
+    def _add(self, n: int) -> None:
+        with self._count:
+            self._taken += n
+
+    def _done(self) -> None:
+        self._add(-1)
+        self._slots.release()
+
+    def shutdown(self, *, wait: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)

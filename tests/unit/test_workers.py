@@ -1,0 +1,112 @@
+"""The bot's bounded pool for the work after a Slack ack, and the listeners' answer when it
+is full: "busy" at once, in the ack, and nothing done."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from slack_sdk import WebClient
+
+from handlers.authorization import Authorizer, Policy
+from handlers.card_sync import CardPublisher
+from handlers.slack_listeners import SlackEdge
+from handlers.workers import BUSY, Workers
+from rollout.domain.clock import ManualClock
+from rollout.service import RolloutService
+from tests.unit.fakes import FakeStore, FakeTraffic, open_gates
+
+WAIT = 10.0  # a bound on waiting for another thread, never a sleep
+
+
+def _blocked(workers: Workers, count: int) -> threading.Event:
+    """Fill `count` slots with work that waits for the returned event."""
+    release = threading.Event()
+
+    def hold() -> None:
+        release.wait(WAIT)
+
+    for _ in range(count):
+        assert workers.submit(hold)
+    return release
+
+
+def test_the_pool_refuses_work_beyond_workers_plus_backlog_at_once() -> None:
+    workers = Workers(workers=1, backlog=1)
+    release = _blocked(workers, 2)
+    assert workers.busy == 2
+    assert not workers.submit(lambda: None)
+    release.set()
+    workers.shutdown(wait=True)
+    assert workers.busy == 0  # every slot freed as its work ended
+    assert not workers.submit(lambda: None)  # shut down: refused, not queued
+
+
+def test_work_that_fails_frees_its_slot() -> None:
+    workers = Workers(workers=1, backlog=0)
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    assert workers.submit(fail)
+    workers.shutdown(wait=True)
+    assert workers.busy == 0
+
+
+def test_a_pool_without_workers_is_refused() -> None:
+    for workers, backlog in ((0, 1), (1, -1)):
+        try:
+            Workers(workers=workers, backlog=backlog)
+        except ValueError:
+            continue
+        raise AssertionError(f"Workers({workers}, {backlog}) was accepted")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.called = threading.Event()
+
+    def __call__(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        self.called.set()
+
+
+def _edge(store: FakeStore, workers: Workers) -> SlackEdge:
+    clock = ManualClock()
+    service = RolloutService(store=store, traffic=FakeTraffic(), clock=clock,
+                             gates=open_gates())
+    cards = CardPublisher(client=WebClient(token="xoxb-test", base_url="http://127.0.0.1:9/"),
+                          service=service, clock=clock)
+    return SlackEdge(service=service, authorizer=Authorizer(Policy.of(approvers=["U0BOB"])),
+                     cards=cards, workers=workers)
+
+
+COMMAND = {"text": "llm-pool-version-2 start", "user_id": "U0ALICE", "channel_id": "C0R",
+           "trigger_id": "1.2.abc"}
+
+
+def test_a_full_pool_is_answered_busy_in_the_ack_and_nothing_is_done() -> None:
+    store = FakeStore()
+    workers = Workers(workers=1, backlog=0)
+    release = _blocked(workers, 1)
+    ack, respond = Recorder(), Recorder()
+    try:
+        _edge(store, workers).on_command(ack, COMMAND, respond)  # type: ignore[arg-type]
+    finally:
+        release.set()
+        workers.shutdown(wait=True)
+    assert ack.calls == [{"text": BUSY}]
+    assert respond.calls == []
+    assert store.saves == [] and store.events == []
+
+
+def test_with_room_the_ack_is_empty_and_the_answer_follows_from_a_worker() -> None:
+    workers = Workers(workers=1, backlog=0)
+    ack, respond = Recorder(), Recorder()
+    _edge(FakeStore(), workers).on_command(ack, COMMAND, respond)  # type: ignore[arg-type]
+    assert ack.calls == [{}]
+    workers.shutdown(wait=True)
+    texts = [c["text"] for c in respond.calls]
+    assert len(texts) == 2 and "Working on it" in texts[0]
+    assert respond.calls[1]["replace_original"] is True
