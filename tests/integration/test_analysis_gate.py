@@ -117,11 +117,13 @@ def test_a_healthy_canary_passes_every_bake_and_completes(
     assert w.weights() == {STABLE: 0, CANARY: 100}
 
 
-@pytest.mark.parametrize(("knob", "check"), [({"error_rate": 0.5}, "error-rate"),
-                                             ({"ttft": 1.5}, "ttft-p95")])
+# A canary failing half its requests also aborts them in the simulated vLLM metrics: the run
+# that sees it first may fail on either check, and both are the right reason.
+@pytest.mark.parametrize(("knob", "checks"), [({"error_rate": 0.5}, ("error-rate", "abort-rate")),
+                                              ({"ttft": 1.5}, ("ttft-p95",))])
 def test_a_canary_that_gets_worse_in_step_2_is_rolled_back(
         bot: tuple[World, RolloutScheduler], serving: ServingWorld, knob: dict[str, float],
-        check: str) -> None:
+        checks: tuple[str, ...]) -> None:
     w, _ = bot
     ref = Ref(canary=CANARY)
     w.service.start(namespace="default", canary=CANARY, actor=ALICE,
@@ -139,7 +141,8 @@ def test_a_canary_that_gets_worse_in_step_2_is_rolled_back(
     assert took < INTERVAL + SWEEP + 2 * SCRAPE + 2.5, took
     assert w.weights() == {STABLE: 100, CANARY: 0}
     failed = [e for e in w.service.history(ref) if e.action == "analysis_failed"]
-    assert len(failed) == 1 and f"check {check} failed" in failed[0].detail
+    assert len(failed) == 1
+    [check] = [c for c in checks if f"check {c} failed" in failed[0].detail]
     assert "threshold" in failed[0].detail and failed[0].step == 1
     card = str(render_card(r, now=r.updated_at).blocks)
     assert f":x: `{check}` canary " in card and "stable " in card and "threshold" in card
