@@ -201,12 +201,14 @@ def test_an_adapter_rollout_compares_the_adapters_by_target_model(
     serving.knobs.set(V2, {"ttft": 1.5})  # the new adapter only; the pool stays healthy
     r = _until(w, lambda r: r.phase is Phase.ROLLED_BACK, canary=V2, timeout=30)
     failed = [e for e in w.service.history(ref) if e.action == "analysis_failed"]
-    assert len(failed) == 1 and "check adapter-ttft-p95 failed" in failed[0].detail
+    # slower first tokens make slower whole requests too: either latency check is the reason
+    [name] = [n for n in ("adapter-ttft-p95", "adapter-e2e-p95")
+              if f"check {n} failed" in failed[0].detail]
+    assert len(failed) == 1
     assert r.step_analysis is not None and r.step_analysis.last_failure is not None
-    ttft = next(c for c in r.step_analysis.last_failure.checks
-                if c.name == "adapter-ttft-p95")
-    assert ttft.canary is not None and ttft.stable is not None
-    assert ttft.canary > 1.0 and ttft.stable < 0.4
+    check = next(c for c in r.step_analysis.last_failure.checks if c.name == name)
+    assert check.canary is not None and check.stable is not None
+    assert check.canary > 1.3 * check.stable  # the new adapter only; the old one stays fast
 
 
 def test_a_rollout_recovered_after_redis_was_lost_keeps_its_analysis(
