@@ -7,15 +7,13 @@ racing get one answer each, never a freeze recorded twice or lifted twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rollout.domain.errors import Conflict, StoreUnavailable
+from rollout.adapters.store import unavailable_as_error
+from rollout.domain.errors import Conflict
 from rollout.domain.freeze import Freeze
 
 T = TypeVar("T")
@@ -48,14 +46,6 @@ class FreezeStore:
 
 
 def _guard(call: Callable[[], T]) -> T:
-    with _unavailable_as_error():
+    with unavailable_as_error():
         return call()
 
-
-@contextmanager
-def _unavailable_as_error() -> Iterator[None]:
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StoreUnavailable(f"Redis is unavailable ({exc}); nothing was changed",
-                               retry_after=5.0) from exc

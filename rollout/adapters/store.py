@@ -393,7 +393,7 @@ class RedisStore:
 
     @staticmethod
     def _guard(call: Callable[[], T]) -> T:
-        with _unavailable_as_error():
+        with unavailable_as_error():
             return call()
 
 
@@ -406,7 +406,8 @@ def _events(entries: Any) -> list[AuditEvent]:
 
 
 @contextmanager
-def _unavailable_as_error() -> Iterator[None]:
+def unavailable_as_error() -> Iterator[None]:
+    """Redis unreachable, as the error every Redis adapter raises: nothing was changed."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
