@@ -349,8 +349,6 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     report.checks = {
         "steps applied twice": checks.steps_applied_twice(writes),
         "rollbacks lost": checks.rollbacks_lost(soak.answers, writes, finals),
-        # Printed, not yet failing the run: answers after a write whose fate was unknown are
-        # being fixed (issue 15, item 2). Once that lands this joins MUST_BE_ZERO.
         "answers that contradict what landed": checks.contradicting_answers(soak.answers,
                                                                             writes),
         "store and cluster disagreements": checks.store_cluster_disagreements(
@@ -361,7 +359,8 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     return report
 
 
-MUST_BE_ZERO = ("steps applied twice", "rollbacks lost", "store and cluster disagreements")
+MUST_BE_ZERO = ("steps applied twice", "rollbacks lost", "answers that contradict what landed",
+                "store and cluster disagreements", "audit missing a landed step")
 
 
 @contextlib.contextmanager
