@@ -13,7 +13,8 @@ from rollout.adapters.kube.markers import pointer, record_key, rule_key
 from rollout.domain.models import Phase, Rollout
 from rollout.domain.split import MarkerState, expected_pair
 from sandbox.kube.faults import RequestRecord
-from tests.soak.world import Answer
+from sandbox.slack.workspace import ResponseUrlPost
+from tests.soak.world import Answer, SlackAsk
 
 MARKER_PATH = pointer(rule_key(0))
 RECORD_PATH = pointer(record_key(0))
@@ -170,6 +171,43 @@ def contradicting_answers(answers: Sequence[Answer], writes: Sequence[Write]) ->
             found.append(f"{a.verb} {a.canary} step {_step(a)}: exit {a.code} but its write "
                          f"landed: {a.output!r}")
     return found
+
+
+# Slack answers: the first emoji says how it went (handlers.replies); two kinds of answer say
+# the change landed though the command did not finish ("landed, not recorded yet" and
+# "landed, then a rollback took over"), as the CLI's exit codes 3 and 5 may.
+SLACK_OK = (":white_check_mark:", ":information_source:")
+SLACK_LANDED = (":hourglass: the change landed", ":rewind: the change landed")
+SLACK_WORKING = ":hourglass_flowing_sand:"
+
+
+def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
+                  ) -> tuple[list[Answer], Counter[str]]:
+    """The Slack requests whose answer can be judged, as `Answer`s (exit 0 where the answer
+    says it landed): each answered, and alone on its route from its sending to its answer, so
+    that a write in that window is its own. The counter says how many were left out, and why."""
+    final: dict[str, ResponseUrlPost] = {}
+    for post in sorted(posts, key=lambda p: p.at):
+        if post.text and not post.text.startswith(SLACK_WORKING):
+            final[post.url_id] = post
+    windows = {a.url_id: (a.started, final[a.url_id].at if a.url_id in final else float("inf"))
+               for a in asks}
+    judged: list[Answer] = []
+    left: Counter[str] = Counter()
+    for a in asks:
+        answered = final.get(a.url_id)
+        if answered is None:
+            left["slack requests never answered"] += 1
+            continue
+        start, end = windows[a.url_id]
+        if any(b.route == a.route and b.url_id != a.url_id and windows[b.url_id][0] <= end
+               and start <= windows[b.url_id][1] for b in asks):
+            left["slack answers overlapping another request"] += 1
+            continue
+        text = answered.text or ""
+        code = 0 if text.startswith(SLACK_OK + SLACK_LANDED) else 1
+        judged.append(Answer(a.verb, a.canary, a.rollout_id, a.step, start, end, code, text))
+    return judged, left
 
 
 def _step(a: Answer) -> str:
