@@ -84,10 +84,22 @@ def _managed(weights: Mapping[str, int], names: Iterable[str]) -> dict[str, int 
     return {n: weights.get(n) for n in names}
 
 
+def stored_baseline(rollout: Rollout) -> dict[str, int]:
+    """The pre-start weights the store keeps for a rollout."""
+    weights = {rollout.stable: rollout.baseline.stable_weight}
+    if rollout.baseline.canary is not None:
+        weights[rollout.canary] = rollout.baseline.canary_weight
+    return weights
+
+
 def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
-                   final_routes: Mapping[str, dict[str, Any]]) -> list[str]:
+                   final_routes: Mapping[str, dict[str, Any]],
+                   stored: Mapping[str, dict[str, int]] | None = None) -> list[str]:
     """A rollback answered OK whose rollout's traffic is not at its baseline: the last write
-    of that rollout is not the restore, or the route (still that rollout's) shows otherwise."""
+    of that rollout is not the restore, or the route (still that rollout's) shows otherwise.
+    The baseline is the record the rollout's first write carried; `stored` (the store's,
+    per rollout id) stands in for a rollout whose first write never landed (a start cut short:
+    its rollback restores the weights the start read)."""
     base = baselines(writes)
     lost = []
     for a in answers:
@@ -96,14 +108,16 @@ def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
         own = [w for w in writes if w.rollout == a.rollout_id]
         if not own:
             continue  # nothing of it ever landed: nothing to restore
-        last, wanted = own[-1], base.get(a.rollout_id)
+        last = own[-1]
+        wanted = base.get(a.rollout_id) or (stored or {}).get(a.rollout_id)
         if wanted is None:
-            lost.append(f"rollback of {a.rollout_id}: no record of its baseline landed")
+            lost.append(f"rollback of {a.rollout_id}: no record of its baseline landed, nor "
+                        f"is it in the store; its writes: {_described(own)}")
             continue
         if last.state != MarkerState.ROLLED_BACK.value or \
                 _managed(last.weights, wanted) != _managed(wanted, wanted):
-            lost.append(f"rollback of {a.rollout_id} answered OK at {a.ended:.3f}, its last "
-                        f"write is {last.state} step {last.step + 1} {last.weights}")
+            lost.append(f"rollback of {a.rollout_id} answered OK at {a.ended:.3f}, its "
+                        f"baseline is {wanted}, its writes: {_described(own)}")
             continue
         route = final_routes.get(last.route)
         if route is not None and route_marker(route).get("rollout") == a.rollout_id:
@@ -112,6 +126,11 @@ def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
                 lost.append(f"rollback of {a.rollout_id}: {last.route} ends at {now}, "
                             f"baseline {wanted}")
     return lost
+
+
+def _described(writes: Sequence[Write]) -> str:
+    return "; ".join(f"{w.at:.3f} {w.state} step {w.step + 1} {w.weights}"
+                     + (" +record" if w.record is not None else "") for w in writes)
 
 
 def _landed(writes: Sequence[Write], a: Answer, *, since: float) -> bool:

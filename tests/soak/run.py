@@ -95,6 +95,19 @@ class Soak:
         except StoreUnavailable:  # Redis restarting: ask again later
             return str(rid), None
 
+    def driven(self, target: Target) -> tuple[str | None, Rollout | None]:
+        """What a person would act on next: the rollout the marker names while it is active,
+        else one the store holds active on the route without a marker yet (a start whose
+        first write was cut short: its card still asks for the next step), else the marker's."""
+        rid, rollout = self.current(target)
+        if (rid is not None and rollout is None) or (rollout is not None and rollout.active):
+            return rid, rollout
+        try:
+            unmarked = self.active(target)
+        except StoreUnavailable:
+            return rid, None
+        return (unmarked[0].id, unmarked[0]) if unmarked else (rid, rollout)
+
     def active(self, target: Target) -> list[Rollout]:
         """Every rollout the store holds active on the route: the one its marker names, and a
         start recorded whose first write never landed (the first step would add its marker)."""
@@ -205,7 +218,7 @@ def _start_args(soak: Soak, target: Target, rng: random.Random) -> tuple[str, li
 def drive_cli(soak: Soak, target: Target, rng: random.Random) -> None:
     """One CLI-driven route: at most one approval and one rollback in flight at a time."""
     while not soak.stop.is_set():
-        rid, rollout = soak.current(target)
+        rid, rollout = soak.driven(target)
         if rid is not None and rollout is None:
             time.sleep(0.5)
             continue
@@ -249,7 +262,7 @@ def drive_slack(soak: Soak, target: Target, rng: random.Random) -> None:
     """One Slack-driven route: slash commands and Approve clicks, each waiting for its answer
     (which arrives after the ack, through the response URL) as a person does."""
     while not soak.stop.is_set():
-        rid, rollout = soak.current(target)
+        rid, rollout = soak.driven(target)
         if rid is not None and rollout is None:
             time.sleep(0.5)
             continue
@@ -384,7 +397,9 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     report.activity["weight writes landed"] = len(writes)
     report.checks = {
         "steps applied twice": checks.steps_applied_twice(writes),
-        "rollbacks lost": checks.rollbacks_lost(soak.answers, writes, finals),
+        "rollbacks lost": checks.rollbacks_lost(
+            soak.answers, writes, finals,
+            {rid: checks.stored_baseline(r) for rid, r in rollouts.items() if r is not None}),
         "answers that contradict what landed": checks.contradicting_answers(
             soak.answers + slack_judged, writes),
         "store and cluster disagreements": checks.store_cluster_disagreements(

@@ -163,3 +163,15 @@ def test_slack_answers_are_judged_by_their_last_word_and_only_when_alone_on_the_
     # a judged Slack answer is held to the writes like a CLI one
     said_applied_with_nothing_landed = checks.contradicting_answers(judged[:1], [])
     assert len(said_applied_with_nothing_landed) == 1
+
+
+def test_a_rollback_of_a_start_whose_first_write_never_landed_is_held_to_the_stored_baseline(
+) -> None:
+    only_restore = checks.landed_writes([_patch(5.0, 100, 0, -1, "rolled-back")])
+    ok = [_answer("rollback", 0, 4.5, 5.5)]
+    home = {ROUTE: _route(100, 0, {"rollout": "r1", "step": -1, "state": "rolled-back"})}
+    assert len(checks.rollbacks_lost(ok, only_restore, home)) == 1  # nothing to judge by
+    stored = {"r1": {STABLE: 100, CANARY: 0}}
+    assert checks.rollbacks_lost(ok, only_restore, home, stored) == []
+    assert len(checks.rollbacks_lost(ok, only_restore, home, {"r1": {STABLE: 90, CANARY: 10}
+                                                              })) == 1
