@@ -109,8 +109,8 @@ class CommandCards:
         summary = self.tally.summary()
         if not summary:
             return None
-        return (f"note: the rollout's Slack card may be out of date: Slack failed {summary}; "
-                "the command's result above stands")
+        return (f"note: the rollout's Slack card may be out of date (Slack calls failed: "
+                f"{summary}); the command's result above stands")
 
 
 def command_cards(container: Container) -> CommandCards | None:
