@@ -11,8 +11,8 @@ from slack_sdk.http_retry.state import RetryState
 from bot.slack_budget import (
     MAX_RETRY_AFTER,
     SERVER_ERROR_RETRIES,
-    Budget,
     BoundedRetry,
+    Budget,
     BudgetSpent,
     bounded_client,
 )
