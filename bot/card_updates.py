@@ -97,8 +97,8 @@ class CommandCards:
         self.tally = Tally()
         self.budget = Budget(seconds)
         client_log = logging.getLogger("rollout-bot.slack.web")
-        if quiet:  # the sdk logs a dropped connection as an error; the note below says it
-            client_log.setLevel(logging.CRITICAL)
+        # the sdk logs a dropped connection as an error; unless asked for, the note says it
+        client_log.setLevel(logging.CRITICAL if quiet else logging.NOTSET)
         client = bounded_client(token=settings.slack_bot_token, base_url=settings.slack_api_url,
                                 budget=self.budget, logger=client_log)
         self.publisher = build_publisher(container, client=client, telemetry=self.tally)

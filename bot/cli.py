@@ -326,8 +326,8 @@ def run_recovery(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                                                 actor=actor)
     finally:
         container.close()
+        _card_note(cards, err)
     print(outcome.message, file=out)
-    _card_note(cards, err)
     return EXIT_OK
 
 
@@ -354,9 +354,9 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
             done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED
             return EXIT_OK if done else EXIT_FAILED
         result = run_command(container.service, request, actor)
-    finally:
+    finally:  # a refusal may have saved (and shown) a drift pause: the note counts then too
         container.close()
-    _card_note(cards, err)
+        _card_note(cards, err)
     if getattr(args, "output", "text") == "json":
         print(result_json(result), file=out)
         return EXIT_OK if result.ok else EXIT_FAILED
