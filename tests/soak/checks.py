@@ -203,8 +203,10 @@ SLACK_WORKING = ":hourglass_flowing_sand:"
 def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
                   ) -> tuple[list[Answer], Counter[str]]:
     """The Slack requests whose answer can be judged, as `Answer`s (exit 0 where the answer
-    says it landed): each answered, and alone on its route from its sending to its answer, so
-    that a write in that window is its own. The counter says how many were left out, and why."""
+    says it landed): each answered, and the only request that could make its write (the same
+    verb on the same rollout, and step, or a start on the same route) from its sending to its
+    answer, so that such a write in that window is its own; one never answered may still be
+    at work. The counter says how many were left out, and why."""
     final: dict[str, ResponseUrlPost] = {}
     for post in sorted(posts, key=lambda p: p.at):
         if post.text and not post.text.startswith(SLACK_WORKING):
@@ -219,14 +221,21 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
             left["slack requests never answered"] += 1
             continue
         start, end = windows[a.url_id]
-        if any(b.route == a.route and b.url_id != a.url_id and windows[b.url_id][0] <= end
+        if any(_same_write(a, b) and b.url_id != a.url_id and windows[b.url_id][0] <= end
                and start <= windows[b.url_id][1] for b in asks):
-            left["slack answers overlapping another request"] += 1
+            left["slack answers overlapping a request for the same write"] += 1
             continue
         text = answered.text or ""
         code = 0 if text.startswith(SLACK_OK + SLACK_LANDED) else 1
         judged.append(Answer(a.verb, a.canary, a.rollout_id, a.step, start, end, code, text))
     return judged, left
+
+
+def _same_write(a: SlackAsk, b: SlackAsk) -> bool:
+    """Whether two requests could make the same write (`_landed` tells them apart otherwise)."""
+    if a.route != b.route or a.verb != b.verb:
+        return False
+    return a.verb == "start" or (a.rollout_id == b.rollout_id and a.step == b.step)
 
 
 def _step(a: Answer) -> str:

@@ -145,20 +145,23 @@ def _post(url_id: str, at: float, text: str) -> ResponseUrlPost:
                            body={}, at=at)
 
 
-def test_slack_answers_are_judged_by_their_last_word_and_only_when_alone_on_the_route() -> None:
+def test_slack_answers_are_judged_when_no_other_request_could_make_their_write() -> None:
     asks = [_ask("a", 10.0), _ask("b", 20.0), _ask("c", 30.0), _ask("d", 31.0),
-            _ask("e", 40.0, route="other"), _ask("f", 50.0)]
+            _ask("e", 40.0, route="other"), _ask("f", 50.0, step=2), _ask("g", 60.0, step=2),
+            _ask("h", 100.0, verb="rollback", step=None)]
     posts = [_post("a", 10.5, ":hourglass_flowing_sand: Working on it…"),
              _post("a", 11.0, ":white_check_mark: Step 2 applied"),
              _post("b", 21.0, ":hourglass: the change landed in the cluster but could not be "
                               "recorded"),
              _post("c", 33.0, ":warning: Not applied"),  # d was sent before c was answered
              _post("d", 34.0, ":white_check_mark: Step 2 applied"),
-             _post("e", 41.0, ":no_entry: Refused")]
+             _post("e", 41.0, ":no_entry: Refused"),
+             _post("g", 61.0, ":warning: Not applied"),  # f (step 2) may still be at work
+             _post("h", 101.0, ":white_check_mark: Rolled back")]  # f cannot roll back
     judged, left = checks.slack_answers(asks, posts)
-    assert [(a.started, a.ended, a.code) for a in judged] == [(10.0, 11.0, 0), (20.0, 21.0, 0),
-                                                              (40.0, 41.0, 1)]
-    assert left == {"slack answers overlapping another request": 2,
+    assert [(a.started, a.ended, a.code) for a in judged] == [
+        (10.0, 11.0, 0), (20.0, 21.0, 0), (40.0, 41.0, 1), (100.0, 101.0, 0)]
+    assert left == {"slack answers overlapping a request for the same write": 3,
                     "slack requests never answered": 1}
     # a judged Slack answer is held to the writes like a CLI one
     said_applied_with_nothing_landed = checks.contradicting_answers(judged[:1], [])
