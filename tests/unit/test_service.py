@@ -27,7 +27,7 @@ from rollout.ports import Lease
 from rollout.service import Gates, Ref, RolloutService, _Hold
 from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
 from tests.unit.facts_builders import world
-from tests.unit.fakes import FakeFacts, FakeFreezes, FakeStore, FakeTarget, FakeTraffic
+from tests.unit.fakes import FakeFacts, FakeStore, FakeTarget, FakeTraffic
 
 CANARY = "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -38,7 +38,7 @@ def _world() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
     target = FakeTarget(target=TARGET, stable="llm-pool", canary=CANARY, baseline=BASELINE,
                         pair=Pair(stable=100, canary=0))
     clock = ManualClock(T0)
-    gates = Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+    gates = Gates(facts=FakeFacts(world()), freezes=store.freezes)
     service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock, gates=gates,
                              new_id=lambda canary, now: "r1")
     return service, store, target, clock
@@ -341,17 +341,18 @@ class _CountingStore(FakeStore):
 
 def test_the_lock_keeper_renews_until_its_limit_and_stops_when_the_lock_is_lost() -> None:
     """`_keep` run inline: each renewal confirms the lease; a lost lease ends it."""
+    key = "httproute/default/routes-to-llm"
     store = _CountingStore()
-    hold = _Hold(store, "httproute/default/routes-to-llm")
+    hold = _Hold(store, store.open(key=key))
     hold._keep(1e-9, 5.5e-9)  # five renewals fit in the limit
     assert store.confirms == 5
     losing = _CountingStore(fail_after=2)
-    hold = _Hold(losing, "httproute/default/routes-to-llm")
+    hold = _Hold(losing, losing.open(key=key))
     hold._keep(1e-9, 1.0)
     assert losing.confirms == 3
     released = _CountingStore()
-    hold = _Hold(released, "httproute/default/routes-to-llm")
-    hold.release()
+    hold = _Hold(released, released.open(key=key))
+    hold.close()
     hold._keep(1e-9, 1.0)
     assert released.confirms == 0
 
