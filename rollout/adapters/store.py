@@ -168,8 +168,8 @@ return 1
 # {'OK', token, object key, id, state json, card json, in flight (1|0), freeze json}.
 _OPEN = """
 local p = ARGV[1]
-if ARGV[9] ~= '' then
-  local answer = redis.call('GET', p .. ':idem:' .. ARGV[9])
+if ARGV[8] ~= '' then
+  local answer = redis.call('GET', p .. ':idem:' .. ARGV[8])
   if answer then return {'DONE', answer} end
 end
 local id, object = ARGV[3], nil
