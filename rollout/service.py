@@ -503,10 +503,12 @@ class RolloutService:
     # -- queries -------------------------------------------------------------------------
 
     def get(self, ref: Ref) -> Rollout:
-        rollout_id = self._resolve(ref)
-        rollout = self.store.get(rollout_id)
+        """The rollout a ref names, in one Redis round trip."""
+        rid = _named(ref).rollout_id
+        rollout = (self.store.get(rid) if rid
+                   else self.store.latest(ref.namespace, ref.canary or ""))
         if rollout is None:
-            raise NotFound(f"rollout {rollout_id} not found")
+            self._unknown(ref)
         return rollout
 
     def status(self, ref: Ref) -> Status:
@@ -633,13 +635,11 @@ class RolloutService:
         the rollout loaded under it. A name nothing is recorded under is refused here."""
         if not isinstance(subject, Ref):
             return self.store.open(key=subject, preempt=preempt, memo=memo)
-        if subject.rollout_id:
+        if _named(subject).rollout_id:
             opening = self.store.open(rollout_id=subject.rollout_id, preempt=preempt, memo=memo)
-        elif subject.canary:
-            opening = self.store.open(latest=(subject.namespace, subject.canary),
-                                      preempt=preempt, memo=memo)
         else:
-            raise NotFound("name the pool (or adapter) of the rollout")
+            opening = self.store.open(latest=(subject.namespace, subject.canary or ""),
+                                      preempt=preempt, memo=memo)
         if opening.answer is None and opening.rollout is None:
             if opening.lease is not None:  # gone between the two reads of an older state
                 self.store.close(opening.lease)
@@ -949,11 +949,10 @@ class RolloutService:
         return outcome
 
     def _resolve(self, ref: Ref) -> str:
-        if ref.rollout_id:
-            return ref.rollout_id
-        if not ref.canary:
-            raise NotFound("name the pool (or adapter) of the rollout")
-        found = self.store.latest_for(ref.namespace, ref.canary)
+        rid = _named(ref).rollout_id
+        if rid:
+            return rid
+        found = self.store.latest_for(ref.namespace, ref.canary or "")
         if found is None:
             self._unknown(ref)
         return found
@@ -1057,6 +1056,13 @@ class RolloutService:
                                      actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _named(ref: Ref) -> Ref:
+    """A ref that names something: a rollout id, or a canary pool."""
+    if not ref.rollout_id and not ref.canary:
+        raise NotFound("name the pool (or adapter) of the rollout")
+    return ref
 
 
 def _takes_back(r: Rollout) -> bool:

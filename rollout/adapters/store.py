@@ -157,6 +157,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+# The latest rollout of a namespace's canary, in one round trip. KEYS: pool-latest.
+# ARGV: prefix. Returns {} or {state json, card json}.
+_LATEST = """
+local id = redis.call('GET', KEYS[1])
+if not id then return {} end
+local found = redis.call('HMGET', ARGV[1] .. ':rollout:' .. id, 'data', 'card')
+return {found[1] or '', found[2] or ''}
+"""
+
 # A command's first round trip. The keys it reads follow from each other (the pool's latest
 # rollout, then that rollout's lock), so the script builds them from the prefix: one Redis
 # (or a Sentinel-managed primary), not a Redis Cluster.
@@ -230,6 +239,7 @@ class RedisStore:
         self._release = client.register_script(_RELEASE)
         self._create = client.register_script(_CREATE)
         self._open = client.register_script(_OPEN)
+        self._latest = client.register_script(_LATEST)
         self._close = client.register_script(_CLOSE)
         self._leave = client.register_script(_LEAVE)
         self._changes = client.register_script(_CHANGES)
@@ -410,6 +420,12 @@ class RedisStore:
         raw, card = self._guard(
             lambda: self._r.hmget(self.key("rollout", rollout_id), ["data", "card"]))
         return _rollout(str(raw or ""), str(card or ""))
+
+    def latest(self, namespace: str, canary: str) -> Rollout | None:
+        """The latest rollout of `canary` in `namespace`, found and read in one round trip."""
+        reply = cast(list[str], self._guard(lambda: self._latest(
+            keys=[self.key("pool", namespace, canary)], args=[self._p])))
+        return _rollout(*reply) if reply else None
 
     def set_card(self, rollout_id: str, card: Card) -> None:
         """Where the rollout's chat card lives. Kept beside the state, not in it: pointing at a

@@ -157,6 +157,10 @@ class FakeStore:
                  if r.target.namespace == namespace and r.canary == canary]
         return max(found, key=lambda r: r.created_at).id if found else None
 
+    def latest(self, namespace: str, canary: str) -> Rollout | None:
+        found = self.latest_for(namespace, canary)
+        return self.rollouts.get(found) if found is not None else None
+
     def active_ids(self) -> list[str]:
         return [r.id for r in self.rollouts.values() if r.active]
 
