@@ -31,7 +31,7 @@ def test_an_approve_by_pool_name_is_three_round_trips(world: World) -> None:
     with round_trips() as trips:
         out = world.service.approve(REF, actor=BOB)
     assert out.ok and world.weights() == {"llm-pool": 75, POOL: 25}
-    assert trips.sent == STEP
+    assert trips.work == STEP
 
 
 def test_a_button_approve_is_three_round_trips_and_its_duplicate_one(world: World) -> None:
@@ -42,12 +42,12 @@ def test_a_button_approve_is_three_round_trips_and_its_duplicate_one(world: Worl
         out = world.service.approve(Ref(rollout_id=rid), actor=BOB,
                                     click=Click(rollout_id=rid, step=1), request_id="click-2")
     assert out.ok and world.weights() == {"llm-pool": 75, POOL: 25}
-    assert trips.sent == STEP
+    assert trips.work == STEP
     with round_trips() as trips:
         again = world.service.approve(Ref(rollout_id=rid), actor=BOB,
                                       click=Click(rollout_id=rid, step=1), request_id="click-2")
     assert again.message == f"Already handled: {out.message}" and not again.changed
-    assert trips.sent == [["EVALSHA"]]
+    assert trips.work == [["EVALSHA"]]
     assert world.weights() == {"llm-pool": 75, POOL: 25}
 
 
@@ -60,7 +60,7 @@ def test_a_scheduler_tick_that_steps_is_three_round_trips(world: World) -> None:
     with round_trips() as trips:
         out = world.service.tick(rid)
     assert out.changed and world.weights() == {"llm-pool": 75, POOL: 25}
-    assert trips.sent == STEP
+    assert trips.work == STEP
 
 
 def test_a_tick_with_nothing_due_is_two_round_trips(world: World) -> None:
@@ -70,7 +70,7 @@ def test_a_tick_with_nothing_due_is_two_round_trips(world: World) -> None:
     world.service.tick(rid)
     with round_trips() as trips:
         out = world.service.tick(rid)
-    assert not out.changed and trips.sent == [["EVALSHA"], ["EVALSHA"]]
+    assert not out.changed and trips.work == [["EVALSHA"], ["EVALSHA"]]
     assert world.weights() == {"llm-pool": 90, POOL: 10}
 
 
@@ -82,7 +82,7 @@ def test_a_frozen_step_is_held_in_the_same_round_trips(world: World) -> None:
         out = world.service.approve(REF, actor=BOB)
     assert not out.ok and "frozen" in out.message
     assert world.weights() == {"llm-pool": 100, POOL: 0}
-    assert trips.sent == [["EVALSHA"], ["EVALSHA"]]  # open, close (the held step noted)
+    assert trips.work == [["EVALSHA"], ["EVALSHA"]]  # open, close (the held step noted)
     assert world.service.get(REF).phase is Phase.AWAITING_APPROVAL
 
 
