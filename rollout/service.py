@@ -1,8 +1,8 @@
 """RolloutService: the one writer of rollout state and the one caller of traffic writes.
 
-Every command takes the target's lock (a fencing token), reloads the state, reconciles it
-with the cluster, asks the state machine for a decision, applies its effect under the fence,
-and saves with compare-and-set. Handlers, the CLI and the scheduler all come through here.
+Every command takes the target's lock (a fencing token) and loads the state in one Redis
+round trip, reconciles it with the cluster, asks the state machine for a decision, applies
+its effect under the fence, and saves with compare-and-set as it gives the lock back. Handlers, the CLI and the scheduler all come through here.
 """
 
 from __future__ import annotations
@@ -597,11 +597,14 @@ class RolloutService:
         self, subject: Ref | str, actor: Actor, decide: Decide, *, preempt: bool = False,
         request_id: str | None = None,
     ) -> Outcome:
-        """The one path of every change: lock, reload, reconcile, decide, apply the effect
-        under the fence, save once, emit. `subject` names a recorded rollout (a Ref), or is
-        the object key a rollout not recorded yet will take (start, recover): then nothing is
-        loaded and its decision is the first version. A request id is looked up under the
-        lock and remembered, with its answer, only once the command has run: a retry after a
+        """The one path of every change: lock and load, reconcile, decide, apply the effect
+        under the fence, save once, emit. Redis sees three round trips: the opening (lock,
+        state, freeze), the confirm just before the cluster write, the closing (save, the
+        request's answer, release). `subject` names a recorded rollout (a Ref), or is the
+        object key a rollout not recorded yet will take (start, recover): then nothing is
+        loaded and its decision is the first version. A request id is looked up in the same
+        atomic step that takes the lock (an answer found takes no lock), and remembered,
+        with its answer, only with the save that ends a command that ran: a retry after a
         failure runs again; a duplicate of a success gets the first answer."""
         memo = f"request:{request_id}" if request_id is not None else None
         opening = self._open(subject, preempt=preempt, memo=memo)

@@ -2,7 +2,10 @@
 audit streams and idempotency keys.
 
 Every multi-key write is one Lua script, so a lost connection leaves either the old state or
-the new one, never half of each. Connection failures surface as StoreUnavailable.
+the new one, never half of each. A command costs three round trips: `open` (the request's
+answer, or the lock with the state, the in-flight mark and the freeze read under it),
+`confirm` before its cluster write, `close` (the save, the answer, the release). Connection
+failures surface as StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -258,8 +261,9 @@ class RedisStore:
     # -- locks ---------------------------------------------------------------------------
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
-        """Take the lock on `key`. A preempting caller (rollback) takes it from any holder;
-        the holder's later writes fail on the fencing token."""
+        """Take the lock on `key` alone (commands take theirs with `open`). A preempting
+        caller (rollback) takes it from any holder; the holder's later writes fail on the
+        fencing token."""
         lock, fence, taken = (self.key("lock", key), self.key("fence", key),
                               self.key("preempted", key))
         token = self._waiting(key, lambda: self._acquire(
