@@ -2,7 +2,8 @@
 
 Every command takes the target's lock (a fencing token) and loads the state in one Redis
 round trip, reconciles it with the cluster, asks the state machine for a decision, applies
-its effect under the fence, and saves with compare-and-set as it gives the lock back. Handlers, the CLI and the scheduler all come through here.
+its effect under the fence, and saves with compare-and-set as it gives the lock back.
+Handlers, the CLI and the scheduler all come through here.
 """
 
 from __future__ import annotations
