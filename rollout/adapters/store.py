@@ -136,15 +136,14 @@ local function write(first)
   return {'OK'}
 end
 """
-_WRITE_ARGS = 14
+_WRITE_ARGS = 14  # the arguments before the events
 
-_CREATE = _WRITE + "return write(15)\n"
+_CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 
 # A command's last round trip: the write, then (only if it was accepted) the request's
 # memo, then the lock given back, whatever the write's answer. KEYS as _WRITE, then the
 # memo key; ARGV as _WRITE, then memo answer ('' for none), memo ttl (s), events.
-_CLOSE = _WRITE + """
-local result = write(17)
+_CLOSE = _WRITE + f"local result = write({_WRITE_ARGS + 3})" + """
 if result[1] == 'OK' and ARGV[15] ~= '' then
   redis.call('SET', KEYS[14], ARGV[15], 'NX', 'EX', ARGV[16])
 end
