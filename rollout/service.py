@@ -121,9 +121,9 @@ Decide = Callable[[Rollout | None, datetime], Decision]
 
 
 class _Hold:
-    """The target lock for one operation, from the opening that took it: cluster writes go
-    through `write` with its token, and the operation's save waits here (`stage`) to be
-    written with the lock's release, in the command's last round trip (`close`).
+    """The target lock for one operation, from the opening that took it: cluster writes carry
+    its token, and the operation's save waits here (`stage`) to be written with the lock's
+    release, in the command's last round trip (`close`).
 
     With `renew_seconds`, a keeper renews the lock while the operation works (up to
     `limit_seconds`): a write and its fence-off may take several Kubernetes timeouts, longer
