@@ -101,7 +101,6 @@ def test_a_failing_slack_does_not_fail_the_cli(
     run = cli("approve", CANARY, "--as", "bob")
     assert run.code == EXIT_OK and "now at 10%" in run.out
     assert world.weights() == {"llm-pool": 90, CANARY: 10}
-    assert run.seconds < CLI_SLACK_SECONDS + 2
     assert run.err.startswith("note: the rollout's Slack card may be out of date")
     assert "chat.update" in run.err and len(run.err.splitlines()) == 1
     failed = [c for c in world.slack.calls if c.error == fault.error]
@@ -110,9 +109,12 @@ def test_a_failing_slack_does_not_fail_the_cli(
     per_call = 2 if fault.error == "ratelimited" else 3
     assert len(failed) == 2 * per_call
     world.slack.clear_faults()
-    run = cli("approve", CANARY, "--as", "bob")
-    assert run.code == EXIT_OK and run.err == ""
+    clean = cli("approve", CANARY, "--as", "bob")
+    assert clean.code == EXIT_OK and clean.err == ""
     assert ": 25%, baking" in world.card().text  # the next change brings the card up to date
+    # Slack's failures cost at most the CLI's budget more than the same command without them
+    # (the process's own start-up, slow on a busy machine, is in both)
+    assert run.seconds - clean.seconds < CLI_SLACK_SECONDS + 1
     assert "cli:bob applied step 2 (25%)" in _thread(world, card.ts)
 
 
