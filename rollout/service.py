@@ -742,16 +742,11 @@ class RolloutService:
         try:
             return self._apply(hold, d.rollout, effect, before)
         except WriteUnknown as exc:
-            seen = self._read_again(d.rollout)
-            if seen is not None and machine.shows_landed(d.rollout, effect, seen):
+            seen = self._fate(exc, d.rollout, effect)
+            if not isinstance(seen, str):
                 return seen
-            what = ("the cluster could not be read again to tell" if seen is None else
-                    "a fresh read shows it has not landed, but the write may still be in "
-                    "flight")
-            message = (f"Not known whether this landed: {exc}; {what}. The rollout is "
-                       "paused; the scheduler's sweep records the change if it lands.")
-            return self._paused_on_failure(version, base, found, hold, actor, reason=message,
-                                           message=message)
+            return self._paused_on_failure(version, base, found, hold, actor, reason=seen,
+                                           message=seen)
         except DriftDetected as exc:
             if not base.active:  # a retire on weights changed since: nothing was written
                 self.store.clear_in_flight(base.id)
@@ -767,6 +762,17 @@ class RolloutService:
                        "the cause is fixed.")
             return self._paused_on_failure(version, base, found, hold, actor, reason=str(exc),
                                            message=message)
+
+    def _fate(self, exc: WriteUnknown, r: Rollout, effect: Effect) -> Observed | str:
+        """After a write whose answer was lost: what the cluster shows when one more read
+        says it landed, else what to tell (it may still land; the sweep records it then)."""
+        seen = self._read_again(r)
+        if seen is not None and machine.shows_landed(r, effect, seen):
+            return seen
+        what = ("the cluster could not be read again to tell" if seen is None else
+                "a fresh read shows it has not landed, but the write may still be in flight")
+        return (f"Not known whether this landed: {exc}; {what}. The rollout is paused; the "
+                "scheduler's sweep records the change if it lands.")
 
     def _read_again(self, r: Rollout) -> Observed | None:
         """One more read after a write whose answer was lost; None when it fails too."""
@@ -915,12 +921,19 @@ class RolloutService:
 
     def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:
         """A start claims the target in the store before the cluster names it; a failed
-        first write ends the rollout."""
+        first write ends the rollout, and one whose fate is unknown pauses it (ending it
+        would free the target while the cluster may name it)."""
         # the one write not left for the lock's release: the claim is recorded before the
         # cluster names the rollout
         created = self.store.create(d.rollout, lease=hold.lease, events=d.events)
         try:
             self._apply(hold, created, effect, None)
+        except WriteUnknown as exc:
+            seen = self._fate(exc, created, effect)
+            if not isinstance(seen, str):
+                return Outcome(created, d.message, events=d.events)
+            return self._paused_on_failure(created.version, created, None, hold, actor,
+                                           reason=seen, message=seen)
         except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
             failed = machine.fail(created, now=self.clock.now(), reason=str(exc), actor=actor)
             return replace(self._save(created.version, failed, hold), ok=False)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from rollout.adapters.kube.markers import rule_key
 from rollout.domain.errors import (
     ClusterUnavailable,
     Conflict,
@@ -158,6 +159,30 @@ def test_a_write_and_its_fence_off_both_stalled_say_the_fate_is_unknown_then_con
     rollout = world.service.get(REF)
     assert rollout.step == 0 and rollout.phase is Phase.BAKING
     assert "found applied in the cluster" in swept.message
+
+
+def test_a_start_whose_first_write_and_fence_off_stalled_is_paused_not_failed_then_converges(
+    slow_world: World,
+) -> None:
+    """A start's first write stalls past the timeout and so does the bump that would fence it
+    off: the start must not say it failed (the cluster may name it at any moment), nor free
+    the target; it pauses, and once the write lands the sweep finds it on the route."""
+    world = slow_world
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=2,
+                                stall_seconds=1.5))
+    out = world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                              plan=build_plan(interval_seconds=0))
+    assert not out.ok and out.message.startswith("Not known whether this landed")
+    assert "failed" not in out.message
+    rollout = world.service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.active
+    eventually(lambda: rule_key(0) in (world.route()["metadata"].get("annotations") or {}),
+               timeout=10, message="the stalled first write to land")
+    world.service.watch(world.service.get(REF))
+    assert world.service.status(REF).cluster_note == ""
+    world.service.resume(REF, actor=BOB)
+    assert world.service.approve(REF, actor=BOB).ok
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
 
 
 def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later(

@@ -237,6 +237,31 @@ def test_a_write_of_unknown_fate_on_an_unreadable_cluster_says_it_cannot_tell() 
     assert service.get(REF).phase is Phase.PAUSED
 
 
+def test_a_start_whose_first_write_landed_unanswered_is_started() -> None:
+    service, store, target, _ = _world()
+    target.lose_answer = WriteUnknown("the Kubernetes API did not answer writing")
+    out = service.start(namespace="default", canary=CANARY, plan=build_plan([10, 50, 100]),
+                        actor=ALICE)
+    assert out.ok and "Not" not in out.message
+    assert target.marker is not None and target.marker.rollout_id == "r1"
+    assert service.get(REF).phase is Phase.AWAITING_APPROVAL
+
+
+@pytest.mark.parametrize("unreadable", [False, True], ids=["not landed yet", "unreadable"])
+def test_a_start_whose_first_write_is_of_unknown_fate_pauses_and_keeps_the_target(
+        unreadable: bool) -> None:
+    service, _, target, _ = _world()
+    target.fail_next = WriteUnknown("the Kubernetes API did not answer writing")
+    if unreadable:
+        target.then_unreadable = ClusterUnavailable("the Kubernetes API did not answer")
+    out = service.start(namespace="default", canary=CANARY, plan=build_plan([10, 50, 100]),
+                        actor=ALICE)
+    assert not out.ok and out.message.startswith("Not known whether this landed")
+    rollout = service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.active  # the target stays claimed
+    assert rollout.pause is not None and rollout.pause.kind is PauseKind.FAILURE
+
+
 def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed() -> None:
     service, store, target, _ = _started()
     unavailable = StoreUnavailable("Redis is unavailable (refused); nothing was changed")
