@@ -294,7 +294,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     from bot.bootstrap import build
     from bot.scheduling import run_scheduler_forever
 
-    container = build(_settings_from(args))
+    container = build(_settings_from(args), watch=True)
     try:
         run_scheduler_forever(container)
     finally:

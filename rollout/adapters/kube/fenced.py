@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
@@ -47,17 +47,26 @@ class Kind:
         return f"{self.title} {namespace}/{name}"
 
 
+class Listing(Protocol):
+    """A watch-backed cache of the namespace (rollout/adapters/namespace_cache.py)."""
+
+    def listed(self, kind: Kind, namespace: str) -> list[Obj] | None:
+        """The kind's objects while the cache is live, else None (list them directly)."""
+        ...
+
+
 class FencedObjects:
     """Reads and fenced writes of one namespaced custom resource kind."""
 
     def __init__(
         self, api: CustomObjectsApi, kind: Kind, *, timeout: tuple[float, float] = (3.0, 5.0),
-        conflict_retries: int = 5,
+        conflict_retries: int = 5, cache: Listing | None = None,
     ) -> None:
         self.api = api
         self.kind = kind
         self.timeout = timeout
         self.conflict_retries = conflict_retries
+        self.cache = cache
         self._seen: dict[tuple[str, str], Obj] = {}
 
     def get(self, namespace: str, name: str) -> Obj:
@@ -77,6 +86,11 @@ class FencedObjects:
             return cast(Obj, obj)
 
     def list(self, namespace: str) -> list[Obj]:
+        """From the cache while it is live (a start's lookups list nothing), else one LIST.
+        Only lookups list; a write decides on `get`'s fresh read."""
+        cached = self.cache.listed(self.kind, namespace) if self.cache is not None else None
+        if cached is not None:
+            return cached
         with kube_errors(f"{self.kind.title} list in {namespace}"):
             result = cast(Obj, self.api.list_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural,

@@ -1,0 +1,233 @@
+"""A watch-backed cache of one kind in one namespace (what Kubernetes controllers call an
+informer): one LIST, then a WATCH from its resourceVersion.
+
+A watch that ends is resumed from the last resourceVersion seen (bookmarks included), so an
+idle cache costs one open request and no relist. A 410 Gone, as an HTTP status or as the
+watch's ERROR event, means that resourceVersion was compacted away: list again. A 404 on the
+list means the cluster does not serve the kind, recorded as such and listed again later.
+Each object is kept as what `keep` makes of it (facts, not whole pods). `snapshot` answers
+only while the cache is live: listed, and its watch open; any other time the caller reads
+the cluster itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+#: the official client's list call of one kind in one namespace, its query as keywords
+Lister = Callable[..., Any]
+
+log = logging.getLogger(__name__)
+
+GONE = 410
+NOT_FOUND = 404
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[T]):
+    """What a live cache holds: the kept items, or `served=False` when the kind is not served."""
+
+    items: tuple[T, ...]
+    served: bool
+
+
+@dataclass(frozen=True)
+class WatchTiming:
+    """How long a watch runs before the server ends it (the client waits `grace` longer for a
+    word before calling it stalled), the wait after a failure, and how often a kind that was not
+    served is asked about again."""
+
+    watch_seconds: int = 60
+    grace_seconds: float = 10.0
+    connect_seconds: float = 3.0
+    list_seconds: float = 10.0
+    retry_seconds: float = 1.0
+    recheck_seconds: float = 30.0
+
+
+class _Gone(Exception):
+    """The resourceVersion the watch resumed from is no longer there: list again."""
+
+
+class _Ended(Exception):
+    """The watch stream said something other than an event: reconnect after a pause."""
+
+
+class Informer(Generic[T]):
+    """One kind in one namespace, kept current by a thread of its own until `stop`."""
+
+    def __init__(self, name: str, lister: Lister, keep: Callable[[Obj], T], *,
+                 timing: WatchTiming | None = None) -> None:
+        self.name = name
+        self._lister = lister
+        self._keep = keep
+        self._timing = timing or WatchTiming()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._items: dict[str, T] = {}
+        self._served = True
+        self._version: str | None = None  # None: list before watching
+        self._live = False
+        self._response: Any = None
+        self._thread: threading.Thread | None = None
+
+    # -- what readers ask -----------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        with self._lock:
+            return self._live
+
+    def snapshot(self) -> Snapshot[T] | None:
+        """The items while live, else None: then the caller reads the cluster itself."""
+        with self._lock:
+            if not self._live:
+                return None
+            return Snapshot(items=tuple(self._items.values()), served=self._served)
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"informer {self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread: the open watch is cut so that its read returns now."""
+        self._stopping.set()
+        self._set_live(False)
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(OSError):
+                response.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self._version is None:
+                    self._list()
+                if not self._served:
+                    self._stopping.wait(self._timing.recheck_seconds)
+                    self._version = None
+                    continue
+                self._watch()
+            except _Gone:
+                log.info("%s: resourceVersion expired; listing again", self.name)
+                self._set_live(False)
+                self._version = None
+            except (ApiException, Urllib3Error, OSError, ValueError, _Ended) as exc:
+                self._set_live(False)
+                if not self._stopping.is_set():
+                    log.warning("%s: watch interrupted (%s); resuming", self.name,
+                                _short(exc))
+                    self._stopping.wait(self._timing.retry_seconds)
+
+    def _set_live(self, live: bool) -> None:
+        with self._lock:
+            self._live = live
+
+    def _list(self) -> None:
+        timing = self._timing
+        try:
+            answer = self._lister(_preload_content=False,
+                                  _request_timeout=(timing.connect_seconds, timing.list_seconds))
+        except ApiException as exc:
+            if exc.status != NOT_FOUND:
+                raise
+            with self._lock:
+                self._items, self._served, self._live = {}, False, True
+            return
+        try:
+            body = cast(Obj, json.loads(answer.data))
+        finally:
+            answer.release_conn()
+        items = {_name(obj): self._keep(obj) for obj in body.get("items") or []}
+        with self._lock:
+            self._items, self._served = items, True
+        self._version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _watch(self) -> None:
+        timing = self._timing
+        try:
+            response = self._lister(
+                watch=True, resource_version=self._version, allow_watch_bookmarks=True,
+                timeout_seconds=timing.watch_seconds, _preload_content=False,
+                _request_timeout=(timing.connect_seconds,
+                                  timing.watch_seconds + timing.grace_seconds))
+        except ApiException as exc:
+            if exc.status == GONE:
+                raise _Gone from exc
+            raise
+        self._response = response
+        try:
+            if self._stopping.is_set():
+                return
+            self._set_live(True)
+            for event in _events(response):
+                self._apply(event)
+        finally:
+            self._response = None
+            self._set_live(False)
+            _close(response)
+
+    def _apply(self, event: Obj) -> None:
+        kind, obj = event.get("type"), cast(Obj, event.get("object") or {})
+        if kind == "ERROR":
+            if obj.get("code") == GONE:
+                raise _Gone
+            raise _Ended(f"watch error {obj.get('code')}")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind in ("ADDED", "MODIFIED"):
+            kept = self._keep(obj)
+            with self._lock:
+                self._items[_name(obj)] = kept
+        elif kind == "DELETED":
+            with self._lock:
+                self._items.pop(_name(obj), None)
+        elif kind != "BOOKMARK":
+            raise _Ended(f"unknown watch event {kind!r}")
+        if version:
+            self._version = str(version)
+
+
+def _events(response: Any) -> Iterator[Obj]:
+    """The watch's events, one JSON object a line (blank lines and padding skipped)."""
+    pending = b""
+    for chunk in response.stream(65536, decode_content=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield cast(Obj, json.loads(line))
+    if pending.strip():
+        yield cast(Obj, json.loads(pending))
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _close(response: Any) -> None:
+    """Close the watch's connection: a stream left half read is never reused."""
+    with contextlib.suppress(Urllib3Error, OSError):
+        response.close()
+        response.release_conn()
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"status {exc.status}"
+    return type(exc).__name__
