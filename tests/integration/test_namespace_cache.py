@@ -1,0 +1,243 @@
+"""The namespace cache against the real API server, as the bot (its RBAC), through the test's
+proxy: it follows changes, resumes a watch without listing again, lists again on 410 Gone, is
+not read while a watch is stalled or failing, and makes a step one GET and one PATCH."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from kubernetes import client
+
+from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.kube.informer import Informer, WatchTiming
+from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
+from rollout.domain.facts import POOL_GROUP
+from rollout.domain.plan import build_plan
+from rollout.service import Ref
+from sandbox.kube.faults import Fault, RequestRecord
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.integration.gate_support import apply_as, set_ready
+from tests.support.polling import eventually
+from tests.support.real_cluster import RealCluster
+
+NS = "default"
+ROUTE = "routes-to-llm"
+CANARY = "llm-pool-version-2"
+FAST = WatchTiming(watch_seconds=1, grace_seconds=5.0, retry_seconds=0.1)
+
+
+@pytest.fixture
+def bot_api(cluster: RealCluster) -> Iterator[client.ApiClient]:
+    configuration = cluster.bot_configuration()
+    configuration.connection_pool_maxsize = 32
+    api = client.ApiClient(configuration)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _cache(api: client.ApiClient, timing: WatchTiming | None = None) -> NamespaceCache:
+    return NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api), timing=timing)
+
+
+@pytest.fixture
+def warm(bot_api: client.ApiClient) -> Iterator[NamespaceCache]:
+    cache = _cache(bot_api)
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        yield cache
+    finally:
+        cache.stop()
+
+
+@pytest.fixture
+def fast(bot_api: client.ApiClient) -> Iterator[NamespaceCache]:
+    """Watches the server ends every second, so that a test sees them resumed."""
+    cache = _cache(bot_api, FAST)
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        yield cache
+    finally:
+        cache.stop()
+
+
+def _direct(api: client.ApiClient) -> ClusterReader:
+    return ClusterReader(client.CustomObjectsApi(api), client.CoreV1Api(api))
+
+
+def _calls(cluster: RealCluster, verb: str, resource: str) -> list[RequestRecord]:
+    return [r for r in cluster.requests if r.verb == verb and r.resource == resource]
+
+
+def _version_asked(record: RequestRecord) -> int:
+    return int(parse_qs(urlsplit(record.path).query)["resourceVersion"][0])
+
+
+def test_the_cache_reads_what_a_direct_read_reads_and_follows_changes(
+        cluster: RealCluster, bot_api: client.ApiClient, warm: NamespaceCache) -> None:
+    direct = _direct(bot_api)
+    assert warm.facts(NS, route=ROUTE) == direct.read(NS, route=ROUTE)
+
+    set_ready(cluster, f"{CANARY}-0", False)
+    apply_as(cluster, "argocd-controller", (90, 10))
+
+    def followed() -> bool:
+        facts = warm.facts(NS, route=ROUTE)
+        assert facts is not None and facts.route is not None
+        pod = next(p for p in facts.pods if p.name == f"{CANARY}-0")
+        managers = {m.manager for m in facts.route.managed_fields}
+        return not pod.ready and "argocd-controller" in managers
+
+    eventually(followed, timeout=5.0, message="the cache saw the pod and the route change")
+    assert warm.facts(NS, route=ROUTE) == direct.read(NS, route=ROUTE)
+
+
+def test_a_deleted_object_leaves_the_cache(cluster: RealCluster,
+                                           warm: NamespaceCache) -> None:
+    cluster.world.core.create_namespaced_service(NS, {
+        "metadata": {"name": "short-lived"}, "spec": {"ports": [{"port": 80}]}})
+
+    def services() -> frozenset[str]:
+        facts = warm.facts(NS)
+        assert facts is not None
+        return facts.services
+
+    eventually(lambda: "short-lived" in services(), timeout=5.0)
+    cluster.world.core.delete_namespaced_service("short-lived", NS)
+    eventually(lambda: "short-lived" not in services(), timeout=5.0)
+
+
+def test_a_watch_that_ends_resumes_from_its_version_without_listing_again(
+        cluster: RealCluster, fast: NamespaceCache) -> None:
+    eventually(lambda: len(_calls(cluster, "watch", "httproutes")) >= 2, timeout=10.0,
+               message="the server ended two route watches")
+    apply_as(cluster, "argocd-controller", (80, 20))
+    route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+    assert route is not None
+    changed = int(route["metadata"]["resourceVersion"])
+    eventually(lambda: any(_version_asked(w) >= changed
+                           for w in _calls(cluster, "watch", "httproutes")), timeout=10.0,
+               message="a watch resumed from the change's version")
+    watches = _calls(cluster, "watch", "httproutes")
+    versions = [_version_asked(w) for w in watches]
+    assert versions == sorted(versions)
+    assert len(_calls(cluster, "list", "httproutes")) == 1  # listed once, at the start
+    facts = fast.facts(NS, route=ROUTE)
+    assert facts is not None and facts.route is not None
+    assert "argocd-controller" in {m.manager for m in facts.route.managed_fields}
+
+
+def test_410_gone_on_the_watch_lists_again(cluster: RealCluster,
+                                           fast: NamespaceCache) -> None:
+    assert len(_calls(cluster, "list", "httproutes")) == 1
+    cluster.inject(Fault(verb="watch", resource="httproutes", status=410))
+    eventually(lambda: len(_calls(cluster, "list", "httproutes")) == 2, timeout=10.0,
+               message="the route informer listed again")
+    eventually(lambda: fast.live(NS), timeout=5.0, message="live again after the relist")
+
+
+def test_an_expired_version_in_the_watch_stream_lists_again(bot_api: client.ApiClient,
+                                                            cluster: RealCluster) -> None:
+    """The real server answers a watch from a version it no longer has with a 200 stream
+    carrying one ERROR event, code 410: asked for version 1, the informer lists again."""
+    objects = client.CustomObjectsApi(bot_api)
+    asked: list[str | None] = []
+
+    def lister(**query: Any) -> Any:
+        if query.get("watch"):
+            if not asked:
+                query["resource_version"] = "1"
+            asked.append(query["resource_version"])
+        return objects.list_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", NS, "httproutes", **query)
+
+    informer: Informer[Any] = Informer("routes", lister, lambda o: o, timing=FAST)
+    informer.start()
+    try:
+        eventually(lambda: len(_calls(cluster, "list", "httproutes")) == 2 and informer.live,
+                   timeout=10.0, message="listed again after the expired version")
+        assert asked[0] == "1" and asked[1] != "1"
+    finally:
+        informer.stop()
+
+
+@pytest.mark.parametrize("fault", [
+    Fault(verb="watch", resource="pods", status=None, stall_seconds=4.0),
+    Fault(verb="watch", resource="services", status=500, count=20),
+], ids=["stalled", "failing"])
+def test_a_stalled_or_failing_watch_sends_reads_to_the_cluster(
+        cluster: RealCluster, bot_api: client.ApiClient, fast: NamespaceCache,
+        fault: Fault) -> None:
+    reader = WatchedFacts(fast, _direct(bot_api))
+    cluster.inject(fault)
+    eventually(lambda: not fast.live(NS), timeout=5.0, message="the cache stopped being live")
+    assert fast.facts(NS) is None
+    before = len(_calls(cluster, "list", "pods"))
+    facts = reader.read(NS, route=ROUTE)
+    assert facts.pool(CANARY, POOL_GROUP) is not None
+    assert len(_calls(cluster, "list", "pods")) == before + 1  # read directly
+    cluster.clear_faults()
+    eventually(lambda: fast.live(NS), timeout=10.0, message="live again once the watch is")
+
+
+def _world(cluster: RealCluster, redis: RedisServer, cache: NamespaceCache) -> World:
+    return make_world(cluster, redis.url, cache=cache)
+
+
+def _api_calls(cluster: RealCluster) -> list[tuple[str, str]]:
+    """What a command asked of the server (watches are the cache's own, not a command's)."""
+    return [(r.verb, r.resource) for r in cluster.requests if r.verb != "watch"]
+
+
+def test_a_step_with_a_warm_cache_is_one_get_and_one_patch(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    world = _world(cluster, redis_server, warm)
+    try:
+        world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                            plan=build_plan([10, 50, 100], interval_seconds=0))
+        eventually(lambda: warm.live(NS))
+        cluster.clear_requests()
+        out = world.service.approve(Ref(canary=CANARY), actor=BOB)
+        assert out.ok, out.message
+        assert world.weights() == {"llm-pool": 90, CANARY: 10}
+        assert _api_calls(cluster) == [("get", "httproutes"), ("patch", "httproutes")]
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_a_start_with_a_warm_cache_lists_nothing(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    world = _world(cluster, redis_server, warm)
+    try:
+        cluster.clear_requests()
+        out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                                  plan=build_plan([10, 50, 100], interval_seconds=0))
+        assert out.ok, out.message
+        calls = _api_calls(cluster)
+        assert [c for c in calls if c[0] == "list"] == []
+        assert calls.count(("patch", "httproutes")) == 1
+        cluster.clear_requests()
+        out = world.service.start(namespace=NS, canary="small-segment-lora-v2", actor=ALICE,
+                                  rewrite="small-segment-lora",
+                                  plan=build_plan([10, 50, 100], interval_seconds=0))
+        assert out.ok, out.message
+        assert [c for c in _api_calls(cluster) if c[0] == "list"] == []
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_stop_ends_every_informer_thread(bot_api: client.ApiClient) -> None:
+    cache = _cache(bot_api)
+    eventually(lambda: cache.live(NS), message="the cache synced")
+    cache.stop()
+    alive: Callable[[], list[threading.Thread]] = lambda: [
+        t for t in threading.enumerate() if t.name.startswith("informer ") and t.is_alive()]
+    assert alive() == []
