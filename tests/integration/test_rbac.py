@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from kubernetes import client
 
 from bot.cli import EXIT_OK, EXIT_REFUSED
