@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from kubernetes import client
 
+from bot.bootstrap import build
+from bot.settings import load_settings
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
@@ -238,5 +241,36 @@ def test_stop_ends_every_informer_thread(bot_api: client.ApiClient) -> None:
     cache = _cache(bot_api)
     eventually(lambda: cache.live(NS), message="the cache synced")
     cache.stop()
-    alive = [t.name for t in threading.enumerate() if t.name.startswith("informer ")]
-    assert alive == []
+    assert _informer_threads() == []
+
+
+def _informer_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("informer ")]
+
+
+def test_serve_and_the_scheduler_build_the_cache_and_close_stops_it(
+        cluster_kubeconfig: Path, redis_server: RedisServer) -> None:
+    settings = load_settings(kubeconfig=str(cluster_kubeconfig), redis_url=redis_server.url)
+    container = build(settings, watch=True)
+    try:
+        assert container.cache is not None
+        eventually(lambda: container.cache is not None and container.cache.live(NS),
+                   message="the default namespace is watched from the start")
+        assert _informer_threads() != []
+    finally:
+        container.close()
+    assert _informer_threads() == []
+
+
+@pytest.mark.parametrize(("watch", "seconds"), [(False, 60), (True, 0)],
+                         ids=["cli", "turned-off"])
+def test_the_cli_and_a_watch_period_of_0_read_directly(
+        cluster_kubeconfig: Path, redis_server: RedisServer, watch: bool, seconds: int) -> None:
+    settings = load_settings(kubeconfig=str(cluster_kubeconfig), redis_url=redis_server.url,
+                             rollout_watch_seconds=seconds)
+    container = build(settings, watch=watch)
+    try:
+        assert container.cache is None
+        assert isinstance(container.service.gates.facts, ClusterReader)
+    finally:
+        container.close()
