@@ -274,3 +274,27 @@ def test_the_cli_and_a_watch_period_of_0_read_directly(
         assert isinstance(container.service.gates.facts, ClusterReader)
     finally:
         container.close()
+
+
+def _lists_by_group(cluster: RealCluster) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for r in cluster.requests:
+        if r.verb == "list":
+            parts = urlsplit(r.path).path.split("/")
+            group = parts[2] if parts[1] == "apis" else ""
+            counts[(group, r.resource)] = counts.get((group, r.resource), 0) + 1
+    return counts
+
+
+def test_a_start_without_the_cache_lists_routes_and_rewrites_once_for_its_lookups(
+        cluster: RealCluster, world: World) -> None:
+    """The CLI's direct reads: the orphan check and locating the rule share one list per
+    kind; the gates' own pass lists the rewrites of the group the endpoint picker reads."""
+    cluster.clear_requests()
+    out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                              plan=build_plan([10, 50, 100], interval_seconds=0))
+    assert out.ok, out.message
+    lists = _lists_by_group(cluster)
+    assert lists[("gateway.networking.k8s.io", "httproutes")] == 1
+    assert lists[("inference.networking.x-k8s.io", "inferencemodelrewrites")] == 1
+    assert lists[("llm-d.ai", "inferencemodelrewrites")] == 2  # the lookups', the gates'

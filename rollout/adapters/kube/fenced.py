@@ -11,6 +11,7 @@ fenced off by bumping the object, so it cannot land later behind the bot's back.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ FIELD_MANAGER = BOT_MANAGER
 JSON_PATCH = "application/json-patch+json"
 
 Obj = dict[str, Any]
+Objs = list[Obj]  # named: inside FencedObjects, `list` is its method
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,22 @@ class Kind:
 
     def describe(self, namespace: str, name: str) -> str:
         return f"{self.title} {namespace}/{name}"
+
+
+_lists = threading.local()
+
+
+@contextmanager
+def lists_once() -> Iterator[None]:
+    """Within it, this thread lists each kind of each namespace at most once: a start's
+    lookups (the orphan check, then locating the rule, a few milliseconds apart) share one
+    list instead of listing a namespace of many routes twice. Nothing outlives the scope."""
+    outer = getattr(_lists, "scope", None)
+    _lists.scope = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _lists.scope = outer
 
 
 class Listing(Protocol):
@@ -86,11 +104,31 @@ class FencedObjects:
             return cast(Obj, obj)
 
     def list(self, namespace: str) -> list[Obj]:
-        """From the cache while it is live (a start's lookups list nothing), else one LIST.
-        Only lookups list; a write decides on `get`'s fresh read."""
+        """From the cache while it is live (a start's lookups list nothing), else one LIST,
+        shared by the lookups in a `lists_once` scope. Only lookups list; a write decides on
+        `get`'s fresh read."""
         cached = self.cache.listed(self.kind, namespace) if self.cache is not None else None
         if cached is not None:
             return cached
+        scope: dict[tuple[Kind, str], Objs | NotFound] | None = getattr(
+            _lists, "scope", None)
+        key = (self.kind, namespace)
+        if scope is not None and key in scope:
+            found = scope[key]
+            if isinstance(found, NotFound):
+                raise found
+            return found
+        try:
+            items = self._list(namespace)
+        except NotFound as exc:  # a group this cluster does not serve: asked once too
+            if scope is not None:
+                scope[key] = exc
+            raise
+        if scope is not None:
+            scope[key] = items
+        return items
+
+    def _list(self, namespace: str) -> Objs:
         with kube_errors(f"{self.kind.title} list in {namespace}"):
             result = cast(Obj, self.api.list_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural,

@@ -9,9 +9,10 @@ adapters only read and compute; nothing is handed down to be called back.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
-from rollout.adapters.kube.fenced import FencedObjects, Obj
+from rollout.adapters.kube.fenced import FencedObjects, Obj, lists_once
 from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
 from rollout.domain.machine import Effect
 from rollout.domain.models import Rollout, Target, TargetKind
@@ -97,6 +98,10 @@ class TrafficRouter:
                 observed = observed.model_copy(update={"replaced": seen.marker})
                 return insist(rollout, observed, kind.pair_after(rollout, effect))
         raise objects.kept_changing(t.namespace, t.name)
+
+    def lookups(self) -> AbstractContextManager[None]:
+        """A start's lookups list each kind at most once (from the cache while it is live)."""
+        return lists_once()
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [m for adapter in self.adapters.values()
