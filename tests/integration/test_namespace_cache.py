@@ -16,9 +16,11 @@ from kubernetes import client
 from bot.bootstrap import build
 from bot.settings import load_settings
 from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
-from rollout.domain.facts import POOL_GROUP
+from rollout.domain.errors import NotFound
+from rollout.domain.facts import LEGACY_GROUP, POOL_GROUP
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.kube.faults import Fault, RequestRecord
@@ -31,7 +33,7 @@ from tests.support.real_cluster import RealCluster
 NS = "default"
 ROUTE = "routes-to-llm"
 CANARY = "llm-pool-version-2"
-FAST = WatchTiming(watch_seconds=1, grace_seconds=5.0, retry_seconds=0.1)
+FAST = WatchTiming(watch_seconds=1, grace_seconds=5.0, retry_seconds=0.1, recheck_seconds=2.0)
 
 
 @pytest.fixture
@@ -298,3 +300,24 @@ def test_a_start_without_the_cache_lists_routes_and_rewrites_once_for_its_lookup
     assert lists[("gateway.networking.k8s.io", "httproutes")] == 1
     assert lists[("inference.networking.x-k8s.io", "inferencemodelrewrites")] == 1
     assert lists[("llm-d.ai", "inferencemodelrewrites")] == 2  # the lookups', the gates'
+
+
+def test_a_kind_the_cluster_does_not_serve_is_recorded_as_not_served(
+        cluster: RealCluster) -> None:
+    """As the admin (the bot may not even ask about a group it is not granted)."""
+    admin = cluster.world.admin
+    groups = ("absent.example.com", LEGACY_GROUP)
+    cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+                           epp_groups=groups)
+    try:
+        eventually(lambda: cache.live(NS), message="live with a kind not served")
+        facts = cache.facts(NS, route=ROUTE)
+        direct = ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+                               epp_groups=groups).read(NS, route=ROUTE)
+        assert facts == direct and facts.objective_group == LEGACY_GROUP
+        absent = Kind("absent.example.com", "v1alpha2", "inferencemodelrewrites",
+                      "InferenceModelRewrite")
+        with pytest.raises(NotFound):
+            cache.listed(absent, NS)
+    finally:
+        cache.stop()

@@ -45,8 +45,9 @@ class Snapshot(Generic[T]):
 @dataclass(frozen=True)
 class WatchTiming:
     """How long a watch runs before the server ends it (the client waits `grace` longer for a
-    word before calling it stalled), the wait after a failure, and how often a kind that was not
-    served is asked about again."""
+    word before calling it stalled), the wait after a failure (doubling while failures go on,
+    up to `recheck`: a namespace the bot may not watch is not asked every second), and how
+    often a kind that was not served is asked about again."""
 
     watch_seconds: int = 60
     grace_seconds: float = 10.0
@@ -80,6 +81,7 @@ class Informer(Generic[T]):
         self._version: str | None = None  # None: list before watching
         self._live = False
         self._response: Any = None
+        self._failures = 0  # in a row: the wait before the next attempt doubles
         self._thread: threading.Thread | None = None
 
     # -- what readers ask -----------------------------------------------------------------
@@ -129,11 +131,21 @@ class Informer(Generic[T]):
                 self._set_live(False)
                 self._version = None
             except (ApiException, Urllib3Error, OSError, ValueError, _Ended) as exc:
-                self._set_live(False)
-                if not self._stopping.is_set():
-                    log.warning("%s: watch interrupted (%s); resuming", self.name,
-                                _short(exc))
-                    self._stopping.wait(self._timing.retry_seconds)
+                self._pause(f"watch interrupted ({_short(exc)})")
+            except Exception:  # a bug must not end the thread: reads go to the cluster
+                log.exception("%s: unexpected failure", self.name)
+                self._pause("unexpected failure")
+
+    def _pause(self, why: str) -> None:
+        """Not live until the watch is open again; wait longer after each failure in a row."""
+        self._set_live(False)
+        if self._stopping.is_set():
+            return
+        timing = self._timing
+        wait = min(timing.retry_seconds * 2 ** self._failures, timing.recheck_seconds)
+        self._failures += 1
+        log.warning("%s: %s; resuming in %.1f s", self.name, why, wait)
+        self._stopping.wait(wait)
 
     def _set_live(self, live: bool) -> None:
         with self._lock:
@@ -176,6 +188,7 @@ class Informer(Generic[T]):
             if self._stopping.is_set():
                 return
             self._set_live(True)
+            self._failures = 0
             for event in _events(response):
                 self._apply(event)
         finally:
