@@ -2,9 +2,10 @@
 current by one informer per kind, so that a step reads no namespace and a start lists nothing.
 
 Used by the long-running processes (serve, scheduler, sandbox); the one-shot CLI reads the
-cluster directly. A namespace is watched from the first read of it (that read, and every read
-while any of its informers is not live, goes to the cluster as before): a gate is never
-decided on a cache whose watch is not open. Kept per object: the facts the gates read (pods
+cluster directly. The default namespace is watched from the start, another one from its first
+successful read by the gates (that read, and every read while any of its informers is not
+live, goes to the cluster as before): a gate is never decided on a cache whose watch is not
+open. Kept per object: the facts the gates read (pods
 as `PodFacts`, Services as names, pools and objectives as their facts), and routes and rewrites
 whole, because a start locates its rule and the bot's markers on them.
 """
@@ -119,9 +120,17 @@ class NamespaceCache:
         for informer in informers:
             informer.stop(timeout)
 
+    def watched(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._namespaces)
+
     def live(self, namespace: str) -> bool:
-        watched = self.watch(namespace)
-        return watched is not None and watched.snapshots() is not None
+        return self._snapshots(namespace) is not None
+
+    def _snapshots(self, namespace: str) -> dict[Key, Snapshot[Any]] | None:
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+        return watched.snapshots() if watched is not None else None
 
     def _informers(self, namespace: str) -> dict[Key, Informer[Any]]:
         def custom(group: str, version: str, plural: str,
@@ -150,8 +159,7 @@ class NamespaceCache:
 
     def facts(self, namespace: str, *, route: str | None = None) -> ClusterFacts | None:
         """What `ClusterReader.read` would read, from the cache; None when it is not live."""
-        watched = self.watch(namespace)
-        snaps = watched.snapshots() if watched is not None else None
+        snaps = self._snapshots(namespace)
         if snaps is None:
             return None
         pools: list[PoolFacts] = []
@@ -189,8 +197,7 @@ class NamespaceCache:
         key = (kind.group, kind.plural)
         if key != ROUTES and not (kind.plural == REWRITES and kind.group in self._epp_groups):
             return None
-        watched = self.watch(namespace)
-        snaps = watched.snapshots() if watched is not None else None
+        snaps = self._snapshots(namespace)
         if snaps is None:
             return None
         if not snaps[key].served:
@@ -210,5 +217,11 @@ class WatchedFacts:
         self._direct = direct
 
     def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+        """A namespace read directly is watched from then on: one the bot may not read (or a
+        mistyped one it was refused) starts nothing."""
         cached = self._cache.facts(namespace, route=route)
-        return cached if cached is not None else self._direct.read(namespace, route=route)
+        if cached is not None:
+            return cached
+        facts = self._direct.read(namespace, route=route)
+        self._cache.watch(namespace)
+        return facts

@@ -19,7 +19,7 @@ from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
-from rollout.domain.errors import NotFound
+from rollout.domain.errors import ClusterUnavailable, NotFound
 from rollout.domain.facts import LEGACY_GROUP, POOL_GROUP
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
@@ -48,7 +48,9 @@ def bot_api(cluster: RealCluster) -> Iterator[client.ApiClient]:
 
 
 def _cache(api: client.ApiClient, timing: WatchTiming | None = None) -> NamespaceCache:
-    return NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api), timing=timing)
+    cache = NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api), timing=timing)
+    cache.watch(NS)
+    return cache
 
 
 @pytest.fixture
@@ -309,6 +311,7 @@ def test_a_kind_the_cluster_does_not_serve_is_recorded_as_not_served(
     groups = ("absent.example.com", LEGACY_GROUP)
     cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
                            epp_groups=groups)
+    cache.watch(NS)
     try:
         eventually(lambda: cache.live(NS), message="live with a kind not served")
         facts = cache.facts(NS, route=ROUTE)
@@ -319,5 +322,21 @@ def test_a_kind_the_cluster_does_not_serve_is_recorded_as_not_served(
                       "InferenceModelRewrite")
         with pytest.raises(NotFound):
             cache.listed(absent, NS)
+    finally:
+        cache.stop()
+
+
+def test_another_namespace_is_watched_once_read_and_a_refused_one_is_not(
+        cluster: RealCluster, bot_api: client.ApiClient, warm: NamespaceCache) -> None:
+    bot = WatchedFacts(warm, _direct(bot_api))
+    with pytest.raises(ClusterUnavailable):  # the bot's RoleBinding is in default only
+        bot.read("kube-system")
+    assert warm.watched() == {NS}
+    admin = cluster.world.admin
+    cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin))
+    try:
+        facts = WatchedFacts(cache, _direct(admin)).read("kube-system")
+        assert facts.namespace == "kube-system" and cache.watched() == {"kube-system"}
+        eventually(lambda: cache.live("kube-system"), message="watched after the read")
     finally:
         cache.stop()

@@ -74,6 +74,7 @@ def _watch(cluster: RealCluster) -> None:
     kind the gates and a start read, in each group the cluster serves."""
     with client.ApiClient(cluster.bot_configuration()) as api:
         cache = NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api))
+        cache.watch("default")
         try:
             eventually(lambda: cache.live("default"), message="the cache synced")
         finally:
