@@ -135,9 +135,13 @@ def test_a_watch_that_ends_resumes_from_its_version_without_listing_again(
     versions = [_version_asked(w) for w in watches]
     assert versions == sorted(versions)
     assert len(_calls(cluster, "list", "httproutes")) == 1  # listed once, at the start
-    facts = fast.facts(NS, route=ROUTE)
-    assert facts is not None and facts.route is not None
-    assert "argocd-controller" in {m.manager for m in facts.route.managed_fields}
+
+    def seen() -> bool:  # between two watches the cache is not read: wait for the next
+        facts = fast.facts(NS, route=ROUTE)
+        assert facts is not None and facts.route is not None
+        return "argocd-controller" in {m.manager for m in facts.route.managed_fields}
+
+    eventually(seen, timeout=5.0, message="the change read from the cache")
 
 
 def test_410_gone_on_the_watch_lists_again(cluster: RealCluster,
@@ -332,6 +336,9 @@ def test_another_namespace_is_watched_once_read_and_a_refused_one_is_not(
     with pytest.raises(ClusterUnavailable):  # the bot's RoleBinding is in default only
         bot.read("kube-system")
     assert warm.watched() == {NS}
+    assert [f.split("?")[0] for f in cluster.forbidden] == [
+        "GET /apis/inference.networking.k8s.io/v1/namespaces/kube-system/inferencepools"]
+    cluster.proxy.forbidden.clear()  # refused on purpose
     admin = cluster.world.admin
     cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin))
     try:
