@@ -20,7 +20,7 @@ from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.domain.errors import ClusterUnavailable, NotFound
-from rollout.domain.facts import LEGACY_GROUP, POOL_GROUP
+from rollout.domain.facts import LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.kube.faults import Fault, RequestRecord
@@ -28,7 +28,7 @@ from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.integration.gate_support import apply_as, set_ready
 from tests.support.polling import eventually
-from tests.support.real_cluster import RealCluster
+from tests.support.real_cluster import KubeWorld, RealCluster
 
 NS = "default"
 ROUTE = "routes-to-llm"
@@ -345,5 +345,29 @@ def test_another_namespace_is_watched_once_read_and_a_refused_one_is_not(
         facts = WatchedFacts(cache, _direct(admin)).read("kube-system")
         assert facts.namespace == "kube-system" and cache.watched() == {"kube-system"}
         eventually(lambda: cache.live("kube-system"), message="watched after the read")
+    finally:
+        cache.stop()
+
+
+def test_a_group_that_stops_and_starts_being_served_is_followed(
+        cluster: RealCluster, bot_api: client.ApiClient, kube_world: KubeWorld) -> None:
+    """Its CRDs deleted under open watches, the llm-d.ai group reads as not served, and the
+    objectives and rewrites come from the legacy group, as a direct read has them."""
+    cache = _cache(bot_api, FAST)
+    direct = _direct(bot_api)
+
+    def groups() -> tuple[str | None, str | None]:
+        facts = cache.facts(NS)
+        assert facts is not None
+        return facts.objective_group, facts.rewrite_group
+
+    try:
+        eventually(lambda: groups() == (LLMD_GROUP, LLMD_GROUP), message="synced")
+        with kube_world.legacy_only():
+            eventually(lambda: groups() == (LEGACY_GROUP, LEGACY_GROUP), timeout=10.0,
+                       message="the legacy group read once llm-d.ai is gone")
+            eventually(lambda: cache.facts(NS) == direct.read(NS), timeout=5.0)
+        eventually(lambda: groups() == (LLMD_GROUP, LLMD_GROUP), timeout=15.0,
+                   message="llm-d.ai read again once served")
     finally:
         cache.stop()

@@ -4,7 +4,8 @@ informer): one LIST, then a WATCH from its resourceVersion.
 A watch that ends is resumed from the last resourceVersion seen (bookmarks included), so an
 idle cache costs one open request and no relist. A 410 Gone, as an HTTP status or as the
 watch's ERROR event, means that resourceVersion was compacted away: list again. A 404 on the
-list means the cluster does not serve the kind, recorded as such and listed again later.
+list means the cluster does not serve the kind, recorded as such and listed again later (a
+404 on a watch, its CRD deleted meanwhile, lists again to find out).
 Each object is kept as what `keep` makes of it (facts, not whole pods). `snapshot` answers
 only while the cache is live: listed, and its watch open; any other time the caller reads
 the cluster itself.
@@ -57,8 +58,9 @@ class WatchTiming:
     recheck_seconds: float = 30.0
 
 
-class _Gone(Exception):
-    """The resourceVersion the watch resumed from is no longer there: list again."""
+class _Relist(Exception):
+    """The resourceVersion the watch resumed from is no longer there (410), or the kind is no
+    longer served (404: its CRD was deleted): list again, which records which."""
 
 
 class _Ended(Exception):
@@ -126,8 +128,8 @@ class Informer(Generic[T]):
                     self._version = None
                     continue
                 self._watch()
-            except _Gone:
-                log.info("%s: resourceVersion expired; listing again", self.name)
+            except _Relist:
+                log.info("%s: listing again", self.name)
                 self._set_live(False)
                 self._version = None
             except (ApiException, Urllib3Error, OSError, ValueError, _Ended) as exc:
@@ -180,8 +182,8 @@ class Informer(Generic[T]):
                 _request_timeout=(timing.connect_seconds,
                                   timing.watch_seconds + timing.grace_seconds))
         except ApiException as exc:
-            if exc.status == GONE:
-                raise _Gone from exc
+            if exc.status in (GONE, NOT_FOUND):
+                raise _Relist from exc
             raise
         self._response = response
         try:
@@ -200,7 +202,7 @@ class Informer(Generic[T]):
         kind, obj = event.get("type"), cast(Obj, event.get("object") or {})
         if kind == "ERROR":
             if obj.get("code") == GONE:
-                raise _Gone
+                raise _Relist
             raise _Ended(f"watch error {obj.get('code')}")
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if kind in ("ADDED", "MODIFIED"):
