@@ -21,6 +21,7 @@ from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.domain.errors import ClusterUnavailable, NotFound
 from rollout.domain.facts import LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
+from rollout.domain.models import TargetKind
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.kube.faults import Fault, RequestRecord
@@ -371,3 +372,30 @@ def test_a_group_that_stops_and_starts_being_served_is_followed(
                    message="llm-d.ai read again once served")
     finally:
         cache.stop()
+
+
+class _Behind:
+    """A namespace cache a change has not reached yet: the lists as they were."""
+
+    def __init__(self, cluster: RealCluster) -> None:
+        self.routes = [cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS,
+                                          ROUTE)]
+
+    def listed(self, kind: Kind, namespace: str) -> list[dict[str, Any]] | None:
+        return list(self.routes) if kind.plural == "httproutes" else None
+
+
+def test_a_start_located_on_a_cache_behind_the_cluster_writes_nothing(
+        cluster: RealCluster, world: World) -> None:
+    """The rule's weights changed after the cache last heard: the start's first write sees
+    them and refuses, rather than record a baseline the route no longer has."""
+    routes = world.service.traffic.adapters[TargetKind.ROUTE]  # type: ignore[attr-defined]
+    routes.routes.cache = _Behind(cluster)
+    apply_as(cluster, "platform-engineer", (80, 20))
+    cluster.clear_requests()
+    out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE, allow_gitops=True,
+                              plan=build_plan([10, 50, 100], interval_seconds=0))
+    assert not out.ok
+    assert "weights changed outside the bot" in out.message
+    assert "stable 80 / canary 20" in out.message
+    assert world.route_patches() == 0 and world.weights() == {"llm-pool": 80, CANARY: 20}
