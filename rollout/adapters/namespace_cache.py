@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -117,8 +118,11 @@ class NamespaceCache:
         with self._lock:
             self._stopped = True
             informers = [i for w in self._namespaces.values() for i in w.informers.values()]
+        for informer in informers:  # all told first: they end together, not one by one
+            informer.signal()
+        deadline = time.monotonic() + timeout
         for informer in informers:
-            informer.stop(timeout)
+            informer.join(max(0.0, deadline - time.monotonic()))
 
     def watched(self) -> frozenset[str]:
         with self._lock:

@@ -108,13 +108,19 @@ class Informer(Generic[T]):
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """End the thread: the open watch is cut so that its read returns now."""
+        self.signal()
+        self.join(timeout)
+
+    def signal(self) -> None:
+        """Tell the thread to end: the open watch is cut so that its read returns now."""
         self._stopping.set()
         self._set_live(False)
         response = self._response
         if response is not None:
             with contextlib.suppress(OSError):
                 response.shutdown()
+
+    def join(self, timeout: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
 
