@@ -82,7 +82,7 @@ class _Watched:
 
 
 class NamespaceCache:
-    """Informers per namespace the bot reads, started on first use, stopped by `stop`."""
+    """Informers per namespace the bot reads, started by `watch`, stopped by `stop`."""
 
     def __init__(self, objects: CustomObjectsApi, core: CoreV1Api, *,
                  timing: WatchTiming | None = None, epp_groups: tuple[str, ...] = EPP_GROUPS,
