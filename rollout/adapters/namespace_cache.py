@@ -194,6 +194,15 @@ class NamespaceCache:
         """The endpoint picker reads the first group it finds served (as ClusterReader)."""
         return next((g for g in self._epp_groups if snaps[(g, plural)].served), None)
 
+    def wrote(self, kind: Kind, namespace: str, obj: Obj) -> None:
+        """The bot wrote `obj`: its informer is not read until its watch has brought it."""
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+        informer = watched.informers.get((kind.group, kind.plural)) if watched else None
+        meta = obj.get("metadata") or {}
+        if informer is not None and meta.get("resourceVersion"):
+            informer.expect(str(meta.get("name")), str(meta["resourceVersion"]))
+
     def listed(self, kind: Kind, namespace: str) -> list[Obj] | None:
         """The objects of a kind kept whole (routes, rewrites) while the namespace is live, else
         None (the caller lists it); NotFound when the cluster does not serve the kind, as a

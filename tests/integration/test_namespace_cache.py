@@ -384,6 +384,9 @@ class _Behind:
     def listed(self, kind: Kind, namespace: str) -> list[dict[str, Any]] | None:
         return list(self.routes) if kind.plural == "httproutes" else None
 
+    def wrote(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> None:
+        pass  # a cache that never catches up
+
 
 def test_a_start_located_on_a_cache_behind_the_cluster_writes_nothing(
         cluster: RealCluster, world: World) -> None:
@@ -399,3 +402,47 @@ def test_a_start_located_on_a_cache_behind_the_cluster_writes_nothing(
     assert "weights changed outside the bot" in out.message
     assert "stable 80 / canary 20" in out.message
     assert world.route_patches() == 0 and world.weights() == {"llm-pool": 80, CANARY: 20}
+
+
+def test_a_start_right_after_a_rollback_sees_the_rollback(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    """The bot's own write is read back from the cluster until the watch brings it: the
+    cache never shows a rollout's weights after its rollback has landed."""
+    world = _world(cluster, redis_server, warm)
+    try:
+        plan = build_plan([10, 50, 100], interval_seconds=0)
+        for _ in range(5):
+            out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE, plan=plan)
+            assert out.ok, out.message
+            assert world.service.approve(Ref(canary=CANARY), actor=BOB).ok
+            assert world.service.rollback(Ref(canary=CANARY), actor=BOB).ok
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
+        bot_api: client.ApiClient, cluster: RealCluster) -> None:
+    cache = _cache(bot_api, WatchTiming(own_write_seconds=1.0))
+    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        cache.wrote(routes, NS, {"metadata": {"name": ROUTE, "resourceVersion": "1"}})
+        assert cache.facts(NS) is None and cache.listed(routes, NS) is None
+        eventually(lambda: cache.live(NS), timeout=5.0,
+                   message="a version the watch never brings is waited on for a while only")
+        apply_as(cluster, "platform-engineer", (70, 30))
+        route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+        assert route is not None
+        cache.wrote(routes, NS, route)
+
+        def caught_up() -> bool:  # the watch brought that version (or a later one came)
+            listed = cache.listed(routes, NS)
+            assert listed is not None
+            (seen,) = [r for r in listed if r["metadata"]["name"] == ROUTE]
+            weights = [ref["weight"] for ref in seen["spec"]["rules"][0]["backendRefs"]]
+            return weights == [70, 30]
+
+        eventually(caught_up, timeout=5.0, message="read from the cache once caught up")
+    finally:
+        cache.stop()

@@ -72,6 +72,10 @@ class Listing(Protocol):
         """The kind's objects while the cache is live, else None (list them directly)."""
         ...
 
+    def wrote(self, kind: Kind, namespace: str, obj: Obj) -> None:
+        """The bot wrote `obj`: the cache is not read until it has seen that version."""
+        ...
+
 
 class FencedObjects:
     """Reads and fenced writes of one namespaced custom resource kind."""
@@ -170,7 +174,7 @@ class FencedObjects:
                 _wire(_guard_ops(current, fence) + ops), _request_timeout=self.timeout,
                 _content_type=JSON_PATCH, field_manager=FIELD_MANAGER,
             )
-            return cast(Obj, written)
+            return self._wrote(namespace, current, cast(Obj, written))
         except ApiException as exc:
             if exc.status not in (409, 422):
                 raise _translate(exc, what) from exc
@@ -182,11 +186,19 @@ class FencedObjects:
         except Urllib3Error as exc:
             landed = self._settle(namespace, name, current, fence, lost=exc)
             if landed is not None:
-                return landed
+                return self._wrote(namespace, current, landed)
             raise ClusterUnavailable(
                 f"the Kubernetes API did not answer writing {what} ({type(exc).__name__}); "
                 "the write was fenced off and did not land"
             ) from exc
+
+    def _wrote(self, namespace: str, current: Obj, written: Obj) -> Obj:
+        """Tell the cache of a write that changed the object (a no-op PATCH keeps the
+        version, and no watch event would come)."""
+        version = (written.get("metadata") or {}).get("resourceVersion")
+        if self.cache is not None and version != current["metadata"].get("resourceVersion"):
+            self.cache.wrote(self.kind, namespace, written)
+        return written
 
     def kept_changing(self, namespace: str, name: str) -> ClusterUnavailable:
         """The error when every try of a write met a moved object."""

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -56,6 +57,7 @@ class WatchTiming:
     list_seconds: float = 10.0
     retry_seconds: float = 1.0
     recheck_seconds: float = 30.0
+    own_write_seconds: float = 5.0
 
 
 class _Relist(Exception):
@@ -84,6 +86,8 @@ class Informer(Generic[T]):
         self._live = False
         self._response: Any = None
         self._failures = 0  # in a row: the wait before the next attempt doubles
+        # the bot's own writes the watch has not brought yet: (name, version) -> given up at
+        self._pending: dict[tuple[str, str], float] = {}
         self._thread: threading.Thread | None = None
 
     # -- what readers ask -----------------------------------------------------------------
@@ -94,11 +98,25 @@ class Informer(Generic[T]):
             return self._live
 
     def snapshot(self) -> Snapshot[T] | None:
-        """The items while live, else None: then the caller reads the cluster itself."""
+        """The items while live and not behind the bot's own writes, else None: then the
+        caller reads the cluster itself."""
         with self._lock:
-            if not self._live:
+            if not self._live or self._behind():
                 return None
             return Snapshot(items=tuple(self._items.values()), served=self._served)
+
+    def expect(self, name: str, version: str) -> None:
+        """The bot wrote `version` of `name`: read the cluster until the watch brings it (a
+        start right after a rollback must see the rollback), or `own_write_seconds` pass."""
+        with self._lock:
+            self._pending[(name, version)] = time.monotonic() + self._timing.own_write_seconds
+
+    def _behind(self) -> bool:
+        now = time.monotonic()
+        for key, until in list(self._pending.items()):
+            if until <= now:  # superseded before the watch saw it (a relist): not waited on
+                del self._pending[key]
+        return bool(self._pending)
 
     # -- the thread -------------------------------------------------------------------------
 
@@ -177,6 +195,8 @@ class Informer(Generic[T]):
         items = {_name(obj): self._keep(obj) for obj in body.get("items") or []}
         with self._lock:
             self._items, self._served = items, True
+            for obj in body.get("items") or []:
+                self._pending.pop((_name(obj), _version(obj)), None)
         self._version = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self) -> None:
@@ -210,11 +230,12 @@ class Informer(Generic[T]):
             if obj.get("code") == GONE:
                 raise _Relist
             raise _Ended(f"watch error {obj.get('code')}")
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+        version = _version(obj)
         if kind in ("ADDED", "MODIFIED"):
             kept = self._keep(obj)
             with self._lock:
                 self._items[_name(obj)] = kept
+                self._pending.pop((_name(obj), version), None)
         elif kind == "DELETED":
             with self._lock:
                 self._items.pop(_name(obj), None)
@@ -239,6 +260,10 @@ def _events(response: Any) -> Iterator[Obj]:
 
 def _name(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _close(response: Any) -> None:
