@@ -1,6 +1,7 @@
-"""`python -m bench [--quick] [--only step|ack|sweep]`: how long Slack waits for an ack
+"""`python -m bench [--quick] [--only step|ack|sweep|redis]`: how long Slack waits for an ack
 under concurrent requests (against a bare Bolt app), what an idle scheduler leader costs
-Redis (against the full-reload sweep), what a step costs compared with the floor of its own
+Redis (against the full-reload sweep), what a step costs Redis (round trips and time against
+one EVALSHA), what a step costs compared with the floor of its own
 I/O, what a pure transition costs compared with copying the state, and the memory the
 scheduler holds per rollout compared with the due times alone."""
 
@@ -16,6 +17,7 @@ from kubernetes import client
 
 from bench.ack import bench_ack
 from bench.harness import Result, median_time
+from bench.redis_step import bench_redis_step
 from bench.sweep import bench_sweep
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
@@ -155,7 +157,7 @@ def _grown(before: tracemalloc.Snapshot) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
-    parser.add_argument("--only", choices=["step", "ack", "sweep"],
+    parser.add_argument("--only", choices=["step", "ack", "sweep", "redis"],
                         help="run one benchmark (default: all)")
     args = parser.parse_args()
     repeat = 3 if args.quick else 30
@@ -164,6 +166,9 @@ def main() -> None:
             print(line)
     if args.only in (None, "sweep"):
         for line in bench_sweep():
+            print(line)
+    if args.only in (None, "redis"):
+        for line in bench_redis_step(50 if args.quick else 2000):
             print(line)
     if args.only is not None and args.only != "step":
         return
