@@ -15,8 +15,10 @@ from rollout.adapters.analysis_file import load_analyses
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
+from rollout.adapters.kube.informer import WatchTiming
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.adapters.store import RedisStore
 from rollout.domain.clock import Clock, SystemClock
@@ -33,13 +35,21 @@ class Container:
     service: RolloutService
     clock: Clock
     listeners: list[Listener] = field(default_factory=list)
+    cache: NamespaceCache | None = None
+    cache_api: client.ApiClient | None = None
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.stop()
+        if self.cache_api is not None:
+            self.cache_api.close()  # type: ignore[no-untyped-call]
         self.store.client.close()
         self.kube_api.close()  # type: ignore[no-untyped-call]
 
 
-def build(settings: Settings, *, clock: Clock | None = None) -> Container:
+def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False) -> Container:
+    """`watch`: a long-running process (serve, scheduler, sandbox) keeps the namespaces it
+    reads in a watch-backed cache (unless ROLLOUT_WATCH_SECONDS is 0); the CLI reads directly."""
     clock = clock or SystemClock()
     redis_client = connect(settings.redis_url, sentinels=settings.redis_sentinels,
                            master=settings.redis_sentinel_master,
@@ -50,8 +60,10 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     api = kube.api_client(settings.kubeconfig)
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
-    traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeouts),
-                            rewrites=RewriteSplit(objects, timeout=timeouts))
+    cache, cache_api = _cache(settings) if watch and settings.rollout_watch_seconds else \
+        (None, None)
+    traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeouts, cache=cache),
+                            rewrites=RewriteSplit(objects, timeout=timeouts, cache=cache))
     listeners: list[Listener] = []
     prometheus = PrometheusAnalysis(settings.prometheus_url) if settings.prometheus_url \
         else None
@@ -63,8 +75,9 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
         keep_seconds=settings.seconds(settings.rollout_keep) or 0,
         listeners=listeners, lock_renew_seconds=lock_ttl / 3,
     )
+    direct = ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts)
     gates = Gates(
-        facts=ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts),
+        facts=WatchedFacts(cache, direct) if cache is not None else direct,
         freezes=FreezeStore(store.client, prefix=settings.rollout_key_prefix),
         capacity=CapacityPolicy(minimum=settings.rollout_capacity_minimum,
                                 headroom_percent=settings.rollout_capacity_headroom,
@@ -73,4 +86,17 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Container:
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
                              options=options)
     return Container(settings=settings, store=store, kube_api=api, service=service, clock=clock,
-                     listeners=listeners)
+                     listeners=listeners, cache=cache, cache_api=cache_api)
+
+
+def _cache(settings: Settings) -> tuple[NamespaceCache, client.ApiClient]:
+    """The namespace cache on a client of its own: each watch holds a connection open."""
+    max_namespaces = 32
+    api = kube.api_client(settings.kubeconfig, connections=10 * max_namespaces)
+    timeout = settings.rollout_kube_timeout
+    timing = WatchTiming(watch_seconds=settings.rollout_watch_seconds,
+                         connect_seconds=min(timeout, 3.0), list_seconds=max(timeout, 10.0))
+    cache = NamespaceCache(kube.custom_objects(api), client.CoreV1Api(api), timing=timing,
+                           max_namespaces=max_namespaces)
+    cache.watch(settings.rollout_namespace)  # the default namespace is warm before a command
+    return cache, api

@@ -299,7 +299,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     from bot.scheduling import run_scheduler_forever
 
     _server_logging()
-    container = build(_settings_from(args))
+    container = build(_settings_from(args), watch=True)
     try:
         run_scheduler_forever(container)
     finally:

@@ -16,7 +16,9 @@ class KubeConfigMissing(SettingsError):
     """No usable Kubernetes configuration: the caller says so in one line."""
 
 
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+def api_client(kubeconfig: str | None = None, *,
+               connections: int | None = None) -> client.ApiClient:
+    """`connections` sizes the connection pool (the namespace cache holds one per watch)."""
     if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -35,6 +37,8 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
                                     "--kubeconfig, or run inside the cluster") from None
     # one retry for a dropped connection; timeouts are set per request by the adapters
     configuration.retries = 1
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
     return client.ApiClient(configuration)
 
 

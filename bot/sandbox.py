@@ -110,7 +110,7 @@ class Sandbox:
         self.slack.start()
         self.write_analysis_file()
         settings = self.settings()
-        self.container = build(settings)
+        self.container = build(settings, watch=True)
         self.scheduler = build_scheduler(self.container)
         self.server = SlackServer(settings, container=self.container,
                                   socket_mode=self.socket_mode).start()

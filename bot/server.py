@@ -64,7 +64,7 @@ class SlackServer:
         self.settings = settings
         self.socket_mode = socket_mode
         self._own_container = container is None
-        self.container = container or build(settings)
+        self.container = container or build(settings, watch=True)
         self.client: WebClient = web_client(settings)
         self.metrics = Metrics(rollouts=self.container.service.list_rollouts)
         before = list(self.container.listeners)

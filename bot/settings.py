@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     rollout_leader_ttl: str = "15s"
     rollout_tick: str = "5s"
     rollout_kube_timeout: float = Field(default=5.0, gt=0, le=120)
+    # serve, scheduler, sandbox: the namespace cache's watches end and resume this often;
+    # 0 turns the cache off (every step reads the namespace, as the CLI does)
+    rollout_watch_seconds: int = Field(default=60, ge=0, le=3600)
     rollout_lock_ttl: str = "15s"
     # the capacity gate: Ready canary endpoints at any time, and the margin over its share
     rollout_capacity_minimum: int = Field(default=1, ge=0, le=100_000)

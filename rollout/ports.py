@@ -7,6 +7,7 @@ the protocols, so the rollout logic can be read without knowing either backend.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -134,6 +135,10 @@ class Traffic(Protocol):
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         """Rules referencing `canary` that carry the bot's marker."""
+        ...
+
+    def lookups(self) -> AbstractContextManager[None]:
+        """A scope in which finding and locating list each kind at most once."""
         ...
 
     def clear_marker(self, target: Target, *, fence: int) -> None:

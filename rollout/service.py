@@ -270,11 +270,12 @@ class RolloutService:
                                "rollout), not both")
         names.rollout_names(namespace=namespace, canary=canary, route=route, stable=stable,
                             rewrite=rewrite)
-        self._refuse_orphans(namespace, canary)
         kind = TargetKind.ROUTE if rewrite is None else TargetKind.REWRITE
         chosen = self._analysis_choice(analysis, kind)
-        located = self.traffic.locate_kind(kind, namespace=namespace, canary=canary,
-                                           target_name=rewrite or route, stable=stable)
+        with self.traffic.lookups():
+            self._refuse_orphans(namespace, canary)
+            located = self.traffic.locate_kind(kind, namespace=namespace, canary=canary,
+                                               target_name=rewrite or route, stable=stable)
         target = located.target
         self._refuse_orphaned_target(target, located.observed)
         owner = self.store.active_on(target.key)

@@ -19,6 +19,7 @@ from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
+from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.adapters.store import RedisStore
 from rollout.domain.clock import ManualClock
 from rollout.domain.models import Actor
@@ -114,7 +115,9 @@ class World:
 
 def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
                timeout: tuple[float, float] = (2.0, 5.0), prefix: str | None = None,
-               sentinels: tuple[str, ...] = ()) -> World:
+               sentinels: tuple[str, ...] = (), cache: NamespaceCache | None = None) -> World:
+    """`cache`: the namespace cache serve and the scheduler read through (else direct reads,
+    as the CLI)."""
     configuration = emulator.bot_configuration()
     configuration.retries = 1  # as bot.kube configures the production client
     api = client.ApiClient(configuration)
@@ -123,9 +126,10 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
                        prefix=key_prefix, lock_ttl_seconds=lock_ttl)
     clock = ManualClock()
     objects = client.CustomObjectsApi(api)
-    traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout),
-                            rewrites=RewriteSplit(objects, timeout=timeout))
-    gates = Gates(facts=ClusterReader(objects, client.CoreV1Api(api), timeout=timeout),
+    traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout, cache=cache),
+                            rewrites=RewriteSplit(objects, timeout=timeout, cache=cache))
+    direct = ClusterReader(objects, client.CoreV1Api(api), timeout=timeout)
+    gates = Gates(facts=direct if cache is None else WatchedFacts(cache, direct),
                   freezes=FreezeStore(store.client, prefix=key_prefix))
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
                              options=ServiceOptions())

@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from bot.cli import EXIT_OK, EXIT_REFUSED
+from rollout.adapters.namespace_cache import NamespaceCache
 from tests.integration.conftest import Cli
 from tests.support.control_plane import BOT_USER
+from tests.support.polling import eventually
 from tests.support.real_cluster import KubeWorld, RealCluster, bot_rbac_documents
 
 Access = tuple[str, str, str]  # (verb, API group, resource)
@@ -30,13 +33,20 @@ def granted() -> set[Access]:
     return found
 
 
+def _answered(entry: dict[str, object]) -> bool:
+    """A request the server answered; a watch counts from its start (it is open until the
+    server ends it, long after the test has looked)."""
+    return entry.get("stage") == "ResponseComplete" or (
+        entry.get("stage") == "ResponseStarted" and entry.get("verb") == "watch")
+
+
 def used_since(log: Path, since: datetime) -> tuple[set[Access], list[str]]:
     """What the bot asked of the server since `since`, and what it was refused."""
     used: set[Access] = set()
     refused: list[str] = []
     for line in log.read_text().splitlines():
         entry = json.loads(line)
-        if entry["user"]["username"] != BOT_USER or entry.get("stage") != "ResponseComplete":
+        if entry["user"]["username"] != BOT_USER or not _answered(entry):
             continue
         received = datetime.fromisoformat(entry["requestReceivedTimestamp"].replace("Z", "+00:00"))
         if received < since or "objectRef" not in entry:
@@ -59,10 +69,23 @@ def _legacy_rewrite(cluster: RealCluster) -> None:
     })
 
 
+def _watch(cluster: RealCluster) -> None:
+    """The namespace cache of serve and the scheduler, as the bot: a list and a watch of every
+    kind the gates and a start read, in each group the cluster serves."""
+    with client.ApiClient(cluster.bot_configuration()) as api:
+        cache = NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api))
+        cache.watch("default")
+        try:
+            eventually(lambda: cache.live("default"), message="the cache synced")
+        finally:
+            cache.stop()
+
+
 def _exercise(cli: Cli, cluster: RealCluster, world: KubeWorld) -> None:
     """Every kind of call the bot makes: locate, refuse, step, roll back, on both groups (the
     legacy one as an older cluster serves it alone, where the endpoint picker reads it), with
-    the preflight gates' reads of objectives, pods and Services before each start and step."""
+    the preflight gates' reads of objectives, pods and Services before each start and step,
+    and the namespace cache's watches."""
     code, _, _ = cli("start", "no-such-pool", "--as", "alice")
     assert code == EXIT_REFUSED
     for argv in (("start", "llm-pool-version-2", "--interval", "0s"),
@@ -72,8 +95,10 @@ def _exercise(cli: Cli, cluster: RealCluster, world: KubeWorld) -> None:
                  ("approve", "small-segment-lora-v2"), ("rollback", "small-segment-lora-v2")):
         code, _, err = cli(*argv, "--as", "bob" if argv[0] != "start" else "alice")
         assert code == EXIT_OK, (argv, err)
+    _watch(cluster)
     with world.legacy_only():
         _legacy_rewrite(cluster)
+        _watch(cluster)
         for argv in (("start", "legacy-lora-v2", "--rewrite", "legacy-lora", "--interval",
                       "0s"), ("approve", "legacy-lora-v2"), ("rollback", "legacy-lora-v2")):
             code, _, err = cli(*argv, "--as", "bob" if argv[0] != "start" else "alice")

@@ -190,9 +190,11 @@ class _Forwarder(BaseHTTPRequestHandler):
             if verb == "watch":
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for chunk in answer.stream(4096, decode_content=False):
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    self.wfile.flush()
+                # the server may cut a watch short (its CRD deleted): the stream just ends
+                with contextlib.suppress(urllib3.exceptions.ProtocolError):
+                    for chunk in answer.stream(4096, decode_content=False):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
             else:
                 data = answer.read(decode_content=False)

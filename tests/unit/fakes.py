@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -281,6 +282,9 @@ class FakeTraffic:
             raise lost
         return Observed(pair=t.pair, marker=t.marker, problem=t.problem,  # the PATCH's answer
                         replaced=replaced)
+
+    def lookups(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [Marked(target=t.target, marker=t.marker, record=t.record)

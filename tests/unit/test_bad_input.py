@@ -113,6 +113,20 @@ def test_a_malformed_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "ROLLOUT_TICK: invalid interval '-1': a duration cannot be negative" in message
 
 
+@pytest.mark.parametrize("value", ["-1", "3601", "soon"])
+def test_a_watch_period_out_of_range_is_named(monkeypatch: pytest.MonkeyPatch,
+                                              value: str) -> None:
+    monkeypatch.setenv("ROLLOUT_WATCH_SECONDS", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("invalid configuration: ROLLOUT_WATCH_SECONDS: ")
+
+
+def test_a_watch_period_of_0_turns_the_cache_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLLOUT_WATCH_SECONDS", "0")
+    assert load_settings().rollout_watch_seconds == 0
+
+
 def test_a_rule_may_list_each_managed_entry_once() -> None:
     require_single_entries(["s", "c", "other", "other"], stable="s", canary="c", where="r")
     with pytest.raises(Conflict, match="lists the stable s 2 times"):

@@ -129,14 +129,15 @@ def test_the_cluster_role_grants_only_the_verbs_the_code_calls() -> None:
     role = find(kustomize(), "ClusterRole")
     grants = {(g, r): set(rule["verbs"]) for rule in role["rules"]
               for g in rule["apiGroups"] for r in rule["resources"]}
-    assert grants == {
-        ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "patch"},
-        ("inference.networking.k8s.io", "inferencepools"): {"get", "list"},
-        ("inference.networking.x-k8s.io", "inferencepools"): {"get", "list"},
-        ("llm-d.ai", "inferencemodelrewrites"): {"get", "list", "patch"},
-        ("inference.networking.x-k8s.io", "inferencemodelrewrites"): {"get", "list", "patch"},
-        ("llm-d.ai", "inferenceobjectives"): {"list"},
-        ("inference.networking.x-k8s.io", "inferenceobjectives"): {"list"},
-        ("", "pods"): {"list"},
-        ("", "services"): {"list"},
+    assert grants == {  # watch: the namespace cache of serve and the scheduler
+        ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "watch", "patch"},
+        ("inference.networking.k8s.io", "inferencepools"): {"get", "list", "watch"},
+        ("inference.networking.x-k8s.io", "inferencepools"): {"get", "list", "watch"},
+        ("llm-d.ai", "inferencemodelrewrites"): {"get", "list", "watch", "patch"},
+        ("inference.networking.x-k8s.io", "inferencemodelrewrites"): {"get", "list", "watch",
+                                                                      "patch"},
+        ("llm-d.ai", "inferenceobjectives"): {"list", "watch"},
+        ("inference.networking.x-k8s.io", "inferenceobjectives"): {"list", "watch"},
+        ("", "pods"): {"list", "watch"},
+        ("", "services"): {"list", "watch"},
     }

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from rollout.adapters.kube.router import TrafficRouter
+from rollout.domain.errors import DriftDetected
 from rollout.domain.machine import Prepare
 from rollout.domain.models import Target, TargetKind
 from rollout.domain.split import Marker, Observed, Pair
@@ -79,8 +82,9 @@ def test_locate_is_a_pool_unless_told_otherwise() -> None:
 def test_a_rollout_goes_to_the_adapter_of_its_target_and_is_written_once() -> None:
     router, routes, rewrites = _router()
     pool = started()
-    adapter = pool.model_copy(update={"target": pool.target.model_copy(
-        update={"kind": TargetKind.REWRITE, "name": "rw"})})
+    adapter = pool.model_copy(update={
+        "target": pool.target.model_copy(update={"kind": TargetKind.REWRITE, "name": "rw"}),
+        "baseline": pool.baseline.model_copy(update={"canary": None, "canary_weight": 0})})
     router.observe(pool)
     router.apply(adapter, Prepare(), fence=7)
     router.clear_marker(adapter.target, fence=8)
@@ -96,3 +100,13 @@ def test_markers_are_searched_in_both_kinds() -> None:
     router, _, _ = _router()
     found = router.find_marked(namespace="default", canary="c")
     assert [m.target.kind for m in found] == [TargetKind.ROUTE, TargetKind.REWRITE]
+
+
+def test_a_start_whose_rule_moved_since_it_was_located_writes_nothing() -> None:
+    """The baseline was located (perhaps on the namespace cache) at stable 100 / canary 0;
+    the write's read shows the canary absent: someone changed the rule meanwhile."""
+    router, routes, _ = _router()
+    pool = started()
+    with pytest.raises(DriftDetected, match="expected stable 100 / canary 0"):
+        router.apply(pool, Prepare(), fence=7)
+    assert routes.calls == [f"latest {pool.target.name} 7"]

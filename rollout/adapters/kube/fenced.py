@@ -11,11 +11,12 @@ fenced off by bumping the object, so it cannot land later behind the bot's back.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
@@ -34,6 +35,7 @@ FIELD_MANAGER = BOT_MANAGER
 JSON_PATCH = "application/json-patch+json"
 
 Obj = dict[str, Any]
+Objs = list[Obj]  # named: inside FencedObjects, `list` is its method
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,46 @@ class Kind:
         return f"{self.title} {namespace}/{name}"
 
 
+_lists = threading.local()
+
+
+@contextmanager
+def lists_once() -> Iterator[None]:
+    """Within it, this thread lists each kind of each namespace at most once: a start's
+    lookups (the orphan check, then locating the rule, a few milliseconds apart) share one
+    list instead of listing a namespace of many routes twice. Nothing outlives the scope."""
+    outer = getattr(_lists, "scope", None)
+    _lists.scope = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _lists.scope = outer
+
+
+class Listing(Protocol):
+    """A watch-backed cache of the namespace (rollout/adapters/namespace_cache.py)."""
+
+    def listed(self, kind: Kind, namespace: str) -> list[Obj] | None:
+        """The kind's objects while the cache is live, else None (list them directly)."""
+        ...
+
+    def wrote(self, kind: Kind, namespace: str, obj: Obj) -> None:
+        """The bot wrote `obj`: the cache is not read until it has seen that version."""
+        ...
+
+
 class FencedObjects:
     """Reads and fenced writes of one namespaced custom resource kind."""
 
     def __init__(
         self, api: CustomObjectsApi, kind: Kind, *, timeout: tuple[float, float] = (3.0, 5.0),
-        conflict_retries: int = 5,
+        conflict_retries: int = 5, cache: Listing | None = None,
     ) -> None:
         self.api = api
         self.kind = kind
         self.timeout = timeout
         self.conflict_retries = conflict_retries
+        self.cache = cache
         self._seen: dict[tuple[str, str], Obj] = {}
 
     def get(self, namespace: str, name: str) -> Obj:
@@ -77,6 +108,31 @@ class FencedObjects:
             return cast(Obj, obj)
 
     def list(self, namespace: str) -> list[Obj]:
+        """From the cache while it is live (a start's lookups list nothing), else one LIST,
+        shared by the lookups in a `lists_once` scope. Only lookups list; a write decides on
+        `get`'s fresh read."""
+        cached = self.cache.listed(self.kind, namespace) if self.cache is not None else None
+        if cached is not None:
+            return cached
+        scope: dict[tuple[Kind, str], Objs | NotFound] | None = getattr(
+            _lists, "scope", None)
+        key = (self.kind, namespace)
+        if scope is not None and key in scope:
+            found = scope[key]
+            if isinstance(found, NotFound):
+                raise found
+            return found
+        try:
+            items = self._list(namespace)
+        except NotFound as exc:  # a group this cluster does not serve: asked once too
+            if scope is not None:
+                scope[key] = exc
+            raise
+        if scope is not None:
+            scope[key] = items
+        return items
+
+    def _list(self, namespace: str) -> Objs:
         with kube_errors(f"{self.kind.title} list in {namespace}"):
             result = cast(Obj, self.api.list_namespaced_custom_object(
                 self.kind.group, self.kind.version, namespace, self.kind.plural,
@@ -118,7 +174,7 @@ class FencedObjects:
                 _wire(_guard_ops(current, fence) + ops), _request_timeout=self.timeout,
                 _content_type=JSON_PATCH, field_manager=FIELD_MANAGER,
             )
-            return cast(Obj, written)
+            return self._wrote(namespace, current, cast(Obj, written))
         except ApiException as exc:
             if exc.status not in (409, 422):
                 raise _translate(exc, what) from exc
@@ -130,11 +186,19 @@ class FencedObjects:
         except Urllib3Error as exc:
             landed = self._settle(namespace, name, current, fence, lost=exc)
             if landed is not None:
-                return landed
+                return self._wrote(namespace, current, landed)
             raise ClusterUnavailable(
                 f"the Kubernetes API did not answer writing {what} ({type(exc).__name__}); "
                 "the write was fenced off and did not land"
             ) from exc
+
+    def _wrote(self, namespace: str, current: Obj, written: Obj) -> Obj:
+        """Tell the cache of a write that changed the object (a no-op PATCH keeps the
+        version, and no watch event would come)."""
+        version = (written.get("metadata") or {}).get("resourceVersion")
+        if self.cache is not None and version != current["metadata"].get("resourceVersion"):
+            self.cache.wrote(self.kind, namespace, written)
+        return written
 
     def kept_changing(self, namespace: str, name: str) -> ClusterUnavailable:
         """The error when every try of a write met a moved object."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.adapters.kube.fenced import FencedObjects, Kind, Obj
+from rollout.adapters.kube.fenced import FencedObjects, Kind, Listing, Obj
 from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
@@ -77,8 +77,9 @@ def _index(refs: list[dict[str, Any]], pool: str) -> int | None:
 class HTTPRouteSplit:
     """The KindSplit of HTTPRoutes: the backendRefs weights of one rule."""
 
-    def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
-        self.routes = FencedObjects(api, HTTPROUTE, timeout=timeout)
+    def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0),
+                 cache: Listing | None = None) -> None:
+        self.routes = FencedObjects(api, HTTPROUTE, timeout=timeout, cache=cache)
         self.pools = [FencedObjects(api, kind, timeout=timeout) for kind in POOL_KINDS]
 
     # -- locate --------------------------------------------------------------------------

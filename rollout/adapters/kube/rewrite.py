@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes.client import CustomObjectsApi
 
-from rollout.adapters.kube.fenced import FencedObjects, Kind, Obj
+from rollout.adapters.kube.fenced import FencedObjects, Kind, Listing, Obj
 from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
@@ -165,8 +165,10 @@ def _models(rule: dict[str, Any]) -> str:
 class RewriteSplit:
     """The KindSplit of InferenceModelRewrites: one rule's target weights, in either API group."""
 
-    def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0)) -> None:
-        self.groups = {k.group: FencedObjects(api, k, timeout=timeout) for k in REWRITE_KINDS}
+    def __init__(self, api: CustomObjectsApi, *, timeout: tuple[float, float] = (3.0, 5.0),
+                 cache: Listing | None = None) -> None:
+        self.groups = {k.group: FencedObjects(api, k, timeout=timeout, cache=cache)
+                       for k in REWRITE_KINDS}
 
     def objects(self, target: Target) -> FencedObjects:
         return self.groups.get(target.api_group) or self.groups[REWRITE_KINDS[0].group]

@@ -9,14 +9,15 @@ adapters only read and compute; nothing is handed down to be called back.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
-from rollout.adapters.kube.fenced import FencedObjects, Obj
+from rollout.adapters.kube.fenced import FencedObjects, Obj, lists_once
 from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
-from rollout.domain.machine import Effect
+from rollout.domain.machine import Effect, Prepare
 from rollout.domain.models import Rollout, Target, TargetKind
 from rollout.domain.patch import Ops
-from rollout.domain.split import Observed, Pair
+from rollout.domain.split import Observed, Pair, baseline_pair
 from rollout.ports import Located, Marked
 
 
@@ -82,7 +83,11 @@ class TrafficRouter:
         before: tuple[Pair, ...] | None = None,
     ) -> Observed:
         """Decide the ops on the object last read (the reconcile read), send them once under
-        the fence; an object that moved meanwhile is decided again on the writer's fresh read."""
+        the fence; an object that moved meanwhile is decided again on the writer's fresh read.
+        A start's first write (`Prepare`) insists on the weights its baseline was located on:
+        the lookups may come from the namespace cache, a few milliseconds behind."""
+        if before is None and isinstance(effect, Prepare):
+            before = (baseline_pair(rollout.baseline),)
         t = rollout.target
         kind = self.adapters[t.kind]
         objects = kind.objects(t)
@@ -97,6 +102,10 @@ class TrafficRouter:
                 observed = observed.model_copy(update={"replaced": seen.marker})
                 return insist(rollout, observed, kind.pair_after(rollout, effect))
         raise objects.kept_changing(t.namespace, t.name)
+
+    def lookups(self) -> AbstractContextManager[None]:
+        """A start's lookups list each kind at most once (from the cache while it is live)."""
+        return lists_once()
 
     def find_marked(self, *, namespace: str, canary: str) -> list[Marked]:
         return [m for adapter in self.adapters.values()

@@ -1,0 +1,279 @@
+"""A watch-backed cache of one kind in one namespace (what Kubernetes controllers call an
+informer): one LIST, then a WATCH from its resourceVersion.
+
+A watch that ends is resumed from the last resourceVersion seen (bookmarks included), so an
+idle cache costs one open request and no relist. A 410 Gone, as an HTTP status or as the
+watch's ERROR event, means that resourceVersion was compacted away: list again. A 404 on the
+list means the cluster does not serve the kind, recorded as such and listed again later (a
+404 on a watch, its CRD deleted meanwhile, lists again to find out).
+Each object is kept as what `keep` makes of it (facts, not whole pods). `snapshot` answers
+only while the cache is live: listed, and its watch open; any other time the caller reads
+the cluster itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+#: the official client's list call of one kind in one namespace, its query as keywords
+Lister = Callable[..., Any]
+
+log = logging.getLogger(__name__)
+
+GONE = 410
+NOT_FOUND = 404
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[T]):
+    """What a live cache holds: the kept items, or `served=False` when the kind is not served."""
+
+    items: tuple[T, ...]
+    served: bool
+
+
+@dataclass(frozen=True)
+class WatchTiming:
+    """How long a watch runs before the server ends it (the client waits `grace` longer for a
+    word before calling it stalled), the wait after a failure (doubling while failures go on,
+    up to `recheck`: a namespace the bot may not watch is not asked every second), and how
+    often a kind that was not served is asked about again."""
+
+    watch_seconds: int = 60
+    grace_seconds: float = 10.0
+    connect_seconds: float = 3.0
+    list_seconds: float = 10.0
+    retry_seconds: float = 1.0
+    recheck_seconds: float = 30.0
+    own_write_seconds: float = 5.0
+
+
+class _Relist(Exception):
+    """The resourceVersion the watch resumed from is no longer there (410), or the kind is no
+    longer served (404: its CRD was deleted): list again, which records which."""
+
+
+class _Ended(Exception):
+    """The watch stream said something other than an event: reconnect after a pause."""
+
+
+class Informer(Generic[T]):
+    """One kind in one namespace, kept current by a thread of its own until `stop`."""
+
+    def __init__(self, name: str, lister: Lister, keep: Callable[[Obj], T], *,
+                 timing: WatchTiming | None = None) -> None:
+        self.name = name
+        self._lister = lister
+        self._keep = keep
+        self._timing = timing or WatchTiming()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._items: dict[str, T] = {}
+        self._served = True
+        self._version: str | None = None  # None: list before watching
+        self._live = False
+        self._response: Any = None
+        self._failures = 0  # in a row: the wait before the next attempt doubles
+        # the bot's own writes the watch has not brought yet: (name, version) -> given up at
+        self._pending: dict[tuple[str, str], float] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- what readers ask -----------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        with self._lock:
+            return self._live
+
+    def snapshot(self) -> Snapshot[T] | None:
+        """The items while live and not behind the bot's own writes, else None: then the
+        caller reads the cluster itself."""
+        with self._lock:
+            if not self._live or self._behind():
+                return None
+            return Snapshot(items=tuple(self._items.values()), served=self._served)
+
+    def expect(self, name: str, version: str) -> None:
+        """The bot wrote `version` of `name`: read the cluster until the watch brings it (a
+        start right after a rollback must see the rollback), or `own_write_seconds` pass."""
+        with self._lock:
+            self._pending[(name, version)] = time.monotonic() + self._timing.own_write_seconds
+
+    def _behind(self) -> bool:
+        now = time.monotonic()
+        for key, until in list(self._pending.items()):
+            if until <= now:  # superseded before the watch saw it (a relist): not waited on
+                del self._pending[key]
+        return bool(self._pending)
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"informer {self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.signal()
+        self.join(timeout)
+
+    def signal(self) -> None:
+        """Tell the thread to end: the open watch is cut so that its read returns now."""
+        self._stopping.set()
+        self._set_live(False)
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(OSError):
+                response.shutdown()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self._version is None:
+                    self._list()
+                if not self._served:
+                    self._stopping.wait(self._timing.recheck_seconds)
+                    self._version = None
+                    continue
+                self._watch()
+            except _Relist:
+                log.info("%s: listing again", self.name)
+                self._set_live(False)
+                self._version = None
+            except (ApiException, Urllib3Error, OSError, ValueError, _Ended) as exc:
+                self._pause(f"watch interrupted ({_short(exc)})")
+            except Exception:  # a bug must not end the thread: reads go to the cluster
+                log.exception("%s: unexpected failure", self.name)
+                self._pause("unexpected failure")
+
+    def _pause(self, why: str) -> None:
+        """Not live until the watch is open again; wait longer after each failure in a row."""
+        self._set_live(False)
+        if self._stopping.is_set():
+            return
+        timing = self._timing
+        wait = min(timing.retry_seconds * 2 ** self._failures, timing.recheck_seconds)
+        self._failures += 1
+        log.warning("%s: %s; resuming in %.1f s", self.name, why, wait)
+        self._stopping.wait(wait)
+
+    def _set_live(self, live: bool) -> None:
+        with self._lock:
+            self._live = live
+
+    def _list(self) -> None:
+        timing = self._timing
+        try:
+            answer = self._lister(_preload_content=False,
+                                  _request_timeout=(timing.connect_seconds, timing.list_seconds))
+        except ApiException as exc:
+            if exc.status != NOT_FOUND:
+                raise
+            with self._lock:
+                self._items, self._served, self._live = {}, False, True
+            return
+        try:
+            body = cast(Obj, json.loads(answer.data))
+        finally:
+            answer.release_conn()
+        items = {_name(obj): self._keep(obj) for obj in body.get("items") or []}
+        with self._lock:
+            self._items, self._served = items, True
+            for obj in body.get("items") or []:
+                self._pending.pop((_name(obj), _version(obj)), None)
+        self._version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _watch(self) -> None:
+        timing = self._timing
+        try:
+            response = self._lister(
+                watch=True, resource_version=self._version, allow_watch_bookmarks=True,
+                timeout_seconds=timing.watch_seconds, _preload_content=False,
+                _request_timeout=(timing.connect_seconds,
+                                  timing.watch_seconds + timing.grace_seconds))
+        except ApiException as exc:
+            if exc.status in (GONE, NOT_FOUND):
+                raise _Relist from exc
+            raise
+        self._response = response
+        try:
+            if self._stopping.is_set():
+                return
+            self._set_live(True)
+            self._failures = 0
+            for event in _events(response):
+                self._apply(event)
+        finally:
+            self._response = None
+            self._set_live(False)
+            _close(response)
+
+    def _apply(self, event: Obj) -> None:
+        kind, obj = event.get("type"), cast(Obj, event.get("object") or {})
+        if kind == "ERROR":
+            if obj.get("code") == GONE:
+                raise _Relist
+            raise _Ended(f"watch error {obj.get('code')}")
+        version = _version(obj)
+        if kind in ("ADDED", "MODIFIED"):
+            kept = self._keep(obj)
+            with self._lock:
+                self._items[_name(obj)] = kept
+                self._pending.pop((_name(obj), version), None)
+        elif kind == "DELETED":
+            with self._lock:
+                self._items.pop(_name(obj), None)
+        elif kind != "BOOKMARK":
+            raise _Ended(f"unknown watch event {kind!r}")
+        if version:
+            self._version = str(version)
+
+
+def _events(response: Any) -> Iterator[Obj]:
+    """The watch's events, one JSON object a line (blank lines and padding skipped)."""
+    pending = b""
+    for chunk in response.stream(65536, decode_content=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield cast(Obj, json.loads(line))
+    if pending.strip():
+        yield cast(Obj, json.loads(pending))
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _version(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _close(response: Any) -> None:
+    """Close the watch's connection: a stream left half read is never reused."""
+    with contextlib.suppress(Urllib3Error, OSError):
+        response.close()
+        response.release_conn()
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"status {exc.status}"
+    return type(exc).__name__

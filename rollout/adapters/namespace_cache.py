@@ -1,0 +1,240 @@
+"""The namespaces the bot works in, watched: what the preflight gates and a start read, kept
+current by one informer per kind, so that a step reads no namespace and a start lists nothing.
+
+Used by the long-running processes (serve, scheduler, sandbox); the one-shot CLI reads the
+cluster directly. The default namespace is watched from the start, another one from its first
+successful read by the gates (that read, and every read while any of its informers is not
+live, goes to the cluster as before): a gate is never decided on a cache whose watch is not
+open. Kept per object: the facts the gates read (pods
+as `PodFacts`, Services as names, pools and objectives as their facts), and routes and rewrites
+whole, because a start locates its rule and the bot's markers on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from kubernetes.client import CoreV1Api, CustomObjectsApi
+
+from rollout.adapters.cluster_facts import (
+    EPP_VERSION,
+    ROUTE_GROUP,
+    ROUTE_VERSION,
+    ClusterReader,
+    object_facts,
+    objective_facts,
+    pod_facts,
+    pool_facts,
+    rewrite_facts,
+)
+from rollout.adapters.kube.fenced import Kind, Obj
+from rollout.adapters.kube.informer import Informer, Snapshot, WatchTiming
+from rollout.domain.errors import NotFound
+from rollout.domain.facts import (
+    EPP_GROUPS,
+    LEGACY_GROUP,
+    POOL_GROUP,
+    POOL_VERSIONS,
+    ClusterFacts,
+    ObjectiveFacts,
+    PodFacts,
+    PoolFacts,
+)
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (API group, plural)
+POOLS, OBJECTIVES, REWRITES = "inferencepools", "inferenceobjectives", "inferencemodelrewrites"
+ROUTES: Key = (ROUTE_GROUP, "httproutes")
+PODS: Key = ("", "pods")
+SERVICES: Key = ("", "services")
+POOL_KEYS: tuple[Key, ...] = ((POOL_GROUP, POOLS), (LEGACY_GROUP, POOLS))
+
+
+def _whole(obj: Obj) -> Obj:
+    return obj
+
+
+def _service_name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+class _Watched:
+    """The informers of one namespace."""
+
+    def __init__(self, informers: dict[Key, Informer[Any]]) -> None:
+        self.informers = informers
+
+    def snapshots(self) -> dict[Key, Snapshot[Any]] | None:
+        """Every kind's items, or None while any informer is not live."""
+        found: dict[Key, Snapshot[Any]] = {}
+        for key, informer in self.informers.items():
+            snapshot = informer.snapshot()
+            if snapshot is None:
+                return None
+            found[key] = snapshot
+        return found
+
+
+class NamespaceCache:
+    """Informers per namespace the bot reads, started by `watch`, stopped by `stop`."""
+
+    def __init__(self, objects: CustomObjectsApi, core: CoreV1Api, *,
+                 timing: WatchTiming | None = None, epp_groups: tuple[str, ...] = EPP_GROUPS,
+                 max_namespaces: int = 32) -> None:
+        self._objects = objects
+        self._core = core
+        self._timing = timing or WatchTiming()
+        self._epp_groups = epp_groups
+        self._max = max_namespaces
+        self._lock = threading.Lock()
+        self._namespaces: dict[str, _Watched] = {}
+        self._stopped = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def watch(self, namespace: str) -> _Watched | None:
+        """The namespace's informers, started now if they were not; None past the bound on
+        namespaces (those are read directly) or once stopped."""
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+            if watched is not None or self._stopped:
+                return watched
+            if len(self._namespaces) >= self._max:
+                return None
+            watched = _Watched(self._informers(namespace))
+            self._namespaces[namespace] = watched
+        for informer in watched.informers.values():
+            informer.start()
+        log.info("watching namespace %s", namespace)
+        return watched
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._lock:
+            self._stopped = True
+            informers = [i for w in self._namespaces.values() for i in w.informers.values()]
+        for informer in informers:  # all told first: they end together, not one by one
+            informer.signal()
+        deadline = time.monotonic() + timeout
+        for informer in informers:
+            informer.join(max(0.0, deadline - time.monotonic()))
+
+    def watched(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._namespaces)
+
+    def live(self, namespace: str) -> bool:
+        return self._snapshots(namespace) is not None
+
+    def _snapshots(self, namespace: str) -> dict[Key, Snapshot[Any]] | None:
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+        return watched.snapshots() if watched is not None else None
+
+    def _informers(self, namespace: str) -> dict[Key, Informer[Any]]:
+        def custom(group: str, version: str, plural: str,
+                   keep: Callable[[Obj], Any]) -> tuple[Key, Informer[Any]]:
+            lister = partial(self._objects.list_namespaced_custom_object, group, version,
+                             namespace, plural)
+            return (group, plural), Informer(f"{plural}.{group} in {namespace}", lister, keep,
+                                             timing=self._timing)
+
+        def core(key: Key, lister: Callable[..., Any],
+                 keep: Callable[[Obj], Any]) -> tuple[Key, Informer[Any]]:
+            return key, Informer(f"{key[1]} in {namespace}", partial(lister, namespace), keep,
+                                 timing=self._timing)
+
+        made = [custom(group, POOL_VERSIONS[group], POOLS, partial(_pool, group=group))
+                for group, _ in POOL_KEYS]
+        made += [custom(group, EPP_VERSION, OBJECTIVES, objective_facts)
+                 for group in self._epp_groups]
+        made += [custom(group, EPP_VERSION, REWRITES, _whole) for group in self._epp_groups]
+        made += [custom(ROUTE_GROUP, ROUTE_VERSION, ROUTES[1], _whole),
+                 core(PODS, self._core.list_namespaced_pod, pod_facts),
+                 core(SERVICES, self._core.list_namespaced_service, _service_name)]
+        return dict(made)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def facts(self, namespace: str, *, route: str | None = None) -> ClusterFacts | None:
+        """What `ClusterReader.read` would read, from the cache; None when it is not live."""
+        snaps = self._snapshots(namespace)
+        if snaps is None:
+            return None
+        pools: list[PoolFacts] = []
+        served: set[str] = set()
+        for key in POOL_KEYS:
+            if snaps[key].served:
+                served.add(key[0])
+                pools += snaps[key].items
+        objective_group = self._first_served(snaps, OBJECTIVES)
+        rewrite_group = self._first_served(snaps, REWRITES)
+        objectives: tuple[ObjectiveFacts, ...] = snaps[(objective_group, OBJECTIVES)].items \
+            if objective_group else ()
+        rewrites = snaps[(rewrite_group, REWRITES)].items if rewrite_group else ()
+        route_obj = next((o for o in snaps[ROUTES].items if o["metadata"]["name"] == route),
+                         None) if route else None
+        pods: tuple[PodFacts, ...] = snaps[PODS].items
+        return ClusterFacts(
+            namespace=namespace, served_pool_groups=frozenset(served), pools=tuple(pools),
+            objective_group=objective_group, objectives=objectives,
+            rewrite_group=rewrite_group,
+            rewrites=tuple(rewrite_facts(r, rewrite_group or "") for r in rewrites),
+            pods=pods, services=frozenset(s for s in snaps[SERVICES].items if s),
+            route=object_facts(route_obj, kind="HTTPRoute", group=ROUTE_GROUP)
+            if route_obj else None,
+        )
+
+    def _first_served(self, snaps: dict[Key, Snapshot[Any]], plural: str) -> str | None:
+        """The endpoint picker reads the first group it finds served (as ClusterReader)."""
+        return next((g for g in self._epp_groups if snaps[(g, plural)].served), None)
+
+    def wrote(self, kind: Kind, namespace: str, obj: Obj) -> None:
+        """The bot wrote `obj`: its informer is not read until its watch has brought it."""
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+        informer = watched.informers.get((kind.group, kind.plural)) if watched else None
+        meta = obj.get("metadata") or {}
+        if informer is not None and meta.get("resourceVersion"):
+            informer.expect(str(meta.get("name")), str(meta["resourceVersion"]))
+
+    def listed(self, kind: Kind, namespace: str) -> list[Obj] | None:
+        """The objects of a kind kept whole (routes, rewrites) while the namespace is live, else
+        None (the caller lists it); NotFound when the cluster does not serve the kind, as a
+        direct list answers."""
+        key = (kind.group, kind.plural)
+        if key != ROUTES and not (kind.plural == REWRITES and kind.group in self._epp_groups):
+            return None
+        snaps = self._snapshots(namespace)
+        if snaps is None:
+            return None
+        if not snaps[key].served:
+            raise NotFound(f"{kind.title} is not served in {namespace}")
+        return list(snaps[key].items)
+
+
+def _pool(obj: Obj, *, group: str) -> PoolFacts:
+    return pool_facts(obj, group)
+
+
+class WatchedFacts:
+    """The ClusterFactsReader port: the cache while it is live, else the cluster itself."""
+
+    def __init__(self, cache: NamespaceCache, direct: ClusterReader) -> None:
+        self._cache = cache
+        self._direct = direct
+
+    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+        """A namespace read directly is watched from then on: one the bot may not read (or a
+        mistyped one it was refused) starts nothing."""
+        cached = self._cache.facts(namespace, route=route)
+        if cached is not None:
+            return cached
+        facts = self._direct.read(namespace, route=route)
+        self._cache.watch(namespace)
+        return facts

@@ -1,0 +1,448 @@
+"""The namespace cache against the real API server, as the bot (its RBAC), through the test's
+proxy: it follows changes, resumes a watch without listing again, lists again on 410 Gone, is
+not read while a watch is stalled or failing, and makes a step one GET and one PATCH."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from kubernetes import client
+
+from bot.bootstrap import build
+from bot.settings import load_settings
+from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.kube.fenced import Kind
+from rollout.adapters.kube.informer import Informer, WatchTiming
+from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
+from rollout.domain.errors import ClusterUnavailable, NotFound
+from rollout.domain.facts import LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
+from rollout.domain.models import TargetKind
+from rollout.domain.plan import build_plan
+from rollout.service import Ref
+from sandbox.kube.faults import Fault, RequestRecord
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.integration.gate_support import apply_as, set_ready
+from tests.support.polling import eventually
+from tests.support.real_cluster import KubeWorld, RealCluster
+
+NS = "default"
+ROUTE = "routes-to-llm"
+CANARY = "llm-pool-version-2"
+FAST = WatchTiming(watch_seconds=1, grace_seconds=5.0, retry_seconds=0.1, recheck_seconds=2.0)
+
+
+@pytest.fixture
+def bot_api(cluster: RealCluster) -> Iterator[client.ApiClient]:
+    configuration = cluster.bot_configuration()
+    configuration.connection_pool_maxsize = 32
+    api = client.ApiClient(configuration)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _cache(api: client.ApiClient, timing: WatchTiming | None = None) -> NamespaceCache:
+    cache = NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api), timing=timing)
+    cache.watch(NS)
+    return cache
+
+
+@pytest.fixture
+def warm(bot_api: client.ApiClient) -> Iterator[NamespaceCache]:
+    cache = _cache(bot_api)
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        yield cache
+    finally:
+        cache.stop()
+
+
+@pytest.fixture
+def fast(bot_api: client.ApiClient) -> Iterator[NamespaceCache]:
+    """Watches the server ends every second, so that a test sees them resumed."""
+    cache = _cache(bot_api, FAST)
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        yield cache
+    finally:
+        cache.stop()
+
+
+def _direct(api: client.ApiClient) -> ClusterReader:
+    return ClusterReader(client.CustomObjectsApi(api), client.CoreV1Api(api))
+
+
+def _calls(cluster: RealCluster, verb: str, resource: str) -> list[RequestRecord]:
+    return [r for r in cluster.requests if r.verb == verb and r.resource == resource]
+
+
+def _version_asked(record: RequestRecord) -> int:
+    return int(parse_qs(urlsplit(record.path).query)["resourceVersion"][0])
+
+
+def test_the_cache_reads_what_a_direct_read_reads_and_follows_changes(
+        cluster: RealCluster, bot_api: client.ApiClient, warm: NamespaceCache) -> None:
+    direct = _direct(bot_api)
+    assert warm.facts(NS, route=ROUTE) == direct.read(NS, route=ROUTE)
+
+    set_ready(cluster, f"{CANARY}-0", False)
+    apply_as(cluster, "argocd-controller", (90, 10))
+
+    def followed() -> bool:
+        facts = warm.facts(NS, route=ROUTE)
+        assert facts is not None and facts.route is not None
+        pod = next(p for p in facts.pods if p.name == f"{CANARY}-0")
+        managers = {m.manager for m in facts.route.managed_fields}
+        return not pod.ready and "argocd-controller" in managers
+
+    eventually(followed, timeout=5.0, message="the cache saw the pod and the route change")
+    assert warm.facts(NS, route=ROUTE) == direct.read(NS, route=ROUTE)
+
+
+def test_a_deleted_object_leaves_the_cache(cluster: RealCluster,
+                                           warm: NamespaceCache) -> None:
+    cluster.world.core.create_namespaced_service(NS, {
+        "metadata": {"name": "short-lived"}, "spec": {"ports": [{"port": 80}]}})
+
+    def services() -> frozenset[str]:
+        facts = warm.facts(NS)
+        assert facts is not None
+        return facts.services
+
+    eventually(lambda: "short-lived" in services(), timeout=5.0)
+    cluster.world.core.delete_namespaced_service("short-lived", NS)
+    eventually(lambda: "short-lived" not in services(), timeout=5.0)
+
+
+def test_a_watch_that_ends_resumes_from_its_version_without_listing_again(
+        cluster: RealCluster, fast: NamespaceCache) -> None:
+    eventually(lambda: len(_calls(cluster, "watch", "httproutes")) >= 2, timeout=10.0,
+               message="the server ended two route watches")
+    apply_as(cluster, "argocd-controller", (80, 20))
+    route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+    assert route is not None
+    changed = int(route["metadata"]["resourceVersion"])
+    eventually(lambda: any(_version_asked(w) >= changed
+                           for w in _calls(cluster, "watch", "httproutes")), timeout=10.0,
+               message="a watch resumed from the change's version")
+    watches = _calls(cluster, "watch", "httproutes")
+    versions = [_version_asked(w) for w in watches]
+    assert versions == sorted(versions)
+    assert len(_calls(cluster, "list", "httproutes")) == 1  # listed once, at the start
+
+    def seen() -> bool:  # between two watches the cache is not read: wait for the next
+        facts = fast.facts(NS, route=ROUTE)
+        assert facts is not None and facts.route is not None
+        return "argocd-controller" in {m.manager for m in facts.route.managed_fields}
+
+    eventually(seen, timeout=5.0, message="the change read from the cache")
+
+
+def test_410_gone_on_the_watch_lists_again(cluster: RealCluster,
+                                           fast: NamespaceCache) -> None:
+    assert len(_calls(cluster, "list", "httproutes")) == 1
+    cluster.inject(Fault(verb="watch", resource="httproutes", status=410))
+    eventually(lambda: len(_calls(cluster, "list", "httproutes")) == 2, timeout=10.0,
+               message="the route informer listed again")
+    eventually(lambda: fast.live(NS), timeout=5.0, message="live again after the relist")
+
+
+def test_an_expired_version_in_the_watch_stream_lists_again(bot_api: client.ApiClient,
+                                                            cluster: RealCluster) -> None:
+    """The real server answers a watch from a version it no longer has with a 200 stream
+    carrying one ERROR event, code 410: asked for version 1, the informer lists again."""
+    objects = client.CustomObjectsApi(bot_api)
+    asked: list[str | None] = []
+
+    def lister(**query: Any) -> Any:
+        if query.get("watch"):
+            if not asked:
+                query["resource_version"] = "1"
+            asked.append(query["resource_version"])
+        return objects.list_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", NS, "httproutes", **query)
+
+    informer: Informer[Any] = Informer("routes", lister, lambda o: o, timing=FAST)
+    informer.start()
+    try:
+        eventually(lambda: len(_calls(cluster, "list", "httproutes")) == 2 and informer.live,
+                   timeout=10.0, message="listed again after the expired version")
+        assert asked[0] == "1" and asked[1] != "1"
+    finally:
+        informer.stop()
+
+
+@pytest.mark.parametrize("fault", [
+    Fault(verb="watch", resource="pods", status=None, stall_seconds=4.0),
+    Fault(verb="watch", resource="services", status=500, count=20),
+], ids=["stalled", "failing"])
+def test_a_stalled_or_failing_watch_sends_reads_to_the_cluster(
+        cluster: RealCluster, bot_api: client.ApiClient, fast: NamespaceCache,
+        fault: Fault) -> None:
+    reader = WatchedFacts(fast, _direct(bot_api))
+    cluster.inject(fault)
+    eventually(lambda: not fast.live(NS), timeout=5.0, message="the cache stopped being live")
+    assert fast.facts(NS) is None
+    before = len(_calls(cluster, "list", "pods"))
+    facts = reader.read(NS, route=ROUTE)
+    assert facts.pool(CANARY, POOL_GROUP) is not None
+    assert len(_calls(cluster, "list", "pods")) == before + 1  # read directly
+    cluster.clear_faults()
+    eventually(lambda: fast.live(NS), timeout=10.0, message="live again once the watch is")
+
+
+def _world(cluster: RealCluster, redis: RedisServer, cache: NamespaceCache) -> World:
+    return make_world(cluster, redis.url, cache=cache)
+
+
+def _api_calls(cluster: RealCluster) -> list[tuple[str, str]]:
+    """What a command asked of the server (watches are the cache's own, not a command's)."""
+    return [(r.verb, r.resource) for r in cluster.requests if r.verb != "watch"]
+
+
+def test_a_step_with_a_warm_cache_is_one_get_and_one_patch(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    world = _world(cluster, redis_server, warm)
+    try:
+        world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                            plan=build_plan([10, 50, 100], interval_seconds=0))
+        eventually(lambda: warm.live(NS))
+        cluster.clear_requests()
+        out = world.service.approve(Ref(canary=CANARY), actor=BOB)
+        assert out.ok, out.message
+        assert world.weights() == {"llm-pool": 90, CANARY: 10}
+        assert _api_calls(cluster) == [("get", "httproutes"), ("patch", "httproutes")]
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_a_start_with_a_warm_cache_lists_nothing(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    world = _world(cluster, redis_server, warm)
+    try:
+        cluster.clear_requests()
+        out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                                  plan=build_plan([10, 50, 100], interval_seconds=0))
+        assert out.ok, out.message
+        calls = _api_calls(cluster)
+        assert [c for c in calls if c[0] == "list"] == []
+        assert calls.count(("patch", "httproutes")) == 1
+        cluster.clear_requests()
+        out = world.service.start(namespace=NS, canary="small-segment-lora-v2", actor=ALICE,
+                                  rewrite="small-segment-lora",
+                                  plan=build_plan([10, 50, 100], interval_seconds=0))
+        assert out.ok, out.message
+        assert [c for c in _api_calls(cluster) if c[0] == "list"] == []
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_stop_ends_every_informer_thread(bot_api: client.ApiClient) -> None:
+    cache = _cache(bot_api)
+    eventually(lambda: cache.live(NS), message="the cache synced")
+    cache.stop()
+    assert _informer_threads() == []
+
+
+def _informer_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("informer ")]
+
+
+def test_serve_and_the_scheduler_build_the_cache_and_close_stops_it(
+        cluster_kubeconfig: Path, redis_server: RedisServer) -> None:
+    settings = load_settings(kubeconfig=str(cluster_kubeconfig), redis_url=redis_server.url)
+    container = build(settings, watch=True)
+    try:
+        assert container.cache is not None
+        eventually(lambda: container.cache is not None and container.cache.live(NS),
+                   message="the default namespace is watched from the start")
+        assert _informer_threads() != []
+    finally:
+        container.close()
+    assert _informer_threads() == []
+
+
+@pytest.mark.parametrize(("watch", "seconds"), [(False, 60), (True, 0)],
+                         ids=["cli", "turned-off"])
+def test_the_cli_and_a_watch_period_of_0_read_directly(
+        cluster_kubeconfig: Path, redis_server: RedisServer, watch: bool, seconds: int) -> None:
+    settings = load_settings(kubeconfig=str(cluster_kubeconfig), redis_url=redis_server.url,
+                             rollout_watch_seconds=seconds)
+    container = build(settings, watch=watch)
+    try:
+        assert container.cache is None
+        assert isinstance(container.service.gates.facts, ClusterReader)
+    finally:
+        container.close()
+
+
+def _lists_by_group(cluster: RealCluster) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for r in cluster.requests:
+        if r.verb == "list":
+            parts = urlsplit(r.path).path.split("/")
+            group = parts[2] if parts[1] == "apis" else ""
+            counts[(group, r.resource)] = counts.get((group, r.resource), 0) + 1
+    return counts
+
+
+def test_a_start_without_the_cache_lists_routes_and_rewrites_once_for_its_lookups(
+        cluster: RealCluster, world: World) -> None:
+    """The CLI's direct reads: the orphan check and locating the rule share one list per
+    kind; the gates' own pass lists the rewrites of the group the endpoint picker reads."""
+    cluster.clear_requests()
+    out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                              plan=build_plan([10, 50, 100], interval_seconds=0))
+    assert out.ok, out.message
+    lists = _lists_by_group(cluster)
+    assert lists[("gateway.networking.k8s.io", "httproutes")] == 1
+    assert lists[("inference.networking.x-k8s.io", "inferencemodelrewrites")] == 1
+    assert lists[("llm-d.ai", "inferencemodelrewrites")] == 2  # the lookups', the gates'
+
+
+def test_a_kind_the_cluster_does_not_serve_is_recorded_as_not_served(
+        cluster: RealCluster) -> None:
+    """As the admin (the bot may not even ask about a group it is not granted)."""
+    admin = cluster.world.admin
+    groups = ("absent.example.com", LEGACY_GROUP)
+    cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+                           epp_groups=groups)
+    cache.watch(NS)
+    try:
+        eventually(lambda: cache.live(NS), message="live with a kind not served")
+        facts = cache.facts(NS, route=ROUTE)
+        direct = ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+                               epp_groups=groups).read(NS, route=ROUTE)
+        assert facts == direct and facts.objective_group == LEGACY_GROUP
+        absent = Kind("absent.example.com", "v1alpha2", "inferencemodelrewrites",
+                      "InferenceModelRewrite")
+        with pytest.raises(NotFound):
+            cache.listed(absent, NS)
+    finally:
+        cache.stop()
+
+
+def test_another_namespace_is_watched_once_read_and_a_refused_one_is_not(
+        cluster: RealCluster, bot_api: client.ApiClient, warm: NamespaceCache) -> None:
+    bot = WatchedFacts(warm, _direct(bot_api))
+    with pytest.raises(ClusterUnavailable):  # the bot's RoleBinding is in default only
+        bot.read("kube-system")
+    assert warm.watched() == {NS}
+    assert [f.split("?")[0] for f in cluster.forbidden] == [
+        "GET /apis/inference.networking.k8s.io/v1/namespaces/kube-system/inferencepools"]
+    cluster.proxy.forbidden.clear()  # refused on purpose
+    admin = cluster.world.admin
+    cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin))
+    try:
+        facts = WatchedFacts(cache, _direct(admin)).read("kube-system")
+        assert facts.namespace == "kube-system" and cache.watched() == {"kube-system"}
+        eventually(lambda: cache.live("kube-system"), message="watched after the read")
+    finally:
+        cache.stop()
+
+
+def test_a_group_that_stops_and_starts_being_served_is_followed(
+        cluster: RealCluster, bot_api: client.ApiClient, kube_world: KubeWorld) -> None:
+    """Its CRDs deleted under open watches, the llm-d.ai group reads as not served, and the
+    objectives and rewrites come from the legacy group, as a direct read has them."""
+    cache = _cache(bot_api, FAST)
+    direct = _direct(bot_api)
+
+    def groups() -> tuple[str | None, str | None]:
+        facts = cache.facts(NS)
+        assert facts is not None
+        return facts.objective_group, facts.rewrite_group
+
+    try:
+        eventually(lambda: groups() == (LLMD_GROUP, LLMD_GROUP), message="synced")
+        with kube_world.legacy_only():
+            eventually(lambda: groups() == (LEGACY_GROUP, LEGACY_GROUP), timeout=10.0,
+                       message="the legacy group read once llm-d.ai is gone")
+            eventually(lambda: cache.facts(NS) == direct.read(NS), timeout=5.0)
+        eventually(lambda: groups() == (LLMD_GROUP, LLMD_GROUP), timeout=15.0,
+                   message="llm-d.ai read again once served")
+    finally:
+        cache.stop()
+
+
+class _Behind:
+    """A namespace cache a change has not reached yet: the lists as they were."""
+
+    def __init__(self, cluster: RealCluster) -> None:
+        self.routes = [cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS,
+                                          ROUTE)]
+
+    def listed(self, kind: Kind, namespace: str) -> list[dict[str, Any]] | None:
+        return list(self.routes) if kind.plural == "httproutes" else None
+
+    def wrote(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> None:
+        pass  # a cache that never catches up
+
+
+def test_a_start_located_on_a_cache_behind_the_cluster_writes_nothing(
+        cluster: RealCluster, world: World) -> None:
+    """The rule's weights changed after the cache last heard: the start's first write sees
+    them and refuses, rather than record a baseline the route no longer has."""
+    routes = world.service.traffic.adapters[TargetKind.ROUTE]  # type: ignore[attr-defined]
+    routes.routes.cache = _Behind(cluster)
+    apply_as(cluster, "platform-engineer", (80, 20))
+    cluster.clear_requests()
+    out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE, allow_gitops=True,
+                              plan=build_plan([10, 50, 100], interval_seconds=0))
+    assert not out.ok
+    assert "weights changed outside the bot" in out.message
+    assert "stable 80 / canary 20" in out.message
+    assert world.route_patches() == 0 and world.weights() == {"llm-pool": 80, CANARY: 20}
+
+
+def test_a_start_right_after_a_rollback_sees_the_rollback(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    """The bot's own write is read back from the cluster until the watch brings it: the
+    cache never shows a rollout's weights after its rollback has landed."""
+    world = _world(cluster, redis_server, warm)
+    try:
+        plan = build_plan([10, 50, 100], interval_seconds=0)
+        for _ in range(5):
+            out = world.service.start(namespace=NS, canary=CANARY, actor=ALICE, plan=plan)
+            assert out.ok, out.message
+            assert world.service.approve(Ref(canary=CANARY), actor=BOB).ok
+            assert world.service.rollback(Ref(canary=CANARY), actor=BOB).ok
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
+        bot_api: client.ApiClient, cluster: RealCluster) -> None:
+    cache = _cache(bot_api, WatchTiming(own_write_seconds=1.0))
+    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        cache.wrote(routes, NS, {"metadata": {"name": ROUTE, "resourceVersion": "1"}})
+        assert cache.facts(NS) is None and cache.listed(routes, NS) is None
+        eventually(lambda: cache.live(NS), timeout=5.0,
+                   message="a version the watch never brings is waited on for a while only")
+        apply_as(cluster, "platform-engineer", (70, 30))
+        route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+        assert route is not None
+        cache.wrote(routes, NS, route)
+
+        def caught_up() -> bool:  # the watch brought that version (or a later one came)
+            listed = cache.listed(routes, NS)
+            assert listed is not None
+            (seen,) = [r for r in listed if r["metadata"]["name"] == ROUTE]
+            weights = [ref["weight"] for ref in seen["spec"]["rules"][0]["backendRefs"]]
+            return weights == [70, 30]
+
+        eventually(caught_up, timeout=5.0, message="read from the cache once caught up")
+    finally:
+        cache.stop()
