@@ -238,7 +238,7 @@ def test_a_write_of_unknown_fate_on_an_unreadable_cluster_says_it_cannot_tell() 
 
 
 def test_a_start_whose_first_write_landed_unanswered_is_started() -> None:
-    service, store, target, _ = _world()
+    service, _, target, _ = _world()
     target.lose_answer = WriteUnknown("the Kubernetes API did not answer writing")
     out = service.start(namespace="default", canary=CANARY, plan=build_plan([10, 50, 100]),
                         actor=ALICE)
