@@ -1,0 +1,30 @@
+"""`python -m bench.kube_process KUBECONFIG`: the Kubernetes API emulator in a process of its
+own, so that under load it does not share the benchmark's interpreter lock. It writes a
+kubeconfig, prints `ready`, and then answers `count` on stdin with a JSON object of the
+requests served since the last `count` ({"<verb> <resource>": n})."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+from sandbox.kube import KubeEmulator
+
+
+def main() -> None:
+    with KubeEmulator(seed="demo") as emu:
+        emu.write_kubeconfig(sys.argv[1])
+        print("ready", flush=True)
+        seen = 0
+        for line in sys.stdin:
+            if line.strip() != "count":
+                continue
+            served = emu.requests
+            counts = Counter(f"{r.verb} {r.resource}" for r in served[seen:])
+            seen = len(served)
+            print(json.dumps(counts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
