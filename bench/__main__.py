@@ -20,6 +20,7 @@ from kubernetes import client
 from bench.ack import bench_ack
 from bench.approve import bench_approve
 from bench.harness import Result, median_time
+from bench.scale import Options as ScaleOptions
 from bench.scale import run_scale
 from bench.sweep import bench_sweep
 from bench.worlds import open_world
@@ -165,7 +166,7 @@ def run_approve(worlds: list[str], rounds: int) -> list[str]:
     return lines
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--only", choices=["step", "ack", "sweep", "approve", "scale"],
@@ -173,25 +174,44 @@ def main() -> None:
     parser.add_argument("--world", choices=["emulator", "real", "both"], default=None,
                         help="the Kubernetes API for approve and scale (default: both; "
                              "--quick: emulator)")
-    parser.add_argument("--rounds", type=int, default=None,
+    parser.add_argument("--rounds", type=_positive, default=None,
                         help="approve: interleaved rounds (default 30; --quick 3)")
     parser.add_argument("--sizes", type=_sizes, default=None,
                         help="scale: active rollouts, comma-separated (default 100,300,1000; "
-                             "--quick 20)")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="scale: seconds measured per size (default 40; --quick 6)")
-    args = parser.parse_args()
-    repeat = 3 if args.quick else 30
+                             "--quick 10)")
+    parser.add_argument("--seconds", type=_positive, default=None,
+                        help="scale: seconds measured per size (default 10; --quick 3)")
+    parser.add_argument("--per-namespace", type=_positive, default=10,
+                        help="scale: routes to a namespace (default 10)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="scale: write a cProfile of the loaded scheduler (largest size)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"want a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def _run_world_benchmarks(args: argparse.Namespace) -> None:
     worlds = {"emulator": ["emulator"], "real": ["real"], "both": ["emulator", "real"]}[
         args.world or ("emulator" if args.quick else "both")]
     if args.only in (None, "approve"):
-        rounds = args.rounds or (3 if args.quick else 30)
-        for line in run_approve(worlds, rounds):
+        for line in run_approve(worlds, args.rounds or (3 if args.quick else 30)):
             print(line, flush=True)
     if args.only in (None, "scale"):
-        sizes = args.sizes or ((20,) if args.quick else (100, 300, 1000))
-        for line in run_scale(worlds, sizes, args.seconds or (6.0 if args.quick else 40.0)):
+        options = ScaleOptions(sizes=args.sizes or ((10,) if args.quick else (100, 300, 1000)),
+                               seconds=args.seconds or (3 if args.quick else 10),
+                               per_namespace=args.per_namespace, profile=args.profile)
+        for line in run_scale(worlds, options):
             print(line, flush=True)
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    repeat = 3 if args.quick else 30
+    _run_world_benchmarks(args)
     if args.only in (None, "ack"):
         for line in bench_ack(3 if args.quick else 10):
             print(line)

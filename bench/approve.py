@@ -23,19 +23,14 @@ from kubernetes import client, watch
 from bench.ack import CHANNEL, Process, free_port
 from bench.harness import spread_line
 from bench.redis_count import CountingConnection, commands
-from bench.worlds import STABLE, World
+from bench.wiring import service_for
+from bench.worlds import World
 from bot.web import EVENTS_PATH
-from rollout.adapters.cluster_facts import ClusterReader
-from rollout.adapters.freeze_store import FreezeStore
-from rollout.adapters.kube.httproute import HTTPRouteSplit
-from rollout.adapters.kube.rewrite import RewriteSplit
-from rollout.adapters.kube.router import TrafficRouter
 from rollout.adapters.store import RedisStore
-from rollout.domain.clock import SystemClock
 from rollout.domain.errors import NotFound
 from rollout.domain.models import Actor
 from rollout.domain.plan import build_plan
-from rollout.service import Gates, Ref, RolloutService
+from rollout.service import Ref, RolloutService
 from sandbox.kube.seed import route_object
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
@@ -76,19 +71,6 @@ class FloorPatch:
         return time.perf_counter() - started
 
 
-def _service(world: World, store: RedisStore) -> RolloutService:
-    api = world.api()
-    objects = client.CustomObjectsApi(api)
-    traffic = TrafficRouter(routes=HTTPRouteSplit(objects), rewrites=RewriteSplit(objects))
-    gates = Gates(facts=ClusterReader(objects, client.CoreV1Api(api)),
-                  freezes=FreezeStore(store.client, prefix=_prefix(store)))
-    return RolloutService(store=store, traffic=traffic, clock=SystemClock(), gates=gates)
-
-
-def _prefix(store: RedisStore) -> str:
-    return store.key("x").rpartition(":")[0]
-
-
 def _fresh(service: RolloutService) -> str:
     """A new rollout of POOL awaiting its first approval (the last one rolled back)."""
     ref = Ref(canary=POOL)
@@ -109,7 +91,7 @@ def _service_path(world: World, redis_server: RedisServer, floor: FloorPatch,
                                          connection_class=CountingConnection)
     counted = redis.Redis(connection_pool=pool)
     store = RedisStore(counted, prefix=PREFIX)
-    service = _service(world, store)
+    service = service_for(world.api(), store, PREFIX)
     info = redis.Redis.from_url(redis_server.url, decode_responses=True)
     bot: list[float] = []
     bare: list[float] = []
@@ -157,7 +139,7 @@ def _button_path(world: World, redis_server: RedisServer, floor: FloorPatch, wor
                        ready_path="/healthz")
     slack.events_url = bot_proc.url + EVENTS_PATH
     store = RedisStore.from_url(redis_server.url, prefix=prefix)
-    service = _service(world, store)
+    service = service_for(world.api(), store, PREFIX)
     info = redis.Redis.from_url(redis_server.url, decode_responses=True)
     bot: list[float] = []
     bare: list[float] = []
@@ -197,7 +179,7 @@ def _click_once(slack: SlackEmulator, service: RolloutService, world: World,
         pass
     slack.send_slash_command("U0ALICE", CHANNEL, f"{POOL} start --interval 1h")
     ts, value = _wait(lambda: _approve_button(slack, service))
-    objects = client.CustomObjectsApi(world.api())
+    objects = client.CustomObjectsApi(world.watcher())
     route = objects.get_namespaced_custom_object(*ROUTES, ROUTE)
     seen = _WeightsWatch(objects, route["metadata"]["resourceVersion"], (90, 10))
     time.sleep(0.2)  # the watch is open before the click
@@ -207,6 +189,9 @@ def _click_once(slack: SlackEmulator, service: RolloutService, world: World,
     started = time.perf_counter()
     slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve", value)
     landed = seen.wait()
+    if landed is None:
+        answers = [(r.text or "")[:200] for r in slack.responses[-3:]]
+        raise RuntimeError(f"the route did not reach 90/10 within 30 s; the bot said {answers}")
     _wait(lambda: True if any(c.method == "chat.update" for c in slack.calls[calls:]) else None)
     used = commands(info) - before if info is not None else 0
     counted = _settle(world)
@@ -237,10 +222,8 @@ class _WeightsWatch:
                 w.stop()
         self._done.set()
 
-    def wait(self) -> float:
+    def wait(self) -> float | None:
         self._done.wait(30)
-        if self._at is None:
-            raise RuntimeError(f"the route did not reach {self._weights} within 30 s")
         return self._at
 
 

@@ -8,6 +8,7 @@ the bot's service account only)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import IO, Any, Protocol
 import yaml
 from kubernetes import client, config
 
-from sandbox.kube.seed import pool_objects, route_object
+from sandbox.kube.seed import pool_objects, route_object, seed_objects
 
 Obj = dict[str, Any]
 NAMESPACE = "default"
@@ -34,7 +35,15 @@ class World(Protocol):
 
     def api(self) -> client.ApiClient: ...
 
+    def watcher(self) -> client.ApiClient:
+        """A client that may watch routes (the bot's role may not), not counted."""
+        ...
+
     def put(self, obj: Obj) -> None: ...
+
+    def add_namespace(self, namespace: str) -> None:
+        """A namespace the bot may work in (as `deploy/managed-namespace` grants)."""
+        ...
 
     def requests(self) -> Counter[str]:
         """The bot's requests since the last call, by "<verb> <resource>"."""
@@ -68,8 +77,14 @@ class EmulatorWorld:
     def api(self) -> client.ApiClient:
         return self._client
 
+    def watcher(self) -> client.ApiClient:
+        return self._client
+
     def put(self, obj: Obj) -> None:
         _create(self._client, obj)
+
+    def add_namespace(self, namespace: str) -> None:
+        client.CoreV1Api(self._client).create_namespace({"metadata": {"name": namespace}})
 
     def requests(self) -> Counter[str]:
         assert self._proc.stdin is not None
@@ -121,8 +136,21 @@ class RealWorld:
     def api(self) -> client.ApiClient:
         return self._client
 
+    def watcher(self) -> client.ApiClient:
+        return self._world.admin
+
     def put(self, obj: Obj) -> None:
         self._world.put(obj)
+
+    def add_namespace(self, namespace: str) -> None:
+        from tests.support.real_cluster import bot_rbac_documents
+
+        client.CoreV1Api(self._world.admin).create_namespace({"metadata": {"name": namespace}})
+        rbac = client.RbacAuthorizationV1Api(self._world.admin)
+        for doc in bot_rbac_documents():
+            if doc["kind"] == "RoleBinding":
+                doc["metadata"].pop("namespace", None)
+                rbac.create_namespaced_role_binding(namespace, doc)
 
     def requests(self) -> Counter[str]:
         counts: Counter[str] = Counter()
@@ -149,28 +177,44 @@ def open_world(kind: str, workdir: Path, *, gateway_controller: bool = True) -> 
         world.close()
 
 
-def seed_targets(world: World, count: int, *, prefix: str = "bench") -> list[str]:
-    """`count` routes, each splitting the demo's stable pool (100) and a canary pool of its own
-    (0) with Ready pods, an endpoint picker Service and the stable pool's objectives, created
-    through the API in parallel. Returns the canary pools' names."""
-    canaries = [f"{prefix}-pool-{i}" for i in range(count)]
-    objects = [obj for i, pool in enumerate(canaries)
-               for obj in pool_objects(pool, 10 + i % 240)]
-    routes = [route_object(f"{prefix}-route-{i}", [(STABLE, 100), (pool, 0)])
-              for i, pool in enumerate(canaries)]
+def seed_targets(world: World, count: int, *, per_namespace: int,
+                 prefix: str) -> list[tuple[str, str]]:
+    """`count` routes, `per_namespace` to a namespace of their own with the demo's gateway and
+    stable pool; each route splits that stable pool (100) and a canary pool of its own (0),
+    with Ready pods, an endpoint picker Service and the stable pool's objectives. Created
+    through the API in parallel. Returns (namespace, canary pool) of each."""
+    gateway = next(o for o in seed_objects("demo") if o["kind"] == "Gateway")
+    targets = [(f"{prefix}-{i // per_namespace}", f"{prefix}-pool-{i}") for i in range(count)]
+    namespaces = sorted({ns for ns, _ in targets})
+    objects = [_placed(obj, ns) for ns in namespaces
+               for obj in [gateway, *pool_objects(STABLE, 1)]]
+    objects += [_placed(obj, ns) for i, (ns, pool) in enumerate(targets)
+                for obj in pool_objects(pool, 10 + i % 240)]
+    routes = [_placed(route_object(f"{prefix}-route-{i}", [(STABLE, 100), (pool, 0)]), ns)
+              for i, (ns, pool) in enumerate(targets)]
     with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(world.add_namespace, namespaces))
         list(pool.map(world.put, objects))
         list(pool.map(world.put, routes))
-    return canaries
+    return targets
+
+
+def _placed(obj: Obj, namespace: str) -> Obj:
+    placed = copy.deepcopy(obj)
+    placed["metadata"]["namespace"] = namespace
+    return placed
 
 
 def _create(api: client.ApiClient, obj: Obj) -> None:
-    """Create `obj` (a seed object, status included) in the emulator, which takes the status
-    with the object as a test fixture would."""
+    """Create `obj` (a seed object) in the emulator, and a Pod's status after it, as the
+    kubelet would."""
     group, _, version = obj["apiVersion"].rpartition("/")
     namespace = obj["metadata"].get("namespace", NAMESPACE)
     if obj["kind"] == "Pod":
-        client.CoreV1Api(api).create_namespaced_pod(namespace, obj)
+        core = client.CoreV1Api(api)
+        core.create_namespaced_pod(namespace, obj)
+        core.patch_namespaced_pod_status(obj["metadata"]["name"], namespace,
+                                         {"status": obj["status"]})
     elif obj["kind"] == "Service":
         client.CoreV1Api(api).create_namespaced_service(namespace, obj)
     else:
