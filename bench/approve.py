@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from kubernetes import client, watch
@@ -180,7 +180,7 @@ def _click_once(slack: SlackEmulator, service: RolloutService, world: World,
     slack.send_slash_command("U0ALICE", CHANNEL, f"{POOL} start --interval 1h")
     ts, value = _wait(lambda: _approve_button(slack, service))
     objects = client.CustomObjectsApi(world.watcher())
-    route = objects.get_namespaced_custom_object(*ROUTES, ROUTE)
+    route = cast(dict[str, Any], objects.get_namespaced_custom_object(*ROUTES, ROUTE))
     seen = _WeightsWatch(objects, route["metadata"]["resourceVersion"], (90, 10))
     time.sleep(0.2)  # the watch is open before the click
     _settle(world)
@@ -211,15 +211,17 @@ class _WeightsWatch:
         threading.Thread(target=self._follow, daemon=True).start()
 
     def _follow(self) -> None:
-        w = watch.Watch()
-        for event in w.stream(self._objects.list_namespaced_custom_object, *ROUTES,
-                              field_selector=f"metadata.name={ROUTE}",
-                              resource_version=self._rv, timeout_seconds=30):
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        events = w.stream(  # type: ignore[no-untyped-call]
+            self._objects.list_namespaced_custom_object, *ROUTES,
+            field_selector=f"metadata.name={ROUTE}", resource_version=self._rv,
+            timeout_seconds=30)
+        for event in events:
             obj: dict[str, Any] = event["object"]
             refs = obj["spec"]["rules"][0]["backendRefs"]
             if tuple(r["weight"] for r in refs) == self._weights:
                 self._at = time.perf_counter()
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]
         self._done.set()
 
     def wait(self) -> float | None:

@@ -20,7 +20,7 @@ class CountingConnection(Connection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         with CountingConnection._lock:
             CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 def commands(client: redis.Redis) -> int:

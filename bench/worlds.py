@@ -63,7 +63,8 @@ class EmulatorWorld:
         if self._out.readline().strip() != "ready":
             self.close()
             raise RuntimeError("the emulator process did not start")
-        self._client = config.new_client_from_config(config_file=str(self._kubeconfig))
+        self._client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self._kubeconfig))
 
     @property
     def _out(self) -> IO[str]:
@@ -84,7 +85,7 @@ class EmulatorWorld:
         _create(self._client, obj)
 
     def add_namespace(self, namespace: str) -> None:
-        client.CoreV1Api(self._client).create_namespace({"metadata": {"name": namespace}})
+        client.CoreV1Api(self._client).create_namespace(_namespace(namespace))
 
     def requests(self) -> Counter[str]:
         assert self._proc.stdin is not None
@@ -93,7 +94,7 @@ class EmulatorWorld:
         return Counter(json.loads(self._out.readline()))
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
         self._proc.terminate()
         self._proc.wait(timeout=10)
 
@@ -109,9 +110,9 @@ class RealWorld:
         from tests.support.real_cluster import KubeWorld  # the Go build: only when asked
 
         self._world = KubeWorld()
+        self._world.reseed()
         if not gateway_controller:
             self._world.controller.stop()  # statuses written late are no part of the step
-        self._world.reseed()
         assert self._world.audit_log is not None
         self._audit = self._world.audit_log.open()
         self._audit.seek(0, 2)
@@ -119,7 +120,7 @@ class RealWorld:
         cfg.host = self._world.upstream
         cfg.ssl_ca_cert = self._world.ca_file
         cfg.api_key = {"authorization": f"Bearer {self._world.bot_token}"}
-        self._client = client.ApiClient(cfg)
+        self._client: client.ApiClient = client.ApiClient(cfg)
 
     def bot_kubeconfig(self, path: Path) -> Path:
         path.write_text(yaml.safe_dump({
@@ -137,7 +138,8 @@ class RealWorld:
         return self._client
 
     def watcher(self) -> client.ApiClient:
-        return self._world.admin
+        admin: client.ApiClient = self._world.admin
+        return admin
 
     def put(self, obj: Obj) -> None:
         self._world.put(obj)
@@ -145,7 +147,7 @@ class RealWorld:
     def add_namespace(self, namespace: str) -> None:
         from tests.support.real_cluster import bot_rbac_documents
 
-        client.CoreV1Api(self._world.admin).create_namespace({"metadata": {"name": namespace}})
+        client.CoreV1Api(self._world.admin).create_namespace(_namespace(namespace))
         rbac = client.RbacAuthorizationV1Api(self._world.admin)
         for doc in bot_rbac_documents():
             if doc["kind"] == "RoleBinding":
@@ -162,7 +164,7 @@ class RealWorld:
 
     def close(self) -> None:
         self._audit.close()
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
         self._world.close()
 
 
@@ -199,6 +201,10 @@ def seed_targets(world: World, count: int, *, per_namespace: int,
     return targets
 
 
+def _namespace(name: str) -> client.V1Namespace:
+    return client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+
+
 def _placed(obj: Obj, namespace: str) -> Obj:
     placed = copy.deepcopy(obj)
     placed["metadata"]["namespace"] = namespace
@@ -212,11 +218,11 @@ def _create(api: client.ApiClient, obj: Obj) -> None:
     namespace = obj["metadata"].get("namespace", NAMESPACE)
     if obj["kind"] == "Pod":
         core = client.CoreV1Api(api)
-        core.create_namespaced_pod(namespace, obj)
+        core.create_namespaced_pod(namespace, obj)  # type: ignore[arg-type]
         core.patch_namespaced_pod_status(obj["metadata"]["name"], namespace,
                                          {"status": obj["status"]})
     elif obj["kind"] == "Service":
-        client.CoreV1Api(api).create_namespaced_service(namespace, obj)
+        client.CoreV1Api(api).create_namespaced_service(namespace, obj)  # type: ignore[arg-type]
     else:
         plural = obj["kind"].lower() + ("es" if obj["kind"].endswith("s") else "s")
         client.CustomObjectsApi(api).create_namespaced_custom_object(
