@@ -1,6 +1,7 @@
-"""`python -m bench.kube_process KUBECONFIG`: the Kubernetes API emulator in a process of its
-own, so that under load it does not share the benchmark's interpreter lock. It writes a
-kubeconfig, prints `ready`, and then answers `count` on stdin with a JSON object of the
+"""`python -m bench.kube_process KUBECONFIG [--no-controller]`: the Kubernetes API emulator in
+a process of its own, so that under load it does not share the benchmark's interpreter lock;
+without its gateway controller (which reconciles every route and pool on each write, too
+slow for thousands of objects) where asked. It writes a kubeconfig, prints `ready`, and then answers `count` on stdin with a JSON object of the
 requests served since the last `count` ({"<verb> <resource>": n})."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sandbox.kube import KubeEmulator
 
 
 def main() -> None:
-    with KubeEmulator(seed="demo") as emu:
+    with KubeEmulator(seed="demo", controller="--no-controller" not in sys.argv[2:]) as emu:
         emu.write_kubeconfig(sys.argv[1])
         print("ready", flush=True)
         seen = 0

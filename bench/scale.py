@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,15 +49,14 @@ class Options:
     profile: Path | None = None  # cProfile output of the loaded scheduler (largest size)
 
 
-def run_scale(worlds: list[str], options: Options) -> list[str]:
-    lines = []
+def run_scale(worlds: list[str], options: Options) -> Iterator[str]:
+    """The lines of each size as soon as it is measured."""
     for kind in worlds:
         with tempfile.TemporaryDirectory() as tmp, \
                 open_world(kind, Path(tmp), gateway_controller=False) as world:
             for size in options.sizes:
                 profile = options.profile if size == max(options.sizes) else None
-                lines += _one_size(world, Path(tmp), size, options, profile)
-    return lines
+                yield from _one_size(world, Path(tmp), size, options, profile)
 
 
 class Scheduler:

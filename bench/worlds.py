@@ -55,10 +55,11 @@ class EmulatorWorld:
 
     name = "emulator"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, gateway_controller: bool) -> None:
         self._kubeconfig = workdir / "emulator.kubeconfig"
+        flags = [] if gateway_controller else ["--no-controller"]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.kube_process", str(self._kubeconfig)],
+            [sys.executable, "-m", "bench.kube_process", str(self._kubeconfig), *flags],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if self._out.readline().strip() != "ready":
             self.close()
@@ -171,7 +172,7 @@ class RealWorld:
 @contextlib.contextmanager
 def open_world(kind: str, workdir: Path, *, gateway_controller: bool = True) -> Iterator[World]:
     world: EmulatorWorld | RealWorld = (
-        EmulatorWorld(workdir) if kind == "emulator"
+        EmulatorWorld(workdir, gateway_controller=gateway_controller) if kind == "emulator"
         else RealWorld(gateway_controller=gateway_controller))
     try:
         yield world
