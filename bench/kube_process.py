@@ -1,8 +1,9 @@
 """`python -m bench.kube_process KUBECONFIG [--no-controller]`: the Kubernetes API emulator in
 a process of its own, so that under load it does not share the benchmark's interpreter lock;
 without its gateway controller (which reconciles every route and pool on each write, too
-slow for thousands of objects) where asked. It writes a kubeconfig, prints `ready`, and then answers `count` on stdin with a JSON object of the
-requests served since the last `count` ({"<verb> <resource>": n})."""
+slow for thousands of objects) where asked. It writes a kubeconfig, prints `ready`, and then
+answers `count` on stdin with a JSON object of the requests served since the last `count`
+({"<verb> <resource>": n})."""
 
 from __future__ import annotations
 
