@@ -207,8 +207,12 @@ def _namespace(name: str) -> client.V1Namespace:
 
 
 def _placed(obj: Obj, namespace: str) -> Obj:
+    """`obj` in `namespace`; a Service headless, since a test API server's service IP range
+    holds 254 addresses and the bot reads a picker Service only by its name and port."""
     placed = copy.deepcopy(obj)
     placed["metadata"]["namespace"] = namespace
+    if placed["kind"] == "Service":
+        placed["spec"]["clusterIP"] = "None"
     return placed
 
 
