@@ -71,14 +71,19 @@ class FloorPatch:
         return time.perf_counter() - started
 
 
-def _fresh(service: RolloutService) -> str:
-    """A new rollout of POOL awaiting its first approval (the last one rolled back)."""
+def _roll_back_active(service: RolloutService) -> None:
+    """The route back where the next round starts: POOL at 0, no rollout active."""
     ref = Ref(canary=POOL)
     try:
         if service.get(ref).active:
             service.rollback(ref, actor=BOB)
     except NotFound:
         pass
+
+
+def _fresh(service: RolloutService) -> str:
+    """A new rollout of POOL awaiting its first approval (the last one rolled back)."""
+    _roll_back_active(service)
     outcome = service.start(namespace="default", canary=POOL, actor=ALICE,
                             plan=build_plan([10, 25, 50, 100], interval_seconds=BAKE))
     assert outcome.rollout is not None
@@ -124,21 +129,20 @@ def _service_path(world: World, redis_server: RedisServer, floor: FloorPatch,
 
 def _button_path(world: World, redis_server: RedisServer, floor: FloorPatch, workdir: Path,
                  rounds: int) -> list[str]:
-    prefix = PREFIX
     secret = secrets.token_hex(16)
     slack = SlackEmulator(secret, delivery_timeout=15.0)
     slack.start()
     env = {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": secret,
            "SLACK_API_URL": slack.api_url, "REDIS_URL": redis_server.url,
            "KUBECONFIG": str(world.bot_kubeconfig(workdir / "bot.kubeconfig")),
-           "ROLLOUT_APPROVERS": "U0BOB", "ROLLOUT_REMINDER": "", "ROLLOUT_KEY_PREFIX": prefix,
+           "ROLLOUT_APPROVERS": "U0BOB", "ROLLOUT_REMINDER": "", "ROLLOUT_KEY_PREFIX": PREFIX,
            # no sweep and no lease renewal inside a measured approve
            "ROLLOUT_TICK": "1h", "ROLLOUT_LEADER_TTL": "3h", "LOG_LEVEL": "WARNING"}
     port = free_port()
     bot_proc = Process(["-m", "bot", "serve", "--port", str(port)], port=port, env=env,
                        ready_path="/healthz")
     slack.events_url = bot_proc.url + EVENTS_PATH
-    store = RedisStore.from_url(redis_server.url, prefix=prefix)
+    store = RedisStore.from_url(redis_server.url, prefix=PREFIX)
     service = service_for(world.api(), store, PREFIX)
     info = redis.Redis.from_url(redis_server.url, decode_responses=True)
     bot: list[float] = []
@@ -171,12 +175,7 @@ def _click_once(slack: SlackEmulator, service: RolloutService, world: World,
     """Start a rollout through Slack, wait for its card, click Approve; the seconds from the
     click until a watch sees the new weights, the bot's Kubernetes requests and Redis
     commands from the click until it has redrawn the card."""
-    ref = Ref(canary=POOL)
-    try:
-        if service.get(ref).active:
-            service.rollback(ref, actor=BOB)
-    except NotFound:
-        pass
+    _roll_back_active(service)
     slack.send_slash_command("U0ALICE", CHANNEL, f"{POOL} start --interval 1h")
     ts, value = _wait(lambda: _approve_button(slack, service))
     objects = client.CustomObjectsApi(world.watcher())
