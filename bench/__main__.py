@@ -1,10 +1,11 @@
-"""`python -m bench [--quick] [--only step|ack|sweep|approve|scale] [--world ...]`: how long
-Slack waits for an ack under concurrent requests (against a bare Bolt app), what an idle
-scheduler leader costs Redis (against the full-reload sweep), what a step costs compared with
-the floor of its own I/O, approve to new weights (against one weight-changing PATCH), many
-automatic rollouts on one scheduler process (against the same process idle), what a pure
-transition costs compared with copying the state, and the memory the scheduler holds per
-rollout compared with the due times alone."""
+"""`python -m bench [--quick] [--only step|ack|sweep|redis|approve|scale] [--world ...]`: how
+long Slack waits for an ack under concurrent requests (against a bare Bolt app), what an idle
+scheduler leader costs Redis (against the full-reload sweep), what a step costs Redis (round
+trips and time against one EVALSHA), what a step costs compared with the floor of its own
+I/O, approve to new weights (against one weight-changing PATCH), many automatic rollouts on
+one scheduler process (against the same process idle), what a pure transition costs compared
+with copying the state, and the memory the scheduler holds per rollout compared with the due
+times alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from kubernetes import client
 from bench.ack import bench_ack
 from bench.approve import bench_approve
 from bench.harness import Result, median_time
+from bench.redis_step import bench_redis_step
 from bench.scale import Options as ScaleOptions
 from bench.scale import run_scale
 from bench.sweep import bench_sweep
@@ -169,7 +171,7 @@ def run_approve(worlds: list[str], rounds: int) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
-    parser.add_argument("--only", choices=["step", "ack", "sweep", "approve", "scale"],
+    parser.add_argument("--only", choices=["step", "ack", "sweep", "redis", "approve", "scale"],
                         help="run one benchmark (default: all)")
     parser.add_argument("--world", choices=["emulator", "real", "both"], default=None,
                         help="the Kubernetes API for approve and scale (default: both; "
@@ -217,6 +219,9 @@ def main() -> None:
             print(line)
     if args.only in (None, "sweep"):
         for line in bench_sweep():
+            print(line)
+    if args.only in (None, "redis"):
+        for line in bench_redis_step(50 if args.quick else 2000):
             print(line)
     if args.only is not None and args.only != "step":
         return

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from bot import logs
 from bot.json_output import result_json
@@ -38,6 +38,9 @@ from rollout.domain.errors import (
 )
 from rollout.domain.models import Actor, Phase, Via
 from rollout.domain.plan import parse_interval, parse_steps
+
+if TYPE_CHECKING:
+    from bot.card_updates import CommandCards
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
@@ -291,9 +294,11 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
+    """Logs JSON lines on stderr, as `serve` does: the scheduler runs as a server."""
     from bot.bootstrap import build
     from bot.scheduling import run_scheduler_forever
 
+    _server_logging()
     container = build(_settings_from(args))
     try:
         run_scheduler_forever(container)
@@ -302,14 +307,16 @@ def _scheduler(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_recovery(args: argparse.Namespace, out: TextIO) -> int:
+def run_recovery(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.bootstrap import build
+    from bot.card_updates import command_cards
 
     settings = _settings_from(args)
     namespace = names.namespace_name(args.namespace or settings.rollout_namespace)
     canary = names.model_name("pool", args.pool)
     actor = cli_actor(args.actor)
     container = build(settings)
+    cards = command_cards(container)
     try:
         if args.command == "recover":
             outcome = container.service.recover(namespace=namespace, canary=canary,
@@ -319,6 +326,7 @@ def run_recovery(args: argparse.Namespace, out: TextIO) -> int:
                                                 actor=actor)
     finally:
         container.close()
+        _card_note(cards, err)
     print(outcome.message, file=out)
     return EXIT_OK
 
@@ -330,8 +338,11 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
     actor = cli_actor(args.actor)
     every = parse_interval(args.every) if getattr(args, "watch", False) else 0
     from bot.bootstrap import build
+    from bot.card_updates import command_cards
 
     container = build(settings)
+    changes = Verb(args.command) not in READ_VERBS
+    cards = command_cards(container) if changes else None
     try:
         if getattr(args, "watch", False):
             service = container.service
@@ -343,14 +354,22 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
             done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED
             return EXIT_OK if done else EXIT_FAILED
         result = run_command(container.service, request, actor)
-    finally:
+    finally:  # a refusal may have saved (and shown) a drift pause: the note counts then too
         container.close()
+        _card_note(cards, err)
     if getattr(args, "output", "text") == "json":
         print(result_json(result), file=out)
         return EXIT_OK if result.ok else EXIT_FAILED
     for line in render(result):
         print(line, file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _card_note(cards: CommandCards | None, err: TextIO) -> None:
+    """Slack's failures never change the exit code; the card being stale is worth a line."""
+    note = cards.note() if cards is not None else None
+    if note:
+        print(note, file=err)
 
 
 def _errors(call: Callable[[], int], err: TextIO) -> int:
@@ -406,7 +425,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         return EXIT_OK
     configure_logging(args, err)
     if args.command in RECOVERY:
-        return _errors(lambda: run_recovery(args, out), err)
+        return _errors(lambda: run_recovery(args, out, err), err)
     return _errors(lambda: run_operation(args, out, err, sleep), err)
 
 
@@ -416,12 +435,7 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.server import serve
     from bot.settings import require_for_serve
 
-    try:
-        logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
-    except ValueError as exc:
-        logs.configure("INFO")
-        _startup_failed(str(exc))
-        raise SettingsError(str(exc)) from None
+    _server_logging()
     try:
         settings = load_settings()
         require_for_serve(settings, socket_mode=args.socket_mode)
@@ -430,6 +444,16 @@ def _serve(args: argparse.Namespace) -> int:
         raise
     serve(settings, port=args.port, socket_mode=args.socket_mode, version=_version())
     return EXIT_OK
+
+
+def _server_logging() -> None:
+    """JSON lines from the first line on; a bad LOG_LEVEL is logged as well as refused."""
+    try:
+        logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+    except ValueError as exc:
+        logs.configure("INFO")
+        _startup_failed(str(exc))
+        raise SettingsError(str(exc)) from None
 
 
 def _startup_failed(reason: str) -> None:

@@ -138,6 +138,9 @@ class Sandbox:
     def banner(self) -> str:
         kc = shlex.quote(str(self.kubeconfig.resolve()))
         env = f"KUBECONFIG={kc} REDIS_URL={self.redis.url}"
+        # the CLI updates the chat page's cards as the bot does
+        env += (f" SLACK_BOT_TOKEN={self.slack.bot_token} SLACK_API_URL={self.slack.api_url}"
+                f" ROLLOUT_NOTIFY_CHANNEL={CHANNEL}")
         if self.prometheus_url:  # rollouts the CLI starts are gated as the chat's are
             env += (f" PROMETHEUS_URL={self.prometheus_url} ROLLOUT_ANALYSIS_FILE="
                     f"{shlex.quote(str(self.analysis_file.resolve()))}")

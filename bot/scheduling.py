@@ -28,7 +28,12 @@ def build_scheduler(container: Container) -> RolloutScheduler:
 
 
 def run_scheduler_forever(container: Container) -> None:
-    """The scheduler alone, in the foreground, until SIGINT or SIGTERM."""
+    """The scheduler alone, in the foreground, until SIGINT or SIGTERM. With
+    SLACK_BOT_TOKEN its changes (an automatic step, a reminder, a drift pause) update the
+    cards, as under `serve`; without it, it says so once at start."""
+    from bot.card_updates import scheduler_cards
+
+    cards = scheduler_cards(container)
     scheduler = build_scheduler(container)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,3 +44,5 @@ def run_scheduler_forever(container: Container) -> None:
         stop.wait()
     finally:
         scheduler.stop()
+        if cards is not None:
+            cards.stop()

@@ -134,9 +134,13 @@ class SlackServer:
                 channel.close()
 
         if self._started:
+            # stop accepting, let the requests in flight answer while the loop still sends
+            # their replies, and only then close every socket: closing first left task threads
+            # writing to closed channels and pulling a closed trigger (EBADF)
+            server.accepting = False  # read by its loop before each poll
+            server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
             server.trigger.pull_trigger(close_all)
             self._thread.join(timeout=timeout)
-            server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
         else:
             server.close()
         self.app.listener_runner.listener_executor.shutdown(wait=False)

@@ -19,10 +19,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.bootstrap import Container
+from bot.card_updates import build_publisher
 from bot.settings import Settings
 from handlers.authorization import Authorizer, GroupMembers, Policy
-from handlers.card_sync import CardPublisher
-from handlers.mentions import approvers_mention
 from handlers.slack_listeners import SlackEdge, register
 from handlers.telemetry import Telemetry
 from handlers.workers import Workers
@@ -88,11 +87,7 @@ def build_app(
         logger=logging.getLogger("rollout-bot.bolt"),
         process_before_response=True,
     )
-    mention = approvers_mention(approvers=settings.rollout_approvers,
-                                groups=settings.rollout_approver_groups)
-    cards = CardPublisher(client=web_client, service=container.service, clock=container.clock,
-                          notify_channel=notify_channel(settings), telemetry=telemetry,
-                          mention=mention)
+    cards = build_publisher(container, client=web_client, telemetry=telemetry)
     container.listeners.append(cards)
     edge = SlackEdge(
         service=container.service,
@@ -102,8 +97,3 @@ def build_app(
     )
     register(app, edge)
     return app
-
-
-def notify_channel(settings: Settings) -> str | None:
-    """ROLLOUT_NOTIFY_CHANNEL: where cards of rollouts started outside Slack go."""
-    return settings.rollout_notify_channel or None

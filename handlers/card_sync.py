@@ -129,8 +129,10 @@ class CardPublisher:
     def _call(self, method: str, call: Callable[[], Any]) -> dict[str, Any] | None:
         try:
             response = call()
-        except Exception:  # SlackApiError, connection errors: count and carry on
-            log.exception("Slack %s failed", method)
+        except Exception as exc:  # SlackApiError, connection errors: count and carry on
+            # one line: Slack's answer says what failed, the stack would add nothing
+            log.warning("Slack %s failed: %s", method, exc,
+                        extra={"event": "slack_error", "method": method})
             self._telemetry.slack_error(method)
             return None
         data = getattr(response, "data", None)

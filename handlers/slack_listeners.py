@@ -23,6 +23,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from handlers import response_url
 from handlers.authorization import Authorizer
 from handlers.card_sync import CardPublisher
 from handlers.cards import (
@@ -356,8 +357,4 @@ def _ephemeral(client: WebClient, channel: str, user: str, text: str,
 
 def _respond(respond: Respond, text: str, telemetry: Telemetry, *,
              replace_original: bool | None = None) -> None:
-    try:
-        respond(text=text, response_type="ephemeral", replace_original=replace_original)
-    except Exception:
-        log.exception("could not answer through the response URL")
-        telemetry.slack_error("response_url")
+    response_url.answer(respond, text, telemetry, replace_original=replace_original)

@@ -35,6 +35,45 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """What a command starts from, read in the round trip that takes its lock: the rollout
+    as recorded under the lock, whether a write of it is in flight, and the install-wide
+    freeze. `answer` is what an earlier run of the same request answered: then no lock was
+    taken (`lease` is None) and nothing else was read. `lease` is None too when nothing is
+    recorded under the name the command gave."""
+
+    lease: Lease | None
+    rollout: Rollout | None = None
+    answer: str | None = None
+    in_flight: bool = False
+    freeze: Freeze | None = None
+
+
+@dataclass(frozen=True)
+class Saving:
+    """A rollout's next version, compare-and-set on the version the command loaded (0: the
+    rollout's first), with the events that explain it."""
+
+    rollout: Rollout
+    expected_version: int
+    events: tuple[AuditEvent, ...] = ()
+
+    @property
+    def saved(self) -> Rollout:
+        """The rollout as the store keeps it once this is written."""
+        return self.rollout.model_copy(update={"version": self.expected_version + 1})
+
+
+@dataclass(frozen=True)
+class Memo:
+    """A request's answer, kept for `ttl_seconds` so that a duplicate gets it again."""
+
+    key: str
+    answer: str
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
 class Changes:
     """Rollouts written since a write number a reader has seen (the scheduler's cache)."""
 
@@ -103,21 +142,32 @@ class Traffic(Protocol):
 
 
 class RolloutStore(Protocol):
-    def acquire(self, key: str, *, preempt: bool = False) -> Lease: ...
+    """Rollout state, target locks with fencing tokens, audit and request memos. A command
+    costs three round trips: `open`, `confirm` just before its cluster write, `close`."""
+
+    def open(
+        self, *, key: str | None = None, rollout_id: str | None = None,
+        latest: tuple[str, str] | None = None, preempt: bool = False, memo: str | None = None,
+    ) -> Opening:
+        """In one round trip: the answer remembered under `memo` (and then nothing more);
+        else the lock on the target of the rollout named (by id, or the latest of
+        `latest` = (namespace, canary)) or on the object `key`, and what the command starts
+        from. Busy when the lock stays taken; `preempt` (a rollback) takes it anyway."""
+        ...
+
+    def close(self, lease: Lease, *, saving: Saving | None = None,
+              memo: Memo | None = None) -> None:
+        """In one round trip: write `saving` (fenced by the lease, compare-and-set on the
+        version), then keep `memo`, then give the lock back. The lock is given back whether
+        or not the write was accepted; memo is kept only with the write."""
+        ...
 
     def confirm(self, lease: Lease) -> None: ...
 
     def regrant(self, lease: Lease, *, floor: int) -> Lease: ...
 
-    def release(self, lease: Lease) -> None: ...
-
     def create(self, rollout: Rollout, *, lease: Lease, events: tuple[AuditEvent, ...]) -> Rollout:
         ...
-
-    def save(
-        self, rollout: Rollout, *, expected_version: int, lease: Lease,
-        events: tuple[AuditEvent, ...],
-    ) -> Rollout: ...
 
     def get(self, rollout_id: str) -> Rollout | None: ...
 
@@ -126,6 +176,10 @@ class RolloutStore(Protocol):
     def active_on(self, target_key: str) -> str | None: ...
 
     def latest_for(self, namespace: str, canary: str) -> str | None: ...
+
+    def latest(self, namespace: str, canary: str) -> Rollout | None:
+        """The rollout `latest_for` names, read in the same round trip."""
+        ...
 
     def active_ids(self) -> list[str]: ...
 
@@ -146,10 +200,6 @@ class RolloutStore(Protocol):
     def audit(self, rollout_id: str, *, limit: int = 200) -> list[AuditEvent]: ...
 
     def record(self, event: AuditEvent) -> None: ...
-
-    def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None: ...
-
-    def recall(self, key: str) -> str | None: ...
 
     def ping(self) -> None: ...
 

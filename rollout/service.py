@@ -1,8 +1,9 @@
 """RolloutService: the one writer of rollout state and the one caller of traffic writes.
 
-Every command takes the target's lock (a fencing token), reloads the state, reconciles it
-with the cluster, asks the state machine for a decision, applies its effect under the fence,
-and saves with compare-and-set. Handlers, the CLI and the scheduler all come through here.
+Every command takes the target's lock (a fencing token) and loads the state in one Redis
+round trip, reconciles it with the cluster, asks the state machine for a decision, applies
+its effect under the fence, and saves with compare-and-set as it gives the lock back.
+Handlers, the CLI and the scheduler all come through here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NoReturn
 
 from rollout.domain import freeze as freezes
 from rollout.domain import gating, machine, names
@@ -69,7 +71,10 @@ from rollout.ports import (
     FreezeRecord,
     Located,
     Marked,
+    Memo,
+    Opening,
     RolloutStore,
+    Saving,
     Traffic,
 )
 
@@ -116,21 +121,26 @@ Decide = Callable[[Rollout | None, datetime], Decision]
 
 
 class _Hold:
-    """The target lock for one operation; cluster writes go through `write` with its token.
+    """The target lock for one operation, from the opening that took it: cluster writes carry
+    its token, and the operation's save waits here (`stage`) to be written with the lock's
+    release, in the command's last round trip (`close`).
 
     With `renew_seconds`, a keeper renews the lock while the operation works (up to
     `limit_seconds`): a write and its fence-off may take several Kubernetes timeouts, longer
     than the lock's TTL, and a lock that lapsed under a write in flight would leave the
     answer and the store behind what landed."""
 
-    def __init__(self, store: RolloutStore, key: str, *, preempt: bool = False,
+    def __init__(self, store: RolloutStore, opening: Opening, *,
                  renew_seconds: float | None = None, limit_seconds: float = 120.0) -> None:
+        assert opening.lease is not None
         self.store = store
-        self.lease = store.acquire(key, preempt=preempt)
+        self.opening = opening
+        self.lease = opening.lease
+        self._staged: tuple[Saving, bool] | None = None
         self._done = threading.Event()
         if renew_seconds:
             threading.Thread(target=self._keep, args=(renew_seconds, limit_seconds),
-                             name=f"lock keeper {key}", daemon=True).start()
+                             name=f"lock keeper {self.lease.key}", daemon=True).start()
 
     def _keep(self, every: float, limit: float) -> None:
         """Renew until released, the limit passes, or the lock is found lost (the save then
@@ -152,15 +162,54 @@ class _Hold:
                     self.lease.key, behind.seen)
         return self.lease.token
 
-    def release(self) -> None:
-        """If Redis is gone the lock expires on its own, and the error that matters is the
-        one already on its way to the caller."""
+    def stage(self, saving: Saving, *, landed: bool) -> Rollout:
+        """Keep the operation's save for `close`; `landed`: its effect is in the cluster
+        already, so a save that fails must not be answered as "nothing changed"."""
+        assert self._staged is None, "an operation saves once"
+        self._staged = (saving, landed)
+        return saving.saved
+
+    def close(self, memo: Memo | None = None) -> None:
+        """Save what was staged, keep the request's answer and give the lock back, in one
+        round trip. The lock is given back (or, Redis gone, lapses by itself) whatever the
+        save's answer; a save's failure is raised, saying whether the change landed."""
         self._done.set()
+        staged, self._staged = self._staged, None
         try:
-            self.store.release(self.lease)
-        except StoreUnavailable:
-            log.warning("could not release the lock on %s; it expires by itself",
-                        self.lease.key)
+            self.store.close(self.lease, saving=staged[0] if staged else None, memo=memo)
+        except StoreUnavailable as exc:
+            if staged is None:
+                log.warning("could not release the lock on %s; it expires by itself",
+                            self.lease.key)
+                return
+            if staged[1]:
+                raise _unrecorded(exc) from exc
+            raise
+        except (Superseded, LockLapsed) as exc:
+            if staged is not None and staged[1]:
+                raise _unrecorded(exc) from exc
+            raise
+
+
+def _unrecorded(exc: StoreUnavailable | Superseded | LockLapsed) -> RolloutError:
+    """A save that failed after its change landed: the answer must not say that nothing
+    changed; the cluster has it, and the next read records it."""
+    if isinstance(exc, StoreUnavailable):
+        return Unrecorded(
+            f"the change landed in the cluster but could not be recorded: Redis is "
+            f"unavailable ({exc.__cause__ or exc}). The next command or the scheduler's "
+            "sweep finds it on the route and records it; repeating this is safe",
+            retry_after=exc.retry_after)
+    if isinstance(exc, Superseded):
+        return Superseded(
+            "the change landed in the cluster, then a rollback took over this target "
+            "before it was recorded; the rollback puts the weights back as they were "
+            "before the rollout", landed=True)
+    return Unrecorded(
+        "the change landed in the cluster but could not be recorded: this command's "
+        "lock lapsed before the save. The next command or the scheduler's sweep finds "
+        "it on the route and records it; repeating this is safe",
+        retry_after=exc.retry_after)
 
 
 @dataclass(frozen=True)
@@ -455,10 +504,12 @@ class RolloutService:
     # -- queries -------------------------------------------------------------------------
 
     def get(self, ref: Ref) -> Rollout:
-        rollout_id = self._resolve(ref)
-        rollout = self.store.get(rollout_id)
+        """The rollout a ref names, in one Redis round trip."""
+        rid = _named(ref).rollout_id
+        rollout = (self.store.get(rid) if rid
+                   else self.store.latest(ref.namespace, ref.canary or ""))
         if rollout is None:
-            raise NotFound(f"rollout {rollout_id} not found")
+            self._unknown(ref)
         return rollout
 
     def status(self, ref: Ref) -> Status:
@@ -547,25 +598,25 @@ class RolloutService:
         self, subject: Ref | str, actor: Actor, decide: Decide, *, preempt: bool = False,
         request_id: str | None = None,
     ) -> Outcome:
-        """The one path of every change: lock, reload, reconcile, decide, apply the effect
-        under the fence, save once, emit. `subject` names a recorded rollout (a Ref), or is
-        the object key a rollout not recorded yet will take (start, recover): then nothing is
-        loaded and its decision is the first version. A request id is looked up under the
-        lock and remembered, with its answer, only once the command has run: a retry after a
+        """The one path of every change: lock and load, reconcile, decide, apply the effect
+        under the fence, save once, emit. Redis sees three round trips: the opening (lock,
+        state, freeze), the confirm just before the cluster write, the closing (save, the
+        request's answer, release). `subject` names a recorded rollout (a Ref), or is the
+        object key a rollout not recorded yet will take (start, recover): then nothing is
+        loaded and its decision is the first version. A request id is looked up in the same
+        atomic step that takes the lock (an answer found takes no lock), and remembered,
+        with its answer, only with the save that ends a command that ran: a retry after a
         failure runs again; a duplicate of a success gets the first answer."""
-        first = self.get(subject) if isinstance(subject, Ref) else None
-        key = first.target.object_key if first is not None else str(subject)
-        hold = _Hold(self.store, key, preempt=preempt,
-                     renew_seconds=self.options.lock_renew_seconds)
+        memo = f"request:{request_id}" if request_id is not None else None
+        opening = self._open(subject, preempt=preempt, memo=memo)
+        if opening.answer is not None:
+            return Outcome(None, f"Already handled: {opening.answer}", changed=False)
+        hold = _Hold(self.store, opening, renew_seconds=self.options.lock_renew_seconds)
         outcome: Outcome | None = None
+        answered: Memo | None = None
         try:
-            memo = f"request:{request_id}" if request_id is not None else None
-            if memo is not None:
-                answer = self.store.recall(memo)
-                if answer is not None:
-                    return Outcome(None, f"Already handled: {answer}", changed=False)
-            current = self.store.get(first.id) if first is not None else None
-            found = self._reconcile(current) if current is not None else None
+            current = opening.rollout
+            found = self._reconcile(current, opening) if current is not None else None
             base = found.rollout if found is not None else current
             try:
                 decision = decide(base, self.clock.now())
@@ -576,13 +627,28 @@ class RolloutService:
                 raise
             outcome = self._carry_out(current, found, decision, hold, actor)
             if memo is not None:
-                self.store.remember(memo, outcome.message,
-                                    ttl_seconds=self.options.idempotency_ttl_seconds)
+                answered = Memo(memo, outcome.message, self.options.idempotency_ttl_seconds)
         finally:
-            hold.release()
+            hold.close(answered)  # a save it fails is raised here, and nothing is emitted
             if outcome is not None:
                 self._emit(outcome)
         return outcome
+
+    def _open(self, subject: Ref | str, *, preempt: bool, memo: str | None) -> Opening:
+        """The command's first round trip: the request's earlier answer, or the lock with
+        the rollout loaded under it. A name nothing is recorded under is refused here."""
+        if not isinstance(subject, Ref):
+            return self.store.open(key=subject, preempt=preempt, memo=memo)
+        if _named(subject).rollout_id:
+            opening = self.store.open(rollout_id=subject.rollout_id, preempt=preempt, memo=memo)
+        else:
+            opening = self.store.open(latest=(subject.namespace, subject.canary or ""),
+                                      preempt=preempt, memo=memo)
+        if opening.answer is None and opening.rollout is None:
+            if opening.lease is not None:  # gone between the two reads of an older state
+                self.store.close(opening.lease)
+            self._unknown(subject)
+        return opening
 
     def _owner_of(self, r: Rollout) -> str | None:
         """The rollout the rule belongs to now: the active one on it, else the one the
@@ -596,11 +662,11 @@ class RolloutService:
             return None  # nothing says; the rollback's own write then answers
         return marker.rollout_id if marker is not None else None
 
-    def _reconcile(self, r: Rollout) -> Decision | None:
+    def _reconcile(self, r: Rollout, opening: Opening) -> Decision | None:
         """Adopt a write that landed before a crash; pause on drift. Never guess. The
         decision is saved with the command's, as one version."""
         if not r.active:
-            return self._reconcile_finished(r)
+            return self._reconcile_finished(r, in_flight=opening.in_flight)
         now = self.clock.now()
         try:
             observed = self.traffic.observe(r)
@@ -611,10 +677,10 @@ class RolloutService:
         found = machine.reconcile(r, observed, now=now)
         return found if found is not None and found.changed else None
 
-    def _reconcile_finished(self, r: Rollout) -> Decision | None:
+    def _reconcile_finished(self, r: Rollout, *, in_flight: bool) -> Decision | None:
         """A finished rollout whose write was in flight (under the lock, so no command is
         writing now): record the rollback that landed, or end the mark when none did."""
-        if r.id not in self.store.in_flight_ids():
+        if not in_flight:
             return None
         try:
             observed = self.traffic.observe(r)
@@ -647,7 +713,7 @@ class RolloutService:
         if current is None:
             return self._claim(d, effect, hold, actor)
         assert base is not None
-        held = self._step_hold(base, effect)
+        held = self._step_hold(base, effect, hold.opening.freeze)
         if held is not None:
             return self._hold(version, found, base, held, hold, actor)
         if not base.active:  # until saved, the sweep looks at this finished rollout's target
@@ -727,27 +793,9 @@ class RolloutService:
         return replace(saved, message=message, ok=False)
 
     def _save_landed(self, version: int, d: Decision, hold: _Hold) -> Outcome:
-        """Save what a write that landed leaves. When Redis fails now, the answer must not say
-        that nothing changed: the cluster has it, and the next read records it."""
-        try:
-            return self._save(version, d, hold)
-        except StoreUnavailable as exc:
-            raise Unrecorded(
-                f"the change landed in the cluster but could not be recorded: Redis is "
-                f"unavailable ({exc.__cause__ or exc}). The next command or the scheduler's "
-                "sweep finds it on the route and records it; repeating this is safe",
-                retry_after=exc.retry_after) from exc
-        except Superseded as exc:
-            raise Superseded(
-                "the change landed in the cluster, then a rollback took over this target "
-                "before it was recorded; the rollback puts the weights back as they were "
-                "before the rollout", landed=True) from exc
-        except LockLapsed as exc:
-            raise Unrecorded(
-                "the change landed in the cluster but could not be recorded: this command's "
-                "lock lapsed before the save. The next command or the scheduler's sweep finds "
-                "it on the route and records it; repeating this is safe",
-                retry_after=exc.retry_after) from exc
+        """Save what a write that landed leaves. When that save fails, the answer must not
+        say that nothing changed (`_Hold.close` says it landed)."""
+        return self._save(version, d, hold, landed=True)
 
     # -- the gates: preflight, capacity, GitOps, the freeze ----------------------------------
 
@@ -767,13 +815,13 @@ class RolloutService:
                            f"{verdict.explain()}")
         return stable_ready(facts, request)
 
-    def _step_hold(self, r: Rollout, effect: Effect) -> Hold | None:
-        """Before a step-up (a click or a tick): the freeze, then the gates for the share
-        the step gives the canary. None when the step may go ahead, and for every other
-        effect (a rollback is never held)."""
+    def _step_hold(self, r: Rollout, effect: Effect, freeze: Freeze | None) -> Hold | None:
+        """Before a step-up (a click or a tick): the freeze (as the command's opening read
+        it), then the gates for the share the step gives the canary. None when the step may
+        go ahead, and for every other effect (a rollback is never held)."""
         if not isinstance(effect, ApplyStep):
             return None
-        frozen = freezes.blocks(self.gates.freezes.get(), Action.STEP_UP)
+        frozen = freezes.blocks(freeze, Action.STEP_UP)
         if frozen:
             return Hold(reason=frozen, noted=False)
         facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
@@ -868,8 +916,9 @@ class RolloutService:
     def _claim(self, d: Decision, effect: Effect, hold: _Hold, actor: Actor) -> Outcome:
         """A start claims the target in the store before the cluster names it; a failed
         first write ends the rollout."""
-        created = self._save(0, d, hold).rollout
-        assert created is not None
+        # the one write not left for the lock's release: the claim is recorded before the
+        # cluster names the rollout
+        created = self.store.create(d.rollout, lease=hold.lease, events=d.events)
         try:
             self._apply(hold, created, effect, None)
         except (ClusterUnavailable, NeedsOperator, DriftDetected) as exc:
@@ -887,14 +936,12 @@ class RolloutService:
             fence = hold.regrant(behind)
             return self.traffic.apply(r, effect, fence=fence, before=before)
 
-    def _save(self, version: int, d: Decision, hold: _Hold) -> Outcome:
+    def _save(self, version: int, d: Decision, hold: _Hold, *, landed: bool = False) -> Outcome:
         """The one save point: the first version of a rollout is created, later ones are
-        compare-and-set on the version the command loaded."""
-        if version == 0:
-            saved = self.store.create(d.rollout, lease=hold.lease, events=d.events)
-        else:
-            saved = self.store.save(d.rollout, expected_version=version, lease=hold.lease,
-                                    events=d.events)
+        compare-and-set on the version the command loaded. The write goes with the lock's
+        release when the command ends (`_Hold.close`), in one round trip; `landed` says
+        the decision's effect is in the cluster already."""
+        saved = hold.stage(Saving(d.rollout, version, d.events), landed=landed)
         return Outcome(saved, d.message, events=d.events)
 
     def _emit(self, outcome: Outcome) -> Outcome:
@@ -906,16 +953,22 @@ class RolloutService:
         return outcome
 
     def _resolve(self, ref: Ref) -> str:
-        if ref.rollout_id:
-            return ref.rollout_id
-        if not ref.canary:
-            raise NotFound("name the pool (or adapter) of the rollout")
-        found = self.store.latest_for(ref.namespace, ref.canary)
+        rid = _named(ref).rollout_id
+        if rid:
+            return rid
+        found = self.store.latest_for(ref.namespace, ref.canary or "")
         if found is None:
-            self._refuse_orphans(ref.namespace, ref.canary)
-            raise NotFound(f"no rollout of {ref.canary} in namespace {ref.namespace}"
-                           + self._rollouts_hint(ref.namespace, ref.canary))
+            self._unknown(ref)
         return found
+
+    def _unknown(self, ref: Ref) -> NoReturn:
+        """Refuse a name nothing is recorded under, with what the cluster and the close
+        names say."""
+        if ref.rollout_id or not ref.canary:
+            raise NotFound(f"rollout {ref.describe()} not found")
+        self._refuse_orphans(ref.namespace, ref.canary)
+        raise NotFound(f"no rollout of {ref.canary} in namespace {ref.namespace}"
+                       + self._rollouts_hint(ref.namespace, ref.canary))
 
     def _rollouts_hint(self, namespace: str, canary: str) -> str:
         """A mistyped name gets the close one and the names that do have rollouts."""
@@ -990,7 +1043,7 @@ class RolloutService:
         if not found:
             raise NotFound(f"no orphaned rollout marker for {canary} in {namespace}")
         marked = found[0]
-        hold = _Hold(self.store, marked.target.object_key,
+        hold = _Hold(self.store, self.store.open(key=marked.target.object_key),
                      renew_seconds=self.options.lock_renew_seconds)
         try:
             self.store.confirm(hold.lease)
@@ -999,7 +1052,7 @@ class RolloutService:
             except FenceBehind as behind:
                 self.traffic.clear_marker(marked.target, fence=hold.regrant(behind))
         finally:
-            hold.release()
+            hold.close()
         detail = (f"dropped the marker of rollout {marked.marker.rollout_id} at step "
                   f"{marked.marker.step + 1}; weights left as they are")
         self.store.record(AuditEvent(at=self.clock.now(), rollout_id=marked.marker.rollout_id,
@@ -1007,6 +1060,13 @@ class RolloutService:
                                      actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _named(ref: Ref) -> Ref:
+    """A ref that names something: a rollout id, or a canary pool."""
+    if not ref.rollout_id and not ref.canary:
+        raise NotFound("name the pool (or adapter) of the rollout")
+    return ref
 
 
 def _takes_back(r: Rollout) -> bool:

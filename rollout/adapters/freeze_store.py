@@ -1,8 +1,9 @@
 """Redis adapter for the install-wide freeze: one key beside the rollout state.
 
 The key lives under the same prefix as `RedisStore`'s (`<prefix>:freeze`), so that one
-Redis serves several installs apart. Setting is SET NX and lifting is GETDEL: two approvers
-racing get one answer each, never a freeze recorded twice or lifted twice.
+Redis serves several installs apart, and so that `RedisStore.open` reads it in a command's
+first round trip (a step-up asks no extra read). Setting is SET NX and lifting is GETDEL:
+two approvers racing get one answer each, never a freeze recorded twice or lifted twice.
 """
 
 from __future__ import annotations

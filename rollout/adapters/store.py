@@ -2,7 +2,10 @@
 audit streams and idempotency keys.
 
 Every multi-key write is one Lua script, so a lost connection leaves either the old state or
-the new one, never half of each. Connection failures surface as StoreUnavailable.
+the new one, never half of each. A command costs three round trips: `open` (the request's
+answer, or the lock with the state, the in-flight mark and the freeze read under it),
+`confirm` before its cluster write, `close` (the save, the answer, the release). Connection
+failures surface as StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from rollout.domain.errors import (
     StoreUnavailable,
     Superseded,
 )
+from rollout.domain.freeze import Freeze
 from rollout.domain.models import AuditEvent, Card, Rollout
-from rollout.ports import Changes, Lease
+from rollout.ports import Changes, Lease, Memo, Opening, Saving
 from rollout.redis_connect import connect
 
 T = TypeVar("T")
@@ -83,50 +87,129 @@ end
 return 0
 """
 
+# The body of every state write, as a Lua function the create and close scripts share.
 # KEYS: state, lock, active set, target-active, pool-latest, pool-list, rollout audit,
 #       global audit, recent zset, in-flight set (a saved version ends a write in flight),
 #       due zset (active rollouts by next due time, ms), change zset (id by the sequence
 #       number of its last write), change sequence
 # ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
 #       created score, maxlen rollout audit, maxlen global, recent keep, due ms ('' for
-#       none), changes kept, events...
+#       none), changes kept, object key (the lock `open` takes for this rollout), then the
+#       arguments of the script around it, then from ARGV[first] the events.
 _WRITE = """
-if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
-if ARGV[1] == 'create' then
-  local owner = redis.call('GET', KEYS[4])
-  if owner then return {'ACTIVE', owner} end
-  if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
-  redis.call('SET', KEYS[5], ARGV[5])
-  redis.call('LPUSH', KEYS[6], ARGV[5])
-  redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
-  local extra = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[11])
-  if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[9], 0, extra - 1) end
+local function write(first)
+  if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
+  if ARGV[1] == 'create' then
+    local owner = redis.call('GET', KEYS[4])
+    if owner then return {'ACTIVE', owner} end
+    if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
+    redis.call('SET', KEYS[5], ARGV[5])
+    redis.call('LPUSH', KEYS[6], ARGV[5])
+    redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
+    local extra = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[11])
+    if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[9], 0, extra - 1) end
+  else
+    local current = redis.call('HGET', KEYS[1], 'version')
+    if current ~= ARGV[2] then return {'VERSION', current or ''} end
+  end
+  redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3], 'lock', ARGV[14])
+  redis.call('SREM', KEYS[10], ARGV[5])
+  if ARGV[6] == '1' then
+    redis.call('SADD', KEYS[3], ARGV[5])
+    redis.call('SET', KEYS[4], ARGV[5])
+  else
+    redis.call('SREM', KEYS[3], ARGV[5])
+    if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+  end
+  if ARGV[6] == '1' and ARGV[12] ~= '' then
+    redis.call('ZADD', KEYS[11], ARGV[12], ARGV[5])
+  else
+    redis.call('ZREM', KEYS[11], ARGV[5])
+  end
+  local seq = redis.call('INCR', KEYS[13])
+  redis.call('ZADD', KEYS[12], seq, ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (seq - tonumber(ARGV[13])))
+  for i = first, #ARGV do
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
+    redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
+  end
+  return {'OK'}
+end
+"""
+_WRITE_ARGS = 14  # the arguments before the events
+
+_CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
+
+# A command's last round trip: the write, then (only if it was accepted) the request's
+# memo, then the lock given back, whatever the write's answer. KEYS as _WRITE, then the
+# memo key; ARGV as _WRITE, then memo answer ('' for none), memo ttl (s), events.
+_CLOSE = _WRITE + f"local result = write({_WRITE_ARGS + 3})" + """
+if result[1] == 'OK' and ARGV[15] ~= '' then
+  redis.call('SET', KEYS[14], ARGV[15], 'NX', 'EX', ARGV[16])
+end
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+return result
+"""
+
+# The same without a write. KEYS: lock, memo key. ARGV: token, memo answer ('' for none),
+# memo ttl (s).
+_LEAVE = """
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# The latest rollout of a namespace's canary, in one round trip. KEYS: pool-latest.
+# ARGV: prefix. Returns {} or {state json, card json}.
+_LATEST = """
+local id = redis.call('GET', KEYS[1])
+if not id then return {} end
+local found = redis.call('HMGET', ARGV[1] .. ':rollout:' .. id, 'data', 'card')
+return {found[1] or '', found[2] or ''}
+"""
+
+# A command's first round trip. The keys it reads follow from each other (the pool's latest
+# rollout, then that rollout's lock), so the script builds them from the prefix: one Redis
+# (or a Sentinel-managed primary), not a Redis Cluster.
+# ARGV: prefix, how the subject is named (id|latest|key), then the id, namespace and canary,
+#       or object key and id ('' for none), lock ttl ms, preempt (1|0), preempted-mark ttl
+#       ms, memo key ('' for none).
+# Returns {'DONE', answer} | {'NONE'} (nothing recorded under that name) | {'NOKEY', id}
+# (a state written before it named its lock) | {'BUSY'} |
+# {'OK', token, object key, id, state json, card json, in flight (1|0), freeze json}.
+_OPEN = """
+local p = ARGV[1]
+if ARGV[8] ~= '' then
+  local answer = redis.call('GET', p .. ':idem:' .. ARGV[8])
+  if answer then return {'DONE', answer} end
+end
+local id, object = ARGV[3], nil
+if ARGV[2] == 'key' then
+  object, id = ARGV[3], ARGV[4]
 else
-  local current = redis.call('HGET', KEYS[1], 'version')
-  if current ~= ARGV[2] then return {'VERSION', current or ''} end
+  if ARGV[2] == 'latest' then
+    id = redis.call('GET', p .. ':pool:' .. ARGV[3] .. ':' .. ARGV[4])
+    if not id then return {'NONE'} end
+  end
+  object = redis.call('HGET', p .. ':rollout:' .. id, 'lock')
+  if not object then
+    if redis.call('EXISTS', p .. ':rollout:' .. id) == 0 then return {'NONE'} end
+    return {'NOKEY', id}
+  end
 end
-redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3])
-redis.call('SREM', KEYS[10], ARGV[5])
-if ARGV[6] == '1' then
-  redis.call('SADD', KEYS[3], ARGV[5])
-  redis.call('SET', KEYS[4], ARGV[5])
-else
-  redis.call('SREM', KEYS[3], ARGV[5])
-  if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+local lock = p .. ':lock:' .. object
+if ARGV[6] ~= '1' and redis.call('EXISTS', lock) == 1 then return {'BUSY'} end
+local token = redis.call('INCR', p .. ':fence:' .. object)
+redis.call('SET', lock, token, 'PX', ARGV[5])
+if ARGV[6] == '1' then redis.call('SET', p .. ':preempted:' .. object, token, 'PX', ARGV[7]) end
+local state, card, flying = '', '', 0
+if id ~= '' then
+  local found = redis.call('HMGET', p .. ':rollout:' .. id, 'data', 'card')
+  state, card = found[1] or '', found[2] or ''
+  flying = redis.call('SISMEMBER', p .. ':inflight', id)
 end
-if ARGV[6] == '1' and ARGV[12] ~= '' then
-  redis.call('ZADD', KEYS[11], ARGV[12], ARGV[5])
-else
-  redis.call('ZREM', KEYS[11], ARGV[5])
-end
-local seq = redis.call('INCR', KEYS[13])
-redis.call('ZADD', KEYS[12], seq, ARGV[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (seq - tonumber(ARGV[13])))
-for i = 14, #ARGV do
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
-  redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
-end
-return {'OK'}
+local freeze = redis.call('GET', p .. ':freeze') or ''
+return {'OK', token, object, id, state, card, tostring(flying), freeze}
 """
 
 # KEYS: change zset, change sequence. ARGV: the sequence number the reader has seen.
@@ -156,7 +239,11 @@ class RedisStore:
         self._regrant = client.register_script(_REGRANT)
         self._set_card = client.register_script(_SET_CARD)
         self._release = client.register_script(_RELEASE)
-        self._write = client.register_script(_WRITE)
+        self._create = client.register_script(_CREATE)
+        self._open = client.register_script(_OPEN)
+        self._latest = client.register_script(_LATEST)
+        self._close = client.register_script(_CLOSE)
+        self._leave = client.register_script(_LEAVE)
         self._changes = client.register_script(_CHANGES)
 
     @classmethod
@@ -173,19 +260,65 @@ class RedisStore:
     # -- locks ---------------------------------------------------------------------------
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
-        """Take the lock on `key`. A preempting caller (rollback) takes it from any holder;
-        the holder's later writes fail on the fencing token."""
+        """Take the lock on `key` alone (commands take theirs with `open`). A preempting
+        caller (rollback) takes it from any holder; the holder's later writes fail on the
+        fencing token."""
         lock, fence, taken = (self.key("lock", key), self.key("fence", key),
                               self.key("preempted", key))
+        token = self._waiting(key, lambda: self._acquire(
+            keys=[lock, fence, taken], args=[self._ttl_ms, int(preempt), self._ttl_ms * 20]))
+        return Lease(key=key, token=int(token))
+
+    def open(
+        self, *, key: str | None = None, rollout_id: str | None = None,
+        latest: tuple[str, str] | None = None, preempt: bool = False, memo: str | None = None,
+    ) -> Opening:
+        """The request's earlier answer, or the lock and what a command starts from, in one
+        round trip (two, once, for a state written before it named its lock)."""
+        if key is not None:
+            subject = ["key", key, rollout_id or ""]
+        elif rollout_id is not None:
+            subject = ["id", rollout_id, ""]
+        elif latest is not None:
+            subject = ["latest", *latest]
+        else:
+            raise ValueError("name a rollout id, a namespace's latest rollout, or a key")
+        reply = self._opening(subject, preempt=preempt, memo=memo)
+        if reply[0] == "NOKEY":
+            found = self.get(str(reply[1]))
+            if found is None:
+                return Opening(lease=None)
+            reply = self._opening(["key", found.target.object_key, found.id],
+                                  preempt=preempt, memo=memo)
+        if reply[0] == "DONE":
+            return Opening(lease=None, answer=str(reply[1]))
+        if reply[0] != "OK":
+            return Opening(lease=None)
+        _, token, object_key, _id, state, card, flying, freeze = reply
+        return Opening(lease=Lease(key=str(object_key), token=int(token)),
+                       rollout=_rollout(state, card), in_flight=flying == "1",
+                       freeze=Freeze.model_validate_json(freeze) if freeze else None)
+
+    def _opening(self, subject: list[str], *, preempt: bool, memo: str | None) -> list[Any]:
+        """The open script, run again while the lock is taken until the wait is over."""
+        args: list[str | int] = [self._p, *subject, self._ttl_ms, int(preempt),
+                                 self._ttl_ms * 20, memo or ""]
+
+        def attempt() -> list[Any] | None:
+            reply = cast(list[Any], self._open(keys=[], args=args))
+            return None if reply[0] == "BUSY" else reply
+
+        return self._waiting("/".join(subject[1:3]).strip("/"), attempt)
+
+    def _waiting(self, key: str, attempt: Callable[[], T | None]) -> T:
+        """Retry `attempt` (None: the lock is taken) with backoff; Busy once the wait is
+        over."""
         deadline = time.monotonic() + self._wait
         delay = 0.005
         while True:
-            token = self._guard(
-                lambda: self._acquire(keys=[lock, fence, taken],
-                                      args=[self._ttl_ms, int(preempt), self._ttl_ms * 20])
-            )
-            if token:
-                return Lease(key=key, token=int(token))
+            got = self._guard(attempt)
+            if got:
+                return got
             if time.monotonic() >= deadline:
                 raise Busy(f"another operation on {key} is still running; try again shortly",
                            retry_after=2.0)
@@ -225,23 +358,32 @@ class RedisStore:
     # -- state ---------------------------------------------------------------------------
 
     def create(self, rollout: Rollout, *, lease: Lease, events: tuple[AuditEvent, ...]) -> Rollout:
-        created = rollout.model_copy(update={"version": 1})
-        self._run_write("create", created, expected_version=0, lease=lease, events=events)
-        return created
+        """Record a rollout's first version now, keeping the lock (a start claims its
+        target before the cluster names it)."""
+        saving = Saving(rollout, 0, events)
+        keys, args = self._writing(saving, lease)
+        self._answer(self._guard(lambda: self._create(keys=keys, args=[*args, *_events(saving)])),
+                     saving, lease)
+        return saving.saved
 
-    def save(
-        self, rollout: Rollout, *, expected_version: int, lease: Lease,
-        events: tuple[AuditEvent, ...],
-    ) -> Rollout:
-        saved = rollout.model_copy(update={"version": expected_version + 1})
-        self._run_write("save", saved, expected_version=expected_version, lease=lease,
-                        events=events)
-        return saved
+    def close(self, lease: Lease, *, saving: Saving | None = None,
+              memo: Memo | None = None) -> None:
+        """Write, keep the request's answer, give the lock back: one round trip. A write
+        refused (the lock lost, the version moved on) still gives back a lock that is ours."""
+        memo_key = self.key("idem", memo.key if memo else "")
+        answer, ttl = (memo.answer, memo.ttl_seconds) if memo else ("", 0)
+        if saving is None:
+            self._guard(lambda: self._leave(keys=[self.key("lock", lease.key), memo_key],
+                                            args=[lease.token, answer, ttl]))
+            return
+        keys, args = self._writing(saving, lease)
+        self._answer(self._guard(lambda: self._close(
+            keys=[*keys, memo_key], args=[*args, answer, ttl, *_events(saving)])),
+            saving, lease)
 
-    def _run_write(
-        self, mode: str, r: Rollout, *, expected_version: int, lease: Lease,
-        events: tuple[AuditEvent, ...],
-    ) -> None:
+    def _writing(self, saving: Saving, lease: Lease) -> tuple[list[str], list[Any]]:
+        """The keys and leading arguments of a state write (_WRITE)."""
+        r = saving.saved
         keys = [
             self.key("rollout", r.id), self.key("lock", lease.key), self.key("active"),
             self.key("target", r.target.key), self.key("pool", r.target.namespace, r.canary),
@@ -252,14 +394,18 @@ class RedisStore:
         ]
         due = str(_ms(r.next_due_at)) if r.active and r.next_due_at else ""
         args: list[Any] = [
-            mode, str(expected_version), r.model_dump_json(exclude={"card"}), str(lease.token),
-            r.id,
+            "create" if saving.expected_version == 0 else "save", str(saving.expected_version),
+            r.model_dump_json(exclude={"card"}), str(lease.token), r.id,
             "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
             ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP, due, CHANGES_KEPT,
-            *(e.model_dump_json() for e in events),
+            r.target.object_key,
         ]
-        result = self._guard(lambda: self._write(keys=keys, args=args))
-        status = result[0]
+        assert len(args) == _WRITE_ARGS
+        return keys, args
+
+    def _answer(self, result: list[Any], saving: Saving, lease: Lease) -> None:
+        """Raise what a refused write means."""
+        status, r = result[0], saving.rollout
         if status == "OK":
             return
         if status == "LOCK":
@@ -271,17 +417,18 @@ class RedisStore:
         if status == "EXISTS":
             raise Conflict(f"rollout id {r.id} is already taken")
         raise Superseded(f"rollout {r.id} changed while this operation ran "
-                         f"(version {result[1]}, expected {expected_version})")
+                         f"(version {result[1]}, expected {saving.expected_version})")
 
     def get(self, rollout_id: str) -> Rollout | None:
         raw, card = self._guard(
             lambda: self._r.hmget(self.key("rollout", rollout_id), ["data", "card"]))
-        if not raw:
-            return None
-        rollout = Rollout.model_validate_json(raw)
-        if not card:
-            return rollout
-        return rollout.model_copy(update={"card": Card.model_validate_json(card)})
+        return _rollout(str(raw or ""), str(card or ""))
+
+    def latest(self, namespace: str, canary: str) -> Rollout | None:
+        """The latest rollout of `canary` in `namespace`, found and read in one round trip."""
+        reply = cast(list[str], self._guard(lambda: self._latest(
+            keys=[self.key("pool", namespace, canary)], args=[self._p])))
+        return _rollout(*reply) if reply else None
 
     def set_card(self, rollout_id: str, card: Card) -> None:
         """Where the rollout's chat card lives. Kept beside the state, not in it: pointing at a
@@ -348,11 +495,11 @@ class RedisStore:
 
     def audit(self, rollout_id: str, *, limit: int = 200) -> list[AuditEvent]:
         entries = self._guard(lambda: self._r.xrange(self.key("audit", rollout_id), count=limit))
-        return _events(entries)
+        return _stream(entries)
 
     def global_audit(self, *, limit: int = 200) -> list[AuditEvent]:
         entries = self._guard(lambda: self._r.xrevrange(self.key("audit"), count=limit))
-        return _events(entries)
+        return _stream(entries)
 
     def record(self, event: AuditEvent) -> None:
         """Audit a decision that changed no rollout (a refusal, a denial)."""
@@ -365,20 +512,6 @@ class RedisStore:
                                              maxlen=ROLLOUT_AUDIT_MAXLEN, approximate=True))
 
     # -- idempotency and small caches ----------------------------------------------------
-
-    def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None:
-        """Store `value` under `key` unless something is there; returns what was there."""
-        full = self.key("idem", key)
-        stored = self._guard(lambda: self._r.set(full, value, nx=True, ex=ttl_seconds))
-        if stored:
-            return None
-        existing = self._guard(lambda: self._r.get(full))
-        return str(existing) if existing is not None else None
-
-    def recall(self, key: str) -> str | None:
-        """What `remember` stored under `key`, if anything."""
-        value = self._guard(lambda: self._r.get(self.key("idem", key)))
-        return str(value) if value is not None else None
 
     def cache_get(self, key: str) -> Any:
         raw = self._guard(lambda: self._r.get(self.key("cache", key)))
@@ -401,7 +534,21 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _events(entries: Any) -> list[AuditEvent]:
+def _rollout(state: str, card: str) -> Rollout | None:
+    """A stored state with the card kept beside it; None when there is none."""
+    if not state:
+        return None
+    rollout = Rollout.model_validate_json(state)
+    if not card:
+        return rollout
+    return rollout.model_copy(update={"card": Card.model_validate_json(card)})
+
+
+def _events(saving: Saving) -> list[str]:
+    return [e.model_dump_json() for e in saving.events]
+
+
+def _stream(entries: Any) -> list[AuditEvent]:
     return [AuditEvent.model_validate_json(fields["event"]) for _id, fields in entries or ()]
 
 

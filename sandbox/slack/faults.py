@@ -19,6 +19,8 @@ class SlackFault:
 
     `count=None` fails every call until `SlackEmulator.clear_faults()`. `retry_after` is the
     `Retry-After` header (seconds) sent with `ratelimited`; `status` overrides the HTTP status.
+    `stall` holds the answer that many seconds first, as a Slack that hangs does; with an
+    empty `error` the call then goes ahead as usual.
     """
 
     method: str
@@ -26,6 +28,7 @@ class SlackFault:
     count: int | None = 1
     retry_after: int = 1
     status: int | None = None
+    stall: float = 0.0
 
     @property
     def http_status(self) -> int:

@@ -18,9 +18,11 @@ from sandbox.slack.workspace import Message, ResponseTarget, ResponseUrlPost, Wo
 SLACKBOT = "USLACKBOT"
 
 
-def issue(ws: Workspace, base_url: str, target: ResponseTarget) -> str:
-    """A new response URL on the emulator for a command or a click."""
-    url_id = f"{target.kind}-{secrets.token_urlsafe(12)}"
+def issue(ws: Workspace, base_url: str, target: ResponseTarget, *,
+          url_id: str | None = None) -> str:
+    """A new response URL on the emulator for a command or a click; `url_id` names it when
+    the caller wants to find the answers to its request later."""
+    url_id = url_id or f"{target.kind}-{secrets.token_urlsafe(12)}"
     ws.issue_response_url(url_id, target)
     return f"{base_url}/response/{url_id}"
 

@@ -199,16 +199,18 @@ class SlackEmulator:
         *,
         timestamp: int | None = None,
         signing_secret: str | None = None,
+        response_url_id: str | None = None,
     ) -> tuple[int, dict[str, str], str]:
         """Deliver a signed slash command; Slack shows the app's ack body to the user.
 
-        `timestamp` and `signing_secret` override the signature's (for stale or forged requests).
+        `timestamp` and `signing_secret` override the signature's (for stale or forged requests);
+        `response_url_id` names the response URL, to find the app's answers in `responses`.
         """
         ws = self.workspace
         user = ws.user(user_id)
         channel = ws.channel(channel_id)
         target = ResponseTarget(kind="command", channel=channel.id, user=user.id)
-        response_url = responses.issue(ws, self.url, target)
+        response_url = responses.issue(ws, self.url, target, url_id=response_url_id)
         trigger = payloads.trigger_id()
         ws.issue_trigger(trigger, user.id)
         body = payloads.slash_command_body(
@@ -260,8 +262,10 @@ class SlackEmulator:
         block_id: str | None = None,
         timestamp: int | None = None,
         signing_secret: str | None = None,
+        response_url_id: str | None = None,
     ) -> tuple[int, dict[str, str], str]:
-        """Deliver a signed block_actions click on a button of a stored message.
+        """Deliver a signed block_actions click on a button of a stored message (its response
+        URL named `response_url_id` when given, as for a slash command).
 
         The button's block_id and label come from the message; a button that is no longer
         there (a stale click racing an update) is still delivered, as Slack would.
@@ -310,7 +314,7 @@ class SlackEmulator:
             team_id=ws.team_id,
             team_domain=ws.team_domain,
             api_app_id=ws.app_id,
-            response_url=responses.issue(ws, self.url, target),
+            response_url=responses.issue(ws, self.url, target, url_id=response_url_id),
             trigger=trigger,
         )
         started = time.monotonic()

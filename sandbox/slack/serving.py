@@ -1,8 +1,8 @@
 """Run a WSGI app under waitress in a background thread, and stop it cleanly.
 
 waitress has no public stop for a server started with `create_server(...).run()`, so the
-stop closes every socket from inside the server's own loop (via its trigger) and then joins
-the worker threads.
+stop closes the listening socket from inside the server's own loop (via its trigger), lets
+the requests in flight finish, then closes every other socket the same way.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class BackgroundServer:
             for channel in list(server._map.values()):
                 channel.close()
 
+        # stop accepting, let the requests in flight answer while the loop still sends
+        # their replies, and only then close every socket: closing first left task threads
+        # writing to closed channels and pulling a closed trigger (EBADF)
+        server.accepting = False  # read by its loop before each poll
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
         server.trigger.pull_trigger(close_all)
         self._thread.join(timeout=timeout)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)

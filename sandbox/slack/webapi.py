@@ -122,7 +122,9 @@ class WebApi:
         if handler is None:
             raise ApiError("unknown_method", extra={"req_method": method})
         fault = self.faults.take(method)
-        if fault is not None:
+        if fault is not None and fault.stall > 0:
+            time.sleep(fault.stall)
+        if fault is not None and fault.error:
             raise ApiError(fault.error, status=fault.http_status, headers=fault.headers)
         if method not in _NO_AUTH:
             if not token:

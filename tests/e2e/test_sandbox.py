@@ -4,6 +4,10 @@ through signed Slack requests and, where Chromium is installed, a real browser."
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -95,6 +99,30 @@ def test_the_demo_scheduler_runs_an_automatic_plan(sandbox: Sandbox) -> None:
     assert _weights(sandbox) == [100, 0]
     sandbox.slack.click_button("U0BOB", CHANNEL, ts, "rollout_approve_plan", value)
     _eventually(lambda: _weights(sandbox) == [0, 100], timeout=60, box=sandbox)
+
+
+def test_the_cli_line_of_the_banner_updates_the_chat_page(sandbox: Sandbox) -> None:
+    """The banner's `Drive it without Slack` line, run as printed: its changes reach the
+    card in #llm-rollouts."""
+    line = next(x for x in sandbox.banner().splitlines() if "rollout-bot status" in x)
+    words = shlex.split(line)
+    env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    assert {"SLACK_BOT_TOKEN", "SLACK_API_URL", "ROLLOUT_NOTIFY_CHANNEL"} <= env.keys()
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", *argv],
+                              env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=60, check=False)
+
+    done = cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
+    assert done.returncode == 0, done.stderr
+    cards = sandbox.slack.messages(CHANNEL, top_level_only=True)
+    assert [m for m in cards if m.blocks], _chat(sandbox)
+    assert any("cli:alice started the rollout" in m.text
+               for m in sandbox.slack.messages(CHANNEL)), _chat(sandbox)
+    done = cli("rollback", "llm-pool-version-2", "--as", "bob")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "rolled back" in _chat(sandbox)
 
 
 def test_a_person_in_the_browser_walks_the_readme(sandbox: Sandbox) -> None:

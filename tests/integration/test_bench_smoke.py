@@ -11,10 +11,14 @@ def test_bench_quick_run_prints_a_ratio_per_benchmark() -> None:
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     ratios = [line for line in done.stdout.splitlines() if "ratio" in line]
-    for name in ("ack, 20 concurrent", "approve a step", "roll back", "approve transition",
-                 "scheduler jobs", "approve to weights, service approve, emulator",
+    for name in ("ack, 20 concurrent", "redis per approve", "approve a step", "roll back",
+                 "approve transition", "scheduler jobs",
+                 "approve to weights, service approve, emulator",
                  "approve to weights, Slack button, emulator"):
         assert sum(line.startswith(name) for line in ratios) == 1, (name, done.stdout)
+    trips = [line for line in done.stdout.splitlines()
+             if line.startswith("redis round trips per approve: 3.0")]
+    assert len(trips) == 1, done.stdout
     idle = [line for line in done.stdout.splitlines() if line.startswith("idle leader")]
     assert len(idle) == 2 and all("before (full reload per sweep)" in line for line in idle), \
         done.stdout

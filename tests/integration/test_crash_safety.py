@@ -10,10 +10,10 @@ import pytest
 from rollout.adapters.kube.router import KindSplit
 from rollout.adapters.store import RedisStore
 from rollout.domain.machine import Effect
-from rollout.domain.models import AuditEvent, Phase, Rollout
+from rollout.domain.models import Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Observed, Pair
-from rollout.ports import Lease
+from rollout.ports import Lease, Memo, Saving
 from rollout.service import Ref, RolloutService
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
@@ -47,7 +47,8 @@ class DyingTraffic:
 
 
 class DyingStore:
-    """Dies after the save; and once dead, never releases its lock."""
+    """Dies right after its command's last round trip (the save, the request's memo and the
+    lock's release, one script); once dead, sends nothing more."""
 
     def __init__(self, real: RedisStore) -> None:
         self.real = real
@@ -56,15 +57,13 @@ class DyingStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def save(self, rollout: Rollout, *, expected_version: int, lease: Lease,
-             events: tuple[AuditEvent, ...]) -> Rollout:
-        self.real.save(rollout, expected_version=expected_version, lease=lease, events=events)
+    def close(self, lease: Lease, *, saving: Saving | None = None,
+              memo: Memo | None = None) -> None:
+        if self.dead:
+            return
+        self.real.close(lease, saving=saving, memo=memo)
         self.dead = True
         raise Killed
-
-    def release(self, lease: Lease) -> None:
-        if not self.dead:
-            self.real.release(lease)
 
 
 @pytest.fixture
@@ -85,14 +84,12 @@ def _dying(world: World, point: str) -> RolloutService:
 
 
 class _NoRelease(DyingStore):
+    """Killed in the cluster write: the command's last round trip never runs, its lock is
+    left to lapse."""
+
     def __init__(self, real: RedisStore) -> None:
         super().__init__(real)
         self.dead = True
-
-    def save(self, rollout: Rollout, *, expected_version: int, lease: Lease,
-             events: tuple[AuditEvent, ...]) -> Rollout:
-        return self.real.save(rollout, expected_version=expected_version, lease=lease,
-                              events=events)
 
 
 def _retry(call: Any) -> Any:

@@ -15,9 +15,9 @@ from rollout.adapters.kube.router import TrafficRouter
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import Busy, Conflict, DriftDetected, NeedsOperator
 from rollout.domain.machine import ApplyStep, Effect
-from rollout.domain.models import AuditEvent, PauseKind, Phase, Rollout
+from rollout.domain.models import PauseKind, Phase, Rollout
 from rollout.domain.split import Observed, Pair, acceptable_pairs
-from rollout.ports import Lease
+from rollout.ports import Lease, Memo, Saving
 from rollout.service import RolloutService
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
@@ -125,13 +125,9 @@ class KeepsLock:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
-    def save(self, rollout: Rollout, *, expected_version: int, lease: Lease,
-             events: tuple[AuditEvent, ...]) -> Rollout:
-        return self.real.save(rollout, expected_version=expected_version, lease=lease,
-                              events=events)
-
-    def release(self, lease: Lease) -> None:
-        pass
+    def close(self, lease: Lease, *, saving: Saving | None = None,
+              memo: Memo | None = None) -> None:
+        """Its last round trip (save, memo, release) never runs."""
 
 
 def _dying(world: World) -> RolloutService:

@@ -227,6 +227,23 @@ def test_injected_api_errors(emu: SlackEmulator, client: WebClient) -> None:
     assert client.auth_test()["ok"]
 
 
+def test_a_stall_holds_the_answer_then_answers_as_usual_or_with_its_error(
+    emu: SlackEmulator,
+) -> None:
+    client = WebClient(token=TOKEN, base_url=emu.api_url, timeout=1, retry_handlers=[])
+    emu.inject(SlackFault(method="chat.postMessage", error="", stall=0.6))
+    started = time.monotonic()
+    assert client.chat_postMessage(channel=CH, text="late")["ok"]
+    assert time.monotonic() - started >= 0.6
+    emu.inject(SlackFault(method="chat.postMessage", error="", stall=3))
+    with pytest.raises(TimeoutError):  # the client's own timeout, not Slack's answer
+        client.chat_postMessage(channel=CH, text="never")
+    emu.inject(SlackFault(method="chat.update", error="internal_error", status=500, stall=0.3))
+    with pytest.raises(SlackApiError) as err:
+        client.chat_update(channel=CH, ts="1.000001", text="x")
+    assert err.value.response.status_code == 500
+
+
 # -- delivering signed requests to a real Bolt app -----------------------------------------------
 
 

@@ -13,7 +13,8 @@ from rollout.adapters.kube.markers import pointer, record_key, rule_key
 from rollout.domain.models import Phase, Rollout
 from rollout.domain.split import MarkerState, expected_pair
 from sandbox.kube.faults import RequestRecord
-from tests.soak.world import Answer
+from sandbox.slack.workspace import ResponseUrlPost
+from tests.soak.world import Answer, SlackAsk
 
 MARKER_PATH = pointer(rule_key(0))
 RECORD_PATH = pointer(record_key(0))
@@ -83,10 +84,22 @@ def _managed(weights: Mapping[str, int], names: Iterable[str]) -> dict[str, int 
     return {n: weights.get(n) for n in names}
 
 
+def stored_baseline(rollout: Rollout) -> dict[str, int]:
+    """The pre-start weights the store keeps for a rollout."""
+    weights = {rollout.stable: rollout.baseline.stable_weight}
+    if rollout.baseline.canary is not None:
+        weights[rollout.canary] = rollout.baseline.canary_weight
+    return weights
+
+
 def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
-                   final_routes: Mapping[str, dict[str, Any]]) -> list[str]:
+                   final_routes: Mapping[str, dict[str, Any]],
+                   stored: Mapping[str, dict[str, int]] | None = None) -> list[str]:
     """A rollback answered OK whose rollout's traffic is not at its baseline: the last write
-    of that rollout is not the restore, or the route (still that rollout's) shows otherwise."""
+    of that rollout is not the restore, or the route (still that rollout's) shows otherwise.
+    The baseline is the record the rollout's first write carried; `stored` (the store's,
+    per rollout id) stands in for a rollout whose first write never landed (a start cut short:
+    its rollback restores the weights the start read)."""
     base = baselines(writes)
     lost = []
     for a in answers:
@@ -95,14 +108,16 @@ def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
         own = [w for w in writes if w.rollout == a.rollout_id]
         if not own:
             continue  # nothing of it ever landed: nothing to restore
-        last, wanted = own[-1], base.get(a.rollout_id)
+        last = own[-1]
+        wanted = base.get(a.rollout_id) or (stored or {}).get(a.rollout_id)
         if wanted is None:
-            lost.append(f"rollback of {a.rollout_id}: no record of its baseline landed")
+            lost.append(f"rollback of {a.rollout_id}: no record of its baseline landed, nor "
+                        f"is it in the store; its writes: {_described(own)}")
             continue
         if last.state != MarkerState.ROLLED_BACK.value or \
                 _managed(last.weights, wanted) != _managed(wanted, wanted):
-            lost.append(f"rollback of {a.rollout_id} answered OK at {a.ended:.3f}, its last "
-                        f"write is {last.state} step {last.step + 1} {last.weights}")
+            lost.append(f"rollback of {a.rollout_id} answered OK at {a.ended:.3f}, its "
+                        f"baseline is {wanted}, its writes: {_described(own)}")
             continue
         route = final_routes.get(last.route)
         if route is not None and route_marker(route).get("rollout") == a.rollout_id:
@@ -111,6 +126,11 @@ def rollbacks_lost(answers: Sequence[Answer], writes: Sequence[Write],
                 lost.append(f"rollback of {a.rollout_id}: {last.route} ends at {now}, "
                             f"baseline {wanted}")
     return lost
+
+
+def _described(writes: Sequence[Write]) -> str:
+    return "; ".join(f"{w.at:.3f} {w.state} step {w.step + 1} {w.weights}"
+                     + (" +record" if w.record is not None else "") for w in writes)
 
 
 def _landed(writes: Sequence[Write], a: Answer, *, since: float) -> bool:
@@ -170,6 +190,52 @@ def contradicting_answers(answers: Sequence[Answer], writes: Sequence[Write]) ->
             found.append(f"{a.verb} {a.canary} step {_step(a)}: exit {a.code} but its write "
                          f"landed: {a.output!r}")
     return found
+
+
+# Slack answers: the first emoji says how it went (handlers.replies); two kinds of answer say
+# the change landed though the command did not finish ("landed, not recorded yet" and
+# "landed, then a rollback took over"), as the CLI's exit codes 3 and 5 may.
+SLACK_OK = (":white_check_mark:", ":information_source:")
+SLACK_LANDED = (":hourglass: the change landed", ":rewind: the change landed")
+SLACK_WORKING = ":hourglass_flowing_sand:"
+
+
+def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
+                  ) -> tuple[list[Answer], Counter[str]]:
+    """The Slack requests whose answer can be judged, as `Answer`s (exit 0 where the answer
+    says it landed): each answered, and the only request that could make its write (the same
+    verb on the same rollout, and step, or a start on the same route) from its sending to its
+    answer, so that such a write in that window is its own; one never answered may still be
+    at work. The counter says how many were left out, and why."""
+    final: dict[str, ResponseUrlPost] = {}
+    for post in sorted(posts, key=lambda p: p.at):
+        if post.text and not post.text.startswith(SLACK_WORKING):
+            final[post.url_id] = post
+    windows = {a.url_id: (a.started, final[a.url_id].at if a.url_id in final else float("inf"))
+               for a in asks}
+    judged: list[Answer] = []
+    left: Counter[str] = Counter()
+    for a in asks:
+        answered = final.get(a.url_id)
+        if answered is None:
+            left["slack requests never answered"] += 1
+            continue
+        start, end = windows[a.url_id]
+        if any(_same_write(a, b) and b.url_id != a.url_id and windows[b.url_id][0] <= end
+               and start <= windows[b.url_id][1] for b in asks):
+            left["slack answers overlapping a request for the same write"] += 1
+            continue
+        text = answered.text or ""
+        code = 0 if text.startswith(SLACK_OK + SLACK_LANDED) else 1
+        judged.append(Answer(a.verb, a.canary, a.rollout_id, a.step, start, end, code, text))
+    return judged, left
+
+
+def _same_write(a: SlackAsk, b: SlackAsk) -> bool:
+    """Whether two requests could make the same write (`_landed` tells them apart otherwise)."""
+    if a.route != b.route or a.verb != b.verb:
+        return False
+    return a.verb == "start" or (a.rollout_id == b.rollout_id and a.step == b.step)
 
 
 def _step(a: Answer) -> str:

@@ -4,6 +4,7 @@ while faults are injected, clear the faults, converge, and judge what landed."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import tempfile
 import threading
@@ -31,6 +32,7 @@ from tests.soak.world import (
     Answer,
     Process,
     Replica,
+    SlackAsk,
     Target,
     bot_env,
     run_cli,
@@ -68,6 +70,7 @@ class Soak:
     scheduler: Process
     stop: threading.Event = field(default_factory=threading.Event)
     answers: list[Answer] = field(default_factory=list)
+    slack_asks: list[SlackAsk] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     activity: Counter[str] = field(default_factory=Counter)
     slack_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,6 +94,19 @@ class Soak:
             return str(rid), self.store.get(str(rid))
         except StoreUnavailable:  # Redis restarting: ask again later
             return str(rid), None
+
+    def driven(self, target: Target) -> tuple[str | None, Rollout | None]:
+        """What a person would act on next: the rollout the marker names while it is active,
+        else one the store holds active on the route without a marker yet (a start whose
+        first write was cut short: its card still asks for the next step), else the marker's."""
+        rid, rollout = self.current(target)
+        if (rid is not None and rollout is None) or (rollout is not None and rollout.active):
+            return rid, rollout
+        try:
+            unmarked = self.active(target)
+        except StoreUnavailable:
+            return rid, None
+        return (unmarked[0].id, unmarked[0]) if unmarked else (rid, rollout)
 
     def active(self, target: Target) -> list[Rollout]:
         """Every rollout the store holds active on the route: the one its marker names, and a
@@ -116,15 +132,22 @@ class Soak:
             self.activity[f"cli {verb} exit {code}"] += 1
         return answer
 
-    def slash(self, user: str, text: str) -> None:
+    def slash(self, user: str, text: str, target: Target, *, rollout_id: str | None = None,
+              step: int | None = None) -> None:
+        """Send `/rollout text` as `user` and wait, as a person does, for its answer."""
+        words = text.split()
         with self.slack_lock:
             self._aim_slack()
+            url_id = self._ask(target, words[1], words[0], rollout_id, step)
             with contextlib.suppress(Exception):  # a replica killed under the delivery
-                status, _, _ = self.slack.send_slash_command(user, CHANNEL, text)
-                self.activity[f"slack command {text.split()[1]} http {status}"] += 1
+                status, _, _ = self.slack.send_slash_command(user, CHANNEL, text,
+                                                             response_url_id=url_id)
+                self.activity[f"slack command {words[1]} http {status}"] += 1
+        self._await_answer(url_id)
 
-    def click_approve(self, rollout: Rollout) -> bool:
-        """Press Approve on the rollout's card, as drawn now; False when there is none."""
+    def click_approve(self, rollout: Rollout, target: Target) -> bool:
+        """Press Approve on the rollout's card, as drawn now, and wait for its answer; False
+        when there is none."""
         if rollout.card is None:
             return False
         with self.slack_lock:
@@ -133,11 +156,33 @@ class Soak:
             if msg is None or value is None:
                 return False
             self._aim_slack()
+            step = int(json.loads(value)["s"])  # the step the button names (handlers.cards)
+            url_id = self._ask(target, "approve", rollout.canary, rollout.id, step)
             with contextlib.suppress(Exception):
                 status, _, _ = self.slack.click_button(BOB, rollout.card.channel, msg.ts,
-                                                       "rollout_approve", value)
+                                                       "rollout_approve", value,
+                                                       response_url_id=url_id)
                 self.activity[f"slack click approve http {status}"] += 1
+        self._await_answer(url_id)
         return True
+
+    def _ask(self, target: Target, verb: str, canary: str, rollout_id: str | None,
+             step: int | None) -> str:
+        """Record a Slack request before it is sent; its response URL is named after it."""
+        with self.lock:
+            url_id = f"soak-{len(self.slack_asks)}"
+            self.slack_asks.append(SlackAsk(target.route, verb, canary, rollout_id, step,
+                                            time.time(), url_id))
+        return url_id
+
+    def _await_answer(self, url_id: str, timeout: float = 30.0) -> None:
+        """Until the request's answer (not "Working on it") arrives, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if any(p.url_id == url_id and p.text and
+                   not p.text.startswith(checks.SLACK_WORKING) for p in self.slack.responses):
+                return
+            time.sleep(0.2)
 
     def _aim_slack(self) -> None:
         alive = [r for r in self.replicas if r.alive] or self.replicas
@@ -173,7 +218,7 @@ def _start_args(soak: Soak, target: Target, rng: random.Random) -> tuple[str, li
 def drive_cli(soak: Soak, target: Target, rng: random.Random) -> None:
     """One CLI-driven route: at most one approval and one rollback in flight at a time."""
     while not soak.stop.is_set():
-        rid, rollout = soak.current(target)
+        rid, rollout = soak.driven(target)
         if rid is not None and rollout is None:
             time.sleep(0.5)
             continue
@@ -214,10 +259,10 @@ def _race(soak: Soak, canary: str, rollout_id: str, step: int) -> None:
 
 
 def drive_slack(soak: Soak, target: Target, rng: random.Random) -> None:
-    """One Slack-driven route: slash commands and Approve clicks; answers arrive later, so
-    they are not judged (the landed writes, the audit and the final state still are)."""
+    """One Slack-driven route: slash commands and Approve clicks, each waiting for its answer
+    (which arrives after the ack, through the response URL) as a person does."""
     while not soak.stop.is_set():
-        rid, rollout = soak.current(target)
+        rid, rollout = soak.driven(target)
         if rid is not None and rollout is None:
             time.sleep(0.5)
             continue
@@ -227,17 +272,19 @@ def drive_slack(soak: Soak, target: Target, rng: random.Random) -> None:
                 time.sleep(1)
                 continue
             canary, extra = start
-            soak.slash(ALICE, " ".join([canary, "start", *extra]))
+            soak.slash(ALICE, " ".join([canary, "start", *extra]), target)
         elif rollout.phase is Phase.PAUSED:
-            soak.slash(CAROL, f"{rollout.canary} resume")
+            soak.slash(CAROL, f"{rollout.canary} resume", target, rollout_id=rollout.id)
         elif rollout.needs_plan_approval:
-            soak.slash(BOB, f"{rollout.canary} approve-plan")
+            soak.slash(BOB, f"{rollout.canary} approve-plan", target, rollout_id=rollout.id)
         elif rollout.phase is Phase.AWAITING_APPROVAL and rollout.pending_step is not None:
-            if rng.random() < 0.5 or not soak.click_approve(rollout):
-                soak.slash(rng.choice([BOB, CAROL]),
-                           f"{rollout.canary} approve --step {rollout.pending_step + 1}")
+            step = rollout.pending_step
+            if rng.random() < 0.5 or not soak.click_approve(rollout, target):
+                soak.slash(rng.choice([BOB, CAROL]), f"{rollout.canary} approve --step {step + 1}",
+                           target, rollout_id=rollout.id, step=step)
         elif rng.random() < 0.05:
-            soak.slash(CAROL, f"{rollout.canary} rollback --reason soak")
+            soak.slash(CAROL, f"{rollout.canary} rollback --reason soak", target,
+                       rollout_id=rollout.id)
         time.sleep(rng.uniform(0.3, 1.0))
 
 
@@ -343,16 +390,18 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
         trails[str(rid)] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
                                      + (f" ({e.detail})" if e.action == "rolled_back" else "")
                                      for e in events)
-    report = checks.Report(faults=soak.faults, activity=soak.activity)
+    slack_judged, slack_left = checks.slack_answers(soak.slack_asks, soak.slack.responses)
+    report = checks.Report(faults=soak.faults, activity=soak.activity + slack_left)
+    report.activity["slack answers judged"] = len(slack_judged)
     report.activity["rollouts started"] = len(checks.baselines(writes))
     report.activity["weight writes landed"] = len(writes)
     report.checks = {
         "steps applied twice": checks.steps_applied_twice(writes),
-        "rollbacks lost": checks.rollbacks_lost(soak.answers, writes, finals),
-        # Printed, not yet failing the run: answers after a write whose fate was unknown are
-        # being fixed (issue 15, item 2). Once that lands this joins MUST_BE_ZERO.
-        "answers that contradict what landed": checks.contradicting_answers(soak.answers,
-                                                                            writes),
+        "rollbacks lost": checks.rollbacks_lost(
+            soak.answers, writes, finals,
+            {rid: checks.stored_baseline(r) for rid, r in rollouts.items() if r is not None}),
+        "answers that contradict what landed": checks.contradicting_answers(
+            soak.answers + slack_judged, writes),
         "store and cluster disagreements": checks.store_cluster_disagreements(
             finals, rollouts, latest) + stuck,
         "audit missing a landed step": checks.audit_disagreements(writes, audited, trails),
@@ -361,7 +410,8 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
     return report
 
 
-MUST_BE_ZERO = ("steps applied twice", "rollbacks lost", "store and cluster disagreements")
+MUST_BE_ZERO = ("steps applied twice", "rollbacks lost", "answers that contradict what landed",
+                "store and cluster disagreements", "audit missing a landed step")
 
 
 @contextlib.contextmanager

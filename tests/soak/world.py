@@ -130,6 +130,20 @@ class Answer:
     output: str
 
 
+@dataclass(frozen=True)
+class SlackAsk:
+    """One Slack request the soak sent (a slash command or a click): what it asked, and the
+    response URL its answer comes to, later than the ack."""
+
+    route: str
+    verb: str
+    canary: str
+    rollout_id: str | None
+    step: int | None  # approve: the step index (0-based) the command or button named
+    started: float
+    url_id: str
+
+
 def run_cli(env: dict[str, str], args: list[str], timeout: float = 90.0) -> tuple[int, str]:
     """One `rollout-bot` CLI command: (exit code, stdout and stderr); -9 when it hung."""
     try:

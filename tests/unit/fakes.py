@@ -31,14 +31,16 @@ from rollout.domain.models import (
     TargetKind,
 )
 from rollout.domain.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
-from rollout.ports import Changes, Lease, Located, Marked
+from rollout.ports import Changes, Lease, Located, Marked, Memo, Opening, Saving
 from rollout.service import Gates
 
 
 class FakeStore:
     """The RolloutStore port in a few dicts (cosmicpython's FakeRepository, with locks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, freezes: FakeFreezes | None = None) -> None:
+        self.freezes = freezes or FakeFreezes()  # what `open` reads, as Redis keeps both
+        self.opens = 0  # how many commands opened (a first round trip each)
         self.rollouts: dict[str, Rollout] = {}
         self.events: list[AuditEvent] = []
         self.saves: list[tuple[str, int]] = []  # (rollout id, version) of every write
@@ -51,7 +53,41 @@ class FakeStore:
         self.changes: dict[str, int] = {}  # rollout id -> number of its last write
 
         self.ttls: dict[str, int] = {}
-        self.release_fails = False  # Redis gone when the lock is given back
+        self.release_fails = False  # Redis gone when a command closes (its last round trip)
+
+    def open(
+        self, *, key: str | None = None, rollout_id: str | None = None,
+        latest: tuple[str, str] | None = None, preempt: bool = False, memo: str | None = None,
+    ) -> Opening:
+        self.opens += 1
+        if memo is not None and memo in self.memos:
+            return Opening(lease=None, answer=self.memos[memo])
+        if key is None:
+            rid = rollout_id if rollout_id is not None else (
+                self.latest_for(*latest) if latest is not None else None)
+            found = self.rollouts.get(rid) if rid is not None else None
+            if found is None:
+                return Opening(lease=None)
+            key = found.target.object_key
+        else:
+            found = self.rollouts.get(rollout_id) if rollout_id is not None else None
+        lease = self.acquire(key, preempt=preempt)
+        return Opening(lease=lease, rollout=found,
+                       in_flight=found is not None and found.id in self.in_flight,
+                       freeze=self.freezes.current)
+
+    def close(self, lease: Lease, *, saving: Saving | None = None,
+              memo: Memo | None = None) -> None:
+        if self.release_fails:
+            raise StoreUnavailable("Redis did not answer")
+        try:
+            if saving is not None:
+                self._save(saving, lease)
+            if memo is not None:
+                self.ttls.setdefault(memo.key, memo.ttl_seconds)
+                self.memos.setdefault(memo.key, memo.answer)
+        finally:  # given back whatever the write's answer (Redis gone: it lapses; here at once)
+            self.release(lease)
 
     def acquire(self, key: str, *, preempt: bool = False) -> Lease:
         if key in self.locks and not preempt:
@@ -71,8 +107,6 @@ class FakeStore:
         return Lease(key=lease.key, token=token)
 
     def release(self, lease: Lease) -> None:
-        if self.release_fails:
-            raise StoreUnavailable("Redis did not answer")
         if self.locks.get(lease.key) == lease.token:
             del self.locks[lease.key]
 
@@ -81,15 +115,15 @@ class FakeStore:
             raise Conflict(f"rollout id {rollout.id} is already taken")
         return self._write(rollout, 0, lease, events)
 
-    def save(
-        self, rollout: Rollout, *, expected_version: int, lease: Lease,
-        events: tuple[AuditEvent, ...],
-    ) -> Rollout:
+    def _save(self, saving: Saving, lease: Lease) -> Rollout:
+        rollout, expected_version = saving.rollout, saving.expected_version
         if self.fail_saves is not None:
             raise self.fail_saves
+        if expected_version == 0:
+            return self.create(rollout, lease=lease, events=saving.events)
         if self.rollouts[rollout.id].version != expected_version:
             raise Superseded(f"rollout {rollout.id} changed while this operation ran")
-        return self._write(rollout, expected_version, lease, events)
+        return self._write(rollout, expected_version, lease, saving.events)
 
     def _write(self, rollout: Rollout, version: int, lease: Lease,
                events: tuple[AuditEvent, ...]) -> Rollout:
@@ -123,6 +157,10 @@ class FakeStore:
                  if r.target.namespace == namespace and r.canary == canary]
         return max(found, key=lambda r: r.created_at).id if found else None
 
+    def latest(self, namespace: str, canary: str) -> Rollout | None:
+        found = self.latest_for(namespace, canary)
+        return self.rollouts.get(found) if found is not None else None
+
     def active_ids(self) -> list[str]:
         return [r.id for r in self.rollouts.values() if r.active]
 
@@ -155,13 +193,6 @@ class FakeStore:
 
     def record(self, event: AuditEvent) -> None:
         self.events.append(event)
-
-    def remember(self, key: str, value: str, *, ttl_seconds: int) -> str | None:
-        self.ttls.setdefault(key, ttl_seconds)
-        return self.memos.setdefault(key, value)
-
-    def recall(self, key: str) -> str | None:
-        return self.memos.get(key)
 
     def ping(self) -> None:
         return None

@@ -20,6 +20,7 @@ from rollout.domain.errors import (
     Unrecorded,
     WriteUnknown,
 )
+from rollout.domain.freeze import Freeze
 from rollout.domain.models import Actor, AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, Observed, Pair
@@ -27,7 +28,7 @@ from rollout.ports import Lease
 from rollout.service import Gates, Ref, RolloutService, _Hold
 from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
 from tests.unit.facts_builders import world
-from tests.unit.fakes import FakeFacts, FakeFreezes, FakeStore, FakeTarget, FakeTraffic
+from tests.unit.fakes import FakeFacts, FakeStore, FakeTarget, FakeTraffic
 
 CANARY = "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -38,7 +39,7 @@ def _world() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
     target = FakeTarget(target=TARGET, stable="llm-pool", canary=CANARY, baseline=BASELINE,
                         pair=Pair(stable=100, canary=0))
     clock = ManualClock(T0)
-    gates = Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+    gates = Gates(facts=FakeFacts(world()), freezes=store.freezes)
     service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock, gates=gates,
                              new_id=lambda canary, now: "r1")
     return service, store, target, clock
@@ -341,17 +342,18 @@ class _CountingStore(FakeStore):
 
 def test_the_lock_keeper_renews_until_its_limit_and_stops_when_the_lock_is_lost() -> None:
     """`_keep` run inline: each renewal confirms the lease; a lost lease ends it."""
+    key = "httproute/default/routes-to-llm"
     store = _CountingStore()
-    hold = _Hold(store, "httproute/default/routes-to-llm")
+    hold = _Hold(store, store.open(key=key))
     hold._keep(1e-9, 5.5e-9)  # five renewals fit in the limit
     assert store.confirms == 5
     losing = _CountingStore(fail_after=2)
-    hold = _Hold(losing, "httproute/default/routes-to-llm")
+    hold = _Hold(losing, losing.open(key=key))
     hold._keep(1e-9, 1.0)
     assert losing.confirms == 3
     released = _CountingStore()
-    hold = _Hold(released, "httproute/default/routes-to-llm")
-    hold.release()
+    hold = _Hold(released, released.open(key=key))
+    hold.close()
     hold._keep(1e-9, 1.0)
     assert released.confirms == 0
 
@@ -378,3 +380,30 @@ def test_a_write_that_landed_after_the_lock_lapsed_says_so() -> None:
     assert str(raised.value).startswith("the change landed in the cluster but could not be "
                                         "recorded: this command's lock lapsed before the save")
     assert raised.value.retry_after == 3
+
+
+def test_a_request_whose_save_failed_runs_again_and_its_lock_is_given_back() -> None:
+    """The save, the request's answer and the lock's release are one round trip: a save
+    refused keeps no answer (a retry runs again) and still gives the lock back."""
+    service, store, _, _ = _started()
+    service.pause(REF, actor=BOB)
+    store.fail_saves = Superseded("rollout r1 changed while this operation ran")
+    with pytest.raises(Superseded):
+        service.resume(REF, actor=BOB, request_id="click-9")
+    assert store.locks == {} and store.memos == {}
+    store.fail_saves = None
+    again = service.resume(REF, actor=BOB, request_id="click-9")
+    assert again.ok and again.changed and service.get(REF).phase is not Phase.PAUSED
+    assert store.memos == {"request:click-9": again.message} and store.locks == {}
+
+
+def test_a_step_opens_once_and_reads_the_freeze_from_its_opening() -> None:
+    service, store, target, _ = _started()
+    opened = store.opens
+    store.freezes.current = Freeze(by="U0ALICE", since=T0, reason="incident")
+    held = service.approve(REF, actor=BOB)
+    assert not held.ok and "frozen by U0ALICE" in held.message
+    assert store.opens == opened + 1 and len(target.writes) == 1 and store.locks == {}
+    store.freezes.current = None
+    assert service.approve(REF, actor=BOB).ok and store.opens == opened + 2
+    assert target.writes[-1] == Pair(stable=90, canary=10)

@@ -21,7 +21,6 @@ from tests.unit.facts_builders import world
 from tests.unit.fakes import (
     FakeAnalysis,
     FakeFacts,
-    FakeFreezes,
     FakeStore,
     FakeTarget,
     FakeTraffic,
@@ -49,7 +48,7 @@ class World:
         analyses = AnalysisFile(default="quick", analyses={
             "quick": spec(**spec_overrides), "strict": spec(failure_limit=0)})
         options = ServiceOptions(analyses=analyses, analysis=self.metrics if port else None)
-        gates = Gates(facts=FakeFacts(world()), freezes=FakeFreezes())
+        gates = Gates(facts=FakeFacts(world()), freezes=self.store.freezes)
         self.service = RolloutService(store=self.store, traffic=FakeTraffic(self.target),
                                       clock=self.clock, gates=gates, options=options,
                                       new_id=lambda canary, now: "r1")

@@ -25,12 +25,12 @@ CAROL = ALICE.model_copy(update={"id": "cli:carol", "name": "cli:carol"})
 class World:
     def __init__(self, facts: ClusterFacts | None = None, *, minimum: int = 1,
                  rollback_percent: int = 100) -> None:
-        self.store = FakeStore()
+        self.freezes = FakeFreezes()
+        self.store = FakeStore(self.freezes)
         self.target = FakeTarget(target=TARGET, stable=STABLE, canary=CANARY,
                                  baseline=BASELINE, pair=Pair(stable=100, canary=0))
         self.clock = ManualClock(T0)
         self.facts = FakeFacts(facts or world())
-        self.freezes = FakeFreezes()
         self.service = RolloutService(
             store=self.store, traffic=FakeTraffic(self.target), clock=self.clock,
             gates=Gates(facts=self.facts, freezes=self.freezes,

@@ -8,8 +8,9 @@ from typing import Any
 
 from rollout.domain.models import Phase
 from sandbox.kube.faults import RequestRecord
+from sandbox.slack.workspace import ResponseUrlPost
 from tests.soak import checks
-from tests.soak.world import Answer
+from tests.soak.world import Answer, SlackAsk
 from tests.unit.builders import started
 
 ROUTE = "routes-to-llm"
@@ -130,3 +131,50 @@ def test_an_answer_that_says_landed_or_not_known_is_held_to_what_it_says() -> No
     assert checks.contradicting_answers([unrecorded, unknown], writes) == []
     never = Answer("approve", CANARY, "r1", 2, 6.0, 7.0, 3, "landed, not recorded yet: x")
     assert len(checks.contradicting_answers([never], writes)) == 1
+
+
+def _ask(url_id: str, started_at: float, verb: str = "approve", route: str = ROUTE,
+         step: int | None = 1) -> SlackAsk:
+    return SlackAsk(route, verb, CANARY, "r1", step, started_at, url_id)
+
+
+def _post(url_id: str, at: float, text: str) -> ResponseUrlPost:
+    return ResponseUrlPost(url_id=url_id, kind="command", channel="C1", user="U1",
+                           response_type="ephemeral", replace_original=False,
+                           delete_original=False, text=text, blocks=None, thread_ts=None,
+                           body={}, at=at)
+
+
+def test_slack_answers_are_judged_when_no_other_request_could_make_their_write() -> None:
+    asks = [_ask("a", 10.0), _ask("b", 20.0), _ask("c", 30.0), _ask("d", 31.0),
+            _ask("e", 40.0, route="other"), _ask("f", 50.0, step=2), _ask("g", 60.0, step=2),
+            _ask("h", 100.0, verb="rollback", step=None)]
+    posts = [_post("a", 10.5, ":hourglass_flowing_sand: Working on it…"),
+             _post("a", 11.0, ":white_check_mark: Step 2 applied"),
+             _post("b", 21.0, ":hourglass: the change landed in the cluster but could not be "
+                              "recorded"),
+             _post("c", 33.0, ":warning: Not applied"),  # d was sent before c was answered
+             _post("d", 34.0, ":white_check_mark: Step 2 applied"),
+             _post("e", 41.0, ":no_entry: Refused"),
+             _post("g", 61.0, ":warning: Not applied"),  # f (step 2) may still be at work
+             _post("h", 101.0, ":white_check_mark: Rolled back")]  # f cannot roll back
+    judged, left = checks.slack_answers(asks, posts)
+    assert [(a.started, a.ended, a.code) for a in judged] == [
+        (10.0, 11.0, 0), (20.0, 21.0, 0), (40.0, 41.0, 1), (100.0, 101.0, 0)]
+    assert left == {"slack answers overlapping a request for the same write": 3,
+                    "slack requests never answered": 1}
+    # a judged Slack answer is held to the writes like a CLI one
+    said_applied_with_nothing_landed = checks.contradicting_answers(judged[:1], [])
+    assert len(said_applied_with_nothing_landed) == 1
+
+
+def test_a_rollback_of_a_start_whose_first_write_never_landed_is_held_to_the_stored_baseline(
+) -> None:
+    only_restore = checks.landed_writes([_patch(5.0, 100, 0, -1, "rolled-back")])
+    ok = [_answer("rollback", 0, 4.5, 5.5)]
+    home = {ROUTE: _route(100, 0, {"rollout": "r1", "step": -1, "state": "rolled-back"})}
+    assert len(checks.rollbacks_lost(ok, only_restore, home)) == 1  # nothing to judge by
+    stored = {"r1": {STABLE: 100, CANARY: 0}}
+    assert checks.rollbacks_lost(ok, only_restore, home, stored) == []
+    assert len(checks.rollbacks_lost(ok, only_restore, home, {"r1": {STABLE: 90, CANARY: 10}
+                                                              })) == 1

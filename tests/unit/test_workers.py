@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookResponse
 
 from handlers.authorization import Authorizer, Policy
 from handlers.card_sync import CardPublisher
@@ -67,9 +68,10 @@ class Recorder:
         self.calls: list[dict[str, Any]] = []
         self.called = threading.Event()
 
-    def __call__(self, **kwargs: Any) -> None:
+    def __call__(self, **kwargs: Any) -> WebhookResponse:
         self.calls.append(kwargs)
         self.called.set()
+        return WebhookResponse(url="", status_code=200, body="ok", headers={})
 
 
 def _edge(store: FakeStore, workers: Workers) -> SlackEdge:

@@ -1,0 +1,248 @@
+"""Every change updates the card, whoever made it: the CLI and a standalone `rollout-bot
+scheduler` process post to the emulated Slack too, and a Slack that rate-limits, fails or
+hangs never fails the CLI nor holds it past its bound."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from bot.card_updates import CLI_SLACK_SECONDS
+from bot.cli import EXIT_OK, main
+from rollout.domain.models import Actor, Phase, Via
+from rollout.domain.plan import build_plan
+from rollout.service import Ref
+from sandbox.slack import SlackFault
+from tests.e2e.conftest import CANARY, CHANNEL, TOKEN, World, eventually, start_rollout
+
+REF = Ref(namespace="default", canary=CANARY)
+NOTIFY = "C0OTHER"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+    seconds: float
+
+
+@pytest.fixture
+def cli(world: World, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """`rollout-bot VERB ...` in this process, on the world's Redis prefix and cluster, with
+    the Slack emulator's token and address unless a test takes them away."""
+    settings = world.container.settings
+    monkeypatch.setenv("ROLLOUT_KEY_PREFIX", settings.rollout_key_prefix)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", world.slack.api_url)
+    monkeypatch.setenv("ROLLOUT_APPROVERS", "U0BOB,U0CAROL")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+
+    def run(*argv: str) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        started = time.monotonic()
+        code = main([*argv, "--kubeconfig", str(settings.kubeconfig),
+                     "--redis-url", settings.redis_url], out=out, err=err)
+        return Run(code, out.getvalue(), err.getvalue(), time.monotonic() - started)
+
+    return run
+
+
+def _thread(world: World, ts: str, channel: str = CHANNEL) -> str:
+    return "\n".join(m.text for m in world.slack.thread(channel, ts))
+
+
+def test_a_cli_approve_edits_the_card_and_writes_the_thread_line(
+    world: World, cli: Callable[..., Run],
+) -> None:
+    card = start_rollout(world)
+    run = cli("approve", CANARY, "--as", "bob")
+    assert run.code == EXIT_OK, run.err
+    assert run.err == ""
+    assert world.weights() == {"llm-pool": 90, CANARY: 10}
+    # the CLI made the calls itself, before it returned: no waiting here
+    updated = world.slack.message(CHANNEL, card.ts)
+    assert updated is not None and ": 10%, baking" in updated.text
+    assert "cli:bob applied step 1 (10%)" in _thread(world, card.ts)
+    assert len(world.cards()) == 1
+
+
+def test_a_rollout_started_from_the_cli_gets_its_card_in_the_notify_channel(
+    world: World, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROLLOUT_NOTIFY_CHANNEL", NOTIFY)
+    run = cli("start", CANARY, "--interval", "0s", "--as", "alice")
+    assert run.code == EXIT_OK, run.err
+    card = world.card(NOTIFY)
+    assert world.rollout().card is not None and world.rollout().card.ts == card.ts
+    assert "cli:alice started the rollout" in _thread(world, card.ts, NOTIFY)
+    assert cli("approve", CANARY, "--as", "bob").code == EXIT_OK
+    assert ": 10%, baking" in world.card(NOTIFY).text
+    assert len(world.cards(NOTIFY)) == 1 and world.cards(CHANNEL) == []
+
+
+@pytest.mark.parametrize("fault", [
+    SlackFault(method="*", error="ratelimited", count=None, retry_after=1),
+    SlackFault(method="*", error="internal_error", count=None, status=500),
+], ids=["429", "500"])
+def test_a_failing_slack_does_not_fail_the_cli(
+    world: World, cli: Callable[..., Run], fault: SlackFault,
+) -> None:
+    card = start_rollout(world)
+    world.slack.inject(fault)
+    run = cli("approve", CANARY, "--as", "bob")
+    assert run.code == EXIT_OK and "now at 10%" in run.out
+    assert world.weights() == {"llm-pool": 90, CANARY: 10}
+    assert run.err.startswith("note: the rollout's Slack card may be out of date")
+    assert "chat.update" in run.err and len(run.err.splitlines()) == 1
+    failed = [c for c in world.slack.calls if c.error == fault.error]
+    assert {c.method for c in failed} == {"chat.update", "chat.postMessage"}
+    # bounded: a rate limit honoured once, a server error retried twice, then given up
+    per_call = 2 if fault.error == "ratelimited" else 3
+    assert len(failed) == 2 * per_call
+    world.slack.clear_faults()
+    clean = cli("approve", CANARY, "--as", "bob")
+    assert clean.code == EXIT_OK and clean.err == ""
+    assert ": 25%, baking" in world.card().text  # the next change brings the card up to date
+    # Slack's failures cost at most the CLI's budget more than the same command without them
+    # (the process's own start-up, slow on a busy machine, is in both)
+    assert run.seconds - clean.seconds < CLI_SLACK_SECONDS + 1
+    assert "cli:bob applied step 2 (25%)" in _thread(world, card.ts)
+
+
+def test_one_short_rate_limit_is_waited_out_and_the_card_still_updated(
+    world: World, cli: Callable[..., Run],
+) -> None:
+    start_rollout(world)
+    world.slack.inject(SlackFault(method="chat.update", error="ratelimited", retry_after=1))
+    run = cli("approve", CANARY, "--as", "bob")
+    assert run.code == EXIT_OK and run.err == ""
+    assert ": 10%, baking" in world.card().text
+    assert run.seconds >= 1.0  # the Retry-After was waited out within the budget
+
+
+def test_a_hanging_slack_holds_the_cli_no_longer_than_its_bound(
+    world: World, cli: Callable[..., Run],
+) -> None:
+    start_rollout(world)
+    world.slack.inject(SlackFault(method="*", error="", count=None, stall=CLI_SLACK_SECONDS + 3))
+    run = cli("approve", CANARY, "--as", "bob")
+    assert run.code == EXIT_OK and "now at 10%" in run.out
+    assert world.weights() == {"llm-pool": 90, CANARY: 10}
+    assert run.seconds > CLI_SLACK_SECONDS - 0.5
+    assert "chat.update (1)" in run.err and "chat.postMessage (1)" in run.err
+    world.slack.clear_faults()
+    clean = cli("approve", CANARY, "--as", "bob")
+    assert clean.code == EXIT_OK and clean.err == ""
+    assert run.seconds - clean.seconds < CLI_SLACK_SECONDS + 1  # start-up is in both
+
+
+def test_without_a_token_nothing_is_posted_and_verbose_says_so(
+    world: World, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start_rollout(world)
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    world.slack.clear_calls()
+    run = cli("approve", CANARY, "--as", "bob")
+    assert run.code == EXIT_OK and run.err == ""  # scripts see the answer alone
+    run = cli("approve", CANARY, "--as", "bob", "--verbose")
+    assert run.code == EXIT_OK
+    notes = [line for line in run.err.splitlines() if "SLACK_BOT_TOKEN is not set" in line]
+    assert len(notes) == 1 and "the CLI does not update the rollouts' Slack cards" in notes[0]
+    assert world.weights() == {"llm-pool": 75, CANARY: 25}
+    assert world.slack.calls == []
+
+
+# -- the standalone scheduler ------------------------------------------------------------------
+
+
+class SchedulerProcess:
+    """`rollout-bot scheduler` in a process of its own, on the world's Redis and cluster."""
+
+    def __init__(self, world: World, *, token: bool) -> None:
+        settings = world.container.settings
+        env = {**os.environ, "ROLLOUT_KEY_PREFIX": settings.rollout_key_prefix,
+               "ROLLOUT_TICK": "1s", "ROLLOUT_LEADER_TTL": "3s", "ROLLOUT_KUBE_TIMEOUT": "2",
+               "SLACK_API_URL": world.slack.api_url, "LOG_LEVEL": "INFO"}
+        env.pop("SLACK_BOT_TOKEN", None)
+        if token:
+            env["SLACK_BOT_TOKEN"] = TOKEN
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "scheduler", "--kubeconfig", str(settings.kubeconfig),
+             "--redis-url", settings.redis_url],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        assert "scheduler running as" in self.proc.stdout.readline()
+
+    def stop(self) -> list[dict[str, object]]:
+        """Stop it and return its log lines."""
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=20)
+        return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def scheduler_process(world: World) -> Iterator[Callable[..., SchedulerProcess]]:
+    running: list[SchedulerProcess] = []
+
+    def make(*, token: bool) -> SchedulerProcess:
+        running.append(SchedulerProcess(world, token=token))
+        return running[-1]
+
+    yield make
+    for p in running:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait(timeout=10)
+
+
+def _auto_rollout(world: World) -> None:
+    """An automatic plan, approved: the scheduler steps it after each 1 s bake."""
+    alice = Actor(id="U0ALICE", name="alice", via=Via.SLACK, channel=CHANNEL)
+    bob = Actor(id="U0BOB", name="bob", via=Via.SLACK, channel=CHANNEL)
+    world.container.service.start(namespace="default", canary=CANARY, actor=alice,
+                                  plan=build_plan([10, 50, 100], interval_seconds=1, auto=True))
+    world.container.service.approve_plan(REF, actor=bob)
+
+
+def test_the_scheduler_process_edits_the_card_at_each_automatic_step(
+    world: World, scheduler_process: Callable[..., SchedulerProcess],
+) -> None:
+    _auto_rollout(world)
+    card = eventually(lambda: world.rollout().card, message="the card of the started rollout")
+    process = scheduler_process(token=True)
+    eventually(lambda: world.rollout().phase is Phase.COMPLETED, timeout=30,
+               message="the scheduler completes the plan")
+    eventually(lambda: ": 100%, completed" in world.card().text, message="the card at 100%")
+    thread = eventually(lambda: "the scheduler applied step 3 (100%)" in
+                        _thread(world, card.ts) and _thread(world, card.ts))
+    assert "the scheduler applied step 2 (50%)" in thread
+    assert world.card().ts == card.ts and len(world.cards()) == 1
+    logs = process.stop()
+    assert not any("SLACK_BOT_TOKEN is not set" in str(line.get("message")) for line in logs)
+
+
+def test_a_scheduler_without_a_token_says_so_once_and_posts_nothing(
+    world: World, scheduler_process: Callable[..., SchedulerProcess],
+) -> None:
+    _auto_rollout(world)
+    eventually(lambda: world.rollout().card, message="the card of the started rollout")
+    time.sleep(0.5)  # the Slack app's own update of the approval settles
+    world.slack.clear_calls()
+    process = scheduler_process(token=False)
+    eventually(lambda: world.rollout().phase is Phase.COMPLETED, timeout=30,
+               message="the scheduler completes the plan")
+    logs = process.stop()
+    notes = [line for line in logs if "SLACK_BOT_TOKEN is not set" in str(line.get("message"))]
+    assert len(notes) == 1
+    assert notes[0]["message"] == ("SLACK_BOT_TOKEN is not set: the scheduler does not update "
+                                   "the rollouts' Slack cards")
+    assert world.slack.calls == []
