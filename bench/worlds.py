@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -156,8 +157,16 @@ class RealWorld:
                 rbac.create_namespaced_role_binding(namespace, doc)
 
     def requests(self) -> Counter[str]:
+        """From the audit log; the server rotates it at 100 MB, and the rest of the old file
+        and the new one are read then."""
+        assert self._world.audit_log is not None
+        lines = self._audit.readlines()
+        if os.stat(self._world.audit_log).st_ino != os.fstat(self._audit.fileno()).st_ino:
+            self._audit.close()
+            self._audit = self._world.audit_log.open()
+            lines += self._audit.readlines()
         counts: Counter[str] = Counter()
-        for line in self._audit.readlines():
+        for line in lines:
             event = json.loads(line)
             if event.get("stage") == "ResponseComplete":
                 counts[f"{event['verb']} {event.get('objectRef', {}).get('resource', '')}"] += 1
