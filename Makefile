@@ -95,7 +95,7 @@ crds: $(STAMP)
 demo: $(STAMP) redis-server prometheus crds
 	$(BIN)/rollout-bot sandbox --crds .sandbox/crds
 
-bench: $(STAMP) redis-server
+bench: $(STAMP) redis-server kubeworld
 	$(BIN)/python -m bench
 
 # The long soak (README, "Performance and reliability"): serve replicas, a scheduler, Redis

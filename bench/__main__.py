@@ -1,24 +1,32 @@
-"""`python -m bench [--quick] [--only step|ack|sweep|redis]`: how long Slack waits for an ack
-under concurrent requests (against a bare Bolt app), what an idle scheduler leader costs
-Redis (against the full-reload sweep), what a step costs Redis (round trips and time against
-one EVALSHA), what a step costs compared with the floor of its own
-I/O, what a pure transition costs compared with copying the state, and the memory the
-scheduler holds per rollout compared with the due times alone."""
+"""`python -m bench [--quick] [--only step|ack|sweep|redis|approve|scale] [--world ...]`: how
+long Slack waits for an ack under concurrent requests (against a bare Bolt app), what an idle
+scheduler leader costs Redis (against the full-reload sweep), what a step costs Redis (round
+trips and time against one EVALSHA), what a step costs compared with the floor of its own
+I/O, approve to new weights (against one weight-changing PATCH), many automatic rollouts on
+one scheduler process (against the same process idle), what a pure transition costs compared
+with copying the state, and the memory the scheduler holds per rollout compared with the due
+times alone."""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from kubernetes import client
 
 from bench.ack import bench_ack
+from bench.approve import bench_approve
 from bench.harness import Result, median_time
 from bench.redis_step import bench_redis_step
+from bench.scale import Options as ScaleOptions
+from bench.scale import run_scale
 from bench.sweep import bench_sweep
+from bench.worlds import open_world
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
@@ -154,13 +162,72 @@ def _grown(before: tracemalloc.Snapshot) -> float:
     return float(sum(s.size_diff for s in after.compare_to(before, "filename")))
 
 
-def main() -> None:
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"want counts like 100,300,1000, not {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("each size is at least 1 rollout")
+    return sizes
+
+
+def run_approve(worlds: list[str], rounds: int) -> list[str]:
+    lines = []
+    for kind in worlds:
+        with tempfile.TemporaryDirectory() as tmp, open_world(kind, Path(tmp)) as world, \
+                RedisServer() as redis_server:
+            lines += bench_approve(world, redis_server, Path(tmp), rounds)
+    return lines
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
-    parser.add_argument("--only", choices=["step", "ack", "sweep", "redis"],
+    parser.add_argument("--only", choices=["step", "ack", "sweep", "redis", "approve", "scale"],
                         help="run one benchmark (default: all)")
-    args = parser.parse_args()
+    parser.add_argument("--world", choices=["emulator", "real", "both"], default=None,
+                        help="the Kubernetes API for approve and scale (default: both; "
+                             "--quick: emulator)")
+    parser.add_argument("--rounds", type=_positive, default=None,
+                        help="approve: interleaved rounds (default 30; --quick 3)")
+    parser.add_argument("--sizes", type=_sizes, default=None,
+                        help="scale: active rollouts, comma-separated (default 100,300,1000; "
+                             "--quick 10)")
+    parser.add_argument("--seconds", type=_positive, default=None,
+                        help="scale: seconds measured per size (default 10; --quick 3)")
+    parser.add_argument("--per-namespace", type=_positive, default=10,
+                        help="scale: routes to a namespace (default 10)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="scale: write a cProfile of the loaded scheduler (largest size)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"want a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def _run_world_benchmarks(args: argparse.Namespace) -> None:
+    worlds = {"emulator": ["emulator"], "real": ["real"], "both": ["emulator", "real"]}[
+        args.world or ("emulator" if args.quick else "both")]
+    if args.only in (None, "approve"):
+        for line in run_approve(worlds, args.rounds or (3 if args.quick else 30)):
+            print(line, flush=True)
+    if args.only in (None, "scale"):
+        options = ScaleOptions(sizes=args.sizes or ((10,) if args.quick else (100, 300, 1000)),
+                               seconds=args.seconds or (3 if args.quick else 10),
+                               per_namespace=args.per_namespace, profile=args.profile)
+        for line in run_scale(worlds, options):
+            print(line, flush=True)
+
+
+def main() -> None:
+    args = _parser().parse_args()
     repeat = 3 if args.quick else 30
+    _run_world_benchmarks(args)
     if args.only in (None, "ack"):
         for line in bench_ack(3 if args.quick else 10):
             print(line)

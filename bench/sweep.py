@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from bench.redis_count import commands
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.leadership import LeaderLease
 from rollout.adapters.store import RedisStore
@@ -59,11 +60,6 @@ def seed(store: RedisStore, count: int) -> None:
         lease = store.acquire(target.key)
         store.create(r, lease=lease, events=())
         store.release(lease)
-
-
-def commands(client: redis.Redis) -> int:
-    stats: dict[str, Any] = client.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
 def bench_sweep(counts: tuple[int, ...] = (100, 1000)) -> list[str]:

@@ -12,7 +12,9 @@ def test_bench_quick_run_prints_a_ratio_per_benchmark() -> None:
     assert done.returncode == 0, done.stderr
     ratios = [line for line in done.stdout.splitlines() if "ratio" in line]
     for name in ("ack, 20 concurrent", "redis per approve", "approve a step", "roll back",
-                 "approve transition", "scheduler jobs"):
+                 "approve transition", "scheduler jobs",
+                 "approve to weights, service approve, emulator",
+                 "approve to weights, Slack button, emulator"):
         assert sum(line.startswith(name) for line in ratios) == 1, (name, done.stdout)
     trips = [line for line in done.stdout.splitlines()
              if line.startswith("redis round trips per approve: 3.0")]
@@ -20,3 +22,20 @@ def test_bench_quick_run_prints_a_ratio_per_benchmark() -> None:
     idle = [line for line in done.stdout.splitlines() if line.startswith("idle leader")]
     assert len(idle) == 2 and all("before (full reload per sweep)" in line for line in idle), \
         done.stdout
+    lines = done.stdout.splitlines()
+    for head in ("  per service approve, emulator:", "  per button approve, emulator:"):
+        assert sum(line.startswith(head) and "Kubernetes requests" in line and "Redis" in line
+                   for line in lines) == 1, (head, done.stdout)
+    scale = [line for line in lines if line.startswith("scale, 10 rollouts")]
+    assert len(scale) == 1 and "step lag p50" in scale[0] and "floor: the due time" in scale[0], \
+        done.stdout
+    assert sum(line.startswith("  scale, 10 rollouts") and "idle scheduler" in line
+               for line in lines) == 1, done.stdout
+
+
+def test_bench_refuses_a_bad_size_and_runs_nothing() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--only", "scale", "--sizes", "0,x"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "want counts like 100,300,1000" in done.stderr
+    assert "scale," not in done.stdout
