@@ -88,7 +88,34 @@ class HTTPRouteSplit:
         self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
     ) -> Located:
         self._require_pool(namespace, canary)
-        routes = self.routes.list(namespace)
+        route, rule = self._find_rule(namespace, canary, target_name, stable,
+                                      self.routes.list(namespace))
+        # the listing may come from the watch cache, behind a write another replica just
+        # made: the baseline is taken from a fresh read of the route found (which the first
+        # write then starts from), and the rule found again on it when it moved
+        fresh = self.routes.get(namespace, route["metadata"]["name"])
+        if fresh["metadata"].get("resourceVersion") != route["metadata"].get("resourceVersion"):
+            route, rule = self._find_rule(namespace, canary, route["metadata"]["name"], stable,
+                                          [fresh])
+        route = fresh
+        refs = _refs(route, rule)
+        stable_name = self._pick_stable(route, rule, refs, canary, stable)
+        if stable_name == canary:
+            raise Conflict(f"the stable and the canary pool are both {canary}")
+        require_single_entries([str(r.get("name")) for r in refs if is_pool_ref(r)],
+                               stable=stable_name, canary=canary,
+                               where=f"{route['metadata']['name']} rule {rule}")
+        self._require_pool(namespace, stable_name)
+        baseline = baseline_of(refs, _index(refs, stable_name), _index(refs, canary), weight_of)
+        target = Target(kind=TargetKind.ROUTE, namespace=namespace,
+                        name=route["metadata"]["name"], rule=rule)
+        return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
+                       observed=self.observed(route, rule, stable_name, canary))
+
+    def _find_rule(self, namespace: str, canary: str, target_name: str | None,
+                   stable: str | None, routes: list[Obj]) -> tuple[Obj, int]:
+        """The route rule that references the canary, else (a node update) the one of the
+        named route with the stable pool."""
         matches = [
             (route, i)
             for route in routes
@@ -103,22 +130,8 @@ class HTTPRouteSplit:
                 "pick one with --route"
             )
         if matches:
-            route, rule = matches[0]
-        else:
-            route, rule = self._rule_for_new_canary(namespace, canary, target_name, stable, routes)
-        refs = _refs(route, rule)
-        stable_name = self._pick_stable(route, rule, refs, canary, stable)
-        if stable_name == canary:
-            raise Conflict(f"the stable and the canary pool are both {canary}")
-        require_single_entries([str(r.get("name")) for r in refs if is_pool_ref(r)],
-                               stable=stable_name, canary=canary,
-                               where=f"{route['metadata']['name']} rule {rule}")
-        self._require_pool(namespace, stable_name)
-        baseline = baseline_of(refs, _index(refs, stable_name), _index(refs, canary), weight_of)
-        target = Target(kind=TargetKind.ROUTE, namespace=namespace,
-                        name=route["metadata"]["name"], rule=rule)
-        return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
-                       observed=self.observed(route, rule, stable_name, canary))
+            return matches[0]
+        return self._rule_for_new_canary(namespace, canary, target_name, stable, routes)
 
     def _require_pool(self, namespace: str, pool: str) -> None:
         for api in self.pools:
