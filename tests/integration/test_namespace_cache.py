@@ -451,3 +451,28 @@ def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
         eventually(caught_up, timeout=5.0, message="read from the cache once caught up")
     finally:
         cache.stop()
+
+
+def test_a_write_the_watch_brought_before_its_answer_is_not_waited_on(
+        bot_api: client.ApiClient, cluster: RealCluster) -> None:
+    """The watch event of the bot's own PATCH can arrive before the PATCH's answer reaches
+    the bot: the cache must not then wait `own_write_seconds` for a version it already has
+    (every step of `serve` went to the cluster for five seconds after each write)."""
+    cache = _cache(bot_api, WatchTiming(own_write_seconds=30.0))
+    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        apply_as(cluster, "platform-engineer", (60, 40))
+        route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+        assert route is not None
+
+        def brought() -> bool:
+            listed = cache.listed(routes, NS) or []
+            return any(r["metadata"]["resourceVersion"] == route["metadata"]["resourceVersion"]
+                       for r in listed)
+
+        eventually(brought, timeout=5.0, message="the watch to bring the write")
+        cache.wrote(routes, NS, route)  # the answer, arriving after the watch event
+        assert cache.live(NS) and cache.listed(routes, NS) is not None
+    finally:
+        cache.stop()

@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 GONE = 410
 NOT_FOUND = 404
+BROUGHT_KEPT = 1024  # versions remembered per kind, for writes whose answer trails the watch
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class Informer(Generic[T]):
         self._failures = 0  # in a row: the wait before the next attempt doubles
         # the bot's own writes the watch has not brought yet: (name, version) -> given up at
         self._pending: dict[tuple[str, str], float] = {}
+        # the versions the watch brought lately: one may arrive before the bot's write
+        # returns and asks for it (`expect`), and must not be waited on then
+        self._brought: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._thread: threading.Thread | None = None
 
     # -- what readers ask -----------------------------------------------------------------
@@ -109,7 +114,16 @@ class Informer(Generic[T]):
         """The bot wrote `version` of `name`: read the cluster until the watch brings it (a
         start right after a rollback must see the rollback), or `own_write_seconds` pass."""
         with self._lock:
+            if (name, version) in self._brought:
+                return
             self._pending[(name, version)] = time.monotonic() + self._timing.own_write_seconds
+
+    def _bring(self, name: str, version: str) -> None:
+        """Under the lock: the watch (or a list) brought `version` of `name`."""
+        self._pending.pop((name, version), None)
+        self._brought[(name, version)] = None
+        if len(self._brought) > BROUGHT_KEPT:
+            self._brought.popitem(last=False)
 
     def _behind(self) -> bool:
         now = time.monotonic()
@@ -196,7 +210,7 @@ class Informer(Generic[T]):
         with self._lock:
             self._items, self._served = items, True
             for obj in body.get("items") or []:
-                self._pending.pop((_name(obj), _version(obj)), None)
+                self._bring(_name(obj), _version(obj))
         self._version = str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self) -> None:
@@ -235,7 +249,7 @@ class Informer(Generic[T]):
             kept = self._keep(obj)
             with self._lock:
                 self._items[_name(obj)] = kept
-                self._pending.pop((_name(obj), version), None)
+                self._bring(_name(obj), version)
         elif kind == "DELETED":
             with self._lock:
                 self._items.pop(_name(obj), None)
