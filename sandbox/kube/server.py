@@ -33,7 +33,9 @@ from sandbox.kube.seed import seed_objects
 from sandbox.kube.store import Obj, Store
 from sandbox.kube.validation import Admission
 
-_THREADS = 32
+# each open watch holds a thread for its whole life, and the bot's namespace cache keeps
+# nine watches per namespace it reads: room for a dozen namespaces beside the requests
+_THREADS = 128
 _log = logging.getLogger(__name__)
 CrdInput = str | Path | Iterable[Obj] | None
 CRDS_ENV = "ROLLOUT_SANDBOX_CRDS"
