@@ -35,6 +35,22 @@ def _start(world: World) -> None:
     assert out.ok, out.message
 
 
+def _approving(world: World) -> tuple[threading.Thread, list[BaseException]]:
+    """An approval running in a thread of its own, and the errors it raised (for the test's
+    assertions once it is joined)."""
+    errors: list[BaseException] = []
+
+    def approve() -> None:
+        try:
+            world.service.approve(REF, actor=BOB)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=approve)
+    worker.start()
+    return worker, errors
+
+
 def test_an_injected_409_is_retried_after_a_fresh_read(world: World) -> None:
     _start(world)
     world.emulator.inject(Fault(verb="patch", resource="httproutes", status=409, count=1))
@@ -193,16 +209,7 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
     # Hold the PATCH on its way while Redis goes away: it lands, the save cannot.
     cluster.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
                          stall_seconds=1.0))
-    errors: list[BaseException] = []
-
-    def approve() -> None:
-        try:
-            world.service.approve(REF, actor=BOB)
-        except BaseException as exc:  # collected for the assertion below
-            errors.append(exc)
-
-    worker = threading.Thread(target=approve)
-    worker.start()
+    worker, errors = _approving(world)
     eventually(lambda: cluster.faults_armed() == 0, timeout=10,
                message="the approval's PATCH to be held")
     own_redis.stop()  # the PATCH is on its way, after the lock was confirmed
@@ -257,16 +264,7 @@ def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
     # Hold the approval inside its cluster read while Redis goes away under it.
     cluster.inject(Fault(verb="get", resource="httproutes", status=None, count=1,
                                stall_seconds=0.6))
-    errors: list[BaseException] = []
-
-    def approve() -> None:
-        try:
-            world.service.approve(REF, actor=BOB)
-        except BaseException as exc:  # collected for the assertion below
-            errors.append(exc)
-
-    worker = threading.Thread(target=approve)
-    worker.start()
+    worker, errors = _approving(world)
     time.sleep(0.2)
     own_redis.stop()
     worker.join(timeout=30)

@@ -215,20 +215,31 @@ def _start_args(soak: Soak, target: Target, rng: random.Random) -> tuple[str, li
     return canary, extra
 
 
+def _next(soak: Soak, target: Target, rng: random.Random
+          ) -> Rollout | tuple[str, list[str]] | None:
+    """What a driver acts on next: the route's active rollout, or the start to make (canary
+    and arguments); None after a short wait when there is neither (Redis restarting, or a
+    route left mid-way by a rollout the store lost)."""
+    rid, rollout = soak.driven(target)
+    if rid is not None and rollout is None:
+        time.sleep(0.5)
+        return None
+    if rollout is not None and rollout.phase in ACTIVE_PHASES:
+        return rollout
+    start = _start_args(soak, target, rng)
+    if start is None:
+        time.sleep(1)
+    return start
+
+
 def drive_cli(soak: Soak, target: Target, rng: random.Random) -> None:
     """One CLI-driven route: at most one approval and one rollback in flight at a time."""
     while not soak.stop.is_set():
-        rid, rollout = soak.driven(target)
-        if rid is not None and rollout is None:
-            time.sleep(0.5)
+        rollout = _next(soak, target, rng)
+        if rollout is None:
             continue
-        if rollout is None or rollout.phase not in ACTIVE_PHASES:
-            start = _start_args(soak, target, rng)
-            if start is None:  # left mid-way by a rollout the store lost: nothing to do here
-                time.sleep(1)
-                continue
-            canary, extra = start
-            soak.cli("start", canary, *extra, actor="alice")
+        if isinstance(rollout, tuple):
+            soak.cli("start", rollout[0], *rollout[1], actor="alice")
             continue
         canary = rollout.canary
         if rollout.phase is Phase.PAUSED:
@@ -262,17 +273,11 @@ def drive_slack(soak: Soak, target: Target, rng: random.Random) -> None:
     """One Slack-driven route: slash commands and Approve clicks, each waiting for its answer
     (which arrives after the ack, through the response URL) as a person does."""
     while not soak.stop.is_set():
-        rid, rollout = soak.driven(target)
-        if rid is not None and rollout is None:
-            time.sleep(0.5)
+        rollout = _next(soak, target, rng)
+        if rollout is None:
             continue
-        if rollout is None or rollout.phase not in ACTIVE_PHASES:
-            start = _start_args(soak, target, rng)
-            if start is None:
-                time.sleep(1)
-                continue
-            canary, extra = start
-            soak.slash(ALICE, " ".join([canary, "start", *extra]), target)
+        if isinstance(rollout, tuple):
+            soak.slash(ALICE, " ".join([rollout[0], "start", *rollout[1]]), target)
         elif rollout.phase is Phase.PAUSED:
             soak.slash(CAROL, f"{rollout.canary} resume", target, rollout_id=rollout.id)
         elif rollout.needs_plan_approval:
