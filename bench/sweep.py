@@ -43,7 +43,8 @@ class SteadyTraffic:
 
 
 class NoFacts:
-    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+    def read(self, namespace: str, *, route: str | None = None,
+             rewrite: str | None = None) -> ClusterFacts:
         raise NotImplementedError("the sweep benchmark starts nothing")
 
 

@@ -212,9 +212,12 @@ class RolloutStore(Protocol):
 class ClusterFactsReader(Protocol):
     """What the preflight gates decide on: one namespace read in one pass."""
 
-    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+    def read(self, namespace: str, *, route: str | None = None,
+             rewrite: str | None = None) -> ClusterFacts:
         """Pools, objectives, rewrites, pods and Services of `namespace`, and the route
-        (for its owners) when named; a kind the cluster does not serve reads as absent."""
+        (for its owners) when named; a kind the cluster does not serve reads as absent.
+        `route` or `rewrite` names the rollout's target: a read from a cache shows the bot's
+        own last write of it."""
         ...
 
 

@@ -22,6 +22,7 @@ from rollout.domain import gating, machine, names
 from rollout.domain.admission import (
     Hold,
     request_for,
+    rewrite_of,
     rollback_hold,
     rollback_warning,
     route_of,
@@ -48,6 +49,7 @@ from rollout.domain.errors import (
     Unrecorded,
     WriteUnknown,
 )
+from rollout.domain.facts import ClusterFacts
 from rollout.domain.freeze import Action, Freeze
 from rollout.domain.machine import ApplyStep, Decision, Effect, Restore
 from rollout.domain.models import (
@@ -806,13 +808,18 @@ class RolloutService:
 
     # -- the gates: preflight, capacity, GitOps, the freeze ----------------------------------
 
+    def _facts(self, target: Target) -> ClusterFacts:
+        """The namespace the gates decide on, showing the bot's own last write of `target`."""
+        return self.gates.facts.read(target.namespace, route=route_of(target),
+                                     rewrite=rewrite_of(target))
+
     def _admit_start(self, located: Located, *, allow_gitops: bool) -> int | None:
         """Refuse a start that a freeze holds or the cluster is not ready for, listing every
         problem; nothing has been written yet. Returns the stable pool's Ready endpoints,
         which each step then checks a rollback could still count on."""
         freezes.check_blocked(self.gates.freezes.get(), Action.START)
         t = located.target
-        facts = self.gates.facts.read(t.namespace, route=route_of(t))
+        facts = self._facts(t)
         request = request_for(target=t, stable=located.stable, canary=located.canary,
                               baseline=located.baseline, share_percent=None,
                               allow_gitops=allow_gitops)
@@ -831,7 +838,7 @@ class RolloutService:
         frozen = freezes.blocks(freeze, Action.STEP_UP)
         if frozen:
             return Hold(reason=frozen, noted=False)
-        facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        facts = self._facts(r.target)
         return step_hold(facts, r, percent=effect.percent, policy=self.gates.capacity)
 
     def _rollback_hold(self, r: Rollout) -> Hold | None:
@@ -839,7 +846,7 @@ class RolloutService:
         where it matters (_takes_back)."""
         if not _takes_back(r):
             return None
-        facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+        facts = self._facts(r.target)
         return rollback_hold(facts, r, policy=self.gates.capacity)
 
     def _rollback_warning(self, r: Rollout) -> str:
@@ -847,7 +854,7 @@ class RolloutService:
         if not _takes_back(r):
             return ""
         try:
-            facts = self.gates.facts.read(r.target.namespace, route=route_of(r.target))
+            facts = self._facts(r.target)
         except RolloutError as exc:
             log.warning("could not read %s before the rollback of %s: %s",
                         r.target.namespace, r.id, exc)

@@ -53,7 +53,9 @@ class ClusterReader:
         self._timeout = timeout
         self._epp_groups = epp_groups  # in the endpoint picker's order of preference
 
-    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+    def read(self, namespace: str, *, route: str | None = None,
+             rewrite: str | None = None) -> ClusterFacts:
+        """Everything read now (`rewrite` only matters to a cache)."""
         pools: list[PoolFacts] = []
         served: set[str] = set()
         for group in (POOL_GROUP, LEGACY_GROUP):

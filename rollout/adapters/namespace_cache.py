@@ -70,11 +70,13 @@ class _Watched:
     def __init__(self, informers: dict[Key, Informer[Any]]) -> None:
         self.informers = informers
 
-    def snapshots(self) -> dict[Key, Snapshot[Any]] | None:
-        """Every kind's items, or None while any informer is not live."""
+    def snapshots(self, fresh: dict[Key, tuple[str, ...]] | None = None,
+                  ) -> dict[Key, Snapshot[Any]] | None:
+        """Every kind's items, or None while any informer is not live or behind the bot's
+        own writes (of the objects `fresh` names for its kind; of any object otherwise)."""
         found: dict[Key, Snapshot[Any]] = {}
         for key, informer in self.informers.items():
-            snapshot = informer.snapshot()
+            snapshot = informer.snapshot(fresh=(fresh or {}).get(key))
             if snapshot is None:
                 return None
             found[key] = snapshot
@@ -131,10 +133,11 @@ class NamespaceCache:
     def live(self, namespace: str) -> bool:
         return self._snapshots(namespace) is not None
 
-    def _snapshots(self, namespace: str) -> dict[Key, Snapshot[Any]] | None:
+    def _snapshots(self, namespace: str, fresh: dict[Key, tuple[str, ...]] | None = None,
+                   ) -> dict[Key, Snapshot[Any]] | None:
         with self._lock:
             watched = self._namespaces.get(namespace)
-        return watched.snapshots() if watched is not None else None
+        return watched.snapshots(fresh) if watched is not None else None
 
     def _informers(self, namespace: str) -> dict[Key, Informer[Any]]:
         def custom(group: str, version: str, plural: str,
@@ -161,9 +164,17 @@ class NamespaceCache:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def facts(self, namespace: str, *, route: str | None = None) -> ClusterFacts | None:
-        """What `ClusterReader.read` would read, from the cache; None when it is not live."""
-        snaps = self._snapshots(namespace)
+    def facts(self, namespace: str, *, route: str | None = None,
+              rewrite: str | None = None) -> ClusterFacts | None:
+        """What `ClusterReader.read` would read, from the cache; None when it is not live, or
+        behind the bot's own write of `route` or `rewrite` (the target the gates decide on,
+        whose owners they read). The bot's writes of the namespace's other targets change
+        only weights and its own annotations, which no gate reads: they are not waited on."""
+        own = (route,) if route else ()
+        fresh: dict[Key, tuple[str, ...]] = {ROUTES: own}
+        fresh.update({(group, REWRITES): (rewrite,) if rewrite else ()
+                      for group in self._epp_groups})
+        snaps = self._snapshots(namespace, fresh)
         if snaps is None:
             return None
         pools: list[PoolFacts] = []
@@ -229,10 +240,11 @@ class WatchedFacts:
         self._cache = cache
         self._direct = direct
 
-    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+    def read(self, namespace: str, *, route: str | None = None,
+             rewrite: str | None = None) -> ClusterFacts:
         """A namespace read directly is watched from then on: one the bot may not read (or a
         mistyped one it was refused) starts nothing."""
-        cached = self._cache.facts(namespace, route=route)
+        cached = self._cache.facts(namespace, route=route, rewrite=rewrite)
         if cached is not None:
             return cached
         facts = self._direct.read(namespace, route=route)

@@ -37,6 +37,11 @@ def route_of(target: Target) -> str | None:
     return target.name if target.kind is TargetKind.ROUTE else None
 
 
+def rewrite_of(target: Target) -> str | None:
+    """The rewrite an adapter rollout writes (None for a route)."""
+    return target.name if target.kind is TargetKind.REWRITE else None
+
+
 def request_for(*, target: Target, stable: str, canary: str, baseline: Baseline,
                 share_percent: int | None, allow_gitops: bool) -> PreflightRequest:
     """The gates that apply to a rollout of `canary` on `target`; `share_percent` None is a

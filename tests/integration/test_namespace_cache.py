@@ -20,7 +20,7 @@ from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.domain.errors import ClusterUnavailable, Conflict, NotFound
-from rollout.domain.facts import LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
+from rollout.domain.facts import EPP_GROUPS, LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
 from rollout.domain.models import TargetKind
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
@@ -433,7 +433,7 @@ def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
     try:
         eventually(lambda: cache.live(NS), message="the cache synced")
         cache.wrote(routes, NS, {"metadata": {"name": ROUTE, "resourceVersion": "1"}})
-        assert cache.facts(NS) is None and cache.listed(routes, NS) is None
+        assert cache.facts(NS, route=ROUTE) is None and cache.listed(routes, NS) is None
         eventually(lambda: cache.live(NS), timeout=5.0,
                    message="a version the watch never brings is waited on for a while only")
         apply_as(cluster, "platform-engineer", (70, 30))
@@ -474,5 +474,28 @@ def test_a_write_the_watch_brought_before_its_answer_is_not_waited_on(
         eventually(brought, timeout=5.0, message="the watch to bring the write")
         cache.wrote(routes, NS, route)  # the answer, arriving after the watch event
         assert cache.live(NS) and cache.listed(routes, NS) is not None
+    finally:
+        cache.stop()
+
+
+def test_the_gates_wait_on_the_bots_own_write_of_their_target_only(
+        bot_api: client.ApiClient) -> None:
+    """A namespace where many rollouts step always has one of the bot's writes in flight:
+    the gates of one step wait only for the bot's write of its own target (whose owners they
+    read), never for another target's weights; a start's lookups wait for every one."""
+    cache = _cache(bot_api, WatchTiming(own_write_seconds=30.0))
+    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+    rewrites = Kind(EPP_GROUPS[0], "v1alpha2", "inferencemodelrewrites",
+                    "InferenceModelRewrite")
+    try:
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        cache.wrote(routes, NS, {"metadata": {"name": "another-route", "resourceVersion": "1"}})
+        assert cache.facts(NS, route=ROUTE) is not None
+        assert cache.facts(NS, route="another-route") is None
+        assert cache.listed(routes, NS) is None and not cache.live(NS)
+        cache.wrote(rewrites, NS, {"metadata": {"name": "a-rewrite", "resourceVersion": "1"}})
+        assert cache.facts(NS, rewrite="another-rewrite") is not None
+        assert cache.facts(NS, rewrite="a-rewrite") is None
+        assert cache.listed(rewrites, NS) is None
     finally:
         cache.stop()

@@ -312,7 +312,8 @@ class FakeFacts:
         self.facts = facts
         self.reads: list[tuple[str, str | None]] = []
 
-    def read(self, namespace: str, *, route: str | None = None) -> ClusterFacts:
+    def read(self, namespace: str, *, route: str | None = None,
+             rewrite: str | None = None) -> ClusterFacts:
         self.reads.append((namespace, route))
         return self.facts
 

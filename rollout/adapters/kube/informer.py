@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -102,11 +102,14 @@ class Informer(Generic[T]):
         with self._lock:
             return self._live
 
-    def snapshot(self) -> Snapshot[T] | None:
+    def snapshot(self, *, fresh: Collection[str] | None = None) -> Snapshot[T] | None:
         """The items while live and not behind the bot's own writes, else None: then the
-        caller reads the cluster itself."""
+        caller reads the cluster itself. `fresh` names the only objects that must show the
+        bot's own writes (None: every one): the gates of one rollout's step read its own
+        target fresh, and the other targets the bot writes in the namespace may trail by the
+        watch's few milliseconds (a busy namespace always has one of them in flight)."""
         with self._lock:
-            if not self._live or self._behind():
+            if not self._live or self._behind(fresh):
                 return None
             return Snapshot(items=tuple(self._items.values()), served=self._served)
 
@@ -125,12 +128,14 @@ class Informer(Generic[T]):
         if len(self._brought) > BROUGHT_KEPT:
             self._brought.popitem(last=False)
 
-    def _behind(self) -> bool:
+    def _behind(self, fresh: Collection[str] | None) -> bool:
         now = time.monotonic()
         for key, until in list(self._pending.items()):
             if until <= now:  # superseded before the watch saw it (a relist): not waited on
                 del self._pending[key]
-        return bool(self._pending)
+        if fresh is None:
+            return bool(self._pending)
+        return any(name in fresh for name, _version in self._pending)
 
     # -- the thread -------------------------------------------------------------------------
 
