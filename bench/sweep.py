@@ -35,7 +35,7 @@ class SteadyTraffic:
     """Every target shows what its rollout expects: no drift, so the drift watch makes no
     Redis call (its Kubernetes read is per active rollout by design and not counted)."""
 
-    def observe(self, rollout: Rollout) -> Observed:
+    def glance(self, rollout: Rollout) -> Observed:
         return Observed(pair=expected_pair(rollout))
 
     def __getattr__(self, name: str) -> Any:

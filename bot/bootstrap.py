@@ -11,6 +11,7 @@ from kubernetes import client
 
 from bot import kube
 from bot.settings import Settings
+from handlers.workers import DEFAULT_WORKERS
 from rollout.adapters.analysis_file import load_analyses
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
@@ -24,6 +25,7 @@ from rollout.adapters.store import RedisStore
 from rollout.domain.clock import Clock, SystemClock
 from rollout.domain.preflight import CapacityPolicy
 from rollout.redis_connect import connect
+from rollout.scheduler import STEP_THREADS
 from rollout.service import Gates, Listener, RolloutService, ServiceOptions
 
 
@@ -47,6 +49,12 @@ class Container:
         self.kube_api.close()  # type: ignore[no-untyped-call]
 
 
+#: one connection for each thread that may call the API at once (the scheduler's ticks, the
+#: Slack work pool, the sweep, the analysis): past the pool's size urllib3 drops a connection
+#: after each request, and every later one pays a new TLS handshake
+KUBE_CONNECTIONS = STEP_THREADS + DEFAULT_WORKERS + 8
+
+
 def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False) -> Container:
     """`watch`: a long-running process (serve, scheduler, sandbox) keeps the namespaces it
     reads in a watch-backed cache (unless ROLLOUT_WATCH_SECONDS is 0); the CLI reads directly."""
@@ -57,7 +65,7 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
     lock_ttl = settings.seconds(settings.rollout_lock_ttl) or 15
     store = RedisStore(redis_client, prefix=settings.rollout_key_prefix,
                        lock_ttl_seconds=lock_ttl)
-    api = kube.api_client(settings.kubeconfig)
+    api = kube.api_client(settings.kubeconfig, connections=KUBE_CONNECTIONS)
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
     cache, cache_api = _cache(settings) if watch and settings.rollout_watch_seconds else \

@@ -121,6 +121,12 @@ class Traffic(Protocol):
         """Read the target's current weights and the bot's marker."""
         ...
 
+    def glance(self, rollout: Rollout) -> Observed:
+        """The target as a watch last showed it (no request while the namespace cache is
+        live and has the bot's own last write of it), else as `observe` reads it: for the
+        drift watch, whose finding is decided again under the lock on a fresh read."""
+        ...
+
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
         before: tuple[Pair, ...] | None = None,

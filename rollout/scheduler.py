@@ -18,6 +18,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.adapters.leadership import LeaderLease
@@ -31,6 +32,14 @@ log = logging.getLogger(__name__)
 JOB_PREFIX = "due:"
 SWEEP_JOB = "sweep"
 ANALYSIS_JOB = "analysis"
+#: ticks in flight at once: a step spends most of its time waiting on Kubernetes and Redis,
+#: so APScheduler's default of 10 capped a scheduler at 10 waits, whatever its CPU allowed
+STEP_THREADS = 32
+
+
+def background_scheduler() -> BackgroundScheduler:
+    return BackgroundScheduler(timezone="UTC",
+                               executors={"default": ThreadPoolExecutor(STEP_THREADS)})
 
 
 class RolloutScheduler:
@@ -41,7 +50,7 @@ class RolloutScheduler:
         self.service = service
         self.lease = lease
         self.sweep_seconds = sweep_seconds
-        self.scheduler = scheduler or BackgroundScheduler(timezone="UTC")
+        self.scheduler = scheduler or background_scheduler()
         self._lock = threading.Lock()
         self._was_leader = False
         self._stopping = False

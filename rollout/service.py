@@ -445,10 +445,11 @@ class RolloutService:
                          lambda r, now: machine.tick(_recorded(r), now=now))
 
     def watch(self, rollout: Rollout) -> Outcome | None:
-        """The scheduler's sweep: a cheap read of the cluster for an active rollout; only
-        when it disagrees with the state (drift, a gateway problem, a write that landed
-        before a crash) does it take the lock and reconcile, so drift pauses within one
-        sweep (DESIGN invariant 6)."""
+        """The scheduler's sweep: a cheap look at an active rollout's target (the namespace
+        cache's copy while it is live, else a GET); only when it disagrees with the state
+        (drift, a gateway problem, a write that landed before a crash) does it take the lock
+        and reconcile on a fresh read, so drift pauses within one sweep (DESIGN invariant
+        6)."""
         if not rollout.active:
             if rollout.id not in self.store.in_flight_ids():
                 return None
@@ -458,7 +459,7 @@ class RolloutService:
                              lambda r, now: Decision(rollout=_recorded(r), message="",
                                                      changed=False))
         try:
-            observed = self.traffic.observe(rollout)
+            observed = self.traffic.glance(rollout)
         except NeedsOperator:
             pass  # the locked path below pauses with the reason
         else:

@@ -214,12 +214,33 @@ class NamespaceCache:
         if informer is not None and meta.get("resourceVersion"):
             informer.expect(str(meta.get("name")), str(meta["resourceVersion"]))
 
+    def _kept_whole(self, key: Key) -> bool:
+        return key == ROUTES or (key[1] == REWRITES and key[0] in self._epp_groups)
+
+    def held(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        """One route or rewrite while its informer is live and has the bot's own last write
+        of it, else None (the caller reads it); NotFound when the namespace has none of that
+        name, as a GET answers."""
+        key = (kind.group, kind.plural)
+        if not self._kept_whole(key):
+            return None
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+        informer = watched.informers.get(key) if watched is not None else None
+        held = informer.item(name) if informer is not None else None
+        if held is None:
+            return None
+        if held.item is None:
+            raise NotFound(f"{kind.describe(namespace, name)} not found")
+        obj: Obj = held.item
+        return obj
+
     def listed(self, kind: Kind, namespace: str) -> list[Obj] | None:
         """The objects of a kind kept whole (routes, rewrites) while the namespace is live, else
         None (the caller lists it); NotFound when the cluster does not serve the kind, as a
         direct list answers."""
         key = (kind.group, kind.plural)
-        if key != ROUTES and not (kind.plural == REWRITES and kind.group in self._epp_groups):
+        if not self._kept_whole(key):
             return None
         snaps = self._snapshots(namespace)
         if snaps is None:

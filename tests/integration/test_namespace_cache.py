@@ -21,7 +21,7 @@ from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.domain.errors import ClusterUnavailable, Conflict, NotFound
 from rollout.domain.facts import EPP_GROUPS, LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
-from rollout.domain.models import TargetKind
+from rollout.domain.models import Phase, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.kube.faults import Fault, RequestRecord
@@ -499,3 +499,41 @@ def test_the_gates_wait_on_the_bots_own_write_of_their_target_only(
         assert cache.listed(rewrites, NS) is None
     finally:
         cache.stop()
+
+
+def test_the_drift_watch_reads_the_cache_and_still_pauses_on_drift(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    """The scheduler's look at every active target each sweep costs no request while the
+    cache is live; a weight changed by hand reaches it through the watch and pauses the
+    rollout (decided under the lock on a fresh read)."""
+    world = _world(cluster, redis_server, warm)
+    try:
+        started = world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                                      plan=build_plan([10, 50, 100], interval_seconds=0))
+        assert started.rollout is not None
+        rid = started.rollout.id
+        assert world.service.approve(Ref(canary=CANARY), actor=BOB).ok
+        eventually(lambda: warm.live(NS), timeout=5.0, message="the watch to bring the write")
+        cluster.clear_requests()
+        stepped = world.service.load([rid])[rid]
+        assert stepped is not None
+        assert world.service.watch(stepped) is None
+        assert _api_calls(cluster) == []
+
+        apply_as(cluster, "platform-engineer", (70, 30))
+        routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+
+        def seen_by_the_cache() -> bool:
+            held = warm.held(routes, NS, ROUTE)
+            refs = held["spec"]["rules"][0]["backendRefs"] if held else []
+            return [ref["weight"] for ref in refs] == [70, 30]
+
+        eventually(seen_by_the_cache, timeout=5.0, message="the watch to bring the drift")
+        outcome = world.service.watch(stepped)
+        assert outcome is not None
+        paused = world.service.load([rid])[rid]
+        assert paused is not None and paused.phase is Phase.PAUSED
+        assert world.weights() == {"llm-pool": 70, CANARY: 30}
+    finally:
+        world.store.client.close()
+        world.api.close()

@@ -250,6 +250,8 @@ class FakeTraffic:
     def observe(self, rollout: Rollout) -> Observed:
         return self._observed(self.targets[rollout.target.key])
 
+    glance = observe
+
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         return self._observed(self.targets[target.key])
 

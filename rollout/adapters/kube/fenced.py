@@ -76,6 +76,11 @@ class Listing(Protocol):
         """The bot wrote `obj`: the cache is not read until it has seen that version."""
         ...
 
+    def held(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        """One object while the cache is live and has the bot's own last write of it, else
+        None (read it directly); NotFound when the namespace has no such object."""
+        ...
+
 
 class FencedObjects:
     """Reads and fenced writes of one namespaced custom resource kind."""
@@ -98,6 +103,16 @@ class FencedObjects:
         obj = self._read(namespace, name)
         self._seen[(namespace, name)] = obj
         return obj
+
+    def glance(self, namespace: str, name: str) -> Obj:
+        """The object as the namespace cache holds it while live (the drift watch's look at
+        every active target each sweep costs no request then), else a GET. Never kept for a
+        write: a write decides on a fresh read."""
+        if self.cache is not None:
+            held = self.cache.held(self.kind, namespace, name)
+            if held is not None:
+                return held
+        return self._read(namespace, name)
 
     def _read(self, namespace: str, name: str) -> Obj:
         with kube_errors(self.kind.describe(namespace, name)):

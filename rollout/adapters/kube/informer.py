@@ -62,6 +62,13 @@ class WatchTiming:
     own_write_seconds: float = 5.0
 
 
+@dataclass(frozen=True)
+class Held(Generic[T]):
+    """What a live cache holds of one object: None when the namespace has no such object."""
+
+    item: T | None
+
+
 class _Relist(Exception):
     """The resourceVersion the watch resumed from is no longer there (410), or the kind is no
     longer served (404: its CRD was deleted): list again, which records which."""
@@ -112,6 +119,14 @@ class Informer(Generic[T]):
             if not self._live or self._behind(fresh):
                 return None
             return Snapshot(items=tuple(self._items.values()), served=self._served)
+
+    def item(self, name: str) -> Held[T] | None:
+        """One object while live and not behind the bot's own write of it (absent: `Held`
+        of None), else None: then the caller reads the cluster itself."""
+        with self._lock:
+            if not self._live or self._behind((name,)):
+                return None
+            return Held(self._items.get(name))
 
     def expect(self, name: str, version: str) -> None:
         """The bot wrote `version` of `name`: read the cluster until the watch brings it (a

@@ -72,6 +72,12 @@ class TrafficRouter:
     def observe(self, rollout: Rollout) -> Observed:
         return self.observe_target(rollout.target, stable=rollout.stable, canary=rollout.canary)
 
+    def glance(self, rollout: Rollout) -> Observed:
+        t = rollout.target
+        kind = self.adapters[t.kind]
+        obj = kind.objects(t).glance(t.namespace, t.name)
+        return kind.observed(obj, t.rule, rollout.stable, rollout.canary)
+
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         """One GET, kept by the fenced writer for the next write of the object."""
         kind = self.adapters[target.kind]
