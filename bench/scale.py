@@ -1,8 +1,10 @@
 """Many automatic rollouts (`--auto`, 1 s bakes) on one `rollout-bot scheduler` process: how
 late each step lands after it fell due (the audit's step times against the plan's bake), the
 CPU and memory of the whole process (/proc), and the Kubernetes requests and Redis commands
-per step. The floor: the same scheduler command with no rollout, running beside it over the
-same windows (its own Redis), and for the lag the due time itself.
+per step. The floors: the same scheduler command with no rollout, running beside it over the
+same windows (its own Redis), for CPU, memory and Redis; for the lag the due time itself; for
+throughput a step's GET and PATCH alone on the same routes (`bench/step_floor.py`), just
+before the scheduler's window and again after it.
 
 Each rollout has a route and a canary pool of its own, `per_namespace` of them to a
 namespace (with the demo's gateway and stable pool), created through the API in parallel;
@@ -27,11 +29,13 @@ import redis
 
 from bench.harness import percentile
 from bench.redis_count import commands
+from bench.step_floor import Throughput, bare_steps
 from bench.wiring import service_for
-from bench.worlds import World, open_world, seed_targets
+from bench.worlds import World, open_world, route_name, seed_targets
 from rollout.adapters.store import RedisStore
 from rollout.domain.models import Actor, AuditAction, AuditEvent
 from rollout.domain.plan import build_plan
+from rollout.scheduler import STEP_THREADS
 from rollout.service import Ref, RolloutService
 from sandbox.redis_server import RedisServer
 
@@ -113,6 +117,8 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
     prefix = f"scale{size}"
     targets = seed_targets(world, size, per_namespace=options.per_namespace, prefix=prefix)
     kubeconfig = world.bot_kubeconfig(workdir / "bot.kubeconfig")
+    routes = [(namespace, route_name(prefix, i)) for i, (namespace, _) in enumerate(targets)]
+    floors = [bare_steps(kubeconfig, routes, seconds=options.seconds)]
     with RedisServer() as loaded_redis, RedisServer() as idle_redis:
         loaded = Scheduler(kubeconfig, loaded_redis.url, prefix, workdir / "loaded.log",
                            profile)
@@ -131,7 +137,9 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
             loaded.stop()
             idle.stop()
             store.client.close()
+    floors.append(bare_steps(kubeconfig, routes, seconds=options.seconds))
     lines = _report(world.name, size, options.per_namespace, window, events, overdue)
+    lines.append(_against_floor(size, window, _landed(events, window), floors))
     if behind:
         lines.append(f"  {behind} of {size} rollouts had not taken their first step when "
                      "the window began")
@@ -220,8 +228,7 @@ def _report(world: str, size: int, per_namespace: int, window: Window,
         s, f = lags(history)
         steady += s
         first += f
-    landed = sum(1 for history in events.values() for e in history
-                 if e.action is AuditAction.STEP_APPLIED and window.started <= e.at < window.ended)
+    landed = _landed(events, window)
     per_step = max(landed, 1)
     cpu = [100 * c / window.seconds for c in window.cpu]
     head = f"scale, {size} rollouts ({per_namespace} a namespace), {world}"
@@ -238,6 +245,25 @@ def _report(world: str, size: int, per_namespace: int, window: Window,
         f"{window.redis[0] / per_step:.1f} Redis commands (idle scheduler "
         f"{window.redis[1] / window.seconds:.1f} Redis commands/s)",
     ]
+
+
+def _landed(events: dict[str, list[AuditEvent]], window: Window) -> int:
+    return sum(1 for history in events.values() for e in history
+               if e.action is AuditAction.STEP_APPLIED and window.started <= e.at < window.ended)
+
+
+def _against_floor(size: int, window: Window, landed: int, floors: list[Throughput]) -> str:
+    """The scheduler's steps against the floor's bare GET and PATCH pairs, on the same routes
+    just before and just after it: the share of what the cluster can take that the scheduler
+    reaches, which means something where the rollouts ask for more than it makes."""
+    rate = landed / window.seconds
+    floor = sum(f.per_second for f in floors) / len(floors)
+    return (f"  floor: a step's GET and PATCH alone, {STEP_THREADS} threads, the same routes "
+            f"(before / after): {' / '.join(f'{f.per_second:.0f}' for f in floors)} pairs/s, "
+            f"{' / '.join(f'{f.cpu_per_pair * 1e3:.2f}' for f in floors)} ms CPU a pair; "
+            f"{size} rollouts with 1 s bakes ask for up to {size} steps/s, the scheduler made "
+            f"{rate:.0f} ({rate / floor:.2f} of the floor), "
+            f"{window.cpu[0] / max(landed, 1) * 1e3:.2f} ms CPU a step")
 
 
 def _s(samples: list[float], q: float) -> str:

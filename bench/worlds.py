@@ -202,13 +202,18 @@ def seed_targets(world: World, count: int, *, per_namespace: int,
                for obj in [gateway, *pool_objects(STABLE, 1)]]
     objects += [_placed(obj, ns) for i, (ns, pool) in enumerate(targets)
                 for obj in pool_objects(pool, 10 + i % 240)]
-    routes = [_placed(route_object(f"{prefix}-route-{i}", [(STABLE, 100), (pool, 0)]), ns)
+    routes = [_placed(route_object(route_name(prefix, i), [(STABLE, 100), (pool, 0)]), ns)
               for i, (ns, pool) in enumerate(targets)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(world.add_namespace, namespaces))
         list(pool.map(world.put, objects))
         list(pool.map(world.put, routes))
     return targets
+
+
+def route_name(prefix: str, index: int) -> str:
+    """The name of the route `seed_targets` made for its `index`th target."""
+    return f"{prefix}-route-{index}"
 
 
 def _namespace(name: str) -> client.V1Namespace:

@@ -6,8 +6,9 @@ function of them, tested without a cluster. Only the fields a check needs are ke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 POOL_GROUP = "inference.networking.k8s.io"
 LEGACY_GROUP = "inference.networking.x-k8s.io"
@@ -144,3 +145,19 @@ class ClusterFacts:
 
     def rewrite(self, name: str) -> RewriteFacts | None:
         return next((r for r in self.rewrites if r.name == name), None)
+
+    def selectable(self, selector: Mapping[str, str]) -> Sequence[PodFacts]:
+        """The pods carrying the selector's rarest label (none for an empty selector): all a
+        selector can match, found without looking at every pod of the namespace (a step's
+        gates count the endpoints of a few pools among many)."""
+        if not selector:
+            return ()
+        return min((self._pods_by_label.get(item, ()) for item in selector.items()), key=len)
+
+    @cached_property
+    def _pods_by_label(self) -> dict[tuple[str, str], list[PodFacts]]:
+        found: dict[tuple[str, str], list[PodFacts]] = {}
+        for pod in self.pods:
+            for item in pod.labels.items():
+                found.setdefault(item, []).append(pod)
+        return found

@@ -206,7 +206,7 @@ def _serves(pod: PodFacts, pool: PoolFacts) -> frozenset[int]:
 
 
 def ready_endpoints(facts: ClusterFacts, pool: PoolFacts) -> int:
-    return sum(len(_serves(pod, pool)) for pod in facts.pods)
+    return sum(len(_serves(pod, pool)) for pod in facts.selectable(pool.selector))
 
 
 def required_endpoints(*, share_percent: int, stable_ready: int, policy: CapacityPolicy) -> int:

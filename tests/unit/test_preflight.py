@@ -3,6 +3,9 @@ give none."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from rollout.domain.facts import (
     LEGACY_GROUP,
     LLMD_GROUP,
@@ -168,6 +171,23 @@ def test_ready_endpoints_follow_selector_readiness_ports_and_address() -> None:
                  active_ports=frozenset({8001})),
     )
     assert ready_endpoints(world(pods=odd), canary) == 3
+
+
+_LABELS = st.dictionaries(st.sampled_from(["app", "tier", "zone"]), st.sampled_from("abc"),
+                          max_size=3)
+
+
+@given(labels=st.lists(_LABELS, max_size=12), selector=_LABELS)
+def test_endpoints_counted_from_the_label_index_are_those_of_every_pod(
+        labels: list[dict[str, str]], selector: dict[str, str]) -> None:
+    """The count looks only at the pods carrying the selector's rarest label: the same as
+    looking at every pod of the namespace, for any labels and selector."""
+    candidates = tuple(PodFacts(name=f"pod-{i}", labels=pod_labels, ready=True,
+                                ip=f"10.0.1.{i}") for i, pod_labels in enumerate(labels))
+    target = pool(CANARY, selector=selector)
+    every_pod = sum(1 for pod in candidates
+                    if selector and all(pod.labels.get(k) == v for k, v in selector.items()))
+    assert ready_endpoints(world(pods=candidates), target) == every_pod
 
 
 def test_required_endpoints_round_up_and_respect_the_minimum() -> None:
