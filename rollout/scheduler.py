@@ -58,6 +58,7 @@ class RolloutScheduler:
         self._active: dict[str, Rollout] = {}
         self._cache_lock = threading.Lock()
         self._seen = 0
+        self._firing: set[str] = set()  # rollouts whose tick runs now, under `_lock`
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -130,10 +131,8 @@ class RolloutScheduler:
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return
-        active = self._cached()
-        known = {r.id for r in active}
-        self._ensure({rid: at for rid, at in due.items() if rid in known})
-        self.watch(active + finishing)
+        self._ensure(list(due))
+        self.watch(self._cached() + finishing)
 
     def _catch_up(self, changed: list[str]) -> None:
         """Reload the rollouts written since the last sweep (by any replica) and make their
@@ -146,11 +145,25 @@ class RolloutScheduler:
             if self._halted or not self.lease.is_leader:
                 return
             for rid in changed:
-                kept = self._active.get(rid)
-                if kept is not None and kept.next_due_at:
-                    self._schedule(rid, kept.next_due_at)
-                else:
-                    self._remove(rid)
+                self._match(rid)
+
+    def _follow(self, r: Rollout) -> None:
+        """Keep `r` (unless a newer state of it is kept) and make its job match the newest."""
+        self._remember(r.id, r)
+        with self._lock:
+            if not self._halted and self.lease.is_leader:
+                self._match(r.id)
+
+    def _match(self, rollout_id: str) -> None:
+        """Under `_lock`: the rollout's job at the due time of the newest state kept of it, or
+        none. Reading the kept state under the lock that every scheduling holds means an older
+        due time can never replace a newer one."""
+        with self._cache_lock:
+            kept = self._active.get(rollout_id)
+        if kept is not None and kept.active and kept.next_due_at:
+            self._schedule(rollout_id, kept.next_due_at)
+        else:
+            self._remove(rollout_id)
 
     def _remember(self, rollout_id: str, r: Rollout | None) -> None:
         """Keep the newer of what we hold and `r` (None: gone): a reload that raced a change
@@ -168,13 +181,18 @@ class RolloutScheduler:
         with self._cache_lock:
             return list(self._active.values())
 
-    def _ensure(self, due: dict[str, datetime]) -> None:
-        """A job for each active rollout due within the horizon, at its indexed due time."""
+    def _ensure(self, due: list[str]) -> None:
+        """A job for each active rollout the due index says falls due within the horizon, at
+        the due time of the newest state kept of it: the index was read before changes this
+        replica may have made since, and its older time would fire a tick too early (which
+        finds nothing due) or while that rollout's tick still runs (which APScheduler skips).
+        A rollout whose tick is running is left to that tick."""
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
-            for rid, at in due.items():
-                self._schedule(rid, at)
+            for rid in due:
+                if rid not in self._firing:
+                    self._match(rid)
 
     def watch(self, rollouts: list[Rollout]) -> None:
         """Look at each active rollout's target once per sweep, so a weight changed by hand
@@ -228,29 +246,26 @@ class RolloutScheduler:
                 self._schedule(rid, due)
 
     def on_change(self, outcome: Outcome) -> None:
-        """A service listener: reschedule (and keep) the rollout this replica just changed."""
-        r = outcome.rollout
-        if r is None or not self.lease.is_leader:
-            return
-        self._remember(r.id, r)
-        with self._lock:
-            if self._halted:
-                return
-            if r.active and r.next_due_at:
-                self._schedule(r.id, r.next_due_at)
-            else:
-                self._remove(r.id)
+        """A service listener, told of every command's outcome in this replica (a tick that
+        found nothing due too, whose date job is spent): keep the rollout, reschedule it."""
+        if outcome.rollout is not None and self.lease.is_leader:
+            self._follow(outcome.rollout)
 
     def fire(self, rollout_id: str) -> None:
         """The job: tick the rollout if we still lead. Any logic lives in the service."""
         if self._halted or not self.lease.is_leader:
             return
+        with self._lock:
+            self._firing.add(rollout_id)
         try:
             outcome = self.service.tick(rollout_id)
         except RolloutError as exc:
             log.warning("tick of %s did not complete: %s (the next sweep retries)",
                         rollout_id, exc)
             return
+        finally:
+            with self._lock:
+                self._firing.discard(rollout_id)
         if outcome.changed:
             log.info("tick %s: %s", rollout_id, outcome.message)
 

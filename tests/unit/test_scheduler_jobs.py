@@ -1,0 +1,79 @@
+"""The scheduler's jobs over the in-memory service: whatever order a sweep, a change and a
+tick come in, a rollout's job ends at the due time of its newest state. APScheduler runs
+paused here, so no job fires on its own and nothing sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+
+from rollout.domain.models import Rollout
+from rollout.domain.plan import build_plan
+from rollout.scheduler import RolloutScheduler, background_scheduler
+from rollout.service import Ref
+from tests.unit.builders import ALICE, BOB
+from tests.unit.test_service import CANARY, REF, _world
+
+BAKE = 60
+
+
+class _HeldLease:
+    """A lease this replica always holds."""
+
+    is_leader = True
+    token = 1
+    holder = "test"
+
+    def refresh(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stepped() -> Iterator[tuple[RolloutScheduler, Rollout]]:
+    """An automatic rollout whose first step applied, with its job at the end of the bake."""
+    service, store, _target, _clock = _world()
+    jobs = background_scheduler()
+    jobs.start(paused=True)
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs)
+    service.options.listeners.append(scheduler.on_change)
+    try:
+        service.start(namespace="default", canary=CANARY, actor=ALICE,
+                      plan=build_plan([10, 100], interval_seconds=BAKE, auto=True))
+        service.approve_plan(REF, actor=BOB)
+        store.stale_due = dict(store.due)  # type: ignore[attr-defined]
+        service.tick("r1")
+        rollout = service.get(Ref(rollout_id="r1"))
+        assert rollout.step == 0 and rollout.next_due_at is not None
+        assert _job(scheduler) == rollout.next_due_at
+        yield scheduler, rollout
+    finally:
+        jobs.shutdown(wait=False)
+
+
+def _job(scheduler: RolloutScheduler) -> datetime | None:
+    return scheduler.due_times().get("r1")
+
+
+def test_a_due_index_read_before_a_step_never_moves_the_job_back(
+        stepped: tuple[RolloutScheduler, Rollout]) -> None:
+    """A sweep reads the due index, then a tick steps and reschedules: the sweep's older due
+    time would fire a tick at once, which finds nothing due, and leave no job for a sweep."""
+    scheduler, rollout = stepped
+    store = scheduler.service.store
+    store.due = store.stale_due  # type: ignore[attr-defined]
+    scheduler.sweep()
+    assert _job(scheduler) == rollout.next_due_at
+
+
+def test_a_tick_that_finds_nothing_due_leaves_the_job_at_the_due_time_it_read(
+        stepped: tuple[RolloutScheduler, Rollout]) -> None:
+    scheduler, rollout = stepped
+    scheduler.scheduler.remove_job("due:r1")  # spent, as a date job is once it has fired
+    scheduler.fire("r1")  # early: the bake is not over, and the outcome says so
+    assert _job(scheduler) == rollout.next_due_at
