@@ -85,6 +85,7 @@ def bench_sweep(counts: tuple[int, ...] = (100, 1000)) -> list[str]:
 
             def now_sweep(s: RolloutScheduler = scheduler) -> None:
                 s.sweep()
+                s.look()
                 s.analyse()
 
             def full_reload(s: RolloutScheduler = scheduler,

@@ -5,11 +5,12 @@ each rollout's `next_due_at`, indexed by the save script in a sorted set of due 
 change index (which rollout each write touched, by write number). A new leader loads every
 active rollout once and keeps one date job per due rollout in an in-memory store; after that
 a sweep costs a constant number of Redis commands when nothing changed: the lease, the
-writes since the last sweep (reloading only those rollouts), the due times within a short
-horizon, and the in-flight set. A fired job calls `RolloutService.tick`, the same locked,
-fenced, compare-and-set path as a click, so two leaders at once still cannot apply a step
-twice. The drift watch reads each active rollout's target from its cached state (DESIGN
-invariant 6): Kubernetes reads per active rollout, no Redis unless it finds something.
+writes since the last sweep (reloading only those rollouts), and the due times within a short
+horizon. A fired job calls `RolloutService.tick`, the same locked, fenced, compare-and-set
+path as a click, so two leaders at once still cannot apply a step twice. The drift watch, a
+job of its own, looks at each active rollout's target as its kept state names it (DESIGN
+invariant 6): the namespace cache's copy (else a GET) per active rollout, no Redis unless it
+finds something but the in-flight set.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 JOB_PREFIX = "due:"
 SWEEP_JOB = "sweep"
+WATCH_JOB = "watch"
 ANALYSIS_JOB = "analysis"
 #: ticks in flight at once: a step spends most of its time waiting on Kubernetes and Redis,
 #: so APScheduler's default of 10 capped a scheduler at 10 waits, whatever its CPU allowed
@@ -66,7 +68,10 @@ class RolloutScheduler:
         self.scheduler.add_job(self.sweep, "interval", seconds=self.sweep_seconds, id=SWEEP_JOB,
                                max_instances=1, coalesce=True, replace_existing=True,
                                next_run_time=datetime.now(self.scheduler.timezone))
-        # its own job: a slow Prometheus never delays the lease renewal of the sweep
+        # their own jobs: a long pass over many targets, or a slow Prometheus, never delays the
+        # sweep's lease renewal (a lease that lapses stops every tick of this replica)
+        self.scheduler.add_job(self.look, "interval", seconds=self.sweep_seconds, id=WATCH_JOB,
+                               max_instances=1, coalesce=True, replace_existing=True)
         self.scheduler.add_job(self.analyse, "interval", seconds=self.sweep_seconds,
                                id=ANALYSIS_JOB, max_instances=1, coalesce=True,
                                replace_existing=True)
@@ -127,12 +132,10 @@ class RolloutScheduler:
             self._seen = changes.seq
             horizon = self.service.clock.now() + timedelta(seconds=2 * self.sweep_seconds)
             due = self.service.due_until(horizon)
-            finishing = self.service.in_flight()
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return
         self._ensure(list(due))
-        self.watch(self._cached() + finishing)
 
     def _catch_up(self, changed: list[str]) -> None:
         """Reload the rollouts written since the last sweep (by any replica) and make their
@@ -193,6 +196,18 @@ class RolloutScheduler:
             for rid in due:
                 if rid not in self._firing:
                     self._match(rid)
+
+    def look(self) -> None:
+        """As leader, the drift watch's pass: every active rollout kept, and every finished
+        one with a write in flight."""
+        if self._halted or not self.lease.is_leader:
+            return
+        try:
+            finishing = self.service.in_flight()
+        except RolloutError as exc:
+            log.warning("could not read the rollouts with a write in flight: %s", exc)
+            return
+        self.watch(self._cached() + finishing)
 
     def watch(self, rollouts: list[Rollout]) -> None:
         """Look at each active rollout's target once per sweep, so a weight changed by hand
