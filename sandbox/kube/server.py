@@ -34,9 +34,8 @@ from sandbox.kube.store import Obj, Store
 from sandbox.kube.validation import Admission
 
 # each open watch holds a thread for its whole life, and the bot's namespace cache keeps
-# nine watches per namespace it reads: room for about 25 namespaces beside the requests of
-# a loaded scheduler (32 tick threads)
-_THREADS = 256
+# nine watches per namespace it reads: room for a dozen namespaces beside the requests
+_THREADS = 128
 _log = logging.getLogger(__name__)
 CrdInput = str | Path | Iterable[Obj] | None
 CRDS_ENV = "ROLLOUT_SANDBOX_CRDS"
