@@ -4,7 +4,7 @@ what the analysis of a step measures; stated whole, field by field."""
 from __future__ import annotations
 
 from rollout.domain import gating
-from rollout.domain.admission import request_for, route_of
+from rollout.domain.admission import request_for, rewrite_of, route_of
 from rollout.domain.analysis import SubjectKind
 from rollout.domain.canary import AnalysisSetup
 from rollout.domain.models import Phase, Target, TargetKind
@@ -17,7 +17,7 @@ REWRITE = Target(kind=TargetKind.REWRITE, namespace="default", name="food-review
 
 
 def test_a_pool_rollout_is_gated_on_its_pools_in_the_routes_group() -> None:
-    assert route_of(TARGET) == "routes-to-llm"
+    assert route_of(TARGET) == "routes-to-llm" and rewrite_of(TARGET) is None
     assert request_for(target=TARGET, stable="s", canary="c", baseline=BASELINE,
                        share_percent=25, allow_gitops=True) == PreflightRequest(
         stable="s", canary="c", pool_group="inference.networking.k8s.io", share_percent=25,
@@ -25,7 +25,7 @@ def test_a_pool_rollout_is_gated_on_its_pools_in_the_routes_group() -> None:
 
 
 def test_an_adapter_rollout_is_gated_on_its_rewrite_and_rule() -> None:
-    assert route_of(REWRITE) is None
+    assert route_of(REWRITE) is None and rewrite_of(REWRITE) == "food-review"
     assert request_for(target=REWRITE, stable="a1", canary="a2", baseline=BASELINE,
                        share_percent=None, allow_gitops=False) == PreflightRequest(
         stable="a1", canary="a2", rewrite="food-review", rule=2, rewrite_group="llm-d.ai",
