@@ -200,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-namespace", type=_positive, default=10,
                         help="scale: routes to a namespace (default 10)")
     parser.add_argument("--profile", type=Path, default=None,
-                        help="scale: write a cProfile of the loaded scheduler (largest size)")
+                        help="scale: write a cProfile of the loaded scheduler, in thread CPU time "
+                             "(largest size)")
     return parser
 
 

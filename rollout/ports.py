@@ -127,12 +127,19 @@ class Traffic(Protocol):
         drift watch, whose finding is decided again under the lock on a fresh read."""
         ...
 
+    def recall(self, rollout: Rollout) -> Observed:
+        """As `glance`, and kept for the next write like `observe`'s read: a tick decides on
+        it (its GET spared), and its write, sent with `recalled`, raises StaleView when the
+        object had moved since the copy."""
+        ...
+
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
+        before: tuple[Pair, ...] | None = None, recalled: bool = False,
     ) -> Observed:
         """Write `effect` for `rollout` (the state after it) conditionally on the fence and,
-        where `before` is given, on the managed weights still being one of those pairs."""
+        where `before` is given, on the managed weights still being one of those pairs.
+        `recalled`: decided on `recall`'s copy; an object that moved raises StaleView."""
         ...
 
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:

@@ -44,6 +44,7 @@ from rollout.domain.errors import (
     NotReady,
     Refused,
     RolloutError,
+    StaleView,
     StoreUnavailable,
     Superseded,
     Unrecorded,
@@ -139,6 +140,9 @@ class _Hold:
         self.opening = opening
         self.lease = opening.lease
         self._staged: tuple[Saving, bool] | None = None
+        #: the command decides on the namespace cache's copy of its target (a tick); its
+        #: write then says so, and a moved object sends it back to a fresh read
+        self.recalled = False
         self._done = threading.Event()
         if renew_seconds:
             threading.Thread(target=self._keep, args=(renew_seconds, limit_seconds),
@@ -440,9 +444,12 @@ class RolloutService:
                                                          measured=measured, now=now))
 
     def tick(self, rollout_id: str) -> Outcome:
-        """The scheduler's entry: whatever time alone does to this rollout now."""
+        """The scheduler's entry: whatever time alone does to this rollout now. It decides on
+        the namespace cache's copy of the target while that shows the bot's own last write
+        (a step is then one PATCH, no GET); a copy that trails the cluster costs a refused
+        PATCH and the tick is decided again on a fresh read (`_run`)."""
         return self._run(Ref(rollout_id=rollout_id), Actor.scheduler(),
-                         lambda r, now: machine.tick(_recorded(r), now=now))
+                         lambda r, now: machine.tick(_recorded(r), now=now), recall=True)
 
     def watch(self, rollout: Rollout) -> Outcome | None:
         """The scheduler's sweep: a cheap look at an active rollout's target (the namespace
@@ -600,7 +607,7 @@ class RolloutService:
 
     def _run(
         self, subject: Ref | str, actor: Actor, decide: Decide, *, preempt: bool = False,
-        request_id: str | None = None,
+        request_id: str | None = None, recall: bool = False,
     ) -> Outcome:
         """The one path of every change: lock and load, reconcile, decide, apply the effect
         under the fence, save once, emit. Redis sees three round trips: the opening (lock,
@@ -610,7 +617,13 @@ class RolloutService:
         loaded and its decision is the first version. A request id is looked up in the same
         atomic step that takes the lock (an answer found takes no lock), and remembered,
         with its answer, only with the save that ends a command that ran: a retry after a
-        failure runs again; a duplicate of a success gets the first answer."""
+        failure runs again; a duplicate of a success gets the first answer.
+
+        `recall` (a tick): reconcile on the namespace cache's copy of the target. Only a copy
+        that shows nothing to reconcile is decided on; the write carries the resourceVersion
+        it was decided on, and an object that moved since (StaleView: nothing was written
+        or staged) sends the command back to reconcile on a fresh read, exactly as without
+        the cache."""
         memo = f"request:{request_id}" if request_id is not None else None
         opening = self._open(subject, preempt=preempt, memo=memo)
         if opening.answer is not None:
@@ -618,18 +631,28 @@ class RolloutService:
         hold = _Hold(self.store, opening, renew_seconds=self.options.lock_renew_seconds)
         outcome: Outcome | None = None
         answered: Memo | None = None
+        hold.recalled = recall
         try:
             current = opening.rollout
-            found = self._reconcile(current, opening) if current is not None else None
-            base = found.rollout if found is not None else current
-            try:
-                decision = decide(base, self.clock.now())
-            except Refused:
-                if found is not None:  # a drift pause found on the way is kept and shown
-                    assert current is not None
-                    outcome = self._save(current.version, found, hold)
-                raise
-            outcome = self._carry_out(current, found, decision, hold, actor)
+            while True:
+                found = self._reconcile(current, opening, hold) if current is not None \
+                    else None
+                base = found.rollout if found is not None else current
+                try:
+                    decision = decide(base, self.clock.now())
+                except Refused:
+                    if found is not None:  # a drift pause found on the way is kept and shown
+                        assert current is not None
+                        outcome = self._save(current.version, found, hold)
+                    raise
+                try:
+                    outcome = self._carry_out(current, found, decision, hold, actor)
+                except StaleView:
+                    if not hold.recalled:
+                        raise
+                    hold.recalled = False  # once more, on a fresh read
+                    continue
+                break
             if memo is not None:
                 answered = Memo(memo, outcome.message, self.options.idempotency_ttl_seconds)
         finally:
@@ -666,20 +689,31 @@ class RolloutService:
             return None  # nothing says; the rollback's own write then answers
         return marker.rollout_id if marker is not None else None
 
-    def _reconcile(self, r: Rollout, opening: Opening) -> Decision | None:
+    def _reconcile(self, r: Rollout, opening: Opening, hold: _Hold) -> Decision | None:
         """Adopt a write that landed before a crash; pause on drift. Never guess. The
-        decision is saved with the command's, as one version."""
+        decision is saved with the command's, as one version. With `hold.recalled`, on the
+        cache's copy while it shows nothing to reconcile; anything else is decided on a
+        fresh read (a copy that trails the cluster must not pause or adopt)."""
         if not r.active:
+            hold.recalled = False
             return self._reconcile_finished(r, in_flight=opening.in_flight)
         now = self.clock.now()
         try:
-            observed = self.traffic.observe(r)
+            observed = self.traffic.recall(r) if hold.recalled else self.traffic.observe(r)
         except NeedsOperator as exc:
+            if hold.recalled:
+                hold.recalled = False
+                return self._reconcile(r, opening, hold)
             decision = machine.pause(r, actor=Actor.scheduler(), now=now, reason=str(exc),
                                      kind=PauseKind.DRIFT)
             return decision if decision.changed else None
         found = machine.reconcile(r, observed, now=now)
-        return found if found is not None and found.changed else None
+        if found is None or not found.changed:
+            return None
+        if hold.recalled:
+            hold.recalled = False
+            return self._reconcile(r, opening, hold)
+        return found
 
     def _reconcile_finished(self, r: Rollout, *, in_flight: bool) -> Decision | None:
         """A finished rollout whose write was in flight (under the lock, so no command is
@@ -953,7 +987,8 @@ class RolloutService:
         """The effect under the fence, once more with a raised token if Redis was behind."""
         self.store.confirm(hold.lease)
         try:
-            return self.traffic.apply(r, effect, fence=hold.lease.token, before=before)
+            return self.traffic.apply(r, effect, fence=hold.lease.token, before=before,
+                                      recalled=hold.recalled)
         except FenceBehind as behind:
             fence = hold.regrant(behind)
             return self.traffic.apply(r, effect, fence=fence, before=before)

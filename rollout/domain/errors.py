@@ -103,5 +103,11 @@ class FenceBehind(Superseded):
         self.seen = seen
 
 
+class StaleView(RolloutError):
+    """A write decided on the namespace cache's copy of its object (a tick's reconcile)
+    met an object that had moved since: the command is decided again, from a fresh read.
+    Raised before anything is written or staged, and never out of the service."""
+
+
 class NeedsOperator(RolloutError):
     """State and cluster disagree in a way the bot must not guess about; a human decides."""

@@ -16,6 +16,7 @@ from kubernetes import client
 from bot.cli import main
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
+from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
@@ -134,6 +135,23 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
                              options=ServiceOptions())
     return World(emulator=emulator, store=store, service=service, clock=clock, api=api)
+
+
+class TrailingCache:
+    """A namespace cache the last change has not reached: one object as it was (a tick's
+    copy of its target that trails the cluster)."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+
+    def listed(self, kind: Kind, namespace: str) -> list[dict[str, Any]] | None:
+        return None
+
+    def wrote(self, kind: Kind, namespace: str, obj: dict[str, Any]) -> None:
+        pass
+
+    def held(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.obj if name == self.obj["metadata"]["name"] else None
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import pytest
 from rollout.adapters.kube.router import KindSplit
 from rollout.adapters.store import RedisStore
 from rollout.domain.machine import Effect
-from rollout.domain.models import Phase, Rollout
+from rollout.domain.models import Phase, Rollout, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Observed, Pair
 from rollout.ports import Lease, Memo, Saving
 from rollout.service import Ref, RolloutService
 from sandbox.redis_server import RedisServer
-from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.integration.conftest import ALICE, BOB, TrailingCache, World, make_world
 from tests.support import weight_writes
 from tests.support.real_cluster import RealCluster
 
@@ -38,11 +38,14 @@ class DyingTraffic:
     def observe(self, rollout: Rollout) -> Observed:
         return self.real.observe(rollout)
 
+    def recall(self, rollout: Rollout) -> Observed:
+        return self.real.recall(rollout)
+
     def apply(self, rollout: Rollout, effect: Effect, *, fence: int,
-              before: tuple[Pair, ...] | None = None) -> Observed:
+              before: tuple[Pair, ...] | None = None, recalled: bool = False) -> Observed:
         if self.before:
             raise Killed
-        self.real.apply(rollout, effect, fence=fence, before=before)
+        self.real.apply(rollout, effect, fence=fence, before=before, recalled=recalled)
         raise Killed
 
 
@@ -180,3 +183,29 @@ def test_a_rollback_of_a_completed_rollout_killed_after_its_write_is_recorded(
     assert world.service.status(REF).cluster_note == ""
     assert [e.action for e in world.service.history(REF)][-1] == "recovered"
     assert weight_writes(world.emulator)[-1] == [100, 0]
+
+
+def test_a_step_a_dead_replica_landed_is_adopted_by_a_tick_whose_cache_has_not_seen_it(
+    world: World, cluster: RealCluster,
+) -> None:
+    """The surviving scheduler decides its tick on the namespace cache's copy, which still
+    shows the step before the dead replica's write: its PATCH on that copy is refused, the
+    tick is decided again on a fresh read, adopts the step, and never writes it twice."""
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 50, 100], interval_seconds=0, auto=True))
+    world.service.approve_plan(REF, actor=BOB)
+    rollout_id = world.service.get(REF).id
+    assert world.service.tick(rollout_id).ok  # 10%
+    copy = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", "default",
+                              "routes-to-llm")
+    assert copy is not None
+    with pytest.raises(Killed):
+        _dying(world, "after-patch").tick(rollout_id)  # 50% landed, never recorded
+    assert world.weights() == {"llm-pool": 50, POOL: 50}
+    routes: Any = world.service.traffic.adapters[TargetKind.ROUTE]  # type: ignore[attr-defined]
+    routes.routes.cache = TrailingCache(copy)
+    _retry(lambda: world.service.tick(rollout_id))
+    applied = [e.step for e in world.service.history(REF)
+               if e.action in ("step_applied", "recovered")]
+    assert applied[:2] == [0, 1]
+    assert weight_writes(world.emulator).count([50, 50]) == 1

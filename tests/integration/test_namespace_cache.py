@@ -26,7 +26,7 @@ from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.kube.faults import Fault, RequestRecord
 from sandbox.redis_server import RedisServer
-from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.integration.conftest import ALICE, BOB, TrailingCache, World, make_world
 from tests.integration.gate_support import apply_as, set_ready
 from tests.support.polling import eventually
 from tests.support.real_cluster import KubeWorld, RealCluster
@@ -537,3 +537,64 @@ def test_the_drift_watch_reads_the_cache_and_still_pauses_on_drift(
     finally:
         world.store.client.close()
         world.api.close()
+
+
+def _auto_at_first_step(world: World, cache: NamespaceCache | None = None) -> str:
+    """An automatic rollout (no bake) at its first step, 10%: its next tick is due."""
+    started = world.service.start(namespace=NS, canary=CANARY, actor=ALICE,
+                                  plan=build_plan([10, 50, 100], interval_seconds=0,
+                                                  auto=True))
+    assert started.rollout is not None
+    assert world.service.approve_plan(Ref(canary=CANARY), actor=BOB).ok
+    assert world.service.tick(started.rollout.id).ok
+    assert world.weights() == {"llm-pool": 90, CANARY: 10}
+    if cache is not None:
+        eventually(lambda: cache.live(NS), timeout=5.0, message="the watch to bring the write")
+    return started.rollout.id
+
+
+def test_a_tick_with_a_warm_cache_is_one_patch(
+        cluster: RealCluster, redis_server: RedisServer, warm: NamespaceCache) -> None:
+    """The tick decides on the cache's copy, which shows the bot's own last write: no GET."""
+    world = _world(cluster, redis_server, warm)
+    try:
+        rid = _auto_at_first_step(world, warm)
+        cluster.clear_requests()
+        out = world.service.tick(rid)
+        assert out.ok and out.changed, out.message
+        assert world.weights() == {"llm-pool": 50, CANARY: 50}
+        assert _api_calls(cluster) == [("patch", "httproutes")]
+    finally:
+        world.store.client.close()
+        world.api.close()
+
+
+def test_a_tick_on_a_copy_behind_a_person_edit_pauses_and_never_overwrites_it(
+        cluster: RealCluster, world: World) -> None:
+    """The copy trails a weight set by hand: the PATCH sent on it is refused for its
+    resourceVersion, the tick reads the route and pauses for drift, the edit stays."""
+    rid = _auto_at_first_step(world)
+    before = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+    assert before is not None
+    routes = world.service.traffic.adapters[TargetKind.ROUTE]  # type: ignore[attr-defined]
+    routes.routes.cache = TrailingCache(before)
+    client.CustomObjectsApi(cluster.world.admin).patch_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", NS, "httproutes", ROUTE,
+        [{"op": "replace", "path": f"/spec/rules/0/backendRefs/{i}/weight", "value": weight}
+         for i, weight in enumerate((70, 30))],
+        _content_type="application/json-patch+json")
+    cluster.clear_requests()
+    world.service.tick(rid)
+    paused = world.service.load([rid])[rid]
+    assert paused is not None and paused.phase is Phase.PAUSED
+    assert paused.pause is not None and "30" in paused.pause.reason
+    assert world.weights() == {"llm-pool": 70, CANARY: 30}
+    # the gates' read of the namespace (direct: this world's gates have no cache), the
+    # PATCH refused on the copy's resourceVersion, the fresh read that finds the drift
+    assert [c for c in _api_calls(cluster) if c[1] == "httproutes"] == \
+        [("get", "httproutes"), ("patch", "httproutes"), ("get", "httproutes")]
+    assert _patch_statuses(cluster) == [409]
+
+
+def _patch_statuses(cluster: RealCluster) -> list[int]:
+    return [r.status for r in cluster.requests if r.verb == "patch"]

@@ -111,8 +111,8 @@ class DiesAfterPatch:
         return getattr(self.real, name)
 
     def apply(self, rollout: Rollout, effect: Effect, *, fence: int,
-              before: tuple[Pair, ...] | None = None) -> Observed:
-        self.real.apply(rollout, effect, fence=fence, before=before)
+              before: tuple[Pair, ...] | None = None, recalled: bool = False) -> Observed:
+        self.real.apply(rollout, effect, fence=fence, before=before, recalled=recalled)
         raise Killed
 
 

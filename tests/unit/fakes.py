@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rollout.domain.analysis import QueryResult, ResultKind
+from rollout.domain.clock import ManualClock
 from rollout.domain.errors import (
     Busy,
     Conflict,
     DriftDetected,
     FenceBehind,
+    StaleView,
     StoreUnavailable,
     Superseded,
 )
@@ -33,7 +35,7 @@ from rollout.domain.models import (
 )
 from rollout.domain.split import Marker, MarkerState, Observed, Pair, baseline_pair, expected_pair
 from rollout.ports import Changes, Lease, Located, Marked, Memo, Opening, Saving
-from rollout.service import Gates
+from rollout.service import Gates, RolloutService
 
 
 class FakeStore:
@@ -223,6 +225,9 @@ class FakeTarget:
     unreadable: Exception | None = None  # raised by every read while set
     edit_before_write: Pair | None = None  # a person's edit between the read and the write
     on_write: Callable[[], None] | None = None  # called once the next write has landed
+    # the namespace cache's copy while set (`recall` shows it, with no read); a write sent
+    # on it while the target differs is refused as the real one is, with StaleView
+    copy: Observed | None = None
 
 
 class FakeTraffic:
@@ -252,14 +257,21 @@ class FakeTraffic:
 
     glance = observe
 
+    def recall(self, rollout: Rollout) -> Observed:
+        t = self.targets[rollout.target.key]
+        return t.copy if t.copy is not None else self._observed(t)
+
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         return self._observed(self.targets[target.key])
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
+        before: tuple[Pair, ...] | None = None, recalled: bool = False,
     ) -> Observed:
         t = self.targets[rollout.target.key]
+        if recalled and t.copy is not None and \
+                (t.copy.pair, t.copy.marker) != (t.pair, t.marker):
+            raise StaleView(f"{t.target.describe()} moved since the cache's copy")
         if t.then_unreadable is not None:
             t.unreadable, t.then_unreadable = t.then_unreadable, None
         if t.edit_before_write is not None:
@@ -360,6 +372,23 @@ class FakeAnalysis:
         if found is None or (found.group(1), found.group(2)) not in self.values:
             return QueryResult(kind=ResultKind.NO_DATA, reason="no series matched")
         return QueryResult.of(self.values[(found.group(1), found.group(2))])
+
+
+def one_route_world(canary: str = "llm-pool-version-2",
+                    ) -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
+    """The service over the fakes: one route at 100/0 to `canary`, open gates, a manual
+    clock, every rollout id "r1"."""
+    from tests.unit.builders import BASELINE, T0, TARGET
+    from tests.unit.facts_builders import world
+
+    store = FakeStore()
+    target = FakeTarget(target=TARGET, stable="llm-pool", canary=canary, baseline=BASELINE,
+                        pair=Pair(stable=100, canary=0))
+    clock = ManualClock(T0)
+    gates = Gates(facts=FakeFacts(world()), freezes=store.freezes)
+    service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock, gates=gates,
+                             new_id=lambda canary, now: "r1")
+    return service, store, target, clock
 
 
 def open_gates() -> Gates:

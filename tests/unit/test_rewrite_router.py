@@ -32,8 +32,9 @@ class RecordingObjects:
         return {"metadata": {"name": name}}
 
     def send(self, namespace: str, name: str, current: Any, ops: list[Any], *,
-             fence: int) -> dict[str, Any]:
-        self.calls.append(f"send {name} {fence} {[op['path'] for op in ops]}")
+             fence: int, recalled: bool = False) -> dict[str, Any]:
+        self.calls.append(f"send {name} {fence} {[op['path'] for op in ops]}"
+                          + (" recalled" if recalled else ""))
         return current  # type: ignore[no-any-return]
 
 

@@ -25,24 +25,16 @@ from rollout.domain.models import Actor, AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, Observed, Pair
 from rollout.ports import Lease
-from rollout.service import Gates, Ref, RolloutService, _Hold
-from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
-from tests.unit.facts_builders import world
-from tests.unit.fakes import FakeFacts, FakeStore, FakeTarget, FakeTraffic
+from rollout.service import Ref, RolloutService, _Hold
+from tests.unit.builders import ALICE, BOB, T0, TARGET
+from tests.unit.fakes import FakeStore, FakeTarget, one_route_world
 
 CANARY = "llm-pool-version-2"
 REF = Ref(canary=CANARY)
 
 
 def _world() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:
-    store = FakeStore()
-    target = FakeTarget(target=TARGET, stable="llm-pool", canary=CANARY, baseline=BASELINE,
-                        pair=Pair(stable=100, canary=0))
-    clock = ManualClock(T0)
-    gates = Gates(facts=FakeFacts(world()), freezes=store.freezes)
-    service = RolloutService(store=store, traffic=FakeTraffic(target), clock=clock, gates=gates,
-                             new_id=lambda canary, now: "r1")
-    return service, store, target, clock
+    return one_route_world(CANARY)
 
 
 def _started() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:

@@ -24,7 +24,13 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from rollout.adapters.kube.markers import FENCE, PREFIX, fence_of, pointer
 from rollout.domain import patch
-from rollout.domain.errors import ClusterUnavailable, FenceBehind, NotFound, WriteUnknown
+from rollout.domain.errors import (
+    ClusterUnavailable,
+    FenceBehind,
+    NotFound,
+    StaleView,
+    WriteUnknown,
+)
 from rollout.domain.gitops import BOT_MANAGER
 from rollout.domain.patch import Ops, PatchOp
 
@@ -114,6 +120,16 @@ class FencedObjects:
                 return held
         return self._read(namespace, name)
 
+    def recall(self, namespace: str, name: str) -> Obj:
+        """`glance`, kept for the next `patch` like `get`'s read: a tick decides on the
+        cache's copy and spares its GET. That copy may trail the cluster by the watch's few
+        milliseconds (never behind the bot's own last write of it): the write sent on it
+        with `recalled` raises StaleView when the object had moved, and the tick decides
+        again on a fresh read."""
+        obj = self.glance(namespace, name)
+        self._seen[(namespace, name)] = obj
+        return obj
+
     def _read(self, namespace: str, name: str) -> Obj:
         with kube_errors(self.kind.describe(namespace, name)):
             obj = self.api.get_namespaced_custom_object(
@@ -170,9 +186,12 @@ class FencedObjects:
             raise FenceBehind(f"{self.kind.describe(namespace, name)} carries a newer fencing "
                               f"token ({seen} > {fence}); this write was dropped", seen=seen)
 
-    def send(self, namespace: str, name: str, current: Obj, ops: Ops, *, fence: int) -> Obj | None:
+    def send(self, namespace: str, name: str, current: Obj, ops: Ops, *, fence: int,
+             recalled: bool = False) -> Obj | None:
         """One PATCH of `ops` decided on `current`, under the fence; returns the object as
         written, or None when it moved: then decide again on `latest`, the fresh read.
+        `recalled`: `current` is the cache's copy (`recall`), and a 409 or 422 raises
+        StaleView without a read, for the whole command to be decided again on one.
 
         A 409 (stale resourceVersion) or a 422 is followed by a fresh read, and what that read
         shows decides: a newer fencing token means a rollback or a later holder took over
@@ -193,6 +212,8 @@ class FencedObjects:
         except ApiException as exc:
             if exc.status not in (409, 422):
                 raise _translate(exc, what) from exc
+            if recalled:
+                raise StaleView(f"{what} moved since the namespace cache's copy") from exc
             fresh = self._read(namespace, name)
             if exc.status == 422 and not _moved(current, fresh):
                 raise _translate(exc, what) from exc

@@ -78,6 +78,15 @@ class TrafficRouter:
         obj = kind.objects(t).glance(t.namespace, t.name)
         return kind.observed(obj, t.rule, rollout.stable, rollout.canary)
 
+    def recall(self, rollout: Rollout) -> Observed:
+        """The cache's copy while it shows the bot's own last write (no request), else one
+        GET; kept by the fenced writer for the next write, which `apply(recalled=True)`
+        sends on it."""
+        t = rollout.target
+        kind = self.adapters[t.kind]
+        obj = kind.objects(t).recall(t.namespace, t.name)
+        return kind.observed(obj, t.rule, rollout.stable, rollout.canary)
+
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         """One GET, kept by the fenced writer for the next write of the object."""
         kind = self.adapters[target.kind]
@@ -86,10 +95,12 @@ class TrafficRouter:
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
-        before: tuple[Pair, ...] | None = None,
+        before: tuple[Pair, ...] | None = None, recalled: bool = False,
     ) -> Observed:
         """Decide the ops on the object last read (the reconcile read), send them once under
-        the fence; an object that moved meanwhile is decided again on the writer's fresh read.
+        the fence; an object that moved meanwhile is decided again on the writer's fresh read
+        (or, `recalled`: the reconcile read was the cache's copy, StaleView; the command is
+        decided again from a fresh read).
         A start's first write (`Prepare`) insists on the weights its baseline was located on:
         the lookups may come from the namespace cache, a few milliseconds behind."""
         if before is None and isinstance(effect, Prepare):
@@ -97,12 +108,13 @@ class TrafficRouter:
         t = rollout.target
         kind = self.adapters[t.kind]
         objects = kind.objects(t)
-        for _attempt in range(objects.conflict_retries + 1):
+        for attempt in range(objects.conflict_retries + 1):
             obj = objects.latest(t.namespace, t.name, fence=fence)
             seen = kind.observed(obj, t.rule, rollout.stable, rollout.canary)
             refuse_drift(rollout, seen, before)
             ops = [*kind.spec_ops(obj, rollout, effect), *bookkeeping_ops(rollout, effect)]
-            written = objects.send(t.namespace, t.name, obj, ops, fence=fence)
+            written = objects.send(t.namespace, t.name, obj, ops, fence=fence,
+                                   recalled=recalled and attempt == 0)
             if written is not None:
                 observed = kind.observed(written, t.rule, rollout.stable, rollout.canary)
                 observed = observed.model_copy(update={"replaced": seen.marker})
