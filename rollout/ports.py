@@ -127,10 +127,11 @@ class Traffic(Protocol):
         drift watch, whose finding is decided again under the lock on a fresh read."""
         ...
 
-    def recall(self, rollout: Rollout) -> Observed:
-        """As `glance`, and kept for the next write like `observe`'s read: a tick decides on
-        it (its GET spared), and its write, sent with `recalled`, raises StaleView when the
-        object had moved since the copy."""
+    def recall(self, rollout: Rollout) -> Observed | None:
+        """The namespace cache's copy of the target while it has the bot's own last write,
+        kept for the next write like `observe`'s read (a tick decides on it, its GET
+        spared); None when the cache does not have it. The write sent on it with `recalled`
+        raises StaleView when the object had moved since the copy."""
         ...
 
     def apply(

@@ -699,7 +699,10 @@ class RolloutService:
             return self._reconcile_finished(r, in_flight=opening.in_flight)
         now = self.clock.now()
         try:
-            observed = self.traffic.recall(r) if hold.recalled else self.traffic.observe(r)
+            observed = self.traffic.recall(r) if hold.recalled else None
+            if observed is None:
+                hold.recalled = False
+                observed = self.traffic.observe(r)
         except NeedsOperator as exc:
             if hold.recalled:
                 hold.recalled = False

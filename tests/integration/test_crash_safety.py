@@ -38,7 +38,7 @@ class DyingTraffic:
     def observe(self, rollout: Rollout) -> Observed:
         return self.real.observe(rollout)
 
-    def recall(self, rollout: Rollout) -> Observed:
+    def recall(self, rollout: Rollout) -> Observed | None:
         return self.real.recall(rollout)
 
     def apply(self, rollout: Rollout, effect: Effect, *, fence: int,

@@ -257,9 +257,8 @@ class FakeTraffic:
 
     glance = observe
 
-    def recall(self, rollout: Rollout) -> Observed:
-        t = self.targets[rollout.target.key]
-        return t.copy if t.copy is not None else self._observed(t)
+    def recall(self, rollout: Rollout) -> Observed | None:
+        return self.targets[rollout.target.key].copy
 
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         return self._observed(self.targets[target.key])

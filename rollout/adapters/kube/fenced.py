@@ -120,15 +120,16 @@ class FencedObjects:
                 return held
         return self._read(namespace, name)
 
-    def recall(self, namespace: str, name: str) -> Obj:
-        """`glance`, kept for the next `patch` like `get`'s read: a tick decides on the
-        cache's copy and spares its GET. That copy may trail the cluster by the watch's few
-        milliseconds (never behind the bot's own last write of it): the write sent on it
-        with `recalled` raises StaleView when the object had moved, and the tick decides
-        again on a fresh read."""
-        obj = self.glance(namespace, name)
-        self._seen[(namespace, name)] = obj
-        return obj
+    def recall(self, namespace: str, name: str) -> Obj | None:
+        """The namespace cache's copy while it is live and has the bot's own last write of
+        the object, kept for the next `patch` like `get`'s read (a tick decides on it and
+        spares its GET); None otherwise (read it). The copy may trail the cluster by the
+        watch's few milliseconds: the write sent on it with `recalled` raises StaleView when
+        the object had moved, and the tick decides again on a fresh read."""
+        held = self.cache.held(self.kind, namespace, name) if self.cache is not None else None
+        if held is not None:
+            self._seen[(namespace, name)] = held
+        return held
 
     def _read(self, namespace: str, name: str) -> Obj:
         with kube_errors(self.kind.describe(namespace, name)):

@@ -78,14 +78,15 @@ class TrafficRouter:
         obj = kind.objects(t).glance(t.namespace, t.name)
         return kind.observed(obj, t.rule, rollout.stable, rollout.canary)
 
-    def recall(self, rollout: Rollout) -> Observed:
-        """The cache's copy while it shows the bot's own last write (no request), else one
-        GET; kept by the fenced writer for the next write, which `apply(recalled=True)`
-        sends on it."""
+    def recall(self, rollout: Rollout) -> Observed | None:
+        """The cache's copy while it shows the bot's own last write (no request), kept by
+        the fenced writer for the next write, which `apply(recalled=True)` sends on it; None
+        when the cache does not have it (then `observe`)."""
         t = rollout.target
         kind = self.adapters[t.kind]
         obj = kind.objects(t).recall(t.namespace, t.name)
-        return kind.observed(obj, t.rule, rollout.stable, rollout.canary)
+        return kind.observed(obj, t.rule, rollout.stable, rollout.canary) \
+            if obj is not None else None
 
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         """One GET, kept by the fenced writer for the next write of the object."""
