@@ -136,6 +136,9 @@ class ClusterFacts:
     pods: tuple[PodFacts, ...] = ()
     services: frozenset[str] = frozenset()
     route: ObjectFacts | None = None
+    #: `label_index(pods)`, given by a reader that keeps it across reads (the namespace
+    #: cache builds it once per change of the pods); else built here on first use
+    pod_labels: PodLabels | None = field(default=None, compare=False, repr=False)
 
     def pool(self, name: str, group: str) -> PoolFacts | None:
         return next((p for p in self.pools if p.name == name and p.group == group), None)
@@ -152,12 +155,22 @@ class ClusterFacts:
         gates count the endpoints of a few pools among many)."""
         if not selector:
             return ()
-        return min((self._pods_by_label.get(item, ()) for item in selector.items()), key=len)
+        index = self.pod_labels if self.pod_labels is not None else self._pods_by_label
+        return min((index.get(item, ()) for item in selector.items()), key=len)
 
     @cached_property
-    def _pods_by_label(self) -> dict[tuple[str, str], list[PodFacts]]:
-        found: dict[tuple[str, str], list[PodFacts]] = {}
-        for pod in self.pods:
-            for item in pod.labels.items():
-                found.setdefault(item, []).append(pod)
-        return found
+    def _pods_by_label(self) -> PodLabels:
+        return label_index(self.pods)
+
+
+#: pods by each label they carry, (key, value)
+PodLabels = Mapping[tuple[str, str], Sequence[PodFacts]]
+
+
+def label_index(pods: Sequence[PodFacts]) -> PodLabels:
+    """What `ClusterFacts.selectable` looks a selector's labels up in."""
+    found: dict[tuple[str, str], list[PodFacts]] = {}
+    for pod in pods:
+        for item in pod.labels.items():
+            found.setdefault(item, []).append(pod)
+    return found

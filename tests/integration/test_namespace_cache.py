@@ -108,6 +108,40 @@ def test_the_cache_reads_what_a_direct_read_reads_and_follows_changes(
                timeout=5.0, message="the cache to read what a direct read reads")
 
 
+def test_the_facts_are_built_again_only_when_more_than_the_routes_moved(
+        cluster: RealCluster, bot_api: client.ApiClient, warm: NamespaceCache) -> None:
+    """Routes move at every step; pools, pods and the rest seldom. The facts but the route
+    (and the pods' label index in them) are kept between reads until one of those moves."""
+    first = warm.facts(NS, route=ROUTE)
+    assert first is not None and first.pod_labels is not None
+    again = warm.facts(NS, route=ROUTE)
+    assert again is not None and again.pod_labels is first.pod_labels
+
+    apply_as(cluster, "argocd-controller", (90, 10))
+
+    def route_followed() -> bool:
+        facts = warm.facts(NS, route=ROUTE)
+        assert facts is not None and facts.route is not None
+        return "argocd-controller" in {m.manager for m in facts.route.managed_fields}
+
+    eventually(route_followed, timeout=5.0, message="the cache saw the route change")
+    after_route = warm.facts(NS, route=ROUTE)
+    assert after_route is not None and after_route.pod_labels is first.pod_labels
+
+    set_ready(cluster, f"{CANARY}-0", False)
+    canary = next(p for p in first.pools if p.name == CANARY)
+
+    def pod_followed() -> bool:
+        facts = warm.facts(NS, route=ROUTE)
+        assert facts is not None
+        (pod,) = [p for p in facts.selectable(canary.selector) if p.name == f"{CANARY}-0"]
+        return not pod.ready
+
+    eventually(pod_followed, timeout=5.0, message="the label index to follow the pod")
+    eventually(lambda: warm.facts(NS, route=ROUTE) == _direct(bot_api).read(NS, route=ROUTE),
+               timeout=5.0, message="the cache to read what a direct read reads")
+
+
 def test_a_deleted_object_leaves_the_cache(cluster: RealCluster,
                                            warm: NamespaceCache) -> None:
     cluster.world.core.create_namespaced_service(NS, {

@@ -3,6 +3,8 @@ give none."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +18,7 @@ from rollout.domain.facts import (
     PodFacts,
     RewriteFacts,
     RewriteRule,
+    label_index,
 )
 from rollout.domain.findings import Check, Outcome
 from rollout.domain.preflight import (
@@ -188,6 +191,10 @@ def test_endpoints_counted_from_the_label_index_are_those_of_every_pod(
     every_pod = sum(1 for pod in candidates
                     if selector and all(pod.labels.get(k) == v for k, v in selector.items()))
     assert ready_endpoints(world(pods=candidates), target) == every_pod
+    # the index a reader keeps across reads (the namespace cache) counts the same
+    given = replace(world(pods=candidates), pod_labels=label_index(candidates))
+    assert ready_endpoints(given, target) == every_pod
+    assert given == world(pods=candidates)  # the index is not part of what was read
 
 
 def test_required_endpoints_round_up_and_respect_the_minimum() -> None:

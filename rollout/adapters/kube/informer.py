@@ -40,10 +40,13 @@ BROUGHT_KEPT = 1024  # versions remembered per kind, for writes whose answer tra
 
 @dataclass(frozen=True)
 class Snapshot(Generic[T]):
-    """What a live cache holds: the kept items, or `served=False` when the kind is not served."""
+    """What a live cache holds: the kept items, or `served=False` when the kind is not served.
+    `revision` moves with every change the informer takes in: what a reader built from an
+    earlier snapshot of the same revision still holds."""
 
     items: tuple[T, ...]
     served: bool
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Informer(Generic[T]):
         self._stopping = threading.Event()
         self._items: dict[str, T] = {}
         self._served = True
+        self._revision = 0  # moves with every change of _items or _served
         self._version: str | None = None  # None: list before watching
         self._live = False
         self._response: Any = None
@@ -118,7 +122,8 @@ class Informer(Generic[T]):
         with self._lock:
             if not self._live or self._behind(fresh):
                 return None
-            return Snapshot(items=tuple(self._items.values()), served=self._served)
+            return Snapshot(items=tuple(self._items.values()), served=self._served,
+                            revision=self._revision)
 
     def item(self, name: str) -> Held[T] | None:
         """One object while live and not behind the bot's own write of it (absent: `Held`
@@ -221,6 +226,7 @@ class Informer(Generic[T]):
                 raise
             with self._lock:
                 self._items, self._served, self._live = {}, False, True
+                self._revision += 1
             return
         try:
             body = cast(Obj, json.loads(answer.data))
@@ -229,6 +235,7 @@ class Informer(Generic[T]):
         items = {_name(obj): self._keep(obj) for obj in body.get("items") or []}
         with self._lock:
             self._items, self._served = items, True
+            self._revision += 1
             for obj in body.get("items") or []:
                 self._bring(_name(obj), _version(obj))
         self._version = str((body.get("metadata") or {}).get("resourceVersion") or "")
@@ -269,10 +276,12 @@ class Informer(Generic[T]):
             kept = self._keep(obj)
             with self._lock:
                 self._items[_name(obj)] = kept
+                self._revision += 1
                 self._bring(_name(obj), version)
         elif kind == "DELETED":
             with self._lock:
                 self._items.pop(_name(obj), None)
+                self._revision += 1
         elif kind != "BOOKMARK":
             raise _Ended(f"unknown watch event {kind!r}")
         if version:
