@@ -36,7 +36,8 @@ WATCH_JOB = "watch"
 ANALYSIS_JOB = "analysis"
 #: ticks in flight at once: a step spends most of its time waiting on Kubernetes and Redis,
 #: so APScheduler's default of 10 capped a scheduler at 10 waits, whatever its CPU allowed
-STEP_THREADS = 32
+#: (300 rollouts with 1 s bakes on the real API server: 219 steps/s with 32, 245 with 64)
+STEP_THREADS = 64
 
 
 def background_scheduler() -> BackgroundScheduler:
