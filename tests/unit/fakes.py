@@ -228,6 +228,7 @@ class FakeTarget:
     # the namespace cache's copy while set (`recall` shows it, with no read); a write sent
     # on it while the target differs is refused as the real one is, with StaleView
     copy: Observed | None = None
+    copy_unreadable: Exception | None = None  # raised by `recall` while set (a copy that trips)
 
 
 class FakeTraffic:
@@ -258,7 +259,10 @@ class FakeTraffic:
     glance = observe
 
     def recall(self, rollout: Rollout) -> Observed | None:
-        return self.targets[rollout.target.key].copy
+        t = self.targets[rollout.target.key]
+        if t.copy_unreadable is not None:
+            raise t.copy_unreadable
+        return t.copy
 
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         return self._observed(self.targets[target.key])

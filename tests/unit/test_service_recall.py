@@ -6,7 +6,10 @@ on its resourceVersion."""
 
 from __future__ import annotations
 
+import pytest
+
 from rollout.domain.clock import ManualClock
+from rollout.domain.errors import Conflict, NeedsOperator
 from rollout.domain.models import AuditAction, PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, MarkerState, Observed, Pair
@@ -91,8 +94,21 @@ def test_drift_that_only_the_copy_still_shows_does_not_pause() -> None:
     assert target.reads == 1
 
 
+def test_a_copy_the_rule_cannot_be_read_from_is_read_again_before_any_pause() -> None:
+    service, _, target, _ = _stepping()
+    target.copy_unreadable = NeedsOperator("two rules reference llm-pool-version-2")
+    outcome = service.tick("r1")
+    assert outcome.ok and service.get(REF).phase is Phase.BAKING
+    assert target.pair == Pair(stable=50, canary=50) and target.reads == 1
+
+
 def test_only_a_tick_decides_on_the_copy() -> None:
     service, _, target, _ = _stepping()
+    target.copy = _as_is(target)
+    with pytest.raises(Conflict):  # refused (the step is automatic), after reading the route
+        service.approve(REF, actor=BOB)
+    assert target.reads == 1  # a click reads the route even while the copy is current
+    target.reads = 0
     target.copy = Observed(pair=Pair(stable=70, canary=30), marker=target.marker)
     target.pair = Pair(stable=60, canary=40)  # what a fresh read shows
     service.pause(REF, actor=BOB)
