@@ -28,6 +28,7 @@ from sandbox.kube.faults import Fault, RequestRecord
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, TrailingCache, World, make_world
 from tests.integration.gate_support import apply_as, set_ready
+from tests.support.gateway_controller import wait_until_settled
 from tests.support.polling import eventually
 from tests.support.real_cluster import KubeWorld, RealCluster
 
@@ -582,9 +583,21 @@ def _auto_at_first_step(world: World, cache: NamespaceCache | None = None) -> st
     assert world.service.approve_plan(Ref(canary=CANARY), actor=BOB).ok
     assert world.service.tick(started.rollout.id).ok
     assert world.weights() == {"llm-pool": 90, CANARY: 10}
-    if cache is not None:
-        eventually(lambda: cache.live(NS), timeout=5.0, message="the watch to bring the write")
+    if cache is not None:  # the copy current: the bot's write and the gateway's status after it
+        wait_until_settled(world.emulator.world.objects, NS, ROUTE)
+        routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+
+        def current() -> bool:
+            held = cache.held(routes, NS, ROUTE)
+            now = world.emulator.get_object(*ROUTE_KIND_PATH, NS, ROUTE)
+            return held is not None and now is not None and \
+                held["metadata"]["resourceVersion"] == now["metadata"]["resourceVersion"]
+
+        eventually(current, timeout=5.0, message="the watch to bring the route as it is")
     return started.rollout.id
+
+
+ROUTE_KIND_PATH = ("gateway.networking.k8s.io", "v1", "httproutes")
 
 
 def test_a_tick_with_a_warm_cache_is_one_patch(
