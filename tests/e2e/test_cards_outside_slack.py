@@ -20,7 +20,7 @@ from bot.cli import EXIT_OK, main
 from rollout.domain.models import Actor, Phase, Via
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
-from sandbox.slack import SlackFault
+from sandbox.slack import Message, SlackFault
 from tests.e2e.conftest import CANARY, CHANNEL, TOKEN, World, eventually, start_rollout
 
 REF = Ref(namespace="default", canary=CANARY)
@@ -60,10 +60,20 @@ def _thread(world: World, ts: str, channel: str = CHANNEL) -> str:
     return "\n".join(m.text for m in world.slack.thread(channel, ts))
 
 
+def _started(world: World) -> Message:
+    """A rollout started from Slack, once `serve` has posted all it posts for the start (the
+    card, then the thread's line): a test that then counts or fails Slack calls sees only
+    those of its own command."""
+    card = start_rollout(world)
+    eventually(lambda: "started the rollout" in _thread(world, card.ts),
+               message="the start's thread line")
+    return card
+
+
 def test_a_cli_approve_edits_the_card_and_writes_the_thread_line(
     world: World, cli: Callable[..., Run],
 ) -> None:
-    card = start_rollout(world)
+    card = _started(world)
     run = cli("approve", CANARY, "--as", "bob")
     assert run.code == EXIT_OK, run.err
     assert run.err == ""
@@ -96,7 +106,7 @@ def test_a_rollout_started_from_the_cli_gets_its_card_in_the_notify_channel(
 def test_a_failing_slack_does_not_fail_the_cli(
     world: World, cli: Callable[..., Run], fault: SlackFault,
 ) -> None:
-    card = start_rollout(world)
+    card = _started(world)
     world.slack.inject(fault)
     run = cli("approve", CANARY, "--as", "bob")
     assert run.code == EXIT_OK and "now at 10%" in run.out
@@ -121,7 +131,7 @@ def test_a_failing_slack_does_not_fail_the_cli(
 def test_one_short_rate_limit_is_waited_out_and_the_card_still_updated(
     world: World, cli: Callable[..., Run],
 ) -> None:
-    start_rollout(world)
+    _started(world)
     world.slack.inject(SlackFault(method="chat.update", error="ratelimited", retry_after=1))
     run = cli("approve", CANARY, "--as", "bob")
     assert run.code == EXIT_OK and run.err == ""
@@ -132,7 +142,7 @@ def test_one_short_rate_limit_is_waited_out_and_the_card_still_updated(
 def test_a_hanging_slack_holds_the_cli_no_longer_than_its_bound(
     world: World, cli: Callable[..., Run],
 ) -> None:
-    start_rollout(world)
+    _started(world)
     world.slack.inject(SlackFault(method="*", error="", count=None, stall=CLI_SLACK_SECONDS + 3))
     run = cli("approve", CANARY, "--as", "bob")
     assert run.code == EXIT_OK and "now at 10%" in run.out
@@ -148,7 +158,7 @@ def test_a_hanging_slack_holds_the_cli_no_longer_than_its_bound(
 def test_without_a_token_nothing_is_posted_and_verbose_says_so(
     world: World, cli: Callable[..., Run], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    start_rollout(world)
+    _started(world)
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     world.slack.clear_calls()
     run = cli("approve", CANARY, "--as", "bob")

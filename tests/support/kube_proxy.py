@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -157,28 +158,36 @@ class _Forwarder(BaseHTTPRequestHandler):
             else None
         if fault is not None and fault.stall_seconds:
             proxy.book.stall(fault.stall_seconds)
-        if fault is not None and fault.drop_after:
-            code = self._relay_and_drop(body)
-        elif fault is not None and fault.status is not None:
-            code = fault.status
-            with contextlib.suppress(OSError):  # the caller may have given up meanwhile
-                self._reply(code, status_body(code, f"injected fault: {code}"))
-        else:
-            code = self._relay(verb, body)
-        proxy.book.record(RequestRecord(
-            method=self.command, path=self.path, verb=verb, resource=resource,
-            namespace=namespace, name=name, subresource=subresource,
-            content_type=self.headers.get("Content-Type", ""), body=body, status=code,
-            at=time.time(),
-        ))
 
-    def _relay(self, verb: str, body: bytes) -> int:
+        def record(code: int) -> None:
+            """Logged before the caller has the answer: a test that reads the log once its
+            call returned finds the request there."""
+            proxy.book.record(RequestRecord(
+                method=self.command, path=self.path, verb=verb, resource=resource,
+                namespace=namespace, name=name, subresource=subresource,
+                content_type=self.headers.get("Content-Type", ""), body=body, status=code,
+                at=time.time(),
+            ))
+
+        if fault is not None and fault.drop_after:
+            self._relay_and_drop(body, record)
+        elif fault is not None and fault.status is not None:
+            record(fault.status)
+            with contextlib.suppress(OSError):  # the caller may have given up meanwhile
+                self._reply(fault.status, status_body(fault.status,
+                                                      f"injected fault: {fault.status}"))
+        else:
+            self._relay(verb, body, record)
+
+    def _relay(self, verb: str, body: bytes, record: Callable[[int], None]) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         try:
             answer = self.owner.forward(self.command, self.path, headers, body)
         except urllib3.exceptions.HTTPError as exc:
+            record(502)
             self._reply(HTTPStatus.BAD_GATEWAY, status_body(502, f"proxy: {exc}"))
-            return 502
+            return
+        record(answer.status)
         if answer.status == HTTPStatus.FORBIDDEN:
             self.owner.forbidden.append(f"{self.command} {self.path}")
         # The server's answer is what landed, even when the caller has gone (a timeout).
@@ -201,19 +210,18 @@ class _Forwarder(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-        return answer.status
 
-    def _relay_and_drop(self, body: bytes) -> int:
+    def _relay_and_drop(self, body: bytes, record: Callable[[int], None]) -> None:
         """Serve the request upstream, then close the connection without a word: the write
         landed, and its caller sees the connection drop."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         answer = self.owner.forward(self.command, self.path, headers, body)
         with contextlib.closing(answer):
             answer.read(decode_content=False)
+        record(answer.status)
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        return answer.status
 
     def _reply(self, code: int, data: bytes) -> None:
         self.send_response(code)
