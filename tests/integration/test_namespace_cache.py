@@ -17,6 +17,7 @@ from bot.bootstrap import build
 from bot.settings import load_settings
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.kube.fenced import Kind
+from rollout.adapters.kube.httproute import HTTPROUTE
 from rollout.adapters.kube.informer import Informer, WatchTiming
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.domain.errors import ClusterUnavailable, Conflict, NotFound
@@ -35,6 +36,7 @@ from tests.support.real_cluster import KubeWorld, RealCluster
 NS = "default"
 ROUTE = "routes-to-llm"
 CANARY = "llm-pool-version-2"
+ROUTE_PATH = (HTTPROUTE.group, HTTPROUTE.version, HTTPROUTE.plural)
 FAST = WatchTiming(watch_seconds=1, grace_seconds=5.0, retry_seconds=0.1, recheck_seconds=2.0)
 
 
@@ -163,7 +165,7 @@ def test_a_watch_that_ends_resumes_from_its_version_without_listing_again(
     eventually(lambda: len(_calls(cluster, "watch", "httproutes")) >= 2, timeout=10.0,
                message="the server ended two route watches")
     apply_as(cluster, "argocd-controller", (80, 20))
-    route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+    route = cluster.get_object(*ROUTE_PATH, NS, ROUTE)
     assert route is not None
     changed = int(route["metadata"]["resourceVersion"])
     eventually(lambda: any(_version_asked(w) >= changed
@@ -464,20 +466,19 @@ def test_a_start_right_after_a_rollback_sees_the_rollback(
 def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
         bot_api: client.ApiClient, cluster: RealCluster) -> None:
     cache = _cache(bot_api, WatchTiming(own_write_seconds=1.0))
-    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
     try:
         eventually(lambda: cache.live(NS), message="the cache synced")
-        cache.wrote(routes, NS, {"metadata": {"name": ROUTE, "resourceVersion": "1"}})
-        assert cache.facts(NS, route=ROUTE) is None and cache.listed(routes, NS) is None
+        cache.wrote(HTTPROUTE, NS, {"metadata": {"name": ROUTE, "resourceVersion": "1"}})
+        assert cache.facts(NS, route=ROUTE) is None and cache.listed(HTTPROUTE, NS) is None
         eventually(lambda: cache.live(NS), timeout=5.0,
                    message="a version the watch never brings is waited on for a while only")
         apply_as(cluster, "platform-engineer", (70, 30))
-        route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+        route = cluster.get_object(*ROUTE_PATH, NS, ROUTE)
         assert route is not None
-        cache.wrote(routes, NS, route)
+        cache.wrote(HTTPROUTE, NS, route)
 
         def caught_up() -> bool:  # the watch brought that version (or a later one came)
-            listed = cache.listed(routes, NS)
+            listed = cache.listed(HTTPROUTE, NS)
             assert listed is not None
             (seen,) = [r for r in listed if r["metadata"]["name"] == ROUTE]
             weights = [ref["weight"] for ref in seen["spec"]["rules"][0]["backendRefs"]]
@@ -494,21 +495,20 @@ def test_a_write_the_watch_brought_before_its_answer_is_not_waited_on(
     the bot: the cache must not then wait `own_write_seconds` for a version it already has
     (every step of `serve` went to the cluster for five seconds after each write)."""
     cache = _cache(bot_api, WatchTiming(own_write_seconds=30.0))
-    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
     try:
         eventually(lambda: cache.live(NS), message="the cache synced")
         apply_as(cluster, "platform-engineer", (60, 40))
-        route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+        route = cluster.get_object(*ROUTE_PATH, NS, ROUTE)
         assert route is not None
 
         def brought() -> bool:
-            listed = cache.listed(routes, NS) or []
+            listed = cache.listed(HTTPROUTE, NS) or []
             return any(r["metadata"]["resourceVersion"] == route["metadata"]["resourceVersion"]
                        for r in listed)
 
         eventually(brought, timeout=5.0, message="the watch to bring the write")
-        cache.wrote(routes, NS, route)  # the answer, arriving after the watch event
-        assert cache.live(NS) and cache.listed(routes, NS) is not None
+        cache.wrote(HTTPROUTE, NS, route)  # the answer, arriving after the watch event
+        assert cache.live(NS) and cache.listed(HTTPROUTE, NS) is not None
     finally:
         cache.stop()
 
@@ -519,15 +519,14 @@ def test_the_gates_wait_on_the_bots_own_write_of_their_target_only(
     the gates of one step wait only for the bot's write of its own target (whose owners they
     read), never for another target's weights; a start's lookups wait for every one."""
     cache = _cache(bot_api, WatchTiming(own_write_seconds=30.0))
-    routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
     rewrites = Kind(EPP_GROUPS[0], "v1alpha2", "inferencemodelrewrites",
                     "InferenceModelRewrite")
     try:
         eventually(lambda: cache.live(NS), message="the cache synced")
-        cache.wrote(routes, NS, {"metadata": {"name": "another-route", "resourceVersion": "1"}})
+        cache.wrote(HTTPROUTE, NS, {"metadata": {"name": "another-route", "resourceVersion": "1"}})
         assert cache.facts(NS, route=ROUTE) is not None
         assert cache.facts(NS, route="another-route") is None
-        assert cache.listed(routes, NS) is None and not cache.live(NS)
+        assert cache.listed(HTTPROUTE, NS) is None and not cache.live(NS)
         cache.wrote(rewrites, NS, {"metadata": {"name": "a-rewrite", "resourceVersion": "1"}})
         assert cache.facts(NS, rewrite="another-rewrite") is not None
         assert cache.facts(NS, rewrite="a-rewrite") is None
@@ -556,10 +555,9 @@ def test_the_drift_watch_reads_the_cache_and_still_pauses_on_drift(
         assert _api_calls(cluster) == []
 
         apply_as(cluster, "platform-engineer", (70, 30))
-        routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 
         def seen_by_the_cache() -> bool:
-            held = warm.held(routes, NS, ROUTE)
+            held = warm.held(HTTPROUTE, NS, ROUTE)
             refs = held["spec"]["rules"][0]["backendRefs"] if held else []
             return [ref["weight"] for ref in refs] == [70, 30]
 
@@ -585,19 +583,16 @@ def _auto_at_first_step(world: World, cache: NamespaceCache | None = None) -> st
     assert world.weights() == {"llm-pool": 90, CANARY: 10}
     if cache is not None:  # the copy current: the bot's write and the gateway's status after it
         wait_until_settled(world.emulator.world.objects, NS, ROUTE)
-        routes = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 
         def current() -> bool:
-            held = cache.held(routes, NS, ROUTE)
-            now = world.emulator.get_object(*ROUTE_KIND_PATH, NS, ROUTE)
+            held = cache.held(HTTPROUTE, NS, ROUTE)
+            now = world.emulator.get_object(*ROUTE_PATH, NS, ROUTE)
             return held is not None and now is not None and \
                 held["metadata"]["resourceVersion"] == now["metadata"]["resourceVersion"]
 
         eventually(current, timeout=5.0, message="the watch to bring the route as it is")
     return started.rollout.id
 
-
-ROUTE_KIND_PATH = ("gateway.networking.k8s.io", "v1", "httproutes")
 
 
 def test_a_tick_with_a_warm_cache_is_one_patch(
@@ -621,7 +616,7 @@ def test_a_tick_on_a_copy_behind_a_person_edit_pauses_and_never_overwrites_it(
     """The copy trails a weight set by hand: the PATCH sent on it is refused for its
     resourceVersion, the tick reads the route and pauses for drift, the edit stays."""
     rid = _auto_at_first_step(world)
-    before = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+    before = cluster.get_object(*ROUTE_PATH, NS, ROUTE)
     assert before is not None
     routes = world.service.traffic.adapters[TargetKind.ROUTE]  # type: ignore[attr-defined]
     routes.routes.cache = TrailingCache(before)
