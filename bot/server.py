@@ -139,7 +139,12 @@ class SlackServer:
             # writing to closed channels and pulling a closed trigger (EBADF)
             server.accepting = False  # read by its loop before each poll
             server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
-            server.trigger.pull_trigger(close_all)
+            try:
+                server.trigger.pull_trigger(close_all)
+            except OSError as exc:  # its wake-up pipe is already closed: close from here
+                log.warning("the HTTP loop could not be woken (%s); closing its sockets here",
+                            exc.strerror or exc, extra={"event": "stop_unwoken"})
+                close_all()
             self._thread.join(timeout=timeout)
         else:
             server.close()

@@ -256,7 +256,10 @@ def test_a_retry_after_a_failure_runs_again(make_world: Callable[..., World]) ->
     w.kube.clear_faults()
     assert w.weights() == UNCHANGED
     assert deliver(w.bot.events_url, body, signing_secret=SECRET).status == 200  # the retry
-    eventually(lambda: w.weights() == {"llm-pool": 90, CANARY: 10}, message="applied on retry")
+    # the saved step, not the route: the proxy logs a PATCH once the server has answered it,
+    # and the bot saves only after that answer, so the log then holds the write
+    eventually(lambda: w.weights() == {"llm-pool": 90, CANARY: 10} and w.rollout().step == 0,
+               message="applied on retry")
     patches = w.route_patches()
     assert deliver(w.bot.events_url, body, signing_secret=SECRET).status == 200  # a duplicate
     time.sleep(0.5)

@@ -114,7 +114,7 @@ def test_the_same_click_delivered_twice_writes_the_weights_once(world: World) ->
     first = deliver(world.bot.events_url, body, signing_secret=SECRET)
     second = deliver(world.bot.events_url, body, signing_secret=SECRET)
     assert first.status == second.status == 200
-    eventually(lambda: world.weights()[CANARY] == 10)
+    eventually(lambda: world.weights()[CANARY] == 10 and world.rollout().step == 0)
     _settled(world)
     assert world.route_patches() - before == 1
     assert world.rollout().step == 0

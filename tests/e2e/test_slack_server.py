@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -138,6 +140,19 @@ def test_socket_mode_uses_the_app_token_and_keeps_the_http_endpoints(
         bot.stop()
         bot.container.close()
     assert made[0].closed
+
+
+def test_stop_finishes_when_the_loops_wake_up_pipe_is_already_closed(world: World) -> None:
+    """Something else in the process closed the HTTP loop's wake-up pipe: stop still closes
+    every socket and returns, instead of raising half way with the workers still running."""
+    bot = SlackServer(world.container.settings, container=world.container)
+    bot.start()
+    assert _get(bot.url + "/healthz")[0] == 200
+    os.close(bot._server.trigger.trigger)  # its write end, behind waitress's back
+    bot.stop()
+    assert not bot._thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", bot.port), timeout=2).close()
 
 
 @pytest.mark.parametrize("missing", [{"rollout_approvers": []}, {"slack_bot_token": ""}])

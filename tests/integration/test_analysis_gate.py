@@ -117,10 +117,12 @@ def test_a_healthy_canary_passes_every_bake_and_completes(
     assert w.weights() == {STABLE: 0, CANARY: 100}
 
 
-# A canary failing half its requests also aborts them in the simulated vLLM metrics: the run
-# that sees it first may fail on either check, and both are the right reason.
+# A canary failing half its requests also aborts them in the simulated vLLM metrics, and a
+# slower first token makes the whole request slower (e2e includes it). A run asks its checks
+# one after another, so a scrape landing between two queries lets the later check see the
+# change first: the run that sees it may fail on either check, and both are the right reason.
 @pytest.mark.parametrize(("knob", "checks"), [({"error_rate": 0.5}, ("error-rate", "abort-rate")),
-                                              ({"ttft": 1.5}, ("ttft-p95",))])
+                                              ({"ttft": 1.5}, ("ttft-p95", "e2e-p95"))])
 def test_a_canary_that_gets_worse_in_step_2_is_rolled_back(
         bot: tuple[World, RolloutScheduler], serving: ServingWorld, knob: dict[str, float],
         checks: tuple[str, ...]) -> None:
@@ -142,7 +144,9 @@ def test_a_canary_that_gets_worse_in_step_2_is_rolled_back(
     assert w.weights() == {STABLE: 100, CANARY: 0}
     failed = [e for e in w.service.history(ref) if e.action == "analysis_failed"]
     assert len(failed) == 1
-    [check] = [c for c in checks if f"check {c} failed" in failed[0].detail]
+    named = [c for c in checks if f"check {c} failed" in failed[0].detail]
+    assert len(named) == 1, failed[0].detail
+    check = named[0]
     assert "threshold" in failed[0].detail and failed[0].step == 1
     card = str(render_card(r, now=r.updated_at).blocks)
     assert f":x: `{check}` canary " in card and "stable " in card and "threshold" in card
