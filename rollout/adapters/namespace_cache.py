@@ -69,8 +69,9 @@ def _service_name(obj: Obj) -> str:
 class _Watched:
     """The informers of one namespace, and the facts last built from them."""
 
-    def __init__(self, informers: dict[Key, Informer[Any]]) -> None:
+    def __init__(self, informers: dict[Key, Informer[Any]], *, wait: float) -> None:
         self.informers = informers
+        self._wait = wait  # how long the bot's own writes are waited on (WatchTiming)
         self._base: tuple[tuple[int, ...], ClusterFacts] | None = None
 
     def base(self, snaps: dict[Key, Snapshot[Any]],
@@ -87,13 +88,15 @@ class _Watched:
         self._base = (key, facts)  # a race rebuilds the same thing: no lock needed
         return facts
 
-    def snapshots(self, fresh: dict[Key, tuple[str, ...]] | None = None,
-                  ) -> dict[Key, Snapshot[Any]] | None:
+    def snapshots(self, fresh: dict[Key, tuple[str, ...]] | None = None, *,
+                  wait: bool = False) -> dict[Key, Snapshot[Any]] | None:
         """Every kind's items, or None while any informer is not live or behind the bot's
-        own writes (of the objects `fresh` names for its kind; of any object otherwise)."""
+        own writes (of the objects `fresh` names for its kind; of any object otherwise).
+        With `wait`, the watches are given `own_write_wait_seconds` in all to bring them."""
         found: dict[Key, Snapshot[Any]] = {}
+        until = time.monotonic() + self._wait if wait else None
         for key, informer in self.informers.items():
-            snapshot = informer.snapshot(fresh=(fresh or {}).get(key))
+            snapshot = informer.snapshot(fresh=(fresh or {}).get(key), until=until)
             if snapshot is None:
                 return None
             found[key] = snapshot
@@ -126,7 +129,8 @@ class NamespaceCache:
                 return watched
             if len(self._namespaces) >= self._max:
                 return None
-            watched = _Watched(self._informers(namespace))
+            watched = _Watched(self._informers(namespace),
+                               wait=self._timing.own_write_wait_seconds)
             self._namespaces[namespace] = watched
         for informer in watched.informers.values():
             informer.start()
@@ -182,18 +186,19 @@ class NamespaceCache:
     # -- reads --------------------------------------------------------------------------------
 
     def facts(self, namespace: str, *, route: str | None = None,
-              rewrite: str | None = None) -> ClusterFacts | None:
+              rewrite: str | None = None, wait: bool = True) -> ClusterFacts | None:
         """What `ClusterReader.read` would read, from the cache; None when it is not live, or
         behind the bot's own write of `route` or `rewrite` (the target the gates decide on,
-        whose owners they read). The bot's writes of the namespace's other targets change
-        only weights and its own annotations, which no gate reads: they are not waited on."""
+        whose owners they read) once `wait` has given the watch `own_write_wait_seconds` to
+        bring it. The bot's writes of the namespace's other targets change only weights and
+        its own annotations, which no gate reads: they are not waited on."""
         own = (route,) if route else ()
         fresh: dict[Key, tuple[str, ...]] = {ROUTES: own}
         fresh.update({(group, REWRITES): (rewrite,) if rewrite else ()
                       for group in self._epp_groups})
         with self._lock:
             watched = self._namespaces.get(namespace)
-        snaps = watched.snapshots(fresh) if watched is not None else None
+        snaps = watched.snapshots(fresh, wait=wait) if watched is not None else None
         if watched is None or snaps is None:
             return None
         base = watched.base(snaps, partial(self._base, namespace))
@@ -279,12 +284,23 @@ def _pool(obj: Obj, *, group: str) -> PoolFacts:
     return pool_facts(obj, group)
 
 
-class WatchedFacts:
-    """The ClusterFactsReader port: the cache while it is live, else the cluster itself."""
+#: namespace reads past the cache at once, in one process (each is nine requests)
+DIRECT_READS = 4
 
-    def __init__(self, cache: NamespaceCache, direct: ClusterReader) -> None:
+
+class WatchedFacts:
+    """The ClusterFactsReader port: the cache while it is live, else the cluster itself.
+
+    Reads past the cache take turns, `direct_reads` at a time: the cache is not live mostly
+    because the cluster is too slow to answer its lists in time, and then every step reading
+    the namespace itself (nine requests instead of none) kept it too slow for the cache ever
+    to come back. A read that waited its turn asks the cache again first."""
+
+    def __init__(self, cache: NamespaceCache, direct: ClusterReader, *,
+                 direct_reads: int = DIRECT_READS) -> None:
         self._cache = cache
         self._direct = direct
+        self._turns = threading.BoundedSemaphore(direct_reads)
 
     def read(self, namespace: str, *, route: str | None = None,
              rewrite: str | None = None) -> ClusterFacts:
@@ -293,6 +309,10 @@ class WatchedFacts:
         cached = self._cache.facts(namespace, route=route, rewrite=rewrite)
         if cached is not None:
             return cached
-        facts = self._direct.read(namespace, route=route)
+        with self._turns:  # the cache may have caught up meanwhile: no second wait on it
+            cached = self._cache.facts(namespace, route=route, rewrite=rewrite, wait=False)
+            if cached is not None:
+                return cached
+            facts = self._direct.read(namespace, route=route)
         self._cache.watch(namespace)
         return facts

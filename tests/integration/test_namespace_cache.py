@@ -465,7 +465,7 @@ def test_a_start_right_after_a_rollback_sees_the_rollback(
 
 def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
         bot_api: client.ApiClient, cluster: RealCluster) -> None:
-    cache = _cache(bot_api, WatchTiming(own_write_seconds=1.0))
+    cache = _cache(bot_api, WatchTiming(own_write_seconds=1.0, own_write_wait_seconds=0.0))
     try:
         eventually(lambda: cache.live(NS), message="the cache synced")
         cache.wrote(HTTPROUTE, NS, {"metadata": {"name": ROUTE, "resourceVersion": "1"}})
@@ -518,7 +518,7 @@ def test_the_gates_wait_on_the_bots_own_write_of_their_target_only(
     """A namespace where many rollouts step always has one of the bot's writes in flight:
     the gates of one step wait only for the bot's write of its own target (whose owners they
     read), never for another target's weights; a start's lookups wait for every one."""
-    cache = _cache(bot_api, WatchTiming(own_write_seconds=30.0))
+    cache = _cache(bot_api, WatchTiming(own_write_seconds=30.0, own_write_wait_seconds=0.0))
     rewrites = Kind(EPP_GROUPS[0], "v1alpha2", "inferencemodelrewrites",
                     "InferenceModelRewrite")
     try:

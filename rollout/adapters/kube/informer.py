@@ -63,6 +63,10 @@ class WatchTiming:
     retry_seconds: float = 1.0
     recheck_seconds: float = 30.0
     own_write_seconds: float = 5.0
+    # how long a reader waits for the watch to bring the bot's own write before it reads the
+    # cluster instead: the watch brings it in milliseconds, and a read past the cache costs
+    # the namespace's every kind (nine requests) when the cluster is already slow
+    own_write_wait_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,14 @@ class Informer(Generic[T]):
         self._keep = keep
         self._timing = timing or WatchTiming()
         self._lock = threading.Lock()
+        self._brought_one = threading.Condition(self._lock)  # told of each version brought
         self._stopping = threading.Event()
         self._items: dict[str, T] = {}
         self._served = True
         self._revision = 0  # moves with every change of _items or _served
         self._version: str | None = None  # None: list before watching
         self._live = False
+        self._lost = 0  # how many times the cache stopped being live
         self._response: Any = None
         self._failures = 0  # in a row: the wait before the next attempt doubles
         # the bot's own writes the watch has not brought yet: (name, version) -> given up at
@@ -113,25 +119,45 @@ class Informer(Generic[T]):
         with self._lock:
             return self._live
 
-    def snapshot(self, *, fresh: Collection[str] | None = None) -> Snapshot[T] | None:
+    def snapshot(self, *, fresh: Collection[str] | None = None,
+                 until: float | None = None) -> Snapshot[T] | None:
         """The items while live and not behind the bot's own writes, else None: then the
         caller reads the cluster itself. `fresh` names the only objects that must show the
         bot's own writes (None: every one): the gates of one rollout's step read its own
         target fresh, and the other targets the bot writes in the namespace may trail by the
-        watch's few milliseconds (a busy namespace always has one of them in flight)."""
+        watch's few milliseconds (a busy namespace always has one of them in flight).
+        `until` (a `time.monotonic` deadline; None: not at all) is how long a live cache
+        behind the bot's own write is waited on (see `own_write_wait_seconds`)."""
         with self._lock:
-            if not self._live or self._behind(fresh):
+            if not self._caught_up(fresh, until):
                 return None
             return Snapshot(items=tuple(self._items.values()), served=self._served,
                             revision=self._revision)
 
-    def item(self, name: str) -> Held[T] | None:
+    def item(self, name: str, *, until: float | None = None) -> Held[T] | None:
         """One object while live and not behind the bot's own write of it (absent: `Held`
-        of None), else None: then the caller reads the cluster itself."""
+        of None), else None: then the caller reads the cluster itself. `until` as in
+        `snapshot`."""
         with self._lock:
-            if not self._live or self._behind((name,)):
+            if not self._caught_up((name,), until):
                 return None
             return Held(self._items.get(name))
+
+    def _caught_up(self, fresh: Collection[str] | None, until: float | None) -> bool:
+        """Under the lock: live and not behind, waiting for the watch until `until` while
+        only the bot's own write is missing. A cache that is not live is not waited on: its
+        watch is reconnecting, which takes longer than a read of the cluster."""
+        if until is None:
+            until = 0.0
+        lost = self._lost
+        while self._live and self._behind(fresh):
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            self._brought_one.wait(left)
+            if self._lost != lost:  # the watch ended meanwhile, even if it is open again
+                return False
+        return self._live
 
     def expect(self, name: str, version: str) -> None:
         """The bot wrote `version` of `name`: read the cluster until the watch brings it (a
@@ -143,7 +169,8 @@ class Informer(Generic[T]):
 
     def _bring(self, name: str, version: str) -> None:
         """Under the lock: the watch (or a list) brought `version` of `name`."""
-        self._pending.pop((name, version), None)
+        if self._pending.pop((name, version), None) is not None:
+            self._brought_one.notify_all()
         self._brought[(name, version)] = None
         if len(self._brought) > BROUGHT_KEPT:
             self._brought.popitem(last=False)
@@ -214,6 +241,9 @@ class Informer(Generic[T]):
 
     def _set_live(self, live: bool) -> None:
         with self._lock:
+            if self._live and not live:
+                self._lost += 1
+                self._brought_one.notify_all()  # a reader waiting on a watch that ended stops
             self._live = live
 
     def _list(self) -> None:
