@@ -7,6 +7,7 @@ runs one in the foreground until SIGINT/SIGTERM. Either way `/healthz`, `/readyz
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -131,7 +132,8 @@ class SlackServer:
 
         def close_all() -> None:
             for channel in list(server._map.values()):
-                channel.close()
+                with contextlib.suppress(OSError):  # its descriptor closed under it already
+                    channel.close()
 
         if self._started:
             # stop accepting, let the requests in flight answer while the loop still sends
