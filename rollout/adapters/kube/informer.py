@@ -134,12 +134,12 @@ class Informer(Generic[T]):
             return Snapshot(items=tuple(self._items.values()), served=self._served,
                             revision=self._revision)
 
-    def item(self, name: str, *, until: float | None = None) -> Held[T] | None:
+    def item(self, name: str) -> Held[T] | None:
         """One object while live and not behind the bot's own write of it (absent: `Held`
-        of None), else None: then the caller reads the cluster itself. `until` as in
-        `snapshot`."""
+        of None), else None: then the caller reads the cluster itself (a GET: not waited
+        on, unlike the gates' whole namespace)."""
         with self._lock:
-            if not self._caught_up((name,), until):
+            if not self._caught_up((name,), None):
                 return None
             return Held(self._items.get(name))
 
@@ -147,11 +147,10 @@ class Informer(Generic[T]):
         """Under the lock: live and not behind, waiting for the watch until `until` while
         only the bot's own write is missing. A cache that is not live is not waited on: its
         watch is reconnecting, which takes longer than a read of the cluster."""
-        if until is None:
-            until = 0.0
+        deadline = until if until is not None else 0.0
         lost = self._lost
         while self._live and self._behind(fresh):
-            left = until - time.monotonic()
+            left = deadline - time.monotonic()
             if left <= 0:
                 return False
             self._brought_one.wait(left)
