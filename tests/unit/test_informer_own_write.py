@@ -59,11 +59,9 @@ class _Cluster:
 
     def __init__(self) -> None:
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.watches = 0
 
     def __call__(self, **kwargs: Any) -> Any:
         if kwargs.get("watch"):
-            self.watches += 1
             return _Stream(self.events)
         body = {"metadata": {"resourceVersion": "1"}, "items": [_route("1", 0)]}
         return _Answer(json.dumps(body).encode())
@@ -77,17 +75,18 @@ def cluster() -> _Cluster:
     return _Cluster()
 
 
-def _informer(cluster: _Cluster) -> Informer[dict[str, Any]]:
-    informer: Informer[dict[str, Any]] = Informer(
+@pytest.fixture
+def informer(cluster: _Cluster) -> Iterator[Informer[dict[str, Any]]]:
+    """Listed and watching the test's cluster; stopped after the test."""
+    made: Informer[dict[str, Any]] = Informer(
         "httproutes", cluster, lambda obj: obj,
         timing=WatchTiming(own_write_seconds=60.0, retry_seconds=60.0))
-    informer.start()
-    eventually(lambda: informer.live, message="the informer listed and watches")
-    return informer
-
-
-def _stop(informer: Informer[Any], cluster: _Cluster) -> None:
-    informer.stop(5.0)
+    made.start()
+    try:
+        eventually(lambda: made.live, message="the informer listed and watches")
+        yield made
+    finally:
+        made.stop(5.0)
 
 
 def _waiting(informer: Informer[Any]) -> bool:
@@ -110,66 +109,49 @@ def _read_in_thread(informer: Informer[dict[str, Any]],
 
 
 def test_a_read_behind_the_bots_own_write_gets_it_once_the_watch_brings_it(
-        cluster: _Cluster) -> None:
-    informer = _informer(cluster)
-    try:
-        informer.expect(ROUTE, "7")  # the bot's PATCH answered version 7
-        reader, got = _read_in_thread(informer)
-        cluster.send("7", 10)
-        reader.join(5.0)
-        assert not reader.is_alive()
-        [snapshot] = got
-        assert snapshot is not None and [r["spec"]["weight"] for r in snapshot.items] == [10]
-    finally:
-        _stop(informer, cluster)
+        cluster: _Cluster, informer: Informer[dict[str, Any]]) -> None:
+    informer.expect(ROUTE, "7")  # the bot's PATCH answered version 7
+    reader, got = _read_in_thread(informer)
+    cluster.send("7", 10)
+    reader.join(5.0)
+    assert not reader.is_alive()
+    [snapshot] = got
+    assert snapshot is not None and [r["spec"]["weight"] for r in snapshot.items] == [10]
 
 
-def test_another_objects_event_does_not_end_the_wait(cluster: _Cluster) -> None:
-    informer = _informer(cluster)
-    try:
-        informer.expect(ROUTE, "7")
-        reader, got = _read_in_thread(informer)
-        cluster.send("6", 5)  # an earlier version: still behind the bot's write
-        eventually(lambda: _waiting(informer) and not got, message="still waiting")
-        cluster.send("7", 10)
-        reader.join(5.0)
-        assert got and got[0] is not None
-    finally:
-        _stop(informer, cluster)
+def test_another_objects_event_does_not_end_the_wait(
+        cluster: _Cluster, informer: Informer[dict[str, Any]]) -> None:
+    informer.expect(ROUTE, "7")
+    reader, got = _read_in_thread(informer)
+    cluster.send("6", 5)  # an earlier version: still behind the bot's write
+    eventually(lambda: _waiting(informer) and not got, message="still waiting")
+    cluster.send("7", 10)
+    reader.join(5.0)
+    assert got and got[0] is not None
 
 
-def test_the_wait_is_bounded_and_then_the_reader_reads_the_cluster(cluster: _Cluster) -> None:
-    informer = _informer(cluster)
-    try:
-        informer.expect(ROUTE, "7")
-        assert informer.snapshot(fresh=(ROUTE,)) is None  # no deadline: no wait
-        assert informer.item(ROUTE) is None
-        until = time.monotonic() + 0.05
-        assert informer.snapshot(fresh=(ROUTE,), until=until) is None
-        assert time.monotonic() >= until
-    finally:
-        _stop(informer, cluster)
+def test_the_wait_is_bounded_and_then_the_reader_reads_the_cluster(
+        cluster: _Cluster, informer: Informer[dict[str, Any]]) -> None:
+    informer.expect(ROUTE, "7")
+    assert informer.snapshot(fresh=(ROUTE,)) is None  # no deadline: no wait
+    assert informer.item(ROUTE) is None
+    until = time.monotonic() + 0.05
+    assert informer.snapshot(fresh=(ROUTE,), until=until) is None
+    assert time.monotonic() >= until
 
 
-def test_a_watch_that_ends_wakes_the_reader_at_once(cluster: _Cluster) -> None:
-    informer = _informer(cluster)
-    try:
-        informer.expect(ROUTE, "7")
-        reader, got = _read_in_thread(informer)
-        cluster.events.put(None)  # the stream ends: not live until it reconnects
-        reader.join(5.0)
-        assert not reader.is_alive() and got == [None]
-    finally:
-        _stop(informer, cluster)
+def test_a_watch_that_ends_wakes_the_reader_at_once(
+        cluster: _Cluster, informer: Informer[dict[str, Any]]) -> None:
+    informer.expect(ROUTE, "7")
+    reader, got = _read_in_thread(informer)
+    cluster.events.put(None)  # the stream ends: not live until it reconnects
+    reader.join(5.0)
+    assert not reader.is_alive() and got == [None]
 
 
-def test_a_read_of_another_object_does_not_wait(cluster: _Cluster) -> None:
-    informer = _informer(cluster)
-    try:
-        informer.expect("another-route", "7")
-        until = time.monotonic() + 30.0
-        assert informer.snapshot(fresh=(ROUTE,), until=until) is not None
-        assert informer.item(ROUTE) is not None
-        assert time.monotonic() < until
-    finally:
-        _stop(informer, cluster)
+def test_a_read_of_another_object_does_not_wait(informer: Informer[dict[str, Any]]) -> None:
+    informer.expect("another-route", "7")
+    until = time.monotonic() + 30.0
+    assert informer.snapshot(fresh=(ROUTE,), until=until) is not None
+    assert informer.item(ROUTE) is not None
+    assert time.monotonic() < until
