@@ -1,4 +1,5 @@
-"""The analysis port over Prometheus' HTTP API (``/api/v1/query``, instant queries).
+"""The analysis port over Prometheus' HTTP API (``/api/v1/query``, instant queries at the
+instant the caller gives, so that one run's queries all describe the same moment).
 
 Trouble never raises and never reads as a number: an unreachable server, a timeout or an
 overloaded one is UNAVAILABLE (ask again later), a refused query is ERROR, an empty vector or
@@ -9,6 +10,7 @@ the HTTP status and the API's ``status``/``errorType`` fields, never by message 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import urllib3
@@ -30,11 +32,13 @@ class PrometheusAnalysis:
         self.timeout = timeout
         self._http = http or urllib3.PoolManager(num_pools=2, maxsize=4)
 
-    def query(self, promql: str) -> QueryResult:
+    def query(self, promql: str, at: datetime) -> QueryResult:
         url = f"{self.base_url}/api/v1/query"
+        fields = {"query": promql, "time": f"{at.timestamp():.3f}",
+                  "timeout": f"{int(self.timeout * 1000)}ms"}
         try:
             response = self._http.request(
-                "POST", url, fields={"query": promql, "timeout": f"{int(self.timeout * 1000)}ms"},
+                "POST", url, fields=fields,
                 encode_multipart=False, retries=False,
                 timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout + 1),
             )

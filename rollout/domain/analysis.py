@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import string
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Protocol, Self
 
@@ -313,10 +313,11 @@ class QueryResult(Frozen):
 
 
 class Analysis(Protocol):
-    """The port: asks one instant query. Never raises for the server's trouble; a result
-    says what went wrong, so that trouble reads as inconclusive, never as a pass."""
+    """The port: asks one instant query, evaluated at ``at``. Never raises for the server's
+    trouble; a result says what went wrong, so that trouble reads as inconclusive, never as
+    a pass."""
 
-    def query(self, promql: str) -> QueryResult: ...
+    def query(self, promql: str, at: datetime) -> QueryResult: ...
 
 
 class Query(Frozen):
@@ -343,13 +344,16 @@ def queries_for(spec: AnalysisSpec, subject: Subject, window: timedelta) -> tupl
     return tuple(out)
 
 
-def ask(port: Analysis, queries: tuple[Query, ...]) -> dict[str, QueryResult]:
-    """Put each query to the port; results keyed as the queries are. Once the server is
-    unavailable the rest of the run is too, unasked: a run waits at most one timeout."""
+def ask(port: Analysis, queries: tuple[Query, ...], at: datetime) -> dict[str, QueryResult]:
+    """Put each query to the port, all evaluated at the one instant ``at``, so that a scrape
+    landing between two of them cannot make the canary's and the stable's figures (or a
+    check and its sample count) describe different moments. Results are keyed as the queries
+    are. Once the server is unavailable the rest of the run is too, unasked: a run waits at
+    most one timeout."""
     out: dict[str, QueryResult] = {}
     down: QueryResult | None = None
     for q in queries:
-        out[q.key] = down or port.query(q.promql)
+        out[q.key] = down or port.query(q.promql, at)
         if out[q.key].kind is ResultKind.UNAVAILABLE:
             down = out[q.key]
     return out

@@ -7,6 +7,8 @@ analysis file later changes new rollouts, never the gates of one already under w
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rollout.domain.analysis import (
     AnalysisSpec,
     Frozen,
@@ -30,6 +32,6 @@ class Unconfigured:
     """The analysis port of a bot without PROMETHEUS_URL: every query is unavailable, so a
     rollout that has an analysis waits and then pauses; it never passes unmeasured."""
 
-    def query(self, promql: str) -> QueryResult:
+    def query(self, promql: str, at: datetime) -> QueryResult:
         return QueryResult(kind=ResultKind.UNAVAILABLE,
                            reason="PROMETHEUS_URL is not configured on this bot")

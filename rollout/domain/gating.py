@@ -84,4 +84,4 @@ def run_analysis(r: Rollout, port: Analysis, now: datetime) -> Run:
     assert state is not None and r.analysis is not None
     spec, subject = r.analysis.spec, subject_of(r)
     queries = queries_for(spec, subject, state.window(spec, now))
-    return judge(spec, subject, ask(port, queries), at=now)
+    return judge(spec, subject, ask(port, queries, now), at=now)

@@ -305,5 +305,5 @@ def advance(spec: AnalysisSpec, subject: Subject, state: StepAnalysis, port: Ana
     stands. The caller saves the state and acts on the verdict's action."""
     if state.due(spec, now):
         queries = queries_for(spec, subject, state.window(spec, now))
-        state = state.record(spec, judge(spec, subject, ask(port, queries), at=now))
+        state = state.record(spec, judge(spec, subject, ask(port, queries, now), at=now))
     return state, state.verdict(spec, now)

@@ -118,9 +118,10 @@ def test_a_healthy_canary_passes_every_bake_and_completes(
 
 
 # A canary failing half its requests also aborts them in the simulated vLLM metrics, and a
-# slower first token makes the whole request slower (e2e includes it). A run asks its checks
-# one after another, so a scrape landing between two queries lets the later check see the
-# change first: the run that sees it may fail on either check, and both are the right reason.
+# slower first token makes the whole request slower (e2e includes it). A run's queries share
+# one instant, but which check crosses its threshold first depends on how much of the window
+# the worse requests already fill, so the run that sees it may fail on either check, and both
+# are the right reason.
 @pytest.mark.parametrize(("knob", "checks"), [({"error_rate": 0.5}, ("error-rate", "abort-rate")),
                                               ({"ttft": 1.5}, ("ttft-p95", "e2e-p95"))])
 def test_a_canary_that_gets_worse_in_step_2_is_rolled_back(

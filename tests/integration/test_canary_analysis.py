@@ -168,9 +168,9 @@ def test_prometheus_stopped_is_inconclusive_then_pauses(
     own.start()
     try:
         port = PrometheusAnalysis(own.url, timeout=1.0)
-        assert port.query("vector(1)").number == 1.0
+        assert port.query("vector(1)", datetime.now(UTC)).number == 1.0
         own.kill()
-        result = port.query("vector(1)")
+        result = port.query("vector(1)", datetime.now(UTC))
         assert result.kind is ResultKind.UNAVAILABLE and "unreachable" in result.reason
         spec = quick(inconclusive_timeout=timedelta(seconds=30))
         subject = pool_subject(0.10)
@@ -179,7 +179,7 @@ def test_prometheus_stopped_is_inconclusive_then_pauses(
         for seconds in (0, 10, 20, 30):
             at = start + timedelta(seconds=seconds)
             queries = queries_for(spec, subject, state.window(spec, at))
-            state = state.record(spec, judge(spec, subject, ask(port, queries), at=at))
+            state = state.record(spec, judge(spec, subject, ask(port, queries, at), at=at))
             verdict = state.verdict(spec, at)
             assert verdict.outcome is Outcome.INCONCLUSIVE
             assert verdict.action is (Action.PAUSE if seconds == 30 else Action.WAIT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,25 +30,37 @@ def prometheus() -> Iterator[PrometheusAnalysis]:
         yield PrometheusAnalysis(server.url)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def test_a_number_is_a_value(prometheus: PrometheusAnalysis) -> None:
-    assert prometheus.query("vector(0.25)").number == 0.25
-    assert prometheus.query("scalar(vector(3))").number == 3.0
+    assert prometheus.query("vector(0.25)", _now()).number == 0.25
+    assert prometheus.query("scalar(vector(3))", _now()).number == 3.0
+
+
+def test_the_query_is_evaluated_at_the_instant_given(prometheus: PrometheusAnalysis) -> None:
+    """time() is the evaluation instant: the server was told the run's instant, not its own."""
+    at = datetime(2026, 11, 26, 9, 30, 15, 250000, tzinfo=UTC)
+    assert prometheus.query("time()", at).number == at.timestamp()
+    later = at + timedelta(minutes=5)
+    assert prometheus.query("time()", later).number == later.timestamp()
 
 
 def test_an_empty_vector_and_nan_are_no_data(prometheus: PrometheusAnalysis) -> None:
-    assert prometheus.query("absent_metric_for_sure").kind is ResultKind.NO_DATA
-    assert prometheus.query("vector(0) / vector(0)").kind is ResultKind.NO_DATA
+    assert prometheus.query("absent_metric_for_sure", _now()).kind is ResultKind.NO_DATA
+    assert prometheus.query("vector(0) / vector(0)", _now()).kind is ResultKind.NO_DATA
 
 
 def test_a_bad_query_is_an_error_not_unavailability(prometheus: PrometheusAnalysis) -> None:
-    result = prometheus.query("sum(rate(x[5")
+    result = prometheus.query("sum(rate(x[5", _now())
     assert result.kind is ResultKind.ERROR and "HTTP 400, bad_data" in result.reason
 
 
 def test_several_series_are_an_error_that_says_to_aggregate(
         prometheus: PrometheusAnalysis) -> None:
     result = prometheus.query('label_replace(vector(1), "a", "1", "", "") '
-                              'or label_replace(vector(2), "a", "2", "", "")')
+                              'or label_replace(vector(2), "a", "2", "", "")', _now())
     assert result.kind is ResultKind.ERROR and "gave 2 series: aggregate" in result.reason
 
 
@@ -71,7 +84,7 @@ def test_the_kind_follows_the_status_and_error_type(
     body = json.dumps(payload).encode() if payload else b"<html>proxy error</html>"
     server = _answering(status, body)
     try:
-        assert PrometheusAnalysis(server.url).query("up").kind is kind
+        assert PrometheusAnalysis(server.url).query("up", _now()).kind is kind
     finally:
         server.stop()
 
@@ -81,7 +94,7 @@ def test_a_server_that_never_answers_times_out_as_unavailable() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         host, port = listener.getsockname()
-        result = PrometheusAnalysis(f"http://{host}:{port}", timeout=0.3).query("up")
+        result = PrometheusAnalysis(f"http://{host}:{port}", timeout=0.3).query("up", _now())
     assert result.kind is ResultKind.UNAVAILABLE and "did not answer within 0.3s" in result.reason
 
 
@@ -89,5 +102,5 @@ def test_nothing_listening_is_unavailable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = PrometheusAnalysis(f"http://127.0.0.1:{port}").query("up")
+    result = PrometheusAnalysis(f"http://127.0.0.1:{port}").query("up", _now())
     assert result.kind is ResultKind.UNAVAILABLE and "unreachable" in result.reason

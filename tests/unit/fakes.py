@@ -366,9 +366,11 @@ class FakeAnalysis:
         self.values = dict(values or {})
         self.down = False
         self.asked: list[str] = []
+        self.instants: list[datetime] = []
 
-    def query(self, promql: str) -> QueryResult:
+    def query(self, promql: str, at: datetime) -> QueryResult:
         self.asked.append(promql)
+        self.instants.append(at)
         if self.down:
             return QueryResult(kind=ResultKind.UNAVAILABLE, reason="Prometheus is unreachable")
         found = re.search(r"([a-z_:]+)\{[^}]*job=\"([^\"]+)\"", promql)

@@ -5,7 +5,7 @@ Time is a ManualClock the test moves; nothing sleeps.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -352,9 +352,11 @@ class TablePort:
     def __init__(self, answers: dict[str, float]) -> None:
         self.answers = answers
         self.asked: list[str] = []
+        self.instants: list[datetime] = []
 
-    def query(self, promql: str) -> QueryResult:
+    def query(self, promql: str, at: datetime) -> QueryResult:
         self.asked.append(promql)
+        self.instants.append(at)
         for needle, value in self.answers.items():
             if needle in promql:
                 return QueryResult.of(value)
@@ -373,3 +375,14 @@ def test_advance_asks_only_when_due_and_says_where_the_step_stands() -> None:
     state, verdict = advance(s, POOL, state, port, clock.now())
     assert len(port.asked) == 6 and "[30s]" in port.asked[0]
     assert verdict.action is Action.PROCEED
+
+
+def test_every_query_of_a_run_is_evaluated_at_the_runs_instant() -> None:
+    """One instant for the whole run: a scrape between two queries cannot make the canary's
+    and the stable's figures describe different moments."""
+    clock, s = ManualClock(), spec()
+    port = TablePort({"req_total": 100, "err": 0.0, "ttft": 1.0})
+    state = step(clock)
+    clock.advance(90)
+    advance(s, POOL, state, port, clock.now())
+    assert len(port.instants) == 6 and set(port.instants) == {clock.now()}

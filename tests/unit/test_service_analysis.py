@@ -94,8 +94,11 @@ def test_the_next_step_is_requested_only_once_the_analysis_passed() -> None:
     with pytest.raises(Conflict, match="waits for the canary analysis of step 1"):
         w.service.approve(REF, actor=BOB)
     w.metrics.down = False
+    w.metrics.instants.clear()
     r = w.at(150)  # the next run passes: the approval opens now
     assert r.phase is Phase.AWAITING_APPROVAL
+    # the run's queries share its instant
+    assert len(w.metrics.instants) > 1 and set(w.metrics.instants) == {w.clock.now()}
     assert w.events()[-2:] == ["analysis_passed", "approval_requested"]
     assert r.step_analysis is not None and r.step_analysis.latest is not None
     assert {c.name for c in r.step_analysis.latest.checks} == {"error-rate", "ttft-p95"}
