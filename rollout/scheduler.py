@@ -92,10 +92,18 @@ class RolloutScheduler:
 
         APScheduler's shutdown holds its job-store lock while it waits for running jobs, so
         a job must not call back into the scheduler once shutdown begins: the flag, set
-        under our lock, makes sure none does."""
+        under our lock, makes sure none does.
+
+        APScheduler removes a spent date job during its pass over due jobs, under that lock;
+        a shutdown that marks it stopped in the middle of the pass sends the removal looking
+        among jobs never started, and its thread dies on JobLookupError. So every job is
+        removed before the shutdown: the removal takes the same lock, so a pass in flight
+        ends first, and the passes after it find nothing (no job of ours is added once the
+        flag is set). Redis holds every due time, so the jobs are nothing to keep."""
         with self._lock:
             self._stopping = True
         if self.scheduler.running:
+            self.scheduler.remove_all_jobs()
             self.scheduler.shutdown(wait=True)
 
     @property
