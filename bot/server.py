@@ -151,7 +151,7 @@ class SlackServer:
         else:
             server.close()
         self.app.listener_runner.listener_executor.shutdown(wait=False)
-        self.workers.shutdown(wait=False)
+        self.workers.drain(timeout)  # acked work answers its user before the clients close
         self.dependencies.close(timeout=timeout)  # its checks use the container's clients
         for listener in self._listeners:  # a shared container outlives this server
             if listener in self.container.listeners:

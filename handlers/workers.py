@@ -32,7 +32,7 @@ class Workers:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
         self._slots = threading.BoundedSemaphore(workers + backlog)
         self._taken = 0
-        self._count = threading.Lock()
+        self._count = threading.Condition()
 
     @property
     def busy(self) -> int:
@@ -63,6 +63,8 @@ class Workers:
     def _add(self, n: int) -> None:
         with self._count:
             self._taken += n
+            if not self._taken:
+                self._count.notify_all()
 
     def _done(self) -> None:
         self._add(-1)
@@ -70,3 +72,17 @@ class Workers:
 
     def shutdown(self, *, wait: bool = False) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    def drain(self, timeout: float) -> int:
+        """Refuse new work and give the work already taken (acked in Slack, so its user is
+        waiting for the answer) up to ``timeout`` seconds to end; then drop what has not
+        begun. Returns how many pieces were still running or waiting at the deadline."""
+        self._pool.shutdown(wait=False)
+        with self._count:
+            self._count.wait_for(lambda: not self._taken, timeout=timeout)
+            left = self._taken
+        if left:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            log.warning("%d piece(s) of Slack work had not ended when the bot stopped", left,
+                        extra={"event": "stop_work_left", "left": left})
+        return left

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -153,6 +154,27 @@ def test_stop_finishes_when_the_loops_wake_up_pipe_is_already_closed(world: Worl
     assert not bot._thread.is_alive()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", bot.port), timeout=2).close()
+
+
+def test_stop_lets_work_already_acked_finish_before_the_clients_close(world: World) -> None:
+    """A command acked in Slack and still running when the bot is told to stop (a rolling
+    update, a SIGTERM) ends with Redis still open, and only then does stop return."""
+    bot = SlackServer(world.container.settings)  # a container of its own, closed by stop
+    bot.start()
+    release, outcome = threading.Event(), []
+
+    def acked_work() -> None:
+        release.wait(10)
+        outcome.append(len(bot.container.service.list_rollouts()))  # reads Redis
+
+    assert bot.workers.submit(acked_work)
+    stopper = threading.Thread(target=bot.stop)
+    stopper.start()
+    stopper.join(0.5)
+    assert stopper.is_alive(), "stop returned while acked work was still running"
+    release.set()
+    stopper.join(10)
+    assert not stopper.is_alive() and outcome == [0]
 
 
 @pytest.mark.parametrize("missing", [{"rollout_approvers": []}, {"slack_bot_token": ""}])

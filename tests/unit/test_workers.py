@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookResponse
 
@@ -52,6 +53,35 @@ def test_work_that_fails_frees_its_slot() -> None:
     assert workers.submit(fail)
     workers.shutdown(wait=True)
     assert workers.busy == 0
+
+
+@pytest.mark.parametrize("round_", range(50))  # the release races the drain: many rounds
+def test_drain_waits_for_the_work_taken_and_then_refuses_more(round_: int) -> None:
+    """Work acked in Slack (running, or waiting for a worker) ends before drain returns;
+    work offered after drain began is refused."""
+    workers = Workers(workers=1, backlog=1)
+    done: list[str] = []
+    release = _blocked(workers, 1)
+    assert workers.submit(lambda: done.append("queued"))
+    drained: list[int] = []
+    drainer = threading.Thread(target=lambda: drained.append(workers.drain(WAIT)))
+    drainer.start()
+    release.set()
+    drainer.join(WAIT)
+    assert drained == [0] and done == ["queued"] and workers.busy == 0
+    assert not workers.submit(lambda: done.append("late"))
+    assert done == ["queued"]
+
+
+def test_drain_gives_up_at_its_deadline_and_drops_what_has_not_begun() -> None:
+    workers = Workers(workers=1, backlog=1)
+    done: list[str] = []
+    release = _blocked(workers, 1)
+    assert workers.submit(lambda: done.append("queued"))
+    assert workers.drain(0) == 2  # one running, one waiting: both still taken at the deadline
+    release.set()
+    workers.shutdown(wait=True)
+    assert done == []  # the waiting one was dropped, never run
 
 
 def test_a_pool_without_workers_is_refused() -> None:
