@@ -15,13 +15,13 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
 
 from kubernetes import client
 
 from bench.ack import bench_ack
-from bench.approve import bench_approve
-from bench.harness import Result, median_time
+from bench.approve import FLOOR_ROUTE, FloorPatch, bench_approve
+from bench.approve import ROUTES as DEFAULT_ROUTES
+from bench.harness import Result, interleaved
 from bench.redis_step import bench_redis_step
 from bench.scale import Options as ScaleOptions
 from bench.scale import run_scale
@@ -40,6 +40,7 @@ from rollout.domain.models import Actor, Baseline, Target, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.service import Gates, Ref, RolloutService
 from sandbox.kube import KubeEmulator
+from sandbox.kube.seed import route_object
 from sandbox.redis_server import RedisServer
 
 ALICE = Actor(id="cli:alice")
@@ -50,7 +51,8 @@ POOL = "llm-pool-version-2"
 def bench_step(repeat: int) -> list[Result]:
     """A full approve (lock, reconcile read, the freeze and the preflight gates, read from the
     namespace cache as in serve, fenced patch, CAS save) and a full rollback (no gates),
-    against one Redis round trip plus one route GET and one route PATCH."""
+    each sample in turn with a floor sample: one Redis round trip, a GET of a route of the
+    same shape and a JSON patch that moves its weights."""
     with KubeEmulator(seed="demo") as emu, RedisServer() as redis_server:
         cfg = client.Configuration()
         cfg.host = emu.url
@@ -85,27 +87,24 @@ def bench_step(repeat: int) -> list[Result]:
             service.approve(ref, actor=BOB)
             warm()
 
-        approve = median_time(lambda: service.approve(ref, actor=BOB), repeat=repeat,
-                              setup=fresh)
-        back = median_time(lambda: service.rollback(ref, actor=BOB), repeat=repeat,
-                           setup=at_10)
+        api.create_namespaced_custom_object(
+            *DEFAULT_ROUTES, route_object(FLOOR_ROUTE, [("llm", 100), ("llm-new", 0)]))
+        move_weights = FloorPatch(api_client)
 
         def floor() -> None:
             store.client.ping()
-            route = cast(dict[str, Any], api.get_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", "default", "httproutes", "routes-to-llm"))
-            api.patch_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", "default", "httproutes", "routes-to-llm",
-                [{"op": "test", "path": "/metadata/name",
-                  "value": route["metadata"]["name"]}],
-                _content_type="application/json-patch+json")
+            api.get_namespaced_custom_object(*DEFAULT_ROUTES, FLOOR_ROUTE)
+            move_weights()
 
-        floor_s = median_time(floor, repeat=repeat)
+        approve, approve_floor = interleaved(lambda: service.approve(ref, actor=BOB), floor,
+                                             repeat=repeat, setup=fresh)
+        back, back_floor = interleaved(lambda: service.rollback(ref, actor=BOB), floor,
+                                       repeat=repeat, setup=at_10)
         cache.stop()
         store.client.close()
-    name = "1 Redis RTT + route GET + PATCH"
-    return [Result("approve a step (end to end)", approve, name, floor_s),
-            Result("roll back (end to end)", back, name, floor_s)]
+    name = "1 Redis RTT + route GET + weight PATCH"
+    return [Result("approve a step (end to end)", approve, name, approve_floor),
+            Result("roll back (end to end)", back, name, back_floor)]
 
 
 def _active(service: RolloutService) -> bool:
@@ -134,8 +133,8 @@ def bench_transition(repeat: int) -> list[Result]:
         for _ in range(loops):
             rollout.model_copy(update={"updated_at": now})
 
-    return [Result(f"approve transition x{loops} (pure)", median_time(transitions, repeat=repeat),
-                   f"model_copy x{loops}", median_time(copies, repeat=repeat))]
+    pure, floor = interleaved(transitions, copies, repeat=repeat)
+    return [Result(f"approve transition x{loops} (pure)", pure, f"model_copy x{loops}", floor)]
 
 
 def bench_scheduler_memory(count: int) -> list[Result]:

@@ -29,16 +29,24 @@ class Result:
                 f"{_fmt(self.floor_s):>10}   ratio {self.ratio:6.1f}x")
 
 
-def median_time(call: Callable[[], object], *, repeat: int, setup: Callable[[], object] | None
-                = None) -> float:
-    samples = []
+def interleaved(call: Callable[[], object], floor: Callable[[], object], *, repeat: int,
+                setup: Callable[[], object] | None = None) -> tuple[float, float]:
+    """Median times of `call` and of `floor`, a sample of each in turn (`setup` before each
+    sample of `call`, untimed), so that whatever else the machine does weighs on both."""
+    samples: list[float] = []
+    floors: list[float] = []
     for _ in range(repeat):
         if setup is not None:
             setup()
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        samples.append(_timed(call))
+        floors.append(_timed(floor))
+    return statistics.median(samples), statistics.median(floors)
+
+
+def _timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 def _fmt(seconds: float) -> str:
