@@ -14,7 +14,7 @@ from rollout.domain.models import Phase, Rollout
 from rollout.domain.split import MarkerState, expected_pair
 from sandbox.kube.faults import RequestRecord
 from sandbox.slack.workspace import ResponseUrlPost
-from tests.soak.world import Answer, SlackAsk
+from tests.soak.world import Answer, SlackAsk, SlackDelivery
 
 MARKER_PATH = pointer(rule_key(0))
 RECORD_PATH = pointer(record_key(0))
@@ -200,13 +200,15 @@ SLACK_LANDED = (":hourglass: the change landed", ":rewind: the change landed")
 SLACK_WORKING = ":hourglass_flowing_sand:"
 
 
-def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
+def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
+                  deliveries: Mapping[str, SlackDelivery],
                   ) -> tuple[list[Answer], Counter[str]]:
     """The Slack requests whose answer can be judged, as `Answer`s (exit 0 where the answer
     says it landed): each answered, and the only request that could make its write (the same
     verb on the same rollout, and step, or a start on the same route) from its sending to its
     answer, so that such a write in that window is its own; one never answered may still be
-    at work. The counter says how many were left out, and why."""
+    at work. The counter says how many were left out, and why: an unanswered request by what
+    its delivery saw (`unanswered`)."""
     final: dict[str, ResponseUrlPost] = {}
     for post in sorted(posts, key=lambda p: p.at):
         if post.text and not post.text.startswith(SLACK_WORKING):
@@ -218,7 +220,7 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
     for a in asks:
         answered = final.get(a.url_id)
         if answered is None:
-            left["slack requests never answered"] += 1
+            left[unanswered(deliveries.get(a.url_id))] += 1
             continue
         start, end = windows[a.url_id]
         if any(_same_write(a, b) and b.url_id != a.url_id and windows[b.url_id][0] <= end
@@ -229,6 +231,19 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost]
         code = 0 if text.startswith(SLACK_OK + SLACK_LANDED) else 1
         judged.append(Answer(a.verb, a.canary, a.rollout_id, a.step, start, end, code, text))
     return judged, left
+
+
+def unanswered(delivery: SlackDelivery | None) -> str:
+    """Why a Slack request has no answer through its response URL, as its delivery tells."""
+    if delivery is None or delivery.status is None:
+        return "slack requests not delivered (replica down, or no HTTP answer in time)"
+    if delivery.status != 200:
+        return f"slack requests refused at delivery (HTTP {delivery.status})"
+    if not delivery.awaits_answer:
+        return "slack requests answered in the ack"
+    if delivery.card_changed:  # a click that changed the rollout says so on the card alone
+        return "slack clicks answered on the card"
+    return "slack requests acked and never answered"
 
 
 def _same_write(a: SlackAsk, b: SlackAsk) -> bool:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tests.soak.world import (
     Process,
     Replica,
     SlackAsk,
+    SlackDelivery,
     Target,
     bot_env,
     run_cli,
@@ -71,6 +72,7 @@ class Soak:
     stop: threading.Event = field(default_factory=threading.Event)
     answers: list[Answer] = field(default_factory=list)
     slack_asks: list[SlackAsk] = field(default_factory=list)
+    slack_deliveries: dict[str, SlackDelivery] = field(default_factory=dict)
     faults: Counter[str] = field(default_factory=Counter)
     activity: Counter[str] = field(default_factory=Counter)
     slack_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -139,11 +141,13 @@ class Soak:
         with self.slack_lock:
             self._aim_slack()
             url_id = self._ask(target, words[1], words[0], rollout_id, step)
+            delivery = SlackDelivery(status=None)
             with contextlib.suppress(Exception):  # a replica killed under the delivery
-                status, _, _ = self.slack.send_slash_command(user, CHANNEL, text,
-                                                             response_url_id=url_id)
+                status, _, ack = self.slack.send_slash_command(user, CHANNEL, text,
+                                                               response_url_id=url_id)
+                delivery = SlackDelivery(status, ack)
                 self.activity[f"slack command {words[1]} http {status}"] += 1
-        self._await_answer(url_id)
+        self._await_answer(url_id, delivery)
 
     def click_approve(self, rollout: Rollout, target: Target) -> bool:
         """Press Approve on the rollout's card, as drawn now, and wait for its answer; False
@@ -158,12 +162,14 @@ class Soak:
             self._aim_slack()
             step = int(json.loads(value)["s"])  # the step the button names (handlers.cards)
             url_id = self._ask(target, "approve", rollout.canary, rollout.id, step)
+            delivery = SlackDelivery(status=None)
             with contextlib.suppress(Exception):
-                status, _, _ = self.slack.click_button(BOB, rollout.card.channel, msg.ts,
-                                                       "rollout_approve", value,
-                                                       response_url_id=url_id)
+                status, _, ack = self.slack.click_button(BOB, rollout.card.channel, msg.ts,
+                                                         "rollout_approve", value,
+                                                         response_url_id=url_id)
+                delivery = SlackDelivery(status, ack)
                 self.activity[f"slack click approve http {status}"] += 1
-        self._await_answer(url_id)
+        self._await_answer(url_id, delivery, card=(rollout.card.channel, msg.ts, msg.blocks))
         return True
 
     def _ask(self, target: Target, verb: str, canary: str, rollout_id: str | None,
@@ -175,14 +181,30 @@ class Soak:
                                             time.time(), url_id))
         return url_id
 
-    def _await_answer(self, url_id: str, timeout: float = 30.0) -> None:
-        """Until the request's answer (not "Working on it") arrives, or `timeout` passes."""
+    def _await_answer(self, url_id: str, delivery: SlackDelivery, timeout: float = 30.0, *,
+                      card: tuple[str, str, list[dict[str, Any]]] | None = None) -> None:
+        """Until the request's answer (not "Working on it") arrives, or `timeout` passes; not
+        at all when its delivery said no answer is to come. A click that changed the rollout
+        is answered on its card (channel, ts, blocks as clicked), not through the response
+        URL: a change of the card ends the wait too, and is recorded."""
+        with self.lock:
+            self.slack_deliveries[url_id] = delivery
+        if not delivery.awaits_answer:
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stop.is_set():
             if any(p.url_id == url_id and p.text and
                    not p.text.startswith(checks.SLACK_WORKING) for p in self.slack.responses):
                 return
+            if card is not None and self._card_changed(*card):
+                with self.lock:
+                    self.slack_deliveries[url_id] = replace(delivery, card_changed=True)
+                return
             time.sleep(0.2)
+
+    def _card_changed(self, channel: str, ts: str, clicked: list[dict[str, Any]]) -> bool:
+        now = self.slack.message(channel, ts)
+        return now is not None and now.blocks != clicked
 
     def _aim_slack(self) -> None:
         alive = [r for r in self.replicas if r.alive] or self.replicas
@@ -395,7 +417,8 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
         trails[str(rid)] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
                                      + (f" ({e.detail})" if e.action == "rolled_back" else "")
                                      for e in events)
-    slack_judged, slack_left = checks.slack_answers(soak.slack_asks, soak.slack.responses)
+    slack_judged, slack_left = checks.slack_answers(soak.slack_asks, soak.slack.responses,
+                                                      soak.slack_deliveries)
     report = checks.Report(faults=soak.faults, activity=soak.activity + slack_left)
     report.activity["slack answers judged"] = len(slack_judged)
     report.activity["rollouts started"] = len(checks.baselines(writes))

@@ -144,6 +144,22 @@ class SlackAsk:
     url_id: str
 
 
+@dataclass(frozen=True)
+class SlackDelivery:
+    """What Slack saw when it delivered a request: the HTTP status (None when nobody
+    answered: the replica was down, or did not answer within the delivery timeout) and the
+    ack's body (the bot answers there only when it does nothing, e.g. "busy")."""
+
+    status: int | None
+    ack: str = ""
+    card_changed: bool = False  # a click: its card changed while its answer was awaited
+
+    @property
+    def awaits_answer(self) -> bool:
+        """Acked with an empty body: the answer is to come through the response URL."""
+        return self.status == 200 and not self.ack.strip()
+
+
 def run_cli(env: dict[str, str], args: list[str], timeout: float = 90.0) -> tuple[int, str]:
     """One `rollout-bot` CLI command: (exit code, stdout and stderr); -9 when it hung."""
     try:

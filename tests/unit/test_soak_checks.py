@@ -10,7 +10,7 @@ from rollout.domain.models import Phase
 from sandbox.kube.faults import RequestRecord
 from sandbox.slack.workspace import ResponseUrlPost
 from tests.soak import checks
-from tests.soak.world import Answer, SlackAsk
+from tests.soak.world import Answer, SlackAsk, SlackDelivery
 from tests.unit.builders import started
 
 ROUTE = "routes-to-llm"
@@ -148,7 +148,10 @@ def _post(url_id: str, at: float, text: str) -> ResponseUrlPost:
 def test_slack_answers_are_judged_when_no_other_request_could_make_their_write() -> None:
     asks = [_ask("a", 10.0), _ask("b", 20.0), _ask("c", 30.0), _ask("d", 31.0),
             _ask("e", 40.0, route="other"), _ask("f", 50.0, step=2), _ask("g", 60.0, step=2),
-            _ask("h", 100.0, verb="rollback", step=None)]
+            _ask("h", 100.0, verb="rollback", step=None),
+            _ask("i", 200.0, route="third"), _ask("j", 210.0, route="third"),
+            _ask("k", 220.0, route="third"), _ask("l", 230.0, route="third"),
+            _ask("m", 240.0, route="third")]
     posts = [_post("a", 10.5, ":hourglass_flowing_sand: Working on it…"),
              _post("a", 11.0, ":white_check_mark: Step 2 applied"),
              _post("b", 21.0, ":hourglass: the change landed in the cluster but could not be "
@@ -158,11 +161,20 @@ def test_slack_answers_are_judged_when_no_other_request_could_make_their_write()
              _post("e", 41.0, ":no_entry: Refused"),
              _post("g", 61.0, ":warning: Not applied"),  # f (step 2) may still be at work
              _post("h", 101.0, ":white_check_mark: Rolled back")]  # f cannot roll back
-    judged, left = checks.slack_answers(asks, posts)
+    acked = SlackDelivery(status=200)
+    deliveries = {a.url_id: acked for a in asks} | {
+        "i": SlackDelivery(status=None), "j": SlackDelivery(status=503, ack="retry later"),
+        "k": SlackDelivery(status=200, ack=":hourglass: The bot is busy"),
+        "m": SlackDelivery(status=200, card_changed=True)}  # l: acked
+    judged, left = checks.slack_answers(asks, posts, deliveries)
     assert [(a.started, a.ended, a.code) for a in judged] == [
         (10.0, 11.0, 0), (20.0, 21.0, 0), (40.0, 41.0, 1), (100.0, 101.0, 0)]
     assert left == {"slack answers overlapping a request for the same write": 3,
-                    "slack requests never answered": 1}
+                    "slack requests acked and never answered": 2,  # f and l
+                    "slack requests not delivered (replica down, or no HTTP answer in time)": 1,
+                    "slack requests refused at delivery (HTTP 503)": 1,
+                    "slack requests answered in the ack": 1,
+                    "slack clicks answered on the card": 1}
     # a judged Slack answer is held to the writes like a CLI one
     said_applied_with_nothing_landed = checks.contradicting_answers(judged[:1], [])
     assert len(said_applied_with_nothing_landed) == 1
