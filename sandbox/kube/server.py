@@ -7,7 +7,6 @@ official Python client talk to it like any cluster.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import os
@@ -18,12 +17,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import yaml
-from waitress.channel import HTTPChannel
-from waitress.server import create_server
 
+from sandbox.background_server import BackgroundServer
 from sandbox.kube import resources as r
 from sandbox.kube.app import KubeApp
 from sandbox.kube.controller import GatewayController
@@ -68,8 +65,7 @@ class KubeEmulator:
                          "--crds DIR)", ", ".join(f"{t.kind}.{t.group}" for t in unchecked))
         self._store = Store(self.admission)
         self._book = FaultBook()
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         self._port = 0
         for obj in seed_objects(seed):
             self._store.put(obj)
@@ -93,17 +89,14 @@ class KubeEmulator:
             return
         app = KubeApp(self._store, self._book,
                       server_address=lambda: f"{self._host}:{self._port}")
-        self._server = create_server(
+        self._server = BackgroundServer(
             app, host=self._host, port=self._requested_port, threads=_THREADS,
-            channel_request_lookahead=5, ident="sandbox-kube-emulator",
-            asyncore_loop_timeout=0.05,
-            clear_untrusted_proxy_headers=True,
+            ident="kube-emulator", channel_request_lookahead=5,
+            clear_untrusted_proxy_headers=True, channel_timeout=120,
         )
-        self._port = int(self._server.effective_port)
+        self._port = self._server.port
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-        self._thread = threading.Thread(target=self._run, name=f"kube-emulator-{self._port}",
-                                        daemon=True)
-        self._thread.start()
+        self._server.start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -113,14 +106,6 @@ class KubeEmulator:
                 time.sleep(0.01)
         raise RuntimeError(f"the emulator did not start listening on {self.url}")
 
-    def _run(self) -> None:
-        server = self._server
-        if server is None:
-            return
-        # The socket map is torn down under the loop on stop.
-        with contextlib.suppress(OSError, ValueError):
-            server.run()
-
     def stop(self) -> None:
         """End open watches and stalls, stop the controller and the server; idempotent."""
         self._book.stop_stalls()
@@ -128,19 +113,10 @@ class KubeEmulator:
         if self._controller is not None:
             self._controller.close()
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        for _ in range(100):  # closing every dispatcher empties the map and ends the loop
-            if not server._map:
-                break
-            for dispatcher in list(server._map.values()):
-                if isinstance(dispatcher, HTTPChannel):
-                    dispatcher.handle_close()
-                else:
-                    dispatcher.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if server is not None:
+            # its own loop closes the sockets: closed from this thread, a descriptor the loop
+            # still polled could be closed again after its number was reused
+            server.stop()
 
     def __enter__(self) -> KubeEmulator:
         self.start()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 
+from sandbox.background_server import BackgroundServer
 from sandbox.prometheus_server import PrometheusServer, ScrapeJob
 from sandbox.serving.app import ServingApp
 from sandbox.serving.knobs import Knobs
 from sandbox.serving.load import LoadGenerator, Traffic
 from sandbox.serving.metrics import PoolMetrics
-from sandbox.slack.serving import BackgroundServer
 
 POOLS = ("llm-pool", "llm-pool-version-2", "llm", "llm-new")
 

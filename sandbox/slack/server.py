@@ -11,11 +11,11 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from sandbox.background_server import BackgroundServer
 from sandbox.slack import payloads, responses
 from sandbox.slack.delivery import Answer, deliver
 from sandbox.slack.faults import FaultBook, SlackFault
 from sandbox.slack.page import state
-from sandbox.slack.serving import BackgroundServer
 from sandbox.slack.socket_mode import SocketModeServer
 from sandbox.slack.webapi import WebApi
 from sandbox.slack.workspace import (

@@ -17,8 +17,8 @@ import pytest
 
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.domain.analysis import ResultKind
+from sandbox.background_server import BackgroundServer
 from sandbox.prometheus_server import PrometheusServer
-from sandbox.slack.serving import BackgroundServer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

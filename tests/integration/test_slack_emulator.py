@@ -21,8 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from sandbox.background_server import BackgroundServer
 from sandbox.slack import SlackEmulator, SlackFault
-from sandbox.slack.serving import BackgroundServer
 from tests.support.polling import eventually
 
 SECRET = "integration-signing-secret"

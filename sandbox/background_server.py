@@ -27,13 +27,20 @@ class BackgroundServer:
         port: int = 0,
         threads: int = 16,
         ident: str = "sandbox",
+        **adjustments: Any,
     ) -> None:
+        """`adjustments` are waitress's own (e.g. `channel_timeout`, 30 s unless given). Its
+        loop waits in poll for up to `asyncore_loop_timeout`, a whole number of seconds (a
+        fraction is cut to 0, which turns the wait into a spin): the stop wakes it through
+        its trigger, so the default of 1 costs nothing."""
         self._server: Any = create_server(
-            app, host=host, port=port, threads=threads, ident=ident, channel_timeout=30
+            app, host=host, port=port, threads=threads, ident=ident,
+            **{"channel_timeout": 30, **adjustments},
         )
         self.host = host
         self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, name=ident, daemon=True)
+        self._thread = threading.Thread(target=self._server.run, name=f"{ident}-{self.port}",
+                                        daemon=True)
         self._stopped = False
 
     @property
