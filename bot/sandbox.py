@@ -10,8 +10,6 @@ from __future__ import annotations
 import secrets
 import shlex
 import shutil
-import signal
-import threading
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ from bot.bootstrap import Container, build
 from bot.scheduling import build_scheduler
 from bot.server import SlackServer
 from bot.settings import Settings
+from bot.stop_signal import stop_on_signals, wait_until
 from rollout.adapters.analysis_file import load_default
 from rollout.scheduler import RolloutScheduler
 from sandbox.kube import KubeEmulator
@@ -187,15 +186,13 @@ class Sandbox:
 def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None,
                 socket_mode: bool = False) -> int:
     sandbox = Sandbox(chat_port=port, crds=crds, socket_mode=socket_mode)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         sandbox.start()
         print(sandbox.banner(), flush=True)
         if open_browser:
             webbrowser.open(sandbox.chat_url)
-        stop.wait()
+        wait_until(stop)
     finally:
         sandbox.stop()
     return 0

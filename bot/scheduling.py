@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
-import threading
 
 from bot.bootstrap import Container
+from bot.stop_signal import stop_on_signals, wait_until
 from rollout.adapters.leadership import LeaderLease
 from rollout.scheduler import RolloutScheduler
 
@@ -35,13 +34,11 @@ def run_scheduler_forever(container: Container) -> None:
 
     cards = scheduler_cards(container)
     scheduler = build_scheduler(container)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     scheduler.start()
     print(f"scheduler running as {scheduler.lease.holder}", flush=True)
     try:
-        stop.wait()
+        wait_until(stop)
     finally:
         scheduler.stop()
         if cards is not None:

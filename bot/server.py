@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ from bot.request_log import log_requests
 from bot.scheduling import build_scheduler
 from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
+from bot.stop_signal import stop_on_signals, wait_until
 from bot.web import EVENTS_PATH, WebApp, readiness_checks
 from handlers.workers import Workers
 
@@ -174,10 +174,7 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
     require_for_serve(settings, socket_mode=socket_mode)
     server = SlackServer(settings, container=container, host="0.0.0.0", port=port,
                          socket_mode=socket_mode)
-    done = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: done.set())
+    done = stop_on_signals()
     server.start()
     scheduler = build_scheduler(server.container)
     scheduler.start()
@@ -186,7 +183,7 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
         "mode": "socket" if socket_mode else "http", "namespace": settings.rollout_namespace,
         "log_level": settings.log_level})
     try:
-        done.wait()
+        wait_until(done)
     finally:
         log.info("rollout-bot stopping", extra={"event": "shutdown"})
         scheduler.stop()
