@@ -207,8 +207,11 @@ class Soak:
         return now is not None and now.blocks != clicked
 
     def _aim_slack(self) -> None:
-        alive = [r for r in self.replicas if r.alive] or self.replicas
-        self.slack.events_url = random.choice(alive).events_url
+        """At a replica that listens, as a load balancer in front of ready pods would; one
+        killed after this choice still meets the request, as a pod killed mid-request does."""
+        alive = [r for r in self.replicas if r.alive]
+        ready = [r for r in alive if r.listening]
+        self.slack.events_url = random.choice(ready or alive or self.replicas).events_url
 
 
 def _button(blocks: list[dict[str, Any]], action_id: str) -> str | None:

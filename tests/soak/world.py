@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,6 +103,16 @@ class Replica(Process):
     @property
     def events_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slack/events"
+
+    @property
+    def listening(self) -> bool:
+        """Whether its port takes connections now (a replica just started is alive well before
+        it listens; a load balancer sends Slack's requests only to ready pods)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
 
     def wait_healthy(self, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
