@@ -4,12 +4,11 @@ No Redis or cluster is needed: the jobs here do nothing, only the stop is under 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from rollout.scheduler import JOB_PREFIX, RolloutScheduler, background_scheduler
 from tests.unit.test_scheduler_jobs import _HeldLease
@@ -19,22 +18,30 @@ ROUNDS = 40
 JOBS = 300
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def thread_errors() -> Iterator[list[str]]:
-    """Exceptions that ended a thread (APScheduler's own among them), by type."""
+    """Exceptions that end a thread (APScheduler's own among them) while inside, by type;
+    set in the test's body, so that no hook of the test runner's own stands in front."""
     errors: list[str] = []
     previous = threading.excepthook
     threading.excepthook = lambda args: errors.append(args.exc_type.__name__)
-    yield errors
-    threading.excepthook = previous
+    try:
+        yield errors
+    finally:
+        threading.excepthook = previous
 
 
 def _nothing() -> None:
     pass
 
 
-def test_stopping_during_a_pass_over_due_jobs_leaves_no_thread_dead(
-        thread_errors: list[str]) -> None:
+def test_stopping_during_a_pass_over_due_jobs_leaves_no_thread_dead() -> None:
+    with thread_errors() as errors:
+        _stop_during_passes()
+    assert errors == []
+
+
+def _stop_during_passes() -> None:
     service, _store, _target, _clock = _world()
     for round_ in range(ROUNDS):
         jobs = background_scheduler()
@@ -48,4 +55,3 @@ def test_stopping_during_a_pass_over_due_jobs_leaves_no_thread_dead(
         time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + (round_ % 20) / 1000)
         scheduler.halt()
         assert not jobs.running
-    assert thread_errors == []
