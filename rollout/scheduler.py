@@ -65,6 +65,8 @@ class RolloutScheduler:
         self._cache_lock = threading.Lock()
         self._seen = 0
         self._firing: set[str] = set()  # rollouts whose tick runs now, under `_lock`
+        #: firing rollouts whose job fell due again meanwhile: their tick runs once more
+        self._again: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -200,8 +202,8 @@ class RolloutScheduler:
         """A job for each active rollout the due index says falls due within the horizon, at
         the due time of the newest state kept of it: the index was read before changes this
         replica may have made since, and its older time would fire a tick too early (which
-        finds nothing due) or while that rollout's tick still runs (which APScheduler skips).
-        A rollout whose tick is running is left to that tick."""
+        finds nothing due) or while that rollout's tick still runs (which only makes that
+        tick go once more). A rollout whose tick is running is left to that tick."""
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
@@ -279,22 +281,41 @@ class RolloutScheduler:
             self._follow(outcome.rollout)
 
     def fire(self, rollout_id: str) -> None:
-        """The job: tick the rollout if we still lead. Any logic lives in the service."""
+        """The job: tick the rollout if we still lead. Any logic lives in the service.
+
+        A tick decides its step at its start, so under a slow cluster the next due time it
+        schedules can pass before it returns, and that job fires while it still runs. The
+        job then only asks the running tick to go once more (`_again`): one tick at a time
+        for a rollout, and no due time left for a sweep to find."""
         if self._halted or not self.lease.is_leader:
             return
         with self._lock:
+            if rollout_id in self._firing:
+                self._again.add(rollout_id)
+                return
             self._firing.add(rollout_id)
+        try:
+            while self._tick(rollout_id):
+                pass
+        finally:
+            with self._lock:
+                self._firing.discard(rollout_id)
+                self._again.discard(rollout_id)
+
+    def _tick(self, rollout_id: str) -> bool:
+        """One tick; whether to tick again (its job fell due meanwhile, and we still lead)."""
         try:
             outcome = self.service.tick(rollout_id)
         except RolloutError as exc:
             log.warning("tick of %s did not complete: %s (the next sweep retries)",
                         rollout_id, exc)
-            return
-        finally:
-            with self._lock:
-                self._firing.discard(rollout_id)
+            return False
         if outcome.changed:
             log.info("tick %s: %s", rollout_id, outcome.message)
+        with self._lock:
+            again = rollout_id in self._again and not self._halted
+            self._again.discard(rollout_id)
+        return again and self.lease.is_leader
 
     def due_times(self) -> dict[str, datetime]:
         return {job.id.removeprefix(JOB_PREFIX): job.next_run_time
@@ -307,9 +328,9 @@ class RolloutScheduler:
         job = self.scheduler.get_job(job_id)
         if job is not None and job.next_run_time == due:
             return
-        self.scheduler.add_job(
+        self.scheduler.add_job(  # a second instance only hands over to the first (`fire`)
             self.fire, "date", run_date=due, args=[rollout_id], id=job_id,
-            replace_existing=True, misfire_grace_time=None, coalesce=True, max_instances=1,
+            replace_existing=True, misfire_grace_time=None, coalesce=True, max_instances=2,
         )
 
     def _remove(self, rollout_id: str) -> None:
