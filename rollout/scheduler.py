@@ -294,16 +294,24 @@ class RolloutScheduler:
                 self._again.add(rollout_id)
                 return
             self._firing.add(rollout_id)
+        done = False
         try:
-            while self._tick(rollout_id):
-                pass
+            while not done:
+                completed = self._tick(rollout_id)
+                with self._lock:  # one decision with the hand-over above: none is lost
+                    done = not (completed and rollout_id in self._again and not self._halted
+                                and self.lease.is_leader)
+                    self._again.discard(rollout_id)
+                    if done:
+                        self._firing.discard(rollout_id)
         finally:
-            with self._lock:
-                self._firing.discard(rollout_id)
-                self._again.discard(rollout_id)
+            if not done:  # the tick raised: the next sweep retries
+                with self._lock:
+                    self._firing.discard(rollout_id)
+                    self._again.discard(rollout_id)
 
     def _tick(self, rollout_id: str) -> bool:
-        """One tick; whether to tick again (its job fell due meanwhile, and we still lead)."""
+        """One tick; whether it completed."""
         try:
             outcome = self.service.tick(rollout_id)
         except RolloutError as exc:
@@ -312,10 +320,7 @@ class RolloutScheduler:
             return False
         if outcome.changed:
             log.info("tick %s: %s", rollout_id, outcome.message)
-        with self._lock:
-            again = rollout_id in self._again and not self._halted
-            self._again.discard(rollout_id)
-        return again and self.lease.is_leader
+        return True
 
     def due_times(self) -> dict[str, datetime]:
         return {job.id.removeprefix(JOB_PREFIX): job.next_run_time
