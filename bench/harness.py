@@ -32,14 +32,18 @@ class Result:
 def interleaved(call: Callable[[], object], floor: Callable[[], object], *, repeat: int,
                 setup: Callable[[], object] | None = None) -> tuple[float, float]:
     """Median times of `call` and of `floor`, a sample of each in turn (`setup` before each
-    sample of `call`, untimed), so that whatever else the machine does weighs on both."""
+    sample of `call`, untimed), so that whatever else the machine does weighs on both; the
+    order changes each round, so that neither always runs in the wake of the other."""
     samples: list[float] = []
     floors: list[float] = []
-    for _ in range(repeat):
+    for round_ in range(repeat):
+        if round_ % 2:
+            floors.append(_timed(floor))
         if setup is not None:
             setup()
         samples.append(_timed(call))
-        floors.append(_timed(floor))
+        if not round_ % 2:
+            floors.append(_timed(floor))
     return statistics.median(samples), statistics.median(floors)
 
 

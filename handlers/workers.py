@@ -54,10 +54,12 @@ class Workers:
                 self._done()
 
         try:
-            self._pool.submit(run)
+            future = self._pool.submit(run)
         except RuntimeError:  # shut down
             self._done()
             return False
+        # dropped by a drain before it began: `run` never runs, so its slot is freed here
+        future.add_done_callback(lambda f: self._done() if f.cancelled() else None)
         return True
 
     def _add(self, n: int) -> None:
@@ -69,9 +71,6 @@ class Workers:
     def _done(self) -> None:
         self._add(-1)
         self._slots.release()
-
-    def shutdown(self, *, wait: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
     def drain(self, timeout: float) -> int:
         """Refuse new work and give the work already taken (acked in Slack, so its user is

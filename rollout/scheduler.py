@@ -294,21 +294,21 @@ class RolloutScheduler:
                 self._again.add(rollout_id)
                 return
             self._firing.add(rollout_id)
-        done = False
         try:
-            while not done:
+            again = True
+            while again:
                 completed = self._tick(rollout_id)
-                with self._lock:  # one decision with the hand-over above: none is lost
-                    done = not (completed and rollout_id in self._again and not self._halted
-                                and self.lease.is_leader)
+                with self._lock:  # decided under the lock the hand-over takes: none is lost
+                    again = (completed and rollout_id in self._again and not self._halted
+                             and self.lease.is_leader)
                     self._again.discard(rollout_id)
-                    if done:
+                    if not again:
                         self._firing.discard(rollout_id)
-        finally:
-            if not done:  # the tick raised: the next sweep retries
-                with self._lock:
-                    self._firing.discard(rollout_id)
-                    self._again.discard(rollout_id)
+        except BaseException:  # the next sweep retries
+            with self._lock:
+                self._firing.discard(rollout_id)
+                self._again.discard(rollout_id)
+            raise
 
     def _tick(self, rollout_id: str) -> bool:
         """One tick; whether it completed."""

@@ -39,7 +39,7 @@ def test_the_pool_refuses_work_beyond_workers_plus_backlog_at_once() -> None:
     assert workers.busy == 2
     assert not workers.submit(lambda: None)
     release.set()
-    workers.shutdown(wait=True)
+    workers.drain(WAIT)
     assert workers.busy == 0  # every slot freed as its work ended
     assert not workers.submit(lambda: None)  # shut down: refused, not queued
 
@@ -51,7 +51,7 @@ def test_work_that_fails_frees_its_slot() -> None:
         raise RuntimeError("boom")
 
     assert workers.submit(fail)
-    workers.shutdown(wait=True)
+    workers.drain(WAIT)
     assert workers.busy == 0
 
 
@@ -80,8 +80,8 @@ def test_drain_gives_up_at_its_deadline_and_drops_what_has_not_begun() -> None:
     assert workers.submit(lambda: done.append("queued"))
     assert workers.drain(0) == 2  # one running, one waiting: both still taken at the deadline
     release.set()
-    workers.shutdown(wait=True)
-    assert done == []  # the waiting one was dropped, never run
+    assert workers.drain(WAIT) == 0  # the running one ended, the dropped one freed its slot
+    assert done == [] and workers.busy == 0  # the waiting one was dropped, never run
 
 
 def test_a_pool_without_workers_is_refused() -> None:
@@ -127,7 +127,7 @@ def test_a_full_pool_is_answered_busy_in_the_ack_and_nothing_is_done() -> None:
         _edge(store, workers).on_command(ack, COMMAND, respond)  # type: ignore[arg-type]
     finally:
         release.set()
-        workers.shutdown(wait=True)
+        workers.drain(WAIT)
     assert ack.calls == [{"text": BUSY}]
     assert respond.calls == []
     assert store.saves == [] and store.events == []
@@ -138,7 +138,7 @@ def test_with_room_the_ack_is_empty_and_the_answer_follows_from_a_worker() -> No
     ack, respond = Recorder(), Recorder()
     _edge(FakeStore(), workers).on_command(ack, COMMAND, respond)  # type: ignore[arg-type]
     assert ack.calls == [{}]
-    workers.shutdown(wait=True)
+    workers.drain(WAIT)
     texts = [c["text"] for c in respond.calls]
     assert len(texts) == 2 and "Working on it" in texts[0]
     assert respond.calls[1]["replace_original"] is True
