@@ -24,6 +24,7 @@ from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.adapters.store import RedisStore
 from rollout.domain.clock import Clock, SystemClock
 from rollout.domain.preflight import CapacityPolicy
+from rollout.lock_keeper import LockKeeper
 from rollout.redis_connect import connect
 from rollout.scheduler import STEP_THREADS
 from rollout.service import Gates, Listener, RolloutService, ServiceOptions
@@ -81,7 +82,7 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
         reminder_seconds=settings.seconds(settings.rollout_reminder),
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),
         keep_seconds=settings.seconds(settings.rollout_keep) or 0,
-        listeners=listeners, lock_renew_seconds=lock_ttl / 3,
+        listeners=listeners, lock_keeper=LockKeeper(lock_ttl / 3),
     )
     direct = ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts)
     gates = Gates(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import logging
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -68,6 +67,7 @@ from rollout.domain.models import (
 )
 from rollout.domain.preflight import CapacityPolicy, preflight
 from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
+from rollout.lock_keeper import LockKeeper
 from rollout.ports import (
     Changes,
     ClusterFactsReader,
@@ -128,13 +128,11 @@ class _Hold:
     its token, and the operation's save waits here (`stage`) to be written with the lock's
     release, in the command's last round trip (`close`).
 
-    With `renew_seconds`, a keeper renews the lock while the operation works (up to
-    `limit_seconds`): a write and its fence-off may take several Kubernetes timeouts, longer
-    than the lock's TTL, and a lock that lapsed under a write in flight would leave the
-    answer and the store behind what landed."""
+    With a `keeper`, the lock is renewed while the operation works (a write and its
+    fence-off may take several Kubernetes timeouts, longer than the lock's TTL)."""
 
     def __init__(self, store: RolloutStore, opening: Opening, *,
-                 renew_seconds: float | None = None, limit_seconds: float = 120.0) -> None:
+                 keeper: LockKeeper | None = None) -> None:
         assert opening.lease is not None
         self.store = store
         self.opening = opening
@@ -143,22 +141,20 @@ class _Hold:
         #: the command decides on the namespace cache's copy of its target (a tick); its
         #: write then says so, and a moved object sends it back to a fresh read
         self.recalled = False
-        self._done = threading.Event()
-        if renew_seconds:
-            threading.Thread(target=self._keep, args=(renew_seconds, limit_seconds),
-                             name=f"lock keeper {self.lease.key}", daemon=True).start()
+        self._done = False
+        self._keeper = keeper
+        self._kept = keeper.keep(self) if keeper is not None else None
 
-    def _keep(self, every: float, limit: float) -> None:
-        """Renew until released, the limit passes, or the lock is found lost (the save then
-        finds out and says why)."""
-        renewals = int(limit // every)
-        for _ in range(renewals):
-            if self._done.wait(every):
-                return
-            try:
-                self.store.confirm(self.lease)
-            except RolloutError:
-                return
+    def renew(self) -> bool:
+        """The keeper's renewal; False once released or found lost (the save then finds
+        out and says why)."""
+        if self._done:
+            return False
+        try:
+            self.store.confirm(self.lease)
+        except RolloutError:
+            return False
+        return True
 
     def regrant(self, behind: FenceBehind) -> int:
         """The object carries a higher token while our lock is intact: Redis forgot its
@@ -179,7 +175,9 @@ class _Hold:
         """Save what was staged, keep the request's answer and give the lock back, in one
         round trip. The lock is given back (or, Redis gone, lapses by itself) whatever the
         save's answer; a save's failure is raised, saying whether the change landed."""
-        self._done.set()
+        self._done = True
+        if self._keeper is not None and self._kept is not None:
+            self._keeper.let_go(self._kept)
         staged, self._staged = self._staged, None
         try:
             self.store.close(self.lease, saving=staged[0] if staged else None, memo=memo)
@@ -236,8 +234,8 @@ class ServiceOptions:
     #: how long a completed rollout keeps its old pool in the rule (ROLLOUT_KEEP)
     keep_seconds: int = 24 * 3600
     idempotency_ttl_seconds: int = 24 * 3600
-    #: renew a command's target lock this often while it works (a third of its TTL)
-    lock_renew_seconds: float | None = None
+    #: renews a command's target lock while it works (every third of its TTL)
+    lock_keeper: LockKeeper | None = None
     listeners: list[Listener] = field(default_factory=list)
     #: the analyses a rollout may choose (`--analysis`) and the port that measures them;
     #: without a port (no PROMETHEUS_URL) rollouts start without canary analysis
@@ -628,7 +626,7 @@ class RolloutService:
         opening = self._open(subject, preempt=preempt, memo=memo)
         if opening.answer is not None:
             return Outcome(None, f"Already handled: {opening.answer}", changed=False)
-        hold = _Hold(self.store, opening, renew_seconds=self.options.lock_renew_seconds)
+        hold = _Hold(self.store, opening, keeper=self.options.lock_keeper)
         outcome: Outcome | None = None
         answered: Memo | None = None
         hold.recalled = recall
@@ -1104,7 +1102,7 @@ class RolloutService:
             raise NotFound(f"no orphaned rollout marker for {canary} in {namespace}")
         marked = found[0]
         hold = _Hold(self.store, self.store.open(key=marked.target.object_key),
-                     renew_seconds=self.options.lock_renew_seconds)
+                     keeper=self.options.lock_keeper)
         try:
             self.store.confirm(hold.lease)
             try:

@@ -18,6 +18,7 @@ from rollout.domain.errors import (
 )
 from rollout.domain.models import PauseKind, Phase
 from rollout.domain.plan import build_plan
+from rollout.lock_keeper import LockKeeper
 from rollout.service import Ref
 from sandbox.kube import Fault
 from sandbox.redis_server import RedisServer
@@ -113,7 +114,7 @@ def test_a_write_slower_than_the_lock_ttl_is_recorded_while_the_lock_is_renewed(
     """A PATCH held past the lock's lifetime: renewed, the step lands and is recorded; let
     lapse, the store falls behind what landed (the case the keeper exists for)."""
     world = make_world(cluster, redis_server.url, lock_ttl=1.0)
-    world.service.options.lock_renew_seconds = 0.2 if renewed else None
+    world.service.options.lock_keeper = LockKeeper(0.2) if renewed else None
     try:
         _start(world)
         world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,

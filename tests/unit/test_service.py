@@ -24,6 +24,7 @@ from rollout.domain.freeze import Freeze
 from rollout.domain.models import Actor, AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, Observed, Pair
+from rollout.lock_keeper import LockKeeper
 from rollout.ports import Lease
 from rollout.service import Ref, RolloutService, _Hold
 from tests.unit.builders import ALICE, BOB, T0, TARGET
@@ -357,22 +358,34 @@ class _CountingStore(FakeStore):
         super().confirm(lease)
 
 
-def test_the_lock_keeper_renews_until_its_limit_and_stops_when_the_lock_is_lost() -> None:
-    """`_keep` run inline: each renewal confirms the lease; a lost lease ends it."""
+def test_a_hold_renews_its_lock_until_it_is_released_or_the_lock_is_lost() -> None:
+    """The keeper's renewal confirms the lease; a lost lease, or a release, ends it."""
     key = "httproute/default/routes-to-llm"
     store = _CountingStore()
     hold = _Hold(store, store.open(key=key))
-    hold._keep(1e-9, 5.5e-9)  # five renewals fit in the limit
-    assert store.confirms == 5
+    assert [hold.renew() for _ in range(5)] == [True] * 5 and store.confirms == 5
     losing = _CountingStore(fail_after=2)
     hold = _Hold(losing, losing.open(key=key))
-    hold._keep(1e-9, 1.0)
-    assert losing.confirms == 3
+    assert [hold.renew() for _ in range(3)] == [True, True, False]
     released = _CountingStore()
     hold = _Hold(released, released.open(key=key))
     hold.close()
-    hold._keep(1e-9, 1.0)
-    assert released.confirms == 0
+    assert not hold.renew() and released.confirms == 0
+
+
+def test_a_command_keeps_its_lock_with_the_keeper_only_while_it_runs() -> None:
+    """Each command's hold is kept from its opening and let go when it closes, whatever
+    the command's answer."""
+    keeper = LockKeeper(1.0, clock=lambda: 0.0, background=False)
+    service, _, target, _ = _world()
+    seen: list[int] = []
+    service.options.lock_keeper = keeper
+    target.on_write = lambda: seen.append(keeper.held())
+    service.start(namespace="default", canary=CANARY, plan=build_plan([10, 50, 100]),
+                  actor=ALICE)
+    target.on_write = lambda: seen.append(keeper.held())
+    service.approve(REF, actor=BOB)
+    assert seen == [1, 1] and keeper.held() == 0
 
 
 def test_a_write_that_landed_while_redis_failed_names_the_cause_in_its_answer() -> None:
