@@ -32,9 +32,11 @@ from bench.redis_count import commands
 from bench.step_floor import Throughput, bare_steps
 from bench.wiring import service_for
 from bench.worlds import World, open_world, route_name, seed_targets
+from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.store import RedisStore
 from rollout.domain.models import Actor, AuditAction, AuditEvent
 from rollout.domain.plan import build_plan
+from rollout.redis_connect import connect
 from rollout.scheduler import STEP_THREADS
 from rollout.service import Ref, RolloutService
 from sandbox.redis_server import RedisServer
@@ -123,7 +125,8 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
         loaded = Scheduler(kubeconfig, loaded_redis.url, prefix, workdir / "loaded.log",
                            profile)
         idle = Scheduler(kubeconfig, idle_redis.url, prefix, workdir / "idle.log")
-        store = RedisStore.from_url(loaded_redis.url, prefix=prefix)
+        client = connect(loaded_redis.url)  # another replica, as a Slack one: it announces
+        store = RedisStore(client, prefix=prefix, feed=ChangeFeed.of_install(client, prefix))
         service = service_for(world.api(), store, prefix)
         try:
             ids = _start_all(service, targets)

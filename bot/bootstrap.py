@@ -13,6 +13,7 @@ from bot import kube
 from bot.settings import Settings
 from handlers.workers import DEFAULT_WORKERS
 from rollout.adapters.analysis_file import load_analyses
+from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.httproute import HTTPRouteSplit
@@ -40,6 +41,8 @@ class Container:
     listeners: list[Listener] = field(default_factory=list)
     cache: NamespaceCache | None = None
     cache_api: client.ApiClient | None = None
+    #: this replica's writes announced to the leader; the leader's subscription
+    feed: ChangeFeed | None = None
 
     def close(self) -> None:
         if self.cache is not None:
@@ -64,8 +67,9 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
                            master=settings.redis_sentinel_master,
                            sentinel_password=settings.redis_sentinel_password or None)
     lock_ttl = settings.seconds(settings.rollout_lock_ttl) or 15
+    feed = ChangeFeed.of_install(redis_client, settings.rollout_key_prefix)
     store = RedisStore(redis_client, prefix=settings.rollout_key_prefix,
-                       lock_ttl_seconds=lock_ttl)
+                       lock_ttl_seconds=lock_ttl, feed=feed)
     api = kube.api_client(settings.kubeconfig, connections=KUBE_CONNECTIONS)
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
@@ -95,7 +99,7 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
                              options=options)
     return Container(settings=settings, store=store, kube_api=api, service=service, clock=clock,
-                     listeners=listeners, cache=cache, cache_api=cache_api)
+                     listeners=listeners, cache=cache, cache_api=cache_api, feed=feed)
 
 
 def _cache(settings: Settings) -> tuple[NamespaceCache, client.ApiClient]:

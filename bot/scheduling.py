@@ -21,7 +21,7 @@ def build_scheduler(container: Container) -> RolloutScheduler:
     lease = LeaderLease(container.store.client, key=container.store.key("leader"),
                         holder=holder, ttl_seconds=ttl)
     scheduler = RolloutScheduler(service=container.service, lease=lease,
-                                 sweep_seconds=min(sweep, ttl / 3))
+                                 sweep_seconds=min(sweep, ttl / 3), feed=container.feed)
     container.listeners.append(scheduler.on_change)
     return scheduler
 

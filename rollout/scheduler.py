@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.leadership import LeaderLease
 from rollout.domain import gating
 from rollout.domain.errors import RolloutError
@@ -51,10 +52,12 @@ def background_scheduler() -> BackgroundScheduler:
 class RolloutScheduler:
     def __init__(
         self, *, service: RolloutService, lease: LeaderLease, sweep_seconds: float = 5.0,
-        scheduler: BackgroundScheduler | None = None,
+        scheduler: BackgroundScheduler | None = None, feed: ChangeFeed | None = None,
     ) -> None:
         self.service = service
         self.lease = lease
+        #: other replicas' changes, announced: the leader sweeps at once (`wake`)
+        self.feed = feed
         self.sweep_seconds = sweep_seconds
         self.scheduler = scheduler or background_scheduler()
         self._lock = threading.Lock()
@@ -67,6 +70,8 @@ class RolloutScheduler:
         self._firing: set[str] = set()  # rollouts whose tick runs now, under `_lock`
         #: firing rollouts whose job fell due again meanwhile: their tick runs once more
         self._again: set[str] = set()
+        self._sweeping = False  # under `_lock`
+        self._woken = False  # a change was announced while the sweep ran: it sweeps again
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -82,6 +87,9 @@ class RolloutScheduler:
                                id=ANALYSIS_JOB, max_instances=1, coalesce=True,
                                replace_existing=True)
         self.scheduler.start()
+        if self.feed is not None:
+            # while this replica leads, its own changes reach it directly (`on_change`)
+            self.feed.listen(self.wake, quiet_while=lambda: self.lease.is_leader)
 
     def stop(self) -> None:
         """Stop firing, wait for a tick in flight, then let the lease go."""
@@ -104,6 +112,8 @@ class RolloutScheduler:
         flag is set). Redis holds every due time, so the jobs are nothing to keep."""
         with self._lock:
             self._stopping = True
+        if self.feed is not None:
+            self.feed.close()
         if self.scheduler.running:
             self.scheduler.remove_all_jobs()
             self.scheduler.shutdown(wait=True)
@@ -117,7 +127,36 @@ class RolloutScheduler:
 
     # -- the leader's loop ---------------------------------------------------------------
 
+    def wake(self) -> None:
+        """Another replica announced a change: as leader, sweep now rather than at the next
+        interval (a change announced while the sweep runs makes it sweep once more)."""
+        with self._lock:
+            if self._halted or not self.lease.is_leader:
+                return
+            if self._sweeping:
+                self._woken = True
+                return
+            self.scheduler.modify_job(SWEEP_JOB,
+                                      next_run_time=datetime.now(self.scheduler.timezone))
+
     def sweep(self) -> None:
+        """The sweep job: once, and once more for each time it was woken meanwhile."""
+        with self._lock:
+            self._sweeping = True
+        try:
+            again = True
+            while again:
+                self._sweep()
+                with self._lock:  # decided under the lock `wake` takes: no wake is lost
+                    again = self._woken and not self._halted
+                    self._woken = False
+                    self._sweeping = again
+        except BaseException:
+            with self._lock:
+                self._sweeping = False
+            raise
+
+    def _sweep(self) -> None:
         """Renew the lease; as leader, make the jobs match the due times in Redis."""
         leading = self.lease.refresh()
         with self._lock:

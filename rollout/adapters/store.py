@@ -21,6 +21,7 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rollout.adapters.change_feed import ChangeFeed
 from rollout.domain.errors import (
     Busy,
     Conflict,
@@ -94,8 +95,10 @@ return 0
 #       number of its last write), change sequence
 # ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
 #       created score, maxlen rollout audit, maxlen global, recent keep, due ms ('' for
-#       none), changes kept, object key (the lock `open` takes for this rollout), then the
-#       arguments of the script around it, then from ARGV[first] the events.
+#       none), changes kept, object key (the lock `open` takes for this rollout), the
+#       channel the write is announced on ('' for none; `pcall`: a user without channel
+#       rights still saves), then the arguments of the script around it, then from
+#       ARGV[first] the events.
 _WRITE = """
 local function write(first)
   if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
@@ -133,19 +136,20 @@ local function write(first)
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
     redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
   end
+  if ARGV[15] ~= '' then redis.pcall('PUBLISH', ARGV[15], ARGV[5]) end
   return {'OK'}
 end
 """
-_WRITE_ARGS = 14  # the arguments before the events
+_WRITE_ARGS = 15  # the arguments before the events
 
 _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 
 # A command's last round trip: the write, then (only if it was accepted) the request's
 # memo, then the lock given back, whatever the write's answer. KEYS as _WRITE, then the
 # memo key; ARGV as _WRITE, then memo answer ('' for none), memo ttl (s), events.
-_CLOSE = _WRITE + f"local result = write({_WRITE_ARGS + 3})" + """
-if result[1] == 'OK' and ARGV[15] ~= '' then
-  redis.call('SET', KEYS[14], ARGV[15], 'NX', 'EX', ARGV[16])
+_CLOSE = _WRITE + f"""local result = write({_WRITE_ARGS + 3})
+if result[1] == 'OK' and ARGV[{_WRITE_ARGS + 1}] ~= '' then
+  redis.call('SET', KEYS[14], ARGV[{_WRITE_ARGS + 1}], 'NX', 'EX', ARGV[{_WRITE_ARGS + 2}])
 end
 if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
 return result
@@ -228,8 +232,10 @@ class RedisStore:
     def __init__(
         self, client: redis.Redis, *, prefix: str = "rollout-bot", lock_ttl_seconds: float = 30.0,
         lock_wait_seconds: float = 10.0, sleep: Callable[[float], None] = time.sleep,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self._r = client
+        self._feed = feed  # announces this replica's writes to the leader
         self._p = prefix
         self._ttl_ms = int(lock_ttl_seconds * 1000)
         self._wait = lock_wait_seconds
@@ -398,7 +404,7 @@ class RedisStore:
             r.model_dump_json(exclude={"card"}), str(lease.token), r.id,
             "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
             ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP, due, CHANGES_KEPT,
-            r.target.object_key,
+            r.target.object_key, self._feed.announced_on() if self._feed is not None else "",
         ]
         assert len(args) == _WRITE_ARGS
         return keys, args

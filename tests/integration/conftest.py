@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from bot.cli import main
+from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.kube.fenced import Kind
@@ -97,6 +98,7 @@ class World:
     service: RolloutService
     clock: ManualClock
     api: client.ApiClient
+    feed: ChangeFeed | None = None
 
     def route(self, name: str = "routes-to-llm") -> dict[str, Any]:
         obj = self.emulator.get_object("gateway.networking.k8s.io", "v1", "httproutes",
@@ -116,15 +118,18 @@ class World:
 
 def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
                timeout: tuple[float, float] = (2.0, 5.0), prefix: str | None = None,
-               sentinels: tuple[str, ...] = (), cache: NamespaceCache | None = None) -> World:
+               sentinels: tuple[str, ...] = (), cache: NamespaceCache | None = None,
+               feed: bool = False) -> World:
     """`cache`: the namespace cache serve and the scheduler read through (else direct reads,
-    as the CLI)."""
+    as the CLI). `feed`: the store announces its writes (`World.feed`), as production's."""
     configuration = emulator.bot_configuration()
     configuration.retries = 1  # as bot.kube configures the production client
     api = client.ApiClient(configuration)
     key_prefix = prefix or unique_prefix()
-    store = RedisStore(connect(redis_url, sentinels=sentinels),
-                       prefix=key_prefix, lock_ttl_seconds=lock_ttl)
+    redis_client = connect(redis_url, sentinels=sentinels)
+    announced = ChangeFeed.of_install(redis_client, key_prefix) if feed else None
+    store = RedisStore(redis_client, prefix=key_prefix, lock_ttl_seconds=lock_ttl,
+                       feed=announced)
     clock = ManualClock()
     objects = client.CustomObjectsApi(api)
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout, cache=cache),
@@ -134,7 +139,8 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
                   freezes=FreezeStore(store.client, prefix=key_prefix))
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,
                              options=ServiceOptions())
-    return World(emulator=emulator, store=store, service=service, clock=clock, api=api)
+    return World(emulator=emulator, store=store, service=service, clock=clock, api=api,
+                 feed=announced)
 
 
 class TrailingCache:

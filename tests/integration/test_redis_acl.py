@@ -5,12 +5,15 @@ outside its prefix."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
+from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.leadership import LeaderLease
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
@@ -63,8 +66,31 @@ def test_anonymous_and_wrong_password_clients_get_nothing(acl_redis: RedisServer
         redis.Redis.from_url(_url(acl_redis, password="wrong")).ping()
 
 
+def test_the_bot_user_announces_its_writes_on_its_own_channel(
+        acl_redis: RedisServer, cluster: RealCluster) -> None:
+    """The change feed works under the shipped ACL: a write is published (inside the save's
+    script) and heard by a subscriber of the bot's user."""
+    world = make_world(cluster, _url(acl_redis), prefix="rollout-bot", feed=True)
+    feed = ChangeFeed(redis.Redis.from_url(_url(acl_redis)), channel="rollout-bot:changed")
+    heard = threading.Event()
+    feed.listen(heard.set, quiet_while=lambda: False)
+    try:
+        deadline = time.monotonic() + 10
+        while not heard.is_set() and time.monotonic() < deadline:  # until it has subscribed
+            world.service.start(namespace="default", canary="llm-pool-version-2",
+                                actor=ALICE, plan=build_plan([50, 100]))
+            heard.wait(0.2)
+            world.service.rollback(Ref(canary="llm-pool-version-2"), actor=BOB)
+        assert heard.is_set()
+    finally:
+        feed.close()
+        world.store.client.close()
+        world.api.close()
+
+
 @pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"),
-                                     ("SET", "other-app:key", "1"), ("ACL", "LIST")])
+                                     ("SET", "other-app:key", "1"), ("ACL", "LIST"),
+                                     ("PUBLISH", "other-app:events", "1")])
 def test_the_bot_user_cannot_administer_or_leave_its_prefix(acl_redis: RedisServer,
                                                             command: tuple[str, ...]) -> None:
     client = redis.Redis.from_url(_url(acl_redis))

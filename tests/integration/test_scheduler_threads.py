@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, JobEvent
 
 from rollout.domain.plan import build_plan
-from rollout.scheduler import JOB_PREFIX, RolloutScheduler, background_scheduler
-from rollout.service import Outcome
+from rollout.ports import Changes
+from rollout.scheduler import JOB_PREFIX, SWEEP_JOB, RolloutScheduler, background_scheduler
+from rollout.service import Outcome, RolloutService
 from tests.unit.builders import ALICE, BOB
 from tests.unit.test_scheduler_jobs import _HeldLease
 from tests.unit.test_service import CANARY, REF, _world
@@ -101,3 +102,76 @@ def test_a_due_time_reached_while_the_rollouts_own_tick_still_runs_is_not_lost()
         assert ticks[:2] == [0, 1], ticks
     finally:
         scheduler.halt()
+
+
+def _sweep_job_at(scheduler: RolloutScheduler) -> datetime:
+    job = scheduler.scheduler.get_job(SWEEP_JOB)
+    assert job is not None
+    at: datetime = job.next_run_time
+    return at
+
+
+def test_a_wake_brings_the_sweep_forward_only_as_leader() -> None:
+    """An announced change: the leader's sweep job runs now, not at its interval."""
+    service, _store, _target, _clock = _world()
+    for leading in (True, False):
+        jobs = background_scheduler()
+        jobs.start(paused=True)  # nothing runs: only where the job stands is read
+        lease = _HeldLease()
+        lease.is_leader = leading
+        scheduler = RolloutScheduler(service=service, lease=lease,  # type: ignore[arg-type]
+                                     scheduler=jobs)
+        try:
+            jobs.add_job(scheduler.sweep, "interval", seconds=3600, id=SWEEP_JOB)
+            before = _sweep_job_at(scheduler)
+            scheduler.wake()
+            moved = _sweep_job_at(scheduler) <= datetime.now(UTC)
+            assert moved is leading and (moved or _sweep_job_at(scheduler) == before)
+        finally:
+            jobs.shutdown(wait=False)
+
+
+def test_a_change_announced_while_the_sweep_runs_makes_it_sweep_once_more() -> None:
+    """The sweep read the change index before the change was saved: without one more
+    sweep, the change would wait for the next interval. A change announced during that
+    sweep again gets one more. Many rounds, real threads."""
+    service, _store, _target, _clock = _world()
+    for _ in range(ROUNDS):
+        assert _sweeps_with_a_wake_during_the_first_two(service) == 3
+
+
+def _sweeps_with_a_wake_during_the_first_two(service: RolloutService) -> int:
+    """How many times the sweep read the change index, woken while it ran twice."""
+    jobs = background_scheduler()
+    jobs.start(paused=True)
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs)
+    reading = [threading.Event(), threading.Event()]
+    carry_on = [threading.Event(), threading.Event()]
+    reads: list[int] = []
+    real_changes = service.changes_since
+
+    def changes_since(seen: int) -> Changes:
+        reads.append(seen)
+        if len(reads) <= 2:
+            reading[len(reads) - 1].set()
+            carry_on[len(reads) - 1].wait(5)
+        return real_changes(seen)
+
+    service.changes_since = changes_since  # type: ignore[method-assign]
+    jobs.add_job(scheduler.sweep, "interval", seconds=3600, id=SWEEP_JOB)
+    try:
+        sweeping = threading.Thread(target=scheduler.sweep)
+        sweeping.start()
+        for i in range(2):
+            assert reading[i].wait(5)
+            scheduler.wake()  # announced after this sweep read the index
+            carry_on[i].set()
+        sweeping.join(5)
+        swept = len(reads)
+        scheduler.wake()  # no sweep runs now: the job is brought forward instead
+        assert len(reads) == swept and _sweep_job_at(scheduler) <= datetime.now(UTC)
+        return swept
+    finally:
+        service.changes_since = real_changes  # type: ignore[method-assign]
+        jobs.shutdown(wait=False)

@@ -1,0 +1,89 @@
+"""Wakes the leading scheduler when another replica saves a change.
+
+The leader learns of changes from the change index at each sweep (`ROLLOUT_TICK`), so a plan
+approved or a rollout resumed on another replica waited up to a sweep before its next
+automatic step was scheduled, however short its bake. Each state write of a replica that
+does not lead now also publishes the rollout's id on a channel (in the same script, with
+`redis.pcall`: a Redis user without channel rights still saves), and the leader, subscribed,
+sweeps at once. A message lost (a dropped connection, a failover) costs only the wait for
+the next sweep, as before; the leader's own writes publish nothing (it follows them already).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.client import PubSub, PubSubWorkerThread
+from redis.exceptions import NoPermissionError, RedisError
+
+log = logging.getLogger(__name__)
+
+#: how long the listener waits for a message in one read, and after a failed read
+POLL_SECONDS = 1.0
+
+
+class ChangeFeed:
+    """The channel every replica's writes are announced on, and the leader's subscription."""
+
+    def __init__(self, client: redis.Redis, *, channel: str) -> None:
+        self._r = client
+        self.channel = channel
+        #: while true, this replica's writes are not announced (it leads)
+        self._quiet: Callable[[], bool] = lambda: False
+        self._lock = threading.Lock()
+        self._pubsub: PubSub | None = None
+        self._worker: PubSubWorkerThread | None = None
+        self._closed = threading.Event()
+
+    @classmethod
+    def of_install(cls, client: redis.Redis, prefix: str) -> ChangeFeed:
+        """The feed of the install whose keys live under `prefix` (ROLLOUT_KEY_PREFIX)."""
+        return cls(client, channel=f"{prefix}:changed")
+
+    def announced_on(self) -> str:
+        """The channel a write publishes on now, '' for none (the store's script argument)."""
+        return "" if self._quiet() else self.channel
+
+    def listen(self, on_change: Callable[[], None], *,
+               quiet_while: Callable[[], bool]) -> None:
+        """Call `on_change` (on the listener's thread) for each change announced; announce
+        nothing of this replica's own while `quiet_while()`."""
+        self._quiet = quiet_while
+        with self._lock:
+            if self._pubsub is not None or self._closed.is_set():
+                return
+            self._pubsub = self._r.pubsub(  # type: ignore[no-untyped-call]
+                ignore_subscribe_messages=True)
+            self._pubsub.subscribe(**{self.channel: lambda _message: on_change()})
+            self._worker = self._pubsub.run_in_thread(
+                sleep_time=POLL_SECONDS, daemon=True, exception_handler=self._failed)
+            self._worker.name = "change feed"
+
+    def _failed(self, exc: BaseException, pubsub: PubSub, worker: Any) -> None:
+        """A read that failed: Redis gone (the next read reconnects and subscribes again;
+        until then changes wait for the sweep), or a user without channel rights (the feed
+        stops: the sweep alone follows changes)."""
+        if isinstance(exc, NoPermissionError):
+            log.warning("change feed: this Redis user may not subscribe to %s; other "
+                        "replicas' changes are followed at each sweep", self.channel)
+            worker.stop()
+            return
+        if not isinstance(exc, (RedisError, OSError)):
+            raise exc
+        log.warning("change feed: %s; other replicas' changes wait for the next sweep until "
+                    "it reconnects", exc)
+        self._closed.wait(POLL_SECONDS)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed.set()
+            worker, pubsub, self._worker, self._pubsub = self._worker, self._pubsub, None, None
+        if worker is not None:
+            worker.stop()
+            worker.join(timeout=2 * POLL_SECONDS)
+        if pubsub is not None:
+            pubsub.close()

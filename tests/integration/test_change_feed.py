@@ -1,0 +1,186 @@
+"""The change feed on a real Redis and the real API server: a change saved on a replica that
+does not lead wakes the leader at once, the leader's own writes announce nothing, and the
+feed survives a Redis restart and a user without channel rights."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from rollout.adapters.change_feed import ChangeFeed
+from rollout.adapters.leadership import LeaderLease
+from rollout.domain.clock import SystemClock
+from rollout.domain.models import Phase
+from rollout.domain.plan import build_plan
+from rollout.redis_connect import connect
+from rollout.scheduler import RolloutScheduler
+from rollout.service import Ref
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, World, make_world, unique_prefix
+from tests.support.polling import eventually
+from tests.support.real_cluster import RealCluster
+
+POOL = "llm-pool-version-2"
+REF = Ref(canary=POOL)
+
+
+def _replica(cluster: RealCluster, url: str, prefix: str) -> World:
+    world = make_world(cluster, url, prefix=prefix, feed=True)
+    world.service.clock = SystemClock()
+    return world
+
+
+@pytest.fixture
+def replicas(cluster: RealCluster, redis_server: RedisServer) -> Iterator[tuple[World, World]]:
+    """Two replicas of one install: the first will lead, the second only takes commands."""
+    prefix = unique_prefix()
+    worlds = (_replica(cluster, redis_server.url, prefix),
+              _replica(cluster, redis_server.url, prefix))
+    yield worlds
+    for w in worlds:
+        w.store.client.close()
+        w.api.close()
+
+
+def _leader(world: World, *, sweep: float) -> RolloutScheduler:
+    lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder="leader",
+                        ttl_seconds=60)
+    scheduler = RolloutScheduler(service=world.service, lease=lease, sweep_seconds=sweep,
+                                 feed=world.feed)
+    world.service.options.listeners.append(scheduler.on_change)
+    scheduler.start()
+    eventually(lambda: lease.is_leader, timeout=5, step=0.02)
+    return scheduler
+
+
+class _Heard:
+    """A subscriber of its own on the channel: what was announced."""
+
+    def __init__(self, client: redis.Redis, channel: str) -> None:
+        self.ids: list[str] = []
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub.subscribe(**{channel: lambda m: self.ids.append(m["data"])})
+        self._worker = self._pubsub.run_in_thread(sleep_time=0.05, daemon=True)
+
+    def close(self) -> None:
+        self._worker.stop()
+        self._worker.join(2)
+        self._pubsub.close()
+
+
+def test_a_plan_approved_on_another_replica_steps_without_waiting_for_the_sweep(
+    replicas: tuple[World, World],
+) -> None:
+    """The leader sweeps every 60 s here: only the announcement can schedule the second step
+    of a plan whose bakes last 1 s."""
+    leading, other = replicas
+    scheduler = _leader(leading, sweep=60)
+    try:
+        other.service.start(namespace="default", canary=POOL, actor=ALICE,
+                            plan=build_plan([10, 50, 100], interval_seconds=1, auto=True))
+        other.service.approve_plan(REF, actor=BOB)  # the first step applies here
+        approved = time.monotonic()
+        eventually(lambda: other.service.get(REF).phase is Phase.COMPLETED, timeout=10,
+                   step=0.05)
+        assert time.monotonic() - approved < 10
+    finally:
+        scheduler.stop()
+    steps = [e for e in other.service.history(REF) if e.action == "step_applied"]
+    assert [(e.step, e.actor.id) for e in steps][1:] == [(1, "scheduler"), (2, "scheduler")]
+
+
+def test_only_a_replica_that_does_not_lead_announces_its_writes(
+    replicas: tuple[World, World],
+) -> None:
+    leading, other = replicas
+    assert other.feed is not None
+    heard = _Heard(other.store.client, other.feed.channel)
+    scheduler = _leader(leading, sweep=60)
+    try:
+        out = other.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                  plan=build_plan([10, 100]))
+        assert out.rollout is not None
+        rid = out.rollout.id
+        eventually(lambda: heard.ids.count(rid) == 1, timeout=5, step=0.02)
+        leading.service.approve(REF, actor=BOB)  # the leader's own: announced nowhere
+        leading.service.pause(REF, actor=BOB)
+        other.service.resume(REF, actor=BOB)
+        eventually(lambda: heard.ids.count(rid) == 2, timeout=5, step=0.02)
+        time.sleep(0.2)  # anything the leader had announced would have arrived by now
+        assert heard.ids == [rid, rid]
+    finally:
+        scheduler.stop()
+        heard.close()
+
+
+def _listening(url: str, channel: str) -> tuple[ChangeFeed, threading.Event]:
+    feed = ChangeFeed(connect(url), channel=channel)
+    woken = threading.Event()
+    feed.listen(woken.set, quiet_while=lambda: False)
+    return feed, woken
+
+
+def _until_heard(publish: Callable[[], Any], woken: threading.Event) -> bool:
+    """Publish until the listener hears one: messages sent before it subscribed are lost."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        publish()
+        if woken.wait(0.1):
+            return True
+    return False
+
+
+def test_the_leaders_subscription_comes_back_after_redis_restarts() -> None:
+    with RedisServer() as server:
+        feed, woken = _listening(server.url, "t:changed")
+        publisher = connect(server.url)
+        try:
+            assert _until_heard(lambda: publisher.publish("t:changed", "r1"), woken)
+            server.restart()
+            woken.clear()
+            assert _until_heard(lambda: _publish_once_up(publisher), woken)
+        finally:
+            feed.close()
+            publisher.close()
+
+
+def _publish_once_up(client: redis.Redis) -> None:
+    with contextlib.suppress(redis.ConnectionError):  # still coming back
+        client.publish("t:changed", "r1")
+
+
+def test_a_user_without_channel_rights_still_saves_and_the_feed_stops(
+    cluster: RealCluster, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ACL `resetchannels`: PUBLISH and SUBSCRIBE are refused. The save's `pcall` ignores
+    the refusal; the listener says once that sweeps alone follow changes, and stops."""
+    with RedisServer() as server:
+        admin = connect(server.url)
+        admin.acl_setuser("nochannels", enabled=True, passwords=["+secret"], keys=["*"],
+                          commands=["+@all"], reset_channels=True)
+        host_port = server.url.removeprefix("redis://")
+        url = f"redis://nochannels:secret@{host_port}"
+        world = make_world(cluster, url, feed=True)
+        feed = ChangeFeed(connect(url), channel="t:changed")
+        try:
+            out = world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                      plan=build_plan([10, 100]))
+            assert out.ok and world.service.get(REF).phase is Phase.AWAITING_APPROVAL
+            with caplog.at_level("WARNING", logger="rollout.adapters.change_feed"):
+                feed.listen(lambda: None, quiet_while=lambda: False)
+                eventually(lambda: "may not subscribe" in caplog.text, timeout=5, step=0.02)
+            worker = feed._worker
+            assert worker is not None
+            worker.join(5)
+            assert not worker.is_alive()
+        finally:
+            feed.close()
+            world.store.client.close()
+            world.api.close()
+            admin.close()
