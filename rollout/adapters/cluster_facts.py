@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from kubernetes.client import CoreV1Api, CustomObjectsApi
@@ -56,6 +57,18 @@ class ClusterReader:
     def read(self, namespace: str, *, route: str | None = None,
              rewrite: str | None = None) -> ClusterFacts:
         """Everything read now (`rewrite` only matters to a cache)."""
+        facts = self.read_namespace(namespace)
+        return replace(facts, route=self.read_route(namespace, route)) if route else facts
+
+    def read_route(self, namespace: str, route: str) -> ObjectFacts | None:
+        """What the gates read of one route (its owners): one GET; None when it is gone."""
+        route_obj = self._route(namespace, route)
+        return object_facts(route_obj, kind="HTTPRoute", group=ROUTE_GROUP) \
+            if route_obj else None
+
+    def read_namespace(self, namespace: str) -> ClusterFacts:
+        """Everything but a route: one list per kind, the same for every target of the
+        namespace."""
         pools: list[PoolFacts] = []
         served: set[str] = set()
         for group in (POOL_GROUP, LEGACY_GROUP):
@@ -65,7 +78,6 @@ class ClusterReader:
                 pools += (pool_facts(obj, group) for obj in items)
         objective_group, objectives = self._first_served(namespace, "inferenceobjectives")
         rewrite_group, rewrites = self._first_served(namespace, "inferencemodelrewrites")
-        route_obj = self._route(namespace, route) if route else None
         return ClusterFacts(
             namespace=namespace,
             served_pool_groups=frozenset(served),
@@ -76,8 +88,6 @@ class ClusterReader:
             rewrites=tuple(rewrite_facts(r, rewrite_group or "") for r in rewrites),
             pods=self._pods(namespace),
             services=self._services(namespace),
-            route=object_facts(route_obj, kind="HTTPRoute", group=ROUTE_GROUP)
-            if route_obj else None,
         )
 
     def _first_served(self, namespace: str, plural: str) -> tuple[str | None, list[Obj]]:

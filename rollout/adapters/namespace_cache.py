@@ -288,19 +288,41 @@ def _pool(obj: Obj, *, group: str) -> PoolFacts:
 DIRECT_READS = 4
 
 
+class _Flight:
+    """One direct read of a namespace's lists, shared by every caller that asked before it
+    began; `facts` None once done: the cache was back when its turn came."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.facts: ClusterFacts | None = None
+        self.error: BaseException | None = None
+        self.sharing = 1  # the callers it answers
+
+
+class _Namespace:
+    def __init__(self) -> None:
+        self.serial = threading.Lock()  # one read of the namespace at a time
+        self.next: _Flight | None = None  # the read the callers waiting now will share
+
+
 class WatchedFacts:
     """The ClusterFactsReader port: the cache while it is live, else the cluster itself.
 
     Reads past the cache take turns, `direct_reads` at a time: the cache is not live mostly
     because the cluster is too slow to answer its lists in time, and then every step reading
     the namespace itself (nine requests instead of none) kept it too slow for the cache ever
-    to come back. A read that waited its turn asks the cache again first."""
+    to come back. A namespace is read once at a time, and the callers waiting meanwhile share
+    the next read of it: its lists are the same for every target in it (each caller still
+    GETs its own route). A read shared began after each of its callers asked, so it holds
+    what each wrote before asking. A read whose turn came asks the cache again first."""
 
     def __init__(self, cache: NamespaceCache, direct: ClusterReader, *,
                  direct_reads: int = DIRECT_READS) -> None:
         self._cache = cache
         self._direct = direct
         self._turns = threading.BoundedSemaphore(direct_reads)
+        self._lock = threading.Lock()
+        self._namespaces: dict[str, _Namespace] = {}
 
     def read(self, namespace: str, *, route: str | None = None,
              rewrite: str | None = None) -> ClusterFacts:
@@ -309,10 +331,39 @@ class WatchedFacts:
         cached = self._cache.facts(namespace, route=route, rewrite=rewrite)
         if cached is not None:
             return cached
-        with self._turns:  # the cache may have caught up meanwhile: no second wait on it
+        facts = self._shared(namespace)
+        if facts is None:  # the cache came back while this waited: no second wait on it
             cached = self._cache.facts(namespace, route=route, rewrite=rewrite, wait=False)
             if cached is not None:
                 return cached
-            facts = self._direct.read(namespace, route=route)
+            facts = self._direct.read_namespace(namespace)  # it lacks this caller's write
         self._cache.watch(namespace)
-        return facts
+        return replace(facts, route=self._direct.read_route(namespace, route)) if route \
+            else facts
+
+    def _shared(self, namespace: str) -> ClusterFacts | None:
+        """The next read of the namespace's lists to begin, shared with every caller that
+        asks before it begins; None when, its turn come, the cache was back."""
+        with self._lock:
+            state = self._namespaces.setdefault(namespace, _Namespace())
+            flight, leading = state.next, state.next is None
+            if flight is None:
+                flight = state.next = _Flight()
+            else:
+                flight.sharing += 1
+        if not leading:
+            flight.done.wait()
+        else:
+            with state.serial, self._turns:
+                with self._lock:
+                    state.next = None  # whoever asks from now on shares the read after this
+                try:
+                    if self._cache.facts(namespace, wait=False) is None:
+                        flight.facts = self._direct.read_namespace(namespace)
+                except BaseException as exc:
+                    flight.error = exc
+                finally:
+                    flight.done.set()
+        if flight.error is not None:
+            raise flight.error
+        return flight.facts
