@@ -110,17 +110,24 @@ def test_reads_of_different_namespaces_past_the_cache_take_turns() -> None:
     assert sorted(cache.watched) == sorted(f"ns{i}" for i in range(12))
 
 
+def _behind_a_first_read(reader: WatchedFacts, cluster: _Cluster, callers: int,
+                         ) -> tuple[list[ClusterFacts | Exception], list[ClusterFacts | Exception]]:
+    """One read of NS in flight, and `callers` more waiting to share the next: what the
+    first caller and the others got once the cluster answers."""
+    first, got_first = _readers(reader, 1)
+    eventually(lambda: cluster.inside == 1, message="the first read at the cluster")
+    waiting, got = _readers(reader, callers)
+    eventually(lambda: _sharing(reader) == callers, message="the callers share the next read")
+    cluster.answer.set()
+    _join(first + waiting)
+    return got_first, got
+
+
 def test_callers_waiting_for_a_namespace_share_its_next_read_and_get_their_own_route() -> None:
     """One read of the namespace in flight: the nine callers that come meanwhile wait for
     one more read, which all of them share (it began after each asked)."""
-    cache, cluster = _Cache(), _Cluster()
-    reader = _reader(cache, cluster, 4)
-    first, got_first = _readers(reader, 1)
-    eventually(lambda: cluster.inside == 1, message="the first read at the cluster")
-    waiting, got = _readers(reader, 9)
-    eventually(lambda: _sharing(reader) == 9, message="nine callers share the next read")
-    cluster.answer.set()
-    _join(first + waiting)
+    cluster = _Cluster()
+    got_first, got = _behind_a_first_read(_reader(_Cache(), cluster, 4), cluster, 9)
     assert cluster.reads == 2 and cluster.most == 1
     assert [cast(ClusterFacts, f).services for f in got_first] == [frozenset({"read 1"})]
     assert {cast(ClusterFacts, f).services for f in got} == {frozenset({"read 2"})}
@@ -131,15 +138,10 @@ def test_callers_waiting_for_a_namespace_share_its_next_read_and_get_their_own_r
 
 
 def test_a_failed_shared_read_fails_every_caller_sharing_it_and_the_next_reads_again() -> None:
-    cache, cluster = _Cache(), _Cluster()
-    reader = _reader(cache, cluster, 4)
+    cluster = _Cluster()
+    reader = _reader(_Cache(), cluster, 4)
     cluster.fail = ClusterUnavailable("the API server did not answer")
-    first, got_first = _readers(reader, 1)
-    eventually(lambda: cluster.inside == 1, message="the first read at the cluster")
-    waiting, got = _readers(reader, 5)
-    eventually(lambda: _sharing(reader) == 5, message="five callers share the next read")
-    cluster.answer.set()
-    _join(first + waiting)
+    got_first, got = _behind_a_first_read(reader, cluster, 5)
     assert all(isinstance(f, ClusterUnavailable) for f in got_first + got)
     assert cluster.reads == 2 and cluster.routes == []
     cluster.fail = None
