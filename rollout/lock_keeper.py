@@ -5,7 +5,9 @@ and a lock that lapsed under a write in flight would leave the answer and the st
 what landed; so a command's lock is renewed while it works. A thread of its own for each
 command cost a thread's start and end on every tick (about 0.1 ms of CPU, a few percent of
 a step under load); one keeper renews them all, in the order they fall due, and ends when
-nothing has been held for a whole period (the next hold starts it again)."""
+nothing has been held for a whole period (the next hold starts it again). Renewals run one
+after another: a Redis that stalls one stalls the rest, as it would stall each on a thread
+of its own."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class ChangeFeed:
                 return
             self._pubsub = self._r.pubsub(  # type: ignore[no-untyped-call]
                 ignore_subscribe_messages=True)
-            self._pubsub.subscribe(**{self.channel: lambda _message: on_change()})
+            self._pubsub.subscribe(**{self.channel: lambda _message: _deliver(on_change)})
             self._worker = self._pubsub.run_in_thread(
                 sleep_time=POLL_SECONDS, daemon=True, exception_handler=self._failed)
             self._worker.name = "change feed"
@@ -87,3 +87,13 @@ class ChangeFeed:
             worker.join(timeout=2 * POLL_SECONDS)
         if pubsub is not None:
             pubsub.close()
+
+
+def _deliver(on_change: Callable[[], None]) -> None:
+    """A failure of the listener's own is logged, not fatal to the feed: the next sweep
+    catches up on what it missed."""
+    try:
+        on_change()
+    except Exception:
+        log.exception("change feed: acting on an announced change failed; the next sweep "
+                      "catches up")

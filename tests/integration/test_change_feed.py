@@ -184,3 +184,24 @@ def test_a_user_without_channel_rights_still_saves_and_the_feed_stops(
             world.store.client.close()
             world.api.close()
             admin.close()
+
+
+def test_a_failure_acting_on_a_change_does_not_end_the_feed(redis_server: RedisServer) -> None:
+    calls: list[int] = []
+    heard_again = threading.Event()
+
+    def on_change() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the scheduler could not be woken")
+        heard_again.set()
+
+    channel = f"{unique_prefix()}:changed"
+    feed = ChangeFeed(connect(redis_server.url), channel=channel)
+    feed.listen(on_change, quiet_while=lambda: False)
+    publisher = connect(redis_server.url)
+    try:
+        assert _until_heard(lambda: publisher.publish(channel, "r1"), heard_again)
+    finally:
+        feed.close()
+        publisher.close()
