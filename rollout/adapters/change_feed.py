@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: how long the listener waits for a message in one read, and after a failed read
 POLL_SECONDS = 1.0
+#: a Redis outage is logged once in this long, not on every failed read
+WARN_EVERY_SECONDS = 60.0
 
 
 class ChangeFeed:
@@ -38,6 +41,7 @@ class ChangeFeed:
         self._pubsub: PubSub | None = None
         self._worker: PubSubWorkerThread | None = None
         self._closed = threading.Event()
+        self._warned_at = -WARN_EVERY_SECONDS
 
     @classmethod
     def of_install(cls, client: redis.Redis, prefix: str) -> ChangeFeed:
@@ -74,8 +78,13 @@ class ChangeFeed:
             return
         if not isinstance(exc, (RedisError, OSError)):
             raise exc
-        log.warning("change feed: %s; other replicas' changes wait for the next sweep until "
-                    "it reconnects", exc)
+        if self._closed.is_set():
+            return
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_SECONDS:  # once a minute through an outage
+            self._warned_at = now
+            log.warning("change feed: %s; other replicas' changes wait for the next sweep "
+                        "until it reconnects", exc)
         self._closed.wait(POLL_SECONDS)
 
     def close(self) -> None:
