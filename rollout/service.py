@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import NoReturn
 
 from rollout.domain import freeze as freezes
@@ -142,8 +143,9 @@ class _Hold:
         #: write then says so, and a moved object sends it back to a fresh read
         self.recalled = False
         self._done = False
-        self._keeper = keeper
-        self._kept = keeper.keep(self) if keeper is not None else None
+        #: stops the keeper's renewals of this lock
+        self._let_go = partial(keeper.let_go, keeper.keep(self)) if keeper is not None \
+            else None
 
     def renew(self) -> bool:
         """The keeper's renewal; False once released or found lost (the save then finds
@@ -176,8 +178,8 @@ class _Hold:
         round trip. The lock is given back (or, Redis gone, lapses by itself) whatever the
         save's answer; a save's failure is raised, saying whether the change landed."""
         self._done = True
-        if self._keeper is not None and self._kept is not None:
-            self._keeper.let_go(self._kept)
+        if self._let_go is not None:
+            self._let_go()
         staged, self._staged = self._staged, None
         try:
             self.store.close(self.lease, saving=staged[0] if staged else None, memo=memo)

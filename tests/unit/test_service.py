@@ -377,13 +377,28 @@ def test_a_command_keeps_its_lock_with_the_keeper_only_while_it_runs() -> None:
     """Each command's hold is kept from its opening and let go when it closes, whatever
     the command's answer."""
     keeper = LockKeeper(1.0, clock=lambda: 0.0, background=False)
-    service, _, target, _ = _world()
+    service, store, target, _ = _world()
     seen: list[int] = []
     service.options.lock_keeper = keeper
-    target.on_write = lambda: seen.append(keeper.held())
+    confirmed: list[Lease] = []
+    real_confirm = store.confirm
+
+    def confirm(lease: Lease) -> None:
+        confirmed.append(lease)
+        real_confirm(lease)
+
+    store.confirm = confirm  # type: ignore[method-assign]
+
+    def mid_write() -> None:  # the keeper's renewal falls due while the write is out
+        seen.append(keeper.held())
+        before = len(confirmed)
+        keeper.renew_due(1.0 + len(seen))
+        assert len(confirmed) == before + 1
+
+    target.on_write = mid_write
     service.start(namespace="default", canary=CANARY, plan=build_plan([10, 50, 100]),
                   actor=ALICE)
-    target.on_write = lambda: seen.append(keeper.held())
+    target.on_write = mid_write
     service.approve(REF, actor=BOB)
     assert seen == [1, 1] and keeper.held() == 0
 
