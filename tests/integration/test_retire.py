@@ -17,6 +17,7 @@ from tests.integration.conftest import ALICE, BOB, CAROL, World
 from tests.integration.rewrite_support import REF as REWRITE_REF
 from tests.integration.rewrite_support import V1, V2, rewrite, targets
 from tests.integration.rewrite_support import start as rewrite_start
+from tests.support.gateway_controller import wait_until_settled
 
 STABLE, CANARY = "llm-pool", "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -58,6 +59,8 @@ def test_retire_after_completion_removes_the_old_backend_ref_and_nothing_else(
 def test_retire_is_refused_to_who_completed_the_rollout_and_changes_nothing(
         world: World) -> None:
     _completed(world)
+    # the gateway's status answer to the last step lands a moment after it: not a write of ours
+    wait_until_settled(world.emulator.world.objects, "default", "routes-to-llm")
     version = world.route()["metadata"]["resourceVersion"]
     with pytest.raises(Unauthorized, match="cli:bob completed this rollout"):
         world.service.retire(REF, actor=BOB)
