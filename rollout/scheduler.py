@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -67,11 +68,10 @@ class RolloutScheduler:
         self._active: dict[str, Rollout] = {}
         self._cache_lock = threading.Lock()
         self._seen = 0
-        self._firing: set[str] = set()  # rollouts whose tick runs now, under `_lock`
-        #: firing rollouts whose job fell due again meanwhile: their tick runs once more
+        #: the jobs running now (a rollout's tick by its job id, the sweep), under `_lock`
+        self._running: set[str] = set()
+        #: running jobs asked to run again meanwhile: each runs once more (`_repeat`)
         self._again: set[str] = set()
-        self._sweeping = False  # under `_lock`
-        self._woken = False  # a change was announced while the sweep ran: it sweeps again
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -133,41 +133,29 @@ class RolloutScheduler:
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
-            if self._sweeping:
-                self._woken = True
+            if SWEEP_JOB in self._running:
+                self._again.add(SWEEP_JOB)
                 return
             self.scheduler.modify_job(SWEEP_JOB,
                                       next_run_time=datetime.now(self.scheduler.timezone))
 
     def sweep(self) -> None:
         """The sweep job: once, and once more for each time it was woken meanwhile."""
-        with self._lock:
-            self._sweeping = True
-        try:
-            again = True
-            while again:
-                self._sweep()
-                with self._lock:  # decided under the lock `wake` takes: no wake is lost
-                    again = self._woken and not self._halted
-                    self._woken = False
-                    self._sweeping = again
-        except BaseException:
-            with self._lock:
-                self._sweeping = False
-            raise
+        self._repeat(SWEEP_JOB, self._sweep)
 
-    def _sweep(self) -> None:
-        """Renew the lease; as leader, make the jobs match the due times in Redis."""
+    def _sweep(self) -> bool:
+        """Renew the lease; as leader, make the jobs match the due times in Redis. Whether
+        it completed."""
         leading = self.lease.refresh()
         with self._lock:
             if self._halted:
-                return
+                return False
             if not leading:
                 if self._was_leader:
                     log.info("lost the leader lease: dropping every rollout job")
                 self._drop_jobs()
                 self._was_leader = False
-                return
+                return False
             taking_over = not self._was_leader
             if taking_over:
                 log.info("became leader (token %s): rebuilding jobs from Redis", self.lease.token)
@@ -187,8 +175,9 @@ class RolloutScheduler:
             due = self.service.due_until(horizon)
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
-            return
+            return False
         self._ensure(list(due))
+        return True
 
     def _catch_up(self, changed: list[str]) -> None:
         """Reload the rollouts written since the last sweep (by any replica) and make their
@@ -247,7 +236,7 @@ class RolloutScheduler:
             if self._halted or not self.lease.is_leader:
                 return
             for rid in due:
-                if rid not in self._firing:
+                if JOB_PREFIX + rid not in self._running:
                     self._match(rid)
 
     def look(self) -> None:
@@ -324,29 +313,36 @@ class RolloutScheduler:
 
         A tick decides its step at its start, so under a slow cluster the next due time it
         schedules can pass before it returns, and that job fires while it still runs. The
-        job then only asks the running tick to go once more (`_again`): one tick at a time
-        for a rollout, and no due time left for a sweep to find."""
+        job then only asks the running tick to go once more: one tick at a time for a
+        rollout, and no due time left for a sweep to find."""
         if self._halted or not self.lease.is_leader:
             return
+        self._repeat(JOB_PREFIX + rollout_id, lambda: self._tick(rollout_id))
+
+    def _repeat(self, job: str, once: Callable[[], bool]) -> None:
+        """Run `once` for `job`, one run at a time: a call while it runs only asks for one
+        more run, which follows while `once` completes (returns True), this replica leads
+        and it does not stop. Whether to run again is decided under the lock the asking
+        takes, so no ask is lost."""
         with self._lock:
-            if rollout_id in self._firing:
-                self._again.add(rollout_id)
+            if job in self._running:
+                self._again.add(job)
                 return
-            self._firing.add(rollout_id)
+            self._running.add(job)
         try:
             again = True
             while again:
-                completed = self._tick(rollout_id)
-                with self._lock:  # decided under the lock the hand-over takes: none is lost
-                    again = (completed and rollout_id in self._again and not self._halted
+                completed = once()
+                with self._lock:
+                    again = (completed and job in self._again and not self._halted
                              and self.lease.is_leader)
-                    self._again.discard(rollout_id)
+                    self._again.discard(job)
                     if not again:
-                        self._firing.discard(rollout_id)
+                        self._running.discard(job)
         except BaseException:  # the next sweep retries
             with self._lock:
-                self._firing.discard(rollout_id)
-                self._again.discard(rollout_id)
+                self._running.discard(job)
+                self._again.discard(job)
             raise
 
     def _tick(self, rollout_id: str) -> bool:
