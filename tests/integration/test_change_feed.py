@@ -85,10 +85,8 @@ def test_a_plan_approved_on_another_replica_steps_without_waiting_for_the_sweep(
         other.service.start(namespace="default", canary=POOL, actor=ALICE,
                             plan=build_plan([10, 50, 100], interval_seconds=1, auto=True))
         other.service.approve_plan(REF, actor=BOB)  # the first step applies here
-        approved = time.monotonic()
         eventually(lambda: other.service.get(REF).phase is Phase.COMPLETED, timeout=10,
                    step=0.05)
-        assert time.monotonic() - approved < 10
     finally:
         scheduler.stop()
     steps = [e for e in other.service.history(REF) if e.action == "step_applied"]
@@ -111,9 +109,11 @@ def test_only_a_replica_that_does_not_lead_announces_its_writes(
         leading.service.approve(REF, actor=BOB)  # the leader's own: announced nowhere
         leading.service.pause(REF, actor=BOB)
         other.service.resume(REF, actor=BOB)
-        eventually(lambda: heard.ids.count(rid) == 2, timeout=5, step=0.02)
-        time.sleep(0.2)  # anything the leader had announced would have arrived by now
-        assert heard.ids == [rid, rid]
+        # Redis delivers to a subscriber in the order it ran the PUBLISHes: anything
+        # announced above is heard before this last word of the test's own
+        other.store.client.publish(other.feed.channel, "end")
+        eventually(lambda: "end" in heard.ids, timeout=5, step=0.02)
+        assert heard.ids == [rid, rid, "end"]
     finally:
         scheduler.stop()
         heard.close()
