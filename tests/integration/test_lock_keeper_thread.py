@@ -4,10 +4,9 @@ nothing has been held for a period, and starts again with the next hold."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 from rollout.lock_keeper import LockKeeper
+from tests.support.polling import eventually
 
 
 class _Hold:
@@ -24,15 +23,6 @@ class _Hold:
         return True
 
 
-def _wait_until(done: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_one_thread_renews_every_hold_and_ends_when_idle() -> None:
     keeper = LockKeeper(0.02, limit=60)
     holds = [_Hold() for _ in range(20)]
@@ -43,7 +33,8 @@ def test_one_thread_renews_every_hold_and_ends_when_idle() -> None:
     assert first is not None
     for key in keys:
         keeper.let_go(key)
-    assert _wait_until(lambda: not first.is_alive()), "the keeper ends once nothing is held"
+    eventually(lambda: not first.is_alive(), timeout=5,
+               message="the keeper ends once nothing is held")
     again = _Hold()
     keeper.keep(again)
     assert again.renewed.wait(5) and keeper._thread is not None and keeper._thread.is_alive()
