@@ -300,9 +300,13 @@ class _Flight:
 
 
 class _Namespace:
+    """Kept while some caller reads the namespace, so that a namespace asked once (a
+    mistyped one too) leaves nothing behind."""
+
     def __init__(self) -> None:
         self.serial = threading.Lock()  # one read of the namespace at a time
         self.next: _Flight | None = None  # the read the callers waiting now will share
+        self.callers = 0  # in `_shared` now
 
 
 class WatchedFacts:
@@ -346,6 +350,22 @@ class WatchedFacts:
         asks before it begins; None when, its turn come, the cache was back."""
         with self._lock:
             state = self._namespaces.setdefault(namespace, _Namespace())
+            state.callers += 1
+        try:
+            return self._share(namespace, state)
+        finally:
+            with self._lock:
+                state.callers -= 1
+                if not state.callers:
+                    del self._namespaces[namespace]
+
+    def tracked(self) -> int:
+        """Namespaces being read past the cache now."""
+        with self._lock:
+            return len(self._namespaces)
+
+    def _share(self, namespace: str, state: _Namespace) -> ClusterFacts | None:
+        with self._lock:
             flight, leading = state.next, state.next is None
             if flight is None:
                 flight = state.next = _Flight()

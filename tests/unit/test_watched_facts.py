@@ -102,12 +102,15 @@ def _reader(cache: _Cache, cluster: _Cluster, turns: int) -> WatchedFacts:
 
 def test_reads_of_different_namespaces_past_the_cache_take_turns() -> None:
     cache, cluster = _Cache(), _Cluster()
-    threads, got = _readers(_reader(cache, cluster, 3), 12, namespaces=12)
+    reader = _reader(cache, cluster, 3)
+    threads, got = _readers(reader, 12, namespaces=12)
     eventually(lambda: cluster.inside == 3, message="three reads at the cluster")
+    assert reader.tracked() == 12
     cluster.answer.set()
     _join(threads)
     assert len(got) == 12 and cluster.reads == 12 and cluster.most == 3
     assert sorted(cache.watched) == sorted(f"ns{i}" for i in range(12))
+    assert reader.tracked() == 0  # namespaces asked once (mistyped ones too) leave nothing
 
 
 def _behind_a_first_read(reader: WatchedFacts, cluster: _Cluster, callers: int,
@@ -143,7 +146,7 @@ def test_a_failed_shared_read_fails_every_caller_sharing_it_and_the_next_reads_a
     cluster.fail = ClusterUnavailable("the API server did not answer")
     got_first, got = _behind_a_first_read(reader, cluster, 5)
     assert all(isinstance(f, ClusterUnavailable) for f in got_first + got)
-    assert cluster.reads == 2 and cluster.routes == []
+    assert cluster.reads == 2 and cluster.routes == [] and reader.tracked() == 0
     cluster.fail = None
     assert reader.read(NS).services == frozenset({"read 3"})
 
