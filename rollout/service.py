@@ -47,6 +47,7 @@ from rollout.domain.errors import (
     StaleView,
     StoreUnavailable,
     Superseded,
+    Throttled,
     Unrecorded,
     WriteUnknown,
 )
@@ -798,6 +799,8 @@ class RolloutService:
                                    reason=str(exc), kind=PauseKind.DRIFT)
             saved = self._save(version, _joined(prior, paused), hold)
             return replace(saved, message=f"Not applied: {exc}. {paused.message}", ok=False)
+        except Throttled:
+            raise  # refused before it was served: nothing to pause for, the same step is retried
         except (ClusterUnavailable, NeedsOperator) as exc:
             message = (f"Not applied: {exc}. The rollout is paused; resume or roll back once "
                        "the cause is fixed.")

@@ -60,6 +60,12 @@ class ClusterUnavailable(TemporaryFailure):
     """The Kubernetes API failed or timed out."""
 
 
+class Throttled(ClusterUnavailable):
+    """The Kubernetes API refused a request before serving it (429: its priority and
+    fairness, or its in-flight limit, throttling the bot): nothing was done, and the same
+    request can be sent again after `retry_after`, which the server names."""
+
+
 class WriteUnknown(ClusterUnavailable):
     """A write was sent and its answer lost, and the API did not answer long enough to tell
     whether it landed. The next read of the object (a command, the scheduler's sweep) tells,

@@ -20,6 +20,9 @@ class Fault:
     A negative ``count`` matches forever. ``drop_after`` serves the request and then cuts the
     connection before the answer: the write landed and its caller never hears (the tests'
     proxy in front of a real API server does this; the emulator refuses such a fault).
+    ``answer_after`` serves the request and then answers that status (a ``kind: Status``
+    error) instead of the server's: a load balancer in front of the API server, or the
+    server's own timeout, failing a write that landed (the proxy only, too).
     """
 
     verb: str
@@ -30,6 +33,12 @@ class Fault:
     name: str | None = None
     namespace: str | None = None
     drop_after: bool = False
+    answer_after: int | None = None
+
+    @property
+    def served_first(self) -> bool:
+        """Whether the request reaches the server before the fault answers for it."""
+        return self.drop_after or self.answer_after is not None
 
     def matches(self, verb: str, resource: str, namespace: str | None, name: str | None) -> bool:
         return (

@@ -145,9 +145,9 @@ class KubeEmulator:
     # ---- test hooks ----------------------------------------------------------------------
 
     def inject(self, fault: Fault) -> None:
-        if fault.drop_after:
-            raise ValueError("the emulator cannot drop a connection after serving a request; "
-                             "test that against the real API server's proxy")
+        if fault.served_first:
+            raise ValueError("the emulator cannot fail a request after serving it; test that "
+                             "against the real API server's proxy")
         self._book.inject(fault)
 
     def clear_faults(self) -> None:

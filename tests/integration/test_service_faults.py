@@ -9,11 +9,13 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from rollout.adapters.kube.fenced import ABANDONED
 from rollout.adapters.kube.markers import rule_key
 from rollout.domain.errors import (
     ClusterUnavailable,
     Conflict,
     StoreUnavailable,
+    Throttled,
     Unrecorded,
 )
 from rollout.domain.models import PauseKind, Phase
@@ -23,6 +25,7 @@ from rollout.service import Ref
 from sandbox.kube import Fault
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support.kube_proxy import THROTTLE_RETRY_AFTER
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
@@ -74,6 +77,66 @@ def test_an_injected_500_leaves_the_weights_and_pauses_with_the_reason(world: Wo
     assert "500" in rollout.pause.reason
     resumed = world.service.resume(REF, actor=BOB)
     assert resumed.rollout is not None and resumed.rollout.phase is Phase.AWAITING_APPROVAL
+    assert world.service.approve(REF, actor=BOB).ok
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+
+
+@pytest.mark.parametrize("status", [500, 504])
+def test_a_write_answered_5xx_after_it_landed_is_answered_by_what_landed(
+    world: World, status: int,
+) -> None:
+    """The PATCH lands and the caller hears a 5xx (the server's request timeout, a storage
+    timeout, a load balancer in front of the server): the read-back shows the step landed,
+    so it is recorded and the answer says it was applied, not that it failed."""
+    _start(world)
+    landed = len(_landed_patches(world))
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", count=1,
+                                answer_after=status))
+    out = world.service.approve(REF, actor=BOB)
+    assert out.ok and out.changed, out.message
+    assert "step 1 (10%)" in out.message and str(status) not in out.message
+    assert world.weights() == {"llm-pool": 90, POOL: 10}
+    assert len(_landed_patches(world)) == landed + 1  # landed once, never fenced off after
+    rollout = world.service.get(REF)
+    assert rollout.step == 0 and rollout.phase is not Phase.PAUSED
+
+
+def test_a_write_answered_503_before_the_server_is_fenced_off_and_said_not_to_land(
+    world: World,
+) -> None:
+    """A 5xx that never reached the server looks the same to the bot: the read-back shows
+    nothing landed, the object is bumped so that the write can never land later, and the
+    answer says it did not land, with the status it got."""
+    _start(world)
+    version = world.route()["metadata"]["resourceVersion"]
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=503, count=1))
+    out = world.service.approve(REF, actor=BOB)
+    assert not out.ok and "503" in out.message
+    assert "fenced off and did not land" in out.message
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    route = world.route()["metadata"]
+    assert route["resourceVersion"] != version  # bumped: the write's guard can never pass
+    assert ABANDONED in (route.get("annotations") or {})
+    rollout = world.service.get(REF)
+    assert rollout.phase is Phase.PAUSED and rollout.step == -1
+
+
+def test_a_throttled_write_changes_nothing_and_the_same_approval_goes_through_after(
+    world: World,
+) -> None:
+    """A 429 is the server refusing before it serves: no read-back, no fence-off write, no
+    pause; the answer says the API server is throttling the bot, and when to retry."""
+    _start(world)
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=429, count=1))
+    before = len(world.emulator.requests)
+    with pytest.raises(Throttled, match="throttling") as refused:
+        world.service.approve(REF, actor=BOB)
+    assert refused.value.retry_after == float(THROTTLE_RETRY_AFTER)  # the server's, not ours
+    sent = world.emulator.requests[before:]
+    assert [(r.verb, r.status) for r in sent if r.verb == "patch"] == [("patch", 429)]
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    rollout = world.service.get(REF)
+    assert rollout.step == -1 and rollout.phase is Phase.AWAITING_APPROVAL
     assert world.service.approve(REF, actor=BOB).ok
     assert world.weights() == {"llm-pool": 90, POOL: 10}
 

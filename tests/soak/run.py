@@ -340,6 +340,10 @@ def inject_faults(soak: Soak, rng: random.Random) -> None:
             rng.choice(["patch", "get"]), "httproutes", status=500, stall_seconds=3.0)),
         "kube answer dropped after apply": lambda: soak.cluster.inject(Fault(
             "patch", "httproutes", status=None, drop_after=True)),
+        "kube 5xx after apply": lambda: soak.cluster.inject(Fault(
+            "patch", "httproutes", status=None, answer_after=rng.choice([500, 502, 504]))),
+        "kube 429": lambda: soak.cluster.inject(Fault(
+            rng.choice(["patch", "get"]), "httproutes", status=429, count=rng.randint(1, 3))),
         "slack 429": lambda: soak.slack.inject(SlackFault(
             "*", "ratelimited", count=rng.randint(1, 3), retry_after=1)),
         "slack 500": lambda: soak.slack.inject(SlackFault(

@@ -57,6 +57,10 @@ def parse_request(method: str, target: str) -> tuple[str, str, str | None, str |
     return verb, resource, namespace, name, subresource
 
 
+#: the Retry-After of an injected 429, as the API server's throttles send one
+THROTTLE_RETRY_AFTER = "2"
+
+
 def status_body(code: int, message: str) -> bytes:
     return json.dumps({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -169,13 +173,15 @@ class _Forwarder(BaseHTTPRequestHandler):
                 at=time.time(),
             ))
 
-        if fault is not None and fault.drop_after:
-            self._relay_and_drop(body, record)
+        if fault is not None and fault.served_first:
+            self._relay_and_fail(body, record, fault.answer_after)
         elif fault is not None and fault.status is not None:
             record(fault.status)
+            # the API server's throttles name when to come back, in whole seconds
+            extra = {"Retry-After": THROTTLE_RETRY_AFTER} if fault.status == 429 else {}
             with contextlib.suppress(OSError):  # the caller may have given up meanwhile
                 self._reply(fault.status, status_body(fault.status,
-                                                      f"injected fault: {fault.status}"))
+                                                      f"injected fault: {fault.status}"), extra)
         else:
             self._relay(verb, body, record)
 
@@ -211,20 +217,28 @@ class _Forwarder(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(data)
 
-    def _relay_and_drop(self, body: bytes, record: Callable[[int], None]) -> None:
-        """Serve the request upstream, then close the connection without a word: the write
-        landed, and its caller sees the connection drop."""
+    def _relay_and_fail(self, body: bytes, record: Callable[[int], None],
+                        status: int | None) -> None:
+        """Serve the request upstream, then answer `status` for it, or (None) close the
+        connection without a word: the write landed, and its caller hears that it failed, or
+        sees the connection drop. The log records what the server answered."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         answer = self.owner.forward(self.command, self.path, headers, body)
         with contextlib.closing(answer):
             answer.read(decode_content=False)
         record(answer.status)
+        if status is not None:
+            with contextlib.suppress(OSError):
+                self._reply(status, status_body(status, f"injected fault: {status}"))
+            return
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _reply(self, code: int, data: bytes) -> None:
+    def _reply(self, code: int, data: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

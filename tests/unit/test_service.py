@@ -17,6 +17,7 @@ from rollout.domain.errors import (
     LockLapsed,
     StoreUnavailable,
     Superseded,
+    Throttled,
     Unrecorded,
     WriteUnknown,
 )
@@ -198,6 +199,36 @@ def test_promote_and_pause_resume_take_the_same_path() -> None:
     assert target.pair == Pair(stable=0, canary=100)
     assert service.get(REF).phase is Phase.COMPLETED
     assert [v for _, v in store.saves] == [1, 2, 3, 4]
+
+
+def test_a_throttled_step_changes_nothing_and_is_taken_when_asked_again() -> None:
+    """A 429 is refused before it is served: no pause for a person to lift, no save; the
+    same approval goes through once the API server takes it."""
+    service, store, target, _ = _started()
+    saves = list(store.saves)
+    target.fail_next = Throttled("the Kubernetes API is throttling the bot's requests",
+                                 retry_after=2.0)
+    with pytest.raises(Throttled) as refused:
+        service.approve(REF, actor=BOB)
+    assert refused.value.retry_after == 2.0
+    assert store.saves == saves and target.pair == Pair(stable=100, canary=0)
+    assert service.get(REF).phase is Phase.AWAITING_APPROVAL
+    assert service.approve(REF, actor=BOB).ok
+    assert target.pair == Pair(stable=90, canary=10)
+
+
+def test_a_throttled_tick_leaves_the_automatic_step_due_for_the_next_tick() -> None:
+    service, _, target, _ = _world()
+    service.start(namespace="default", canary=CANARY, actor=ALICE,
+                  plan=build_plan([10, 100], interval_seconds=60, auto=True))
+    service.approve_plan(REF, actor=BOB)
+    target.fail_next = Throttled("the Kubernetes API is throttling the bot's requests")
+    with pytest.raises(Throttled):
+        service.tick("r1")
+    rollout = service.get(REF)
+    assert rollout.phase is not Phase.PAUSED and rollout.step == -1
+    service.tick("r1")
+    assert target.pair == Pair(stable=90, canary=10)
 
 
 def test_a_write_whose_answer_was_lost_but_landed_is_recorded_as_applied() -> None:

@@ -4,8 +4,9 @@ Every write of the bot goes through `FencedObjects.send`, on the object `latest`
 last read of it): it refuses when a newer fencing token is already on the object, guards the
 write with the read resourceVersion (409 when stale) and a JSON-patch `test` of the fence
 annotation (422 when a stale writer slipped in); the caller decides again, a bounded number of
-times, on the fresh read a conflict leaves. A write that times out is
-fenced off by bumping the object, so it cannot land later behind the bot's back.
+times, on the fresh read a conflict leaves. A write that times out, or is answered with a
+5xx (which may come after it landed), is decided by a fresh read: taken as written when it
+landed, else fenced off by bumping the object, so it cannot land later behind the bot's back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rollout.domain.errors import (
     FenceBehind,
     NotFound,
     StaleView,
+    Throttled,
     WriteUnknown,
 )
 from rollout.domain.gitops import BOT_MANAGER
@@ -201,9 +203,10 @@ class FencedObjects:
         A 409 (stale resourceVersion) or a 422 is followed by a fresh read, and what that read
         shows decides: a newer fencing token means a rollback or a later holder took over
         (`FenceBehind`, from `latest`); a moved token or resourceVersion is a retry; a 422
-        with neither moved is the server refusing the object itself. The server's message is
-        never parsed: a real kube-apiserver answers a failed JSON-patch `test` with a generic
-        one.
+        with neither moved is the server refusing the object itself. A 5xx or no answer at all
+        does not say whether the write landed: the read-back decides (`_lost`). The server's
+        message is never parsed: a real kube-apiserver answers a failed JSON-patch `test` with
+        a generic one.
         """
         what = self.kind.describe(namespace, name)
         self._refuse_behind(namespace, name, current, fence)
@@ -215,6 +218,8 @@ class FencedObjects:
             )
             return self._wrote(namespace, current, cast(Obj, written))
         except ApiException as exc:
+            if _answer_unknown(exc):
+                return self._lost(namespace, name, current, fence, lost=exc)
             if exc.status not in (409, 422):
                 raise _translate(exc, what) from exc
             if recalled:
@@ -225,13 +230,19 @@ class FencedObjects:
             self._seen[(namespace, name)] = fresh
             return None
         except Urllib3Error as exc:
-            landed = self._settle(namespace, name, current, fence, lost=exc)
-            if landed is not None:
-                return self._wrote(namespace, current, landed)
-            raise ClusterUnavailable(
-                f"the Kubernetes API did not answer writing {what} ({type(exc).__name__}); "
-                "the write was fenced off and did not land"
-            ) from exc
+            return self._lost(namespace, name, current, fence, lost=exc)
+
+    def _lost(self, namespace: str, name: str, current: Obj, fence: int, *,
+              lost: Exception) -> Obj:
+        """A write whose answer does not say whether it landed: the object as written when
+        the read-back shows it landed; else it is fenced off and refused as not landed."""
+        landed = self._settle(namespace, name, current, fence, lost=lost)
+        if landed is not None:
+            return self._wrote(namespace, current, landed)
+        raise ClusterUnavailable(
+            f"{_unanswered(self.kind.describe(namespace, name), lost)}; the write was fenced "
+            "off and did not land"
+        ) from lost
 
     def _wrote(self, namespace: str, current: Obj, written: Obj) -> Obj:
         """Tell the cache of a write that changed the object (a no-op PATCH keeps the
@@ -255,9 +266,8 @@ class FencedObjects:
         flight carries the old resourceVersion and gets 409); WriteUnknown when the API does
         not answer long enough to tell. Decided by what is read back, never by the error."""
         what = self.kind.describe(namespace, name)
-        unknown = (f"the Kubernetes API did not answer writing {what} "
-                   f"({type(lost).__name__}), nor long enough after it to tell whether the "
-                   "write landed")
+        unknown = (f"{_unanswered(what, lost)}, nor answered long enough after it to tell "
+                   "whether the write landed")
         for _attempt in range(self.conflict_retries + 1):
             try:
                 fresh = self._read(namespace, name)
@@ -337,7 +347,43 @@ def _translate(exc: ApiException, what: str) -> Exception:
     if exc.status in (401, 403):
         return ClusterUnavailable(f"the Kubernetes API refused access to {what}: {message}",
                                   retry_after=60.0)
-    return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}")
+    if exc.status == 429:
+        return Throttled(
+            f"the Kubernetes API is throttling the bot's requests ({what}): {message}",
+            retry_after=_retry_after(exc))
+    return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}",
+                              retry_after=_retry_after(exc))
+
+
+def _answer_unknown(exc: ApiException) -> bool:
+    """Whether a write answered with this status may still have landed: a 5xx can come from
+    the server's own request timeout (504, the handler still running), a storage timeout
+    (500) or a load balancer in front of it after the request went through (502, 503, 504).
+    A 429 never does: the server throttles a request before serving it."""
+    return isinstance(exc.status, int) and exc.status >= 500
+
+
+def _unanswered(what: str, lost: Exception) -> str:
+    """What a write got instead of an answer that says whether it landed."""
+    if isinstance(lost, ApiException):
+        return (f"the Kubernetes API answered writing {what} with {lost.status} "
+                f"{lost.reason}, which does not say whether it landed")
+    return f"the Kubernetes API did not answer writing {what} ({type(lost).__name__})"
+
+
+#: the longest Retry-After the bot passes on; a longer one is not a throttle's
+MAX_RETRY_AFTER = 300.0
+
+
+def _retry_after(exc: ApiException, default: float = 5.0) -> float:
+    """The server's Retry-After, in seconds (the API server's throttles send one), else
+    `default`."""
+    value = (exc.headers or {}).get("Retry-After")
+    try:
+        seconds = float(value) if value is not None else default
+    except ValueError:  # an HTTP date: the API server sends seconds
+        return default
+    return seconds if 0 < seconds <= MAX_RETRY_AFTER else default
 
 
 def _landed(sent_on: Obj, fresh: Obj, fence: int) -> bool:
