@@ -95,3 +95,18 @@ def test_request_log_records_what_was_asked(kube_emulator: KubeEmulator,
     assert records[0].at <= records[1].at <= records[2].at
     kube_emulator.clear_requests()
     assert kube_emulator.requests == []
+
+
+@pytest.mark.parametrize("fault", [
+    Fault(verb="patch", resource="httproutes", status=None, drop_after=True),
+    Fault(verb="patch", resource="httproutes", status=None, answer_after=504),
+], ids=["drop_after", "answer_after"])
+def test_the_emulator_refuses_a_fault_that_serves_the_request_first(
+        kube_emulator: KubeEmulator, kube_api: client.ApiClient, fault: Fault) -> None:
+    """Only the tests' proxy in front of the real API server can serve a request and then
+    fail it: the emulator says so and arms nothing."""
+    with pytest.raises(ValueError, match="real API server's proxy"):
+        kube_emulator.inject(fault)
+    _patch(client.CustomObjectsApi(kube_api), 7)  # served as usual
+    route = kube_emulator.get_object(*GW, "httproutes", NS, "routes-to-llm")
+    assert route is not None and route["spec"]["rules"][0]["backendRefs"][0]["weight"] == 7
