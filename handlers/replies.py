@@ -14,6 +14,7 @@ from rollout.domain.errors import (
     NeedsOperator,
     Refused,
     RolloutError,
+    StoreUnknown,
     Superseded,
     TemporaryFailure,
     Unrecorded,
@@ -30,7 +31,7 @@ def error_reply(exc: RolloutError) -> str:
         return f":warning: {exc}\n*Usage:* {usage}"
     if isinstance(exc, Refused):
         return f":no_entry: {exc}"
-    if isinstance(exc, Unrecorded):
+    if isinstance(exc, (Unrecorded, StoreUnknown)):  # something may have changed
         return f":hourglass: {exc}."
     if isinstance(exc, TemporaryFailure):
         wait = format_seconds(max(1.0, exc.retry_after))

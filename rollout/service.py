@@ -46,6 +46,7 @@ from rollout.domain.errors import (
     RolloutError,
     StaleView,
     StoreUnavailable,
+    StoreUnknown,
     Superseded,
     Throttled,
     Unrecorded,
@@ -201,6 +202,12 @@ class _Hold:
 def _unrecorded(exc: StoreUnavailable | Superseded | LockLapsed) -> RolloutError:
     """A save that failed after its change landed: the answer must not say that nothing
     changed; the cluster has it, and the next read records it."""
+    if isinstance(exc, StoreUnknown):
+        return Unrecorded(
+            f"the change landed in the cluster, and Redis did not answer whether it was "
+            f"recorded ({exc.__cause__ or exc}). If it was not, the next command or the "
+            "scheduler's sweep finds it on the route and records it; repeating this is safe",
+            retry_after=exc.retry_after)
     if isinstance(exc, StoreUnavailable):
         return Unrecorded(
             f"the change landed in the cluster but could not be recorded: Redis is "

@@ -5,7 +5,8 @@ Every multi-key write is one Lua script, so a lost connection leaves either the 
 the new one, never half of each. A command costs three round trips: `open` (the request's
 answer, or the lock with the state, the in-flight mark and the freeze read under it),
 `confirm` before its cluster write, `close` (the save, the answer, the release). Connection
-failures surface as StoreUnavailable.
+failures surface as StoreUnavailable; a close whose answer never came is decided by a read
+back (`_settled`), which first takes the lock back so that the save cannot land later.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rollout.domain.errors import (
     NotFound,
     RolloutError,
     StoreUnavailable,
+    StoreUnknown,
     Superseded,
 )
 from rollout.domain.freeze import Freeze
@@ -163,6 +165,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
+# After a close whose answer never came (it may have run, or may still run): the lock taken
+# back if it is still ours, so that a write that has not run yet never will (it checks the
+# lock first), then the state as it is. KEYS: lock, state. ARGV: token. Returns the state
+# json ('' for none).
+_SETTLE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('HGET', KEYS[2], 'data') or ''
+"""
+
 # The latest rollout of a namespace's canary, in one round trip. KEYS: pool-latest.
 # ARGV: prefix. Returns {} or {state json, card json}.
 _LATEST = """
@@ -250,6 +261,7 @@ class RedisStore:
         self._latest = client.register_script(_LATEST)
         self._close = client.register_script(_CLOSE)
         self._leave = client.register_script(_LEAVE)
+        self._settle = client.register_script(_SETTLE)
         self._changes = client.register_script(_CHANGES)
 
     @classmethod
@@ -383,9 +395,32 @@ class RedisStore:
                                             args=[lease.token, answer, ttl]))
             return
         keys, args = self._writing(saving, lease)
-        self._answer(self._guard(lambda: self._close(
-            keys=[*keys, memo_key], args=[*args, answer, ttl, *_events(saving)])),
-            saving, lease)
+        try:
+            result = self._close(keys=[*keys, memo_key], args=[*args, answer, ttl,
+                                                               *_events(saving)])
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self._settled(saving, lease, state=args[2], lost=exc)
+            return
+        self._answer(result, saving, lease)
+
+    def _settled(self, saving: Saving, lease: Lease, *, state: str,
+                 lost: RedisConnectionError | RedisTimeoutError) -> None:
+        """After a close whose answer never came: returns when the save is recorded (the
+        state is the one it wrote); raises StoreUnavailable when it is not and, fenced off,
+        never will be; StoreUnknown when Redis does not answer long enough to tell. Decided
+        by what is read back, never by the error."""
+        try:
+            found = self._settle(keys=[self.key("lock", lease.key),
+                                       self.key("rollout", saving.saved.id)],
+                                 args=[lease.token])
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnknown(
+                f"Redis did not answer whether this change was recorded ({lost}); `status` "
+                "shows it once Redis answers", retry_after=5.0) from exc
+        if found == state:
+            return
+        raise StoreUnavailable(f"Redis did not answer ({lost}) and the change was not "
+                               "recorded; nothing was changed", retry_after=5.0) from lost
 
     def _writing(self, saving: Saving, lease: Lease) -> tuple[list[str], list[Any]]:
         """The keys and leading arguments of a state write (_WRITE)."""

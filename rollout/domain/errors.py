@@ -56,6 +56,11 @@ class StoreUnavailable(TemporaryFailure):
     """Redis could not be reached; nothing was written."""
 
 
+class StoreUnknown(StoreUnavailable):
+    """A save was sent and its answer never came, and Redis did not answer long enough after
+    it to tell whether it was recorded."""
+
+
 class ClusterUnavailable(TemporaryFailure):
     """The Kubernetes API failed or timed out."""
 

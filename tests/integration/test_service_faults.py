@@ -265,7 +265,9 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
     worker.join(timeout=30)
     assert len(errors) == 1 and isinstance(errors[0], Unrecorded)
     message = str(errors[0])
-    assert "landed in the cluster but could not be recorded" in message
+    # Redis went away under the save: whether it ran before it went is not known here
+    assert message.startswith("the change landed in the cluster, and Redis did not answer "
+                              "whether it was recorded")
     assert "nothing was changed" not in message
     assert world.weights() == {"llm-pool": 90, POOL: 10}
     own_redis.start()

@@ -7,7 +7,7 @@ from datetime import timedelta
 from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.replies import error_reply, result_reply
 from rollout.domain import machine
-from rollout.domain.errors import InvalidInput, NotFound
+from rollout.domain.errors import InvalidInput, NotFound, StoreUnavailable, StoreUnknown
 from rollout.service import Outcome, Status
 from tests.unit.builders import CAROL, T0, started
 
@@ -44,3 +44,17 @@ def test_an_answer_names_the_rollout_by_its_short_id() -> None:
     reply = result_reply(CommandResult(CommandRequest(verb=Verb.START, pool=r.canary),
                                        outcome=Outcome(r, f"Rollout {LONG_ID} started.")))
     assert reply == ":white_check_mark: Rollout `787a60` started."
+
+
+def test_a_save_of_unknown_fate_is_never_answered_as_nothing_changed() -> None:
+    """Redis refused: nothing changed, try again. Redis never said whether the save was
+    recorded: the answer says so, and not that nothing changed."""
+    assert error_reply(StoreUnavailable("Redis is unavailable (refused); nothing was changed",
+                                        retry_after=5.0)) == (
+        ":hourglass: Redis is unavailable (refused); nothing was changed. Nothing changed; "
+        "try again in 5s.")
+    unknown = StoreUnknown("Redis did not answer whether this change was recorded (timeout); "
+                           "`status` shows it once Redis answers", retry_after=5.0)
+    assert error_reply(unknown) == (
+        ":hourglass: Redis did not answer whether this change was recorded (timeout); "
+        "`status` shows it once Redis answers.")

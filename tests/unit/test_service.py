@@ -16,6 +16,7 @@ from rollout.domain.errors import (
     DriftDetected,
     LockLapsed,
     StoreUnavailable,
+    StoreUnknown,
     Superseded,
     Throttled,
     Unrecorded,
@@ -286,16 +287,33 @@ def test_a_start_whose_first_write_is_of_unknown_fate_pauses_and_keeps_the_targe
     assert rollout.pause is not None and rollout.pause.kind is PauseKind.FAILURE
 
 
-def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed() -> None:
+@pytest.mark.parametrize("failure, cause, said", [
+    (StoreUnavailable("Redis is unavailable (refused); nothing was changed"),
+     ConnectionRefusedError("Connection refused"),
+     "the change landed in the cluster but could not be recorded: Redis is unavailable "
+     "(Connection refused)"),
+    (StoreUnknown("Redis did not answer whether this change was recorded"),
+     TimeoutError("Timeout reading from socket"),
+     "the change landed in the cluster, and Redis did not answer whether it was recorded "
+     "(Timeout reading from socket). If it was not, the next command"),
+], ids=["refused", "not known"])
+def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed(
+        failure: StoreUnavailable, cause: Exception, said: str) -> None:
     service, store, target, _ = _started()
-    unavailable = StoreUnavailable("Redis is unavailable (refused); nothing was changed")
-    unavailable.__cause__ = ConnectionRefusedError("Connection refused")  # as the store raises
-    store.fail_saves = unavailable
+    failure.__cause__ = cause  # as the store raises
+    store.fail_saves = failure
     with pytest.raises(Unrecorded) as raised:
         service.approve(REF, actor=BOB)
-    assert "landed in the cluster but could not be recorded" in str(raised.value)
+    assert str(raised.value).startswith(said)
     assert "nothing was changed" not in str(raised.value)
     assert target.writes[-1] == Pair(stable=90, canary=10)
+
+
+def test_a_save_of_unknown_fate_with_nothing_landed_is_not_answered_as_nothing_changed() -> None:
+    service, store, _, _ = _started()
+    store.fail_saves = StoreUnknown("Redis did not answer whether this change was recorded")
+    with pytest.raises(StoreUnknown):
+        service.pause(REF, actor=BOB)
 
 
 def _completed() -> tuple[RolloutService, FakeStore, FakeTarget, ManualClock]:

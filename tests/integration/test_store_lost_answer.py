@@ -1,0 +1,122 @@
+"""A close (the save, the request's answer, the lock given back) whose answer never comes in
+time. The store's answer must be what Redis holds, then and after everything sent has been
+served: recorded, not recorded (and never recorded later), or not known. Against a real
+redis-server, behind a proxy that delays one direction (`tests/support/tcp_delay.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from rollout.adapters.store import RedisStore
+from rollout.domain.errors import StoreUnavailable, StoreUnknown
+from rollout.domain.models import Phase
+from rollout.ports import Lease, Saving
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import unique_prefix
+from tests.support.polling import eventually
+from tests.support.tcp_delay import DelayProxy
+from tests.unit.builders import TARGET, started
+
+TIMEOUT = 0.3  # the client's socket timeout, seconds
+
+
+@pytest.fixture
+def proxy(redis_server: RedisServer) -> Iterator[DelayProxy]:
+    p = DelayProxy(redis_server.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def store(proxy: DelayProxy) -> Iterator[RedisStore]:
+    client = redis.Redis.from_url(proxy.url, decode_responses=True, socket_timeout=TIMEOUT,
+                                  socket_connect_timeout=TIMEOUT)
+    s = RedisStore(client, prefix=unique_prefix(), lock_ttl_seconds=30)
+    try:
+        yield s
+    finally:
+        client.close()
+
+
+def _opened(store: RedisStore) -> tuple[Lease, Saving]:
+    """A rollout recorded, its lock taken by a command, and that command's save (a pause).
+    The close's script is loaded first: its first call would otherwise be refused with
+    NOSCRIPT (and sent again with the script), and that refusal is what would come late."""
+    store.client.script_load(store._close.script)
+    lease = store.acquire(TARGET.object_key)
+    created = store.create(started(), lease=lease, events=())
+    paused = created.model_copy(update={"phase": Phase.PAUSED})
+    return lease, Saving(paused, created.version)
+
+
+def _version(store: RedisStore, saving: Saving) -> int | None:
+    held = store.get(saving.rollout.id)
+    return held.version if held is not None else None
+
+
+def test_a_save_whose_answer_came_too_late_is_answered_as_recorded(
+    proxy: DelayProxy, store: RedisStore,
+) -> None:
+    """The save ran and its answer was held past the timeout: the read-back finds it."""
+    lease, saving = _opened(store)
+    proxy.hold_replies(TIMEOUT * 1.5)
+    store.close(lease, saving=saving)  # no error: the answer is the save's
+    assert _version(store, saving) == saving.saved.version
+    assert store.client.get(store.key("lock", lease.key)) is None  # given back by the save
+
+
+def test_a_save_that_reaches_redis_after_the_answer_is_refused_there(
+    proxy: DelayProxy, store: RedisStore,
+) -> None:
+    """The save is held on its way past the timeout: the read-back takes the lock back and
+    finds it not recorded, so the answer says nothing changed; the late save then reaches
+    Redis and is refused on the lock, so the answer stays true."""
+    lease, saving = _opened(store)
+    proxy.hold_requests(TIMEOUT * 2)
+    with pytest.raises(StoreUnavailable, match="not recorded; nothing was changed") as refused:
+        store.close(lease, saving=saving)
+    assert not isinstance(refused.value, StoreUnknown)
+    eventually(lambda: proxy.late_requests >= 1, message="the held save to reach Redis")
+    store.client.ping()  # served after the late save, on a connection of its own
+    assert _version(store, saving) == saving.expected_version  # never recorded
+    assert store.client.get(store.key("lock", lease.key)) is None
+
+
+def test_a_save_redis_never_answers_in_time_is_not_known_never_nothing_changed(
+    proxy: DelayProxy, store: RedisStore,
+) -> None:
+    """The answers of the save and of the read-back both come too late: the answer says it
+    is not known whether the change was recorded (here it was)."""
+    lease, saving = _opened(store)
+    proxy.hold_replies(TIMEOUT * 4)
+    with pytest.raises(StoreUnknown) as unknown:
+        store.close(lease, saving=saving)
+    assert "did not answer whether this change was recorded" in str(unknown.value)
+    assert "nothing was changed" not in str(unknown.value)
+
+    def recorded() -> bool:
+        try:
+            return _version(store, saving) == saving.saved.version
+        except StoreUnavailable:  # answers are still held
+            return False
+
+    eventually(recorded, message="the save, served before its answer was held")
+
+
+def test_a_save_to_a_redis_gone_is_not_known() -> None:
+    """Redis gone under an open connection: the save may have been the last thing it ran
+    (a crash after the write, before the answer, looks the same), so not known."""
+    with RedisServer() as server:  # its own: this test kills it
+        client = redis.Redis.from_url(server.url, decode_responses=True,
+                                      socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        store = RedisStore(client, prefix=unique_prefix())
+        lease, saving = _opened(store)
+        server.kill()
+        with pytest.raises(StoreUnknown):
+            store.close(lease, saving=saving)
+        client.close()

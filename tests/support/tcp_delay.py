@@ -1,0 +1,84 @@
+"""A TCP proxy that delays one direction on demand: a server whose answers come late (they
+reach a client that has given up), or requests that reach the server late (after the client
+gave up and asked something else on a new connection)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+from sandbox.ports import free_port
+
+
+class DelayProxy:
+    """`port` forwards to `upstream_port` on 127.0.0.1, each connection on one of its own."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._lock = threading.Lock()
+        self._replies_until = 0.0
+        self._held: set[socket.socket] = set()  # clients whose requests wait
+        self._requests_until = 0.0
+        self._sockets: list[socket.socket] = []
+        self._clients: list[socket.socket] = []
+        self.late_requests = 0  # requests passed on after their hold
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def hold_replies(self, seconds: float) -> None:
+        """Every answer the server sends in the next `seconds` reaches its client then."""
+        with self._lock:
+            self._replies_until = time.monotonic() + seconds
+
+    def hold_requests(self, seconds: float) -> None:
+        """What the connections open now send in the next `seconds` reaches the server then,
+        even from a client that has closed meanwhile; new connections pass at once."""
+        with self._lock:
+            self._requests_until = time.monotonic() + seconds
+            self._held = set(self._clients)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self._lock:
+                self._sockets += [client, upstream]
+                self._clients.append(client)
+            threading.Thread(target=self._pump, args=(client, upstream, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False),
+                             daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                with self._lock:
+                    until = (self._requests_until if source in self._held
+                             else 0.0) if requests else self._replies_until
+                wait = until - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                    if requests:
+                        with self._lock:
+                            self.late_requests += 1
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
