@@ -4,6 +4,7 @@ must be able to stop, kill and restart it to prove that nothing is lost or half-
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -67,8 +68,9 @@ class RedisServer:
         raise RedisServerError(f"redis-server did not answer on port {self.port}")
 
     def stop(self) -> None:
-        """A clean shutdown (SIGTERM)."""
+        """A clean shutdown (SIGTERM; a frozen server is thawed to take it)."""
         if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
             self._proc.terminate()
             self._wait()
 
@@ -77,6 +79,17 @@ class RedisServer:
         if self._proc is not None:
             self._proc.kill()
             self._wait()
+
+    def freeze(self) -> None:
+        """A stall (SIGSTOP), as of a Redis on a stalled host: every request waits unanswered
+        until `thaw` (a client that gives up meanwhile drops its request with its
+        connection)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

@@ -332,6 +332,7 @@ def inject_faults(soak: Soak, rng: random.Random) -> None:
         "replica SIGKILL": lambda: _restart(rng.choice(soak.replicas), rng, soak),
         "scheduler SIGKILL": lambda: _restart(soak.scheduler, rng, soak),
         "redis restart (AOF)": lambda: _restart_redis(soak, rng),
+        "redis stall past the timeout": lambda: _stall_redis(soak, rng),
         "kube 500": lambda: soak.cluster.inject(Fault(
             rng.choice(["patch", "get"]), "httproutes", status=500, count=rng.randint(1, 2))),
         "kube stall past timeout": lambda: soak.cluster.inject(Fault(
@@ -364,6 +365,17 @@ def _restart_redis(soak: Soak, rng: random.Random) -> None:
         soak.redis.start()
 
 
+def _stall_redis(soak: Soak, rng: random.Random) -> None:
+    """Redis frozen past the bot's socket timeout (5 s), then served again: saves in flight
+    get no answer and are settled by reading back."""
+    with soak.redis_lock:
+        soak.redis.freeze()
+        try:
+            soak.stop.wait(rng.uniform(5.5, 7.0))
+        finally:
+            soak.redis.thaw()
+
+
 # ---- converging and judging ----------------------------------------------------------------
 
 def converge(soak: Soak, *, timeout: float = 300.0) -> list[str]:
@@ -373,6 +385,7 @@ def converge(soak: Soak, *, timeout: float = 300.0) -> list[str]:
     soak.slack.clear_faults()
     if not soak.redis.running:
         soak.redis.start()
+    soak.redis.thaw()
     for process in [*soak.replicas, soak.scheduler]:
         if not process.alive:
             process.start()
