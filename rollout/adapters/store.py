@@ -5,8 +5,9 @@ Every multi-key write is one Lua script, so a lost connection leaves either the 
 the new one, never half of each. A command costs three round trips: `open` (the request's
 answer, or the lock with the state, the in-flight mark and the freeze read under it),
 `confirm` before its cluster write, `close` (the save, the answer, the release). Connection
-failures surface as StoreUnavailable; a close whose answer never came is decided by a read
-back (`_settled`), which first takes the lock back so that the save cannot land later.
+failures surface as StoreUnavailable; a create or close whose answer never came is decided by
+a read back (`_settled`), which takes the lock back unless the write is found, so that it
+cannot land later.
 """
 
 from __future__ import annotations
@@ -165,13 +166,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 
-# After a close whose answer never came (it may have run, or may still run): the lock taken
-# back if it is still ours, so that a write that has not run yet never will (it checks the
-# lock first), then the state as it is. KEYS: lock, state. ARGV: token. Returns the state
-# json ('' for none).
+# After a state write whose answer never came (it may have run, or may still run): the
+# state as it is; unless it is the one the write wrote, the lock is taken back if it is still
+# ours, so that the write, if it has not run yet, never will (it checks the lock first). A
+# write that ran keeps what it left: a close has given the lock back, a create holds it.
+# KEYS: lock, state. ARGV: token, the state json the write carries. Returns the state json
+# ('' for none).
 _SETTLE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return redis.call('HGET', KEYS[2], 'data') or ''
+local found = redis.call('HGET', KEYS[2], 'data') or ''
+if found ~= ARGV[2] and redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return found
 """
 
 # The latest rollout of a namespace's canary, in one round trip. KEYS: pool-latest.
@@ -380,8 +386,12 @@ class RedisStore:
         target before the cluster names it)."""
         saving = Saving(rollout, 0, events)
         keys, args = self._writing(saving, lease)
-        self._answer(self._guard(lambda: self._create(keys=keys, args=[*args, *_events(saving)])),
-                     saving, lease)
+        try:
+            result = self._create(keys=keys, args=[*args, *_events(saving)])
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            self._settled(saving, lease, state=args[2], lost=exc)
+            return saving.saved
+        self._answer(result, saving, lease)
         return saving.saved
 
     def close(self, lease: Lease, *, saving: Saving | None = None,
@@ -405,14 +415,14 @@ class RedisStore:
 
     def _settled(self, saving: Saving, lease: Lease, *, state: str,
                  lost: RedisConnectionError | RedisTimeoutError) -> None:
-        """After a close whose answer never came: returns when the save is recorded (the
-        state is the one it wrote); raises StoreUnavailable when it is not and, fenced off,
-        never will be; StoreUnknown when Redis does not answer long enough to tell. Decided
-        by what is read back, never by the error."""
+        """After a create or a close whose answer never came: returns when the save is
+        recorded (the state is the one it wrote); raises StoreUnavailable when it is not and,
+        fenced off, never will be; StoreUnknown when Redis does not answer long enough to
+        tell. Decided by what is read back, never by the error."""
         try:
             found = self._settle(keys=[self.key("lock", lease.key),
                                        self.key("rollout", saving.saved.id)],
-                                 args=[lease.token])
+                                 args=[lease.token, state])
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnknown(
                 f"Redis did not answer whether this change was recorded ({lost}); `status` "

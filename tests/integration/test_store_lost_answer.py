@@ -1,11 +1,12 @@
-"""A close (the save, the request's answer, the lock given back) whose answer never comes in
-time. The store's answer must be what Redis holds, then and after everything sent has been
-served: recorded, not recorded (and never recorded later), or not known. Against a real
+"""A state write whose answer never comes in time: a command's close (the save, the
+request's answer, the lock given back) or a start's create (the claim, the lock kept). The
+store's answer must be what Redis holds, then and after everything sent has been served:
+recorded, not recorded (and never recorded later), or not known. Against a real
 redis-server, behind a proxy that delays one direction (`tests/support/tcp_delay.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -43,15 +44,24 @@ def store(proxy: DelayProxy) -> Iterator[RedisStore]:
         client.close()
 
 
-def _opened(store: RedisStore) -> tuple[Lease, Saving]:
-    """A rollout recorded, its lock taken by a command, and that command's save (a pause).
-    The close's script is loaded first: its first call would otherwise be refused with
-    NOSCRIPT (and sent again with the script), and that refusal is what would come late."""
+WRITES = ["close", "create"]
+
+
+def _pending(store: RedisStore, write: str) -> tuple[Lease, Saving, Callable[[], object]]:
+    """A command's lock and the save it is about to send: a pause of a recorded rollout (its
+    close, which gives the lock back), or a start's claim (its create, which keeps it). The
+    script is loaded first: its first call would otherwise be refused with NOSCRIPT (and
+    sent again with the script), and that refusal is what would come late."""
+    if write == "create":
+        store.client.script_load(store._create.script)
+        lease = store.acquire(TARGET.object_key)
+        saving = Saving(started(), 0)
+        return lease, saving, lambda: store.create(saving.rollout, lease=lease, events=())
     store.client.script_load(store._close.script)
     lease = store.acquire(TARGET.object_key)
     created = store.create(started(), lease=lease, events=())
-    paused = created.model_copy(update={"phase": Phase.PAUSED})
-    return lease, Saving(paused, created.version)
+    saving = Saving(created.model_copy(update={"phase": Phase.PAUSED}), created.version)
+    return lease, saving, lambda: store.close(lease, saving=saving)
 
 
 def _version(store: RedisStore, saving: Saving) -> int | None:
@@ -59,43 +69,53 @@ def _version(store: RedisStore, saving: Saving) -> int | None:
     return held.version if held is not None else None
 
 
+def _lock(store: RedisStore, lease: Lease) -> str | None:
+    value = store.client.get(store.key("lock", lease.key))
+    return str(value) if value is not None else None
+
+
+@pytest.mark.parametrize("write", WRITES)
 def test_a_save_whose_answer_came_too_late_is_answered_as_recorded(
-    proxy: DelayProxy, store: RedisStore,
+    proxy: DelayProxy, store: RedisStore, write: str,
 ) -> None:
-    """The save ran and its answer was held past the timeout: the read-back finds it."""
-    lease, saving = _opened(store)
+    """The save ran and its answer was held past the timeout: the read-back finds it, and
+    leaves the lock as the save left it (a close gave it back, a create keeps it for the
+    start's cluster write)."""
+    lease, saving, save = _pending(store, write)
     proxy.hold_replies(TIMEOUT * 1.5)
-    store.close(lease, saving=saving)  # no error: the answer is the save's
+    save()  # no error: the answer is the save's
     assert _version(store, saving) == saving.saved.version
-    assert store.client.get(store.key("lock", lease.key)) is None  # given back by the save
+    assert _lock(store, lease) == (str(lease.token) if write == "create" else None)
 
 
+@pytest.mark.parametrize("write", WRITES)
 def test_a_save_that_reaches_redis_after_the_answer_is_refused_there(
-    proxy: DelayProxy, store: RedisStore,
+    proxy: DelayProxy, store: RedisStore, write: str,
 ) -> None:
     """The save is held on its way past the timeout: the read-back takes the lock back and
     finds it not recorded, so the answer says nothing changed; the late save then reaches
     Redis and is refused on the lock, so the answer stays true."""
-    lease, saving = _opened(store)
+    lease, saving, save = _pending(store, write)
     proxy.hold_requests(TIMEOUT * 2)
     with pytest.raises(StoreUnavailable, match="not recorded; nothing was changed") as refused:
-        store.close(lease, saving=saving)
+        save()
     assert not isinstance(refused.value, StoreUnknown)
     eventually(lambda: proxy.late_requests >= 1, message="the held save to reach Redis")
     store.client.ping()  # served after the late save, on a connection of its own
-    assert _version(store, saving) == saving.expected_version  # never recorded
-    assert store.client.get(store.key("lock", lease.key)) is None
+    assert _version(store, saving) == (saving.expected_version or None)  # never recorded
+    assert _lock(store, lease) is None
 
 
+@pytest.mark.parametrize("write", WRITES)
 def test_a_save_redis_never_answers_in_time_is_not_known_never_nothing_changed(
-    proxy: DelayProxy, store: RedisStore,
+    proxy: DelayProxy, store: RedisStore, write: str,
 ) -> None:
     """The answers of the save and of the read-back both come too late: the answer says it
     is not known whether the change was recorded (here it was)."""
-    lease, saving = _opened(store)
+    _lease, saving, save = _pending(store, write)
     proxy.hold_replies(TIMEOUT * 4)
     with pytest.raises(StoreUnknown) as unknown:
-        store.close(lease, saving=saving)
+        save()
     assert "did not answer whether this change was recorded" in str(unknown.value)
     assert "nothing was changed" not in str(unknown.value)
 
@@ -115,8 +135,8 @@ def test_a_save_to_a_redis_gone_is_not_known() -> None:
         client = redis.Redis.from_url(server.url, decode_responses=True,
                                       socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
         store = RedisStore(client, prefix=unique_prefix())
-        lease, saving = _opened(store)
+        _lease, _saving, save = _pending(store, "close")
         server.kill()
         with pytest.raises(StoreUnknown):
-            store.close(lease, saving=saving)
+            save()
         client.close()
