@@ -58,7 +58,11 @@ class DelayProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:  # the server is down: so is this connection
+                client.close()
+                continue
             with self._lock:
                 self._sockets += [client, upstream]
                 self._clients.append(client)
