@@ -35,7 +35,7 @@ def proxy(redis_server: RedisServer) -> Iterator[DelayProxy]:
 
 @pytest.fixture
 def store(proxy: DelayProxy) -> Iterator[RedisStore]:
-    client = redis.Redis.from_url(proxy.url, decode_responses=True, socket_timeout=TIMEOUT,
+    client = redis.Redis.from_url(proxy.redis_url, decode_responses=True, socket_timeout=TIMEOUT,
                                   socket_connect_timeout=TIMEOUT)
     s = RedisStore(client, prefix=unique_prefix(), lock_ttl_seconds=30)
     try:

@@ -29,7 +29,8 @@ class DelayProxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
-    def url(self) -> str:
+    def redis_url(self) -> str:
+        """The URL of a Redis behind this proxy."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def hold_replies(self, seconds: float) -> None:
