@@ -359,11 +359,6 @@ class WatchedFacts:
                 if not state.callers:
                     del self._namespaces[namespace]
 
-    def tracked(self) -> int:
-        """Namespaces being read past the cache now."""
-        with self._lock:
-            return len(self._namespaces)
-
     def _share(self, namespace: str, state: _Namespace) -> ClusterFacts | None:
         with self._lock:
             flight, leading = state.next, state.next is None

@@ -53,7 +53,7 @@ class TemporaryFailure(RolloutError):
 
 
 class StoreUnavailable(TemporaryFailure):
-    """Redis could not be reached; nothing was written."""
+    """Redis could not be reached; nothing was written (but see StoreUnknown)."""
 
 
 class StoreUnknown(StoreUnavailable):

@@ -25,7 +25,8 @@ class DelayProxy:
         self._requests_until = 0.0
         self._sockets: list[socket.socket] = []
         self._clients: list[socket.socket] = []
-        self.late_requests = 0  # requests passed on after their hold
+        #: answers the server gave to requests that were held (it has served them)
+        self.late_served = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -76,14 +77,14 @@ class DelayProxy:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
                 with self._lock:
-                    until = (self._requests_until if source in self._held
-                             else 0.0) if requests else self._replies_until
+                    if requests:
+                        until = self._requests_until if source in self._held else 0.0
+                    else:
+                        until = self._replies_until
+                        self.late_served += sink in self._held  # its client may be gone
                 wait = until - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                    if requests:
-                        with self._lock:
-                            self.late_requests += 1
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)

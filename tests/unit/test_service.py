@@ -311,7 +311,7 @@ def test_redis_failing_after_a_write_landed_does_not_say_nothing_changed(
     assert target.writes[-1] == Pair(stable=90, canary=10)
 
 
-def test_a_save_of_unknown_fate_with_nothing_landed_is_not_answered_as_nothing_changed() -> None:
+def test_a_save_of_unknown_fate_with_nothing_landed_is_answered_as_not_known() -> None:
     service, store, _, _ = _started()
     store.fail_saves = StoreUnknown("Redis did not answer whether this change was recorded")
     with pytest.raises(StoreUnknown):

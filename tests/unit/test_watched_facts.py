@@ -105,12 +105,12 @@ def test_reads_of_different_namespaces_past_the_cache_take_turns() -> None:
     reader = _reader(cache, cluster, 3)
     threads, got = _readers(reader, 12, namespaces=12)
     eventually(lambda: cluster.inside == 3, message="three reads at the cluster")
-    assert reader.tracked() == 12
+    assert len(reader._namespaces) == 12
     cluster.answer.set()
     _join(threads)
     assert len(got) == 12 and cluster.reads == 12 and cluster.most == 3
     assert sorted(cache.watched) == sorted(f"ns{i}" for i in range(12))
-    assert reader.tracked() == 0  # namespaces asked once (mistyped ones too) leave nothing
+    assert len(reader._namespaces) == 0  # namespaces asked once (mistyped ones too) leave nothing
 
 
 def _behind_a_first_read(reader: WatchedFacts, cluster: _Cluster, callers: int,
@@ -146,7 +146,7 @@ def test_a_failed_shared_read_fails_every_caller_sharing_it_and_the_next_reads_a
     cluster.fail = ClusterUnavailable("the API server did not answer")
     got_first, got = _behind_a_first_read(reader, cluster, 5)
     assert all(isinstance(f, ClusterUnavailable) for f in got_first + got)
-    assert cluster.reads == 2 and cluster.routes == [] and reader.tracked() == 0
+    assert cluster.reads == 2 and cluster.routes == [] and len(reader._namespaces) == 0
     cluster.fail = None
     assert reader.read(NS).services == frozenset({"read 3"})
 

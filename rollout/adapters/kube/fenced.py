@@ -351,8 +351,7 @@ def _translate(exc: ApiException, what: str) -> Exception:
         return Throttled(
             f"the Kubernetes API is throttling the bot's requests ({what}): {message}",
             retry_after=_retry_after(exc))
-    return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}",
-                              retry_after=_retry_after(exc))
+    return ClusterUnavailable(f"the Kubernetes API failed on {what}: {exc.status} {message}")
 
 
 def _answer_unknown(exc: ApiException) -> bool:
