@@ -28,7 +28,8 @@ KNOWN_MANAGERS: Mapping[str, str] = {
 }
 ARGO_PREFIX = "argocd.argoproj.io/"
 ARGO_LABEL = "app.kubernetes.io/instance"  # Argo CD's label tracking (its default before 3.0)
-FLUX_PREFIXES = ("kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/")
+FLUX_HELM_PREFIX = "helm.toolkit.fluxcd.io/"
+FLUX_PREFIXES = ("kustomize.toolkit.fluxcd.io/", FLUX_HELM_PREFIX)
 # Any other manager that server-side applied the weights will apply them again: it is
 # declarative like the GitOps tools. An Update (kubectl edit, create, replace) is a one-off.
 APPLIER = "a server-side apply"
@@ -134,7 +135,10 @@ def remedy(tool: str, obj: ObjectFacts, managers: Iterable[str] = ()) -> str:
                 f"managedFieldsManagers: [{BOT_MANAGER}]}} (or jqPathExpressions: ['{jq}']) "
                 f"and the sync option RespectIgnoreDifferences=true, so that a sync keeps the "
                 f"bot's weights.")
-    helm = "helm-controller" in set(managers)
+    # a Helm release's labels say so when helm-controller no longer owns the weights (the
+    # bot's earlier rollout took them over)
+    helm = "helm-controller" in set(managers) or any(
+        key.startswith(FLUX_HELM_PREFIX) for key in (*obj.labels, *obj.annotations))
     if helm:
         return (f"In the Flux HelmRelease, add spec.driftDetection.ignore "
                 f"[{{paths: ['{pointer}'], target: {{kind: {obj.kind}, name: {obj.name}}}}}] and "

@@ -346,19 +346,6 @@ def _older_rivals(facts: ClusterFacts, *, ours: RewriteFacts,
     return sorted(rivals, key=lambda r: (r.created, r.name))
 
 
-def younger_rivals(facts: ClusterFacts, *, rewrite: str, model: str) -> tuple[str, ...]:
-    """Rewrites for the same model on the same pool created after `rewrite`: ignored by the
-    endpoint picker while `rewrite` exists; listed so that a person can clean them up."""
-    ours = facts.rewrite(rewrite)
-    if ours is None:
-        return ()
-    return tuple(sorted(
-        r.name for r in facts.rewrites
-        if r.name != rewrite and r.pool == ours.pool and r.pool_group == ours.pool_group
-        and any(model in rule.models for rule in r.rules)
-        and r.created > ours.created))
-
-
 # ---- all of them ----------------------------------------------------------------------------
 
 

@@ -91,6 +91,17 @@ def test_flux_helm_remedy_is_drift_detection_ignore_on_the_weights() -> None:
     assert "/spec/rules/<i>/targets/<j>/weight" in finding.remedy
 
 
+def test_a_helm_release_whose_weights_the_bot_took_over_still_gets_the_helm_remedy() -> None:
+    """After a finished rollout the bot owns the weights and helm-controller no longer does;
+    the release's labels still say where the next upgrade comes from."""
+    obj = route(entry("rollout-bot", ATOMIC_RULES, operation="Update"),
+                entry("helm-controller", {"f:spec": {"f:parentRefs": {}}}, operation="Update"),
+                labels={"helm.toolkit.fluxcd.io/name": "inference"})
+    (finding,) = check_gitops(obj)
+    assert "spec.driftDetection.ignore" in finding.remedy
+    assert "ssa: IfNotPresent" not in finding.remedy
+
+
 def test_allowed_gitops_or_no_gitops_passes() -> None:
     argo = route(entry("argocd-controller", ATOMIC_RULES))
     assert check_gitops(argo, allow_gitops=True) == ()

@@ -31,7 +31,6 @@ from rollout.domain.preflight import (
     preflight,
     ready_endpoints,
     required_endpoints,
-    younger_rivals,
 )
 from tests.unit.facts_builders import CANARY, STABLE, objectives, pods, pool, world
 
@@ -255,7 +254,6 @@ def test_the_oldest_exact_rewrite_for_its_model_passes() -> None:
                             rewrite("lora-b", "2026-01-02T00:00:00Z", "lora"),
                             rewrite("fallback", "2025-01-01T00:00:00Z")))
     assert check_rewrite(facts, rewrite="lora", rule=0) == ()
-    assert younger_rivals(facts, rewrite="lora", model="lora") == ("lora-b",)
 
 
 def test_a_younger_rewrite_for_the_same_model_is_refused_naming_the_older() -> None:
