@@ -140,7 +140,9 @@ def verify_split(split: SplitVerification, subject: Subject,
     stable, why_s = _count(results, f"requests/{Side.STABLE}")
     base = {"expected": subject.canary_share, "tolerance": split.tolerance}
     if canary is None or stable is None:
-        reason = f"request counts unknown: canary {why_c}, stable {why_s}"
+        unknown = [f"{side} ({why})" for side, count, why in
+                   ((Side.CANARY, canary, why_c), (Side.STABLE, stable, why_s)) if count is None]
+        reason = f"request count unknown: {', '.join(unknown)}"
         return SplitResult(status=Status.INCONCLUSIVE, observed=None, requests=None,
                            reason=reason, **base)
     total = canary + stable

@@ -67,8 +67,8 @@ def test_the_split_is_judged_with_its_allowance_in_words() -> None:
         tolerance=0.05, reason="190 requests seen, fewer than 200")
     assert verify_split(split, POOL, {}) == SplitResult(
         status=Status.INCONCLUSIVE, expected=0.1, observed=None, requests=None,
-        tolerance=0.05, reason="request counts unknown: canary the query was not asked, stable the "
-               "query was not asked")
+        tolerance=0.05, reason="request count unknown: canary (the query was not asked), "
+                               "stable (the query was not asked)")
 
 
 def test_a_failing_check_says_its_numbers() -> None:
