@@ -262,14 +262,19 @@ def approve(
 
 def _refuse_baking(r: Rollout, pending: int, now: datetime) -> NoReturn:
     """Why a step cannot be approved while the previous one bakes (or is analysed)."""
+    hold = gating.holding_back(r, now)
+    bake_over = r.next_due_at is None or r.next_due_at <= now
     if r.plan.steps[pending].gate is Gate.AUTO:
+        if hold is not None and bake_over:
+            raise Conflict(f"{_step_label(r, pending)} is automatic; it applies once the canary "
+                           f"analysis of {_step_label(r, r.step)} passes ({hold}); promote "
+                           f"skips ahead")
         raise Conflict(
             f"{_step_label(r, pending)} is automatic; it applies when the bake ends"
             + (f" at {r.next_due_at:%H:%M:%S} UTC" if r.next_due_at else "")
             + " (promote skips ahead)"
         )
-    hold = gating.holding_back(r, now)
-    if hold is not None and (r.next_due_at is None or r.next_due_at <= now):
+    if hold is not None and bake_over:
         raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
                        f"{_step_label(r, r.step)}: {hold}")
     assert r.next_due_at is not None
@@ -307,7 +312,10 @@ def approve_plan(
     event = _event(r, AuditAction.PLAN_APPROVED, actor, now, "automatic steps may apply")
     due = ""
     if r.phase is Phase.BAKING and pending is not None:
-        due = f"; {_step_label(r, pending)} applies now"
+        hold = gating.holding_back(r, now)
+        due = (f"; {_step_label(r, pending)} applies now" if hold is None else
+               f"; {_step_label(r, pending)} waits for the canary analysis of "
+               f"{_step_label(r, r.step)}: {hold}")
     return Decision(rollout=r, events=(event,),
                     message=f"{actor.label} approved the plan of {r.canary}{due}.")
 
