@@ -795,7 +795,7 @@ class RolloutService:
             if not isinstance(seen, str):
                 return seen
             return self._paused_on_failure(version, base, found, hold, actor, reason=seen,
-                                           message=seen)
+                                           message=seen, unwritten=d.unwritten)
         except DriftDetected as exc:
             if not base.active:  # a retire on weights changed since: nothing was written
                 self.store.clear_in_flight(base.id)
@@ -812,7 +812,7 @@ class RolloutService:
             message = (f"Not applied: {exc}. The rollout is paused; resume or roll back once "
                        "the cause is fixed.")
             return self._paused_on_failure(version, base, found, hold, actor, reason=str(exc),
-                                           message=message)
+                                           message=message, unwritten=d.unwritten)
 
     def _fate(self, exc: WriteUnknown, r: Rollout, effect: Effect) -> Observed | str:
         """After a write whose answer was lost: what the cluster shows when one more read
@@ -834,13 +834,17 @@ class RolloutService:
 
     def _paused_on_failure(
         self, version: int, base: Rollout, found: Decision | None, hold: _Hold, actor: Actor,
-        *, reason: str, message: str,
+        *, reason: str, message: str, unwritten: Decision | None = None,
     ) -> Outcome:
         """A write that did not land (or may not have): the rollout keeps its step, paused
-        with the reason, saved with what reconcile found; a write that lands later after all
-        is recorded from its marker by the next read (a command, the scheduler's sweep)."""
+        with the reason, saved with what reconcile found (and what the decision found beyond
+        its effect, `unwritten`); a write that lands later after all is recorded from its
+        marker by the next read (a command, the scheduler's sweep)."""
         prior = found.events if found is not None else ()
-        failed = machine.effect_failed(base, now=self.clock.now(), reason=reason, actor=actor)
+        failed = machine.effect_failed(base, now=self.clock.now(), reason=reason, actor=actor,
+                                       unwritten=unwritten)
+        if unwritten is not None:
+            message = f"{unwritten.message}: {message}"
         if failed.changed:
             saved = self._save(version, _joined(prior, failed), hold)
         elif found is not None:

@@ -78,6 +78,9 @@ class Decision:
     effect: Effect | None = None
     events: tuple[AuditEvent, ...] = ()
     changed: bool = True
+    #: what still stands when the effect cannot be written, when that is more than the state
+    #: before the decision (a failed analysis that could not roll back is still a failure)
+    unwritten: Decision | None = None
 
 
 def _event(
@@ -574,12 +577,13 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
     if found.action in (Action.ROLLBACK, Action.PAUSE):
         failed = _event(nxt, AuditAction(f"analysis_{found.outcome.value}"), system, now,
                         found.reason, step=r.step)
-        acted = (rollback(nxt, actor=system, now=now, reason=why)
-                 if found.action is Action.ROLLBACK else
-                 pause(nxt, actor=system, now=now, reason=why, kind=PauseKind.ANALYSIS))
-        return replace(acted, events=(failed, *acted.events),
-                       message=f"{acted.message} {why}" if found.action is Action.ROLLBACK
-                       else acted.message)
+        if found.action is Action.PAUSE:
+            paused = pause(nxt, actor=system, now=now, reason=why, kind=PauseKind.ANALYSIS)
+            return replace(paused, events=(failed, *paused.events))
+        acted = rollback(nxt, actor=system, now=now, reason=why)
+        return replace(acted, events=(failed, *acted.events), message=f"{acted.message} {why}",
+                       unwritten=Decision(rollout=nxt, events=(failed,),
+                                          message=f"{why}; the rollback was not written"))
     if found.action is not Action.PROCEED:
         return Decision(rollout=nxt, message=why)
     events: tuple[AuditEvent, ...] = ()
@@ -642,8 +646,14 @@ def overtaken(r: Rollout, written: Observed, *, now: datetime) -> tuple[AuditEve
     return (_event(r, AuditAction.RECOVERED, Actor.scheduler(), now, detail, step=seen.step),)
 
 
-def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
-    """The cluster write of a decision failed: keep the old step and pause with the reason."""
+def effect_failed(r: Rollout, *, now: datetime, reason: str, actor: Actor,
+                  unwritten: Decision | None = None) -> Decision:
+    """The cluster write of a decision failed: keep the old step and pause with the reason,
+    keeping what the decision had found beyond its effect (`Decision.unwritten`)."""
+    if unwritten is not None:
+        kept = effect_failed(unwritten.rollout, now=now, actor=actor,
+                             reason=f"{unwritten.message}: {reason}")
+        return replace(kept, events=unwritten.events + kept.events)
     if not r.active:
         return Decision(rollout=r, changed=False, message=reason)
     if r.phase is Phase.PAUSED:

@@ -187,7 +187,9 @@ def test_a_sweep_of_a_rollout_paused_since_it_was_read_changes_nothing() -> None
     assert w.service.get(REF) == paused
 
 
-def test_an_analysis_rollback_that_cannot_be_written_pauses_by_the_scheduler() -> None:
+def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure() -> None:
+    """The canary failed its analysis and the rollback did not land: the pause, the audit and
+    the answer still say that it failed, and the failure stays counted."""
     metrics = FakeAnalysis({("err", CANARY): 0.2, ("err", STABLE): 0.01,
                             ("ttft", CANARY): 1.0, ("ttft", STABLE): 1.0,
                             ("req_total", CANARY): 100, ("req_total", STABLE): 900})
@@ -202,6 +204,39 @@ def test_an_analysis_rollback_that_cannot_be_written_pauses_by_the_scheduler() -
     assert r.phase is Phase.PAUSED and r.pause is not None
     assert (r.pause.kind, r.pause.by) == (PauseKind.FAILURE, Actor.scheduler())
     assert w.target.pair == Pair(stable=90, canary=10)
+    verdict = "canary analysis `strict` of step 1 (10%): check error-rate failed 1 time(s)"
+    not_written = "; the rollback was not written: the API server is unreachable"
+    assert r.pause.reason.startswith(verdict) and r.pause.reason.endswith(not_written)
+    assert r.step_analysis is not None and r.step_analysis.failures == 1
+    failed, paused = w.store.events[-2:]
+    assert (failed.action, failed.step, paused.action) == (
+        AuditAction.ANALYSIS_FAILED, 0, AuditAction.PAUSED)
+    assert paused.detail == r.pause.reason
+    assert out.message.startswith(verdict)
+    assert out.message.endswith("; the rollback was not written: Not applied: the API server "
+                                "is unreachable. The rollout is paused; resume or roll back "
+                                "once the cause is fixed.")
+
+
+def test_an_analysis_rollback_whose_answer_was_lost_keeps_the_failure_too() -> None:
+    metrics = FakeAnalysis({("err", CANARY): 0.2, ("err", STABLE): 0.01,
+                            ("ttft", CANARY): 1.0, ("ttft", STABLE): 1.0,
+                            ("req_total", CANARY): 100, ("req_total", STABLE): 900})
+    analyses = AnalysisFile(default="strict", analyses={"strict": spec(failure_limit=0)})
+    w = World(options=ServiceOptions(analyses=analyses, analysis=metrics))
+    w.at_first_step(interval=120)
+    w.clock.advance(seconds=90)
+    w.target.fail_next = WriteUnknown("the API did not answer")
+    out = w.service.analyse(w.service.get(REF))
+    assert out is not None and out.ok is False
+    r = w.service.get(REF)
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.reason.startswith("canary analysis `strict` of step 1 (10%): check "
+                                     "error-rate failed 1 time(s)")
+    assert "; the rollback was not written: Not known whether this landed" in r.pause.reason
+    assert r.step_analysis is not None and r.step_analysis.failures == 1
+    assert [e.action for e in w.store.events[-2:]] == [AuditAction.ANALYSIS_FAILED,
+                                                      AuditAction.PAUSED]
 
 
 # ---- release and the gates' reads -------------------------------------------------------------
