@@ -27,7 +27,7 @@ from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, MarkerState, Pair, expected_pair
 from rollout.lock_keeper import LockKeeper
 from rollout.ports import Lease, Opening
-from rollout.service import Gates, Ref, RolloutService, ServiceOptions
+from rollout.service import Gates, Outcome, Ref, RolloutService, ServiceOptions
 from tests.unit.analysis_builders import spec
 from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET
 from tests.unit.facts_builders import CANARY, STABLE, pods, world
@@ -187,9 +187,8 @@ def test_a_sweep_of_a_rollout_paused_since_it_was_read_changes_nothing() -> None
     assert w.service.get(REF) == paused
 
 
-def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure() -> None:
-    """The canary failed its analysis and the rollback did not land: the pause, the audit and
-    the answer still say that it failed, and the failure stays counted."""
+def _failing_analysis(error: ClusterUnavailable) -> tuple[World, Outcome | None]:
+    """An analysis run at step 1 that fails the canary, whose rollback meets `error`."""
     metrics = FakeAnalysis({("err", CANARY): 0.2, ("err", STABLE): 0.01,
                             ("ttft", CANARY): 1.0, ("ttft", STABLE): 1.0,
                             ("req_total", CANARY): 100, ("req_total", STABLE): 900})
@@ -197,8 +196,14 @@ def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure(
     w = World(options=ServiceOptions(analyses=analyses, analysis=metrics))
     w.at_first_step(interval=120)
     w.clock.advance(seconds=90)
-    w.target.fail_next = ClusterUnavailable("the API server is unreachable")
-    out = w.service.analyse(w.service.get(REF))
+    w.target.fail_next = error
+    return w, w.service.analyse(w.service.get(REF))
+
+
+def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure() -> None:
+    """The canary failed its analysis and the rollback did not land: the pause, the audit and
+    the answer still say that it failed, and the failure stays counted."""
+    w, out = _failing_analysis(ClusterUnavailable("the API server is unreachable"))
     assert out is not None and out.ok is False
     r = w.service.get(REF)
     assert r.phase is Phase.PAUSED and r.pause is not None
@@ -219,15 +224,7 @@ def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure(
 
 
 def test_an_analysis_rollback_whose_answer_was_lost_keeps_the_failure_too() -> None:
-    metrics = FakeAnalysis({("err", CANARY): 0.2, ("err", STABLE): 0.01,
-                            ("ttft", CANARY): 1.0, ("ttft", STABLE): 1.0,
-                            ("req_total", CANARY): 100, ("req_total", STABLE): 900})
-    analyses = AnalysisFile(default="strict", analyses={"strict": spec(failure_limit=0)})
-    w = World(options=ServiceOptions(analyses=analyses, analysis=metrics))
-    w.at_first_step(interval=120)
-    w.clock.advance(seconds=90)
-    w.target.fail_next = WriteUnknown("the API did not answer")
-    out = w.service.analyse(w.service.get(REF))
+    w, out = _failing_analysis(WriteUnknown("the API did not answer"))
     assert out is not None and out.ok is False
     r = w.service.get(REF)
     assert r.phase is Phase.PAUSED and r.pause is not None
