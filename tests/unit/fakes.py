@@ -222,7 +222,6 @@ class FakeTarget:
     problem: str = ""  # what the gateway reports about the route
     objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
     record: RecoveryRecord | None = None  # what the rule carries for recovery
-    unreadable: Exception | None = None  # raised by every read while set
     edit_before_write: Pair | None = None  # a person's edit between the read and the write
     on_write: Callable[[], None] | None = None  # called once the next write has landed
     # the namespace cache's copy while set (`recall` shows it, with no read); a write sent
