@@ -91,6 +91,14 @@ def test_flux_helm_remedy_is_drift_detection_ignore_on_the_weights() -> None:
     assert "/spec/rules/<i>/targets/<j>/weight" in finding.remedy
 
 
+def test_helm_controller_owning_the_weights_gets_the_helm_remedy_without_labels() -> None:
+    obj = route(entry("helm-controller", ATOMIC_RULES, operation="Update"))
+    (finding,) = check_gitops(obj)
+    assert "field manager helm-controller (Update" in finding.problem
+    assert "spec.driftDetection.ignore" in finding.remedy
+    assert "ssa: IfNotPresent" not in finding.remedy
+
+
 def test_a_helm_release_whose_weights_the_bot_took_over_still_gets_the_helm_remedy() -> None:
     """After a finished rollout the bot owns the weights and helm-controller no longer does;
     the release's labels still say where the next upgrade comes from."""
