@@ -583,7 +583,7 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
         acted = rollback(nxt, actor=system, now=now, reason=why)
         return replace(acted, events=(failed, *acted.events), message=f"{acted.message} {why}",
                        unwritten=Decision(rollout=nxt, events=(failed,),
-                                          message=f"{why}; the rollback was not written"))
+                                          message=f"{why}; rolling back"))
     if found.action is not Action.PROCEED:
         return Decision(rollout=nxt, message=why)
     events: tuple[AuditEvent, ...] = ()

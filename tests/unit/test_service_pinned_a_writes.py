@@ -210,15 +210,15 @@ def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure(
     assert (r.pause.kind, r.pause.by) == (PauseKind.FAILURE, Actor.scheduler())
     assert w.target.pair == Pair(stable=90, canary=10)
     verdict = "canary analysis `strict` of step 1 (10%): check error-rate failed 1 time(s)"
-    not_written = "; the rollback was not written: the API server is unreachable"
-    assert r.pause.reason.startswith(verdict) and r.pause.reason.endswith(not_written)
+    met = "; rolling back: the API server is unreachable"
+    assert r.pause.reason.startswith(verdict) and r.pause.reason.endswith(met)
     assert r.step_analysis is not None and r.step_analysis.failures == 1
     failed, paused = w.store.events[-2:]
     assert (failed.action, failed.step, paused.action) == (
         AuditAction.ANALYSIS_FAILED, 0, AuditAction.PAUSED)
     assert paused.detail == r.pause.reason
     assert out.message.startswith(verdict)
-    assert out.message.endswith("; the rollback was not written: Not applied: the API server "
+    assert out.message.endswith("; rolling back: Not applied: the API server "
                                 "is unreachable. The rollout is paused; resume or roll back "
                                 "once the cause is fixed.")
 
@@ -230,7 +230,7 @@ def test_an_analysis_rollback_whose_answer_was_lost_keeps_the_failure_too() -> N
     assert r.phase is Phase.PAUSED and r.pause is not None
     assert r.pause.reason.startswith("canary analysis `strict` of step 1 (10%): check "
                                      "error-rate failed 1 time(s)")
-    assert "; the rollback was not written: Not known whether this landed" in r.pause.reason
+    assert "; rolling back: Not known whether this landed" in r.pause.reason
     assert r.step_analysis is not None and r.step_analysis.failures == 1
     assert [e.action for e in w.store.events[-2:]] == [AuditAction.ANALYSIS_FAILED,
                                                       AuditAction.PAUSED]
