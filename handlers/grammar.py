@@ -66,7 +66,7 @@ USAGE_LINES: dict[Verb, str] = {
                 "[--approvals N] [--route NAME] [--stable POOL] [--rewrite NAME] "
                 "[--analysis NAME] [--allow-gitops] [--keep 24h] [-n NS]`",
     Verb.STATUS: f"`/rollout <pool> status {_COMMON}`",
-    Verb.APPROVE: f"`/rollout <pool> approve {_COMMON}`",
+    Verb.APPROVE: f"`/rollout <pool> approve [--step N] {_COMMON}`",
     Verb.APPROVE_PLAN: f"`/rollout <pool> approve-plan {_COMMON}`",
     Verb.PAUSE: f'`/rollout <pool> pause [--reason "text"] {_COMMON}`',
     Verb.RESUME: f"`/rollout <pool> resume {_COMMON}`",
