@@ -438,8 +438,9 @@ def rollback(
             f"{r.target.describe()} now belongs to rollout {owner}: rolling back this one "
             f"would undo that one. Roll back {owner} instead"
         )
+    # a pause it ends is over: status, the CLI and the card read `pause` as "paused now"
     nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
-                  finished_at=now)
+                  finished_at=now, pause=None)
     why = reason or f"requested by {actor.label}"
     return Decision(
         rollout=nxt, effect=Restore(),

@@ -24,6 +24,15 @@ def test_status_says_who_paused_and_why_and_gives_the_full_id() -> None:
     assert f"id `{LONG_ID}`" in reply
 
 
+def test_status_of_a_rollout_rolled_back_while_paused_no_longer_says_paused() -> None:
+    paused = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
+    r = machine.rollback(paused, actor=CAROL, now=NOW).rollout
+    assert r.pause is None
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.STATUS, pool=r.canary),
+                                       status=Status(r, None, "llm-pool-version-2: rolled back")))
+    assert "Paused" not in reply
+
+
 def test_the_list_shows_short_ids() -> None:
     r = started().model_copy(update={"id": LONG_ID})
     reply = result_reply(CommandResult(CommandRequest(verb=Verb.LIST), rollouts=[r]))
