@@ -22,7 +22,7 @@ from handlers.cards import (
 from rollout.domain import machine
 from rollout.domain.errors import InvalidInput
 from rollout.domain.freeze import Freeze
-from rollout.domain.models import Actor, PauseKind, Rollout
+from rollout.domain.models import Actor, AuditAction, AuditEvent, PauseKind, Rollout
 from tests.unit.builders import ALICE, BOB, CAROL, T0, started
 
 NOW = T0 + timedelta(seconds=1)
@@ -195,6 +195,14 @@ def test_event_lines() -> None:
     assert event_line(back.events[0]) == ":rewind: <@U0ALICE> rolled back from step 1 (10%): errors"
     auto = machine.rollback(decision.rollout, actor=ALICE, now=NOW)
     assert event_line(auto.events[0]) == ":rewind: <@U0ALICE> rolled back from step 1 (10%)"
+
+
+@pytest.mark.parametrize("action", list(AuditAction))
+def test_every_audited_action_has_an_icon_of_its_own_in_the_thread(action: AuditAction) -> None:
+    event = AuditEvent(at=NOW, rollout_id="r1", target="default/routes-to-llm#0",
+                       action=action, actor=BOB, detail="incident 42",
+                       refused="approve" if action is AuditAction.DENIED else None)
+    assert not event_line(event).startswith(":small_blue_diamond:")
 
 
 def test_a_rolled_back_card_shows_the_weights_from_before_the_start() -> None:
