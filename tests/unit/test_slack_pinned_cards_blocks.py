@@ -300,10 +300,10 @@ def test_analysis_is_a_section_and_a_held_step_waits_for_it() -> None:
             "12:02:00 UTC>, once the canary analysis of step 1 has passed") in _contexts(r, T0)
 
 
-def test_an_event_without_its_own_icon_gets_the_default_one() -> None:
+def test_a_freeze_is_a_line_of_its_own_in_the_thread() -> None:
     e = AuditEvent(at=T0, rollout_id="r1", target="t", action="frozen", actor=BOB,
                    detail="incident 42")
-    assert event_line(e) == ":small_blue_diamond: <@U0BOB> froze rollouts: incident 42"
+    assert event_line(e) == ":ice_cube: <@U0BOB> froze rollouts: incident 42"
 
 
 def test_a_scheduler_event_names_the_scheduler() -> None:
