@@ -1,0 +1,127 @@
+"""The whole Slack answers to status, list, history and plain commands, line by line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from handlers.commands import CommandRequest, CommandResult, Verb
+from handlers.replies import error_reply, result_reply
+from rollout.domain import machine
+from rollout.domain.errors import TemporaryFailure
+from rollout.domain.freeze import Freeze
+from rollout.domain.models import Rollout
+from rollout.domain.split import Observed, Pair
+from rollout.service import Outcome, Status
+from tests.unit.builders import BOB, CAROL, T0, started
+from tests.unit.test_service_analysis import CANARY, REF, World
+
+NOW = T0 + timedelta(seconds=1)
+RID = "llm-pool-version-2-x-abc123"
+FROZEN = Freeze(by="carol", reason="incident 42", since=T0)
+FROZEN_LINE = (":snowflake: Rollouts are frozen by carol since 2026-01-01T12:00:00+00:00: "
+               "incident 42")
+ROUTE = "HTTPRoute default/routes-to-llm rule 0"
+
+
+def _baking() -> Rollout:
+    return machine.approve(started(), actor=BOB, now=NOW).rollout.model_copy(
+        update={"id": RID})
+
+
+def _status(status: Status | None) -> str:
+    return result_reply(CommandResult(CommandRequest(verb=Verb.STATUS, pool="p"), status=status))
+
+
+def test_status_shows_freeze_cluster_note_and_hold_each_on_its_line() -> None:
+    r = _baking().model_copy(update={"held": "waiting for GPUs"})
+    s = Status(r, Observed(pair=Pair(stable=90, canary=10)), "llm-pool-version-2: at 10%",
+               cluster_note="weights drifted", freeze=FROZEN)
+    assert _status(s).splitlines() == [
+        "*llm-pool-version-2: at 10%*",
+        f"`▓░░░░░░░░░ 10%` on {ROUTE}",
+        FROZEN_LINE,
+        "Cluster: stable 90 / canary 10",
+        ":warning: weights drifted",
+        ":hourglass: Held: waiting for GPUs",
+        "No canary analysis: steps are not gated on metrics (set PROMETHEUS_URL for the bot "
+        "to run one)",
+        f"id `{RID}`",
+    ]
+
+
+def test_status_of_an_ended_rollout_does_not_say_it_is_held() -> None:
+    r = machine.rollback(_baking(), actor=CAROL, now=NOW).rollout.model_copy(
+        update={"held": "waiting for GPUs"})
+    assert ":hourglass: Held: waiting for GPUs" not in _status(Status(r, None, "rolled back"))
+
+
+def test_status_without_a_rollout_says_the_message_and_still_shows_the_freeze() -> None:
+    assert _status(Status(None, None, "no rollout of x", freeze=FROZEN)) == \
+        f":information_source: no rollout of x\n{FROZEN_LINE}"
+    assert _status(Status(None, None, "no rollout of x")) == ":information_source: no rollout of x"
+    assert _status(None) == ":information_source: nothing recorded"
+
+
+def test_the_list_names_each_rollout_phase_percent_route_and_short_id() -> None:
+    r = _baking()
+    back = machine.rollback(r, actor=CAROL, now=NOW).rollout
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.LIST), rollouts=[r, back]))
+    assert reply == (
+        "*Rollouts*\n"
+        f"• `llm-pool-version-2` baking at 10% on {ROUTE} (`abc123`)\n"
+        f"• `llm-pool-version-2` rolled back at 0% on {ROUTE} (`abc123`)")
+
+
+def test_an_empty_list_says_how_to_start_one() -> None:
+    assert result_reply(CommandResult(CommandRequest(verb=Verb.LIST))) == (
+        ":information_source: No rollouts recorded yet. Start one with `/rollout <pool> start`.")
+
+
+def test_history_shows_the_last_thirty_events_with_their_time() -> None:
+    r = _baking()
+    paused = machine.pause(r, actor=CAROL, now=NOW, reason="slow").events
+    approved = machine.approve(started(), actor=BOB, now=NOW).events
+    history = [*approved, *paused * 30]
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.HISTORY, pool="llm-pool-version-2"),
+                                       history=history))
+    line = "2026-01-01 12:00:01 :double_vertical_bar: <@U0CAROL> paused at step 1 (10%): slow"
+    assert reply == "\n".join(["*History of llm-pool-version-2*", *[line] * 30])
+
+
+def test_an_empty_history_says_so() -> None:
+    assert result_reply(CommandResult(CommandRequest(verb=Verb.HISTORY, pool="p"))) == \
+        ":information_source: No history recorded."
+
+
+def test_a_command_without_an_outcome_is_answered_done() -> None:
+    assert result_reply(CommandResult(CommandRequest(verb=Verb.PAUSE, pool="p"))) == "Done."
+
+
+def test_the_icon_says_changed_unchanged_or_refused() -> None:
+    def reply(*, ok: bool = True, changed: bool = True) -> str:
+        return result_reply(CommandResult(CommandRequest(verb=Verb.PAUSE, pool="p"),
+                                          outcome=Outcome(None, "said", changed=changed, ok=ok)))
+    assert reply() == ":white_check_mark: said"
+    assert reply(changed=False) == ":information_source: said"
+    assert reply(ok=False, changed=True) == ":warning: said"
+    assert reply(ok=False, changed=False) == ":warning: said"
+
+
+def test_a_busy_dependency_is_retried_after_the_wait_it_asked_rounded_down() -> None:
+    assert error_reply(TemporaryFailure("Redis is busy", retry_after=1.5)) == \
+        ":hourglass: Redis is busy. Nothing changed; try again in 1s."
+    assert error_reply(TemporaryFailure("Redis is busy", retry_after=0.2)) == \
+        ":hourglass: Redis is busy. Nothing changed; try again in 1s."
+
+
+def test_status_shows_the_analysis_as_of_the_rollout_s_last_update() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    del w.metrics.values[("err", CANARY)]
+    r = w.at(90)
+    assert _status(Status(r, None, "m")).splitlines()[2:4] == [
+        ":bar_chart: *Canary analysis `quick` of step 1: inconclusive (inconclusive, waiting: "
+        "error-rate: canary: no series matched)*",
+        ":grey_question: `error-rate` canary n/a · stable 0.01 · threshold 0.02 (at most 0.02): "
+        "canary: no series matched"]
