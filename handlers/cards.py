@@ -412,7 +412,7 @@ _EVENT_ICON = {
     "analysis_passed": ":bar_chart:", "analysis_awaited": ":hourglass:",
     "analysis_failed": ":x:", "analysis_inconclusive": ":grey_question:",
     "analysis_split_mismatch": ":twisted_rightwards_arrows:",
-    "released": ":unlock:", "step_held": ":hourglass_flowing_sand:", "frozen": ":ice_cube:",
+    "released": ":unlock:", "step_held": ":hourglass_flowing_sand:", "frozen": ":snowflake:",
     "unfrozen": ":sunny:",
 }
 

@@ -303,7 +303,7 @@ def test_analysis_is_a_section_and_a_held_step_waits_for_it() -> None:
 def test_a_freeze_is_a_line_of_its_own_in_the_thread() -> None:
     e = AuditEvent(at=T0, rollout_id="r1", target="t", action="frozen", actor=BOB,
                    detail="incident 42")
-    assert event_line(e) == ":ice_cube: <@U0BOB> froze rollouts: incident 42"
+    assert event_line(e) == ":snowflake: <@U0BOB> froze rollouts: incident 42"
 
 
 def test_a_scheduler_event_names_the_scheduler() -> None:
