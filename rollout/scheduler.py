@@ -26,8 +26,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.leadership import LeaderLease
 from rollout.domain import gating
-from rollout.domain.errors import RolloutError
+from rollout.domain.errors import RolloutError, Throttled
 from rollout.domain.models import Rollout
+from rollout.pacing import TickPacer
 from rollout.service import Outcome, RolloutService
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,11 @@ class RolloutScheduler:
     def __init__(
         self, *, service: RolloutService, lease: LeaderLease, sweep_seconds: float = 5.0,
         scheduler: BackgroundScheduler | None = None, feed: ChangeFeed | None = None,
+        pacer: TickPacer | None = None,
     ) -> None:
         self.service = service
+        #: the hold-back when the Kubernetes API throttles the ticks (429)
+        self.pacer = pacer or TickPacer(service.clock, ceiling=STEP_THREADS)
         self.lease = lease
         #: other replicas' changes, announced: the leader sweeps at once (`wake`)
         self.feed = feed
@@ -112,6 +116,7 @@ class RolloutScheduler:
         flag is set). Redis holds every due time, so the jobs are nothing to keep."""
         with self._lock:
             self._stopping = True
+        self.pacer.wake()  # a tick waiting for a place in the window gives up
         if self.feed is not None:
             self.feed.close()
         if self.scheduler.running:
@@ -153,6 +158,7 @@ class RolloutScheduler:
             if not leading:
                 if self._was_leader:
                     log.info("lost the leader lease: dropping every rollout job")
+                    self.pacer.wake()  # a tick waiting for a place gives up
                 self._drop_jobs()
                 self._was_leader = False
                 return False
@@ -346,16 +352,40 @@ class RolloutScheduler:
             raise
 
     def _tick(self, rollout_id: str) -> bool:
-        """One tick; whether it completed."""
+        """One tick, unless the Kubernetes API's throttle holds the ticks back (then it is
+        moved to the hold's end); whether it completed."""
+        held = self.pacer.held_until()
+        if held is not None:
+            self._defer(rollout_id, held)
+            return False
+        if not self.pacer.enter(lambda: self._halted or not self.lease.is_leader):
+            return False
         try:
             outcome = self.service.tick(rollout_id)
-        except RolloutError as exc:
+        except Throttled as exc:  # refused before it was served: nothing to undo
+            until = self.pacer.throttled(exc.retry_after)
+            self._defer(rollout_id, until)
+            log.info("tick of %s throttled by the Kubernetes API: again at %s", rollout_id,
+                     until.isoformat())
+            return False
+        except BaseException as exc:
+            self.pacer.leave(changed=False)
+            if not isinstance(exc, RolloutError):
+                raise
             log.warning("tick of %s did not complete: %s (the next sweep retries)",
                         rollout_id, exc)
             return False
+        self.pacer.leave(changed=outcome.changed)
         if outcome.changed:
             log.info("tick %s: %s", rollout_id, outcome.message)
         return True
+
+    def _defer(self, rollout_id: str, until: datetime) -> None:
+        """The rollout's job at `until`, the end of a throttle's hold (its due time stays in
+        Redis, and every job scheduled during the hold is moved to its end)."""
+        with self._lock:
+            if not self._halted and self.lease.is_leader:
+                self._schedule(rollout_id, until)
 
     def due_times(self) -> dict[str, datetime]:
         return {job.id.removeprefix(JOB_PREFIX): job.next_run_time
@@ -364,6 +394,9 @@ class RolloutScheduler:
     # -- jobs ----------------------------------------------------------------------------
 
     def _schedule(self, rollout_id: str, due: datetime) -> None:
+        held = self.pacer.held_until()
+        if held is not None and due < held:  # it would only be moved to the hold's end
+            due = held
         job_id = JOB_PREFIX + rollout_id
         job = self.scheduler.get_job(job_id)
         if job is not None and job.next_run_time == due:

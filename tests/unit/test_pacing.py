@@ -1,0 +1,164 @@
+"""The scheduler's hold-back under a throttling Kubernetes API: the window of ticks in flight
+halves once per hold and grows back by one per window of ticks that changed something; a
+full window makes a tick wait for a place, and a stop ends the wait."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from rollout.domain.clock import ManualClock
+from rollout.pacing import TickPacer
+from tests.unit.builders import T0
+
+
+def _never() -> bool:
+    return False
+
+
+def _pacer(ceiling: int = 32) -> tuple[TickPacer, ManualClock]:
+    clock = ManualClock(T0)
+    return TickPacer(clock, ceiling=ceiling), clock
+
+
+def test_a_new_pacer_lets_in_the_whole_window_and_holds_nothing() -> None:
+    pacer, _ = _pacer(3)
+    assert pacer.window == 3 and pacer.held_until() is None
+    assert all(pacer.enter(_never) for _ in range(3))
+    assert pacer.in_flight == 3
+
+
+def test_a_window_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        TickPacer(ManualClock(T0), ceiling=0)
+
+
+def test_a_throttle_holds_every_tick_until_its_retry_after_and_halves_the_window() -> None:
+    pacer, clock = _pacer()
+    pacer.enter(_never)
+    until = pacer.throttled(3.0)
+    assert until == T0 + timedelta(seconds=3)
+    assert pacer.held_until() == until and pacer.window == 16 and pacer.in_flight == 0
+    clock.advance(2.999)
+    assert pacer.held_until() == until
+    clock.advance(0.001)
+    assert pacer.held_until() is None
+
+
+def test_a_burst_of_throttles_from_ticks_already_in_flight_halves_the_window_once() -> None:
+    """Every tick in flight when the server began refusing gets its 429: one hold, one
+    halving, and the longest Retry-After named stands."""
+    pacer, clock = _pacer()
+    for _ in range(4):
+        pacer.enter(_never)
+    pacer.throttled(2.0)
+    clock.advance(0.5)
+    assert pacer.throttled(1.0) == T0 + timedelta(seconds=2)  # shorter: the hold stands
+    assert pacer.throttled(4.0) == T0 + timedelta(seconds=4.5)  # longer: it extends
+    pacer.throttled(0.0)
+    assert pacer.window == 16 and pacer.throttles == 4 and pacer.in_flight == 0
+    clock.advance(4.0)
+    pacer.enter(_never)
+    pacer.throttled(1.0)  # after the hold: the server still refuses, halve again
+    assert pacer.window == 8
+
+
+def test_the_window_never_falls_below_one() -> None:
+    pacer, clock = _pacer(2)
+    for _ in range(3):
+        pacer.enter(_never)
+        pacer.throttled(1.0)
+        clock.advance(1.0)
+    assert pacer.window == 1
+
+
+def test_the_window_grows_back_by_one_per_window_of_ticks_that_changed_something() -> None:
+    pacer, clock = _pacer(4)
+    for _ in range(2):  # 4 -> 2 -> 1
+        pacer.enter(_never)
+        pacer.throttled(1.0)
+        clock.advance(1.0)
+    assert pacer.window == 1
+    grown = []
+    for _ in range(7):
+        pacer.enter(_never)
+        pacer.leave(changed=True)
+        grown.append(pacer.window)
+    # 1 -> 2 after one tick; 2 -> 3 after two more; 3 -> 4 after three more, then no further
+    assert grown == [2, 2, 3, 3, 3, 4, 4]
+
+
+def test_ticks_that_changed_nothing_do_not_grow_the_window() -> None:
+    """A tick that found nothing due made no request: no evidence the cluster takes more."""
+    pacer, clock = _pacer(4)
+    pacer.enter(_never)
+    pacer.throttled(1.0)
+    clock.advance(1.0)
+    for _ in range(10):
+        pacer.enter(_never)
+        pacer.leave(changed=False)
+    assert pacer.window == 2 and pacer.in_flight == 0
+
+
+def test_a_full_window_makes_a_tick_wait_until_a_place_frees() -> None:
+    pacer, _ = _pacer(1)
+    assert pacer.enter(_never)
+    waiting, entered = threading.Event(), threading.Event()
+
+    def looks() -> bool:  # asked only while the window is full
+        waiting.set()
+        return False
+
+    waiter = threading.Thread(target=lambda: pacer.enter(looks) and entered.set())
+    waiter.start()
+    assert waiting.wait(5) and pacer.in_flight == 1 and not entered.is_set()
+    pacer.leave(changed=False)
+    assert entered.wait(5)
+    waiter.join(5)
+    assert pacer.in_flight == 1
+
+
+def test_a_stop_ends_the_wait_of_a_tick_for_a_place_without_taking_one() -> None:
+    pacer, _ = _pacer(1)
+    pacer.enter(_never)
+    stopping = threading.Event()
+    answers: list[bool] = []
+    waiter = threading.Thread(target=lambda: answers.append(pacer.enter(stopping.is_set)))
+    waiter.start()
+    stopping.set()
+    pacer.wake()
+    waiter.join(5)
+    assert answers == [False] and pacer.in_flight == 1
+
+
+def test_a_tick_asked_to_give_up_before_it_enters_takes_no_place() -> None:
+    pacer, _ = _pacer(2)
+    assert not pacer.enter(lambda: True)
+    assert pacer.in_flight == 0
+
+
+def test_many_threads_never_hold_more_places_than_the_window() -> None:
+    """Real threads entering and leaving at once: the window is the most ever inside."""
+    pacer, _ = _pacer(3)
+    lock = threading.Lock()
+    inside = [0]
+    most = [0]
+
+    def tick() -> None:
+        for _ in range(200):
+            assert pacer.enter(_never)
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            with lock:
+                inside[0] -= 1
+            pacer.leave(changed=False)
+
+    threads = [threading.Thread(target=tick) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert most[0] <= 3 and pacer.in_flight == 0
