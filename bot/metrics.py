@@ -3,7 +3,9 @@
 Counts come from three places: the HTTP edge (requests and ack latency), the Slack handlers
 (through the `handlers.telemetry.Telemetry` protocol) and the service's outcome listeners
 (steps, rollbacks, approvals, failed cluster writes). Rollouts by phase are read from the
-store at scrape time, so every replica reports the same truth.
+store at scrape time, so every replica reports the same truth. The scheduler's hold-back
+under a throttling Kubernetes API (its window of ticks, the throttles met) is read from its
+pacer at scrape time too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from rollout.domain.models import PauseKind, Phase, Rollout
 from rollout.domain.verdict import Status
+from rollout.pacing import TickPacer
 from rollout.service import Outcome
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,29 @@ class _AnalysisGauges:
         yield self.split
 
 
+class _PacerCollector(Collector):
+    """The scheduler's hold-back, as this replica's scheduler has it (a replica that does not
+    lead has a full window and no throttle)."""
+
+    def __init__(self, pacer: TickPacer) -> None:
+        self._pacer = pacer
+
+    def collect(self) -> Iterator[Metric]:
+        pacer = self._pacer
+        yield GaugeMetricFamily(
+            "rollout_bot_scheduler_tick_window", "Scheduler ticks let in flight at once: "
+            "halved at each Kubernetes API throttle, grown back as steps land",
+            value=pacer.window)
+        yield GaugeMetricFamily("rollout_bot_scheduler_ticks_in_flight",
+                                "Scheduler ticks holding a place in the window",
+                                value=pacer.in_flight)
+        yield GaugeMetricFamily("rollout_bot_scheduler_held", "1 while a Kubernetes API "
+                                "throttle's Retry-After holds every scheduler tick back",
+                                value=0 if pacer.held_until() is None else 1)
+        yield CounterMetricFamily("rollout_bot_scheduler_throttles", "Scheduler ticks the "
+                                  "Kubernetes API refused with 429", value=pacer.throttles)
+
+
 class Metrics:
     """Implements `handlers.telemetry.Telemetry`; `observe_outcome` is a service listener."""
 
@@ -116,6 +142,10 @@ class Metrics:
                                     "URL failures", ["method"], registry=r)
         if rollouts is not None:
             r.register(_PhaseCollector(rollouts))
+
+    def watch_pacer(self, pacer: TickPacer) -> None:
+        """Report the scheduler's hold-back (`serve` runs a scheduler beside the app)."""
+        self.registry.register(_PacerCollector(pacer))
 
     # -- Telemetry -------------------------------------------------------------------------
 

@@ -177,6 +177,7 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
     done = stop_on_signals()
     server.start()
     scheduler = build_scheduler(server.container)
+    server.metrics.watch_pacer(scheduler.pacer)
     scheduler.start()
     log.info("rollout-bot started", extra={
         "event": "startup", "version": version, "port": server.port,

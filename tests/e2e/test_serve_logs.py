@@ -52,6 +52,8 @@ def test_serve_logs_json_lines(kube: KubeEmulator, redis_server: RedisServer,
                                       if x.get("event") == "decision"
                                       and x.get("action") == "started"],
                              message="the start decision logged")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as scraped:
+            metrics = scraped.read().decode()
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -67,3 +69,6 @@ def test_serve_logs_json_lines(kube: KubeEmulator, redis_server: RedisServer,
     assert started[0]["actor"] == "U0ALICE" and started[0]["rollout_id"]
     (forged,) = [x for x in lines if x.get("event") == "request" and x.get("status") == 401]
     assert forged["level"] == "warning"
+    # serve's scheduler reports its hold-back under a throttling API (none here)
+    assert "rollout_bot_scheduler_tick_window 32.0" in metrics
+    assert "rollout_bot_scheduler_throttles_total 0.0" in metrics

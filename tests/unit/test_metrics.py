@@ -6,7 +6,9 @@ from datetime import timedelta
 
 from bot.metrics import Metrics
 from rollout.domain import machine
+from rollout.domain.clock import ManualClock
 from rollout.domain.models import Rollout
+from rollout.pacing import TickPacer
 from rollout.service import Outcome
 from tests.unit.builders import BOB, T0, started
 
@@ -70,3 +72,27 @@ def test_a_scrape_answers_when_the_store_does_not() -> None:
 
     text = _text(Metrics(rollouts=broken))
     assert "rollout_bot_store_up 0.0" in text
+
+
+def test_the_schedulers_hold_back_is_read_from_its_pacer_at_scrape_time() -> None:
+    clock = ManualClock(T0)
+    pacer = TickPacer(clock, ceiling=32)
+    metrics = Metrics()
+    metrics.watch_pacer(pacer)
+    text = _text(metrics)
+    for line in ("rollout_bot_scheduler_tick_window 32.0",
+                 "rollout_bot_scheduler_ticks_in_flight 0.0",
+                 "rollout_bot_scheduler_held 0.0",
+                 "rollout_bot_scheduler_throttles_total 0.0"):
+        assert line in text, line
+    pacer.enter(lambda: False)
+    pacer.enter(lambda: False)
+    pacer.throttled(2.0)
+    text = _text(metrics)
+    for line in ("rollout_bot_scheduler_tick_window 16.0",
+                 "rollout_bot_scheduler_ticks_in_flight 1.0",
+                 "rollout_bot_scheduler_held 1.0",
+                 "rollout_bot_scheduler_throttles_total 1.0"):
+        assert line in text, line
+    clock.advance(2.0)
+    assert "rollout_bot_scheduler_held 0.0" in _text(metrics)
