@@ -29,6 +29,16 @@ NAMESPACE = "default"
 STABLE = "llm-pool"
 
 
+class Seedable(Protocol):
+    """Where targets can be created: a benchmark's world, or the tests' real API server."""
+
+    def put(self, obj: Obj) -> Any: ...
+
+    def add_namespace(self, namespace: str) -> None:
+        """A namespace the bot may work in (as `deploy/managed-namespace` grants)."""
+        ...
+
+
 class World(Protocol):
     name: str
 
@@ -147,14 +157,7 @@ class RealWorld:
         self._world.put(obj)
 
     def add_namespace(self, namespace: str) -> None:
-        from tests.support.real_cluster import bot_rbac_documents
-
-        client.CoreV1Api(self._world.admin).create_namespace(_namespace(namespace))
-        rbac = client.RbacAuthorizationV1Api(self._world.admin)
-        for doc in bot_rbac_documents():
-            if doc["kind"] == "RoleBinding":
-                doc["metadata"].pop("namespace", None)
-                rbac.create_namespaced_role_binding(namespace, doc)
+        self._world.add_namespace(namespace)
 
     def requests(self) -> Counter[str]:
         """From the audit log; the server rotates it at 100 MB, and the rest of the old file
@@ -189,7 +192,7 @@ def open_world(kind: str, workdir: Path, *, gateway_controller: bool = True) -> 
         world.close()
 
 
-def seed_targets(world: World, count: int, *, per_namespace: int,
+def seed_targets(world: Seedable, count: int, *, per_namespace: int,
                  prefix: str) -> list[tuple[str, str]]:
     """`count` routes, `per_namespace` to a namespace of their own with the demo's gateway and
     stable pool; each route splits that stable pool (100) and a canary pool of its own (0),

@@ -23,7 +23,7 @@ from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.adapters.store import RedisStore
-from rollout.domain.clock import ManualClock
+from rollout.domain.clock import ManualClock, SystemClock
 from rollout.domain.models import Actor
 from rollout.redis_connect import connect
 from rollout.service import Gates, RolloutService, ServiceOptions
@@ -158,6 +158,16 @@ class TrailingCache:
 
     def held(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         return self.obj if name == self.obj["metadata"]["name"] else None
+
+
+@pytest.fixture
+def live_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
+    """A world on the system clock, for a scheduler that runs in real time."""
+    w = make_world(cluster, redis_server.url)
+    w.service.clock = SystemClock()
+    yield w
+    w.store.client.close()
+    w.api.close()
 
 
 @pytest.fixture

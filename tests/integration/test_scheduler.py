@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
-
 from rollout.adapters.leadership import LeaderLease
-from rollout.domain.clock import SystemClock
 from rollout.domain.models import Phase
 from rollout.domain.plan import build_plan
 from rollout.scheduler import RolloutScheduler
 from rollout.service import Ref
-from sandbox.redis_server import RedisServer
-from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.integration.conftest import ALICE, BOB, World
 from tests.support import weight_writes
 from tests.support.polling import eventually
-from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -26,15 +21,6 @@ REF = Ref(canary=POOL)
 
 def _wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
     eventually(check, timeout=timeout, step=0.05)
-
-
-@pytest.fixture
-def live_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(cluster, redis_server.url)
-    w.service.clock = SystemClock()
-    yield w
-    w.store.client.close()
-    w.api.close()
 
 
 def _scheduler(world: World, holder: str, *, ttl: float = 2.0,

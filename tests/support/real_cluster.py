@@ -188,6 +188,16 @@ class KubeWorld:
             {"spec": {"audiences": [], "expirationSeconds": 7200}})
         return str(review.status.token)
 
+    def add_namespace(self, namespace: str) -> None:
+        """A namespace the bot may work in, as `deploy/managed-namespace` grants it."""
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            name=namespace)))
+        rbac = client.RbacAuthorizationV1Api(self.admin)
+        for doc in bot_rbac_documents():
+            if doc["kind"] == "RoleBinding":
+                doc["metadata"].pop("namespace", None)
+                rbac.create_namespaced_role_binding(namespace, doc)
+
     # ---- per test --------------------------------------------------------------------------
 
     def reseed(self) -> None:
