@@ -56,6 +56,17 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_REFUSED, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def _port(value: str) -> int:
+    """A TCP port to listen on, 1 to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {value!r}")
+    return port
+
+
 #: options whose value may begin with `-` (a negative interval is refused by its own rule,
 #: with a clear reason, rather than read as an unknown option)
 _VALUE_OPTIONS = frozenset({"--interval", "--every", "--steps", "--approvals", "--reason",
@@ -92,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the Slack app (HTTP or Socket Mode)")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=_port, default=3000)
     serve.add_argument("--socket-mode", action="store_true",
                        help="connect out to Slack with SLACK_APP_TOKEN instead of webhooks")
 
@@ -115,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run only the step scheduler (leader-elected), without Slack")
     sched.add_argument("--kubeconfig", default=None, help="kubeconfig (default: KUBECONFIG)")
     sched.add_argument("--redis-url", default=None, help="Redis URL (default: REDIS_URL)")
+    sched.add_argument("--port", type=_port, default=None,
+                       help="serve /healthz, /readyz and /metrics on this port (default: none)")
 
     common = _OneLineParser(add_help=False)
     common.add_argument("--namespace", "-n", default=None,
@@ -301,7 +314,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     _server_logging()
     container = build(_settings_from(args), watch=True)
     try:
-        run_scheduler_forever(container)
+        run_scheduler_forever(container, port=args.port)
     finally:
         container.close()
     return EXIT_OK

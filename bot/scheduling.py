@@ -1,16 +1,23 @@
 """Wires the scheduler and its leader lease to a container; used by serve, sandbox and the
-`scheduler` command."""
+`scheduler` command, which can also serve its own health and metrics (`--port`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
 
 from bot.bootstrap import Container
+from bot.health import Dependencies
+from bot.http_server import BackgroundHTTP
+from bot.metrics import Metrics
 from bot.stop_signal import stop_on_signals, wait_until
+from bot.web import WebApp, readiness_checks
 from rollout.adapters.leadership import LeaderLease
 from rollout.scheduler import RolloutScheduler
+
+log = logging.getLogger(__name__)
 
 
 def build_scheduler(container: Container) -> RolloutScheduler:
@@ -26,14 +33,49 @@ def build_scheduler(container: Container) -> RolloutScheduler:
     return scheduler
 
 
-def run_scheduler_forever(container: Container) -> None:
-    """The scheduler alone, in the foreground, until SIGINT or SIGTERM. With
-    SLACK_BOT_TOKEN its changes (an automatic step, a reminder, a drift pause) update the
-    cards, as under `serve`; without it, it says so once at start."""
+class SchedulerWeb:
+    """A scheduler run on its own, as a server: `/healthz`, `/readyz` (Redis and the
+    Kubernetes API reported, never failing it, as under `serve`) and `/metrics` (rollouts by
+    phase, the steps, approvals and rollbacks it records, its hold-back under a throttling
+    API server) on `host:port`."""
+
+    def __init__(self, container: Container, scheduler: RolloutScheduler, *,
+                 host: str = "0.0.0.0", port: int = 0) -> None:
+        self.container = container
+        self.metrics = Metrics(rollouts=container.service.list_rollouts)
+        self.metrics.watch_pacer(scheduler.pacer)
+        self.dependencies = Dependencies(readiness_checks(container.store,
+                                                          container.kube_api))
+        self.metrics.registry.register(self.dependencies)
+        self.http = BackgroundHTTP(WebApp(metrics=self.metrics,
+                                          dependencies=self.dependencies),
+                                   host=host, port=port, threads=4,
+                                   ident="rollout-bot-scheduler")
+        container.listeners.append(self.metrics.observe_outcome)
+
+    def start(self) -> SchedulerWeb:
+        self.http.start()
+        log.info("scheduler health and metrics on %s", self.http.url,
+                 extra={"event": "listening", "port": self.http.port, "mode": "scheduler"})
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.http.stop(timeout)
+        self.dependencies.close(timeout=timeout)  # its checks use the container's clients
+        if self.metrics.observe_outcome in self.container.listeners:
+            self.container.listeners.remove(self.metrics.observe_outcome)
+
+
+def run_scheduler_forever(container: Container, *, port: int | None = None) -> None:
+    """The scheduler alone, in the foreground, until SIGINT or SIGTERM; with `port`, its
+    health and metrics on that port. With SLACK_BOT_TOKEN its changes (an automatic step, a
+    reminder, a drift pause) update the cards, as under `serve`; without it, it says so once
+    at start."""
     from bot.card_updates import scheduler_cards
 
     cards = scheduler_cards(container)
     scheduler = build_scheduler(container)
+    web = SchedulerWeb(container, scheduler, port=port).start() if port is not None else None
     stop = stop_on_signals()
     scheduler.start()
     print(f"scheduler running as {scheduler.lease.holder}", flush=True)
@@ -41,5 +83,7 @@ def run_scheduler_forever(container: Container) -> None:
         wait_until(stop)
     finally:
         scheduler.stop()
+        if web is not None:
+            web.stop()
         if cards is not None:
             cards.stop()

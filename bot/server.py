@@ -7,20 +7,18 @@ runs one in the foreground until SIGINT/SIGTERM. Either way `/healthz`, `/readyz
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
-from waitress.server import create_server
 
 from bot.bootstrap import Container, build
 from bot.health import Dependencies
+from bot.http_server import BackgroundHTTP
 from bot.logs import log_outcome
 from bot.metrics import Metrics
 from bot.request_log import log_requests
@@ -83,12 +81,9 @@ class SlackServer:
         self.metrics.registry.register(self.dependencies)
         self.wsgi = WebApp(metrics=self.metrics, events=events,
                            dependencies=self.dependencies, serving=self._serving)
-        self._server: Any = create_server(self.wsgi, host=host, port=port, threads=threads,
-                                          ident="rollout-bot", channel_timeout=60)
+        self.http = BackgroundHTTP(self.wsgi, host=host, port=port, threads=threads)
         self.host = host
-        self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, name="rollout-bot-http",
-                                        daemon=True)
+        self.port = self.http.port
         self._socket_factory = socket_factory or socket_mode_handler
         self.socket_handler: SocketConnection | None = None
         self._started = self._stopped = False
@@ -101,8 +96,7 @@ class SlackServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        return self.http.url
 
     @property
     def events_url(self) -> str:
@@ -112,7 +106,7 @@ class SlackServer:
         if self._started:
             raise RuntimeError("the server is already running")
         self._started = True
-        self._thread.start()
+        self.http.start()
         if self.socket_mode:
             self.socket_handler = self._socket_factory(self.app, self.settings)
             self.socket_handler.connect()
@@ -128,28 +122,7 @@ class SlackServer:
         self._stopped = True
         if self.socket_handler is not None:
             self.socket_handler.close()
-        server = self._server
-
-        def close_all() -> None:
-            for channel in list(server._map.values()):
-                with contextlib.suppress(OSError):  # its descriptor closed under it already
-                    channel.close()
-
-        if self._started:
-            # stop accepting, let the requests in flight answer while the loop still sends
-            # their replies, and only then close every socket: closing first left task threads
-            # writing to closed channels and pulling a closed trigger (EBADF)
-            server.accepting = False  # read by its loop before each poll
-            server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
-            try:
-                server.trigger.pull_trigger(close_all)
-            except OSError as exc:  # its wake-up pipe is already closed: close from here
-                log.warning("the HTTP loop could not be woken (%s); closing its sockets here",
-                            exc.strerror or exc, extra={"event": "stop_unwoken"})
-                close_all()
-            self._thread.join(timeout=timeout)
-        else:
-            server.close()
+        self.http.stop(timeout)
         self.app.listener_runner.listener_executor.shutdown(wait=False)
         self.workers.drain(timeout)  # acked work answers its user before the clients close
         self.dependencies.close(timeout=timeout)  # its checks use the container's clients

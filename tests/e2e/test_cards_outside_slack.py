@@ -7,21 +7,26 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from bot.card_updates import CLI_SLACK_SECONDS
-from bot.cli import EXIT_OK, main
+from bot.cli import EXIT_OK, EXIT_REFUSED, main
 from rollout.domain.models import Actor, Phase, Via
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
+from sandbox.ports import free_port
 from sandbox.slack import Message, SlackFault
 from tests.e2e.conftest import CANARY, CHANNEL, TOKEN, World, eventually, start_rollout
+from tests.e2e.test_slack_server import _get
 
 REF = Ref(namespace="default", canary=CANARY)
 NOTIFY = "C0OTHER"
@@ -177,7 +182,7 @@ def test_without_a_token_nothing_is_posted_and_verbose_says_so(
 class SchedulerProcess:
     """`rollout-bot scheduler` in a process of its own, on the world's Redis and cluster."""
 
-    def __init__(self, world: World, *, token: bool) -> None:
+    def __init__(self, world: World, *, token: bool, port: int | None = None) -> None:
         settings = world.container.settings
         env = {**os.environ, "ROLLOUT_KEY_PREFIX": settings.rollout_key_prefix,
                "ROLLOUT_TICK": "1s", "ROLLOUT_LEADER_TTL": "3s", "ROLLOUT_KUBE_TIMEOUT": "2",
@@ -187,7 +192,7 @@ class SchedulerProcess:
             env["SLACK_BOT_TOKEN"] = TOKEN
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "scheduler", "--kubeconfig", str(settings.kubeconfig),
-             "--redis-url", settings.redis_url],
+             "--redis-url", settings.redis_url, *(["--port", str(port)] if port else [])],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         assert "scheduler running as" in self.proc.stdout.readline()
@@ -203,8 +208,8 @@ class SchedulerProcess:
 def scheduler_process(world: World) -> Iterator[Callable[..., SchedulerProcess]]:
     running: list[SchedulerProcess] = []
 
-    def make(*, token: bool) -> SchedulerProcess:
-        running.append(SchedulerProcess(world, token=token))
+    def make(*, token: bool, port: int | None = None) -> SchedulerProcess:
+        running.append(SchedulerProcess(world, token=token, port=port))
         return running[-1]
 
     yield make
@@ -256,3 +261,59 @@ def test_a_scheduler_without_a_token_says_so_once_and_posts_nothing(
     assert notes[0]["message"] == ("SLACK_BOT_TOKEN is not set: the scheduler does not update "
                                    "the rollouts' Slack cards")
     assert world.slack.calls == []
+
+
+def test_a_scheduler_with_a_port_serves_its_health_and_metrics(
+    world: World, scheduler_process: Callable[..., SchedulerProcess],
+) -> None:
+    """A scheduler run on its own (an install driven by the CLI) is a server too: probes
+    and Prometheus need its health and its numbers, as `serve`'s."""
+    port = free_port()
+    process = scheduler_process(token=False, port=port)
+    base = f"http://127.0.0.1:{port}"
+    assert _get(base + "/healthz") == (200, '{"status": "ok"}')
+    ready = eventually(lambda: json.loads(_get(base + "/readyz")[1])["checks"] == {
+        "redis": "ok", "kubernetes": "ok"} and json.loads(_get(base + "/readyz")[1]),
+        message="both dependencies checked")
+    assert ready["ready"] is True and ready["degraded"] == []
+    _auto_rollout(world)
+    eventually(lambda: world.rollout().phase is Phase.COMPLETED, timeout=30,
+               message="the scheduler completes the plan")
+    metrics = _get(base + "/metrics")[1]
+    for line in ("rollout_bot_steps_applied_total 3.0",  # the three automatic steps, its own
+                 'rollout_bot_rollouts{phase="completed"} 1.0',
+                 'rollout_bot_dependency_up{dependency="redis"} 1.0',
+                 "rollout_bot_scheduler_tick_window 32.0",
+                 "rollout_bot_scheduler_throttles_total 0.0"):
+        assert line in metrics, line
+    assert _post_status(base + "/slack/events") == 405  # no Slack here
+    logs = process.stop()
+    listening = [x for x in logs if x.get("event") == "listening"]
+    assert listening and listening[0]["port"] == port
+
+
+def _post_status(url: str) -> int:
+    request = urllib.request.Request(url, data=b"{}", method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_scheduler_whose_port_is_taken_says_so_and_exits(world: World) -> None:
+    settings = world.container.settings
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "ROLLOUT_KEY_PREFIX": settings.rollout_key_prefix,
+               "LOG_LEVEL": "INFO"}
+        env.pop("SLACK_BOT_TOKEN", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "scheduler", "--kubeconfig", str(settings.kubeconfig),
+             "--redis-url", settings.redis_url, "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == EXIT_REFUSED
+    assert f"error: cannot listen on 0.0.0.0:{port}: Address already in use" in done.stderr
+    assert "scheduler running as" not in done.stdout

@@ -149,9 +149,9 @@ def test_stop_finishes_when_the_loops_wake_up_pipe_is_already_closed(world: Worl
     bot = SlackServer(world.container.settings, container=world.container)
     bot.start()
     assert _get(bot.url + "/healthz")[0] == 200
-    os.close(bot._server.trigger.trigger)  # its write end, behind waitress's back
+    os.close(bot.http._server.trigger.trigger)  # its write end, behind waitress's back
     bot.stop()
-    assert not bot._thread.is_alive()
+    assert not bot.http._thread.is_alive()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", bot.port), timeout=2).close()
 

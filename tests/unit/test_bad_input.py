@@ -89,6 +89,9 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     (["approve", "llm-pool-version-2", "--as", "b" * 300], "refused: --as `bbb"),
     (["start", "llm-pool-version-2", "--namespace", "Bad_NS"], "namespace name"),
     (["recover", "llm\npool"], "refused: pool `llm\\npool` is not a model name"),
+    (["scheduler", "--port", "70000"], "a port is a number from 1 to 65535, not '70000'"),
+    (["scheduler", "--port", "http"], "a port is a number from 1 to 65535, not 'http'"),
+    (["serve", "--port", "0"], "a port is a number from 1 to 65535, not '0'"),
 ])
 def test_the_cli_answers_bad_input_in_one_line_before_any_request(
     argv: list[str], expected: str, capsys: pytest.CaptureFixture[str],
