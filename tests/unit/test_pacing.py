@@ -18,9 +18,18 @@ def _never() -> bool:
     return False
 
 
-def _pacer(ceiling: int = 32) -> tuple[TickPacer, ManualClock]:
+def _pacer(ceiling: int = 32, *, poll: float = 60.0) -> tuple[TickPacer, ManualClock]:
+    """`poll`: a waiting tick looks whether to give up this often; a minute here, so that
+    only a freed place or a wake ends a wait."""
     clock = ManualClock(T0)
-    return TickPacer(clock, ceiling=ceiling), clock
+    return TickPacer(clock, ceiling=ceiling, poll_seconds=poll), clock
+
+
+def _halved(pacer: TickPacer, clock: ManualClock, times: int = 1) -> None:
+    for _ in range(times):
+        pacer.enter(_never)
+        pacer.throttled(1.0)
+        clock.advance(1.0)
 
 
 def test_a_new_pacer_lets_in_the_whole_window_and_holds_nothing() -> None:
@@ -31,7 +40,7 @@ def test_a_new_pacer_lets_in_the_whole_window_and_holds_nothing() -> None:
 
 
 def test_a_window_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="^the window of ticks in flight is at least 1$"):
         TickPacer(ManualClock(T0), ceiling=0)
 
 
@@ -162,3 +171,94 @@ def test_many_threads_never_hold_more_places_than_the_window() -> None:
     for t in threads:
         t.join(30)
     assert most[0] <= 3 and pacer.in_flight == 0
+
+
+def test_an_odd_window_halves_to_a_whole_number() -> None:
+    pacer, clock = _pacer(5)
+    _halved(pacer, clock)
+    assert pacer.window == 2 and isinstance(pacer.window, int)
+
+
+def test_after_a_halving_the_window_grows_only_once_a_whole_window_changed_something() -> None:
+    pacer, clock = _pacer(4)
+    _halved(pacer, clock)
+    assert pacer.window == 2
+    pacer.enter(_never)
+    pacer.leave(changed=True)
+    assert pacer.window == 2  # one of two
+    pacer.enter(_never)
+    pacer.leave(changed=True)
+    assert pacer.window == 3
+
+
+def test_a_whole_window_never_grows_past_its_ceiling() -> None:
+    pacer, _ = _pacer(3)
+    for _ in range(10):
+        pacer.enter(_never)
+        pacer.leave(changed=True)
+    assert pacer.window == 3
+
+
+def test_a_retry_after_of_zero_holds_nothing_but_still_halves() -> None:
+    pacer, _ = _pacer(8)
+    pacer.enter(_never)
+    assert pacer.throttled(0.0) == T0
+    assert pacer.held_until() is None and pacer.window == 4
+
+
+def test_a_window_that_grows_lets_a_waiting_tick_in_at_once() -> None:
+    """A place freed and the window grown: the tick waiting is woken, not left to its
+    poll."""
+    pacer, clock = _pacer(2)
+    _halved(pacer, clock)
+    assert pacer.window == 1
+    pacer.enter(_never)  # the window is full
+    waiting, entered = threading.Event(), threading.Event()
+
+    def looks() -> bool:
+        waiting.set()
+        return False
+
+    waiter = threading.Thread(target=lambda: pacer.enter(looks) and entered.set())
+    waiter.start()
+    assert waiting.wait(5)
+    pacer.leave(changed=True)  # 1 of 1 changed something: the window grows to 2
+    assert pacer.window == 2
+    assert entered.wait(5)
+    waiter.join(5)
+
+
+def test_a_tick_whose_replica_stops_leading_gives_up_at_its_next_look() -> None:
+    """A lease can lapse between sweeps with no wake: the waiting tick looks again on its
+    own, every poll."""
+    pacer, _ = _pacer(1, poll=0.001)
+    pacer.enter(_never)
+    leading = threading.Event()
+    leading.set()
+    answers: list[bool] = []
+    waiter = threading.Thread(target=lambda: answers.append(
+        pacer.enter(lambda: not leading.is_set())))
+    waiter.start()
+    leading.clear()
+    waiter.join(5)
+    assert answers == [False]
+
+
+def test_the_log_says_when_the_hold_begins_and_when_the_window_is_whole_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    pacer, clock = _pacer(2)
+    with caplog.at_level("INFO", logger="rollout.pacing"):
+        pacer.enter(_never)
+        pacer.enter(_never)
+        pacer.throttled(3.0)
+        pacer.throttled(3.0)  # the same hold: said once
+        clock.advance(3.0)
+        pacer.enter(_never)
+        pacer.leave(changed=True)
+        pacer.enter(_never)
+        pacer.leave(changed=True)  # whole already: said once
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "the Kubernetes API is throttling the scheduler's ticks: none until "
+                    "2026-01-01T12:00:03+00:00, then up to 1 at once"),
+        ("INFO", "the Kubernetes API takes the scheduler's ticks again: up to 2 at once"),
+    ]
