@@ -40,7 +40,7 @@ def test_a_new_pacer_lets_in_the_whole_window_and_holds_nothing() -> None:
 
 
 def test_a_window_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="^the window of ticks in flight is at least 1$"):
+    with pytest.raises(ValueError, match=r"^the window of ticks in flight is at least 1$"):
         TickPacer(ManualClock(T0), ceiling=0)
 
 
