@@ -251,8 +251,8 @@ def test_the_log_says_when_the_hold_begins_and_when_the_window_is_whole_again(
         pacer.enter(_never)
         pacer.enter(_never)
         pacer.throttled(3.0)
-        pacer.throttled(3.0)  # the same hold: said once
-        clock.advance(3.0)
+        pacer.throttled(4.0)  # the same hold, a little longer: not said again
+        clock.advance(4.0)
         pacer.enter(_never)
         pacer.leave(changed=True)
         pacer.enter(_never)
