@@ -38,7 +38,7 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
         lines.append(f"next due  {r.next_due_at:%Y-%m-%d %H:%M:%S} UTC")
     first, *rest = plain_lines(analysis_view(r, now or r.updated_at))
     lines += [f"analysis  {first}", *(f"        {line}" for line in rest)]
-    if r.pause is not None:
+    if r.pause is not None and r.active:  # a finished rollout is paused no more
         lines.append(f"paused    {pause_summary(r.pause).removeprefix('paused ')}")
     for approval in r.approvals:
         lines.append(f"approved  step {approval.step + 1} by {approval.actor.label} "
@@ -89,7 +89,7 @@ def watch_line(status: Status, now: datetime) -> str:
     if r is None:
         return f"{now:%H:%M:%S}  {status.message}"
     parts = [status.message]
-    if r.pause is not None:
+    if r.pause is not None and r.active:  # a finished rollout is paused no more
         parts.append(pause_summary(r.pause))
     elif r.active and r.next_due_at is not None and r.pending_step is not None:
         step = r.plan.steps[r.pending_step]

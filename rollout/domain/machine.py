@@ -717,7 +717,8 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
     ours = marker is not None and marker.rollout_id == r.id
     if ours and marker is not None and marker.state is MarkerState.ROLLED_BACK \
             and pair == baseline_pair(r.baseline):
-        nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, finished_at=now)
+        nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
+                      finished_at=now, pause=None)  # as `rollback` records it at once
         event = _event(nxt, AuditAction.RECOVERED, system, now, "rollback found applied",
                        step=r.step)
         return Decision(rollout=nxt, events=(event,),

@@ -336,6 +336,17 @@ def test_a_rollback_that_landed_before_a_crash_is_recorded_once() -> None:
     assert _events(d) == [("recovered", "scheduler", 0, 10, "rollback found applied")]
 
 
+def test_a_rollback_of_a_paused_rollout_found_landed_ends_its_pause() -> None:
+    """Status, the CLI and the card read `pause` as "paused now": a rollback recorded from
+    the route after a crash ends the pause, as a rollback recorded at once does."""
+    paused = machine.pause(_baking(), actor=CAROL, now=T1).rollout
+    marker = Marker(rollout_id="r1", step=0, state=MarkerState.ROLLED_BACK)
+    d = machine.reconcile(paused, Observed(pair=Pair(stable=100, canary=0), marker=marker),
+                          now=T1 + timedelta(seconds=5))
+    assert d is not None and d.rollout.phase is Phase.ROLLED_BACK
+    assert d.rollout.pause is None and d.rollout.awaiting_since is None
+
+
 def test_a_last_step_that_landed_before_a_crash_completes_the_rollout() -> None:
     baking = _baking()
     marker = Marker(rollout_id="r1", step=3, state=MarkerState.COMPLETED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.text import rollout_detail, watch_line
 from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.replies import error_reply, result_reply
 from rollout.domain import machine
@@ -31,6 +32,23 @@ def test_status_of_a_rollout_rolled_back_while_paused_no_longer_says_paused() ->
     reply = result_reply(CommandResult(CommandRequest(verb=Verb.STATUS, pool=r.canary),
                                        status=Status(r, None, "llm-pool-version-2: rolled back")))
     assert "Paused" not in reply
+
+
+def test_a_finished_rollout_stored_with_its_pause_is_not_shown_paused() -> None:
+    """Rollbacks recorded before they ended the pause left it on the stored state: status
+    in Slack and in the CLI, and `status --watch`, show a pause only while the rollout is
+    active."""
+    paused = machine.pause(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
+    r = machine.rollback(paused, actor=CAROL, now=NOW).rollout.model_copy(
+        update={"pause": paused.pause})
+    status = Status(r, None, "llm-pool-version-2: rolled back")
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.STATUS, pool=r.canary),
+                                       status=status))
+    assert "Paused" not in reply
+    assert not any(line.startswith("paused") for line in rollout_detail(r))
+    assert "paused" not in watch_line(status, NOW)
+    assert any(line.startswith("paused") for line in rollout_detail(paused))
+    assert "paused by carol" in watch_line(Status(paused, None, "paused"), NOW)
 
 
 def test_the_list_shows_short_ids() -> None:
