@@ -73,9 +73,12 @@ def run_scheduler_forever(container: Container, *, port: int | None = None) -> N
     at start."""
     from bot.card_updates import scheduler_cards
 
-    cards = scheduler_cards(container)
     scheduler = build_scheduler(container)
-    web = SchedulerWeb(container, scheduler, port=port).start() if port is not None else None
+    # the port first: one taken is refused before any thread starts
+    web = SchedulerWeb(container, scheduler, port=port) if port is not None else None
+    cards = scheduler_cards(container)
+    if web is not None:
+        web.start()
     stop = stop_on_signals()
     scheduler.start()
     print(f"scheduler running as {scheduler.lease.holder}", flush=True)

@@ -10,7 +10,8 @@ horizon. A fired job calls `RolloutService.tick`, the same locked, fenced, compa
 path as a click, so two leaders at once still cannot apply a step twice. The drift watch, a
 job of its own, looks at each active rollout's target as its kept state names it (DESIGN
 invariant 6): the namespace cache's copy (else a GET) per active rollout, no Redis unless it
-finds something but the in-flight set.
+finds something but the in-flight set. When the API server throttles the ticks (429), the
+pacer (`rollout.pacing`) holds them back for its Retry-After and lets fewer in at once.
 """
 
 from __future__ import annotations
@@ -365,8 +366,8 @@ class RolloutScheduler:
         except Throttled as exc:  # refused before it was served: nothing to undo
             until = self.pacer.throttled(exc.retry_after)
             self._defer(rollout_id, until)
-            log.info("tick of %s throttled by the Kubernetes API: again at %s", rollout_id,
-                     until.isoformat())
+            log.debug("tick of %s throttled by the Kubernetes API: again at %s", rollout_id,
+                      until.isoformat())  # the pacer says it once per hold
             return False
         except BaseException as exc:
             self.pacer.leave(changed=False)
