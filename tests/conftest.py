@@ -34,3 +34,12 @@ def cluster(kube_world: KubeWorld) -> Iterator[RealCluster]:
 def cluster_kubeconfig(cluster: RealCluster, tmp_path: Path) -> Path:
     """A kubeconfig for the bot's service account, through the test's proxy."""
     return cluster.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with `@slow` tests (the short soak, the leader killed 20 times, the races)
+    first, in collection order otherwise: `make test` hands whole files to its workers in
+    this order, and these, a minute or two each, then run side by side from the start
+    rather than one of them (the soak was collected last but one) lengthening the tail."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
