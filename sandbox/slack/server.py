@@ -127,6 +127,11 @@ class SlackEmulator:
         return self.workspace.responses()
 
     @property
+    def refused_responses(self) -> list[str]:
+        """The response URL ids of posts an injected fault refused, once per post."""
+        return self.workspace.refused_responses()
+
+    @property
     def deliveries(self) -> list[Delivery]:
         return self.workspace.deliveries()
 

@@ -263,6 +263,7 @@ class Workspace:
         self._ephemerals: list[Message] = []
         self._calls: list[ApiCall] = []
         self._responses: list[ResponseUrlPost] = []
+        self._refused_responses: list[str] = []  # response URL ids, once per post refused
         self._response_targets: dict[str, ResponseTarget] = {}
         self._deliveries: list[Delivery] = []
         self._triggers: dict[str, tuple[str, float]] = {}
@@ -529,6 +530,15 @@ class Workspace:
     def responses(self) -> list[ResponseUrlPost]:
         with self._lock:
             return list(self._responses)
+
+    def record_refused_response(self, url_id: str) -> None:
+        """A post to a response URL that an injected fault refused."""
+        with self._lock:
+            self._refused_responses.append(url_id)
+
+    def refused_responses(self) -> list[str]:
+        with self._lock:
+            return list(self._refused_responses)
 
     def remember_shown(self, url_id: str, ts: str) -> None:
         """The ephemeral a command's ack or response URL showed; `replace_original` edits it."""

@@ -159,6 +159,7 @@ class EmulatorWsgi:
     def _response_url(self, url_id: str, environ: WSGIEnvironment) -> Reply:
         fault = self.emu.faults.take("response_url")
         if fault is not None:
+            self.emu.workspace.record_refused_response(url_id)
             return _json_reply(
                 fault.http_status, {"ok": False, "error": fault.error}, fault.headers
             )

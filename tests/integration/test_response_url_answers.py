@@ -57,8 +57,12 @@ def test_rate_limits_and_server_errors_are_retried_until_the_answer_lands(
         emu: SlackEmulator, fault: SlackFault) -> None:
     emu.inject(fault)
     telemetry = Counted()
-    assert answer(_respond(emu), "step 2 applied", telemetry)
+    respond = _respond(emu)
+    assert answer(respond, "step 2 applied", telemetry)
     assert _answers(emu) == ["step 2 applied"] and telemetry.errors == []
+    # the emulator keeps the posts it refused, by response URL (the soak reads them)
+    url_id = (respond.response_url or "").rsplit("/", 1)[-1]
+    assert emu.refused_responses == [url_id, url_id]
 
 
 @pytest.mark.parametrize("fault", [

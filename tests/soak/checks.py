@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,14 +201,17 @@ SLACK_WORKING = ":hourglass_flowing_sand:"
 
 
 def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
-                  deliveries: Mapping[str, SlackDelivery],
+                  deliveries: Mapping[str, SlackDelivery], *,
+                  refused: Collection[str] = (),
+                  kills: Mapping[int, Sequence[float]] | None = None,
                   ) -> tuple[list[Answer], Counter[str]]:
     """The Slack requests whose answer can be judged, as `Answer`s (exit 0 where the answer
     says it landed): each answered, and the only request that could make its write (the same
     verb on the same rollout, and step, or a start on the same route) from its sending to its
     answer, so that such a write in that window is its own; one never answered may still be
     at work. The counter says how many were left out, and why: an unanswered request by what
-    its delivery saw (`unanswered`)."""
+    its delivery saw, the answers Slack refused (`refused`, response URL ids) and when each
+    replica was killed (`kills`, by replica index) (`unanswered`)."""
     final: dict[str, ResponseUrlPost] = {}
     for post in sorted(posts, key=lambda p: p.at):
         if post.text and not post.text.startswith(SLACK_WORKING):
@@ -220,7 +223,8 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
     for a in asks:
         answered = final.get(a.url_id)
         if answered is None:
-            left[unanswered(deliveries.get(a.url_id))] += 1
+            left[unanswered(deliveries.get(a.url_id), refused=a.url_id in refused,
+                            kills=(kills or {}))] += 1
             continue
         start, end = windows[a.url_id]
         if any(_same_write(a, b) and b.url_id != a.url_id and windows[b.url_id][0] <= end
@@ -233,8 +237,17 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
     return judged, left
 
 
-def unanswered(delivery: SlackDelivery | None) -> str:
-    """Why a Slack request has no answer through its response URL, as its delivery tells."""
+#: how long after its delivery a replica's death explains a request it acked and never
+#: answered (the soak waits this long for an answer, as a person would)
+ANSWER_WAIT = 30.0
+
+
+def unanswered(delivery: SlackDelivery | None, *, refused: bool = False,
+               kills: Mapping[int, Sequence[float]] | None = None) -> str:
+    """Why a Slack request has no answer through its response URL, as its delivery tells;
+    an acked one by what became of its answer: Slack refused it (`refused`: an injected
+    fault, and the bot gave up after its retries), or the replica it went to was killed
+    before it answered (`kills`). What is left is an answer the bot never sent."""
     if delivery is None or delivery.status is None:
         return "slack requests not delivered (replica down, or no HTTP answer in time)"
     if delivery.status != 200:
@@ -243,6 +256,11 @@ def unanswered(delivery: SlackDelivery | None) -> str:
         return "slack requests answered in the ack"
     if delivery.card_changed:  # a click that changed the rollout says so on the card alone
         return "slack clicks answered on the card"
+    if refused:
+        return "slack requests acked, their answer refused by Slack's injected faults"
+    died = (kills or {}).get(delivery.replica, []) if delivery.replica is not None else []
+    if any(delivery.at <= k <= delivery.at + ANSWER_WAIT for k in died):
+        return "slack requests acked by a replica killed before it answered"
     return "slack requests acked and never answered"
 
 

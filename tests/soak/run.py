@@ -139,13 +139,13 @@ class Soak:
         """Send `/rollout text` as `user` and wait, as a person does, for its answer."""
         words = text.split()
         with self.slack_lock:
-            self._aim_slack()
+            replica = self._aim_slack()
             url_id = self._ask(target, words[1], words[0], rollout_id, step)
-            delivery = SlackDelivery(status=None)
+            delivery = SlackDelivery(status=None, replica=replica, at=time.time())
             with contextlib.suppress(Exception):  # a replica killed under the delivery
                 status, _, ack = self.slack.send_slash_command(user, CHANNEL, text,
                                                                response_url_id=url_id)
-                delivery = SlackDelivery(status, ack)
+                delivery = replace(delivery, status=status, ack=ack)
                 self.activity[f"slack command {words[1]} http {status}"] += 1
         self._await_answer(url_id, delivery)
 
@@ -159,15 +159,15 @@ class Soak:
             value = _button(msg.blocks if msg else [], "rollout_approve")
             if msg is None or value is None:
                 return False
-            self._aim_slack()
+            replica = self._aim_slack()
             step = int(json.loads(value)["s"])  # the step the button names (handlers.cards)
             url_id = self._ask(target, "approve", rollout.canary, rollout.id, step)
-            delivery = SlackDelivery(status=None)
+            delivery = SlackDelivery(status=None, replica=replica, at=time.time())
             with contextlib.suppress(Exception):
                 status, _, ack = self.slack.click_button(BOB, rollout.card.channel, msg.ts,
                                                          "rollout_approve", value,
                                                          response_url_id=url_id)
-                delivery = SlackDelivery(status, ack)
+                delivery = replace(delivery, status=status, ack=ack)
                 self.activity[f"slack click approve http {status}"] += 1
         self._await_answer(url_id, delivery, card=(rollout.card.channel, msg.ts, msg.blocks))
         return True
@@ -206,12 +206,15 @@ class Soak:
         now = self.slack.message(channel, ts)
         return now is not None and now.blocks != clicked
 
-    def _aim_slack(self) -> None:
+    def _aim_slack(self) -> int:
         """At a replica that listens, as a load balancer in front of ready pods would; one
-        killed after this choice still meets the request, as a pod killed mid-request does."""
+        killed after this choice still meets the request, as a pod killed mid-request does.
+        Returns which one."""
         alive = [r for r in self.replicas if r.alive]
         ready = [r for r in alive if r.listening]
-        self.slack.events_url = random.choice(ready or alive or self.replicas).events_url
+        chosen = random.choice(ready or alive or self.replicas)
+        self.slack.events_url = chosen.events_url
+        return self.replicas.index(chosen)
 
 
 def _button(blocks: list[dict[str, Any]], action_id: str) -> str | None:
@@ -437,8 +440,10 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
         trails[str(rid)] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
                                      + (f" ({e.detail})" if e.action == "rolled_back" else "")
                                      for e in events)
-    slack_judged, slack_left = checks.slack_answers(soak.slack_asks, soak.slack.responses,
-                                                      soak.slack_deliveries)
+    slack_judged, slack_left = checks.slack_answers(
+        soak.slack_asks, soak.slack.responses, soak.slack_deliveries,
+        refused=set(soak.slack.refused_responses),
+        kills={i: list(r.kills) for i, r in enumerate(soak.replicas)})
     report = checks.Report(faults=soak.faults, activity=soak.activity + slack_left)
     report.activity["slack answers judged"] = len(slack_judged)
     report.activity["rollouts started"] = len(checks.baselines(writes))

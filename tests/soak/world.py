@@ -69,6 +69,8 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.argv, self.env, self.log = argv, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        #: when it was killed (time.time()), to tell a request it took and never answered
+        self.kills: list[float] = []
 
     @property
     def alive(self) -> bool:
@@ -81,6 +83,7 @@ class Process:
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.kills.append(time.time())
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
@@ -164,6 +167,8 @@ class SlackDelivery:
     status: int | None
     ack: str = ""
     card_changed: bool = False  # a click: its card changed while its answer was awaited
+    replica: int | None = None  # which replica it was sent to
+    at: float = 0.0  # when (time.time())
 
     @property
     def awaits_answer(self) -> bool:

@@ -175,6 +175,18 @@ def test_slack_answers_are_judged_when_no_other_request_could_make_their_write()
                     "slack requests refused at delivery (HTTP 503)": 1,
                     "slack requests answered in the ack": 1,
                     "slack clicks answered on the card": 1}
+    # an acked request's answer: refused by Slack, or its replica killed before it answered
+    late = [_ask("n", 300.0, route="fourth"), _ask("o", 310.0, route="fourth"),
+            _ask("p", 320.0, route="fourth"), _ask("q", 330.0, route="fourth")]
+    sent = {"n": SlackDelivery(status=200, replica=0, at=300.0),
+            "o": SlackDelivery(status=200, replica=1, at=310.0),  # 1 killed at 312
+            "p": SlackDelivery(status=200, replica=0, at=320.0),  # 0 killed at 290: before
+            "q": SlackDelivery(status=200, replica=1, at=330.0)}  # 1 killed at 361: too late
+    _, why = checks.slack_answers(late, [], sent, refused={"n"},
+                                  kills={0: [290.0], 1: [312.0, 361.0]})
+    assert why == {"slack requests acked, their answer refused by Slack's injected faults": 1,
+                   "slack requests acked by a replica killed before it answered": 1,
+                   "slack requests acked and never answered": 2}
     # a judged Slack answer is held to the writes like a CLI one
     said_applied_with_nothing_landed = checks.contradicting_answers(judged[:1], [])
     assert len(said_applied_with_nothing_landed) == 1
