@@ -38,8 +38,8 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
         lines.append(f"next due  {r.next_due_at:%Y-%m-%d %H:%M:%S} UTC")
     first, *rest = plain_lines(analysis_view(r, now or r.updated_at))
     lines += [f"analysis  {first}", *(f"        {line}" for line in rest)]
-    if r.pause is not None and r.active:  # a finished rollout is paused no more
-        lines.append(f"paused    {pause_summary(r.pause).removeprefix('paused ')}")
+    if r.standing_pause is not None:
+        lines.append(f"paused    {pause_summary(r.standing_pause).removeprefix('paused ')}")
     for approval in r.approvals:
         lines.append(f"approved  step {approval.step + 1} by {approval.actor.label} "
                      f"at {approval.at:%H:%M:%S}")
@@ -89,8 +89,8 @@ def watch_line(status: Status, now: datetime) -> str:
     if r is None:
         return f"{now:%H:%M:%S}  {status.message}"
     parts = [status.message]
-    if r.pause is not None and r.active:  # a finished rollout is paused no more
-        parts.append(pause_summary(r.pause))
+    if r.standing_pause is not None:
+        parts.append(pause_summary(r.standing_pause))
     elif r.active and r.next_due_at is not None and r.pending_step is not None:
         step = r.plan.steps[r.pending_step]
         parts.append(f"step {r.pending_step + 1} ({step.percent}%) due {r.next_due_at:%H:%M:%S} "

@@ -81,8 +81,8 @@ def _status(result: CommandResult) -> str:
         lines.append(f"Cluster: {status.observed.pair.describe()}")
     if status.cluster_note:
         lines.append(f":warning: {status.cluster_note}")
-    if r.pause is not None and r.active:  # a finished rollout is paused no more
-        lines.append(f"P{pause_summary(r.pause)[1:]}")
+    if r.standing_pause is not None:
+        lines.append(f"P{pause_summary(r.standing_pause)[1:]}")
     if r.held and r.active:
         lines.append(f":hourglass: Held: {r.held}")
     lines.append(analysis_markdown(r, r.updated_at))

@@ -419,6 +419,14 @@ def pause_summary(info: Pause) -> str:
     return f"paused by {by}{kind}{why}"
 
 
+def _rolled_back(r: Rollout, now: datetime) -> Rollout:
+    """The state a rollback ends in, recorded at once or found on the route after a crash:
+    nothing due or awaited, and a pause it ends is over (status, the CLI and the card read
+    `pause` as "paused now")."""
+    return _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
+                   finished_at=now, pause=None)
+
+
 def rollback(
     r: Rollout, *, actor: Actor, now: datetime, reason: str = "", owner: str | None = None,
 ) -> Decision:
@@ -438,9 +446,7 @@ def rollback(
             f"{r.target.describe()} now belongs to rollout {owner}: rolling back this one "
             f"would undo that one. Roll back {owner} instead"
         )
-    # a pause it ends is over: status, the CLI and the card read `pause` as "paused now"
-    nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
-                  finished_at=now, pause=None)
+    nxt = _rolled_back(r, now)
     why = reason or f"requested by {actor.label}"
     return Decision(
         rollout=nxt, effect=Restore(),
@@ -717,8 +723,7 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
     ours = marker is not None and marker.rollout_id == r.id
     if ours and marker is not None and marker.state is MarkerState.ROLLED_BACK \
             and pair == baseline_pair(r.baseline):
-        nxt = _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
-                      finished_at=now, pause=None)  # as `rollback` records it at once
+        nxt = _rolled_back(r, now)
         event = _event(nxt, AuditAction.RECOVERED, system, now, "rollback found applied",
                        step=r.step)
         return Decision(rollout=nxt, events=(event,),

@@ -285,6 +285,12 @@ class Rollout(BaseModel):
         return self.phase in ACTIVE_PHASES
 
     @property
+    def standing_pause(self) -> Pause | None:
+        """The pause while it stands: a finished rollout is paused no more, though states
+        saved before rollbacks ended their pause still carry one."""
+        return self.pause if self.active else None
+
+    @property
     def pending_step(self) -> int | None:
         """The index of the next step to apply, or None when the plan is done."""
         nxt = self.step + 1
