@@ -79,20 +79,20 @@ def test_the_schedulers_hold_back_is_read_from_its_pacer_at_scrape_time() -> Non
     pacer = TickPacer(clock, ceiling=32)
     metrics = Metrics()
     metrics.watch_pacer(pacer)
-    text = _text(metrics)
-    for line in ("rollout_bot_scheduler_tick_window 32.0",
-                 "rollout_bot_scheduler_ticks_in_flight 0.0",
-                 "rollout_bot_scheduler_held 0.0",
-                 "rollout_bot_scheduler_throttles_total 0.0"):
-        assert line in text, line
+    assert _hold_back(metrics) == {"tick_window": 32.0, "ticks_in_flight": 0.0, "held": 0.0,
+                                   "throttles_total": 0.0}
     pacer.enter(lambda: False)
     pacer.enter(lambda: False)
     pacer.throttled(2.0)
-    text = _text(metrics)
-    for line in ("rollout_bot_scheduler_tick_window 16.0",
-                 "rollout_bot_scheduler_ticks_in_flight 1.0",
-                 "rollout_bot_scheduler_held 1.0",
-                 "rollout_bot_scheduler_throttles_total 1.0"):
-        assert line in text, line
+    assert _hold_back(metrics) == {"tick_window": 16.0, "ticks_in_flight": 1.0, "held": 1.0,
+                                   "throttles_total": 1.0}
     clock.advance(2.0)
     assert "rollout_bot_scheduler_held 0.0" in _text(metrics)
+
+
+def _hold_back(metrics: Metrics) -> dict[str, float]:
+    """The scheduler's samples in the exposition, by name after `rollout_bot_scheduler_`."""
+    prefix = "rollout_bot_scheduler_"
+    samples = (line.split() for line in _text(metrics).splitlines()
+               if line.startswith(prefix) and "_created " not in line)
+    return {name.removeprefix(prefix): float(value) for name, value in samples}

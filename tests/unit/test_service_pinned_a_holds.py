@@ -4,33 +4,22 @@ adoption is saved and audited with the hold, as one version)."""
 
 from __future__ import annotations
 
-from rollout.domain.clock import ManualClock
-from rollout.domain.facts import ClusterFacts
 from rollout.domain.models import AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, Pair, expected_pair
-from rollout.service import Gates, Outcome, Ref, RolloutService
-from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
+from rollout.service import Outcome, Ref
+from tests.unit.builders import ALICE, BOB, T0
 from tests.unit.facts_builders import CANARY, STABLE, pods, pool, world
-from tests.unit.fakes import FakeFacts, FakeFreezes, FakeStore, FakeTarget, FakeTraffic
+from tests.unit.test_service_gates import World as GatesWorld
 
 REF = Ref(canary=CANARY)
 FROZEN = ("Not applied: Rollouts are frozen by bob since 2026-01-01T13:00:00+00:00: incident 42. "
           "Step-ups wait until an approver runs unfreeze; rollback and pause still work.")
 
 
-class World:
-    def __init__(self, facts: ClusterFacts | None = None) -> None:
-        self.freezes = FakeFreezes()
-        self.store = FakeStore(self.freezes)
-        self.target = FakeTarget(target=TARGET, stable=STABLE, canary=CANARY,
-                                 baseline=BASELINE, pair=Pair(stable=100, canary=0))
-        self.clock = ManualClock(T0)
-        self.facts = FakeFacts(facts or world())
-        self.service = RolloutService(
-            store=self.store, traffic=FakeTraffic(self.target), clock=self.clock,
-            gates=Gates(facts=self.facts, freezes=self.freezes),
-            new_id=lambda canary, now: "r1")
+class World(GatesWorld):
+    """The gates' world (open gates, default capacity), with the states these tests start
+    from."""
 
     def at_first_step(self) -> Rollout:
         """Started by alice, step 1 (10%) approved by bob at T0, an hour later."""
