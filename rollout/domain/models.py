@@ -151,6 +151,15 @@ class Baseline(BaseModel):
     stable_weight: int = Field(ge=0)
     canary_weight: int = Field(default=0, ge=0)
 
+    @model_validator(mode="after")
+    def _no_weight_without_a_canary(self) -> Baseline:
+        """A canary that was not on the rule had no weight: a rollback restores exactly these
+        entries, and a weight without its entry would be lost from the split's total."""
+        if self.canary is None and self.canary_weight:
+            raise ValueError(f"canary_weight is {self.canary_weight} for a canary that was "
+                             "not on the rule (canary is null); it must be 0")
+        return self
+
     @property
     def total(self) -> int:
         """The weight sum the bot splits: the pair's own, or 100 where that is too coarse."""

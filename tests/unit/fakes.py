@@ -17,6 +17,7 @@ from rollout.domain.errors import (
     Conflict,
     DriftDetected,
     FenceBehind,
+    Refused,
     StaleView,
     StoreUnavailable,
     Superseded,
@@ -242,8 +243,14 @@ class FakeTraffic:
         stable: str | None,
     ) -> Located:
         self.located.append((kind, target_name, stable))
-        t = next(t for t in self.targets.values()
-                 if t.target.kind is kind and t.canary == canary)
+        t = next((t for t in self.targets.values()
+                  if t.target.kind is kind and t.target.namespace == namespace
+                  and t.canary == canary and target_name in (None, t.target.name)
+                  and stable in (None, t.stable)), None)
+        if t is None:  # as the adapters answer a miss: the operator is told, nothing changes
+            raise Refused(f"no {kind.value} in namespace {namespace} references {canary}"
+                          + (f" as {target_name}" if target_name else "")
+                          + (f" beside {stable}" if stable else ""))
         return Located(target=t.target, stable=t.stable, canary=canary, baseline=t.baseline,
                        observed=self._observed(t))
 

@@ -81,9 +81,21 @@ def test_a_missing_or_unreadable_record_is_none(raw: str) -> None:
     {"stable": ""},
     {"plan": {"steps": [{"percent": 50}]}},  # a plan must end at 100
     {"baseline": {"stable": {}}},
+    # a weight for a canary that was not on the rule (a hand-edited annotation)
+    {"baseline": {"stable": {"name": "a", "weight": 90}, "canary": None, "stable_weight": 90,
+                  "canary_weight": 10}},
     {"created_at": "yesterday"},
     {"requester": {"id": "U0X", "via": "carrier pigeon"}},
 ])
 def test_a_record_that_does_not_validate_is_none(change: dict[str, object]) -> None:
     data = json.loads(encode_record(started()))
     assert decode_record({KEY: json.dumps({**data, **change})}, 0) is None
+
+
+def test_a_baseline_gives_no_weight_to_a_canary_that_was_not_on_the_rule() -> None:
+    with pytest.raises(ValidationError, match=r"canary_weight is 10 for a canary that was not "
+                                              r"on the rule \(canary is null\); it must be 0"):
+        BASELINE.model_validate({**BASELINE.model_dump(), "canary": None, "canary_weight": 10})
+    absent = BASELINE.model_validate({**BASELINE.model_dump(), "canary": None,
+                                      "canary_weight": 0})
+    assert absent.canary is None and absent.total == 100

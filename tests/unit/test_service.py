@@ -15,6 +15,7 @@ from rollout.domain.errors import (
     Conflict,
     DriftDetected,
     LockLapsed,
+    Refused,
     StoreUnavailable,
     StoreUnknown,
     Superseded,
@@ -163,6 +164,17 @@ def test_a_start_whose_first_write_fails_ends_and_frees_the_target() -> None:
                             actor=ALICE)
     assert not outcome.ok and service.get(REF).phase is Phase.FAILED
     assert store.active_on(TARGET.key) is None and target.marker is None
+
+
+@pytest.mark.parametrize("where", [{"namespace": "prod"}, {"route": "other-route"},
+                                   {"stable": "other-stable"}])
+def test_a_start_naming_a_rule_the_cluster_does_not_have_is_refused_and_changes_nothing(
+        where: dict[str, str]) -> None:
+    service, store, target, _ = _world()
+    with pytest.raises(Refused, match="^no httproute in namespace "):
+        service.start(**{"namespace": "default", **where}, canary=CANARY,  # type: ignore[arg-type]
+                      plan=build_plan([10, 100]), actor=ALICE)
+    assert store.saves == [] and target.marker is None and service.active() == []
 
 
 def test_a_second_start_on_an_owned_rule_is_refused() -> None:
