@@ -28,6 +28,7 @@ from pathlib import Path
 import redis
 
 from bench.harness import percentile
+from bench.person_probe import PersonProbe
 from bench.redis_count import commands
 from bench.step_floor import Throughput, bare_steps
 from bench.wiring import service_for
@@ -117,9 +118,12 @@ class Window:
 def _one_size(world: World, workdir: Path, size: int, options: Options,
               profile: Path | None) -> list[str]:
     prefix = f"scale{size}"
-    targets = seed_targets(world, size, per_namespace=options.per_namespace, prefix=prefix)
+    # one target more than the rollouts: the route a person's write moves (`PersonProbe`)
+    *targets, spare = seed_targets(world, size + 1, per_namespace=options.per_namespace,
+                                   prefix=prefix)
     kubeconfig = world.bot_kubeconfig(workdir / "bot.kubeconfig")
     routes = [(namespace, route_name(prefix, i)) for i, (namespace, _) in enumerate(targets)]
+    person_route = (spare[0], route_name(prefix, size))
     floors = [bare_steps(kubeconfig, routes, seconds=options.seconds)]
     with RedisServer() as loaded_redis, RedisServer() as idle_redis:
         loaded = Scheduler(kubeconfig, loaded_redis.url, prefix, workdir / "loaded.log",
@@ -131,8 +135,10 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
         try:
             ids = _start_all(service, targets)
             behind = _wait_stepping(service, ids, timeout=30 + size / 20)
-            window = _measure(world, (loaded, idle), (loaded_redis, idle_redis),
-                              options.seconds)
+            with PersonProbe(kubeconfig, person_route) as person:
+                window = _measure(world, (loaded, idle), (loaded_redis, idle_redis),
+                                  options.seconds)
+            window.kube -= person.requests_between(window.started, window.ended)
             _wait_done(service, timeout=60 + len(STEPS) * 3)
             overdue = _overdue(service, ids)
             events = {rid: store.audit(rid) for rid in ids}
@@ -143,6 +149,7 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
     floors.append(bare_steps(kubeconfig, routes, seconds=options.seconds))
     lines = _report(world.name, size, options.per_namespace, window, events, overdue)
     lines.append(_against_floor(size, window, _landed(events, window), floors))
+    lines.append(_person(person))
     if behind:
         lines.append(f"  {behind} of {size} rollouts had not taken their first step when "
                      "the window began")
@@ -267,6 +274,15 @@ def _against_floor(size: int, window: Window, landed: int, floors: list[Throughp
             f"{size} rollouts with 1 s bakes ask for up to {size} steps/s, the scheduler made "
             f"{rate:.0f} ({rate / floor:.2f} of the floor), "
             f"{window.cpu[0] / max(landed, 1) * 1e3:.2f} ms CPU a step")
+
+
+def _person(probe: PersonProbe) -> str:
+    """A person's write over the window: what a rollback would wait on the cluster."""
+    failed = f", {probe.failures} refused" if probe.failures else ""
+    return (f"  a person's write meanwhile (a GET and a PATCH of another route, the bot's "
+            f"identity, every 0.25 s): p50 {_s(probe.seconds, 0.5)}  p99 "
+            f"{_s(probe.seconds, 0.99)}  max {_s(probe.seconds, 1.0)} ({len(probe.seconds)} "
+            f"pairs{failed})")
 
 
 def _s(samples: list[float], q: float) -> str:

@@ -37,6 +37,20 @@ class Throughput:
         return self.cpu_seconds / max(self.pairs, 1)
 
 
+def move_weights(objects: client.CustomObjectsApi, namespace: str, name: str,
+                 canary: int) -> None:
+    """A step's two requests: a GET of the route, then a JSON patch setting its weights to
+    100 - `canary` / `canary`, guarded by the resourceVersion it read (as the bot's write is)."""
+    route = cast(dict[str, Any], objects.get_namespaced_custom_object(
+        *ROUTES, namespace, "httproutes", name))
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion",
+                                  "value": route["metadata"]["resourceVersion"]}]
+    ops += [{"op": "replace", "path": f"/spec/rules/0/backendRefs/{i}/weight",
+             "value": weight} for i, weight in enumerate((100 - canary, canary))]
+    objects.patch_namespaced_custom_object(*ROUTES, namespace, "httproutes", name, ops,
+                                           _content_type=JSON_PATCH)
+
+
 def bare_steps(kubeconfig: Path, routes: list[tuple[str, str]], *, seconds: float,
                threads: int = STEP_THREADS) -> Throughput:
     """Each thread takes its share of the routes (namespace, name) in turn: a GET, then a
@@ -49,14 +63,7 @@ def bare_steps(kubeconfig: Path, routes: list[tuple[str, str]], *, seconds: floa
     lock = threading.Lock()
 
     def move(namespace: str, name: str, canary: int) -> None:
-        route = cast(dict[str, Any], objects.get_namespaced_custom_object(
-            *ROUTES, namespace, "httproutes", name))
-        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion",
-                                      "value": route["metadata"]["resourceVersion"]}]
-        ops += [{"op": "replace", "path": f"/spec/rules/0/backendRefs/{i}/weight",
-                 "value": weight} for i, weight in enumerate((100 - canary, canary))]
-        objects.patch_namespaced_custom_object(*ROUTES, namespace, "httproutes", name, ops,
-                                               _content_type=JSON_PATCH)
+        move_weights(objects, namespace, name, canary)
 
     def work(share: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """The routes this thread left at 90/10."""

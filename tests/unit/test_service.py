@@ -171,7 +171,7 @@ def test_a_start_whose_first_write_fails_ends_and_frees_the_target() -> None:
 def test_a_start_naming_a_rule_the_cluster_does_not_have_is_refused_and_changes_nothing(
         where: dict[str, str]) -> None:
     service, store, target, _ = _world()
-    with pytest.raises(Refused, match="^no httproute in namespace "):
+    with pytest.raises(Refused, match=r"^no httproute in namespace "):
         service.start(**{"namespace": "default", **where}, canary=CANARY,  # type: ignore[arg-type]
                       plan=build_plan([10, 100]), actor=ALICE)
     assert store.saves == [] and target.marker is None and service.active() == []

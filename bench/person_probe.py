@@ -1,0 +1,66 @@
+"""A person's write while the scheduler is loaded: how long the bot's own rollback or
+approve would wait on the cluster. A GET and a weight-moving JSON patch of a route no
+rollout holds, with the official client under the bot's identity (the API server's
+priority and fairness puts it in the same flow as the scheduler's requests), every
+`period` seconds on a thread of its own, for as long as the window lasts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from kubernetes import client
+
+from bench.step_floor import move_weights
+from bot.kube import api_client
+
+
+class PersonProbe:
+    """`with PersonProbe(...) as probe:` writes until the block ends; `probe.seconds` are the
+    pairs' latencies (a pair that failed is counted at its time to fail, in `failures`)."""
+
+    def __init__(self, kubeconfig: Path, route: tuple[str, str], *,
+                 period: float = 0.25) -> None:
+        self._kubeconfig = kubeconfig
+        self._route = route
+        self._period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="person probe", daemon=True)
+        self.seconds: list[float] = []
+        #: when each pair was sent, to leave its requests out of a window's count
+        self.sent: list[datetime] = []
+        self.failures = 0
+
+    def requests_between(self, started: datetime, ended: datetime) -> int:
+        """The probe's requests sent in [started, ended): two a pair."""
+        return 2 * sum(1 for at in self.sent if started <= at < ended)
+
+    def __enter__(self) -> PersonProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        api = api_client(str(self._kubeconfig), connections=2)
+        objects = client.CustomObjectsApi(api)
+        canary = 10
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.sent.append(datetime.now(UTC))
+                try:
+                    move_weights(objects, *self._route, canary)
+                    canary = 10 - canary
+                except client.ApiException:
+                    self.failures += 1
+                self.seconds.append(time.monotonic() - started)
+                self._stop.wait(max(0.0, self._period - (time.monotonic() - started)))
+        finally:
+            api.close()  # type: ignore[no-untyped-call]
