@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -89,6 +90,13 @@ class RolloutScheduler:
         self._running: set[str] = set()
         #: running jobs asked to run again meanwhile: each runs once more (`_repeat`)
         self._again: set[str] = set()
+        #: a rollout job's instances handed to the tick threads and not begun yet (queued
+        #: behind other ticks), under `_queue_lock`: APScheduler's submission event and the
+        #: job's start may come in either order, so each counts one way and a job is queued
+        #: while its count is positive
+        self._queued: dict[str, int] = {}
+        self._queue_lock = threading.Lock()
+        self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -252,12 +260,16 @@ class RolloutScheduler:
         the due time of the newest state kept of it: the index was read before changes this
         replica may have made since, and its older time would fire a tick too early (which
         finds nothing due) or while that rollout's tick still runs (which only makes that
-        tick go once more). A rollout whose tick is running is left to that tick."""
+        tick go once more). A rollout whose tick is running, or waits for a tick thread, is
+        left to that tick: another job would only queue a second instance behind it, and a
+        third is skipped by APScheduler with a warning (at 1,000 rollouts on a slow cluster,
+        tens of thousands of them, once the sweep ran on time)."""
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
             for rid in due:
-                if JOB_PREFIX + rid not in self._running:
+                job = JOB_PREFIX + rid
+                if job not in self._running and not self._is_queued(job):
                     self._match(rid)
 
     def look(self) -> None:
@@ -336,9 +348,28 @@ class RolloutScheduler:
         schedules can pass before it returns, and that job fires while it still runs. The
         job then only asks the running tick to go once more: one tick at a time for a
         rollout, and no due time left for a sweep to find."""
+        self._count_queued(JOB_PREFIX + rollout_id, -1)
         if self._halted or not self.lease.is_leader:
             return
         self._repeat(JOB_PREFIX + rollout_id, lambda: self._tick(rollout_id))
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        """APScheduler handed a job to its threads (called under its job-store lock: only
+        our own small lock is taken here)."""
+        if event.job_id.startswith(JOB_PREFIX):
+            self._count_queued(event.job_id, 1)
+
+    def _count_queued(self, job: str, change: int) -> None:
+        with self._queue_lock:
+            count = self._queued.get(job, 0) + change
+            if count:
+                self._queued[job] = count
+            else:
+                self._queued.pop(job, None)
+
+    def _is_queued(self, job: str) -> bool:
+        with self._queue_lock:
+            return self._queued.get(job, 0) > 0
 
     def _repeat(self, job: str, once: Callable[[], bool]) -> None:
         """Run `once` for `job`, one run at a time: a call while it runs only asks for one

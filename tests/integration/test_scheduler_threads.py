@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from rollout.domain.errors import ClusterUnavailable
+from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
 from rollout.ports import Changes
 from rollout.scheduler import (
@@ -24,7 +26,7 @@ from rollout.scheduler import (
     background_scheduler,
 )
 from rollout.service import Outcome, RolloutService
-from tests.unit.builders import ALICE, BOB
+from tests.unit.builders import ALICE, BOB, started
 from tests.unit.test_scheduler_jobs import _HeldLease
 from tests.unit.test_service import CANARY, REF, _world
 
@@ -197,27 +199,30 @@ class _CountedLease(_HeldLease):
 
 class _StuckTicks:
     """The service as the scheduler calls it: every tick waits until released (a cluster
-    that answers slowly); the sweep finds nothing to reload."""
+    that answers slowly); the sweep finds `due` active and due (none unless told)."""
 
-    def __init__(self) -> None:
+    def __init__(self, due: list[Rollout] | None = None) -> None:
         self.release = threading.Event()
         self.clock = _world()[3]
+        self.due = due or []
+        self.asked: list[str] = []
 
     def tick(self, rollout_id: str) -> Outcome:
+        self.asked.append(rollout_id)
         assert self.release.wait(30)
         return Outcome(None, "nothing due", changed=False)
 
     def changes_since(self, seq: int) -> Changes:
         return Changes(seq=seq, ids=[], complete=True)
 
-    def active(self) -> list[object]:
-        return []
+    def active(self) -> list[Rollout]:
+        return self.due
 
     def index_due(self, rollouts: list[object]) -> None:
         pass
 
     def due_until(self, horizon: object) -> list[str]:
-        return []
+        return [r.id for r in self.due]
 
     def in_flight(self) -> list[str]:
         return []
@@ -270,3 +275,64 @@ def test_a_scheduler_given_a_plain_apscheduler_adds_the_leaders_executor_to_it()
         assert lease.renewed.acquire(timeout=5) and lease.renewed.acquire(timeout=5)
     finally:
         scheduler.halt()
+
+
+def test_a_sweep_adds_no_job_for_a_rollout_whose_tick_waits_for_a_thread() -> None:
+    """Three times as many rollouts due as tick threads, every tick held: each sweep finds
+    them all due. A job for a rollout whose tick is queued would queue a second instance,
+    and APScheduler skips a third with a warning (37,329 of them in one run at 1,000
+    rollouts): none may be skipped, and every queued tick runs once the cluster answers."""
+    due = [started().model_copy(update={"id": f"r{i}", "next_due_at": started().created_at})
+           for i in range(3 * STEP_THREADS)]
+    ticks, lease = _StuckTicks(due), _CountedLease()
+    scheduler = RolloutScheduler(service=ticks, lease=lease,  # type: ignore[arg-type]
+                                 sweep_seconds=0.05)
+    skipped: list[str] = []
+    scheduler.scheduler.add_listener(  # the leader's jobs skip a run while one runs: fine
+        lambda event: event.job_id.startswith(JOB_PREFIX) and skipped.append(event.job_id),
+        EVENT_JOB_MAX_INSTANCES)
+    scheduler.start()
+    try:
+        for renewal in range(6):  # the take-over, then sweeps finding every rollout due
+            assert lease.renewed.acquire(timeout=5), f"renewal {renewal} never came"
+        assert skipped == []
+        assert len(ticks.asked) == STEP_THREADS  # the rest wait for a thread
+        ticks.release.set()  # the cluster answers: every queued tick runs
+        deadline = time.monotonic() + 10
+        while set(ticks.asked) != {r.id for r in due} and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        ticks.release.set()
+        scheduler.halt()
+    # (these ticks leave their rollouts due, so later sweeps tick them again)
+    assert set(ticks.asked) == {r.id for r in due}
+
+
+def test_a_tick_that_failed_is_tried_again_by_the_next_sweep() -> None:
+    """A tick whose cluster write failed leaves no job (the next sweep retries): once its
+    queued instance has begun, the rollout counts as queued no more, and the sweep adds its
+    job again."""
+    due = [started().model_copy(update={"id": "r1", "next_due_at": started().created_at})]
+    ticks, lease = _StuckTicks(due), _CountedLease()
+    ticks.release.set()
+    answers: list[Exception | None] = [ClusterUnavailable("the API server timed out"), None]
+    held = ticks.tick
+
+    def failing_once(rollout_id: str) -> Outcome:
+        answer = answers.pop(0) if answers else None
+        if answer is not None:
+            ticks.asked.append(rollout_id)
+            raise answer
+        return held(rollout_id)
+
+    ticks.tick = failing_once  # type: ignore[method-assign]
+    scheduler = RolloutScheduler(service=ticks, lease=lease,  # type: ignore[arg-type]
+                                 sweep_seconds=0.05)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(ticks.asked) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        scheduler.halt()
+    assert ticks.asked[:2] == ["r1", "r1"]
