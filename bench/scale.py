@@ -4,7 +4,8 @@ CPU and memory of the whole process (/proc), and the Kubernetes requests and Red
 per step. The floors: the same scheduler command with no rollout, running beside it over the
 same windows (its own Redis), for CPU, memory and Redis; for the lag the due time itself; for
 throughput a step's GET and PATCH alone on the same routes (`bench/step_floor.py`), just
-before the scheduler's window and again after it.
+before the scheduler's window and again after it. Over the window, a person's write to
+another route is timed (`bench/person_probe.py`): what a rollback waits on the cluster.
 
 Each rollout has a route and a canary pool of its own, `per_namespace` of them to a
 namespace (with the demo's gateway and stable pool), created through the API in parallel;

@@ -1,7 +1,8 @@
 """The scheduler's jobs on APScheduler's real threads, over the in-memory service: a stop
 during APScheduler's pass over due jobs (many rounds, the stop landing at a different moment
-of the pass in each), and a job that falls due while its rollout's tick still runs. No Redis
-or cluster is needed: only the scheduler's own threading is under test."""
+of the pass in each), a job that falls due while its rollout's tick still runs, and the
+leader's jobs and sweeps while every tick thread waits on a slow cluster with more ticks
+queued. No Redis or cluster is needed: only the scheduler's own threading is under test."""
 
 from __future__ import annotations
 
