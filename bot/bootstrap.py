@@ -23,6 +23,7 @@ from rollout.adapters.kube.router import TrafficRouter
 from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.adapters.store import RedisStore
+from rollout.adapters.tick_holds import RedisTickHolds
 from rollout.domain.clock import Clock, SystemClock
 from rollout.domain.preflight import CapacityPolicy
 from rollout.lock_keeper import LockKeeper
@@ -87,6 +88,8 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
         approval_timeout_seconds=settings.seconds(settings.rollout_approval_timeout),
         keep_seconds=settings.seconds(settings.rollout_keep) or 0,
         listeners=listeners, lock_keeper=LockKeeper(lock_ttl / 3),
+        tick_holds=RedisTickHolds(redis_client, clock=clock,
+                                  prefix=settings.rollout_key_prefix),
     )
     direct = ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts)
     gates = Gates(

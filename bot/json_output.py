@@ -27,6 +27,8 @@ def result_json(result: CommandResult) -> str:
             "message": s.message,
             "cluster_note": s.cluster_note,
             "freeze": s.freeze.model_dump(mode="json") if s.freeze is not None else None,
+            "ticks_held_until": s.ticks_held_until.isoformat()
+            if s.ticks_held_until is not None else None,
         }
     else:
         raise ValueError(f"--output json is for status, list and history, not {verb.value}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from handlers.analysis_view import analysis_view, plain_lines
-from handlers.sentences import event_sentence
+from handlers.sentences import event_sentence, throttle_hold_sentence
 from rollout.domain.machine import pause_summary
 from rollout.domain.models import AuditEvent, Rollout, Via
 from rollout.domain.plan import describe_plan
@@ -54,6 +54,8 @@ def status_lines(status: Status) -> list[str]:
     lines = rollout_detail(status.rollout) + frozen
     if status.rollout.held and status.rollout.active:
         lines.append(f"held      {status.rollout.held}")
+    if status.ticks_held_until is not None and status.rollout.active:
+        lines.append(f"throttled {throttle_hold_sentence(status.ticks_held_until)}")
     if status.observed is not None:
         lines.append(f"cluster   {status.observed.pair.describe()} "
                      f"(resourceVersion {status.observed.resource_version})")

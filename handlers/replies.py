@@ -9,6 +9,7 @@ from __future__ import annotations
 from handlers.cards import analysis_markdown, event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
+from handlers.sentences import throttle_hold_sentence
 from rollout.domain.errors import (
     InvalidInput,
     NeedsOperator,
@@ -85,6 +86,9 @@ def _status(result: CommandResult) -> str:
         lines.append(f"P{pause_summary(r.standing_pause)[1:]}")
     if r.held and r.active:
         lines.append(f":hourglass: Held: {r.held}")
+    if status.ticks_held_until is not None and r.active:
+        held = throttle_hold_sentence(status.ticks_held_until)
+        lines.append(f":hourglass_flowing_sand: {held[0].upper()}{held[1:]}")
     lines.append(analysis_markdown(r, r.updated_at))
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ story; each edge only says how to name a person (a Slack mention, or a login).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import assert_never
 
 from rollout.domain.models import Actor, AuditAction, AuditEvent, Via
@@ -89,3 +90,10 @@ def _step(e: AuditEvent) -> str:
         return "0%"  # before the first step
     percent = f" ({e.percent}%)" if e.percent is not None else ""
     return f"step {e.step + 1}{percent}"
+
+
+def throttle_hold_sentence(until: datetime) -> str:
+    """Why an automatic step is overdue: the Kubernetes API's throttle (429) holds every
+    scheduler tick until the Retry-After it named."""
+    return (f"automatic steps held back until {until:%H:%M:%S} UTC: the Kubernetes API is "
+            "throttling the scheduler")

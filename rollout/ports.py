@@ -247,3 +247,16 @@ class FreezeRecord(Protocol):
     def lift(self) -> Freeze:
         """Remove the freeze and return it; Conflict when there is none."""
         ...
+
+
+class TickHolds(Protocol):
+    """Where the scheduler records that the Kubernetes API's throttle holds its automatic
+    steps back, for `status` on any replica to say so."""
+
+    def hold(self, until: datetime) -> None:
+        """Every automatic step is held until `until` (a later hold replaces it)."""
+        ...
+
+    def held_until(self) -> datetime | None:
+        """The end of the hold recorded, while it lasts; else None."""
+        ...

@@ -96,6 +96,9 @@ class RolloutScheduler:
         #: while its count is positive
         self._queued: dict[str, int] = {}
         self._queue_lock = threading.Lock()
+        #: the end of the last hold recorded for `status` (`_record_hold`)
+        self._recorded_hold: datetime | None = None
+        self._hold_lock = threading.Lock()
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -411,6 +414,7 @@ class RolloutScheduler:
         except Throttled as exc:  # refused before it was served: nothing to undo
             until = self.pacer.throttled(exc.retry_after)
             self._defer(rollout_id, until)
+            self._record_hold(until)
             log.debug("tick of %s throttled by the Kubernetes API: again at %s", rollout_id,
                       until.isoformat())  # the pacer says it once per hold
             return False
@@ -425,6 +429,22 @@ class RolloutScheduler:
         if outcome.changed:
             log.info("tick %s: %s", rollout_id, outcome.message)
         return True
+
+    def _record_hold(self, until: datetime) -> None:
+        """Record a hold that begins or grows, for `status` on any replica (once per hold:
+        the throttles of the ticks already in flight only repeat it). A record that fails
+        leaves the hold as it is; the log and the metrics still say it."""
+        holds = self.service.options.tick_holds
+        with self._hold_lock:
+            if holds is None or (self._recorded_hold is not None
+                                 and until <= self._recorded_hold):
+                return
+            self._recorded_hold = until
+        try:
+            holds.hold(until)
+        except RolloutError as exc:
+            log.warning("could not record the scheduler's hold until %s: %s",
+                        until.isoformat(), exc)
 
     def _defer(self, rollout_id: str, until: datetime) -> None:
         """The rollout's job at `until`, the end of a throttle's hold (its due time stays in

@@ -81,6 +81,7 @@ from rollout.ports import (
     Opening,
     RolloutStore,
     Saving,
+    TickHolds,
     Traffic,
 )
 
@@ -107,6 +108,8 @@ class Status:
     message: str
     cluster_note: str = ""
     freeze: Freeze | None = None
+    #: the end of the Kubernetes API throttle's hold of every automatic step, while it lasts
+    ticks_held_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,8 @@ class ServiceOptions:
     #: without a port (no PROMETHEUS_URL) rollouts start without canary analysis
     analyses: AnalysisFile | None = None
     analysis: Analysis | None = None
+    #: where the scheduler records a throttle's hold of every automatic step, for `status`
+    tick_holds: TickHolds | None = None
 
 
 class RolloutService:
@@ -532,8 +537,11 @@ class RolloutService:
         return rollout
 
     def status(self, ref: Ref) -> Status:
-        """The rollout, what the cluster shows, and the freeze if there is one."""
-        return replace(self._status(ref), freeze=self.frozen())
+        """The rollout, what the cluster shows, the freeze if there is one, and the
+        scheduler's hold while the Kubernetes API throttles it."""
+        holds = self.options.tick_holds
+        return replace(self._status(ref), freeze=self.frozen(),
+                       ticks_held_until=holds.held_until() if holds is not None else None)
 
     def _status(self, ref: Ref) -> Status:
         try:

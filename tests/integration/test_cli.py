@@ -5,14 +5,19 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.cli import EXIT_OK, EXIT_REFUSED, main
+from rollout.adapters.tick_holds import RedisTickHolds
+from rollout.domain.clock import ManualClock
+from rollout.redis_connect import connect
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import Cli, unique_prefix
 from tests.integration.gate_support import apply_as
@@ -134,6 +139,38 @@ def test_status_shows_the_full_id_and_no_internal_version(cli: Cli) -> None:
     assert rollout_line.split() == ["rollout", json.loads(
         cli("status", "llm-pool-version-2", "-o", "json")[1])["rollout"]["id"]]
     assert "(version" not in out
+
+
+def test_status_says_while_a_throttle_holds_the_automatic_steps_back(
+        cli: Cli, redis_server: RedisServer) -> None:
+    """The scheduler (another process) recorded a hold: the CLI's status says why the steps
+    are late, in text and JSON, until the hold's end."""
+    cli("start", "llm-pool-version-2", "--as", "alice")
+    clock = ManualClock(datetime.now(UTC))
+    holds = RedisTickHolds(connect(redis_server.url), clock=clock,
+                           prefix=os.environ["ROLLOUT_KEY_PREFIX"])
+    until = (clock.now() + timedelta(minutes=5)).replace(microsecond=0)
+    holds.hold(until)
+    _, out, _ = cli("status", "llm-pool-version-2")
+    assert (f"throttled automatic steps held back until {until:%H:%M:%S} UTC: the Kubernetes "
+            "API is throttling the scheduler") in out.splitlines()
+    _, out, _ = cli("status", "llm-pool-version-2", "-o", "json")
+    assert datetime.fromisoformat(json.loads(out)["ticks_held_until"]) == until
+    assert holds.held_until() == until
+    clock.advance(300)  # by the reader's clock the hold is over
+    assert holds.held_until() is None
+
+
+def test_a_hold_already_over_is_not_recorded_and_one_recorded_lapses_with_its_end(
+        redis_server: RedisServer) -> None:
+    client = connect(redis_server.url)
+    prefix = unique_prefix()
+    clock = ManualClock(datetime.now(UTC))
+    holds = RedisTickHolds(client, clock=clock, prefix=prefix)
+    holds.hold(clock.now())
+    assert client.exists(f"{prefix}:scheduler:held-until") == 0
+    holds.hold(clock.now() + timedelta(seconds=30))
+    assert 29_000 < client.pttl(f"{prefix}:scheduler:held-until") <= 30_000
 
 
 def test_internals_are_logged_only_when_asked_not_printed_as_the_answer(

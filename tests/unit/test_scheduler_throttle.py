@@ -7,19 +7,35 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import ClusterUnavailable, Throttled
+from rollout.domain.errors import ClusterUnavailable, StoreUnavailable, Throttled
 from rollout.domain.models import Rollout
 from rollout.pacing import TickPacer
 from rollout.ports import Changes
 from rollout.scheduler import RolloutScheduler, background_scheduler
-from rollout.service import Outcome
+from rollout.service import Outcome, ServiceOptions
 from tests.unit.builders import T0, started
 from tests.unit.test_scheduler_jobs import _HeldLease
+
+
+class _Holds:
+    """The record of the scheduler's holds, as `status` reads it; `failing`: Redis is gone."""
+
+    def __init__(self) -> None:
+        self.recorded: list[datetime] = []
+        self.failing: Exception | None = None
+
+    def hold(self, until: datetime) -> None:
+        if self.failing is not None:
+            raise self.failing
+        self.recorded.append(until)
+
+    def held_until(self) -> datetime | None:
+        return self.recorded[-1] if self.recorded else None
 
 
 class _Ticks:
@@ -31,6 +47,8 @@ class _Ticks:
         self.clock = clock
         self.asked: list[str] = []
         self.answers: dict[str, list[Exception | Outcome | _Slow]] = {}
+        self.holds = _Holds()
+        self.options = ServiceOptions(tick_holds=self.holds)
 
     def tick(self, rollout_id: str) -> Outcome:
         self.asked.append(rollout_id)
@@ -41,6 +59,8 @@ class _Ticks:
         if isinstance(answer, _Slow):
             answer.begun.set()
             assert answer.release.wait(10)
+            if answer.then is not None:
+                raise answer.then
         if isinstance(answer, Outcome):
             return answer
         return Outcome(None, "stepped", changed=True)
@@ -98,6 +118,41 @@ def test_a_throttled_tick_holds_every_tick_until_the_retry_after_then_they_run(
     assert ticks.asked == ["r1", "r1", "r2"]
 
 
+def test_a_hold_is_recorded_once_for_status_and_again_only_when_it_grows(
+        world: tuple[RolloutScheduler, _Ticks, ManualClock]) -> None:
+    """`status` on any replica says why the steps are late; the 429s of the ticks already
+    in flight only repeat the hold, and record nothing more unless they extend it."""
+    scheduler, ticks, clock = world
+    in_flight = _Slow(then=_throttle(1.0))  # sent before the server began refusing
+    ticks.answers = {"r1": [_throttle(3.0)], "r2": [in_flight], "r3": [_throttle(5.0)]}
+    second = threading.Thread(target=scheduler.fire, args=["r2"])
+    second.start()
+    assert in_flight.begun.wait(5)
+    scheduler.fire("r1")
+    assert ticks.holds.recorded == [T0 + timedelta(seconds=3)]
+    in_flight.release.set()
+    second.join(5)
+    assert scheduler.pacer.throttles == 2
+    assert ticks.holds.recorded == [T0 + timedelta(seconds=3)]
+    clock.advance(3.0)
+    scheduler.fire("r3")  # a new hold, after the first
+    assert ticks.holds.recorded == [T0 + timedelta(seconds=3), T0 + timedelta(seconds=8)]
+
+
+def test_a_hold_that_cannot_be_recorded_still_holds_and_says_so(
+        world: tuple[RolloutScheduler, _Ticks, ManualClock],
+        caplog: pytest.LogCaptureFixture) -> None:
+    scheduler, ticks, _clock = world
+    ticks.holds.failing = StoreUnavailable("Redis is unreachable")
+    ticks.answers["r1"] = [_throttle(3.0)]
+    with caplog.at_level("WARNING", logger="rollout.scheduler"):
+        scheduler.fire("r1")
+    assert scheduler.due_times()["r1"] == T0 + timedelta(seconds=3)
+    assert scheduler.pacer.held_until() == T0 + timedelta(seconds=3)
+    assert ("could not record the scheduler's hold until 2026-01-01T12:00:03+00:00: Redis "
+            "is unreachable") in [r.getMessage() for r in caplog.records]
+
+
 def test_a_job_scheduled_during_the_hold_is_placed_at_its_end_and_a_later_one_kept(
         world: tuple[RolloutScheduler, _Ticks, ManualClock]) -> None:
     """A sweep or another replica's change schedules a rollout while the hold lasts: a due
@@ -152,8 +207,10 @@ def test_the_window_grows_back_as_ticks_land_after_a_throttle(
 class _Slow:
     """A tick that holds its place until released, and says when it has begun."""
 
-    def __init__(self) -> None:
+    def __init__(self, then: Exception | None = None) -> None:
         self.begun, self.release = threading.Event(), threading.Event()
+        #: raised once released (a tick in flight refused when it reaches the server)
+        self.then = then
 
 
 class _WatchedPacer(TickPacer):

@@ -6,6 +6,8 @@ ports are fakes, so each test states one rule of the command path and runs witho
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from rollout.domain.clock import ManualClock
@@ -175,6 +177,26 @@ def test_a_start_naming_a_rule_the_cluster_does_not_have_is_refused_and_changes_
         service.start(**{"namespace": "default", **where}, canary=CANARY,  # type: ignore[arg-type]
                       plan=build_plan([10, 100]), actor=ALICE)
     assert store.saves == [] and target.marker is None and service.active() == []
+
+
+class _Holds:
+    def __init__(self, until: datetime | None) -> None:
+        self.until = until
+
+    def hold(self, until: datetime) -> None:
+        self.until = until
+
+    def held_until(self) -> datetime | None:
+        return self.until
+
+
+def test_status_carries_the_schedulers_hold_while_one_is_recorded() -> None:
+    service, _, _, _ = _started()
+    assert service.status(REF).ticks_held_until is None  # no record kept at all
+    service.options.tick_holds = _Holds(None)
+    assert service.status(REF).ticks_held_until is None
+    service.options.tick_holds = _Holds(T0 + timedelta(seconds=9))
+    assert service.status(REF).ticks_held_until == T0 + timedelta(seconds=9)
 
 
 def test_a_second_start_on_an_owned_rule_is_refused() -> None:

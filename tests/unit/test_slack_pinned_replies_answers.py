@@ -35,7 +35,8 @@ def _status(status: Status | None) -> str:
 def test_status_shows_freeze_cluster_note_and_hold_each_on_its_line() -> None:
     r = _baking().model_copy(update={"held": "waiting for GPUs"})
     s = Status(r, Observed(pair=Pair(stable=90, canary=10)), "llm-pool-version-2: at 10%",
-               cluster_note="weights drifted", freeze=FROZEN)
+               cluster_note="weights drifted", freeze=FROZEN,
+               ticks_held_until=T0 + timedelta(seconds=7))
     assert _status(s).splitlines() == [
         "*llm-pool-version-2: at 10%*",
         f"`▓░░░░░░░░░ 10%` on {ROUTE}",
@@ -43,6 +44,8 @@ def test_status_shows_freeze_cluster_note_and_hold_each_on_its_line() -> None:
         "Cluster: stable 90 / canary 10",
         ":warning: weights drifted",
         ":hourglass: Held: waiting for GPUs",
+        ":hourglass_flowing_sand: Automatic steps held back until 12:00:07 UTC: the Kubernetes "
+        "API is throttling the scheduler",
         "No canary analysis: steps are not gated on metrics (set PROMETHEUS_URL for the bot "
         "to run one)",
         f"id `{RID}`",
@@ -52,7 +55,8 @@ def test_status_shows_freeze_cluster_note_and_hold_each_on_its_line() -> None:
 def test_status_of_an_ended_rollout_does_not_say_it_is_held() -> None:
     r = machine.rollback(_baking(), actor=CAROL, now=NOW).rollout.model_copy(
         update={"held": "waiting for GPUs"})
-    assert ":hourglass: Held: waiting for GPUs" not in _status(Status(r, None, "rolled back"))
+    said = _status(Status(r, None, "rolled back", ticks_held_until=NOW))
+    assert ":hourglass" not in said and "held back" not in said
 
 
 def test_status_without_a_rollout_says_the_message_and_still_shows_the_freeze() -> None:
