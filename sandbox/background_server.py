@@ -7,6 +7,7 @@ the requests in flight finish, then closes every other socket the same way.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +60,16 @@ class BackgroundServer:
 
         def close_all() -> None:
             for channel in list(server._map.values()):
-                channel.close()
+                with contextlib.suppress(OSError):  # its descriptor closed under it already
+                    channel.close()
 
         # stop accepting, let the requests in flight answer while the loop still sends
         # their replies, and only then close every socket: closing first left task threads
         # writing to closed channels and pulling a closed trigger (EBADF)
         server.accepting = False  # read by its loop before each poll
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
-        server.trigger.pull_trigger(close_all)
+        try:
+            server.trigger.pull_trigger(close_all)
+        except OSError:  # its wake-up pipe is closed already (EBADF): close from here
+            close_all()
         self._thread.join(timeout=timeout)
