@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kubernetes import client
+from urllib3.exceptions import HTTPError
 
 from bench.step_floor import move_weights
 from bot.kube import api_client
@@ -20,7 +21,8 @@ from bot.kube import api_client
 
 class PersonProbe:
     """`with PersonProbe(...) as probe:` writes until the block ends; `probe.seconds` are the
-    pairs' latencies (a pair that failed is counted at its time to fail, in `failures`)."""
+    pairs' latencies (a pair refused or unanswered is counted at its time to fail, and in
+    `failures`)."""
 
     def __init__(self, kubeconfig: Path, route: tuple[str, str], *,
                  period: float = 0.25) -> None:
@@ -58,7 +60,7 @@ class PersonProbe:
                 try:
                     move_weights(objects, *self._route, canary)
                     canary = 10 - canary
-                except client.ApiException:
+                except (client.ApiException, HTTPError, OSError):  # refused, or no answer
                     self.failures += 1
                 self.seconds.append(time.monotonic() - started)
                 self._stop.wait(max(0.0, self._period - (time.monotonic() - started)))
