@@ -74,8 +74,17 @@ class BackgroundHTTP:
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
         try:
             server.trigger.pull_trigger(close_all)
-        except OSError as exc:  # its wake-up pipe is already closed: close from here
+        except OSError as exc:  # its wake-up pipe is closed already (EBADF)
             log.warning("the HTTP loop could not be woken (%s); closing its sockets here",
                         exc.strerror or exc, extra={"event": "stop_unwoken"})
-            close_all()
+            # the loop cannot be woken: empty its map, so that it ends when its poll
+            # returns (within a second), and close the sockets once it no longer polls them
+            # (closed under its poll, they failed it with EBADF in its thread)
+            channels = list(server._map.values())
+            server._map.clear()
+            self._thread.join(timeout=timeout)
+            for channel in channels:
+                with contextlib.suppress(OSError):
+                    channel.close()
+            return
         self._thread.join(timeout=timeout)
