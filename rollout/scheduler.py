@@ -58,9 +58,9 @@ LEADER_JOBS = 3
 
 
 def background_scheduler() -> BackgroundScheduler:
+    """The ticks' executor; `RolloutScheduler` adds the leader's own."""
     return BackgroundScheduler(timezone="UTC",
-                               executors={"default": ThreadPoolExecutor(STEP_THREADS),
-                                          LEADER_EXECUTOR: ThreadPoolExecutor(LEADER_JOBS)})
+                               executors={"default": ThreadPoolExecutor(STEP_THREADS)})
 
 
 class RolloutScheduler:
@@ -77,7 +77,7 @@ class RolloutScheduler:
         self.feed = feed
         self.sweep_seconds = sweep_seconds
         self.scheduler = scheduler or background_scheduler()
-        with contextlib.suppress(ValueError):  # ValueError: the scheduler has one already
+        with contextlib.suppress(ValueError):  # another RolloutScheduler added it already
             self.scheduler.add_executor(ThreadPoolExecutor(LEADER_JOBS), LEADER_EXECUTOR)
         self._lock = threading.Lock()
         self._was_leader = False

@@ -161,18 +161,6 @@ def test_status_says_while_a_throttle_holds_the_automatic_steps_back(
     assert holds.held_until() is None
 
 
-def test_a_hold_already_over_is_not_recorded_and_one_recorded_lapses_with_its_end(
-        redis_server: RedisServer) -> None:
-    client = connect(redis_server.url)
-    prefix = unique_prefix()
-    clock = ManualClock(datetime.now(UTC))
-    holds = RedisTickHolds(client, clock=clock, prefix=prefix)
-    holds.hold(clock.now())
-    assert client.exists(f"{prefix}:scheduler:held-until") == 0
-    holds.hold(clock.now() + timedelta(seconds=30))
-    assert 29_000 < client.pttl(f"{prefix}:scheduler:held-until") <= 30_000
-
-
 def test_internals_are_logged_only_when_asked_not_printed_as_the_answer(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

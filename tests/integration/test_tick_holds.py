@@ -1,0 +1,24 @@
+"""The scheduler's hold record against a real redis-server: nothing for a hold already over,
+and a key that lapses with the hold's end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from rollout.adapters.tick_holds import RedisTickHolds
+from rollout.domain.clock import ManualClock
+from rollout.redis_connect import connect
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import unique_prefix
+
+
+def test_a_hold_already_over_is_not_recorded_and_one_recorded_lapses_with_its_end(
+        redis_server: RedisServer) -> None:
+    client = connect(redis_server.url)
+    prefix = unique_prefix()
+    clock = ManualClock(datetime.now(UTC))
+    holds = RedisTickHolds(client, clock=clock, prefix=prefix)
+    holds.hold(clock.now())
+    assert client.exists(f"{prefix}:scheduler:held-until") == 0
+    holds.hold(clock.now() + timedelta(seconds=30))
+    assert 29_000 < client.pttl(f"{prefix}:scheduler:held-until") <= 30_000
