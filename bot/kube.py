@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from kubernetes import client, config
+from urllib3.util.retry import Retry
 
 from bot.settings import SettingsError
 
@@ -35,8 +36,7 @@ def api_client(kubeconfig: str | None = None, *,
             first = " ".join(str(exc).split())
             raise KubeConfigMissing(f"no usable kubeconfig ({first}); set KUBECONFIG or "
                                     "--kubeconfig, or run inside the cluster") from None
-    # one retry for a dropped connection; timeouts are set per request by the adapters
-    configuration.retries = 1
+    configuration.retries = request_retries()
     # the proxy the environment names, resolved once: left to the environment, the client
     # scans every environment variable on each request (its token refresh sets the host
     # again, and that looks the proxy up anew), a tenth of a step's CPU
@@ -44,6 +44,14 @@ def api_client(kubeconfig: str | None = None, *,
     if connections is not None:
         configuration.connection_pool_maxsize = connections
     return client.ApiClient(configuration)
+
+
+def request_retries() -> Retry:
+    """One retry for a dropped connection, none for an answer. Left to urllib3, a GET or PUT
+    answered 429 or 503 with a Retry-After slept that long inside the call (however long the
+    server said) and went again: the bot decides on a throttle itself (a tick holds back, a
+    person is told when to try again). Timeouts are set per request by the adapters."""
+    return Retry(total=1, respect_retry_after_header=False)
 
 
 def custom_objects(api: client.ApiClient) -> client.CustomObjectsApi:

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from bot.cli import main
+from bot.kube import request_retries
 from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
@@ -123,7 +124,7 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
     """`cache`: the namespace cache serve and the scheduler read through (else direct reads,
     as the CLI). `feed`: the store announces its writes (`World.feed`), as production's."""
     configuration = emulator.bot_configuration()
-    configuration.retries = 1  # as bot.kube configures the production client
+    configuration.retries = request_retries()  # as the production client
     api = client.ApiClient(configuration)
     key_prefix = prefix or unique_prefix()
     redis_client = connect(redis_url, sentinels=sentinels)
