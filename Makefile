@@ -57,8 +57,11 @@ layers: $(STAMP)
 
 # Most of the suite waits on servers (the API server, Redis, Prometheus, bake times), so it
 # runs on more workers than cores; a file's tests stay on one worker and share its fixtures.
+# Files go out in the order tests/conftest.py gives (the minute-long ones first); xdist's own
+# reorder, by number of tests, sent the one-test soak and races last, a tail of two minutes.
 TEST_WORKERS ?= 4
-PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
+	--no-loadscope-reorder
 
 test: $(STAMP) redis-server prometheus helm kubeworld lint types layers
 	$(PYTEST)
