@@ -2,7 +2,9 @@
 approve would wait on the cluster. A GET and a weight-moving JSON patch of a route no
 rollout holds, with the official client under the bot's identity (the API server's
 priority and fairness puts it in the same flow as the scheduler's requests), every
-`period` seconds on a thread of its own, for as long as the window lasts."""
+`period` seconds on a thread of its own, for as long as the window lasts. Each pair says on
+the people's channel that it went to work and that it is done, as a person's command does in
+its first and last Redis scripts (outside the time measured, as those scripts are)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+import redis
 from kubernetes import client
 from urllib3.exceptions import HTTPError
 
@@ -25,9 +28,11 @@ class PersonProbe:
     `failures`)."""
 
     def __init__(self, kubeconfig: Path, route: tuple[str, str], *,
-                 period: float = 0.25) -> None:
+                 announce: tuple[redis.Redis, str], period: float = 0.25) -> None:
+        """`announce`: the Redis and the people's channel the scheduler listens on."""
         self._kubeconfig = kubeconfig
         self._route = route
+        self._redis, self._channel = announce
         self._period = period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="person probe", daemon=True)
@@ -55,6 +60,9 @@ class PersonProbe:
         canary = 10
         try:
             while not self._stop.is_set():
+                began = time.monotonic()
+                name = f"person-probe:{len(self.sent)}"
+                self._redis.publish(self._channel, "+" + name)
                 started = time.monotonic()
                 self.sent.append(datetime.now(UTC))
                 try:
@@ -63,6 +71,7 @@ class PersonProbe:
                 except (client.ApiException, HTTPError, OSError):  # refused, or no answer
                     self.failures += 1
                 self.seconds.append(time.monotonic() - started)
-                self._stop.wait(max(0.0, self._period - (time.monotonic() - started)))
+                self._redis.publish(self._channel, "-" + name)
+                self._stop.wait(max(0.0, self._period - (time.monotonic() - began)))
         finally:
             api.close()  # type: ignore[no-untyped-call]

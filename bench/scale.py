@@ -131,12 +131,14 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
                            profile)
         idle = Scheduler(kubeconfig, idle_redis.url, prefix, workdir / "idle.log")
         client = connect(loaded_redis.url)  # another replica, as a Slack one: it announces
-        store = RedisStore(client, prefix=prefix, feed=ChangeFeed.of_install(client, prefix))
+        feed = ChangeFeed.of_install(client, prefix)
+        store = RedisStore(client, prefix=prefix, feed=feed)
         service = service_for(world.api(), store, prefix)
         try:
             ids = _start_all(service, targets)
             behind = _wait_stepping(service, ids, timeout=30 + size / 20)
-            with PersonProbe(kubeconfig, person_route) as person:
+            with PersonProbe(kubeconfig, person_route,
+                             announce=(client, feed.people_channel)) as person:
                 window = _measure(world, (loaded, idle), (loaded_redis, idle_redis),
                                   options.seconds)
             window.kube -= person.requests_between(window.started, window.ended)

@@ -117,6 +117,9 @@ class _PacerCollector(Collector):
                                 value=0 if pacer.held_until() is None else 1)
         yield CounterMetricFamily("rollout_bot_scheduler_throttles", "Scheduler ticks the "
                                   "Kubernetes API refused with 429", value=pacer.throttles)
+        yield GaugeMetricFamily("rollout_bot_scheduler_people_in_flight", "People's commands "
+                                "in flight that the scheduler's ticks make way for",
+                                value=pacer.people)
 
 
 class Metrics:

@@ -10,7 +10,12 @@ congestion window does. A burst of 429s from the ticks already in flight makes o
 one halving.
 
 Only the scheduler's ticks are paced: a person's command, a rollback among them, goes to the
-cluster as it comes, so under a throttle the automatic steps give way to people."""
+cluster as it comes, so under a throttle the automatic steps give way to people. They give
+way to people on a cluster that is merely busy too: while a person's command is in flight
+(its replica announces its start and its end), no more than `MAKE_WAY_WINDOW` ticks are let
+in at once, so that the person's reads and write do not queue behind the automatic steps'
+backlog. A command whose end is never announced (its replica died) is made way for at most
+`MAKE_WAY_SECONDS`."""
 
 from __future__ import annotations
 
@@ -27,23 +32,32 @@ log = logging.getLogger(__name__)
 #: should give up (a place freed, or `wake`, ends the wait at once; this is for a lease lost
 #: between sweeps)
 WAIT_POLL_SECONDS = 0.5
+#: ticks let in at once while a person's command is in flight
+MAKE_WAY_WINDOW = 2
+#: the longest the ticks make way for one person's command (a command ends within its
+#: Kubernetes timeouts; one whose end was lost is not waited for longer)
+MAKE_WAY_SECONDS = 2.0
 
 
 class TickPacer:
     """The window of ticks in flight, and the hold the last throttle named. Thread-safe."""
 
     def __init__(self, clock: Clock, *, ceiling: int,
-                 poll_seconds: float = WAIT_POLL_SECONDS) -> None:
+                 poll_seconds: float = WAIT_POLL_SECONDS,
+                 make_way_seconds: float = MAKE_WAY_SECONDS) -> None:
         if ceiling < 1:
             raise ValueError("the window of ticks in flight is at least 1")
         self._clock = clock
         self._poll = poll_seconds
+        self._make_way = make_way_seconds
         self.ceiling = ceiling
         self._window = ceiling
         #: ticks that changed something since the window last grew
         self._credit = 0
         self._in_flight = 0
         self._held_until: datetime | None = None
+        #: people's commands in flight, each until when it is made way for at most
+        self._people: dict[str, datetime] = {}
         self._cond = threading.Condition()
         #: throttles met since start, for the metrics
         self.throttles = 0
@@ -60,6 +74,53 @@ class TickPacer:
         with self._cond:
             return self._in_flight
 
+    @property
+    def admitting(self) -> int:
+        """How many ticks may be in flight at once now: the window, or fewer while a
+        person's command runs."""
+        with self._cond:
+            return self._limit(self._clock.now())
+
+    @property
+    def people(self) -> int:
+        """How many people's commands the ticks make way for now."""
+        with self._cond:
+            return len(self._making_way(self._clock.now()))
+
+    def person_began(self, command: str) -> None:
+        """A person's command (`command` names it, as its end will) went to work: let fewer
+        ticks in until it ends, or `MAKE_WAY_SECONDS` have passed."""
+        with self._cond:
+            now = self._clock.now()
+            # those whose end was lost are dropped here too: a replica that does not lead
+            # hears every command and never asks for a place
+            self._making_way(now)
+            self._people[command] = now + timedelta(seconds=self._make_way)
+
+    def person_ended(self, command: str) -> None:
+        """A person's command is done: the ticks it held back go on (unless another runs)."""
+        with self._cond:
+            if self._people.pop(command, None) is not None:
+                self._cond.notify_all()
+
+    def _making_way(self, now: datetime) -> dict[str, datetime]:
+        """The people's commands still made way for (those past their bound are dropped)."""
+        for command in [c for c, until in self._people.items() if until <= now]:
+            del self._people[command]
+        return self._people
+
+    def _limit(self, now: datetime) -> int:
+        """Ticks let in at once now: the window, or fewer while a person's command runs."""
+        if self._making_way(now):
+            return min(self._window, MAKE_WAY_WINDOW)
+        return self._window
+
+    def _wait_seconds(self, now: datetime) -> float:
+        """How long a waiting tick sleeps before it looks again: the poll, or less when a
+        person's command it makes way for reaches its bound sooner."""
+        bounds = [(until - now).total_seconds() for until in self._people.values()]
+        return max(0.0, min([self._poll, *bounds]))
+
     def held_until(self) -> datetime | None:
         """The end of the hold the last throttle named, while it lasts; else None."""
         with self._cond:
@@ -74,10 +135,10 @@ class TickPacer:
         """Take a place in the window, waiting for one while it is full; False (no place
         taken) once `give_up()` is true: the replica stops or no longer leads."""
         with self._cond:
-            while self._in_flight >= self._window:
+            while self._in_flight >= self._limit(self._clock.now()):
                 if give_up():
                     return False
-                self._cond.wait(self._poll)
+                self._cond.wait(self._wait_seconds(self._clock.now()))
             if give_up():
                 return False
             self._in_flight += 1

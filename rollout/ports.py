@@ -29,10 +29,13 @@ from rollout.domain.split import Marker, Observed, Pair
 
 @dataclass(frozen=True)
 class Lease:
-    """A granted target lock. `token` is the fencing token: it only ever grows."""
+    """A granted target lock. `token` is the fencing token: it only ever grows. `person`: the
+    name a person's command announced itself under when it took the lock ('' for none), so
+    that its close says the same name is done."""
 
     key: str
     token: int
+    person: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,14 @@ class RolloutStore(Protocol):
     def open(
         self, *, key: str | None = None, rollout_id: str | None = None,
         latest: tuple[str, str] | None = None, preempt: bool = False, memo: str | None = None,
+        person: bool = False,
     ) -> Opening:
         """In one round trip: the answer remembered under `memo` (and then nothing more);
         else the lock on the target of the rollout named (by id, or the latest of
         `latest` = (namespace, canary)) or on the object `key`, and what the command starts
-        from. Busy when the lock stays taken; `preempt` (a rollback) takes it anyway."""
+        from. Busy when the lock stays taken; `preempt` (a rollback) takes it anyway. A
+        `person`'s command says it went to work (and its `close` that it is done), so that the
+        scheduler's ticks make way for it."""
         ...
 
     def close(self, lease: Lease, *, saving: Saving | None = None,

@@ -118,8 +118,17 @@ class RolloutScheduler:
                                replace_existing=True, executor=LEADER_EXECUTOR)
         self.scheduler.start()
         if self.feed is not None:
-            # while this replica leads, its own changes reach it directly (`on_change`)
-            self.feed.listen(self.wake, quiet_while=lambda: self.lease.is_leader)
+            # while this replica leads, its own changes reach it directly (`on_change`); every
+            # person's command, its own included, says when it runs (the ticks make way)
+            self.feed.listen(self.wake, quiet_while=lambda: self.lease.is_leader,
+                             on_person=self._person)
+
+    def _person(self, command: str, began: bool) -> None:
+        """A person's command, on any replica, went to work or is done (`rollout.pacing`)."""
+        if began:
+            self.pacer.person_began(command)
+        else:
+            self.pacer.person_ended(command)
 
     def stop(self) -> None:
         """Stop firing, wait for a tick in flight, then let the lease go."""

@@ -67,6 +67,7 @@ from rollout.domain.models import (
     Rollout,
     Target,
     TargetKind,
+    Via,
 )
 from rollout.domain.preflight import CapacityPolicy, preflight
 from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
@@ -641,7 +642,7 @@ class RolloutService:
         or staged) sends the command back to reconcile on a fresh read, exactly as without
         the cache."""
         memo = f"request:{request_id}" if request_id is not None else None
-        opening = self._open(subject, preempt=preempt, memo=memo)
+        opening = self._open(subject, preempt=preempt, memo=memo, person=_person(actor))
         if opening.answer is not None:
             return Outcome(None, f"Already handled: {opening.answer}", changed=False)
         hold = _Hold(self.store, opening, keeper=self.options.lock_keeper)
@@ -677,16 +678,19 @@ class RolloutService:
                 self._emit(outcome)
         return outcome
 
-    def _open(self, subject: Ref | str, *, preempt: bool, memo: str | None) -> Opening:
+    def _open(self, subject: Ref | str, *, preempt: bool, memo: str | None,
+              person: bool) -> Opening:
         """The command's first round trip: the request's earlier answer, or the lock with
-        the rollout loaded under it. A name nothing is recorded under is refused here."""
+        the rollout loaded under it. A name nothing is recorded under is refused here. A
+        person's command says it went to work, so that the scheduler's ticks make way."""
         if not isinstance(subject, Ref):
-            return self.store.open(key=subject, preempt=preempt, memo=memo)
+            return self.store.open(key=subject, preempt=preempt, memo=memo, person=person)
         if _named(subject).rollout_id:
-            opening = self.store.open(rollout_id=subject.rollout_id, preempt=preempt, memo=memo)
+            opening = self.store.open(rollout_id=subject.rollout_id, preempt=preempt,
+                                      memo=memo, person=person)
         else:
             opening = self.store.open(latest=(subject.namespace, subject.canary or ""),
-                                      preempt=preempt, memo=memo)
+                                      preempt=preempt, memo=memo, person=person)
         if opening.answer is None and opening.rollout is None:
             if opening.lease is not None:  # gone between the two reads of an older state
                 self.store.close(opening.lease)
@@ -1125,7 +1129,8 @@ class RolloutService:
         if not found:
             raise NotFound(f"no orphaned rollout marker for {canary} in {namespace}")
         marked = found[0]
-        hold = _Hold(self.store, self.store.open(key=marked.target.object_key),
+        hold = _Hold(self.store, self.store.open(key=marked.target.object_key,
+                                                 person=_person(actor)),
                      keeper=self.options.lock_keeper)
         try:
             self.store.confirm(hold.lease)
@@ -1142,6 +1147,11 @@ class RolloutService:
                                      actor=actor,
                                      detail=detail))
         return Outcome(None, f"Released {marked.target.describe()}: {detail}.")
+
+
+def _person(actor: Actor) -> bool:
+    """Whether the scheduler's ticks make way for this actor's command: a person's."""
+    return actor.via is not Via.SCHEDULER
 
 
 def _named(ref: Ref) -> Ref:

@@ -7,6 +7,10 @@ does not lead now also publishes the rollout's id on a channel (in the same scri
 `redis.pcall`: a Redis user without channel rights still saves), and the leader, subscribed,
 sweeps at once. A message lost (a dropped connection, a failover) costs only the wait for
 the next sweep, as before; the leader's own writes publish nothing (it follows them already).
+
+A person's command also says on a second channel when it goes to work and when it is done
+(in its first and last scripts: no round trip of its own), so that the leader's ticks make
+way for it (`rollout.pacing`). Every replica's, the leader's included.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ WARN_EVERY_SECONDS = 60.0
 class ChangeFeed:
     """The channel every replica's writes are announced on, and the leader's subscription."""
 
-    def __init__(self, client: redis.Redis, *, channel: str) -> None:
+    def __init__(self, client: redis.Redis, *, channel: str, people_channel: str = "") -> None:
         self._r = client
         self.channel = channel
+        #: where people's commands say they began ("+" and their name) and ended ("-")
+        self.people_channel = people_channel
         #: while true, this replica's writes are not announced (it leads)
         self._quiet: Callable[[], bool] = lambda: False
         self._lock = threading.Lock()
@@ -46,23 +52,30 @@ class ChangeFeed:
     @classmethod
     def of_install(cls, client: redis.Redis, prefix: str) -> ChangeFeed:
         """The feed of the install whose keys live under `prefix` (ROLLOUT_KEY_PREFIX)."""
-        return cls(client, channel=f"{prefix}:changed")
+        return cls(client, channel=f"{prefix}:changed", people_channel=f"{prefix}:people")
 
     def announced_on(self) -> str:
         """The channel a write publishes on now, '' for none (the store's script argument)."""
         return "" if self._quiet() else self.channel
 
     def listen(self, on_change: Callable[[], None], *,
-               quiet_while: Callable[[], bool]) -> None:
+               quiet_while: Callable[[], bool],
+               on_person: Callable[[str, bool], None] | None = None) -> None:
         """Call `on_change` (on the listener's thread) for each change announced; announce
-        nothing of this replica's own while `quiet_while()`."""
+        nothing of this replica's own while `quiet_while()`. `on_person(command, began)`: a
+        person's command went to work (True) or is done (False)."""
         self._quiet = quiet_while
         with self._lock:
             if self._pubsub is not None or self._closed.is_set():
                 return
             self._pubsub = self._r.pubsub(  # type: ignore[no-untyped-call]
                 ignore_subscribe_messages=True)
-            self._pubsub.subscribe(**{self.channel: lambda _message: _deliver(on_change)})
+            handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+                self.channel: lambda _message: _deliver(on_change)}
+            if on_person is not None and self.people_channel:
+                handlers[self.people_channel] = lambda message: _deliver(
+                    lambda: _person(message, on_person))
+            self._pubsub.subscribe(**handlers)
             self._worker = self._pubsub.run_in_thread(
                 sleep_time=POLL_SECONDS, daemon=True, exception_handler=self._failed)
             self._worker.name = "change feed"
@@ -96,6 +109,14 @@ class ChangeFeed:
             worker.join(timeout=2 * POLL_SECONDS)
         if pubsub is not None:
             pubsub.close()
+
+
+def _person(message: dict[str, Any], on_person: Callable[[str, bool], None]) -> None:
+    """"+name" began, "-name" ended; anything else (another writer's) is ignored."""
+    data = message.get("data")
+    text = data.decode() if isinstance(data, bytes) else str(data)
+    if len(text) > 1 and text[0] in "+-":
+        on_person(text[1:], text[0] == "+")
 
 
 def _deliver(on_change: Callable[[], None]) -> None:

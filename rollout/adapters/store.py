@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -148,21 +149,26 @@ _WRITE_ARGS = 15  # the arguments before the events
 _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 
 # A command's last round trip: the write, then (only if it was accepted) the request's
-# memo, then the lock given back, whatever the write's answer. KEYS as _WRITE, then the
-# memo key; ARGV as _WRITE, then memo answer ('' for none), memo ttl (s), events.
-_CLOSE = _WRITE + f"""local result = write({_WRITE_ARGS + 3})
+# memo, then the lock given back, whatever the write's answer, then a person's command says
+# it is done. KEYS as _WRITE, then the memo key; ARGV as _WRITE, then memo answer ('' for
+# none), memo ttl (s), the people's channel ('' for none), the command's name, events.
+_CLOSE = _WRITE + f"""local result = write({_WRITE_ARGS + 5})
 if result[1] == 'OK' and ARGV[{_WRITE_ARGS + 1}] ~= '' then
   redis.call('SET', KEYS[14], ARGV[{_WRITE_ARGS + 1}], 'NX', 'EX', ARGV[{_WRITE_ARGS + 2}])
 end
 if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+if ARGV[{_WRITE_ARGS + 3}] ~= '' then
+  redis.pcall('PUBLISH', ARGV[{_WRITE_ARGS + 3}], '-' .. ARGV[{_WRITE_ARGS + 4}])
+end
 return result
 """
 
 # The same without a write. KEYS: lock, memo key. ARGV: token, memo answer ('' for none),
-# memo ttl (s).
+# memo ttl (s), the people's channel ('' for none), the command's name.
 _LEAVE = """
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[3]) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[4] ~= '' then redis.pcall('PUBLISH', ARGV[4], '-' .. ARGV[5]) end
 return 1
 """
 
@@ -194,7 +200,8 @@ return {found[1] or '', found[2] or ''}
 # (or a Sentinel-managed primary), not a Redis Cluster.
 # ARGV: prefix, how the subject is named (id|latest|key), then the id, namespace and canary,
 #       or object key and id ('' for none), lock ttl ms, preempt (1|0), preempted-mark ttl
-#       ms, memo key ('' for none).
+#       ms, memo key ('' for none), the people's channel a person's command says it went to
+#       work on, as "+object:token" ('' for none; `pcall`, as a write's announcement).
 # Returns {'DONE', answer} | {'NONE'} (nothing recorded under that name) | {'NOKEY', id}
 # (a state written before it named its lock) | {'BUSY'} |
 # {'OK', token, object key, id, state json, card json, in flight (1|0), freeze json}.
@@ -223,6 +230,7 @@ if ARGV[6] ~= '1' and redis.call('EXISTS', lock) == 1 then return {'BUSY'} end
 local token = redis.call('INCR', p .. ':fence:' .. object)
 redis.call('SET', lock, token, 'PX', ARGV[5])
 if ARGV[6] == '1' then redis.call('SET', p .. ':preempted:' .. object, token, 'PX', ARGV[7]) end
+if ARGV[9] ~= '' then redis.pcall('PUBLISH', ARGV[9], '+' .. object .. ':' .. token) end
 local state, card, flying = '', '', 0
 if id ~= '' then
   local found = redis.call('HMGET', p .. ':rollout:' .. id, 'data', 'card')
@@ -296,9 +304,12 @@ class RedisStore:
     def open(
         self, *, key: str | None = None, rollout_id: str | None = None,
         latest: tuple[str, str] | None = None, preempt: bool = False, memo: str | None = None,
+        person: bool = False,
     ) -> Opening:
         """The request's earlier answer, or the lock and what a command starts from, in one
-        round trip (two, once, for a state written before it named its lock)."""
+        round trip (two, once, for a state written before it named its lock). A `person`'s
+        command says on the feed's people channel that it went to work, and its close that
+        it is done (the lease carries its name)."""
         if key is not None:
             subject = ["key", key, rollout_id or ""]
         elif rollout_id is not None:
@@ -307,26 +318,29 @@ class RedisStore:
             subject = ["latest", *latest]
         else:
             raise ValueError("name a rollout id, a namespace's latest rollout, or a key")
-        reply = self._opening(subject, preempt=preempt, memo=memo)
+        people = self._feed.people_channel if person and self._feed is not None else ""
+        reply = self._opening(subject, preempt=preempt, memo=memo, people=people)
         if reply[0] == "NOKEY":
             found = self.get(str(reply[1]))
             if found is None:
                 return Opening(lease=None)
             reply = self._opening(["key", found.target.object_key, found.id],
-                                  preempt=preempt, memo=memo)
+                                  preempt=preempt, memo=memo, people=people)
         if reply[0] == "DONE":
             return Opening(lease=None, answer=str(reply[1]))
         if reply[0] != "OK":
             return Opening(lease=None)
         _, token, object_key, _id, state, card, flying, freeze = reply
-        return Opening(lease=Lease(key=str(object_key), token=int(token)),
+        name = f"{object_key}:{token}" if people else ""
+        return Opening(lease=Lease(key=str(object_key), token=int(token), person=name),
                        rollout=_rollout(state, card), in_flight=flying == "1",
                        freeze=Freeze.model_validate_json(freeze) if freeze else None)
 
-    def _opening(self, subject: list[str], *, preempt: bool, memo: str | None) -> list[Any]:
+    def _opening(self, subject: list[str], *, preempt: bool, memo: str | None,
+                 people: str) -> list[Any]:
         """The open script, run again while the lock is taken until the wait is over."""
         args: list[str | int] = [self._p, *subject, self._ttl_ms, int(preempt),
-                                 self._ttl_ms * 20, memo or ""]
+                                 self._ttl_ms * 20, memo or "", people]
 
         def attempt() -> list[Any] | None:
             reply = cast(list[Any], self._open(keys=[], args=args))
@@ -374,7 +388,7 @@ class RedisStore:
             args=[lease.token, floor, self._ttl_ms]))
         if not token:
             raise self._lost(lease, "")
-        return Lease(key=lease.key, token=int(token))
+        return replace(lease, token=int(token))
 
     def release(self, lease: Lease) -> None:
         self._guard(lambda: self._release(keys=[self.key("lock", lease.key)], args=[lease.token]))
@@ -400,13 +414,15 @@ class RedisStore:
         refused (the lock lost, the version moved on) still gives back a lock that is ours."""
         memo_key = self.key("idem", memo.key if memo else "")
         answer, ttl = (memo.answer, memo.ttl_seconds) if memo else ("", 0)
+        done = [self._feed.people_channel if lease.person and self._feed is not None else "",
+                lease.person]
         if saving is None:
             self._guard(lambda: self._leave(keys=[self.key("lock", lease.key), memo_key],
-                                            args=[lease.token, answer, ttl]))
+                                            args=[lease.token, answer, ttl, *done]))
             return
         keys, args = self._writing(saving, lease)
         try:
-            result = self._close(keys=[*keys, memo_key], args=[*args, answer, ttl,
+            result = self._close(keys=[*keys, memo_key], args=[*args, answer, ttl, *done,
                                                                *_events(saving)])
         except (RedisConnectionError, RedisTimeoutError) as exc:
             self._settled(saving, lease, state=args[2], lost=exc)

@@ -284,8 +284,18 @@ def test_a_scheduler_with_a_port_serves_its_health_and_metrics(
                  'rollout_bot_rollouts{phase="completed"} 1.0',
                  'rollout_bot_dependency_up{dependency="redis"} 1.0',
                  "rollout_bot_scheduler_tick_window 32.0",
-                 "rollout_bot_scheduler_throttles_total 0.0"):
+                 "rollout_bot_scheduler_throttles_total 0.0",
+                 "rollout_bot_scheduler_people_in_flight 0.0"):
         assert line in metrics, line
+    # a person's command in another process (its lock taken, not yet given back): the
+    # scheduler's ticks make way for it until it says it is done
+    lease = world.container.store.open(key="a-persons-command", person=True).lease
+    assert lease is not None
+    eventually(lambda: "rollout_bot_scheduler_people_in_flight 1.0" in _get(base + "/metrics")[1],
+               message="the scheduler heard the command begin")
+    world.container.store.close(lease)
+    eventually(lambda: "rollout_bot_scheduler_people_in_flight 0.0" in _get(base + "/metrics")[1],
+               message="the scheduler heard the command end")
     assert _post_status(base + "/slack/events") == 405  # no Slack here
     logs = process.stop()
     listening = [x for x in logs if x.get("event") == "listening"]

@@ -119,6 +119,39 @@ def test_only_a_replica_that_does_not_lead_announces_its_writes(
         heard.close()
 
 
+def test_a_persons_command_on_any_replica_makes_the_leaders_ticks_make_way(
+    replicas: tuple[World, World],
+) -> None:
+    """Its first script says it went to work, its last that it is done, under one name; the
+    leader's pacer makes way for it in between. Commands on the leader itself say so too;
+    the scheduler's ticks say nothing."""
+    leading, other = replicas
+    assert other.feed is not None and other.feed.people_channel
+    heard = _Heard(other.store.client, other.feed.people_channel)
+    scheduler = _leader(leading, sweep=60)
+    try:
+        lease = other.store.open(key="people-test", person=True).lease
+        assert lease is not None and lease.person == f"people-test:{lease.token}"
+        eventually(lambda: scheduler.pacer.people == 1, timeout=5, step=0.02)
+        other.store.close(lease)
+        eventually(lambda: scheduler.pacer.people == 0, timeout=5, step=0.02)
+        out = other.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                  plan=build_plan([10, 50, 100], interval_seconds=0))
+        assert out.rollout is not None
+        leading.service.approve(REF, actor=BOB)
+        leading.service.tick(out.rollout.id)  # the scheduler's: says nothing
+        leading.service.rollback(REF, actor=BOB)
+        other.store.client.publish(other.feed.people_channel, "end")  # heard after the rest
+        eventually(lambda: "end" in heard.ids, timeout=5, step=0.02)
+        began = [m[1:] for m in heard.ids if m.startswith("+")]
+        assert len(began) == 4  # the open above, the start, the approve, the rollback
+        assert heard.ids == [*(m for name in began for m in ("+" + name, "-" + name)), "end"]
+        assert scheduler.pacer.people == 0
+    finally:
+        scheduler.stop()
+        heard.close()
+
+
 def _listening(url: str, channel: str) -> tuple[ChangeFeed, threading.Event]:
     feed = ChangeFeed(connect(url), channel=channel)
     woken = threading.Event()

@@ -20,6 +20,7 @@ from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, make_world
 from tests.support.manifests import find, kustomize, redis_acl
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 PASSWORD = "0f3c9d1e2b7a45c8a1d6e9f0b3c7a2d4"
@@ -82,6 +83,40 @@ def test_the_bot_user_announces_its_writes_on_its_own_channel(
             heard.wait(0.2)
             world.service.rollback(Ref(canary="llm-pool-version-2"), actor=BOB)
         assert heard.is_set()
+    finally:
+        feed.close()
+        world.store.client.close()
+        world.api.close()
+
+
+def test_the_bot_user_says_when_a_persons_command_runs(
+        acl_redis: RedisServer, cluster: RealCluster) -> None:
+    """Under the shipped ACL, a person's command's first and last scripts publish on the
+    people's channel, and the leader's subscription (the bot's user) hears both."""
+    world = make_world(cluster, _url(acl_redis), prefix="rollout-bot", feed=True)
+    feed = ChangeFeed.of_install(redis.Redis.from_url(_url(acl_redis)), "rollout-bot")
+    heard: list[tuple[str, bool]] = []
+    feed.listen(lambda: None, quiet_while=lambda: False,
+                on_person=lambda name, began: heard.append((name, began)))
+    try:
+        def start_and_roll_back() -> None:
+            world.service.start(namespace="default", canary="llm-pool-version-2",
+                                actor=ALICE, plan=build_plan([50, 100]))
+            world.service.rollback(Ref(canary="llm-pool-version-2"), actor=BOB)
+
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:  # until it has subscribed
+            start_and_roll_back()
+            time.sleep(0.2)
+        assert heard
+        time.sleep(0.2)  # what those announced has arrived
+        heard.clear()
+        start_and_roll_back()
+        eventually(lambda: len(heard) == 4, timeout=5, step=0.02)
+        (start, began), (same, ended), (rollback, began_again), (same_again, done) = heard
+        assert (start, began, ended) == (same, True, False)
+        assert (rollback, began_again, done) == (same_again, True, False)
+        assert start != rollback
     finally:
         feed.close()
         world.store.client.close()

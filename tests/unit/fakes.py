@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from rollout.domain.analysis import QueryResult, ResultKind
@@ -58,10 +58,14 @@ class FakeStore:
 
         self.ttls: dict[str, int] = {}
         self.release_fails = False  # Redis gone when a command closes (its last round trip)
+        #: the names people's commands said they went to work, and were done, under
+        self.people_began: list[str] = []
+        self.people_ended: list[str] = []
 
     def open(
         self, *, key: str | None = None, rollout_id: str | None = None,
         latest: tuple[str, str] | None = None, preempt: bool = False, memo: str | None = None,
+        person: bool = False,
     ) -> Opening:
         self.opens += 1
         if memo is not None and memo in self.memos:
@@ -76,6 +80,9 @@ class FakeStore:
         else:
             found = self.rollouts.get(rollout_id) if rollout_id is not None else None
         lease = self.acquire(key, preempt=preempt)
+        if person:
+            lease = replace(lease, person=f"{key}:{lease.token}")
+            self.people_began.append(lease.person)
         return Opening(lease=lease, rollout=found,
                        in_flight=found is not None and found.id in self.in_flight,
                        freeze=self.freezes.current)
@@ -84,6 +91,8 @@ class FakeStore:
               memo: Memo | None = None) -> None:
         if self.release_fails:
             raise StoreUnavailable("Redis did not answer")
+        if lease.person:  # said in the same round trip as the release
+            self.people_ended.append(lease.person)
         try:
             if saving is not None:
                 self._save(saving, lease)
@@ -108,7 +117,7 @@ class FakeStore:
         self.confirm(lease)
         token = max(self.fences[lease.key], floor) + 1
         self.fences[lease.key] = self.locks[lease.key] = token
-        return Lease(key=lease.key, token=token)
+        return replace(lease, token=token)
 
     def release(self, lease: Lease) -> None:
         if self.locks.get(lease.key) == lease.token:

@@ -80,14 +80,16 @@ def test_the_schedulers_hold_back_is_read_from_its_pacer_at_scrape_time() -> Non
     metrics = Metrics()
     metrics.watch_pacer(pacer)
     assert _hold_back(metrics) == {"tick_window": 32.0, "ticks_in_flight": 0.0, "held": 0.0,
-                                   "throttles_total": 0.0}
+                                   "throttles_total": 0.0, "people_in_flight": 0.0}
     pacer.enter(lambda: False)
     pacer.enter(lambda: False)
     pacer.throttled(2.0)
+    pacer.person_began("key:1")
     assert _hold_back(metrics) == {"tick_window": 16.0, "ticks_in_flight": 1.0, "held": 1.0,
-                                   "throttles_total": 1.0}
+                                   "throttles_total": 1.0, "people_in_flight": 1.0}
     clock.advance(2.0)
     assert "rollout_bot_scheduler_held 0.0" in _text(metrics)
+    assert "rollout_bot_scheduler_people_in_flight 0.0" in _text(metrics)  # its bound passed
 
 
 def _hold_back(metrics: Metrics) -> dict[str, float]:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from rollout.domain.clock import ManualClock
-from rollout.pacing import TickPacer
+from rollout.pacing import MAKE_WAY_SECONDS, MAKE_WAY_WINDOW, TickPacer
 from tests.unit.builders import T0
 
 
@@ -23,6 +23,19 @@ def _pacer(ceiling: int = 32, *, poll: float = 60.0) -> tuple[TickPacer, ManualC
     only a freed place or a wake ends a wait."""
     clock = ManualClock(T0)
     return TickPacer(clock, ceiling=ceiling, poll_seconds=poll), clock
+
+
+def _waiter(pacer: TickPacer) -> tuple[threading.Thread, threading.Event, threading.Event]:
+    """A tick on a thread of its own: `waiting` once it found no place, `entered` once in."""
+    waiting, entered = threading.Event(), threading.Event()
+
+    def looks() -> bool:  # asked only while no place is free
+        waiting.set()
+        return False
+
+    thread = threading.Thread(target=lambda: pacer.enter(looks) and entered.set())
+    thread.start()
+    return thread, waiting, entered
 
 
 def _halved(pacer: TickPacer, clock: ManualClock, times: int = 1) -> None:
@@ -114,14 +127,7 @@ def test_ticks_that_changed_nothing_do_not_grow_the_window() -> None:
 def test_a_full_window_makes_a_tick_wait_until_a_place_frees() -> None:
     pacer, _ = _pacer(1)
     assert pacer.enter(_never)
-    waiting, entered = threading.Event(), threading.Event()
-
-    def looks() -> bool:  # asked only while the window is full
-        waiting.set()
-        return False
-
-    waiter = threading.Thread(target=lambda: pacer.enter(looks) and entered.set())
-    waiter.start()
+    waiter, waiting, entered = _waiter(pacer)
     assert waiting.wait(5) and pacer.in_flight == 1 and not entered.is_set()
     pacer.leave(changed=False)
     assert entered.wait(5)
@@ -213,14 +219,7 @@ def test_a_window_that_grows_lets_a_waiting_tick_in_at_once() -> None:
     _halved(pacer, clock)
     assert pacer.window == 1
     pacer.enter(_never)  # the window is full
-    waiting, entered = threading.Event(), threading.Event()
-
-    def looks() -> bool:
-        waiting.set()
-        return False
-
-    waiter = threading.Thread(target=lambda: pacer.enter(looks) and entered.set())
-    waiter.start()
+    waiter, waiting, entered = _waiter(pacer)
     assert waiting.wait(5)
     pacer.leave(changed=True)  # 1 of 1 changed something: the window grows to 2
     assert pacer.window == 2
@@ -262,3 +261,111 @@ def test_the_log_says_when_the_hold_begins_and_when_the_window_is_whole_again(
                     "2026-01-01T12:00:03+00:00, then up to 1 at once"),
         ("INFO", "the Kubernetes API takes the scheduler's ticks again: up to 2 at once"),
     ]
+
+
+# -- making way for people's commands ---------------------------------------------------------
+
+def test_while_a_persons_command_runs_only_the_make_way_window_of_ticks_is_let_in() -> None:
+    """The command's end lets a waiting tick in at once: the bound here is an hour away."""
+    pacer = TickPacer(ManualClock(T0), ceiling=32, poll_seconds=3600, make_way_seconds=3600)
+    assert pacer.admitting == 32
+    pacer.person_began("key:7")
+    assert pacer.people == 1 and pacer.window == 32 and pacer.admitting == MAKE_WAY_WINDOW
+    assert all(pacer.enter(_never) for _ in range(MAKE_WAY_WINDOW))
+    waiter, waiting, entered = _waiter(pacer)
+    assert waiting.wait(5) and not entered.is_set()
+    assert pacer.in_flight == MAKE_WAY_WINDOW
+    pacer.person_ended("key:7")
+    assert entered.wait(5)
+    waiter.join(5)
+    assert pacer.people == 0 and pacer.in_flight == MAKE_WAY_WINDOW + 1
+    assert pacer.admitting == 32
+    assert all(pacer.enter(_never) for _ in range(32 - MAKE_WAY_WINDOW - 1))
+
+
+def test_ticks_already_in_flight_when_a_person_begins_are_not_undone() -> None:
+    """The make-way window bounds the ticks let in, not those already at work."""
+    pacer, _ = _pacer(8)
+    assert all(pacer.enter(_never) for _ in range(6))
+    pacer.person_began("key:1")
+    waiter, waiting, entered = _waiter(pacer)
+    assert waiting.wait(5) and pacer.in_flight == 6
+    for _ in range(6 - MAKE_WAY_WINDOW + 1):
+        pacer.leave(changed=True)
+    assert entered.wait(5)
+    waiter.join(5)
+    assert pacer.in_flight == MAKE_WAY_WINDOW
+
+
+def test_the_ticks_make_way_while_any_of_several_people_runs() -> None:
+    pacer, _ = _pacer(4)
+    pacer.person_began("a:1")
+    pacer.person_began("b:2")
+    pacer.person_ended("a:1")
+    assert pacer.people == 1 and pacer.admitting == MAKE_WAY_WINDOW
+    pacer.person_ended("b:2")
+    assert pacer.people == 0 and pacer.admitting == 4
+
+
+def test_a_command_whose_end_never_comes_is_made_way_for_only_so_long() -> None:
+    pacer, clock = _pacer(4)
+    pacer.person_began("lost:3")  # its replica died before its close
+    assert all(pacer.enter(_never) for _ in range(MAKE_WAY_WINDOW))
+    waiter, waiting, entered = _waiter(pacer)
+    assert waiting.wait(5)
+    clock.advance(MAKE_WAY_SECONDS - 0.001)
+    assert pacer.people == 1 and pacer.admitting == MAKE_WAY_WINDOW
+    clock.advance(0.001)
+    assert pacer.admitting == 4
+    pacer.wake()
+    assert entered.wait(5)
+    waiter.join(5)
+    assert pacer.people == 0
+
+
+def test_an_end_nothing_began_and_an_end_said_twice_change_nothing() -> None:
+    pacer, _ = _pacer(4)
+    pacer.person_ended("never:1")
+    pacer.person_began("once:2")
+    pacer.person_ended("once:2")
+    pacer.person_ended("once:2")
+    assert pacer.people == 0 and pacer.admitting == 4
+
+
+def test_a_window_a_throttle_halved_below_the_make_way_window_stays_as_it_is() -> None:
+    pacer, clock = _pacer(4)
+    _halved(pacer, clock, times=2)
+    assert pacer.window == 1
+    pacer.person_began("key:1")
+    assert pacer.admitting == 1
+
+
+def test_a_tick_waiting_behind_a_person_looks_again_when_the_bound_is_reached() -> None:
+    """A waiting tick sleeps no longer than the time left to the earliest bound of the
+    commands it makes way for (or the poll, if sooner): an end that never comes does not
+    keep it waiting a whole poll past the bound."""
+    clock = ManualClock(T0)
+    pacer = TickPacer(clock, ceiling=4, poll_seconds=60.0)
+    pacer.person_began("lost:1")
+    assert all(pacer.enter(_never) for _ in range(MAKE_WAY_WINDOW))
+    waits: list[float] = []
+    real_wait = pacer._cond.wait
+
+    def recorded(timeout: float | None = None) -> bool:
+        waits.append(timeout if timeout is not None else -1.0)
+        clock.advance(MAKE_WAY_SECONDS)  # time passes while it sleeps
+        return real_wait(0)
+
+    pacer._cond.wait = recorded  # type: ignore[method-assign]
+    assert pacer.enter(_never)
+    assert waits == [MAKE_WAY_SECONDS]
+
+
+def test_commands_whose_end_was_lost_are_forgotten_where_no_tick_asks() -> None:
+    """A replica that does not lead hears every person's command and never lets a tick in:
+    those whose end never came do not pile up there."""
+    pacer, clock = _pacer(4)
+    for i in range(100):
+        pacer.person_began(f"lost:{i}")
+        clock.advance(MAKE_WAY_SECONDS)
+    assert len(pacer._people) == 1

@@ -26,13 +26,13 @@ from rollout.domain.errors import (
     WriteUnknown,
 )
 from rollout.domain.freeze import Freeze
-from rollout.domain.models import Actor, AuditAction, PauseKind, Phase, Rollout
+from rollout.domain.models import Actor, AuditAction, Click, PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, Observed, Pair
 from rollout.lock_keeper import LockKeeper
 from rollout.ports import Lease
 from rollout.service import Ref, RolloutService, _Hold
-from tests.unit.builders import ALICE, BOB, T0, TARGET
+from tests.unit.builders import ALICE, BOB, CAROL, T0, TARGET
 from tests.unit.fakes import FakeStore, FakeTarget, one_route_world
 
 CANARY = "llm-pool-version-2"
@@ -537,3 +537,20 @@ def test_a_step_opens_once_and_reads_the_freeze_from_its_opening() -> None:
     store.freezes.current = None
     assert service.approve(REF, actor=BOB).ok and store.opens == opened + 2
     assert target.writes[-1] == Pair(stable=90, canary=10)
+
+
+def test_a_persons_commands_say_when_they_run_and_the_schedulers_do_not() -> None:
+    """Each command of a person, refused or not, says it went to work and that it is done,
+    under one name (the scheduler's ticks make way meanwhile); a tick says nothing."""
+    service, store, _target, clock = _started()
+    service.approve(REF, actor=BOB)
+    with pytest.raises(Refused):
+        service.approve(REF, actor=BOB, click=Click(rollout_id="r1", step=7))  # refused
+    clock.advance(3600)
+    opens = store.opens
+    service.tick("r1")
+    assert store.opens == opens + 1
+    service.rollback(REF, actor=CAROL)
+    assert len(store.people_began) == 4  # the start, the approve, the refusal, the rollback
+    assert store.people_ended == store.people_began
+    assert len(set(store.people_began)) == 4
