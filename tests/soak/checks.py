@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from rollout.adapters.kube.markers import pointer, record_key, rule_key
@@ -235,6 +236,32 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
         code = 0 if text.startswith(SLACK_OK + SLACK_LANDED) else 1
         judged.append(Answer(a.verb, a.canary, a.rollout_id, a.step, start, end, code, text))
     return judged, left
+
+
+def never_answered(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
+                   deliveries: Mapping[str, SlackDelivery], *,
+                   refused: Collection[str] = (),
+                   kills: Mapping[int, Sequence[float]] | None = None) -> list[str]:
+    """Each Slack request acked and never answered that nothing explains (`unanswered`), with
+    what the soak knows of it: the command, when and to which replica it went, and whether
+    the bot's "Working on it" came. Printed, to follow up in the replica's log."""
+    answered = {p.url_id for p in posts if p.text and not p.text.startswith(SLACK_WORKING)}
+    working = {p.url_id for p in posts if p.text and p.text.startswith(SLACK_WORKING)}
+    found = []
+    for a in asks:
+        delivery = deliveries.get(a.url_id)
+        if a.url_id in answered or unanswered(
+                delivery, refused=a.url_id in refused,
+                kills=kills) != "slack requests acked and never answered":
+            continue
+        assert delivery is not None
+        at = datetime.fromtimestamp(delivery.at, UTC).strftime("%H:%M:%S.%f")[:-3]
+        step = "" if a.step is None else f" step {a.step + 1}"
+        found.append(f"{a.verb}{step} of {a.canary} ({a.rollout_id or 'no rollout yet'}) "
+                     f"on {a.route}: to replica {delivery.replica} at {at} UTC, "
+                     f"{'a' if a.url_id in working else 'no'} \"working on it\", "
+                     f"response URL {a.url_id}")
+    return found
 
 
 #: how long after its delivery a replica's death explains a request it acked and never

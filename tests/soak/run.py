@@ -440,10 +440,11 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
         trails[str(rid)] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
                                      + (f" ({e.detail})" if e.action == "rolled_back" else "")
                                      for e in events)
+    refused = set(soak.slack.refused_responses)
+    kills = {i: list(r.kills) for i, r in enumerate(soak.replicas)}
     slack_judged, slack_left = checks.slack_answers(
-        soak.slack_asks, soak.slack.responses, soak.slack_deliveries,
-        refused=set(soak.slack.refused_responses),
-        kills={i: list(r.kills) for i, r in enumerate(soak.replicas)})
+        soak.slack_asks, soak.slack.responses, soak.slack_deliveries, refused=refused,
+        kills=kills)
     report = checks.Report(faults=soak.faults, activity=soak.activity + slack_left)
     report.activity["slack answers judged"] = len(slack_judged)
     report.activity["rollouts started"] = len(checks.baselines(writes))
@@ -458,6 +459,9 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
         "store and cluster disagreements": checks.store_cluster_disagreements(
             finals, rollouts, latest) + stuck,
         "audit missing a landed step": checks.audit_disagreements(writes, audited, trails),
+        "slack requests acked and never answered": checks.never_answered(
+            soak.slack_asks, soak.slack.responses, soak.slack_deliveries, refused=refused,
+            kills=kills),
     }
     report.must_be_zero = MUST_BE_ZERO
     return report

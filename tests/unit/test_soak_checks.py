@@ -190,6 +190,19 @@ def test_slack_answers_are_judged_when_no_other_request_could_make_their_write()
     # a judged Slack answer is held to the writes like a CLI one
     said_applied_with_nothing_landed = checks.contradicting_answers(judged[:1], [])
     assert len(said_applied_with_nothing_landed) == 1
+    # those acked and never answered, and nothing explains, are listed to follow up
+    assert checks.never_answered(asks, posts, deliveries) == [
+        'approve step 3 of llm-pool-version-2 (r1) on routes-to-llm: to replica None at '
+        '00:00:00.000 UTC, no "working on it", response URL f',
+        'approve step 2 of llm-pool-version-2 (r1) on third: to replica None at '
+        '00:00:00.000 UTC, no "working on it", response URL l']
+    assert checks.never_answered(late, [_post("p", 321.0, ":hourglass_flowing_sand: Working")],
+                                 sent, refused={"n"}, kills={0: [290.0], 1: [312.0, 361.0]}
+                                 ) == [
+        'approve step 2 of llm-pool-version-2 (r1) on fourth: to replica 0 at 00:05:20.000 '
+        'UTC, a "working on it", response URL p',
+        'approve step 2 of llm-pool-version-2 (r1) on fourth: to replica 1 at 00:05:30.000 '
+        'UTC, no "working on it", response URL q']
 
 
 def test_a_rollback_of_a_start_whose_first_write_never_landed_is_held_to_the_stored_baseline(
