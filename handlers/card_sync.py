@@ -44,6 +44,8 @@ class CardPublisher:
         self._notify = notify_channel or None
         self._telemetry = telemetry or NoTelemetry()
         self._locks: OrderedDict[str, threading.Lock] = OrderedDict()
+        #: the version each rollout's card was last drawn with (the most recent ones)
+        self._drawn: OrderedDict[str, int] = OrderedDict()
         self._guard = threading.Lock()
 
     def __call__(self, outcome: Outcome) -> None:
@@ -105,6 +107,7 @@ class CardPublisher:
         if response is None:
             return None
         card = Card(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
+        self._drew(r)
         try:
             attached = self._service.attach_card(r.id, card)
         except RolloutError:
@@ -116,8 +119,23 @@ class CardPublisher:
 
     def _update(self, r: Rollout, card: Card) -> None:
         message = render_card(r, now=self._clock.now(), freeze=self._freeze())
-        self._call("chat.update", lambda: self._client.chat_update(
-            channel=card.channel, ts=card.ts, text=message.text, blocks=message.blocks))
+        if self._call("chat.update", lambda: self._client.chat_update(
+                channel=card.channel, ts=card.ts, text=message.text,
+                blocks=message.blocks)) is not None:
+            self._drew(r)
+
+    def shows(self, r: Rollout) -> bool:
+        """Whether this process drew `r`'s card at its version or a later one: a click whose
+        change the card could not show (Slack failed past its retries) is answered where the
+        clicker sees it instead."""
+        with self._guard:
+            return self._drawn.get(r.id, -1) >= r.version
+
+    def _drew(self, r: Rollout) -> None:
+        with self._guard:
+            self._drawn[r.id] = max(r.version, self._drawn.pop(r.id, -1))
+            while len(self._drawn) > _MAX_LOCKS:
+                self._drawn.popitem(last=False)
 
     def _freeze(self) -> Freeze | None:
         """The install's freeze for the card; a card is still drawn when Redis cannot say."""

@@ -22,6 +22,7 @@ from rollout.domain.errors import (
 )
 from rollout.domain.machine import pause_summary
 from rollout.domain.plan import format_seconds
+from rollout.service import Outcome
 
 MAX_LIST = 15
 
@@ -56,9 +57,13 @@ def result_reply(result: CommandResult) -> str:
         return _history(result)
     if req.verb is Verb.STATUS:
         return _status(result)
-    outcome = result.outcome
-    if outcome is None:
+    if result.outcome is None:
         return "Done."
+    return outcome_reply(result.outcome)
+
+
+def outcome_reply(outcome: Outcome) -> str:
+    """What a change did, as a command's answer says it."""
     icon = ":white_check_mark:" if outcome.ok and outcome.changed else ":information_source:"
     if not outcome.ok:
         icon = ":warning:"

@@ -41,7 +41,7 @@ from handlers.cards import (
 )
 from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
-from handlers.replies import error_reply, result_reply
+from handlers.replies import error_reply, outcome_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
 from handlers.workers import BUSY, Workers
 from rollout.domain.errors import (
@@ -58,6 +58,9 @@ from rollout.service import Outcome, Ref, RolloutService
 log = logging.getLogger(__name__)
 
 WORKING = ":hourglass_flowing_sand: Working on it…"
+#: said to a clicker whose change the card could not show
+CARD_MISSED = (":warning: The card could not be redrawn (Slack failed the update): it shows "
+               "the state before this change until the next one.")
 BUTTON_VERBS = {APPROVE: Verb.APPROVE, APPROVE_PLAN: Verb.APPROVE_PLAN, PAUSE: Verb.PAUSE,
                 RESUME: Verb.RESUME, ROLLBACK: Verb.ROLLBACK}
 #: the service method a button calls, with what the button was drawn for (the service decides)
@@ -235,9 +238,11 @@ class SlackEdge:
         except Exception:
             log.exception("button %s failed", verb.value)
             return ":warning: Something went wrong on the bot's side; it is logged."
-        if outcome.changed and outcome.ok:
-            return None
-        return result_reply_for(outcome)
+        if not (outcome.changed and outcome.ok):
+            return result_reply_for(outcome)
+        if outcome.rollout is None or self.cards.shows(outcome.rollout):
+            return None  # the card says it
+        return f"{outcome_reply(outcome)}\n{CARD_MISSED}"
 
     # -- refusals and failures -----------------------------------------------------------
 

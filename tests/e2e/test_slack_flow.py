@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handlers.commands import CommandRequest, Verb, run_command
+from handlers.slack_listeners import CARD_MISSED
 from rollout.domain.models import Actor, Card
 from rollout.service import Ref
+from sandbox.slack import SlackFault
 from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
 
 
@@ -29,6 +31,30 @@ def test_start_posts_a_card_and_a_click_moves_the_route(world: World) -> None:
                         world.slack.thread(CHANNEL, card.ts))
     texts = "\n".join(m.text for m in thread)
     assert "started the rollout" in texts and "<@U0BOB> applied step 1 (10%)" in texts
+
+
+def test_a_click_whose_card_cannot_be_redrawn_is_answered_to_the_clicker(world: World) -> None:
+    """A click that changed the rollout is answered on its card alone; when Slack fails the
+    card's update past the bot's retries, the clicker is told through the click's response
+    URL instead of seeing nothing."""
+    card = start_rollout(world)
+    value = world.value(card, "rollout_approve").encode()
+    world.click("U0BOB", card.ts, "rollout_approve", value)  # the card can say this one
+    eventually(lambda: world.value(world.card(), "rollout_approve").step == 1,
+               message="the card redrawn for step 2")
+    assert [p for p in world.slack.responses if p.user == "U0BOB"] == []
+    world.slack.inject(SlackFault(method="chat.update", error="internal_error", status=500,
+                                  count=None))
+    drawn = world.card()
+    status, _, _ = world.click("U0CAROL", card.ts, "rollout_approve",
+                               world.value(drawn, "rollout_approve").encode())
+    assert status == 200
+    (answer,) = eventually(lambda: [p.text or "" for p in world.slack.responses
+                                    if p.user == "U0CAROL"], message="an answer")
+    assert answer.startswith(":white_check_mark:") and "now at 25%" in answer
+    assert answer.endswith(CARD_MISSED)
+    assert world.weights() == {"llm-pool": 75, CANARY: 25}
+    assert world.card().blocks == drawn.blocks
 
 
 def _phase(world: World) -> str:

@@ -345,7 +345,7 @@ def test_a_tick_waiting_behind_a_person_looks_again_when_the_bound_is_reached() 
     commands it makes way for (or the poll, if sooner): an end that never comes does not
     keep it waiting a whole poll past the bound."""
     clock = ManualClock(T0)
-    pacer = TickPacer(clock, ceiling=4, poll_seconds=60.0)
+    pacer = TickPacer(clock, ceiling=4, poll_seconds=60.0, make_way_seconds=0.25)
     pacer.person_began("lost:1")
     assert all(pacer.enter(_never) for _ in range(MAKE_WAY_WINDOW))
     waits: list[float] = []
@@ -353,12 +353,12 @@ def test_a_tick_waiting_behind_a_person_looks_again_when_the_bound_is_reached() 
 
     def recorded(timeout: float | None = None) -> bool:
         waits.append(timeout if timeout is not None else -1.0)
-        clock.advance(MAKE_WAY_SECONDS)  # time passes while it sleeps
+        clock.advance(0.25)  # time passes while it sleeps
         return real_wait(0)
 
     pacer._cond.wait = recorded  # type: ignore[method-assign]
     assert pacer.enter(_never)
-    assert waits == [MAKE_WAY_SECONDS]
+    assert waits == [0.25]
 
 
 def test_commands_whose_end_was_lost_are_forgotten_where_no_tick_asks() -> None:

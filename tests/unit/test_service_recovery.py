@@ -112,7 +112,11 @@ def test_recover_and_release_with_nothing_orphaned_say_so() -> None:
 
 def test_release_drops_the_marker_and_leaves_the_weights() -> None:
     service, store, target, clock = _lost()
+    began = len(store.people_began)
     outcome = service.release(namespace="default", canary=CANARY, actor=CAROL)
+    # a person's command: it said when it ran, and that it was done, under one name
+    assert len(store.people_began) == began + 1
+    assert store.people_ended[-1:] == store.people_began[-1:]
     detail = "dropped the marker of rollout r1 at step 1; weights left as they are"
     assert outcome.message == f"Released HTTPRoute default/routes-to-llm rule 0: {detail}."
     assert outcome.rollout is None
