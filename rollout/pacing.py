@@ -15,7 +15,9 @@ way to people on a cluster that is merely busy too: while a person's command is 
 (its replica announces its start and its end), no more than `MAKE_WAY_WINDOW` ticks are let
 in at once, so that the person's reads and write do not queue behind the automatic steps'
 backlog. A command whose end is never announced (its replica died) is made way for at most
-`MAKE_WAY_SECONDS`."""
+`MAKE_WAY_SECONDS`. And the tick a person's change just made due (a plan approved, a
+rollout resumed) takes the next place that frees, ahead of the ticks of the backlog: the
+person waits for that step."""
 
 from __future__ import annotations
 
@@ -58,6 +60,8 @@ class TickPacer:
         self._held_until: datetime | None = None
         #: people's commands in flight, each until when it is made way for at most
         self._people: dict[str, datetime] = {}
+        #: ticks waiting for a place that go ahead of the others (`enter(ahead=True)`)
+        self._ahead_waiting = 0
         self._cond = threading.Condition()
         #: throttles met since start, for the metrics
         self.throttles = 0
@@ -73,6 +77,12 @@ class TickPacer:
         """How many ticks hold a place in the window now."""
         with self._cond:
             return self._in_flight
+
+    @property
+    def ahead_waiting(self) -> int:
+        """How many ticks a person waits for are waiting for the next free place now."""
+        with self._cond:
+            return self._ahead_waiting
 
     @property
     def admitting(self) -> int:
@@ -131,18 +141,27 @@ class TickPacer:
             return self._held_until
         return None
 
-    def enter(self, give_up: Callable[[], bool]) -> bool:
+    def enter(self, give_up: Callable[[], bool], *, ahead: bool = False) -> bool:
         """Take a place in the window, waiting for one while it is full; False (no place
-        taken) once `give_up()` is true: the replica stops or no longer leads."""
+        taken) once `give_up()` is true: the replica stops or no longer leads. A tick that
+        goes `ahead` takes a place before any other tick waiting for one."""
         with self._cond:
-            while self._in_flight >= self._limit(self._clock.now()):
+            if ahead:
+                self._ahead_waiting += 1
+            try:
+                while self._in_flight >= self._limit(self._clock.now()) or (
+                        not ahead and self._ahead_waiting):
+                    if give_up():
+                        return False
+                    self._cond.wait(self._wait_seconds(self._clock.now()))
                 if give_up():
                     return False
-                self._cond.wait(self._wait_seconds(self._clock.now()))
-            if give_up():
-                return False
-            self._in_flight += 1
-            return True
+                self._in_flight += 1
+                return True
+            finally:
+                if ahead:
+                    self._ahead_waiting -= 1
+                    self._cond.notify_all()  # those it kept waiting look again
 
     def leave(self, *, changed: bool) -> None:
         """A tick that got past the cluster's throttle is done; one that changed something
@@ -158,7 +177,7 @@ class TickPacer:
                     if self._window == self.ceiling:
                         log.info("the Kubernetes API takes the scheduler's ticks again: up "
                                  "to %d at once", self.ceiling)
-            self._cond.notify(1 + grew)
+            self._freed(1 + grew)
 
     def throttled(self, retry_after: float) -> datetime:
         """A tick was refused with a 429 naming `retry_after` seconds: leave the window,
@@ -179,8 +198,17 @@ class TickPacer:
                 log.warning("the Kubernetes API is throttling the scheduler's ticks: none "
                             "until %s, then up to %d at once", until.isoformat(),
                             self._window)
-            self._cond.notify()
+            self._freed(1)
             return until
+
+    def _freed(self, places: int) -> None:
+        """Under the lock: `places` freed. A tick going ahead waits for them, so while one
+        does every waiting tick looks (a notified one kept waiting would hold back the one
+        that may go)."""
+        if self._ahead_waiting:
+            self._cond.notify_all()
+        else:
+            self._cond.notify(places)
 
     def wake(self) -> None:
         """Every tick waiting for a place looks again whether it should give up (a stop)."""

@@ -58,11 +58,11 @@ class ChangeFeed:
         """The channel a write publishes on now, '' for none (the store's script argument)."""
         return "" if self._quiet() else self.channel
 
-    def listen(self, on_change: Callable[[], None], *,
+    def listen(self, on_change: Callable[[str], None], *,
                quiet_while: Callable[[], bool],
                on_person: Callable[[str, bool], None] | None = None) -> None:
-        """Call `on_change` (on the listener's thread) for each change announced; announce
-        nothing of this replica's own while `quiet_while()`. `on_person(command, began)`: a
+        """Call `on_change(rollout_id)` (on the listener's thread) for each change announced;
+        announce nothing of this replica's own while `quiet_while()`. `on_person(command, began)`: a
         person's command went to work (True) or is done (False)."""
         self._quiet = quiet_while
         with self._lock:
@@ -71,7 +71,8 @@ class ChangeFeed:
             self._pubsub = self._r.pubsub(  # type: ignore[no-untyped-call]
                 ignore_subscribe_messages=True)
             handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-                self.channel: lambda _message: _deliver(on_change)}
+                self.channel: lambda message: _deliver(
+                    lambda: on_change(_text(message)))}
             if on_person is not None and self.people_channel:
                 handlers[self.people_channel] = lambda message: _deliver(
                     lambda: _person(message, on_person))
@@ -113,10 +114,14 @@ class ChangeFeed:
 
 def _person(message: dict[str, Any], on_person: Callable[[str, bool], None]) -> None:
     """"+name" began, "-name" ended; anything else (another writer's) is ignored."""
-    data = message.get("data")
-    text = data.decode() if isinstance(data, bytes) else str(data)
+    text = _text(message)
     if len(text) > 1 and text[0] in "+-":
         on_person(text[1:], text[0] == "+")
+
+
+def _text(message: dict[str, Any]) -> str:
+    data = message.get("data")
+    return data.decode() if isinstance(data, bytes) else str(data)
 
 
 def _deliver(on_change: Callable[[], None]) -> None:

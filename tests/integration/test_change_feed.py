@@ -119,6 +119,37 @@ def test_only_a_replica_that_does_not_lead_announces_its_writes(
         heard.close()
 
 
+def test_the_leader_hears_which_rollout_another_replica_changed(
+    replicas: tuple[World, World], redis_server: RedisServer,
+) -> None:
+    """The id goes to the scheduler's `wake`: the step a person's change made due there
+    goes ahead of the backlog (`tests/unit/test_scheduler_ahead.py`)."""
+    _leading, other = replicas
+    assert other.feed is not None
+    channel = other.feed.channel
+    heard: list[str] = []
+    subscribed = threading.Event()
+
+    def on_change(rollout_id: str) -> None:
+        heard.append(rollout_id)
+        subscribed.set()
+
+    listener = ChangeFeed(connect(redis_server.url), channel=channel)
+    listener.listen(on_change, quiet_while=lambda: True)
+    publisher = connect(redis_server.url)
+    try:
+        assert _until_heard(lambda: publisher.publish(channel, "ping"), subscribed)
+        out = other.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                  plan=build_plan([10, 100]))
+        assert out.rollout is not None
+        rid = out.rollout.id
+        eventually(lambda: rid in heard, timeout=5)
+        assert set(heard) == {"ping", rid}
+    finally:
+        listener.close()
+        publisher.close()
+
+
 def test_a_persons_command_on_any_replica_makes_the_leaders_ticks_make_way(
     replicas: tuple[World, World],
 ) -> None:
@@ -157,7 +188,7 @@ def test_a_persons_command_on_any_replica_makes_the_leaders_ticks_make_way(
 def _listening(url: str, channel: str) -> tuple[ChangeFeed, threading.Event]:
     feed = ChangeFeed(connect(url), channel=channel)
     woken = threading.Event()
-    feed.listen(woken.set, quiet_while=lambda: False)
+    feed.listen(lambda _rollout: woken.set(), quiet_while=lambda: False)
     return feed, woken
 
 
@@ -208,7 +239,7 @@ def test_a_user_without_channel_rights_still_saves_and_the_feed_stops(
                                       plan=build_plan([10, 100]))
             assert out.ok and world.service.get(REF).phase is Phase.AWAITING_APPROVAL
             with caplog.at_level("WARNING", logger="rollout.adapters.change_feed"):
-                feed.listen(lambda: None, quiet_while=lambda: False)
+                feed.listen(lambda _rollout: None, quiet_while=lambda: False)
                 eventually(lambda: "may not subscribe" in caplog.text, timeout=5, step=0.02)
             worker = feed._worker
             assert worker is not None
@@ -225,7 +256,7 @@ def test_a_failure_acting_on_a_change_does_not_end_the_feed(redis_server: RedisS
     calls: list[int] = []
     heard_again = threading.Event()
 
-    def on_change() -> None:
+    def on_change(_rollout: str) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("the scheduler could not be woken")

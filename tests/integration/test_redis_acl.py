@@ -74,7 +74,7 @@ def test_the_bot_user_announces_its_writes_on_its_own_channel(
     world = make_world(cluster, _url(acl_redis), prefix="rollout-bot", feed=True)
     feed = ChangeFeed(redis.Redis.from_url(_url(acl_redis)), channel="rollout-bot:changed")
     heard = threading.Event()
-    feed.listen(heard.set, quiet_while=lambda: False)
+    feed.listen(lambda _rollout: heard.set(), quiet_while=lambda: False)
     try:
         deadline = time.monotonic() + 10
         while not heard.is_set() and time.monotonic() < deadline:  # until it has subscribed
@@ -96,7 +96,7 @@ def test_the_bot_user_says_when_a_persons_command_runs(
     world = make_world(cluster, _url(acl_redis), prefix="rollout-bot", feed=True)
     feed = ChangeFeed.of_install(redis.Redis.from_url(_url(acl_redis)), "rollout-bot")
     heard: list[tuple[str, bool]] = []
-    feed.listen(lambda: None, quiet_while=lambda: False,
+    feed.listen(lambda _rollout: None, quiet_while=lambda: False,
                 on_person=lambda name, began: heard.append((name, began)))
     try:
         def start_and_roll_back() -> None:

@@ -13,6 +13,8 @@ from rollout.domain.clock import ManualClock
 from rollout.pacing import MAKE_WAY_SECONDS, MAKE_WAY_WINDOW, TickPacer
 from tests.unit.builders import T0
 
+ROUNDS = 20
+
 
 def _never() -> bool:
     return False
@@ -25,15 +27,19 @@ def _pacer(ceiling: int = 32, *, poll: float = 60.0) -> tuple[TickPacer, ManualC
     return TickPacer(clock, ceiling=ceiling, poll_seconds=poll), clock
 
 
-def _waiter(pacer: TickPacer) -> tuple[threading.Thread, threading.Event, threading.Event]:
-    """A tick on a thread of its own: `waiting` once it found no place, `entered` once in."""
+def _waiter(pacer: TickPacer, *, ahead: bool = False,
+            stop: threading.Event | None = None,
+            ) -> tuple[threading.Thread, threading.Event, threading.Event]:
+    """A tick on a thread of its own: `waiting` once it found no place, `entered` once in;
+    it gives up once `stop` is set."""
     waiting, entered = threading.Event(), threading.Event()
 
     def looks() -> bool:  # asked only while no place is free
         waiting.set()
-        return False
+        return stop is not None and stop.is_set()
 
-    thread = threading.Thread(target=lambda: pacer.enter(looks) and entered.set())
+    thread = threading.Thread(target=lambda: pacer.enter(looks, ahead=ahead) and entered.set(),
+                              daemon=True)  # a failed test leaves no thread to wait for
     thread.start()
     return thread, waiting, entered
 
@@ -369,3 +375,81 @@ def test_commands_whose_end_was_lost_are_forgotten_where_no_tick_asks() -> None:
         pacer.person_began(f"lost:{i}")
         clock.advance(MAKE_WAY_SECONDS)
     assert len(pacer._people) == 1
+
+
+def test_a_tick_going_ahead_takes_the_next_free_place_before_ticks_that_waited_longer(
+) -> None:
+    """The tick a person's change made due is not queued behind the backlog: a tick that
+    waited first, and is woken first, still waits. Many rounds: whichever thread the
+    condition wakes first."""
+    for _ in range(ROUNDS):
+        pacer, _clock = _pacer(1)
+        assert pacer.enter(_never)
+        behind, behind_waiting, behind_entered = _waiter(pacer)
+        assert behind_waiting.wait(5)
+        ahead, ahead_waiting, ahead_entered = _waiter(pacer, ahead=True)
+        assert ahead_waiting.wait(5)
+        pacer.leave(changed=True)
+        assert ahead_entered.wait(5)
+        ahead.join(5)
+        assert pacer.in_flight == 1 and not behind_entered.is_set()
+        pacer.leave(changed=True)
+        assert behind_entered.wait(5)
+        behind.join(5)
+
+
+def test_a_throttled_tick_hands_its_place_to_the_tick_going_ahead() -> None:
+    """The second throttle of a hold frees a place (the window halved at the first)."""
+    pacer, _clock = _pacer(2)
+    assert pacer.enter(_never) and pacer.enter(_never)
+    pacer.throttled(10.0)  # the window halves to 1, and one place is still taken
+    behind, behind_waiting, behind_entered = _waiter(pacer)
+    assert behind_waiting.wait(5)
+    ahead, ahead_waiting, ahead_entered = _waiter(pacer, ahead=True)
+    assert ahead_waiting.wait(5)
+    pacer.throttled(10.0)  # the same hold: the window stays, a place frees
+    assert ahead_entered.wait(5)
+    ahead.join(5)
+    assert not behind_entered.is_set()
+    pacer.leave(changed=False)
+    assert behind_entered.wait(5)
+    behind.join(5)
+
+
+def test_a_tick_going_ahead_that_gives_up_holds_back_no_other() -> None:
+    pacer, _clock = _pacer(1)
+    assert pacer.enter(_never)
+    stop = threading.Event()
+    ahead, ahead_waiting, ahead_entered = _waiter(pacer, ahead=True, stop=stop)
+    assert ahead_waiting.wait(5)
+    stop.set()
+    pacer.wake()
+    ahead.join(5)
+    assert not ahead.is_alive() and not ahead_entered.is_set()
+    pacer.leave(changed=False)
+    assert pacer.enter(_never)
+
+
+def test_a_tick_going_ahead_with_a_place_free_takes_it_at_once() -> None:
+    pacer, _clock = _pacer(2)
+    assert pacer.enter(_never)
+    assert pacer.enter(_never, ahead=True)
+    assert pacer.in_flight == 2
+
+
+def test_two_places_freed_at_once_go_to_the_tick_ahead_and_the_tick_behind_it() -> None:
+    """The tick behind, woken first, finds the one ahead still waiting and waits again: the
+    one ahead, once in, must wake it for the place left. Many rounds."""
+    for _ in range(ROUNDS):
+        pacer, _clock = _pacer(2)
+        assert pacer.enter(_never) and pacer.enter(_never)
+        behind, behind_waiting, behind_entered = _waiter(pacer)
+        assert behind_waiting.wait(5)
+        ahead, ahead_waiting, ahead_entered = _waiter(pacer, ahead=True)
+        assert ahead_waiting.wait(5)
+        pacer.leave(changed=False)
+        pacer.leave(changed=False)
+        assert ahead_entered.wait(5) and behind_entered.wait(5)
+        ahead.join(5)
+        behind.join(5)
+        assert pacer.in_flight == 2
