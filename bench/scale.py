@@ -5,7 +5,9 @@ per step. The floors: the same scheduler command with no rollout, running beside
 same windows (its own Redis), for CPU, memory and Redis; for the lag the due time itself; for
 throughput a step's GET and PATCH alone on the same routes (`bench/step_floor.py`), just
 before the scheduler's window and again after it. Over the window, a person's write to
-another route is timed (`bench/person_probe.py`): what a rollback waits on the cluster.
+another route is timed (`bench/person_probe.py`): what a rollback waits on the cluster; and
+a plan is approved every second on rollouts started for it (`bench/plan_probe.py`): how long
+the person waits for its first step.
 
 Each rollout has a route and a canary pool of its own, `per_namespace` of them to a
 namespace (with the demo's gateway and stable pool), created through the API in parallel;
@@ -14,6 +16,7 @@ the rollouts are started and their plans approved through the service in this pr
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import signal
 import subprocess
@@ -30,6 +33,7 @@ import redis
 
 from bench.harness import percentile
 from bench.person_probe import PersonProbe
+from bench.plan_probe import PlanProbe, first_step_after_approval
 from bench.redis_count import commands
 from bench.step_floor import Throughput, bare_steps
 from bench.wiring import service_for
@@ -47,6 +51,8 @@ STEPS = tuple(range(5, 101, 5))  # 20 steps, the most a plan may have
 BAKE_SECONDS = 1
 ALICE, BOB = Actor(id="cli:alice"), Actor(id="cli:bob")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: a plan approved during the window this often (`PlanProbe`)
+PLAN_PERIOD = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,19 @@ class Window:
 def _one_size(world: World, workdir: Path, size: int, options: Options,
               profile: Path | None) -> list[str]:
     prefix = f"scale{size}"
-    # one target more than the rollouts: the route a person's write moves (`PersonProbe`)
-    *targets, spare = seed_targets(world, size + 1, per_namespace=options.per_namespace,
-                                   prefix=prefix)
+    # beyond the rollouts: the targets of the plans approved during the window
+    # (`PlanProbe`), taken from among the rollouts' (a namespace new to the scheduler would
+    # add its cache's lists and watches to the window's requests), and the route a person's
+    # write moves (`PersonProbe`)
+    plans = min(size, math.ceil(options.seconds / PLAN_PERIOD))
+    seeded = seed_targets(world, size + plans + 1, per_namespace=options.per_namespace,
+                          prefix=prefix)
+    rolled = [*range(size - plans), *range(size, size + plans)]
+    targets = [seeded[i] for i in rolled]
+    planned = seeded[size - plans:size]
     kubeconfig = world.bot_kubeconfig(workdir / "bot.kubeconfig")
-    routes = [(namespace, route_name(prefix, i)) for i, (namespace, _) in enumerate(targets)]
-    person_route = (spare[0], route_name(prefix, size))
+    routes = [(seeded[i][0], route_name(prefix, i)) for i in rolled]
+    person_route = (seeded[size + plans][0], route_name(prefix, size + plans))
     floors = [bare_steps(kubeconfig, routes, seconds=options.seconds)]
     with RedisServer() as loaded_redis, RedisServer() as idle_redis:
         loaded = Scheduler(kubeconfig, loaded_redis.url, prefix, workdir / "loaded.log",
@@ -135,32 +148,41 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
         store = RedisStore(client, prefix=prefix, feed=feed)
         service = service_for(world.api(), store, prefix)
         try:
-            ids = _start_all(service, targets)
+            ids = _start(service, targets)
+            _approve(service, ids)
+            waiting = _start(service, planned)
             behind = _wait_stepping(service, ids, timeout=30 + size / 20)
             with PersonProbe(kubeconfig, person_route,
-                             announce=(client, feed.people_channel)) as person:
+                             announce=(client, feed.people_channel)) as person, \
+                    PlanProbe(world.api(), store, prefix, waiting, actor=BOB,
+                              period=PLAN_PERIOD) as approvals:
                 window = _measure(world, (loaded, idle), (loaded_redis, idle_redis),
                                   options.seconds)
-            window.kube -= person.requests_between(window.started, window.ended)
+            window.kube -= (person.requests_between(window.started, window.ended)
+                            + approvals.requests_between(window.started, window.ended))
             _wait_done(service, timeout=60 + len(STEPS) * 3)
             overdue = _overdue(service, ids)
             events = {rid: store.audit(rid) for rid in ids}
+            probed = {rid: store.audit(rid) for rid in approvals.approved}
         finally:
             loaded.stop()
             idle.stop()
             store.client.close()
     floors.append(bare_steps(kubeconfig, routes, seconds=options.seconds))
-    lines = _report(world.name, size, options.per_namespace, window, events, overdue)
-    lines.append(_against_floor(size, window, _landed(events, window), floors))
+    # the probe's rollouts are stepped by the scheduler too: counted in its rate
+    landed = _landed(events | probed, window)
+    lines = _report(world.name, size, options.per_namespace, window, events, overdue, landed)
+    lines.append(_against_floor(size, window, landed, floors))
     lines.append(_person(person))
+    lines.append(_plans(approvals, probed))
     if behind:
         lines.append(f"  {behind} of {size} rollouts had not taken their first step when "
                      "the window began")
     return lines
 
 
-def _start_all(service: RolloutService, targets: list[tuple[str, str]]) -> list[str]:
-    """Start every rollout, then approve every plan (its first step applies then)."""
+def _start(service: RolloutService, targets: list[tuple[str, str]]) -> list[str]:
+    """Start a rollout on each target; its plan awaits approval."""
     plan = build_plan(STEPS, interval_seconds=BAKE_SECONDS, auto=True)
 
     def start(target: tuple[str, str]) -> str:
@@ -169,9 +191,13 @@ def _start_all(service: RolloutService, targets: list[tuple[str, str]]) -> list[
         return outcome.rollout.id
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        ids = list(pool.map(start, targets))
+        return list(pool.map(start, targets))
+
+
+def _approve(service: RolloutService, ids: list[str]) -> None:
+    """Approve every plan at once (each one's first step is then due)."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda rid: service.approve_plan(Ref(rollout_id=rid), actor=BOB), ids))
-    return ids
 
 
 def _wait_stepping(service: RolloutService, ids: list[str], timeout: float) -> int:
@@ -225,23 +251,23 @@ def lags(events: list[AuditEvent]) -> tuple[list[float], list[float]]:
     """Seconds each scheduled step landed after it fell due: a step after a step, the bake
     after the step before it (steady state); the first step, at the plan's approval, which
     was made in another process and which the scheduler learns of at its next sweep."""
-    approved = [e.at for e in events if e.action is AuditAction.PLAN_APPROVED]
     steps = sorted(e.at for e in events if e.action is AuditAction.STEP_APPLIED)
-    first = [(steps[0] - approved[0]).total_seconds()] if steps and approved else []
+    first_step = first_step_after_approval(events)
+    first = [] if first_step is None else [first_step]
     steady = [(after - before - timedelta(seconds=BAKE_SECONDS)).total_seconds()
               for before, after in itertools.pairwise(steps)]
     return steady, first
 
 
 def _report(world: str, size: int, per_namespace: int, window: Window,
-            events: dict[str, list[AuditEvent]], overdue: list[float]) -> list[str]:
+            events: dict[str, list[AuditEvent]], overdue: list[float],
+            landed: int) -> list[str]:
     steady: list[float] = list(overdue)
     first: list[float] = []
     for history in events.values():
         s, f = lags(history)
         steady += s
         first += f
-    landed = _landed(events, window)
     per_step = max(landed, 1)
     cpu = [100 * c / window.seconds for c in window.cpu]
     head = f"scale, {size} rollouts ({per_namespace} a namespace), {world}"
@@ -286,6 +312,17 @@ def _person(probe: PersonProbe) -> str:
             f"identity, every 0.25 s): p50 {_s(probe.seconds, 0.5)}  p99 "
             f"{_s(probe.seconds, 0.99)}  max {_s(probe.seconds, 1.0)} ({len(probe.seconds)} "
             f"pairs{failed})")
+
+
+def _plans(probe: PlanProbe, events: dict[str, list[AuditEvent]]) -> str:
+    """The plans approved during the window: how long each waited for its first step."""
+    firsts = [f for f in map(first_step_after_approval, events.values()) if f is not None]
+    missing = len(probe.approved) - len(firsts)
+    notes = "".join([f", {missing} never stepped" if missing else "",
+                     f", {probe.failures} refused" if probe.failures else ""])
+    return (f"  a plan approved meanwhile (another replica, one every {PLAN_PERIOD:g} s): its "
+            f"first step p50 {_s(firsts, 0.5)}  p99 {_s(firsts, 0.99)}  max "
+            f"{_s(firsts, 1.0)} ({len(firsts)} plans{notes})")
 
 
 def _s(samples: list[float], q: float) -> str:
