@@ -31,6 +31,7 @@ from pathlib import Path
 
 import redis
 
+from bench.apf import levels, window_line
 from bench.harness import percentile
 from bench.person_probe import PersonProbe
 from bench.plan_probe import PlanProbe, first_step_after_approval
@@ -116,6 +117,7 @@ class Window:
     rss: tuple[int, int]
     redis: tuple[int, int]  # commands, loaded and idle
     kube: int  # the bot's requests (the idle scheduler has no rollout to read)
+    flow_control: str  # the API server's priority and fairness over the window
 
     @property
     def seconds(self) -> float:
@@ -175,6 +177,7 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
     lines.append(_against_floor(size, window, landed, floors))
     lines.append(_person(person))
     lines.append(_plans(approvals, probed))
+    lines.append(window.flow_control)
     if behind:
         lines.append(f"  {behind} of {size} rollouts had not taken their first step when "
                      "the window began")
@@ -216,6 +219,7 @@ def _measure(world: World, procs: tuple[Scheduler, Scheduler],
              servers: tuple[RedisServer, RedisServer], seconds: float) -> Window:
     clients = [redis.Redis.from_url(s.url, decode_responses=True) for s in servers]
     world.requests()  # what came before is not counted
+    flow0 = levels(world.server_metrics())
     cpu0 = [p.cpu_seconds() for p in procs]
     cmd0 = [commands(c) for c in clients]
     started = datetime.now(UTC)
@@ -224,12 +228,14 @@ def _measure(world: World, procs: tuple[Scheduler, Scheduler],
     cpu1 = [p.cpu_seconds() for p in procs]
     cmd1 = [commands(c) for c in clients]
     kube = sum(world.requests().values())
+    flow = window_line(flow0, levels(world.server_metrics()))
     rss = [p.rss_bytes() for p in procs]
     for c in clients:
         c.close()
     return Window(started=started, ended=ended,
                   cpu=(cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]), rss=(rss[0], rss[1]),
-                  redis=(cmd1[0] - cmd0[0], cmd1[1] - cmd0[1]), kube=kube)
+                  redis=(cmd1[0] - cmd0[0], cmd1[1] - cmd0[1]), kube=kube,
+                  flow_control=flow)
 
 
 def _wait_done(service: RolloutService, timeout: float) -> None:

@@ -22,6 +22,7 @@ from typing import IO, Any, Protocol
 import yaml
 from kubernetes import client, config
 
+from bench.apf import server_metrics
 from sandbox.kube.seed import pool_objects, route_object, seed_objects
 
 Obj = dict[str, Any]
@@ -60,6 +61,10 @@ class World(Protocol):
         """The bot's requests since the last call, by "<verb> <resource>"."""
         ...
 
+    def server_metrics(self) -> str:
+        """The API server's own /metrics text, '' where it has none."""
+        ...
+
 
 class EmulatorWorld:
     """`bench.kube_process`: the emulator seeded with the demo objects, no authentication."""
@@ -92,6 +97,9 @@ class EmulatorWorld:
 
     def watcher(self) -> client.ApiClient:
         return self._client
+
+    def server_metrics(self) -> str:
+        return ""  # the emulator has no priority and fairness
 
     def put(self, obj: Obj) -> None:
         _create(self._client, obj)
@@ -152,6 +160,9 @@ class RealWorld:
     def watcher(self) -> client.ApiClient:
         admin: client.ApiClient = self._world.admin
         return admin
+
+    def server_metrics(self) -> str:
+        return server_metrics(self._world.admin)
 
     def put(self, obj: Obj) -> None:
         self._world.put(obj)
