@@ -5,7 +5,8 @@ cannot seat: the server then serves one such PATCH at a time and answers any oth
 comes meanwhile with 429 and its own Retry-After, as an overloaded API server does. Many
 automatic steps fall due at once; the scheduler holds its ticks back for the Retry-After and
 lets fewer in at once, and every step lands long before the next sweep, once, and no
-rollout is paused."""
+rollout is paused. Each hold is recorded in Redis for `status` on any replica, and the
+record is gone once the hold is over."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from kubernetes import client
 
 from bench.worlds import route_name, seed_targets
 from rollout.adapters.leadership import LeaderLease
+from rollout.adapters.tick_holds import RedisTickHolds
+from rollout.domain.clock import SystemClock
 from rollout.domain.models import AuditAction
 from rollout.domain.plan import build_plan
 from rollout.scheduler import RolloutScheduler
@@ -88,6 +92,19 @@ def one_at_a_time(world: KubeWorld, namespace: str, route: str) -> Iterator[None
         bot.close()  # type: ignore[no-untyped-call]
 
 
+class _ReadBack(RedisTickHolds):
+    """The Redis record of the holds, each read back from Redis as soon as it is set."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world.store.client, clock=SystemClock(),
+                         prefix=world.store.key("").removesuffix(":"))
+        self.recorded: list[tuple[datetime, datetime | None]] = []
+
+    def hold(self, until: datetime) -> None:
+        super().hold(until)
+        self.recorded.append((until, self.held_until()))
+
+
 def _scheduler(world: World) -> RolloutScheduler:
     lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder="apf",
                         ttl_seconds=SWEEP * 3)
@@ -109,6 +126,8 @@ def test_a_throttling_api_server_holds_the_ticks_back_and_every_step_lands_at_it
         assert started.rollout is not None
         ids.append(started.rollout.id)
         world.service.approve_plan(Ref(rollout_id=started.rollout.id), actor=BOB)
+    holds = _ReadBack(world)
+    world.service.options.tick_holds = holds
     scheduler = _scheduler(world)
     with one_at_a_time(cluster.world, namespace, route_name(prefix, 0)):
         # the scheduler's first sweep fires every first step at once
@@ -138,5 +157,14 @@ def test_a_throttling_api_server_holds_the_ticks_back_and_every_step_lands_at_it
         assert sum(1 for r in landed if r.name == route) == rollout.step + 1, route
         actions = [e.action for e in world.store.audit(rid)]
         assert AuditAction.PAUSED not in actions, actions
+    # each hold recorded once as it began or grew, and read back from Redis as recorded
+    ends = [until for until, _ in holds.recorded]
+    assert ends and ends == sorted(set(ends)), ends
+    assert all(read == until for until, read in holds.recorded), holds.recorded
+    assert len(ends) <= scheduler.pacer.throttles
+    # and the record is gone when the last hold is over
+    wait = (ends[-1] - datetime.now(UTC)).total_seconds()
+    eventually(lambda: holds.held_until() is None, timeout=max(0.0, wait) + 5, step=0.05)
+    assert world.store.client.exists(world.store.key("scheduler", "held-until")) == 0
     print(f"{len(refused)} ticks refused; every rollout stepped {stepped:.1f} s after the "
           f"scheduler started; window {scheduler.pacer.window}")

@@ -11,6 +11,7 @@ import pytest
 from apscheduler.job import Job
 
 from rollout.domain.clock import ManualClock
+from rollout.domain.errors import ClusterUnavailable
 from rollout.domain.models import Actor, AuditAction, AuditEvent, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.scheduler import (
@@ -106,7 +107,27 @@ def test_a_plan_approved_on_another_replica_goes_ahead_once_announced(
     scheduler, service, _clock = replica
     _start(service)
     service.approve_plan(REF, actor=BOB)  # the leader hears nothing of it but the feed
+    scheduler.wake("r1")  # no sweep runs here: the announced rollout is loaded at once
+    assert _ahead(scheduler)
+    scheduler.sweep()
+    assert _ahead(scheduler)
+
+
+def test_an_announced_rollout_that_cannot_be_loaded_is_left_to_the_sweep(
+    replica: tuple[RolloutScheduler, RolloutService, ManualClock],
+) -> None:
+    scheduler, service, _clock = replica
+    _start(service)
+    service.approve_plan(REF, actor=BOB)
+    loads = service.load
+
+    def unavailable(ids: list[str]) -> dict[str, Rollout | None]:
+        raise ClusterUnavailable("Redis did not answer")  # any RolloutError
+
+    service.load = unavailable  # type: ignore[method-assign]
     scheduler.wake("r1")
+    assert scheduler.scheduler.get_job("due:r1") is None
+    service.load = loads  # type: ignore[method-assign]
     scheduler.sweep()
     assert _ahead(scheduler)
 
