@@ -520,18 +520,20 @@ class RolloutScheduler:
     def _record_hold(self, until: datetime) -> None:
         """Record a hold that begins or grows, for `status` on any replica (once per hold:
         the throttles of the ticks already in flight only repeat it). A record that fails
-        leaves the hold as it is; the log and the metrics still say it."""
+        leaves the hold as it is; the log and the metrics still say it. The write is made
+        under the lock: two ticks throttled at once each grow the hold, and the shorter
+        written last would have told `status` the hold ends before it does."""
         holds = self.service.options.tick_holds
         with self._hold_lock:
             if holds is None or (self._recorded_hold is not None
                                  and until <= self._recorded_hold):
                 return
             self._recorded_hold = until
-        try:
-            holds.hold(until)
-        except RolloutError as exc:
-            log.warning("could not record the scheduler's hold until %s: %s",
-                        until.isoformat(), exc)
+            try:
+                holds.hold(until)
+            except RolloutError as exc:
+                log.warning("could not record the scheduler's hold until %s: %s",
+                            until.isoformat(), exc)
 
     def _defer(self, rollout_id: str, until: datetime) -> None:
         """The rollout's job at `until`, the end of a throttle's hold (its due time stays in

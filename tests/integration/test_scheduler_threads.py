@@ -382,3 +382,44 @@ def _first_after_the_backlogs_next(ticks: _OneAtATime) -> str:
     finally:
         ticks.permits.release(10 * STEP_THREADS)
         scheduler.halt()
+
+
+class _SlowFirstRecord:
+    """The hold's record (`TickHolds`), whose first write is slow: the Redis record is the
+    last write (a SET)."""
+
+    def __init__(self) -> None:
+        self.first_inside = threading.Event()
+        self.let_first_go = threading.Event()
+        self.writes: list[datetime] = []
+
+    def hold(self, until: datetime) -> None:
+        if not self.writes and not self.first_inside.is_set():
+            self.first_inside.set()
+            assert self.let_first_go.wait(5)
+        self.writes.append(until)
+
+    def held_until(self) -> datetime | None:
+        return self.writes[-1] if self.writes else None
+
+
+def test_two_ticks_throttled_at_once_leave_the_longer_hold_recorded() -> None:
+    """Each grows the hold; the shorter one's write, slower, must not land last (status
+    would say the hold ends before it does)."""
+    service, _store, _target, _clock = _world()
+    record = _SlowFirstRecord()
+    service.options.tick_holds = record  # type: ignore[assignment]
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=background_scheduler())
+    shorter, longer = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    first = threading.Thread(target=scheduler._record_hold, args=[shorter])
+    first.start()
+    assert record.first_inside.wait(5)
+    second = threading.Thread(target=scheduler._record_hold, args=[longer])
+    second.start()
+    second.join(0.2)  # left to write first, unless it waits for the first's write
+    record.let_first_go.set()
+    first.join(5)
+    second.join(5)
+    assert record.writes == [shorter, longer]
+    assert record.held_until() == longer
