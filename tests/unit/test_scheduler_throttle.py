@@ -220,13 +220,13 @@ class _WatchedPacer(TickPacer):
         super().__init__(clock, ceiling=ceiling, poll_seconds=60.0)  # only a wake ends it
         self.waiting = threading.Event()
 
-    def enter(self, give_up: Callable[[], bool]) -> bool:
+    def enter(self, give_up: Callable[[], bool], *, ahead: bool = False) -> bool:
         def looks() -> bool:
             if self.in_flight >= self.window:
                 self.waiting.set()
             return give_up()
 
-        return super().enter(looks)
+        return super().enter(looks, ahead=ahead)
 
 
 class _Lease(_HeldLease):
