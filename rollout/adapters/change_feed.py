@@ -5,8 +5,9 @@ approved or a rollout resumed on another replica waited up to a sweep before its
 automatic step was scheduled, however short its bake. Each state write of a replica that
 does not lead now also publishes the rollout's id on a channel (in the same script, with
 `redis.pcall`: a Redis user without channel rights still saves), and the leader, subscribed,
-sweeps at once. A message lost (a dropped connection, a failover) costs only the wait for
-the next sweep, as before; the leader's own writes publish nothing (it follows them already).
+loads that rollout and sweeps at once. A message lost (a dropped connection, a failover)
+costs only the wait for the next sweep, as before; the leader's own writes publish nothing
+(it follows them already).
 
 A person's command also says on a second channel when it goes to work and when it is done
 (in its first and last scripts: no round trip of its own), so that the leader's ticks make
@@ -62,8 +63,8 @@ class ChangeFeed:
                quiet_while: Callable[[], bool],
                on_person: Callable[[str, bool], None] | None = None) -> None:
         """Call `on_change(rollout_id)` (on the listener's thread) for each change announced;
-        announce nothing of this replica's own while `quiet_while()`. `on_person(command, began)`: a
-        person's command went to work (True) or is done (False)."""
+        announce nothing of this replica's own while `quiet_while()`. `on_person(command,
+        began)`: a person's command went to work (True) or is done (False)."""
         self._quiet = quiet_while
         with self._lock:
             if self._pubsub is not None or self._closed.is_set():
