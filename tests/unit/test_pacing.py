@@ -11,6 +11,7 @@ import pytest
 
 from rollout.domain.clock import ManualClock
 from rollout.pacing import MAKE_WAY_SECONDS, MAKE_WAY_WINDOW, TickPacer
+from tests.support.polling import eventually
 from tests.unit.builders import T0
 
 ROUNDS = 20
@@ -38,8 +39,11 @@ def _waiter(pacer: TickPacer, *, ahead: bool = False,
         waiting.set()
         return stop is not None and stop.is_set()
 
-    thread = threading.Thread(target=lambda: pacer.enter(looks, ahead=ahead) and entered.set(),
-                              daemon=True)  # a failed test leaves no thread to wait for
+    def enters() -> None:  # an ordinary tick as the scheduler's callers make it: no flag
+        if pacer.enter(looks, ahead=True) if ahead else pacer.enter(looks):
+            entered.set()
+
+    thread = threading.Thread(target=enters, daemon=True)  # a failed test leaves none behind
     thread.start()
     return thread, waiting, entered
 
@@ -453,3 +457,26 @@ def test_two_places_freed_at_once_go_to_the_tick_ahead_and_the_tick_behind_it() 
         ahead.join(5)
         behind.join(5)
         assert pacer.in_flight == 2
+
+
+def test_two_ticks_going_ahead_both_enter_before_the_tick_behind_them() -> None:
+    for _ in range(ROUNDS):
+        pacer, _clock = _pacer(1)
+        assert pacer.enter(_never)
+        behind, behind_waiting, behind_entered = _waiter(pacer)
+        assert behind_waiting.wait(5)
+        aheads = [_waiter(pacer, ahead=True) for _ in range(2)]
+        assert all(waiting.wait(5) for _thread, waiting, _entered in aheads)
+        assert pacer.ahead_waiting == 2
+        for went in range(1, 3):
+            pacer.leave(changed=True)
+            eventually(lambda went=went, aheads=aheads: sum(e.is_set() for _t, _w, e in aheads)
+                       == went,
+                       timeout=5)
+            assert not behind_entered.is_set()
+        assert pacer.ahead_waiting == 0
+        pacer.leave(changed=True)
+        assert behind_entered.wait(5)
+        for thread, _waiting, _entered in aheads:
+            thread.join(5)
+        behind.join(5)
