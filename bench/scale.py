@@ -162,7 +162,8 @@ def _one_size(world: World, workdir: Path, size: int, options: Options,
                                   options.seconds)
             window.kube -= (person.requests_between(window.started, window.ended)
                             + approvals.requests_between(window.started, window.ended))
-            _wait_done(service, timeout=60 + len(STEPS) * 3)
+            # the plans the window ended before approving are not waited for
+            _wait_done(service, [*ids, *approvals.approved], timeout=60 + len(STEPS) * 3)
             overdue = _overdue(service, ids)
             events = {rid: store.audit(rid) for rid in ids}
             probed = {rid: store.audit(rid) for rid in approvals.approved}
@@ -238,10 +239,11 @@ def _measure(world: World, procs: tuple[Scheduler, Scheduler],
                   flow_control=flow)
 
 
-def _wait_done(service: RolloutService, timeout: float) -> None:
-    """Wait for every rollout to complete, or the deadline."""
+def _wait_done(service: RolloutService, ids: list[str], timeout: float) -> None:
+    """Wait for each of these rollouts to complete, or the deadline."""
     deadline = time.monotonic() + timeout
-    while service.active() and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(
+            r is not None and r.active for r in service.load(ids).values()):
         time.sleep(1.0)
 
 
