@@ -66,15 +66,16 @@ class PlanProbe:
         self._api.close()  # type: ignore[no-untyped-call]
 
     def _run(self) -> None:
+        """One approval at once, then one every period (a window of N periods gets N)."""
         for rid in self._waiting:
-            if self._stop.wait(self._period):
-                return
             try:
                 self._service.approve_plan(Ref(rollout_id=rid), actor=self._actor)
             except RolloutError:
                 self.failures += 1
-                continue
-            self.approved.append(rid)
+            else:
+                self.approved.append(rid)
+            if self._stop.wait(self._period):
+                return
 
 
 def first_step_after_approval(events: list[AuditEvent]) -> float | None:

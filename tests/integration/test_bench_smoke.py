@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -33,8 +34,9 @@ def test_bench_quick_run_prints_a_ratio_per_benchmark() -> None:
                for line in lines) == 1, done.stdout
     assert sum(line.startswith("  floor: a step's GET and PATCH alone") and "of the floor" in line
                for line in lines) == 1, done.stdout
-    assert sum(line.startswith("  a plan approved meanwhile") and "(3 plans)" in line
-               for line in lines) == 1, done.stdout
+    plans = [re.search(r"\((\d+) plans", line) for line in lines
+             if line.startswith("  a plan approved meanwhile")]
+    assert len(plans) == 1 and plans[0] is not None and int(plans[0][1]) >= 1, done.stdout
 
 
 def test_bench_refuses_a_bad_size_and_runs_nothing() -> None:
