@@ -8,24 +8,25 @@ its first and last Redis scripts (outside the time measured, as those scripts ar
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
 import redis
 from kubernetes import client
 from urllib3.exceptions import HTTPError
 
+from bench.probe import WindowProbe
 from bench.step_floor import move_weights
 from bot.kube import api_client
 
 
-class PersonProbe:
+class PersonProbe(WindowProbe):
     """`with PersonProbe(...) as probe:` writes until the block ends; `probe.seconds` are the
     pairs' latencies (a pair refused or unanswered is counted at its time to fail, and in
     `failures`)."""
+
+    requests_per_send = 2  # a GET and a PATCH
 
     def __init__(self, kubeconfig: Path, route: tuple[str, str], *,
                  announce: tuple[redis.Redis, str], period: float = 0.25) -> None:
@@ -34,25 +35,8 @@ class PersonProbe:
         self._route = route
         self._redis, self._channel = announce
         self._period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="person probe", daemon=True)
+        super().__init__("person probe")
         self.seconds: list[float] = []
-        #: when each pair was sent, to leave its requests out of a window's count
-        self.sent: list[datetime] = []
-        self.failures = 0
-
-    def requests_between(self, started: datetime, ended: datetime) -> int:
-        """The probe's requests sent in [started, ended): two a pair."""
-        return 2 * sum(1 for at in self.sent if started <= at < ended)
-
-    def __enter__(self) -> PersonProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         api = api_client(str(self._kubeconfig), connections=2)

@@ -8,13 +8,12 @@ reads) are counted, to be left out of the scheduler's."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from kubernetes import client
 
+from bench.probe import WindowProbe
 from bench.wiring import service_for
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import RolloutError
@@ -23,46 +22,33 @@ from rollout.service import Ref
 
 
 class _CountedApi(client.ApiClient):
-    """The official client, noting when each request is sent."""
+    """The official client, noting in `sent` when each request is sent."""
 
-    def __init__(self, configuration: client.Configuration) -> None:
+    def __init__(self, configuration: client.Configuration, sent: list[datetime]) -> None:
         super().__init__(configuration)
-        self.sent: list[datetime] = []
+        self.sent = sent
 
     def call_api(self, *args: Any, **kwargs: Any) -> Any:
         self.sent.append(datetime.now(UTC))
         return super().call_api(*args, **kwargs)
 
 
-class PlanProbe:
+class PlanProbe(WindowProbe):
     """`with PlanProbe(...) as probe:` approves the plans of `waiting` one by one until the
     block ends (or none is left); `probe.approved` are the rollouts it approved."""
 
     def __init__(self, api: client.ApiClient, store: RedisStore, prefix: str,
                  waiting: list[str], *, actor: Actor, period: float = 1.0) -> None:
         """`api`: whose configuration (the bot's identity) the approvals use."""
-        self._api = _CountedApi(api.configuration)
+        super().__init__("plan probe")
+        self._api = _CountedApi(api.configuration, self.sent)
         self._service = service_for(self._api, store, prefix)
         self._waiting = list(waiting)
         self._actor = actor
         self._period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="plan probe", daemon=True)
         self.approved: list[str] = []
-        self.failures = 0
 
-    def requests_between(self, started: datetime, ended: datetime) -> int:
-        """The approvals' Kubernetes requests sent in [started, ended)."""
-        return sum(1 for at in self._api.sent if started <= at < ended)
-
-    def __enter__(self) -> PlanProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _closed(self) -> None:
         self._api.close()  # type: ignore[no-untyped-call]
 
     def _run(self) -> None:

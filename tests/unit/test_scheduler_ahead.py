@@ -60,9 +60,11 @@ def _ahead(scheduler: RolloutScheduler, rollout_id: str = "r1") -> bool:
     return ahead
 
 
-def _start(service: RolloutService, bake: int = BAKE) -> None:
+def _approved(service: RolloutService, bake: int = BAKE) -> None:
+    """A rollout started and its plan approved: its first step is due."""
     service.start(namespace="default", canary=CANARY, actor=ALICE,
                   plan=build_plan([10, 50, 100], interval_seconds=bake, auto=True))
+    service.approve_plan(REF, actor=BOB)
 
 
 def _due(rollout_id: str, at: datetime) -> Rollout:
@@ -81,8 +83,7 @@ def test_a_plan_approved_on_this_replica_takes_its_first_step_ahead(
 ) -> None:
     scheduler, service, _clock = replica
     service.options.listeners.append(scheduler.on_change)
-    _start(service)
-    service.approve_plan(REF, actor=BOB)
+    _approved(service)
     assert _ahead(scheduler)
 
 
@@ -92,8 +93,7 @@ def test_the_step_after_the_one_that_went_ahead_queues_with_the_others(
     """Bakes of 0 s: the next step is due at once, but nobody waits for it."""
     scheduler, service, _clock = replica
     service.options.listeners.append(scheduler.on_change)
-    _start(service, bake=0)
-    service.approve_plan(REF, actor=BOB)
+    _approved(service, bake=0)
     assert _ahead(scheduler)
     scheduler.fire("r1", True)  # the paused scheduler: the tick runs here
     assert service.get(REF).step == 0
@@ -105,8 +105,7 @@ def test_a_plan_approved_on_another_replica_goes_ahead_once_announced(
     replica: tuple[RolloutScheduler, RolloutService, ManualClock],
 ) -> None:
     scheduler, service, _clock = replica
-    _start(service)
-    service.approve_plan(REF, actor=BOB)  # the leader hears nothing of it but the feed
+    _approved(service)  # the leader hears nothing of it but the feed
     scheduler.wake("r1")  # no sweep runs here: the announced rollout is loaded at once
     assert _ahead(scheduler)
     scheduler.sweep()
@@ -117,8 +116,7 @@ def test_an_announced_rollout_that_cannot_be_loaded_is_left_to_the_sweep(
     replica: tuple[RolloutScheduler, RolloutService, ManualClock],
 ) -> None:
     scheduler, service, _clock = replica
-    _start(service)
-    service.approve_plan(REF, actor=BOB)
+    _approved(service)
     loads = service.load
 
     def unavailable(ids: list[str]) -> dict[str, Rollout | None]:
@@ -136,8 +134,7 @@ def test_a_change_the_sweep_found_unannounced_queues_with_the_others(
     replica: tuple[RolloutScheduler, RolloutService, ManualClock],
 ) -> None:
     scheduler, service, _clock = replica
-    _start(service)
-    service.approve_plan(REF, actor=BOB)
+    _approved(service)
     scheduler.wake()
     scheduler.sweep()
     assert not _ahead(scheduler)
