@@ -53,6 +53,7 @@ class Options:
     replicas: int = 3
     slack_every: int = 3  # every third target is driven through Slack
     fault_every: float = 4.0  # mean seconds between faults
+    logs: Path | None = None  # keep every process's log (and Redis's files) here
 
 
 @dataclass
@@ -502,11 +503,22 @@ def running(options: Options, world: KubeWorld, workdir: Path) -> Iterator[Soak]
                    scheduler=scheduler)
 
 
+@contextlib.contextmanager
+def _workdir(keep: Path | None) -> Iterator[Path]:
+    """Where the processes' logs and Redis's files go: `keep` (created, left in place for
+    the person who follows up a finding in a replica's log), else a directory removed after."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        yield Path(tmp)
+
+
 def soak(options: Options, world: KubeWorld, *, log: Callable[[str], None] = print
          ) -> checks.Report:
     """Run the soak for `options.duration` seconds on `world` and judge it."""
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, \
-            running(options, world, Path(tmp)) as s:
+    with _workdir(options.logs) as workdir, running(options, world, workdir) as s:
         rng = random.Random(options.seed)
         threads = [threading.Thread(
             target=drive_slack if t.slack else drive_cli,
