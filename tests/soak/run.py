@@ -83,7 +83,7 @@ class Soak:
     # ---- what the world shows ----------------------------------------------------------------
 
     def route(self, target: Target) -> dict[str, Any]:
-        found = self.world.get(*ROUTES, NAMESPACE, target.route)
+        found: dict[str, Any] | None = self.world.get(*ROUTES, NAMESPACE, target.route)
         assert found is not None, f"{target.route} is gone"
         return found
 
@@ -432,15 +432,18 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
             if newest is None or found.created_at > newest.created_at:
                 newest = found
         latest[t.route] = newest.id if newest else None
-    for rid in {w.rollout for w in writes} | {m.get("rollout") for m in
-                                             map(checks.route_marker, finals.values())} - {None}:
-        rollouts[str(rid)] = soak.store.get(str(rid))
-        events = soak.store.audit(str(rid), limit=1000)
-        audited[str(rid)] = {e.step for e in events
-                             if e.action in ("step_applied", "recovered") and e.step is not None}
-        trails[str(rid)] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
-                                     + (f" ({e.detail})" if e.action == "rolled_back" else "")
-                                     for e in events)
+    for written in {w.rollout for w in writes} | {m.get("rollout") for m in
+                                                 map(checks.route_marker, finals.values())}:
+        if written is None:
+            continue
+        rid = str(written)
+        rollouts[rid] = soak.store.get(rid)
+        events = soak.store.audit(rid, limit=1000)
+        audited[rid] = {e.step for e in events
+                        if e.action in ("step_applied", "recovered") and e.step is not None}
+        trails[rid] = ", ".join(e.action + ("" if e.step is None else f" {e.step + 1}")
+                                + (f" ({e.detail})" if e.action == "rolled_back" else "")
+                                for e in events)
     refused = set(soak.slack.refused_responses)
     kills = {i: list(r.kills) for i, r in enumerate(soak.replicas)}
     slack_judged, slack_left = checks.slack_answers(
