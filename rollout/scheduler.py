@@ -31,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.leadership import LeaderLease
+from rollout.ahead_lane import AheadLane
 from rollout.domain import gating
 from rollout.domain.errors import RolloutError, Throttled
 from rollout.domain.models import Rollout, Via
@@ -64,12 +65,6 @@ LEADER_JOBS = 3
 #: rollouts on a slow cluster a plan approved took its first step 9 to 12 s later (p99).
 #: Its threads hold no extra place in the pacer's window: they take the next one that frees
 AHEAD_EXECUTOR = "ahead"
-#: its threads, and so how many rollouts go ahead at once; a burst of people's changes
-#: beyond them (a script approving many plans) waits with the other ticks
-AHEAD_THREADS = 4
-#: a person's change goes ahead when it makes its rollout due within this long (one that
-#: starts a bake is not waited on)
-AHEAD_WITHIN = timedelta(seconds=1)
 
 
 def background_scheduler() -> BackgroundScheduler:
@@ -94,8 +89,12 @@ class RolloutScheduler:
         self.scheduler = scheduler or background_scheduler()
         with contextlib.suppress(ValueError):  # another RolloutScheduler added it already
             self.scheduler.add_executor(ThreadPoolExecutor(LEADER_JOBS), LEADER_EXECUTOR)
+        #: the rollouts a person changed lately, under `_lock`: their next job goes ahead if
+        #: it falls due at once; kept for two sweeps (the one after an announcement has
+        #: scheduled it by then)
+        self.lane = AheadLane(timedelta(seconds=2 * sweep_seconds))
         with contextlib.suppress(ValueError):
-            self.scheduler.add_executor(ThreadPoolExecutor(AHEAD_THREADS), AHEAD_EXECUTOR)
+            self.scheduler.add_executor(ThreadPoolExecutor(self.lane.threads), AHEAD_EXECUTOR)
         self._lock = threading.Lock()
         self._was_leader = False
         self._stopping = False
@@ -113,11 +112,6 @@ class RolloutScheduler:
         #: while its count is positive
         self._queued: dict[str, int] = {}
         self._queue_lock = threading.Lock()
-        #: rollouts a person's change was heard of, and when, under `_lock`: their next job
-        #: goes ahead if it falls due at once (`_goes_ahead`); kept for two sweeps at most
-        self._heard: dict[str, datetime] = {}
-        #: rollouts whose job is on the ahead executor now, under `_lock`
-        self._ahead: set[str] = set()
         #: the end of the last hold recorded for `status` (`_record_hold`)
         self._recorded_hold: datetime | None = None
         self._hold_lock = threading.Lock()
@@ -198,7 +192,7 @@ class RolloutScheduler:
             if self._halted or not self.lease.is_leader:
                 return
             if rollout_id:
-                self._hear(rollout_id)
+                self.lane.hear(rollout_id, self.service.clock.now())
             if SWEEP_JOB in self._running:
                 self._again.add(SWEEP_JOB)
             else:
@@ -395,35 +389,8 @@ class RolloutScheduler:
         if outcome.rollout is not None and self.lease.is_leader:
             if any(e.actor.via is not Via.SCHEDULER for e in outcome.events):
                 with self._lock:
-                    self._hear(outcome.rollout.id)
+                    self.lane.hear(outcome.rollout.id, self.service.clock.now())
             self._follow(outcome.rollout)
-
-    def _hear(self, rollout_id: str) -> None:
-        """Under `_lock`: a person changed the rollout just now. Those heard of earlier
-        and never scheduled since (their change made nothing due) are forgotten here."""
-        now = self.service.clock.now()
-        for rid in [rid for rid in self._heard if not self._heard_lately(rid, now)]:
-            del self._heard[rid]
-        self._heard[rollout_id] = now
-
-    def _heard_lately(self, rollout_id: str, now: datetime) -> bool:
-        """Under `_lock`: a person's change of the rollout was heard within two sweeps (the
-        sweep that follows an announcement has scheduled it by then)."""
-        at = self._heard.get(rollout_id)
-        return at is not None and now < at + timedelta(seconds=2 * self.sweep_seconds)
-
-    def _goes_ahead(self, rollout_id: str, due: datetime) -> bool:
-        """Under `_lock`: whether the rollout's job at `due` goes ahead of the backlog: a
-        person's change was heard of it lately, it falls due at once, and the ahead executor
-        has a thread for it."""
-        now = self.service.clock.now()
-        ahead = (self._heard_lately(rollout_id, now) and due <= now + AHEAD_WITHIN
-                 and (rollout_id in self._ahead or len(self._ahead) < AHEAD_THREADS))
-        if ahead:
-            self._ahead.add(rollout_id)
-        else:
-            self._ahead.discard(rollout_id)
-        return ahead
 
     def fire(self, rollout_id: str, ahead: bool = False) -> None:
         """The job: tick the rollout if we still lead. Any logic lives in the service.
@@ -435,8 +402,7 @@ class RolloutScheduler:
         self._count_queued(JOB_PREFIX + rollout_id, -1)
         if ahead:  # the person's change is served now: the rollout's next job queues
             with self._lock:
-                self._ahead.discard(rollout_id)
-                self._heard.pop(rollout_id, None)
+                self.lane.served(rollout_id)
         if self._halted or not self.lease.is_leader:
             return
         self._repeat(JOB_PREFIX + rollout_id, lambda: self._tick(rollout_id, ahead))
@@ -551,7 +517,7 @@ class RolloutScheduler:
     def _schedule(self, rollout_id: str, due: datetime) -> None:
         """Under `_lock`: the rollout's job at `due` (or the hold's end), on the ahead
         executor if a person waits for it."""
-        ahead = self._goes_ahead(rollout_id, due)
+        ahead = self.lane.admit(rollout_id, due, self.service.clock.now())
         executor = AHEAD_EXECUTOR if ahead else "default"
         held = self.pacer.held_until()
         if held is not None and due < held:  # it would only be moved to the hold's end
@@ -567,14 +533,13 @@ class RolloutScheduler:
         )
 
     def _remove(self, rollout_id: str) -> None:
-        self._ahead.discard(rollout_id)
+        self.lane.release(rollout_id)
         job = self.scheduler.get_job(JOB_PREFIX + rollout_id)
         if job is not None:
             job.remove()
 
     def _drop_jobs(self) -> None:
-        self._ahead.clear()
-        self._heard.clear()
+        self.lane.clear()
         for job in self.scheduler.get_jobs():
             if job.id.startswith(JOB_PREFIX):
                 job.remove()

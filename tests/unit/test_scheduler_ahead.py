@@ -10,14 +10,13 @@ from datetime import datetime, timedelta
 import pytest
 from apscheduler.job import Job
 
+from rollout.ahead_lane import AHEAD_THREADS, AHEAD_WITHIN
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import ClusterUnavailable
 from rollout.domain.models import Actor, AuditAction, AuditEvent, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.scheduler import (
     AHEAD_EXECUTOR,
-    AHEAD_THREADS,
-    AHEAD_WITHIN,
     SWEEP_JOB,
     RolloutScheduler,
     background_scheduler,
