@@ -241,10 +241,12 @@ def slack_answers(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
 def never_answered(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
                    deliveries: Mapping[str, SlackDelivery], *,
                    refused: Collection[str] = (),
-                   kills: Mapping[int, Sequence[float]] | None = None) -> list[str]:
+                   kills: Mapping[int, Sequence[float]] | None = None,
+                   logs: Mapping[int, Sequence[str]] | None = None) -> list[str]:
     """Each Slack request acked and never answered that nothing explains (`unanswered`), with
     what the soak knows of it: the command, when and to which replica it went, and whether
-    the bot's "Working on it" came. Printed, to follow up in the replica's log."""
+    the bot's "Working on it" came; and, given each replica's log lines (`logs`, by replica
+    index), what that replica logged of it while the soak waited (`log_excerpt`)."""
     answered = {p.url_id for p in posts if p.text and not p.text.startswith(SLACK_WORKING)}
     working = {p.url_id for p in posts if p.text and p.text.startswith(SLACK_WORKING)}
     found = []
@@ -260,7 +262,40 @@ def never_answered(asks: Sequence[SlackAsk], posts: Sequence[ResponseUrlPost],
         found.append(f"{a.verb}{step} of {a.canary} ({a.rollout_id or 'no rollout yet'}) "
                      f"on {a.route}: to replica {delivery.replica} at {at} UTC, "
                      f"{'a' if a.url_id in working else 'no'} \"working on it\", "
-                     f"response URL {a.url_id}")
+                     f"response URL {a.url_id}"
+                     + "".join(f"\n        | {line}" for line in log_excerpt(
+                         _replica_log(logs, delivery.replica), a.rollout_id, delivery.at)))
+    return found
+
+
+def _replica_log(logs: Mapping[int, Sequence[str]] | None, replica: int | None
+                 ) -> Sequence[str]:
+    return (logs or {}).get(replica, ()) if replica is not None else ()
+
+
+#: at most this many log lines follow a request never answered
+EXCERPT_LINES = 30
+
+
+def log_excerpt(lines: Iterable[str], rollout_id: str | None, at: float) -> list[str]:
+    """What a bot process logged (its JSON lines) from a request's delivery at `at` to the
+    end of the soak's wait for its answer: the lines naming the rollout (every line, when the
+    request named none yet) and every warning or error, as `time level logger: message`."""
+    found = []
+    for raw in lines:
+        try:
+            entry = json.loads(raw)
+            when = datetime.fromisoformat(entry["time"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue  # a line that is not the bot's JSON (a traceback's continuation)
+        if not at - 0.5 <= when <= at + ANSWER_WAIT:
+            continue
+        level = str(entry.get("level", ""))
+        if (rollout_id is None or rollout_id in raw) or level in ("warning", "error"):
+            found.append(f"{entry['time'][11:23]} {level} {entry.get('logger', '')}: "
+                         f"{entry.get('message', '')}")
+    if len(found) > EXCERPT_LINES:
+        return [*found[:EXCERPT_LINES], f"... and {len(found) - EXCERPT_LINES} more lines"]
     return found
 
 

@@ -465,10 +465,17 @@ def judge(soak: Soak, stuck: list[str]) -> checks.Report:
         "audit missing a landed step": checks.audit_disagreements(writes, audited, trails),
         "slack requests acked and never answered": checks.never_answered(
             soak.slack_asks, soak.slack.responses, soak.slack_deliveries, refused=refused,
-            kills=kills),
+            kills=kills, logs={i: _log_lines(r.log) for i, r in enumerate(soak.replicas)}),
     }
     report.must_be_zero = MUST_BE_ZERO
     return report
+
+
+def _log_lines(log: Path) -> list[str]:
+    try:
+        return log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
 
 
 MUST_BE_ZERO = ("steps applied twice", "rollbacks lost", "answers that contradict what landed",

@@ -215,3 +215,37 @@ def test_a_rollback_of_a_start_whose_first_write_never_landed_is_held_to_the_sto
     assert checks.rollbacks_lost(ok, only_restore, home, stored) == []
     assert len(checks.rollbacks_lost(ok, only_restore, home, {"r1": {STABLE: 90, CANARY: 10}
                                                               })) == 1
+
+
+def _log(at: str, level: str, message: str, **fields: str) -> str:
+    return json.dumps({"time": f"1970-01-01T00:{at}+00:00", "level": level,
+                       "logger": "rollout-bot.decisions", "message": message, **fields})
+
+
+def test_a_request_never_answered_comes_with_what_its_replica_logged_while_awaited() -> None:
+    lines = [_log("04:59.000", "info", "approved r1 too early", rollout_id="r1"),
+             _log("05:00.100", "info", "slack request", rollout_id="r1"),
+             _log("05:01.000", "info", "applied r2", rollout_id="r2"),  # another rollout
+             "Traceback (most recent call last):",  # not JSON: skipped
+             _log("05:02.000", "warning", "Slack chat.update failed: 500"),  # names none
+             _log("05:29.900", "info", "approved step 2 of r1", rollout_id="r1"),
+             _log("05:30.600", "info", "r1 after the wait", rollout_id="r1")]
+    assert checks.log_excerpt(lines, "r1", 300.0) == [
+        "00:05:00.100 info rollout-bot.decisions: slack request",
+        "00:05:02.000 warning rollout-bot.decisions: Slack chat.update failed: 500",
+        "00:05:29.900 info rollout-bot.decisions: approved step 2 of r1"]
+    # a request that named no rollout yet (a start): every line of the wait
+    assert len(checks.log_excerpt(lines, None, 300.0)) == 4
+    many = [_log("05:01.000", "warning", f"w{i}") for i in range(checks.EXCERPT_LINES + 3)]
+    cut = checks.log_excerpt(many, "r1", 300.0)
+    assert len(cut) == checks.EXCERPT_LINES + 1 and cut[-1] == "... and 3 more lines"
+    asks = [_ask("p", 300.0, route="fourth")]
+    sent = {"p": SlackDelivery(status=200, replica=1, at=300.0)}
+    listed = checks.never_answered(asks, [], sent, logs={0: [], 1: lines})
+    assert listed == [
+        'approve step 2 of llm-pool-version-2 (r1) on fourth: to replica 1 at 00:05:00.000 '
+        'UTC, no "working on it", response URL p'
+        "\n        | 00:05:00.100 info rollout-bot.decisions: slack request"
+        "\n        | 00:05:02.000 warning rollout-bot.decisions: Slack chat.update failed: 500"
+        "\n        | 00:05:29.900 info rollout-bot.decisions: approved step 2 of r1"]
+    assert checks.never_answered(asks, [], sent, logs={0: lines}) == [listed[0].split("\n")[0]]
