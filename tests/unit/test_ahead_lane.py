@@ -104,3 +104,13 @@ def test_clear_forgets_everything() -> None:
     assert lane.in_lane == 0 and not lane.heard_lately("a", T0)
     lane.hear("b", T0)
     assert lane.admit("b", T0, T0)
+
+
+def test_a_job_served_after_its_change_was_forgotten_frees_its_place_all_the_same() -> None:
+    lane = _lane(threads=1)
+    lane.hear("a", T0)
+    assert lane.admit("a", T0, T0)
+    lane.hear("b", T0 + REMEMBER)  # "a" is forgotten here, its job still in the lane
+    lane.served("a")
+    assert lane.in_lane == 0
+    lane.served("never heard")
