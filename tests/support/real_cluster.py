@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -230,10 +231,12 @@ class KubeWorld:
             if group == "":
                 path = f"/api/{version}/namespaces/{namespace}/{plural}/{name}" if namespace \
                     else f"/api/{version}/{plural}/{name}"
-                data = self.admin.call_api(path, "GET", response_type="object",
-                                           auth_settings=["BearerToken"],
-                                           _return_http_data_only=True)
-                return dict(data)
+                request = self.admin.param_serialize("GET", path, auth_settings=["BearerToken"])
+                answer = self.admin.call_api(*request)
+                body = answer.read()
+                if answer.status != 200:
+                    raise ApiException(http_resp=answer)
+                return dict(json.loads(body))
             if namespace is None:
                 return dict(self.objects.get_cluster_custom_object(group, version, plural, name))
             return dict(self.objects.get_namespaced_custom_object(
