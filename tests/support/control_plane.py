@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import urllib3
 
@@ -194,7 +195,8 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for proc in self._processes:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}); "
+                    argv = cast(list[str], proc.args)  # _spawn starts each from a list
+                    raise RuntimeError(f"{argv[0]} exited ({proc.returncode}); "
                                        f"see the logs in {self.workdir}")
             with contextlib.suppress(urllib3.exceptions.HTTPError):
                 answer = http.request("GET", f"{self.url}/readyz", timeout=2.0,

@@ -13,7 +13,7 @@ import contextlib
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
@@ -60,19 +60,20 @@ class LateGatewayController:
     def stop(self) -> None:
         self._stop.set()
         for w in list(self._watches):
-            w.stop()
+            w.stop()  # type: ignore[no-untyped-call]  # the client's watch is unannotated
         for thread in self._threads:
             thread.join(timeout=2)
 
     def _follow(self, group: str, version: str, plural: str) -> None:
         resource_version = ""
         while not self._stop.is_set():
-            w = watch.Watch()
+            # the client's watch module is unannotated; its events are dicts of the JSON
+            w = watch.Watch()  # type: ignore[no-untyped-call]
             self._watches.append(w)
             try:
-                for event in w.stream(self.objects.list_cluster_custom_object, group, version,
-                                      plural, resource_version=resource_version,
-                                      timeout_seconds=5):
+                for event in w.stream(  # type: ignore[no-untyped-call]
+                        self.objects.list_cluster_custom_object, group, version, plural,
+                        resource_version=resource_version, timeout_seconds=5):
                     if self._stop.is_set():
                         return
                     obj = event["object"]
@@ -106,8 +107,8 @@ class LateGatewayController:
 
     def _reconcile(self, namespace: str) -> None:
         with contextlib.suppress(ApiException, HTTPError, OSError):
-            routes = self.objects.list_namespaced_custom_object(
-                GATEWAY_GROUP, "v1", namespace, "httproutes")["items"]
+            routes = cast(Obj, self.objects.list_namespaced_custom_object(
+                GATEWAY_GROUP, "v1", namespace, "httproutes"))["items"]
             for route in routes:
                 self._write(route)
 
@@ -170,8 +171,8 @@ def wait_until_settled(objects: client.CustomObjectsApi, namespace: str, name: s
     """Until the route's status is about its current generation."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        route = objects.get_namespaced_custom_object(GATEWAY_GROUP, "v1", namespace,
-                                                     "httproutes", name)
+        route = cast(Obj, objects.get_namespaced_custom_object(GATEWAY_GROUP, "v1", namespace,
+                                                               "httproutes", name))
         if not LateGatewayController._stale(route):
             return
         time.sleep(0.02)

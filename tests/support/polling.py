@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T], *, timeout: float = 10.0, step: float = 0.02,
-               message: str = "condition not met") -> T:
-    """Poll `check` until it returns something truthy (an AssertionError counts as not yet)."""
+def eventually(check: Callable[[], T | Literal[False] | None], *, timeout: float = 10.0,
+               step: float = 0.02, message: str = "condition not met") -> T:
+    """Poll `check` until it returns something truthy (an AssertionError counts as not yet),
+    and return that: never None or False, so a check answering `x or None` or `ok and x`
+    gives `x`'s type."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
@@ -22,7 +24,7 @@ def eventually(check: Callable[[], T], *, timeout: float = 10.0, step: float = 0
             last = exc
         else:
             if last:
-                return last  # type: ignore[return-value]
+                return last
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} within {timeout}s (last: {last!r})")
         time.sleep(step)

@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config
@@ -41,6 +41,8 @@ from tests.support.crds import official_crds
 from tests.support.gateway_controller import LateGatewayController, wait_until_settled
 from tests.support.kube_proxy import KubeProxy
 
+# The client sends a plain dict body as it is, but its hints name only its own models: the
+# calls given the manifests as dicts carry `type: ignore[arg-type]`.
 Obj = dict[str, Any]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 NAMESPACE = "default"
@@ -80,7 +82,9 @@ class KubeWorld:
         self.bot_token = BOT_TOKEN
         external = os.environ.get("ROLLOUT_TEST_KUBECONFIG")
         if external:
-            self.admin = config.new_client_from_config(config_file=external)
+            # the client's config module is unannotated
+            self.admin: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=external)
             self.upstream = self.admin.configuration.host
             self.ca_file = self.admin.configuration.ssl_ca_cert or ""
         else:
@@ -99,7 +103,7 @@ class KubeWorld:
 
     def close(self) -> None:
         self.controller.stop()
-        self.admin.close()
+        self.admin.close()  # type: ignore[no-untyped-call]  # unannotated in the client
         if self.plane is not None:
             self.plane.stop()
 
@@ -113,7 +117,7 @@ class KubeWorld:
         extensions = client.ApiextensionsV1Api(self.admin)
         for crd in official_crds():
             with contextlib.suppress(ApiException):
-                extensions.create_custom_resource_definition(crd)
+                extensions.create_custom_resource_definition(crd)  # type: ignore[arg-type]
         for crd in official_crds():
             self._wait_served(crd)
 
@@ -133,20 +137,21 @@ class KubeWorld:
     def _install_rbac(self) -> None:
         """The ClusterRole as `deploy/` ships it, bound in `default` as the overlay binds it."""
         with contextlib.suppress(ApiException):
-            self.core.create_namespace({"metadata": {"name": BOT_NAMESPACE}})
+            self.core.create_namespace(
+                {"metadata": {"name": BOT_NAMESPACE}})  # type: ignore[arg-type]
         with contextlib.suppress(ApiException):
             self.core.create_namespaced_service_account(
-                BOT_NAMESPACE, {"metadata": {"name": BOT_SERVICE_ACCOUNT}})
+                BOT_NAMESPACE, {"metadata": {"name": BOT_SERVICE_ACCOUNT}})  # type: ignore[arg-type]
         rbac = client.RbacAuthorizationV1Api(self.admin)
         for doc in bot_rbac_documents():
             if doc["kind"] == "ClusterRole":
                 with contextlib.suppress(ApiException):
                     rbac.delete_cluster_role(doc["metadata"]["name"])
-                rbac.create_cluster_role(doc)
+                rbac.create_cluster_role(doc)  # type: ignore[arg-type]
             elif doc["kind"] == "RoleBinding":
                 with contextlib.suppress(ApiException):
                     rbac.delete_namespaced_role_binding(doc["metadata"]["name"], NAMESPACE)
-                rbac.create_namespaced_role_binding(NAMESPACE, doc)
+                rbac.create_namespaced_role_binding(NAMESPACE, doc)  # type: ignore[arg-type]
 
     @contextlib.contextmanager
     def legacy_only(self) -> Iterator[None]:
@@ -164,7 +169,7 @@ class KubeWorld:
             yield
         finally:
             for crd in newer:
-                extensions.create_custom_resource_definition(crd)
+                extensions.create_custom_resource_definition(crd)  # type: ignore[arg-type]
             for crd in newer:
                 self._wait_served(crd)
 
@@ -186,7 +191,8 @@ class KubeWorld:
         """On another cluster, the bot's identity is a real service-account token."""
         review = self.core.create_namespaced_service_account_token(
             BOT_SERVICE_ACCOUNT, BOT_NAMESPACE,
-            {"spec": {"audiences": [], "expirationSeconds": 7200}})
+            {"spec": {"audiences": [], "expirationSeconds": 7200}})  # type: ignore[arg-type]
+        assert review.status is not None, "the token request was answered without a status"
         return str(review.status.token)
 
     def add_namespace(self, namespace: str) -> None:
@@ -197,7 +203,7 @@ class KubeWorld:
         for doc in bot_rbac_documents():
             if doc["kind"] == "RoleBinding":
                 doc["metadata"].pop("namespace", None)
-                rbac.create_namespaced_role_binding(namespace, doc)
+                rbac.create_namespaced_role_binding(namespace, doc)  # type: ignore[arg-type]
 
     # ---- per test --------------------------------------------------------------------------
 
@@ -213,14 +219,14 @@ class KubeWorld:
             if obj["kind"] != "Namespace":
                 self.put(obj)
         # The gateway answers late: let it answer the seed before a test looks.
-        for route in self.objects.list_namespaced_custom_object(
-                "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes")["items"]:
+        for route in cast(Obj, self.objects.list_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes"))["items"]:
             wait_until_settled(self.objects, NAMESPACE, route["metadata"]["name"])
 
     def _wait_empty(self, group: str, version: str, plural: str) -> None:
         deadline = time.monotonic() + 10
-        while self.objects.list_namespaced_custom_object(
-                group, version, NAMESPACE, plural)["items"]:
+        while cast(Obj, self.objects.list_namespaced_custom_object(
+                group, version, NAMESPACE, plural))["items"]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{plural}.{group} in {NAMESPACE} were not deleted")
             time.sleep(0.02)
@@ -233,14 +239,15 @@ class KubeWorld:
                     else f"/api/{version}/{plural}/{name}"
                 request = self.admin.param_serialize("GET", path, auth_settings=["BearerToken"])
                 answer = self.admin.call_api(*request)
-                body = answer.read()
+                body = answer.read()  # type: ignore[no-untyped-call]  # unannotated in the client
                 if answer.status != 200:
                     raise ApiException(http_resp=answer)
                 return dict(json.loads(body))
             if namespace is None:
-                return dict(self.objects.get_cluster_custom_object(group, version, plural, name))
-            return dict(self.objects.get_namespaced_custom_object(
-                group, version, namespace, plural, name))
+                return dict(cast(Obj, self.objects.get_cluster_custom_object(
+                    group, version, plural, name)))
+            return dict(cast(Obj, self.objects.get_namespaced_custom_object(
+                group, version, namespace, plural, name)))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -292,7 +299,7 @@ class KubeWorld:
     def _put_service(self, namespace: str, body: Obj) -> Any:
         """A Service is kept when it is there already (its cluster IP is the server's)."""
         try:
-            return self.core.create_namespaced_service(namespace, body)
+            return self.core.create_namespaced_service(namespace, body)  # type: ignore[arg-type]
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -301,7 +308,7 @@ class KubeWorld:
     def _put_pod(self, namespace: str, name: str, body: Obj) -> Any:
         with contextlib.suppress(ApiException):
             self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-        return self.core.create_namespaced_pod(namespace, body)
+        return self.core.create_namespaced_pod(namespace, body)  # type: ignore[arg-type]
 
 
 def _pod_status(status: Obj) -> Obj:

@@ -47,7 +47,8 @@ def round_trips() -> Iterator[RoundTrips]:
 
     def send(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
         seen.add(command)
-        original(self, command, check_health)
+        # redis-py leaves send_packed_command unannotated
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
 
     AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
     try:

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -49,12 +50,16 @@ class Sentinel:
         except redis.ConnectionError:
             return False
 
+    def _sentinel(self, *args: str) -> Any:
+        # redis-py leaves execute_command unannotated (the answer's shape is the command's)
+        return self.client.execute_command("SENTINEL", *args)  # type: ignore[no-untyped-call]
+
     def master_port(self) -> int:
-        host_port = self.client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
+        host_port = self._sentinel("GET-MASTER-ADDR-BY-NAME", MASTER)
         return int(host_port[1])
 
     def knows_replica(self, port: int) -> bool:
-        replicas = self.client.execute_command("SENTINEL", "REPLICAS", MASTER)
+        replicas = self._sentinel("REPLICAS", MASTER)
         found = [dict(zip(r[::2], r[1::2], strict=True)) if isinstance(r, list) else r
                  for r in replicas]
         return any(int(r["port"]) == port and "s_down" not in r["flags"] for r in found)
