@@ -233,7 +233,7 @@ class FakeTarget:
     objects_to_writes: str = ""  # the problem the gateway reports once the bot has written
     record: RecoveryRecord | None = None  # what the rule carries for recovery
     edit_before_write: Pair | None = None  # a person's edit between the read and the write
-    on_write: Callable[[], None] | None = None  # called once the next write has landed
+    on_write: Callable[[], object] | None = None  # called once the next write has landed
     # the namespace cache's copy while set (`recall` shows it, with no read); a write sent
     # on it while the target differs is refused as the real one is, with StaleView
     copy: Observed | None = None

@@ -30,7 +30,8 @@ def test_each_bound_in_words_and_as_a_threshold() -> None:
          0.75),
     ]
     for bound, words, threshold in cases:
-        assert (bound.describe(), bound.threshold(2.0)) == (words, pytest.approx(threshold))
+        assert bound.describe() == words
+        assert bound.threshold(2.0) == pytest.approx(threshold)
     assert Comparison(at_most_times_stable=1.2).threshold(None) is None
     assert Comparison(at_least_times_stable=1.2).threshold(float("nan")) is None
 

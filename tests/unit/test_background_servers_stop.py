@@ -25,13 +25,13 @@ def _app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
 
 
 def _bot() -> Any:
-    server = BackgroundHTTP(_app)  # type: ignore[arg-type]
+    server = BackgroundHTTP(_app)
     server.start()
     return server
 
 
 def _sandbox() -> Any:
-    return BackgroundServer(_app).start()  # type: ignore[arg-type]
+    return BackgroundServer(_app).start()
 
 
 @pytest.mark.parametrize("make", [_bot, _sandbox], ids=["bot", "sandbox"])

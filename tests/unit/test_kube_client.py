@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from bot.kube import api_client
+from tests.support.kube_api import close_api
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -49,7 +50,7 @@ def test_the_environments_proxy_is_resolved_once(tmp_path: Path,
         assert configuration.host == "https://kube.test:6443"
         assert configuration.proxy == "http://proxy.test:3128"
     finally:
-        api.close()
+        close_api(api)
 
 
 class _Answers(BaseHTTPRequestHandler):
@@ -99,7 +100,7 @@ def answering(tmp_path: Path) -> Iterator[tuple[type[_Answers], client.ApiClient
     try:
         yield handler, api
     finally:
-        api.close()
+        close_api(api)
         server.shutdown()
         server.server_close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -19,6 +20,13 @@ ROUNDS = 20
 
 def _never() -> bool:
     return False
+
+
+Waiter = tuple[threading.Thread, threading.Event, threading.Event]
+
+
+def _entered_are(waiters: list[Waiter], count: int) -> bool:
+    return sum(e.is_set() for _t, _w, e in waiters) == count
 
 
 def _pacer(ceiling: int = 32, *, poll: float = 60.0) -> tuple[TickPacer, ManualClock]:
@@ -470,9 +478,7 @@ def test_two_ticks_going_ahead_both_enter_before_the_tick_behind_them() -> None:
         assert pacer.ahead_waiting == 2
         for went in range(1, 3):
             pacer.leave(changed=True)
-            eventually(lambda went=went, aheads=aheads: sum(e.is_set() for _t, _w, e in aheads)
-                       == went,
-                       timeout=5)
+            eventually(partial(_entered_are, aheads, went), timeout=5)
             assert not behind_entered.is_set()
         assert pacer.ahead_waiting == 0
         pacer.leave(changed=True)

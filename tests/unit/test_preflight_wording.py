@@ -18,7 +18,8 @@ from rollout.domain.preflight import (
     check_rewrite,
     preflight,
 )
-from tests.unit.test_preflight import CANARY, STABLE, objectives, pods, pool, rewrite, world
+from tests.unit.facts_builders import CANARY, STABLE, objectives, pods, pool, world
+from tests.unit.test_preflight import rewrite
 
 RIVALS = world(
     rewrites=(

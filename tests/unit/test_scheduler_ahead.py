@@ -54,7 +54,7 @@ def _job(scheduler: RolloutScheduler, rollout_id: str = "r1") -> Job:
 
 def _ahead(scheduler: RolloutScheduler, rollout_id: str = "r1") -> bool:
     job = _job(scheduler, rollout_id)
-    ahead = job.executor == AHEAD_EXECUTOR
+    ahead: bool = job.executor == AHEAD_EXECUTOR
     assert job.args == (rollout_id, ahead)  # the tick knows which lane it came by
     return ahead
 
@@ -118,7 +118,7 @@ def test_an_announced_rollout_that_cannot_be_loaded_is_left_to_the_sweep(
     _approved(service)
     loads = service.load
 
-    def unavailable(ids: list[str]) -> dict[str, Rollout | None]:
+    def unavailable(rollout_ids: list[str]) -> dict[str, Rollout | None]:
         raise ClusterUnavailable("Redis did not answer")  # any RolloutError
 
     service.load = unavailable  # type: ignore[method-assign]

@@ -408,19 +408,19 @@ def test_a_rollback_over_a_step_that_landed_unrecorded_puts_that_step_in_the_aud
     """A rollback that preempts a step in flight writes over the step's marker: the step
     carried traffic, so the audit names it before the rollback."""
     service, store, target, _ = _started()
-    rollout = service.get(REF)
+    started = service.get(REF)
     target.pair = Pair(stable=90, canary=10)  # step 1 landed; its save never happened
-    target.marker = Marker(rollout_id=rollout.id, step=0)
+    target.marker = Marker(rollout_id=started.id, step=0)
     # the rollback's own reconcile read must not see it yet: it landed after that read
     seen = [False]
     real_observe = service.traffic.observe
 
-    def observe_before_the_step_landed(r: Rollout) -> Observed:
+    def observe_before_the_step_landed(rollout: Rollout) -> Observed:
         if not seen[0]:
             seen[0] = True
             return Observed(pair=Pair(stable=100, canary=0),
-                            marker=Marker(rollout_id=rollout.id, step=-1))
-        return real_observe(r)
+                            marker=Marker(rollout_id=started.id, step=-1))
+        return real_observe(rollout)
 
     service.traffic.observe = observe_before_the_step_landed  # type: ignore[method-assign]
     out = service.rollback(REF, actor=BOB)

@@ -149,9 +149,10 @@ def test_an_analysis_that_pauses_on_failure_pauses_and_starts_over_on_resume() -
     assert w.target.pair == Pair(stable=90, canary=10)  # weights stay for a person to look
     w.metrics.values.update(healthy())
     w.clock.advance(10)
-    r = w.service.resume(REF, actor=BOB).rollout
-    assert r is not None and r.step_analysis is not None
-    assert r.step_analysis.failures == 0 and r.step_analysis.started_at == w.clock.now()
+    resumed = w.service.resume(REF, actor=BOB).rollout
+    assert resumed is not None and resumed.step_analysis is not None
+    assert resumed.step_analysis.failures == 0
+    assert resumed.step_analysis.started_at == w.clock.now()
 
 
 def test_inconclusive_never_passes_and_pauses_after_its_timeout() -> None:

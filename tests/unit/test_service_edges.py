@@ -26,8 +26,10 @@ from tests.unit.test_service import CANARY, REF, _started, _world
 PLAN = build_plan([10, 50, 100])
 
 
-def _start(service: RolloutService, **where: str) -> Outcome:
-    return service.start(namespace="default", canary=CANARY, plan=PLAN, actor=ALICE, **where)
+def _start(service: RolloutService, *, route: str | None = None, stable: str | None = None,
+           rewrite: str | None = None) -> Outcome:
+    return service.start(namespace="default", canary=CANARY, plan=PLAN, actor=ALICE,
+                         route=route, stable=stable, rewrite=rewrite)
 
 
 def test_route_and_rewrite_together_are_refused_before_anything_is_read() -> None:

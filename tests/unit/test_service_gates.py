@@ -9,7 +9,7 @@ import pytest
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import Conflict, NotReady, Refused
 from rollout.domain.facts import ClusterFacts, ObjectFacts
-from rollout.domain.models import PauseKind, Phase
+from rollout.domain.models import AuditAction, PauseKind, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.preflight import CapacityPolicy
 from rollout.domain.split import Pair
@@ -126,7 +126,7 @@ def test_a_step_too_big_for_the_canary_waits_keeps_the_state_and_goes_ahead_late
     done = w.service.approve(REF, actor=BOB)
     assert done.ok and w.target.pair == Pair(stable=50, canary=50)
     assert w.service.get(REF).held == ""
-    assert [e.action for e in w.store.events].count("step_held") == 1
+    assert [e.action for e in w.store.events].count(AuditAction.STEP_HELD) == 1
 
 
 def test_any_other_finding_before_a_step_pauses_with_the_itemised_reason() -> None:

@@ -31,7 +31,7 @@ def _marked_for_another_canary(target: FakeTarget) -> FakeTraffic:
     marker of a rollout of another canary, so the look-up of markers by the new canary's
     name finds none."""
     traffic = FakeTraffic(target)
-    traffic.find_marked = lambda *, namespace, canary: []
+    traffic.find_marked = lambda *, namespace, canary: []  # type: ignore[method-assign]
     return traffic
 
 

@@ -147,7 +147,7 @@ def test_a_rollout_gone_between_the_reads_is_refused_and_its_lock_given_back() -
         opening: Opening = real_open(**kwargs)
         return replace(opening, rollout=None)
 
-    w.store.open = gone
+    w.store.open = gone  # type: ignore[method-assign]
     with pytest.raises(NotFound):
         w.service.approve(REF, actor=BOB)
     assert w.store.locks == {}
@@ -164,7 +164,7 @@ def test_a_start_opens_its_targets_lock_as_a_plain_command_not_a_preempting_one(
         result: Opening = real_open(**kwargs)
         return result
 
-    w.store.open = opening
+    w.store.open = opening  # type: ignore[method-assign]
     w.start([10, 50, 100])
     [first] = asked
     assert first["key"] == TARGET.object_key and first.get("preempt", False) is False
@@ -251,7 +251,7 @@ def test_release_keeps_its_lock_with_the_keeper_while_it_clears_the_marker() -> 
         kept.append(keeper.held())
         real_confirm(lease)
 
-    w.store.confirm = confirm
+    w.store.confirm = confirm  # type: ignore[method-assign]
     out = w.service.release(namespace="default", canary=CANARY, actor=CAROL)
     assert out.message.startswith("Released HTTPRoute default/routes-to-llm rule 0")
     assert kept == [1] and keeper.held() == 0 and w.target.marker is None
@@ -271,7 +271,7 @@ def test_the_gates_of_an_adapter_rollout_read_the_namespace_with_its_rewrite() -
         asked.append(rewrite)
         return seeded
 
-    facts.read = read
+    facts.read = read  # type: ignore[method-assign]
     service = RolloutService(gates=Gates(facts=facts, freezes=open_gates().freezes),
                              store=FakeStore(), traffic=FakeTraffic(target),
                              clock=ManualClock(T0))

@@ -130,7 +130,7 @@ def test_status_of_a_finished_rollout_with_no_write_in_flight_adds_no_cluster_no
     assert (status.rollout, status.cluster_note) == (done, "")
 
 
-class CatchingUpTraffic(FakeTraffic):  # type: ignore[misc]  # the fakes are not type-checked
+class CatchingUpTraffic(FakeTraffic):
     """The fake traffic, counting the writes refused for being sent on the namespace cache's
     copy; the cache then catches up (its copy is dropped)."""
 
@@ -242,7 +242,7 @@ def test_only_active_rollouts_that_have_a_due_time_are_indexed() -> None:
 
 
 def test_active_skips_what_the_index_still_lists_that_has_finished_or_gone() -> None:
-    class TrailingIndex(FakeStore):  # type: ignore[misc]  # the fakes are not type-checked
+    class TrailingIndex(FakeStore):
         def active_ids(self) -> list[str]:
             return ["r0", "gone", "r1"]
 

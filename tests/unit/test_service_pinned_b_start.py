@@ -51,7 +51,7 @@ ANALYSES = AnalysisFile(default="quick", analyses={"quick": spec(),
                                                    "strict": spec(failure_limit=0)})
 
 
-class NamedTraffic(FakeTraffic):  # type: ignore[misc]  # the fakes are not type-checked
+class NamedTraffic(FakeTraffic):
     """The fake traffic, locating as the cluster does: the rule in the namespace the start
     names (by its name when one is given), and reading a rule's pair only for the pools (or
     adapters) it holds; an adapter's rewrite says which pool and model it serves."""

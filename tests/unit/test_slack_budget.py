@@ -27,7 +27,8 @@ class Ticks:
 
 
 def _response(status: int, retry_after: str | None = None) -> HttpResponse:
-    headers = {"Retry-After": [retry_after]} if retry_after is not None else {}
+    headers: dict[str, str | list[str]] = (
+        {"Retry-After": [retry_after]} if retry_after is not None else {})
     return HttpResponse(status_code=status, headers=headers)
 
 

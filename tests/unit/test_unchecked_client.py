@@ -16,7 +16,8 @@ def test_the_generated_client_is_called_without_its_argument_check() -> None:
     api = CustomObjectsApi(ApiClient(Configuration(host="http://127.0.0.1:9")))
     checked = api.get_namespaced_custom_object
     with pytest.raises(ValidationError):  # what the check costs on every call
-        checked("g", "v", "ns", "plural", 5)
+        # a number for the name, on purpose: the check is what refuses it
+        checked("g", "v", "ns", "plural", 5)  # type: ignore[arg-type]
     call = unchecked(api, "get_namespaced_custom_object")
     raw = CustomObjectsApi.get_namespaced_custom_object.raw_function  # type: ignore[attr-defined]
     assert call.func is raw and call.args == (api,)  # type: ignore[attr-defined]
