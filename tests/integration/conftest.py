@@ -31,6 +31,7 @@ from rollout.service import Gates, RolloutService, ServiceOptions
 from sandbox.kube import KubeEmulator
 from sandbox.redis_server import RedisServer
 from tests.support.crds import official_crds
+from tests.support.kube_api import close_api
 from tests.support.real_cluster import RealCluster
 
 # ---- the Kubernetes API emulator (sandbox.kube), for the emulator's own tests ---------------
@@ -63,7 +64,7 @@ def kube_api(kube_emulator: KubeEmulator) -> Iterator[client.ApiClient]:
     try:
         yield api
     finally:
-        api.close()
+        close_api(api)
 
 
 # ---- Redis and the rollout service over real processes --------------------------------------
@@ -168,7 +169,7 @@ def live_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[Worl
     w.service.clock = SystemClock()
     yield w
     w.store.client.close()
-    w.api.close()
+    close_api(w.api)
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
         yield w
     finally:
         w.store.client.close()
-        w.api.close()
+        close_api(w.api)
 
 
 # ---- the CLI, in-process ----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from sandbox.redis_server import RedisServer
 from sandbox.serving import ServingWorld
 from sandbox.serving.load import Traffic
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support.kube_api import close_api
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 from tests.support.serving import scraped
@@ -77,7 +78,7 @@ def bot(cluster: RealCluster, redis_server: RedisServer,
     finally:
         scheduler.stop()
         w.store.client.close()
-        w.api.close()
+        close_api(w.api)
 
 
 def _get(w: World, canary: str = CANARY) -> Rollout:

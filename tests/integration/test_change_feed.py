@@ -23,6 +23,7 @@ from rollout.scheduler import RolloutScheduler
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world, unique_prefix
+from tests.support.kube_api import close_api
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
@@ -45,7 +46,7 @@ def replicas(cluster: RealCluster, redis_server: RedisServer) -> Iterator[tuple[
     yield worlds
     for w in worlds:
         w.store.client.close()
-        w.api.close()
+        close_api(w.api)
 
 
 def _leader(world: World, *, sweep: float) -> RolloutScheduler:
@@ -248,7 +249,7 @@ def test_a_user_without_channel_rights_still_saves_and_the_feed_stops(
         finally:
             feed.close()
             world.store.client.close()
-            world.api.close()
+            close_api(world.api)
             admin.close()
 
 

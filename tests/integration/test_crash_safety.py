@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
-from rollout.adapters.kube.router import KindSplit
 from rollout.adapters.store import RedisStore
 from rollout.domain.machine import Effect
 from rollout.domain.models import Phase, Rollout, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Observed, Pair
-from rollout.ports import Lease, Memo, Saving
+from rollout.ports import Lease, Memo, Saving, Traffic
 from rollout.service import Ref, RolloutService
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, TrailingCache, World, make_world
@@ -29,11 +28,11 @@ class Killed(BaseException):
 
 
 class DyingTraffic:
-    def __init__(self, real: KindSplit, *, before: bool) -> None:
-        self.real, self.before = real, before
+    """The service's traffic, killed in the cluster write (before or after it lands); only
+    what a step's command reaches is forwarded."""
 
-    def locate(self, **kwargs: Any) -> Any:
-        return self.real.locate(**kwargs)
+    def __init__(self, real: Traffic, *, before: bool) -> None:
+        self.real, self.before = real, before
 
     def observe(self, rollout: Rollout) -> Observed:
         return self.real.observe(rollout)

@@ -17,6 +17,7 @@ from rollout.adapters.kube.markers import FENCE, pointer
 from rollout.domain.errors import ClusterUnavailable, FenceBehind
 from sandbox.kube import Fault
 from tests.support.gateway_controller import wait_until_settled
+from tests.support.kube_api import close_api
 from tests.support.real_cluster import RealCluster
 
 GW = ("gateway.networking.k8s.io", "v1", "httproutes", "default")
@@ -28,7 +29,7 @@ def routes(cluster: RealCluster) -> Iterator[FencedObjects]:
     try:
         yield FencedObjects(client.CustomObjectsApi(api), HTTPROUTE, timeout=(5.0, 10.0))
     finally:
-        api.close()
+        close_api(api)
 
 
 def _write(routes: FencedObjects, name: str, ops_for: Any, *, fence: int) -> None:

@@ -6,13 +6,15 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from sandbox.kube import KubeEmulator
+from tests.support.kube_api import close_api
 
 GW = ("gateway.networking.k8s.io", "v1")
 POOL = ("inference.networking.k8s.io", "v1")
@@ -20,7 +22,26 @@ LLMD = ("llm-d.ai", "v1alpha2")
 NS = "default"
 
 
+def _obj(answer: object) -> dict[str, Any]:
+    """A custom object as the client answers it: typed `object`, the dict of its JSON."""
+    return cast(dict[str, Any], answer)
+
+
+def _name(meta: client.V1ObjectMeta | None) -> str:
+    assert meta is not None and meta.name is not None
+    return meta.name
+
+
+def _watch(list_call: Callable[..., Any], *args: Any, **kwargs: Any
+           ) -> Iterator[dict[str, Any]]:
+    """The client's watch stream (its watch module is unannotated)."""
+    events: Iterator[dict[str, Any]] = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        list_call, *args, **kwargs)
+    return events
+
+
 def _status(exc: ApiException) -> dict[str, Any]:
+    assert exc.body is not None
     body: dict[str, Any] = json.loads(exc.body)
     assert body["kind"] == "Status" and body["status"] == "Failure"
     assert body["code"] == exc.status
@@ -28,8 +49,7 @@ def _status(exc: ApiException) -> dict[str, Any]:
 
 
 def _route(co: client.CustomObjectsApi, name: str = "routes-to-llm") -> dict[str, Any]:
-    obj: dict[str, Any] = co.get_namespaced_custom_object(*GW, NS, "httproutes", name)
-    return obj
+    return _obj(co.get_namespaced_custom_object(*GW, NS, "httproutes", name))
 
 
 def _weights(route: dict[str, Any]) -> list[int]:
@@ -61,12 +81,14 @@ def core(kube_api: client.ApiClient) -> client.CoreV1Api:
 
 
 def test_kubeconfig_loads_with_the_official_client(kube_kubeconfig: Any) -> None:
-    api = config.new_client_from_config(config_file=str(kube_kubeconfig))
+    # the client's config module is unannotated
+    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kube_kubeconfig))
     try:
-        route = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            *GW, NS, "httproutes", "routes-to-llm")
+        route = _obj(client.CustomObjectsApi(api).get_namespaced_custom_object(
+            *GW, NS, "httproutes", "routes-to-llm"))
     finally:
-        api.close()
+        close_api(api)
     assert _weights(route) == [100, 0]
 
 
@@ -106,8 +128,8 @@ def test_same_name_in_different_groups_are_different_objects(
 
 
 def test_httproute_is_also_served_as_v1beta1(co: client.CustomObjectsApi) -> None:
-    route = co.get_namespaced_custom_object("gateway.networking.k8s.io", "v1beta1", NS,
-                                            "httproutes", "routes-to-llm")
+    route = _obj(co.get_namespaced_custom_object("gateway.networking.k8s.io", "v1beta1", NS,
+                                                 "httproutes", "routes-to-llm"))
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1beta1"
     assert _weights(route) == [100, 0]
 
@@ -115,7 +137,7 @@ def test_httproute_is_also_served_as_v1beta1(co: client.CustomObjectsApi) -> Non
 def test_list_label_and_field_selectors(core: client.CoreV1Api,
                                         co: client.CustomObjectsApi) -> None:
     def names(**kw: Any) -> list[str]:
-        return [p.metadata.name for p in core.list_namespaced_pod(NS, **kw).items]
+        return [_name(p.metadata) for p in core.list_namespaced_pod(NS, **kw).items]
 
     assert names(label_selector="app=llm") == ["llm-0", "llm-1"]
     assert names(label_selector="app in (llm, llm-new),app!=llm") == ["llm-new-0", "llm-new-1"]
@@ -124,8 +146,8 @@ def test_list_label_and_field_selectors(core: client.CoreV1Api,
     assert names(label_selector="!app") == []
     assert names(field_selector="metadata.name=llm-0") == ["llm-0"]
     assert len(names(field_selector="metadata.name!=llm-0")) == 7
-    pools = co.list_namespaced_custom_object(*POOL, NS, "inferencepools",
-                                             field_selector="metadata.name==llm")
+    pools = _obj(co.list_namespaced_custom_object(*POOL, NS, "inferencepools",
+                                                  field_selector="metadata.name==llm"))
     assert [p["metadata"]["name"] for p in pools["items"]] == ["llm"]
     with pytest.raises(ApiException) as err:
         core.list_namespaced_pod(NS, label_selector="app in (")
@@ -135,20 +157,22 @@ def test_list_label_and_field_selectors(core: client.CoreV1Api,
 def test_list_across_namespaces_and_list_resource_version(
     co: client.CustomObjectsApi, core: client.CoreV1Api
 ) -> None:
-    core.create_namespace({"metadata": {"name": "other"}})
+    # the client sends a dict body as it is; its hints name only its V1Namespace model
+    core.create_namespace({"metadata": {"name": "other"}})  # type: ignore[arg-type]
     co.create_namespaced_custom_object(*GW, "other", "httproutes", _new_route("r1"))
-    everything = co.list_cluster_custom_object(*GW, "httproutes")
+    everything = _obj(co.list_cluster_custom_object(*GW, "httproutes"))
     keys = [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in everything["items"]]
     assert keys == [("default", "llm-route"), ("default", "routes-to-llm"), ("other", "r1")]
     assert int(everything["metadata"]["resourceVersion"]) >= max(
         int(i["metadata"]["resourceVersion"]) for i in everything["items"])
-    assert [n.metadata.name for n in core.list_namespace().items] == ["default", "other"]
+    assert [_name(n.metadata) for n in core.list_namespace().items] == ["default", "other"]
 
 
 def test_create_already_exists_generate_name_and_missing_namespace(
     co: client.CustomObjectsApi,
 ) -> None:
-    created = co.create_namespaced_custom_object(*GW, NS, "httproutes", _new_route("extra"))
+    created = _obj(co.create_namespaced_custom_object(*GW, NS, "httproutes",
+                                                      _new_route("extra")))
     assert created["metadata"]["generation"] == 1
     assert created["spec"]["rules"][0]["matches"] == [
         {"path": {"type": "PathPrefix", "value": "/"}}]  # the CRD default
@@ -157,7 +181,7 @@ def test_create_already_exists_generate_name_and_missing_namespace(
     assert _status(err.value)["reason"] == "AlreadyExists"
     body = _new_route("")
     body["metadata"] = {"generateName": "canary-"}
-    generated = co.create_namespaced_custom_object(*GW, NS, "httproutes", body)
+    generated = _obj(co.create_namespaced_custom_object(*GW, NS, "httproutes", body))
     assert generated["metadata"]["name"].startswith("canary-")
     assert len(generated["metadata"]["name"]) == len("canary-") + 5
     with pytest.raises(ApiException) as err:
@@ -168,8 +192,8 @@ def test_create_already_exists_generate_name_and_missing_namespace(
 def test_replace_with_current_and_stale_resource_version(co: client.CustomObjectsApi) -> None:
     route = _route(co)
     route["spec"]["rules"][0]["backendRefs"][1]["weight"] = 10
-    replaced = co.replace_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm",
-                                                   route)
+    replaced = _obj(co.replace_namespaced_custom_object(*GW, NS, "httproutes",
+                                                        "routes-to-llm", route))
     assert _weights(replaced) == [100, 10]
     assert int(replaced["metadata"]["resourceVersion"]) > int(
         route["metadata"]["resourceVersion"])
@@ -190,7 +214,8 @@ def test_merge_patch_with_resource_version_precondition(co: client.CustomObjects
     refs = route["spec"]["rules"][0]["backendRefs"]
     refs[0]["weight"], refs[1]["weight"] = 90, 10
     patch = {"metadata": {"resourceVersion": rv}, "spec": {"rules": route["spec"]["rules"]}}
-    patched = co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", patch)
+    patched = _obj(co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm",
+                                                     patch))
     assert _weights(patched) == [90, 10]
     with pytest.raises(ApiException) as err:  # the same resourceVersion again is now stale
         co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", patch)
@@ -206,14 +231,16 @@ def test_json_patch_test_passes_and_fails_without_change(
     co.api_client.set_default_header("Content-Type", "application/json-patch+json")
     co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", ops)
     before = _route(co)
-    good = [{"op": "test", "path": ann, "value": "7"},
-            {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25},
-            {"op": "replace", "path": ann, "value": "8"}]
-    after = co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", good)
+    good: list[dict[str, Any]] = [
+        {"op": "test", "path": ann, "value": "7"},
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25},
+        {"op": "replace", "path": ann, "value": "8"}]
+    after = _obj(co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", good))
     assert _weights(after) == [100, 25]
     assert after["metadata"]["annotations"]["rollout.example/fence"] == "8"
-    stale = [{"op": "test", "path": ann, "value": "7"},
-             {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 50}]
+    stale: list[dict[str, Any]] = [
+        {"op": "test", "path": ann, "value": "7"},
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 50}]
     with pytest.raises(ApiException) as err:
         co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", stale)
     status = _status(err.value)
@@ -242,7 +269,7 @@ def test_unsupported_patch_content_type_is_415(kube_emulator: KubeEmulator) -> N
 
 
 def test_delete_then_404(co: client.CustomObjectsApi) -> None:
-    gone = co.delete_namespaced_custom_object(*GW, NS, "httproutes", "llm-route")
+    gone = _obj(co.delete_namespaced_custom_object(*GW, NS, "httproutes", "llm-route"))
     # A custom resource without finalizers is gone at once: the answer is a Status.
     assert (gone["kind"], gone["status"]) == ("Status", "Success")
     assert gone["details"]["name"] == "llm-route"
@@ -267,12 +294,12 @@ def test_status_subresource_changes_only_status(co: client.CustomObjectsApi) -> 
     # ... and a status write ignores everything else (a field the schema lacks is pruned).
     status_body = {"status": {"parents": [], "note": "hand-written"},
                    "spec": {"rules": []}}
-    written = co.patch_namespaced_custom_object_status(*GW, NS, "httproutes", "routes-to-llm",
-                                                       status_body)
+    written = _obj(co.patch_namespaced_custom_object_status(*GW, NS, "httproutes",
+                                                            "routes-to-llm", status_body))
     assert written["status"] == {"parents": []}
     assert _weights(written) == [100, 0]
     assert written["metadata"]["generation"] == generation
-    got = co.get_namespaced_custom_object_status(*GW, NS, "httproutes", "routes-to-llm")
+    got = _obj(co.get_namespaced_custom_object_status(*GW, NS, "httproutes", "routes-to-llm"))
     assert got["status"] == {"parents": []}
 
 
@@ -289,7 +316,8 @@ def test_generation_bumps_on_spec_change_only(co: client.CustomObjectsApi) -> No
     assert gen() == 2
     same = _route(co)
     rv = same["metadata"]["resourceVersion"]
-    unchanged = co.replace_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm", same)
+    unchanged = _obj(co.replace_namespaced_custom_object(*GW, NS, "httproutes",
+                                                         "routes-to-llm", same))
     assert unchanged["metadata"]["resourceVersion"] == rv  # a no-op write is not a write
     assert gen() == 2
 
@@ -297,27 +325,29 @@ def test_generation_bumps_on_spec_change_only(co: client.CustomObjectsApi) -> No
 def test_resource_version_increases_globally(co: client.CustomObjectsApi,
                                              core: client.CoreV1Api) -> None:
     seen = []
-    seen.append(int(co.create_namespaced_custom_object(
-        *GW, NS, "httproutes", _new_route("a"))["metadata"]["resourceVersion"]))
-    seen.append(int(co.patch_namespaced_custom_object(
+    seen.append(int(_obj(co.create_namespaced_custom_object(
+        *GW, NS, "httproutes", _new_route("a")))["metadata"]["resourceVersion"]))
+    seen.append(int(_obj(co.patch_namespaced_custom_object(
         *LLMD, NS, "inferenceobjectives", "llm-chat",
-        {"spec": {"priority": 11}})["metadata"]["resourceVersion"]))
-    seen.append(int(core.patch_namespaced_pod(
-        "llm-0", NS, {"metadata": {"labels": {"z": "1"}}}).metadata.resource_version))
-    seen.append(int(co.create_namespaced_custom_object(
-        *GW, NS, "httproutes", _new_route("b"))["metadata"]["resourceVersion"]))
+        {"spec": {"priority": 11}}))["metadata"]["resourceVersion"]))
+    pod = core.patch_namespaced_pod("llm-0", NS, {"metadata": {"labels": {"z": "1"}}})
+    assert pod.metadata is not None and pod.metadata.resource_version is not None
+    seen.append(int(pod.metadata.resource_version))
+    seen.append(int(_obj(co.create_namespaced_custom_object(
+        *GW, NS, "httproutes", _new_route("b")))["metadata"]["resourceVersion"]))
     assert seen == sorted(seen) and len(set(seen)) == 4
 
 
 def test_watch_from_resource_version_with_the_client_watch(co: client.CustomObjectsApi) -> None:
-    rv = co.list_namespaced_custom_object(*GW, NS, "httproutes")["metadata"]["resourceVersion"]
+    rv = _obj(co.list_namespaced_custom_object(*GW, NS, "httproutes"))["metadata"][
+        "resourceVersion"]
     co.patch_namespaced_custom_object(*GW, NS, "httproutes", "llm-route",
                                       {"metadata": {"labels": {"step": "1"}}})
     co.create_namespaced_custom_object(*GW, NS, "httproutes", _new_route("watched"))
     co.delete_namespaced_custom_object(*GW, NS, "httproutes", "watched")
     seen = []
-    for event in watch.Watch().stream(co.list_namespaced_custom_object, *GW, NS, "httproutes",
-                                      resource_version=rv, timeout_seconds=1):
+    for event in _watch(co.list_namespaced_custom_object, *GW, NS, "httproutes",
+                        resource_version=rv, timeout_seconds=1):
         seen.append((event["type"], event["object"]["metadata"]["name"]))
         if seen[-1] == ("DELETED", "watched"):
             break
@@ -330,7 +360,9 @@ def test_watch_from_resource_version_with_the_client_watch(co: client.CustomObje
 def test_watch_streams_live_events_and_honours_timeout(
     co: client.CustomObjectsApi, core: client.CoreV1Api
 ) -> None:
-    rv = core.list_namespaced_pod(NS).metadata.resource_version
+    listed = core.list_namespaced_pod(NS).metadata
+    assert listed is not None
+    rv = listed.resource_version
     started = threading.Event()
 
     def write() -> None:
@@ -341,8 +373,8 @@ def test_watch_streams_live_events_and_honours_timeout(
     writer = threading.Thread(target=write)
     writer.start()
     events = []
-    stream = watch.Watch().stream(core.list_namespaced_pod, NS, label_selector="app=llm",
-                                  resource_version=rv, timeout_seconds=2)
+    stream = _watch(core.list_namespaced_pod, NS, label_selector="app=llm",
+                    resource_version=rv, timeout_seconds=2)
     started.set()
     for event in stream:
         events.append((event["type"], event["object"].metadata.name))
@@ -357,8 +389,8 @@ def test_watch_without_resource_version_starts_with_synthetic_added(
     core: client.CoreV1Api,
 ) -> None:
     events = []
-    for e in watch.Watch().stream(core.list_namespaced_pod, NS, label_selector="app=llm-new",
-                                  timeout_seconds=1):
+    for e in _watch(core.list_namespaced_pod, NS, label_selector="app=llm-new",
+                    timeout_seconds=1):
         events.append((e["type"], e["object"].metadata.name))
         if len(events) == 2:
             break
@@ -377,8 +409,8 @@ def test_watch_too_old_resource_version_is_410(core: client.CoreV1Api) -> None:
                 emulator.put_object({"apiVersion": "v1", "kind": "Event",
                                      "metadata": {"name": f"e{i}", "namespace": "default"}})
             with pytest.raises(ApiException) as err:
-                list(watch.Watch().stream(pods.list_namespaced_event, NS, resource_version="2",
-                                          timeout_seconds=1))
+                list(_watch(pods.list_namespaced_event, NS, resource_version="2",
+                            timeout_seconds=1))
             assert err.value.status == 410
     finally:
         emulator.stop()

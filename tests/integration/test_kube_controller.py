@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -13,6 +13,11 @@ GW = ("gateway.networking.k8s.io", "v1")
 POOL = ("inference.networking.k8s.io", "v1")
 NS = "default"
 CONTROLLER = "sandbox.emulator/gateway-controller"
+
+
+def _get(co: client.CustomObjectsApi, kind: tuple[str, str], plural: str,
+         name: str) -> dict[str, Any]:
+    return cast(dict[str, Any], co.get_namespaced_custom_object(*kind, NS, plural, name))
 
 
 def _conditions(obj: dict[str, Any], key: str = "parents") -> dict[str, dict[str, Any]]:
@@ -42,7 +47,7 @@ def test_status_follows_generation_before_the_response(kube_api: client.ApiClien
              "name": "llm-pool", "weight": 90},
             {"group": "inference.networking.k8s.io", "kind": "InferencePool",
              "name": "llm-pool-version-2", "weight": 10}]}]}})
-    route = co.get_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm")
+    route = _get(co, GW, "httproutes", "routes-to-llm")
     assert route["metadata"]["generation"] == 2
     assert {c["observedGeneration"] for c in _conditions(route).values()} == {2}
 
@@ -55,7 +60,7 @@ def test_missing_pool_is_backend_not_found(kube_api: client.ApiClient) -> None:
              "weight": 50},
             {"group": "inference.networking.k8s.io", "kind": "InferencePool",
              "name": "llm-typo", "weight": 50}]}]}})
-    route = co.get_namespaced_custom_object(*GW, NS, "httproutes", "llm-route")
+    route = _get(co, GW, "httproutes", "llm-route")
     resolved = _conditions(route)["ResolvedRefs"]
     assert (resolved["status"], resolved["reason"]) == ("False", "BackendNotFound")
     assert "llm-typo" in resolved["message"]
@@ -66,34 +71,34 @@ def test_missing_pool_is_backend_not_found(kube_api: client.ApiClient) -> None:
         "metadata": {"name": "llm-typo"},
         "spec": {"selector": {"matchLabels": {"app": "llm-typo"}},
                  "targetPorts": [{"number": 8000}]}})
-    route = co.get_namespaced_custom_object(*GW, NS, "httproutes", "llm-route")
+    route = _get(co, GW, "httproutes", "llm-route")
     assert _conditions(route)["ResolvedRefs"]["status"] == "True"
 
 
 def test_pool_status_lists_the_gateway_when_referenced(kube_api: client.ApiClient) -> None:
     co = client.CustomObjectsApi(kube_api)
-    stable = co.get_namespaced_custom_object(*POOL, NS, "inferencepools", "llm-pool")
+    stable = _get(co, POOL, "inferencepools", "llm-pool")
     entry = stable["status"]["parents"][0]
     assert entry["parentRef"] == {"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                   "name": "inference-gateway", "namespace": "default"}
     assert {c["type"]: c["status"] for c in entry["conditions"]} == {
         "Accepted": "True", "ResolvedRefs": "True"}
-    fresh = co.get_namespaced_custom_object(*POOL, NS, "inferencepools", "llm-new")
+    fresh = _get(co, POOL, "inferencepools", "llm-new")
     assert "status" not in fresh or not fresh["status"].get("parents")
-    route = co.get_namespaced_custom_object(*GW, NS, "httproutes", "llm-route")
+    route = _get(co, GW, "httproutes", "llm-route")
     refs = route["spec"]["rules"][0]["backendRefs"]
     refs.append({"group": "inference.networking.k8s.io", "kind": "InferencePool",
                  "name": "llm-new", "weight": 0})
     co.replace_namespaced_custom_object(*GW, NS, "httproutes", "llm-route", route)
-    fresh = co.get_namespaced_custom_object(*POOL, NS, "inferencepools", "llm-new")
+    fresh = _get(co, POOL, "inferencepools", "llm-new")
     assert fresh["status"]["parents"][0]["parentRef"]["name"] == "inference-gateway"
 
 
 def test_metadata_only_change_does_not_rewrite_status(kube_emulator: KubeEmulator,
                                                       kube_api: client.ApiClient) -> None:
     co = client.CustomObjectsApi(kube_api)
-    patched = co.patch_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm",
-                                                {"metadata": {"labels": {"a": "b"}}})
+    patched = cast(dict[str, Any], co.patch_namespaced_custom_object(
+        *GW, NS, "httproutes", "routes-to-llm", {"metadata": {"labels": {"a": "b"}}}))
     after = kube_emulator.get_object(*GW, "httproutes", NS, "routes-to-llm")
     assert after is not None
     assert after["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]

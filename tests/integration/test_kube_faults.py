@@ -7,7 +7,7 @@ import time
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from sandbox.kube import Fault, KubeEmulator
 
@@ -28,6 +28,7 @@ def test_status_fault_fails_count_requests_then_clears(kube_emulator: KubeEmulat
     for _ in range(2):
         with pytest.raises(ApiException) as err:
             _patch(co, 7)
+        assert err.value.body is not None
         body = json.loads(err.value.body)
         assert (err.value.status, body["kind"], body["reason"]) == (500, "Status",
                                                                     "InternalError")
@@ -45,7 +46,8 @@ def test_fault_matches_name_and_namespace(kube_emulator: KubeEmulator,
     _patch(co, 5)  # another route: untouched
     with pytest.raises(ApiException) as err:
         _patch(co, 5, name="llm-route")
-    assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "Conflict"
+    assert err.value.status == 409 and err.value.body is not None
+    assert json.loads(err.value.body)["reason"] == "Conflict"
     kube_emulator.inject(Fault(verb="get", resource="httproutes", status=503, count=5))
     kube_emulator.clear_faults()
     co.get_namespaced_custom_object(*GW, NS, "httproutes", "llm-route")

@@ -11,10 +11,11 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from sandbox.kube import KubeEmulator
 
@@ -93,8 +94,9 @@ def test_concurrent_conditional_writers_one_wins_per_version() -> None:
         configuration.host = emulator.url
         with client.ApiClient(configuration) as api:
             co = client.CustomObjectsApi(api)
-            rv = co.get_namespaced_custom_object(*GW, "default", "httproutes",
-                                                 "routes-to-llm")["metadata"]["resourceVersion"]
+            route = cast(dict[str, Any], co.get_namespaced_custom_object(
+                *GW, "default", "httproutes", "routes-to-llm"))
+            rv = route["metadata"]["resourceVersion"]
             outcomes: list[int] = []
             lock = threading.Lock()
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from sandbox.kube import KubeEmulator
 
@@ -21,6 +21,7 @@ def co(kube_api: client.ApiClient) -> client.CustomObjectsApi:
 
 
 def _invalid(exc: ApiException) -> dict[str, Any]:
+    assert exc.body is not None
     body: dict[str, Any] = json.loads(exc.body)
     assert exc.status == 422
     assert (body["kind"], body["status"], body["reason"], body["code"]) == (
@@ -70,7 +71,8 @@ def test_weight_bounds_are_inclusive(co: client.CustomObjectsApi) -> None:
 def test_weight_defaults_to_one(co: client.CustomObjectsApi) -> None:
     _set_weights(co, [{"group": "inference.networking.k8s.io", "kind": "InferencePool",
                        "name": "llm-pool"}])
-    route = co.get_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm")
+    route = cast(dict[str, Any],
+                 co.get_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm"))
     assert route["spec"]["rules"][0]["backendRefs"][0]["weight"] == 1
 
 
@@ -117,11 +119,10 @@ def test_model_rewrite_rules(co: client.CustomObjectsApi, group: str) -> None:
         }
 
     def create(body: dict[str, Any]) -> dict[str, Any]:
-        created: dict[str, Any] = co.create_namespaced_custom_object(
-            group, "v1alpha2", NS, "inferencemodelrewrites", body)
-        return created
+        return cast(dict[str, Any], co.create_namespaced_custom_object(
+            group, "v1alpha2", NS, "inferencemodelrewrites", body))
 
-    cases = [
+    cases: list[tuple[list[dict[str, Any]], str]] = [
         ([{"modelRewrite": "a", "weight": 0}], "spec.rules[0].targets[0].weight"),
         ([{"modelRewrite": "a", "weight": 1_000_001}], "spec.rules[0].targets[0].weight"),
         ([], "spec.rules[0].targets"),
@@ -163,7 +164,7 @@ def test_inference_pool_v1_rules(co: client.CustomObjectsApi) -> None:
                                           "spec.targetPorts[0].number"]
     created = create("inference.networking.k8s.io", "v1", NS, "inferencepools", pool({
         "selector": {"matchLabels": {"app": "p"}}, "targetPorts": [{"number": 8000}]}))
-    assert created["spec"]["appProtocol"] == "http"
+    assert cast(dict[str, Any], created)["spec"]["appProtocol"] == "http"
 
 
 def test_legacy_pool_and_objective_rules(co: client.CustomObjectsApi) -> None:
@@ -173,11 +174,11 @@ def test_legacy_pool_and_objective_rules(co: client.CustomObjectsApi) -> None:
             {"metadata": {"name": "old"}, "spec": {"selector": {"app": "x"},
                                                    "targetPortNumber": 70000}})
     assert sorted(_fields(err.value)) == ["spec.extensionRef", "spec.targetPortNumber"]
-    legacy = co.create_namespaced_custom_object(
+    legacy = cast(dict[str, Any], co.create_namespaced_custom_object(
         "inference.networking.x-k8s.io", "v1alpha2", NS, "inferencepools",
         {"metadata": {"name": "old"}, "spec": {"selector": {"app": "x"},
                                                "targetPortNumber": 8000,
-                                               "extensionRef": {"name": "epp"}}})
+                                               "extensionRef": {"name": "epp"}}}))
     assert legacy["status"]["parent"][0]["parentRef"] == {
         "group": "gateway.networking.k8s.io", "kind": "Status", "name": "default"}
     with pytest.raises(ApiException) as err:
@@ -198,7 +199,8 @@ def test_object_names_are_dns_subdomains(co: client.CustomObjectsApi, name: str)
 
 def test_namespace_names_are_dns_labels(kube_api: client.ApiClient) -> None:
     core = client.CoreV1Api(kube_api)
+    # the client sends a dict body as it is; its hints name only its V1Namespace model
     with pytest.raises(ApiException) as err:
-        core.create_namespace({"metadata": {"name": "has.dot"}})
+        core.create_namespace({"metadata": {"name": "has.dot"}})  # type: ignore[arg-type]
     assert _fields(err.value) == ["metadata.name"]
-    core.create_namespace({"metadata": {"name": "ok-" + "a" * 60}})
+    core.create_namespace({"metadata": {"name": "ok-" + "a" * 60}})  # type: ignore[arg-type]

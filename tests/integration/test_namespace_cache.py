@@ -30,6 +30,7 @@ from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, TrailingCache, World, make_world
 from tests.integration.gate_support import apply_as, set_ready
 from tests.support.gateway_controller import wait_until_settled
+from tests.support.kube_api import close_api
 from tests.support.polling import eventually
 from tests.support.real_cluster import KubeWorld, RealCluster
 
@@ -48,7 +49,7 @@ def bot_api(cluster: RealCluster) -> Iterator[client.ApiClient]:
     try:
         yield api
     finally:
-        api.close()
+        close_api(api)
 
 
 def _cache(api: client.ApiClient, timing: WatchTiming | None = None) -> NamespaceCache:
@@ -147,7 +148,8 @@ def test_the_facts_are_built_again_only_when_more_than_the_routes_moved(
 
 def test_a_deleted_object_leaves_the_cache(cluster: RealCluster,
                                            warm: NamespaceCache) -> None:
-    cluster.world.core.create_namespaced_service(NS, {
+    # the client sends a dict body as it is; its hints name only its V1Service model
+    cluster.world.core.create_namespaced_service(NS, {  # type: ignore[arg-type]
         "metadata": {"name": "short-lived"}, "spec": {"ports": [{"port": 80}]}})
 
     def services() -> frozenset[str]:
@@ -260,7 +262,7 @@ def test_a_step_with_a_warm_cache_is_one_get_and_one_patch(
         assert _api_calls(cluster) == [("get", "httproutes"), ("patch", "httproutes")]
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def test_a_start_with_a_warm_cache_lists_nothing(
@@ -285,7 +287,7 @@ def test_a_start_with_a_warm_cache_lists_nothing(
         assert [c for c in _api_calls(cluster) if c[0] == "list"] == []
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def test_stop_ends_every_informer_thread(bot_api: client.ApiClient) -> None:
@@ -420,8 +422,9 @@ class _Behind:
     """A namespace cache a change has not reached yet: the lists as they were."""
 
     def __init__(self, cluster: RealCluster) -> None:
-        self.routes = [cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS,
-                                          ROUTE)]
+        route = cluster.get_object("gateway.networking.k8s.io", "v1", "httproutes", NS, ROUTE)
+        assert route is not None
+        self.routes = [route]
 
     def listed(self, kind: Kind, namespace: str) -> list[dict[str, Any]] | None:
         return list(self.routes) if kind.plural == "httproutes" else None
@@ -460,7 +463,7 @@ def test_a_start_right_after_a_rollback_sees_the_rollback(
             assert world.service.rollback(Ref(canary=CANARY), actor=BOB).ok
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def test_the_bots_own_write_is_read_from_the_cluster_until_the_watch_brings_it(
@@ -569,7 +572,7 @@ def test_the_drift_watch_reads_the_cache_and_still_pauses_on_drift(
         assert world.weights() == {"llm-pool": 70, CANARY: 30}
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def _auto_at_first_step(world: World, cache: NamespaceCache | None = None) -> str:
@@ -608,7 +611,7 @@ def test_a_tick_with_a_warm_cache_is_one_patch(
         assert _api_calls(cluster) == [("patch", "httproutes")]
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def test_a_tick_on_a_copy_behind_a_person_edit_pauses_and_never_overwrites_it(

@@ -19,6 +19,7 @@ from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, make_world
+from tests.support.kube_api import close_api
 from tests.support.manifests import find, kustomize, redis_acl
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
@@ -56,7 +57,7 @@ def test_the_bot_user_runs_a_whole_rollout(acl_redis: RedisServer,
         lease.release()
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def test_anonymous_and_wrong_password_clients_get_nothing(acl_redis: RedisServer) -> None:
@@ -86,7 +87,7 @@ def test_the_bot_user_announces_its_writes_on_its_own_channel(
     finally:
         feed.close()
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def test_the_bot_user_says_when_a_persons_command_runs(
@@ -120,7 +121,7 @@ def test_the_bot_user_says_when_a_persons_command_runs(
     finally:
         feed.close()
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 @pytest.mark.parametrize("command", [("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"),
@@ -130,4 +131,4 @@ def test_the_bot_user_cannot_administer_or_leave_its_prefix(acl_redis: RedisServ
                                                             command: tuple[str, ...]) -> None:
     client = redis.Redis.from_url(_url(acl_redis))
     with pytest.raises(NoPermissionError):
-        client.execute_command(*command)
+        client.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py

@@ -14,12 +14,13 @@ import pytest
 import redis
 
 from rollout.domain.errors import NeedsOperator, Refused, TemporaryFailure
-from rollout.domain.models import Click, Phase
+from rollout.domain.models import AuditAction, Click, Phase
 from rollout.domain.plan import build_plan
 from rollout.service import Outcome, Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.kube_api import close_api
 from tests.support.real_cluster import RealCluster
 from tests.support.sentinel import Sentinel, in_sync, pause, wait_for
 
@@ -64,7 +65,7 @@ def world(redis_ha: Cluster, cluster: RealCluster) -> Iterator[World]:
         yield w
     finally:
         w.store.client.close()
-        w.api.close()
+        close_api(w.api)
 
 
 def retrying(call: Callable[[], T], *, timeout: float = 30.0) -> T:
@@ -91,7 +92,8 @@ def test_the_rollout_continues_through_a_failover_and_rolls_back(
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 50, 100], interval_seconds=0))
     assert world.service.approve(REF, actor=BOB).ok
-    assert world.store.client.execute_command("WAIT", 1, 2000) == 1  # replicated
+    # replicated (redis-py leaves execute_command unannotated)
+    assert world.store.client.execute_command("WAIT", 1, 2000) == 1  # type: ignore[no-untyped-call]
     _fail_over(redis_ha)
 
     out: Outcome = retrying(lambda: world.service.approve(REF, actor=BOB))
@@ -101,7 +103,7 @@ def test_the_rollout_continues_through_a_failover_and_rolls_back(
     assert world.weights() == {"llm-pool": 100, POOL: 0}
     assert weight_writes(world.emulator) == [[100, 0], [90, 10], [50, 50], [100, 0]]
     actions = [e.action for e in world.service.history(REF)]
-    assert actions.count("step_applied") == 2 and actions[-1] == "rolled_back"
+    assert actions.count(AuditAction.STEP_APPLIED) == 2 and actions[-1] == "rolled_back"
 
 
 def _snapshot(client: redis.Redis, prefix: str) -> dict[str, bytes]:

@@ -15,7 +15,7 @@ from rollout.adapters.kube.router import TrafficRouter
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import Busy, Conflict, DriftDetected, NeedsOperator
 from rollout.domain.machine import ApplyStep, Effect
-from rollout.domain.models import PauseKind, Phase, Rollout
+from rollout.domain.models import AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.split import Observed, Pair, acceptable_pairs
 from rollout.ports import Lease, Memo, Saving
 from rollout.service import RolloutService
@@ -31,6 +31,7 @@ from tests.integration.rewrite_support import (
     targets,
 )
 from tests.support import weight_writes
+from tests.support.kube_api import close_api
 from tests.support.real_cluster import RealCluster
 
 
@@ -41,7 +42,7 @@ def world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
         yield w
     finally:
         w.store.client.close()
-        w.api.close()
+        close_api(w.api)
 
 
 def _human_sets(world: World, new_targets: list[dict[str, Any]]) -> None:
@@ -162,7 +163,8 @@ def test_a_step_killed_after_its_patch_is_adopted_not_applied_twice(world: World
     assert targets(world) == [{"modelRewrite": V1, "weight": 75},
                               {"modelRewrite": V2, "weight": 25}]
     actions = [e.action for e in world.service.history(REF)]
-    assert actions.count("recovered") == 1 and actions.count("step_applied") == 1
+    assert actions.count(AuditAction.RECOVERED) == 1
+    assert actions.count(AuditAction.STEP_APPLIED) == 1
     writes = weight_writes(world.emulator, resource="inferencemodelrewrites", field="targets")
     assert writes == [[90, 10], [75, 25]]
 
@@ -206,7 +208,7 @@ def test_after_redis_is_lost_the_rewrite_marker_is_found_and_recovered(
         assert rewrite(world)["spec"] == spec
     finally:
         fresh.store.client.close()
-        fresh.api.close()
+        close_api(fresh.api)
 
 
 def test_an_edit_between_read_and_write_is_caught_by_the_adapter(world: World) -> None:

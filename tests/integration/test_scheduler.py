@@ -10,7 +10,7 @@ from rollout.adapters.leadership import LeaderLease
 from rollout.domain.models import Phase
 from rollout.domain.plan import build_plan
 from rollout.scheduler import RolloutScheduler
-from rollout.service import Ref
+from rollout.service import Outcome, Ref
 from tests.integration.conftest import ALICE, BOB, World
 from tests.support import weight_writes
 from tests.support.polling import eventually
@@ -144,10 +144,10 @@ def test_stopping_while_a_tick_runs_does_not_deadlock(live_world: World) -> None
     entered, release = threading.Event(), threading.Event()
     real_tick = world.service.tick
 
-    def slow_tick(rid: str):  # type: ignore[no-untyped-def]
+    def slow_tick(rollout_id: str) -> Outcome:
         entered.set()
         release.wait(10)
-        return real_tick(rid)
+        return real_tick(rollout_id)
 
     world.service.tick = slow_tick  # type: ignore[method-assign]
     scheduler.start()

@@ -21,6 +21,7 @@ from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
+from tests.support.kube_api import close_api
 from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
@@ -62,7 +63,7 @@ def live(cluster: RealCluster, redis_server: RedisServer,
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     yield w, kubeconfig
     w.store.client.close()
-    w.api.close()
+    close_api(w.api)
 
 
 def _leader(world: World, replicas: list[Replica]) -> Replica | None:

@@ -12,7 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, JobEvent
+from apscheduler.events import (
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    JobEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.domain.errors import ClusterUnavailable
@@ -291,9 +296,12 @@ def test_a_sweep_adds_no_job_for_a_rollout_whose_tick_waits_for_a_thread() -> No
     scheduler = RolloutScheduler(service=ticks, lease=lease,  # type: ignore[arg-type]
                                  sweep_seconds=0.05)
     skipped: list[str] = []
-    scheduler.scheduler.add_listener(  # the leader's jobs skip a run while one runs: fine
-        lambda event: event.job_id.startswith(JOB_PREFIX) and skipped.append(event.job_id),
-        EVENT_JOB_MAX_INSTANCES)
+
+    def skip(event: JobSubmissionEvent) -> None:  # the leader's jobs skip a run while one runs
+        if event.job_id.startswith(JOB_PREFIX):
+            skipped.append(event.job_id)
+
+    scheduler.scheduler.add_listener(skip, EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     try:
         for renewal in range(6):  # the take-over, then sweeps finding every rollout due
@@ -408,7 +416,7 @@ def test_two_ticks_throttled_at_once_leave_the_longer_hold_recorded() -> None:
     would say the hold ends before it does)."""
     service, _store, _target, _clock = _world()
     record = _SlowFirstRecord()
-    service.options.tick_holds = record  # type: ignore[assignment]
+    service.options.tick_holds = record
     scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
                                  scheduler=background_scheduler())
     shorter, longer = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)

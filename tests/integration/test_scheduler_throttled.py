@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -78,8 +79,9 @@ def one_at_a_time(world: KubeWorld, namespace: str, route: str) -> Iterator[None
                                       "namespaces": [namespace]}]}]}}
     bot = _bot_direct(world)
     objects.create_cluster_custom_object(FLOW, "v1", "prioritylevelconfigurations", level)
-    uid = objects.create_cluster_custom_object(FLOW, "v1", "flowschemas", schema)[
-        "metadata"]["uid"]
+    created = cast(dict[str, Any],
+                   objects.create_cluster_custom_object(FLOW, "v1", "flowschemas", schema))
+    uid = created["metadata"]["uid"]
     try:
         eventually(lambda: _flow_schema_of(bot, namespace, route) == uid, timeout=20,
                    message="the API server classifying the bot's PATCHes under the schema")

@@ -49,7 +49,7 @@ def test_fifty_threads_approving_the_same_step_apply_it_once(world: World) -> No
     click = Click(rollout_id=started.id, step=0, epoch=started.epoch)  # one card, many clicks
     before = world.route_patches()
     results = _together([
-        (lambda actor=actor: world.service.approve(REF, actor=actor, click=click))
+        partial(world.service.approve, REF, actor=actor, click=click)
         for actor in [BOB, CAROL] * 25
     ])
     assert world.route_patches() == before + 1

@@ -18,13 +18,14 @@ from rollout.domain.errors import (
     Throttled,
     Unrecorded,
 )
-from rollout.domain.models import PauseKind, Phase
+from rollout.domain.models import PauseKind, Phase, Rollout
 from rollout.domain.plan import build_plan
 from rollout.lock_keeper import LockKeeper
 from rollout.service import Ref
 from sandbox.kube import Fault
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, World, make_world
+from tests.support.kube_api import close_api
 from tests.support.kube_proxy import THROTTLE_RETRY_AFTER
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
@@ -126,7 +127,7 @@ def slow_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[Worl
     w = make_world(cluster, redis_server.url, timeout=(1.0, 0.5))
     yield w
     w.store.client.close()
-    w.api.close()
+    close_api(w.api)
 
 
 def test_a_stalled_write_is_fenced_off_and_never_lands_later(slow_world: World) -> None:
@@ -173,7 +174,7 @@ def test_a_write_slower_than_the_lock_ttl_is_recorded_while_the_lock_is_renewed(
         assert world.weights() == {"llm-pool": 90, POOL: 10}
     finally:
         world.store.client.close()
-        world.api.close()
+        close_api(world.api)
 
 
 def _landed_patches(world: World) -> list[int]:
@@ -275,10 +276,10 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
     swept = world.service.watch(rollout)
     assert swept is not None and world.service.get(REF).step == 0
     world.store.client.close()
-    world.api.close()
+    close_api(world.api)
 
 
-def _get_when_back(world: World) -> object:
+def _get_when_back(world: World) -> Rollout | None:
     try:
         return world.service.get(REF)
     except StoreUnavailable:
@@ -337,7 +338,7 @@ def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
     assert out.ok, out.message
     assert world.weights() == {"llm-pool": 90, POOL: 10}
     world.store.client.close()
-    world.api.close()
+    close_api(world.api)
 
 
 def test_a_gateway_that_cannot_resolve_the_canary_stops_the_next_step(world: World) -> None:

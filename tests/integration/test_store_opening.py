@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -50,8 +51,8 @@ def test_open_by_pool_name_or_id_locks_the_target_and_loads_the_state(
     store: RedisStore,
 ) -> None:
     created = _created(store)
-    for by_name in (lambda: store.open(latest=LATEST),
-                    lambda: store.open(rollout_id=created.id)):
+    for by_name in (partial(store.open, latest=LATEST),
+                    partial(store.open, rollout_id=created.id)):
         opening = by_name()
         assert opening.lease is not None and opening.lease.key == KEY
         assert opening.rollout == created and not opening.in_flight
