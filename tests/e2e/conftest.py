@@ -17,7 +17,9 @@ from bot.scheduling import build_scheduler
 from bot.server import SlackServer
 from bot.settings import Settings
 from handlers.cards import ButtonValue
+from rollout.domain.models import Rollout
 from rollout.scheduler import RolloutScheduler
+from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from sandbox.slack import Message, SlackEmulator
 from tests.support.polling import eventually
@@ -120,9 +122,7 @@ class World:
         texts += [p.text or "" for p in self.slack.responses if p.user == user]
         return texts
 
-    def rollout(self) -> Any:
-        from rollout.service import Ref
-
+    def rollout(self) -> Rollout:
         return self.container.service.get(Ref(namespace="default", canary=CANARY))
 
 

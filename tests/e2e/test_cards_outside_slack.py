@@ -25,8 +25,9 @@ from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.ports import free_port
 from sandbox.slack import Message, SlackFault
-from tests.e2e.conftest import CANARY, CHANNEL, TOKEN, World, eventually, start_rollout
+from tests.e2e.conftest import CANARY, CHANNEL, TOKEN, World, start_rollout
 from tests.e2e.test_slack_server import _get
+from tests.support.polling import eventually
 
 REF = Ref(namespace="default", canary=CANARY)
 NOTIFY = "C0OTHER"
@@ -97,7 +98,8 @@ def test_a_rollout_started_from_the_cli_gets_its_card_in_the_notify_channel(
     run = cli("start", CANARY, "--interval", "0s", "--as", "alice")
     assert run.code == EXIT_OK, run.err
     card = world.card(NOTIFY)
-    assert world.rollout().card is not None and world.rollout().card.ts == card.ts
+    shown = world.rollout().card
+    assert shown is not None and shown.ts == card.ts
     assert "cli:alice started the rollout" in _thread(world, card.ts, NOTIFY)
     assert cli("approve", CANARY, "--as", "bob").code == EXIT_OK
     assert ": 10%, baking" in world.card(NOTIFY).text

@@ -11,15 +11,17 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from handlers.cards import ButtonValue
 from rollout.domain.errors import RolloutError
 from rollout.domain.models import Phase
 from rollout.service import Ref
-from sandbox.slack import block_actions_body
+from sandbox.slack import Message, block_actions_body
 from sandbox.slack.delivery import deliver
 from sandbox.slack.payloads import block_actions_payload, button_action, encode_payload
-from tests.e2e.conftest import CANARY, CHANNEL, ROUTE, SECRET, World, eventually, start_rollout
+from tests.e2e.conftest import CANARY, CHANNEL, ROUTE, SECRET, World, start_rollout
+from tests.support.polling import eventually
 
 UNCHANGED = {"llm-pool": 100, CANARY: 0}
 REFUSED = (":no_entry:", "outdated", ":warning:", "already handled", "Already handled")
@@ -48,6 +50,16 @@ def _phase(world: World) -> Phase:
     return world.rollout().phase
 
 
+def _card_with(world: World, action_id: str) -> Message | None:
+    """The card, read again once a read of it shows the button `action_id`."""
+    return world.card() if world.button(world.card(), action_id) else None
+
+
+def _new_id(world: World, before: str | None) -> str | None:
+    """The rollout's id, read again once a read of it is not `before`."""
+    return _latest_id(world) if _latest_id(world) != before else None
+
+
 # -- defect 1: a path around approvals ------------------------------------------------------
 
 
@@ -56,7 +68,7 @@ def test_an_automatic_plan_applies_nothing_until_another_approver_approves_it(
 ) -> None:
     w = _scheduled(make_world, rollout_approvers=["U0BOB", "U0CAROL"])
     w.command("U0DAVE", f"{CANARY} start --steps 100 --auto --interval 0s")
-    card = eventually(lambda: w.button(w.card(), "rollout_approve_plan") and w.card(),
+    card = eventually(lambda: _card_with(w, "rollout_approve_plan"),
                       message="a card with Approve plan")
     assert "approver other than" in str(card.blocks)
     time.sleep(2.5)  # two sweeps and any due tick: nothing may apply on its own
@@ -72,8 +84,9 @@ def test_an_automatic_plan_applies_nothing_until_another_approver_approves_it(
 
     w.click("U0CAROL", card.ts, "rollout_approve_plan", value)
     eventually(lambda: w.weights() == {"llm-pool": 0, CANARY: 100}, message="0/100")
-    assert w.rollout().plan_approval is not None
-    assert w.rollout().plan_approval.actor.id == "U0CAROL"  # type: ignore[union-attr]
+    plan_approval = w.rollout().plan_approval
+    assert plan_approval is not None
+    assert plan_approval.actor.id == "U0CAROL"
 
 
 def test_the_author_cannot_approve_their_own_automatic_plan(
@@ -81,7 +94,7 @@ def test_the_author_cannot_approve_their_own_automatic_plan(
 ) -> None:
     w = _scheduled(make_world, rollout_approvers=["U0BOB", "U0CAROL"])
     w.command("U0BOB", f"{CANARY} start --steps 50,100 --auto --interval 0s")
-    card = eventually(lambda: w.button(w.card(), "rollout_approve_plan") and w.card())
+    card = eventually(lambda: _card_with(w, "rollout_approve_plan"))
     w.click("U0BOB", card.ts, "rollout_approve_plan", w.value(card, "rollout_approve_plan")
             .encode())
     eventually(lambda: any("two-person rule" in t for t in w.ephemeral_texts("U0BOB")))
@@ -131,8 +144,14 @@ def test_an_old_cards_rollback_never_undoes_a_newer_rollout_on_the_rule(
     assert w.weights() == {"llm-pool": 0, CANARY: 100}
     # the reverse move on the same rule: llm-pool is now the canary
     w.command("U0ALICE", "llm-pool start --interval 15m")
-    second = eventually(lambda: len(w.cards()) == 2 and w.card().ts != first.ts and
-                        w.button(w.card(), "rollout_approve") and w.card())
+
+    def second_card() -> Message | None:
+        if (len(w.cards()) == 2 and w.card().ts != first.ts
+                and w.button(w.card(), "rollout_approve")):
+            return w.card()
+        return None
+
+    second = eventually(second_card)
     w.click("U0BOB", second.ts, "rollout_approve",
             w.value(second, "rollout_approve").encode())
     eventually(lambda: w.weights() == {"llm-pool": 10, CANARY: 90})
@@ -165,7 +184,7 @@ def test_a_drift_found_by_a_click_is_shown_even_though_the_click_is_refused(
     w.click("U0CAROL", card.ts, "rollout_approve", value)
     eventually(lambda: any("paused: weights changed outside the bot" in t
                            for t in w.ephemeral_texts("U0CAROL")))
-    shown = eventually(lambda: w.button(w.card(), "rollout_resume") and w.card(),
+    shown = eventually(lambda: _card_with(w, "rollout_resume"),
                        message="the card redrawn as paused")
     assert w.button(shown, "rollout_approve") is None
     assert "the cluster shows 70 / 30" in str(shown.blocks)
@@ -281,7 +300,8 @@ def test_a_weight_changed_by_hand_pauses_within_one_sweep(
     changed = time.monotonic()
     eventually(lambda: _phase(w) is Phase.PAUSED, timeout=3.0, message="paused by the sweep")
     assert time.monotonic() - changed < 2.5  # the sweep runs every second
-    assert w.rollout().pause is not None and w.rollout().pause.kind.value == "drift"  # type: ignore[union-attr]
+    pause = w.rollout().pause
+    assert pause is not None and pause.kind.value == "drift"
     eventually(lambda: "the cluster shows 60 / 40" in str(w.card().blocks))
     assert w.weights() == {"llm-pool": 60, CANARY: 40}
 
@@ -358,7 +378,7 @@ def test_two_reviewers_clicking_within_a_second_of_each_update_are_never_refused
             eventually(lambda: _phase(w) is Phase.ROLLED_BACK)
         before = w.rollout().id if round_ else None
         w.command("U0ALICE", f"{CANARY} start --steps {steps} --interval 0s --approvals 2")
-        rollout_id = eventually(lambda b=before: _latest_id(w) != b and _latest_id(w))
+        rollout_id = eventually(partial(_new_id, w, before))
         errors: list[str] = []
         threads = [threading.Thread(target=_reviewer, args=(w, user, rollout_id, seed, errors))
                    for seed, user in enumerate(("U0BOB", "U0CAROL"), start=round_ * 2)]

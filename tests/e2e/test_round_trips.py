@@ -4,7 +4,8 @@ the card reads after it (the newest state, the freeze)."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
+from tests.e2e.conftest import CANARY, CHANNEL, World, start_rollout
+from tests.support.polling import eventually
 from tests.support.redis_trips import round_trips
 
 STEP = [["EVALSHA"], ["EVALSHA"], ["EVALSHA"]]  # open, confirm, close

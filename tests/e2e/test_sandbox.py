@@ -26,7 +26,7 @@ SCREENSHOTS = SANDBOX_DIR / "screenshots"
 def _eventually(probe: Callable[[], T | None], timeout: float = 10.0,
                 box: Sandbox | None = None) -> T:
     try:
-        return eventually(probe, timeout=timeout, step=0.05, message="not reached")  # type: ignore[return-value]
+        return eventually(probe, timeout=timeout, step=0.05, message="not reached")
     except AssertionError as exc:
         raise AssertionError(f"{exc}{_chat(box) if box else ''}") from None
 

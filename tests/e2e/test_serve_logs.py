@@ -16,7 +16,8 @@ from sandbox.kube import KubeEmulator
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
-from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN, eventually
+from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN
+from tests.support.polling import eventually
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

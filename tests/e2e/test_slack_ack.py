@@ -8,7 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sandbox.kube import Fault
-from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
+from tests.e2e.conftest import CANARY, CHANNEL, World, start_rollout
+from tests.support.polling import eventually
 
 ACK_BUDGET = 3.0
 

@@ -9,8 +9,9 @@ from handlers.commands import CommandRequest, Verb, run_command
 from handlers.slack_listeners import CARD_MISSED
 from rollout.domain.models import Actor, Card
 from rollout.service import Ref
-from sandbox.slack import SlackFault
-from tests.e2e.conftest import CANARY, CHANNEL, World, eventually, start_rollout
+from sandbox.slack import Message, SlackFault
+from tests.e2e.conftest import CANARY, CHANNEL, World, start_rollout
+from tests.support.polling import eventually
 
 
 def test_start_posts_a_card_and_a_click_moves_the_route(world: World) -> None:
@@ -212,7 +213,10 @@ def test_a_rollout_started_from_the_cli_gets_a_card_in_the_notify_channel(
     out = run_command(world.container.service,
                       CommandRequest(verb=Verb.START, pool=CANARY, interval_seconds=0), cli)
     assert out.outcome is not None and out.outcome.rollout is not None
-    card = eventually(lambda: world.cards("C0OTHER") and world.card("C0OTHER"))
+    def notified() -> Message | None:
+        return world.card("C0OTHER") if world.cards("C0OTHER") else None
+
+    card = eventually(notified)
     assert world.rollout().card == Card(channel="C0OTHER", ts=card.ts)
     # a later change from outside Slack updates the same card
     world.container.service.pause(Ref(rollout_id=out.outcome.rollout.id), actor=cli)

@@ -9,7 +9,8 @@ from rollout.domain.models import Actor, AuditAction
 from rollout.service import Ref
 from sandbox.slack import SlackFault, block_actions_body
 from sandbox.slack.delivery import deliver
-from tests.e2e.conftest import CANARY, CHANNEL, SECRET, World, eventually, start_rollout
+from tests.e2e.conftest import CANARY, CHANNEL, SECRET, World, start_rollout
+from tests.support.polling import eventually
 
 UNCHANGED = {"llm-pool": 100, CANARY: 0}
 
@@ -93,7 +94,7 @@ def test_an_approve_drawn_before_a_pause_and_resume_changes_nothing(world: World
     world.command("U0CAROL", f"{CANARY} resume")
     eventually(lambda: world.rollout().phase.value == "awaiting_approval")
     before = world.rollout()
-    assert before.epoch > old.epoch
+    assert old.epoch is not None and before.epoch > old.epoch
 
     world.click("U0BOB", card.ts, "rollout_approve", old.encode())
     eventually(lambda: any("paused or resumed since" in t for t in world.ephemeral_texts("U0BOB")))
@@ -137,8 +138,8 @@ def test_slack_rate_limits_are_retried_and_the_card_still_lands(world: World) ->
     assert {c.method for c in failed} == {"chat.postMessage", "chat.update"}
     updates = [c for c in world.slack.calls if c.method == "chat.update" and c.ok]
     assert updates, "the card was not redrawn after the rate limit"
-    assert world.rollout().card is not None
-    assert world.rollout().card.ts == card.ts  # type: ignore[union-attr]
+    shown = world.rollout().card
+    assert shown is not None and shown.ts == card.ts
     assert world.container.service.get(Ref(rollout_id=world.rollout().id)).card is not None
 
 

@@ -19,7 +19,8 @@ from bot.bootstrap import build
 from bot.server import SlackServer, serve, socket_mode_handler
 from bot.settings import Settings, SettingsError
 from sandbox.ports import free_port
-from tests.e2e.conftest import CANARY, SECRET, TOKEN, World, eventually, start_rollout
+from tests.e2e.conftest import CANARY, SECRET, TOKEN, World, start_rollout
+from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 
@@ -120,7 +121,7 @@ def test_socket_mode_uses_the_app_token_and_keeps_the_http_endpoints(
         assert handler.app_token == "xapp-1-test"
         assert handler.app is world.bot.app
     finally:
-        handler.client.close()  # type: ignore[no-untyped-call]
+        handler.client.close()
 
     made: list[_FakeSocket] = []
 

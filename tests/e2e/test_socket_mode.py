@@ -20,7 +20,8 @@ from sandbox.kube import KubeEmulator
 from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import Message, SlackEmulator
-from tests.e2e.conftest import CANARY, CHANNEL, ROUTE, SECRET, TOKEN, eventually
+from tests.e2e.conftest import CANARY, CHANNEL, ROUTE, SECRET, TOKEN
+from tests.support.polling import eventually
 
 APP_TOKEN = "xapp-1-e2e"
 
