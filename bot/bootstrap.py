@@ -28,7 +28,6 @@ from rollout.domain.clock import Clock, SystemClock
 from rollout.domain.preflight import CapacityPolicy
 from rollout.lock_keeper import LockKeeper
 from rollout.redis_connect import connect
-from rollout.scheduler import STEP_THREADS
 from rollout.service import Gates, Listener, RolloutService, ServiceOptions
 
 
@@ -54,10 +53,12 @@ class Container:
         self.kube_api.close()  # type: ignore[no-untyped-call]
 
 
-#: one connection for each thread that may call the API at once (the scheduler's ticks, the
-#: Slack work pool, the sweep, the analysis): past the pool's size urllib3 drops a connection
-#: after each request, and every later one pays a new TLS handshake
-KUBE_CONNECTIONS = STEP_THREADS + DEFAULT_WORKERS + 8
+def kube_connections(tick_threads: int) -> int:
+    """One connection for each thread that may call the API at once (the scheduler's ticks,
+    the Slack work pool, the sweep, the analysis, the ahead lane): past the pool's size
+    urllib3 drops a connection after each request, and every later one pays a new TLS
+    handshake."""
+    return tick_threads + DEFAULT_WORKERS + 8
 
 
 def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False) -> Container:
@@ -71,7 +72,8 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
     feed = ChangeFeed.of_install(redis_client, settings.rollout_key_prefix)
     store = RedisStore(redis_client, prefix=settings.rollout_key_prefix,
                        lock_ttl_seconds=lock_ttl, feed=feed)
-    api = kube.api_client(settings.kubeconfig, connections=KUBE_CONNECTIONS)
+    api = kube.api_client(settings.kubeconfig,
+                          connections=kube_connections(settings.rollout_tick_threads))
     timeout = settings.rollout_kube_timeout
     objects, timeouts = kube.custom_objects(api), (min(timeout, 3.0), timeout)
     cache, cache_api = _cache(settings) if watch and settings.rollout_watch_seconds else \

@@ -28,7 +28,8 @@ def build_scheduler(container: Container) -> RolloutScheduler:
     lease = LeaderLease(container.store.client, key=container.store.key("leader"),
                         holder=holder, ttl_seconds=ttl)
     scheduler = RolloutScheduler(service=container.service, lease=lease,
-                                 sweep_seconds=min(sweep, ttl / 3), feed=container.feed)
+                                 sweep_seconds=min(sweep, ttl / 3), feed=container.feed,
+                                 threads=settings.rollout_tick_threads)
     container.listeners.append(scheduler.on_change)
     return scheduler
 

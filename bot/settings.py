@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # 0 turns the cache off (every step reads the namespace, as the CLI does)
     rollout_watch_seconds: int = Field(default=60, ge=0, le=3600)
     rollout_lock_ttl: str = "15s"
+    # serve, scheduler, sandbox: the leader's ticks in flight at once (each a thread and a
+    # Kubernetes connection); the default is rollout.scheduler.STEP_THREADS, which says why
+    rollout_tick_threads: int = Field(default=32, ge=1, le=256)
     # the capacity gate: Ready canary endpoints at any time, and the margin over its share
     rollout_capacity_minimum: int = Field(default=1, ge=0, le=100_000)
     rollout_capacity_headroom: int = Field(default=0, ge=0, le=1000)

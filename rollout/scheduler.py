@@ -67,26 +67,29 @@ LEADER_JOBS = 3
 AHEAD_EXECUTOR = "ahead"
 
 
-def background_scheduler() -> BackgroundScheduler:
-    """The ticks' executor; `RolloutScheduler` adds the leader's own."""
+def background_scheduler(threads: int = STEP_THREADS) -> BackgroundScheduler:
+    """The ticks' executor, `threads` ticks at once; `RolloutScheduler` adds the leader's
+    own."""
     return BackgroundScheduler(timezone="UTC",
-                               executors={"default": ThreadPoolExecutor(STEP_THREADS)})
+                               executors={"default": ThreadPoolExecutor(threads)})
 
 
 class RolloutScheduler:
     def __init__(
         self, *, service: RolloutService, lease: LeaderLease, sweep_seconds: float = 5.0,
         scheduler: BackgroundScheduler | None = None, feed: ChangeFeed | None = None,
-        pacer: TickPacer | None = None,
+        pacer: TickPacer | None = None, threads: int = STEP_THREADS,
     ) -> None:
+        """`threads`: ticks in flight at once (the executor's threads and the pacer's
+        ceiling), for the scheduler made here and the pacer; one passed in has its own."""
         self.service = service
         #: the hold-back when the Kubernetes API throttles the ticks (429)
-        self.pacer = pacer or TickPacer(service.clock, ceiling=STEP_THREADS)
+        self.pacer = pacer or TickPacer(service.clock, ceiling=threads)
         self.lease = lease
         #: other replicas' changes, announced: the leader sweeps at once (`wake`)
         self.feed = feed
         self.sweep_seconds = sweep_seconds
-        self.scheduler = scheduler or background_scheduler()
+        self.scheduler = scheduler or background_scheduler(threads)
         with contextlib.suppress(ValueError):  # another RolloutScheduler added it already
             self.scheduler.add_executor(ThreadPoolExecutor(LEADER_JOBS), LEADER_EXECUTOR)
         #: the rollouts a person changed lately, under `_lock`: their next job goes ahead if
