@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.targets < 1 or args.replicas < 1:
         parser.error("--duration, --targets and --replicas must be positive")
+    if args.logs is not None and args.logs.exists() and (
+            not args.logs.is_dir() or any(args.logs.iterdir())):
+        # a run's logs mixed into another's, and its Redis started on the other's files
+        parser.error(f"--logs {args.logs}: give a new or empty directory")
     world = KubeWorld()
     try:
         report = soak(Options(duration=args.duration, seed=args.seed, targets=args.targets,

@@ -4,12 +4,16 @@ nothing in a clean run."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from rollout.domain.models import Phase
 from sandbox.kube.faults import RequestRecord
 from sandbox.slack.workspace import ResponseUrlPost
 from tests.soak import checks
+from tests.soak.__main__ import main as soak_main
 from tests.soak.world import Answer, SlackAsk, SlackDelivery
 from tests.unit.builders import started
 
@@ -249,3 +253,20 @@ def test_a_request_never_answered_comes_with_what_its_replica_logged_while_await
         "\n        | 00:05:02.000 warning rollout-bot.decisions: Slack chat.update failed: 500"
         "\n        | 00:05:29.900 info rollout-bot.decisions: approved step 2 of r1"]
     assert checks.never_answered(asks, [], sent, logs={0: lines}) == [listed[0].split("\n")[0]]
+
+
+@pytest.mark.parametrize("content", ["a file", "a used directory"])
+def test_the_soak_keeps_its_logs_only_in_a_new_or_empty_directory(
+        tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before anything starts: a run's logs mixed into another's would be followed
+    up wrongly, and its Redis would start on the other run's files."""
+    target = tmp_path / "logs"
+    if content == "a file":
+        target.write_text("x")
+    else:
+        target.mkdir()
+        (target / "replica-0.log").write_text("{}\n")
+    with pytest.raises(SystemExit) as stopped:
+        soak_main(["--duration", "1", "--logs", str(target)])
+    assert stopped.value.code == 2
+    assert f"--logs {target}: give a new or empty directory" in capsys.readouterr().err
