@@ -49,7 +49,8 @@ ANALYSIS_JOB = "analysis"
 #: (64 made 300 rollouts with 1 s bakes step faster on the real API server, 245 steps/s
 #: against 219, but at 1,000 the cluster's answers to the namespace cache's lists then ran past
 #: their timeout and every step read its namespace directly; since those reads take turns,
-#: 64 holds at 1,000, 149 steps/s, and is no faster than 32)
+#: 64 holds at 1,000, 149 steps/s, and is no faster than 32). The default of
+#: ROLLOUT_TICK_THREADS, which an install against a larger API server may raise
 STEP_THREADS = 32
 
 
