@@ -24,10 +24,12 @@ from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.adapters.store import RedisStore
 from rollout.adapters.tick_holds import RedisTickHolds
+from rollout.ahead_lane import AHEAD_THREADS
 from rollout.domain.clock import Clock, SystemClock
 from rollout.domain.preflight import CapacityPolicy
 from rollout.lock_keeper import LockKeeper
 from rollout.redis_connect import connect
+from rollout.scheduler import LEADER_JOBS
 from rollout.service import Gates, Listener, RolloutService, ServiceOptions
 
 
@@ -55,10 +57,10 @@ class Container:
 
 def kube_connections(tick_threads: int) -> int:
     """One connection for each thread that may call the API at once (the scheduler's ticks,
-    the Slack work pool, the sweep, the analysis, the ahead lane): past the pool's size
-    urllib3 drops a connection after each request, and every later one pays a new TLS
-    handshake."""
-    return tick_threads + DEFAULT_WORKERS + 8
+    the Slack work pool, the leader's own jobs, the ahead lane, and `/readyz`'s check): past
+    the pool's size urllib3 drops a connection after each request, and every later one pays
+    a new TLS handshake."""
+    return tick_threads + DEFAULT_WORKERS + LEADER_JOBS + AHEAD_THREADS + 1
 
 
 def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False) -> Container:

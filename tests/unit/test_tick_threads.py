@@ -60,8 +60,8 @@ def test_the_setting_sizes_the_ticks_the_pacer_and_the_connections(
         assert _tick_threads(scheduler) == scheduler.pacer.ceiling == threads
         # a connection for each thread that may call the API at once, the ticks' among them
         pool = container.kube_api.configuration.connection_pool_maxsize
-        assert pool == kube_connections(threads) == threads + DEFAULT_WORKERS + 8
-        assert pool >= threads + DEFAULT_WORKERS + LEADER_JOBS + AHEAD_THREADS
+        assert pool == kube_connections(threads)
+        assert pool == threads + DEFAULT_WORKERS + LEADER_JOBS + AHEAD_THREADS + 1 == threads + 16
     finally:
         container.close()
 
