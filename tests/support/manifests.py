@@ -26,6 +26,13 @@ def kustomize(folder: str = "kubernetes") -> list[Doc]:
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
 
+def env_file(name: str) -> dict[str, str]:
+    """A Kustomize env file of deploy/kubernetes (config.env, secret.env), as its pairs."""
+    pairs = [line.split("=", 1) for line in (DEPLOY / "kubernetes" / name).read_text().splitlines()
+             if line and not line.startswith("#")]
+    return {k: v for k, v in pairs}
+
+
 def find(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
     found = [d for d in docs if d["kind"] == kind
              and (name is None or d["metadata"]["name"] == name)]
@@ -69,12 +76,17 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def helm_template(*sets: str, namespace: str = "rollout-bot") -> list[Doc]:
+def helm_render(*sets: str, namespace: str = "rollout-bot") -> subprocess.CompletedProcess[str]:
+    """`helm template` of the chart with the example values and these `--set`s, as run."""
     args = ["template", "rollout-bot", str(CHART), "--namespace", namespace,
             "--kube-version", KUBE_VERSION,
             "-f", str(EXAMPLE_VALUES)]
     for item in sets:
         args += ["--set", item]
-    done = helm(*args)
+    return helm(*args)
+
+
+def helm_template(*sets: str, namespace: str = "rollout-bot") -> list[Doc]:
+    done = helm_render(*sets, namespace=namespace)
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]

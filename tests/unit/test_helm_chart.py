@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from bot.settings import Settings
 from tests.support.manifests import (
     CHART,
     EXAMPLE_VALUES,
     Doc,
+    env_file,
     find,
     helm,
+    helm_render,
     helm_template,
     kustomize,
     pod_spec,
@@ -84,3 +89,48 @@ def test_an_existing_slack_secret_and_an_external_redis() -> None:
     assert url["valueFrom"]["secretKeyRef"] == {"name": "team-redis", "key": "REDIS_URL"}
     config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
     assert config["ROLLOUT_APPROVERS"] == "U1,U2"
+
+
+def _config(*sets: str) -> dict[str, str]:
+    data: dict[str, str] = find(helm_template(*sets), "ConfigMap", "rollout-bot-config")["data"]
+    return data
+
+
+def test_the_chart_sets_what_config_env_sets() -> None:
+    """config.env exposes every setting the install may tune (test_deploy holds it to
+    Settings); by default the chart sets the same variables to the same strings."""
+    assert _config() == env_file("config.env")
+
+
+# --set, the variable, and what the bot reads from it (none of them its default)
+TUNED = [
+    ("keep=2h", "ROLLOUT_KEEP", "2h", "rollout_keep", "2h"),
+    ("groupCacheTtl=10m", "ROLLOUT_GROUP_CACHE_TTL", "10m", "rollout_group_cache_ttl", "10m"),
+    ("lockTtl=30s", "ROLLOUT_LOCK_TTL", "30s", "rollout_lock_ttl", "30s"),
+    ("kubeTimeout=2.5", "ROLLOUT_KUBE_TIMEOUT", "2.5", "rollout_kube_timeout", 2.5),
+    ("watchSeconds=0", "ROLLOUT_WATCH_SECONDS", "0", "rollout_watch_seconds", 0),
+    ("watchSeconds=600", "ROLLOUT_WATCH_SECONDS", "600", "rollout_watch_seconds", 600),
+    ("tickThreads=64", "ROLLOUT_TICK_THREADS", "64", "rollout_tick_threads", 64),
+    ("slack.socketPing=12.5", "SLACK_SOCKET_PING", "12.5", "slack_socket_ping", 12.5),
+]
+
+
+@pytest.mark.parametrize(("item", "variable", "rendered", "field", "read"), TUNED)
+def test_each_tuning_value_reaches_the_environment_as_a_string(
+        item: str, variable: str, rendered: str, field: str, read: object) -> None:
+    config = _config(item)
+    assert config[variable] == rendered
+    assert all(isinstance(v, str) for v in config.values()), config
+    settings = Settings(**{k.lower(): v for k, v in config.items()})  # type: ignore[arg-type]
+    assert getattr(settings, field) == read
+
+
+def test_a_key_prefix_needs_a_redis_of_your_own() -> None:
+    """The bundled Redis's ACL allows only rollout-bot:*: another prefix is refused there,
+    and reaches the bot with an external Redis."""
+    refused = helm_render("keyPrefix=team-a")
+    assert refused.returncode != 0
+    assert "keyPrefix: the bundled Redis's ACL allows only keys rollout-bot:*" in refused.stderr
+    config = _config("keyPrefix=team-a", "redis.bundled=false",
+                     "redis.external.existingSecret=team-redis")
+    assert config["ROLLOUT_KEY_PREFIX"] == "team-a"
