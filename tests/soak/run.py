@@ -187,13 +187,15 @@ class Soak:
         """Until the request's answer (not "Working on it") arrives, or `timeout` passes; not
         at all when its delivery said no answer is to come. A click that changed the rollout
         is answered on its card (channel, ts, blocks as clicked), not through the response
-        URL: a change of the card ends the wait too, and is recorded."""
+        URL: a change of the card ends the wait too, and is recorded. The end of the soak's
+        window does not cut the wait short: a request sent just before it was counted as
+        acked and never answered when its answer came a moment after."""
         with self.lock:
             self.slack_deliveries[url_id] = delivery
         if not delivery.awaits_answer:
             return
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stop.is_set():
+        while time.monotonic() < deadline:
             if any(p.url_id == url_id and p.text and
                    not p.text.startswith(checks.SLACK_WORKING) for p in self.slack.responses):
                 return

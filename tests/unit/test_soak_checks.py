@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from rollout.adapters.store import RedisStore
 from rollout.domain.models import Phase
 from sandbox.kube.faults import RequestRecord
+from sandbox.redis_server import RedisServer
+from sandbox.slack import SlackEmulator
 from sandbox.slack.workspace import ResponseUrlPost
 from tests.soak import checks
 from tests.soak.__main__ import main as soak_main
-from tests.soak.world import Answer, SlackAsk, SlackDelivery
+from tests.soak.run import Options, Soak
+from tests.soak.world import Answer, Process, SlackAsk, SlackDelivery
+from tests.support.real_cluster import KubeWorld, RealCluster
 from tests.unit.builders import started
 
 ROUTE = "routes-to-llm"
@@ -270,3 +275,44 @@ def test_the_soak_keeps_its_logs_only_in_a_new_or_empty_directory(
         soak_main(["--duration", "1", "--logs", str(target)])
     assert stopped.value.code == 2
     assert f"--logs {target}: give a new or empty directory" in capsys.readouterr().err
+
+
+# ---- the soak's wait for an answer -------------------------------------------------------
+
+
+class _Message:
+    def __init__(self, blocks: list[dict[str, Any]]) -> None:
+        self.blocks = blocks
+
+
+class _Slack:
+    """The two things the wait reads of the Slack emulator: answers and the card."""
+
+    def __init__(self, card: list[dict[str, Any]]) -> None:
+        self.responses: list[ResponseUrlPost] = []
+        self.card = card
+
+    def message(self, channel: str, ts: str) -> _Message:
+        return _Message(self.card)
+
+
+def _soak_waiting(slack: _Slack) -> Soak:
+    soak = Soak(options=cast(Options, None), world=cast(KubeWorld, None),
+                cluster=cast(RealCluster, None), redis=cast(RedisServer, None),
+                slack=cast(SlackEmulator, slack), env={}, store=cast(RedisStore, None),
+                targets=[], replicas=[], scheduler=cast(Process, None))
+    soak.stop.set()  # the soak's window has ended
+    return soak
+
+
+def test_a_click_answered_on_its_card_after_the_window_ended_is_recorded_as_answered() -> None:
+    """A click sent just before the window ended, whose card changed a moment after: it was
+    counted as acked and never answered (seed 52) when the wait stopped at the window's end."""
+    clicked = [{"type": "actions", "elements": []}]
+    slack = _Slack(card=[{"type": "section"}])  # the card as it is now: changed
+    soak = _soak_waiting(slack)
+    delivery = SlackDelivery(status=200, replica=2, at=0.0)
+    soak._await_answer("soak-469", delivery, timeout=5.0, card=("C1", "1.0", clicked))
+    assert soak.slack_deliveries["soak-469"].card_changed
+    assert checks.unanswered(soak.slack_deliveries["soak-469"]) == \
+        "slack clicks answered on the card"
