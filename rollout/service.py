@@ -126,6 +126,10 @@ class Ref:
 
 
 Listener = Callable[[Outcome], None]
+
+#: the most recent rollouts whose keep periods a new leader indexes (`index_kept`): those
+#: completed before the keep index existed, which the reminder then found among these
+RECENT_KEPT_INDEXED = 50
 #: the machine's decision for a command: pure, given the reloaded rollout (None before a start)
 Decide = Callable[[Rollout | None, datetime], Decision]
 
@@ -509,13 +513,17 @@ class RolloutService:
 
         return self._run(Ref(rollout_id=rollout.id), Actor.scheduler(), decide)
 
-    def remind_kept(self, *, recent: int = 50) -> list[Outcome]:
-        """The scheduler's keep-period reminder: each of the `recent` most recently finished
-        rollouts whose keep period is over is told once (an audit event the card's thread
-        shows, mentioning the approvers). Costs one read of each per call."""
+    def remind_kept(self) -> list[Outcome]:
+        """The scheduler's keep-period reminder: each completed rollout whose keep period is
+        over is told once (an audit event the card's thread shows, mentioning the
+        approvers). One Redis command when none is due (the keep index the save keeps), and
+        one read of each that is."""
         now = self.clock.now()
-        due = [r for r in (self.store.get(i) for i in self.store.recent_ids(recent))
-               if r is not None and machine.keep_due(r, now)]
+        listed = {i: self.store.get(i) for i in self.store.kept_until(now)}
+        stale = [i for i, r in listed.items() if r is None or r.keep_reminder_at is None]
+        if stale:  # indexed at a leader's takeover while its reminder was being told
+            self.store.unindex_kept(stale)
+        due = [r for r in listed.values() if r is not None and machine.keep_due(r, now)]
         return [self._run(Ref(rollout_id=r.id), Actor.scheduler(),
                           lambda loaded, at: machine.keep_over(_recorded(loaded), now=at))
                 for r in due]
@@ -594,6 +602,14 @@ class RolloutService:
         """Put the due times of loaded rollouts into the index where it lacks them."""
         self.store.index_due({r.id: r.next_due_at for r in rollouts
                               if r.active and r.next_due_at})
+
+    def index_kept(self, recent: int = RECENT_KEPT_INDEXED) -> None:
+        """Put the keep-period ends of the `recent` most recent rollouts into the keep index
+        where it lacks them: rollouts completed before the index existed, which the reminder
+        used to find among the 50 most recent. The leader does this when it takes the lease."""
+        loaded = (self.store.get(i) for i in self.store.recent_ids(recent))
+        self.store.index_kept({r.id: at for r in loaded
+                               if r is not None and (at := r.keep_reminder_at) is not None})
 
     def changes_since(self, seen: int) -> Changes:
         """Which rollouts were written after write number `seen`."""

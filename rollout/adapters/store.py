@@ -96,13 +96,14 @@ return 0
 # KEYS: state, lock, active set, target-active, pool-latest, pool-list, rollout audit,
 #       global audit, recent zset, in-flight set (a saved version ends a write in flight),
 #       due zset (active rollouts by next due time, ms), change zset (id by the sequence
-#       number of its last write), change sequence
+#       number of its last write), change sequence, keep zset (completed rollouts whose
+#       keep-period reminder is still to come, by the end of the keep period, ms)
 # ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
 #       created score, maxlen rollout audit, maxlen global, recent keep, due ms ('' for
 #       none), changes kept, object key (the lock `open` takes for this rollout), the
 #       channel the write is announced on ('' for none; `pcall`: a user without channel
-#       rights still saves), then the arguments of the script around it, then from
-#       ARGV[first] the events.
+#       rights still saves), the end of the keep period in ms ('' when no reminder is to
+#       come), then the arguments of the script around it, then from ARGV[first] the events.
 _WRITE = """
 local function write(first)
   if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
@@ -133,6 +134,11 @@ local function write(first)
   else
     redis.call('ZREM', KEYS[11], ARGV[5])
   end
+  if ARGV[16] ~= '' then
+    redis.call('ZADD', KEYS[14], ARGV[16], ARGV[5])
+  else
+    redis.call('ZREM', KEYS[14], ARGV[5])
+  end
   local seq = redis.call('INCR', KEYS[13])
   redis.call('ZADD', KEYS[12], seq, ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (seq - tonumber(ARGV[13])))
@@ -144,7 +150,8 @@ local function write(first)
   return {'OK'}
 end
 """
-_WRITE_ARGS = 15  # the arguments before the events
+_WRITE_ARGS = 16  # the arguments before the events
+_WRITE_KEYS = 14
 
 _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 
@@ -154,7 +161,8 @@ _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 # none), memo ttl (s), the people's channel ('' for none), the command's name, events.
 _CLOSE = _WRITE + f"""local result = write({_WRITE_ARGS + 5})
 if result[1] == 'OK' and ARGV[{_WRITE_ARGS + 1}] ~= '' then
-  redis.call('SET', KEYS[14], ARGV[{_WRITE_ARGS + 1}], 'NX', 'EX', ARGV[{_WRITE_ARGS + 2}])
+  redis.call('SET', KEYS[{_WRITE_KEYS + 1}], ARGV[{_WRITE_ARGS + 1}], 'NX', 'EX',
+             ARGV[{_WRITE_ARGS + 2}])
 end
 if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
 if ARGV[{_WRITE_ARGS + 3}] ~= '' then
@@ -457,17 +465,19 @@ class RedisStore:
             self.key("pool", r.target.namespace, r.canary, "rollouts"),
             self.key("audit", r.id), self.key("audit"), self.key("recent"),
             self.key("inflight"), self.key("due"), self.key("changes"),
-            self.key("changes", "seq"),
+            self.key("changes", "seq"), self.key("kept"),
         ]
         due = str(_ms(r.next_due_at)) if r.active and r.next_due_at else ""
+        keep = r.keep_reminder_at
         args: list[Any] = [
             "create" if saving.expected_version == 0 else "save", str(saving.expected_version),
             r.model_dump_json(exclude={"card"}), str(lease.token), r.id,
             "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
             ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP, due, CHANGES_KEPT,
             r.target.object_key, self._feed.announced_on() if self._feed is not None else "",
+            str(_ms(keep)) if keep is not None else "",
         ]
-        assert len(args) == _WRITE_ARGS
+        assert len(keys) == _WRITE_KEYS and len(args) == _WRITE_ARGS
         return keys, args
 
     def _answer(self, result: list[Any], saving: Saving, lease: Lease) -> None:
@@ -530,6 +540,24 @@ class RedisStore:
         if due:
             mapping = {rid: _ms(at) for rid, at in due.items()}
             self._guard(lambda: self._r.zadd(self.key("due"), mapping, nx=True))
+
+    def kept_until(self, until: datetime) -> list[str]:
+        """Completed rollouts whose keep period ended by `until` and whose approvers were not
+        told yet: one command, whatever the number of rollouts kept."""
+        ids = self._guard(lambda: self._r.zrangebyscore(self.key("kept"), "-inf", _ms(until)))
+        return [str(i) for i in ids]
+
+    def index_kept(self, ends: dict[str, datetime]) -> None:
+        """Add keep-period ends the index lacks (state written before it existed); an end
+        the save script wrote since, or its removal, is newer and stays."""
+        if ends:
+            mapping = {rid: _ms(at) for rid, at in ends.items()}
+            self._guard(lambda: self._r.zadd(self.key("kept"), mapping, nx=True))
+
+    def unindex_kept(self, rollout_ids: list[str]) -> None:
+        """Drop rollouts with no keep-period reminder to come from the keep index."""
+        if rollout_ids:
+            self._guard(lambda: self._r.zrem(self.key("kept"), *rollout_ids))
 
     def changes_since(self, seen: int) -> Changes:
         """The rollouts written since write number `seen`, in one round trip. `complete` is

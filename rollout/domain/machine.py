@@ -486,8 +486,8 @@ def retire(r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = Fal
 
 def keep_due(r: Rollout, now: datetime) -> bool:
     """A completed rollout whose keep period is over and whose approvers were not told yet."""
-    return (r.phase is Phase.COMPLETED and r.retired_at is None and not r.keep_reminded
-            and r.keep_until is not None and r.keep_until <= now)
+    at = r.keep_reminder_at
+    return at is not None and at <= now
 
 
 def keep_over(r: Rollout, *, now: datetime) -> Decision:

@@ -294,6 +294,15 @@ class Rollout(BaseModel):
         return self.phase in ACTIVE_PHASES
 
     @property
+    def keep_reminder_at(self) -> datetime | None:
+        """When the approvers are to be told that the keep period is over; None when no such
+        reminder is to come (not completed, retired, told already, or nothing kept). The
+        store indexes rollouts by it, so the reminder reads only the ones that fell due."""
+        if self.phase is not Phase.COMPLETED or self.retired_at is not None or self.keep_reminded:
+            return None
+        return self.keep_until
+
+    @property
     def standing_pause(self) -> Pause | None:
         """The pause while it stands: a finished rollout is paused no more, though states
         saved before rollbacks ended their pause still carry one."""

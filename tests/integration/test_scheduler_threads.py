@@ -229,6 +229,9 @@ class _StuckTicks:
     def index_due(self, rollouts: list[object]) -> None:
         pass
 
+    def index_kept(self) -> None:
+        pass
+
     def due_until(self, horizon: object) -> list[str]:
         return [r.id for r in self.due]
 

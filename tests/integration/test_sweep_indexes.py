@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollout.adapters.leadership import LeaderLease
+from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
 from rollout.scheduler import RolloutScheduler
 from rollout.service import Ref
@@ -64,3 +65,52 @@ def test_a_change_made_elsewhere_reaches_the_leader_at_its_next_sweep(world: Wor
     finally:
         scheduler.scheduler.shutdown(wait=False)
         lease.release()
+
+
+def _completed_and_kept(world: World) -> Rollout:
+    """A one-step rollout completed, its stable pool kept for an hour."""
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([100]), keep_seconds=3600)
+    assert world.service.approve(REF, actor=BOB).ok
+    r = world.service.get(REF)
+    assert r.keep_until is not None
+    return r
+
+
+def test_the_save_keeps_the_keep_index(world: World) -> None:
+    r = _completed_and_kept(world)
+    assert r.keep_until is not None
+    assert world.store.kept_until(r.keep_until) == [r.id]
+    assert world.store.kept_until(r.keep_until - timedelta(seconds=1)) == []
+    world.clock.advance(3600)
+    [told] = world.service.remind_kept()
+    assert told.rollout is not None and told.rollout.keep_reminded
+    assert world.store.kept_until(r.keep_until + timedelta(days=1)) == []
+
+
+def test_a_rollback_of_a_completed_rollout_leaves_the_keep_index(world: World) -> None:
+    r = _completed_and_kept(world)
+    assert r.keep_until is not None
+    assert world.service.rollback(REF, actor=BOB).ok
+    assert world.store.kept_until(r.keep_until + timedelta(days=1)) == []
+
+
+def test_a_new_leader_indexes_keep_periods_saved_before_the_index(world: World) -> None:
+    """A state saved by a version of the bot without the index: the leader indexes it when
+    it takes the lease, and the reminder then finds it."""
+    r = _completed_and_kept(world)
+    assert r.keep_until is not None
+    world.store.unindex_kept([r.id])
+    assert world.store.kept_until(r.keep_until) == []
+    lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder="a",
+                        ttl_seconds=30)
+    scheduler = RolloutScheduler(service=world.service, lease=lease, sweep_seconds=5)
+    scheduler.scheduler.start(paused=True)
+    try:
+        scheduler.sweep()  # takes the lease
+    finally:
+        scheduler.scheduler.shutdown(wait=False)
+        lease.release()
+    assert world.store.kept_until(r.keep_until) == [r.id]
+    world.clock.advance(3600)
+    assert [o.rollout.id for o in world.service.remind_kept() if o.rollout] == [r.id]

@@ -54,6 +54,8 @@ class FakeStore:
         self.fail_saves: Exception | None = None  # raised by every save while set
         self.in_flight: set[str] = set()
         self.due: dict[str, datetime] = {}
+        #: the keep index: completed rollouts whose keep-period reminder is still to come
+        self.kept: dict[str, datetime] = {}
         self.changes: dict[str, int] = {}  # rollout id -> number of its last write
 
         self.ttls: dict[str, int] = {}
@@ -152,6 +154,10 @@ class FakeStore:
             self.due[saved.id] = saved.next_due_at
         else:
             self.due.pop(saved.id, None)
+        if saved.keep_reminder_at is not None:
+            self.kept[saved.id] = saved.keep_reminder_at
+        else:
+            self.kept.pop(saved.id, None)
         self.changes[saved.id] = len(self.saves)
         return saved
 
@@ -183,6 +189,17 @@ class FakeStore:
     def index_due(self, due: dict[str, datetime]) -> None:
         for rid, at in due.items():
             self.due.setdefault(rid, at)
+
+    def kept_until(self, until: datetime) -> list[str]:
+        return [rid for rid, at in self.kept.items() if at <= until]
+
+    def index_kept(self, ends: dict[str, datetime]) -> None:
+        for rid, at in ends.items():
+            self.kept.setdefault(rid, at)
+
+    def unindex_kept(self, rollout_ids: list[str]) -> None:
+        for rid in rollout_ids:
+            self.kept.pop(rid, None)
 
     def changes_since(self, seen: int) -> Changes:
         seq = len(self.saves)

@@ -75,6 +75,9 @@ class _Ticks:
     def index_due(self, rollouts: list[Rollout]) -> None:
         pass
 
+    def index_kept(self) -> None:
+        pass
+
     def due_until(self, horizon: object) -> list[str]:
         return []
 

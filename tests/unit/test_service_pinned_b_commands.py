@@ -209,16 +209,47 @@ def _kept_over(i: int) -> Rollout:
     return kept
 
 
-def test_the_keep_reminder_looks_at_the_fifty_most_recent_finished_rollouts() -> None:
+def test_a_new_leader_indexes_the_keep_periods_of_the_fifty_most_recent_rollouts() -> None:
+    """States written before the keep index existed, which the reminder used to find among
+    the 50 most recent: the leader indexes those when it takes the lease, no more."""
     w = World()
     for i in range(51):
         r = _kept_over(i)
-        w.store.rollouts[r.id] = r
+        w.store.rollouts[r.id] = r  # put there directly: not in the index
     w.clock.advance(60)
+    assert w.service.remind_kept() == []
+    w.service.index_kept()
     told = w.service.remind_kept()
     assert len(told) == 50
     assert not w.service.get(Ref(rollout_id="r00")).keep_reminded
     assert w.service.get(Ref(rollout_id="r01")).keep_reminded
+    assert w.store.kept == {}  # each reminder's save took its rollout out
+
+
+def test_indexing_keep_periods_leaves_out_rollouts_with_no_reminder_to_come() -> None:
+    w = World()
+    told = _kept_over(1).model_copy(update={"keep_reminded": True})
+    retired = _kept_over(2).model_copy(update={"retired_at": T0})
+    later = _kept_over(3).model_copy(update={"keep_until": T0 + timedelta(hours=1)})
+    for r in (told, retired, started(), later):
+        w.store.rollouts[r.id] = r
+    w.service.index_kept()
+    assert w.store.kept == {"r03": T0 + timedelta(hours=1)}
+
+
+def test_the_keep_reminder_drops_indexed_rollouts_with_no_reminder_to_come() -> None:
+    """Indexed by a new leader while its reminder was being told (or gone): left out of the
+    index untold, so that no later pass reads it again; one not due yet stays."""
+    w = World()
+    told = _kept_over(1).model_copy(update={"keep_reminded": True})
+    later = _kept_over(2).model_copy(update={"keep_until": T0 + timedelta(hours=1)})
+    for r in (told, later):
+        w.store.rollouts[r.id] = r
+    w.store.kept = {"r01": T0, "gone": T0, "r02": T0 + timedelta(hours=1)}
+    w.clock.advance(60)
+    assert w.service.remind_kept() == []
+    assert w.store.kept == {"r02": T0 + timedelta(hours=1)}
+    assert not w.store.saves  # nothing written
 
 
 def test_history_gives_the_last_two_hundred_events_by_default() -> None:

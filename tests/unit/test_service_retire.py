@@ -21,7 +21,7 @@ from rollout.domain.models import Actor, Card, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import MarkerState, Pair
 from rollout.service import Outcome, Ref, RolloutService, ServiceOptions
-from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET
+from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET, started
 from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic, open_gates
 
 CANARY, STABLE = "llm-pool-version-2", "llm-pool"
@@ -175,9 +175,31 @@ def test_the_end_of_the_keep_period_is_announced_once_to_the_card() -> None:
 def test_a_retired_or_rolled_back_rollout_is_not_reminded() -> None:
     w = World(keep_seconds=3600)
     w.completed()
+    assert w.store.kept == {"r1": w.clock.now() + timedelta(seconds=3600)}
     w.service.retire(REF, actor=CAROL)
+    assert w.store.kept == {}
     w.clock.advance(seconds=7200)
     assert w.service.remind_kept() == []
+
+
+def test_a_rolled_back_completed_rollout_leaves_the_keep_index() -> None:
+    w = World(keep_seconds=3600)
+    w.completed()
+    assert w.service.rollback(REF, actor=CAROL).ok
+    assert w.store.kept == {}
+
+
+def test_the_keep_reminder_reaches_a_rollout_however_many_started_after_it() -> None:
+    """It used to look at the 50 most recent rollouts only."""
+    w = World(keep_seconds=3600)
+    w.completed()
+    for i in range(60):
+        later = started().model_copy(update={"id": f"later{i:02}", "version": 1})
+        w.store.rollouts[later.id] = later
+    assert "r1" not in w.store.recent_ids(50)
+    w.clock.advance(seconds=3600)
+    [told] = w.service.remind_kept()
+    assert told.rollout is not None and told.rollout.id == "r1"
 
 
 def test_the_keep_reminder_mentions_the_approvers_in_the_thread() -> None:
