@@ -246,10 +246,10 @@ class RolloutScheduler:
             if taking_over or not changes.complete:
                 rollouts = self.service.active()
                 self.service.index_due(rollouts)
-                self.service.index_kept()
                 with self._cache_lock:
                     self._active = {r.id: r for r in rollouts}
                 self.sync(rollouts)
+                self.service.index_kept()
             else:
                 self._catch_up(changes.ids)
             self._seen = changes.seq
