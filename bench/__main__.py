@@ -1,11 +1,12 @@
-"""`python -m bench [--quick] [--only step|ack|sweep|redis|approve|scale] [--world ...]`: how
-long Slack waits for an ack under concurrent requests (against a bare Bolt app), what an idle
-scheduler leader costs Redis (against the full-reload sweep), what a step costs Redis (round
-trips and time against one EVALSHA), what a step costs compared with the floor of its own
-I/O, approve to new weights (against one weight-changing PATCH), many automatic rollouts on
-one scheduler process (against the same process idle), what a pure transition costs compared
-with copying the state, and the memory the scheduler holds per rollout compared with the due
-times alone."""
+"""`python -m bench [--quick] [--only step|ack|sweep|redis|approve|scale|startup] [--world
+...]`: how long Slack waits for an ack under concurrent requests (against a bare Bolt app),
+what an idle scheduler leader costs Redis (against the full-reload sweep), what a step costs
+Redis (round trips and time against one EVALSHA), what a step costs compared with the floor
+of its own I/O, approve to new weights (against one weight-changing PATCH), many automatic
+rollouts on one scheduler process (against the same process idle), what a pure transition
+costs compared with copying the state, the memory the scheduler holds per rollout compared
+with the due times alone, and how long a CLI command takes to start (against importing its
+libraries)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ from bench.harness import Result, interleaved
 from bench.redis_step import bench_redis_step
 from bench.scale import Options as ScaleOptions
 from bench.scale import run_scale
+from bench.startup import bench_startup
 from bench.sweep import bench_sweep
 from bench.worlds import open_world
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
 from rollout.adapters.kube.router import TrafficRouter
@@ -59,7 +62,7 @@ def bench_step(repeat: int) -> list[Result]:
         api_client = client.ApiClient(cfg)
         api = client.CustomObjectsApi(api_client)
         store = RedisStore.from_url(redis_server.url, prefix="bench")
-        cache = NamespaceCache(api, client.CoreV1Api(api_client))
+        cache = NamespaceCache(api, CoreLists(api_client))
         cache.watch("default")
 
         def warm() -> None:
@@ -69,7 +72,7 @@ def bench_step(repeat: int) -> list[Result]:
                 time.sleep(0.001)
         traffic = TrafficRouter(routes=HTTPRouteSplit(api, cache=cache),
                                 rewrites=RewriteSplit(api, cache=cache))
-        gates = Gates(facts=WatchedFacts(cache, ClusterReader(api, client.CoreV1Api(api_client))),
+        gates = Gates(facts=WatchedFacts(cache, ClusterReader(api, CoreLists(api_client))),
                       freezes=FreezeStore(store.client, prefix="bench"))
         service = RolloutService(store=store, traffic=traffic, clock=ManualClock(), gates=gates)
         ref = Ref(canary=POOL)
@@ -184,7 +187,8 @@ def run_approve(worlds: list[str], rounds: int) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
-    parser.add_argument("--only", choices=["step", "ack", "sweep", "redis", "approve", "scale"],
+    parser.add_argument("--only", choices=["step", "ack", "sweep", "redis", "approve", "scale",
+                                           "startup"],
                         help="run one benchmark (default: all)")
     parser.add_argument("--world", choices=["emulator", "real", "both"], default=None,
                         help="the Kubernetes API for approve and scale (default: both; "
@@ -224,10 +228,8 @@ def _run_world_benchmarks(args: argparse.Namespace) -> None:
             print(line, flush=True)
 
 
-def main() -> None:
-    args = _parser().parse_args()
-    repeat = 3 if args.quick else 30
-    _run_world_benchmarks(args)
+def _run_process_benchmarks(args: argparse.Namespace) -> None:
+    """The benchmarks that need no Kubernetes world of their own choosing."""
     if args.only in (None, "ack"):
         for line in bench_ack(3 if args.quick else 10):
             print(line)
@@ -237,6 +239,16 @@ def main() -> None:
     if args.only in (None, "redis"):
         for line in bench_redis_step(50 if args.quick else 2000):
             print(line)
+    if args.only in (None, "startup"):
+        for line in bench_startup(3 if args.quick else 20):
+            print(line)
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    repeat = 3 if args.quick else 30
+    _run_world_benchmarks(args)
+    _run_process_benchmarks(args)
     if args.only is not None and args.only != "step":
         return
     results = [*bench_step(repeat), *bench_transition(repeat),

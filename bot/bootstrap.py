@@ -16,6 +16,7 @@ from rollout.adapters.analysis_file import load_analyses
 from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.informer import WatchTiming
 from rollout.adapters.kube.rewrite import RewriteSplit
@@ -95,7 +96,7 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
         tick_holds=RedisTickHolds(redis_client, clock=clock,
                                   prefix=settings.rollout_key_prefix),
     )
-    direct = ClusterReader(objects, client.CoreV1Api(api), timeout=timeouts)
+    direct = ClusterReader(objects, CoreLists(api), timeout=timeouts)
     gates = Gates(
         facts=WatchedFacts(cache, direct) if cache is not None else direct,
         freezes=FreezeStore(store.client, prefix=settings.rollout_key_prefix),
@@ -116,7 +117,7 @@ def _cache(settings: Settings) -> tuple[NamespaceCache, client.ApiClient]:
     timeout = settings.rollout_kube_timeout
     timing = WatchTiming(watch_seconds=settings.rollout_watch_seconds,
                          connect_seconds=min(timeout, 3.0), list_seconds=max(timeout, 10.0))
-    cache = NamespaceCache(kube.custom_objects(api), client.CoreV1Api(api), timing=timing,
+    cache = NamespaceCache(kube.custom_objects(api), CoreLists(api), timing=timing,
                            max_namespaces=max_namespaces)
     cache.watch(settings.rollout_namespace)  # the default namespace is warm before a command
     return cache, api

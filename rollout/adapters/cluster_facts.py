@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, cast
 
-from kubernetes.client import CoreV1Api, CustomObjectsApi
+from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.fenced import kube_errors
 from rollout.domain.facts import (
     EPP_GROUPS,
@@ -46,7 +47,7 @@ ACTIVE_PORTS = ("llm-d.ai/active-ports", "inference.networking.k8s.io/active-por
 class ClusterReader:
     """Reads `ClusterFacts` with the official client; one instance per API client."""
 
-    def __init__(self, objects: CustomObjectsApi, core: CoreV1Api, *,
+    def __init__(self, objects: CustomObjectsApi, core: CoreLists, *,
                  timeout: tuple[float, float] = (3.0, 10.0),
                  epp_groups: tuple[str, ...] = EPP_GROUPS) -> None:
         self._objects = objects

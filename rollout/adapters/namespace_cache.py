@@ -20,7 +20,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from kubernetes.client import CoreV1Api, CustomObjectsApi
+from kubernetes.client import CustomObjectsApi
 
 from rollout.adapters.cluster_facts import (
     EPP_VERSION,
@@ -33,6 +33,7 @@ from rollout.adapters.cluster_facts import (
     pool_facts,
     rewrite_facts,
 )
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.fenced import Kind, Obj
 from rollout.adapters.kube.informer import Informer, Snapshot, WatchTiming
 from rollout.domain.errors import NotFound
@@ -106,7 +107,7 @@ class _Watched:
 class NamespaceCache:
     """Informers per namespace the bot reads, started by `watch`, stopped by `stop`."""
 
-    def __init__(self, objects: CustomObjectsApi, core: CoreV1Api, *,
+    def __init__(self, objects: CustomObjectsApi, core: CoreLists, *,
                  timing: WatchTiming | None = None, epp_groups: tuple[str, ...] = EPP_GROUPS,
                  max_namespaces: int = 32) -> None:
         self._objects = objects

@@ -18,6 +18,7 @@ from bot.kube import request_retries
 from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.cluster_facts import ClusterReader
 from rollout.adapters.freeze_store import FreezeStore
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.adapters.kube.rewrite import RewriteSplit
@@ -136,7 +137,7 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
     objects = client.CustomObjectsApi(api)
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout, cache=cache),
                             rewrites=RewriteSplit(objects, timeout=timeout, cache=cache))
-    direct = ClusterReader(objects, client.CoreV1Api(api), timeout=timeout)
+    direct = ClusterReader(objects, CoreLists(api), timeout=timeout)
     gates = Gates(facts=direct if cache is None else WatchedFacts(cache, direct),
                   freezes=FreezeStore(store.client, prefix=key_prefix))
     service = RolloutService(store=store, traffic=traffic, clock=clock, gates=gates,

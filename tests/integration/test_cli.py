@@ -199,6 +199,24 @@ def test_the_console_script_runs_as_a_process(cluster_kubeconfig: Path,
     assert "no rollout of default/llm-pool-version-2 is recorded" in done.stdout
 
 
+def test_a_start_reads_the_namespace_without_importing_core_v1_api(
+        cluster_kubeconfig: Path, redis_server: RedisServer) -> None:
+    """Its module imports every core model: about 2.5 s of each command's start. The start's
+    gates list the namespace's Pods and Services (CoreLists) all the same."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot", "start", "llm-pool-version-2",
+         "--as", "alice", "--kubeconfig", str(cluster_kubeconfig),
+         "--redis-url", redis_server.url],
+        check=False, capture_output=True, text=True, timeout=60,
+        env={"ROLLOUT_KEY_PREFIX": unique_prefix(), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "awaiting approval" in done.stdout, done.stdout
+    imported = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert any(" bot.bootstrap" in line for line in imported)  # the probe sees the imports
+    assert not [line for line in imported if "core_v1_api" in line]
+
+
 def _watch(cli: Cli, between: list[tuple[str, ...]]) -> tuple[int, list[str], list[float]]:
     """`status --watch` with a poll that, instead of sleeping, runs the next command."""
     waits: list[float] = []

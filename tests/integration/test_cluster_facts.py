@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.domain.facts import LEGACY_GROUP, LLMD_GROUP, POOL_GROUP, ClusterFacts
 from rollout.domain.findings import Check, Outcome
 from rollout.domain.gitops import check_gitops, describe, reverted_by
@@ -42,7 +43,7 @@ Obj = dict[str, Any]
 @pytest.fixture
 def reader(cluster: RealCluster) -> ClusterReader:
     admin = cluster.world.admin
-    return ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin))
+    return ClusterReader(client.CustomObjectsApi(admin), CoreLists(admin))
 
 
 @pytest.fixture
@@ -233,11 +234,11 @@ def test_a_gitops_revert_names_the_manager(cluster: RealCluster,
 def test_a_group_the_cluster_does_not_serve_is_skipped_for_the_next(
         cluster: RealCluster) -> None:
     admin = cluster.world.admin
-    reader = ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+    reader = ClusterReader(client.CustomObjectsApi(admin), CoreLists(admin),
                            epp_groups=("absent.example.com", LEGACY_GROUP))
     facts = reader.read(NS)
     assert facts.objective_group == LEGACY_GROUP and facts.objectives == ()
-    nothing = ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+    nothing = ClusterReader(client.CustomObjectsApi(admin), CoreLists(admin),
                             epp_groups=("absent.example.com",)).read(NS)
     assert nothing.objective_group is None and nothing.rewrite_group is None
 
@@ -248,7 +249,7 @@ def test_one_read_costs_one_list_per_kind_and_one_get_of_the_route(cluster: Real
     configuration.host = cluster.url
     configuration.api_key = dict(cluster.world.admin.configuration.api_key)
     with client.ApiClient(configuration) as api:
-        reader = ClusterReader(client.CustomObjectsApi(api), client.CoreV1Api(api))
+        reader = ClusterReader(client.CustomObjectsApi(api), CoreLists(api))
         cluster.clear_requests()
         reader.read(NS, route=ROUTE)
     calls = sorted((r.verb, r.resource) for r in cluster.requests)

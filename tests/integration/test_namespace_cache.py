@@ -16,6 +16,7 @@ from kubernetes import client
 from bot.bootstrap import build
 from bot.settings import load_settings
 from rollout.adapters.cluster_facts import ClusterReader
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.httproute import HTTPROUTE
 from rollout.adapters.kube.informer import Informer, WatchTiming
@@ -53,7 +54,7 @@ def bot_api(cluster: RealCluster) -> Iterator[client.ApiClient]:
 
 
 def _cache(api: client.ApiClient, timing: WatchTiming | None = None) -> NamespaceCache:
-    cache = NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api), timing=timing)
+    cache = NamespaceCache(client.CustomObjectsApi(api), CoreLists(api), timing=timing)
     cache.watch(NS)
     return cache
 
@@ -80,7 +81,7 @@ def fast(bot_api: client.ApiClient) -> Iterator[NamespaceCache]:
 
 
 def _direct(api: client.ApiClient) -> ClusterReader:
-    return ClusterReader(client.CustomObjectsApi(api), client.CoreV1Api(api))
+    return ClusterReader(client.CustomObjectsApi(api), CoreLists(api))
 
 
 def _calls(cluster: RealCluster, verb: str, resource: str) -> list[RequestRecord]:
@@ -358,13 +359,13 @@ def test_a_kind_the_cluster_does_not_serve_is_recorded_as_not_served(
     """As the admin (the bot may not even ask about a group it is not granted)."""
     admin = cluster.world.admin
     groups = ("absent.example.com", LEGACY_GROUP)
-    cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+    cache = NamespaceCache(client.CustomObjectsApi(admin), CoreLists(admin),
                            epp_groups=groups)
     cache.watch(NS)
     try:
         eventually(lambda: cache.live(NS), message="live with a kind not served")
         facts = cache.facts(NS, route=ROUTE)
-        direct = ClusterReader(client.CustomObjectsApi(admin), client.CoreV1Api(admin),
+        direct = ClusterReader(client.CustomObjectsApi(admin), CoreLists(admin),
                                epp_groups=groups).read(NS, route=ROUTE)
         assert facts == direct and facts.objective_group == LEGACY_GROUP
         absent = Kind("absent.example.com", "v1alpha2", "inferencemodelrewrites",
@@ -385,7 +386,7 @@ def test_another_namespace_is_watched_once_read_and_a_refused_one_is_not(
         "GET /apis/inference.networking.k8s.io/v1/namespaces/kube-system/inferencepools"]
     cluster.proxy.forbidden.clear()  # refused on purpose
     admin = cluster.world.admin
-    cache = NamespaceCache(client.CustomObjectsApi(admin), client.CoreV1Api(admin))
+    cache = NamespaceCache(client.CustomObjectsApi(admin), CoreLists(admin))
     try:
         facts = WatchedFacts(cache, _direct(admin)).read("kube-system")
         assert facts.namespace == "kube-system" and cache.watched() == {"kube-system"}

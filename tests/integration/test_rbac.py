@@ -11,6 +11,7 @@ import pytest
 from kubernetes import client
 
 from bot.cli import EXIT_OK, EXIT_REFUSED
+from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.namespace_cache import NamespaceCache
 from tests.integration.conftest import Cli
 from tests.support.control_plane import BOT_USER
@@ -73,7 +74,7 @@ def _watch(cluster: RealCluster) -> None:
     """The namespace cache of serve and the scheduler, as the bot: a list and a watch of every
     kind the gates and a start read, in each group the cluster serves."""
     with client.ApiClient(cluster.bot_configuration()) as api:
-        cache = NamespaceCache(client.CustomObjectsApi(api), client.CoreV1Api(api))
+        cache = NamespaceCache(client.CustomObjectsApi(api), CoreLists(api))
         cache.watch("default")
         try:
             eventually(lambda: cache.live("default"), message="the cache synced")
