@@ -7,7 +7,7 @@ from datetime import datetime
 from handlers.analysis_view import analysis_view, plain_lines
 from handlers.sentences import event_sentence, throttle_hold_sentence
 from rollout.domain.machine import pause_summary
-from rollout.domain.models import AuditEvent, Rollout, Via
+from rollout.domain.models import AuditEvent, Phase, Rollout, Via
 from rollout.domain.plan import describe_plan
 from rollout.domain.split import expected_pair
 from rollout.service import Status
@@ -93,7 +93,8 @@ def watch_line(status: Status, now: datetime) -> str:
     parts = [status.message]
     if r.standing_pause is not None:
         parts.append(pause_summary(r.standing_pause))
-    elif r.active and r.next_due_at is not None and r.pending_step is not None:
+    elif r.phase is Phase.BAKING and r.next_due_at is not None and r.pending_step is not None:
+        # awaiting approval, the due time is the next reminder's (or the approval timeout's)
         step = r.plan.steps[r.pending_step]
         parts.append(f"step {r.pending_step + 1} ({step.percent}%) due {r.next_due_at:%H:%M:%S} "
                      "UTC")

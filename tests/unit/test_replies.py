@@ -9,6 +9,7 @@ from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.replies import error_reply, result_reply
 from rollout.domain import machine
 from rollout.domain.errors import InvalidInput, NotFound, StoreUnavailable, StoreUnknown
+from rollout.domain.models import Phase
 from rollout.service import Outcome, Status
 from tests.unit.builders import CAROL, T0, started
 
@@ -49,6 +50,16 @@ def test_a_finished_rollout_stored_with_its_pause_is_not_shown_paused() -> None:
     assert "paused" not in watch_line(status, NOW)
     assert any(line.startswith("paused") for line in rollout_detail(paused))
     assert "paused by carol" in watch_line(Status(paused, None, "paused"), NOW)
+
+
+def test_the_watch_line_gives_a_due_time_only_for_the_end_of_a_bake() -> None:
+    """Awaiting approval, the due time is the next reminder's: it used to read as the time
+    the step was due."""
+    awaiting = started().model_copy(update={"next_due_at": T0 + timedelta(minutes=30)})
+    line = watch_line(Status(awaiting, None, "awaiting approval at 10% (step 1/4)"), NOW)
+    assert "due" not in line
+    baking = awaiting.model_copy(update={"phase": Phase.BAKING})
+    assert "step 1 (10%) due 12:30:00 UTC" in watch_line(Status(baking, None, "baking"), NOW)
 
 
 def test_the_list_shows_short_ids() -> None:
