@@ -589,8 +589,10 @@ class RedisStore:
     # -- audit ---------------------------------------------------------------------------
 
     def audit(self, rollout_id: str, *, limit: int = 200) -> list[AuditEvent]:
-        entries = self._guard(lambda: self._r.xrange(self.key("audit", rollout_id), count=limit))
-        return _stream(entries)
+        """The rollout's last `limit` events, oldest first."""
+        entries = self._guard(lambda: self._r.xrevrange(self.key("audit", rollout_id),
+                                                        count=limit))
+        return _stream(entries)[::-1]
 
     def global_audit(self, *, limit: int = 200) -> list[AuditEvent]:
         entries = self._guard(lambda: self._r.xrevrange(self.key("audit"), count=limit))
