@@ -34,7 +34,7 @@ from rollout.adapters.leadership import LeaderLease
 from rollout.ahead_lane import AheadLane
 from rollout.domain import gating
 from rollout.domain.errors import RolloutError, Throttled
-from rollout.domain.models import Rollout, Via
+from rollout.domain.models import Phase, Rollout, Via
 from rollout.pacing import TickPacer
 from rollout.service import Outcome, RolloutService
 
@@ -116,6 +116,11 @@ class RolloutScheduler:
         #: while its count is positive
         self._queued: dict[str, int] = {}
         self._queue_lock = threading.Lock()
+        #: where each running tick found its rollout (`_where`), under `_lock`: a tick that
+        #: leaves it there, due at a time passed (a freeze or a capacity wait held the step),
+        #: is tried again at the next sweep; scheduled at once at its past due time, its job
+        #: fired again and again, thousands of times a second, each a lock in Redis
+        self._ticking: dict[str, tuple[int, Phase, datetime | None] | None] = {}
         #: the end of the last hold recorded for `status` (`_record_hold`)
         self._recorded_hold: datetime | None = None
         self._hold_lock = threading.Lock()
@@ -288,9 +293,18 @@ class RolloutScheduler:
         with self._cache_lock:
             kept = self._active.get(rollout_id)
         if kept is not None and kept.active and kept.next_due_at:
-            self._schedule(rollout_id, kept.next_due_at)
+            if not self._left_due(kept):
+                self._schedule(rollout_id, kept.next_due_at)
         else:
             self._remove(rollout_id)
+
+    def _left_due(self, kept: Rollout) -> bool:
+        """Under `_lock`: the rollout's running tick found it where it is now (the same step,
+        phase and due time), and that due time has passed: the step was held, and the next
+        sweep tries it again (`_ensure`)."""
+        started = self._ticking.get(kept.id)
+        return (started is not None and started == _where(kept)
+                and kept.next_due_at is not None and kept.next_due_at <= self.service.clock.now())
 
     def _remember(self, rollout_id: str, r: Rollout | None) -> None:
         """Keep the newer of what we hold and `r` (None: gone): a reload that raced a change
@@ -467,6 +481,10 @@ class RolloutScheduler:
         if not self.pacer.enter(lambda: self._halted or not self.lease.is_leader,
                                 ahead=ahead):
             return False
+        with self._cache_lock:
+            kept = self._active.get(rollout_id)
+        with self._lock:
+            self._ticking[rollout_id] = _where(kept) if kept is not None else None
         try:
             outcome = self.service.tick(rollout_id)
         except Throttled as exc:  # refused before it was served: nothing to undo
@@ -483,6 +501,9 @@ class RolloutScheduler:
             log.warning("tick of %s did not complete: %s (the next sweep retries)",
                         rollout_id, exc)
             return False
+        finally:
+            with self._lock:
+                self._ticking.pop(rollout_id, None)
         self.pacer.leave(changed=outcome.changed)
         if outcome.changed:
             log.info("tick %s: %s", rollout_id, outcome.message)
@@ -548,3 +569,8 @@ class RolloutScheduler:
         for job in self.scheduler.get_jobs():
             if job.id.startswith(JOB_PREFIX):
                 job.remove()
+
+
+def _where(r: Rollout) -> tuple[int, Phase, datetime | None]:
+    """Where a rollout stands for its scheduling: a tick that moved it changed one of these."""
+    return r.step, r.phase, r.next_due_at

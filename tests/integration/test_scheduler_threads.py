@@ -434,3 +434,43 @@ def test_two_ticks_throttled_at_once_leave_the_longer_hold_recorded() -> None:
     second.join(5)
     assert record.writes == [shorter, longer]
     assert record.held_until() == longer
+
+
+def test_a_held_automatic_step_is_tried_again_at_the_next_sweep_not_at_once() -> None:
+    """A freeze holds the bake's end: the step stays due, and the held tick used to schedule
+    its rollout again at that past due time, so the job fired at once, thousands of times a
+    second (each a Redis lock in production). It waits for the next sweep instead, and
+    applies at the sweep after the freeze is lifted."""
+    service, store, target, clock = _world()
+    ticks: list[str] = []
+    tick = service.tick
+
+    def counted(rollout_id: str) -> Outcome:
+        ticks.append(rollout_id)
+        return tick(rollout_id)
+
+    service.tick = counted  # type: ignore[method-assign]
+    service.start(namespace="default", canary=CANARY, actor=ALICE,
+                  plan=build_plan([10, 50, 100], interval_seconds=60, auto=True))
+    service.approve_plan(REF, actor=BOB)
+    service.tick("r1")  # step 1 applies; the bake of 60 s begins
+    assert service.get(REF).step == 0
+    service.freeze(actor=BOB, reason="incident 42")
+    clock.advance(61)  # the bake is over: step 2 is due, and held by the freeze
+    ticks.clear()
+    jobs = background_scheduler()
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs, sweep_seconds=3600)
+    service.options.listeners.append(scheduler.on_change)
+    scheduler.start()  # the first sweep runs now and schedules r1 at its (past) due time
+    try:
+        eventually(lambda: ticks or None, timeout=10, message="the due rollout never ticked")
+        time.sleep(1.0)  # what a loop would tick meanwhile
+        assert len(ticks) == 1, f"{len(ticks)} ticks of a held step in a second"
+        assert service.get(REF).step == 0 and target.pair.canary == 10
+        service.unfreeze(actor=BOB)
+        scheduler.wake()  # the next sweep, now
+        eventually(lambda: service.get(REF).step == 1 or None, timeout=10,
+                   message="the step did not apply once the freeze was lifted")
+    finally:
+        scheduler.stop()
