@@ -225,7 +225,16 @@ def object_facts(obj: Obj, *, kind: str, group: str) -> ObjectFacts:
     return ObjectFacts(kind=kind, group=group, name=meta["name"],
                        labels=dict(meta.get("labels") or {}),
                        annotations=dict(meta.get("annotations") or {}),
-                       managed_fields=entries)
+                       managed_fields=entries, gateways=_gateways(obj))
+
+
+def _gateways(obj: Obj) -> tuple[str, ...]:
+    """The Gateways a route's parentRefs name (kind and group default to a Gateway's, in
+    the route's own API group)."""
+    refs = cast(list[Obj], cast(Obj, obj.get("spec") or {}).get("parentRefs") or [])
+    return tuple(str(ref["name"]) for ref in refs
+                 if ref.get("kind", "Gateway") == "Gateway"
+                 and ref.get("group", ROUTE_GROUP) == ROUTE_GROUP and ref.get("name"))
 
 
 def pod_facts(pod: Obj) -> PodFacts:

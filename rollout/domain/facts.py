@@ -109,6 +109,9 @@ class ObjectFacts:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     managed_fields: tuple[ManagedField, ...] = ()
+    #: a route's Gateways (its parentRefs to a Gateway): the ones whose status on the pool
+    #: the pool gate reads; none for a rewrite, or a route that names none
+    gateways: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -375,8 +375,9 @@ def preflight(facts: ClusterFacts, request: PreflightRequest,
     """Every gate that applies to the request, in the order a person would fix them."""
     if request.rewrite is not None:
         return _adapter_preflight(facts, request)
+    gateways = request.gateways or (facts.route.gateways if facts.route is not None else ())
     found = list(check_pool(facts, name=request.canary, group=request.pool_group,
-                            gateways=request.gateways))
+                            gateways=gateways))
     stable = facts.pool(request.stable, request.pool_group)
     canary = facts.pool(request.canary, request.pool_group)
     if stable is None:

@@ -95,6 +95,7 @@ def test_the_demo_world_reads_whole_and_passes(cluster: RealCluster, reader: Clu
     assert facts.objective_group == LLMD_GROUP and facts.rewrite_group == LLMD_GROUP
     assert len(facts.objectives) == 8 and len(facts.pods) == 8
     assert facts.route is not None and facts.route.managed_fields
+    assert facts.route.gateways == ("inference-gateway",)  # the route's parentRefs
     verdict = preflight(facts, START, POLICY)
     assert verdict.ok, verdict.explain()
     _unchanged(cluster, before)

@@ -13,6 +13,7 @@ from rollout.domain.facts import (
     LLMD_GROUP,
     POOL_GROUP,
     Condition,
+    ObjectFacts,
     ObjectiveFacts,
     ParentStatus,
     PodFacts,
@@ -86,6 +87,33 @@ def test_status_about_an_older_generation_another_gateway_or_none_says_nothing()
             Condition(type="Accepted", status="Unknown", reason="Pending"),)))
     facts = world(pools=(pool(STABLE), pool(CANARY, parents=stale)))
     assert check_pool(facts, name=CANARY, gateways=("inference-gateway",)) == ()
+
+
+def _refused_by(gateway: str) -> tuple[ParentStatus, ...]:
+    return (ParentStatus(name=gateway, conditions=(
+        Condition(type="Accepted", status="False", reason="NotAllowed",
+                  observed_generation=1),)),)
+
+
+def test_the_pool_gate_reads_the_status_of_the_routes_own_gateways() -> None:
+    """A gateway the route is not attached to says nothing about this rollout's traffic; with
+    no gateway named (a route without parentRefs), every gateway on the pool's status counts."""
+    route = ObjectFacts(kind="HTTPRoute", group="gateway.networking.k8s.io",
+                        name="routes-to-llm", gateways=("inference-gateway",))
+    request = PreflightRequest(stable=STABLE, canary=CANARY)
+    other = world(pools=(pool(STABLE), pool(CANARY, parents=_refused_by("other-gateway"))),
+                  route=route)
+    assert preflight(other, request, CapacityPolicy()).ok
+    ours = replace(other, pools=(pool(STABLE),
+                                 pool(CANARY, parents=_refused_by("inference-gateway"))))
+    [finding] = preflight(ours, request, CapacityPolicy()).findings
+    assert finding.check is Check.POOL and "gateway inference-gateway reports Accepted=False" \
+        in finding.problem
+    unattached = replace(other, route=replace(route, gateways=()))
+    [finding] = preflight(unattached, request, CapacityPolicy()).findings
+    assert "gateway other-gateway reports Accepted=False" in finding.problem
+    named = PreflightRequest(stable=STABLE, canary=CANARY, gateways=("other-gateway",))
+    assert not preflight(ours, named, CapacityPolicy()).findings
 
 
 def test_the_crds_placeholder_parent_is_not_a_gateways_answer() -> None:
