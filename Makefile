@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: test test-fast mutate demo lint types layers unit integration e2e conformance bench soak \
-	clean lock redis-server prometheus kubeworld crds scan sbom helm
+	clean lock redis-server prometheus demo-prometheus kubeworld crds scan sbom helm
 
 # The development lock (runtime pins plus the tools), installed with its hashes checked.
 $(STAMP): requirements-dev.lock pyproject.toml
@@ -35,11 +35,17 @@ helm: $(STAMP)
 	  GOBIN=$(abspath $(BIN)) GOFLAGS=-buildvcs=false go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 
 # Canary analysis is tested against, and demonstrated with, a real Prometheus on a free port.
-prometheus:
-	@command -v prometheus >/dev/null 2>&1 || { \
+INSTALL_PROMETHEUS := command -v prometheus >/dev/null 2>&1 || { \
 	  echo "prometheus not found: installing it from the distribution's packages"; \
 	  (apt-get update -qq && apt-get install -y -qq prometheus) >/dev/null; }
+prometheus:
+	@$(INSTALL_PROMETHEUS)
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus is required by the tests"; exit 1; }
+
+# The demo runs without canary analysis where prometheus cannot be installed (its banner
+# says so).
+demo-prometheus:
+	@$(INSTALL_PROMETHEUS) || echo "prometheus could not be installed: the demo runs without canary analysis"
 
 # The tests' real kube-apiserver and etcd, built from the pinned Go module in
 # tests/support/apiserver into a cache outside the work tree (the first time only).
@@ -99,7 +105,7 @@ crds: $(STAMP)
 	ROLLOUT_UPSTREAM_CRDS="$${ROLLOUT_UPSTREAM_CRDS:-$(abspath ../shared/crds)}" \
 	  $(BIN)/python -m sandbox.crds .sandbox/crds
 
-demo: $(STAMP) redis-server prometheus crds
+demo: $(STAMP) redis-server demo-prometheus crds
 	$(BIN)/rollout-bot sandbox --crds .sandbox/crds
 
 bench: $(STAMP) redis-server kubeworld
