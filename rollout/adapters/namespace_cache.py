@@ -341,10 +341,23 @@ class WatchedFacts:
             cached = self._cache.facts(namespace, route=route, rewrite=rewrite, wait=False)
             if cached is not None:
                 return cached
-            facts = self._direct.read_namespace(namespace)  # it lacks this caller's write
+            facts = self._behind(namespace, rewrite=rewrite)
         self._cache.watch(namespace)
         return replace(facts, route=self._direct.read_route(namespace, route)) if route \
             else facts
+
+    def _behind(self, namespace: str, *, rewrite: str | None) -> ClusterFacts:
+        """The cache is live but has not brought this caller's own write of its target. A
+        route's is read fresh by the caller (`read_route`), over the cache's lists; a
+        rewrite's is among the lists, which are then read past the cache, in a turn. Each such
+        caller read the namespace itself, outside the turns: under the slow watch the turns
+        exist for, every step at the cluster at once."""
+        if rewrite is None:
+            lists = self._cache.facts(namespace, wait=False)
+            if lists is not None:
+                return lists
+        with self._turns:
+            return self._direct.read_namespace(namespace)
 
     def _shared(self, namespace: str) -> ClusterFacts | None:
         """The next read of the namespace's lists to begin, shared with every caller that

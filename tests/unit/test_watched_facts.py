@@ -195,3 +195,40 @@ def _reads_begun_before_the_answer(callers: int) -> list[int]:
     _join(threads)
     assert len(ahead) == callers
     return ahead
+
+
+class _Behind(_Cache):
+    """Live, but its watches have not brought the callers' own writes of their targets."""
+
+    def facts(self, namespace: str, *, route: str | None = None, rewrite: str | None = None,
+              wait: bool = True) -> ClusterFacts | None:
+        self.asked += 1
+        return None if route or rewrite else CACHED
+
+
+def test_a_live_cache_behind_a_callers_own_route_gives_its_lists_and_a_fresh_route() -> None:
+    """Each such caller used to read the whole namespace itself, outside the turns: the slow
+    watch the turns exist for, every step at the cluster at once."""
+    cache, cluster = _Behind(), _Cluster()
+    cluster.answer.set()
+    threads, got = _readers(_reader(cache, cluster, 3), 12)
+    _join(threads)
+    assert cluster.reads == 0 and len(cluster.routes) == 12
+    assert all(cast(ClusterFacts, f).services == CACHED.services for f in got)
+    assert sorted(r.name for f in got if (r := cast(ClusterFacts, f).route) is not None) == \
+        sorted(f"route-{i}" for i in range(12))
+
+
+def test_callers_behind_their_own_rewrite_read_the_namespace_in_turns() -> None:
+    """A rewrite's own write is among the namespace's lists: read past the cache, in turns."""
+    cache, cluster = _Behind(), _Cluster()
+    reader = _reader(cache, cluster, 3)
+    got: list[ClusterFacts] = []
+    threads = [threading.Thread(target=lambda i=i: got.append(
+        reader.read(NS, rewrite=f"rewrite-{i}"))) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    eventually(lambda: cluster.inside == 3, message="three reads at the cluster")
+    cluster.answer.set()
+    _join(threads)
+    assert len(got) == 12 and cluster.reads == 12 and cluster.most == 3
