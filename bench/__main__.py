@@ -202,10 +202,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="scale: seconds measured per size (default 10; --quick 3)")
     parser.add_argument("--per-namespace", type=_positive, default=10,
                         help="scale: routes to a namespace (default 10)")
-    parser.add_argument("--profile", type=Path, default=None,
+    parser.add_argument("--profile", type=_profile_file, default=None,
                         help="scale: write a cProfile of the loaded scheduler, in thread CPU time "
                              "(largest size)")
     return parser
+
+
+def _profile_file(text: str) -> Path:
+    """A file the profile can be written to, known before anything runs."""
+    path = Path(text)
+    if path.is_dir() or not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"want a file in an existing directory, not {text!r}")
+    return path
 
 
 def _positive(text: str) -> int:

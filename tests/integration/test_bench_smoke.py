@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_bench_quick_run_prints_a_ratio_per_benchmark() -> None:
@@ -46,3 +47,14 @@ def test_bench_refuses_a_bad_size_and_runs_nothing() -> None:
     assert done.returncode == 2
     assert "want counts like 100,300,1000" in done.stderr
     assert "scale," not in done.stdout
+
+
+def test_bench_refuses_a_profile_it_could_not_write_and_runs_nothing(tmp_path: Path) -> None:
+    """It used to find out at the end of the largest size, minutes later."""
+    for bad in (str(tmp_path / "missing" / "scale.prof"), str(tmp_path)):
+        done = subprocess.run([sys.executable, "-m", "bench", "--only", "scale",
+                               "--profile", bad], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 2
+        assert "want a file in an existing directory" in done.stderr
+        assert "scale," not in done.stdout

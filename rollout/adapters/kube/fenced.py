@@ -278,11 +278,14 @@ class FencedObjects:
             stamp = datetime.now(UTC).isoformat()
             ops = [*_guard_ops(fresh, fence), patch.add(pointer(ABANDONED), stamp)]
             try:
-                self._patch_object(
+                bumped = self._patch_object(
                     self.kind.group, self.kind.version, namespace, self.kind.plural, name,
                     _wire(ops), _request_timeout=self.timeout, _content_type=JSON_PATCH,
                     field_manager=FIELD_MANAGER,
                 )
+                # the cache waits for the bump: a tick deciding on its copy from before the
+                # bump met a 409 and decided again
+                self._wrote(namespace, fresh, cast(Obj, bumped))
                 return None
             except ApiException as exc:
                 if exc.status not in (409, 422):
