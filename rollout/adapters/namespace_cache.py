@@ -285,7 +285,7 @@ def _pool(obj: Obj, *, group: str) -> PoolFacts:
     return pool_facts(obj, group)
 
 
-#: namespace reads past the cache at once, in one process (each is nine requests)
+#: namespace reads past the cache at once, in one process (each is seven to nine requests)
 DIRECT_READS = 4
 
 
@@ -315,11 +315,12 @@ class WatchedFacts:
 
     Reads past the cache take turns, `direct_reads` at a time: the cache is not live mostly
     because the cluster is too slow to answer its lists in time, and then every step reading
-    the namespace itself (nine requests instead of none) kept it too slow for the cache ever
-    to come back. A namespace is read once at a time, and the callers waiting meanwhile share
-    the next read of it: its lists are the same for every target in it (each caller still
-    GETs its own route). A read shared began after each of its callers asked, so it holds
-    what each wrote before asking. A read whose turn came asks the cache again first."""
+    the namespace itself (seven to nine requests instead of none) kept it too slow for the
+    cache ever to come back. A namespace is read once at a time, and the callers waiting
+    meanwhile share the next read of it: its lists are the same for every target in it (each
+    caller still GETs its own route). A read shared began after each of its callers asked,
+    so it holds what each wrote before asking. A read whose turn came asks the cache again
+    first."""
 
     def __init__(self, cache: NamespaceCache, direct: ClusterReader, *,
                  direct_reads: int = DIRECT_READS) -> None:

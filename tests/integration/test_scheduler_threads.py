@@ -441,7 +441,7 @@ def test_a_held_automatic_step_is_tried_again_at_the_next_sweep_not_at_once() ->
     its rollout again at that past due time, so the job fired at once, thousands of times a
     second (each a Redis lock in production). It waits for the next sweep instead, and
     applies at the sweep after the freeze is lifted."""
-    service, store, target, clock = _world()
+    service, _store, target, clock = _world()
     ticks: list[str] = []
     tick = service.tick
 
