@@ -120,12 +120,13 @@ def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
     if step == r.plan.last_index:
         return _update(
             r, now, step=step, phase=Phase.COMPLETED, next_due_at=None, awaiting_since=None,
-            finished_at=now, pause=None, held="",
+            finished_at=now, pause=None, held="", accepted_weights=None,
             keep_until=now + timedelta(seconds=r.keep_seconds),
         )
     landed = _update(
         r, now, step=step, phase=Phase.BAKING, awaiting_since=None, last_reminder_at=None,
         next_due_at=now + timedelta(seconds=r.plan.interval_seconds), pause=None, held="",
+        accepted_weights=None,
     )
     return _update(landed, now, step_analysis=gating.started(landed, now))
 
@@ -405,6 +406,8 @@ def resume(r: Rollout, *, actor: Actor, now: datetime, click: Click | None = Non
     message = f"{r.canary} resumed at {r.canary_percent}%."
     if info.kind is PauseKind.DRIFT:
         message += " The next step writes the plan's weights over the manual change."
+        if info.seen_stable is not None:  # until then they are the person's to keep
+            nxt = _update(nxt, now, accepted_weights=(info.seen_stable, info.seen_canary))
     return Decision(
         rollout=nxt, events=(_event(nxt, AuditAction.RESUMED, actor, now, detail, step=r.step),),
         message=message,
@@ -424,7 +427,7 @@ def _rolled_back(r: Rollout, now: datetime) -> Rollout:
     nothing due or awaited, and a pause it ends is over (status, the CLI and the card read
     `pause` as "paused now")."""
     return _update(r, now, phase=Phase.ROLLED_BACK, next_due_at=None, awaiting_since=None,
-                   finished_at=now, pause=None)
+                   finished_at=now, pause=None, accepted_weights=None)
 
 
 def rollback(

@@ -276,6 +276,10 @@ class Rollout(BaseModel):
     retired_by: Actor | None = None
     keep_reminded: bool = Field(default=False, description="the approvers were told that the "
                                 "keep period is over")
+    accepted_weights: tuple[int, int | None] | None = Field(
+        default=None, description="the stable and canary weights changed by hand that a person "
+        "resumed over after a drift pause: they agree with the state until the next step "
+        "writes the plan's (canary None: absent)")
     completed_by: Actor | None = Field(default=None, description="who applied the last "
                                        "step: not the one to retire (two-person rule)")
     #: the canary analysis gating each step (None: steps are not gated on metrics)

@@ -95,11 +95,15 @@ def prepared_pair(baseline: Baseline) -> Pair:
 
 def acceptable_pairs(rollout: Rollout) -> tuple[Pair, ...]:
     """Pairs that agree with the state. Before the first step the canary may still be absent
-    (a start that crashed before its write): the first step adds it."""
+    (a start that crashed before its write): the first step adds it. Weights changed by hand
+    that a person resumed over agree too, until the next step writes the plan's."""
     expected = expected_pair(rollout)
-    if rollout.step < 0:
-        return (expected, baseline_pair(rollout.baseline))
-    return (expected,)
+    pairs: tuple[Pair, ...] = ((expected, baseline_pair(rollout.baseline)) if rollout.step < 0
+                               else (expected,))
+    if rollout.accepted_weights is not None:
+        stable, canary = rollout.accepted_weights
+        pairs += (Pair(stable=stable, canary=canary),)
+    return pairs
 
 
 def expected_pair(rollout: Rollout, step: int | None = None) -> Pair:

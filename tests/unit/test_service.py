@@ -122,6 +122,54 @@ def test_a_watch_sweep_pauses_on_drift_and_stays_quiet_otherwise() -> None:
     assert service.watch(service.get(REF)) is None  # already paused for it
 
 
+def test_a_rollout_resumed_over_drift_goes_on_and_its_next_step_writes_the_plans_weights(
+        ) -> None:
+    """Resumed over weights changed by hand, the rollout paused again at the next look (the
+    weights still differed from the plan's) and refused every approval, so `resume` after a
+    drift pause led nowhere. Those weights are the person's until the next step writes."""
+    service, store, target, clock = _started()
+    assert service.approve(REF, actor=BOB).ok  # 90/10
+    target.pair = Pair(stable=80, canary=20)
+    assert service.watch(service.get(REF)) is not None  # paused: drift
+    assert service.resume(REF, actor=BOB).ok
+    assert service.watch(service.get(REF)) is None  # the person's weights, kept
+    clock.advance(3600)  # the rest of the bake
+    service.tick("r1")
+    assert service.get(REF).phase is Phase.AWAITING_APPROVAL
+    assert service.approve(REF, actor=BOB).ok
+    assert target.pair == Pair(stable=50, canary=50)  # the plan's, over the manual change
+    r = service.get(REF)
+    assert r.accepted_weights is None and r.step == 1
+    target.pair = Pair(stable=80, canary=20)  # the same hand-made weights again: drift now
+    assert service.watch(service.get(REF)) is not None
+    assert service.get(REF).phase is Phase.PAUSED
+    assert [e.action for e in store.events][-1] == "paused"
+
+
+def test_weights_changed_again_after_resuming_over_drift_pause_again() -> None:
+    service, _, target, _ = _started()
+    assert service.approve(REF, actor=BOB).ok
+    target.pair = Pair(stable=80, canary=20)
+    service.watch(service.get(REF))
+    assert service.resume(REF, actor=BOB).ok
+    target.pair = Pair(stable=70, canary=30)  # not what the person resumed over
+    assert service.watch(service.get(REF)) is not None
+    paused = service.get(REF)
+    assert paused.phase is Phase.PAUSED and paused.pause is not None
+    assert "the cluster has stable 70 / canary 30" in paused.pause.reason
+
+
+def test_a_rollback_over_accepted_drift_restores_the_baseline_and_forgets_it() -> None:
+    service, _, target, _ = _started()
+    assert service.approve(REF, actor=BOB).ok
+    target.pair = Pair(stable=80, canary=20)
+    service.watch(service.get(REF))
+    assert service.resume(REF, actor=BOB).ok
+    assert service.rollback(REF, actor=BOB).ok
+    assert target.pair == Pair(stable=100, canary=0)
+    assert service.get(REF).accepted_weights is None
+
+
 def test_the_cli_is_audited_as_the_cli() -> None:
     service, store, _, _ = _started()
     service.pause(REF, actor=Actor(id="cli:carol", name="carol", via="cli"))
