@@ -1135,6 +1135,8 @@ class RolloutService:
                 created_at=record.created_at, step=marked.marker.step, observed=observed,
                 actor=actor, now=now,
                 analysis=self._recorded_analysis(record.analysis, marked.target.kind),
+                keep_seconds=(record.keep_seconds if record.keep_seconds is not None
+                              else self.options.keep_seconds),
             )
 
         return self._run(marked.target.object_key, actor, decide)

@@ -691,6 +691,7 @@ def recover(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
     baseline: Baseline, requester: Actor, created_at: datetime, step: int,
     observed: Observed, actor: Actor, now: datetime, analysis: AnalysisSetup | None = None,
+    keep_seconds: int = 0,
 ) -> Decision:
     """Rebuild a rollout from the cluster's record after its state was lost. It comes back
     paused: a person checks it and resumes (or rolls back); nothing moves on its own. Its
@@ -698,16 +699,18 @@ def recover(
     r = Rollout(
         id=rollout_id, target=target, stable=stable, canary=canary, plan=plan,
         baseline=baseline, phase=Phase.PAUSED, step=step, requester=requester,
-        created_at=created_at, updated_at=now, analysis=analysis,
+        created_at=created_at, updated_at=now, analysis=analysis, keep_seconds=keep_seconds,
     )
     why = "rebuilt from the route's annotations after the state was lost; check and resume"
-    kind = PauseKind.MANUAL
+    kind, seen = PauseKind.MANUAL, None
     if observed.pair not in acceptable_pairs(r):
         why += (f" (the cluster shows {observed.pair.describe()}, the step expects "
                 f"{expected_pair(r).describe()})")
-        kind = PauseKind.DRIFT
-    r = r.model_copy(update={"pause": Pause(kind=kind, reason=why, by=actor, at=now,
-                                            resume_phase=Phase.BAKING)})
+        kind, seen = PauseKind.DRIFT, observed.pair
+    r = r.model_copy(update={"pause": Pause(
+        kind=kind, reason=why, by=actor, at=now, resume_phase=Phase.BAKING,
+        seen_stable=seen.stable if seen is not None else None,
+        seen_canary=seen.canary if seen is not None else None)})
     event = _event(r, AuditAction.RECOVERED, actor, now, why, step=step)
     return Decision(rollout=r, events=(event,),
                     message=f"Rollout {r.id} of {canary} recovered at {r.canary_percent}% "

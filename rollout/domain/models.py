@@ -352,6 +352,9 @@ class RecoveryRecord(BaseModel):
     #: the canary analysis by name, pool and model (its rules are the analysis file's, read
     #: again on recover)
     analysis: dict[str, str] | None = None
+    #: how long the old pool stays in the rule after completion (`--keep`); None in records
+    #: written before it was kept here (recover then takes the install's ROLLOUT_KEEP)
+    keep_seconds: int | None = Field(default=None, ge=0)
 
     @classmethod
     def of(cls, rollout: Rollout) -> RecoveryRecord:
@@ -360,7 +363,8 @@ class RecoveryRecord(BaseModel):
             "model": rollout.analysis.model}
         return cls(id=rollout.id, stable=rollout.stable, canary=rollout.canary,
                    plan=rollout.plan, baseline=rollout.baseline, requester=rollout.requester,
-                   created_at=rollout.created_at, analysis=analysis)
+                   created_at=rollout.created_at, analysis=analysis,
+                   keep_seconds=rollout.keep_seconds)
 
 
 class AuditAction(StrEnum):

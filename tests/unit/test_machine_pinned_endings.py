@@ -125,7 +125,7 @@ def test_a_recovered_rollout_keeps_its_analysis_and_says_what_drifted() -> None:
         kind=PauseKind.DRIFT, by=BOB, at=T1, resume_phase=Phase.BAKING,
         reason="rebuilt from the route's annotations after the state was lost; check and "
                "resume (the cluster shows stable 70 / canary 30, the step expects stable 90 "
-               "/ canary 10)")
+               "/ canary 10)", seen_stable=70, seen_canary=30)
 
 
 def test_a_lost_answer_counts_as_landed_only_when_marker_and_weights_both_say_so() -> None:

@@ -51,7 +51,7 @@ def test_the_record_round_trips_through_the_annotation() -> None:
     record = decode_record({KEY: encode_record(r)}, 0)
     assert record == RecoveryRecord(id="r1", stable="llm-pool", canary="llm-pool-version-2",
                                     plan=r.plan, baseline=BASELINE, requester=ALICE,
-                                    created_at=T0)
+                                    created_at=T0, keep_seconds=0)
     assert RecoveryRecord.of(r) == record
 
 
@@ -62,7 +62,9 @@ def test_a_record_written_by_the_earlier_encoder_still_reads() -> None:
         "plan": r.plan.model_dump(mode="json"), "baseline": r.baseline.model_dump(mode="json"),
         "requester": r.requester.model_dump(mode="json"), "created_at": r.created_at.isoformat(),
     }, separators=(",", ":"), sort_keys=True)
-    assert decode_record({KEY: earlier}, 0) == RecoveryRecord.of(r)
+    # no keep period in it: recover takes the install's ROLLOUT_KEEP
+    assert decode_record({KEY: earlier}, 0) == RecoveryRecord.of(r).model_copy(
+        update={"keep_seconds": None})
 
 
 @pytest.mark.parametrize("raw", [

@@ -164,3 +164,29 @@ def test_a_card_is_attached_without_a_new_version() -> None:
     card = Card(channel="C0ROLLOUT", ts="1700000000.000100")
     r = service.attach_card("r1", card)
     assert r.card == card and r.version == 1 and store.saves == [("r1", 1)]
+
+
+def test_recover_keeps_the_rollouts_keep_period_or_takes_the_installs() -> None:
+    """It came back with none: completed, the old pool was due to be retired at once."""
+    service, _, target, _ = _lost()
+    assert target.record is not None
+    target.record = target.record.model_copy(update={"keep_seconds": 3 * 24 * 3600})
+    service.recover(namespace="default", canary=CANARY, actor=CAROL)
+    assert service.get(REF).keep_seconds == 3 * 24 * 3600
+    service, _, target, _ = _lost()
+    assert target.record is not None
+    target.record = target.record.model_copy(update={"keep_seconds": None})  # an older record
+    service.options.keep_seconds = 3600
+    service.recover(namespace="default", canary=CANARY, actor=CAROL)
+    assert service.get(REF).keep_seconds == 3600
+
+
+def test_a_rollout_recovered_over_drift_goes_on_once_resumed() -> None:
+    service, _, target, _ = _lost()
+    target.pair = Pair(stable=80, canary=20)
+    service.recover(namespace="default", canary=CANARY, actor=CAROL)
+    r = service.get(REF)
+    assert r.pause is not None and r.pause.kind is PauseKind.DRIFT
+    assert service.resume(REF, actor=CAROL).ok
+    assert service.watch(service.get(REF)) is None  # the weights the pause named, kept
+    assert service.get(REF).phase is not Phase.PAUSED
