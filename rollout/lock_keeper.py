@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Renewable(Protocol):
@@ -84,7 +87,7 @@ class LockKeeper:
                 if kept is not None:
                     due.append((key, *kept))
         for key, hold, until in due:  # outside the lock: each renewal is a round trip
-            renewed = hold.renew()
+            renewed = _renewed(hold)
             with self._cond:
                 if renewed and now + self.every <= until and key in self._held:
                     heapq.heappush(self._due, (now + self.every, key))
@@ -102,3 +105,14 @@ class LockKeeper:
                         continue
                     self._cond.wait(self._due[0][0] - self._clock())
             self.renew_due(self._clock())
+
+
+def _renewed(hold: Renewable) -> bool:
+    """One renewal; an error it did not expect (a Redis that turned read-only answers a
+    write with an error reply) counts as not renewed. Raised, it ended the keeper's thread,
+    which no later hold started again: no lock in the process was renewed after it."""
+    try:
+        return hold.renew()
+    except Exception:  # the keeper outlives any one hold's failure
+        log.exception("renewing a lock failed; it is no longer renewed")
+        return False

@@ -89,3 +89,27 @@ def test_the_schedule_does_not_grow_with_the_holds_let_go() -> None:
 def test_a_keeper_refuses_a_period_that_is_not_positive(every: float) -> None:
     with pytest.raises(ValueError, match="positive period"):
         LockKeeper(every)
+
+
+class _Failing:
+    """A renewal that raises what it did not expect (a read-only Redis's error reply)."""
+
+    def __init__(self) -> None:
+        self.renewals = 0
+
+    def renew(self) -> bool:
+        self.renewals += 1
+        raise RuntimeError("READONLY You can't write against a read only replica.")
+
+
+def test_a_renewal_that_raises_drops_its_hold_and_the_others_go_on() -> None:
+    """It used to end the keeper's thread: no lock in the process was renewed after it."""
+    clock = _Clock()
+    keeper = _keeper(clock)
+    failing, other = _Failing(), _Hold()
+    keeper.keep(failing)
+    keeper.keep(other)
+    keeper.renew_due(1.0)
+    assert failing.renewals == 1 and other.renewals == 1 and keeper.held() == 1
+    keeper.renew_due(2.0)
+    assert failing.renewals == 1 and other.renewals == 2
