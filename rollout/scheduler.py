@@ -481,6 +481,11 @@ class RolloutScheduler:
         if not self.pacer.enter(lambda: self._halted or not self.lease.is_leader,
                                 ahead=ahead):
             return False
+        held = self.pacer.held_until()
+        if held is not None:  # a throttle came while this waited: its place was one it freed
+            self.pacer.leave(changed=False)
+            self._defer(rollout_id, held)
+            return False
         with self._cache_lock:
             kept = self._active.get(rollout_id)
         with self._lock:

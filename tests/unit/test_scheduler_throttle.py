@@ -276,3 +276,46 @@ def test_a_tick_waiting_for_a_place_gives_up_when_the_scheduler_stops_leading(
         if jobs.running:
             jobs.shutdown(wait=False)
     assert pacer.in_flight == 0
+
+
+def test_a_tick_waiting_for_a_place_when_a_throttle_comes_waits_for_the_holds_end() -> None:
+    """A window of two held by two slow ticks, a third waiting for a place: both slow ones
+    are refused with a 429. The place the first frees went to the waiting tick, which was
+    sent at once, in the middle of the hold the 429 asked for."""
+    clock = ManualClock(T0)
+    ticks = _Ticks(clock)
+    jobs = background_scheduler()
+    jobs.start(paused=True)
+    pacer = _WatchedPacer(clock, ceiling=2)
+    scheduler = RolloutScheduler(service=ticks, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs, pacer=pacer)
+    sent_during_hold: list[str] = []
+    tick = ticks.tick
+
+    def watched(rollout_id: str) -> Outcome:
+        if pacer.held_until() is not None:
+            sent_during_hold.append(rollout_id)
+        return tick(rollout_id)
+
+    ticks.tick = watched  # type: ignore[method-assign]
+    slow = [_Slow(then=_throttle(30)), _Slow(then=_throttle(30))]
+    ticks.answers["r1"], ticks.answers["r2"] = [slow[0]], [slow[1]]
+    threads = [threading.Thread(target=scheduler.fire, args=[rid]) for rid in ("r1", "r2")]
+    try:
+        for thread in threads:
+            thread.start()
+        assert slow[0].begun.wait(5) and slow[1].begun.wait(5)
+        waiting = threading.Thread(target=scheduler.fire, args=["r3"])
+        waiting.start()
+        threads.append(waiting)
+        assert pacer.waiting.wait(5)
+        for s in slow:
+            s.release.set()
+        for thread in threads:
+            thread.join(5)
+        assert sent_during_hold == []
+        assert scheduler.due_times()["r3"] == T0 + timedelta(seconds=30)  # at the hold's end
+    finally:
+        for s in slow:
+            s.release.set()
+        jobs.shutdown(wait=False)
