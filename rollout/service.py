@@ -406,7 +406,8 @@ class RolloutService:
         return self._run(
             ref, actor,
             lambda r, now: machine.retire(_recorded(r), actor=actor, now=now,
-                                          self_approval=allow_self),
+                                          self_approval=allow_self,
+                                          owner=self._owner_of(_recorded(r))),
             request_id=request_id)
 
     def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:

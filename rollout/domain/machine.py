@@ -458,10 +458,13 @@ def rollback(
     )
 
 
-def retire(r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = False) -> Decision:
+def retire(r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = False,
+           owner: str | None = None) -> Decision:
     """Let the old pool (or adapter) go: its entry leaves the rule, and with it any rollback.
     Only a completed rollout, by someone other than who started or completed it; before the
-    keep period is over, the retire itself is the approval to end it early."""
+    keep period is over, the retire itself is the approval to end it early. `owner` is the
+    rollout the rule belongs to now, as for `rollback`: a later one's marker is not
+    overwritten."""
     if r.retired_at is not None:
         return Decision(rollout=r, changed=False,
                         message=f"{r.stable} was already retired from {r.target.describe()}.")
@@ -469,6 +472,12 @@ def retire(r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = Fal
         raise Conflict(
             f"rollout {r.id} of {r.canary} is {r.phase.value.replace('_', ' ')}: only a "
             f"completed rollout retires its old {_entry_kind(r)}"
+        )
+    if owner is not None and owner != r.id:
+        raise Conflict(
+            f"{r.target.describe()} now belongs to rollout {owner}: retiring this one would "
+            f"write over that one's record on the rule. Nothing was changed; remove "
+            f"{r.stable}'s entry from the rule by hand if it is still there"
         )
     _refuse_author(r, actor, self_approval, "retire its old pool")
     done_by = r.completed_by

@@ -19,7 +19,7 @@ from rollout.domain.clock import ManualClock
 from rollout.domain.errors import Conflict, Unauthorized
 from rollout.domain.models import Actor, Card, Phase
 from rollout.domain.plan import build_plan
-from rollout.domain.split import MarkerState, Pair
+from rollout.domain.split import Marker, MarkerState, Pair
 from rollout.service import Outcome, Ref, RolloutService, ServiceOptions
 from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET, started
 from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic, open_gates
@@ -240,3 +240,20 @@ def test_retire_over_weights_changed_by_hand_writes_nothing_and_stays_possible()
     r = w.service.get(REF)
     assert r.retired_at is None and not w.target.retired
     assert w.store.in_flight_ids() == []
+
+
+def test_retire_is_refused_once_a_later_rollout_holds_the_rule() -> None:
+    """As rollback is: it wrote its own retired marker over the later rollout's, which could
+    then not be recovered from the rule if Redis lost it."""
+    w = World(keep_seconds=3600)
+    w.completed()
+    first = w.store.rollouts["r1"]
+    later = first.model_copy(update={
+        "id": "r2", "phase": Phase.AWAITING_APPROVAL, "step": -1, "keep_until": None,
+        "finished_at": None, "completed_by": None})
+    w.store.rollouts["r2"] = later
+    w.target.marker = Marker(rollout_id="r2", step=-1)
+    with pytest.raises(Conflict, match="now belongs to rollout r2"):
+        w.service.retire(Ref(rollout_id="r1"), actor=CAROL)
+    assert w.target.marker == Marker(rollout_id="r2", step=-1)
+    assert w.service.get(Ref(rollout_id="r1")).retired_at is None
