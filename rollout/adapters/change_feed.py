@@ -48,6 +48,7 @@ class ChangeFeed:
         self._pubsub: PubSub | None = None
         self._worker: PubSubWorkerThread | None = None
         self._closed = threading.Event()
+        self._listening = False  # `listen` was called: subscribed, or trying to
         self._warned_at = -WARN_EVERY_SECONDS
 
     @classmethod
@@ -66,40 +67,74 @@ class ChangeFeed:
         announce nothing of this replica's own while `quiet_while()`. `on_person(command,
         began)`: a person's command went to work (True) or is done (False)."""
         self._quiet = quiet_while
+        handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            self.channel: lambda message: _deliver(lambda: on_change(_text(message)))}
+        if on_person is not None and self.people_channel:
+            handlers[self.people_channel] = lambda message: _deliver(
+                lambda: _person(message, on_person))
         with self._lock:
-            if self._pubsub is not None or self._closed.is_set():
+            if self._listening or self._closed.is_set():
                 return
-            self._pubsub = self._r.pubsub(  # type: ignore[no-untyped-call]
-                ignore_subscribe_messages=True)
-            handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-                self.channel: lambda message: _deliver(
-                    lambda: on_change(_text(message)))}
-            if on_person is not None and self.people_channel:
-                handlers[self.people_channel] = lambda message: _deliver(
-                    lambda: _person(message, on_person))
-            self._pubsub.subscribe(**handlers)
-            self._worker = self._pubsub.run_in_thread(
+            self._listening = True
+        if not self._subscribe(handlers):
+            threading.Thread(target=self._subscribe_until_done, args=(handlers,),
+                             name="change feed subscription", daemon=True).start()
+
+    def _subscribe(self, handlers: dict[str, Callable[[dict[str, Any]], None]]) -> bool:
+        """Subscribe and start the listener; False when Redis could not be reached (try
+        again). Unreachable at start, it raised out of `serve` and `scheduler`, which then
+        exited with a traceback, though the rest of the bot waits for Redis to come back."""
+        with self._lock:
+            if self._closed.is_set():
+                return True
+            pubsub = self._r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(**handlers)
+            except NoPermissionError:
+                pubsub.close()
+                self._no_rights()
+                return True
+            except (RedisError, OSError) as exc:
+                pubsub.close()
+                self._warn(exc)
+                return False
+            self._pubsub = pubsub
+            self._worker = pubsub.run_in_thread(
                 sleep_time=POLL_SECONDS, daemon=True, exception_handler=self._failed)
             self._worker.name = "change feed"
+            return True
+
+    def _subscribe_until_done(self, handlers: dict[str, Callable[[dict[str, Any]], None]]
+                              ) -> None:
+        while not self._closed.wait(POLL_SECONDS):
+            if self._subscribe(handlers):
+                return
+
+    def _no_rights(self) -> None:
+        log.warning("change feed: this Redis user may not subscribe to %s; other "
+                    "replicas' changes are followed at each sweep", self.channel)
+
+    def _warn(self, exc: BaseException) -> None:
+        """A Redis outage, said once a minute while it lasts."""
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY_SECONDS:
+            self._warned_at = now
+            log.warning("change feed: %s; other replicas' changes wait for the next sweep "
+                        "until it reconnects", exc)
 
     def _failed(self, exc: BaseException, pubsub: PubSub, worker: Any) -> None:
         """A read that failed: Redis gone (the next read reconnects and subscribes again;
         until then changes wait for the sweep), or a user without channel rights (the feed
         stops: the sweep alone follows changes)."""
         if isinstance(exc, NoPermissionError):
-            log.warning("change feed: this Redis user may not subscribe to %s; other "
-                        "replicas' changes are followed at each sweep", self.channel)
+            self._no_rights()
             worker.stop()
             return
         if not isinstance(exc, (RedisError, OSError)):
             raise exc
         if self._closed.is_set():
             return
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_EVERY_SECONDS:  # once a minute through an outage
-            self._warned_at = now
-            log.warning("change feed: %s; other replicas' changes wait for the next sweep "
-                        "until it reconnects", exc)
+        self._warn(exc)
         self._closed.wait(POLL_SECONDS)
 
     def close(self) -> None:

@@ -272,3 +272,30 @@ def test_a_failure_acting_on_a_change_does_not_end_the_feed(redis_server: RedisS
     finally:
         feed.close()
         publisher.close()
+
+
+def test_a_feed_started_before_redis_answers_subscribes_once_it_does() -> None:
+    """Redis not yet up when a replica starts (pods starting together): `listen` raised out
+    of `serve` and `scheduler`, which exited with a traceback. It keeps trying instead, and
+    an announcement made once Redis is up reaches the listener."""
+    server = RedisServer()  # its port chosen, nothing listening on it yet
+    client = connect(server.url)
+    feed = ChangeFeed(client, channel="test:changed")
+    heard: list[str] = []
+    try:
+        feed.listen(heard.append, quiet_while=lambda: False)  # returns, Redis down
+        server.start()
+        publisher = redis.Redis.from_url(server.url)
+        try:
+            def announced() -> bool | None:
+                publisher.publish("test:changed", "r1")
+                return bool(heard) or None
+
+            eventually(announced, timeout=15, step=0.2, message="the feed never subscribed")
+        finally:
+            publisher.close()
+        assert heard[0] == "r1"
+    finally:
+        feed.close()
+        client.close()
+        server.stop()
