@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
@@ -28,7 +30,8 @@ from rollout.service import Outcome, Ref, RolloutService
 
 log = logging.getLogger(__name__)
 
-_MAX_LOCKS = 256
+#: the rollouts whose drawn version is remembered (`shows`): the most recent ones
+_MAX_DRAWN = 256
 
 
 class CardPublisher:
@@ -43,7 +46,8 @@ class CardPublisher:
         self._clock = clock
         self._notify = notify_channel or None
         self._telemetry = telemetry or NoTelemetry()
-        self._locks: OrderedDict[str, threading.Lock] = OrderedDict()
+        #: each rollout's turn, while some listener holds or waits for it
+        self._turns: dict[str, _Turn] = {}
         #: the version each rollout's card was last drawn with (the most recent ones)
         self._drawn: OrderedDict[str, int] = OrderedDict()
         self._guard = threading.Lock()
@@ -52,7 +56,7 @@ class CardPublisher:
         r = outcome.rollout
         if r is None or (not outcome.changed and not outcome.events):
             return
-        with self._lock_for(r.id):
+        with self._turn(r.id):
             latest = self._latest(r)
             card = latest.card or self._post_card(latest)
             if card is None:
@@ -134,7 +138,7 @@ class CardPublisher:
     def _drew(self, r: Rollout) -> None:
         with self._guard:
             self._drawn[r.id] = max(r.version, self._drawn.pop(r.id, -1))
-            while len(self._drawn) > _MAX_LOCKS:
+            while len(self._drawn) > _MAX_DRAWN:
                 self._drawn.popitem(last=False)
 
     def _freeze(self) -> Freeze | None:
@@ -156,10 +160,26 @@ class CardPublisher:
         data = getattr(response, "data", None)
         return data if isinstance(data, dict) else None
 
-    def _lock_for(self, rollout_id: str) -> threading.Lock:
+    @contextmanager
+    def _turn(self, rollout_id: str) -> Iterator[None]:
+        """One listener at a time for a rollout's card. Its lock lives while a listener holds
+        or waits for it: the 256 most recently used were kept, and at 1,000 rollouts stepping
+        a slow Slack call saw its lock dropped while held, so a second listener of the same
+        rollout posted a second card, or drew an older version after a newer one."""
         with self._guard:
-            lock = self._locks.pop(rollout_id, None) or threading.Lock()
-            self._locks[rollout_id] = lock
-            while len(self._locks) > _MAX_LOCKS:
-                self._locks.popitem(last=False)
-            return lock
+            turn = self._turns.setdefault(rollout_id, _Turn())
+            turn.users += 1
+        try:
+            with turn.lock:
+                yield
+        finally:
+            with self._guard:
+                turn.users -= 1
+                if not turn.users:
+                    del self._turns[rollout_id]
+
+
+@dataclass
+class _Turn:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0  # listeners holding or waiting for it
