@@ -820,7 +820,7 @@ class RolloutService:
         try:
             return self._apply(hold, d.rollout, effect, before)
         except WriteUnknown as exc:
-            seen = self._fate(exc, d.rollout, effect)
+            seen = self._fate(exc, d.rollout, effect, paused=base.active)
             if not isinstance(seen, str):
                 return seen
             return self._paused_on_failure(version, base, found, hold, actor, reason=seen,
@@ -838,21 +838,25 @@ class RolloutService:
         except Throttled:
             raise  # refused before it was served: nothing to pause for, the same step is retried
         except (ClusterUnavailable, NeedsOperator) as exc:
-            message = (f"Not applied: {exc}. The rollout is paused; resume or roll back once "
-                       "the cause is fixed.")
+            then = ("The rollout is paused; resume or roll back once the cause is fixed."
+                    if base.active else "Nothing changed; try again once the cause is fixed.")
+            message = f"Not applied: {exc}. {then}"
             return self._paused_on_failure(version, base, found, hold, actor, reason=str(exc),
                                            message=message, unwritten=d.unwritten)
 
-    def _fate(self, exc: WriteUnknown, r: Rollout, effect: Effect) -> Observed | str:
+    def _fate(self, exc: WriteUnknown, r: Rollout, effect: Effect, *,
+              paused: bool) -> Observed | str:
         """After a write whose answer was lost: what the cluster shows when one more read
-        says it landed, else what to tell (it may still land; the sweep records it then)."""
+        says it landed, else what to tell (it may still land; the sweep records it then).
+        `paused`: the rollout is paused for it (a finished one is not)."""
         seen = self._read_again(r)
         if seen is not None and machine.shows_landed(r, effect, seen):
             return seen
         what = ("the cluster could not be read again to tell" if seen is None else
                 "a fresh read shows it has not landed, but the write may still be in flight")
-        return (f"Not known whether this landed: {exc}; {what}. The rollout is paused; the "
-                "scheduler's sweep records the change if it lands.")
+        then = "The rollout is paused; the" if paused else "The"
+        return (f"Not known whether this landed: {exc}; {what}. {then} scheduler's sweep "
+                "records the change if it lands.")
 
     def _read_again(self, r: Rollout) -> Observed | None:
         """One more read after a write whose answer was lost; None when it fails too."""
@@ -1018,7 +1022,7 @@ class RolloutService:
         try:
             self._apply(hold, created, effect, None)
         except WriteUnknown as exc:
-            seen = self._fate(exc, created, effect)
+            seen = self._fate(exc, created, effect, paused=True)
             if not isinstance(seen, str):
                 return Outcome(created, d.message, events=d.events)
             return self._paused_on_failure(created.version, created, None, hold, actor,

@@ -16,7 +16,7 @@ from handlers.card_sync import CardPublisher
 from handlers.cards import render_card
 from rollout.domain import machine
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import Conflict, Unauthorized
+from rollout.domain.errors import ClusterUnavailable, Conflict, Unauthorized, WriteUnknown
 from rollout.domain.models import Actor, Card, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, MarkerState, Pair
@@ -257,3 +257,21 @@ def test_retire_is_refused_once_a_later_rollout_holds_the_rule() -> None:
         w.service.retire(Ref(rollout_id="r1"), actor=CAROL)
     assert w.target.marker == Marker(rollout_id="r2", step=-1)
     assert w.service.get(Ref(rollout_id="r1")).retired_at is None
+
+
+def test_a_failed_write_on_a_finished_rollout_does_not_say_it_is_paused() -> None:
+    """A finished rollout is not paused by a write that failed: it said "The rollout is
+    paused; resume or roll back", and resume is refused for it."""
+    w = World(keep_seconds=3600)
+    w.completed()
+    w.target.fail_next = WriteUnknown("the API server did not answer")
+    lost = w.service.retire(REF, actor=CAROL)
+    assert not lost.ok and lost.message.endswith(
+        "but the write may still be in flight. The scheduler's sweep records the change if "
+        "it lands.")
+    w.target.fail_next = ClusterUnavailable("the Kubernetes API failed: 500")
+    refused = w.service.rollback(REF, actor=CAROL)
+    assert not refused.ok and refused.message == (
+        "Not applied: the Kubernetes API failed: 500. Nothing changed; try again once the "
+        "cause is fixed.")
+    assert w.service.get(REF).phase is Phase.COMPLETED
