@@ -220,8 +220,8 @@ def approve(
     A click is refused only for what a reviewer cares about: the step already applied, the
     rollout finished or paused, another step pending, or the epoch moved (a pause, resume or
     drift since the card was drawn). Reminders and other approvals never refuse it."""
-    if click is not None and click.step <= r.step:
-        return Decision(
+    if click is not None and click.step <= r.step and r.phase is not Phase.ROLLED_BACK:
+        return Decision(  # rolled back, the step is applied no more: refused below, saying so
             rollout=r, changed=False,
             message=f"{_step_label(r, click.step)} of {r.canary} is already applied; "
                     "nothing to do.",

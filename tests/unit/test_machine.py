@@ -293,3 +293,16 @@ def test_drift_names_the_manager_that_last_wrote_the_weights() -> None:
     assert found is not None and found.rollout.pause is not None
     assert found.rollout.pause.reason.endswith(
         "; last written by argocd-controller (Argo CD) at 2026-01-01T12:00:00Z")
+
+
+def test_an_old_cards_approve_of_a_rolled_back_rollout_says_it_is_rolled_back() -> None:
+    """It said the step "is already applied; nothing to do", while the rollback had taken
+    the step's weights away; a completed rollout's step is still already applied."""
+    applied = machine.approve(started(), actor=BOB, now=T0).rollout
+    back = machine.rollback(applied, actor=CAROL, now=T0).rollout
+    with pytest.raises(Conflict, match="is rolled back: nothing to approve"):
+        machine.approve(back, actor=BOB, now=T0, click=Click(rollout_id="r1", step=0))
+    done = machine.approve(started((100,)), actor=BOB, now=T0).rollout
+    assert done.phase is Phase.COMPLETED
+    again = machine.approve(done, actor=BOB, now=T0, click=Click(rollout_id="r1", step=0))
+    assert not again.changed and again.message.endswith("is already applied; nothing to do.")
