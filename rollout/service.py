@@ -354,11 +354,15 @@ class RolloutService:
     ) -> Outcome:
         """Approve a plan with automatic steps; its first step may then apply."""
         allow_self = self.options.self_approval
-        return self._run(
-            _clicked(ref, click), actor, lambda r, now: machine.approve_plan(
-                _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self),
-            request_id=request_id,
-        )
+
+        def decide(r: Rollout | None, now: datetime) -> Decision:
+            freeze = self.frozen()  # its first step is held while it lasts: say so
+            held = freeze is not None and bool(freezes.blocks(freeze, Action.STEP_UP))
+            return machine.approve_plan(
+                _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self,
+                frozen=freeze.describe() if freeze is not None and held else "")
+
+        return self._run(_clicked(ref, click), actor, decide, request_id=request_id)
 
     def pause(self, ref: Ref, *, actor: Actor, reason: str = "", click: Click | None = None,
               request_id: str | None = None) -> Outcome:

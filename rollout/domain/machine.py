@@ -291,11 +291,12 @@ def _refuse_baking(r: Rollout, pending: int, now: datetime) -> NoReturn:
 
 def approve_plan(
     r: Rollout, *, actor: Actor, now: datetime, click: Click | None = None,
-    self_approval: bool = False,
+    self_approval: bool = False, frozen: str = "",
 ) -> Decision:
     """Approve a plan whose steps apply without per-step approvals (DESIGN invariant 10).
     Where an automatic step was waiting for it, the step is due now: the scheduler applies
-    it, as it applies every automatic step."""
+    it, as it applies every automatic step. `frozen`: the install's freeze, described, which
+    holds that step until it is lifted."""
     _require_active(r, "approve")
     if not r.plan.automatic:
         raise Conflict(f"the plan of {r.canary} has no automatic steps: each step is "
@@ -317,9 +318,10 @@ def approve_plan(
     due = ""
     if r.phase is Phase.BAKING and pending is not None:
         hold = gating.holding_back(r, now)
-        due = (f"; {_step_label(r, pending)} applies now" if hold is None else
-               f"; {_step_label(r, pending)} waits for the canary analysis of "
-               f"{_step_label(r, r.step)}: {hold}")
+        due = (f"; {_step_label(r, pending)} waits for the canary analysis of "
+               f"{_step_label(r, r.step)}: {hold}" if hold is not None else
+               f"; {_step_label(r, pending)} applies once the freeze is lifted (rollouts are "
+               f"{frozen})" if frozen else f"; {_step_label(r, pending)} applies now")
     return Decision(rollout=r, events=(event,),
                     message=f"{actor.label} approved the plan of {r.canary}{due}.")
 

@@ -306,3 +306,14 @@ def test_an_old_cards_approve_of_a_rolled_back_rollout_says_it_is_rolled_back() 
     assert done.phase is Phase.COMPLETED
     again = machine.approve(done, actor=BOB, now=T0, click=Click(rollout_id="r1", step=0))
     assert not again.changed and again.message.endswith("is already applied; nothing to do.")
+
+
+def test_a_plan_approved_during_a_freeze_says_its_first_step_waits_for_it() -> None:
+    """It said the first step "applies now", and the tick then held it for the freeze."""
+    r = started(auto=True)
+    frozen = machine.approve_plan(r, actor=BOB, now=T0, frozen="frozen by carol since x: y")
+    assert frozen.message == (
+        "bob approved the plan of llm-pool-version-2; step 1 (10%) applies once the freeze "
+        "is lifted (rollouts are frozen by carol since x: y).")
+    assert machine.approve_plan(r, actor=BOB, now=T0).message == (
+        "bob approved the plan of llm-pool-version-2; step 1 (10%) applies now.")

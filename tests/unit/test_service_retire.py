@@ -275,3 +275,14 @@ def test_a_failed_write_on_a_finished_rollout_does_not_say_it_is_paused() -> Non
         "Not applied: the Kubernetes API failed: 500. Nothing changed; try again once the "
         "cause is fixed.")
     assert w.service.get(REF).phase is Phase.COMPLETED
+
+
+def test_a_plan_approved_during_a_freeze_is_answered_with_the_freeze() -> None:
+    w = World()
+    w.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                    plan=build_plan([10, 100], interval_seconds=60, auto=True))
+    w.service.freeze(actor=CAROL, reason="incident 42")
+    approved = w.service.approve_plan(REF, actor=BOB)
+    assert approved.ok and approved.message.endswith(
+        "applies once the freeze is lifted (rollouts are frozen by carol since "
+        "2026-01-01T12:00:00+00:00: incident 42).")
