@@ -27,7 +27,7 @@ from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
 from bot.stop_signal import stop_on_signals, wait_until
 from bot.web import EVENTS_PATH, WebApp, readiness_checks
-from handlers.workers import Workers
+from handlers.workers import Workers, side_workers
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,10 @@ class SlackServer:
         before = list(self.container.listeners)
         self.container.listeners.append(self.metrics.observe_outcome)
         self.container.listeners.append(log_outcome)
-        self.workers = Workers()
+        self.workers, self.side = Workers(), side_workers()
         self.app = build_app(self.container, settings=settings, web_client=self.client,
                              telemetry=self.metrics, socket_mode=socket_mode,
-                             workers=self.workers)
+                             workers=self.workers, side=self.side)
         self.app.use(log_requests)
         self._listeners = [x for x in self.container.listeners if x not in before]
         events = None if socket_mode else SlackRequestHandler(self.app, path=EVENTS_PATH)
@@ -125,6 +125,7 @@ class SlackServer:
         self.http.stop(timeout)
         self.app.listener_runner.listener_executor.shutdown(wait=False)
         self.workers.drain(timeout)  # acked work answers its user before the clients close
+        self.side.drain(timeout)
         self.dependencies.close(timeout=timeout)  # its checks use the container's clients
         for listener in self._listeners:  # a shared container outlives this server
             if listener in self.container.listeners:

@@ -43,7 +43,7 @@ from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
 from handlers.replies import error_reply, outcome_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
-from handlers.workers import BUSY, Workers
+from handlers.workers import BUSY, Workers, side_workers
 from rollout.domain.errors import (
     ClusterUnavailable,
     InvalidInput,
@@ -80,6 +80,9 @@ class SlackEdge:
     namespace: str = "default"
     telemetry: Telemetry | None = None
     workers: Workers = field(default_factory=Workers)
+    #: what a listener owes besides its ack and would otherwise send before returning (the
+    #: ack goes out when it returns): a full pool's busy answer, a bad input's audit
+    side: Workers = field(default_factory=side_workers)
 
     @property
     def _tel(self) -> Telemetry:
@@ -93,7 +96,8 @@ class SlackEdge:
         except InvalidInput as exc:
             ack(text=error_reply(exc))
             self._tel.request("command", "invalid")
-            self._audit(_actor(command), "command", None, f"bad input: {exc}")
+            actor, reason = _actor(command), f"bad input: {exc}"
+            self._aside(lambda: self._audit(actor, "command", None, reason))
             return
         self._tel.request("command", req.verb.value)
         if req.verb is Verb.HELP:
@@ -117,6 +121,14 @@ class SlackEdge:
         # the answer takes the place of "Working on it…", so only the answer stays
         _respond(respond, self._run(req, actor), self._tel,
                  replace_original=True if working else None)
+
+    def _aside(self, work: Callable[[], None]) -> None:
+        """Send `work` off the request thread, so that the ack does not wait for it: a busy
+        answer through a slow response URL (retried) or an audit while Redis stalled held
+        the ack past Slack's 3 s. Past the side pool's bound it is dropped, and logged."""
+        if not self.side.submit(work):
+            log.warning("busy: an answer or audit owed beside an ack was dropped",
+                        extra={"event": "busy"})
 
     def _busy(self, actor: Actor, action: str) -> None:
         log.warning("busy: refused %s from %s (every worker and backlog slot taken)",
@@ -148,7 +160,7 @@ class SlackEdge:
         actor = _clicker(body)
         if not self.workers.submit(lambda: self._press(body, action, respond, client)):
             self._busy(actor, verb.value)
-            _respond(respond, BUSY, self._tel, replace_original=False)
+            self._aside(lambda: _respond(respond, BUSY, self._tel, replace_original=False))
 
     def _press(self, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                client: WebClient) -> None:
@@ -201,7 +213,7 @@ class SlackEdge:
             self._busy(actor, Verb.ROLLBACK.value)
             channel = _metadata_channel(view)
             if channel:
-                _ephemeral(client, channel, actor.id, BUSY, self._tel)
+                self._aside(lambda: _ephemeral(client, channel, actor.id, BUSY, self._tel))
 
     def _submit_rollback(self, body: dict[str, Any], view: dict[str, Any],
                          client: WebClient) -> None:

@@ -22,6 +22,12 @@ BUSY = (":hourglass: The bot is busy with other requests right now; nothing was 
         "Try again in a moment.")
 
 
+def side_workers() -> Workers:
+    """A small pool for what a listener owes beside its ack (a busy answer, an audit): two
+    threads, and room for 64 more waiting."""
+    return Workers(workers=2, backlog=64)
+
+
 class Workers:
     """A thread pool that refuses work beyond its bound instead of queueing without end."""
 

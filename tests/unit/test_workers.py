@@ -142,3 +142,73 @@ def test_with_room_the_ack_is_empty_and_the_answer_follows_from_a_worker() -> No
     texts = [c["text"] for c in respond.calls]
     assert len(texts) == 2 and "Working on it" in texts[0]
     assert respond.calls[1]["replace_original"] is True
+
+
+class _Stalled(Recorder):
+    """A response URL (or an audit) that does not answer until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, **kwargs: Any) -> WebhookResponse:
+        self.called.set()
+        assert self.release.wait(WAIT)
+        return super().__call__(**kwargs)
+
+
+def _returns(listener: Any, *args: Any) -> bool:
+    """Whether `listener(*args)` returns (its ack goes out) within a second, on a thread."""
+    done = threading.Event()
+
+    def run() -> None:
+        listener(*args)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(1.0)
+
+
+def test_a_full_pools_busy_answer_to_a_click_does_not_hold_its_ack() -> None:
+    """The answer went through the response URL before the listener returned: a slow
+    response URL (retried) held the ack past Slack's 3 s."""
+    workers = Workers(workers=1, backlog=0)
+    release = _blocked(workers, 1)
+    edge = _edge(FakeStore(), workers)
+    respond = _Stalled()
+    body = {"user": {"id": "U0BOB"}, "channel": {"id": "C0R"}}
+    try:
+        assert _returns(edge.on_button, Recorder(), body,
+                        {"action_id": "rollout_pause", "value": "{}"}, respond, None)
+        assert respond.called.wait(WAIT)  # the answer is on its way, beside the ack
+    finally:
+        respond.release.set()
+        release.set()
+        workers.drain(WAIT)
+        edge.side.drain(WAIT)
+    assert [c["text"] for c in respond.calls] == [BUSY]
+
+
+def test_a_bad_commands_audit_does_not_hold_its_ack() -> None:
+    """The refusal was audited in Redis before the listener returned: a stalled Redis held
+    the ack past Slack's 3 s."""
+    store = FakeStore()
+    audited = threading.Event()
+    release = threading.Event()
+
+    def stalled(event: Any) -> None:
+        audited.set()
+        assert release.wait(WAIT)
+        store.events.append(event)
+
+    store.record = stalled  # type: ignore[method-assign]
+    edge = _edge(store, Workers(workers=1, backlog=0))
+    ack = Recorder()
+    try:
+        assert _returns(edge.on_command, ack, {**COMMAND, "text": "llm-pool-version-2 launch"},
+                        Recorder())
+        assert audited.wait(WAIT)
+    finally:
+        release.set()
+        edge.side.drain(WAIT)
+    assert "launch" in ack.calls[0]["text"] and len(store.events) == 1
