@@ -759,8 +759,10 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
         if r.step < landed <= r.plan.last_index and pair == expected_pair(r, landed):
             nxt = _after_apply(r, landed, now)
             detail = f"{_step_label(r, landed)} found applied in the cluster; recorded once"
-            event = _event(nxt, AuditAction.RECOVERED, system, now, detail, step=landed)
-            return Decision(rollout=nxt, events=(event,), message=detail + ".")
+            events = (_event(nxt, AuditAction.RECOVERED, system, now, detail, step=landed),)
+            if nxt.phase is Phase.COMPLETED:  # the history says so, as after any last step
+                events += (_event(nxt, AuditAction.COMPLETED, system, now, step=landed),)
+            return Decision(rollout=nxt, events=events, message=detail + ".")
     if pair in acceptable_pairs(r):
         return gate(r, observed, now=now)
     expected = expected_pair(r)

@@ -317,3 +317,19 @@ def test_a_plan_approved_during_a_freeze_says_its_first_step_waits_for_it() -> N
         "is lifted (rollouts are frozen by carol since x: y).")
     assert machine.approve_plan(r, actor=BOB, now=T0).message == (
         "bob approved the plan of llm-pool-version-2; step 1 (10%) applies now.")
+
+
+def test_a_last_step_found_applied_is_recorded_as_completed_too() -> None:
+    """Its save lost, the last step found on the route was recorded without `completed` in
+    the history."""
+    r = started((10, 100))
+    r = machine.approve(r, actor=BOB, now=T0).rollout
+    seen = Observed(pair=Pair(stable=0, canary=100),
+                    marker=Marker(rollout_id="r1", step=1, state=MarkerState.ACTIVE))
+    found = machine.reconcile(r, seen, now=T0)
+    assert found is not None and found.rollout.phase is Phase.COMPLETED
+    assert [e.action for e in found.events] == ["recovered", "completed"]
+    middle = machine.reconcile(started(), Observed(
+        pair=Pair(stable=90, canary=10),
+        marker=Marker(rollout_id="r1", step=0, state=MarkerState.ACTIVE)), now=T0)
+    assert middle is not None and [e.action for e in middle.events] == ["recovered"]

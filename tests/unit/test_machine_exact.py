@@ -355,4 +355,5 @@ def test_a_last_step_that_landed_before_a_crash_completes_the_rollout() -> None:
     assert d is not None and d.rollout.phase is Phase.COMPLETED and d.rollout.step == 3
     assert d.message == "step 4 (100%) found applied in the cluster; recorded once."
     assert _events(d) == [("recovered", "scheduler", 3, 100,
-                           "step 4 (100%) found applied in the cluster; recorded once")]
+                           "step 4 (100%) found applied in the cluster; recorded once"),
+                          ("completed", "scheduler", 3, 100, "")]
