@@ -759,7 +759,8 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
         if r.step < landed <= r.plan.last_index and pair == expected_pair(r, landed):
             nxt = _after_apply(r, landed, now)
             detail = f"{_step_label(r, landed)} found applied in the cluster; recorded once"
-            events = (_event(nxt, AuditAction.RECOVERED, system, now, detail, step=landed),)
+            events: tuple[AuditEvent, ...] = (
+                _event(nxt, AuditAction.RECOVERED, system, now, detail, step=landed),)
             if nxt.phase is Phase.COMPLETED:  # the history says so, as after any last step
                 events += (_event(nxt, AuditAction.COMPLETED, system, now, step=landed),)
             return Decision(rollout=nxt, events=events, message=detail + ".")
