@@ -357,10 +357,10 @@ class RolloutService:
 
         def decide(r: Rollout | None, now: datetime) -> Decision:
             freeze = self.frozen()  # its first step is held while it lasts: say so
-            held = freeze is not None and bool(freezes.blocks(freeze, Action.STEP_UP))
+            held = freeze is not None and freezes.blocks(freeze, Action.STEP_UP)
             return machine.approve_plan(
                 _recorded(r), actor=actor, now=now, click=click, self_approval=allow_self,
-                frozen=freeze.describe() if freeze is not None and held else "")
+                frozen=freeze.describe() if held and freeze is not None else "")
 
         return self._run(_clicked(ref, click), actor, decide, request_id=request_id)
 

@@ -701,8 +701,8 @@ def fail(r: Rollout, *, now: datetime, reason: str, actor: Actor) -> Decision:
 def recover(
     *, rollout_id: str, target: Target, stable: str, canary: str, plan: Plan,
     baseline: Baseline, requester: Actor, created_at: datetime, step: int,
-    observed: Observed, actor: Actor, now: datetime, analysis: AnalysisSetup | None = None,
-    keep_seconds: int = 0,
+    observed: Observed, actor: Actor, now: datetime, keep_seconds: int,
+    analysis: AnalysisSetup | None = None,
 ) -> Decision:
     """Rebuild a rollout from the cluster's record after its state was lost. It comes back
     paused: a person checks it and resumes (or rolls back); nothing moves on its own. Its

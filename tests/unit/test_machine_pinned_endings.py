@@ -119,6 +119,7 @@ def test_a_recovered_rollout_keeps_its_analysis_and_says_what_drifted() -> None:
         rollout_id="r1", target=TARGET, stable="llm-pool", canary="llm-pool-version-2",
         plan=build_plan((10, 50, 100)), baseline=BASELINE, requester=ALICE, created_at=T0,
         step=0, observed=Observed(pair=Pair(stable=70, canary=30)), actor=BOB, now=T1,
+        keep_seconds=0,
         analysis=SETUP)
     assert d.rollout.analysis == SETUP
     assert d.rollout.pause == Pause(

@@ -96,7 +96,7 @@ def recovered_held(**plan_options: int) -> Rollout:
         rollout_id="r1", target=TARGET, stable="llm-pool", canary="llm-pool-version-2",
         plan=plan.model_copy(update=plan_options), baseline=BASELINE, requester=ALICE,
         created_at=T0, step=0, observed=Observed(pair=Pair(stable=90, canary=10)), actor=BOB,
-        now=T0, analysis=SETUP).rollout
+        now=T0, keep_seconds=0, analysis=SETUP).rollout
     held = machine.resume(recovered, actor=BOB, now=T0).rollout
     assert held.phase is Phase.BAKING and held.needs_plan_approval
     return held

@@ -602,3 +602,28 @@ def test_a_persons_commands_say_when_they_run_and_the_schedulers_do_not() -> Non
     assert len(store.people_began) == 4  # the start, the approve, the refusal, the rollback
     assert store.people_ended == store.people_began
     assert len(set(store.people_began)) == 4
+
+
+def test_weights_set_back_to_the_plans_after_resuming_over_drift_agree_with_it() -> None:
+    """The person's weights are accepted beside the plan's, not instead of them."""
+    service, _, target, _ = _started()
+    assert service.approve(REF, actor=BOB).ok
+    target.pair = Pair(stable=80, canary=20)
+    service.watch(service.get(REF))
+    assert service.resume(REF, actor=BOB).ok
+    target.pair = Pair(stable=90, canary=10)  # put back as the plan has it
+    assert service.watch(service.get(REF)) is None
+    assert service.get(REF).phase is not Phase.PAUSED
+
+
+def test_a_rollout_completed_after_resuming_over_drift_forgets_the_accepted_weights() -> None:
+    """Retire checks the weights against the completed rollout's: the hand-made ones the
+    person once resumed over are not the completed rollout's."""
+    service, _, target, _ = _started()
+    assert service.approve(REF, actor=BOB).ok
+    target.pair = Pair(stable=80, canary=20)
+    service.watch(service.get(REF))
+    assert service.resume(REF, actor=BOB).ok
+    assert service.promote(REF, actor=CAROL).ok
+    r = service.get(REF)
+    assert r.phase is Phase.COMPLETED and r.accepted_weights is None

@@ -286,3 +286,12 @@ def test_a_plan_approved_during_a_freeze_is_answered_with_the_freeze() -> None:
     assert approved.ok and approved.message.endswith(
         "applies once the freeze is lifted (rollouts are frozen by carol since "
         "2026-01-01T12:00:00+00:00: incident 42).")
+
+
+def test_a_plan_approved_with_no_freeze_says_its_first_step_applies_now() -> None:
+    w = World()
+    w.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                    plan=build_plan([10, 100], interval_seconds=60, auto=True))
+    approved = w.service.approve_plan(REF, actor=BOB)
+    assert approved.message == ("bob approved the plan of llm-pool-version-2; step 1 (10%) "
+                                "applies now.")
