@@ -146,12 +146,18 @@ def test_a_rollout_resumed_over_drift_goes_on_and_its_next_step_writes_the_plans
     assert [e.action for e in store.events][-1] == "paused"
 
 
-def test_weights_changed_again_after_resuming_over_drift_pause_again() -> None:
+def _resumed_over_drift() -> tuple[RolloutService, FakeTarget]:
+    """At 10%, weights changed by hand to 80/20, the drift pause resumed over."""
     service, _, target, _ = _started()
     assert service.approve(REF, actor=BOB).ok
     target.pair = Pair(stable=80, canary=20)
-    service.watch(service.get(REF))
+    assert service.watch(service.get(REF)) is not None
     assert service.resume(REF, actor=BOB).ok
+    return service, target
+
+
+def test_weights_changed_again_after_resuming_over_drift_pause_again() -> None:
+    service, target = _resumed_over_drift()
     target.pair = Pair(stable=70, canary=30)  # not what the person resumed over
     assert service.watch(service.get(REF)) is not None
     paused = service.get(REF)
@@ -160,11 +166,7 @@ def test_weights_changed_again_after_resuming_over_drift_pause_again() -> None:
 
 
 def test_a_rollback_over_accepted_drift_restores_the_baseline_and_forgets_it() -> None:
-    service, _, target, _ = _started()
-    assert service.approve(REF, actor=BOB).ok
-    target.pair = Pair(stable=80, canary=20)
-    service.watch(service.get(REF))
-    assert service.resume(REF, actor=BOB).ok
+    service, target = _resumed_over_drift()
     assert service.rollback(REF, actor=BOB).ok
     assert target.pair == Pair(stable=100, canary=0)
     assert service.get(REF).accepted_weights is None
@@ -606,11 +608,7 @@ def test_a_persons_commands_say_when_they_run_and_the_schedulers_do_not() -> Non
 
 def test_weights_set_back_to_the_plans_after_resuming_over_drift_agree_with_it() -> None:
     """The person's weights are accepted beside the plan's, not instead of them."""
-    service, _, target, _ = _started()
-    assert service.approve(REF, actor=BOB).ok
-    target.pair = Pair(stable=80, canary=20)
-    service.watch(service.get(REF))
-    assert service.resume(REF, actor=BOB).ok
+    service, target = _resumed_over_drift()
     target.pair = Pair(stable=90, canary=10)  # put back as the plan has it
     assert service.watch(service.get(REF)) is None
     assert service.get(REF).phase is not Phase.PAUSED
@@ -619,11 +617,7 @@ def test_weights_set_back_to_the_plans_after_resuming_over_drift_agree_with_it()
 def test_a_rollout_completed_after_resuming_over_drift_forgets_the_accepted_weights() -> None:
     """Retire checks the weights against the completed rollout's: the hand-made ones the
     person once resumed over are not the completed rollout's."""
-    service, _, target, _ = _started()
-    assert service.approve(REF, actor=BOB).ok
-    target.pair = Pair(stable=80, canary=20)
-    service.watch(service.get(REF))
-    assert service.resume(REF, actor=BOB).ok
+    service, _ = _resumed_over_drift()
     assert service.promote(REF, actor=CAROL).ok
     r = service.get(REF)
     assert r.phase is Phase.COMPLETED and r.accepted_weights is None
