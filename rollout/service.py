@@ -797,7 +797,7 @@ class RolloutService:
         assert base is not None
         held = self._step_hold(base, effect, hold.opening.freeze)
         if held is not None:
-            return self._hold(version, found, base, held, hold, actor)
+            return self._hold(version, found, base, held, hold, actor, unwritten=d.unwritten)
         if not base.active:  # until saved, the sweep looks at this finished rollout's target
             self.store.mark_in_flight(base.id)
         written = self._write(version, base, found, d, effect, hold, actor)
@@ -951,11 +951,15 @@ class RolloutService:
         return rollback_warning(facts, r, policy=self.gates.capacity)
 
     def _hold(self, version: int, found: Decision | None, r: Rollout, held: Hold,
-              hold: _Hold, actor: Actor) -> Outcome:
+              hold: _Hold, actor: Actor, *, unwritten: Decision | None = None) -> Outcome:
         """A step-up that may not go ahead: pause with the reason, or keep the rollout where
-        it is (the next tick or click tries again), noting why once for the card."""
+        it is (the next tick or click tries again), noting why once for the card. What the
+        decision found beyond its step (`unwritten`: an analysis run that passed) stands."""
         now = self.clock.now()
         prior = found.events if found is not None else ()
+        if unwritten is not None:
+            r, prior = unwritten.rollout, prior + unwritten.events
+            found = Decision(rollout=r, events=prior, message=unwritten.message)
         if held.pause:
             paused = machine.pause(r, actor=Actor.scheduler(), now=now, reason=held.reason,
                                    kind=PauseKind.PREFLIGHT)

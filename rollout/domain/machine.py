@@ -611,8 +611,15 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
     if before is not Action.PROCEED:
         events = (_event(nxt, AuditAction.ANALYSIS_PASSED, system, now, found.reason, step=r.step),)
     if nxt.phase is Phase.BAKING and nxt.next_due_at is None:  # the bake ended meanwhile
-        moved = tick(_update(nxt, now, next_due_at=now), now=now)
-        return replace(moved, events=events + moved.events, message=f"{why}. {moved.message}")
+        due_now = _update(nxt, now, next_due_at=now)
+        moved = tick(due_now, now=now)
+        # a step-up that a freeze or a gate holds (or that fails) keeps the passed run, and
+        # the step stays due for the next tick, rather than waiting for another run
+        kept = (Decision(rollout=due_now, events=events,
+                         message=f"{why}; stepping up to {_step_label(r, r.step + 1)}")
+                if moved.effect is not None else None)
+        return replace(moved, events=events + moved.events, message=f"{why}. {moved.message}",
+                       unwritten=kept)
     return Decision(rollout=nxt, events=events, message=why)
 
 

@@ -10,14 +10,14 @@ import pytest
 
 from rollout.domain.analysis import AnalysisFile, SubjectKind
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import Conflict, InvalidInput
+from rollout.domain.errors import ClusterUnavailable, Conflict, InvalidInput
 from rollout.domain.models import PauseKind, Phase, Rollout, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
 from rollout.service import Gates, Ref, RolloutService, ServiceOptions
 from tests.unit.analysis_builders import spec
 from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
-from tests.unit.facts_builders import world
+from tests.unit.facts_builders import pods, world
 from tests.unit.fakes import (
     FakeAnalysis,
     FakeFacts,
@@ -242,3 +242,73 @@ def test_a_record_naming_no_analysis_this_bot_can_run_comes_back_without_one(
 
 def test_without_prometheus_a_recorded_analysis_is_dropped() -> None:
     assert World(port=False)._service_recorded({"name": "quick"}) is None
+
+
+def _held_by_a_freeze_when_the_analysis_passes(w: World) -> Rollout:
+    """An automatic rollout whose bake of step 1 ended before its analysis passed, frozen
+    when the run that passes comes (at +150 s): the pass moves it on to a step the freeze
+    holds."""
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.at(0)  # step 1 applies on its own
+    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})  # few
+    w.at(90)
+    assert w.at(BAKE).next_due_at is None  # the bake is over, the analysis has not passed
+    w.service.freeze(actor=BOB, reason="incident 42")
+    w.metrics.values.update(healthy())
+    return w.at(150)
+
+
+def test_an_analysis_pass_that_a_freeze_holds_is_kept_and_the_step_applies_once_lifted() -> None:
+    w = World()
+    r = _held_by_a_freeze_when_the_analysis_passes(w)
+    assert r.step == 0 and w.target.pair == Pair(stable=90, canary=10)  # held
+    assert r.step_analysis is not None and r.step_analysis.latest is not None
+    assert r.step_analysis.latest.at == w.clock.now()  # the passing run is recorded
+    assert "analysis_passed" in w.events()
+    assert r.next_due_at == w.clock.now()  # the step is due, for the next tick
+    asked = len(w.metrics.asked)
+    w.at(155)  # held still, and the run is not asked again before its interval
+    assert len(w.metrics.asked) == asked
+    w.service.unfreeze(actor=BOB)
+    r = w.at(160)  # the next tick applies it; no other analysis run is waited for
+    assert r.step == 1 and w.target.pair == Pair(stable=50, canary=50)
+    assert len(w.metrics.asked) == asked
+
+
+def test_an_analysis_pass_that_waits_for_capacity_is_kept_and_the_wait_noted_once() -> None:
+    w = World()
+    facts = w.service.gates.facts
+    assert isinstance(facts, FakeFacts)
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.at(0)
+    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})
+    w.at(90)
+    w.at(BAKE)
+    facts.facts = world(pods=pods(STABLE, 4) + pods(CANARY, 1))  # 50% of 4 needs 2
+    w.metrics.values.update(healthy())
+    r = w.at(150)
+    assert r.step == 0 and r.held.startswith("step to 50% waits")
+    assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
+    assert w.events()[-2:] == ["analysis_passed", "step_held"]
+    facts.facts = world()  # the canary's pods became Ready
+    r = w.at(160)
+    assert r.step == 1 and w.target.pair == Pair(stable=50, canary=50) and r.held == ""
+
+
+def test_an_analysis_pass_whose_step_fails_to_write_pauses_with_the_pass_kept() -> None:
+    w = World()
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.at(0)
+    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})
+    w.at(90)
+    w.at(BAKE)
+    w.metrics.values.update(healthy())
+    w.target.fail_next = ClusterUnavailable("the API server did not answer")
+    r = w.at(150)
+    assert r.phase is Phase.PAUSED and r.pause is not None and r.step == 0
+    assert "passing run(s); stepping up to step 2 (50%): the API server" in r.pause.reason
+    assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
+    assert w.events()[-2:] == ["analysis_passed", "paused"]  # resume starts it over
