@@ -769,7 +769,9 @@ def reconcile(r: Rollout, observed: Observed, *, now: datetime) -> Decision | No
             events: tuple[AuditEvent, ...] = (
                 _event(nxt, AuditAction.RECOVERED, system, now, detail, step=landed),)
             if nxt.phase is Phase.COMPLETED:  # the history says so, as after any last step
-                events += (_event(nxt, AuditAction.COMPLETED, system, now, step=landed),)
+                nxt = _update(nxt, now, completed_by=marker.by)  # as the marker names
+                events += (_event(nxt, AuditAction.COMPLETED, marker.by or system, now,
+                                  step=landed),)
             return Decision(rollout=nxt, events=events, message=detail + ".")
     if pair in acceptable_pairs(r):
         return gate(r, observed, now=now)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from rollout.domain.errors import Conflict
-from rollout.domain.models import Baseline, Phase, Rollout
+from rollout.domain.models import Actor, Baseline, Phase, Rollout
 
 
 class Pair(BaseModel):
@@ -44,6 +44,9 @@ class Marker(BaseModel):
     step: int
     state: MarkerState = MarkerState.ACTIVE
     fence: int = 0
+    #: who applied the last step, on a completion: a completion recorded from the cluster
+    #: after its save was lost still knows who may not retire (the two-person rule)
+    by: Actor | None = None
 
 
 class Observed(BaseModel):

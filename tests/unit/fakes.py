@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from rollout.adapters.kube.writes import marker_for
 from rollout.domain.analysis import QueryResult, ResultKind
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import (
@@ -452,4 +453,4 @@ def _land(t: FakeTarget, rollout: Rollout, effect: Effect) -> None:
         t.retired = True
     else:
         t.pair = expected_pair(rollout, effect.step)
-        t.marker = Marker(rollout_id=rollout.id, step=effect.step)
+        t.marker = marker_for(rollout, effect)

@@ -16,7 +16,14 @@ from handlers.card_sync import CardPublisher
 from handlers.cards import render_card
 from rollout.domain import machine
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import ClusterUnavailable, Conflict, Unauthorized, WriteUnknown
+from rollout.domain.errors import (
+    ClusterUnavailable,
+    Conflict,
+    StoreUnavailable,
+    Unauthorized,
+    Unrecorded,
+    WriteUnknown,
+)
 from rollout.domain.models import Actor, Card, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, MarkerState, Pair
@@ -295,3 +302,23 @@ def test_a_plan_approved_with_no_freeze_says_its_first_step_applies_now() -> Non
     approved = w.service.approve_plan(REF, actor=BOB)
     assert approved.message == ("bob approved the plan of llm-pool-version-2; step 1 (10%) "
                                 "applies now.")
+
+
+def test_a_completion_recorded_from_the_rule_after_a_lost_save_keeps_who_completed_it() -> None:
+    w = World()
+    w.service.start(namespace="default", canary=CANARY, actor=ALICE, plan=build_plan([100]))
+    w.store.fail_saves = StoreUnavailable("Redis did not answer")
+    with pytest.raises(Unrecorded):
+        w.service.approve(REF, actor=BOB)  # the last step lands; its save is lost
+    w.store.fail_saves = None
+    assert w.target.pair == Pair(stable=0, canary=100)
+    assert w.service.get(REF).phase is not Phase.COMPLETED
+    w.service.watch(w.service.get(REF))  # the sweep records it from the rule's marker
+    r = w.service.get(REF)
+    assert r.phase is Phase.COMPLETED and r.completed_by == BOB
+    completed = [e for e in w.service.history(REF) if e.action == "completed"]
+    assert [e.actor for e in completed] == [BOB]
+    with pytest.raises(Unauthorized, match=r"bob completed this rollout and cannot retire"):
+        w.service.retire(REF, actor=BOB)
+    assert not w.target.retired
+    assert w.service.retire(REF, actor=CAROL).ok

@@ -10,7 +10,7 @@ import json
 
 from pydantic import ValidationError
 
-from rollout.domain.models import RecoveryRecord, Rollout
+from rollout.domain.models import Actor, RecoveryRecord, Rollout
 from rollout.domain.split import Marker, MarkerState
 
 PREFIX = "inference-rollout.dev/"
@@ -31,10 +31,11 @@ def pointer(annotation: str) -> str:
 
 
 def encode_marker(marker: Marker) -> str:
-    return json.dumps(
-        {"rollout": marker.rollout_id, "step": marker.step, "state": marker.state.value},
-        separators=(",", ":"),
-    )
+    data: dict[str, object] = {"rollout": marker.rollout_id, "step": marker.step,
+                               "state": marker.state.value}
+    if marker.by is not None:
+        data["by"] = marker.by.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def decode_marker(annotations: dict[str, str], rule: int) -> Marker | None:
@@ -46,8 +47,20 @@ def decode_marker(annotations: dict[str, str], rule: int) -> Marker | None:
         return Marker(
             rollout_id=str(data["rollout"]), step=int(data["step"]),
             state=MarkerState(data.get("state", "active")), fence=fence_of(annotations),
+            by=_actor(data.get("by")),
         )
     except (ValueError, KeyError, TypeError, ValidationError):
+        return None
+
+
+def _actor(raw: object) -> Actor | None:
+    """Who completed the rollout, where the marker says; a marker written before it said
+    so, or one whose `by` does not validate, still names its rollout and step."""
+    if raw is None:
+        return None
+    try:
+        return Actor.model_validate(raw)
+    except ValidationError:
         return None
 
 

@@ -37,7 +37,8 @@ def marker_for(rollout: Rollout, effect: Effect) -> Marker:
     assert isinstance(effect, ApplyStep)
     done = effect.step == rollout.plan.last_index
     return Marker(rollout_id=rollout.id, step=effect.step,
-                  state=MarkerState.COMPLETED if done else MarkerState.ACTIVE)
+                  state=MarkerState.COMPLETED if done else MarkerState.ACTIVE,
+                  by=rollout.completed_by if done else None)
 
 
 def bookkeeping_ops(rollout: Rollout, effect: Effect) -> Ops:
