@@ -98,6 +98,9 @@ return 0
 #       due zset (active rollouts by next due time, ms), change zset (id by the sequence
 #       number of its last write), change sequence, keep zset (completed rollouts whose
 #       keep-period reminder is still to come, by the end of the keep period, ms)
+# The state hash keeps, beside the data, the receipts of its last 8 writes (the
+# writer's token and the version it wrote), so that a writer whose answer was lost can tell
+# its write from a later one (_SETTLE).
 # ARGV: mode(create|save), expected version, state json, token, id, active(1|0), new version,
 #       created score, maxlen rollout audit, maxlen global, recent keep, due ms ('' for
 #       none), changes kept, object key (the lock `open` takes for this rollout), the
@@ -120,7 +123,13 @@ local function write(first)
     local current = redis.call('HGET', KEYS[1], 'version')
     if current ~= ARGV[2] then return {'VERSION', current or ''} end
   end
-  redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3], 'lock', ARGV[14])
+  local receipts = {ARGV[4] .. ':' .. ARGV[7]}
+  for receipt in string.gmatch(redis.call('HGET', KEYS[1], 'receipts') or '', '%S+') do
+    if #receipts == 8 then break end
+    receipts[#receipts + 1] = receipt
+  end
+  redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3], 'lock', ARGV[14],
+             'receipts', table.concat(receipts, ' '))
   redis.call('SREM', KEYS[10], ARGV[5])
   if ARGV[6] == '1' then
     redis.call('SADD', KEYS[3], ARGV[5])
@@ -180,18 +189,19 @@ if ARGV[4] ~= '' then redis.pcall('PUBLISH', ARGV[4], '-' .. ARGV[5]) end
 return 1
 """
 
-# After a state write whose answer never came (it may have run, or may still run): the
-# state as it is; unless it is the one the write wrote, the lock is taken back if it is still
-# ours, so that the write, if it has not run yet, never will (it checks the lock first). A
-# write that ran keeps what it left: a close has given the lock back, a create holds it.
-# KEYS: lock, state. ARGV: token, the state json the write carries. Returns the state json
-# ('' for none).
+# After a state write whose answer never came (it may have run, or may still run): whether
+# it ran, by its receipt (a later write may have followed it: its release let the next
+# command in); unless it ran, the lock is taken back if it is still ours, so that the write,
+# if it has not run yet, never will (it checks the lock first). A write that ran keeps what
+# it left: a close has given the lock back, a create holds it.
+# KEYS: lock, state. ARGV: token, the version the write carries. Returns 1 when it ran.
 _SETTLE = """
-local found = redis.call('HGET', KEYS[2], 'data') or ''
-if found ~= ARGV[2] and redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+local receipt = ARGV[1] .. ':' .. ARGV[2]
+for found in string.gmatch(redis.call('HGET', KEYS[2], 'receipts') or '', '%S+') do
+  if found == receipt then return 1 end
 end
-return found
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 # The latest rollout of a namespace's canary, in one round trip. KEYS: pool-latest.
@@ -411,7 +421,7 @@ class RedisStore:
         try:
             result = self._create(keys=keys, args=[*args, *_events(saving)])
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            self._settled(saving, lease, state=args[2], lost=exc)
+            self._settled(saving, lease, lost=exc)
             return saving.saved
         self._answer(result, saving, lease)
         return saving.saved
@@ -433,25 +443,26 @@ class RedisStore:
             result = self._close(keys=[*keys, memo_key], args=[*args, answer, ttl, *done,
                                                                *_events(saving)])
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            self._settled(saving, lease, state=args[2], lost=exc)
+            self._settled(saving, lease, lost=exc)
             return
         self._answer(result, saving, lease)
 
-    def _settled(self, saving: Saving, lease: Lease, *, state: str,
+    def _settled(self, saving: Saving, lease: Lease, *,
                  lost: RedisConnectionError | RedisTimeoutError) -> None:
         """After a create or a close whose answer never came: returns when the save is
-        recorded (the state is the one it wrote); raises StoreUnavailable when it is not and,
-        fenced off, never will be; StoreUnknown when Redis does not answer long enough to
-        tell. Decided by what is read back, never by the error."""
+        recorded (its receipt is on the state, whatever wrote after it); raises
+        StoreUnavailable when it is not and, fenced off, never will be; StoreUnknown when
+        Redis does not answer long enough to tell. Decided by what is read back, never by
+        the error."""
         try:
-            found = self._settle(keys=[self.key("lock", lease.key),
-                                       self.key("rollout", saving.saved.id)],
-                                 args=[lease.token, state])
+            ran = self._settle(keys=[self.key("lock", lease.key),
+                                     self.key("rollout", saving.saved.id)],
+                               args=[lease.token, saving.saved.version])
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnknown(
                 f"Redis did not answer whether this change was recorded ({lost}); `status` "
                 "shows it once Redis answers", retry_after=5.0) from exc
-        if found == state:
+        if ran == 1:
             return
         raise StoreUnavailable(f"Redis did not answer ({lost}) and the change was not "
                                "recorded; nothing was changed", retry_after=5.0) from lost

@@ -6,6 +6,7 @@ redis-server, behind a proxy that delays one direction (`tests/support/tcp_delay
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -139,3 +140,35 @@ def test_a_save_to_a_redis_gone_is_not_known() -> None:
         with pytest.raises(StoreUnknown):
             save()
         client.close()
+
+
+def test_a_close_whose_answer_came_too_late_is_recorded_though_a_later_write_followed(
+    redis_server: RedisServer, proxy: DelayProxy, store: RedisStore,
+) -> None:
+    """The close ran, and before its read-back came the next command (which the close's
+    release let in) saved the rollout again: the read-back finds a state that is not the
+    close's, and still answers recorded, since the close left its receipt."""
+    lease, saving, save = _pending(store, "close")
+    direct = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    other = RedisStore(direct, prefix=store.key("").removesuffix(":"), lock_ttl_seconds=30)
+    wrote: list[int] = []
+
+    def next_command() -> None:  # as soon as the close has run: lock, save, release
+        eventually(lambda: _version(other, saving) == saving.saved.version, step=0.001,
+                   message="the close to run")
+        later = other.acquire(lease.key)
+        newer = saving.saved.model_copy(update={"phase": Phase.BAKING})
+        other.close(later, saving=Saving(newer, saving.saved.version))
+        wrote.append(saving.saved.version + 1)
+
+    thread = threading.Thread(target=next_command)
+    thread.start()
+    proxy.hold_replies(TIMEOUT * 1.5)
+    try:
+        save()  # no error: the close was recorded
+    finally:
+        thread.join()
+        direct.close()
+    assert wrote == [saving.saved.version + 1]
+    assert _version(store, saving) == saving.saved.version + 1
+    assert _lock(store, lease) is None
