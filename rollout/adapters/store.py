@@ -421,6 +421,7 @@ class RedisStore:
         try:
             result = self._create(keys=keys, args=[*args, *_events(saving)])
         except (RedisConnectionError, RedisTimeoutError) as exc:
+            _refused(exc)
             self._settled(saving, lease, lost=exc)
             return saving.saved
         self._answer(result, saving, lease)
@@ -443,6 +444,7 @@ class RedisStore:
             result = self._close(keys=[*keys, memo_key], args=[*args, answer, ttl, *done,
                                                                *_events(saving)])
         except (RedisConnectionError, RedisTimeoutError) as exc:
+            _refused(exc)
             self._settled(saving, lease, lost=exc)
             return
         self._answer(result, saving, lease)
@@ -658,6 +660,20 @@ def _events(saving: Saving) -> list[str]:
 
 def _stream(entries: Any) -> list[AuditEvent]:
     return [AuditEvent.model_validate_json(fields["event"]) for _id, fields in entries or ()]
+
+
+def _refused(exc: RedisConnectionError | RedisTimeoutError) -> None:
+    """A write whose first trouble was a refused connection never left this process: not
+    recorded, for sure, though the read-back would be refused too. Raises StoreUnavailable
+    then (the lock lapses by itself). A refusal met while reconnecting after the write was
+    sent (its answer lost first) is not one. Decided by the socket's error (ECONNREFUSED)
+    at the root of the chain, not by the message."""
+    root: BaseException = exc
+    while (earlier := root.__cause__ or root.__context__) is not None:
+        root = earlier
+    if isinstance(root, ConnectionRefusedError):
+        raise StoreUnavailable(f"Redis refused the connection ({exc}) and the change was not "
+                               "recorded; nothing was changed", retry_after=5.0) from exc
 
 
 @contextmanager

@@ -172,3 +172,22 @@ def test_a_close_whose_answer_came_too_late_is_recorded_though_a_later_write_fol
     assert wrote == [saving.saved.version + 1]
     assert _version(store, saving) == saving.saved.version + 1
     assert _lock(store, lease) is None
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_save_whose_connection_was_refused_is_not_recorded(write: str) -> None:
+    """Redis gone and the client's connection to it closed: the save's connection is
+    refused, so the save never left this process and nothing was recorded, whatever the
+    read-back (refused too) could not tell."""
+    with RedisServer() as server:  # its own: this test kills it
+        client = redis.Redis.from_url(server.url, decode_responses=True,
+                                      socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        store = RedisStore(client, prefix=unique_prefix())
+        _lease, _saving, save = _pending(store, write)
+        server.kill()
+        client.connection_pool.disconnect()  # as after a failed health check
+        with pytest.raises(StoreUnavailable, match="refused the connection") as refused:
+            save()
+        assert not isinstance(refused.value, StoreUnknown)
+        assert "nothing was changed" in str(refused.value)
+        client.close()
