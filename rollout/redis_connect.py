@@ -14,13 +14,19 @@ from typing import Any
 from urllib.parse import urlparse
 
 import redis
+from redis.backoff import NoBackoff
 from redis.connection import parse_url
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from rollout.domain.errors import InvalidInput
 
+#: `retry`: a command is never sent again on its own. A save whose answer was lost may have
+#: run; sent again it would find the lock given back and be answered "not recorded". The
+#: store decides by reading back (`RedisStore._settled`), and the caller retries.
 OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5,
-                           "socket_connect_timeout": 2, "health_check_interval": 15}
+                           "socket_connect_timeout": 2, "health_check_interval": 15,
+                           "retry": Retry(NoBackoff(), 0)}
 
 
 def connect(url: str, *, sentinels: Sequence[str] = (), master: str = "mymaster",

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 import redis
 
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import StoreUnavailable, StoreUnknown
-from rollout.domain.models import Phase
+from rollout.domain.models import AuditAction, AuditEvent, Phase
 from rollout.ports import Lease, Saving
+from rollout.redis_connect import connect
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import unique_prefix
 from tests.support.polling import eventually
 from tests.support.tcp_delay import DelayProxy
-from tests.unit.builders import TARGET, started
+from tests.unit.builders import ALICE, TARGET, started
 
 TIMEOUT = 0.3  # the client's socket timeout, seconds
 
@@ -190,4 +192,32 @@ def test_a_save_whose_connection_was_refused_is_not_recorded(write: str) -> None
             save()
         assert not isinstance(refused.value, StoreUnknown)
         assert "nothing was changed" in str(refused.value)
+        client.close()
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_save_whose_connection_is_cut_after_it_ran_is_recorded_once(
+    proxy: DelayProxy, write: str,
+) -> None:
+    """The save ran, and its connection was cut before the answer: the client the bot builds
+    (`rollout.redis_connect.connect`) does not send it again on a new connection (a second
+    run would find the lock given back, or the version moved, and answer "not recorded"),
+    and the read-back finds its receipt."""
+    client = connect(proxy.redis_url)
+    store = RedisStore(client, prefix=unique_prefix(), lock_ttl_seconds=30)
+    try:
+        lease, saving, _save = _pending(store, write)
+        event = AuditEvent(at=saving.rollout.updated_at, rollout_id=saving.rollout.id,
+                           target=TARGET.key, action=AuditAction.PAUSED, actor=ALICE)
+        saving = replace(saving, events=(event,))
+        proxy.cut_next_reply()
+        if write == "create":
+            store.create(saving.rollout, lease=lease, events=saving.events)
+        else:
+            store.close(lease, saving=saving)
+        assert proxy.cut == 1
+        assert _version(store, saving) == saving.saved.version
+        assert [e.action for e in store.audit(saving.rollout.id)].count(AuditAction.PAUSED) == 1
+        assert _lock(store, lease) == (str(lease.token) if write == "create" else None)
+    finally:
         client.close()

@@ -1,6 +1,7 @@
 """A TCP proxy that delays one direction on demand: a server whose answers come late (they
 reach a client that has given up), or requests that reach the server late (after the client
-gave up and asked something else on a new connection)."""
+gave up and asked something else on a new connection); or that cuts a connection instead of
+passing an answer on (a request served whose answer never comes)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class DelayProxy:
         self._clients: list[socket.socket] = []
         #: answers the server gave to requests that were held (it has served them)
         self.late_served = 0
+        self._cut_next_reply = False
+        #: connections cut in place of an answer
+        self.cut = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -45,6 +49,12 @@ class DelayProxy:
         with self._lock:
             self._requests_until = time.monotonic() + seconds
             self._held = set(self._clients)
+
+    def cut_next_reply(self) -> None:
+        """The next answer the server sends is not passed on: its connection is cut instead,
+        both ways, so the client sees the connection closed after its request was served."""
+        with self._lock:
+            self._cut_next_reply = True
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -82,6 +92,12 @@ class DelayProxy:
                     else:
                         until = self._replies_until
                         self.late_served += sink in self._held  # its client may be gone
+                        if self._cut_next_reply:
+                            self._cut_next_reply, self.cut = False, self.cut + 1
+                            for end in (sink, source):
+                                with contextlib.suppress(OSError):
+                                    end.shutdown(socket.SHUT_RDWR)
+                            return
                 wait = until - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
