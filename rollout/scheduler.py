@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.adapters.change_feed import ChangeFeed
@@ -398,7 +399,7 @@ class RolloutScheduler:
             for job in self.scheduler.get_jobs():
                 rid = job.id.removeprefix(JOB_PREFIX)
                 if job.id.startswith(JOB_PREFIX) and rid not in wanted:
-                    job.remove()
+                    _remove_job(job.id, self.scheduler)
             for rid, due in wanted.items():
                 self._schedule(rid, due)
 
@@ -565,15 +566,22 @@ class RolloutScheduler:
 
     def _remove(self, rollout_id: str) -> None:
         self.lane.release(rollout_id)
-        job = self.scheduler.get_job(JOB_PREFIX + rollout_id)
-        if job is not None:
-            job.remove()
+        _remove_job(JOB_PREFIX + rollout_id, self.scheduler)
 
     def _drop_jobs(self) -> None:
         self.lane.clear()
         for job in self.scheduler.get_jobs():
             if job.id.startswith(JOB_PREFIX):
-                job.remove()
+                _remove_job(job.id, self.scheduler)
+
+
+def _remove_job(job_id: str, scheduler: BackgroundScheduler) -> None:
+    """Remove a job if it is still there. APScheduler removes a spent date job in its own
+    pass, under its own lock: between our look and our removal it may be gone, and the
+    removal must not fail for that (it raised out of a sweep, leaving the rollouts after it
+    unscheduled until the next)."""
+    with contextlib.suppress(JobLookupError):
+        scheduler.remove_job(job_id)
 
 
 def _where(r: Rollout) -> tuple[int, Phase, datetime | None]:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
+from apscheduler.job import Job
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
@@ -77,3 +79,36 @@ def test_a_tick_that_finds_nothing_due_leaves_the_job_at_the_due_time_it_read(
     scheduler.scheduler.remove_job("due:r1")  # spent, as a date job is once it has fired
     scheduler.fire("r1")  # early: the bake is not over, and the outcome says so
     assert _job(scheduler) == rollout.next_due_at
+
+
+class _PassRemovesSpentJobs(BackgroundScheduler):
+    """APScheduler whose own pass removes every job, as spent date jobs, just after a caller
+    has looked them up (the listing and the removal are under different locks)."""
+
+    def get_jobs(self, jobstore: str | None = None, pending: bool | None = None) -> list[Job]:
+        jobs = list(super().get_jobs(jobstore, pending))
+        self.remove_all_jobs()
+        return jobs
+
+    def get_job(self, job_id: str, jobstore: str | None = None) -> Job | None:
+        job = super().get_job(job_id, jobstore)
+        self.remove_all_jobs()
+        return job
+
+
+def test_jobs_apscheduler_removed_meanwhile_never_fail_a_sweep_or_a_removal(
+        stepped: tuple[RolloutScheduler, Rollout]) -> None:
+    scheduler, rollout = stepped
+    racing = _PassRemovesSpentJobs()
+    racing.start(paused=True)
+    try:
+        scheduler.scheduler = racing
+        racing.add_job(print, "date", run_date=rollout.next_due_at, id="due:gone")
+        racing.add_job(print, "date", run_date=rollout.next_due_at, id="due:r1")
+        scheduler.sync([rollout])  # `gone` is no longer wanted, and vanished meanwhile
+        assert _job(scheduler) == rollout.next_due_at  # r1 is still scheduled
+        scheduler._remove("r1")  # its job vanished between the look and the removal
+        assert _job(scheduler) is None
+        scheduler._drop_jobs()
+    finally:
+        racing.shutdown(wait=False)
