@@ -81,7 +81,7 @@ def test_a_tick_that_finds_nothing_due_leaves_the_job_at_the_due_time_it_read(
     assert _job(scheduler) == rollout.next_due_at
 
 
-class _PassRemovesSpentJobs(BackgroundScheduler):
+class _PassRemovesSpentJobs(BackgroundScheduler):  # type: ignore[misc]
     """APScheduler whose own pass removes every job, as spent date jobs, just after a caller
     has looked them up (the listing and the removal are under different locks)."""
 
