@@ -244,6 +244,10 @@ def approve(
                        "`approve-plan` (the card's Approve plan button)")
     if r.phase is Phase.BAKING:
         _refuse_baking(r, pending, now)
+    hold = gating.holding_back(r, now)
+    if hold is not None:  # a run since the approval opened no longer passes
+        raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
+                       f"{_step_label(r, r.step)} to pass again: {hold}")
     _refuse_author(r, actor, self_approval, "approve its steps")
     already = r.approvers_of(pending)
     if any(a.id == actor.id for a in already):

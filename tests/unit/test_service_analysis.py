@@ -16,7 +16,7 @@ from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
 from rollout.service import Gates, Ref, RolloutService, ServiceOptions
 from tests.unit.analysis_builders import spec
-from tests.unit.builders import ALICE, BASELINE, BOB, T0, TARGET
+from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET
 from tests.unit.facts_builders import pods, world
 from tests.unit.fakes import (
     FakeAnalysis,
@@ -312,3 +312,26 @@ def test_an_analysis_pass_whose_step_fails_to_write_pauses_with_the_pass_kept() 
     assert "passing run(s); stepping up to step 2 (50%): the API server" in r.pause.reason
     assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
     assert w.events()[-2:] == ["analysis_passed", "paused"]  # resume starts it over
+
+
+def test_an_open_approval_waits_again_while_a_later_run_does_not_pass() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)  # step 1 (10%)
+    assert w.at(150).phase is Phase.AWAITING_APPROVAL  # passed: the approval is open
+    w.metrics.down = True
+    w.at(180)  # the next run is inconclusive
+    before = w.service.get(REF)
+    with pytest.raises(Conflict, match=r"step 2 \(50%\) waits for the canary analysis of "
+                                       r"step 1 \(10%\) to pass again: inconclusive"):
+        w.service.approve(REF, actor=CAROL)
+    assert w.service.get(REF) == before and w.target.pair == Pair(stable=90, canary=10)
+    w.metrics.values[("err", CANARY)] = 0.03  # a failure, within the limit of 1
+    w.metrics.down = False
+    assert w.at(210).phase is Phase.AWAITING_APPROVAL
+    with pytest.raises(Conflict, match="to pass again: "):
+        w.service.approve(REF, actor=CAROL)
+    w.metrics.values.update(healthy())
+    w.at(240)  # passes again
+    assert w.service.approve(REF, actor=CAROL).ok
+    assert w.target.pair == Pair(stable=50, canary=50)
