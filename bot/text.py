@@ -9,7 +9,7 @@ from handlers.sentences import event_sentence, throttle_hold_sentence
 from rollout.domain.machine import pause_summary
 from rollout.domain.models import AuditEvent, Phase, Rollout, Via
 from rollout.domain.plan import describe_plan
-from rollout.domain.split import expected_pair
+from rollout.domain.split import share_percent, standing_pair
 from rollout.service import Status
 
 
@@ -20,7 +20,8 @@ def rollout_line(r: Rollout) -> str:
 
 
 def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
-    pair = expected_pair(r)
+    pair = standing_pair(r)
+    percent = share_percent(pair) if r.accepted_weights is not None else r.canary_percent
     steps = "  ".join(
         ("[" + f"{p}%" + "]") if i == r.step else f"{p}%" for i, p in enumerate(r.plan.percents)
     )
@@ -29,7 +30,8 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
         f"target    {r.target.describe()}",
         f"moving    {r.stable} (stable) → {r.canary} (canary)",
         f"phase     {r.phase.value.replace('_', ' ')}",
-        f"split     {pair.describe()}  (canary {r.canary_percent}%)",
+        f"split     {pair.describe()}  (canary {percent}%"
+        + (", set by hand: the next step writes the plan's)" if r.accepted_weights else ")"),
         f"plan      {describe_plan(r.plan)}",
         f"steps     {steps}",
         f"started   {r.created_at:%Y-%m-%d %H:%M:%S} UTC by {r.requester.label}",

@@ -39,7 +39,7 @@ from rollout.domain.models import (
     Via,
 )
 from rollout.domain.plan import format_seconds
-from rollout.domain.split import expected_pair
+from rollout.domain.split import expected_pair, share_percent, standing_pair
 from rollout.domain.verdict import Status
 
 APPROVE, PAUSE, RESUME, ROLLBACK = (
@@ -179,11 +179,13 @@ def _holds(r: Rollout, freeze: Freeze | None) -> list[str]:
 
 def _split(r: Rollout) -> tuple[int, int, int]:
     """The canary's share and the pair's weights as they are now: a rollback put the
-    weights from before the start back."""
+    weights from before the start back; a resume over weights changed by hand keeps those
+    until the next step."""
     if r.phase is Phase.ROLLED_BACK:
         return 0, r.baseline.stable_weight, r.baseline.canary_weight
-    pair = expected_pair(r)
-    return r.canary_percent, pair.stable, pair.canary if pair.canary is not None else 0
+    pair = standing_pair(r)
+    percent = share_percent(pair) if r.accepted_weights is not None else r.canary_percent
+    return percent, pair.stable, pair.canary if pair.canary is not None else 0
 
 
 def short_id(r: Rollout) -> str:
@@ -200,6 +202,10 @@ def _drift_note(r: Rollout) -> str:
     if r.phase is Phase.PAUSED and pause is not None and pause.seen_stable is not None:
         seen = "absent" if pause.seen_canary is None else str(pause.seen_canary)
         return f"\n:warning: the cluster shows {pause.seen_stable} / {seen} (changed by hand)"
+    if r.accepted_weights is not None and r.active:
+        plan = expected_pair(r)
+        return (f"\n:warning: weights set by hand, kept since the resume; the next step writes "
+                f"the plan's (this step's: {plan.stable} / {plan.canary or 0})")
     return ""
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from rollout.domain.analysis import Analysis, Subject, SubjectKind, ask, queries_for
 from rollout.domain.models import Phase, Rollout
-from rollout.domain.split import expected_pair
+from rollout.domain.split import standing_pair
 from rollout.domain.verdict import Action, Run, StepAnalysis, Verdict, judge
 
 #: phases in which the canary serves its step's share and the analysis runs
@@ -32,10 +32,11 @@ def started(r: Rollout, now: datetime) -> StepAnalysis | None:
 
 
 def subject_of(r: Rollout) -> Subject:
-    """The canary and stable as the queries name them, with the written share of the step."""
+    """The canary and stable as the queries name them, with the share the weights give the
+    canary now (after a resume over weights changed by hand, those weights')."""
     setup = r.analysis
     assert setup is not None
-    pair = expected_pair(r)
+    pair = standing_pair(r)
     canary = pair.canary or 0
     share = canary / (pair.stable + canary) if pair.stable + canary else 0.0
     pool = setup.pool if setup.kind is SubjectKind.ADAPTER else ""

@@ -109,6 +109,23 @@ def acceptable_pairs(rollout: Rollout) -> tuple[Pair, ...]:
     return pairs
 
 
+def standing_pair(rollout: Rollout) -> Pair:
+    """The weights the rollout stands at now: those changed by hand that a person resumed
+    over after a drift pause, until the next step writes the plan's; else the step's. What
+    the canary's traffic share is measured against, and what the card shows."""
+    if rollout.accepted_weights is not None and rollout.active:
+        stable, canary = rollout.accepted_weights
+        return Pair(stable=stable, canary=canary)
+    return expected_pair(rollout)
+
+
+def share_percent(pair: Pair) -> int:
+    """The canary's share of the pair's traffic, in whole percent."""
+    canary = pair.canary or 0
+    total = pair.stable + canary
+    return (100 * canary + total // 2) // total if total else 0
+
+
 def expected_pair(rollout: Rollout, step: int | None = None) -> Pair:
     """What the cluster should show with `step` (default: the rollout's) applied; a rolled
     back rollout shows its baseline."""

@@ -245,6 +245,22 @@ def test_after_drift_the_card_shows_the_clusters_weights() -> None:
     assert "the cluster shows 60 / 40 (changed by hand)" in text
 
 
+def test_after_a_resume_over_drift_the_card_shows_the_weights_kept_and_the_plans() -> None:
+    from rollout.domain.split import Observed, Pair
+
+    r = _approved(started())
+    d = machine.reconcile(r, Observed(pair=Pair(stable=70, canary=30)), now=NOW)
+    assert d is not None
+    resumed = machine.resume(d.rollout, actor=CAROL, now=NOW).rollout
+    text = _text(resumed)
+    assert "weights llm-pool 70 / llm-pool-version-2 30" in text and "30%" in text
+    assert ("weights set by hand, kept since the resume; the next step writes the plan's "
+            "(this step's: 90 / 10)") in text
+    after = machine.approve(resumed, actor=CAROL, now=NOW + timedelta(hours=2)).rollout
+    text = _text(after)  # the next step wrote the plan's: no note
+    assert "weights llm-pool 75 / llm-pool-version-2 25" in text and "set by hand" not in text
+
+
 def test_resume_carries_the_pause_it_ends() -> None:
     paused = machine.pause(started(), actor=CAROL, now=NOW).rollout
     value = ButtonValue.decode(_buttons(paused)["rollout_resume"]["value"])

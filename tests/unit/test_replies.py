@@ -96,3 +96,12 @@ def test_a_save_of_unknown_fate_is_never_answered_as_nothing_changed() -> None:
     assert error_reply(unknown) == (
         ":hourglass: Redis did not answer whether this change was recorded (timeout); "
         "`status` shows it once Redis answers.")
+
+
+def test_status_after_a_resume_over_drift_shows_the_weights_kept_until_the_next_step() -> None:
+    r = started().model_copy(update={"step": 0, "phase": Phase.BAKING,
+                                     "accepted_weights": (70, 30)})
+    assert "split     stable 70 / canary 30  (canary 30%, set by hand: the next step writes " \
+           "the plan's)" in rollout_detail(r)
+    plain = r.model_copy(update={"accepted_weights": None})
+    assert "split     stable 90 / canary 10  (canary 10%)" in rollout_detail(plain)

@@ -4,6 +4,7 @@ failing check's values, inconclusive never passes, and a split mismatch pauses."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -335,3 +336,20 @@ def test_an_open_approval_waits_again_while_a_later_run_does_not_pass() -> None:
     w.at(240)  # passes again
     assert w.service.approve(REF, actor=CAROL).ok
     assert w.target.pair == Pair(stable=50, canary=50)
+
+
+def test_after_a_resume_over_weights_changed_by_hand_the_split_is_measured_against_those() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)  # step 1: 90 / 10
+    w.target.pair = Pair(stable=70, canary=30)  # changed by hand
+    w.service.watch(w.service.get(REF))
+    assert w.service.get(REF).phase is Phase.PAUSED
+    w.clock.set(T0 + timedelta(seconds=5))
+    w.service.resume(REF, actor=BOB)  # the person's weights stand until the next step
+    w.metrics.values.update(healthy(share=0.30))  # traffic follows them
+    r = w.at(100)  # warm-up over, the first run
+    assert r.phase is Phase.BAKING, r.pause
+    assert r.step_analysis is not None and r.step_analysis.latest is not None
+    assert r.step_analysis.latest.split is not None
+    assert r.step_analysis.latest.split.expected == pytest.approx(0.30)
