@@ -119,28 +119,52 @@ def _namespace(_flag: str, value: str) -> str:
     return names.namespace_name(value)
 
 
-def _steps(_flag: str, value: str) -> tuple[int, ...]:
-    steps = tuple(parse_steps(value))
+#: a value longer than this is no number anyone meant (and `int()` refuses 4,300 digits)
+_MAX_NUMBER_TEXT = 400
+_ASCII = ", in the digits 0-9"
+
+
+def _quoted(value: str) -> str:
+    return value if len(value) <= 60 else value[:57] + "..."
+
+
+def _numbers(flag: str, value: str, wants: str) -> str:
+    """Numbers are in ASCII digits: `"²".isdigit()` is true but `int("²")` raises, and
+    `\u0661\u0665m` (15m in Arabic-Indic digits) would be taken as 15m, which nobody
+    reading the channel sees."""
+    if not value.isascii() or len(value) > _MAX_NUMBER_TEXT:
+        ascii_ = "" if value.isascii() else _ASCII
+        raise GrammarError(f"`{flag}` wants {wants}{ascii_}, not `{_quoted(value)}`")
+    return value
+
+
+def _whole_number(flag: str, value: str, high: int, wants: str) -> int:
+    """1 to `high` in ASCII digits."""
+    if value.isascii() and value.isdigit() and len(value) <= len(str(high)) \
+            and 1 <= int(value) <= high:
+        return int(value)
+    ascii_ = "" if value.isascii() else _ASCII
+    raise GrammarError(f"`{flag}` wants {wants}{ascii_}, not `{_quoted(value)}`")
+
+
+def _steps(flag: str, value: str) -> tuple[int, ...]:
+    steps = tuple(parse_steps(_numbers(flag, value, "percentages like 10,25,50,100")))
     build_plan(steps)  # the same checks start makes, answered before the ack
     return steps
 
 
-def _interval(_flag: str, value: str) -> int:
-    return parse_interval(value)
+def _interval(flag: str, value: str) -> int:
+    return parse_interval(_numbers(flag, value, "a duration like 90s, 15m or 2h"))
 
 
 def _approvals(flag: str, value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_APPROVALS:
-        raise GrammarError(f"`{flag}` wants a number of approvers from 1 to {MAX_APPROVALS}, "
-                           f"not `{value}`")
-    return int(value)
+    return _whole_number(flag, value, MAX_APPROVALS,
+                         f"a number of approvers from 1 to {MAX_APPROVALS}")
 
 
 def _step(flag: str, value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_STEPS:
-        raise GrammarError(f"`{flag}` wants the number of the step to approve (1 is the "
-                           f"first), not `{value}`")
-    return int(value)
+    return _whole_number(flag, value, MAX_STEPS,
+                         "the number of the step to approve (1 is the first)")
 
 
 def _analysis_name(flag: str, value: str) -> str:

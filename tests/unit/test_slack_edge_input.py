@@ -1,0 +1,143 @@
+"""What people type into Slack, through the listeners as Bolt calls them: bad input gets one
+line back and changes nothing, and text typed into a dialog reaches the card and its thread as
+the literal text it was, never as a mention (the Slack client and the workers are doubles)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from handlers.authorization import Authorizer, Policy
+from handlers.card_sync import CardPublisher
+from handlers.cards import render_card
+from handlers.slack_listeners import SlackEdge
+from handlers.workers import Workers
+from rollout.domain.models import Actor
+from rollout.service import Ref
+from tests.unit.builders import ALICE, BOB, CAROL
+from tests.unit.fakes import one_route_world
+
+POOL = "llm-pool-version-2"
+
+
+class _Inline(Workers):
+    """Runs the work where it is submitted, so a test reads the answer right after."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=1, backlog=0)
+
+    def submit(self, work: Callable[[], None]) -> bool:
+        work()
+        return True
+
+
+class _Slack:
+    """The Web API calls the edge and the card make, recorded; each post gets a new ts."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _call(self, method: str, kwargs: dict[str, Any]) -> SimpleNamespace:
+        self.calls.append((method, kwargs))
+        return SimpleNamespace(data={"ok": True, "channel": kwargs.get("channel"),
+                                     "ts": f"1.{len(self.calls)}"})
+
+    def chat_postMessage(self, **kwargs: Any) -> SimpleNamespace:  # noqa: N802 - Slack's
+        return self._call("chat.postMessage", kwargs)
+
+    def chat_update(self, **kwargs: Any) -> SimpleNamespace:
+        return self._call("chat.update", kwargs)
+
+    def chat_postEphemeral(self, **kwargs: Any) -> SimpleNamespace:  # noqa: N802
+        return self._call("chat.postEphemeral", kwargs)
+
+    def views_open(self, **kwargs: Any) -> SimpleNamespace:
+        return self._call("views.open", kwargs)
+
+    def thread(self) -> list[str]:
+        return [kw["text"] for method, kw in self.calls
+                if method == "chat.postMessage" and "thread_ts" in kw]
+
+
+class _Said:
+    """An ack or a respond: what it was called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, text: str | None = None, **kwargs: Any) -> None:
+        self.calls.append({"text": text, **kwargs} if text is not None else kwargs)
+
+    @property
+    def texts(self) -> list[str]:
+        return [c["text"] for c in self.calls if c.get("text")]
+
+
+class _World:
+    def __init__(self) -> None:
+        self.service, self.store, self.target, self.clock = one_route_world()
+        self.slack = _Slack()
+        self.cards = CardPublisher(client=cast(Any, self.slack), service=self.service,
+                                   clock=self.clock)
+        self.service.options.listeners.append(self.cards)
+        self.edge = SlackEdge(service=self.service,
+                              authorizer=Authorizer(Policy.of(approvers=[BOB.id, CAROL.id])),
+                              cards=self.cards, workers=_Inline(), side=_Inline())
+
+    def command(self, text: str, actor: Actor = BOB) -> tuple[_Said, _Said]:
+        ack, respond = _Said(), _Said()
+        self.edge.on_command(cast(Any, ack), {"text": text, "user_id": actor.id,
+                                              "user_name": actor.name,
+                                              "channel_id": actor.channel,
+                                              "trigger_id": f"t-{len(self.slack.calls)}"},
+                             cast(Any, respond))
+        return ack, respond
+
+    def changes(self) -> tuple[int, int]:
+        """What a command may have changed: the saved states and the audit (refusals aside)."""
+        return len(self.store.saves), len([e for e in self.store.events
+                                           if e.action.value != "denied"])
+
+
+@pytest.fixture
+def world() -> _World:
+    return _World()
+
+
+@pytest.mark.parametrize("text, flag", [
+    (f"{POOL} approve --step ²", "--step"),
+    (f"{POOL} approve --step \u0661", "--step"),
+    (f"{POOL} approve --step {'9' * 5000}", "--step"),
+    (f"{POOL} start --approvals ²", "--approvals"),
+    (f"{POOL} start --approvals \u0662", "--approvals"),
+    (f"{POOL} start --interval \u0661\u0665m", "--interval"),
+    (f"{POOL} start --interval {'9' * 5000}s", "--interval"),
+    (f"{POOL} start --keep ²h", "--keep"),
+    (f"{POOL} start --keep {'9' * 5000}s", "--keep"),
+    (f"{POOL} start --steps \u0661\u0660,\u0661\u0660\u0660", "--steps"),
+    (f"{POOL} start --steps 10,²,100", "--steps"),
+])
+def test_a_number_in_digits_other_than_ascii_is_one_line_back_and_changes_nothing(
+        world: _World, text: str, flag: str) -> None:
+    """`"²".isdigit()` is true and `int("²")` raises: the command used to crash the handler,
+    with no ack and no answer; 15m in Arabic-Indic digits was taken as 15m."""
+    before = world.changes()
+    ack, respond = world.command(text)
+    assert len(ack.texts) == 1 and respond.calls == []
+    first, usage = ack.texts[0].split("\n")
+    assert first.startswith(":warning: ") and f"`{flag}`" in first and usage.startswith("*Usage:*")
+    assert world.changes() == before
+    assert world.store.saves == []
+
+
+def test_ascii_numbers_still_work(world: _World) -> None:
+    ack, respond = world.command(f"{POOL} start --steps 10,50,100 --interval 0s --approvals 2 "
+                                 "--keep 2h", ALICE)
+    assert ack.texts == [] and "started" in respond.texts[-1]
+    rollout = world.service.get(Ref(canary=POOL))
+    assert [s.percent for s in rollout.plan.steps] == [10, 50, 100]
+    assert rollout.plan.steps[0].approvals == 2
+    render_card(rollout, now=world.clock.now())
