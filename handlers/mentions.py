@@ -26,3 +26,10 @@ def slack_date(at: datetime, tokens: str = "{date_short_pretty} {time}",
     """`<!date^EPOCH^TOKENS|fallback>`: local to whoever reads it, kept current by Slack;
     `fallback` (a strftime format) is what clients that cannot render it show."""
     return f"<!date^{int(at.timestamp())}^{tokens}|{at.strftime(fallback)}>"
+
+
+def literal(text: str) -> str:
+    """`text` as Slack shows it literally: `&`, `<` and `>` escaped, as Slack's formatting
+    rules ask. Slack escapes a slash command's text itself, but not what is typed into a
+    dialog, where `<!channel>` or `<@U…>` would otherwise mention people from the card."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -41,6 +41,7 @@ from handlers.cards import (
 )
 from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import USAGE, parse
+from handlers.mentions import literal
 from handlers.replies import error_reply, outcome_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
 from handlers.workers import BUSY, Workers, side_workers
@@ -315,8 +316,10 @@ def _clicker(body: dict[str, Any]) -> Actor:
 
 
 def _reason(view: dict[str, Any]) -> str:
+    """The reason typed into the Roll back dialog, escaped as Slack escapes a slash command's
+    text, so that it is kept and shown as the literal text it was (never a mention)."""
     values = ((view.get("state") or {}).get("values") or {}).get(REASON_BLOCK) or {}
-    return str((values.get(REASON_ACTION) or {}).get("value") or "").strip()[:MAX_REASON]
+    return literal(str((values.get(REASON_ACTION) or {}).get("value") or "").strip()[:MAX_REASON])
 
 
 def click_request_id(body: dict[str, Any], action: dict[str, Any]) -> str:

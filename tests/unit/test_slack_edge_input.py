@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from slack_sdk.webhook import WebhookResponse
 
 from handlers.authorization import Authorizer, Policy
 from handlers.card_sync import CardPublisher
@@ -68,8 +69,9 @@ class _Said:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, text: str | None = None, **kwargs: Any) -> None:
+    def __call__(self, text: str | None = None, **kwargs: Any) -> WebhookResponse:
         self.calls.append({"text": text, **kwargs} if text is not None else kwargs)
+        return WebhookResponse(url="", status_code=200, body="ok", headers={})
 
     @property
     def texts(self) -> list[str]:
@@ -141,3 +143,45 @@ def test_ascii_numbers_still_work(world: _World) -> None:
     assert [s.percent for s in rollout.plan.steps] == [10, 50, 100]
     assert rollout.plan.steps[0].approvals == 2
     render_card(rollout, now=world.clock.now())
+
+
+def _rollback_dialog(world: _World, reason: str, actor: Actor = BOB) -> None:
+    """Click Roll back on the card as drawn now, and submit its dialog with `reason`."""
+    rollout = world.service.get(Ref(canary=POOL))
+    button = next(e for b in render_card(rollout, now=world.clock.now()).blocks
+                  if b["type"] == "actions" for e in b["elements"]
+                  if e["action_id"] == "rollout_rollback")
+    body = {"user": {"id": actor.id, "name": actor.name}, "channel": {"id": actor.channel},
+            "container": {"message_ts": "1.1"}, "trigger_id": "trigger-1"}
+    world.edge.on_button(cast(Any, _Said()), body, {"action_id": "rollout_rollback",
+                                                    "value": button["value"]},
+                         cast(Any, _Said()), cast(Any, world.slack))
+    opened = [kw["view"] for method, kw in world.slack.calls if method == "views.open"]
+    view = {"id": "V1", "private_metadata": opened[-1].private_metadata,
+            "state": {"values": {"rollback_reason": {"reason": {"value": reason}}}}}
+    world.edge.on_rollback_submit(cast(Any, _Said()), {"user": {"id": actor.id,
+                                                                "name": actor.name}},
+                                  view, cast(Any, world.slack))
+
+
+def test_a_reason_typed_into_the_rollback_dialog_is_literal_text_never_a_mention(
+        world: _World) -> None:
+    """Slack escapes a slash command's text but not what is typed into a dialog: a reason of
+    `<!channel>` reached the card's thread as a mention of the whole channel."""
+    world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
+    _rollback_dialog(world, "<!channel> <@U0CAROL> approved this & <https://x|that>")
+    literal = ("&lt;!channel&gt; &lt;@U0CAROL&gt; approved this &amp; "
+               "&lt;https://x|that&gt;")
+    rolled_back = world.service.get(Ref(canary=POOL))
+    assert rolled_back.phase.value == "rolled_back"
+    said = world.slack.thread()[-1]
+    assert said.endswith(f"rolled back from 0%: {literal}")
+    assert "<!channel>" not in said and "<@U0CAROL>" not in said
+    events = world.service.history(Ref(canary=POOL))
+    assert events[-1].detail == literal  # as a slash command's reason arrives and is kept
+
+
+def test_a_reason_of_the_dialogs_full_length_is_kept_whole_once_escaped(world: _World) -> None:
+    world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
+    _rollback_dialog(world, "<" * 300)
+    assert world.service.history(Ref(canary=POOL))[-1].detail == "&lt;" * 300
