@@ -76,6 +76,27 @@ def require_single_entries(names: Sequence[str], *, stable: str, canary: str,
                            "one entry (with the summed weight) before starting")
 
 
+def require_shares_kept(baseline: Baseline, others: Sequence[tuple[str, int]], *,
+                        where: str) -> None:
+    """The bot writes the pair's percentages on the pair's own weight total, which leaves
+    every other entry of the rule its share; a pair whose weights sum to less than 100 is
+    written on a total of 100 instead, which would shrink the share of every other entry
+    that takes traffic (a 50/50 split with another pool would leave it 1% at the first
+    step). Refuse that until the rule's weights are scaled up. `others`: the rule's other
+    entries that carry a weight of their own, by name."""
+    pair = baseline.stable_weight + baseline.canary_weight
+    weighted = [(name, weight) for name, weight in others if weight > 0]
+    if not weighted or baseline.total == pair:
+        return
+    factor = -(-100 // pair) if pair else 100
+    names = ", ".join(f"{name} (weight {weight})" for name, weight in weighted)
+    raise Conflict(
+        f"{where} also sends traffic to {names}, and the weights of the pair the rollout "
+        f"moves sum to {pair}: too few to write its percentages without taking share from "
+        f"the others. Multiply every weight in the rule by {factor} (every share stays as it "
+        "is; an absent weight counts as 1) and start again")
+
+
 def pair_at(baseline: Baseline, percent: int) -> Pair:
     """The weights that give the canary `percent` of the pair's traffic."""
     total = baseline.total

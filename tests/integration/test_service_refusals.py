@@ -153,3 +153,32 @@ def test_a_rule_listing_a_managed_pool_twice_is_refused(
     _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
                                                 plan=build_plan()),
              Conflict, f"routes-to-llm rule 0 lists the {role}: merge them")
+
+
+@pytest.mark.parametrize("refs", [
+    [("llm-pool", 50), ("llm-new", 50), (POOL, 0)],
+    [("llm-pool", 1), ("llm-new", 1)],
+])
+def test_a_pair_too_coarse_to_keep_the_other_backends_share_is_refused(
+    world: World, refs: list[tuple[str, int]],
+) -> None:
+    """Written on a total of 100, a pair whose weights sum to 50 would leave llm-new a
+    third of the rule at the first step instead of half."""
+    _route_with(world, refs)
+    factor = 2 if refs[0][1] == 50 else 100
+    _refused(world, lambda: world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                                                route="routes-to-llm", stable="llm-pool",
+                                                plan=build_plan()),
+             Conflict, r"routes-to-llm rule 0 also sends traffic to llm-new \(weight "
+                       rf"{refs[1][1]}\), .* Multiply every weight in the rule by {factor} ")
+
+
+def test_a_pair_of_100_or_more_moves_its_weights_and_keeps_the_others_share(
+        world: World) -> None:
+    _route_with(world, [("llm-pool", 100), ("llm-new", 100), (POOL, 0)])
+    world.service.start(namespace="default", canary=POOL, actor=ALICE, stable="llm-pool",
+                        plan=build_plan())
+    assert world.service.approve(Ref(canary=POOL), actor=BOB).ok
+    refs = world.route()["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["weight"]) for r in refs] == [
+        ("llm-pool", 90), ("llm-new", 100), (POOL, 10)]

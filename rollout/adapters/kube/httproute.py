@@ -30,6 +30,7 @@ from rollout.domain.split import (
     Observed,
     Pair,
     expected_pair,
+    require_shares_kept,
     require_single_entries,
 )
 from rollout.ports import Located, Marked
@@ -106,7 +107,12 @@ class HTTPRouteSplit:
                                stable=stable_name, canary=canary,
                                where=f"{route['metadata']['name']} rule {rule}")
         self._require_pool(namespace, stable_name)
-        baseline = baseline_of(refs, _index(refs, stable_name), _index(refs, canary), weight_of)
+        managed = (_index(refs, stable_name), _index(refs, canary))
+        baseline = baseline_of(refs, *managed, weight_of)
+        require_shares_kept(  # an absent weight is 1: its share would shrink too
+            baseline, [(str(r.get("name")), weight_of(r)) for i, r in enumerate(refs)
+                       if i not in managed],
+            where=f"{route['metadata']['name']} rule {rule}")
         target = Target(kind=TargetKind.ROUTE, namespace=namespace,
                         name=route["metadata"]["name"], rule=rule)
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,

@@ -31,6 +31,7 @@ from rollout.domain.split import (
     Pair,
     baseline_pair,
     expected_pair,
+    require_shares_kept,
     require_single_entries,
 )
 from rollout.ports import Located, Marked
@@ -197,8 +198,12 @@ class RewriteSplit:
         require_single_entries([str(t.get("modelRewrite")) for t in targets],
                                stable=stable_name, canary=canary,
                                where=f"InferenceModelRewrite {target_name} rule {rule}")
-        baseline = baseline_of(targets, index_of(targets, stable_name),
-                               index_of(targets, canary), weight_of)
+        managed = (index_of(targets, stable_name), index_of(targets, canary))
+        baseline = baseline_of(targets, *managed, weight_of)
+        require_shares_kept(  # unweighted targets are given the pair's scale (targets_at)
+            baseline, [(str(t.get("modelRewrite")), weight_of(t)) for i, t in enumerate(targets)
+                       if i not in managed and "weight" in t],
+            where=f"InferenceModelRewrite {target_name} rule {rule}")
         target = Target(kind=TargetKind.REWRITE, namespace=namespace, name=target_name,
                         rule=rule, api_group=group)
         matches = (obj.get("spec", {}).get("rules") or [{}])[rule].get("matches") or [{}]
