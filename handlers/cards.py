@@ -48,6 +48,10 @@ APPROVE, PAUSE, RESUME, ROLLBACK = (
 APPROVE_PLAN = "rollout_approve_plan"
 ACTION_IDS = (APPROVE, APPROVE_PLAN, PAUSE, RESUME, ROLLBACK)
 BAR_WIDTH = 10
+#: Slack's Block Kit limits, in characters: a card over one is refused by chat.update, and
+#: the card would stop following the rollout for good
+MAX_HEADER, MAX_SECTION, MAX_FIELD, MAX_CONTEXT = 150, 3000, 2000, 2000
+ELLIPSIS = "…"
 
 Block = dict[str, Any]
 
@@ -106,6 +110,22 @@ class CardMessage:
     blocks: list[Block]
 
 
+def clip(text: str, limit: int, more: str = "") -> str:
+    """`text` within `limit` characters: when longer, cut with an ellipsis and `more` (where
+    the whole of it is), never inside Slack's markup (`<@U…>`, `<!date^…>`, `&lt;`)."""
+    if len(text) <= limit:
+        return text
+    tail = ELLIPSIS + more if len(ELLIPSIS + more) < limit // 2 else ELLIPSIS
+    keep = text[:limit - len(tail)]
+    opened = keep.rfind("<")
+    if opened > keep.rfind(">"):
+        keep = keep[:opened]
+    entity = keep.rfind("&")
+    if entity >= len(keep) - 5 and ";" not in keep[entity:]:
+        keep = keep[:entity]
+    return keep.rstrip() + tail
+
+
 def progress_bar(percent: int, width: int = BAR_WIDTH) -> str:
     """`▓▓▓░░░░░░░ 30%`: a bar that reads the same on every client."""
     percent = max(0, min(100, percent))
@@ -137,10 +157,10 @@ def render_card(r: Rollout, *, now: datetime, freeze: Freeze | None = None) -> C
     reached = r.plan.steps[r.step].percent if r.step >= 0 else 0
     undone = f" · rolled back from {reached}%" if r.phase is Phase.ROLLED_BACK else ""
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": clip(header, MAX_HEADER)}},
         _fields(
             ("Target", r.target.describe()),
-            ("Phase", _phase_text(r)),
+            ("Phase", _phase_field(r)),
         ),
         _section(f"*Split* `{progress_bar(percent)}` to `{r.canary}` "
                  f"(weights {r.stable} {stable_weight} / {r.canary} {canary}){undone}"
@@ -213,23 +233,37 @@ _VERDICT_ICON = {Status.PASS: ":white_check_mark:", Status.FAIL: ":x:",
                  Status.INCONCLUSIVE: ":grey_question:"}
 
 
-def analysis_markdown(r: Rollout, now: datetime) -> str:
-    """Each check's latest canary and stable values and verdict, under one headline (the
-    card and the Slack `status` reply)."""
+def _analysis_lines(r: Rollout, now: datetime) -> tuple[str, list[str], list[str]]:
+    """The headline, a line per check, and the split's line (if any)."""
     view = analysis_view(r, now)
     headline = view.headline[0].upper() + view.headline[1:]
     if r.analysis is None:
-        return headline
-    lines = [f":bar_chart: *{headline}*"]
-    lines += [f"{_VERDICT_ICON[c.status]} `{c.name}` {c.text}" for c in view.checks]
-    if view.split:
-        lines.append(f":twisted_rightwards_arrows: {view.split}")
-    return "\n".join(lines)[:3000]
+        return headline, [], []
+    checks = [f"{_VERDICT_ICON[c.status]} `{c.name}` {c.text}" for c in view.checks]
+    split = [f":twisted_rightwards_arrows: {view.split}"] if view.split else []
+    return f":bar_chart: *{headline}*", checks, split
+
+
+def analysis_markdown(r: Rollout, now: datetime) -> str:
+    """Each check's latest canary and stable values and verdict, under one headline (the
+    Slack `status` reply shows them all; the card as many as fit)."""
+    headline, checks, split = _analysis_lines(r, now)
+    return "\n".join([headline, *checks, *split])
 
 
 def _analysis_block(r: Rollout, now: datetime) -> Block:
-    text = analysis_markdown(r, now)
-    return _context(text) if r.analysis is None else _section(text)
+    headline, checks, split = _analysis_lines(r, now)
+    if r.analysis is None:
+        return _context(headline)
+    shown = len(checks)
+    while True:  # as many checks as fit, then how many more and where they all are
+        left = len(checks) - shown
+        more = [f"{ELLIPSIS} {left} more check{'s' if left > 1 else ''}: "
+                f"`/rollout {r.canary} status` shows them all"] if left else []
+        text = "\n".join([headline, *checks[:shown], *more, *split])
+        if len(text) <= MAX_SECTION or not shown:
+            return _section(text)
+        shown -= 1
 
 
 def _plan_approval_text(r: Rollout) -> str:
@@ -237,6 +271,13 @@ def _plan_approval_text(r: Rollout) -> str:
         return f":white_check_mark: Automatic plan approved by {_who(r.plan_approval.actor)}"
     return (f":raised_hand: Steps apply without per-step approvals, so the plan itself needs "
             f"an approver other than {_who(r.requester)} (*Approve plan*) before step 1")
+
+
+def _phase_field(r: Rollout) -> str:
+    """The phase, within a field's limit: a long pause reason is cut, saying where it is."""
+    more = (f" (the whole reason: `/rollout {r.canary} status`)"
+            if r.phase is Phase.PAUSED else "")
+    return clip(_phase_text(r), MAX_FIELD - len("*Phase*\n"), more)
 
 
 def _phase_text(r: Rollout) -> str:
@@ -298,15 +339,27 @@ def _who(actor: Actor) -> str:
 
 
 def _people(r: Rollout) -> str:
+    """Who started and who approved each step; when that is too long for the card, the
+    latest steps' approvers, and where the earlier ones are."""
     when = slack_date(r.created_at, "{date_short_pretty} at {time}")
-    parts = [f"Started by {_who(r.requester)}", when]
+    started = [f"Started by {_who(r.requester)}", when]
+    approved: list[tuple[int, str]] = []
     for i, step in enumerate(r.plan.steps):
         approvers = r.approvers_of(i)
         if approvers:
             names = ", ".join(_who(a) for a in approvers)
             count = f" ({len(approvers)}/{step.approvals})" if step.approvals > 1 else ""
-            parts.append(f"step {i + 1} ({step.percent}%) approved by {names}{count}")
-    return " · ".join(parts)
+            approved.append((i, f"step {i + 1} ({step.percent}%) approved by {names}{count}"))
+    for left_out in range(len(approved) + 1):
+        earlier = []
+        if left_out:
+            upto = approved[left_out - 1][0] + 1
+            steps = "step 1" if upto == 1 else f"steps 1 to {upto}"
+            earlier = [f"approvals of {steps}: `/rollout {r.canary} history`"]
+        text = " · ".join([*started, *earlier, *(line for _, line in approved[left_out:])])
+        if len(text) <= MAX_CONTEXT:
+            break
+    return text
 
 
 def _next_line(r: Rollout, now: datetime) -> str:
@@ -396,16 +449,17 @@ def rollback_modal(r: Rollout, *, metadata: str) -> View:
 
 
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION)}}
 
 
 def _fields(*pairs: tuple[str, str]) -> Block:
     return {"type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in pairs]}
+            "fields": [{"type": "mrkdwn", "text": clip(f"*{k}*\n{v}", MAX_FIELD)}
+                       for k, v in pairs]}
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, MAX_CONTEXT)}]}
 
 
 _EVENT_ICON = {

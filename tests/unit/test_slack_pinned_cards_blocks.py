@@ -215,7 +215,7 @@ def test_a_rollback_from_the_first_step_names_its_share() -> None:
 def test_a_long_header_is_cut_to_slacks_150_characters() -> None:
     r = _baking().model_copy(update={"canary": "c" * 200})
     header = render_card(r, now=NOW).blocks[0]["text"]["text"]
-    assert header == f"Rollout llm-pool → {'c' * 200}"[:150]
+    assert header == f"Rollout llm-pool → {'c' * 200}"[:149] + "…"
 
 
 def test_the_freeze_line_says_what_still_works() -> None:
@@ -329,7 +329,7 @@ def test_a_passed_analysis_lists_each_check_on_its_own_line() -> None:
     ]
 
 
-def test_a_long_analysis_is_cut_to_slacks_3000_characters() -> None:
+def test_a_long_analysis_is_cut_on_the_card_to_slacks_3000_characters() -> None:
     names = [f"c{i:02d}-" + "x" * 59 for i in range(30)]
     checks = [{"name": n, "query": 'q{job="$target"}', "pass_if": {"at_most": 0.02}}
               for n in names]
@@ -341,9 +341,12 @@ def test_a_long_analysis_is_cut_to_slacks_3000_characters() -> None:
     values |= {"requests/canary": v(100), "requests/stable": v(900)}
     run = judge(setup.spec, gating.subject_of(r), values, at=now)
     passed = machine.analysed(r, run=run, measured=r.step_analysis, now=now).rollout
-    text = analysis_markdown(passed, now)
-    assert len(text) == 3000
+    assert len(analysis_markdown(passed, now)) > 3000  # `status` shows every check
+    text = next(b["text"]["text"] for b in render_card(passed, now=now).blocks
+                if ":bar_chart:" in b.get("text", {}).get("text", ""))
+    assert len(text) <= 3000
     assert text.startswith(":bar_chart: *Canary analysis `long` of step 1: passed")
+    assert "… 11 more checks: `/rollout llm-pool-version-2 status` shows them all\n" in text
 
 
 def test_a_card_rolled_back_from_a_drift_pause_no_longer_reports_the_pause() -> None:
