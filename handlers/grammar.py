@@ -54,6 +54,13 @@ _DASH_OPTION = re.compile("(^|\\s)[\u2012-\u2015]+(?=[A-Za-z])")  # figure/en/em
 MAX_APPROVALS = 10
 MAX_STEPS = 100
 
+#: why a verb about the whole install takes no namespace
+_INSTALL_WIDE = {
+    Verb.FREEZE: "the freeze is install-wide, holding the rollouts of every namespace",
+    Verb.UNFREEZE: "the freeze is install-wide, so unfreeze lifts it in every namespace",
+    Verb.LIST: "`list` shows the rollouts of every namespace",
+    Verb.HELP: "`help` is the same for every namespace",
+}
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
                          "rewrite", "allow_gitops", "analysis", "keep_seconds"})
 _REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
@@ -240,6 +247,9 @@ def parse(text: str, *, namespace: str = "default") -> CommandRequest:
 def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str, str]],
              namespace: str) -> CommandRequest:
     given = {_OPTIONS[flag].field: flag for flag, _ in raw}
+    if verb in INSTALL_VERBS and "namespace" in given:
+        raise GrammarError(f"`{given['namespace']}` does not apply to `{verb.value}`: "
+                           f"{_INSTALL_WIDE[verb]}")
     if verb is not Verb.START and (misplaced := sorted(set(given) & _START_ONLY)):
         raise GrammarError(f"`{given[misplaced[0]]}` applies only to `start`, "
                            f"not `{verb.value}`")

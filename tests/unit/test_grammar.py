@@ -211,3 +211,11 @@ def test_keep_is_a_start_option_and_retire_a_verb() -> None:
         parse("llm-pool-version-2 retire --keep 1h")
     with pytest.raises(GrammarError, match="invalid interval"):
         parse("llm-pool-version-2 start --keep soon")
+
+
+@pytest.mark.parametrize("verb", ["freeze", "unfreeze", "list", "help"])
+def test_an_install_wide_verb_takes_no_namespace(verb: str) -> None:
+    with pytest.raises(GrammarError) as refused:
+        parse(f"{verb} -n prod")
+    assert str(refused.value).startswith(f"`-n` does not apply to `{verb}`: ")
+    assert refused.value.usage == USAGE_LINES[Verb(verb)]

@@ -185,3 +185,29 @@ def test_a_reason_of_the_dialogs_full_length_is_kept_whole_once_escaped(world: _
     world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
     _rollback_dialog(world, "<" * 300)
     assert world.service.history(Ref(canary=POOL))[-1].detail == "&lt;" * 300
+
+
+@pytest.mark.parametrize("text, said", [
+    ("freeze -n prod", "the freeze is install-wide"),
+    ("freeze --namespace=prod incident 42", "the freeze is install-wide"),
+    ('-n prod freeze --reason "incident 42"', "the freeze is install-wide"),
+    ("unfreeze -n prod", "the freeze is install-wide"),
+    ("list --namespace prod", "every namespace"),
+])
+def test_a_namespace_on_an_install_wide_verb_is_refused_not_ignored(
+        world: _World, text: str, said: str) -> None:
+    """`freeze -n prod` was taken, the namespace ignored, and every namespace frozen."""
+    world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
+    before = world.changes()
+    ack, respond = world.command(text, CAROL)
+    assert len(ack.texts) == 1 and respond.calls == []
+    first = ack.texts[0].split("\n")[0]
+    assert first.startswith(":warning: ") and said in first
+    assert world.store.freezes.current is None and world.changes() == before
+
+
+def test_the_words_after_freeze_are_still_its_reason(world: _World) -> None:
+    _, respond = world.command("freeze change freeze until Monday", CAROL)
+    assert "frozen" in respond.texts[-1]
+    frozen = world.store.freezes.current
+    assert frozen is not None and frozen.reason == "change freeze until Monday"
