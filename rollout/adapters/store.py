@@ -113,6 +113,8 @@ local function write(first)
   if ARGV[1] == 'create' then
     local owner = redis.call('GET', KEYS[4])
     if owner then return {'ACTIVE', owner} end
+    local latest = redis.call('GET', KEYS[5])
+    if latest and redis.call('SISMEMBER', KEYS[3], latest) == 1 then return {'POOL', latest} end
     if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
     redis.call('SET', KEYS[5], ARGV[5])
     redis.call('LPUSH', KEYS[6], ARGV[5])
@@ -504,6 +506,8 @@ class RedisStore:
                                     "or tick)")
         if status == "ACTIVE":
             raise Conflict(f"{r.target.describe()} already has an active rollout ({result[1]})")
+        if status == "POOL":
+            raise Conflict(one_active_per_pool(r, result[1]))
         if status == "EXISTS":
             raise Conflict(f"rollout id {r.id} is already taken")
         raise Superseded(f"rollout {r.id} changed while this operation ran "
@@ -638,6 +642,13 @@ class RedisStore:
     def _guard(call: Callable[[], T]) -> T:
         with unavailable_as_error():
             return call()
+
+
+def one_active_per_pool(r: Rollout, active: str) -> str:
+    """Why a start is refused while its canary has an active rollout on another rule."""
+    return (f"{r.canary} already has an active rollout ({active}) in {r.target.namespace}: a "
+            "pool (or adapter) is rolled out on one rule at a time, so that a command by its "
+            "name reaches that rollout; finish or roll it back first (`status` says where)")
 
 
 def _ms(at: datetime) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 
@@ -182,3 +183,33 @@ def test_a_pair_of_100_or_more_moves_its_weights_and_keeps_the_others_share(
     refs = world.route()["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [
         ("llm-pool", 90), ("llm-new", 100), (POOL, 10)]
+
+
+def test_a_second_active_rollout_of_a_pool_on_another_route_is_refused(world: World) -> None:
+    """Commands by the pool's name reach its latest rollout: a second one running on another
+    rule would leave the first out of reach of `rollback llm-pool-version-2`."""
+    twin = copy.deepcopy(world.route())
+    twin["metadata"] = {"name": "routes-to-llm-copy", "namespace": "default"}
+    twin.pop("status", None)
+    world.emulator.put_object(twin)
+    first = world.service.start(namespace="default", canary=POOL, route="routes-to-llm",
+                                actor=ALICE, plan=build_plan())
+    assert first.rollout is not None
+    routes, keys = _snapshot(world)
+    copy_before = world.route("routes-to-llm-copy")["metadata"]
+    with pytest.raises(Conflict, match=rf"{POOL} already has an active rollout "
+                                       rf"\({first.rollout.id}\) in default: a pool \(or "
+                                       r"adapter\) is rolled out on one rule at a time"):
+        world.service.start(namespace="default", canary=POOL, route="routes-to-llm-copy",
+                            actor=ALICE, plan=build_plan())
+    routes_after, keys_after = _snapshot(world)
+    fence = world.store.key("fence", "httproute/default/routes-to-llm-copy")
+    assert routes_after == routes  # the routes as they were
+    assert world.route("routes-to-llm-copy")["metadata"] == copy_before
+    assert set(cast(tuple[str, ...], keys_after)) - {fence} == set(
+        cast(tuple[str, ...], keys))  # its lock's fence count only
+    assert world.service.rollback(Ref(canary=POOL), actor=BOB).ok  # by name: that one
+    again = world.service.start(namespace="default", canary=POOL, route="routes-to-llm-copy",
+                                actor=ALICE, plan=build_plan())
+    assert again.ok and again.rollout is not None
+    assert again.rollout.target.name == "routes-to-llm-copy"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from rollout.adapters.kube.writes import marker_for
+from rollout.adapters.store import one_active_per_pool
 from rollout.domain.analysis import QueryResult, ResultKind
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import (
@@ -127,6 +128,13 @@ class FakeStore:
             del self.locks[lease.key]
 
     def create(self, rollout: Rollout, *, lease: Lease, events: tuple[AuditEvent, ...]) -> Rollout:
+        """As Redis's create script: one active rollout per target and per pool."""
+        owner = self.active_on(rollout.target.key)
+        if owner is not None:
+            raise Conflict(f"{rollout.target.describe()} already has an active rollout ({owner})")
+        latest = self.latest_for(rollout.target.namespace, rollout.canary)
+        if latest is not None and self.rollouts[latest].active:
+            raise Conflict(one_active_per_pool(rollout, latest))
         if rollout.id in self.rollouts:
             raise Conflict(f"rollout id {rollout.id} is already taken")
         return self._write(rollout, 0, lease, events)
