@@ -26,7 +26,7 @@ USAGE = """\
 *Options:*
   `--namespace NS` namespace of the pool and route (default: the bot's)
   `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
-  `--stable POOL` the pool that keeps the rest of the traffic
+  `--stable POOL` the pool (with `--rewrite`, the adapter) that keeps the rest of the traffic
   `--steps 10,25,50,100` canary percentages, increasing to 100 (start)
   `--interval 15m` bake time between steps: s, m or h (start)
   `--auto` step up automatically after each bake; the plan itself needs `approve-plan` (start)
@@ -182,6 +182,10 @@ def _analysis_name(flag: str, value: str) -> str:
     return value
 
 
+def _as_given(_flag: str, value: str) -> str:
+    return value
+
+
 def _text(_flag: str, value: str) -> str:
     return value.strip()
 
@@ -190,7 +194,9 @@ _OPTIONS: dict[str, _Option] = {
     "--namespace": _Option("namespace", True, _namespace),
     "-n": _Option("namespace", True, _namespace),
     "--route": _Option("route", True, _name),
-    "--stable": _Option("stable", True, _name),
+    # a pool, or with `--rewrite` an adapter (model) name: CommandRequest.check_names checks
+    # it as the CLI does, once the whole start is known
+    "--stable": _Option("stable", True, _as_given),
     "--steps": _Option("steps", True, _steps),
     "--interval": _Option("interval_seconds", True, _interval),
     "--auto": _Option("auto", False),

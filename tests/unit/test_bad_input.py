@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from bot.cli import EXIT_REFUSED, join_option_values, main
+from bot.cli import EXIT_REFUSED, build_parser, join_option_values, main, request_from_args
 from bot.settings import SettingsError, load_settings
 from handlers.grammar import GrammarError, parse
 from rollout.domain import names
@@ -57,9 +57,35 @@ def test_a_message_quotes_a_control_character_visibly_on_one_line() -> None:
 def test_the_slack_grammar_refuses_the_same_names() -> None:
     with pytest.raises(GrammarError, match="pool `llm-pool/status` is not a Kubernetes name"):
         parse("llm-pool/status start")
-    with pytest.raises(GrammarError, match="`--stable` `Old` is not a Kubernetes name"):
+    with pytest.raises(GrammarError, match="stable pool `Old` is not a Kubernetes name"):
         parse("llm-pool-version-2 start --stable Old")
     assert parse("food-v2 start --rewrite food-review").pool == "food-v2"
+
+
+@pytest.mark.parametrize("canary, options", [
+    ("small-segment-lora-v2", "--rewrite small-segment-lora --stable meta-llama/Llama-3.1-8B:v1"),
+    ("meta-llama/Llama-3.1-8B:v2", "--rewrite food-review --stable Meta-Llama_Base"),
+    ("llm-pool-version-2", "--stable llm-pool"),
+    ("llm-pool-version-2", "--stable meta-llama/Llama-3.1-8B:v1"),
+    ("llm-pool-version-2", "--stable Old"),
+    ("food-v2", "--rewrite food-review --stable has\x01control"),
+    ("food-v2", "--rewrite Bad/Rewrite --stable food-v1"),
+])
+def test_slack_accepts_and_refuses_the_start_names_the_cli_does(canary: str,
+                                                                options: str) -> None:
+    """With `--rewrite` the stable is an adapter (model) name, which the CLI took and Slack
+    refused as not a Kubernetes object name."""
+    def outcome(make: object) -> str:
+        """The stable taken, or the rule refused by (each edge names the option its way)."""
+        try:
+            return f"stable {make().stable}"  # type: ignore[operator]
+        except InvalidInput as exc:
+            return "refused: " + str(exc).split(" is ", 1)[1]
+
+    argv = ["start", canary, *options.split()]
+    cli = outcome(lambda: request_from_args(build_parser().parse_args(argv), "default"))
+    slack = outcome(lambda: parse(f"{canary} start {options}"))
+    assert slack == cli
 
 
 def test_a_negative_interval_is_refused_for_what_it_is() -> None:
