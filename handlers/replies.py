@@ -6,7 +6,7 @@ that come from bad input carry the one usage line that applies.
 
 from __future__ import annotations
 
-from handlers.cards import analysis_markdown, event_line, progress_bar, short_id
+from handlers.cards import analysis_markdown, clip, event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
 from handlers.sentences import throttle_hold_sentence
@@ -25,6 +25,10 @@ from rollout.domain.plan import format_seconds
 from rollout.service import Outcome
 
 MAX_LIST = 15
+#: what one answer holds: Slack asks apps to keep a message under 4,000 characters (longer
+#: ones are split or cut, up to its hard 40,000)
+MAX_REPLY = 4000
+MAX_HISTORY_LINE = 500
 
 
 def error_reply(exc: RolloutError) -> str:
@@ -112,8 +116,26 @@ def _list(result: CommandResult) -> str:
 
 
 def _history(result: CommandResult) -> str:
+    """Every event the service read (up to 200), oldest first, as far as one Slack message
+    holds them; past that the latest, saying how many earlier ones are left out and that
+    the CLI's `history` shows them all."""
     if not result.history:
         return ":information_source: No history recorded."
-    lines = [f"*History of {result.request.pool}*"]
-    lines += [f"{e.at:%Y-%m-%d %H:%M:%S} {event_line(e)}" for e in result.history[-30:]]
-    return "\n".join(lines)
+    req = result.request
+    title = f"*History of {req.pool}*"
+    lines = [clip(f"{e.at:%Y-%m-%d %H:%M:%S} {event_line(e)}", MAX_HISTORY_LINE)
+             for e in result.history]
+    if len("\n".join([title, *lines])) <= MAX_REPLY:
+        return "\n".join([title, *lines])
+
+    def head(shown: int) -> str:
+        return (f"{title}: the latest {shown} of {len(lines)} events ({len(lines) - shown} "
+                f"earlier left out; `rollout-bot history {req.pool} -n {req.namespace}` "
+                "shows up to the last 200)")
+
+    shown: list[str] = []
+    for line in reversed(lines):  # the latest first, while they and the heading fit
+        if len("\n".join([head(len(shown) + 1), line, *shown])) > MAX_REPLY:
+            break
+        shown.insert(0, line)
+    return "\n".join([head(len(shown)), *shown])

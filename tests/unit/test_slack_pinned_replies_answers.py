@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers.commands import CommandRequest, CommandResult, Verb
-from handlers.replies import error_reply, result_reply
+from handlers.replies import MAX_REPLY, error_reply, result_reply
 from rollout.domain import machine
 from rollout.domain.errors import TemporaryFailure
 from rollout.domain.freeze import Freeze
-from rollout.domain.models import Rollout
+from rollout.domain.models import AuditEvent, Rollout
 from rollout.domain.split import Observed, Pair
 from rollout.service import Outcome, Status
 from tests.unit.builders import BOB, CAROL, T0, started
@@ -81,15 +81,47 @@ def test_an_empty_list_says_how_to_start_one() -> None:
         ":information_source: No rollouts recorded yet. Start one with `/rollout <pool> start`.")
 
 
-def test_history_shows_the_last_thirty_events_with_their_time() -> None:
-    r = _baking()
-    paused = machine.pause(r, actor=CAROL, now=NOW, reason="slow").events
+def _history(events: list[AuditEvent]) -> str:
+    return result_reply(CommandResult(
+        CommandRequest(verb=Verb.HISTORY, pool="llm-pool-version-2", namespace="serving"),
+        history=events))
+
+
+PAUSED_LINE = "2026-01-01 12:00:01 :double_vertical_bar: <@U0CAROL> paused at step 1 (10%): slow"
+
+
+def test_history_shows_every_event_with_its_time_when_they_fit_one_message() -> None:
+    paused = machine.pause(_baking(), actor=CAROL, now=NOW, reason="slow").events
     approved = machine.approve(started(), actor=BOB, now=NOW).events
-    history = [*approved, *paused * 30]
-    reply = result_reply(CommandResult(CommandRequest(verb=Verb.HISTORY, pool="llm-pool-version-2"),
-                                       history=history))
-    line = "2026-01-01 12:00:01 :double_vertical_bar: <@U0CAROL> paused at step 1 (10%): slow"
-    assert reply == "\n".join(["*History of llm-pool-version-2*", *[line] * 30])
+    reply = _history([*approved, *paused * 35])
+    assert reply.splitlines() == [
+        "*History of llm-pool-version-2*",
+        "2026-01-01 12:00:01 :thumbsup: <@U0BOB> approved step 1 (10%)",
+        "2026-01-01 12:00:01 :arrow_up: <@U0BOB> applied step 1 (10%): stable 90 / canary 10",
+        *[PAUSED_LINE] * 35]
+
+
+def test_a_history_longer_than_a_message_shows_the_latest_and_says_how_many_are_left_out(
+) -> None:
+    """Slack showed the last 30 events without a word, where README promises 200."""
+    paused = machine.pause(_baking(), actor=CAROL, now=NOW, reason="slow").events
+    approved = machine.approve(started(), actor=BOB, now=NOW).events
+    reply = _history([*approved, *paused * 198])
+    head, *lines = reply.splitlines()
+    assert len(reply) <= MAX_REPLY and 30 < len(lines) < 200
+    assert lines == [PAUSED_LINE] * len(lines)  # the latest ones
+    assert head == (f"*History of llm-pool-version-2*: the latest {len(lines)} of 200 events "
+                    f"({200 - len(lines)} earlier left out; `rollout-bot history "
+                    "llm-pool-version-2 -n serving` shows up to the last 200)")
+
+
+def test_a_long_event_is_cut_so_that_the_others_still_show() -> None:
+    reason = "CUDA out of memory. " * 250
+    paused = machine.pause(_baking(), actor=CAROL, now=NOW, reason=reason).events
+    lines = _history([*paused, *paused]).splitlines()
+    assert len(lines) == 3 and all(len(line) <= 500 for line in lines)
+    assert lines[1].startswith(PAUSED_LINE.removesuffix("slow") + "CUDA out of memory.")
+    assert lines[1].endswith("…")
 
 
 def test_an_empty_history_says_so() -> None:
