@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 
 from rollout.adapters.kube.fenced import ABANDONED
-from rollout.adapters.kube.markers import rule_key
+from rollout.adapters.kube.markers import FENCE, rule_key
 from rollout.domain.errors import (
     ClusterUnavailable,
     Conflict,
@@ -364,3 +364,26 @@ def test_a_gateway_that_cannot_resolve_the_canary_stops_the_next_step(world: Wor
     assert "ResolvedRefs=False" in rollout.pause.reason
     world.service.rollback(REF, actor=BOB)
     assert world.weights() == {"llm-pool": 100, POOL: 0}
+
+
+def test_a_write_lost_while_a_rollback_took_over_leaves_the_rollbacks_fence(world: World) -> None:
+    """An approval's PATCH is held and answered 503 without reaching the server; meanwhile a
+    rollback takes the target (a newer token) and writes. The approval's read-back finds the
+    object moved: its own write, made on the older version, can never land, so it writes
+    nothing; bumping it would have set the older token over the rollback's."""
+    _start(world)
+    world.emulator.inject(Fault(verb="patch", resource="httproutes", status=503, count=1,
+                                stall_seconds=1.5))
+    lock = world.store.key("lock", world.service.get(REF).target.object_key)
+    worker, _errors = _approving(world)
+    eventually(lambda: world.store.client.exists(lock) == 1,
+               message="the approval to take its lock")
+    time.sleep(0.3)  # its PATCH (sent right after its lock and one read) is held by the fault
+    assert world.service.rollback(REF, actor=BOB).ok
+    rolled_back = world.route()["metadata"]["annotations"][FENCE]
+    worker.join()
+    annotations = world.route()["metadata"]["annotations"]
+    assert annotations[FENCE] == rolled_back  # not lowered to the approval's older token
+    assert ABANDONED not in annotations
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    assert world.service.get(REF).phase is Phase.ROLLED_BACK

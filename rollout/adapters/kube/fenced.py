@@ -262,9 +262,11 @@ class FencedObjects:
     def _settle(self, namespace: str, name: str, sent_on: Obj, fence: int, *,
                 lost: Exception) -> Obj | None:
         """After a write whose answer was lost: the object as a fresh read shows it, when the
-        write landed; None once the object is bumped so that it never can (a write still in
-        flight carries the old resourceVersion and gets 409); WriteUnknown when the API does
-        not answer long enough to tell. Decided by what is read back, never by the error."""
+        write landed; None when it did not and never can: the object moved since the version
+        the write was decided on (a rollback's newer token among what may have moved it), or
+        once it is bumped so (a write still in flight carries the old resourceVersion and
+        gets 409); WriteUnknown when the API does not answer long enough to tell. Decided by
+        what is read back, never by the error."""
         what = self.kind.describe(namespace, name)
         unknown = (f"{_unanswered(what, lost)}, nor answered long enough after it to tell "
                    "whether the write landed")
@@ -275,6 +277,8 @@ class FencedObjects:
                 raise WriteUnknown(unknown) from exc
             if _landed(sent_on, fresh, fence):
                 return fresh
+            if _moved(sent_on, fresh):  # the write, guarded by the version it was decided
+                return None  # on, can never land now; a bump could lower a newer fence
             stamp = datetime.now(UTC).isoformat()
             ops = [*_guard_ops(fresh, fence), patch.add(pointer(ABANDONED), stamp)]
             try:
