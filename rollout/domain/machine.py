@@ -547,6 +547,11 @@ def promote(
     _refuse_paused(r)
     _refuse_author(r, actor, self_approval, "promote it")
     last = r.plan.last_index
+    need = max((s.approvals for s in r.plan.steps[r.step + 1:]), default=1)
+    if need > 1:  # one person may not stand in for the approvers the plan asks for
+        raise Conflict(f"the plan of {r.canary} needs {need} approvers for a step, and "
+                       "promote would apply the remaining steps on one: approve them step "
+                       "by step (or roll back)")
     promoted = _event(r, AuditAction.PROMOTED, actor, now, f"from {r.canary_percent}%", step=last)
     return _apply(r, last, actor, now, (promoted,))
 

@@ -228,6 +228,15 @@ def test_the_author_cannot_promote_alone(rollout: Rollout) -> None:
     assert isinstance(machine.promote(rollout, actor=BOB, now=T0).effect, ApplyStep)
 
 
+def test_one_approver_cannot_promote_a_plan_that_needs_several_per_step() -> None:
+    r = started(approvals=2)
+    with pytest.raises(Conflict, match=r"needs 2 approvers for a step, and promote would "
+                                       r"apply the remaining steps on one"):
+        machine.promote(r, actor=BOB, now=T0)
+    one = started(approvals=1)
+    assert machine.promote(one, actor=BOB, now=T0).rollout.phase is Phase.COMPLETED
+
+
 def test_an_approve_click_is_refused_only_for_what_a_reviewer_cares_about() -> None:
     r = started(interval=60, approvals=2)
     click = Click(rollout_id=r.id, step=0, epoch=r.epoch)
