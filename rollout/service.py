@@ -565,8 +565,9 @@ class RolloutService:
                           message=f"no rollout of {ref.describe()} is recorded",
                           cluster_note=str(exc))
         except NotFound:
+            close = self._close_name(ref.namespace, ref.canary) if ref.canary else ""
             return Status(rollout=None, observed=None,
-                          message=f"no rollout of {ref.describe()} is recorded")
+                          message=f"no rollout of {ref.describe()} is recorded{close}")
         try:
             observed = self.traffic.observe(rollout)
         except (ClusterUnavailable, NeedsOperator, NotFound) as exc:
@@ -1087,12 +1088,17 @@ class RolloutService:
 
     def _rollouts_hint(self, namespace: str, canary: str) -> str:
         """A mistyped name gets the close one and the names that do have rollouts."""
+        return self._close_name(namespace, canary) or f"; start one with `start {canary}`"
+
+    def _close_name(self, namespace: str, canary: str) -> str:
+        """`; did you mean …?` with the names that do have rollouts, for a name close to one
+        of them; '' when none is close."""
         names = sorted({r.canary for r in self.list_rollouts(recent=50)
                         if r.target.namespace == namespace})
         close = difflib.get_close_matches(canary, names, n=1, cutoff=0.6)
         if close:
             return f"; did you mean {close[0]}? (rollouts in {namespace}: {', '.join(names)})"
-        return f"; start one with `start {canary}`"
+        return ""
 
     def orphans(self, namespace: str, canary: str) -> list[Marked]:
         """Rules the cluster says an active rollout owns, of which the store knows nothing."""

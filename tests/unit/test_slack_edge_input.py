@@ -213,8 +213,6 @@ def test_the_words_after_freeze_are_still_its_reason(world: _World) -> None:
     assert frozen is not None and frozen.reason == "change freeze until Monday"
 
 
-@pytest.mark.xfail(strict=True, reason="rollout/service.py `_status` answers NotFound with its "
-                   "own message, dropping the suggestion; the fix belongs in rollout/")
 def test_a_typo_in_status_gets_the_suggestion_approve_and_history_give(world: _World) -> None:
     world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
     said = {verb: world.command(f"llm-pool-versoin-2 {verb}")[1].texts[-1]
