@@ -34,6 +34,7 @@ from rollout.domain.errors import (
     RolloutError,
     Superseded,
     TemporaryFailure,
+    Unauthorized,
     Unrecorded,
 )
 from rollout.domain.models import Actor, Phase, Via
@@ -41,6 +42,9 @@ from rollout.domain.plan import parse_interval, parse_steps
 
 if TYPE_CHECKING:
     from bot.card_updates import CommandCards
+    from rollout.service import RolloutService
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
@@ -366,7 +370,11 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
                 return EXIT_INTERRUPTED
             done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED
             return EXIT_OK if done else EXIT_FAILED
-        result = run_command(container.service, request, actor)
+        try:
+            result = run_command(container.service, request, actor)
+        except Unauthorized as exc:  # the two-person rule and the like: a decision, audited
+            _audit_refusal(container.service, actor, request, exc)
+            raise
     finally:  # a refusal may have saved (and shown) a drift pause: the note counts then too
         container.close()
         _card_note(cards, err)
@@ -376,6 +384,17 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
     for line in render(result):
         print(line, file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _audit_refusal(service: RolloutService, actor: Actor, request: CommandRequest,
+                   exc: Unauthorized) -> None:
+    """Record who was refused what, as the Slack edge does; the refusal is the answer
+    whatever the audit meets (it is logged then)."""
+    try:
+        service.record_denial(actor=actor, action=request.verb.value,
+                              ref=request.ref if request.pool else None, reason=str(exc))
+    except Exception:  # the answer matters more than the audit line; log loudly
+        log.exception("could not audit the refusal of %s by %s", request.verb.value, actor.id)
 
 
 def _card_note(cards: CommandCards | None, err: TextIO) -> None:

@@ -282,6 +282,8 @@ def test_an_automatic_plan_from_the_cli_needs_approve_plan_by_another_name(cli: 
     assert "approve-plan" in out
     code, _, err = cli("approve-plan", "llm-pool-version-2", "--as", "alice")
     assert code == EXIT_REFUSED and "two-person rule" in err
+    code, out, _ = cli("history", "llm-pool-version-2")  # the refusal is audited, as Slack's
+    assert "cli:alice was refused `approve-plan`: cli:alice started this rollout" in out, out
     code, _, err = cli("approve", "llm-pool-version-2", "--as", "bob")
     assert code == EXIT_REFUSED and "approve-plan" in err
     code, out, err = cli("approve-plan", "llm-pool-version-2", "--as", "bob")
