@@ -16,7 +16,9 @@ from rollout.domain.models import MAX_INTERVAL_SECONDS, Gate, Plan, Step
 DEFAULT_STEPS = (10, 25, 50, 100)
 DEFAULT_INTERVAL_SECONDS = 15 * 60
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smh]?)\s*$")
+#: ASCII digits only: `\d` also matches other scripts' digits (Arabic-Indic 15m), which
+#: int() reads
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
@@ -29,6 +31,8 @@ def parse_interval(text: str, *, require_unit: bool = True) -> int:
     if not match:
         raise InvalidInput(f"invalid interval {text!r}: use a number with s, m or h, like 15m")
     number, unit = match.group(1), match.group(2)
+    if len(number) > 9:  # past any unit's 7 days (and int() refuses 4,300 digits)
+        raise InvalidInput(f"invalid interval {text[:20]!r}…: at most 7 days")
     if require_unit and not unit and int(number):
         raise InvalidInput(f"interval {number} has no unit: write {number}s, {number}m "
                            f"or {number}h")
@@ -43,12 +47,10 @@ def parse_steps(text: str) -> list[int]:
     parts = [p.strip().rstrip("%") for p in text.split(",")]
     if not text.strip() or any(not p for p in parts):
         raise InvalidInput(f"invalid step list {text!r}: give percentages like 10,25,50,100")
-    try:
-        return [int(p) for p in parts]
-    except ValueError:
+    if not all(re.fullmatch(r"[0-9]{1,9}", p) for p in parts):  # ASCII, as people type them
         raise InvalidInput(
-            f"invalid step list {text!r}: steps are whole percentages like 10,25,50,100"
-        ) from None
+            f"invalid step list {text[:80]!r}: steps are whole percentages like 10,25,50,100")
+    return [int(p) for p in parts]
 
 
 def build_plan(

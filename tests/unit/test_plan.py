@@ -35,7 +35,8 @@ def test_a_bare_number_is_refused_in_one_line_that_says_how_to_write_it() -> Non
     assert parse_interval("30", require_unit=False) == 30  # settings: seconds, as before
 
 
-@pytest.mark.parametrize("text", ["", "15x", "m", "-5m", "1.5h", "8000h"])
+@pytest.mark.parametrize("text", ["", "15x", "m", "-5m", "1.5h", "8000h", "\u0661\u0665m", "²m",
+                                  "9" * 5000 + "s", "1" + "0" * 9 + "s"])
 def test_bad_intervals_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput, match="invalid interval"):
         parse_interval(text)
@@ -57,7 +58,8 @@ def test_invalid_step_lists_say_why(steps: list[int], why: str) -> None:
         build_plan(steps)
 
 
-@pytest.mark.parametrize("text", ["", "10,,100", "ten,100", "10;100"])
+@pytest.mark.parametrize("text", ["", "10,,100", "ten,100", "10;100", "\u0661\u0660,100", "²,100",
+                                  "+10,100", "-10,100", "9" * 5000 + ",100"])
 def test_unparseable_steps(text: str) -> None:
     with pytest.raises(InvalidInput, match="invalid step list"):
         parse_steps(text)
