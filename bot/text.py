@@ -42,6 +42,9 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
     lines += [f"analysis  {first}", *(f"        {line}" for line in rest)]
     if r.standing_pause is not None:
         lines.append(f"paused    {pause_summary(r.standing_pause).removeprefix('paused ')}")
+    if r.phase is Phase.ROLLED_BACK and r.rolled_back_by is not None:
+        why = f": {r.rollback_reason}" if r.rollback_reason else ""
+        lines.append(f"rolled back by {r.rolled_back_by.label}{why}")
     for approval in r.approvals:
         lines.append(f"approved  step {approval.step + 1} by {approval.actor.label} "
                      f"at {approval.at:%H:%M:%S}")

@@ -142,10 +142,11 @@ def approvable_step(r: Rollout, now: datetime) -> int | None:
         return None
     if r.needs_plan_approval:
         return None
+    if gating.holding_back(r, now) is not None:  # a run since the approval opened: wait
+        return None
     if r.phase is Phase.AWAITING_APPROVAL:
         return pending
-    if (r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now
-            and gating.holding_back(r, now) is None):
+    if r.phase is Phase.BAKING and r.next_due_at is not None and r.next_due_at <= now:
         return pending
     return None
 
@@ -155,7 +156,8 @@ def render_card(r: Rollout, *, now: datetime, freeze: Freeze | None = None) -> C
     header = f"Rollout {r.stable} → {r.canary}"
     percent, stable_weight, canary = _split(r)
     reached = r.plan.steps[r.step].percent if r.step >= 0 else 0
-    undone = f" · rolled back from {reached}%" if r.phase is Phase.ROLLED_BACK else ""
+    undone = "" if r.phase is not Phase.ROLLED_BACK else (
+        f" · rolled back from {reached}%" if r.step >= 0 else " · rolled back before step 1")
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(header, MAX_HEADER)}},
         _fields(
@@ -288,6 +290,10 @@ def _phase_text(r: Rollout) -> str:
         kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
         why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
         label += f" by {by}{kind}{why}"
+    if r.phase is Phase.ROLLED_BACK and r.rolled_back_by is not None:
+        done = r.rolled_back_by
+        label += " by " + ("the scheduler" if done.via is Via.SCHEDULER else _who(done))
+        label += f": {r.rollback_reason}" if r.rollback_reason else ""
     return label
 
 

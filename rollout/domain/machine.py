@@ -455,7 +455,7 @@ def rollback(
             f"{r.target.describe()} now belongs to rollout {owner}: rolling back this one "
             f"would undo that one. Roll back {owner} instead"
         )
-    nxt = _rolled_back(r, now)
+    nxt = _update(_rolled_back(r, now), now, rolled_back_by=actor, rollback_reason=reason)
     why = reason or f"requested by {actor.label}"
     return Decision(
         rollout=nxt, effect=Restore(),

@@ -282,6 +282,10 @@ class Rollout(BaseModel):
         "writes the plan's (canary None: absent)")
     completed_by: Actor | None = Field(default=None, description="who applied the last "
                                        "step: not the one to retire (two-person rule)")
+    rolled_back_by: Actor | None = Field(default=None, description="who rolled the rollout "
+                                         "back (None: found applied after a crash)")
+    rollback_reason: str = Field(default="", description="why, as the rollback gave it "
+                                 "(`--reason`, the dialog, or the failed analysis)")
     #: the canary analysis gating each step (None: steps are not gated on metrics)
     analysis: AnalysisSetup | None = None
     #: the analysis of the current step so far (runs, failures, the latest values)

@@ -224,7 +224,8 @@ def test_a_rollback_restores_and_finishes() -> None:
     at = T1 + timedelta(seconds=1)
     assert d.rollout == baking.model_copy(update={
         "phase": Phase.ROLLED_BACK, "updated_at": at, "next_due_at": None,
-        "awaiting_since": None, "finished_at": at})
+        "awaiting_since": None, "finished_at": at, "rolled_back_by": BOB,
+        "rollback_reason": "p99"})
     assert (d.message, d.effect) == (
         "llm-pool-version-2 rolled back: stable 100 / canary 0 restored.", Restore())
     assert _events(d) == [("rolled_back", "U0BOB", 0, 10, "p99")]

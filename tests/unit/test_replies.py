@@ -105,3 +105,8 @@ def test_status_after_a_resume_over_drift_shows_the_weights_kept_until_the_next_
            "the plan's)" in rollout_detail(r)
     plain = r.model_copy(update={"accepted_weights": None})
     assert "split     stable 90 / canary 10  (canary 10%)" in rollout_detail(plain)
+
+
+def test_status_of_a_rolled_back_rollout_says_who_and_why() -> None:
+    back = machine.rollback(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
+    assert "rolled back by carol: p99 latency" in rollout_detail(back)

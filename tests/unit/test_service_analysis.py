@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from handlers.cards import render_card
 from rollout.domain.analysis import AnalysisFile, SubjectKind
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import ClusterUnavailable, Conflict, InvalidInput
@@ -321,8 +322,11 @@ def test_an_open_approval_waits_again_while_a_later_run_does_not_pass() -> None:
     w.service.approve(REF, actor=BOB)  # step 1 (10%)
     assert w.at(150).phase is Phase.AWAITING_APPROVAL  # passed: the approval is open
     w.metrics.down = True
+    assert "rollout_approve" in str(render_card(w.service.get(REF), now=w.clock.now()).blocks)
     w.at(180)  # the next run is inconclusive
     before = w.service.get(REF)
+    # the card no longer offers Approve
+    assert "rollout_approve" not in str(render_card(before, now=w.clock.now()).blocks)
     with pytest.raises(Conflict, match=r"step 2 \(50%\) waits for the canary analysis of "
                                        r"step 1 \(10%\) to pass again: inconclusive"):
         w.service.approve(REF, actor=CAROL)

@@ -198,12 +198,21 @@ def test_the_rollback_modal_whole() -> None:
 def test_a_rollback_before_any_step_reads_from_zero_and_says_when_it_finished() -> None:
     back = machine.rollback(started(), actor=ALICE, now=NOW).rollout
     blocks = render_card(back, now=NOW).blocks
-    assert blocks[2] == _split("░░░░░░░░░░ 0%", 100, 0, " · rolled back from 0%")
+    assert blocks[2] == _split("░░░░░░░░░░ 0%", 100, 0, " · rolled back before step 1")
     assert _contexts(back) == [
         NO_ANALYSIS, STARTED,
         "Finished: <!date^1767268801^{date_short_pretty} at {time}|2026-01-01 12:00:01 UTC>",
         FOOTER]
     assert _buttons(back) == []
+
+
+def test_a_rolled_back_card_says_who_rolled_it_back_and_why() -> None:
+    back = machine.rollback(_baking(), actor=ALICE, now=NOW, reason="p99 latency").rollout
+    assert _field(back, "Phase") == ":rewind: rolled back by <@U0ALICE>: p99 latency"
+    system = machine.rollback(_baking(), actor=Actor.scheduler(), now=NOW,
+                              reason="canary analysis `quick` of step 1 (10%): failed").rollout
+    assert _field(system, "Phase") == (":rewind: rolled back by the scheduler: canary analysis "
+                                       "`quick` of step 1 (10%): failed")
 
 
 def test_a_rollback_from_the_first_step_names_its_share() -> None:
@@ -353,6 +362,6 @@ def test_a_card_rolled_back_from_a_drift_pause_no_longer_reports_the_pause() -> 
     drifted = machine.reconcile(_baking(), Observed(pair=Pair(stable=60, canary=40)), now=NOW)
     assert drifted is not None
     back = machine.rollback(drifted.rollout, actor=ALICE, now=NOW).rollout
-    assert _field(back, "Phase") == ":rewind: rolled back"
+    assert _field(back, "Phase") == ":rewind: rolled back by <@U0ALICE>"
     assert render_card(back, now=NOW).blocks[2] == _split(
         "░░░░░░░░░░ 0%", 100, 0, " · rolled back from 10%")
