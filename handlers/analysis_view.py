@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rollout.domain import gating
-from rollout.domain.models import Rollout
-from rollout.domain.verdict import CheckResult, Run, SplitResult, Status
+from rollout.domain.models import Phase, Rollout
+from rollout.domain.verdict import CheckResult, Outcome, Run, SplitResult, Status
 
 NO_ANALYSIS = ("no canary analysis: steps are not gated on metrics (set PROMETHEUS_URL for "
                "the bot to run one)")
@@ -56,7 +56,13 @@ def analysis_view(r: Rollout, now: datetime) -> AnalysisView:
         when = "after step 1" if r.step < 0 else "none at 100%"
         return AnalysisView(headline=f"{name}: {when}")
     head = f"{name} of step {r.step + 1}: {verdict.outcome.value.replace('_', ' ')}"
-    head += f" ({verdict.reason})"
+    running = r.active and r.phase is not Phase.PAUSED
+    if running or verdict.outcome is not Outcome.PENDING:
+        head += f" ({verdict.reason})"
+    elif not r.active:  # "first run at …" would name a run that never comes
+        head += f" (no run came before it was {r.phase.value.replace('_', ' ')})"
+    else:
+        head += " (no run while paused; resuming starts it over)"
     run: Run | None = verdict.latest
     state = r.step_analysis
     if verdict.failing is not None and state is not None and state.last_failure is not None:

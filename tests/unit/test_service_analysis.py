@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from handlers.analysis_view import analysis_view
 from handlers.cards import render_card
 from rollout.domain.analysis import AnalysisFile, SubjectKind
 from rollout.domain.clock import ManualClock
@@ -357,3 +358,16 @@ def test_after_a_resume_over_weights_changed_by_hand_the_split_is_measured_again
     assert r.step_analysis is not None and r.step_analysis.latest is not None
     assert r.step_analysis.latest.split is not None
     assert r.step_analysis.latest.split.expected == pytest.approx(0.30)
+
+
+def test_a_rollout_stopped_during_warm_up_does_not_promise_a_first_run() -> None:
+    for stop in ("rollback", "pause"):
+        w = World()
+        w.start()
+        w.service.approve(REF, actor=BOB)
+        getattr(w.service, stop)(REF, actor=BOB, reason="look")
+        w.clock.advance(3600)
+        headline = analysis_view(w.service.get(REF), w.clock.now()).headline
+        assert "first run at" not in headline
+        assert headline.endswith("(no run came before it was rolled back)" if stop == "rollback"
+                                 else "(no run while paused; resuming starts it over)")
