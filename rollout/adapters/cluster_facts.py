@@ -10,6 +10,7 @@ and is recorded as not served, never guessed from a message. The translation to
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -194,9 +195,15 @@ def objective_facts(obj: Obj) -> ObjectiveFacts:
     meta, spec = _meta(obj), obj.get("spec") or {}
     ref = spec.get("poolRef") or {}
     return ObjectiveFacts(name=meta["name"], pool=str(ref.get("name", "")),
-                          pool_group=str(ref.get("group") or POOL_GROUP),
+                          pool_group=_ref_group(ref),
                           priority=int(spec.get("priority") or 0),
                           deleting=bool(meta.get("deletionTimestamp")))
+
+
+def _ref_group(ref: dict[str, Any]) -> str:
+    """A poolRef's group: the API server defaults an absent one to the GA group; one given
+    as "" stays "", which names no pool group, so the endpoint picker loads no such object."""
+    return str(ref["group"]) if "group" in ref and ref["group"] is not None else POOL_GROUP
 
 
 def rewrite_facts(obj: Obj, group: str) -> RewriteFacts:
@@ -209,7 +216,7 @@ def rewrite_facts(obj: Obj, group: str) -> RewriteFacts:
                                   or []))
         for rule in spec.get("rules") or [])
     return RewriteFacts(name=meta["name"], pool=str(ref.get("name", "")),
-                        pool_group=str(ref.get("group") or POOL_GROUP),
+                        pool_group=_ref_group(ref),
                         created=str(meta.get("creationTimestamp") or ""),
                         deleting=bool(meta.get("deletionTimestamp")), rules=rules,
                         object=object_facts(obj, kind="InferenceModelRewrite", group=group))
@@ -254,8 +261,14 @@ def pod_facts(pod: Obj) -> PodFacts:
                     active_ports=_ports(active) if active is not None else None)
 
 
+#: what Go's fmt.Sscanf("%d") reads at the start of a part, as the endpoint picker reads it:
+#: spaces, an optional sign, ASCII digits (`8000/TCP` is 8000; `²` or full-width digits none)
+_PORT = re.compile(r"\s*([+-]?[0-9]+)")
+
+
 def _ports(text: str) -> frozenset[int]:
-    """The annotation's comma-separated ports; what is not a port number is skipped, as the
-    endpoint picker skips it."""
-    parts = (part.strip() for part in text.split(","))
-    return frozenset(int(part) for part in parts if part.isdigit() and int(part) > 0)
+    """The annotation's comma-separated ports, read as the endpoint picker reads them; a
+    part it cannot read is skipped, as the picker skips it."""
+    found = (_PORT.match(part) for part in text.split(","))
+    return frozenset(port for m in found if m is not None and len(m.group(1)) <= 6
+                     and (port := int(m.group(1))) > 0)
