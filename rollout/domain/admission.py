@@ -51,7 +51,9 @@ def request_for(*, target: Target, stable: str, canary: str, baseline: Baseline,
                                 rule=target.rule, rewrite_group=target.api_group,
                                 share_percent=share_percent, allow_gitops=allow_gitops)
     group = str(baseline.stable.get("group") or POOL_GROUP)
+    canary_group = str(baseline.canary.get("group") or POOL_GROUP) if baseline.canary else None
     return PreflightRequest(stable=stable, canary=canary, pool_group=group,
+                            canary_group=canary_group if canary_group != group else None,
                             share_percent=share_percent, allow_gitops=allow_gitops)
 
 

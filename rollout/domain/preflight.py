@@ -241,9 +241,15 @@ def check_capacity(facts: ClusterFacts, *, stable: PoolFacts, canary: PoolFacts,
 
 def check_rollback(facts: ClusterFacts, *, stable: str, group: str, had: int,
                    policy: CapacityPolicy) -> tuple[Finding, ...]:
-    """The stable pool can still take all traffic back: the pool checks pointed at it, and
-    its Ready endpoints at least `rollback_percent` of the `had` it had at start."""
-    found = list(check_pool(facts, name=stable, group=group))
+    """The stable pool can still take all traffic back: the pool checks pointed at it (the
+    route's own gateways' status only, as for the canary), and its Ready endpoints at least
+    `rollback_percent` of the `had` it had at start."""
+    gateways = facts.route.gateways if facts.route is not None else ()
+    found = [Finding(check=Check.ROLLBACK, problem=f.problem,
+                     remedy=f"Make {stable} whole again (it takes all the traffic back on a "
+                            "rollback), then resume; a rollback asked for now still goes "
+                            "ahead")
+             for f in check_pool(facts, name=stable, group=group, gateways=gateways)]
     pool = facts.pool(stable, group)
     if pool is None:
         return tuple(found)
@@ -361,6 +367,9 @@ class PreflightRequest:
     stable: str
     canary: str
     pool_group: str = POOL_GROUP
+    #: the group the route's canary backendRef uses, where it differs (a move from the
+    #: legacy group to GA); None: `pool_group`, as a canary the bot adds takes the stable's
+    canary_group: str | None = None
     gateways: tuple[str, ...] = ()
     share_percent: int | None = None
     rewrite: str | None = None
@@ -376,10 +385,11 @@ def preflight(facts: ClusterFacts, request: PreflightRequest,
     if request.rewrite is not None:
         return _adapter_preflight(facts, request)
     gateways = request.gateways or (facts.route.gateways if facts.route is not None else ())
-    found = list(check_pool(facts, name=request.canary, group=request.pool_group,
+    canary_group = request.canary_group or request.pool_group
+    found = list(check_pool(facts, name=request.canary, group=canary_group,
                             gateways=gateways))
     stable = facts.pool(request.stable, request.pool_group)
-    canary = facts.pool(request.canary, request.pool_group)
+    canary = facts.pool(request.canary, canary_group)
     if stable is None:
         found.append(Finding(check=Check.POOL,
                              problem=f"the stable InferencePool {request.stable} was not found",

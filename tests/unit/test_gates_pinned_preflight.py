@@ -139,8 +139,11 @@ def test_the_rollback_check_reads_the_stable_pool_in_its_own_group() -> None:
 def test_a_stable_pool_gone_is_the_rollback_checks_only_finding() -> None:
     (finding,) = check_rollback(world(pools=(pool(CANARY),)), stable=STABLE, group=POOL_GROUP,
                                 had=4, policy=CapacityPolicy())
-    assert finding.check is Check.POOL
+    assert finding.check is Check.ROLLBACK
     assert finding.problem == f"InferencePool {STABLE} not found in namespace default"
+    assert finding.remedy == (f"Make {STABLE} whole again (it takes all the traffic back on a "
+                              "rollback), then resume; a rollback asked for now still goes "
+                              "ahead")
 
 
 # ---- the adapter rewrite -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rollout.domain.admission import request_for
 from rollout.domain.facts import (
     LEGACY_GROUP,
     LLMD_GROUP,
@@ -22,6 +23,7 @@ from rollout.domain.facts import (
     label_index,
 )
 from rollout.domain.findings import Check, Outcome
+from rollout.domain.models import Baseline
 from rollout.domain.preflight import (
     CapacityPolicy,
     PreflightRequest,
@@ -29,10 +31,12 @@ from rollout.domain.preflight import (
     check_objectives,
     check_pool,
     check_rewrite,
+    check_rollback,
     preflight,
     ready_endpoints,
     required_endpoints,
 )
+from tests.unit.builders import TARGET
 from tests.unit.facts_builders import CANARY, STABLE, objectives, pods, pool, world
 
 # ---- the canary pool --------------------------------------------------------------------
@@ -375,3 +379,40 @@ def test_an_adapter_rollout_checks_the_rewrite_and_its_pool() -> None:
                                                 rewrite="lora-b"), CapacityPolicy())
     checks = [f.check for f in verdict.findings]
     assert checks == [Check.REWRITE, Check.POOL]
+
+
+def _gateway_refuses(name: str) -> ParentStatus:
+    return ParentStatus(name=name, conditions=(Condition(
+        type="ResolvedRefs", status="False", reason="InvalidExtensionRef",
+        observed_generation=1),))
+
+
+def test_the_rollback_check_reads_only_the_routes_own_gateways_as_the_canarys_does() -> None:
+    route = ObjectFacts(kind="HTTPRoute", group="gateway.networking.k8s.io",
+                        name="routes-to-llm", gateways=("inference-gateway",))
+    elsewhere = world(route=route, pools=(
+        replace(pool(STABLE), parents=(_gateway_refuses("internal-gateway"),)), pool(CANARY)))
+    assert check_rollback(elsewhere, stable=STABLE, group=POOL_GROUP, had=4,
+                          policy=CapacityPolicy()) == ()
+    ours = world(route=route, pools=(
+        replace(pool(STABLE), parents=(_gateway_refuses("inference-gateway"),)), pool(CANARY)))
+    (finding,) = check_rollback(ours, stable=STABLE, group=POOL_GROUP, had=4,
+                                policy=CapacityPolicy())
+    assert finding.check is Check.ROLLBACK and "then resume" in finding.remedy
+
+
+def test_a_canary_ref_in_another_group_than_the_stables_is_checked_in_its_own() -> None:
+    """A move from a legacy stable pool to a GA canary: the route's canary ref says GA."""
+    baseline = Baseline(
+        stable={"group": LEGACY_GROUP, "kind": "InferencePool", "name": STABLE, "weight": 100},
+        canary={"group": POOL_GROUP, "kind": "InferencePool", "name": CANARY, "weight": 0},
+        stable_weight=100, canary_weight=0)
+    request = request_for(target=TARGET, stable=STABLE, canary=CANARY, baseline=baseline,
+                          share_percent=None, allow_gitops=False)
+    assert (request.pool_group, request.canary_group) == (LEGACY_GROUP, POOL_GROUP)
+    facts = world(pools=(pool(STABLE, group=LEGACY_GROUP), pool(CANARY)), objectives=())
+    assert preflight(facts, request, CapacityPolicy()).findings == ()
+    same = request_for(target=TARGET, stable=STABLE, canary=CANARY,
+                       baseline=baseline.model_copy(update={"canary": None}),
+                       share_percent=None, allow_gitops=False)
+    assert same.canary_group is None  # a canary the bot adds takes the stable's group
