@@ -49,12 +49,15 @@ class NoFacts:
 
 
 def seed(store: RedisStore, count: int) -> None:
-    """`count` active rollouts, each due in an hour (a long bake)."""
-    baseline = Baseline(stable={"name": "a", "weight": 100}, canary={"name": "b", "weight": 0},
-                        stable_weight=100, canary_weight=0)
+    """`count` active rollouts, each due in an hour (a long bake), each of a canary of its own
+    (a canary has one active rollout at a time)."""
     for i in range(count):
+        canary = f"b{i}"
+        baseline = Baseline(stable={"name": "a", "weight": 100},
+                            canary={"name": canary, "weight": 0},
+                            stable_weight=100, canary_weight=0)
         target = Target(kind=TargetKind.ROUTE, namespace="bench", name=f"route-{i}", rule=0)
-        r = machine.start(rollout_id=f"r{i:05d}", target=target, stable="a", canary="b",
+        r = machine.start(rollout_id=f"r{i:05d}", target=target, stable="a", canary=canary,
                           plan=build_plan([10, 100], interval_seconds=3600), baseline=baseline,
                           actor=Actor(id="cli:alice"), now=NOW).rollout
         r = r.model_copy(update={"next_due_at": NOW + timedelta(hours=1)})

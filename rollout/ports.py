@@ -97,6 +97,9 @@ class Located:
     observed: Observed
     pool: str = ""  # an adapter rollout: the rewrite's pool, for the canary analysis
     model: str = ""  # an adapter rollout: the model name the rule matches
+    #: the rule's other entries that carry a weight of their own, by name: their share must
+    #: stay as it is (`require_shares_kept`)
+    others: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

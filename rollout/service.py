@@ -70,7 +70,13 @@ from rollout.domain.models import (
     Via,
 )
 from rollout.domain.preflight import CapacityPolicy, preflight
-from rollout.domain.split import MarkerState, Observed, Pair, acceptable_pairs
+from rollout.domain.split import (
+    MarkerState,
+    Observed,
+    Pair,
+    acceptable_pairs,
+    require_shares_kept,
+)
 from rollout.lock_keeper import LockKeeper
 from rollout.ports import (
     Changes,
@@ -315,6 +321,7 @@ class RolloutService:
                 f"{target.describe()}: a rollout starts from 0; {undo} or roll "
                 "back the earlier change first"
             )
+        require_shares_kept(located.baseline, located.others, where=target.describe())
         plan = plan.model_copy(update={
             "reminder_seconds": plan.reminder_seconds or self.options.reminder_seconds,
             "approval_timeout_seconds": plan.approval_timeout_seconds

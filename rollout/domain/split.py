@@ -88,8 +88,12 @@ def require_shares_kept(baseline: Baseline, others: Sequence[tuple[str, int]], *
     weighted = [(name, weight) for name, weight in others if weight > 0]
     if not weighted or baseline.total == pair:
         return
-    factor = -(-100 // pair) if pair else 100
     names = ", ".join(f"{name} (weight {weight})" for name, weight in weighted)
+    if pair == 0:  # no factor helps: the pair takes no share to move
+        raise Conflict(f"{where} sends its traffic to {names}, and the pair the rollout moves "
+                       "takes none (its weights sum to 0): give the stable entry the weight "
+                       "it is to have, then start again")
+    factor = -(-100 // pair)
     raise Conflict(
         f"{where} also sends traffic to {names}, and the weights of the pair the rollout "
         f"moves sum to {pair}: too few to write its percentages without taking share from "

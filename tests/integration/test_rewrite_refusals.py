@@ -60,8 +60,8 @@ def test_two_rules_with_the_stable_are_ambiguous(world: World) -> None:
 
 
 def test_several_targets_need_stable(world: World) -> None:
-    put_rewrite(world, "several", [rule("m", {"modelRewrite": "x", "weight": 1},
-                                        {"modelRewrite": "y", "weight": 1})])
+    put_rewrite(world, "several", [rule("m", {"modelRewrite": "x", "weight": 100},
+                                        {"modelRewrite": "y", "weight": 100})])
     _refused(world, lambda: start(world, "several", canary="z"), Ambiguous,
              r"rule 0 has several targets \(x, y\): pick the old adapter with --stable")
     assert start(world, "several", canary="z", stable="y").ok

@@ -34,12 +34,18 @@ def test_a_pair_of_100_or_more_keeps_the_others_share_at_every_step(stable: int,
         assert _share(after, "other") == pytest.approx(before)
 
 
-@pytest.mark.parametrize(("stable", "factor"), [(50, 2), (1, 100), (33, 4), (0, 100)])
+@pytest.mark.parametrize(("stable", "factor"), [(50, 2), (1, 100), (33, 4)])
 def test_a_pair_under_100_beside_weighted_others_is_refused_with_the_factor(
         stable: int, factor: int) -> None:
     with pytest.raises(Conflict, match=rf"rule 0 also sends traffic to other \(weight 5\), "
                                        rf".*sum to {stable}: .* by {factor} "):
         require_shares_kept(_baseline(stable), [("other", 5), ("idle", 0)], where="rule 0")
+
+
+def test_a_pair_that_takes_no_traffic_beside_others_is_refused_with_what_to_do() -> None:
+    with pytest.raises(Conflict, match=r"the pair the rollout moves takes none \(its weights "
+                                       r"sum to 0\): give the stable entry the weight"):
+        require_shares_kept(_baseline(0), [("other", 5)], where="rule 0")
 
 
 def test_a_pair_under_100_alone_or_beside_idle_entries_is_written_on_100() -> None:

@@ -30,7 +30,6 @@ from rollout.domain.split import (
     Observed,
     Pair,
     expected_pair,
-    require_shares_kept,
     require_single_entries,
 )
 from rollout.ports import Located, Marked
@@ -109,14 +108,12 @@ class HTTPRouteSplit:
         self._require_pool(namespace, stable_name)
         managed = (_index(refs, stable_name), _index(refs, canary))
         baseline = baseline_of(refs, *managed, weight_of)
-        require_shares_kept(  # an absent weight is 1: its share would shrink too
-            baseline, [(str(r.get("name")), weight_of(r)) for i, r in enumerate(refs)
-                       if i not in managed],
-            where=f"{route['metadata']['name']} rule {rule}")
         target = Target(kind=TargetKind.ROUTE, namespace=namespace,
                         name=route["metadata"]["name"], rule=rule)
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
-                       observed=self.observed(route, rule, stable_name, canary))
+                       observed=self.observed(route, rule, stable_name, canary),
+                       others=tuple((str(r.get("name")), weight_of(r))  # absent weight: 1
+                                    for i, r in enumerate(refs) if i not in managed))
 
     def _find_rule(self, namespace: str, canary: str, target_name: str | None,
                    stable: str | None, routes: list[Obj]) -> tuple[Obj, int]:

@@ -31,7 +31,6 @@ from rollout.domain.split import (
     Pair,
     baseline_pair,
     expected_pair,
-    require_shares_kept,
     require_single_entries,
 )
 from rollout.ports import Located, Marked
@@ -200,17 +199,17 @@ class RewriteSplit:
                                where=f"InferenceModelRewrite {target_name} rule {rule}")
         managed = (index_of(targets, stable_name), index_of(targets, canary))
         baseline = baseline_of(targets, *managed, weight_of)
-        require_shares_kept(  # unweighted targets are given the pair's scale (targets_at)
-            baseline, [(str(t.get("modelRewrite")), weight_of(t)) for i, t in enumerate(targets)
-                       if i not in managed and "weight" in t],
-            where=f"InferenceModelRewrite {target_name} rule {rule}")
+        # unweighted targets are given the pair's scale (targets_at): their share stays
+        others = tuple((str(t.get("modelRewrite")), weight_of(t))
+                       for i, t in enumerate(targets) if i not in managed and "weight" in t)
         target = Target(kind=TargetKind.REWRITE, namespace=namespace, name=target_name,
                         rule=rule, api_group=group)
         matches = (obj.get("spec", {}).get("rules") or [{}])[rule].get("matches") or [{}]
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
                        observed=self.observed(obj, rule, stable_name, canary),
                        pool=str((obj.get("spec", {}).get("poolRef") or {}).get("name", "")),
-                       model=str((matches[0].get("model") or {}).get("value", "")))
+                       model=str((matches[0].get("model") or {}).get("value", "")),
+                       others=others)
 
     @staticmethod
     def _pick_rule(obj: Obj, canary: str, stable: str | None) -> int:
