@@ -9,7 +9,7 @@ from datetime import datetime
 
 from rollout.domain import gating
 from rollout.domain.models import Phase, Rollout
-from rollout.domain.verdict import CheckResult, Outcome, Run, SplitResult, Status
+from rollout.domain.verdict import CheckResult, Run, SplitResult, Status
 
 NO_ANALYSIS = ("no canary analysis: steps are not gated on metrics (set PROMETHEUS_URL for "
                "the bot to run one)")
@@ -57,7 +57,7 @@ def analysis_view(r: Rollout, now: datetime) -> AnalysisView:
         return AnalysisView(headline=f"{name}: {when}")
     head = f"{name} of step {r.step + 1}: {verdict.outcome.value.replace('_', ' ')}"
     running = r.active and r.phase is not Phase.PAUSED
-    if running or verdict.outcome is not Outcome.PENDING:
+    if running or verdict.latest is not None:  # a run came: its reason stands
         head += f" ({verdict.reason})"
     elif not r.active:  # "first run at …" would name a run that never comes
         head += f" (no run came before it was {r.phase.value.replace('_', ' ')})"

@@ -371,3 +371,14 @@ def test_a_rollout_stopped_during_warm_up_does_not_promise_a_first_run() -> None
         assert "first run at" not in headline
         assert headline.endswith("(no run came before it was rolled back)" if stop == "rollback"
                                  else "(no run while paused; resuming starts it over)")
+
+
+def test_a_rollout_stopped_after_a_run_keeps_that_runs_reason() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.values[("err", CANARY)] = 0.2  # a failure within the limit: pending
+    w.at(90)
+    w.service.rollback(REF, actor=BOB, reason="look")
+    headline = analysis_view(w.service.get(REF), w.clock.now()).headline
+    assert "failed 1 time(s)" in headline and "no run came" not in headline
