@@ -244,10 +244,6 @@ def approve(
                        "`approve-plan` (the card's Approve plan button)")
     if r.phase is Phase.BAKING:
         _refuse_baking(r, pending, now)
-    hold = gating.holding_back(r, now)
-    if hold is not None:  # a run since the approval opened no longer passes
-        raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
-                       f"{_step_label(r, r.step)} to pass again: {hold}")
     _refuse_author(r, actor, self_approval, "approve its steps")
     already = r.approvers_of(pending)
     if any(a.id == actor.id for a in already):
@@ -256,6 +252,10 @@ def approve(
             message=f"{actor.label} already approved {_step_label(r, pending)}; "
             f"{len(already)}/{r.plan.steps[pending].approvals} approvals.",
         )
+    hold = gating.holding_back(r, now)
+    if hold is not None:  # a run since the approval opened no longer passes
+        raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
+                       f"{_step_label(r, r.step)} to pass again: {hold}")
     approvals = (*r.approvals, Approval(step=pending, actor=actor, at=now))
     r = _update(r, now, approvals=approvals)
     have, need = len(already) + 1, r.plan.steps[pending].approvals
@@ -615,10 +615,18 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
                        unwritten=Decision(rollout=nxt, events=(failed,),
                                           message=f"{why}; rolling back"))
     if found.action is not Action.PROCEED:
+        if before is Action.PROCEED and nxt.phase is Phase.AWAITING_APPROVAL:
+            # the approval waits for the analysis again: no reminder or timeout meanwhile
+            nxt = _update(nxt, now, awaiting_since=None, last_reminder_at=None,
+                          next_due_at=None)
         return Decision(rollout=nxt, message=why)
     events: tuple[AuditEvent, ...] = ()
     if before is not Action.PROCEED:
         events = (_event(nxt, AuditAction.ANALYSIS_PASSED, system, now, found.reason, step=r.step),)
+        if nxt.phase is Phase.AWAITING_APPROVAL and nxt.awaiting_since is None:
+            nxt = _await_approval(nxt, now)  # open again: reminders and timeout from now
+            events += (_event(nxt, AuditAction.APPROVAL_REQUESTED, system, now,
+                              step=nxt.pending_step),)
     if nxt.phase is Phase.BAKING and nxt.next_due_at is None:  # the bake ended meanwhile
         due_now = _update(nxt, now, next_due_at=now)
         moved = tick(due_now, now=now)

@@ -4,6 +4,7 @@ failing check's values, inconclusive never passes, and a split mismatch pauses."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -382,3 +383,25 @@ def test_a_rollout_stopped_after_a_run_keeps_that_runs_reason() -> None:
     w.service.rollback(REF, actor=BOB, reason="look")
     headline = analysis_view(w.service.get(REF), w.clock.now()).headline
     assert "failed 1 time(s)" in headline and "no run came" not in headline
+
+
+def test_while_the_analysis_holds_an_open_approval_no_reminder_or_timeout_counts() -> None:
+    w = World(inconclusive_timeout="2h")
+    w.service.options = replace(w.service.options, approval_timeout_seconds=600,
+                                reminder_seconds=120)
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    assert w.at(150).phase is Phase.AWAITING_APPROVAL  # opened at +150 s
+    w.metrics.down = True  # every run from here is inconclusive
+    held = w.at(180)
+    assert (held.awaiting_since, held.next_due_at) == (None, None)
+    for t in range(210, 1200, 30):  # past the 10 min timeout counted from the opening
+        r = w.at(t)
+        assert r.phase is Phase.AWAITING_APPROVAL, r.pause
+    assert "reminder" not in w.events()
+    w.metrics.down = False
+    w.metrics.instants.clear()
+    reopened = w.at(1200)  # passes again: the approval opens again, its clocks from now
+    assert reopened.awaiting_since == w.clock.now()
+    assert w.events()[-2:] == ["analysis_passed", "approval_requested"]
+    assert w.service.approve(REF, actor=CAROL).ok
