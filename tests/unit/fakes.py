@@ -59,6 +59,8 @@ class FakeStore:
         #: the keep index: completed rollouts whose keep-period reminder is still to come
         self.kept: dict[str, datetime] = {}
         self.changes: dict[str, int] = {}  # rollout id -> number of its last write
+        #: (namespace, canary) -> the rollout created last, as Redis's pool pointer
+        self.pool_latest: dict[tuple[str, str], str] = {}
 
         self.ttls: dict[str, int] = {}
         self.release_fails = False  # Redis gone when a command closes (its last round trip)
@@ -152,6 +154,8 @@ class FakeStore:
     def _write(self, rollout: Rollout, version: int, lease: Lease,
                events: tuple[AuditEvent, ...]) -> Rollout:
         self.confirm(lease)
+        if version == 0:
+            self.pool_latest[(rollout.target.namespace, rollout.canary)] = rollout.id
         saved = rollout.model_copy(update={"version": version + 1})
         # stored as JSON, as Redis stores it: what does not round-trip fails here too
         saved = Rollout.model_validate_json(saved.model_dump_json())
@@ -181,6 +185,10 @@ class FakeStore:
                      if r.active and r.target.key == target_key), None)
 
     def latest_for(self, namespace: str, canary: str) -> str | None:
+        """The rollout created last, as Redis points at it; for rollouts a test put in the
+        dict itself, the one started last."""
+        if (namespace, canary) in self.pool_latest:
+            return self.pool_latest[(namespace, canary)]
         found = [r for r in self.rollouts.values()
                  if r.target.namespace == namespace and r.canary == canary]
         return max(found, key=lambda r: r.created_at).id if found else None
