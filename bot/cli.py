@@ -42,9 +42,6 @@ from rollout.domain.plan import parse_interval, parse_steps
 
 if TYPE_CHECKING:
     from bot.card_updates import CommandCards
-    from rollout.service import RolloutService
-
-log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
@@ -373,7 +370,9 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
         try:
             result = run_command(container.service, request, actor)
         except Unauthorized as exc:  # the two-person rule and the like: a decision, audited
-            _audit_refusal(container.service, actor, request, exc)
+            container.service.record_denial(
+                actor=actor, action=request.verb.value,
+                ref=request.ref if request.pool else None, reason=str(exc))
             raise
     finally:  # a refusal may have saved (and shown) a drift pause: the note counts then too
         container.close()
@@ -384,17 +383,6 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
     for line in render(result):
         print(line, file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
-
-
-def _audit_refusal(service: RolloutService, actor: Actor, request: CommandRequest,
-                   exc: Unauthorized) -> None:
-    """Record who was refused what, as the Slack edge does; the refusal is the answer
-    whatever the audit meets (it is logged then)."""
-    try:
-        service.record_denial(actor=actor, action=request.verb.value,
-                              ref=request.ref if request.pool else None, reason=str(exc))
-    except Exception:  # the answer matters more than the audit line; log loudly
-        log.exception("could not audit the refusal of %s by %s", request.verb.value, actor.id)
 
 
 def _card_note(cards: CommandCards | None, err: TextIO) -> None:

@@ -290,10 +290,7 @@ class SlackEdge:
         return reply
 
     def _audit(self, actor: Actor, action: str, ref: Ref | None, reason: str) -> None:
-        try:
-            self.service.record_denial(actor=actor, action=action, ref=ref, reason=reason)
-        except Exception:  # the answer matters more than the audit line; log loudly
-            log.exception("could not audit the refusal of %s by %s", action, actor.id)
+        self.service.record_denial(actor=actor, action=action, ref=ref, reason=reason)
 
 
 def result_reply_for(outcome: Outcome) -> str:

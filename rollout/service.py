@@ -636,18 +636,22 @@ class RolloutService:
         return self.store.audit(self._resolve(ref), limit=limit)
 
     def record_denial(self, *, actor: Actor, action: str, ref: Ref | None, reason: str) -> None:
-        """Audit a refusal (a denial, bad input) that changed nothing."""
-        rollout_id, target = "", ""
-        if ref is not None:
-            try:
-                r = self.get(ref)
-                rollout_id, target = r.id, r.target.key
-            except Refused:
-                target = ref.describe()
-        event = AuditEvent(at=self.clock.now(), rollout_id=rollout_id, target=target,
-                           action=AuditAction.DENIED, refused=action, actor=actor,
-                           detail=reason)
-        self.store.record(event)
+        """Audit a refusal (a denial, bad input) that changed nothing. Never raises: the
+        refusal is the answer whatever the audit meets, and an audit that fails is logged."""
+        try:
+            rollout_id, target = "", ""
+            if ref is not None:
+                try:
+                    r = self.get(ref)
+                    rollout_id, target = r.id, r.target.key
+                except Refused:
+                    target = ref.describe()
+            event = AuditEvent(at=self.clock.now(), rollout_id=rollout_id, target=target,
+                               action=AuditAction.DENIED, refused=action, actor=actor,
+                               detail=reason)
+            self.store.record(event)
+        except Exception:  # the answer matters more than the audit line; log loudly
+            log.exception("could not audit the refusal of %s by %s", action, actor.id)
 
     # -- the one path of every change ----------------------------------------------------
 
