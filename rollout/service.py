@@ -847,6 +847,9 @@ class RolloutService:
                 return Outcome(base, f"Not applied: {exc}. Nothing was changed.",
                                changed=False, ok=False)
             prior = found.events if found is not None else ()
+            kept = d.unwritten  # what the decision found beyond its effect stands
+            if kept is not None:
+                base, prior = kept.rollout, prior + kept.events
             paused = machine.pause(base, actor=Actor.scheduler(), now=self.clock.now(),
                                    reason=str(exc), kind=PauseKind.DRIFT)
             saved = self._save(version, _joined(prior, paused), hold)

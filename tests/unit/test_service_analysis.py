@@ -405,3 +405,19 @@ def test_while_the_analysis_holds_an_open_approval_no_reminder_or_timeout_counts
     assert reopened.awaiting_since == w.clock.now()
     assert w.events()[-2:] == ["analysis_passed", "approval_requested"]
     assert w.service.approve(REF, actor=CAROL).ok
+
+
+def test_an_analysis_pass_whose_step_meets_drift_pauses_with_the_pass_kept() -> None:
+    w = World()
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    w.at(0)
+    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})
+    w.at(90)
+    w.at(BAKE)
+    w.metrics.values.update(healthy())
+    w.target.edit_before_write = Pair(stable=80, canary=20)  # a person, between read and write
+    r = w.at(150)
+    assert r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT
+    assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
+    assert w.events()[-2:] == ["analysis_passed", "paused"]
