@@ -308,14 +308,7 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int,
                              problem=f"InferenceModelRewrite {rewrite} is being deleted",
                              remedy="Recreate it before rolling out on it"))
     models = ours.rules[rule].models
-    for model in models:
-        first = next(i for i, r in enumerate(ours.rules) if model in r.models)
-        if first != rule:
-            found.append(Finding(
-                check=Check.REWRITE,
-                problem=f"model {model} is matched by rule {first} of {rewrite} before rule "
-                        f"{rule}: which one the endpoint picker applies is not defined",
-                remedy=f"Keep model {model} in one rule of {rewrite}"))
+    found += _shadowed_within(ours, rule)
     wanted: tuple[str | None, ...] = models or (None,)
     for wanted_model in wanted:
         older = _older_rivals(facts, ours=ours, model=wanted_model)
@@ -337,6 +330,31 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int,
             remedy=f"Roll out on {rival.name} instead (--rewrite {rival.name}), or remove that "
                    f"match from it"))
     return tuple(found)
+
+
+def _shadowed_within(ours: RewriteFacts, rule: int) -> list[Finding]:
+    """An earlier rule of the same rewrite that matches what rule `rule` matches (a model,
+    or, for a catch-all, any): which of the two the endpoint picker applies is not defined."""
+    rewrite, models = ours.name, ours.rules[rule].models
+    found: list[Finding] = []
+    for model in models:
+        first = next(i for i, r in enumerate(ours.rules) if model in r.models)
+        if first != rule:
+            found.append(Finding(
+                check=Check.REWRITE,
+                problem=f"model {model} is matched by rule {first} of {rewrite} before rule "
+                        f"{rule}: which one the endpoint picker applies is not defined",
+                remedy=f"Keep model {model} in one rule of {rewrite}"))
+    if not models:  # a catch-all: another catch-all of the same rewrite before it shadows it
+        first = next(i for i, r in enumerate(ours.rules) if not r.models)
+        if first != rule:
+            found.append(Finding(
+                check=Check.REWRITE,
+                problem=f"rule {first} of {rewrite} is a catch-all (no matches) before rule "
+                        f"{rule}, which is one too: which one the endpoint picker applies is "
+                        "not defined",
+                remedy=f"Keep one catch-all rule in {rewrite}"))
+    return found
 
 
 def _matches(rule: RewriteRule, model: str | None) -> bool:

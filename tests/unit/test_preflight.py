@@ -330,6 +330,17 @@ def test_the_rule_must_be_the_first_for_its_model() -> None:
     assert check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=0) == ()
 
 
+def test_a_catch_all_rule_after_another_of_the_same_rewrite_is_refused() -> None:
+    two = RewriteFacts(name="lora", pool=STABLE, created="2026-01-01T00:00:00Z", rules=(
+        RewriteRule(models=(), targets=("a",)),
+        RewriteRule(models=(), targets=("b",))))
+    (finding,) = check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=1)
+    assert finding.problem == ("rule 0 of lora is a catch-all (no matches) before rule 1, "
+                               "which is one too: which one the endpoint picker applies is "
+                               "not defined")
+    assert check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=0) == ()
+
+
 def test_a_missing_rewrite_or_rule_is_refused() -> None:
     facts = world(rewrites=(rewrite("lora", "2026-01-01T00:00:00Z", "lora"),))
     (missing,) = check_rewrite(facts, rewrite="nope", rule=0)
