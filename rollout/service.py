@@ -550,12 +550,15 @@ class RolloutService:
 
     def get(self, ref: Ref) -> Rollout:
         """The rollout a ref names, in one Redis round trip."""
-        rid = _named(ref).rollout_id
-        rollout = (self.store.get(rid) if rid
-                   else self.store.latest(ref.namespace, ref.canary or ""))
+        rollout = self._lookup(ref)
         if rollout is None:
             self._unknown(ref)
         return rollout
+
+    def _lookup(self, ref: Ref) -> Rollout | None:
+        rid = _named(ref).rollout_id
+        return self.store.get(rid) if rid else self.store.latest(ref.namespace,
+                                                                  ref.canary or "")
 
     def status(self, ref: Ref) -> Status:
         """The rollout, what the cluster shows, the freeze if there is one, and the
@@ -565,16 +568,19 @@ class RolloutService:
                        ticks_held_until=holds.held_until() if holds is not None else None)
 
     def _status(self, ref: Ref) -> Status:
-        try:
-            rollout = self.get(ref)
-        except NeedsOperator as exc:
-            return Status(rollout=None, observed=None,
-                          message=f"no rollout of {ref.describe()} is recorded",
-                          cluster_note=str(exc))
-        except NotFound:
-            close = self._close_name(ref.namespace, ref.canary) if ref.canary else ""
-            return Status(rollout=None, observed=None,
-                          message=f"no rollout of {ref.describe()} is recorded{close}")
+        rollout = self._lookup(ref)
+        if rollout is None:
+            unknown = f"no rollout of {ref.describe()} is recorded"
+            by_name = ref.canary if not _named(ref).rollout_id else None
+            if by_name is None:
+                return Status(rollout=None, observed=None, message=unknown)
+            try:
+                self._refuse_orphans(ref.namespace, by_name)
+            except NeedsOperator as exc:
+                return Status(rollout=None, observed=None, message=unknown,
+                              cluster_note=str(exc))
+            return Status(rollout=None, observed=None,  # the close name, as other verbs say
+                          message=unknown + self._close_name(ref.namespace, by_name))
         try:
             observed = self.traffic.observe(rollout)
         except (ClusterUnavailable, NeedsOperator, NotFound) as exc:
