@@ -250,11 +250,10 @@ class RolloutScheduler:
         try:
             changes = self.service.changes_since(0 if taking_over else self._seen)
             if taking_over or not changes.complete:
+                began = self.service.clock.now()
                 rollouts = self.service.active()
                 self.service.index_due(rollouts)
-                with self._cache_lock:
-                    self._active = {r.id: r for r in rollouts}
-                self.sync(rollouts)
+                self.sync(self._reloaded(rollouts, since=began))
                 self.service.index_kept()
             else:
                 self._catch_up(changes.ids)
@@ -266,6 +265,21 @@ class RolloutScheduler:
             return False
         self._ensure(list(due))
         return True
+
+    def _reloaded(self, rollouts: list[Rollout], *, since: datetime) -> list[Rollout]:
+        """Keep the active rollouts a full reload read, but where this replica holds a newer
+        state of one (a command or an announcement it heard while the reload ran), or one
+        written since the reload began that the reload missed, keep that: the reload's older
+        copy would take the job a person's change just made, until the next sweep."""
+        with self._cache_lock:
+            fresh = {r.id: r for r in rollouts}
+            for rid, held in self._active.items():
+                loaded = fresh.get(rid)
+                if (held.version > loaded.version) if loaded is not None \
+                        else held.updated_at > since:
+                    fresh[rid] = held
+            self._active = fresh
+            return list(fresh.values())
 
     def _catch_up(self, changed: list[str]) -> None:
         """Reload the rollouts written since the last sweep (by any replica) and make their
@@ -362,6 +376,8 @@ class RolloutScheduler:
                 self.service.watch(r)
             except RolloutError as exc:
                 log.warning("could not check %s against the cluster: %s", r.id, exc)
+            except Exception:  # one rollout's bug must not stop the watch of the others
+                log.exception("checking %s against the cluster failed", r.id)
 
     def analyse(self) -> None:
         """As leader, remind of keep periods that ended, then run each active rollout's
@@ -387,6 +403,9 @@ class RolloutScheduler:
                 log.warning("analysis of %s did not complete: %s (the next run retries)",
                             cached.id, exc)
                 continue
+            except Exception:  # one rollout's bug must not stop the analysis of the others
+                log.exception("analysis of %s failed (the next run retries)", cached.id)
+                continue
             if outcome is not None and outcome.events:
                 log.info("analysis %s: %s", cached.id, outcome.message)
 
@@ -399,7 +418,7 @@ class RolloutScheduler:
             for job in self.scheduler.get_jobs():
                 rid = job.id.removeprefix(JOB_PREFIX)
                 if job.id.startswith(JOB_PREFIX) and rid not in wanted:
-                    _remove_job(job.id, self.scheduler)
+                    self._remove(rid)  # its place in the ahead lane too
             for rid, due in wanted.items():
                 self._schedule(rid, due)
 

@@ -15,6 +15,7 @@ import redis
 
 from rollout.adapters.store import unavailable_as_error
 from rollout.domain.clock import Clock
+from rollout.domain.errors import StoreUnavailable
 
 
 class RedisTickHolds:
@@ -29,8 +30,13 @@ class RedisTickHolds:
         millis = math.ceil((until - self._clock.now()).total_seconds() * 1000)
         if millis <= 0:
             return
-        with unavailable_as_error():
-            self._r.set(self._key, until.isoformat(), px=millis)
+        try:
+            with unavailable_as_error():
+                self._r.set(self._key, until.isoformat(), px=millis)
+        except redis.RedisError as exc:  # an error reply (READONLY, OOM, NOPERM): the hold
+            # is the leader's own; only its record for `status` is missing
+            raise StoreUnavailable(f"Redis refused the record of the hold ({exc})",
+                                   retry_after=5.0) from exc
 
     def held_until(self) -> datetime | None:
         """The end of the hold recorded, while it lasts by this replica's clock."""

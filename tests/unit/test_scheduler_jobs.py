@@ -13,9 +13,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
+from rollout.ports import Changes
 from rollout.scheduler import RolloutScheduler, background_scheduler
-from rollout.service import Ref
-from tests.unit.builders import ALICE, BOB
+from rollout.service import Ref, RolloutService
+from tests.unit.builders import ALICE, BOB, started
+from tests.unit.fakes import FakeStore
 from tests.unit.test_service import CANARY, REF, _world
 
 BAKE = 60
@@ -112,3 +114,77 @@ def test_jobs_apscheduler_removed_meanwhile_never_fail_a_sweep_or_a_removal(
         scheduler._drop_jobs()
     finally:
         racing.shutdown(wait=False)
+
+
+@pytest.fixture
+def leading() -> Iterator[tuple[RolloutScheduler, RolloutService, FakeStore]]:
+    """A scheduler that leads, over the in-memory service, APScheduler paused, its first
+    sweep made (nothing active), listening to the service's outcomes."""
+    service, store, _target, _clock = _world()
+    jobs = background_scheduler()
+    jobs.start(paused=True)
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs)
+    scheduler.sweep()
+    service.options.listeners.append(scheduler.on_change)
+    try:
+        yield scheduler, service, store
+    finally:
+        jobs.shutdown(wait=False)
+
+
+def _automatic(service: RolloutService) -> None:
+    service.start(namespace="default", canary=CANARY, actor=ALICE,
+                  plan=build_plan([10, 100], interval_seconds=BAKE, auto=True))
+
+
+def test_a_full_reload_keeps_a_newer_state_the_leader_heard_while_it_read(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """The reload read a plan not approved yet; a person approved it on this replica
+    meanwhile: the job the approval made, ahead of the rest, stays."""
+    scheduler, service, store = leading
+    _automatic(service)
+    read = service.active
+
+    def read_then_a_person_approves() -> list[Rollout]:
+        snapshot = read()
+        service.approve_plan(REF, actor=BOB)
+        return snapshot
+
+    service.active = read_then_a_person_approves  # type: ignore[method-assign]
+    real = store.changes_since
+    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
+        seq=real(seen).seq, ids=[], complete=False)  # the change index overran: reload
+    scheduler.sweep()
+    assert _job(scheduler) == service.get(REF).next_due_at
+    assert scheduler.lane.in_lane == 1
+
+
+def test_a_job_the_sweep_drops_gives_its_place_in_the_ahead_lane_back(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    scheduler, service, store = leading
+    _automatic(service)
+    service.approve_plan(REF, actor=BOB)  # a person here: the step goes ahead of the rest
+    assert scheduler.lane.in_lane == 1
+    service.options.listeners.remove(scheduler.on_change)  # another replica, unheard
+    service.rollback(REF, actor=BOB)
+    real = store.changes_since
+    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
+        seq=real(seen).seq, ids=[], complete=False)
+    scheduler.sweep()
+    assert _job(scheduler) is None and scheduler.lane.in_lane == 0
+
+
+def test_one_rollout_whose_check_fails_does_not_stop_the_drift_watch_of_the_others(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    scheduler, service, _store = leading
+    seen: list[str] = []
+
+    def watch(r: Rollout) -> None:
+        seen.append(r.id)
+        if r.id == "r1":
+            raise KeyError("spec")  # a bug, or a state of a shape this code does not know
+
+    service.watch = watch  # type: ignore[method-assign, assignment]
+    scheduler.watch([started().model_copy(update={"id": f"r{i}"}) for i in range(1, 4)])
+    assert seen == ["r1", "r2", "r3"]
