@@ -241,6 +241,8 @@ class RolloutScheduler:
                     log.info("lost the leader lease: dropping every rollout job")
                     self.pacer.wake()  # a tick waiting for a place gives up
                 self._drop_jobs()
+                with self._cache_lock:  # a later term reloads; nothing of this one stays
+                    self._active = {}
                 self._was_leader = False
                 return False
             taking_over = not self._was_leader

@@ -646,12 +646,9 @@ class RolloutService:
         refusal is the answer whatever the audit meets, and an audit that fails is logged."""
         try:
             rollout_id, target = "", ""
-            if ref is not None:
-                try:
-                    r = self.get(ref)
-                    rollout_id, target = r.id, r.target.key
-                except Refused:
-                    target = ref.describe()
+            if ref is not None:  # no cluster read: a refusal is audited whatever the rule says
+                r = self._lookup(ref)
+                rollout_id, target = (r.id, r.target.key) if r else ("", ref.describe())
             event = AuditEvent(at=self.clock.now(), rollout_id=rollout_id, target=target,
                                action=AuditAction.DENIED, refused=action, actor=actor,
                                detail=reason)

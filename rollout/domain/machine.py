@@ -111,8 +111,22 @@ def _awaiting_due(plan: Plan, since: datetime, last_reminder: datetime | None) -
 def _await_approval(r: Rollout, now: datetime) -> Rollout:
     return _update(
         r, now, phase=Phase.AWAITING_APPROVAL, awaiting_since=now, last_reminder_at=None,
-        next_due_at=_awaiting_due(r.plan, now, None), pause=None,
+        next_due_at=_awaiting_due(r.plan, now, None), pause=None, approval_held_at=None,
     )
+
+
+def _approval_released(r: Rollout, now: datetime) -> Rollout:
+    """An open approval the analysis held, free again: its reminder and timeout clocks
+    resume where they stopped (moved on by the time held), so neither counts the hold, and a
+    flapping analysis neither pings the approvers at each pass nor keeps the timeout off."""
+    held_at = r.approval_held_at
+    if held_at is None:
+        return r
+    held = now - held_at
+    since = (r.awaiting_since or held_at) + held
+    last = r.last_reminder_at + held if r.last_reminder_at is not None else None
+    return _update(r, now, awaiting_since=since, last_reminder_at=last, approval_held_at=None,
+                   next_due_at=_awaiting_due(r.plan, since, last))
 
 
 def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
@@ -126,7 +140,7 @@ def _after_apply(r: Rollout, step: int, now: datetime) -> Rollout:
     landed = _update(
         r, now, step=step, phase=Phase.BAKING, awaiting_since=None, last_reminder_at=None,
         next_due_at=now + timedelta(seconds=r.plan.interval_seconds), pause=None, held="",
-        accepted_weights=None,
+        accepted_weights=None, approval_held_at=None,
     )
     return _update(landed, now, step_analysis=gating.started(landed, now))
 
@@ -615,18 +629,16 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
                        unwritten=Decision(rollout=nxt, events=(failed,),
                                           message=f"{why}; rolling back"))
     if found.action is not Action.PROCEED:
-        if before is Action.PROCEED and nxt.phase is Phase.AWAITING_APPROVAL:
-            # the approval waits for the analysis again: no reminder or timeout meanwhile
-            nxt = _update(nxt, now, awaiting_since=None, last_reminder_at=None,
-                          next_due_at=None)
+        if (before is Action.PROCEED and nxt.phase is Phase.AWAITING_APPROVAL
+                and nxt.approval_held_at is None):
+            # the approval waits for the analysis again: its clocks stop meanwhile
+            nxt = _update(nxt, now, approval_held_at=now, next_due_at=None)
         return Decision(rollout=nxt, message=why)
     events: tuple[AuditEvent, ...] = ()
     if before is not Action.PROCEED:
         events = (_event(nxt, AuditAction.ANALYSIS_PASSED, system, now, found.reason, step=r.step),)
-        if nxt.phase is Phase.AWAITING_APPROVAL and nxt.awaiting_since is None:
-            nxt = _await_approval(nxt, now)  # open again: reminders and timeout from now
-            events += (_event(nxt, AuditAction.APPROVAL_REQUESTED, system, now,
-                              step=nxt.pending_step),)
+        if nxt.phase is Phase.AWAITING_APPROVAL:
+            nxt = _approval_released(nxt, now)
     if nxt.phase is Phase.BAKING and nxt.next_due_at is None:  # the bake ended meanwhile
         due_now = _update(nxt, now, next_due_at=now)
         moved = tick(due_now, now=now)
@@ -642,7 +654,7 @@ def analysed(r: Rollout, *, run: Run | None, measured: StepAnalysis | None,
 
 def _tick_awaiting(r: Rollout, now: datetime, idle: Decision) -> Decision:
     since, pending, plan = r.awaiting_since, r.pending_step, r.plan
-    if since is None or pending is None:
+    if since is None or pending is None or r.approval_held_at is not None:
         return idle
     timeout = plan.approval_timeout_seconds
     if timeout and now >= since + timedelta(seconds=timeout):

@@ -258,6 +258,9 @@ class Rollout(BaseModel):
     next_due_at: datetime | None = None
     awaiting_since: datetime | None = None
     last_reminder_at: datetime | None = None
+    approval_held_at: datetime | None = Field(default=None, description="since when a run "
+                                              "that does not pass holds an open approval: "
+                                              "its reminders and timeout stop until then")
     pause: Pause | None = None
     finished_at: datetime | None = None
     card: Card | None = None

@@ -333,26 +333,29 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int,
 
 
 def _shadowed_within(ours: RewriteFacts, rule: int) -> list[Finding]:
-    """An earlier rule of the same rewrite that matches what rule `rule` matches (a model,
-    or, for a catch-all, any): which of the two the endpoint picker applies is not defined."""
+    """Another rule of the same rewrite that matches what rule `rule` matches (a model, or,
+    for a catch-all, any): the rules of one rewrite share its creation time, and the picker
+    orders them by it alone (an unstable sort), so which one applies is not defined."""
     rewrite, models = ours.name, ours.rules[rule].models
     found: list[Finding] = []
     for model in models:
-        first = next(i for i, r in enumerate(ours.rules) if model in r.models)
-        if first != rule:
+        other = next((i for i, r in enumerate(ours.rules) if model in r.models and i != rule),
+                     None)
+        if other is not None:
             found.append(Finding(
                 check=Check.REWRITE,
-                problem=f"model {model} is matched by rule {first} of {rewrite} before rule "
-                        f"{rule}: which one the endpoint picker applies is not defined",
+                problem=f"model {model} is matched by rules {min(rule, other)} and "
+                        f"{max(rule, other)} of {rewrite}: which one the endpoint picker "
+                        "applies is not defined",
                 remedy=f"Keep model {model} in one rule of {rewrite}"))
-    if not models:  # a catch-all: another catch-all of the same rewrite before it shadows it
-        first = next(i for i, r in enumerate(ours.rules) if not r.models)
-        if first != rule:
+    if not models:  # a catch-all: another catch-all of the same rewrite competes with it
+        other = next((i for i, r in enumerate(ours.rules) if not r.models and i != rule), None)
+        if other is not None:
             found.append(Finding(
                 check=Check.REWRITE,
-                problem=f"rule {first} of {rewrite} is a catch-all (no matches) before rule "
-                        f"{rule}, which is one too: which one the endpoint picker applies is "
-                        "not defined",
+                problem=f"rules {min(rule, other)} and {max(rule, other)} of {rewrite} are "
+                        "both catch-alls (no matches): which one the endpoint picker applies "
+                        "is not defined",
                 remedy=f"Keep one catch-all rule in {rewrite}"))
     return found
 

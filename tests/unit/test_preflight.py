@@ -321,24 +321,28 @@ def test_an_older_catch_all_wins_over_a_younger_catch_all() -> None:
     assert "any model (a catch-all rule)" in finding.problem
 
 
-def test_the_rule_must_be_the_first_for_its_model() -> None:
+def test_a_model_in_two_rules_of_one_rewrite_is_refused_on_either() -> None:
     two = RewriteFacts(name="lora", pool=STABLE, created="2026-01-01T00:00:00Z", rules=(
         RewriteRule(models=("lora",), targets=("a",)),
         RewriteRule(models=("lora", "other"), targets=("b",))))
-    (finding,) = check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=1)
-    assert "matched by rule 0 of lora before rule 1" in finding.problem
-    assert check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=0) == ()
+    for rule in (1, 0):  # the rules of one rewrite have no order the picker keeps
+        (finding,) = check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=rule)
+        assert "model lora is matched by rules 0 and 1 of lora" in finding.problem
+    (other,) = check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=1)
+    assert "other" not in other.problem
 
 
-def test_a_catch_all_rule_after_another_of_the_same_rewrite_is_refused() -> None:
+def test_two_catch_all_rules_of_one_rewrite_are_refused_on_either() -> None:
     two = RewriteFacts(name="lora", pool=STABLE, created="2026-01-01T00:00:00Z", rules=(
         RewriteRule(models=(), targets=("a",)),
         RewriteRule(models=(), targets=("b",))))
-    (finding,) = check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=1)
-    assert finding.problem == ("rule 0 of lora is a catch-all (no matches) before rule 1, "
-                               "which is one too: which one the endpoint picker applies is "
-                               "not defined")
-    assert check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=0) == ()
+    for rule in (1, 0):
+        (finding,) = check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=rule)
+        assert finding.problem == ("rules 0 and 1 of lora are both catch-alls (no matches): "
+                                   "which one the endpoint picker applies is not defined")
+    one = RewriteFacts(name="lora", pool=STABLE, created="2026-01-01T00:00:00Z", rules=(
+        RewriteRule(models=("lora",), targets=("a",)), RewriteRule(models=(), targets=("b",))))
+    assert check_rewrite(world(rewrites=(one,)), rewrite="lora", rule=1) == ()
 
 
 def test_a_missing_rewrite_or_rule_is_refused() -> None:

@@ -394,18 +394,39 @@ def test_while_the_analysis_holds_an_open_approval_no_reminder_or_timeout_counts
     assert w.at(150).phase is Phase.AWAITING_APPROVAL  # opened at +150 s
     w.metrics.down = True  # every run from here is inconclusive
     held = w.at(180)
-    assert (held.awaiting_since, held.next_due_at) == (None, None)
+    assert held.approval_held_at == w.clock.now() and held.next_due_at is None
     for t in range(210, 1200, 30):  # past the 10 min timeout counted from the opening
         r = w.at(t)
         assert r.phase is Phase.AWAITING_APPROVAL, r.pause
     assert "reminder" not in w.events()
     w.metrics.down = False
-    w.metrics.instants.clear()
-    reopened = w.at(1200)  # passes again: the approval opens again, its clocks from now
-    assert reopened.awaiting_since == w.clock.now()
-    assert w.events()[-2:] == ["analysis_passed", "approval_requested"]
+    reopened = w.at(1200)  # passes again: the clocks go on where they stopped, at +30 s
+    assert reopened.approval_held_at is None
+    assert reopened.awaiting_since == T0 + timedelta(seconds=150 + (1200 - 180))
+    assert w.events()[-1] == "analysis_passed"  # no new request: nobody is pinged again
+    assert w.events().count("approval_requested") == 1
     assert w.service.approve(REF, actor=CAROL).ok
 
+
+def test_a_flapping_analysis_neither_pings_at_each_pass_nor_keeps_the_timeout_off() -> None:
+    """Runs every 30 s, alternately inconclusive and passing: the approval is held half of
+    the time, so the 10 min timeout comes after 20 min, and the reminders every 4 min."""
+    w = World(inconclusive_timeout="2h")
+    w.service.options = replace(w.service.options, approval_timeout_seconds=600,
+                                reminder_seconds=120)
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    assert w.at(150).phase is Phase.AWAITING_APPROVAL
+    t = 150
+    while w.service.get(REF).phase is Phase.AWAITING_APPROVAL and t < 3600:
+        t += 30
+        w.metrics.down = not w.metrics.down
+        w.at(t)
+    r = w.service.get(REF)
+    assert r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.TIMEOUT
+    assert 150 + 2 * 600 - 60 <= t <= 150 + 2 * 600 + 60
+    assert w.events().count("approval_requested") == 1
+    assert 3 <= w.events().count("reminder") <= 5
 
 def test_an_analysis_pass_whose_step_meets_drift_pauses_with_the_pass_kept() -> None:
     w = World()

@@ -52,6 +52,15 @@ def test_an_orphaned_marker_refuses_commands_and_a_new_start_with_what_to_do() -
     assert store.saves == [] and store.events == []
 
 
+def test_a_refusal_naming_an_orphaned_pool_is_audited() -> None:
+    """DESIGN invariant 8: the audit of a refusal reads no cluster, so the rule's orphan,
+    which refuses commands, does not keep it from being recorded."""
+    service, store, _, _clock = _lost()
+    service.record_denial(actor=CAROL, action="approve", ref=REF, reason="not an approver")
+    assert [(e.target, e.refused, e.actor) for e in store.events] == [
+        (f"default/{CANARY}", "approve", CAROL)]
+
+
 def test_recover_rebuilds_the_rollout_paused_from_the_record_on_the_rule() -> None:
     service, store, target, clock = _lost()
     outcome = service.recover(namespace="default", canary=CANARY, actor=CAROL)
