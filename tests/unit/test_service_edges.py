@@ -257,3 +257,25 @@ def test_a_refusal_without_a_rollout_is_audited_with_what_was_named() -> None:
         ("", "", "start", "not allowed", clock.now()),
         ("", "default/mistral", "approve", "not an approver", clock.now()),
     ]
+
+
+def test_a_refusal_whose_audit_fails_is_logged_and_raises_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    service, store, _, _ = _world()
+    store.fail_saves = None
+
+    def broken(event: object) -> None:
+        raise RuntimeError("the audit stream refused the entry")
+
+    store.record = broken  # type: ignore[method-assign, assignment]
+    with caplog.at_level(logging.ERROR, logger="rollout.service"):
+        service.record_denial(actor=BOB, action="approve", ref=REF, reason="not an approver")
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not audit the refusal of approve by U0BOB"]
+
+
+def test_status_of_an_unknown_rollout_id_says_so_and_reads_nothing_else() -> None:
+    service, _, target, _ = _world()
+    assert service.status(Ref(rollout_id="nope")) == Status(
+        rollout=None, observed=None, message="no rollout of nope is recorded")
+    assert target.reads == 0
