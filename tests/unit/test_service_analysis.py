@@ -370,8 +370,9 @@ def test_a_rollout_stopped_during_warm_up_does_not_promise_a_first_run() -> None
         w.clock.advance(3600)
         headline = analysis_view(w.service.get(REF), w.clock.now()).headline
         assert "first run at" not in headline
-        assert headline.endswith("(no run came before it was rolled back)" if stop == "rollback"
-                                 else "(no run while paused; resuming starts it over)")
+        assert headline == "canary analysis `quick` of step 1: pending " + (
+            "(no run came before it was rolled back)" if stop == "rollback"
+            else "(no run while paused; resuming starts it over)")
 
 
 def test_a_rollout_stopped_after_a_run_keeps_that_runs_reason() -> None:

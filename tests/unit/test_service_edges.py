@@ -262,12 +262,11 @@ def test_a_refusal_without_a_rollout_is_audited_with_what_was_named() -> None:
 def test_a_refusal_whose_audit_fails_is_logged_and_raises_nothing(
         caplog: pytest.LogCaptureFixture) -> None:
     service, store, _, _ = _world()
-    store.fail_saves = None
 
     def broken(event: object) -> None:
         raise RuntimeError("the audit stream refused the entry")
 
-    store.record = broken  # type: ignore[method-assign, assignment]
+    store.record = broken  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="rollout.service"):
         service.record_denial(actor=BOB, action="approve", ref=REF, reason="not an approver")
     assert [r.getMessage() for r in caplog.records] == [
