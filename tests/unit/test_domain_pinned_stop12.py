@@ -104,3 +104,19 @@ def test_two_catch_alls_of_one_rewrite_are_one_exact_finding() -> None:
         problem="rules 0 and 1 of lora are both catch-alls (no matches): which one the "
                 "endpoint picker applies is not defined",
         remedy="Keep one catch-all rule in lora"),)
+
+
+def test_an_interval_of_ten_digits_is_cut_in_the_answer() -> None:
+    with pytest.raises(InvalidInput) as ten:
+        parse_interval("1234567890s")
+    assert str(ten.value) == "invalid interval '1234567890s'…: at most 7 days"
+
+
+def test_a_model_in_two_rules_of_one_rewrite_is_one_exact_finding() -> None:
+    two = RewriteFacts(name="lora", pool=STABLE, created="2026-01-01T00:00:00Z", rules=(
+        RewriteRule(models=("m",), targets=("a",)), RewriteRule(models=("m",), targets=("b",))))
+    assert check_rewrite(world(rewrites=(two,)), rewrite="lora", rule=0) == (Finding(
+        check=Check.REWRITE,
+        problem="model m is matched by rules 0 and 1 of lora: which one the endpoint picker "
+                "applies is not defined",
+        remedy="Keep model m in one rule of lora"),)

@@ -443,3 +443,31 @@ def test_an_analysis_pass_whose_step_meets_drift_pauses_with_the_pass_kept() -> 
     assert r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT
     assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
     assert w.events()[-2:] == ["analysis_passed", "paused"]
+
+
+def test_a_released_approval_reminds_at_the_last_reminder_plus_the_interval_moved_on() -> None:
+    w = World(inconclusive_timeout="2h")
+    w.service.options = replace(w.service.options, reminder_seconds=120)
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    assert w.at(150).phase is Phase.AWAITING_APPROVAL  # opened at +150 s
+    assert w.at(270).last_reminder_at == T0 + timedelta(seconds=270)  # reminded
+    w.metrics.down = True
+    w.at(300)  # held from +300 s
+    w.metrics.down = False
+    released = w.at(600)  # 300 s held: the last reminder counts as at +570 s
+    assert released.last_reminder_at == T0 + timedelta(seconds=570)
+    assert released.next_due_at == T0 + timedelta(seconds=690)
+
+
+def test_a_run_that_stops_passing_during_the_bake_leaves_the_bake_to_end_as_it_would() -> None:
+    w = World(interval="10s")  # runs at +60, +70, … s
+    w.start()
+    w.service.approve(REF, actor=BOB)  # step 1, a bake of 120 s
+    w.at(90)  # passes
+    w.metrics.down = True
+    r = w.at(100)  # inconclusive, still baking
+    assert r.phase is Phase.BAKING and r.approval_held_at is None
+    assert r.next_due_at == T0 + timedelta(seconds=BAKE)
+    w.at(BAKE)
+    assert w.events()[-1] == "analysis_awaited"
