@@ -248,18 +248,24 @@ def test_without_prometheus_a_recorded_analysis_is_dropped() -> None:
     assert World(port=False)._service_recorded({"name": "quick"}) is None
 
 
-def _held_by_a_freeze_when_the_analysis_passes(w: World) -> Rollout:
-    """An automatic rollout whose bake of step 1 ended before its analysis passed, frozen
-    when the run that passes comes (at +150 s): the pass moves it on to a step the freeze
-    holds."""
+def _bake_over_before_the_analysis_passed(w: World) -> None:
+    """An automatic rollout whose bake of step 1 ended before its analysis passed (too few
+    requests); the metrics are healthy from here, so the run at +150 s passes and moves it
+    on to step 2."""
     w.start(auto=True)
     w.service.approve_plan(REF, actor=BOB)
     w.at(0)  # step 1 applies on its own
     w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})  # few
     w.at(90)
     assert w.at(BAKE).next_due_at is None  # the bake is over, the analysis has not passed
-    w.service.freeze(actor=BOB, reason="incident 42")
     w.metrics.values.update(healthy())
+
+
+def _held_by_a_freeze_when_the_analysis_passes(w: World) -> Rollout:
+    """Frozen when the run that passes comes (at +150 s): the pass moves the rollout on to
+    a step the freeze holds."""
+    _bake_over_before_the_analysis_passed(w)
+    w.service.freeze(actor=BOB, reason="incident 42")
     return w.at(150)
 
 
@@ -284,14 +290,8 @@ def test_an_analysis_pass_that_waits_for_capacity_is_kept_and_the_wait_noted_onc
     w = World()
     facts = w.service.gates.facts
     assert isinstance(facts, FakeFacts)
-    w.start(auto=True)
-    w.service.approve_plan(REF, actor=BOB)
-    w.at(0)
-    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})
-    w.at(90)
-    w.at(BAKE)
+    _bake_over_before_the_analysis_passed(w)
     facts.facts = world(pods=pods(STABLE, 4) + pods(CANARY, 1))  # 50% of 4 needs 2
-    w.metrics.values.update(healthy())
     r = w.at(150)
     assert r.step == 0 and r.held.startswith("step to 50% waits")
     assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
@@ -303,13 +303,7 @@ def test_an_analysis_pass_that_waits_for_capacity_is_kept_and_the_wait_noted_onc
 
 def test_an_analysis_pass_whose_step_fails_to_write_pauses_with_the_pass_kept() -> None:
     w = World()
-    w.start(auto=True)
-    w.service.approve_plan(REF, actor=BOB)
-    w.at(0)
-    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})
-    w.at(90)
-    w.at(BAKE)
-    w.metrics.values.update(healthy())
+    _bake_over_before_the_analysis_passed(w)
     w.target.fail_next = ClusterUnavailable("the API server did not answer")
     r = w.at(150)
     assert r.phase is Phase.PAUSED and r.pause is not None and r.step == 0
@@ -429,15 +423,10 @@ def test_a_flapping_analysis_neither_pings_at_each_pass_nor_keeps_the_timeout_of
     assert w.events().count("approval_requested") == 1
     assert 3 <= w.events().count("reminder") <= 5
 
+
 def test_an_analysis_pass_whose_step_meets_drift_pauses_with_the_pass_kept() -> None:
     w = World()
-    w.start(auto=True)
-    w.service.approve_plan(REF, actor=BOB)
-    w.at(0)
-    w.metrics.values.update({("req_total", CANARY): 10, ("req_total", STABLE): 90})
-    w.at(90)
-    w.at(BAKE)
-    w.metrics.values.update(healthy())
+    _bake_over_before_the_analysis_passed(w)
     w.target.edit_before_write = Pair(stable=80, canary=20)  # a person, between read and write
     r = w.at(150)
     assert r.phase is Phase.PAUSED and r.pause is not None and r.pause.kind is PauseKind.DRIFT
