@@ -976,8 +976,8 @@ class RolloutService:
         now = self.clock.now()
         prior = found.events if found is not None else ()
         if unwritten is not None:
-            r, prior = unwritten.rollout, prior + unwritten.events
-            found = Decision(rollout=r, events=prior, message=unwritten.message)
+            found = replace(unwritten, events=prior + unwritten.events)
+            r, prior = found.rollout, found.events
         if held.pause:
             paused = machine.pause(r, actor=Actor.scheduler(), now=now, reason=held.reason,
                                    kind=PauseKind.PREFLIGHT)
