@@ -102,6 +102,10 @@ class RolloutScheduler:
             self.scheduler.add_executor(ThreadPoolExecutor(self.lane.threads), AHEAD_EXECUTOR)
         self._lock = threading.Lock()
         self._was_leader = False
+        #: the lease token of the term this replica's jobs and cache belong to: a new token
+        #: while it thought it led (the lease lapsed and was regained, maybe after another
+        #: leader's term, or Redis was emptied) is a takeover too
+        self._term: int | None = None
         self._stopping = False
         #: the active rollouts as of write number `_seen`, kept current by the change index
         self._active: dict[str, Rollout] = {}
@@ -241,14 +245,20 @@ class RolloutScheduler:
                     log.info("lost the leader lease: dropping every rollout job")
                     self.pacer.wake()  # a tick waiting for a place gives up
                 self._drop_jobs()
-                with self._cache_lock:  # a later term reloads; nothing of this one stays
-                    self._active = {}
+                self._forget()
                 self._was_leader = False
                 return False
-            taking_over = not self._was_leader
+            token = self.lease.token
+            taking_over = not self._was_leader or token != self._term
             if taking_over:
-                log.info("became leader (token %s): rebuilding jobs from Redis", self.lease.token)
-            self._was_leader = True
+                if self._was_leader:
+                    log.warning("the leader lease was regained under a new token (%s, was "
+                                "%s): another term may have come between; rebuilding jobs "
+                                "from Redis", token, self._term)
+                    self._forget()
+                else:
+                    log.info("became leader (token %s): rebuilding jobs from Redis", token)
+            self._was_leader, self._term = True, token
         try:
             changes = self.service.changes_since(0 if taking_over else self._seen)
             if taking_over or not changes.complete:
@@ -282,6 +292,12 @@ class RolloutScheduler:
                     fresh[rid] = held
             self._active = fresh
             return list(fresh.values())
+
+    def _forget(self) -> None:
+        """Drop the cached states of a term that ended: the next term reloads, and a copy
+        from the last one (Redis emptied since, its versions begun again) must not win."""
+        with self._cache_lock:
+            self._active = {}
 
     def _catch_up(self, changed: list[str]) -> None:
         """Reload the rollouts written since the last sweep (by any replica) and make their
