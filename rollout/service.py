@@ -49,6 +49,7 @@ from rollout.domain.errors import (
     StoreUnknown,
     Superseded,
     Throttled,
+    Unreadable,
     Unrecorded,
     WriteUnknown,
 )
@@ -531,7 +532,7 @@ class RolloutService:
         approvers). One Redis command when none is due (the keep index the save keeps), and
         one read of each that is."""
         now = self.clock.now()
-        listed = {i: self.store.get(i) for i in self.store.kept_until(now)}
+        listed = self._each(self.store.kept_until(now))
         stale = [i for i, r in listed.items() if r is None or r.keep_reminder_at is None]
         if stale:  # indexed at a leader's takeover while its reminder was being told
             self.store.unindex_kept(stale)
@@ -599,17 +600,16 @@ class RolloutService:
         """The active rollouts, then the most recent finished ones."""
         ids = self.store.active_ids()
         seen = ids + [i for i in self.store.recent_ids(recent) if i not in ids]
-        rollouts = [self.store.get(i) for i in seen]
-        return [r for r in rollouts if r is not None]
+        return [r for r in self._each(seen).values() if r is not None]
 
     def active(self) -> list[Rollout]:
-        rollouts = [self.store.get(i) for i in self.store.active_ids()]
+        rollouts = self._each(self.store.active_ids()).values()
         return [r for r in rollouts if r is not None and r.active]
 
     def in_flight(self) -> list[Rollout]:
         """Finished rollouts a command began writing (a rollback of a completed one) whose
         save has not followed: the sweep looks at their targets as it does at active ones."""
-        rollouts = [self.store.get(i) for i in self.store.in_flight_ids()]
+        rollouts = self._each(self.store.in_flight_ids()).values()
         return [r for r in rollouts if r is not None and not r.active]
 
     def due_until(self, until: datetime) -> dict[str, datetime]:
@@ -626,7 +626,7 @@ class RolloutService:
         """Put the keep-period ends of the `recent` most recent rollouts into the keep index
         where it lacks them: rollouts completed before the index existed, which the reminder
         used to find among the 50 most recent. The leader does this when it takes the lease."""
-        loaded = (self.store.get(i) for i in self.store.recent_ids(recent))
+        loaded = self._each(self.store.recent_ids(recent)).values()
         self.store.index_kept({r.id: at for r in loaded
                                if r is not None and (at := r.keep_reminder_at) is not None})
 
@@ -635,8 +635,22 @@ class RolloutService:
         return self.store.changes_since(seen)
 
     def load(self, rollout_ids: list[str]) -> dict[str, Rollout | None]:
-        """The recorded state of each id, None for one that is gone."""
-        return {rid: self.store.get(rid) for rid in rollout_ids}
+        """The recorded state of each id, None for one that is gone or that this version
+        cannot read (the scheduler drops its job: it cannot drive it)."""
+        loaded = self._each(rollout_ids)
+        return {rid: loaded.get(rid) for rid in rollout_ids}
+
+    def _each(self, rollout_ids: list[str]) -> dict[str, Rollout | None]:
+        """The recorded state of each id (None: gone), passing by, with a warning, a state
+        this version cannot read: in a rolling upgrade a newer version's state must not stop
+        the scheduler's reload, or a list, for every other rollout."""
+        found: dict[str, Rollout | None] = {}
+        for rid in rollout_ids:
+            try:
+                found[rid] = self.store.get(rid)
+            except Unreadable as exc:
+                log.warning("passing by rollout %s: %s", rid, exc)
+        return found
 
     def history(self, ref: Ref, *, limit: int = 200) -> list[AuditEvent]:
         return self.store.audit(self._resolve(ref), limit=limit)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import redis
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -34,6 +35,7 @@ from rollout.domain.errors import (
     StoreUnavailable,
     StoreUnknown,
     Superseded,
+    Unreadable,
 )
 from rollout.domain.freeze import Freeze
 from rollout.domain.models import AuditEvent, Card, Rollout
@@ -352,8 +354,13 @@ class RedisStore:
             return Opening(lease=None)
         _, token, object_key, _id, state, card, flying, freeze = reply
         name = f"{object_key}:{token}" if people else ""
-        return Opening(lease=Lease(key=str(object_key), token=int(token), person=name),
-                       rollout=_rollout(state, card), in_flight=flying == "1",
+        lease = Lease(key=str(object_key), token=int(token), person=name)
+        try:
+            rollout = _rollout(state, card)
+        except Unreadable:  # nothing is decided on it: the lock goes back at once
+            self.release(lease)
+            raise
+        return Opening(lease=lease, rollout=rollout, in_flight=flying == "1",
                        freeze=Freeze.model_validate_json(freeze) if freeze else None)
 
     def _opening(self, subject: list[str], *, preempt: bool, memo: str | None,
@@ -656,13 +663,33 @@ def _ms(at: datetime) -> int:
 
 
 def _rollout(state: str, card: str) -> Rollout | None:
-    """A stored state with the card kept beside it; None when there is none."""
+    """A stored state with the card kept beside it; None when there is none. Unreadable
+    when this version cannot parse it (a newer version's state in a rolling upgrade)."""
     if not state:
         return None
-    rollout = Rollout.model_validate_json(state)
-    if not card:
-        return rollout
-    return rollout.model_copy(update={"card": Card.model_validate_json(card)})
+    try:
+        rollout = Rollout.model_validate_json(state)
+        if not card:
+            return rollout
+        return rollout.model_copy(update={"card": Card.model_validate_json(card)})
+    except ValidationError as exc:
+        rid = _stored_id(state)
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the state"
+        raise Unreadable(
+            f"the recorded state of rollout {rid or '(unnamed)'} cannot be read by this version "
+            f"of the bot ({where}: {first['msg']}); it was written by a newer version, or "
+            "damaged. Nothing was changed: run the version that wrote it, or roll back with "
+            "the CLI of that version", rollout_id=rid) from exc
+
+
+def _stored_id(state: str) -> str:
+    """The id a stored state names, if it is JSON with one; else empty."""
+    try:
+        found = json.loads(state).get("id")
+    except (ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
 
 
 def _events(saving: Saving) -> list[str]:

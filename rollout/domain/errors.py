@@ -122,3 +122,13 @@ class StaleView(RolloutError):
 
 class NeedsOperator(RolloutError):
     """State and cluster disagree in a way the bot must not guess about; a human decides."""
+
+
+class Unreadable(RolloutError):
+    """A recorded state this version of the bot cannot read: a newer version wrote it (a
+    rolling upgrade), or it was damaged. Nothing is decided on it; lists and the scheduler
+    pass it by, and a command naming it is told so."""
+
+    def __init__(self, message: str, *, rollout_id: str) -> None:
+        super().__init__(message)
+        self.rollout_id = rollout_id

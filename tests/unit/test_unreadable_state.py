@@ -1,0 +1,44 @@
+"""A stored state this version cannot parse is told apart from a bug: Unreadable, naming the
+rollout (when the state names it) and the first field it could not read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rollout.adapters.store import _rollout
+from rollout.domain.errors import Unreadable
+from tests.unit.builders import started
+
+
+def _state(**changes: object) -> str:
+    state = json.loads(started().model_dump_json())
+    state.update(changes)
+    return json.dumps(state)
+
+
+def test_a_state_of_a_newer_version_names_its_rollout_and_the_field() -> None:
+    with pytest.raises(Unreadable) as exc:
+        _rollout(_state(id="r7", phase="WARMING"), "")
+    assert exc.value.rollout_id == "r7"
+    assert str(exc.value).startswith("the recorded state of rollout r7 cannot be read by "
+                                     "this version of the bot (phase: ")
+    assert "Nothing was changed" in str(exc.value)
+
+
+@pytest.mark.parametrize("state", ["{not json", "[1, 2]", json.dumps({"id": 7})])
+def test_damaged_state_is_unreadable_without_a_name(state: str) -> None:
+    with pytest.raises(Unreadable, match=r"rollout \(unnamed\)") as exc:
+        _rollout(state, "")
+    assert exc.value.rollout_id == ""
+
+
+def test_a_damaged_card_makes_the_state_unreadable_too() -> None:
+    with pytest.raises(Unreadable, match=r"rollout r1 .*channel"):
+        _rollout(_state(id="r1"), json.dumps({"ts": "1"}))
+
+
+def test_a_readable_state_reads_as_before() -> None:
+    assert _rollout(started().model_dump_json(), "") == started()
+    assert _rollout("", "") is None
