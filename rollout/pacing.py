@@ -16,8 +16,8 @@ way to people on a cluster that is merely busy too: while a person's command is 
 in at once, so that the person's reads and write do not queue behind the automatic steps'
 backlog. A command whose end is never announced (its replica died) is made way for at most
 `MAKE_WAY_SECONDS`. And the tick a person's change just made due (a plan approved, a
-rollout resumed) takes the next place that frees, ahead of the ticks of the backlog: the
-person waits for that step."""
+rollout resumed) takes the next place that frees, ahead of the ticks of the backlog (a tick
+of that rollout already waiting is moved ahead): the person waits for that step."""
 
 from __future__ import annotations
 
@@ -62,6 +62,13 @@ class TickPacer:
         self._people: dict[str, datetime] = {}
         #: ticks waiting for a place that go ahead of the others (`enter(ahead=True)`)
         self._ahead_waiting = 0
+        #: the keys of ordinary ticks waiting for a place now (one tick at a time per key)
+        self._waiting: set[str] = set()
+        #: waiting ticks a person's change moved ahead (`move_ahead`), counted in
+        #: `_ahead_waiting` already, until each notices
+        self._promoted: set[str] = set()
+        #: keys moved ahead while no tick of theirs waited: the next to ask goes ahead once
+        self._moving: set[str] = set()
         self._cond = threading.Condition()
         #: throttles met since start, for the metrics
         self.throttles = 0
@@ -141,16 +148,20 @@ class TickPacer:
             return self._held_until
         return None
 
-    def enter(self, give_up: Callable[[], bool], *, ahead: bool = False) -> bool:
+    def enter(self, give_up: Callable[[], bool], *, ahead: bool = False,
+              key: str = "") -> bool:
         """Take a place in the window, waiting for one while it is full; False (no place
         taken) once `give_up()` is true: the replica stops or no longer leads. A tick that
-        goes `ahead` takes a place before any other tick waiting for one."""
+        goes `ahead` takes a place before any other tick waiting for one; so does one whose
+        `key` was moved ahead, before it asked or while it waits (`move_ahead`)."""
         with self._cond:
-            if ahead:
-                self._ahead_waiting += 1
+            ahead = self._ask(key, ahead)
             try:
-                while self._in_flight >= self._limit(self._clock.now()) or (
-                        not ahead and self._ahead_waiting):
+                while True:
+                    ahead = ahead or self._take_promotion(key)
+                    if self._in_flight < self._limit(self._clock.now()) and (
+                            ahead or not self._ahead_waiting):
+                        break
                     if give_up():
                         return False
                     self._cond.wait(self._wait_seconds(self._clock.now()))
@@ -159,9 +170,56 @@ class TickPacer:
                 self._in_flight += 1
                 return True
             finally:
-                if ahead:
-                    self._ahead_waiting -= 1
-                    self._cond.notify_all()  # those it kept waiting look again
+                self._done_asking(key, ahead)
+
+    def _ask(self, key: str, ahead: bool) -> bool:
+        """Under the lock: a tick asks for a place; whether it goes ahead (a move made
+        before it asked counts once)."""
+        if key in self._moving:
+            self._moving.discard(key)
+            ahead = True
+        if ahead:
+            self._ahead_waiting += 1
+        elif key:
+            self._waiting.add(key)
+        return ahead
+
+    def _take_promotion(self, key: str) -> bool:
+        """Under the lock: whether the waiting tick of `key` was moved ahead (it is
+        counted ahead already), taking the move."""
+        if key in self._promoted:
+            self._promoted.discard(key)
+            return True
+        return False
+
+    def _done_asking(self, key: str, ahead: bool) -> None:
+        """Under the lock: a tick got its place or gave up; one counted ahead (moved ahead
+        as it gave up, too) is no longer, and those it kept waiting look again."""
+        self._waiting.discard(key)
+        if self._take_promotion(key) or ahead:
+            self._ahead_waiting -= 1
+            self._cond.notify_all()
+
+    def move_ahead(self, key: str) -> None:
+        """A person's change made the tick of `key` due: the one waiting for a place now, or
+        else the next to ask, goes ahead of the others (once). The tick the scheduler fired
+        for the change may find the rollout's own tick already waiting behind the backlog,
+        and only asks it to go once more: the person's step would have waited there. A
+        waiting tick counts as going ahead from this moment, so that a place freed before it
+        wakes is not taken by a tick behind it."""
+        with self._cond:
+            if key in self._waiting:
+                self._waiting.discard(key)
+                self._promoted.add(key)
+                self._ahead_waiting += 1
+                self._cond.notify_all()
+            elif key not in self._promoted:
+                self._moving.add(key)
+
+    def forget_moves(self) -> None:
+        """Drop every move ahead not asked for yet (the replica stopped leading)."""
+        with self._cond:
+            self._moving.clear()
 
     def leave(self, *, changed: bool) -> None:
         """A tick that got past the cluster's throttle is done; one that changed something

@@ -462,6 +462,9 @@ class RolloutScheduler:
                 self.lane.served(rollout_id)
         if self._halted or not self.lease.is_leader:
             return
+        if ahead:  # this rollout's tick may be waiting behind the backlog already, or
+            # running on a state from before the change: the tick that serves it goes ahead
+            self.pacer.move_ahead(JOB_PREFIX + rollout_id)
         self._repeat(JOB_PREFIX + rollout_id, lambda: self._tick(rollout_id, ahead))
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
@@ -517,7 +520,7 @@ class RolloutScheduler:
             self._defer(rollout_id, held)
             return False
         if not self.pacer.enter(lambda: self._halted or not self.lease.is_leader,
-                                ahead=ahead):
+                                ahead=ahead, key=JOB_PREFIX + rollout_id):
             return False
         held = self.pacer.held_until()
         if held is not None:  # a throttle came while this waited: its place was one it freed
@@ -607,6 +610,7 @@ class RolloutScheduler:
 
     def _drop_jobs(self) -> None:
         self.lane.clear()
+        self.pacer.forget_moves()
         for job in self.scheduler.get_jobs():
             if job.id.startswith(JOB_PREFIX):
                 _remove_job(job.id, self.scheduler)

@@ -486,3 +486,69 @@ def test_two_ticks_going_ahead_both_enter_before_the_tick_behind_them() -> None:
         for thread, _waiting, _entered in aheads:
             thread.join(5)
         behind.join(5)
+
+
+def _keyed(pacer: TickPacer, key: str) -> Waiter:
+    """A tick of `key`, an ordinary one, on a thread of its own (as `_waiter`)."""
+    waiting, entered = threading.Event(), threading.Event()
+
+    def looks() -> bool:
+        waiting.set()
+        return False
+
+    def enters() -> None:
+        if pacer.enter(looks, key=key):
+            entered.set()
+
+    thread = threading.Thread(target=enters, daemon=True)
+    thread.start()
+    return thread, waiting, entered
+
+
+def test_a_waiting_tick_moved_ahead_takes_the_next_place_before_ticks_that_waited_longer(
+) -> None:
+    """A person's change made a rollout due whose own tick already waits behind the
+    backlog: moved ahead, it goes next. Many rounds: whichever thread the condition wakes."""
+    for _ in range(ROUNDS):
+        pacer, _clock = _pacer(1)
+        assert pacer.enter(_never)
+        behind, behind_waiting, behind_entered = _waiter(pacer)
+        assert behind_waiting.wait(5)
+        moved, moved_waiting, moved_entered = _keyed(pacer, "due:r1")
+        assert moved_waiting.wait(5)
+        pacer.move_ahead("due:r1")
+        assert pacer.ahead_waiting == 1  # counted at once: a place freed now is its
+        pacer.leave(changed=True)
+        assert moved_entered.wait(5)
+        moved.join(5)
+        assert not behind_entered.is_set() and pacer.ahead_waiting == 0
+        pacer.leave(changed=True)
+        assert behind_entered.wait(5)
+        behind.join(5)
+
+
+def test_a_move_ahead_before_the_tick_asks_is_taken_by_its_next_ask_once() -> None:
+    """The rollout's tick was running on a state from before the change: the tick it runs
+    once more (the one that serves the change) goes ahead; the one after queues again, and
+    moves a replica made before it stopped leading are forgotten."""
+    pacer, _clock = _pacer(1)
+    assert pacer.enter(_never)
+    pacer.move_ahead("due:r2")
+    pacer.forget_moves()
+    pacer.move_ahead("due:r1")
+    others = [_waiter(pacer), _keyed(pacer, "due:r2")]
+    assert all(waiting.wait(5) for _t, waiting, _e in others)
+    assert pacer.ahead_waiting == 0
+    first, first_waiting, first_entered = _keyed(pacer, "due:r1")
+    assert first_waiting.wait(5) and pacer.ahead_waiting == 1
+    pacer.leave(changed=True)
+    assert first_entered.wait(5) and not any(e.is_set() for _t, _w, e in others)
+    first.join(5)
+    again = _keyed(pacer, "due:r1")
+    assert again[1].wait(5) and pacer.ahead_waiting == 0
+    waiters = [*others, again]
+    for went in range(1, 4):
+        pacer.leave(changed=True)
+        eventually(partial(_entered_are, waiters, went), timeout=5)
+    for thread, _w, _e in waiters:
+        thread.join(5)

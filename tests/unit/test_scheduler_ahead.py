@@ -4,8 +4,10 @@ own. APScheduler runs paused here: only where each job is put is read."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import partial
 
 import pytest
 from apscheduler.job import Job
@@ -15,6 +17,7 @@ from rollout.domain.clock import ManualClock
 from rollout.domain.errors import ClusterUnavailable
 from rollout.domain.models import Actor, AuditAction, AuditEvent, Phase, Rollout
 from rollout.domain.plan import build_plan
+from rollout.pacing import TickPacer
 from rollout.scheduler import (
     AHEAD_EXECUTOR,
     SWEEP_JOB,
@@ -22,6 +25,7 @@ from rollout.scheduler import (
     background_scheduler,
 )
 from rollout.service import Outcome, RolloutService
+from tests.support.polling import eventually
 from tests.unit.builders import ALICE, BOB, T0, started
 from tests.unit.test_scheduler_jobs import _HeldLease
 from tests.unit.test_service import CANARY, REF, _world
@@ -215,3 +219,37 @@ def test_a_rollout_that_stops_being_due_gives_its_thread_back(
     for rid in ids:
         scheduler.on_change(_changed(_due(rid, T0), BOB))
     assert all(_ahead(scheduler, rid) for rid in ids)
+
+
+def test_a_rollouts_tick_already_waiting_behind_the_backlog_is_moved_ahead(
+    replica: tuple[RolloutScheduler, RolloutService, ManualClock],
+) -> None:
+    """r1's automatic tick waits for a place behind r2's when a person's change makes r1
+    due: the job that change fires finds r1's tick running and only asks it to go once
+    more, so the waiting tick itself takes the next place, not r2's."""
+    scheduler, service, _clock = replica
+    scheduler.pacer = TickPacer(service.clock, ceiling=1, poll_seconds=60)
+    ticked: list[str] = []
+
+    def tick(rollout_id: str) -> Outcome:
+        ticked.append(rollout_id)
+        return Outcome(None, "nothing due", changed=False)
+
+    service.tick = tick  # type: ignore[method-assign]
+    assert scheduler.pacer.enter(lambda: False)  # the backlog holds the only place
+    threads = []
+    for rid in ("r2", "r1"):  # r2 waits first: woken first, as a condition wakes
+        threads.append(threading.Thread(target=scheduler.fire, args=(rid,), daemon=True))
+        threads[-1].start()
+        waiters = len(threads)
+        eventually(partial(_waiting_for_a_place, scheduler, waiters), timeout=5)
+    scheduler.fire("r1", True)  # returns at once: r1's tick runs
+    scheduler.pacer.leave(changed=False)
+    eventually(lambda: len(ticked) == 3, timeout=5)  # r1 once more, as it was asked
+    for thread in threads:
+        thread.join(5)
+    assert ticked[0] == "r1" and sorted(ticked) == ["r1", "r1", "r2"]
+
+
+def _waiting_for_a_place(scheduler: RolloutScheduler, count: int) -> bool:
+    return len(scheduler.pacer._cond._waiters) == count  # type: ignore[attr-defined]

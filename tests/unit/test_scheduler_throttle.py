@@ -223,13 +223,14 @@ class _WatchedPacer(TickPacer):
         super().__init__(clock, ceiling=ceiling, poll_seconds=60.0)  # only a wake ends it
         self.waiting = threading.Event()
 
-    def enter(self, give_up: Callable[[], bool], *, ahead: bool = False) -> bool:
+    def enter(self, give_up: Callable[[], bool], *, ahead: bool = False,
+              key: str = "") -> bool:
         def looks() -> bool:
             if self.in_flight >= self.window:
                 self.waiting.set()
             return give_up()
 
-        return super().enter(looks, ahead=ahead)
+        return super().enter(looks, ahead=ahead, key=key)
 
 
 class _Lease(_HeldLease):
