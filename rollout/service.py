@@ -48,6 +48,7 @@ from rollout.domain.errors import (
     StoreUnavailable,
     StoreUnknown,
     Superseded,
+    TemporaryFailure,
     Throttled,
     Unreadable,
     Unrecorded,
@@ -165,12 +166,19 @@ class _Hold:
             else None
 
     def renew(self) -> bool:
-        """The keeper's renewal; False once released or found lost (the save then finds
-        out and says why)."""
+        """The keeper's renewal; whether to go on renewing: not once released or found lost
+        (the save then finds out and says why). A renewal Redis did not answer (a blip, a
+        failover) leaves the lock as it was, most likely still ours: the next period tries
+        again, within the keeper's limit (given up, the lock lapsed under a slow command)."""
         if self._done:
             return False
         try:
             self.store.confirm(self.lease)
+        except (Superseded, LockLapsed):
+            return False
+        except TemporaryFailure as exc:
+            log.warning("could not renew the lock on %s (%s); trying again next period",
+                        self.lease.key, exc)
         except RolloutError:
             return False
         return True

@@ -16,8 +16,10 @@ import redis
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import StoreUnavailable, StoreUnknown
 from rollout.domain.models import AuditAction, AuditEvent, Phase
+from rollout.lock_keeper import LockKeeper
 from rollout.ports import Lease, Saving
 from rollout.redis_connect import connect
+from rollout.service import _Hold
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import unique_prefix
 from tests.support.polling import eventually
@@ -219,5 +221,30 @@ def test_a_save_whose_connection_is_cut_after_it_ran_is_recorded_once(
         assert _version(store, saving) == saving.saved.version
         assert [e.action for e in store.audit(saving.rollout.id)].count(AuditAction.PAUSED) == 1
         assert _lock(store, lease) == (str(lease.token) if write == "create" else None)
+    finally:
+        client.close()
+
+
+def test_a_renewal_redis_did_not_answer_keeps_the_lock_renewed(proxy: DelayProxy) -> None:
+    """One renewal's answer lost (a blip, a failover): the lock is most likely still ours,
+    and the keeper tries again next period. Given up, a slow command's lock lapsed by
+    itself, and its save was refused as if a rollback had taken over."""
+    client = connect(proxy.redis_url)
+    store = RedisStore(client, prefix=unique_prefix(), lock_ttl_seconds=30)
+    keeper = LockKeeper(10.0, clock=lambda: 0.0, background=False)
+    try:
+        opening = store.open(key=TARGET.object_key)
+        _Hold(store, opening, keeper=keeper)
+        lock = store.key("lock", TARGET.object_key)
+        store.client.pexpire(lock, 5_000)  # so that a renewal shows in its TTL
+        proxy.cut_next_reply()
+        keeper.renew_due(10.0)
+        assert proxy.cut == 1 and keeper.held() == 1
+        store.client.pexpire(lock, 5_000)
+        keeper.renew_due(20.0)
+        assert int(store.client.pttl(lock)) > 20_000
+        store.client.delete(lock)  # lapsed: the lock is lost for sure, renewing ends
+        keeper.renew_due(30.0)
+        assert keeper.held() == 0
     finally:
         client.close()
