@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 import redis
 from pydantic import ValidationError
+from redis.exceptions import BusyLoadingError, NoPermissionError, OutOfMemoryError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -43,6 +44,12 @@ from rollout.ports import Changes, Lease, Memo, Opening, Saving
 from rollout.redis_connect import connect
 
 T = TypeVar("T")
+
+#: Redis's refusals of a command it did not run: a replica (READONLY, a managed failover
+#: behind one name), out of memory under `noeviction` (OOM: a script is refused at its first
+#: write, so none is written in part), a user without the right (NOPERM), still loading its
+#: data (LOADING). Told apart by the class redis-py gives each reply's code
+REFUSALS = (ReadOnlyError, OutOfMemoryError, NoPermissionError, BusyLoadingError)
 
 GLOBAL_AUDIT_MAXLEN = 10_000
 ROLLOUT_AUDIT_MAXLEN = 2_000
@@ -429,6 +436,8 @@ class RedisStore:
         keys, args = self._writing(saving, lease)
         try:
             result = self._create(keys=keys, args=[*args, *_events(saving)])
+        except REFUSALS as exc:
+            raise refusal(exc) from exc
         except (RedisConnectionError, RedisTimeoutError) as exc:
             _refused(exc)
             self._settled(saving, lease, lost=exc)
@@ -452,6 +461,8 @@ class RedisStore:
         try:
             result = self._close(keys=[*keys, memo_key], args=[*args, answer, ttl, *done,
                                                                *_events(saving)])
+        except REFUSALS as exc:
+            raise refusal(exc) from exc
         except (RedisConnectionError, RedisTimeoutError) as exc:
             _refused(exc)
             self._settled(saving, lease, lost=exc)
@@ -469,7 +480,7 @@ class RedisStore:
             ran = self._settle(keys=[self.key("lock", lease.key),
                                      self.key("rollout", saving.saved.id)],
                                args=[lease.token, saving.saved.version])
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, *REFUSALS) as exc:
             raise StoreUnknown(
                 f"Redis did not answer whether this change was recorded ({lost}); `status` "
                 "shows it once Redis answers", retry_after=5.0) from exc
@@ -714,11 +725,20 @@ def _refused(exc: RedisConnectionError | RedisTimeoutError) -> None:
                                "recorded; nothing was changed", retry_after=5.0) from exc
 
 
+def refusal(exc: Exception) -> StoreUnavailable:
+    """A command Redis refused and did not run (`REFUSALS`): nothing was recorded."""
+    return StoreUnavailable(f"Redis refused the command ({type(exc).__name__}: {exc}); nothing "
+                            "was changed", retry_after=5.0)
+
+
 @contextmanager
 def unavailable_as_error() -> Iterator[None]:
-    """Redis unreachable, as the error every Redis adapter raises: nothing was changed."""
+    """Redis unreachable, or refusing commands, as the error every Redis adapter raises:
+    nothing was changed."""
     try:
         yield
+    except REFUSALS as exc:
+        raise refusal(exc) from exc
     except (RedisConnectionError, RedisTimeoutError) as exc:
         raise StoreUnavailable(f"Redis is unavailable ({exc}); nothing was changed",
                                retry_after=5.0) from exc
