@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in RECOVERY.items():
         op = sub.add_parser(name, parents=[common], help=text)
         op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
+        if name == "recover":
+            op.add_argument("--without-analysis", action="store_true",
+                            help="bring it back without the canary analysis its record "
+                                 "names, when this bot cannot run that analysis any more")
     for verb in OPERATIONS:
         op = sub.add_parser(verb.value, parents=[common], help=_HELP[verb])
         if verb not in INSTALL_VERBS:
@@ -334,7 +338,8 @@ def run_recovery(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         if args.command == "recover":
             outcome = container.service.recover(namespace=namespace, canary=canary,
-                                                actor=actor)
+                                                actor=actor,
+                                                without_analysis=args.without_analysis)
         else:
             outcome = container.service.release(namespace=namespace, canary=canary,
                                                 actor=actor)

@@ -452,19 +452,32 @@ class RolloutService:
         chosen, spec = analyses.select(name, subject)
         return chosen, spec, subject
 
-    def _recorded_analysis(self, recorded: object, kind: TargetKind) -> AnalysisSetup | None:
+    def _recorded_analysis(self, recorded: object, kind: TargetKind, *,
+                           without: bool = False) -> AnalysisSetup | None:
         """The analysis a rollout's record names, from the analysis file as it is now; None
-        where it names none, or one this bot cannot run any more (the rollout then comes back
-        without analysis, as one started without PROMETHEUS_URL)."""
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("name"), str):
+        where it names none. Without PROMETHEUS_URL it is kept all the same: its runs are
+        inconclusive and the rollout pauses, rather than stepping on unmeasured. One this
+        bot cannot run any more (gone from the file, or no longer fitting) is refused unless
+        the operator says `without`: a rollout brought back without it would step ungated."""
+        if recorded is None:
             return None
+        named = recorded.get("name") if isinstance(recorded, dict) else None
         try:
-            chosen = self._analysis_choice(recorded["name"], kind)
-        except InvalidInput:
-            return None
-        if chosen is None:
-            return None
-        return AnalysisSetup(name=chosen[0], spec=chosen[1], kind=chosen[2],
+            if not isinstance(named, str) or not isinstance(recorded, dict):
+                raise InvalidInput("the record's analysis cannot be read")
+            if self.options.analyses is None:
+                raise InvalidInput("this bot has no analysis file")
+            subject = SubjectKind.POOL if kind is TargetKind.ROUTE else SubjectKind.ADAPTER
+            chosen, spec = self.options.analyses.select(named, subject)
+        except InvalidInput as exc:
+            if without:
+                return None
+            raise NeedsOperator(
+                f"the rollout ran canary analysis {named or recorded!r}, which this bot cannot "
+                f"run ({exc}); brought back without it, its steps would go on unmeasured. Put "
+                "the analysis back in ROLLOUT_ANALYSIS_FILE, or recover with "
+                "--without-analysis to go on gated by approvals and bake times alone") from exc
+        return AnalysisSetup(name=chosen, spec=spec, kind=subject,
                              pool=str(recorded.get("pool", "")),
                              model=str(recorded.get("model", "")))
 
@@ -1169,8 +1182,11 @@ class RolloutService:
 
     # -- after Redis was lost ------------------------------------------------------------
 
-    def recover(self, *, namespace: str, canary: str, actor: Actor) -> Outcome:
-        """Rebuild a rollout from the record the bot left on the route; it comes back paused."""
+    def recover(self, *, namespace: str, canary: str, actor: Actor,
+                without_analysis: bool = False) -> Outcome:
+        """Rebuild a rollout from the record the bot left on the route; it comes back paused.
+        `without_analysis`: the operator accepts that a canary analysis the record names and
+        this bot cannot run is dropped."""
         found = self.orphans(namespace, canary)
         if not found:
             raise NotFound(f"no rule referencing {canary} in {namespace} carries an active "
@@ -1183,6 +1199,9 @@ class RolloutService:
                 f"record annotation is missing or unreadable; use `release {canary}` and "
                 "restore the weights by hand"
             )
+        analysis = self._recorded_analysis(record.analysis, marked.target.kind,
+                                           without=without_analysis)
+
         def decide(_: Rollout | None, now: datetime) -> Decision:
             observed = self.traffic.observe_target(marked.target, stable=record.stable,
                                                    canary=canary)
@@ -1192,7 +1211,7 @@ class RolloutService:
                 baseline=record.baseline, requester=record.requester,
                 created_at=record.created_at, step=marked.marker.step, observed=observed,
                 actor=actor, now=now,
-                analysis=self._recorded_analysis(record.analysis, marked.target.kind),
+                analysis=analysis,
                 keep_seconds=(record.keep_seconds if record.keep_seconds is not None
                               else self.options.keep_seconds),
             )

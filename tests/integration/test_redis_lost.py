@@ -3,7 +3,10 @@ the bot refuses new steps there until an operator recovers or releases it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import redis
 
 from rollout.domain.errors import Conflict, NeedsOperator
 from rollout.domain.models import Phase
@@ -12,6 +15,7 @@ from rollout.service import Ref
 from tests.integration.conftest import ALICE, BOB, Cli, World
 
 POOL = "llm-pool-version-2"
+DEFAULT_ANALYSES = Path(__file__).parents[2] / "rollout" / "domain" / "analyses" / "default.yaml"
 REF = Ref(canary=POOL)
 
 
@@ -84,8 +88,6 @@ def test_the_cli_documents_the_way_out(cli: Cli, world: World) -> None:
     del world
     cli("start", POOL, "--interval", "0s", "--as", "alice")
     cli("approve", POOL, "--as", "bob")
-    import redis
-
     url = cli.base[cli.base.index("--redis-url") + 1]
     redis.Redis.from_url(url).flushdb()
     code, out, _ = cli("status", POOL)
@@ -96,3 +98,24 @@ def test_the_cli_documents_the_way_out(cli: Cli, world: World) -> None:
     assert code == 0 and "recovered" in out
     code, out, _ = cli("resume", POOL, "--as", "bob")
     assert code == 0
+
+
+def test_recover_refuses_to_drop_an_analysis_this_bot_cannot_run_unless_told(
+        cli: Cli, world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Started with the default analysis; Redis emptied, and the bot redeployed with an
+    analysis file that lacks it: recovered without it, the rollout would step unmeasured."""
+    del world
+    monkeypatch.setenv("PROMETHEUS_URL", "http://127.0.0.1:9")  # started measured
+    code, _, err = cli("start", POOL, "--interval", "0s", "--as", "alice")
+    assert code == 0, err
+    cli("approve", POOL, "--as", "bob")
+    url = cli.base[cli.base.index("--redis-url") + 1]
+    redis.Redis.from_url(url).flushdb()
+    other = tmp_path / "analyses.yaml"
+    other.write_text(DEFAULT_ANALYSES.read_text().replace("llm-serving", "renamed"))
+    monkeypatch.setenv("ROLLOUT_ANALYSIS_FILE", str(other))
+    code, _, err = cli("recover", POOL, "--as", "bob")
+    assert code == 4 and "canary analysis 'llm-serving', which this bot cannot run" in err
+    assert "--without-analysis" in err
+    code, out, err = cli("recover", POOL, "--as", "bob", "--without-analysis")
+    assert code == 0 and "recovered" in out, err

@@ -14,7 +14,7 @@ from handlers.analysis_view import analysis_view
 from handlers.cards import render_card
 from rollout.domain.analysis import AnalysisFile, SubjectKind
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import ClusterUnavailable, Conflict, InvalidInput
+from rollout.domain.errors import ClusterUnavailable, Conflict, InvalidInput, NeedsOperator
 from rollout.domain.models import PauseKind, Phase, Rollout, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Pair
@@ -237,15 +237,49 @@ def test_a_recovery_record_names_its_analysis_and_the_bot_runs_it_again_from_its
     assert adapter is not None and (adapter.pool, adapter.model) == ("", "")
 
 
-@pytest.mark.parametrize("recorded", [None, "quick", {}, {"name": 3}, {"name": "gone"}])
-def test_a_record_naming_no_analysis_this_bot_can_run_comes_back_without_one(
-    recorded: object,
+def test_a_record_naming_no_analysis_comes_back_without_one() -> None:
+    assert World()._service_recorded(None) is None
+
+
+@pytest.mark.parametrize(("recorded", "why"), [
+    ("quick", "the record's analysis cannot be read"),
+    ({}, "the record's analysis cannot be read"),
+    ({"name": 3}, "the record's analysis cannot be read"),
+    ({"name": "gone"}, "no analysis 'gone': choose one of quick, strict"),
+])
+def test_a_record_naming_an_analysis_this_bot_cannot_run_is_refused_unless_told(
+    recorded: object, why: str,
 ) -> None:
-    assert World()._service_recorded(recorded) is None
+    """Brought back without it, the rollout would step on unmeasured."""
+    w = World()
+    with pytest.raises(NeedsOperator) as refused:
+        w._service_recorded(recorded)
+    assert f"which this bot cannot run ({why}); brought back without it" in str(refused.value)
+    assert "--without-analysis" in str(refused.value)
+    assert w.service._recorded_analysis(recorded, TargetKind.ROUTE, without=True) is None
 
 
-def test_without_prometheus_a_recorded_analysis_is_dropped() -> None:
-    assert World(port=False)._service_recorded({"name": "quick"}) is None
+def test_without_prometheus_a_recorded_analysis_is_kept_and_never_passes() -> None:
+    """A rollout recovered by a bot without PROMETHEUS_URL: resumed, its bake ends and no
+    step follows; its runs are inconclusive until the timeout pauses it."""
+    w = World()
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    assert w.at(0).step == 0
+    after = RolloutService(  # Redis emptied; the bot redeployed without PROMETHEUS_URL
+        store=FakeStore(), traffic=FakeTraffic(w.target), clock=w.clock,
+        gates=Gates(facts=FakeFacts(world()), freezes=FakeStore().freezes),
+        options=ServiceOptions(analyses=w.service.options.analyses, analysis=None))
+    w.service, w.store = after, after.store  # type: ignore[assignment]
+    w.service.recover(namespace="default", canary=CANARY, actor=CAROL)
+    recovered = w.service.get(REF)
+    assert recovered.analysis is not None and recovered.analysis.name == "quick"
+    w.service.resume(REF, actor=BOB)
+    r = w.at(BAKE + 600)
+    assert r.step == 0 and w.target.pair == Pair(stable=90, canary=10)
+    r = w.at(BAKE + 600 + 11 * 60)
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert r.pause.kind is PauseKind.ANALYSIS and w.target.pair == Pair(stable=90, canary=10)
 
 
 def _bake_over_before_the_analysis_passed(w: World) -> None:
