@@ -519,7 +519,7 @@ class RolloutService:
                                                      changed=False))
         try:
             observed = self.traffic.glance(rollout)
-        except NeedsOperator:
+        except (NeedsOperator, NotFound):
             pass  # the locked path below pauses with the reason
         else:
             found = machine.reconcile(rollout, observed, now=self.clock.now())
@@ -794,11 +794,12 @@ class RolloutService:
             if observed is None:
                 hold.recalled = False
                 observed = self.traffic.observe(r)
-        except NeedsOperator as exc:
+        except (NeedsOperator, NotFound) as exc:
             if hold.recalled:
                 hold.recalled = False
                 return self._reconcile(r, opening, hold)
-            decision = machine.pause(r, actor=Actor.scheduler(), now=now, reason=str(exc),
+            reason = _gone(r, exc) if isinstance(exc, NotFound) else str(exc)
+            decision = machine.pause(r, actor=Actor.scheduler(), now=now, reason=reason,
                                      kind=PauseKind.DRIFT)
             return decision if decision.changed else None
         found = machine.reconcile(r, observed, now=now)
@@ -816,6 +817,9 @@ class RolloutService:
             return None
         try:
             observed = self.traffic.observe(r)
+        except NotFound:  # the object is gone: no write of ours can land on it any more
+            self.store.clear_in_flight(r.id)
+            return None
         except (ClusterUnavailable, NeedsOperator):
             return None  # still in flight: the next sweep looks again
         found = machine.reconcile(r, observed, now=self.clock.now())
@@ -894,12 +898,43 @@ class RolloutService:
             return replace(saved, message=f"Not applied: {exc}. {paused.message}", ok=False)
         except Throttled:
             raise  # refused before it was served: nothing to pause for, the same step is retried
+        except NotFound as exc:
+            return self._target_gone(version, base, found, d, effect, hold, actor, exc)
         except (ClusterUnavailable, NeedsOperator) as exc:
-            then = ("The rollout is paused; resume or roll back once the cause is fixed."
-                    if base.active else "Nothing changed; try again once the cause is fixed.")
-            message = f"Not applied: {exc}. {then}"
-            return self._paused_on_failure(version, base, found, hold, actor, reason=str(exc),
-                                           message=message, unwritten=d.unwritten)
+            return self._not_applied(version, base, found, d, hold, actor, str(exc))
+
+    def _not_applied(self, version: int, base: Rollout, found: Decision | None, d: Decision,
+                     hold: _Hold, actor: Actor, reason: str) -> Outcome:
+        """A write the cluster refused or could not take: paused with the reason (a finished
+        rollout is left as it is)."""
+        then = ("The rollout is paused; resume or roll back once the cause is fixed."
+                if base.active else "Nothing changed; try again once the cause is fixed.")
+        return self._paused_on_failure(version, base, found, hold, actor, reason=reason,
+                                       message=f"Not applied: {reason}. {then}",
+                                       unwritten=d.unwritten)
+
+    def _target_gone(self, version: int, base: Rollout, found: Decision | None, d: Decision,
+                     effect: Effect, hold: _Hold, actor: Actor, exc: NotFound) -> Outcome:
+        """The write found its target deleted: a rollback ends (nothing to restore); any
+        other write pauses the rollout with why."""
+        if isinstance(effect, Restore):
+            return self._nothing_to_restore(version, found, d, hold, _gone(base, exc))
+        if not base.active:
+            self.store.clear_in_flight(base.id)
+        return self._not_applied(version, base, found, d, hold, actor, _gone(base, exc))
+
+    def _nothing_to_restore(self, version: int, found: Decision | None, d: Decision,
+                            hold: _Hold, gone: str) -> Outcome:
+        """A rollback whose target was deleted: no traffic goes through it any more, so
+        there is nothing to restore, and the rollout ends rolled back (audited as such, with
+        why) rather than refused for good ("not found") with the rule still claimed."""
+        note = f"{gone}; nothing was restored"
+        events = tuple(e.model_copy(update={"detail": f"{e.detail}; {note}" if e.detail
+                                            else note})
+                       if e.action is AuditAction.ROLLED_BACK else e for e in d.events)
+        ended = replace(d, events=events, message=f"{d.message} ({note}.)")
+        prior = found.events if found is not None else ()
+        return self._save(version, _joined(prior, ended), hold)
 
     def _fate(self, exc: WriteUnknown, r: Rollout, effect: Effect, *,
               paused: bool) -> Observed | str:
@@ -919,7 +954,7 @@ class RolloutService:
         """One more read after a write whose answer was lost; None when it fails too."""
         try:
             return self.traffic.observe(r)
-        except (ClusterUnavailable, NeedsOperator):
+        except (ClusterUnavailable, NeedsOperator, NotFound):
             return None
 
     def _paused_on_failure(
@@ -1267,6 +1302,13 @@ def _recorded(r: Rollout | None) -> Rollout:
     """A command on a recorded rollout is always handed the rollout `_run` reloaded."""
     assert r is not None
     return r
+
+
+def _gone(r: Rollout, exc: NotFound) -> str:
+    """Why a rollout's target cannot be read: it was deleted (or its kind is no longer
+    served), which pauses the rollout rather than answering "not found" as to a typo."""
+    return (f"{r.target.describe()} is gone from the cluster ({exc}): recreate it and resume, "
+            "or roll back (the rollout then ends, with nothing left to restore)")
 
 
 def _joined(prior: tuple[AuditEvent, ...], d: Decision) -> Decision:

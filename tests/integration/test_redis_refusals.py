@@ -82,7 +82,7 @@ def test_a_step_that_landed_as_redis_turned_read_only_is_recorded_later(
         _read_only(server)
         return written
 
-    service.traffic.apply = apply_then_redis_is_demoted  # type: ignore[method-assign]
+    service.traffic.apply = apply_then_redis_is_demoted  # type: ignore[method-assign, assignment]
     with pytest.raises(Unrecorded, match="landed in the cluster but could not be recorded"):
         service.tick(rid)
     service.traffic.apply = apply  # type: ignore[method-assign]

@@ -1,0 +1,86 @@
+"""A rollout's target deleted under it, over the fakes: every path that reads it pauses the
+rollout saying so, a rollback ends it with nothing to restore, and a finished rollout's
+write in flight stops being looked for."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollout.domain.errors import NotFound
+from rollout.domain.models import AuditAction, PauseKind, Phase, Rollout
+from rollout.domain.split import Pair
+from rollout.service import RolloutService
+from tests.unit.builders import BOB
+from tests.unit.fakes import FakeStore, FakeTraffic
+from tests.unit.test_service import REF, _started
+
+GONE = ("HTTPRoute default/routes-to-llm rule 0 is gone from the cluster (HTTPRoute "
+        "default/routes-to-llm not found): recreate it and resume, or roll back (the rollout "
+        "then ends, with nothing left to restore)")
+
+
+def _deleted(traffic: FakeTraffic) -> None:
+    def gone(*_args: object, **_kwargs: object) -> None:
+        raise NotFound("HTTPRoute default/routes-to-llm not found")
+
+    for read in ("observe", "glance", "apply"):
+        setattr(traffic, read, gone)
+    traffic.recall = lambda r: None  # type: ignore[method-assign, assignment]
+
+
+def _at_10_then_deleted() -> tuple[RolloutService, FakeStore]:
+    service, store, target, _clock = _started()
+    service.approve(REF, actor=BOB)
+    assert target.pair == Pair(stable=90, canary=10)
+    assert isinstance(service.traffic, FakeTraffic)
+    _deleted(service.traffic)
+    return service, store
+
+
+@pytest.mark.parametrize("path", ["watch", "tick", "pause"])
+def test_each_path_that_reads_the_target_pauses_the_rollout_saying_it_is_gone(path: str) -> None:
+    service, _store = _at_10_then_deleted()
+    r = service.get(REF)
+    if path == "watch":
+        service.watch(r)
+    elif path == "tick":
+        service.tick(r.id)
+    else:
+        service.pause(REF, actor=BOB)
+    paused = service.get(REF)
+    assert paused.phase is Phase.PAUSED and paused.pause is not None
+    assert (paused.pause.kind, paused.pause.reason) == (PauseKind.DRIFT, GONE)
+
+
+def test_a_rollback_ends_the_rollout_with_nothing_to_restore() -> None:
+    service, store = _at_10_then_deleted()
+    out = service.rollback(REF, actor=BOB)
+    assert out.ok and out.message.endswith(f"({GONE}; nothing was restored.)")
+    r = service.get(REF)
+    assert r.phase is Phase.ROLLED_BACK and not r.active
+    ended = [e for e in store.events if e.action is AuditAction.ROLLED_BACK]
+    assert [e.detail.endswith(f"{GONE}; nothing was restored") for e in ended] == [True]
+
+
+def test_a_step_whose_target_vanished_between_its_read_and_its_write_pauses() -> None:
+    service, _store, target, _clock = _started()
+    assert isinstance(service.traffic, FakeTraffic)
+    traffic = service.traffic
+
+    def gone(*_args: object, **_kwargs: object) -> None:
+        raise NotFound("HTTPRoute default/routes-to-llm not found")
+
+    traffic.apply = gone  # type: ignore[method-assign, assignment]
+    out = service.approve(REF, actor=BOB)
+    assert not out.ok and out.message.startswith(f"Not applied: {GONE}. The rollout is paused")
+    assert service.get(REF).phase is Phase.PAUSED and target.pair == Pair(stable=100, canary=0)
+
+
+def test_a_finished_rollouts_write_in_flight_on_a_deleted_target_is_no_longer_looked_for(
+) -> None:
+    service, store = _at_10_then_deleted()
+    service.rollback(REF, actor=BOB)
+    r: Rollout = service.get(REF)
+    store.mark_in_flight(r.id)
+    service.watch(r)
+    assert r.id not in store.in_flight_ids()
