@@ -1,6 +1,8 @@
 """The leader lease: one replica at a time runs the scheduler's jobs.
 
-A Redis key with a TTL holds the leader's token (a fencing number from INCR on each grant).
+A Redis key with a TTL holds the leader's token (a fencing number on each grant, floored by
+the server's clock as the store's are: a Redis that lost its counter never gives a new term
+the number of the last).
 The leader renews it well before it expires; a replica that cannot renew, or whose last
 renewal is older than the TTL by its own clock, stops acting as leader at once, before any
 other replica can have taken over.
@@ -16,12 +18,14 @@ from collections.abc import Callable
 import redis
 from redis.exceptions import RedisError
 
+from rollout.adapters.store import GRANT
+
 log = logging.getLogger(__name__)
 
-_ACQUIRE = """
+_ACQUIRE = GRANT + """
 local holder = redis.call('GET', KEYS[1])
 if holder == false then
-  local token = redis.call('INCR', KEYS[2])
+  local token = grant(KEYS[2])
   redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
   return token
 end

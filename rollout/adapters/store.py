@@ -57,11 +57,32 @@ RECENT_KEEP = 50
 #: writes the change index remembers: a reader further behind reloads everything
 CHANGES_KEPT = 100_000
 
+# A fencing token: the counter's next number, but never below the server's clock in
+# microseconds. Redis can lose its latest writes (a failover with asynchronous replication, a
+# restart without persistence), counter included; a counter that merely went on from where
+# the loss left it would hand a second holder the token a first one still holds, and both
+# their locks and their writes would pass for the same holder's. Floored by the clock, a
+# token granted after the loss is above every token granted before it (the nodes' clocks
+# kept within the failover's own duration of each other). Formatted in Lua: a number that
+# large is written "1.8e+15" by Lua's own conversion to a string.
+GRANT = """
+local function grant(fence)
+  local now = redis.call('TIME')
+  local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local token = redis.call('INCR', fence)
+  if token < floor then
+    token = floor
+    redis.call('SET', fence, string.format('%.0f', floor))
+  end
+  return string.format('%.0f', token)
+end
+"""
+
 # A preempting acquire (a rollback) also leaves its token in KEYS[3], so that a holder that
 # lost its lock can tell "a rollback took over" from "the lock lapsed".
-_ACQUIRE = """
+_ACQUIRE = GRANT + """
 if ARGV[2] == '1' or redis.call('EXISTS', KEYS[1]) == 0 then
-  local token = redis.call('INCR', KEYS[2])
+  local token = grant(KEYS[2])
   redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
   if ARGV[2] == '1' then redis.call('SET', KEYS[3], token, 'PX', ARGV[3]) end
   return token
@@ -71,11 +92,11 @@ return false
 
 # A holder whose lock is intact may move the counter past a token Redis forgot (after a
 # flush or a restart without persistence) and take a fresh, higher token, atomically.
-_REGRANT = """
+_REGRANT = GRANT + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if current < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
-local token = redis.call('INCR', KEYS[2])
+local token = grant(KEYS[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
 return token
 """
@@ -234,7 +255,7 @@ return {found[1] or '', found[2] or ''}
 # Returns {'DONE', answer} | {'NONE'} (nothing recorded under that name) | {'NOKEY', id}
 # (a state written before it named its lock) | {'BUSY'} |
 # {'OK', token, object key, id, state json, card json, in flight (1|0), freeze json}.
-_OPEN = """
+_OPEN = GRANT + """
 local p = ARGV[1]
 if ARGV[8] ~= '' then
   local answer = redis.call('GET', p .. ':idem:' .. ARGV[8])
@@ -256,7 +277,7 @@ else
 end
 local lock = p .. ':lock:' .. object
 if ARGV[6] ~= '1' and redis.call('EXISTS', lock) == 1 then return {'BUSY'} end
-local token = redis.call('INCR', p .. ':fence:' .. object)
+local token = grant(p .. ':fence:' .. object)
 redis.call('SET', lock, token, 'PX', ARGV[5])
 if ARGV[6] == '1' then redis.call('SET', p .. ':preempted:' .. object, token, 'PX', ARGV[7]) end
 if ARGV[9] ~= '' then redis.pcall('PUBLISH', ARGV[9], '+' .. object .. ':' .. token) end

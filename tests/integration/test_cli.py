@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from bot.cli import EXIT_OK, EXIT_REFUSED, main
+from rollout.adapters.kube.markers import FENCE, pointer
 from rollout.adapters.tick_holds import RedisTickHolds
 from rollout.domain.clock import ManualClock
 from rollout.redis_connect import connect
@@ -161,19 +163,31 @@ def test_status_says_while_a_throttle_holds_the_automatic_steps_back(
     assert holds.held_until() is None
 
 
+def _fence_ahead(cluster: RealCluster) -> None:
+    """The route carries a fencing token above any this Redis would grant now: a Redis that
+    lost its counter and whose clock is behind the one that granted it."""
+    admin = client.CustomObjectsApi(cluster.world.admin)
+    admin.patch_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", "default", "httproutes", "routes-to-llm",
+        [{"op": "add", "path": pointer(FENCE), "value": "5000000000000000"}],
+        _content_type="application/json-patch+json")
+
+
 def test_internals_are_logged_only_when_asked_not_printed_as_the_answer(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, cluster: RealCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fresh Redis key prefix is a Redis that lost its counters: the route carries a higher
     fencing token than the new counter, and the bot raises its counter above it."""
     cli("start", "llm-pool-version-2", "--interval", "0s", "--as", "alice")
     cli("approve", "llm-pool-version-2", "--as", "bob")
     cli("rollback", "llm-pool-version-2", "--as", "bob")
+    _fence_ahead(cluster)
     monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
     code, out, err = cli("start", "llm-pool-version-2", "--as", "alice")
     assert code == EXIT_OK, err
     assert err == "" and "fence" not in out
     cli("rollback", "llm-pool-version-2", "--as", "bob")
+    _fence_ahead(cluster)
     monkeypatch.setenv("ROLLOUT_KEY_PREFIX", unique_prefix())
     code, out, err = cli("start", "llm-pool-version-2", "--as", "alice", "-v")
     assert code == EXIT_OK and "fence" not in out

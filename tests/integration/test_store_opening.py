@@ -11,6 +11,7 @@ from functools import partial
 import pytest
 
 from rollout.adapters.freeze_store import FreezeStore
+from rollout.adapters.leadership import LeaderLease
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import Busy, LockLapsed, Superseded
 from rollout.domain.freeze import Freeze
@@ -153,3 +154,40 @@ def test_a_state_written_before_it_named_its_lock_is_opened_in_two_round_trips(
     assert trips.work == [["EVALSHA"], ["HMGET"], ["EVALSHA"]]
     store.close(opening.lease, saving=Saving(created, created.version))
     assert store.client.hget(store.key("rollout", created.id), "lock") == KEY
+
+
+def _lose_every_write(store: RedisStore) -> None:
+    """What a restart without persistence, or a failover that lost the latest writes, leaves
+    of this store's keys (a prefix of its own: other tests share the server)."""
+    for key in store.client.scan_iter(store.key("*")):
+        store.client.delete(key)
+
+
+def test_a_redis_that_lost_its_writes_never_grants_a_token_held_already(
+    store: RedisStore,
+) -> None:
+    """A holds the target's lock when Redis loses its writes, counter included; a rollback
+    then opens the target. Its token is above A's, so A's lock is no longer A's (a counter
+    begun again would have handed the rollback A's own number: A's confirm and save would
+    pass, and its write would pass the route's fence as the rollback's)."""
+    held = store.open(key=KEY)
+    assert held.lease is not None
+    _lose_every_write(store)
+    rollback = store.open(key=KEY, preempt=True)
+    assert rollback.lease is not None and rollback.lease.token > held.lease.token
+    with pytest.raises(Superseded):
+        store.confirm(held.lease)
+    assert _lock_holder(store) == str(rollback.lease.token)
+
+
+def test_a_leader_lease_regained_after_redis_lost_it_has_a_new_token(
+    store: RedisStore,
+) -> None:
+    """The scheduler tells a new term by its token: the same number again after a loss
+    would let a replica carry on from the last term's position in the change index."""
+    lease = LeaderLease(store.client, key=store.key("leader"), holder="a", ttl_seconds=30)
+    assert lease.refresh()
+    first = lease.token
+    _lose_every_write(store)
+    assert lease.refresh() and lease.token is not None and first is not None
+    assert lease.token > first
