@@ -148,46 +148,55 @@ def build_parser() -> argparse.ArgumentParser:
                                  "names, when this bot cannot run that analysis any more")
     for verb in OPERATIONS:
         op = sub.add_parser(verb.value, parents=[common], help=_HELP[verb])
-        if verb not in INSTALL_VERBS:
-            op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
-        if verb is Verb.START:
-            op.add_argument("--route", help="HTTPRoute to use (needed to add a new pool)")
-            op.add_argument("--stable", help="the pool to shift from, where a rule has several")
-            op.add_argument("--steps", default=None, help="canary percentages, e.g. 10,25,50,100")
-            op.add_argument("--interval", default=None, help="bake time per step: 90s, 15m, 2h")
-            op.add_argument("--auto", action="store_true",
-                            help="step up automatically after each bake, without approvals")
-            op.add_argument("--approvals", type=int, default=None,
-                            help="distinct approvers needed per step (default 1)")
-            op.add_argument("--rewrite", default=None, metavar="NAME",
-                            help="adapter rollout: shift this InferenceModelRewrite's rule from "
-                                 "the old adapter (--stable, where the rule has several) to "
-                                 "POOL, here the new adapter's name")
-            op.add_argument("--allow-gitops", action="store_true",
-                            help="start although Argo CD, Flux or another applier owns the "
-                                 "weights; a revert by it then pauses the rollout as drift")
-            op.add_argument("--analysis", default=None, metavar="NAME",
-                            help="the canary analysis gating each step (default: the "
-                                 "analysis file's default; needs PROMETHEUS_URL)")
-            op.add_argument("--keep", default=None, metavar="DURATION",
-                            help="how long the old pool stays in the route after completion "
-                                 "(default: ROLLOUT_KEEP)")
-        if verb is Verb.APPROVE:
-            op.add_argument("--step", type=_step_number, default=None, metavar="N",
-                            help="the step this approval is for (1 is the first; default: "
-                                 "the pending one when the command reads the rollout)")
-        if verb in (Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE):
-            op.add_argument("--reason", default="", help="why, for the audit and the card")
-        if verb in READ_VERBS:
-            op.add_argument("--output", "-o", choices=["text", "json"], default="text",
-                            help="json: the records as JSON, for scripts")
-        if verb is Verb.STATUS:
-            op.add_argument("--watch", "-w", action="store_true",
-                            help="follow the rollout until it finishes or pauses (exit 0 "
-                                 "once completed, 1 otherwise)")
-            op.add_argument("--every", default="2s", metavar="DURATION",
-                            help="how often --watch looks (default 2s)")
+        _verb_options(op, verb)
     return parser
+
+
+def _verb_options(op: argparse.ArgumentParser, verb: Verb) -> None:
+    """The options one verb of the CLI takes, as the Slack grammar does."""
+    if verb not in INSTALL_VERBS:
+        op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
+    if verb is Verb.START:
+        op.add_argument("--route", help="HTTPRoute to use (needed to add a new pool)")
+        op.add_argument("--stable", help="the pool to shift from, where a rule has several")
+        op.add_argument("--steps", default=None, help="canary percentages, e.g. 10,25,50,100")
+        op.add_argument("--interval", default=None, help="bake time per step: 90s, 15m, 2h")
+        op.add_argument("--auto", action="store_true",
+                        help="step up automatically after each bake, without approvals")
+        op.add_argument("--approvals", type=int, default=None,
+                        help="distinct approvers needed per step (default 1)")
+        op.add_argument("--rewrite", default=None, metavar="NAME",
+                        help="adapter rollout: shift this InferenceModelRewrite's rule from "
+                             "the old adapter (--stable, where the rule has several) to "
+                             "POOL, here the new adapter's name")
+        op.add_argument("--allow-gitops", action="store_true",
+                        help="start although Argo CD, Flux or another applier owns the "
+                             "weights; a revert by it then pauses the rollout as drift")
+        op.add_argument("--analysis", default=None, metavar="NAME",
+                        help="the canary analysis gating each step (default: the "
+                             "analysis file's default; needs PROMETHEUS_URL)")
+        op.add_argument("--keep", default=None, metavar="DURATION",
+                        help="how long the old pool stays in the route after completion "
+                             "(default: ROLLOUT_KEEP)")
+    if verb is Verb.APPROVE:
+        op.add_argument("--step", type=_step_number, default=None, metavar="N",
+                        help="the step this approval is for (1 is the first; default: "
+                             "the pending one when the command reads the rollout)")
+    if verb is Verb.PROMOTE:
+        op.add_argument("--skip-analysis", action="store_true",
+                        help="promote although the canary analysis does not pass "
+                             "(audited)")
+    if verb in (Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE):
+        op.add_argument("--reason", default="", help="why, for the audit and the card")
+    if verb in READ_VERBS:
+        op.add_argument("--output", "-o", choices=["text", "json"], default="text",
+                        help="json: the records as JSON, for scripts")
+    if verb is Verb.STATUS:
+        op.add_argument("--watch", "-w", action="store_true",
+                        help="follow the rollout until it finishes or pauses (exit 0 "
+                             "once completed, 1 otherwise)")
+        op.add_argument("--every", default="2s", metavar="DURATION",
+                        help="how often --watch looks (default 2s)")
 
 
 READ_VERBS = (Verb.STATUS, Verb.LIST, Verb.HISTORY)
@@ -250,7 +259,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
         allow_gitops=getattr(args, "allow_gitops", False), analysis=getattr(args, "analysis", None),
         reason=getattr(args, "reason", ""), step=getattr(args, "step", None),
-        keep_seconds=keep,
+        keep_seconds=keep, skip_analysis=getattr(args, "skip_analysis", False),
     )
     request.check_names()
     return request

@@ -62,6 +62,8 @@ class CommandRequest:
     request_id: str | None = None
     #: the step an approval approves, as people count (1 is the first); None: the pending one
     step: int | None = None
+    #: promote although the canary analysis does not pass (audited)
+    skip_analysis: bool = False
 
     @property
     def ref(self) -> Ref:
@@ -139,7 +141,8 @@ def run_command(  # noqa: C901 - one branch per verb, read as a table
                                                                reason=req.reason,
                                                                request_id=rid))
         case Verb.PROMOTE:
-            return CommandResult(req, outcome=service.promote(ref, actor=actor, request_id=rid))
+            return CommandResult(req, outcome=service.promote(
+                ref, actor=actor, request_id=rid, skip_analysis=req.skip_analysis))
         case Verb.RETIRE:
             return CommandResult(req, outcome=service.retire(ref, actor=actor, request_id=rid))
         case Verb.STATUS:

@@ -40,6 +40,7 @@ analysis file's default)
 completion, before `retire` is due (start; default: the bot's ROLLOUT_KEEP)
   `--reason "text"` why (pause, rollback, freeze)
   `--step N` the step an approval is for (approve; default: the pending one)
+  `--skip-analysis` promote although the canary analysis does not pass (promote; audited)
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
 `/rollout llm-pool-version-2 rollback --reason "p99 latency"`"""
 
@@ -78,7 +79,7 @@ USAGE_LINES: dict[Verb, str] = {
     Verb.PAUSE: f'`/rollout <pool> pause [--reason "text"] {_COMMON}`',
     Verb.RESUME: f"`/rollout <pool> resume {_COMMON}`",
     Verb.ROLLBACK: f'`/rollout <pool> rollback [--reason "text"] {_COMMON}`',
-    Verb.PROMOTE: f"`/rollout <pool> promote {_COMMON}`",
+    Verb.PROMOTE: f"`/rollout <pool> promote [--skip-analysis] {_COMMON}`",
     Verb.RETIRE: f"`/rollout <pool> retire {_COMMON}`",
     Verb.HISTORY: f"`/rollout <pool> history {_COMMON}`",
     Verb.LIST: "`/rollout list`",
@@ -207,6 +208,7 @@ _OPTIONS: dict[str, _Option] = {
     "--keep": _Option("keep_seconds", True, _interval),
     "--reason": _Option("reason", True, _text),
     "--step": _Option("step", True, _step),
+    "--skip-analysis": _Option("skip_analysis", False),
 }
 
 
@@ -264,6 +266,8 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
                            f"`{verb.value}`")
     if "step" in given and verb is not Verb.APPROVE:
         raise GrammarError(f"`--step` applies to `approve`, not `{verb.value}`")
+    if "skip_analysis" in given and verb is not Verb.PROMOTE:
+        raise GrammarError(f"`--skip-analysis` applies to `promote`, not `{verb.value}`")
     values: dict[str, object] = {"namespace": namespace}
     for flag, value in raw:
         option = _OPTIONS[flag]

@@ -430,12 +430,14 @@ class RolloutService:
                                           owner=self._owner_of(_recorded(r))),
             request_id=request_id)
 
-    def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None) -> Outcome:
+    def promote(self, ref: Ref, *, actor: Actor, request_id: str | None = None,
+                skip_analysis: bool = False) -> Outcome:
         allow_self = self.options.self_approval
         return self._run(
             ref, actor,
             lambda r, now: machine.promote(
-                _recorded(r), actor=actor, now=now, self_approval=allow_self),
+                _recorded(r), actor=actor, now=now, self_approval=allow_self,
+                skip_analysis=skip_analysis),
             request_id=request_id)
 
     def _analysis_choice(self, name: str | None,

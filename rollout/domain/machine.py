@@ -554,9 +554,14 @@ def retired_sentence(r: Rollout) -> str:
 
 def promote(
     r: Rollout, *, actor: Actor, now: datetime, self_approval: bool = False,
+    skip_analysis: bool = False,
 ) -> Decision:
     """Skip the remaining steps: the canary takes all of the pair's traffic now. It applies
-    steps nobody approved, so it is an approval too: never by the rollout's author alone."""
+    steps nobody approved, so it is an approval too: never by the rollout's author alone.
+    Nor while the canary analysis does not pass (failing, inconclusive, not run yet), unless
+    the person says `skip_analysis`: all of the traffic would go to a canary nothing
+    measured as healthy, by a command that means "it is fine"; the audit says it was
+    skipped, and why it did not pass."""
     _require_active(r, "promote")
     _refuse_paused(r)
     _refuse_author(r, actor, self_approval, "promote it")
@@ -566,7 +571,15 @@ def promote(
         raise Conflict(f"the plan of {r.canary} needs {need} approvers for a step, and "
                        "promote would apply the remaining steps on one: approve them step "
                        "by step (or roll back)")
-    promoted = _event(r, AuditAction.PROMOTED, actor, now, f"from {r.canary_percent}%", step=last)
+    detail = f"from {r.canary_percent}%"
+    held = gating.holding_back(r, now)
+    if held is not None and not skip_analysis:
+        raise Conflict(f"the canary analysis of {r.canary} does not pass: {held}. Promote "
+                       "skips it only when told (`--skip-analysis`, audited), or wait for it "
+                       "to pass")
+    if held is not None:
+        detail += f", skipping its canary analysis ({held})"
+    promoted = _event(r, AuditAction.PROMOTED, actor, now, detail, step=last)
     return _apply(r, last, actor, now, (promoted,))
 
 

@@ -30,8 +30,36 @@ def test_a_landed_step_starts_its_analysis_and_the_last_step_needs_none() -> Non
     assert r.step_analysis is not None and r.step_analysis.step == 0
     assert r.step_analysis.started_at == T0
     assert gating.holding_back(r, T0) is not None
-    done = machine.promote(r, actor=BOB, now=T0).rollout
+    done = machine.promote(r, actor=BOB, now=T0, skip_analysis=True).rollout
     assert done.phase is Phase.COMPLETED and gating.holding_back(done, T0) is None
+
+
+def test_promote_is_refused_while_the_analysis_does_not_pass_unless_told() -> None:
+    """All of the traffic to a canary nothing measured as healthy: only on purpose, and
+    the audit says what was skipped."""
+    r = landed()
+    with pytest.raises(Conflict) as refused:
+        machine.promote(r, actor=BOB, now=T0 + timedelta(seconds=10))
+    assert str(refused.value) == (
+        "the canary analysis of llm-pool-version-2 does not pass: warming up: first run at "
+        "2026-01-01T12:01:30+00:00. Promote skips it only when told (`--skip-analysis`, "
+        "audited), or wait for it to pass")
+    done = machine.promote(r, actor=BOB, now=T0 + timedelta(seconds=10), skip_analysis=True)
+    [promoted] = [e for e in done.events if e.action == "promoted"]
+    assert promoted.detail == ("from 10%, skipping its canary analysis (warming up: first run "
+                               "at 2026-01-01T12:01:30+00:00)")
+
+
+def test_promote_of_a_canary_whose_analysis_passed_needs_no_flag() -> None:
+    r = landed()
+    now = T0 + timedelta(seconds=130)
+    run = judge(SETUP.spec, gating.subject_of(r), results(), at=now)
+    passed = machine.analysed(r, run=run, measured=r.step_analysis, now=now).rollout
+    assert gating.holding_back(passed, now) is None
+    done = machine.promote(passed, actor=BOB, now=now)
+    assert done.rollout.phase is Phase.COMPLETED
+    [promoted] = [e for e in done.events if e.action == "promoted"]
+    assert promoted.detail == "from 10%"
 
 
 def test_the_end_of_the_bake_is_held_until_a_run_passes() -> None:
