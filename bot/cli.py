@@ -26,6 +26,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
 from handlers.commands import INSTALL_VERBS, CommandRequest, CommandResult, Verb, run_command
+from handlers.mentions import literal, plain
 from rollout.domain import names
 from rollout.domain.errors import (
     InvalidInput,
@@ -241,6 +242,9 @@ _HELP = {
 
 
 def request_from_args(args: argparse.Namespace, namespace: str) -> CommandRequest:
+    """The request the CLI's arguments make. A reason is kept as Slack would have escaped
+    it, as every reason is: the card shows it, and `<!channel>` typed here must not mention
+    everyone from there."""
     verb = Verb(args.command)
     steps = interval = keep = None
     if verb is Verb.START:
@@ -258,7 +262,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         interval_seconds=interval, auto=getattr(args, "auto", False),
         approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
         allow_gitops=getattr(args, "allow_gitops", False), analysis=getattr(args, "analysis", None),
-        reason=getattr(args, "reason", ""), step=getattr(args, "step", None),
+        reason=literal(getattr(args, "reason", "")), step=getattr(args, "step", None),
         keep_seconds=keep, skip_analysis=getattr(args, "skip_analysis", False),
     )
     request.check_names()
@@ -281,6 +285,11 @@ def _login() -> str:
 
 
 def render(result: CommandResult) -> list[str]:
+    """What a command printed on the terminal: the text people typed as they typed it."""
+    return [plain(line) for line in _rendered(result)]
+
+
+def _rendered(result: CommandResult) -> list[str]:
     req = result.request
     if result.outcome is not None:
         lines = [result.outcome.message]

@@ -33,3 +33,9 @@ def literal(text: str) -> str:
     rules ask. Slack escapes a slash command's text itself, but not what is typed into a
     dialog, where `<!channel>` or `<@U…>` would otherwise mention people from the card."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain(text: str) -> str:
+    """`literal` undone, for a terminal: a reason typed in Slack (or the CLI) is kept as
+    Slack escapes it, and the CLI prints what was typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
