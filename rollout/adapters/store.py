@@ -291,6 +291,18 @@ local freeze = redis.call('GET', p .. ':freeze') or ''
 return {'OK', token, object, id, state, card, tostring(flying), freeze}
 """
 
+# KEYS: due zset, active set. ARGV: pairs of rollout id and due time (ms). Adds the due
+# time of each rollout that is still active and has none indexed: a rollout a save finished
+# (and took out of the index) after the caller read it is not put back.
+_INDEX_DUE = """
+for i = 1, #ARGV, 2 do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], ARGV[i])
+  end
+end
+return 0
+"""
+
 # KEYS: change zset, change sequence. ARGV: the sequence number the reader has seen.
 # Returns the current sequence number, then the ids written after ARGV[1].
 _CHANGES = """
@@ -327,6 +339,7 @@ class RedisStore:
         self._leave = client.register_script(_LEAVE)
         self._settle = client.register_script(_SETTLE)
         self._changes = client.register_script(_CHANGES)
+        self._index_due = client.register_script(_INDEX_DUE)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -592,10 +605,12 @@ class RedisStore:
 
     def index_due(self, due: dict[str, datetime]) -> None:
         """Add due times the index lacks (state written before it existed); a due time the
-        save script wrote since is newer and stays."""
+        save script wrote since is newer and stays, and a rollout finished since (its save
+        took it out of the index) is not put back: one script, checking each is active."""
         if due:
-            mapping = {rid: _ms(at) for rid, at in due.items()}
-            self._guard(lambda: self._r.zadd(self.key("due"), mapping, nx=True))
+            pairs = [part for rid, at in due.items() for part in (rid, _ms(at))]
+            self._guard(lambda: self._index_due(
+                keys=[self.key("due"), self.key("active")], args=pairs))
 
     def kept_until(self, until: datetime) -> list[str]:
         """Completed rollouts whose keep period ended by `until` and whose approvers were not

@@ -4,7 +4,7 @@ change itself (another replica did) still learns it at its next sweep."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from rollout.adapters.leadership import LeaderLease
 from rollout.domain.models import Rollout
@@ -34,6 +34,24 @@ def test_the_save_keeps_the_due_index(world: World) -> None:
     assert world.store.due_until(due - timedelta(seconds=1)) == {}
     world.service.rollback(REF, actor=BOB)
     assert world.store.due_until(due + timedelta(days=1)) == {}
+
+
+def test_a_takeovers_index_of_due_times_never_puts_back_a_rollout_finished_meanwhile(
+        world: World) -> None:
+    """A new leader read the active rollouts, then another replica rolled one back (its save
+    took it out of the index): indexing what was read must not put it back, where every
+    sweep would then find it due."""
+    rid = _baking(world)
+    read = world.service.active()
+    world.service.rollback(REF, actor=BOB)
+    world.store.client.delete(world.store.key("due"))  # as before the index existed
+    world.service.index_due(read)
+    assert world.store.due_until(datetime.now(UTC) + timedelta(days=1)) == {}
+    assert [r.id for r in read] == [rid]
+    again = _baking(world)
+    world.store.client.delete(world.store.key("due"))
+    world.service.index_due(world.service.active())  # one still active is indexed
+    assert list(world.store.due_until(datetime.now(UTC) + timedelta(days=1))) == [again]
 
 
 def test_the_change_index_names_each_written_rollout_once(world: World) -> None:
