@@ -219,6 +219,6 @@ def test_an_edit_between_read_and_write_is_caught_by_the_adapter(world: World) -
     patches = rewrite_patches(world)
     stepped = rollout.model_copy(update={"step": 0})
     with pytest.raises(DriftDetected, match="has stable 60 / canary 40"):
-        world.service.traffic.apply(stepped, ApplyStep(step=0, percent=10), fence=10**9,
+        world.service.traffic.apply(stepped, ApplyStep(step=0, percent=10), fence=10**16,
                                     before=acceptable_pairs(rollout))
     assert rewrite_patches(world) == patches

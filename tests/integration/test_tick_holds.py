@@ -37,7 +37,7 @@ def test_a_redis_that_refuses_writes_is_answered_unavailable_not_an_error_reply(
         holds = RedisTickHolds(client, clock=clock, prefix=unique_prefix())
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", "1")
-        with pytest.raises(StoreUnavailable, match="Redis refused the record of the hold"):
+        with pytest.raises(StoreUnavailable, match="Redis refused the command"):
             holds.hold(clock.now() + timedelta(seconds=30))
         assert holds.held_until() is None  # reads still answer
         client.close()
