@@ -63,12 +63,15 @@ CHANGES_KEPT = 100_000
 # the loss left it would hand a second holder the token a first one still holds, and both
 # their locks and their writes would pass for the same holder's. Floored by the clock, a
 # token granted after the loss is above every token granted before it (the nodes' clocks
-# kept within the failover's own duration of each other). Formatted in Lua: a number that
-# large is written "1.8e+15" by Lua's own conversion to a string.
+# kept within the failover's own duration of each other). An ACL user refused TIME gets the
+# counter alone, as before, rather than every command refused. Formatted in Lua: a number
+# that large is written "1.8e+15" by Lua's own conversion to a string.
 GRANT = """
 local function grant(fence)
-  local now = redis.call('TIME')
-  local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local now, floor = redis.pcall('TIME'), 0
+  if type(now) == 'table' and now[2] then
+    floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  end
   local token = redis.call('INCR', fence)
   if token < floor then
     token = floor

@@ -15,6 +15,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from rollout.adapters.change_feed import ChangeFeed
 from rollout.adapters.leadership import LeaderLease
+from rollout.adapters.store import RedisStore
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
@@ -132,3 +133,16 @@ def test_the_bot_user_cannot_administer_or_leave_its_prefix(acl_redis: RedisServ
     client = redis.Redis.from_url(_url(acl_redis))
     with pytest.raises(NoPermissionError):
         client.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+
+
+def test_a_user_refused_time_still_gets_tokens_from_the_counter() -> None:
+    """An ACL user of an install's own without `+time`: the tokens come from the counter
+    alone, as before they were floored by the clock, rather than every command refused."""
+    rules = redis_acl(find(kustomize(), "StatefulSet", "rollout-redis")).replace(" +time", "")
+    config = f"user default off\nuser rollout-bot on >{PASSWORD} {rules}"
+    with RedisServer(config=config) as server:
+        store = RedisStore.from_url(_url(server), prefix="rollout-bot")
+        first = store.acquire("default/httproute/routes-to-llm/0")
+        store.release(first)
+        assert store.acquire("default/httproute/routes-to-llm/0").token == first.token + 1
+        store.client.close()
