@@ -46,12 +46,21 @@ def api_client(kubeconfig: str | None = None, *,
     return client.ApiClient(configuration)
 
 
+#: the methods a request that may have reached the server is sent again for: reads only
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def request_retries() -> Retry:
-    """One retry for a dropped connection, none for an answer. Left to urllib3, a GET or PUT
+    """One retry where the request cannot have landed, none for an answer. A connection that
+    never opened is tried again; a dropped one only for a read (a PATCH that reached the
+    server may have landed, and its copy meets its own write: a 409, then a false drift).
+    Every other error (an SSL error after the request went out, a redirect) is not retried:
+    urllib3 counts those under `other`, for any method. Left to urllib3, a GET or PUT
     answered 429 or 503 with a Retry-After slept that long inside the call (however long the
     server said) and went again: the bot decides on a throttle itself (a tick holds back, a
     person is told when to try again). Timeouts are set per request by the adapters."""
-    return Retry(total=1, respect_retry_after_header=False)
+    return Retry(total=1, connect=1, read=1, other=0, status=0, redirect=0,
+                 allowed_methods=READ_METHODS, respect_retry_after_header=False)
 
 
 def custom_objects(api: client.ApiClient) -> client.CustomObjectsApi:

@@ -12,8 +12,16 @@ from typing import ClassVar
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
-from bot.kube import api_client
+from bot.kube import api_client, request_retries
 from tests.support.kube_api import close_api
 
 KUBECONFIG = """\
@@ -140,3 +148,33 @@ def test_a_dropped_connection_is_tried_once_more(
     handler.script[:] = [None, 200]
     assert _get(api) == {"apiVersion": "v1", "kind": "Thing", "metadata": {}}
     assert handler.seen == ["GET", "GET"]
+
+
+def _retried(method: str, error: Exception) -> bool:
+    """Whether the client's Retry sends `method` again after `error` (urllib3 raises the
+    error itself, or MaxRetryError once a count is spent)."""
+    try:
+        request_retries().increment(method=method, url="/apis", error=error)
+    except (type(error), MaxRetryError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "PUT", "POST", "DELETE"])
+def test_a_connection_that_never_opened_is_tried_once_more(method: str) -> None:
+    assert _retried(method, NewConnectionError(None, "refused"))  # type: ignore[arg-type]
+    assert _retried(method, ConnectTimeoutError("no answer to the SYN"))
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "POST", "DELETE"])
+def test_a_write_that_may_have_reached_the_server_is_not_sent_again(method: str) -> None:
+    """urllib3 counts an SSL error as `other`, retried for any method: a PATCH that landed,
+    sent again, met its own write (409) and the bot saw a drift of its own making."""
+    assert not _retried(method, SSLError("decryption failed or bad record mac"))
+    assert not _retried(method, ProtocolError("Connection aborted."))
+    assert not _retried(method, ReadTimeoutError(None, "/apis", "read timed out"))  # type: ignore[arg-type]
+
+
+def test_a_read_is_tried_again_after_a_dropped_connection_not_after_other_errors() -> None:
+    assert _retried("GET", ProtocolError("Connection aborted."))
+    assert not _retried("GET", SSLError("decryption failed or bad record mac"))

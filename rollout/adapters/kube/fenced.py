@@ -201,7 +201,9 @@ class FencedObjects:
         StaleView without a read, for the whole command to be decided again on one.
 
         A 409 (stale resourceVersion) or a 422 is followed by a fresh read, and what that read
-        shows decides: a newer fencing token means a rollback or a later holder took over
+        shows decides: our own token, on an object moved since `current`, is this write landed
+        (its answer lost and a copy sent again, which met it): returned as written; a newer
+        fencing token means a rollback or a later holder took over
         (`FenceBehind`, from `latest`); a moved token or resourceVersion is a retry; a 422
         with neither moved is the server refusing the object itself. A 5xx or no answer at all
         does not say whether the write landed: the read-back decides (`_lost`). The server's
@@ -225,6 +227,8 @@ class FencedObjects:
             if recalled:
                 raise StaleView(f"{what} moved since the namespace cache's copy") from exc
             fresh = self._read(namespace, name)
+            if _landed(current, fresh, fence):  # a copy of a write that landed, sent again
+                return self._wrote(namespace, current, fresh)
             if exc.status == 422 and not _moved(current, fresh):
                 raise _translate(exc, what) from exc
             self._seen[(namespace, name)] = fresh
