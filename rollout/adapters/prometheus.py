@@ -2,8 +2,9 @@
 instant the caller gives, so that one run's queries all describe the same moment).
 
 Trouble never raises and never reads as a number: an unreachable server, a timeout or an
-overloaded one is UNAVAILABLE (ask again later), a refused query is ERROR, an empty vector or
-NaN is NO_DATA; the domain turns each into an inconclusive check. The kind is decided by
+overloaded one is UNAVAILABLE (ask again later), a refused query is ERROR, an empty vector,
+NaN or an answer with warnings (a partial response: some stores did not answer) is NO_DATA;
+the domain turns each into an inconclusive check. The kind is decided by
 the HTTP status and the API's ``status``/``errorType`` fields, never by message wording.
 """
 
@@ -17,6 +18,9 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from rollout.domain.analysis import QueryResult, ResultKind
+
+#: how much of an answer's warnings a reason quotes (a card line, not a log dump)
+_WARNINGS_SHOWN = 300
 
 #: errorType values of the API that mean "try again later" rather than "the query is wrong"
 _TRANSIENT = frozenset({"timeout", "canceled", "unavailable", "internal"})
@@ -34,8 +38,10 @@ class PrometheusAnalysis:
 
     def query(self, promql: str, at: datetime) -> QueryResult:
         url = f"{self.base_url}/api/v1/query"
+        # partial_response=false: Thanos (and Mimir) then refuse a query that some store
+        # cannot answer instead of answering from the rest; Prometheus ignores it.
         fields = {"query": promql, "time": f"{at.timestamp():.3f}",
-                  "timeout": f"{int(self.timeout * 1000)}ms"}
+                  "timeout": f"{int(self.timeout * 1000)}ms", "partial_response": "false"}
         try:
             response = self._http.request(
                 "POST", url, fields=fields,
@@ -75,7 +81,22 @@ def _interpret(status: int, body: bytes) -> QueryResult:
             kind=ResultKind.UNAVAILABLE if transient else ResultKind.ERROR,
             reason=f"Prometheus refused the query (HTTP {status}, {error_type or 'error'}): "
                    f"{payload.get('error', '')}")
+    warnings = payload.get("warnings")
+    if warnings:
+        return QueryResult(kind=ResultKind.NO_DATA,
+                           reason=f"Prometheus answered with warnings: {_quote(warnings)}")
     return _value_of(payload.get("data"))
+
+
+def _quote(warnings: object) -> str:
+    """The warnings in one line, clipped: a success with warnings may be a partial answer
+    (a store down, its series missing), so its number is not trusted, and the reason says
+    why. Prometheus 3's ``infos`` are notices, not doubts about the value: not read here."""
+    items = warnings if isinstance(warnings, list) else [warnings]
+    text = " ".join("; ".join(str(w) for w in items).split())
+    if len(text) <= _WARNINGS_SHOWN:
+        return text
+    return text[:_WARNINGS_SHOWN - 1].rstrip() + "…"
 
 
 def _value_of(data: Any) -> QueryResult:

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -87,6 +88,40 @@ def test_the_kind_follows_the_status_and_error_type(
         assert PrometheusAnalysis(server.url).query("up", _now()).kind is kind
     finally:
         server.stop()
+
+
+def test_the_query_refuses_a_partial_response(prometheus: PrometheusAnalysis) -> None:
+    """Thanos reads partial_response=false as "refuse rather than answer from some stores";
+    Prometheus ignores the parameter and answers as usual."""
+    asked: list[dict[str, list[str]]] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        asked.append(parse_qs(environ["wsgi.input"].read(length).decode()))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"status": "success",
+                            "data": {"resultType": "scalar", "result": [0, "1"]}}).encode()]
+    server = BackgroundServer(app, ident="fake-thanos", threads=2).start()
+    try:
+        assert PrometheusAnalysis(server.url).query("up", _now()).number == 1.0
+    finally:
+        server.stop()
+    assert asked[0]["partial_response"] == ["false"] and asked[0]["query"] == ["up"]
+    assert prometheus.query("vector(0.5)", _now()).number == 0.5
+
+
+def test_a_success_with_warnings_is_no_data_never_a_value() -> None:
+    """A partial answer (a store down) can lack exactly the canary's error series."""
+    body = json.dumps({"status": "success", "warnings": ["store 10.0.0.7:10901 unavailable"],
+                       "data": {"resultType": "vector",
+                                "result": [{"metric": {}, "value": [0, "0"]}]}}).encode()
+    server = _answering("200 OK", body)
+    try:
+        result = PrometheusAnalysis(server.url).query("errors", _now())
+    finally:
+        server.stop()
+    assert result.kind is ResultKind.NO_DATA and result.number is None
+    assert "store 10.0.0.7:10901 unavailable" in result.reason
 
 
 def test_a_server_that_never_answers_times_out_as_unavailable() -> None:

@@ -1,0 +1,73 @@
+"""What Prometheus' answer means, read from the HTTP status and the body alone (no server).
+
+A success with warnings may be a partial answer (Thanos or Mimir with a store down): its
+number is not trusted. Prometheus 3's ``infos`` are notices and leave the value as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rollout.adapters.prometheus import _interpret
+from rollout.domain.analysis import ResultKind
+
+
+def _success(**extra: Any) -> bytes:
+    data = {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, "0.25"]}]}
+    return json.dumps({"status": "success", "data": data, **extra}).encode()
+
+
+def test_a_success_without_warnings_is_its_value() -> None:
+    result = _interpret(200, _success())
+    assert (result.kind, result.number) == (ResultKind.VALUE, 0.25)
+
+
+def test_a_success_with_warnings_is_no_data_that_quotes_them() -> None:
+    warnings = ["partial response: store 10.0.0.7:10901 is unavailable",
+                "another store timed out"]
+    result = _interpret(200, _success(warnings=warnings))
+    assert result.kind is ResultKind.NO_DATA and result.number is None
+    assert result.reason == ("Prometheus answered with warnings: partial response: store "
+                             "10.0.0.7:10901 is unavailable; another store timed out")
+
+
+def test_an_empty_warnings_list_is_no_warning() -> None:
+    assert _interpret(200, _success(warnings=[])).number == 0.25
+
+
+def test_infos_alone_leave_the_value() -> None:
+    infos = ['PromQL info: metric might not be a counter, name does not end in _total']
+    result = _interpret(200, _success(infos=infos))
+    assert (result.kind, result.number) == (ResultKind.VALUE, 0.25)
+
+
+def test_warnings_win_over_infos() -> None:
+    result = _interpret(200, _success(infos=["a notice"], warnings=["store down"]))
+    assert result.kind is ResultKind.NO_DATA and "store down" in result.reason
+    assert "a notice" not in result.reason
+
+
+def test_long_warnings_are_clipped_to_one_short_line() -> None:
+    result = _interpret(200, _success(warnings=["x" * 5000, "multi\nline   warning"]))
+    assert result.kind is ResultKind.NO_DATA
+    assert len(result.reason) < 400 and result.reason.endswith("…")
+    assert "\n" not in result.reason
+
+
+def test_a_warning_that_is_not_a_list_is_still_a_warning() -> None:
+    result = _interpret(200, _success(warnings="store down"))
+    assert result.kind is ResultKind.NO_DATA and result.reason.endswith(": store down")
+
+
+def test_warnings_on_an_empty_answer_are_no_data_that_says_why() -> None:
+    body = json.dumps({"status": "success", "warnings": ["store down"],
+                       "data": {"resultType": "vector", "result": []}}).encode()
+    result = _interpret(200, body)
+    assert result.kind is ResultKind.NO_DATA and "store down" in result.reason
+
+
+def test_an_error_keeps_its_kind_whatever_its_warnings() -> None:
+    body = json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error",
+                       "warnings": ["store down"]}).encode()
+    assert _interpret(400, body).kind is ResultKind.ERROR
