@@ -51,6 +51,26 @@ def is_pool_ref(ref: dict[str, Any], name: str | None = None) -> bool:
     )
 
 
+def foreign(ref: dict[str, Any], namespace: str | None) -> bool:
+    """Whether a backendRef points into another namespace than its route's: the bot's
+    lookups, preflight and rollback read the route's namespace, while the gateway would send
+    that ref's traffic elsewhere (and only with a ReferenceGrant the bot does not manage)."""
+    return ref.get("namespace") not in (None, namespace)
+
+
+def refuse_foreign(refs: list[dict[str, Any]], pools: tuple[str, ...], *,
+                   namespace: str | None, where: str, error: type[Exception]) -> None:
+    """A managed pool's ref that points into another namespace is not the bot's to move."""
+    for ref in refs:
+        if is_pool_ref(ref) and ref.get("name") in pools and foreign(ref, namespace):
+            raise error(
+                f"{where} references InferencePool {ref['name']} in namespace "
+                f"{ref['namespace']}, not the route's ({namespace}): a cross-namespace "
+                "backendRef needs a ReferenceGrant and is not managed by the bot; point "
+                "the rule at a pool in its own namespace, or move the rollout there"
+            )
+
+
 def pool_hint(name: str, pools: list[str], namespace: str) -> str:
     """What to say after `pool not found`: the closest name, then every pool there is."""
     if not pools:
@@ -102,6 +122,9 @@ class HTTPRouteSplit:
         stable_name = self._pick_stable(route, rule, refs, canary, stable)
         if stable_name == canary:
             raise Conflict(f"the stable and the canary pool are both {canary}")
+        refuse_foreign(refs, (stable_name, canary), namespace=namespace,
+                       where=f"HTTPRoute {namespace}/{route['metadata']['name']} rule {rule}",
+                       error=Conflict)
         require_single_entries([str(r.get("name")) for r in refs if is_pool_ref(r)],
                                stable=stable_name, canary=canary,
                                where=f"{route['metadata']['name']} rule {rule}")
@@ -241,6 +264,8 @@ class HTTPRouteSplit:
                 f"{name} rule {rule} no longer references the stable pool {stable}; "
                 "the route was restructured outside the bot"
             )
+        refuse_foreign(refs, (stable, canary), namespace=route["metadata"].get("namespace"),
+                       where=f"{name} rule {rule}", error=NeedsOperator)
         pair = Pair(
             stable=0 if stable_i is None else weight_of(refs[stable_i]),
             canary=None if canary_i is None else weight_of(refs[canary_i]),

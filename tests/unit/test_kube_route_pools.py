@@ -1,0 +1,87 @@
+"""Which InferencePool a route rule's backendRef names: a ref into another namespace is not the
+bot's to move (its lookups and preflight read the route's namespace), and a canary the bot adds
+names the group its pool exists in (a double of the official client: objects by group, plural,
+namespace and name)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from rollout.adapters.kube.httproute import HTTPRouteSplit
+from rollout.domain.errors import Conflict, NeedsOperator
+
+GA, LEGACY = "inference.networking.k8s.io", "inference.networking.x-k8s.io"
+ROUTES = ("gateway.networking.k8s.io", "httproutes", "default", "r")
+Obj = dict[str, Any]
+Key = tuple[str, str, str, str]
+
+
+class Objects:
+    """Custom objects by (group, plural, namespace, name); no PATCH is expected."""
+
+    def __init__(self, objs: dict[Key, Obj]) -> None:
+        self.objs = objs
+
+    def get_namespaced_custom_object(self, group: str, version: str, namespace: str,
+                                     plural: str, name: str, **kwargs: Any) -> Obj:
+        try:
+            return copy.deepcopy(self.objs[(group, plural, namespace, name)])
+        except KeyError:
+            raise ApiException(status=404, reason="Not Found") from None
+
+    def list_namespaced_custom_object(self, group: str, version: str, namespace: str,
+                                      plural: str, **kwargs: Any) -> Obj:
+        return {"items": [copy.deepcopy(o) for (g, p, n, _), o in self.objs.items()
+                          if (g, p, n) == (group, plural, namespace)]}
+
+    def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Obj:
+        raise AssertionError("nothing is written")
+
+
+def _route(refs: list[Obj]) -> Obj:
+    return {"metadata": {"name": "r", "namespace": "default", "resourceVersion": "5"},
+            "spec": {"rules": [{"backendRefs": refs}]}}
+
+
+def _pool(group: str, name: str, namespace: str = "default") -> dict[Key, Obj]:
+    return {(group, "inferencepools", namespace, name): {"metadata": {"name": name}}}
+
+
+def _ref(name: str, weight: int, group: str = GA, **extra: str) -> Obj:
+    return {"group": group, "kind": "InferencePool", "name": name, "weight": weight, **extra}
+
+
+@pytest.mark.parametrize("foreign", ["canary", "stable"])
+def test_a_pool_ref_into_another_namespace_is_refused(foreign: str) -> None:
+    """The default/new pool exists too: the bot would check it while the gateway sent the
+    canary's traffic to team-b/new."""
+    old = _ref("old", 100, **({"namespace": "team-b"} if foreign == "stable" else {}))
+    new = _ref("new", 0, **({"namespace": "team-b"} if foreign == "canary" else {}))
+    api = Objects({ROUTES: _route([old, new]), **_pool(GA, "old"), **_pool(GA, "new")})
+    with pytest.raises(Conflict) as refused:
+        HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+            namespace="default", canary="new", target_name=None, stable=None)
+    name = "new" if foreign == "canary" else "old"
+    assert (f"HTTPRoute default/r rule 0 references InferencePool {name} in namespace "
+            "team-b, not the route's (default): a cross-namespace backendRef needs a "
+            "ReferenceGrant and is not managed by the bot") in str(refused.value)
+
+
+def test_a_ref_naming_the_routes_own_namespace_is_the_routes_pool() -> None:
+    refs = [_ref("old", 100, namespace="default"), _ref("new", 0)]
+    api = Objects({ROUTES: _route(refs), **_pool(GA, "old"), **_pool(GA, "new")})
+    located = HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+        namespace="default", canary="new", target_name=None, stable=None)
+    assert (located.stable, located.canary) == ("old", "new")
+
+
+def test_a_managed_ref_moved_into_another_namespace_needs_an_operator() -> None:
+    """Mid-rollout, someone points the canary's ref at team-b: no write moves that ref."""
+    route = _route([_ref("llm-pool", 75),
+                    _ref("llm-pool-version-2", 25, namespace="team-b")])
+    with pytest.raises(NeedsOperator, match="in namespace team-b, not the route's"):
+        HTTPRouteSplit.observed(route, 0, "llm-pool", "llm-pool-version-2")
