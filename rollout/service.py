@@ -29,7 +29,15 @@ from rollout.domain.admission import (
     stable_ready,
     step_hold,
 )
-from rollout.domain.analysis import Analysis, AnalysisFile, AnalysisSpec, SubjectKind
+from rollout.domain.analysis import (
+    Analysis,
+    AnalysisFile,
+    AnalysisSpec,
+    ResultKind,
+    Side,
+    SubjectKind,
+    queries_for,
+)
 from rollout.domain.canary import AnalysisSetup, Unconfigured
 from rollout.domain.clock import Clock
 from rollout.domain.errors import (
@@ -340,6 +348,9 @@ class RolloutService:
         setup = None if chosen is None else AnalysisSetup(
             name=chosen[0], spec=chosen[1], kind=chosen[2], pool=located.pool,
             model=located.model)
+        if setup is not None:
+            self._refuse_refused_queries(setup, namespace=namespace, stable=located.stable,
+                                         canary=canary)
 
         def decide(_: Rollout | None, now: datetime) -> Decision:
             had = self._admit_start(located, allow_gitops=allow_gitops)
@@ -453,6 +464,32 @@ class RolloutService:
         subject = SubjectKind.POOL if kind is TargetKind.ROUTE else SubjectKind.ADAPTER
         chosen, spec = analyses.select(name, subject)
         return chosen, spec, subject
+
+    def _refuse_refused_queries(self, setup: AnalysisSetup, *, namespace: str, stable: str,
+                                canary: str) -> None:
+        """Ask the stable side of every query of the analysis once, before anything is
+        written. A query Prometheus refuses (PromQL it cannot parse, a result of the wrong
+        type) would otherwise show only once the first step moved traffic, as runs that
+        stay inconclusive until the rollout pauses. A Prometheus that does not answer
+        refuses nothing: the runs wait for it, as they would later."""
+        port = self.options.analysis
+        if port is None:
+            return
+        subject = gating.subject_for(setup, namespace=namespace, stable=stable, canary=canary,
+                                     share=0.0)
+        now = self.clock.now()
+        stable_side = f"/{Side.STABLE}"
+        for query in queries_for(setup.spec, subject, setup.spec.window):
+            if stable_side not in query.key:
+                continue
+            result = port.query(query.promql, now)
+            if result.kind is ResultKind.UNAVAILABLE:
+                return
+            if result.kind is ResultKind.ERROR:
+                raise InvalidInput(
+                    f"Prometheus refuses the query {query.key} of canary analysis "
+                    f"{setup.name!r} ({result.reason}): fix it in the analysis file "
+                    "(ROLLOUT_ANALYSIS_FILE) and start again; nothing was changed")
 
     def _recorded_analysis(self, recorded: object, kind: TargetKind, *,
                            without: bool = False) -> AnalysisSetup | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rollout.domain.analysis import Analysis, Subject, SubjectKind, ask, queries_for
+from rollout.domain.canary import AnalysisSetup
 from rollout.domain.models import Phase, Rollout
 from rollout.domain.split import standing_pair
 from rollout.domain.verdict import Action, Run, StepAnalysis, Verdict, judge
@@ -39,9 +40,16 @@ def subject_of(r: Rollout) -> Subject:
     pair = standing_pair(r)
     canary = pair.canary or 0
     share = canary / (pair.stable + canary) if pair.stable + canary else 0.0
+    return subject_for(setup, namespace=r.target.namespace, stable=r.stable,
+                       canary=r.canary, share=share)
+
+
+def subject_for(setup: AnalysisSetup, *, namespace: str, stable: str, canary: str,
+                share: float) -> Subject:
+    """The subject of an analysis setup, for a rollout or for one about to start."""
     pool = setup.pool if setup.kind is SubjectKind.ADAPTER else ""
-    return Subject(kind=setup.kind, namespace=r.target.namespace, stable=r.stable,
-                   canary=r.canary, pool=pool, model=setup.model, canary_share=share)
+    return Subject(kind=setup.kind, namespace=namespace, stable=stable, canary=canary,
+                   pool=pool, model=setup.model, canary_share=share)
 
 
 def current(r: Rollout) -> StepAnalysis | None:

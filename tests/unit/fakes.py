@@ -409,11 +409,13 @@ class FakeFreezes:
 class FakeAnalysis:
     """The Analysis port over a table: `values[(metric, job)]`, the metric being the query's
     first name and the job its `job="..."` selector (as the analysis builders write them).
-    `down` makes every query unavailable, as an unreachable Prometheus."""
+    `down` makes every query unavailable, as an unreachable Prometheus; a metric in
+    `refused` makes its queries refused, as PromQL Prometheus cannot parse."""
 
     def __init__(self, values: dict[tuple[str, str], float] | None = None) -> None:
         self.values = dict(values or {})
         self.down = False
+        self.refused: set[str] = set()
         self.asked: list[str] = []
         self.instants: list[datetime] = []
 
@@ -423,6 +425,8 @@ class FakeAnalysis:
         if self.down:
             return QueryResult(kind=ResultKind.UNAVAILABLE, reason="Prometheus is unreachable")
         found = re.search(r"([a-z_:]+)\{[^}]*job=\"([^\"]+)\"", promql)
+        if found is not None and found.group(1) in self.refused:
+            return QueryResult(kind=ResultKind.ERROR, reason="bad_data: parse error")
         if found is None or (found.group(1), found.group(2)) not in self.values:
             return QueryResult(kind=ResultKind.NO_DATA, reason="no series matched")
         return QueryResult.of(self.values[(found.group(1), found.group(2))])

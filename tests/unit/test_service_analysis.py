@@ -85,6 +85,7 @@ class World:
 def test_the_next_step_is_requested_only_once_the_analysis_passed() -> None:
     w = World()
     w.start()
+    w.metrics.asked.clear()  # the start's check of the queries, on the stable side
     w.service.approve(REF, actor=BOB)  # step 1 (10%) lands at T0
     assert w.at(60).step_analysis is not None  # warming up: nothing asked yet
     assert w.metrics.asked == []
@@ -494,3 +495,25 @@ def test_a_run_that_stops_passing_during_the_bake_leaves_the_bake_to_end_as_it_w
     assert r.next_due_at == T0 + timedelta(seconds=BAKE)
     w.at(BAKE)
     assert w.events()[-1] == "analysis_awaited"
+
+
+def test_a_start_whose_analysis_query_prometheus_refuses_changes_nothing() -> None:
+    """Found at the first step, the rollout would sit inconclusive with traffic moved."""
+    w = World()
+    w.metrics.refused.add("ttft")
+    writes = list(w.target.writes)
+    with pytest.raises(InvalidInput) as refused:
+        w.start()
+    assert str(refused.value) == (
+        "Prometheus refuses the query ttft-p95/stable of canary analysis 'quick' (bad_data: "
+        "parse error): fix it in the analysis file (ROLLOUT_ANALYSIS_FILE) and start again; "
+        "nothing was changed")
+    assert w.store.saves == [] and w.target.writes == writes
+    assert all('job="llm-pool"' in q for q in w.metrics.asked)  # the stable side only
+
+
+def test_a_start_while_prometheus_does_not_answer_goes_ahead() -> None:
+    w = World()
+    w.metrics.down = True
+    assert w.start().phase is Phase.AWAITING_APPROVAL
+    assert len(w.metrics.asked) == 1  # once unreachable, nothing more is asked
