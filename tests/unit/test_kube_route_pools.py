@@ -13,6 +13,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.domain.errors import Conflict, NeedsOperator
+from rollout.domain.machine import ApplyStep, Prepare
+from rollout.domain.models import Baseline
+from tests.unit.builders import started
 
 GA, LEGACY = "inference.networking.k8s.io", "inference.networking.x-k8s.io"
 ROUTES = ("gateway.networking.k8s.io", "httproutes", "default", "r")
@@ -85,3 +88,33 @@ def test_a_managed_ref_moved_into_another_namespace_needs_an_operator() -> None:
                     _ref("llm-pool-version-2", 25, namespace="team-b")])
     with pytest.raises(NeedsOperator, match="in namespace team-b, not the route's"):
         HTTPRouteSplit.observed(route, 0, "llm-pool", "llm-pool-version-2")
+
+
+def _node_update(stable_group: str) -> tuple[Obj, Any]:
+    """A rule with only the stable pool, and a rollout that adds the canary (no baseline
+    canary: a node update)."""
+    stable = _ref("llm-pool", 100, group=stable_group)
+    r = started(baseline=Baseline(stable=stable, canary=None, stable_weight=100,
+                                  canary_weight=0))
+    return _route([stable]), r
+
+
+@pytest.mark.parametrize("effect", [Prepare(), ApplyStep(step=0, percent=10)])
+def test_a_canary_ref_the_bot_adds_names_the_group_its_pool_is_in(effect: Any) -> None:
+    """The stable is in the legacy group, the new pool only in GA: a ref at the stable's
+    group would name a pool that does not exist, and the gateway would drop its share."""
+    route, r = _node_update(LEGACY)
+    api = Objects({ROUTES: route, **_pool(LEGACY, "llm-pool"),
+                   **_pool(GA, "llm-pool-version-2")})
+    (op,) = HTTPRouteSplit(api).spec_ops(route, r, effect)  # type: ignore[arg-type]
+    stable, added = op["value"]
+    assert (added["name"], added["group"]) == ("llm-pool-version-2", GA)
+    assert (stable["name"], stable["group"]) == ("llm-pool", LEGACY)
+
+
+def test_a_canary_pool_in_both_groups_takes_the_stables() -> None:
+    route, r = _node_update(LEGACY)
+    api = Objects({ROUTES: route, **_pool(LEGACY, "llm-pool"), **_pool(GA, "llm-pool-version-2"),
+                   **_pool(LEGACY, "llm-pool-version-2")})
+    (op,) = HTTPRouteSplit(api).spec_ops(route, r, Prepare())  # type: ignore[arg-type]
+    assert op["value"][-1]["group"] == LEGACY

@@ -275,11 +275,34 @@ class HTTPRouteSplit:
                         problem=gateway_problem(route),
                         writer=last_writer(route, kind="HTTPRoute", group=HTTPROUTE.group))
 
-    @staticmethod
-    def spec_ops(route: Obj, rollout: Rollout, effect: Effect) -> Ops:
+    def spec_ops(self, route: Obj, rollout: Rollout, effect: Effect) -> Ops:
         rule = rollout.target.rule
-        refs = HTTPRouteSplit._next_refs(_refs(route, rule), rollout, effect)
+        refs = _refs(route, rule)
+        group = self._added_group(refs, rollout, effect)
+        refs = HTTPRouteSplit._next_refs(refs, rollout, effect, canary_group=group)
         return [patch.replace(f"/spec/rules/{rule}/backendRefs", refs)]
+
+    def _added_group(self, refs: list[dict[str, Any]], rollout: Rollout,
+                     effect: Effect) -> str | None:
+        """The group of the canary backendRef this write adds (None when it adds none): the
+        group its pool exists in. The stable's group is not always it: a node update can move
+        from the legacy group to GA, and a ref in a group without the pool resolves to
+        nothing at the gateway."""
+        if isinstance(effect, Restore | Retire) or _index(refs, rollout.canary) is not None:
+            return None
+        stable = str(rollout.baseline.stable.get("group") or POOL_KINDS[0].group)
+        return self._pool_group(rollout.target.namespace, rollout.canary, prefer=stable)
+
+    def _pool_group(self, namespace: str, pool: str, *, prefer: str) -> str:
+        """The group `pool` exists in, `prefer` first; `prefer` when no group has it (the
+        preflight refuses a start on a missing pool)."""
+        for objects in sorted(self.pools, key=lambda o: o.kind.group != prefer):
+            try:
+                objects.glance(namespace, pool)
+            except NotFound:
+                continue
+            return objects.kind.group
+        return prefer
 
     @staticmethod
     def pair_after(rollout: Rollout, effect: Effect) -> Pair:
@@ -295,7 +318,8 @@ class HTTPRouteSplit:
 
     @staticmethod
     def _next_refs(
-        refs: list[dict[str, Any]], rollout: Rollout, effect: Effect
+        refs: list[dict[str, Any]], rollout: Rollout, effect: Effect, *,
+        canary_group: str | None = None,
     ) -> list[dict[str, Any]]:
         refs = copy.deepcopy(refs)
         stable_i, canary_i = _index(refs, rollout.stable), _index(refs, rollout.canary)
@@ -315,7 +339,7 @@ class HTTPRouteSplit:
                 refs.append(copy.deepcopy(base.canary))
             return refs
         if canary_i is None:
-            group = base.stable.get("group", POOL_KINDS[0].group)
+            group = canary_group or base.stable.get("group", POOL_KINDS[0].group)
             refs.append({"group": group, "kind": "InferencePool", "name": rollout.canary,
                          "weight": 0})
             canary_i = len(refs) - 1

@@ -23,7 +23,8 @@ from rollout.ports import Located, Marked
 
 class KindSplit(Protocol):
     """One target kind (HTTPRoute, InferenceModelRewrite): where its objects are, how to read
-    the managed pair off one, and which ops move it. Pure but for `locate` and `find_marked`."""
+    the managed pair off one, and which ops move it. Pure but for `locate`, `find_marked`, and
+the canary pool's group `spec_ops` reads where a write adds its HTTPRoute backendRef."""
 
     def locate(
         self, *, namespace: str, canary: str, target_name: str | None, stable: str | None
