@@ -123,4 +123,6 @@ def _number(sample: Any) -> QueryResult:
         value = float(sample[1])
     except (TypeError, ValueError, IndexError):
         return QueryResult(kind=ResultKind.ERROR, reason="the answer's sample is not a number")
-    return QueryResult.of(value)  # +Inf stays a value: a quantile beyond the last bucket
+    # +Inf stays a value (a quantile beyond the last bucket): judging may fail on it, and
+    # never passes on a value that is not finite
+    return QueryResult.of(value)

@@ -19,10 +19,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     NonNegativeInt,
     PlainSerializer,
-    PositiveFloat,
     PositiveInt,
     field_validator,
     model_validator,
@@ -89,6 +87,17 @@ def _check_template(text: str) -> str:
 PromQLTemplate = Annotated[str, AfterValidator(_check_template)]
 
 
+def _finite(value: float) -> float:
+    """A bound of .inf passes every canary and .nan none: refused where it is written."""
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number: write a number such as 0.05 or 1.2")
+    return value
+
+
+#: a number of the analysis file: never infinite or NaN
+Finite = Annotated[float, AfterValidator(_finite)]
+
+
 def render(template: str, values: dict[str, str]) -> str:
     return string.Template(template).substitute(values)
 
@@ -100,11 +109,11 @@ class Comparison(Frozen):
     errors at all (0 x factor = 0) does not fail a canary over one unlucky request.
     """
 
-    at_most: float | None = None
-    at_least: float | None = None
-    at_most_times_stable: PositiveFloat | None = None
-    at_least_times_stable: PositiveFloat | None = None
-    margin: NonNegativeFloat = 0.0
+    at_most: Finite | None = None
+    at_least: Finite | None = None
+    at_most_times_stable: Annotated[Finite, Field(gt=0)] | None = None
+    at_least_times_stable: Annotated[Finite, Field(gt=0)] | None = None
+    margin: Annotated[Finite, Field(ge=0)] = 0.0
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -126,17 +135,21 @@ class Comparison(Frozen):
         return self.at_most is not None or self.at_most_times_stable is not None
 
     def threshold(self, stable: float | None) -> float | None:
-        """The bound the canary is held to; None when it needs a stable value that is missing."""
+        """The bound the canary is held to; None when it needs a stable value that is missing
+        or not finite, or the bound itself is not finite: a stable of +Inf would make a
+        threshold every canary passes, and -Inf one every canary fails."""
         if self.at_most is not None:
             return self.at_most
         if self.at_least is not None:
             return self.at_least
-        if stable is None or math.isnan(stable):
+        if stable is None or not math.isfinite(stable):
             return None
         if self.at_most_times_stable is not None:
-            return stable * self.at_most_times_stable + self.margin
-        assert self.at_least_times_stable is not None
-        return stable * self.at_least_times_stable - self.margin
+            bound = stable * self.at_most_times_stable + self.margin
+        else:
+            assert self.at_least_times_stable is not None
+            bound = stable * self.at_least_times_stable - self.margin
+        return bound if math.isfinite(bound) else None
 
     def holds(self, canary: float, threshold: float) -> bool:
         return canary <= threshold if self.upper else canary >= threshold
@@ -173,7 +186,7 @@ class Check(Frozen):
 class SplitVerification(Frozen):
     """The observed share of requests reaching the canary must match the written weight."""
 
-    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.05  # in share points: 0.05 = 5%
+    tolerance: Annotated[Finite, Field(gt=0, lt=1)] = 0.05  # in share points: 0.05 = 5%
     min_requests: PositiveInt = 200  # both sides together, in the window
 
 

@@ -93,8 +93,22 @@ class Run(Frozen):
 
 
 def _count(results: Mapping[str, QueryResult], key: str) -> tuple[float | None, str]:
+    """A request or sample count, or None with why: +Inf is no count (it would pass any
+    minimum and make the observed split NaN)."""
     result = results.get(key, _MISSING)
-    return result.number, result.reason or result.kind.value
+    number = result.number
+    if number is not None and not math.isfinite(number):
+        return None, f"{number} is not a finite count"
+    return number, result.reason or result.kind.value
+
+
+def _no_threshold(stable: float | None) -> str:
+    """Why a relative check has no threshold to hold the canary to."""
+    if stable is None or math.isnan(stable):  # NaN is no data, as the adapter reads it
+        return "no threshold (stable value missing)"
+    if math.isinf(stable):
+        return f"stable is {stable}, not a finite number: no threshold to compare with"
+    return f"the threshold from stable {_fmt(stable)} is not a finite number"
 
 
 def judge_check(check: Check, spec: AnalysisSpec,
@@ -125,8 +139,14 @@ def judge_check(check: Check, spec: AnalysisSpec,
     canary = values[Side.CANARY]
     if problems or canary is None or threshold is None:
         return CheckResult(status=Status.INCONCLUSIVE, reason="; ".join(problems)
-                           or "no threshold (stable value missing)", **base)
-    if check.pass_if.holds(canary, threshold):
+                           or _no_threshold(values[Side.STABLE]), **base)
+    holds = check.pass_if.holds(canary, threshold)
+    if not math.isfinite(canary) and (holds or math.isnan(canary)):
+        # -Inf under an upper bound (or +Inf over a lower one) is no measurement to pass on;
+        # +Inf over an upper bound is clearly past it, and fails below.
+        return CheckResult(status=Status.INCONCLUSIVE, **base,
+                           reason=f"canary is {canary}, not a finite number: never a pass")
+    if holds:
         return CheckResult(status=Status.PASS, **base)
     return CheckResult(status=Status.FAIL, **base, reason=(
         f"canary {_fmt(canary)} is not {check.pass_if.describe()} "
