@@ -1,7 +1,8 @@
 """Loading analyses: ``ROLLOUT_ANALYSIS_FILE`` when set, else the one shipped in the package.
 
 A bad file is refused whole, with the file, the line and what is wrong for every problem:
-pydantic says where in the data, and the YAML node tree says on which line that is.
+pydantic says where in the data, and the YAML node tree says on which line that is. A key
+written twice in one mapping is refused too, from the node tree: YAML would keep the last.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def parse_analyses(text: str, *, source: str) -> AnalysisFile:
     if data is None:
         raise AnalysisFileError(f"{source}:1: the file is empty: it needs `default` and "
                                 "`analyses`")
+    duplicates = [f"{source}:{line}: {where}" for line, where in duplicate_keys(root)]
+    if duplicates:
+        raise AnalysisFileError("invalid analysis file:\n  " + "\n  ".join(duplicates))
     try:
         return AnalysisFile.model_validate(data)
     except ValidationError as exc:
@@ -98,3 +102,39 @@ def line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int:
         node = nxt
         line = node.start_mark.line + 1
     return line
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def duplicate_keys(root: yaml.Node | None) -> list[tuple[int, str]]:
+    """Each key written twice in one mapping, as (line, "where: what"): YAML loaders keep
+    the last silently, so `failure_limit: 0` then `failure_limit: 5` would read as 5."""
+    found: list[tuple[int, str]] = []
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if id(node) in seen:  # an alias: its node was walked where it was anchored
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, str(i)))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in first:
+                        where = ".".join((*path, key.value))
+                        found.append((line, f"{where}: the key `{key.value}` is written "
+                                            f"twice (first at line {first[key.tag, key.value]}"
+                                            "): write each key once"))
+                    first.setdefault((key.tag, key.value), line)
+                    walk(value, (*path, key.value))
+                else:
+                    walk(value, path)
+
+    if root is not None:
+        walk(root, ())
+    return found
