@@ -226,6 +226,9 @@ class StepAnalysis(Frozen):
     started_at: datetime
     failures: int = 0
     passes_in_row: int = 0
+    #: the first inconclusive run of a stretch without a verdict; only a failed run or
+    #: ``passes_required`` passing runs in a row end the stretch (a shorter run of passes
+    #: does not), so that its ``inconclusive_timeout`` is reached however runs alternate
     inconclusive_since: datetime | None = None
     last_run_at: datetime | None = None
     latest: Run | None = None
@@ -258,13 +261,21 @@ class StepAnalysis(Frozen):
             update.update(failures=self.failures + 1, passes_in_row=0, last_failure=run,
                           inconclusive_since=None)
         elif status is Status.PASS:
-            update.update(passes_in_row=self.passes_in_row + 1, inconclusive_since=None)
+            passes = self.passes_in_row + 1
+            update.update(passes_in_row=passes, inconclusive_since=self._stall_after_pass(
+                spec, passes))
         else:
             update.update(passes_in_row=0,
                           inconclusive_since=self.inconclusive_since or run.at)
         if run.split is not None and run.split.status is Status.FAIL and self.mismatch is None:
             update["mismatch"] = run.split
         return self.model_copy(update=update)
+
+    def _stall_after_pass(self, spec: AnalysisSpec, passes: int) -> datetime | None:
+        """A pass ends an inconclusive streak only when it completes ``passes_required``:
+        else runs that alternate pass and inconclusive would never pass and never time out,
+        and the rollout would wait for ever without a pause."""
+        return None if passes >= spec.passes_required else self.inconclusive_since
 
     def verdict(self, spec: AnalysisSpec, now: datetime) -> Verdict:
         """Where the step stands at ``now``. Precedence: failure past the limit, then a split
@@ -292,16 +303,7 @@ class StepAnalysis(Frozen):
             return Verdict(outcome=Outcome.PENDING, action=Action.WAIT,
                            reason=f"warming up: first run at {when.isoformat()}")
         if self.inconclusive_since is not None:
-            why = latest.inconclusive
-            reason = f"{why.name}: {why.reason}" if why else "inconclusive"
-            waited = now - self.inconclusive_since
-            if waited >= spec.inconclusive_timeout:
-                return Verdict(outcome=Outcome.INCONCLUSIVE, action=Action.PAUSE,
-                               latest=latest, split=split,
-                               reason=f"inconclusive for {_span(waited)} (limit "
-                                      f"{_span(spec.inconclusive_timeout)}): {reason}")
-            return Verdict(outcome=Outcome.INCONCLUSIVE, action=Action.WAIT, latest=latest,
-                           split=split, reason=f"inconclusive, waiting: {reason}")
+            return self._stalled(spec, now, latest)
         failing = latest.failing
         if failing is not None:
             return Verdict(outcome=Outcome.PENDING, action=Action.WAIT, failing=failing,
@@ -310,6 +312,39 @@ class StepAnalysis(Frozen):
                                   f"(limit {spec.failure_limit}): {failing.reason}")
         return Verdict(outcome=Outcome.PENDING, action=Action.WAIT, latest=latest, split=split,
                        reason=f"{self.passes_in_row} of {spec.passes_required} passing runs")
+
+
+    def _stalled(self, spec: AnalysisSpec, now: datetime, latest: Run) -> Verdict:
+        """A stretch without a verdict, from its first inconclusive run: a pause once it
+        lasts ``inconclusive_timeout``, whether its runs were all inconclusive or passes
+        short of ``passes_required`` came between them."""
+        assert self.inconclusive_since is not None
+        reason, waited = self._stall_reason(spec, latest), now - self.inconclusive_since
+        limit = spec.inconclusive_timeout
+        if waited >= limit:
+            return Verdict(outcome=Outcome.INCONCLUSIVE, action=Action.PAUSE, latest=latest,
+                           split=latest.split, reason=f"inconclusive for {_span(waited)} "
+                                                      f"(limit {_span(limit)}): {reason}")
+        if latest.status is Status.PASS:
+            return Verdict(outcome=Outcome.PENDING, action=Action.WAIT, latest=latest,
+                           split=latest.split,
+                           reason=f"{self.passes_in_row} of {spec.passes_required} passing "
+                                  "runs, after inconclusive ones since "
+                                  f"{self.inconclusive_since.isoformat()} (a pause after "
+                                  f"{_span(limit)} without a verdict)")
+        return Verdict(outcome=Outcome.INCONCLUSIVE, action=Action.WAIT, latest=latest,
+                       split=latest.split, reason=f"inconclusive, waiting: {reason}")
+
+    def _stall_reason(self, spec: AnalysisSpec, latest: Run) -> str:
+        """Why the streak has no verdict: the latest inconclusive check, or, when the latest
+        run passed, that passes keep being broken by inconclusive runs."""
+        why = latest.inconclusive
+        if why is not None:
+            return f"{why.name}: {why.reason}"
+        if latest.status is Status.PASS:
+            return (f"{self.passes_in_row} of {spec.passes_required} passing runs in a row: "
+                    "inconclusive runs keep breaking the passes")
+        return "inconclusive"
 
 
 def _span(delta: timedelta) -> str:

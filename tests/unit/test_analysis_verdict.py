@@ -257,16 +257,22 @@ def test_inconclusive_never_passes_and_pauses_after_its_timeout() -> None:
     assert "Prometheus is unreachable" in verdict.reason
 
 
-def test_a_conclusive_run_ends_an_inconclusive_streak() -> None:
-    clock, s = ManualClock(), spec(inconclusive_timeout="2m", passes_required=3)
+@pytest.mark.parametrize(("conclusive", "passes_required"), [
+    (results(err=(0.5, 0.0)), 3),  # a failure within the limit
+    (results(), 1),  # a pass that completes passes_required
+])
+def test_a_conclusive_run_ends_an_inconclusive_streak(
+        conclusive: dict[str, QueryResult], passes_required: int) -> None:
+    clock = ManualClock()
+    s = spec(inconclusive_timeout="2m", passes_required=passes_required)
     state = step(clock)
     clock.advance(60)
     state = state.record(s, judge(s, POOL, results(requests=(1, 1)), at=clock.now()))
     clock.advance(90)
-    state = state.record(s, judge(s, POOL, results(), at=clock.now()))
+    state = state.record(s, judge(s, POOL, conclusive, at=clock.now()))
     clock.advance(60)
     assert state.inconclusive_since is None
-    assert state.verdict(s, clock.now()).action is Action.WAIT
+    assert state.verdict(s, clock.now()).action is not Action.PAUSE
 
 
 def test_a_split_mismatch_pauses_the_step_and_sticks() -> None:
