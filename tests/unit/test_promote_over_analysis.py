@@ -40,8 +40,8 @@ def test_a_promote_while_the_analysis_fails_is_refused_and_changes_nothing() -> 
     w.metrics.values[("err", CANARY)] = 0.5  # failing, within the failure limit
     r = w.at(90)
     assert r.phase is not Phase.ROLLED_BACK and w.target.pair == Pair(stable=90, canary=10)
-    with pytest.raises(Conflict, match="the canary analysis of llm-pool-version-2 does not "
-                                       "pass: .*error-rate"):
+    with pytest.raises(Conflict, match=r"the canary analysis of llm-pool-version-2 does not "
+                                       r"pass: .*error-rate"):
         run_command(w.service, _promote(), CAROL)
     assert w.target.pair == Pair(stable=90, canary=10) and w.service.get(REF).step == 0
     out = run_command(w.service, _promote(skip=True), CAROL).outcome
