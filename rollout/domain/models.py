@@ -92,6 +92,11 @@ class Target(BaseModel):
     rule: int = Field(ge=0)
     api_group: str = Field(default="", description="the object's API group where a kind has "
                            "several (a rewrite in llm-d.ai or the legacy group); not in `key`")
+    #: what tells the rule apart from the others besides its index (`rule`), which shifts when
+    #: someone inserts a rule before it: its name, else a digest of its matches, read at start
+    #: (the bot writes neither); a write refuses a rule at the index that shows another. ''
+    #: in states from before it was kept (the index alone). Not in `key`.
+    fingerprint: str = ""
 
     @property
     def key(self) -> str:
@@ -362,6 +367,9 @@ class RecoveryRecord(BaseModel):
     #: how long the old pool stays in the rule after completion (`--keep`); None in records
     #: written before it was kept here (recover then takes the install's ROLLOUT_KEEP)
     keep_seconds: int | None = Field(default=None, ge=0)
+    #: the rule's fingerprint (Target.fingerprint) when the record was written: a recover
+    #: refuses the rule at the record's index when it shows another ('' in older records)
+    fingerprint: str = ""
 
     @classmethod
     def of(cls, rollout: Rollout) -> RecoveryRecord:
@@ -371,7 +379,7 @@ class RecoveryRecord(BaseModel):
         return cls(id=rollout.id, stable=rollout.stable, canary=rollout.canary,
                    plan=rollout.plan, baseline=rollout.baseline, requester=rollout.requester,
                    created_at=rollout.created_at, analysis=analysis,
-                   keep_seconds=rollout.keep_seconds)
+                   keep_seconds=rollout.keep_seconds, fingerprint=rollout.target.fingerprint)
 
 
 class AuditAction(StrEnum):

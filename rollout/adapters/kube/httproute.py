@@ -18,7 +18,13 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import baseline_of, last_writer, rule_entries
+from rollout.adapters.kube.writes import (
+    baseline_of,
+    fingerprint,
+    last_writer,
+    recorded_rule,
+    rule_entries,
+)
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, ClusterUnavailable, Conflict, NeedsOperator, NotFound
 from rollout.domain.gates import gateway_problem
@@ -132,7 +138,8 @@ class HTTPRouteSplit:
         managed = (_index(refs, stable_name), _index(refs, canary))
         baseline = baseline_of(refs, *managed, weight_of)
         target = Target(kind=TargetKind.ROUTE, namespace=namespace,
-                        name=route["metadata"]["name"], rule=rule)
+                        name=route["metadata"]["name"], rule=rule,
+                        fingerprint=fingerprint(route, rule))
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
                        observed=self.observed(route, rule, stable_name, canary),
                        others=tuple((str(r.get("name")), weight_of(r))  # absent weight: 1
@@ -240,10 +247,11 @@ class HTTPRouteSplit:
                 marker = decode_marker(annotations, i)
                 if marker is None:
                     continue
+                record = decode_record(annotations, i)
                 target = Target(kind=TargetKind.ROUTE, namespace=namespace,
-                                name=route["metadata"]["name"], rule=i)
-                found.append(Marked(target=target, marker=marker,
-                                    record=decode_record(annotations, i)))
+                                name=route["metadata"]["name"], rule=i,
+                                fingerprint=recorded_rule(record, route, i))
+                found.append(Marked(target=target, marker=marker, record=record))
         return found
 
     # -- what the router reads and writes -------------------------------------------------

@@ -20,7 +20,13 @@ from rollout.adapters.kube.markers import (
     decode_marker,
     decode_record,
 )
-from rollout.adapters.kube.writes import baseline_of, last_writer, rule_entries
+from rollout.adapters.kube.writes import (
+    baseline_of,
+    fingerprint,
+    last_writer,
+    recorded_rule,
+    rule_entries,
+)
 from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
 from rollout.domain.machine import Effect, Prepare, Restore, Retire
@@ -203,7 +209,7 @@ class RewriteSplit:
         others = tuple((str(t.get("modelRewrite")), weight_of(t))
                        for i, t in enumerate(targets) if i not in managed and "weight" in t)
         target = Target(kind=TargetKind.REWRITE, namespace=namespace, name=target_name,
-                        rule=rule, api_group=group)
+                        rule=rule, api_group=group, fingerprint=fingerprint(obj, rule))
         matches = (obj.get("spec", {}).get("rules") or [{}])[rule].get("matches") or [{}]
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
                        observed=self.observed(obj, rule, stable_name, canary),
@@ -262,7 +268,8 @@ class RewriteSplit:
                     if index_of(rule.get("targets") or [], canary) is None and not named:
                         continue
                     target = Target(kind=TargetKind.REWRITE, namespace=namespace,
-                                    name=obj["metadata"]["name"], rule=i, api_group=group)
+                                    name=obj["metadata"]["name"], rule=i, api_group=group,
+                                    fingerprint=recorded_rule(record, obj, i))
                     found.append(Marked(target=target, marker=marker, record=record))
         return found
 

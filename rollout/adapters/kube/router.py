@@ -13,7 +13,13 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from rollout.adapters.kube.fenced import FencedObjects, Obj, lists_once
-from rollout.adapters.kube.writes import bookkeeping_ops, clearing_ops, insist, refuse_drift
+from rollout.adapters.kube.writes import (
+    bookkeeping_ops,
+    clearing_ops,
+    insist,
+    refuse_drift,
+    require_rule,
+)
 from rollout.domain.machine import Effect, Prepare
 from rollout.domain.models import Rollout, Target, TargetKind
 from rollout.domain.patch import Ops
@@ -75,25 +81,28 @@ class TrafficRouter:
 
     def glance(self, rollout: Rollout) -> Observed:
         t = rollout.target
-        kind = self.adapters[t.kind]
-        obj = kind.objects(t).glance(t.namespace, t.name)
-        return kind.observed(obj, t.rule, rollout.stable, rollout.canary)
+        obj = self.adapters[t.kind].objects(t).glance(t.namespace, t.name)
+        return self._observed(obj, t, stable=rollout.stable, canary=rollout.canary)
 
     def recall(self, rollout: Rollout) -> Observed | None:
         """The cache's copy while it shows the bot's own last write (no request), kept by
         the fenced writer for the next write, which `apply(recalled=True)` sends on it; None
         when the cache does not have it (then `observe`)."""
         t = rollout.target
-        kind = self.adapters[t.kind]
-        obj = kind.objects(t).recall(t.namespace, t.name)
-        return kind.observed(obj, t.rule, rollout.stable, rollout.canary) \
+        obj = self.adapters[t.kind].objects(t).recall(t.namespace, t.name)
+        return self._observed(obj, t, stable=rollout.stable, canary=rollout.canary) \
             if obj is not None else None
 
     def observe_target(self, target: Target, *, stable: str, canary: str) -> Observed:
         """One GET, kept by the fenced writer for the next write of the object."""
-        kind = self.adapters[target.kind]
-        obj = kind.objects(target).get(target.namespace, target.name)
-        return kind.observed(obj, target.rule, stable, canary)
+        obj = self.adapters[target.kind].objects(target).get(target.namespace, target.name)
+        return self._observed(obj, target, stable=stable, canary=canary)
+
+    def _observed(self, obj: Obj, target: Target, *, stable: str, canary: str) -> Observed:
+        """The pair on the target's rule, once `obj` shows that rule still at its index:
+        every read a decision or a write is made on passes here."""
+        require_rule(obj, target)
+        return self.adapters[target.kind].observed(obj, target.rule, stable, canary)
 
     def apply(
         self, rollout: Rollout, effect: Effect, *, fence: int,
@@ -112,13 +121,14 @@ class TrafficRouter:
         objects = kind.objects(t)
         for attempt in range(objects.conflict_retries + 1):
             obj = objects.latest(t.namespace, t.name, fence=fence)
-            seen = kind.observed(obj, t.rule, rollout.stable, rollout.canary)
+            seen = self._observed(obj, t, stable=rollout.stable, canary=rollout.canary)
             refuse_drift(rollout, seen, before)
             ops = [*kind.spec_ops(obj, rollout, effect), *bookkeeping_ops(rollout, effect)]
             written = objects.send(t.namespace, t.name, obj, ops, fence=fence,
                                    recalled=recalled and attempt == 0)
             if written is not None:
-                observed = kind.observed(written, t.rule, rollout.stable, rollout.canary)
+                observed = self._observed(written, t, stable=rollout.stable,
+                                          canary=rollout.canary)
                 observed = observed.model_copy(update={"replaced": seen.marker})
                 return insist(rollout, observed, kind.pair_after(rollout, effect))
         raise objects.kept_changing(t.namespace, t.name)
@@ -132,7 +142,8 @@ class TrafficRouter:
                 for m in adapter.find_marked(namespace=namespace, canary=canary)]
 
     def clear_marker(self, target: Target, *, fence: int) -> None:
-        """Drop the bot's marker and record from one rule; the weights stay as they are."""
+        """Drop the bot's marker and record from one rule; the weights stay as they are (no
+        rule check: the annotations are the bot's own, whichever rule the index holds)."""
         objects = self.adapters[target.kind].objects(target)
         for _attempt in range(objects.conflict_retries + 1):
             obj = objects.latest(target.namespace, target.name, fence=fence)

@@ -1,10 +1,13 @@
 """What every target kind reads and writes the same way, as plain functions: the drift guard,
 the bot's marker and record, the check of the object as written (the router's write), and a
-rule's entries and their baseline (the kind adapters' reads)."""
+rule's entries and their baseline (the kind adapters' reads), and which rule a target is
+(its fingerprint: the index alone shifts when a rule is inserted before it)."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +24,7 @@ from rollout.domain import patch
 from rollout.domain.errors import DriftDetected, NeedsOperator
 from rollout.domain.gitops import describe, reverted_by
 from rollout.domain.machine import ApplyStep, Effect, Prepare, Restore, Retire
-from rollout.domain.models import Baseline, Rollout
+from rollout.domain.models import Baseline, RecoveryRecord, Rollout, Target
 from rollout.domain.patch import Ops
 from rollout.domain.split import Marker, MarkerState, Observed, Pair
 
@@ -106,3 +109,44 @@ def baseline_of(entries: list[Entry], stable_i: int | None, canary_i: int | None
         stable=copy.deepcopy(stable), canary=copy.deepcopy(canary),
         stable_weight=weight(stable), canary_weight=weight(canary) if canary is not None else 0,
     )
+
+
+def fingerprint(obj: Obj, rule: int) -> str:
+    """What tells rule `rule` apart from the object's other rules besides its index: its
+    `name` where it has one (a rule's own identity), else a digest of its `matches` (what
+    the rule serves). The bot writes neither, so its own steps never change it; '' when the
+    object has no such rule."""
+    rules = obj.get("spec", {}).get("rules") or []
+    if rule >= len(rules):
+        return ""
+    name = rules[rule].get("name")
+    if name:
+        return f"name={name}"
+    matches = json.dumps(rules[rule].get("matches") or [], sort_keys=True,
+                         separators=(",", ":"))
+    return "matches#" + hashlib.sha256(matches.encode()).hexdigest()[:16]
+
+
+def require_rule(obj: Obj, target: Target) -> None:
+    """The rule at the target's index must be the rule the rollout started on: a rule
+    inserted before it (a GitOps sync) shifts the index, and a write there, a rollback's
+    too (which checks no weights), would move another rule's traffic and report success
+    while the real rule still sends the canary its share. A target recorded without a
+    fingerprint is known by its index alone; a missing rule is the kind's to describe."""
+    now = fingerprint(obj, target.rule)
+    if target.fingerprint and now and now != target.fingerprint:
+        raise NeedsOperator(
+            f"{target.describe()} is no longer the rule the rollout manages (it was "
+            f"{target.fingerprint}, the rule at that index is {now}): the rules were "
+            "reordered or edited outside the bot, and the bot writes no other rule. Move "
+            f"the rule back to index {target.rule}, or set its weights by hand and release "
+            "the rollout's marker"
+        )
+
+
+def recorded_rule(record: RecoveryRecord | None, obj: Obj, rule: int) -> str:
+    """The fingerprint a recovered rollout's target carries: the record's, written with the
+    rule's marker (a rule inserted since then shows another, and the recover is refused);
+    the rule's own where the record predates it."""
+    return record.fingerprint if record is not None and record.fingerprint else \
+        fingerprint(obj, rule)
