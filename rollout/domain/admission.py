@@ -54,6 +54,7 @@ def request_for(*, target: Target, stable: str, canary: str, baseline: Baseline,
     canary_group = str(baseline.canary.get("group") or POOL_GROUP) if baseline.canary else None
     return PreflightRequest(stable=stable, canary=canary, pool_group=group,
                             canary_group=canary_group if canary_group != group else None,
+                            canary_in_rule=baseline.canary is not None,
                             share_percent=share_percent, allow_gitops=allow_gitops)
 
 

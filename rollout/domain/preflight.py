@@ -389,8 +389,11 @@ class PreflightRequest:
     canary: str
     pool_group: str = POOL_GROUP
     #: the group the route's canary backendRef uses, where it differs (a move from the
-    #: legacy group to GA); None: `pool_group`, as a canary the bot adds takes the stable's
+    #: legacy group to GA); None: `pool_group`, or for a canary the bot adds (not
+    #: `canary_in_rule`) the group the bot will name: the stable's where the pool exists
+    #: there, else the one it exists in
     canary_group: str | None = None
+    canary_in_rule: bool = True
     gateways: tuple[str, ...] = ()
     share_percent: int | None = None
     rewrite: str | None = None
@@ -406,7 +409,7 @@ def preflight(facts: ClusterFacts, request: PreflightRequest,
     if request.rewrite is not None:
         return _adapter_preflight(facts, request)
     gateways = request.gateways or (facts.route.gateways if facts.route is not None else ())
-    canary_group = request.canary_group or request.pool_group
+    canary_group = request.canary_group or _canary_group(facts, request)
     found = list(check_pool(facts, name=request.canary, group=canary_group,
                             gateways=gateways))
     stable = facts.pool(request.stable, request.pool_group)
@@ -424,6 +427,17 @@ def preflight(facts: ClusterFacts, request: PreflightRequest,
         found += check_gitops(facts.route, allow_gitops=request.allow_gitops,
                               own=request.own_managers)
     return Verdict(findings=tuple(found))
+
+
+def _canary_group(facts: ClusterFacts, request: PreflightRequest) -> str:
+    """The group the canary is checked in when the request names none: the stable's, or,
+    for a canary the bot will add to the rule, the group its write names (the stable's
+    where the pool exists there, else the one group it exists in), so that a GA canary
+    next to a legacy stable is not refused for a group nothing will refer to."""
+    if request.canary_in_rule or facts.pool(request.canary, request.pool_group) is not None:
+        return request.pool_group
+    groups = {p.group for p in facts.pools_named(request.canary)}
+    return groups.pop() if len(groups) == 1 else request.pool_group
 
 
 def _adapter_preflight(facts: ClusterFacts, request: PreflightRequest) -> Verdict:

@@ -430,4 +430,25 @@ def test_a_canary_ref_in_another_group_than_the_stables_is_checked_in_its_own() 
     same = request_for(target=TARGET, stable=STABLE, canary=CANARY,
                        baseline=baseline.model_copy(update={"canary": None}),
                        share_percent=None, allow_gitops=False)
-    assert same.canary_group is None  # a canary the bot adds takes the stable's group
+    assert same.canary_group is None and not same.canary_in_rule
+
+
+def test_a_canary_the_bot_adds_is_checked_in_the_group_its_write_names() -> None:
+    """The rule has no canary ref yet: the bot's write names the group the pool exists in,
+    the stable's where it exists there; a ref already in the rule is checked as it is."""
+    added = Baseline(
+        stable={"group": LEGACY_GROUP, "kind": "InferencePool", "name": STABLE, "weight": 100},
+        canary=None, stable_weight=100, canary_weight=0)
+    request = request_for(target=TARGET, stable=STABLE, canary=CANARY, baseline=added,
+                          share_percent=None, allow_gitops=False)
+    ga_only = world(pools=(pool(STABLE, group=LEGACY_GROUP), pool(CANARY)), objectives=())
+    assert preflight(ga_only, request, CapacityPolicy()).findings == ()
+    both = world(pools=(pool(STABLE, group=LEGACY_GROUP), pool(CANARY, group=LEGACY_GROUP),
+                        replace(pool(CANARY), deleting=True)), objectives=())
+    assert preflight(both, request, CapacityPolicy()).findings == ()  # the stable's group
+    in_rule = added.model_copy(update={"canary": {
+        "group": LEGACY_GROUP, "kind": "InferencePool", "name": CANARY, "weight": 0}})
+    named = request_for(target=TARGET, stable=STABLE, canary=CANARY, baseline=in_rule,
+                        share_percent=None, allow_gitops=False)
+    (finding,) = preflight(ga_only, named, CapacityPolicy()).findings
+    assert "exists only as" in finding.problem
