@@ -138,9 +138,8 @@ def require_rule(obj: Obj, target: Target) -> None:
         raise NeedsOperator(
             f"{target.describe()} is no longer the rule the rollout manages (it was "
             f"{target.fingerprint}, the rule at that index is {now}): the rules were "
-            "reordered or edited outside the bot, and the bot writes no other rule. Move "
-            f"the rule back to index {target.rule}, or set its weights by hand and release "
-            "the rollout's marker"
+            "reordered or edited outside the bot, and the bot writes no other rule. Put "
+            f"the rule back at index {target.rule} as it was, then resume or roll back"
         )
 
 
