@@ -91,7 +91,7 @@ def test_a_rollback_never_writes_the_rule_that_took_the_index(named: str | None)
     assert cluster.obj == before and cluster.patches == patches
     assert ("HTTPRoute default/routes-to-llm rule 0 is no longer the rule the rollout "
             "manages") in str(refused.value)
-    assert "Move the rule back to index 0" in str(refused.value)
+    assert "Put the rule back at index 0 as it was, then resume or roll back" in str(refused.value)
 
 
 def test_a_look_at_the_shifted_index_needs_an_operator() -> None:
