@@ -53,8 +53,8 @@ def test_a_route_rollback_after_a_rule_was_inserted_is_refused_writing_nothing(
 ) -> None:
     """Refused, not restored: the markers and the record are kept per index, so the bot
     cannot follow the rule to its new index; the rollout pauses with the reason (the
-    reconcile read found it), and an operator moves the rule back, or sets the weights by
-    hand and releases it."""
+    reconcile read found it), and once an operator put the rule back, the rollback goes
+    through."""
     world.service.start(namespace="default", canary=POOL, actor=ALICE,
                         plan=build_plan([10, 25, 50, 100], interval_seconds=0))
     _to_25(world, REF)
@@ -75,6 +75,15 @@ def test_a_route_rollback_after_a_rule_was_inserted_is_refused_writing_nothing(
     rollout = world.service.get(REF)
     assert rollout.phase is Phase.PAUSED  # the reconcile read found the rule gone first
     assert rollout.pause is not None and "no longer the rule" in (rollout.pause.reason or "")
+    admin = client.CustomObjectsApi(world.emulator.world.admin)  # the sync is reverted
+    admin.patch_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", "default", "httproutes", "routes-to-llm",
+        [{"op": "remove", "path": "/spec/rules/0"}], _content_type=JSON_PATCH,
+        field_manager="argocd-controller")
+    out = world.service.rollback(REF, actor=BOB, reason="p99 latency")
+    assert out.ok, out.message
+    assert world.weights() == {"llm-pool": 100, POOL: 0}
+    assert world.service.get(REF).phase is Phase.ROLLED_BACK
 
 
 def test_a_rewrite_rollback_after_a_rule_was_inserted_is_refused_writing_nothing(
