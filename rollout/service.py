@@ -349,7 +349,7 @@ class RolloutService:
             name=chosen[0], spec=chosen[1], kind=chosen[2], pool=located.pool,
             model=located.model)
         if setup is not None:
-            self._refuse_refused_queries(setup, namespace=namespace, stable=located.stable,
+            self._check_analysis_queries(setup, namespace=namespace, stable=located.stable,
                                          canary=canary)
 
         def decide(_: Rollout | None, now: datetime) -> Decision:
@@ -465,7 +465,7 @@ class RolloutService:
         chosen, spec = analyses.select(name, subject)
         return chosen, spec, subject
 
-    def _refuse_refused_queries(self, setup: AnalysisSetup, *, namespace: str, stable: str,
+    def _check_analysis_queries(self, setup: AnalysisSetup, *, namespace: str, stable: str,
                                 canary: str) -> None:
         """Ask the stable side of every query of the analysis once, before anything is
         written. A query Prometheus refuses (PromQL it cannot parse, a result of the wrong

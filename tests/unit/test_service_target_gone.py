@@ -10,7 +10,7 @@ from rollout.domain.errors import NotFound
 from rollout.domain.models import AuditAction, PauseKind, Phase, Rollout
 from rollout.domain.split import Pair
 from rollout.service import RolloutService
-from tests.unit.builders import BOB
+from tests.unit.builders import BOB, CAROL
 from tests.unit.fakes import FakeStore, FakeTraffic
 from tests.unit.test_service import REF, _started
 
@@ -83,4 +83,21 @@ def test_a_finished_rollouts_write_in_flight_on_a_deleted_target_is_no_longer_lo
     r: Rollout = service.get(REF)
     store.mark_in_flight(r.id)
     service.watch(r)
+    assert r.id not in store.in_flight_ids()
+
+
+def test_a_retire_whose_target_was_deleted_changes_nothing_and_stops_the_look(
+) -> None:
+    service, store, _target, clock = _started()
+    for _ in range(3):
+        service.approve(REF, actor=BOB)
+        clock.advance(3600)  # past each bake
+    assert service.get(REF).phase is Phase.COMPLETED
+    assert isinstance(service.traffic, FakeTraffic)
+    _deleted(service.traffic)
+    out = service.retire(REF, actor=CAROL)
+    assert not out.ok and out.message == (
+        f"Not applied: {GONE}. Nothing changed; try again once the cause is fixed.")
+    r = service.get(REF)
+    assert r.phase is Phase.COMPLETED and r.retired_at is None
     assert r.id not in store.in_flight_ids()

@@ -8,8 +8,12 @@ import json
 import pytest
 
 from rollout.adapters.store import _rollout
+from rollout.domain.clock import ManualClock
 from rollout.domain.errors import Unreadable
-from tests.unit.builders import started
+from rollout.domain.models import Rollout
+from rollout.service import Ref, RolloutService
+from tests.unit.builders import T0, started
+from tests.unit.fakes import FakeStore, FakeTraffic, open_gates
 
 
 def _state(**changes: object) -> str:
@@ -42,3 +46,32 @@ def test_a_damaged_card_makes_the_state_unreadable_too() -> None:
 def test_a_readable_state_reads_as_before() -> None:
     assert _rollout(started().model_dump_json(), "") == started()
     assert _rollout("", "") is None
+
+
+class _NewerStateOf(FakeStore):
+    """The store with one state of a newer version, which this one cannot read."""
+
+    def __init__(self, unreadable: str) -> None:
+        super().__init__()
+        self.unreadable = unreadable
+
+    def get(self, rollout_id: str) -> Rollout | None:
+        if rollout_id == self.unreadable:
+            raise Unreadable(f"the recorded state of rollout {rollout_id} cannot be read",
+                             rollout_id=rollout_id)
+        return super().get(rollout_id)
+
+
+def test_the_service_passes_an_unreadable_state_by_where_it_reads_many() -> None:
+    store = _NewerStateOf("r9")
+    service = RolloutService(store=store, traffic=FakeTraffic(), clock=ManualClock(T0),
+                             gates=open_gates())
+    readable = started().model_copy(update={"id": "r1"})
+    newer = started().model_copy(update={"id": "r9", "target": readable.target.model_copy(
+        update={"name": "another-route"})})
+    store.rollouts.update({"r1": readable, "r9": newer})
+    assert [r.id for r in service.active()] == ["r1"]
+    assert [r.id for r in service.list_rollouts()] == ["r1"]
+    assert service.load(["r9", "r1", "gone"]) == {"r9": None, "r1": readable, "gone": None}
+    with pytest.raises(Unreadable):
+        service.get(Ref(rollout_id="r9"))
