@@ -967,9 +967,8 @@ class RolloutService:
         """A rollback whose target was deleted: no traffic goes through it any more, so
         there is nothing to restore, and the rollout ends rolled back (audited as such, with
         why) rather than refused for good ("not found") with the rule still claimed."""
-        note = f"{gone}; nothing was restored"
-        events = tuple(e.model_copy(update={"detail": f"{e.detail}; {note}" if e.detail
-                                            else note})
+        note = f"{gone}; nothing was restored"  # after who asked, or why
+        events = tuple(e.model_copy(update={"detail": f"{e.detail}; {note}"})
                        if e.action is AuditAction.ROLLED_BACK else e for e in d.events)
         ended = replace(d, events=events, message=f"{d.message} ({note}.)")
         prior = found.events if found is not None else ()

@@ -63,11 +63,13 @@ def test_the_timeout_is_reached_on_a_pass_short_of_passes_required_too() -> None
 
 def test_a_pass_short_of_passes_required_says_the_clock_runs() -> None:
     clock = ManualClock()
-    _, verdicts = _fold(["few", "pass"], clock)
+    state, verdicts = _fold(["few", "pass"], clock)
     since = (clock.now() - timedelta(minutes=1)).isoformat()
     assert (verdicts[-1].outcome, verdicts[-1].action) == (Outcome.PENDING, Action.WAIT)
     assert verdicts[-1].reason == (f"1 of 2 passing runs, after inconclusive ones since "
                                    f"{since} (a pause after 10m without a verdict)")
+    assert state.latest is not None and verdicts[-1].latest == state.latest
+    assert verdicts[-1].split == state.latest.split  # the card shows the pass's split
 
 
 def test_passes_required_in_a_row_end_the_stretch_and_a_later_one_starts_afresh() -> None:

@@ -552,3 +552,34 @@ def test_a_move_ahead_before_the_tick_asks_is_taken_by_its_next_ask_once() -> No
         eventually(partial(_entered_are, waiters, went), timeout=5)
     for thread, _w, _e in waiters:
         thread.join(5)
+
+
+def test_moves_are_counted_once_and_a_tick_that_got_in_is_no_longer_waiting() -> None:
+    """A waiting tick moved ahead twice counts once beside a tick already going ahead; once
+    in, a move of its key waits for its next ask rather than counting a tick that waits for
+    nothing (which would hold every ordinary tick back)."""
+    pacer, _clock = _pacer(1)
+    assert pacer.enter(_never)
+    ahead = _waiter(pacer, ahead=True)
+    moved = _keyed(pacer, "due:r1")
+    assert ahead[1].wait(5) and moved[1].wait(5)
+    pacer.move_ahead("due:r1")
+    pacer.move_ahead("due:r1")
+    assert pacer.ahead_waiting == 2
+    for went in (1, 2):
+        pacer.leave(changed=True)
+        eventually(partial(_entered_are, [ahead, moved], went), timeout=5)
+    for thread, _w, _e in (ahead, moved):
+        thread.join(5)
+    assert pacer.ahead_waiting == 0
+    pacer.move_ahead("due:r1")  # its tick is in: nothing waits to be counted
+    assert pacer.ahead_waiting == 0
+    plain = _keyed(pacer, "due:r2")  # waits, then gets in as an ordinary tick
+    assert plain[1].wait(5)
+    pacer.leave(changed=True)
+    assert plain[2].wait(5)
+    plain[0].join(5)
+    pacer.move_ahead("due:r2")
+    assert pacer.ahead_waiting == 0
+    pacer.leave(changed=True)
+    assert pacer.enter(_never)  # an ordinary tick is not held back by either

@@ -452,3 +452,6 @@ def test_a_canary_the_bot_adds_is_checked_in_the_group_its_write_names() -> None
                         share_percent=None, allow_gitops=False)
     (finding,) = preflight(ga_only, named, CapacityPolicy()).findings
     assert "exists only as" in finding.problem
+    nowhere = world(pools=(pool(STABLE, group=LEGACY_GROUP),), objectives=())
+    (missing,) = preflight(nowhere, request, CapacityPolicy()).findings
+    assert missing.problem.startswith(f"InferencePool {CANARY} not found")

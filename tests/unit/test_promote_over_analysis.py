@@ -43,6 +43,8 @@ def test_a_promote_while_the_analysis_fails_is_refused_and_changes_nothing() -> 
     with pytest.raises(Conflict, match=r"the canary analysis of llm-pool-version-2 does not "
                                        r"pass: .*error-rate"):
         run_command(w.service, _promote(), CAROL)
+    with pytest.raises(Conflict, match="does not pass"):  # the service's own default
+        w.service.promote(REF, actor=CAROL)
     assert w.target.pair == Pair(stable=90, canary=10) and w.service.get(REF).step == 0
     out = run_command(w.service, _promote(skip=True), CAROL).outcome
     assert out is not None and out.changed

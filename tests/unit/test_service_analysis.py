@@ -236,6 +236,46 @@ def test_a_recovery_record_names_its_analysis_and_the_bot_runs_it_again_from_its
     assert setup.spec.failure_limit == 0
     adapter = w.service._recorded_analysis({"name": "quick"}, TargetKind.REWRITE)
     assert adapter is not None and (adapter.pool, adapter.model) == ("", "")
+    assert adapter.kind is SubjectKind.ADAPTER
+
+
+def test_a_recorded_analysis_without_an_analysis_file_is_refused_saying_so() -> None:
+    w = World()
+    w.service.options = replace(w.service.options, analyses=None)
+    with pytest.raises(NeedsOperator) as refused:
+        w._service_recorded({"name": "quick"})
+    assert str(refused.value) == (
+        "the rollout ran canary analysis 'quick', which this bot cannot run (this bot has no "
+        "analysis file); brought back without it, its steps would go on unmeasured. Put the "
+        "analysis back in ROLLOUT_ANALYSIS_FILE, or recover with --without-analysis to go on "
+        "gated by approvals and bake times alone")
+
+
+def _lost_and_redeployed_without(w: World, name: str) -> None:
+    """Redis emptied and the bot redeployed with an analysis file that lacks `name`."""
+    analyses = w.service.options.analyses
+    assert analyses is not None
+    left = {n: a for n, a in analyses.analyses.items() if n != name}
+    after = RolloutService(
+        store=FakeStore(), traffic=FakeTraffic(w.target), clock=w.clock,
+        gates=Gates(facts=FakeFacts(world()), freezes=FakeStore().freezes),
+        options=ServiceOptions(analyses=AnalysisFile(default=next(iter(left)), analyses=left),
+                               analysis=w.metrics))
+    w.service, w.store = after, after.store  # type: ignore[assignment]
+
+
+def test_recover_refuses_an_analysis_gone_from_the_file_unless_told() -> None:
+    w = World()
+    w.start(auto=True)
+    w.service.approve_plan(REF, actor=BOB)
+    assert w.at(0).step == 0
+    _lost_and_redeployed_without(w, "quick")
+    with pytest.raises(NeedsOperator, match="canary analysis 'quick', which this bot cannot"):
+        w.service.recover(namespace="default", canary=CANARY, actor=CAROL)
+    assert w.store.saves == []
+    w.service.recover(namespace="default", canary=CANARY, actor=CAROL, without_analysis=True)
+    recovered = w.service.get(REF)
+    assert recovered.analysis is None and recovered.phase is Phase.PAUSED
 
 
 def test_a_record_naming_no_analysis_comes_back_without_one() -> None:
@@ -510,6 +550,7 @@ def test_a_start_whose_analysis_query_prometheus_refuses_changes_nothing() -> No
         "nothing was changed")
     assert w.store.saves == [] and w.target.writes == writes
     assert all('job="llm-pool"' in q for q in w.metrics.asked)  # the stable side only
+    assert set(w.metrics.instants) == {w.clock.now()}
 
 
 def test_a_start_while_prometheus_does_not_answer_goes_ahead() -> None:

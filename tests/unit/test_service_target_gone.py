@@ -8,7 +8,7 @@ import pytest
 
 from rollout.domain.errors import NotFound
 from rollout.domain.models import AuditAction, PauseKind, Phase, Rollout
-from rollout.domain.split import Pair
+from rollout.domain.split import Marker, Pair
 from rollout.service import RolloutService
 from tests.unit.builders import BOB, CAROL
 from tests.unit.fakes import FakeStore, FakeTraffic
@@ -53,13 +53,49 @@ def test_each_path_that_reads_the_target_pauses_the_rollout_saying_it_is_gone(pa
 
 
 def test_a_rollback_ends_the_rollout_with_nothing_to_restore() -> None:
+    """The reconcile read paused it first (saved with the rollback, as one version); only
+    the rollback's event says nothing was restored, after the reason it was given."""
     service, store = _at_10_then_deleted()
-    out = service.rollback(REF, actor=BOB)
+    out = service.rollback(REF, actor=BOB, reason="p99 latency")
     assert out.ok and out.message.endswith(f"({GONE}; nothing was restored.)")
     r = service.get(REF)
     assert r.phase is Phase.ROLLED_BACK and not r.active
-    ended = [e for e in store.events if e.action is AuditAction.ROLLED_BACK]
-    assert [e.detail.endswith(f"{GONE}; nothing was restored") for e in ended] == [True]
+    assert [e.action for e in out.events] == [AuditAction.PAUSED, AuditAction.ROLLED_BACK]
+    paused, ended = out.events
+    assert paused.detail == GONE
+    assert ended.detail == f"p99 latency; {GONE}; nothing was restored"
+    assert store.events[-2:] == list(out.events)
+
+
+def test_a_rollback_without_a_reason_says_who_asked_and_that_nothing_was_restored() -> None:
+    service, _store = _at_10_then_deleted()
+    out = service.rollback(REF, actor=BOB)
+    assert out.events[-1].detail == f"requested by bob; {GONE}; nothing was restored"
+
+
+def _landed_then_deleted_at_write() -> tuple[RolloutService, FakeStore]:
+    """Step 1 landed before a crash and was not recorded; the route is deleted between the
+    command's read (which adopts the step) and its write."""
+    service, store, target, _clock = _started()
+    target.pair, target.marker = Pair(stable=90, canary=10), Marker(rollout_id="r1", step=0)
+    target.fail_next = NotFound("HTTPRoute default/routes-to-llm not found")
+    return service, store
+
+
+def test_a_rollback_keeps_what_its_read_adopted_when_the_target_vanishes() -> None:
+    service, store = _landed_then_deleted_at_write()
+    out = service.rollback(REF, actor=BOB)
+    assert [e.action for e in out.events] == [AuditAction.RECOVERED, AuditAction.ROLLED_BACK]
+    assert service.get(REF).phase is Phase.ROLLED_BACK and store.events[-2:] == list(out.events)
+
+
+def test_a_write_keeps_what_its_read_adopted_when_the_target_vanishes() -> None:
+    service, store = _landed_then_deleted_at_write()
+    out = service.promote(REF, actor=BOB)
+    assert not out.ok and out.message.startswith(f"Not applied: {GONE}.")
+    r = service.get(REF)
+    assert r.step == 0 and r.phase is Phase.PAUSED  # the landed step recorded, then paused
+    assert AuditAction.RECOVERED in [e.action for e in store.events]
 
 
 def test_a_step_whose_target_vanished_between_its_read_and_its_write_pauses() -> None:

@@ -4,6 +4,7 @@ rollout (when the state names it) and the first field it could not read."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -62,7 +63,8 @@ class _NewerStateOf(FakeStore):
         return super().get(rollout_id)
 
 
-def test_the_service_passes_an_unreadable_state_by_where_it_reads_many() -> None:
+def test_the_service_passes_an_unreadable_state_by_where_it_reads_many(
+        caplog: pytest.LogCaptureFixture) -> None:
     store = _NewerStateOf("r9")
     service = RolloutService(store=store, traffic=FakeTraffic(), clock=ManualClock(T0),
                              gates=open_gates())
@@ -70,7 +72,10 @@ def test_the_service_passes_an_unreadable_state_by_where_it_reads_many() -> None
     newer = started().model_copy(update={"id": "r9", "target": readable.target.model_copy(
         update={"name": "another-route"})})
     store.rollouts.update({"r1": readable, "r9": newer})
-    assert [r.id for r in service.active()] == ["r1"]
+    with caplog.at_level(logging.WARNING, logger="rollout.service"):
+        assert [r.id for r in service.active()] == ["r1"]
+    assert caplog.messages == ["passing by rollout r9: the recorded state of rollout r9 "
+                               "cannot be read"]
     assert [r.id for r in service.list_rollouts()] == ["r1"]
     assert service.load(["r9", "r1", "gone"]) == {"r9": None, "r1": readable, "gone": None}
     with pytest.raises(Unreadable):
