@@ -137,3 +137,12 @@ def test_a_retire_whose_target_was_deleted_changes_nothing_and_stops_the_look(
     r = service.get(REF)
     assert r.phase is Phase.COMPLETED and r.retired_at is None
     assert r.id not in store.in_flight_ids()
+
+
+def test_a_rollback_whose_target_vanishes_between_its_read_and_its_write_ends_too() -> None:
+    service, _store, target, _clock = _started()
+    service.approve(REF, actor=BOB)
+    target.fail_next = NotFound("HTTPRoute default/routes-to-llm not found")
+    out = service.rollback(REF, actor=BOB)
+    assert out.ok and [e.action for e in out.events] == [AuditAction.ROLLED_BACK]
+    assert service.get(REF).phase is Phase.ROLLED_BACK
