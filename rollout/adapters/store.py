@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -401,8 +401,9 @@ class RedisStore:
         lease = Lease(key=str(object_key), token=int(token), person=name)
         try:
             rollout = _rollout(state, card)
-        except Unreadable:  # nothing is decided on it: the lock goes back at once
-            self.release(lease)
+        except Unreadable:  # nothing is decided on it: the lock goes back at once (or,
+            with suppress(StoreUnavailable):  # Redis gone meanwhile, lapses by itself)
+                self.release(lease)
             raise
         return Opening(lease=lease, rollout=rollout, in_flight=flying == "1",
                        freeze=Freeze.model_validate_json(freeze) if freeze else None)
