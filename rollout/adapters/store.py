@@ -726,12 +726,13 @@ def _rollout(state: str, card: str) -> Rollout | None:
     except ValidationError as exc:
         rid = _stored_id(state)
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the state"
+        field = ".".join(str(part) for part in first["loc"])
+        where = field or "the state"
         raise Unreadable(
             f"the recorded state of rollout {rid or '(unnamed)'} cannot be read by this version "
             f"of the bot ({where}: {first['msg']}); it was written by a newer version, or "
             "damaged. Nothing was changed: run the version that wrote it, or roll back with "
-            "the CLI of that version", rollout_id=rid) from exc
+            "the CLI of that version", rollout_id=rid, field=field) from exc
 
 
 def _stored_id(state: str) -> str:

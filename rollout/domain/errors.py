@@ -129,6 +129,8 @@ class Unreadable(RolloutError):
     rolling upgrade), or it was damaged. Nothing is decided on it; lists and the scheduler
     pass it by, and a command naming it is told so."""
 
-    def __init__(self, message: str, *, rollout_id: str) -> None:
+    def __init__(self, message: str, *, rollout_id: str, field: str = "") -> None:
         super().__init__(message)
         self.rollout_id = rollout_id
+        #: where the state could not be read (`phase`, `plan.steps.0`; '' when not JSON)
+        self.field = field

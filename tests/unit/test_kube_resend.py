@@ -4,7 +4,6 @@ bot's token on the moved object (a double of the official client that applies JS
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -15,53 +14,19 @@ from rollout.adapters.kube.router import TrafficRouter
 from rollout.domain.machine import ApplyStep
 from rollout.domain.split import Pair, acceptable_pairs
 from tests.unit.builders import started
+from tests.unit.kube_double import Cluster, Obj
 
 POOL = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
-Obj = dict[str, Any]
 
 
-def _unescape(part: str) -> str:
-    return part.replace("~1", "/").replace("~0", "~")
-
-
-def apply_ops(obj: Obj, ops: list[Obj]) -> Obj:
-    """The ops on a copy of `obj`, as the API server applies a JSON patch: a failed `test`
-    is 422, a stale resourceVersion 409, and a write moves the resourceVersion."""
-    out = copy.deepcopy(obj)
-    for op in ops:
-        *parents, last = [_unescape(p) for p in op["path"].split("/")[1:]]
-        node: Any = out
-        for part in parents:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        key: Any = int(last) if isinstance(node, list) else last
-        if op["op"] == "test" and node[key] != op["value"]:
-            raise ApiException(status=422)
-        if op["op"] in ("add", "replace"):
-            node[key] = op["value"]
-        elif op["op"] == "remove":
-            del node[key]
-    if out["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-        raise ApiException(status=409)
-    out["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
-    return out
-
-
-class ResentApi:
+class ResentApi(Cluster):
     """One route; its first PATCH lands, and the answer the bot gets is a copy's 409."""
 
-    def __init__(self, obj: Obj) -> None:
-        self.obj = obj
-        self.patches = 0
-
-    def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Obj:
-        return copy.deepcopy(self.obj)
-
     def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Obj:
-        self.patches += 1
-        self.obj = apply_ops(self.obj, args[5])
+        written = super().patch_namespaced_custom_object(*args, **kwargs)
         if self.patches == 1:
             raise ApiException(status=409)
-        return copy.deepcopy(self.obj)
+        return written
 
 
 def _route() -> Obj:

@@ -5,7 +5,6 @@ official client that applies JSON patches)."""
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 
@@ -25,26 +24,14 @@ from rollout.domain.models import (
 )
 from rollout.domain.split import Pair
 from tests.unit.builders import started
-from tests.unit.test_kube_resend import apply_ops
+from tests.unit.kube_double import Cluster as BaseCluster
+from tests.unit.kube_double import Obj
 
 POOL = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
-Obj = dict[str, Any]
 
 
-class Cluster:
-    """One object; every PATCH is applied as the API server applies it, and counted."""
-
-    def __init__(self, obj: Obj) -> None:
-        self.obj = obj
-        self.patches = 0
-
-    def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Obj:
-        return copy.deepcopy(self.obj)
-
-    def patch_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> Obj:
-        self.patches += 1
-        self.obj = apply_ops(self.obj, args[5])
-        return copy.deepcopy(self.obj)
+class Cluster(BaseCluster):
+    """The object double, and what a GitOps sync does to it."""
 
     def insert_rule(self, rule: Obj) -> None:
         """What a GitOps sync does: a new rule at index 0, the others shift by one."""

@@ -200,57 +200,59 @@ class _ToggledLease(_HeldLease):
         return self.is_leader
 
 
-def test_a_new_term_as_leader_keeps_nothing_of_the_last_one() -> None:
-    """Redis emptied and the rollout recovered under the same id starts its versions again:
-    a copy kept from the last term, with a higher version, must not win over the reload."""
-    service, _store, _target, _clock = _world()
-    jobs = background_scheduler()
-    jobs.start(paused=True)
-    lease = _ToggledLease()
-    scheduler = RolloutScheduler(service=service, lease=lease,  # type: ignore[arg-type]
-                                 scheduler=jobs)
-    try:
-        scheduler.sweep()
-        old = started().model_copy(update={"id": "r1", "version": 5})
-        scheduler._remember("r1", old)  # heard in the last term
-        lease.is_leader = False
-        scheduler.sweep()
-        assert scheduler._cached() == []
-        lease.is_leader = True
-        _automatic(service)  # version 1 in the store now
-        scheduler.sweep()
-        assert [r.version for r in scheduler._cached()] == [1]
-    finally:
-        jobs.shutdown(wait=False)
+Toggled = tuple[RolloutScheduler, RolloutService, FakeStore, _ToggledLease]
 
 
-def test_a_lease_regained_under_a_new_token_is_a_new_term() -> None:
-    """The lease lapsed between two sweeps and this replica took it again (another leader
-    may have led meanwhile, or Redis was emptied): its memory says it led all along, the
-    token says otherwise. The sweep reloads everything and keeps nothing of the last term,
-    though the change index looks complete (an emptied Redis counts its writes again)."""
+@pytest.fixture
+def toggled() -> Iterator[Toggled]:
+    """A scheduler whose lease the test takes away, gives back, or renews under a new
+    token; APScheduler paused, its first sweep made (nothing active)."""
     service, store, _target, _clock = _world()
     jobs = background_scheduler()
     jobs.start(paused=True)
     lease = _ToggledLease()
     scheduler = RolloutScheduler(service=service, lease=lease,  # type: ignore[arg-type]
                                  scheduler=jobs)
+    scheduler.sweep()
     try:
-        scheduler.sweep()
-        scheduler._remember("r9", started().model_copy(update={"id": "r9", "version": 5}))
-        _automatic(service)
-        service.approve_plan(REF, actor=BOB)  # unheard: no listener, as on another leader
-        real = store.changes_since
-        store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
-            seq=real(seen).seq, ids=[], complete=True)
-        scheduler.sweep()
-        assert _job(scheduler) is None  # the same term: only the change index is read
-        lease.token = 2
-        scheduler.sweep()
-        assert _job(scheduler) == service.get(REF).next_due_at
-        assert [r.id for r in scheduler._cached()] == ["r1"]
+        yield scheduler, service, store, lease
     finally:
         jobs.shutdown(wait=False)
+
+
+def test_a_new_term_as_leader_keeps_nothing_of_the_last_one(toggled: Toggled) -> None:
+    """Redis emptied and the rollout recovered under the same id starts its versions again:
+    a copy kept from the last term, with a higher version, must not win over the reload."""
+    scheduler, service, _store, lease = toggled
+    old = started().model_copy(update={"id": "r1", "version": 5})
+    scheduler._remember("r1", old)  # heard in the last term
+    lease.is_leader = False
+    scheduler.sweep()
+    assert scheduler._cached() == []
+    lease.is_leader = True
+    _automatic(service)  # version 1 in the store now
+    scheduler.sweep()
+    assert [r.version for r in scheduler._cached()] == [1]
+
+
+def test_a_lease_regained_under_a_new_token_is_a_new_term(toggled: Toggled) -> None:
+    """The lease lapsed between two sweeps and this replica took it again (another leader
+    may have led meanwhile, or Redis was emptied): its memory says it led all along, the
+    token says otherwise. The sweep reloads everything and keeps nothing of the last term,
+    though the change index looks complete (an emptied Redis counts its writes again)."""
+    scheduler, service, store, lease = toggled
+    scheduler._remember("r9", started().model_copy(update={"id": "r9", "version": 5}))
+    _automatic(service)
+    service.approve_plan(REF, actor=BOB)  # unheard: no listener, as on another leader
+    real = store.changes_since
+    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
+        seq=real(seen).seq, ids=[], complete=True)
+    scheduler.sweep()
+    assert _job(scheduler) is None  # the same term: only the change index is read
+    lease.token = 2
+    scheduler.sweep()
+    assert _job(scheduler) == service.get(REF).next_due_at
+    assert [r.id for r in scheduler._cached()] == ["r1"]
 
 
 def test_one_rollout_whose_analysis_fails_does_not_stop_the_analysis_of_the_others(
