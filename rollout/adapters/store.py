@@ -126,7 +126,7 @@ return 0
 """
 
 # The body of every state write, as a Lua function the create and close scripts share.
-# KEYS: state, lock, active set, target-active, pool-latest, pool-list, rollout audit,
+# KEYS: state, lock, active set, target-active, pool-latest, rollout audit,
 #       global audit, recent zset, in-flight set (a saved version ends a write in flight),
 #       due zset (active rollouts by next due time, ms), change zset (id by the sequence
 #       number of its last write), change sequence, keep zset (completed rollouts whose
@@ -150,10 +150,9 @@ local function write(first)
     if latest and redis.call('SISMEMBER', KEYS[3], latest) == 1 then return {'POOL', latest} end
     if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
     redis.call('SET', KEYS[5], ARGV[5])
-    redis.call('LPUSH', KEYS[6], ARGV[5])
-    redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
-    local extra = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[11])
-    if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[9], 0, extra - 1) end
+    redis.call('ZADD', KEYS[8], ARGV[8], ARGV[5])
+    local extra = redis.call('ZCARD', KEYS[8]) - tonumber(ARGV[11])
+    if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[8], 0, extra - 1) end
   else
     local current = redis.call('HGET', KEYS[1], 'version')
     if current ~= ARGV[2] then return {'VERSION', current or ''} end
@@ -165,7 +164,7 @@ local function write(first)
   end
   redis.call('HSET', KEYS[1], 'version', ARGV[7], 'data', ARGV[3], 'lock', ARGV[14],
              'receipts', table.concat(receipts, ' '))
-  redis.call('SREM', KEYS[10], ARGV[5])
+  redis.call('SREM', KEYS[9], ARGV[5])
   if ARGV[6] == '1' then
     redis.call('SADD', KEYS[3], ARGV[5])
     redis.call('SET', KEYS[4], ARGV[5])
@@ -174,28 +173,28 @@ local function write(first)
     if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
   end
   if ARGV[6] == '1' and ARGV[12] ~= '' then
-    redis.call('ZADD', KEYS[11], ARGV[12], ARGV[5])
+    redis.call('ZADD', KEYS[10], ARGV[12], ARGV[5])
   else
-    redis.call('ZREM', KEYS[11], ARGV[5])
+    redis.call('ZREM', KEYS[10], ARGV[5])
   end
   if ARGV[16] ~= '' then
-    redis.call('ZADD', KEYS[14], ARGV[16], ARGV[5])
+    redis.call('ZADD', KEYS[13], ARGV[16], ARGV[5])
   else
-    redis.call('ZREM', KEYS[14], ARGV[5])
+    redis.call('ZREM', KEYS[13], ARGV[5])
   end
-  local seq = redis.call('INCR', KEYS[13])
-  redis.call('ZADD', KEYS[12], seq, ARGV[5])
-  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. (seq - tonumber(ARGV[13])))
+  local seq = redis.call('INCR', KEYS[12])
+  redis.call('ZADD', KEYS[11], seq, ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', '(' .. (seq - tonumber(ARGV[13])))
   for i = first, #ARGV do
-    redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
-    redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
   end
   if ARGV[15] ~= '' then redis.pcall('PUBLISH', ARGV[15], ARGV[5]) end
   return {'OK'}
 end
 """
 _WRITE_ARGS = 16  # the arguments before the events
-_WRITE_KEYS = 14
+_WRITE_KEYS = 13
 
 _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 
@@ -533,7 +532,6 @@ class RedisStore:
         keys = [
             self.key("rollout", r.id), self.key("lock", lease.key), self.key("active"),
             self.key("target", r.target.key), self.key("pool", r.target.namespace, r.canary),
-            self.key("pool", r.target.namespace, r.canary, "rollouts"),
             self.key("audit", r.id), self.key("audit"), self.key("recent"),
             self.key("inflight"), self.key("due"), self.key("changes"),
             self.key("changes", "seq"), self.key("kept"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rollout.domain.models import Actor, AuditAction, AuditEvent
+from rollout.domain.plan import build_plan
 from rollout.service import Ref
-from tests.integration.conftest import World
+from tests.integration.conftest import ALICE, BOB, World
 
 
 def test_history_gives_the_last_two_hundred_events_oldest_first(world: World) -> None:
@@ -21,3 +22,16 @@ def test_history_gives_the_last_two_hundred_events_oldest_first(world: World) ->
     assert [e.detail for e in shown] == [str(i) for i in range(1, 201)]
     assert [e.detail for e in world.service.history(Ref(rollout_id="r1"), limit=3)] == \
         ["198", "199", "200"]
+
+
+def test_each_start_of_a_pool_adds_no_key_of_the_pool_s_own(world: World) -> None:
+    """Every start pushed the rollout's id on a per-pool list nothing read: a pool rolled out
+    every day grew it for ever. A pool keeps one marker, its latest rollout."""
+    pool = "llm-pool-version-2"
+    for _ in range(3):
+        world.service.start(namespace="default", canary=pool, actor=ALICE,
+                            plan=build_plan([10, 100], interval_seconds=0, auto=False))
+        world.service.rollback(Ref(canary=pool), actor=BOB, reason="again")
+    pool_keys = sorted(str(k) for k in
+                       world.store.client.scan_iter(world.store.key("pool", "*")))
+    assert pool_keys == [world.store.key("pool", "default", pool)]
