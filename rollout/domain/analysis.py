@@ -175,6 +175,10 @@ class Check(Frozen):
     pass_if: Comparison
     samples: PromQLTemplate | None = None  # per-side sample count; else `requests`
     min_samples: NonNegativeInt | None = None  # the analysis' `min_samples` if unset
+    #: the value is a share of the check's samples (errors / requests): a canary short of
+    #: `min_samples` whose share fails even with every missing sample counted good fails
+    #: at once, rather than waiting for traffic that would not change the verdict
+    share_of_samples: bool = False
     applies_to: tuple[SubjectKind, ...] = (SubjectKind.POOL, SubjectKind.ADAPTER)
 
     @field_validator("applies_to", mode="before")

@@ -111,10 +111,32 @@ def _no_threshold(stable: float | None) -> str:
     return f"the threshold from stable {_fmt(stable)} is not a finite number"
 
 
-def judge_check(check: Check, spec: AnalysisSpec,
-                results: Mapping[str, QueryResult]) -> CheckResult:
-    """Pass, fail or inconclusive for one check; never a pass without enough samples."""
-    minimum = spec.min_samples if check.min_samples is None else check.min_samples
+def _short(side: Side, samples: float | None, minimum: int) -> str:
+    return f"{side} had {_fmt(samples)} samples, fewer than {minimum}"
+
+
+def _fails_whatever_comes(check: Check, canary: float | None, samples: float | None,
+                          minimum: int, threshold: float | None) -> str:
+    """Why a share of too few samples already fails (empty when it may still pass, or is
+    no share): the best the canary can reach by ``minimum`` samples, every missing one
+    counted good, is past the threshold."""
+    if (not check.share_of_samples or canary is None or threshold is None or samples is None
+            or not 0 < samples < minimum or not math.isfinite(canary)):
+        return ""
+    upper = check.pass_if.upper
+    best = (canary * samples + (0 if upper else minimum - samples)) / minimum
+    if check.pass_if.holds(best, threshold):
+        return ""
+    return (f"canary {_fmt(canary)} over {_fmt(samples)} samples is not "
+            f"{check.pass_if.describe()} (threshold {_fmt(threshold)}) and cannot be: with "
+            f"the next {_fmt(minimum - samples)} all good, "
+            f"it would be {_fmt(best)} at {minimum}")
+
+
+def _sides(check: Check, minimum: int, results: Mapping[str, QueryResult]
+           ) -> tuple[dict[Side, float | None], dict[Side, float | None], list[str]]:
+    """Each side's value and sample count, and why a side the check needs cannot be
+    judged."""
     values: dict[Side, float | None] = {}
     samples: dict[Side, float | None] = {}
     problems: list[str] = []
@@ -131,12 +153,24 @@ def judge_check(check: Check, spec: AnalysisSpec,
         elif samples[side] is None:
             problems.append(f"{side} sample count: {why}")
         elif (samples[side] or 0) < minimum:
-            problems.append(f"{side} had {_fmt(samples[side])} samples, fewer than {minimum}")
+            problems.append(_short(side, samples[side], minimum))
+    return values, samples, problems
+
+
+def judge_check(check: Check, spec: AnalysisSpec,
+                results: Mapping[str, QueryResult]) -> CheckResult:
+    """Pass, fail or inconclusive for one check; never a pass without enough samples."""
+    minimum = spec.min_samples if check.min_samples is None else check.min_samples
+    values, samples, problems = _sides(check, minimum, results)
     threshold = check.pass_if.threshold(values[Side.STABLE])
     base = {"name": check.name, "canary": values[Side.CANARY], "stable": values[Side.STABLE],
             "threshold": threshold, "bound": check.pass_if.describe(),
             "canary_samples": samples[Side.CANARY], "stable_samples": samples[Side.STABLE]}
     canary = values[Side.CANARY]
+    if problems == [_short(Side.CANARY, samples[Side.CANARY], minimum)]:  # and nothing else
+        early = _fails_whatever_comes(check, canary, samples[Side.CANARY], minimum, threshold)
+        if early:
+            return CheckResult(status=Status.FAIL, **base, reason=early)
     if problems or canary is None or threshold is None:
         return CheckResult(status=Status.INCONCLUSIVE, reason="; ".join(problems)
                            or _no_threshold(values[Side.STABLE]), **base)
