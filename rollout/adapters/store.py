@@ -54,7 +54,8 @@ REFUSALS = (ReadOnlyError, OutOfMemoryError, NoPermissionError, BusyLoadingError
 GLOBAL_AUDIT_MAXLEN = 10_000
 ROLLOUT_AUDIT_MAXLEN = 2_000
 RECENT_KEEP = 50
-#: writes the change index remembers: a reader further behind reloads everything
+#: rollouts the change index remembers (each by its last write): a reader behind the
+#: oldest write it let go of reloads everything
 CHANGES_KEPT = 100_000
 
 # A fencing token: the counter's next number, but never below the server's clock in
@@ -130,7 +131,10 @@ return 0
 #       global audit, recent zset, in-flight set (a saved version ends a write in flight),
 #       due zset (active rollouts by next due time, ms), change zset (id by the sequence
 #       number of its last write), change sequence, keep zset (completed rollouts whose
-#       keep-period reminder is still to come, by the end of the keep period, ms)
+#       keep-period reminder is still to come, by the end of the keep period, ms), change
+#       cut (the highest sequence number the change zset let go of)
+# A write's sequence number is granted as a fencing token is (GRANT): after a loss of the
+# latest writes, the next write's number is still above every number a reader saw.
 # The state hash keeps, beside the data, the receipts of its last 8 writes (the
 # writer's token and the version it wrote), so that a writer whose answer was lost can tell
 # its write from a later one (_SETTLE).
@@ -140,7 +144,7 @@ return 0
 #       channel the write is announced on ('' for none; `pcall`: a user without channel
 #       rights still saves), the end of the keep period in ms ('' when no reminder is to
 #       come), then the arguments of the script around it, then from ARGV[first] the events.
-_WRITE = """
+_WRITE = GRANT + """
 local function write(first)
   if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
   if ARGV[1] == 'create' then
@@ -182,9 +186,13 @@ local function write(first)
   else
     redis.call('ZREM', KEYS[13], ARGV[5])
   end
-  local seq = redis.call('INCR', KEYS[12])
-  redis.call('ZADD', KEYS[11], seq, ARGV[5])
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', '(' .. (seq - tonumber(ARGV[13])))
+  redis.call('ZADD', KEYS[11], grant(KEYS[12]), ARGV[5])
+  local extra = redis.call('ZCARD', KEYS[11]) - tonumber(ARGV[13])
+  if extra > 0 then
+    local cut = redis.call('ZRANGE', KEYS[11], extra - 1, extra - 1, 'WITHSCORES')[2]
+    redis.call('ZREMRANGEBYRANK', KEYS[11], 0, extra - 1)
+    redis.call('SET', KEYS[14], cut)
+  end
   for i = first, #ARGV do
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
@@ -194,7 +202,7 @@ local function write(first)
 end
 """
 _WRITE_ARGS = 16  # the arguments before the events
-_WRITE_KEYS = 13
+_WRITE_KEYS = 14
 
 _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
 
@@ -305,12 +313,12 @@ end
 return 0
 """
 
-# KEYS: change zset, change sequence. ARGV: the sequence number the reader has seen.
-# Returns the current sequence number, then the ids written after ARGV[1].
+# KEYS: change zset, change sequence, change cut. ARGV: the sequence number the reader has
+# seen. Returns the current sequence number, the cut, then the ids written after ARGV[1].
 _CHANGES = """
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-table.insert(ids, 1, tostring(seq))
+table.insert(ids, 1, redis.call('GET', KEYS[3]) or '0')
+table.insert(ids, 1, redis.call('GET', KEYS[2]) or '0')
 return ids
 """
 
@@ -534,7 +542,7 @@ class RedisStore:
             self.key("target", r.target.key), self.key("pool", r.target.namespace, r.canary),
             self.key("audit", r.id), self.key("audit"), self.key("recent"),
             self.key("inflight"), self.key("due"), self.key("changes"),
-            self.key("changes", "seq"), self.key("kept"),
+            self.key("changes", "seq"), self.key("kept"), self.key("changes", "cut"),
         ]
         due = str(_ms(r.next_due_at)) if r.active and r.next_due_at else ""
         keep = r.keep_reminder_at
@@ -634,13 +642,15 @@ class RedisStore:
 
     def changes_since(self, seen: int) -> Changes:
         """The rollouts written since write number `seen`, in one round trip. `complete` is
-        False when more than CHANGES_KEPT writes passed since (or Redis lost its counter):
-        the reader must reload all."""
+        False when the index let go of a write after `seen`, or when Redis is behind `seen`
+        (it lost the writes the reader saw, and nothing came since): the reader must reload
+        all."""
         reply = self._guard(lambda: self._changes(
-            keys=[self.key("changes"), self.key("changes", "seq")], args=[seen]))
-        seq = int(reply[0])
-        return Changes(seq=seq, ids=[str(i) for i in reply[1:]],
-                       complete=0 <= seq - seen <= CHANGES_KEPT)
+            keys=[self.key("changes"), self.key("changes", "seq"), self.key("changes", "cut")],
+            args=[seen]))
+        seq, cut = int(reply[0]), int(float(reply[1]))  # a score may read as 1.8e+15
+        return Changes(seq=seq, ids=[str(i) for i in reply[2:]],
+                       complete=cut <= seen <= seq)
 
     def mark_in_flight(self, rollout_id: str) -> None:
         """A finished rollout is about to be written (a rollback of a completed one): until

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from rollout.adapters import store as store_module
 from rollout.adapters.leadership import LeaderLease
 from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
@@ -132,3 +135,35 @@ def test_a_new_leader_indexes_keep_periods_saved_before_the_index(world: World) 
     assert world.store.kept_until(r.keep_until) == [r.id]
     world.clock.advance(3600)
     assert [o.rollout.id for o in world.service.remind_kept() if o.rollout] == [r.id]
+
+
+def test_a_change_index_that_lost_its_latest_writes_is_not_read_past(world: World) -> None:
+    """A failover (asynchronous replication) or a restart without persistence can lose the
+    latest writes, the change index's among them. The counter went on from where the loss
+    left it: as many new writes brought it back to the number the leader had seen, and the
+    leader read nothing new, missing the rollout written meanwhile."""
+    rid = _baking(world)
+    client, keys = world.store.client, [world.store.key("changes"),
+                                         world.store.key("changes", "seq")]
+    before = {key: bytes(client.dump(key) or b"") for key in keys}
+    world.service.pause(REF, actor=BOB)  # seen by the leader, then lost
+    seen = world.store.changes_since(0).seq
+    for key, dumped in before.items():  # the index as the loss left it
+        client.restore(key, 0, dumped, replace=True)
+    world.service.resume(REF, actor=BOB)  # written after the loss
+    after = world.store.changes_since(seen)
+    assert rid in after.ids or not after.complete
+
+
+def test_a_reader_behind_what_the_change_index_let_go_of_reloads_everything(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "CHANGES_KEPT", 1)  # one rollout remembered
+    start = world.store.changes_since(0).seq
+    first = _baking(world)
+    world.service.rollback(REF, actor=BOB)
+    after_first = world.store.changes_since(start)
+    assert after_first.ids == [first] and after_first.complete
+    second = _baking(world)  # the index lets the first rollout go
+    assert not world.store.changes_since(start).complete
+    since = world.store.changes_since(after_first.seq)
+    assert since.ids == [second] and since.complete
