@@ -15,6 +15,7 @@ from bot.metrics import Metrics
 from bot.stop_signal import stop_on_signals, wait_until
 from bot.web import WebApp, readiness_checks
 from rollout.adapters.leadership import LeaderLease
+from rollout.adapters.redis_eviction import eviction_warning
 from rollout.scheduler import RolloutScheduler
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ def build_scheduler(container: Container) -> RolloutScheduler:
                                  threads=settings.rollout_tick_threads)
     container.listeners.append(scheduler.on_change)
     return scheduler
+
+
+def warn_if_redis_may_evict(container: Container) -> None:
+    """Said once at start by the processes that run the scheduler: an evicting Redis
+    drops locks and the lease early and, under `allkeys`, states."""
+    warning = eviction_warning(container.store.client)
+    if warning is not None:
+        log.warning(warning, extra={"event": "redis_may_evict"})
 
 
 class SchedulerWeb:
@@ -74,6 +83,7 @@ def run_scheduler_forever(container: Container, *, port: int | None = None) -> N
     at start."""
     from bot.card_updates import scheduler_cards
 
+    warn_if_redis_may_evict(container)
     scheduler = build_scheduler(container)
     # the port first: one taken is refused before any thread starts
     web = SchedulerWeb(container, scheduler, port=port) if port is not None else None

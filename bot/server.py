@@ -22,7 +22,7 @@ from bot.http_server import BackgroundHTTP
 from bot.logs import log_outcome
 from bot.metrics import Metrics
 from bot.request_log import log_requests
-from bot.scheduling import build_scheduler
+from bot.scheduling import build_scheduler, warn_if_redis_may_evict
 from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
 from bot.stop_signal import stop_on_signals, wait_until
@@ -150,6 +150,7 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
                          socket_mode=socket_mode)
     done = stop_on_signals()
     server.start()
+    warn_if_redis_may_evict(server.container)
     scheduler = build_scheduler(server.container)
     server.metrics.watch_pacer(scheduler.pacer)
     scheduler.start()
