@@ -117,11 +117,11 @@ def _short(side: Side, samples: float | None, minimum: int) -> str:
 
 def _fails_whatever_comes(check: Check, canary: float | None, samples: float | None,
                           minimum: int, threshold: float | None) -> str:
-    """Why a share of too few samples already fails (empty when it may still pass, or is
-    no share): the best the canary can reach by ``minimum`` samples, every missing one
-    counted good, is past the threshold."""
-    if (not check.share_of_samples or canary is None or threshold is None or samples is None
-            or not 0 < samples < minimum or not math.isfinite(canary)):
+    """Why a share of fewer than ``minimum`` samples already fails (empty when it may
+    still pass, or is no share): the best the canary can reach by ``minimum`` samples,
+    every missing one counted good, is past the threshold."""
+    if (not check.share_of_samples or canary is None or threshold is None or not samples
+            or not math.isfinite(canary)):
         return ""
     upper = check.pass_if.upper
     best = (canary * samples + (0 if upper else minimum - samples)) / minimum

@@ -40,6 +40,11 @@ def test_a_share_that_fails_with_every_missing_sample_good_fails_now() -> None:
                             "would be 0.2 at 50")
 
 
+def test_one_error_in_the_first_request_is_already_past_a_tight_bound() -> None:
+    # 1 of 1 failed: 2% at 50 with the next 49 good, past 1.5 x 0 + 1%
+    assert _run(_errors(), canary=1.0, samples=1).status is Status.FAIL
+
+
 def test_a_share_that_could_still_pass_waits() -> None:
     # 1 of 20 failed: 2% at 50 if the rest are good, under 1.5 x 2% + 1% = 4%
     (check,) = _run(_errors(), canary=0.05, samples=20, stable=0.02).checks
@@ -62,6 +67,12 @@ def test_a_lower_bound_counts_the_missing_samples_as_successes() -> None:
                 samples=20).status is Status.INCONCLUSIVE
 
 
+def test_a_stable_that_gives_no_threshold_leaves_it_inconclusive() -> None:
+    run = _run(_errors(), canary=0.5, samples=20, stable=float("inf"))
+    (check,) = run.checks
+    assert check.status is Status.INCONCLUSIVE and check.threshold is None
+
+
 def test_a_check_not_marked_as_a_share_waits_for_its_samples() -> None:
     # a p95 latency over few requests says nothing of what more requests will bring
     assert _run(_errors(share=False), canary=0.5, samples=20).status is Status.INCONCLUSIVE
@@ -72,6 +83,7 @@ def test_a_check_not_marked_as_a_share_waits_for_its_samples() -> None:
     (900, 0, 0.5),      # no canary sample: no share at all
     (900, 20, float("nan")),
     (900, 20, float("inf")),
+    (900, 0.5, 0.0),    # half a request (increase() extrapolates): no error to count
 ])
 def test_without_a_threshold_to_trust_or_a_share_to_count_it_waits(
         stable_samples: float, samples: float, canary: float) -> None:
