@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from bot import logs
 from bot.json_output import result_json
@@ -26,6 +26,14 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
 from bot.watch import watch
 from handlers.commands import INSTALL_VERBS, CommandRequest, CommandResult, Verb, run_command
+from handlers.grammar import (
+    INSTALL_WIDE,
+    analysis_value,
+    approvals_value,
+    duration_value,
+    step_value,
+    steps_value,
+)
 from handlers.mentions import literal, plain
 from rollout.domain import names
 from rollout.domain.errors import (
@@ -39,23 +47,47 @@ from rollout.domain.errors import (
     Unrecorded,
 )
 from rollout.domain.models import Actor, Phase, Via
-from rollout.domain.plan import parse_interval, parse_steps
+from rollout.domain.plan import parse_interval
 
 if TYPE_CHECKING:
     from bot.card_updates import CommandCards
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
+_T = TypeVar("_T")
 
 OPERATIONS = [v for v in Verb if v is not Verb.HELP]
 
 
 class _OneLineParser(argparse.ArgumentParser):
     """argparse answers bad input with its whole usage block; the CLI answers in one line,
-    as it does every other refusal, with where to read more."""
+    as it does every other refusal, with where to read more. An option given twice is
+    refused, as the Slack grammar refuses it: argparse kept the last (`pause --reason a
+    --reason b` recorded `b` alone), and said nothing."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_REFUSED, f"error: {message} (see `{self.prog} --help`)\n")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = kwargs.get("action")
+        if args and str(args[0]).startswith("-"):
+            if action in (None, "store"):
+                kwargs["action"] = _Once
+            elif action == "store_true":
+                kwargs.update(action=_Once, nargs=0, const=True, default=False)
+        return super().add_argument(*args, **kwargs)
+
+
+class _Once(argparse.Action):
+    """Stores an option's value (or, with `nargs=0`, its `const`), once."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_given_options", set())
+        if self.dest in given:
+            parser.error(f"{'/'.join(self.option_strings)} is given twice")
+        given.add(self.dest)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
 def _port(value: str) -> int:
@@ -110,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="connect out to Slack with SLACK_APP_TOKEN instead of webhooks")
 
     sandbox = sub.add_parser("sandbox", help="run the whole system on this machine (the demo)")
-    sandbox.add_argument("--port", type=int, default=3000, help="port of the chat page")
+    sandbox.add_argument("--port", type=_port, default=3000, help="port of the chat page")
     sandbox.add_argument("--no-browser", action="store_true", help="do not open a browser")
     sandbox.add_argument("--crds", default=None,
                          help="directory of the official CRDs (default: .sandbox/crds)")
@@ -118,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the bot takes Slack's events over a Socket Mode WebSocket")
 
     emulator = sub.add_parser("emulator", help="run the Kubernetes API emulator alone")
-    emulator.add_argument("--port", type=int, required=True)
+    emulator.add_argument("--port", type=_port, required=True)
     emulator.add_argument("--kubeconfig", required=True, help="where to write its kubeconfig")
     emulator.add_argument("--seed", choices=["demo", "empty"], default="demo")
     emulator.add_argument("--crds", default=None,
@@ -164,7 +196,7 @@ def _verb_options(op: argparse.ArgumentParser, verb: Verb) -> None:
         op.add_argument("--interval", default=None, help="bake time per step: 90s, 15m, 2h")
         op.add_argument("--auto", action="store_true",
                         help="step up automatically after each bake, without approvals")
-        op.add_argument("--approvals", type=int, default=None,
+        op.add_argument("--approvals", default=None, metavar="N",
                         help="distinct approvers needed per step (default 1)")
         op.add_argument("--rewrite", default=None, metavar="NAME",
                         help="adapter rollout: shift this InferenceModelRewrite's rule from "
@@ -180,7 +212,7 @@ def _verb_options(op: argparse.ArgumentParser, verb: Verb) -> None:
                         help="how long the old pool stays in the route after completion "
                              "(default: ROLLOUT_KEEP)")
     if verb is Verb.APPROVE:
-        op.add_argument("--step", type=_step_number, default=None, metavar="N",
+        op.add_argument("--step", default=None, metavar="N",
                         help="the step this approval is for (1 is the first; default: "
                              "the pending one when the command reads the rollout)")
     if verb is Verb.PROMOTE:
@@ -201,12 +233,6 @@ def _verb_options(op: argparse.ArgumentParser, verb: Verb) -> None:
 
 
 READ_VERBS = (Verb.STATUS, Verb.LIST, Verb.HISTORY)
-
-
-def _step_number(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"the step number counts from 1, not {value!r}")
-    return int(value)
 
 
 def _version() -> str:
@@ -242,31 +268,41 @@ _HELP = {
 
 
 def request_from_args(args: argparse.Namespace, namespace: str) -> CommandRequest:
-    """The request the CLI's arguments make. A reason is kept as Slack would have escaped
-    it, as every reason is: the card shows it, and `<!channel>` typed here must not mention
-    everyone from there."""
+    """The request the CLI's arguments make, each value read by the Slack grammar's own
+    readers (digits 0-9, the same ranges, the same words). A reason is kept as Slack would
+    have escaped it, as every reason is: the card shows it, and `<!channel>` typed here must
+    not mention everyone from there."""
     verb = Verb(args.command)
-    steps = interval = keep = None
-    if verb is Verb.START:
-        if args.keep is not None:
-            keep = parse_interval(args.keep)
-        if args.steps is not None:
-            steps = tuple(parse_steps(args.steps))
-        if args.interval is not None:
-            interval = parse_interval(args.interval)
-        if args.approvals is not None and not 1 <= args.approvals <= 10:
-            raise InvalidInput("--approvals must be between 1 and 10")
+    if verb in INSTALL_VERBS and args.namespace is not None:
+        # `freeze -n prod` froze every namespace, and `list -n prod` listed them all
+        raise InvalidInput(f"`--namespace` does not apply to `{verb.value}`: "
+                           f"{INSTALL_WIDE[verb]}")
+    if getattr(args, "watch", False) and getattr(args, "output", "text") == "json":
+        raise InvalidInput("`--watch` prints a line for people at each change; "
+                           "`--output json` is for one look: drop one of them")
+
     request = CommandRequest(
         verb=verb, pool=getattr(args, "pool", None), namespace=args.namespace or namespace,
-        route=getattr(args, "route", None), stable=getattr(args, "stable", None), steps=steps,
-        interval_seconds=interval, auto=getattr(args, "auto", False),
-        approvals=getattr(args, "approvals", None), rewrite=getattr(args, "rewrite", None),
-        allow_gitops=getattr(args, "allow_gitops", False), analysis=getattr(args, "analysis", None),
-        reason=literal(getattr(args, "reason", "")), step=getattr(args, "step", None),
-        keep_seconds=keep, skip_analysis=getattr(args, "skip_analysis", False),
+        route=getattr(args, "route", None), stable=getattr(args, "stable", None),
+        steps=_read("--steps", getattr(args, "steps", None), steps_value),
+        interval_seconds=_read("--interval", getattr(args, "interval", None), duration_value),
+        auto=getattr(args, "auto", False),
+        approvals=_read("--approvals", getattr(args, "approvals", None), approvals_value),
+        rewrite=getattr(args, "rewrite", None),
+        allow_gitops=getattr(args, "allow_gitops", False),
+        analysis=_read("--analysis", getattr(args, "analysis", None), analysis_value),
+        reason=literal(getattr(args, "reason", "").strip()),
+        step=_read("--step", getattr(args, "step", None), step_value),
+        keep_seconds=_read("--keep", getattr(args, "keep", None), duration_value),
+        skip_analysis=getattr(args, "skip_analysis", False),
     )
     request.check_names()
     return request
+
+
+def _read(flag: str, value: str | None, reader: Callable[[str, str], _T]) -> _T | None:
+    """An option's value as the Slack grammar reads it; None when it is not given."""
+    return None if value is None else reader(flag, value)
 
 
 def cli_actor(name: str | None, *, login: str | None = None) -> Actor:

@@ -55,8 +55,8 @@ _DASH_OPTION = re.compile("(^|\\s)[\u2012-\u2015]+(?=[A-Za-z])")  # figure/en/em
 MAX_APPROVALS = 10
 MAX_STEPS = 100
 
-#: why a verb about the whole install takes no namespace
-_INSTALL_WIDE = {
+#: why a verb about the whole install takes no namespace (the CLI refuses one for the same)
+INSTALL_WIDE = {
     Verb.FREEZE: "the freeze is install-wide, holding the rollouts of every namespace",
     Verb.UNFREEZE: "the freeze is install-wide, so unfreeze lifts it in every namespace",
     Verb.LIST: "`list` shows the rollouts of every namespace",
@@ -155,27 +155,31 @@ def _whole_number(flag: str, value: str, high: int, wants: str) -> int:
     raise GrammarError(f"`{flag}` wants {wants}{ascii_}, not `{_quoted(value)}`")
 
 
-def _steps(flag: str, value: str) -> tuple[int, ...]:
+# The option readers below are the CLI's too, so that a value Slack refuses is refused there
+# with the same words, before either edge asks anything of Redis or the cluster.
+
+
+def steps_value(flag: str, value: str) -> tuple[int, ...]:
     steps = tuple(parse_steps(_numbers(flag, value, "percentages like 10,25,50,100")))
     build_plan(steps)  # the same checks start makes, answered before the ack
     return steps
 
 
-def _interval(flag: str, value: str) -> int:
+def duration_value(flag: str, value: str) -> int:
     return parse_interval(_numbers(flag, value, "a duration like 90s, 15m or 2h"))
 
 
-def _approvals(flag: str, value: str) -> int:
+def approvals_value(flag: str, value: str) -> int:
     return _whole_number(flag, value, MAX_APPROVALS,
                          f"a number of approvers from 1 to {MAX_APPROVALS}")
 
 
-def _step(flag: str, value: str) -> int:
+def step_value(flag: str, value: str) -> int:
     return _whole_number(flag, value, MAX_STEPS,
                          "the number of the step to approve (1 is the first)")
 
 
-def _analysis_name(flag: str, value: str) -> str:
+def analysis_value(flag: str, value: str) -> str:
     """The shape of a name in the analysis file; whether it exists is the service's answer."""
     if not re.fullmatch(r"[A-Za-z0-9][-A-Za-z0-9_.]{0,62}", value):
         raise GrammarError(f"`{flag}` wants the name of an analysis in the analysis file, "
@@ -198,16 +202,16 @@ _OPTIONS: dict[str, _Option] = {
     # a pool, or with `--rewrite` an adapter (model) name: CommandRequest.check_names checks
     # it as the CLI does, once the whole start is known
     "--stable": _Option("stable", True, _as_given),
-    "--steps": _Option("steps", True, _steps),
-    "--interval": _Option("interval_seconds", True, _interval),
+    "--steps": _Option("steps", True, steps_value),
+    "--interval": _Option("interval_seconds", True, duration_value),
     "--auto": _Option("auto", False),
-    "--approvals": _Option("approvals", True, _approvals),
+    "--approvals": _Option("approvals", True, approvals_value),
     "--rewrite": _Option("rewrite", True, _name),
     "--allow-gitops": _Option("allow_gitops", False),
-    "--analysis": _Option("analysis", True, _analysis_name),
-    "--keep": _Option("keep_seconds", True, _interval),
+    "--analysis": _Option("analysis", True, analysis_value),
+    "--keep": _Option("keep_seconds", True, duration_value),
     "--reason": _Option("reason", True, _text),
-    "--step": _Option("step", True, _step),
+    "--step": _Option("step", True, step_value),
     "--skip-analysis": _Option("skip_analysis", False),
 }
 
@@ -257,7 +261,7 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
     given = {_OPTIONS[flag].field: flag for flag, _ in raw}
     if verb in INSTALL_VERBS and "namespace" in given:
         raise GrammarError(f"`{given['namespace']}` does not apply to `{verb.value}`: "
-                           f"{_INSTALL_WIDE[verb]}")
+                           f"{INSTALL_WIDE[verb]}")
     if verb is not Verb.START and (misplaced := sorted(set(given) & _START_ONLY)):
         raise GrammarError(f"`{given[misplaced[0]]}` applies only to `start`, "
                            f"not `{verb.value}`")

@@ -1,0 +1,112 @@
+"""The CLI and the Slack grammar read the same options alike: a value one refuses, the other
+refuses in the same words, before anything is asked of Redis or the cluster."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.cli import EXIT_REFUSED, main
+from handlers.grammar import GrammarError, parse
+from rollout.domain.errors import InvalidInput
+
+UNREACHABLE = ["--kubeconfig", "/nonexistent/kubeconfig", "--redis-url", "redis://127.0.0.1:1"]
+POOL = "llm-pool-version-2"
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main([*argv, *UNREACHABLE], out=out, err=err)
+    except SystemExit as exc:  # argparse's own refusals
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, err.getvalue() + captured.err + out.getvalue() + captured.out
+
+
+def _slack(text: str) -> str:
+    with pytest.raises(InvalidInput) as refused:
+        parse(text)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(("verb", "option", "value", "said"), [
+    # int() reads other scripts' digits, `1_0` and spaces; argparse's type=int took them
+    ("start", "--approvals", "\uff15", "in the digits 0-9"),
+    ("start", "--approvals", "1_0", "not `1_0`"),
+    ("start", "--approvals", "11", "from 1 to 10"),
+    ("approve", "--step", "\uff15", "in the digits 0-9"),
+    ("approve", "--step", "101", "not `101`"),
+    ("approve", "--step", "0", "not `0`"),
+    ("start", "--steps", "\uff150,100", "in the digits 0-9"),
+    ("start", "--steps", "10,10,100", "strictly increase"),
+    ("start", "--steps", "0,100", "at least 1"),
+    ("start", "--interval", "\u0661\u0665m", "in the digits 0-9"),
+    ("start", "--keep", "200h", "at most 7 days"),
+    ("start", "--analysis", "bad name!", "the name of an analysis"),
+])
+def test_a_value_slack_refuses_the_cli_refuses_in_the_same_words(
+        verb: str, option: str, value: str, said: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    slack = _slack(f"{POOL} {verb} {option} {value!r}".replace("'", '"'))
+    code, text = _cli([verb, POOL, option, value], capsys)
+    assert said in slack
+    assert code == EXIT_REFUSED
+    assert text == f"refused: {slack}\n"
+
+
+def test_a_step_number_in_other_digits_leaks_no_function_name(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = _cli(["approve", POOL, "--step", "²"], capsys)
+    assert code == EXIT_REFUSED
+    assert "in the digits 0-9" in text and "_step_number" not in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["pause", POOL, "--reason", "p99 latency", "--reason", "errors"],
+    ["start", POOL, "--interval", "15m", "--interval=1h"],
+    ["start", POOL, "--auto", "--auto"],
+    ["status", POOL, "-n", "prod", "--namespace", "staging"],
+])
+def test_an_option_given_twice_is_refused_not_the_last_one_kept(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`pause --reason a --reason b` recorded `b` alone, as if `a` had never been typed."""
+    code, text = _cli(argv, capsys)
+    assert code == EXIT_REFUSED
+    assert "is given twice" in text and text.count("\n") == 1
+
+
+@pytest.mark.parametrize(("argv", "slack"), [
+    (["freeze", "-n", "prod", "--reason", "incident"], "freeze -n prod --reason incident"),
+    (["unfreeze", "--namespace", "prod"], "unfreeze --namespace prod"),
+    (["list", "-n", "prod"], "list -n prod"),
+])
+def test_a_namespace_on_an_install_wide_verb_is_refused_not_ignored(
+        argv: list[str], slack: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rollout-bot freeze -n prod` froze every namespace, and `list -n prod` listed them all."""
+    code, text = _cli(argv, capsys)
+    assert code == EXIT_REFUSED
+    said = _slack(slack).split(": ", 1)[1]
+    assert text.startswith("refused: `--namespace` does not apply") and said in text
+
+
+def test_watch_and_json_are_not_taken_together(capsys: pytest.CaptureFixture[str]) -> None:
+    """`status --watch -o json` printed lines for people to a script that wanted JSON."""
+    code, text = _cli(["status", POOL, "--watch", "-o", "json"], capsys)
+    assert code == EXIT_REFUSED and "--output json" in text
+
+
+@pytest.mark.parametrize("command", ["sandbox", "emulator"])
+def test_a_port_out_of_range_is_refused_for_every_server(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [command, "--port", "70000"] + (["--kubeconfig", "kc"] if command == "emulator" else [])
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == EXIT_REFUSED
+    assert "a port is a number from 1 to 65535" in capsys.readouterr().err
+
+
+def test_the_grammar_refuses_what_its_readers_refuse() -> None:
+    with pytest.raises(GrammarError, match="given twice"):
+        parse(f"{POOL} pause --reason a --reason b")
