@@ -191,8 +191,16 @@ def _as_given(_flag: str, value: str) -> str:
     return value
 
 
+def reason_text(value: str) -> str:
+    """A reason as literal text. Slack escapes `&`, `<` and `>` in what people type, so a
+    raw `<` here is Slack's own markup (an app that asks for escaped mentions gets `@here`
+    as `<!here>`, a user as `<@U…|bob>`, a link as `<https://…|…>`): kept as is, it would
+    mention the channel from the card's thread. Escaped, it shows as it was written."""
+    return value.strip().replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _text(_flag: str, value: str) -> str:
-    return value.strip()
+    return reason_text(value)
 
 
 _OPTIONS: dict[str, _Option] = {
@@ -281,7 +289,7 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
             raise GrammarError(f"unexpected `{' '.join(extra)}` after `{verb.value}`")
         if "reason" in given:
             raise GrammarError(f"give the reason once: `--reason` or after `{verb.value}`")
-        values["reason"] = " ".join(extra)
+        values["reason"] = reason_text(" ".join(extra))
     request = CommandRequest(verb=verb, pool=pool, **values)  # type: ignore[arg-type]
     request.check_names()
     return request

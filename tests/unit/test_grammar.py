@@ -219,3 +219,17 @@ def test_an_install_wide_verb_takes_no_namespace(verb: str) -> None:
         parse(f"{verb} -n prod")
     assert str(refused.value).startswith(f"`-n` does not apply to `{verb}`: ")
     assert refused.value.usage == USAGE_LINES[Verb(verb)]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("llm-pool-version-2 pause <!channel> is down", "&lt;!channel&gt; is down"),
+    ('llm-pool-version-2 rollback --reason "<@U0BOB|bob> saw <!here>"',
+     "&lt;@U0BOB|bob&gt; saw &lt;!here&gt;"),
+    ("freeze see <https://status.example|status> &amp; wait",
+     "see &lt;https://status.example|status&gt; &amp; wait"),
+    ('llm-pool-version-2 pause --reason "p99 &gt; 2s"', "p99 &gt; 2s"),
+])
+def test_slack_markup_in_a_reason_is_kept_as_literal_text(text: str, reason: str) -> None:
+    """Slack escapes what people type; a raw `<` is its own markup (escaped mentions, links)
+    and reached the card's thread as a live `<!channel>`."""
+    assert parse(text).reason == reason
