@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from rollout.adapters.analysis_file import load_analyses
 from rollout.domain.errors import InvalidInput
 from rollout.domain.plan import parse_interval
+from rollout.redis_connect import check_url
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CommaList = Annotated[list[str], NoDecode]
@@ -20,15 +21,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    slack_bot_token: str = ""
-    slack_signing_secret: str = ""
-    slack_app_token: str = ""
+    # the secrets (REDIS_URL carries the password) are left out of the settings' repr, so
+    # that no log line or traceback that shows the settings shows them
+    slack_bot_token: str = Field(default="", repr=False)
+    slack_signing_secret: str = Field(default="", repr=False)
+    slack_app_token: str = Field(default="", repr=False)
     slack_api_url: str | None = None
     slack_socket_ping: float = Field(default=5.0, ge=0.5, le=60)
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
     redis_sentinels: CommaList = Field(default_factory=list)
     redis_sentinel_master: str = "mymaster"
-    redis_sentinel_password: str = ""
+    redis_sentinel_password: str = Field(default="", repr=False)
     kubeconfig: str | None = None
     rollout_namespace: str = "default"
     rollout_approvers: CommaList = Field(default_factory=list)
@@ -77,6 +80,35 @@ class Settings(BaseSettings):
             except InvalidInput as exc:
                 raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "redis_url",
+                     mode="before")
+    @classmethod
+    def _no_surrounding_whitespace(cls, value: object) -> object:
+        """A Secret made from a file (`kubectl create secret --from-file`, `echo > file`)
+        keeps the file's last newline: a signing secret with it fails every request's
+        signature, a token with it every Web API call. Slack's tokens and a URL hold no
+        whitespace, so what surrounds them is dropped."""
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, value: str) -> str:
+        """Checked here, so that a malformed URL stops any command with this one line rather
+        than a traceback at the first connection."""
+        try:
+            check_url(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_api_url(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and \
+                not value.strip().startswith(("http://", "https://")):
+            raise ValueError("is a Web API base URL, e.g. https://slack.com/api/")
+        return value.strip() if value is not None and value.strip() else None
 
     @field_validator("redis_sentinels")
     @classmethod

@@ -29,6 +29,25 @@ OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5,
                            "retry": Retry(NoBackoff(), 0)}
 
 
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_url(url: str) -> None:
+    """Refuse a REDIS_URL the client could not connect with, before any connection is tried.
+    The message never quotes the URL: it carries the password, and a password with a `/` or
+    `#` in it splits where the URL's parts are read, so that any part may be some of it."""
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise InvalidInput("must be redis://USER:PASSWORD@HOST:6379/0 (rediss:// for TLS, "
+                           "unix:///PATH for a socket)")
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError:
+        raise InvalidInput("is not a URL the Redis client can read: check the port, the db "
+                           "number and the query options, and percent-encode a password's "
+                           "reserved characters (/ ? # @ :)") from None
+
+
 def connect(url: str, *, sentinels: Sequence[str] = (), master: str = "mymaster",
             sentinel_password: str | None = None) -> redis.Redis:
     if not sentinels:
