@@ -1,4 +1,5 @@
-"""Plain-text rendering of command results, for the terminal."""
+"""Plain-text rendering of command results, for the terminal. Every time says UTC: a bare
+`04:12:05` on an operator's terminal reads as local time."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
         lines.append(f"rolled back by {r.rolled_back_by.label}{why}")
     for approval in r.approvals:
         lines.append(f"approved  step {approval.step + 1} by {approval.actor.label} "
-                     f"at {approval.at:%H:%M:%S}")
+                     f"at {approval.at:%Y-%m-%d %H:%M:%S} UTC")
     return lines
 
 
@@ -74,7 +75,7 @@ def history_lines(events: list[AuditEvent]) -> list[str]:
     the raw events)."""
     if not events:
         return ["no events recorded"]
-    return [f"{e.at:%Y-%m-%d %H:%M:%S}  {event_sentence(e)}{_login(e)}{_where(e)}"
+    return [f"{e.at:%Y-%m-%d %H:%M:%S} UTC  {event_sentence(e)}{_login(e)}{_where(e)}"
             for e in events]
 
 
@@ -94,7 +95,7 @@ def watch_line(status: Status, now: datetime) -> str:
     """One line per change while `status --watch` follows a rollout."""
     r = status.rollout
     if r is None:
-        return f"{now:%H:%M:%S}  {status.message}"
+        return f"{now:%H:%M:%S} UTC  {status.message}"
     parts = [status.message]
     if r.standing_pause is not None:
         parts.append(pause_summary(r.standing_pause))
@@ -107,4 +108,4 @@ def watch_line(status: Status, now: datetime) -> str:
         parts.append(f"cluster {status.observed.pair.describe()}")
     if status.cluster_note:
         parts.append(status.cluster_note)
-    return f"{now:%H:%M:%S}  " + " · ".join(parts)
+    return f"{now:%H:%M:%S} UTC  " + " · ".join(parts)

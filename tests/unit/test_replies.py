@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.text import rollout_detail, watch_line
+from bot.text import history_lines, rollout_detail, watch_line
 from handlers.commands import CommandRequest, CommandResult, Verb
 from handlers.replies import error_reply, result_reply
 from rollout.domain import machine
@@ -110,3 +110,15 @@ def test_status_after_a_resume_over_drift_shows_the_weights_kept_until_the_next_
 def test_status_of_a_rolled_back_rollout_says_who_and_why() -> None:
     back = machine.rollback(started(), actor=CAROL, now=NOW, reason="p99 latency").rollout
     assert "rolled back by carol: p99 latency" in rollout_detail(back)
+
+
+def test_every_time_the_terminal_shows_says_its_zone() -> None:
+    """`history`, the approvals in `status` and each `--watch` line printed bare times, read
+    as local on an operator's terminal; the others said UTC."""
+    r = machine.approve(started(), actor=CAROL, now=NOW).rollout
+    events = machine.approve(started(), actor=CAROL, now=NOW).events
+    assert all(line.startswith("2026-01-01 12:00:01 UTC  ") for line in history_lines(events))
+    approved = [line for line in rollout_detail(r) if line.startswith("approved")]
+    assert approved == ["approved  step 1 by carol at 2026-01-01 12:00:01 UTC"]
+    assert watch_line(Status(r, None, "baking"), NOW).startswith("12:00:01 UTC  baking")
+    assert watch_line(Status(None, None, "no rollout"), NOW) == "12:00:01 UTC  no rollout"

@@ -87,7 +87,9 @@ def _history(events: list[AuditEvent]) -> str:
         history=events))
 
 
-PAUSED_LINE = "2026-01-01 12:00:01 :double_vertical_bar: <@U0CAROL> paused at step 1 (10%): slow"
+#: an event's time says its zone
+AT = "2026-01-01 12:00:01 UTC"
+PAUSED_LINE = f"{AT} :double_vertical_bar: <@U0CAROL> paused at step 1 (10%): slow"
 
 
 def test_history_shows_every_event_with_its_time_when_they_fit_one_message() -> None:
@@ -96,8 +98,8 @@ def test_history_shows_every_event_with_its_time_when_they_fit_one_message() -> 
     reply = _history([*approved, *paused * 35])
     assert reply.splitlines() == [
         "*History of llm-pool-version-2*",
-        "2026-01-01 12:00:01 :thumbsup: <@U0BOB> approved step 1 (10%)",
-        "2026-01-01 12:00:01 :arrow_up: <@U0BOB> applied step 1 (10%): stable 90 / canary 10",
+        f"{AT} :thumbsup: <@U0BOB> approved step 1 (10%)",
+        f"{AT} :arrow_up: <@U0BOB> applied step 1 (10%): stable 90 / canary 10",
         *[PAUSED_LINE] * 35]
 
 
