@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handlers.cards import analysis_markdown, clip, event_line, progress_bar, short_id
+from handlers.cards import ELLIPSIS, analysis_markdown, clip, event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
 from handlers.sentences import throttle_hold_sentence
@@ -106,15 +106,24 @@ def _status(result: CommandResult) -> str:
 
 
 def _list(result: CommandResult) -> str:
+    """Up to MAX_LIST rollouts within one message; past them, how many more and where they
+    are (the answer stopped at 15 without a word, and a 16th active rollout was not seen)."""
     if not result.rollouts:
         return ":information_source: No rollouts recorded yet. Start one with " \
                "`/rollout <pool> start`."
-    lines = ["*Rollouts*"]
-    for r in result.rollouts[:MAX_LIST]:
+    lines = []
+    for r in result.rollouts:
         phase = r.phase.value.replace("_", " ")
-        lines.append(f"• `{r.canary}` {phase} at {r.canary_percent}% on {r.target.describe()} "
-                     f"(`{short_id(r)}`)")
-    return "\n".join(lines)
+        lines.append(clip(f"• `{r.canary}` {phase} at {r.canary_percent}% on "
+                          f"{r.target.describe()} (`{short_id(r)}`)", MAX_HISTORY_LINE))
+    shown = lines[:MAX_LIST]  # the active ones come first: they are the ones left in view
+    while True:
+        left = len(lines) - len(shown)
+        more = [f"{ELLIPSIS} {left} more (`rollout-bot list` shows them all)"] if left else []
+        text = "\n".join(["*Rollouts*", *shown, *more])
+        if len(text) <= MAX_REPLY or not shown:
+            return text
+        shown.pop()
 
 
 def _when(at: datetime) -> str:

@@ -163,3 +163,21 @@ def test_status_shows_the_analysis_as_of_the_rollout_s_last_update() -> None:
         "error-rate: canary: no series matched)*",
         ":grey_question: `error-rate` canary n/a · stable 0.01 · threshold 0.02 (at most 0.02): "
         "canary: no series matched"]
+
+
+def test_a_list_longer_than_the_answer_says_how_many_more_and_where_they_are() -> None:
+    """Twenty rollouts were answered with fifteen, and nothing said five were left out."""
+    rollouts = [_baking().model_copy(update={"id": f"llm-pool-version-2-{i:06d}"})
+                for i in range(20)]
+    lines = result_reply(CommandResult(CommandRequest(verb=Verb.LIST),
+                                       rollouts=rollouts)).splitlines()
+    assert len(lines) == 1 + 15 + 1 and lines[-2].endswith("(`000014`)")
+    assert lines[-1] == "… 5 more (`rollout-bot list` shows them all)"
+
+
+def test_a_list_of_long_names_keeps_within_one_message() -> None:
+    rollouts = [_baking().model_copy(update={"canary": "c" * 253, "id": f"c-{i}"})
+                for i in range(15)]
+    reply = result_reply(CommandResult(CommandRequest(verb=Verb.LIST), rollouts=rollouts))
+    assert len(reply) <= MAX_REPLY
+    assert reply.endswith("more (`rollout-bot list` shows them all)")
