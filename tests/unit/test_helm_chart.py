@@ -134,3 +134,44 @@ def test_a_key_prefix_needs_a_redis_of_your_own() -> None:
     config = _config("keyPrefix=team-a", "redis.bundled=false",
                      "redis.external.existingSecret=team-redis")
     assert config["ROLLOUT_KEY_PREFIX"] == "team-a"
+
+
+# --set, and what the chart says instead of rendering pods that could not start
+REFUSED = [
+    (("redis.bundled=false",), "redis.bundled=false needs redis.external.url or "
+     "redis.external.existingSecret"),
+    (("redis.sentinel.hosts={sentinel-a:26379}",), "set redis.bundled=false with it"),
+    (("slack.signingSecret=",), "slack.signingSecret (or slack.existingSecret) is required"),
+    (("slack.socketMode=true",), "slack.appToken (or slack.existingSecret) is required"),
+    (("rolloutNamespace=serving",), "rolloutNamespace serving is not in managedNamespaces"),
+]
+
+
+@pytest.mark.parametrize(("sets", "reason"), REFUSED)
+def test_an_install_that_could_not_start_is_refused_at_render(sets: tuple[str, ...],
+                                                              reason: str) -> None:
+    """Rendered, each left pods waiting on a Secret nobody creates, a bot that exits at
+    start for a missing secret, or a bot refused every read of its default namespace."""
+    done = helm_render(*sets)
+    assert done.returncode != 0
+    assert reason in done.stderr
+
+
+def test_sentinel_without_a_url_sets_no_redis_url() -> None:
+    """The sentinels and the master's name are enough where the data nodes ask no
+    password: no REDIS_URL from a Secret that does not exist."""
+    docs = helm_template("redis.bundled=false", "redis.sentinel.hosts={sentinel-a:26379}")
+    (bot,) = pod_spec(find(docs, "Deployment", "rollout-bot"))["containers"]
+    assert "env" not in bot or not bot["env"]
+    config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
+    assert config["REDIS_SENTINELS"] == "sentinel-a:26379"
+
+
+def test_socket_mode_and_other_namespaces_render_when_complete() -> None:
+    docs = helm_template("slack.socketMode=true", "slack.appToken=xapp-1-A-2-b",
+                         "rolloutNamespace=serving", "managedNamespaces={default,serving}")
+    secret = find(docs, "Secret", "rollout-bot-slack")["stringData"]
+    assert secret["SLACK_APP_TOKEN"] == "xapp-1-A-2-b"
+    bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
+    assert bindings == {"default", "serving"}
+    assert helm_template("managedNamespaces=null", "rolloutNamespace=serving")
