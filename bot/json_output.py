@@ -1,7 +1,8 @@
 """`--output json` for the read verbs: the same data the text shows, for scripts.
 
 The shapes are the domain models' own JSON (pydantic), so a field added to a model shows up
-here without a second schema to keep in step.
+here without a second schema to keep in step. Text people typed (a reason) is given as they
+typed it, as the text output prints it: the records keep it escaped for Slack (`&lt;`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from typing import Any
 
 from handlers.commands import CommandResult, Verb
+from handlers.mentions import plain
 
 
 def result_json(result: CommandResult) -> str:
@@ -32,4 +34,15 @@ def result_json(result: CommandResult) -> str:
         }
     else:
         raise ValueError(f"--output json is for status, list and history, not {verb.value}")
-    return json.dumps(body, indent=2, sort_keys=True)
+    return json.dumps(_as_typed(body), indent=2, sort_keys=True)
+
+
+def _as_typed(value: Any) -> Any:
+    """Every string with Slack's escaping undone; nothing else changed."""
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {k: _as_typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_typed(v) for v in value]
+    return value
