@@ -168,3 +168,37 @@ def test_the_cluster_role_grants_only_the_verbs_the_code_calls() -> None:
         ("", "pods"): {"list", "watch"},
         ("", "services"): {"list", "watch"},
     }
+
+
+# ---- shutdown ----------------------------------------------------------------------------
+
+#: the longest a tick in flight is waited for at SIGTERM, past which the process may be
+#: killed mid-step (safe, but the lease then expires on its own): its reads and its write,
+#: each up to ROLLOUT_KUBE_TIMEOUT, a read retried once
+TICK_ALLOWANCE = 4 * 5.0
+
+
+def _bot_pods() -> list[tuple[str, dict[str, Any]]]:
+    from tests.support.manifests import helm_template
+
+    return [(name, pod_spec(find(docs, "Deployment", "rollout-bot")))
+            for name, docs in (("kustomize", kustomize()), ("helm", helm_template()))]
+
+
+def test_sigterm_comes_after_the_endpoints_are_gone_and_the_grace_covers_the_stop() -> None:
+    """The pod waits in preStop while the proxies drop it, then `serve` stops: the tick in
+    flight, then each of `SlackServer.stop`'s four waits (HTTP, Slack work, side work,
+    dependency checks). The grace period covers all of it."""
+    import inspect
+
+    from bot.server import SlackServer
+
+    stop_wait = inspect.signature(SlackServer.stop).parameters["timeout"].default
+    for name, spec in _bot_pods():
+        (bot,) = spec["containers"]
+        command = bot["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[0] == "sleep", name
+        pre_stop = float(command[1])
+        assert pre_stop >= 3, name
+        grace = spec["terminationGracePeriodSeconds"]
+        assert grace >= pre_stop + TICK_ALLOWANCE + 4 * stop_wait, name
