@@ -5,9 +5,13 @@ outside its prefix."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -21,7 +25,7 @@ from rollout.service import Ref
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import ALICE, BOB, make_world
 from tests.support.kube_api import close_api
-from tests.support.manifests import find, kustomize, redis_acl
+from tests.support.manifests import Doc, find, helm_template, kustomize, pod_spec, redis_acl
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
@@ -146,3 +150,37 @@ def test_a_user_refused_time_still_gets_tokens_from_the_counter() -> None:
         store.release(first)
         assert store.acquire("default/httproute/routes-to-llm/0").token == first.token + 1
         store.client.close()
+
+
+def _probe(workload: Doc) -> list[str]:
+    (container,) = pod_spec(workload)["containers"]
+    command: list[str] = container["readinessProbe"]["exec"]["command"]
+    return command
+
+
+@pytest.mark.parametrize("render", ["kustomize", "helm"])
+def test_the_redis_probe_passes_with_the_password_on_no_command_line(
+        acl_redis: RedisServer, tmp_path: Path, render: str) -> None:
+    """The readiness probe, as shipped, run by `sh` against the ACL'd server (a `redis-cli`
+    first on PATH adds the test server's port and records its arguments): it answers, and
+    the password is on no process's command line, where anyone in the container could read
+    it from /proc."""
+    docs = kustomize() if render == "kustomize" else helm_template()
+    command = _probe(find(docs, "StatefulSet", "rollout-redis"))
+    real = shutil.which("redis-cli")
+    if real is None:
+        pytest.skip("redis-cli is not installed")
+    seen = tmp_path / "argv"
+    shim = tmp_path / "redis-cli"
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {seen}\n'
+                    f'exec {real} -p {acl_redis.port} "$@"\n')
+    shim.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "REDIS_PASSWORD": PASSWORD}
+    ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=10,
+                        check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert PASSWORD not in seen.read_text()
+    env["REDIS_PASSWORD"] = "wrong"
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=10,
+                             check=False)
+    assert refused.returncode != 0
