@@ -175,3 +175,10 @@ def test_socket_mode_and_other_namespaces_render_when_complete() -> None:
     bindings = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"}
     assert bindings == {"default", "serving"}
     assert helm_template("managedNamespaces=null", "rolloutNamespace=serving")
+
+
+@pytest.mark.parametrize(("replicas", "budget"), [(1, False), (2, True), (3, True)])
+def test_a_disruption_budget_only_with_a_replica_to_spare(replicas: int, budget: bool) -> None:
+    """minAvailable 1 over a single replica refuses every eviction: a node drain never ends."""
+    docs = helm_template(f"replicaCount={replicas}")
+    assert any(d["kind"] == "PodDisruptionBudget" for d in docs) is budget
