@@ -4,6 +4,7 @@ refuses in the same words, before anything is asked of Redis or the cluster."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -99,8 +100,9 @@ def test_watch_and_json_are_not_taken_together(capsys: pytest.CaptureFixture[str
 
 @pytest.mark.parametrize("command", ["sandbox", "emulator"])
 def test_a_port_out_of_range_is_refused_for_every_server(
-        command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [command, "--port", "70000"] + (["--kubeconfig", "kc"] if command == "emulator" else [])
+        command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig = ["--kubeconfig", str(tmp_path / "kc")] if command == "emulator" else []
+    argv = [command, "--port", "70000", *kubeconfig]
     with pytest.raises(SystemExit) as refused:
         main(argv)
     assert refused.value.code == EXIT_REFUSED

@@ -117,7 +117,7 @@ def test_every_time_the_terminal_shows_says_its_zone() -> None:
     as local on an operator's terminal; the others said UTC."""
     r = machine.approve(started(), actor=CAROL, now=NOW).rollout
     events = machine.approve(started(), actor=CAROL, now=NOW).events
-    assert all(line.startswith("2026-01-01 12:00:01 UTC  ") for line in history_lines(events))
+    assert all(line.startswith("2026-01-01 12:00:01 UTC  ") for line in history_lines(list(events)))
     approved = [line for line in rollout_detail(r) if line.startswith("approved")]
     assert approved == ["approved  step 1 by carol at 2026-01-01 12:00:01 UTC"]
     assert watch_line(Status(r, None, "baking"), NOW).startswith("12:00:01 UTC  baking")
