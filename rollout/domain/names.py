@@ -45,12 +45,20 @@ def namespace_name(value: str) -> str:
     return value
 
 
+#: Slack's markup characters: Slack sends a typed `&` as `&amp;` (which would be written
+#: into the rewrite as is), and a name holding `<!channel>` would notify a channel from
+#: every card and message that names the rollout
+_MARKUP = frozenset("<>&")
+
+
 def model_name(what: str, value: str) -> str:
-    """An adapter name as a rewrite target carries it: any printable text without spaces."""
+    """An adapter name as a rewrite target carries it: any printable text without spaces
+    or Slack's markup characters."""
     if not value or len(value) > MAX_MODEL or not value.isprintable() or any(
-            c.isspace() for c in value):
+            c.isspace() or c in _MARKUP for c in value):
         raise InvalidInput(f"{what} `{_shown(value)}` is not a model name: use 1 to "
-                           f"{MAX_MODEL} printable characters without spaces")
+                           f"{MAX_MODEL} printable characters without spaces, `<`, `>` "
+                           "or `&`")
     return value
 
 

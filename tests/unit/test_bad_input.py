@@ -41,7 +41,7 @@ def test_adapter_names_are_model_names() -> None:
     """A rewrite target names a model, which may carry `/` and capitals, never a space."""
     names.rollout_names(namespace="default", canary="meta-llama/Llama-3-8B-v2",
                         rewrite="food-review", stable="meta-llama/Llama-3-8B")
-    for bad in ("with space", "new\nline", "", "x" * 254):
+    for bad in ("with space", "new\nline", "", "x" * 254, "a&amp;b", "<!channel>", "lora>v2"):
         with pytest.raises(InvalidInput, match="not a model name"):
             names.rollout_names(namespace="default", canary=bad, rewrite="food-review")
     with pytest.raises(InvalidInput, match="rewrite `Bad/Name` is not a Kubernetes name"):

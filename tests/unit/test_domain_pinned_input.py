@@ -26,7 +26,8 @@ from tests.unit.analysis_builders import spec
 
 NOT_A_NAME = ("is not a Kubernetes name: use at most 253 lowercase letters, digits, `-` and "
               "`.`, starting and ending with a letter or digit")
-NOT_A_MODEL = "is not a model name: use 1 to 253 printable characters without spaces"
+NOT_A_MODEL = ("is not a model name: use 1 to 253 printable characters without spaces, `<`, `>` "
+               "or `&`")
 
 
 @pytest.mark.parametrize(("names", "message"), [
