@@ -81,6 +81,16 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("rollout_leader_ttl", "rollout_tick", "rollout_lock_ttl")
+    @classmethod
+    def _never_off(cls, value: str) -> str:
+        """The lease, the sweep and the locks cannot be switched off: 0 was read as the
+        default, silently."""
+        if value.strip() and parse_interval(value, require_unit=False) == 0:
+            raise ValueError("must be at least 1s: the lease, the sweep and the locks "
+                             "cannot be switched off")
+        return value
+
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "redis_url",
                      mode="before")
     @classmethod

@@ -71,3 +71,12 @@ def test_the_settings_repr_shows_no_secret() -> None:
     for secret in ("xoxb-tok", "sig-secret", "xapp-tok", "sentinel-pw", "redis-pw"):
         assert secret not in shown
     assert "rollout_namespace='default'" in shown
+
+
+@pytest.mark.parametrize("name", ["rollout_leader_ttl", "rollout_tick", "rollout_lock_ttl"])
+def test_a_lease_sweep_or_lock_of_zero_is_refused_not_read_as_the_default(name: str) -> None:
+    variable = name.upper()
+    with pytest.raises(SettingsError, match=rf"{variable}: .*must be at least 1s"):
+        load_settings(**{name: "0s"})
+    kept = load_settings(**{name: "2s"})
+    assert kept.seconds(getattr(kept, name)) == 2
