@@ -37,11 +37,16 @@ class _Answer:
 class _Stream:
     """A watch response: the events the test sends, one JSON line each, until it ends."""
 
-    def __init__(self, events: queue.Queue[dict[str, Any] | None]) -> None:
+    def __init__(self, events: queue.Queue[dict[str, Any] | None], asked: list[int]) -> None:
         self._events = events
+        self._asked = asked
 
     def stream(self, _size: int, decode_content: bool = True) -> Iterator[bytes]:
-        while (event := self._events.get()) is not None:
+        while True:  # the informer asks for the next event once it has applied the one before
+            self._asked.append(1)
+            event = self._events.get()
+            if event is None:
+                return
             yield json.dumps(event).encode() + b"\n"
 
     def shutdown(self) -> None:  # the informer's stop cuts its stream
@@ -59,10 +64,11 @@ class _Cluster:
 
     def __init__(self) -> None:
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.asked: list[int] = []  # one entry each time the watch asks for an event
 
     def __call__(self, **kwargs: Any) -> Any:
         if kwargs.get("watch"):
-            return _Stream(self.events)
+            return _Stream(self.events, self.asked)
         body = {"metadata": {"resourceVersion": "1"}, "items": [_route("1", 0)]}
         return _Answer(json.dumps(body).encode())
 
@@ -124,10 +130,14 @@ def test_another_objects_event_does_not_end_the_wait(
     informer.expect(ROUTE, "7")
     reader, got = _read_in_thread(informer)
     cluster.send("6", 5)  # an earlier version: still behind the bot's write
-    eventually(lambda: _waiting(informer) and not got, message="still waiting")
+    # the stream's first event is version 6: a second ask means the informer applied it
+    eventually(lambda: len(cluster.asked) >= 2, message="the watch to apply version 6")
+    assert _waiting(informer) and not got  # version 6 applied: the reader still waits
     cluster.send("7", 10)
     reader.join(5.0)
-    assert got and got[0] is not None
+    assert not reader.is_alive()
+    [snapshot] = got
+    assert snapshot is not None and [r["spec"]["weight"] for r in snapshot.items] == [10]
 
 
 def test_the_wait_is_bounded_and_then_the_reader_reads_the_cluster(
