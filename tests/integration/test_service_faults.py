@@ -317,8 +317,10 @@ def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
     cluster.inject(Fault(verb="get", resource="httproutes", status=None, count=1,
                                stall_seconds=0.6))
     worker, errors = _approving(world)
-    time.sleep(0.2)
-    own_redis.stop()
+    eventually(lambda: cluster.faults_armed() == 0, timeout=10,
+               message="the approval's read to be held")
+    assert world.store.client.keys(world.store.key("lock", "*")), "the approval's lock"
+    own_redis.stop()  # the approval is inside its read, its lock taken
     worker.join(timeout=30)
     assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable)
     assert "Redis is unavailable" in str(errors[0])
