@@ -66,6 +66,10 @@ def test_backend_weight_out_of_range_or_wrong_type(
 
 def test_weight_bounds_are_inclusive(co: client.CustomObjectsApi) -> None:
     _set_weights(co, [_pool_ref("llm-pool", 1_000_000), _pool_ref("llm-pool-version-2", 0)])
+    route = cast(dict[str, Any],
+                 co.get_namespaced_custom_object(*GW, NS, "httproutes", "routes-to-llm"))
+    assert [(b["name"], b["weight"]) for b in route["spec"]["rules"][0]["backendRefs"]] == [
+        ("llm-pool", 1_000_000), ("llm-pool-version-2", 0)]
 
 
 def test_weight_defaults_to_one(co: client.CustomObjectsApi) -> None:
