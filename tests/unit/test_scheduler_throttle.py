@@ -186,9 +186,11 @@ def test_a_tick_that_fails_otherwise_leaves_the_window_as_it_was_and_holds_nothi
 def test_a_tick_that_raises_something_unexpected_still_gives_its_place_back(
         world: tuple[RolloutScheduler, _Ticks, ManualClock]) -> None:
     scheduler, ticks, _clock = world
-    ticks.answers["r1"] = [RuntimeError("a bug")]
-    with pytest.raises(RuntimeError):
+    bug = RuntimeError("a bug")
+    ticks.answers["r1"] = [bug]
+    with pytest.raises(RuntimeError) as raised:
         scheduler.fire("r1")
+    assert raised.value is bug  # the tick's own error, not one of the pacer's
     assert scheduler.pacer.in_flight == 0
 
 
