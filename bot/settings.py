@@ -81,6 +81,15 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("rollout_namespace", "rollout_key_prefix")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        """A blank namespace or key prefix was taken: commands without `-n` then failed at
+        the cluster, and every Redis key began with `:`."""
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
     @field_validator("rollout_leader_ttl", "rollout_tick", "rollout_lock_ttl")
     @classmethod
     def _never_off(cls, value: str) -> str:

@@ -80,3 +80,10 @@ def test_a_lease_sweep_or_lock_of_zero_is_refused_not_read_as_the_default(name: 
         load_settings(**{name: "0s"})
     kept = load_settings(**{name: "2s"})
     assert kept.seconds(getattr(kept, name)) == 2
+
+
+@pytest.mark.parametrize("name", ["rollout_namespace", "rollout_key_prefix"])
+def test_a_blank_namespace_or_key_prefix_is_refused(name: str) -> None:
+    with pytest.raises(SettingsError, match=rf"{name.upper()}: .*must not be empty"):
+        load_settings(**{name: "  "})
+    assert getattr(load_settings(**{name: " prod "}), name) == "prod"
