@@ -64,6 +64,8 @@ class CommandRequest:
     step: int | None = None
     #: promote although the canary analysis does not pass (audited)
     skip_analysis: bool = False
+    #: the verb `help` is asked about (None: all of them)
+    topic: Verb | None = None
 
     @property
     def ref(self) -> Ref:

@@ -15,34 +15,99 @@ from dataclasses import dataclass
 from handlers.commands import INSTALL_VERBS, POOL_VERBS, CommandRequest, Verb
 from rollout.domain import names
 from rollout.domain.errors import InvalidInput
+from rollout.domain.freeze import MAX_REASON
 from rollout.domain.plan import build_plan, parse_interval, parse_steps
 
-USAGE = """\
+_HEAD = """\
 *Usage:* `/rollout <pool|adapter> <verb> [options]`, `/rollout list`, `/rollout help`, \
-`/rollout freeze [--reason "text"]`, `/rollout unfreeze`
+`/rollout help <verb>`, `/rollout freeze [--reason "text"]`, `/rollout unfreeze`
 *Verbs:* `start`, `status`, `approve`, `approve-plan`, `pause`, `resume`, `rollback`, `promote`, \
 `retire` (approvers: drop the old pool from the route after completion), `history`; \
-`freeze` and `unfreeze` (approvers: hold every start and step-up)
-*Options:*
-  `--namespace NS` namespace of the pool and route (default: the bot's)
-  `--route NAME` the HTTPRoute to shift, when the pool is referenced by several
-  `--stable POOL` the pool (with `--rewrite`, the adapter) that keeps the rest of the traffic
-  `--steps 10,25,50,100` canary percentages, increasing to 100 (start)
-  `--interval 15m` bake time between steps: s, m or h (start)
-  `--auto` step up automatically after each bake; the plan itself needs `approve-plan` (start)
-  `--approvals N` distinct approvers needed per step (start)
-  `--rewrite NAME` an InferenceModelRewrite, for adapter rollouts (start)
-  `--allow-gitops` start although Argo CD, Flux or another applier owns the weights; \
-their revert then pauses the rollout (start)
-  `--analysis NAME` the canary analysis that must pass after each step (start; default: the \
-analysis file's default)
-  `--keep 24h` how long the old pool stays in the route (weight 0, rollback possible) after \
-completion, before `retire` is due (start; default: the bot's ROLLOUT_KEEP)
-  `--reason "text"` why (pause, rollback, freeze)
-  `--step N` the step an approval is for (approve; default: the pending one)
-  `--skip-analysis` promote although the canary analysis does not pass (promote; audited)
+`freeze` and `unfreeze` (approvers: hold every start and step-up)"""
+
+_EXAMPLES = """\
 *Examples:* `/rollout llm-pool-version-2 start --steps 10,50,100 --interval 30m`, \
 `/rollout llm-pool-version-2 rollback --reason "p99 latency"`"""
+
+#: what each verb does, in one line, for `/rollout help <verb>`
+VERB_SUMMARY: dict[Verb, str] = {
+    Verb.START: "finds the route rule that references the pool, runs the preflight gates and "
+                "posts the plan; each step then waits for its approvals (with `--auto`, for "
+                "the plan's approval and then each bake)",
+    Verb.STATUS: "the rollout as recorded and as the cluster shows it",
+    Verb.APPROVE: "approves the pending step (approvers); the last approval it needs applies it",
+    Verb.APPROVE_PLAN: "approves a plan with automatic steps (approvers; not its author)",
+    Verb.PAUSE: "stops the clock and the steps (anyone in an allowed channel)",
+    Verb.RESUME: "continues a paused rollout; the remaining bake time carries over (approvers)",
+    Verb.ROLLBACK: "restores the route's weights as they were before start, from any phase "
+                   "(anyone in an allowed channel)",
+    Verb.PROMOTE: "skips the remaining steps: all of the pair's traffic to the canary now "
+                  "(approvers)",
+    Verb.RETIRE: "drops the old pool from the route after completion; no rollback after it "
+                 "(approvers)",
+    Verb.HISTORY: "the rollout's recorded decisions: who did what, when",
+    Verb.LIST: "active rollouts in every namespace, then recent finished ones",
+    Verb.HELP: "every verb and option; `/rollout help <verb>` for one verb",
+    Verb.FREEZE: "holds every start and step-up of the install until `unfreeze`; rollback, "
+                 "pause and resume still work (approvers)",
+    Verb.UNFREEZE: "lifts the freeze (approvers)",
+}
+
+_START = frozenset({Verb.START})
+_REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
+
+#: the options as the help lists them: how it is written, what it means, the verbs it fits
+_OPTION_HELP: tuple[tuple[str, str, frozenset[Verb]], ...] = (
+    ("--namespace NS", "namespace of the pool and route (default: the bot's)", POOL_VERBS),
+    ("--route NAME", "the HTTPRoute to shift, when the pool is referenced by several", _START),
+    ("--stable POOL", "the pool (with `--rewrite`, the adapter) that keeps the rest of the "
+                      "traffic", _START),
+    ("--steps 10,25,50,100", "canary percentages, increasing to 100", _START),
+    ("--interval 15m", "bake time between steps: s, m or h", _START),
+    ("--auto", "step up automatically after each bake; the plan itself needs `approve-plan`",
+     _START),
+    ("--approvals N", "distinct approvers needed per step", _START),
+    ("--rewrite NAME", "an InferenceModelRewrite, for adapter rollouts", _START),
+    ("--allow-gitops", "start although Argo CD, Flux or another applier owns the weights; "
+                       "their revert then pauses the rollout", _START),
+    ("--analysis NAME", "the canary analysis that must pass after each step; default: the "
+                        "analysis file's default", _START),
+    ("--keep 24h", "how long the old pool stays in the route (weight 0, rollback possible) "
+                   "after completion, before `retire` is due; default: the bot's "
+                   "ROLLOUT_KEEP", _START),
+    ('--reason "text"', "why", _REASON_VERBS),
+    ("--step N", "the step an approval is for, counting from 1; default: the pending one",
+     frozenset({Verb.APPROVE})),
+    ("--skip-analysis", "promote although the canary analysis does not pass (audited)",
+     frozenset({Verb.PROMOTE})),
+)
+
+
+def _verbs_named(verbs: frozenset[Verb]) -> str:
+    if verbs == POOL_VERBS:
+        return ""
+    ordered = [v.value for v in Verb if v in verbs]
+    return f" ({', '.join(ordered)})"
+
+
+USAGE = "\n".join([
+    _HEAD,
+    "*Options:*",
+    *(f"  `{flag}` {text}{_verbs_named(verbs)}" for flag, text, verbs in _OPTION_HELP),
+    _EXAMPLES,
+])
+
+
+def help_text(topic: Verb | None) -> str:
+    """The whole usage, or one verb's: its usage line, what it does and its options."""
+    if topic is None:
+        return USAGE
+    options = [f"  `{flag}` {text}" for flag, text, verbs in _OPTION_HELP if topic in verbs]
+    lines = [f"*Usage:* {USAGE_LINES[topic]}", f"`{topic.value}`: {VERB_SUMMARY[topic]}."]
+    if options:
+        lines += ["*Options:*", *options]
+    return "\n".join(lines)
+
 
 # Slack clients (and phones) turn quotes into typographic ones and `--` into dashes.
 _TYPOGRAPHY = str.maketrans({
@@ -64,7 +129,6 @@ INSTALL_WIDE = {
 }
 _START_ONLY = frozenset({"route", "stable", "steps", "interval_seconds", "auto", "approvals",
                          "rewrite", "allow_gitops", "analysis", "keep_seconds"})
-_REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
 
 
 _COMMON = "[-n NS]"
@@ -195,8 +259,13 @@ def reason_text(value: str) -> str:
     """A reason as literal text. Slack escapes `&`, `<` and `>` in what people type, so a
     raw `<` here is Slack's own markup (an app that asks for escaped mentions gets `@here`
     as `<!here>`, a user as `<@U…|bob>`, a link as `<https://…|…>`): kept as is, it would
-    mention the channel from the card's thread. Escaped, it shows as it was written."""
-    return value.strip().replace("<", "&lt;").replace(">", "&gt;")
+    mention the channel from the card's thread. Escaped, it shows as it was written.
+    A reason goes on the card and into every audit line naming it: a few sentences, not a
+    file (the CLI took megabytes)."""
+    value = value.strip()
+    if len(value) > MAX_REASON:
+        raise GrammarError(f"the reason is {len(value)} characters; keep it under {MAX_REASON}")
+    return value.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _text(_flag: str, value: str) -> str:
@@ -285,14 +354,33 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
         option = _OPTIONS[flag]
         values[option.field] = option.convert(flag, value) if option.convert else True
     if extra:
-        if verb not in _REASON_VERBS:
-            raise GrammarError(f"unexpected `{' '.join(extra)}` after `{verb.value}`")
-        if "reason" in given:
-            raise GrammarError(f"give the reason once: `--reason` or after `{verb.value}`")
-        values["reason"] = reason_text(" ".join(extra))
+        values.update(_trailing(verb, extra, reason_given="reason" in given))
     request = CommandRequest(verb=verb, pool=pool, **values)  # type: ignore[arg-type]
     request.check_names()
     return request
+
+
+def _trailing(verb: Verb, extra: list[str], *, reason_given: bool) -> dict[str, object]:
+    """Words after the verb: help's topic, or a reason written without `--reason`."""
+    if verb is Verb.HELP:
+        return {"topic": _topic(extra)}
+    if verb not in _REASON_VERBS:
+        raise GrammarError(f"unexpected `{' '.join(extra)}` after `{verb.value}`")
+    if reason_given:
+        raise GrammarError(f"give the reason once: `--reason` or after `{verb.value}`")
+    return {"reason": reason_text(" ".join(extra))}
+
+
+def _topic(words: list[str]) -> Verb:
+    """`/rollout help start`: the one verb help is asked about."""
+    if len(words) > 1:
+        raise GrammarError(f"unexpected `{' '.join(words[1:])}` after `help {words[0]}`: "
+                           "ask about one verb at a time")
+    topic = _verb(words[0])
+    if topic is None:
+        raise GrammarError(f"no verb `{words[0]}`{did_you_mean(words[0], _VERB_WORDS)}; "
+                           f"the verbs are {', '.join(f'`{v}`' for v in _VERB_WORDS)}")
+    return topic
 
 
 def _split(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -352,6 +440,8 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
         raise GrammarError(f"what should happen to `{positional[0]}`? add a verb, "
                            f"e.g. `/rollout {positional[0]} status`")
     second = _verb(positional[1])
+    if second is Verb.HELP and first is not None and len(positional) == 2:
+        return Verb.HELP, None, [positional[0]]  # `/rollout start help`
     _refuse_pool_for(second, positional[0])
     if second is not None and second in POOL_VERBS:
         verb, pool = second, positional[0]

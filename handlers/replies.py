@@ -10,7 +10,7 @@ from datetime import datetime
 
 from handlers.cards import ELLIPSIS, analysis_markdown, clip, event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
-from handlers.grammar import GENERAL_USAGE, USAGE, GrammarError
+from handlers.grammar import GENERAL_USAGE, GrammarError, help_text
 from handlers.sentences import throttle_hold_sentence
 from rollout.domain.errors import (
     InvalidInput,
@@ -56,7 +56,7 @@ def error_reply(exc: RolloutError) -> str:
 def result_reply(result: CommandResult) -> str:
     req = result.request
     if req.verb is Verb.HELP:
-        return USAGE
+        return help_text(req.topic)
     if req.verb is Verb.LIST:
         return _list(result)
     if req.verb is Verb.HISTORY:

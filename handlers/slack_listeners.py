@@ -40,7 +40,7 @@ from handlers.cards import (
     rollback_modal,
 )
 from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
-from handlers.grammar import USAGE, parse
+from handlers.grammar import help_text, parse
 from handlers.mentions import literal
 from handlers.replies import error_reply, outcome_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
@@ -102,7 +102,7 @@ class SlackEdge:
             return
         self._tel.request("command", req.verb.value)
         if req.verb is Verb.HELP:
-            ack(text=USAGE)
+            ack(text=help_text(req.topic))
             return
         req = replace(req, request_id=command_request_id(command))
         actor = _actor(command)

@@ -184,6 +184,8 @@ def test_the_answer_replaces_working_on_it(world: World) -> None:
 def test_help_list_and_history_answer_ephemerally(world: World) -> None:
     status, _, body = world.command("U0DAVE", "help")
     assert status == 200 and "Usage" in body
+    status, _, body = world.command("U0DAVE", "help rollback")
+    assert status == 200 and "/rollout <pool> rollback" in body and "--steps" not in body
     start_rollout(world)
     world.command("U0DAVE", "list")
     eventually(lambda: any(CANARY in t and "awaiting approval" in t

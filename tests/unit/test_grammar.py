@@ -9,7 +9,9 @@ from handlers.grammar import (
     GENERAL_USAGE,
     USAGE,
     USAGE_LINES,
+    VERB_SUMMARY,
     GrammarError,
+    help_text,
     normalise,
     parse,
 )
@@ -38,6 +40,59 @@ def test_list(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "help", "  "])
 def test_help_and_empty(text: str) -> None:
     assert parse(text).verb is Verb.HELP
+
+
+@pytest.mark.parametrize("text", ["help start", "HELP Start", "start help"])
+def test_help_about_one_verb(text: str) -> None:
+    assert parse(text) == CommandRequest(verb=Verb.HELP, topic=Verb.START)
+
+
+def test_help_alone_has_no_topic() -> None:
+    assert parse("help").topic is None and help_text(None) == USAGE
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("help strat", "no verb `strat`; did you mean `start`?"),
+    ("help llm-pool-version-2", "no verb `llm-pool-version-2`; the verbs are `start`"),
+    ("help start approve", "unexpected `approve` after `help start`"),
+    ("help start --steps 10,100", "`--steps` applies only to `start`, not `help`"),
+])
+def test_help_about_no_verb_is_refused(text: str, fragment: str) -> None:
+    with pytest.raises(GrammarError) as refused:
+        parse(text)
+    assert fragment in str(refused.value)
+    assert refused.value.usage == USAGE_LINES[Verb.HELP]
+
+
+def test_one_verbs_help_has_its_usage_what_it_does_and_only_its_options() -> None:
+    start = help_text(Verb.START)
+    assert start.startswith(f"*Usage:* {USAGE_LINES[Verb.START]}\n`start`: ")
+    assert VERB_SUMMARY[Verb.START] in start
+    for flag in ["--steps", "--interval", "--auto", "--keep", "--namespace", "--analysis"]:
+        assert f"`{flag}" in start
+    for flag in ["--reason", "--step ", "--skip-analysis"]:
+        assert f"`{flag}" not in start
+    approve = help_text(Verb.APPROVE)
+    assert "`--step N`" in approve and "`--steps" not in approve
+    assert "`--reason" in help_text(Verb.FREEZE) and "`--namespace" not in help_text(Verb.FREEZE)
+    assert "*Options:*" not in help_text(Verb.LIST)
+
+
+@pytest.mark.parametrize("verb", list(Verb))
+def test_every_verb_has_help_of_its_own(verb: Verb) -> None:
+    assert help_text(verb) != USAGE and verb.value in help_text(verb)
+
+
+@pytest.mark.parametrize("text", [f"{POOL} rollback " + "word " * 101,
+                                  f'{POOL} pause --reason "{"x" * 501}"',
+                                  f'freeze --reason "{"x" * 501}"'])
+def test_a_reason_longer_than_500_characters_is_refused(text: str) -> None:
+    with pytest.raises(GrammarError, match=r"the reason is \d+ characters; keep it under 500"):
+        parse(text)
+
+
+def test_a_reason_of_500_characters_is_taken() -> None:
+    assert parse(f'{POOL} pause --reason "{"x" * 500}"').reason == "x" * 500
 
 
 def test_every_start_option() -> None:
