@@ -27,18 +27,18 @@ def parse_interval(text: str, *, require_unit: bool = True) -> int:
     mean seconds or minutes); settings may allow it as seconds."""
     match = _DURATION.match(text)
     if not match and text.strip().startswith("-"):
-        raise InvalidInput(f"invalid interval {text!r}: a duration cannot be negative")
+        raise InvalidInput(f"invalid interval `{text}`: a duration cannot be negative")
     if not match:
-        raise InvalidInput(f"invalid interval {text!r}: use a number with s, m or h, like 15m")
+        raise InvalidInput(f"invalid interval `{text}`: use a number with s, m or h, like 15m")
     number, unit = match.group(1), match.group(2)
     if len(number) > 9:  # past any unit's 7 days (and int() refuses 4,300 digits)
-        raise InvalidInput(f"invalid interval {text[:20]!r}…: at most 7 days")
+        raise InvalidInput(f"invalid interval `{text[:20]}`…: at most 7 days")
     if require_unit and not unit and int(number):
         raise InvalidInput(f"interval {number} has no unit: write {number}s, {number}m "
                            f"or {number}h")
     seconds = int(number) * _UNIT_SECONDS[unit]
     if seconds > MAX_INTERVAL_SECONDS:
-        raise InvalidInput(f"invalid interval {text!r}: at most 7 days")
+        raise InvalidInput(f"invalid interval `{text}`: at most 7 days")
     return seconds
 
 
@@ -46,10 +46,10 @@ def parse_steps(text: str) -> list[int]:
     """`10,25,50,100` into percentages; the plan model checks the order."""
     parts = [p.strip().rstrip("%") for p in text.split(",")]
     if not text.strip() or any(not p for p in parts):
-        raise InvalidInput(f"invalid step list {text!r}: give percentages like 10,25,50,100")
+        raise InvalidInput(f"invalid step list `{text}`: give percentages like 10,25,50,100")
     if not all(re.fullmatch(r"[0-9]{1,9}", p) for p in parts):  # ASCII, as people type them
         raise InvalidInput(
-            f"invalid step list {text[:80]!r}: steps are whole percentages like 10,25,50,100")
+            f"invalid step list `{text[:80]}`: steps are whole percentages like 10,25,50,100")
     return [int(p) for p in parts]
 
 

@@ -138,8 +138,8 @@ def test_a_malformed_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> Non
     message = str(caught.value)
     assert "\n" not in message and "Value error" not in message
     assert message.startswith("invalid configuration: ")
-    assert "ROLLOUT_LOCK_TTL: invalid interval 'abc'" in message
-    assert "ROLLOUT_TICK: invalid interval '-1': a duration cannot be negative" in message
+    assert "ROLLOUT_LOCK_TTL: invalid interval `abc`" in message
+    assert "ROLLOUT_TICK: invalid interval `-1`: a duration cannot be negative" in message
 
 
 @pytest.mark.parametrize("value", ["-1", "3601", "soon"])

@@ -56,7 +56,7 @@ def test_a_rule_listing_the_stable_twice_is_refused_with_how_to_fix_it() -> None
 def test_a_step_with_a_letter_after_it_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         parse_steps("10X,50")
-    assert str(refused.value) == ("invalid step list '10X,50': steps are whole percentages "
+    assert str(refused.value) == ("invalid step list `10X,50`: steps are whole percentages "
                                   "like 10,25,50,100")
 
 

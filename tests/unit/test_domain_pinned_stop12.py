@@ -56,13 +56,13 @@ def test_the_canarys_share_in_whole_percent(pair: Pair, percent: int) -> None:
 def test_an_interval_of_nine_digits_is_read_and_ten_are_cut_in_the_answer() -> None:
     with pytest.raises(InvalidInput) as nine:
         parse_interval("999999999s")
-    assert str(nine.value) == "invalid interval '999999999s': at most 7 days"
+    assert str(nine.value) == "invalid interval `999999999s`: at most 7 days"
     with pytest.raises(InvalidInput) as ten:
         parse_interval("12345678901234567890123s")
-    assert str(ten.value) == "invalid interval '12345678901234567890'…: at most 7 days"
+    assert str(ten.value) == "invalid interval `12345678901234567890`…: at most 7 days"
     with pytest.raises(InvalidInput) as steps:
         parse_steps("x" * 100)
-    assert str(steps.value) == (f"invalid step list {'x' * 80!r}: steps are whole "
+    assert str(steps.value) == (f"invalid step list `{'x' * 80}`: steps are whole "
                                 "percentages like 10,25,50,100")
 
 
@@ -109,7 +109,7 @@ def test_two_catch_alls_of_one_rewrite_are_one_exact_finding() -> None:
 def test_an_interval_of_ten_digits_is_cut_in_the_answer() -> None:
     with pytest.raises(InvalidInput) as ten:
         parse_interval("1234567890s")
-    assert str(ten.value) == "invalid interval '1234567890s'…: at most 7 days"
+    assert str(ten.value) == "invalid interval `1234567890s`…: at most 7 days"
 
 
 def test_a_model_in_two_rules_of_one_rewrite_is_one_exact_finding() -> None:

@@ -64,12 +64,12 @@ def test_plan_errors_in_full() -> None:
         "invalid plan: steps must strictly increase (50 then 10)"
     assert parse_steps("10%, 25% ,100") == [10, 25, 100]
     assert _said(lambda: parse_steps("10,,100"), InvalidInput) == (
-        "invalid step list '10,,100': give percentages like 10,25,50,100")
+        "invalid step list `10,,100`: give percentages like 10,25,50,100")
     assert _said(lambda: parse_steps("  "), InvalidInput) == (
-        "invalid step list '  ': give percentages like 10,25,50,100")
+        "invalid step list `  `: give percentages like 10,25,50,100")
     assert parse_interval("168h") == 7 * 24 * 3600
     assert _said(lambda: parse_interval("169h"), InvalidInput) == \
-        "invalid interval '169h': at most 7 days"
+        "invalid interval `169h`: at most 7 days"
 
 
 def test_the_plan_summary_and_the_pair_in_words() -> None:
