@@ -57,7 +57,7 @@ def status_lines(status: Status) -> list[str]:
     if status.rollout is None:
         return [status.message] + ([f"note: {status.cluster_note}"] if status.cluster_note
                                    else []) + frozen
-    lines = rollout_detail(status.rollout) + frozen
+    lines = rollout_detail(status.rollout, now=status.read_at) + frozen
     if status.rollout.held and status.rollout.active:
         lines.append(f"held      {status.rollout.held}")
     if status.ticks_held_until is not None and status.rollout.active:

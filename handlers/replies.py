@@ -100,7 +100,7 @@ def _status(result: CommandResult) -> str:
     if status.ticks_held_until is not None and r.active:
         held = throttle_hold_sentence(status.ticks_held_until)
         lines.append(f":hourglass_flowing_sand: {held[0].upper()}{held[1:]}")
-    lines.append(analysis_markdown(r, r.updated_at))
+    lines.append(analysis_markdown(r, status.read_at or r.updated_at))
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 

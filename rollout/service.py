@@ -127,6 +127,9 @@ class Status:
     freeze: Freeze | None = None
     #: the end of the Kubernetes API throttle's hold of every automatic step, while it lasts
     ticks_held_until: datetime | None = None
+    #: when it was read: what depends on the time (an analysis's inconclusive stretch
+    #: against its timeout) is told as of then, not as of the rollout's last save
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -626,7 +629,8 @@ class RolloutService:
         scheduler's hold while the Kubernetes API throttles it."""
         holds = self.options.tick_holds
         return replace(self._status(ref), freeze=self.frozen(),
-                       ticks_held_until=holds.held_until() if holds is not None else None)
+                       ticks_held_until=holds.held_until() if holds is not None else None,
+                       read_at=self.clock.now())
 
     def _status(self, ref: Ref) -> Status:
         rollout = self._lookup(ref)

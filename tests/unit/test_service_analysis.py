@@ -558,3 +558,28 @@ def test_a_start_while_prometheus_does_not_answer_goes_ahead() -> None:
     w.metrics.down = True
     assert w.start().phase is Phase.AWAITING_APPROVAL
     assert len(w.metrics.asked) == 1  # once unreachable, nothing more is asked
+
+
+def test_status_tells_the_analysis_as_of_its_reading_not_the_last_save() -> None:
+    """Inconclusive since +90 with a 2m timeout, last saved at +180: read at +215, before
+    the scheduler's next pass, the stretch is past its limit, and `status` says so."""
+    from bot.text import status_lines
+    from handlers.commands import CommandRequest, CommandResult, Verb
+    from handlers.replies import result_reply
+
+    w = World(inconclusive_timeout="2m")
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.metrics.down = True
+    for seconds in (90, 120, 150, 180):
+        w.at(seconds)
+    w.clock.set(T0 + timedelta(seconds=215))
+    status = w.service.status(REF)
+    assert status.read_at == w.clock.now() and status.rollout is not None
+    assert status.rollout.updated_at < w.clock.now()
+    slack = result_reply(CommandResult(CommandRequest(verb=Verb.STATUS, pool=CANARY),
+                                       status=status))
+    cli = "\n".join(status_lines(status))
+    for said in (slack, cli):
+        assert "inconclusive for 125s (limit 2m)" in said
+        assert "inconclusive, waiting" not in said
