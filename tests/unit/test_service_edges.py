@@ -118,7 +118,8 @@ def test_the_service_defaults_fill_the_plan_and_the_plan_s_own_values_win() -> N
 def test_status_of_a_rollout_the_store_does_not_know() -> None:
     service, _, _, _ = _world()
     assert service.status(Ref(canary="mistral")) == Status(
-        rollout=None, observed=None, message="no rollout of default/mistral is recorded")
+        rollout=None, observed=None, message="no rollout of default/mistral is recorded",
+        read_at=T0)
 
 
 def test_status_of_an_orphaned_rule_says_what_the_operator_can_do() -> None:
@@ -274,7 +275,8 @@ def test_a_refusal_whose_audit_fails_is_logged_and_raises_nothing(
 
 
 def test_status_of_an_unknown_rollout_id_says_so_and_reads_nothing_else() -> None:
-    service, _, target, _ = _world()
+    service, _, target, clock = _world()
     assert service.status(Ref(rollout_id="nope")) == Status(
-        rollout=None, observed=None, message="no rollout of nope is recorded")
+        rollout=None, observed=None, message="no rollout of nope is recorded",
+        read_at=clock.now())
     assert target.reads == 0
