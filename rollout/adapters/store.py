@@ -143,7 +143,12 @@ return 0
 #       none), changes kept, object key (the lock `open` takes for this rollout), the
 #       channel the write is announced on ('' for none; `pcall`: a user without channel
 #       rights still saves), the end of the keep period in ms ('' when no reminder is to
-#       come), then the arguments of the script around it, then from ARGV[first] the events.
+#       come), in how long the record goes (ms from this write, so that Redis's clock and
+#       ours need not agree; '' while it stays: active, or no retention), then the
+#       arguments of the script around it, then from ARGV[first] the events. A record that
+#       goes takes its audit stream and, while it is the pool's latest, that marker with
+#       it; the indexes that name it let it go by rank, and their readers pass over a
+#       missing rollout.
 _WRITE = GRANT + """
 local function write(first)
   if redis.call('GET', KEYS[2]) ~= ARGV[4] then return {'LOCK'} end
@@ -197,11 +202,16 @@ local function write(first)
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[9], '*', 'event', ARGV[i])
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[10], '*', 'event', ARGV[i])
   end
+  if ARGV[17] ~= '' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[17])
+    redis.call('PEXPIRE', KEYS[6], ARGV[17])
+    if redis.call('GET', KEYS[5]) == ARGV[5] then redis.call('PEXPIRE', KEYS[5], ARGV[17]) end
+  end
   if ARGV[15] ~= '' then redis.pcall('PUBLISH', ARGV[15], ARGV[5]) end
   return {'OK'}
 end
 """
-_WRITE_ARGS = 16  # the arguments before the events
+_WRITE_ARGS = 17  # the arguments before the events
 _WRITE_KEYS = 14
 
 _CREATE = _WRITE + f"return write({_WRITE_ARGS + 1})\n"
@@ -329,9 +339,10 @@ class RedisStore:
     def __init__(
         self, client: redis.Redis, *, prefix: str = "rollout-bot", lock_ttl_seconds: float = 30.0,
         lock_wait_seconds: float = 10.0, sleep: Callable[[float], None] = time.sleep,
-        feed: ChangeFeed | None = None,
+        feed: ChangeFeed | None = None, retention_seconds: float = 0.0,
     ) -> None:
         self._r = client
+        self._retention_ms = int(retention_seconds * 1000)  # 0: finished rollouts stay
         self._feed = feed  # announces this replica's writes to the leader
         self._p = prefix
         self._ttl_ms = int(lock_ttl_seconds * 1000)
@@ -552,10 +563,19 @@ class RedisStore:
             "1" if r.active else "0", str(r.version), r.created_at.timestamp(),
             ROLLOUT_AUDIT_MAXLEN, GLOBAL_AUDIT_MAXLEN, RECENT_KEEP, due, CHANGES_KEPT,
             r.target.object_key, self._feed.announced_on() if self._feed is not None else "",
-            str(_ms(keep)) if keep is not None else "",
+            str(_ms(keep)) if keep is not None else "", self._goes_in(r),
         ]
         assert len(keys) == _WRITE_KEYS and len(args) == _WRITE_ARGS
         return keys, args
+
+    def _goes_in(self, r: Rollout) -> str:
+        """In how long (ms from this write) the rollout's record is to go, or '' while it
+        stays. At least a second: a record written late (a retire long after its keep
+        period) still answers the command that wrote it."""
+        done = r.done_at
+        if not self._retention_ms or done is None:
+            return ""
+        return str(max(1000, _ms(done) + self._retention_ms - _ms(r.updated_at)))
 
     def _answer(self, result: list[Any], saving: Saving, lease: Lease) -> None:
         """Raise what a refused write means."""

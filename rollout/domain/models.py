@@ -310,6 +310,17 @@ class Rollout(BaseModel):
         return self.phase in ACTIVE_PHASES
 
     @property
+    def done_at(self) -> datetime | None:
+        """From when nothing more is asked of it, so that its record may go after the install's
+        retention: a rollback or a failed start at once, a retire when it came, a completion at
+        the end of its keep period (a rollback is still possible until then). None while active."""
+        if self.active:
+            return None
+        if self.phase is Phase.COMPLETED and self.retired_at is None:
+            return self.keep_until or self.finished_at or self.updated_at
+        return self.retired_at or self.finished_at or self.updated_at
+
+    @property
     def keep_reminder_at(self) -> datetime | None:
         """When the approvers are to be told that the keep period is over; None when no such
         reminder is to come (not completed, retired, told already, or nothing kept). The

@@ -122,7 +122,7 @@ class World:
 def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
                timeout: tuple[float, float] = (2.0, 5.0), prefix: str | None = None,
                sentinels: tuple[str, ...] = (), cache: NamespaceCache | None = None,
-               feed: bool = False) -> World:
+               feed: bool = False, retention_seconds: float = 0.0) -> World:
     """`cache`: the namespace cache serve and the scheduler read through (else direct reads,
     as the CLI). `feed`: the store announces its writes (`World.feed`), as production's."""
     configuration = emulator.bot_configuration()
@@ -132,7 +132,7 @@ def make_world(emulator: RealCluster, redis_url: str, *, lock_ttl: float = 30.0,
     redis_client = connect(redis_url, sentinels=sentinels)
     announced = ChangeFeed.of_install(redis_client, key_prefix) if feed else None
     store = RedisStore(redis_client, prefix=key_prefix, lock_ttl_seconds=lock_ttl,
-                       feed=announced)
+                       feed=announced, retention_seconds=retention_seconds)
     clock = ManualClock()
     objects = client.CustomObjectsApi(api)
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeout, cache=cache),

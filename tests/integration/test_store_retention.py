@@ -1,0 +1,99 @@
+"""ROLLOUT_RETENTION against a real Redis: a rollout nothing more is asked of (rolled back,
+failed at its start, retired, or completed with its keep period over) leaves Redis after the
+retention, its audit stream and its pool's marker with it; an active rollout, and every
+rollout without a retention, stays. What names a gone rollout passes it by."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from rollout.domain.errors import NotFound
+from rollout.domain.plan import build_plan
+from rollout.service import Ref
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import ALICE, BOB, CAROL, World, make_world
+from tests.support.polling import eventually
+from tests.support.real_cluster import RealCluster
+
+CANARY = "llm-pool-version-2"
+REF = Ref(canary=CANARY)
+DAY = 24 * 3600
+RETENTION = 30 * DAY
+
+
+@pytest.fixture
+def kept(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
+    w = make_world(cluster, redis_server.url, retention_seconds=RETENTION)
+    try:
+        yield w
+    finally:
+        w.store.client.close()
+
+
+def _ttls(world: World, rollout_id: str) -> tuple[float, float, float]:
+    """Seconds left to the rollout's hash, its audit stream and the pool's latest marker
+    (-1: kept for ever, -2: gone)."""
+    r = world.store.client
+    keys = (world.store.key("rollout", rollout_id), world.store.key("audit", rollout_id),
+            world.store.key("pool", "default", CANARY))
+    return tuple(float(r.pttl(k)) / 1000 if r.pttl(k) >= 0 else float(r.pttl(k))
+                 for k in keys)  # type: ignore[return-value]
+
+
+def _start(world: World, keep_seconds: int = DAY) -> str:
+    out = world.service.start(namespace="default", canary=CANARY, actor=ALICE,
+                              plan=build_plan([50, 100], interval_seconds=0),
+                              keep_seconds=keep_seconds)
+    assert out.ok and out.rollout is not None, out.message
+    return out.rollout.id
+
+
+def _near(ttl: float, seconds: float) -> bool:
+    return seconds - 60 <= ttl <= seconds
+
+
+def test_an_active_rollout_stays_and_a_rolled_back_one_goes_after_the_retention(
+        kept: World) -> None:
+    rollout_id = _start(kept)
+    assert _ttls(kept, rollout_id) == (-1, -1, -1)
+    assert kept.service.approve(REF, actor=BOB).ok
+    assert _ttls(kept, rollout_id) == (-1, -1, -1)
+    assert kept.service.rollback(REF, actor=BOB, reason="bad answers").ok
+    assert all(_near(ttl, RETENTION) for ttl in _ttls(kept, rollout_id))
+
+
+def test_a_completed_rollout_stays_through_its_keep_period_and_then_the_retention(
+        kept: World) -> None:
+    rollout_id = _start(kept, keep_seconds=2 * DAY)
+    for _ in range(2):
+        assert kept.service.approve(REF, actor=BOB).ok
+    # a rollback is still possible for two days: the retention counts from then
+    assert all(_near(ttl, 2 * DAY + RETENTION) for ttl in _ttls(kept, rollout_id))
+    kept.clock.advance(3 * DAY)
+    assert kept.service.retire(REF, actor=CAROL).ok
+    assert all(_near(ttl, RETENTION) for ttl in _ttls(kept, rollout_id))
+
+
+def test_without_a_retention_every_rollout_stays(world: World) -> None:
+    rollout_id = _start(world)
+    assert world.service.rollback(REF, actor=BOB).ok
+    assert _ttls(world, rollout_id) == (-1, -1, -1)
+
+
+def test_a_gone_rollout_is_passed_by_and_its_pool_can_start_again(kept: World) -> None:
+    rollout_id = _start(kept)
+    assert kept.service.rollback(REF, actor=BOB).ok
+    client = kept.store.client
+    for key in (kept.store.key("rollout", rollout_id), kept.store.key("audit", rollout_id),
+                kept.store.key("pool", "default", CANARY)):
+        client.pexpire(key, 1)  # the retention, over
+    eventually(lambda: client.exists(kept.store.key("rollout", rollout_id)) == 0,
+               message="Redis to let the record go")
+    assert kept.service.status(REF).rollout is None
+    with pytest.raises(NotFound, match="no rollout of llm-pool-version-2"):
+        kept.service.history(REF)
+    assert [r.id for r in kept.service.list_rollouts()] == []
+    assert _start(kept) != rollout_id
+    assert [r.id for r in kept.service.list_rollouts()] != []
