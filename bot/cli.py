@@ -24,7 +24,7 @@ from bot import logs
 from bot.json_output import result_json
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import history_lines, rollout_detail, rollout_line, status_lines
-from bot.watch import watch
+from bot.watch import watch, watch_every
 from handlers.commands import INSTALL_VERBS, CommandRequest, CommandResult, Verb, run_command
 from handlers.grammar import (
     INSTALL_WIDE,
@@ -47,7 +47,6 @@ from rollout.domain.errors import (
     Unrecorded,
 )
 from rollout.domain.models import Actor, Phase, Via
-from rollout.domain.plan import parse_interval
 
 if TYPE_CHECKING:
     from bot.card_updates import CommandCards
@@ -228,8 +227,8 @@ def _verb_options(op: argparse.ArgumentParser, verb: Verb) -> None:
         op.add_argument("--watch", "-w", action="store_true",
                         help="follow the rollout until it finishes or pauses (exit 0 "
                              "once completed, 1 otherwise)")
-        op.add_argument("--every", default="2s", metavar="DURATION",
-                        help="how often --watch looks (default 2s)")
+        op.add_argument("--every", default=None, metavar="DURATION",
+                        help="how often --watch looks (default 2s; only with --watch)")
 
 
 READ_VERBS = (Verb.STATUS, Verb.LIST, Verb.HISTORY)
@@ -409,7 +408,7 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
     settings = _settings_from(args)
     request = request_from_args(args, settings.rollout_namespace)
     actor = cli_actor(args.actor)
-    every = parse_interval(args.every) if getattr(args, "watch", False) else 0
+    every = watch_every(getattr(args, "every", None), watching=getattr(args, "watch", False))
     from bot.bootstrap import build
     from bot.card_updates import command_cards
 
@@ -421,7 +420,7 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
             service = container.service
             try:
                 final = watch(lambda: service.status(request.ref), out, sleep=sleep,
-                              now=container.clock.now, every=max(1, every))
+                              now=container.clock.now, every=every)
             except KeyboardInterrupt:  # Ctrl-C ends a watch: the person saw enough
                 return EXIT_INTERRUPTED
             done = final.rollout is not None and final.rollout.phase is Phase.COMPLETED

@@ -11,10 +11,28 @@ from datetime import datetime
 from typing import TextIO
 
 from bot.text import status_lines, watch_line
+from handlers.grammar import duration_value
+from rollout.domain.errors import InvalidInput
 from rollout.domain.models import Phase
 from rollout.service import Status
 
 DEFAULT_EVERY_SECONDS = 2.0
+
+
+def watch_every(every: str | None, *, watching: bool) -> float:
+    """How often `--watch` looks: `--every` read as the grammar reads a duration, else 2s.
+    `--every` without `--watch` is refused, not ignored: `status --every 5s` looked once and
+    said nothing of it; `--every 0` is refused, not taken as 1s."""
+    if every is None:
+        return DEFAULT_EVERY_SECONDS
+    if not watching:
+        raise InvalidInput("`--every` is how often `--watch` looks; without `--watch` there "
+                           "is one look: add `--watch` or drop `--every`")
+    seconds = duration_value("--every", every)
+    if seconds < 1:
+        raise InvalidInput(f"`--every` wants a duration of at least 1s, like 2s or 1m, "
+                           f"not `{every}`")
+    return seconds
 
 
 def settled(status: Status) -> bool:
