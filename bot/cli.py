@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_RETRY, EXIT_OPERATOR, EXIT_SUPERSEDED = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130  # as shells report Ctrl-C
+#: said below a refusal the audit could not take (Redis out of reach, say): it still stands
+UNAUDITED_NOTE = ("note: the refusal above could not be recorded in the audit (`-v` says "
+                  "why); it stands all the same, and nothing was changed")
 _T = TypeVar("_T")
 
 OPERATIONS = [v for v in Verb if v is not Verb.HELP]
@@ -428,9 +431,10 @@ def run_operation(args: argparse.Namespace, out: TextIO, err: TextIO,
         try:
             result = run_command(container.service, request, actor)
         except Unauthorized as exc:  # the two-person rule and the like: a decision, audited
-            container.service.record_denial(
-                actor=actor, action=request.verb.value,
-                ref=request.ref if request.pool else None, reason=str(exc))
+            if not container.service.record_denial(
+                    actor=actor, action=request.verb.value,
+                    ref=request.ref if request.pool else None, reason=str(exc)):
+                exc.add_note(UNAUDITED_NOTE)  # the refusal stays the answer, and its exit
             raise
     finally:  # a refusal may have saved (and shown) a drift pause: the note counts then too
         container.close()
@@ -459,6 +463,8 @@ def _errors(call: Callable[[], int], err: TextIO) -> int:
         return EXIT_REFUSED
     except Refused as exc:
         print(f"refused: {exc}", file=err)
+        for note in getattr(exc, "__notes__", ()):  # what befell the refusal after it
+            print(note, file=err)
         return EXIT_REFUSED
     except Unrecorded as exc:
         print(f"landed, not recorded yet: {exc}", file=err)

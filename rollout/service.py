@@ -719,9 +719,11 @@ class RolloutService:
     def history(self, ref: Ref, *, limit: int = 200) -> list[AuditEvent]:
         return self.store.audit(self._resolve(ref), limit=limit)
 
-    def record_denial(self, *, actor: Actor, action: str, ref: Ref | None, reason: str) -> None:
-        """Audit a refusal (a denial, bad input) that changed nothing. Never raises: the
-        refusal is the answer whatever the audit meets, and an audit that fails is logged."""
+    def record_denial(self, *, actor: Actor, action: str, ref: Ref | None, reason: str) -> bool:
+        """Audit a refusal (a denial, bad input) that changed nothing; False when the audit
+        does not have it. Never raises: the refusal is the answer whatever the audit meets.
+        A store out of reach (a TemporaryFailure) is logged in one line, as the outage it
+        is; any other failure, a bug, with its traceback."""
         try:
             rollout_id, target = "", ""
             if ref is not None:  # no cluster read: a refusal is audited whatever the rule says
@@ -731,8 +733,13 @@ class RolloutService:
                                action=AuditAction.DENIED, refused=action, actor=actor,
                                detail=reason)
             self.store.record(event)
+        except TemporaryFailure as exc:
+            log.warning("could not audit the refusal of %s by %s: %s", action, actor.id, exc)
+            return False
         except Exception:  # the answer matters more than the audit line; log loudly
             log.exception("could not audit the refusal of %s by %s", action, actor.id)
+            return False
+        return True
 
     # -- the one path of every change ----------------------------------------------------
 
