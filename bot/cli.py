@@ -146,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="run the whole system on this machine (the demo)")
     sandbox.add_argument("--port", type=_port, default=3000, help="port of the chat page")
     sandbox.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    sandbox.add_argument("--crds", default=None,
-                         help="directory of the official CRDs (default: .sandbox/crds)")
+    sandbox.add_argument("--crds", default=None, metavar="DIR",
+                         help="directory of the official CRDs (default: "
+                              "$ROLLOUT_SANDBOX_CRDS, else .sandbox/crds)")
     sandbox.add_argument("--socket-mode", action="store_true",
                          help="the bot takes Slack's events over a Socket Mode WebSocket")
 
@@ -155,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=_port, required=True)
     emulator.add_argument("--kubeconfig", required=True, help="where to write its kubeconfig")
     emulator.add_argument("--seed", choices=["demo", "empty"], default="demo")
-    emulator.add_argument("--crds", default=None,
-                          help="directory of the official CRDs (default: .sandbox/crds)")
+    emulator.add_argument("--crds", default=None, metavar="DIR",
+                          help="directory of the official CRDs (default: "
+                               "$ROLLOUT_SANDBOX_CRDS, else .sandbox/crds)")
 
     sched = sub.add_parser("scheduler",
                            help="run only the step scheduler (leader-elected), without Slack")
