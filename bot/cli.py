@@ -31,6 +31,7 @@ from handlers.grammar import (
     analysis_value,
     approvals_value,
     duration_value,
+    reason_value,
     step_value,
     steps_value,
 )
@@ -295,7 +296,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         rewrite=getattr(args, "rewrite", None),
         allow_gitops=getattr(args, "allow_gitops", False),
         analysis=_read("--analysis", getattr(args, "analysis", None), analysis_value),
-        reason=literal(getattr(args, "reason", "").strip()),
+        reason=literal(reason_value("--reason", getattr(args, "reason", ""))),
         step=_read("--step", getattr(args, "step", None), step_value),
         keep_seconds=_read("--keep", getattr(args, "keep", None), duration_value),
         skip_analysis=getattr(args, "skip_analysis", False),

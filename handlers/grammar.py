@@ -262,10 +262,16 @@ def reason_text(value: str) -> str:
     mention the channel from the card's thread. Escaped, it shows as it was written.
     A reason goes on the card and into every audit line naming it: a few sentences, not a
     file (the CLI took megabytes)."""
+    return reason_value("--reason", value).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def reason_value(_flag: str, value: str) -> str:
+    """A reason as typed, trimmed, and no longer than the card and the audit take (the CLI
+    took megabytes); Slack and the CLI escape it each as their input needs."""
     value = value.strip()
     if len(value) > MAX_REASON:
         raise GrammarError(f"the reason is {len(value)} characters; keep it under {MAX_REASON}")
-    return value.replace("<", "&lt;").replace(">", "&gt;")
+    return value
 
 
 def _text(_flag: str, value: str) -> str:

@@ -46,6 +46,8 @@ def _slack(text: str) -> str:
     ("start", "--interval", "\u0661\u0665m", "in the digits 0-9"),
     ("start", "--keep", "200h", "at most 7 days"),
     ("start", "--analysis", "bad name!", "the name of an analysis"),
+    ("rollback", "--reason", "x" * 501, "the reason is 501 characters; keep it under 500"),
+    ("pause", "--reason", " y" * 300, "the reason is 599 characters"),
 ])
 def test_a_value_slack_refuses_the_cli_refuses_in_the_same_words(
         verb: str, option: str, value: str, said: str,
