@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from bot import kube
+from bot.graceful_stop import Deadline
 from bot.settings import Settings
 from handlers.workers import DEFAULT_WORKERS
 from rollout.adapters.analysis_file import load_analyses
@@ -46,10 +47,16 @@ class Container:
     cache_api: client.ApiClient | None = None
     #: this replica's writes announced to the leader; the leader's subscription
     feed: ChangeFeed | None = None
+    _closed: bool = field(default=False, init=False, repr=False)
 
-    def close(self) -> None:
+    def close(self, timeout: float | Deadline = 5.0) -> None:
+        """End the namespace cache's watches (waiting within `timeout`, seconds or the
+        process' stop deadline) and close the clients; a second close does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self.cache is not None:
-            self.cache.stop()
+            self.cache.stop(Deadline.of(timeout).remaining())
         if self.cache_api is not None:
             self.cache_api.close()  # type: ignore[no-untyped-call]
         self.store.client.close()

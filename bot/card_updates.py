@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
+from bot.graceful_stop import Deadline
 from bot.settings import Settings
 from bot.slack_budget import Budget, bounded_client
 from handlers.card_sync import CardPublisher
@@ -169,15 +170,17 @@ class BackgroundCards:
         self._container.listeners.append(self)
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking changes; publish what is waiting for at most `timeout` seconds."""
+    def stop(self, timeout: float | Deadline = 5.0) -> None:
+        """Stop taking changes; publish what is waiting within `timeout` (seconds, or the
+        process' stop deadline)."""
+        deadline = Deadline.of(timeout)
         if self in self._container.listeners:
             self._container.listeners.remove(self)
         try:
-            self._queue.put(None, timeout=timeout)
+            self._queue.put(None, timeout=deadline.remaining())
         except queue.Full:
             return
-        self._thread.join(timeout=timeout)
+        self._thread.join(timeout=deadline.remaining())
         summary = self.tally.summary()
         if summary:
             log.warning("Slack calls failed while the scheduler ran: %s", summary,

@@ -9,6 +9,7 @@ import secrets
 import socket
 
 from bot.bootstrap import Container
+from bot.graceful_stop import Deadline, Step, stop_gracefully
 from bot.health import Dependencies
 from bot.http_server import BackgroundHTTP
 from bot.metrics import Metrics
@@ -69,15 +70,19 @@ class SchedulerWeb:
                  extra={"event": "listening", "port": self.http.port, "mode": "scheduler"})
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self.http.stop(timeout)
-        self.dependencies.close(timeout=timeout)  # its checks use the container's clients
+    def stop(self, timeout: float | Deadline = 5.0) -> None:
+        """Both waits share `timeout` (seconds, or the process' stop deadline)."""
+        deadline = Deadline.of(timeout)
+        self.http.stop(deadline.remaining())
+        # its checks use the container's clients
+        self.dependencies.close(timeout=deadline.remaining())
         if self.metrics.observe_outcome in self.container.listeners:
             self.container.listeners.remove(self.metrics.observe_outcome)
 
 
 def run_scheduler_forever(container: Container, *, port: int | None = None) -> None:
-    """The scheduler alone, in the foreground, until SIGINT or SIGTERM; with `port`, its
+    """The scheduler alone, in the foreground, until SIGINT or SIGTERM (then stopped within
+    ROLLOUT_STOP_TIMEOUT, a second signal ending the process at once); with `port`, its
     health and metrics on that port. With SLACK_BOT_TOKEN its changes (an automatic step, a
     reminder, a drift pause) update the cards, as under `serve`; without it, it says so once
     at start."""
@@ -96,8 +101,12 @@ def run_scheduler_forever(container: Container, *, port: int | None = None) -> N
     try:
         wait_until(stop)
     finally:
-        scheduler.stop()
+        steps: list[Step] = [("scheduler", lambda _: scheduler.stop())]
         if web is not None:
-            web.stop()
+            steps.append(("health and metrics", web.stop))
         if cards is not None:
-            cards.stop()
+            steps.append(("card updates", cards.stop))
+        # the caller closes the container too (that second close does nothing): here its
+        # wait for the namespace cache's watches is under the deadline
+        steps.append(("connections", container.close))
+        stop_gracefully(steps, Deadline(container.settings.rollout_stop_timeout))

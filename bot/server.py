@@ -17,6 +17,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot.bootstrap import Container, build
+from bot.graceful_stop import Deadline, stop_gracefully
 from bot.health import Dependencies
 from bot.http_server import BackgroundHTTP
 from bot.logs import log_outcome
@@ -116,22 +117,27 @@ class SlackServer:
                         "mode": "socket" if self.socket_mode else "http"})
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | Deadline = 5.0) -> None:
+        """Stop taking requests and let those in flight and the acked work end; every wait
+        shares `timeout` (seconds, or the deadline of the whole process' stop)."""
         if self._stopped:
             return
         self._stopped = True
+        deadline = Deadline.of(timeout)
         if self.socket_handler is not None:
             self.socket_handler.close()
-        self.http.stop(timeout)
+        self.http.stop(deadline.remaining())
         self.app.listener_runner.listener_executor.shutdown(wait=False)
-        self.workers.drain(timeout)  # acked work answers its user before the clients close
-        self.side.drain(timeout)
-        self.dependencies.close(timeout=timeout)  # its checks use the container's clients
+        # acked work answers its user before the clients close
+        self.workers.drain(deadline.remaining())
+        self.side.drain(deadline.remaining())
+        # its checks use the container's clients
+        self.dependencies.close(timeout=deadline.remaining())
         for listener in self._listeners:  # a shared container outlives this server
             if listener in self.container.listeners:
                 self.container.listeners.remove(listener)
         if self._own_container:
-            self.container.close()
+            self.container.close(deadline)
 
     def __enter__(self) -> SlackServer:
         return self.start()
@@ -142,7 +148,8 @@ class SlackServer:
 
 def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
           container: Container | None = None, version: str = "") -> None:
-    """Run the bot and its leader-elected scheduler until SIGINT or SIGTERM. Raises
+    """Run the bot and its leader-elected scheduler until SIGINT or SIGTERM, then stop them
+    within ROLLOUT_STOP_TIMEOUT (a second signal ends the process at once). Raises
     SettingsError, naming the missing variable, when Slack secrets or approvers are not
     configured."""
     require_for_serve(settings, socket_mode=socket_mode)
@@ -161,6 +168,7 @@ def serve(settings: Settings, *, port: int = 3000, socket_mode: bool = False,
     try:
         wait_until(done)
     finally:
-        log.info("rollout-bot stopping", extra={"event": "shutdown"})
-        scheduler.stop()
-        server.stop()
+        log.info("rollout-bot stopping", extra={
+            "event": "shutdown", "deadline_seconds": settings.rollout_stop_timeout})
+        stop_gracefully([("scheduler", lambda _: scheduler.stop()), ("server", server.stop)],
+                        Deadline(settings.rollout_stop_timeout))

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     rollout_capacity_headroom: int = Field(default=0, ge=0, le=1000)
     # rollback readiness: the share of its Ready endpoints at start the stable pool keeps
     rollout_rollback_ready_percent: int = Field(default=100, ge=0, le=100)
+    # serve, scheduler: seconds the whole graceful stop may take after SIGTERM, every wait
+    # in it included; below the pods' 60 s grace period less their 5 s preStop pause
+    rollout_stop_timeout: float = Field(default=50.0, ge=1, le=3600)
     log_level: str = "INFO"
 
     @field_validator("rollout_approvers", "rollout_approver_groups", "rollout_allowed_channels",

@@ -178,27 +178,28 @@ def test_the_cluster_role_grants_only_the_verbs_the_code_calls() -> None:
 TICK_ALLOWANCE = 4 * 5.0
 
 
-def _bot_pods() -> list[tuple[str, dict[str, Any]]]:
+def _bot_pods() -> list[tuple[str, dict[str, Any], float]]:
+    """Each install's bot pod and the ROLLOUT_STOP_TIMEOUT it sets."""
     from tests.support.manifests import helm_template
 
-    return [(name, pod_spec(find(docs, "Deployment", "rollout-bot")))
-            for name, docs in (("kustomize", kustomize()), ("helm", helm_template()))]
+    chart = helm_template()
+    chart_stop = find(chart, "ConfigMap", "rollout-bot-config")["data"]["ROLLOUT_STOP_TIMEOUT"]
+    return [("kustomize", pod_spec(find(kustomize(), "Deployment", "rollout-bot")),
+             float(env_file("config.env")["ROLLOUT_STOP_TIMEOUT"])),
+            ("helm", pod_spec(find(chart, "Deployment", "rollout-bot")), float(chart_stop))]
 
 
 def test_sigterm_comes_after_the_endpoints_are_gone_and_the_grace_covers_the_stop() -> None:
-    """The pod waits in preStop while the proxies drop it, then `serve` stops: the tick in
-    flight, then each of `SlackServer.stop`'s four waits (HTTP, Slack work, side work,
-    dependency checks). The grace period covers all of it."""
-    import inspect
-
-    from bot.server import SlackServer
-
-    stop_wait = inspect.signature(SlackServer.stop).parameters["timeout"].default
-    for name, spec in _bot_pods():
+    """The pod waits in preStop while the proxies drop it, then `serve` stops within
+    ROLLOUT_STOP_TIMEOUT: the tick in flight, then `SlackServer.stop`'s waits (HTTP, Slack
+    work, side work, dependency checks), all sharing that one deadline. The grace period
+    covers the pause and the deadline, and the deadline a tick in flight with room after it."""
+    for name, spec, stop_timeout in _bot_pods():
         (bot,) = spec["containers"]
         command = bot["lifecycle"]["preStop"]["exec"]["command"]
         assert command[0] == "sleep", name
         pre_stop = float(command[1])
         assert pre_stop >= 3, name
         grace = spec["terminationGracePeriodSeconds"]
-        assert grace >= pre_stop + TICK_ALLOWANCE + 4 * stop_wait, name
+        assert grace >= pre_stop + stop_timeout, name
+        assert stop_timeout >= TICK_ALLOWANCE + 5, name

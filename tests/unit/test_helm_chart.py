@@ -112,6 +112,7 @@ TUNED = [
     ("watchSeconds=600", "ROLLOUT_WATCH_SECONDS", "600", "rollout_watch_seconds", 600),
     ("tickThreads=64", "ROLLOUT_TICK_THREADS", "64", "rollout_tick_threads", 64),
     ("slack.socketPing=12.5", "SLACK_SOCKET_PING", "12.5", "slack_socket_ping", 12.5),
+    ("stopTimeout=30", "ROLLOUT_STOP_TIMEOUT", "30", "rollout_stop_timeout", 30.0),
 ]
 
 
@@ -144,6 +145,7 @@ REFUSED = [
     (("slack.signingSecret=",), "slack.signingSecret (or slack.existingSecret) is required"),
     (("slack.socketMode=true",), "slack.appToken (or slack.existingSecret) is required"),
     (("rolloutNamespace=serving",), "rolloutNamespace serving is not in managedNamespaces"),
+    (("stopTimeout=56",), "stopTimeout 56: the graceful stop must end within the pod's 60 s"),
 ]
 
 
