@@ -145,6 +145,12 @@ REFUSED = [
     (("slack.signingSecret=",), "slack.signingSecret (or slack.existingSecret) is required"),
     (("slack.socketMode=true",), "slack.appToken (or slack.existingSecret) is required"),
     (("rolloutNamespace=serving",), "rolloutNamespace serving is not in managedNamespaces"),
+    (("namespace.name=serving",), "namespace.name serving is not the release namespace "
+     "rollout-bot"),
+    (("redis.sentinel.password=pw",), "the sentinels' password needs redis.sentinel.hosts"),
+    (("redis.bundled=false", "redis.external.existingSecret=team-redis",
+      "redis.sentinel.existingSecret=team-sentinel"),
+     "the sentinels' password needs redis.sentinel.hosts"),
     (("stopTimeout=56",), "stopTimeout 56: the graceful stop must end within the pod's 60 s"),
 ]
 
@@ -167,6 +173,45 @@ def test_sentinel_without_a_url_sets_no_redis_url() -> None:
     assert "env" not in bot or not bot["env"]
     config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
     assert config["REDIS_SENTINELS"] == "sentinel-a:26379"
+
+
+SENTINEL = ("redis.bundled=false", "redis.sentinel.hosts={sentinel-a:26379}")
+
+
+@pytest.mark.parametrize(("sets", "secret"), [
+    (("redis.sentinel.existingSecret=team-sentinel",), "team-sentinel"),
+    (("redis.sentinel.password=s3ntinel-pw",), "rollout-bot-redis-sentinel"),
+])
+def test_the_sentinel_password_reaches_the_pods_from_a_secret(sets: tuple[str, ...],
+                                                              secret: str) -> None:
+    """REDIS_SENTINEL_PASSWORD could once be set only by adding it to the Slack Secret; it
+    is set as the Redis password is, from a Secret, never in the ConfigMap."""
+    docs = helm_template(*SENTINEL, *sets)
+    (bot,) = pod_spec(find(docs, "Deployment", "rollout-bot"))["containers"]
+    (password,) = [e for e in bot["env"] if e["name"] == "REDIS_SENTINEL_PASSWORD"]
+    assert password["valueFrom"]["secretKeyRef"] == {"name": secret,
+                                                     "key": "REDIS_SENTINEL_PASSWORD"}
+    made = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    if secret == "rollout-bot-redis-sentinel":
+        assert made[secret]["stringData"] == {"REDIS_SENTINEL_PASSWORD": "s3ntinel-pw"}
+    else:
+        assert secret not in made
+    for config in (d for d in docs if d["kind"] == "ConfigMap"):
+        assert "REDIS_SENTINEL_PASSWORD" not in config["data"]
+        assert "s3ntinel-pw" not in str(config["data"])
+
+
+@pytest.mark.parametrize("sets", [(), ("namespace.name=serving",)])
+def test_the_namespace_created_is_the_one_every_object_goes_into(sets: tuple[str, ...]) -> None:
+    """namespace.create once made the namespace named by namespace.name (rollout-bot by
+    default) while every object went into the release namespace: installed with -n serving,
+    the labelled namespace held nothing and the pods ran in one nobody labelled."""
+    docs = helm_template("namespace.create=true", *sets, namespace="serving")
+    assert find(docs, "Namespace")["metadata"]["name"] == "serving"
+    placed = {d["metadata"].get("namespace") for d in docs
+              if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding",
+                                   "RoleBinding")}
+    assert placed == {"serving"}
 
 
 def test_socket_mode_and_other_namespaces_render_when_complete() -> None:

@@ -32,6 +32,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.redis.existingSecret | default "rollout-redis-auth" -}}
 {{- end -}}
 
+{{- define "rollout-bot.sentinelSecret" -}}
+{{- .Values.redis.sentinel.existingSecret | default "rollout-bot-redis-sentinel" -}}
+{{- end -}}
+
 {{/* The restricted container securityContext, the same for the bot and Redis. */}}
 {{- define "rollout-bot.containerSecurity" -}}
 runAsNonRoot: true
