@@ -11,7 +11,7 @@ from kubernetes import client
 
 from bot import kube
 from bot.graceful_stop import Deadline
-from bot.settings import Settings
+from bot.settings import Settings, retention_seconds
 from handlers.workers import DEFAULT_WORKERS
 from rollout.adapters.analysis_file import load_analyses
 from rollout.adapters.change_feed import ChangeFeed
@@ -81,7 +81,8 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
     lock_ttl = settings.seconds(settings.rollout_lock_ttl) or 15
     feed = ChangeFeed.of_install(redis_client, settings.rollout_key_prefix)
     store = RedisStore(redis_client, prefix=settings.rollout_key_prefix,
-                       lock_ttl_seconds=lock_ttl, feed=feed)
+                       lock_ttl_seconds=lock_ttl, feed=feed,
+                       retention_seconds=retention_seconds(settings.rollout_retention))
     api = kube.api_client(settings.kubeconfig,
                           connections=kube_connections(settings.rollout_tick_threads))
     timeout = settings.rollout_kube_timeout

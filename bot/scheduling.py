@@ -12,6 +12,7 @@ from bot.bootstrap import Container
 from bot.graceful_stop import Deadline, Step, stop_gracefully
 from bot.health import Dependencies
 from bot.http_server import BackgroundHTTP
+from bot.logs import log_outcome
 from bot.metrics import Metrics
 from bot.stop_signal import stop_on_signals, wait_until
 from bot.web import WebApp, readiness_checks
@@ -89,6 +90,7 @@ def run_scheduler_forever(container: Container, *, port: int | None = None) -> N
     from bot.card_updates import scheduler_cards
 
     warn_if_redis_may_evict(container)
+    container.listeners.append(log_outcome)  # each decision a JSON line, as under `serve`
     scheduler = build_scheduler(container)
     # the port first: one taken is refused before any thread starts
     web = SchedulerWeb(container, scheduler, port=port) if port is not None else None

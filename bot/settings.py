@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     rollout_approval_timeout: str = ""
     # how long a completed rollout keeps the old pool in the route before `retire` is due
     rollout_keep: str = "24h"
+    # how long Redis keeps a rollout nothing more is asked of (rolled back, failed, retired,
+    # or completed past its keep period), with its history; 0: for ever
+    rollout_retention: str = "90d"
     rollout_group_cache_ttl: str = "5m"
     rollout_leader_ttl: str = "15s"
     rollout_tick: str = "5s"
@@ -82,6 +86,15 @@ class Settings(BaseSettings):
                 parse_interval(value, require_unit=False)
             except InvalidInput as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("rollout_retention")
+    @classmethod
+    def _retention_parses(cls, value: str) -> str:
+        try:
+            retention_seconds(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("rollout_namespace", "rollout_key_prefix")
@@ -181,6 +194,28 @@ class Settings(BaseSettings):
             except InvalidInput as exc:
                 raise ValueError(str(exc)) from None
         return value.strip()
+
+
+_RETENTION = re.compile(r"^\s*([0-9]{1,7})\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_RETENTION_DAYS = 3650
+
+
+def retention_seconds(value: str) -> int:
+    """`90d`, `720h`, or `0` (for ever). At least an hour: a shorter one would take a
+    rollback's record away before people have read what happened."""
+    found = _RETENTION.match(value)
+    if found is None:
+        raise InvalidInput(f"invalid retention `{value.strip()}`: give a duration like 90d "
+                           "or 720h, or 0 to keep every rollout for ever")
+    seconds = int(found.group(1)) * _UNITS[found.group(2)]
+    if seconds > MAX_RETENTION_DAYS * 86400:
+        raise InvalidInput(f"invalid retention `{value.strip()}`: at most "
+                           f"{MAX_RETENTION_DAYS}d")
+    if 0 < seconds < 3600:
+        raise InvalidInput(f"invalid retention `{value.strip()}`: at least 1h (or 0 to keep "
+                           "every rollout for ever)")
+    return seconds
 
 
 class SettingsError(Exception):

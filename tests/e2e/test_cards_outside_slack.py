@@ -245,6 +245,9 @@ def test_the_scheduler_process_edits_the_card_at_each_automatic_step(
     assert world.card().ts == card.ts and len(world.cards()) == 1
     logs = process.stop()
     assert not any("SLACK_BOT_TOKEN is not set" in str(line.get("message")) for line in logs)
+    # each decision it recorded is a log line, as under `serve`: the record past retention
+    steps = [(line["percent"], line["actor"]) for line in logs if line.get("event") == "step"]
+    assert steps == [(10, "scheduler"), (50, "scheduler"), (100, "scheduler")]
 
 
 def test_a_scheduler_without_a_token_says_so_once_and_posts_nothing(

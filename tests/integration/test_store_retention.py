@@ -5,15 +5,17 @@ rollout without a retention, stays. What names a gone rollout passes it by."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from rollout.domain.errors import NotFound
 from rollout.domain.plan import build_plan
+from rollout.redis_connect import connect
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
-from tests.integration.conftest import ALICE, BOB, CAROL, World, make_world
+from tests.integration.conftest import ALICE, BOB, CAROL, Cli, World, make_world
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
@@ -97,3 +99,21 @@ def test_a_gone_rollout_is_passed_by_and_its_pool_can_start_again(kept: World) -
     assert [r.id for r in kept.service.list_rollouts()] == []
     assert _start(kept) != rollout_id
     assert [r.id for r in kept.service.list_rollouts()] != []
+
+
+def test_the_cli_keeps_a_rolled_back_rollout_for_rollout_retention(
+        cli: Cli, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROLLOUT_RETENTION reaches the store every command builds."""
+    monkeypatch.setenv("ROLLOUT_RETENTION", "2d")
+    cli("start", CANARY, "--interval", "0s", "--as", "alice")
+    code, _, err = cli("rollback", CANARY, "--as", "bob")
+    assert code == 0, err
+    client = connect(redis_server.url)
+    try:
+        prefix = os.environ["ROLLOUT_KEY_PREFIX"]
+        rollout_id = str(client.get(f"{prefix}:pool:default:{CANARY}") or "")
+        assert rollout_id
+        left = client.pttl(f"{prefix}:rollout:{rollout_id}") / 1000
+        assert 2 * DAY - 60 <= left <= 2 * DAY
+    finally:
+        client.close()

@@ -105,6 +105,8 @@ def test_the_chart_sets_what_config_env_sets() -> None:
 # --set, the variable, and what the bot reads from it (none of them its default)
 TUNED = [
     ("keep=2h", "ROLLOUT_KEEP", "2h", "rollout_keep", "2h"),
+    ("retention=365d", "ROLLOUT_RETENTION", "365d", "rollout_retention", "365d"),
+    ("retention=0", "ROLLOUT_RETENTION", "0", "rollout_retention", "0"),
     ("groupCacheTtl=10m", "ROLLOUT_GROUP_CACHE_TTL", "10m", "rollout_group_cache_ttl", "10m"),
     ("lockTtl=30s", "ROLLOUT_LOCK_TTL", "30s", "rollout_lock_ttl", "30s"),
     ("kubeTimeout=2.5", "ROLLOUT_KUBE_TIMEOUT", "2.5", "rollout_kube_timeout", 2.5),
