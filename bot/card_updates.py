@@ -111,7 +111,7 @@ class CommandCards:
         if not summary:
             return None
         return (f"note: the rollout's Slack card may be out of date (Slack calls failed: "
-                f"{summary}); the command's result above stands")
+                f"{summary}); the command's answer stands all the same")
 
 
 def command_cards(container: Container) -> CommandCards | None:

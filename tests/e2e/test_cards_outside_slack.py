@@ -120,6 +120,7 @@ def test_a_failing_slack_does_not_fail_the_cli(
     assert world.weights() == {"llm-pool": 90, CANARY: 10}
     assert run.err.startswith("note: the rollout's Slack card may be out of date")
     assert "chat.update" in run.err and len(run.err.splitlines()) == 1
+    assert run.err.rstrip().endswith("the command's answer stands all the same")
     failed = [c for c in world.slack.calls if c.error == fault.error]
     assert {c.method for c in failed} == {"chat.update", "chat.postMessage"}
     # bounded: a rate limit honoured once, a server error retried twice, then given up
