@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from bot import logs
@@ -104,6 +105,19 @@ def _port(value: str) -> int:
     return port
 
 
+def _crd_dir(value: str) -> str:
+    """A directory given for the official CRDs must hold some: one that does not exist (a
+    typo) was taken, and every custom resource then went unchecked with a warning."""
+    directory = Path(value)
+    if not directory.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a directory (`make crds` writes "
+                                         "the official CRDs to .sandbox/crds)")
+    if not any(directory.glob("*.yaml")):
+        raise argparse.ArgumentTypeError(f"{value!r} holds no *.yaml file (`make crds` "
+                                         "writes the official CRDs to .sandbox/crds)")
+    return value
+
+
 #: options whose value may begin with `-` (a negative interval is refused by its own rule,
 #: with a clear reason, rather than read as an unknown option)
 _VALUE_OPTIONS = frozenset({"--interval", "--every", "--steps", "--approvals", "--reason",
@@ -147,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="run the whole system on this machine (the demo)")
     sandbox.add_argument("--port", type=_port, default=3000, help="port of the chat page")
     sandbox.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    sandbox.add_argument("--crds", default=None, metavar="DIR",
+    sandbox.add_argument("--crds", type=_crd_dir, default=None, metavar="DIR",
                          help="directory of the official CRDs (default: "
                               "$ROLLOUT_SANDBOX_CRDS, else .sandbox/crds)")
     sandbox.add_argument("--socket-mode", action="store_true",
@@ -157,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=_port, required=True)
     emulator.add_argument("--kubeconfig", required=True, help="where to write its kubeconfig")
     emulator.add_argument("--seed", choices=["demo", "empty"], default="demo")
-    emulator.add_argument("--crds", default=None, metavar="DIR",
+    emulator.add_argument("--crds", type=_crd_dir, default=None, metavar="DIR",
                           help="directory of the official CRDs (default: "
                                "$ROLLOUT_SANDBOX_CRDS, else .sandbox/crds)")
 

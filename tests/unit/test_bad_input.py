@@ -4,6 +4,7 @@ CLI's own syntax errors, `--as`, negative intervals and malformed settings."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +107,9 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     return code, err.getvalue() + captured.err + out.getvalue() + captured.out
 
 
+NO_YAML = Path(__file__).resolve().parents[2] / "bot"  # a directory of Python files
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     (["start", "llm-pool/status"], "refused: pool `llm-pool/status` is not a Kubernetes name"),
     (["start", "llm\npool"], "refused: pool `llm\\npool` is not a Kubernetes name"),
@@ -118,6 +122,10 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     (["scheduler", "--port", "70000"], "a port is a number from 1 to 65535, not '70000'"),
     (["scheduler", "--port", "http"], "a port is a number from 1 to 65535, not 'http'"),
     (["serve", "--port", "0"], "a port is a number from 1 to 65535, not '0'"),
+    (["emulator", "--port", "18080", "--kubeconfig", "kc.yaml", "--crds", "/nonexistent/crds"],
+     "argument --crds: '/nonexistent/crds' is not a directory (`make crds` writes"),
+    (["sandbox", "--crds", "/nonexistent/crds"], "'/nonexistent/crds' is not a directory"),
+    (["sandbox", "--crds", str(NO_YAML)], f"{str(NO_YAML)!r} holds no *.yaml file"),
 ])
 def test_the_cli_answers_bad_input_in_one_line_before_any_request(
     argv: list[str], expected: str, capsys: pytest.CaptureFixture[str],
