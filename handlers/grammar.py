@@ -75,7 +75,7 @@ _OPTION_HELP: tuple[tuple[str, str, frozenset[Verb]], ...] = (
     ("--keep 24h", "how long the old pool stays in the route (weight 0, rollback possible) "
                    "after completion, before `retire` is due; default: the bot's "
                    "ROLLOUT_KEEP", _START),
-    ('--reason "text"', "why", _REASON_VERBS),
+    ('--reason "text"', f"why, in at most {MAX_REASON} characters", _REASON_VERBS),
     ("--step N", "the step an approval is for, counting from 1; default: the pending one",
      frozenset({Verb.APPROVE})),
     ("--skip-analysis", "promote although the canary analysis does not pass (audited)",
