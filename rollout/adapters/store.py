@@ -311,6 +311,22 @@ local freeze = redis.call('GET', p .. ':freeze') or ''
 return {'OK', token, object, id, state, card, tostring(flying), freeze}
 """
 
+# A decision that changed no rollout (a refusal, a freeze's line on each card), in both its
+# streams at once, so that the audit has it in both or in neither. The rollout's own stream
+# lasts as long as the rollout's record (ROLLOUT_RETENTION): a line added after the record
+# was given its time would otherwise keep the stream, alone, for ever.
+# KEYS: global audit, the rollout's audit ('' for none), the rollout's state.
+# ARGV: the event json, maxlen global, maxlen rollout audit.
+_RECORD = """
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[1])
+if KEYS[2] ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+  local left = redis.call('PTTL', KEYS[3])
+  if left > 0 then redis.call('PEXPIRE', KEYS[2], left) end
+end
+return 1
+"""
+
 # KEYS: due zset, active set. ARGV: pairs of rollout id and due time (ms). Adds the due
 # time of each rollout that is still active and has none indexed: a rollout a save finished
 # (and took out of the index) after the caller read it is not put back.
@@ -361,6 +377,7 @@ class RedisStore:
         self._settle = client.register_script(_SETTLE)
         self._changes = client.register_script(_CHANGES)
         self._index_due = client.register_script(_INDEX_DUE)
+        self._record = client.register_script(_RECORD)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -703,13 +720,11 @@ class RedisStore:
 
     def record(self, event: AuditEvent) -> None:
         """Audit a decision that changed no rollout (a refusal, a denial)."""
-        payload = {"event": event.model_dump_json()}
-        self._guard(lambda: self._r.xadd(self.key("audit"), payload,  # type: ignore[arg-type]
-                                         maxlen=GLOBAL_AUDIT_MAXLEN, approximate=True))
-        if event.rollout_id:
-            self._guard(lambda: self._r.xadd(self.key("audit", event.rollout_id),
-                                             payload,  # type: ignore[arg-type]
-                                             maxlen=ROLLOUT_AUDIT_MAXLEN, approximate=True))
+        rid = event.rollout_id
+        keys = [self.key("audit"), self.key("audit", rid) if rid else "",
+                self.key("rollout", rid) if rid else ""]
+        self._guard(lambda: self._record(keys=keys, args=[
+            event.model_dump_json(), GLOBAL_AUDIT_MAXLEN, ROLLOUT_AUDIT_MAXLEN]))
 
     # -- idempotency and small caches ----------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from rollout.domain.errors import NotFound
+from rollout.domain.models import AuditAction, AuditEvent
 from rollout.domain.plan import build_plan
 from rollout.redis_connect import connect
 from rollout.service import Ref
@@ -117,3 +118,30 @@ def test_the_cli_keeps_a_rolled_back_rollout_for_rollout_retention(
         assert 2 * DAY - 60 <= left <= 2 * DAY
     finally:
         client.close()
+
+
+def test_a_line_audited_after_the_record_was_given_its_time_goes_with_it(
+        kept: World) -> None:
+    """A refusal audited on a finished rollout (a retire refused, say) keeps the rollout's
+    stream no longer than its record: the stream alone was kept for ever."""
+    rollout_id = _start(kept)
+    assert kept.service.rollback(REF, actor=BOB).ok
+    client = kept.store.client
+    client.delete(kept.store.key("audit", rollout_id))  # as if Redis had let it go first
+    assert kept.service.record_denial(actor=CAROL, action="retire", ref=REF,
+                                      reason="not an approver")
+    state_left, audit_left, _ = _ttls(kept, rollout_id)
+    assert _near(state_left, RETENTION) and _near(audit_left, RETENTION)
+    assert [e.refused for e in kept.service.history(REF)] == ["retire"]
+    assert [e.refused for e in kept.store.global_audit(limit=1)] == ["retire"]
+
+
+def test_a_line_on_a_rollout_redis_does_not_know_is_kept_in_both_streams(
+        kept: World) -> None:
+    """`release` audits on the id the route's marker names, which Redis lost: the line is
+    the only record of it, in the install's stream and under that id."""
+    kept.store.record(AuditEvent(at=kept.clock.now(), rollout_id="lost-1", target="t",
+                                 action=AuditAction.RELEASED, actor=BOB, detail="dropped"))
+    assert [e.detail for e in kept.store.audit("lost-1")] == ["dropped"]
+    assert kept.store.client.pttl(kept.store.key("audit", "lost-1")) == -1
+    assert [e.detail for e in kept.store.global_audit(limit=1)] == ["dropped"]
