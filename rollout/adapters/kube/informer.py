@@ -162,9 +162,11 @@ class Informer(Generic[T]):
         """The bot wrote `version` of `name`: read the cluster until the watch brings it (a
         start right after a rollback must see the rollback), or `own_write_seconds` pass."""
         with self._lock:
+            now = time.monotonic()
+            self._expire(now)  # also while no reader prunes: the watch may never open
             if (name, version) in self._brought:
                 return
-            self._pending[(name, version)] = time.monotonic() + self._timing.own_write_seconds
+            self._pending[(name, version)] = now + self._timing.own_write_seconds
 
     def _bring(self, name: str, version: str) -> None:
         """Under the lock: the watch (or a list) brought `version` of `name`."""
@@ -174,11 +176,15 @@ class Informer(Generic[T]):
         if len(self._brought) > BROUGHT_KEPT:
             self._brought.popitem(last=False)
 
-    def _behind(self, fresh: Collection[str] | None) -> bool:
-        now = time.monotonic()
+    def _expire(self, now: float) -> None:
+        """Under the lock: forget the writes given up on (superseded before the watch saw
+        them, a relist; or a watch that is not open): they are not waited on."""
         for key, until in list(self._pending.items()):
-            if until <= now:  # superseded before the watch saw it (a relist): not waited on
+            if until <= now:
                 del self._pending[key]
+
+    def _behind(self, fresh: Collection[str] | None) -> bool:
+        self._expire(time.monotonic())
         if fresh is None:
             return bool(self._pending)
         return any(name in fresh for name, _version in self._pending)
