@@ -119,3 +119,25 @@ def test_recover_refuses_to_drop_an_analysis_this_bot_cannot_run_unless_told(
     assert "--without-analysis" in err
     code, out, err = cli("recover", POOL, "--as", "bob", "--without-analysis")
     assert code == 0 and "recovered" in out, err
+
+
+def test_a_route_replaced_without_the_bots_annotations_gets_its_record_back(
+        world: World) -> None:
+    """A route replaced mid-rollout by one without the bot's annotations (a `kubectl
+    replace`, a GitOps sync) at the weights the rollout holds: the next step wrote the marker
+    again but not the record, and after a loss of Redis the rollout could not be recovered."""
+    world.service.start(namespace="default", canary=POOL, actor=ALICE,
+                        plan=build_plan([10, 25, 50, 100], interval_seconds=0))
+    assert world.service.approve(REF, actor=BOB).ok
+    rollout_id = world.service.get(REF).id
+    replaced = world.route()
+    replaced["metadata"]["annotations"] = {}
+    world.emulator.put_object(replaced)
+    assert not world.route()["metadata"].get("annotations")
+    assert world.service.approve(REF, actor=BOB).ok  # 75/25, the marker and the record back
+    world.store.client.flushdb()
+    out = world.service.recover(namespace="default", canary=POOL, actor=BOB)
+    assert out.rollout is not None and out.rollout.id == rollout_id
+    assert out.rollout.step == 1 and out.rollout.phase is Phase.PAUSED
+    world.service.rollback(REF, actor=BOB)
+    assert world.weights() == {"llm-pool": 100, POOL: 0}

@@ -123,7 +123,7 @@ class TrafficRouter:
             obj = objects.latest(t.namespace, t.name, fence=fence)
             seen = self._observed(obj, t, stable=rollout.stable, canary=rollout.canary)
             refuse_drift(rollout, seen, before)
-            ops = [*kind.spec_ops(obj, rollout, effect), *bookkeeping_ops(rollout, effect)]
+            ops = [*kind.spec_ops(obj, rollout, effect), *bookkeeping_ops(rollout, effect, obj)]
             written = objects.send(t.namespace, t.name, obj, ops, fence=fence,
                                    recalled=recalled and attempt == 0)
             if written is not None:

@@ -44,11 +44,17 @@ def marker_for(rollout: Rollout, effect: Effect) -> Marker:
                   by=rollout.completed_by if done else None)
 
 
-def bookkeeping_ops(rollout: Rollout, effect: Effect) -> Ops:
-    """The bot's marker (and, when a rollout takes the rule, its record for recovery)."""
+def bookkeeping_ops(rollout: Rollout, effect: Effect, obj: Obj) -> Ops:
+    """The bot's marker, and its record for recovery when a rollout takes the rule, or
+    when a step that leaves the rule active finds the record gone (the object replaced by
+    one without the bot's annotations: a step rewrote the marker, and after a loss of Redis
+    the rollout could be neither recovered nor told from an unknown one)."""
     t = rollout.target
-    ops = [annotation_op(rule_key(t.rule), encode_marker(marker_for(rollout, effect)))]
-    if isinstance(effect, Prepare):
+    marker = marker_for(rollout, effect)
+    ops = [annotation_op(rule_key(t.rule), encode_marker(marker))]
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    lost = marker.state is MarkerState.ACTIVE and record_key(t.rule) not in annotations
+    if isinstance(effect, Prepare) or lost:
         ops.append(annotation_op(record_key(t.rule), encode_record(rollout)))
     return ops
 
