@@ -20,7 +20,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from handlers.cards import event_line, render_card
-from handlers.mentions import slack_date
+from handlers.mentions import slack_date, unmarked
 from handlers.telemetry import NoTelemetry, Telemetry
 from rollout.domain.clock import Clock
 from rollout.domain.errors import RolloutError
@@ -65,7 +65,7 @@ class CardPublisher:
                 self._update(latest, card)
             lines = [self._line(e, latest) for e in outcome.events]
             if not outcome.ok:
-                lines.append(f":warning: {outcome.message}")
+                lines.append(f":warning: {unmarked(outcome.message)}")
             if lines:
                 self._call("chat.postMessage", lambda: self._client.chat_postMessage(
                     channel=card.channel, thread_ts=card.ts, text="\n".join(lines)))

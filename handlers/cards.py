@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from handlers.analysis_view import analysis_view
-from handlers.mentions import slack_date
+from handlers.mentions import literal, slack_date, unmarked
 from handlers.sentences import event_sentence
 from rollout.domain import gating
 from rollout.domain.errors import InvalidInput
@@ -192,10 +192,11 @@ def _holds(r: Rollout, freeze: Freeze | None) -> list[str]:
         return []
     lines = []
     if freeze is not None:
-        lines.append(f":snowflake: *Rollouts are {freeze.describe()}.* Step-ups wait until an "
-                     "approver runs `/rollout unfreeze`; rollback and pause still work.")
+        lines.append(f":snowflake: *Rollouts are {unmarked(freeze.describe())}.* Step-ups "
+                     "wait until an approver runs `/rollout unfreeze`; rollback and pause "
+                     "still work.")
     if r.held and r.phase is not Phase.PAUSED and freeze is None:
-        lines.append(f":hourglass: *Held:* {r.held}")
+        lines.append(f":hourglass: *Held:* {unmarked(r.held)}")
     return lines
 
 
@@ -237,12 +238,12 @@ _VERDICT_ICON = {Status.PASS: ":white_check_mark:", Status.FAIL: ":x:",
 
 def _analysis_lines(r: Rollout, now: datetime) -> tuple[str, list[str], list[str]]:
     """The headline, a line per check, and the split's line (if any)."""
-    view = analysis_view(r, now)
-    headline = view.headline[0].upper() + view.headline[1:]
+    view = analysis_view(r, now)  # Prometheus' own words among it: shown as text
+    headline = unmarked(view.headline[0].upper() + view.headline[1:])
     if r.analysis is None:
         return headline, [], []
-    checks = [f"{_VERDICT_ICON[c.status]} `{c.name}` {c.text}" for c in view.checks]
-    split = [f":twisted_rightwards_arrows: {view.split}"] if view.split else []
+    checks = [f"{_VERDICT_ICON[c.status]} `{c.name}` {unmarked(c.text)}" for c in view.checks]
+    split = [f":twisted_rightwards_arrows: {unmarked(view.split)}"] if view.split else []
     return f":bar_chart: *{headline}*", checks, split
 
 
@@ -288,12 +289,12 @@ def _phase_text(r: Rollout) -> str:
         info = r.pause
         by = "the scheduler" if info.by.via is Via.SCHEDULER else _who(info.by)
         kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
-        why = "" if info.reason == f"paused by {info.by.label}" else f": {info.reason}"
+        why = "" if info.reason == f"paused by {info.by.label}" else f": {unmarked(info.reason)}"
         label += f" by {by}{kind}{why}"
     if r.phase is Phase.ROLLED_BACK and r.rolled_back_by is not None:
         done = r.rolled_back_by
         label += " by " + ("the scheduler" if done.via is Via.SCHEDULER else _who(done))
-        label += f": {r.rollback_reason}" if r.rollback_reason else ""
+        label += f": {unmarked(r.rollback_reason)}" if r.rollback_reason else ""
     return label
 
 
@@ -341,7 +342,7 @@ def _plan_terms(r: Rollout) -> str:
 def _who(actor: Actor) -> str:
     if actor.via is Via.SCHEDULER:
         return "the scheduler"
-    return f"<@{actor.id}>" if actor.via is Via.SLACK else actor.label
+    return f"<@{actor.id}>" if actor.via is Via.SLACK else literal(actor.label)
 
 
 def _people(r: Rollout) -> str:
@@ -486,4 +487,5 @@ _EVENT_ICON = {
 def event_line(e: AuditEvent) -> str:
     """One audit event as a line of the card's thread: an icon and the sentence."""
     icon = _EVENT_ICON[e.action]  # one for every action (a unit test holds the map whole)
-    return f"{icon} {event_sentence(e, _who)}"
+    shown = e.model_copy(update={"detail": unmarked(e.detail)})  # the cluster's text too
+    return f"{icon} {event_sentence(shown, _who)}"

@@ -35,6 +35,14 @@ def literal(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unmarked(text: str) -> str:
+    """Text the bot did not write in Slack's markup (the cluster's, such as a field manager's
+    name in a drift pause, or a CLI `--as` name) with `<` and `>` escaped, so that it shows as
+    written and mentions no one. `&` is left: a reason people typed is kept already escaped
+    (`&lt;`), and escaping it again would show the entity instead of the character."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def plain(text: str) -> str:
     """`literal` undone, for a terminal: a reason typed in Slack (or the CLI) is kept as
     Slack escapes it, and the CLI prints what was typed."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from handlers.cards import ELLIPSIS, analysis_markdown, clip, event_line, progress_bar, short_id
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, GrammarError, help_text
+from handlers.mentions import unmarked
 from handlers.sentences import throttle_hold_sentence
 from rollout.domain.errors import (
     InvalidInput,
@@ -34,23 +35,25 @@ MAX_HISTORY_LINE = 500
 
 
 def error_reply(exc: RolloutError) -> str:
+    """The error in words; its text (which may quote the cluster) is shown as text."""
+    said = unmarked(str(exc))
     if isinstance(exc, InvalidInput):
         usage = exc.usage if isinstance(exc, GrammarError) else GENERAL_USAGE
-        return f":warning: {exc}\n*Usage:* {usage}"
+        return f":warning: {said}\n*Usage:* {usage}"
     if isinstance(exc, Refused):
-        return f":no_entry: {exc}"
+        return f":no_entry: {said}"
     if isinstance(exc, (Unrecorded, StoreUnknown)):  # something may have changed
-        return f":hourglass: {exc}."
+        return f":hourglass: {said}."
     if isinstance(exc, TemporaryFailure):
         wait = format_seconds(max(1.0, exc.retry_after))
-        return f":hourglass: {exc}. Nothing changed; try again in {wait}."
+        return f":hourglass: {said}. Nothing changed; try again in {wait}."
     if isinstance(exc, Superseded) and exc.landed:
-        return f":rewind: {exc}."
+        return f":rewind: {said}."
     if isinstance(exc, Superseded):
-        return f":rewind: A rollback took over while this ran; it did not land. ({exc})"
+        return f":rewind: A rollback took over while this ran; it did not land. ({said})"
     if isinstance(exc, NeedsOperator):
-        return f":rotating_light: An operator must look at this: {exc}"
-    return f":warning: {exc}"
+        return f":rotating_light: An operator must look at this: {said}"
+    return f":warning: {said}"
 
 
 def result_reply(result: CommandResult) -> str:
@@ -73,7 +76,7 @@ def outcome_reply(outcome: Outcome) -> str:
     icon = ":white_check_mark:" if outcome.ok and outcome.changed else ":information_source:"
     if not outcome.ok:
         icon = ":warning:"
-    message = outcome.message
+    message = unmarked(outcome.message)
     if outcome.rollout is not None:  # chat shows the short id, as the card does
         message = message.replace(outcome.rollout.id, f"`{short_id(outcome.rollout)}`")
     return f"{icon} {message}"
@@ -81,22 +84,22 @@ def outcome_reply(outcome: Outcome) -> str:
 
 def _status(result: CommandResult) -> str:
     status = result.status
-    frozen = [f":snowflake: Rollouts are {status.freeze.describe()}"] \
+    frozen = [f":snowflake: Rollouts are {unmarked(status.freeze.describe())}"] \
         if status is not None and status.freeze is not None else []
     if status is None or status.rollout is None:
-        said = status.message if status else "nothing recorded"
+        said = unmarked(status.message) if status else "nothing recorded"
         return "\n".join([f":information_source: {said}", *frozen])
     r = status.rollout
-    lines = [f"*{status.message}*", f"`{progress_bar(r.canary_percent)}` on {r.target.describe()}",
-             *frozen]
+    lines = [f"*{unmarked(status.message)}*",
+             f"`{progress_bar(r.canary_percent)}` on {r.target.describe()}", *frozen]
     if status.observed is not None:
         lines.append(f"Cluster: {status.observed.pair.describe()}")
     if status.cluster_note:
-        lines.append(f":warning: {status.cluster_note}")
+        lines.append(f":warning: {unmarked(status.cluster_note)}")
     if r.standing_pause is not None:
-        lines.append(f"P{pause_summary(r.standing_pause)[1:]}")
+        lines.append(unmarked(f"P{pause_summary(r.standing_pause)[1:]}"))
     if r.held and r.active:
-        lines.append(f":hourglass: Held: {r.held}")
+        lines.append(f":hourglass: Held: {unmarked(r.held)}")
     if status.ticks_held_until is not None and r.active:
         held = throttle_hold_sentence(status.ticks_held_until)
         lines.append(f":hourglass_flowing_sand: {held[0].upper()}{held[1:]}")

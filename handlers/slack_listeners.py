@@ -41,7 +41,7 @@ from handlers.cards import (
 )
 from handlers.commands import CHANGING_VERBS, CommandRequest, Verb, run_command
 from handlers.grammar import help_text, parse
-from handlers.mentions import literal
+from handlers.mentions import literal, unmarked
 from handlers.replies import error_reply, outcome_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
 from handlers.workers import BUSY, Workers, side_workers
@@ -295,7 +295,7 @@ class SlackEdge:
 
 def result_reply_for(outcome: Outcome) -> str:
     icon = ":warning:" if not outcome.ok else ":information_source:"
-    return f"{icon} {outcome.message}"
+    return f"{icon} {unmarked(outcome.message)}"
 
 
 def register(app: App, edge: SlackEdge, *, command: str = "/rollout") -> None:
