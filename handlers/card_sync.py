@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from handlers.cards import event_line, render_card
 from handlers.mentions import slack_date, unmarked
@@ -50,6 +51,8 @@ class CardPublisher:
         self._turns: dict[str, _Turn] = {}
         #: the version each rollout's card was last drawn with (the most recent ones)
         self._drawn: OrderedDict[str, int] = OrderedDict()
+        #: the error code Slack refused a card's first post with, until it is posted
+        self._unposted: OrderedDict[str, str] = OrderedDict()
         self._guard = threading.Lock()
 
     def __call__(self, outcome: Outcome) -> None:
@@ -106,9 +109,14 @@ class CardPublisher:
         if channel is None:
             return None
         message = render_card(r, now=self._clock.now(), freeze=self._freeze())
+        refused: list[str] = []
         response = self._call("chat.postMessage", lambda: self._client.chat_postMessage(
-            channel=channel, text=message.text, blocks=message.blocks))
+            channel=channel, text=message.text, blocks=message.blocks), refused=refused)
         if response is None:
+            with self._guard:
+                self._unposted[r.id] = refused[0] if refused else ""
+                while len(self._unposted) > _MAX_DRAWN:
+                    self._unposted.popitem(last=False)
             return None
         card = Card(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
         self._drew(r)
@@ -135,8 +143,15 @@ class CardPublisher:
         with self._guard:
             return self._drawn.get(r.id, -1) >= r.version
 
+    def unposted(self, r: Rollout) -> str | None:
+        """The error code Slack refused `r`'s card with (`not_in_channel`, `is_archived`, ''
+        when it gave none) while this process could not post it; None once it is posted."""
+        with self._guard:
+            return self._unposted.get(r.id)
+
     def _drew(self, r: Rollout) -> None:
         with self._guard:
+            self._unposted.pop(r.id, None)
             self._drawn[r.id] = max(r.version, self._drawn.pop(r.id, -1))
             while len(self._drawn) > _MAX_DRAWN:
                 self._drawn.popitem(last=False)
@@ -148,10 +163,15 @@ class CardPublisher:
         except RolloutError:
             return None
 
-    def _call(self, method: str, call: Callable[[], Any]) -> dict[str, Any] | None:
+    def _call(self, method: str, call: Callable[[], Any], *,
+              refused: list[str] | None = None) -> dict[str, Any] | None:
+        """Slack's answer, or None (logged and counted); `refused` gets the error code of an
+        answer Slack refused."""
         try:
             response = call()
         except Exception as exc:  # SlackApiError, connection errors: count and carry on
+            if refused is not None and isinstance(exc, SlackApiError):
+                refused.append(str(exc.response.get("error") or ""))
             # one line: Slack's answer says what failed, the stack would add nothing
             log.warning("Slack %s failed: %s", method, exc,
                         extra={"event": "slack_error", "method": method})

@@ -62,6 +62,8 @@ WORKING = ":hourglass_flowing_sand: Working on it…"
 #: said to a clicker whose change the card could not show
 CARD_MISSED = (":warning: The card could not be redrawn (Slack failed the update): it shows "
                "the state before this change until the next one.")
+#: the bot posts only where it is a member; a slash command works in any channel
+NOT_A_MEMBER = ("not_in_channel", "channel_not_found")
 BUTTON_VERBS = {APPROVE: Verb.APPROVE, APPROVE_PLAN: Verb.APPROVE_PLAN, PAUSE: Verb.PAUSE,
                 RESUME: Verb.RESUME, ROLLBACK: Verb.ROLLBACK}
 #: the service method a button calls, with what the button was drawn for (the service decides)
@@ -142,13 +144,32 @@ class SlackEdge:
             denial = self.authorizer.denial(req.verb, user_id=actor.id, channel_id=actor.channel)
             if denial:
                 return self._deny(actor, req.verb.value, ref, denial)
-            return result_reply(run_command(self.service, req, actor))
+            result = run_command(self.service, req, actor)
+            return result_reply(result) + self._card_note(result.outcome)
         except RolloutError as exc:
             return self._failed(exc, actor, req.verb.value, ref)
         except Exception:
             log.exception("/rollout %s failed", req.verb.value)
             return ":warning: Something went wrong on the bot's side; it is logged. " \
                    "Nothing more was done."
+
+    def _card_note(self, outcome: Outcome | None) -> str:
+        """What a command's answer adds when the rollout's card could not be posted, by the
+        error code Slack refused it with: the person asked would otherwise wait for it."""
+        r = outcome.rollout if outcome is not None and outcome.changed else None
+        code = self.cards.unposted(r) if r is not None else None
+        if r is None or code is None:
+            return ""
+        if code in NOT_A_MEMBER:
+            why = ("the bot is not in this channel: `/invite` it here, and the card is "
+                   "posted with the next change")
+        elif code == "is_archived":
+            why = f"this channel is archived; `/rollout {r.canary} status` follows the rollout"
+        elif code:
+            why = f"Slack refused it (`{code}`); the next change tries again"
+        else:
+            why = "Slack did not take it; the next change tries again"
+        return f"\n:warning: The rollout's card could not be posted: {why}."
 
     # -- buttons -------------------------------------------------------------------------
 
