@@ -90,18 +90,23 @@ def _verbs_named(verbs: frozenset[Verb]) -> str:
     return f" ({', '.join(ordered)})"
 
 
-USAGE = "\n".join([
-    _HEAD,
-    "*Options:*",
-    *(f"  `{flag}` {text}{_verbs_named(verbs)}" for flag, text, verbs in _OPTION_HELP),
-    _EXAMPLES,
-])
+def _usage() -> str:
+    return "\n".join([
+        _HEAD,
+        "*Options:*",
+        *(f"  `{flag}` {text}{_verbs_named(verbs)}" for flag, text, verbs in _OPTION_HELP),
+        _EXAMPLES,
+    ])
+
+
+USAGE = _usage()
 
 
 def help_text(topic: Verb | None) -> str:
-    """The whole usage, or one verb's: its usage line, what it does and its options."""
+    """The whole usage, or one verb's: its usage line, what it does and its options. Built
+    when asked (a few microseconds), so that what it is built from is what a test checks."""
     if topic is None:
-        return USAGE
+        return _usage()
     options = [f"  `{flag}` {text}" for flag, text, verbs in _OPTION_HELP if topic in verbs]
     lines = [f"*Usage:* {USAGE_LINES[topic]}", f"`{topic.value}`: {VERB_SUMMARY[topic]}."]
     if options:
@@ -262,10 +267,15 @@ def reason_text(value: str) -> str:
     mention the channel from the card's thread. Escaped, it shows as it was written.
     A reason goes on the card and into every audit line naming it: a few sentences, not a
     file (the CLI took megabytes)."""
-    return reason_value("--reason", value).replace("<", "&lt;").replace(">", "&gt;")
+    return _reason(value).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def reason_value(_flag: str, value: str) -> str:
+    """`--reason` as the CLI reads it (the readers' signature): see `_reason`."""
+    return _reason(value)
+
+
+def _reason(value: str) -> str:
     """A reason as typed, trimmed, and no longer than the card and the audit take (the CLI
     took megabytes); Slack and the CLI escape it each as their input needs."""
     value = value.strip()
@@ -449,9 +459,10 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
     if second is Verb.HELP and first is not None and len(positional) == 2:
         return Verb.HELP, None, [positional[0]]  # `/rollout start help`
     _refuse_pool_for(second, positional[0])
-    if second is not None and second in POOL_VERBS:
+    # past the install's verbs (returned or refused above), a verb here is a pool's
+    if second is not None:
         verb, pool = second, positional[0]
-    elif first is not None and first in POOL_VERBS:
+    elif first is not None:
         verb, pool = first, positional[1]
     else:
         # `pool strat` or `strat pool`: name the word that looks like a mistyped verb

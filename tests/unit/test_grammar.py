@@ -48,12 +48,17 @@ def test_help_about_one_verb(text: str) -> None:
 
 
 def test_help_alone_has_no_topic() -> None:
-    assert parse("help").topic is None and help_text(None) == USAGE
+    assert parse("help").topic is None and help_text(None) == USAGE  # built when asked
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
     ("help strat", "no verb `strat`; did you mean `start`?"),
-    ("help llm-pool-version-2", "no verb `llm-pool-version-2`; the verbs are `start`"),
+    ("help llm-pool-version-2", "no verb `llm-pool-version-2`; the verbs are `start`, "
+                                "`approve`, `approve-plan`, `pause`, `resume`, `rollback`, "
+                                "`promote`, `retire`, `status`, `list`, `history`, `help`, "
+                                "`freeze`, `unfreeze`"),
+    ("help start approve status", "unexpected `approve status` after `help start`: ask about "
+                                  "one verb at a time"),
     ("help start approve", "unexpected `approve` after `help start`"),
     ("help start --steps 10,100", "`--steps` applies only to `start`, not `help`"),
 ])
@@ -64,8 +69,17 @@ def test_help_about_no_verb_is_refused(text: str, fragment: str) -> None:
     assert refused.value.usage == USAGE_LINES[Verb.HELP]
 
 
+def test_the_usage_says_which_verbs_take_each_option() -> None:
+    lines = help_text(None).splitlines()
+    assert "  `--namespace NS` namespace of the pool and route (default: the bot's)" in lines
+    assert ("  `--route NAME` the HTTPRoute to shift, when the pool is referenced by several "
+            "(start)") in lines
+    assert '  `--reason "text"` why, in at most 500 characters (pause, rollback, freeze)' in lines
+
+
 def test_one_verbs_help_has_its_usage_what_it_does_and_only_its_options() -> None:
     start = help_text(Verb.START)
+    assert "\n*Options:*\n  `--namespace NS` " in start
     assert start.startswith(f"*Usage:* {USAGE_LINES[Verb.START]}\n`start`: ")
     assert VERB_SUMMARY[Verb.START] in start
     for flag in ["--steps", "--interval", "--auto", "--keep", "--namespace", "--analysis"]:

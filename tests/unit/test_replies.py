@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from bot.text import history_lines, rollout_detail, watch_line
 from handlers.commands import CommandRequest, CommandResult, Verb
+from handlers.grammar import help_text
 from handlers.replies import error_reply, result_reply
 from rollout.domain import machine
 from rollout.domain.errors import InvalidInput, NotFound, StoreUnavailable, StoreUnknown
@@ -122,3 +123,9 @@ def test_every_time_the_terminal_shows_says_its_zone() -> None:
     assert approved == ["approved  step 1 by carol at 2026-01-01 12:00:01 UTC"]
     assert watch_line(Status(r, None, "baking"), NOW).startswith("12:00:01 UTC  baking")
     assert watch_line(Status(None, None, "no rollout"), NOW) == "12:00:01 UTC  no rollout"
+
+
+def test_help_about_one_verb_replies_with_that_verbs_help() -> None:
+    request = CommandRequest(verb=Verb.HELP, topic=Verb.ROLLBACK)
+    assert result_reply(CommandResult(request)) == help_text(Verb.ROLLBACK)
+    assert result_reply(CommandResult(CommandRequest(verb=Verb.HELP))) == help_text(None)

@@ -269,7 +269,9 @@ def test_a_refusal_whose_audit_fails_is_logged_and_raises_nothing(
 
     store.record = broken  # type: ignore[method-assign]
     with caplog.at_level(logging.ERROR, logger="rollout.service"):
-        service.record_denial(actor=BOB, action="approve", ref=REF, reason="not an approver")
+        recorded = service.record_denial(actor=BOB, action="approve", ref=REF,
+                                         reason="not an approver")
+    assert recorded is False  # the CLI says the audit lacks it
     assert [r.getMessage() for r in caplog.records] == [
         "could not audit the refusal of approve by U0BOB"]
 
