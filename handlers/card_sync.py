@@ -65,7 +65,7 @@ class CardPublisher:
             if card is None:
                 return
             if latest.card is not None:
-                self._update(latest, card)
+                card = self._redrawn(latest, card)
             lines = [self._line(e, latest) for e in outcome.events]
             if not outcome.ok:
                 lines.append(f":warning: {unmarked(outcome.message)}")
@@ -103,9 +103,12 @@ class CardPublisher:
             return r
         return found if found.version >= r.version else r
 
-    def _post_card(self, r: Rollout) -> Card | None:
-        channel = r.requester.channel if r.requester.via is Via.SLACK else None
-        channel = channel or self._notify
+    def _post_card(self, r: Rollout, *, channel: str | None = None) -> Card | None:
+        """The rollout's first card, where it was asked for (else the notify channel), or
+        in `channel`: where a deleted card stood."""
+        if channel is None:
+            channel = r.requester.channel if r.requester.via is Via.SLACK else None
+            channel = channel or self._notify
         if channel is None:
             return None
         message = render_card(r, now=self._clock.now(), freeze=self._freeze())
@@ -129,12 +132,25 @@ class CardPublisher:
             self._update(attached, card)
         return card
 
-    def _update(self, r: Rollout, card: Card) -> None:
+    def _redrawn(self, r: Rollout, card: Card) -> Card:
+        """The card updated; one someone deleted (Slack answers `message_not_found`) is
+        posted anew in its channel, the rollout remembering the new one: its buttons and
+        its thread were gone for good, every later change logging a failed update."""
+        refused: list[str] = []
+        if self._update(r, card, refused=refused) or refused != ["message_not_found"]:
+            return card
+        log.info("the card of %s was deleted: posting it again", r.id,
+                 extra={"event": "card_reposted", "rollout_id": r.id})
+        return self._post_card(r, channel=card.channel) or card
+
+    def _update(self, r: Rollout, card: Card, *, refused: list[str] | None = None) -> bool:
         message = render_card(r, now=self._clock.now(), freeze=self._freeze())
         if self._call("chat.update", lambda: self._client.chat_update(
                 channel=card.channel, ts=card.ts, text=message.text,
-                blocks=message.blocks)) is not None:
-            self._drew(r)
+                blocks=message.blocks), refused=refused) is None:
+            return False
+        self._drew(r)
+        return True
 
     def shows(self, r: Rollout) -> bool:
         """Whether this process drew `r`'s card at its version or a later one: a click whose
