@@ -1,8 +1,9 @@
 """Builds the Bolt app: the Web API client, the authorizer, the listeners and the card sync.
 
 The only place that knows both Bolt and the container. The Web API client retries Slack's
-rate limits (honouring Retry-After) and dropped connections; the app authorizes every
-request with the configured bot token and makes no `auth.test` call on the ack path.
+rate limits (honouring a Retry-After of up to 10 s) and dropped connections; the app
+authorizes every request with the configured bot token and makes no `auth.test` call on the
+ack path.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from bot.bootstrap import Container
 from bot.card_updates import build_publisher
 from bot.settings import Settings
+from bot.slack_budget import CappedRateLimitRetry
 from handlers.authorization import Authorizer, GroupMembers, Policy
 from handlers.slack_listeners import SlackEdge, register
 from handlers.telemetry import Telemetry
@@ -39,7 +38,7 @@ def web_client(settings: Settings) -> WebClient:
     client = WebClient(token=settings.slack_bot_token or None, base_url=base_url, timeout=10)
     if not any(isinstance(h, ConnectionErrorRetryHandler) for h in client.retry_handlers):
         client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(CappedRateLimitRetry(max_retry_count=3))
     return client
 
 

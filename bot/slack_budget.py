@@ -5,7 +5,8 @@ The card is a window on the rollout, not part of it, so its calls are bounded: a
 is honoured only when its Retry-After is short, a 5xx is retried a few times with a short
 pause, and every wait (a request's timeout, a pause before a retry) fits in an optional total
 budget. Once the budget is spent a call fails at once, without a request, and the caller
-logs and counts it like any other Slack failure.
+logs and counts it like any other Slack failure. `serve`, whose Slack work runs after the ack
+on its own workers, keeps Slack's own rate-limit retries, with the wait capped too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -103,6 +105,31 @@ class BoundedRetry(RetryHandler):
         state.next_attempt_requested = True
         self._sleep(wait or 0.0)
         state.increment_current_attempt()
+
+
+#: `serve`'s longest wait for a rate limit: past it the call is given up (logged and
+#: counted as any Slack failure; the card catches up at the next change) rather than hold a
+#: Slack worker that long, three times over
+SERVE_MAX_RETRY_AFTER = 10.0
+
+
+class CappedRateLimitRetry(RateLimitErrorRetryHandler):
+    """Slack's own rate-limit retry (Retry-After honoured, up to `max_retry_count` times),
+    for a Retry-After of at most `max_retry_after` seconds: the SDK's waited for whatever
+    Slack said, a Slack worker of `serve` held meanwhile."""
+
+    def __init__(self, *, max_retry_count: int = 3,
+                 max_retry_after: float = SERVE_MAX_RETRY_AFTER) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_retry_after = max_retry_after
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest,
+                   response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = _retry_after(response)
+        return wait is not None and wait <= self.max_retry_after
 
 
 def _retry_after(response: HttpResponse) -> float | None:
