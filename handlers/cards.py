@@ -287,13 +287,13 @@ def _phase_text(r: Rollout) -> str:
     label = _PHASE_LABEL[r.phase] + _kept_text(r)
     if r.phase is Phase.PAUSED and r.pause is not None:
         info = r.pause
-        by = "the scheduler" if info.by.via is Via.SCHEDULER else _who(info.by)
+        by = _who(info.by)
         kind = "" if info.kind is PauseKind.MANUAL else f" ({info.kind.value})"
         why = "" if info.reason == f"paused by {info.by.label}" else f": {unmarked(info.reason)}"
         label += f" by {by}{kind}{why}"
     if r.phase is Phase.ROLLED_BACK and r.rolled_back_by is not None:
         done = r.rolled_back_by
-        label += " by " + ("the scheduler" if done.via is Via.SCHEDULER else _who(done))
+        label += " by " + _who(done)  # the scheduler, a Slack mention, or a CLI name
         label += f": {unmarked(r.rollback_reason)}" if r.rollback_reason else ""
     return label
 
