@@ -17,19 +17,11 @@ from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN
-from tests.support.polling import eventually
+from tests.support.polling import eventually, healthz_up
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_serve_logs_json_lines(kube: KubeEmulator, redis_server: RedisServer,
@@ -44,7 +36,7 @@ def test_serve_logs_json_lines(kube: KubeEmulator, redis_server: RedisServer,
         proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)],
                                 env=env, stdout=sink, stderr=sink)
     try:
-        eventually(lambda: _up(port), timeout=30, message="serve answering /healthz")
+        eventually(lambda: healthz_up(port), timeout=30, message="serve answering /healthz")
         slack.events_url = f"http://127.0.0.1:{port}/slack/events"
         assert slack.send_slash_command("U0ALICE", CHANNEL, f"{CANARY} start")[0] == 200
         assert slack.send_slash_command("U0DAVE", CHANNEL, f"{CANARY} pause",

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN
 from tests.support import weight_writes
+from tests.support.polling import healthz_up
 from tests.support.real_cluster import RealCluster
 
 
@@ -42,11 +42,7 @@ class Serve:
             time.sleep(0.1)
 
     def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
+        return healthz_up(self.port)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,13 @@ from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import SlackEmulator
 from tests.e2e.conftest import CANARY, CHANNEL, SECRET, TOKEN
-from tests.support.polling import eventually
+from tests.support.polling import eventually, healthz_up
 from tests.support.real_cluster import RealCluster
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()
             if line.startswith("{")]
-
-
-def _up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 class HeldServe:
@@ -53,7 +44,7 @@ class HeldServe:
                 [sys.executable, "-m", "bot", "serve", "--port", str(port)],
                 env=env, stdout=sink, stderr=sink)
         self.kube = kube
-        eventually(lambda: _up(port), timeout=30, message="serve answering /healthz")
+        eventually(lambda: healthz_up(port), timeout=30, message="serve answering /healthz")
         for verb in ("get", "list"):
             kube.inject(Fault(verb=verb, resource="httproutes", status=None, count=1,
                               stall_seconds=20))

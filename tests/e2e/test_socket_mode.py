@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from sandbox.ports import free_port
 from sandbox.redis_server import RedisServer
 from sandbox.slack import Message, SlackEmulator
 from tests.e2e.conftest import CANARY, CHANNEL, ROUTE, SECRET, TOKEN
-from tests.support.polling import eventually
+from tests.support.polling import eventually, healthz_up
 
 APP_TOKEN = "xapp-1-e2e"
 
@@ -35,14 +34,6 @@ def socket_slack() -> Iterator[SlackEmulator]:
         yield emulator
     finally:
         emulator.stop()
-
-
-def _up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _weights(kube: KubeEmulator) -> dict[str, int]:
@@ -76,7 +67,7 @@ def test_serve_socket_mode_survives_a_dropped_connection(
     proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--socket-mode",
                              "--port", str(port)], env=env, stdout=log, stderr=log)
     try:
-        eventually(lambda: _up(port), timeout=30, message="serve answering /healthz")
+        eventually(lambda: healthz_up(port), timeout=30, message="serve answering /healthz")
         assert slack.socket_mode is not None
         slack.socket_mode.wait_connected(timeout=20)
         opens = [c for c in slack.calls if c.method == "apps.connections.open"]

@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.kube.seed import pool_objects, route_object
 from sandbox.ports import free_port
+from tests.support.polling import healthz_up
 from tests.support.real_cluster import KubeWorld, RealCluster
 
 SECRET = "soak-signing-secret"
@@ -122,11 +122,9 @@ class Replica(Process):
         while time.monotonic() < deadline:
             if not self.alive:
                 return False
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.2)
+            if healthz_up(self.port):
+                return True
+            time.sleep(0.2)
         return False
 
 

@@ -4,6 +4,7 @@ Slack ack, a scheduler's step), tests wait for the outcome instead of sleeping a
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
@@ -28,3 +29,13 @@ def eventually(check: Callable[[], T | Literal[False] | None], *, timeout: float
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} within {timeout}s (last: {last!r})")
         time.sleep(step)
+
+
+def healthz_up(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a process of ours answers `/healthz` on `port` (the check `eventually` polls
+    while a `serve` or `scheduler` it started comes up)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1):
+            return True
+    except OSError:
+        return False
