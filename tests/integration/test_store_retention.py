@@ -38,11 +38,16 @@ def kept(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
 def _ttls(world: World, rollout_id: str) -> tuple[float, float, float]:
     """Seconds left to the rollout's hash, its audit stream and the pool's latest marker
     (-1: kept for ever, -2: gone)."""
-    r = world.store.client
-    keys = (world.store.key("rollout", rollout_id), world.store.key("audit", rollout_id),
-            world.store.key("pool", "default", CANARY))
-    return tuple(float(r.pttl(k)) / 1000 if r.pttl(k) >= 0 else float(r.pttl(k))
-                 for k in keys)  # type: ignore[return-value]
+    store = world.store
+    state, audit, pool = (int(store.client.pttl(k)) for k in (
+        store.key("rollout", rollout_id), store.key("audit", rollout_id),
+        store.key("pool", "default", CANARY)))
+    return _seconds(state), _seconds(audit), _seconds(pool)
+
+
+def _seconds(pttl: int) -> float:
+    """A PTTL in seconds; its -1 (no expiry) and -2 (no key) as they are."""
+    return pttl / 1000 if pttl >= 0 else float(pttl)
 
 
 def _start(world: World, keep_seconds: int = DAY) -> str:
