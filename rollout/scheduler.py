@@ -126,6 +126,10 @@ class RolloutScheduler:
         #: is tried again at the next sweep; scheduled at once at its past due time, its job
         #: fired again and again, thousands of times a second, each a lock in Redis
         self._ticking: dict[str, tuple[int, Phase, datetime | None] | None] = {}
+        #: the rollouts whose step was held since the running sweep began, under `_lock`:
+        #: the sweep that scheduled one may check its due list after that tick ended, and
+        #: must leave it to the next sweep too
+        self._held: set[str] = set()
         #: the end of the last hold recorded for `status` (`_record_hold`)
         self._recorded_hold: datetime | None = None
         self._hold_lock = threading.Lock()
@@ -259,6 +263,7 @@ class RolloutScheduler:
                 else:
                     log.info("became leader (token %s): rebuilding jobs from Redis", token)
             self._was_leader, self._term = True, token
+            self._held.clear()
         try:
             changes = self.service.changes_since(0 if taking_over else self._seen)
             if taking_over or not changes.complete:
@@ -326,7 +331,9 @@ class RolloutScheduler:
         with self._cache_lock:
             kept = self._active.get(rollout_id)
         if kept is not None and kept.active and kept.next_due_at:
-            if not self._left_due(kept):
+            if self._left_due(kept):
+                self._held.add(rollout_id)
+            else:
                 self._schedule(rollout_id, kept.next_due_at)
         else:
             self._remove(rollout_id)
@@ -363,13 +370,15 @@ class RolloutScheduler:
         tick go once more). A rollout whose tick is running, or waits for a tick thread, is
         left to that tick: another job would only queue a second instance behind it, and a
         third is skipped by APScheduler with a warning (at 1,000 rollouts on a slow cluster,
-        tens of thousands of them, once the sweep ran on time)."""
+        tens of thousands of them, once the sweep ran on time). One whose step was held since
+        this sweep began (its job ran on the schedule this sweep made) waits for the next."""
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
             for rid in due:
                 job = JOB_PREFIX + rid
-                if job not in self._running and not self._is_queued(job):
+                if rid not in self._held and job not in self._running \
+                        and not self._is_queued(job):
                     self._match(rid)
 
     def look(self) -> None:

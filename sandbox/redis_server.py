@@ -13,6 +13,9 @@ from pathlib import Path
 
 from sandbox.ports import free_port
 
+#: starts tried on fresh ports when a picked port turns out taken
+START_ATTEMPTS = 3
+
 
 class RedisServerError(RuntimeError):
     """redis-server is missing or did not come up."""
@@ -30,6 +33,8 @@ class RedisServer:
             )
         self.binary = found
         self.port = port or free_port()
+        #: the port is ours to change until the server first answers on it (nobody knows it)
+        self._port_chosen = not port
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="rollout-redis-"))
         self.appendonly = appendonly
@@ -45,27 +50,53 @@ class RedisServer:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, *, timeout: float = 10.0) -> None:
+        """Start and wait until it answers. A server that exits at its first start on a
+        port we picked is started once more on another (the port may have been taken
+        since the pick, by a process this one cannot see); its log tells any other cause."""
         if self.running:
             return
+        for attempt in range(START_ATTEMPTS):
+            if self._started(timeout):
+                self._port_chosen = False
+                return
+            if not self._port_chosen or attempt == START_ATTEMPTS - 1:
+                break
+            self.port = free_port()
+        raise RedisServerError(f"redis-server exited at start: {self._log_tail()}")
+
+    def _started(self, timeout: float) -> bool:
+        """Whether the server came up; False if it exited (a timeout raises)."""
         conf = self.data_dir / "redis.conf"
         conf.write_text(self.config + "\n")
         args = [
             self.binary, str(conf), "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--dir", str(self.data_dir), "--daemonize", "no", "--loglevel", "warning",
-            "--protected-mode", "yes",
+            "--protected-mode", "yes", "--logfile", str(self._log),
         ]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode() if self._proc.stderr else ""
-                raise RedisServerError(f"redis-server exited at start: {err.strip()}")
+                self._wait()
+                return False
             if _answers_ping(self.port):
-                return
+                return True
             time.sleep(0.02)
         self.kill()
-        raise RedisServerError(f"redis-server did not answer on port {self.port}")
+        raise RedisServerError(f"redis-server did not answer on port {self.port}: "
+                               f"{self._log_tail()}")
+
+    @property
+    def _log(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def _log_tail(self, lines: int = 5) -> str:
+        """The server's last lines, where it says why it stopped."""
+        try:
+            return " | ".join(self._log.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return "(it wrote no log)"
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM; a frozen server is thawed to take it)."""

@@ -436,6 +436,36 @@ def test_two_ticks_throttled_at_once_leave_the_longer_hold_recorded() -> None:
     assert record.held_until() == longer
 
 
+def test_a_step_held_during_a_sweep_is_not_scheduled_again_by_that_sweep() -> None:
+    """The sweep that takes over schedules a due rollout, and its job may run, be held by a
+    freeze and end before the same sweep checks its due list: that check scheduled it again
+    at once (two ticks of a held step in one sweep, a flaky CI run). It waits for the next
+    sweep, which does schedule it."""
+    service, _store, _target, clock = _world()
+    service.start(namespace="default", canary=CANARY, actor=ALICE,
+                  plan=build_plan([10, 50, 100], interval_seconds=60, auto=True))
+    service.approve_plan(REF, actor=BOB)
+    service.tick("r1")
+    service.freeze(actor=BOB, reason="incident 42")
+    clock.advance(61)
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=background_scheduler(), sweep_seconds=3600)
+    service.options.listeners.append(scheduler.on_change)
+    scheduler.scheduler.start(paused=True)  # no job runs but those this test runs
+    try:
+        assert scheduler._sweep()  # takes over: r1 is scheduled at its past due time
+        assert "r1" in scheduler.due_times()
+        scheduler._remove("r1")  # its job fired (a spent date job) ...
+        assert scheduler._tick("r1", False)  # ... and the freeze held the step
+        assert service.get(REF).step == 0
+        scheduler._ensure(["r1"])  # the same sweep's check of its due list
+        assert "r1" not in scheduler.due_times()
+        assert scheduler._sweep()  # the next sweep tries it again
+        assert "r1" in scheduler.due_times()
+    finally:
+        scheduler.stop()
+
+
 def test_a_held_automatic_step_is_tried_again_at_the_next_sweep_not_at_once() -> None:
     """A freeze holds the bake's end: the step stays due, and the held tick used to schedule
     its rollout again at that past due time, so the job fired at once, thousands of times a
