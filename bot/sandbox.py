@@ -11,17 +11,17 @@ import secrets
 import shlex
 import shutil
 import webbrowser
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
 import yaml
 
 from bot.bootstrap import Container, build
+from bot.graceful_stop import Deadline, Step, stop_gracefully
 from bot.scheduling import build_scheduler
 from bot.server import SlackServer
 from bot.settings import Settings
-from bot.stop_signal import stop_on_signals, wait_until
+from bot.stop_signal import Exit, exit_now, stop_on_signals, wait_until
 from rollout.adapters.analysis_file import load_default
 from rollout.scheduler import RolloutScheduler
 from sandbox.kube import KubeEmulator
@@ -35,6 +35,9 @@ SANDBOX_DIR = Path(".sandbox")
 DEMO_TIMINGS = {"interval": "5s", "warmup": "5s", "window": "1m", "min_samples": 30,
                 "inconclusive_timeout": "2m"}
 CHANNEL = "C0ROLLOUT"
+#: how long a stop may take before the sandbox ends at once, if it stops before the bot's
+#: settings are read (then ROLLOUT_STOP_TIMEOUT, as `serve`'s)
+STOP_SECONDS = 50.0
 #: kubectl's arguments to follow the demo route: one line per change, pools and weights
 WATCH_ARGS = ("get httproute routes-to-llm -n default -w -o "
               "'custom-columns=VERSION:.metadata.resourceVersion,"
@@ -117,22 +120,44 @@ class Sandbox:
         self.scheduler.start()
         return self
 
-    def stop(self) -> None:
-        steps: list[Callable[[], None]] = []
-        if self.scheduler is not None:
-            steps.append(self.scheduler.stop)
-        if self.server is not None:
-            steps.append(self.server.stop)
-        if self.container is not None:
-            steps.append(self.container.close)
-        if self.serving is not None:
-            steps.append(self.serving.stop)
-        steps += [self.slack.stop, self.kube.stop, self.redis.close]
-        for stop in steps:
+    @property
+    def stop_timeout(self) -> float:
+        """ROLLOUT_STOP_TIMEOUT, as `serve` reads it (the default before the bot started)."""
+        return self.container.settings.rollout_stop_timeout if self.container else STOP_SECONDS
+
+    def stop(self, timeout: float | Deadline | None = None) -> None:
+        """Stop every part in turn, the bot's waits within `timeout` (seconds, or the stop's
+        deadline; ROLLOUT_STOP_TIMEOUT by default); a part that fails does not keep the rest
+        running."""
+        deadline = Deadline.of(self.stop_timeout if timeout is None else timeout)
+        for name, step in self.stop_steps():
             try:
-                stop()
+                step(deadline)
             except Exception as exc:  # keep stopping the rest
-                print(f"while stopping: {exc}")
+                print(f"while stopping {name}: {exc}")
+
+    def stop_steps(self) -> list[Step]:
+        """The parts to stop, in order: the bot's (whose waits take what is left of the
+        deadline), then the world's servers and processes."""
+        steps: list[Step] = []
+        if (scheduler := self.scheduler) is not None:
+            steps.append(("scheduler", lambda _: scheduler.stop()))
+        if self.server is not None:
+            steps.append(("server", self.server.stop))
+        if self.container is not None:
+            steps.append(("connections", self.container.close))
+        if (serving := self.serving) is not None:
+            steps.append(("serving", lambda _: serving.stop()))
+        steps += [("slack", lambda _: self.slack.stop()), ("kube", lambda _: self.kube.stop()),
+                  ("redis", lambda _: self.redis.close())]
+        return steps
+
+    def end_processes(self) -> None:
+        """Kill the servers that run as processes of their own (Redis, Prometheus): this
+        process is about to end without its stop, and they would outlive it."""
+        self.redis.kill()
+        if self.serving is not None and self.serving.prometheus is not None:
+            self.serving.prometheus.kill()
 
     def banner(self) -> str:
         kc = shlex.quote(str(self.kubeconfig.resolve()))
@@ -184,15 +209,27 @@ class Sandbox:
 
 
 def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None,
-                socket_mode: bool = False) -> int:
+                socket_mode: bool = False, exit: Exit = exit_now) -> int:
+    """Run the sandbox until SIGINT or SIGTERM, then stop it within ROLLOUT_STOP_TIMEOUT, as
+    `serve` stops; a second signal, or a stop that outlasts it, ends the process at once,
+    its Redis and Prometheus killed first so that nothing of it is left running."""
     sandbox = Sandbox(chat_port=port, crds=crds, socket_mode=socket_mode)
-    stop = stop_on_signals()
+
+    def end_now(code: int) -> None:
+        try:
+            sandbox.end_processes()
+        finally:
+            exit(code)
+
+    stop = stop_on_signals(exit=end_now)
     try:
         sandbox.start()
         print(sandbox.banner(), flush=True)
         if open_browser:
             webbrowser.open(sandbox.chat_url)
         wait_until(stop)
+        print(f"Stopping the sandbox (within {sandbox.stop_timeout:g}s; a second Ctrl-C ends "
+              "it at once).", flush=True)
     finally:
-        sandbox.stop()
+        stop_gracefully(sandbox.stop_steps(), Deadline(sandbox.stop_timeout), exit=end_now)
     return 0
