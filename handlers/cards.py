@@ -487,5 +487,4 @@ _EVENT_ICON = {
 def event_line(e: AuditEvent) -> str:
     """One audit event as a line of the card's thread: an icon and the sentence."""
     icon = _EVENT_ICON[e.action]  # one for every action (a unit test holds the map whole)
-    shown = e.model_copy(update={"detail": unmarked(e.detail)})  # the cluster's text too
-    return f"{icon} {event_sentence(shown, _who)}"
+    return f"{icon} {event_sentence(e, _who, unmarked)}"  # the cluster's text too

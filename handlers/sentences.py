@@ -20,11 +20,18 @@ def plain_name(actor: Actor) -> str:
     return "the scheduler" if actor.via is Via.SCHEDULER else actor.label
 
 
-def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C901 - a table
-    """`bob approved step 1 (10%)`, `the scheduler applied step 2 (25%): stable 75 / ...`."""
+def _as_is(text: str) -> str:
+    return text
+
+
+def event_sentence(e: AuditEvent, name: Namer = plain_name,  # noqa: C901 - a table
+                   shown: Callable[[str], str] = _as_is) -> str:
+    """`bob approved step 1 (10%)`, `the scheduler applied step 2 (25%): stable 75 / ...`.
+    `shown` makes the detail fit the edge (Slack escapes it); the sentence is chosen on the
+    detail as it was recorded, which names its actor as recorded."""
     who = name(e.actor)
     at = _step(e)
-    detail = e.detail
+    detail = shown(e.detail)
     match e.action:
         case AuditAction.STARTED:
             return f"{who} started the rollout: {detail}"
@@ -37,14 +44,14 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name) -> str:  # noqa: C90
         case AuditAction.COMPLETED:
             return f"the rollout completed at {at}"
         case AuditAction.PAUSED:
-            why = "" if detail == f"paused by {e.actor.label}" else f": {detail}"
+            why = "" if e.detail == f"paused by {e.actor.label}" else f": {detail}"
             return f"{who} paused at {at}{why}"
         case AuditAction.RESUMED:
-            if detail.startswith("paused by"):
+            if e.detail.startswith("paused by"):
                 return f"{who} resumed at {at}; it was {detail}"
             return f"{who} resumed at {at}" + (f" ({detail})" if detail else "")
         case AuditAction.ROLLED_BACK:
-            why = "" if detail == f"requested by {e.actor.label}" else f": {detail}"
+            why = "" if e.detail == f"requested by {e.actor.label}" else f": {detail}"
             return f"{who} rolled back from {at}{why}"
         case AuditAction.PROMOTED:
             return f"{who} promoted the rollout to 100% ({detail})" if detail \

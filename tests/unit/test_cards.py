@@ -280,3 +280,15 @@ def test_a_freeze_is_shown_on_every_active_card_and_a_held_step_says_why() -> No
     done = machine.rollback(r, actor=BOB, now=T0).rollout
     assert "frozen" not in str(render_card(done, now=T0, freeze=frozen).blocks)
 
+
+
+def test_a_cli_name_with_markup_is_not_said_twice_in_the_thread() -> None:
+    """The detail was escaped for Slack before it was compared with the name that made it,
+    so a CLI name holding `<` read `paused at 0%: paused by ops &lt;on call&gt;`."""
+    cli = Actor(id="ops <on call>")
+    approved = machine.approve(started(), actor=BOB, now=NOW).rollout
+    paused = machine.pause(approved, actor=cli, now=NOW)
+    back = machine.rollback(approved, actor=cli, now=NOW)
+    who = "ops &lt;on call&gt;"
+    assert event_line(paused.events[0]) == f":double_vertical_bar: {who} paused at step 1 (10%)"
+    assert event_line(back.events[0]) == f":rewind: {who} rolled back from step 1 (10%)"
