@@ -34,9 +34,19 @@ class ScrapeJob:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WebUser:
+    """A basic-auth user of the server's web config (``--web.config.file``): Prometheus
+    keeps only the bcrypt hash; the readiness probe sends the password."""
+
+    name: str
+    password: str
+    bcrypt_hash: str
+
+
 class PrometheusServer:
     def __init__(self, jobs: list[ScrapeJob], *, port: int = 0, scrape_interval: str = "1s",
-                 binary: str = "prometheus") -> None:
+                 binary: str = "prometheus", user: WebUser | None = None) -> None:
         found = shutil.which(binary)
         if found is None:
             raise PrometheusError(f"{binary} not found on PATH: install Prometheus "
@@ -45,6 +55,7 @@ class PrometheusServer:
         self.jobs = jobs
         self.port = port or free_port()
         self.scrape_interval = scrape_interval
+        self.user = user
         self.data_dir = Path(tempfile.mkdtemp(prefix="rollout-prometheus-"))
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = urllib3.PoolManager(maxsize=2)
@@ -80,7 +91,7 @@ class PrometheusServer:
         args = [self.binary, f"--config.file={config}",
                 f"--storage.tsdb.path={self.data_dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-                "--storage.tsdb.retention.time=1d"]
+                "--storage.tsdb.retention.time=1d", *self._web_config()]
         # a file, not a pipe: nobody drains a pipe during a long demo, and a full one blocks
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
@@ -96,9 +107,22 @@ class PrometheusServer:
         self.kill()
         raise PrometheusError(f"prometheus was not ready on port {self.port}")
 
+    def _web_config(self) -> list[str]:
+        """The flag that asks for basic auth on every endpoint, with its file; none without
+        a user."""
+        if self.user is None:
+            return []
+        web = self.data_dir / "web.yml"
+        web.write_text(yaml.safe_dump(
+            {"basic_auth_users": {self.user.name: self.user.bcrypt_hash}}))
+        return [f"--web.config.file={web}"]
+
     def _ready(self) -> bool:
+        headers = {} if self.user is None else urllib3.make_headers(
+            basic_auth=f"{self.user.name}:{self.user.password}")
         try:
             response = self._http.request("GET", f"{self.url}/-/ready", retries=False,
+                                          headers=headers,
                                           timeout=urllib3.Timeout(total=1.0))
         except urllib3.exceptions.HTTPError:
             return False

@@ -6,16 +6,23 @@ overloaded one is UNAVAILABLE (ask again later), a refused query is ERROR, an em
 NaN or an answer with warnings (a partial response: some stores did not answer) is NO_DATA;
 the domain turns each into an inconclusive check. The kind is decided by
 the HTTP status and the API's ``status``/``errorType`` fields, never by message wording.
+
+Credentials written into ``PROMETHEUS_URL`` (``https://user:password@host``) are sent as
+basic auth and never quoted: a reason lands on a Slack card and in the audit. An answer is
+read up to a size and a deadline, as a check needs one number and a run one timeout.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
+from urllib3.util import make_headers, parse_url
 
 from rollout.domain.analysis import QueryResult, ResultKind
 
@@ -23,43 +30,101 @@ from rollout.domain.analysis import QueryResult, ResultKind
 _WARNINGS_SHOWN = 300
 
 #: errorType values of the API that mean "try again later" rather than "the query is wrong"
-_TRANSIENT = frozenset({"timeout", "canceled", "unavailable", "internal"})
+#: (``too_many_requests``: Mimir's and Cortex's rate limit, with HTTP 429)
+_TRANSIENT = frozenset({"timeout", "canceled", "unavailable", "internal", "too_many_requests"})
+
+#: the most of an answer read: one number with its labels is far smaller, and a query that
+#: matches thousands of series must not hold a run's memory and time to say it is wrong
+MAX_ANSWER_BYTES = 1 << 20
+
+_CHUNK = 64 * 1024
+
+
+class _AnswerTooLarge(Exception):
+    """The answer went past ``max_answer_bytes``: the rest is not read."""
+
+
+class _AnswerTooSlow(Exception):
+    """The answer was still arriving at the deadline (a slow or trickling proxy)."""
 
 
 class PrometheusAnalysis:
     """Asks one Prometheus server; ``base_url`` is ``PROMETHEUS_URL`` (a path prefix is kept,
-    for a server behind a proxy)."""
+    for a server behind a proxy; ``user:password@`` in it becomes basic auth)."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0,
-                 http: urllib3.PoolManager | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+                 http: urllib3.PoolManager | None = None,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        url = parse_url(base_url.strip())
+        self.base_url = url._replace(auth=None).url.rstrip("/")
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        self._headers = _basic_auth(url.auth)
         self._http = http or urllib3.PoolManager(num_pools=2, maxsize=4)
 
     def query(self, promql: str, at: datetime) -> QueryResult:
-        url = f"{self.base_url}/api/v1/query"
         # partial_response=false: Thanos (and Mimir) then refuse a query that some store
         # cannot answer instead of answering from the rest; Prometheus ignores it.
         fields = {"query": promql, "time": f"{at.timestamp():.3f}",
                   "timeout": f"{int(self.timeout * 1000)}ms", "partial_response": "false"}
         try:
-            response = self._http.request(
-                "POST", url, fields=fields,
-                encode_multipart=False, retries=False,
-                timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout + 1),
-            )
+            status, body = self._post(fields)
         except NewConnectionError:  # before TimeoutError: urllib3 derives it from one
             return _unavailable(f"Prometheus at {self.base_url} is unreachable "
                                 "(connection refused or no route)")
-        except TimeoutError:
+        except (TimeoutError, _AnswerTooSlow):
             return _unavailable(f"Prometheus at {self.base_url} did not answer within "
                                 f"{self.timeout:g}s")
         except HTTPError as exc:
             return _unavailable(f"Prometheus at {self.base_url}: {type(exc).__name__}")
-        return _interpret(response.status, response.data)
+        except _AnswerTooLarge:
+            return QueryResult(kind=ResultKind.ERROR, reason=(
+                f"the answer is larger than {self.max_answer_bytes // 1024} KiB: a check "
+                "needs one number, aggregate the series (sum, max, avg)"))
+        return _interpret(status, body)
+
+    def _post(self, fields: dict[str, str]) -> tuple[int, bytes]:
+        """The answer's status and body, the whole of it within ``timeout`` + 1s."""
+        deadline = time.monotonic() + self.timeout + 1
+        response = self._http.request(
+            "POST", f"{self.base_url}/api/v1/query", fields=fields, headers=self._headers,
+            encode_multipart=False, retries=False, preload_content=False,
+            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout + 1),
+        )
+        try:
+            return response.status, _read_within(response, self.max_answer_bytes, deadline)
+        except (_AnswerTooLarge, _AnswerTooSlow):
+            response.close()  # unread bytes: the connection is not reused
+            raise
+        finally:
+            response.release_conn()
 
     def close(self) -> None:
         self._http.clear()
+
+
+def _basic_auth(userinfo: str | None) -> dict[str, str]:
+    """The Authorization header for ``user:password`` of the URL (percent-decoded, as a
+    URL writes ``@`` or ``:`` in them); none without."""
+    if not userinfo:
+        return {}
+    user, _, password = userinfo.partition(":")
+    return make_headers(basic_auth=f"{unquote(user)}:{unquote(password)}")
+
+
+def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes:
+    """The body, in chunks: past ``limit`` bytes or ``deadline`` the rest is left unread
+    (a socket timeout bounds each read, not a body that trickles in)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _AnswerTooLarge
+        if time.monotonic() > deadline:
+            raise _AnswerTooSlow
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _unavailable(reason: str) -> QueryResult:
@@ -72,11 +137,12 @@ def _interpret(status: int, body: bytes) -> QueryResult:
     except ValueError:
         payload = None
     if not isinstance(payload, dict) or payload.get("status") not in ("success", "error"):
-        kind = ResultKind.UNAVAILABLE if status >= 500 or status == 429 else ResultKind.ERROR
+        kind = ResultKind.UNAVAILABLE if _overloaded(status) else ResultKind.ERROR
         return QueryResult(kind=kind, reason=f"not a Prometheus API answer (HTTP {status})")
     if payload["status"] == "error":
         error_type = str(payload.get("errorType", ""))
-        transient = error_type in _TRANSIENT or (not error_type and status >= 500)
+        transient = error_type in _TRANSIENT or status == 429 or (
+            not error_type and status >= 500)
         return QueryResult(
             kind=ResultKind.UNAVAILABLE if transient else ResultKind.ERROR,
             reason=f"Prometheus refused the query (HTTP {status}, {error_type or 'error'}): "
@@ -86,6 +152,11 @@ def _interpret(status: int, body: bytes) -> QueryResult:
         return QueryResult(kind=ResultKind.NO_DATA,
                            reason=f"Prometheus answered with warnings: {_quote(warnings)}")
     return _value_of(payload.get("data"))
+
+
+def _overloaded(status: int) -> bool:
+    """A 5xx or a 429 (rate limited) says "later", whatever the body."""
+    return status >= 500 or status == 429
 
 
 def _quote(warnings: object) -> str:

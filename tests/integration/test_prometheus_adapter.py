@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,7 +21,7 @@ import pytest
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.domain.analysis import ResultKind
 from sandbox.background_server import BackgroundServer
-from sandbox.prometheus_server import PrometheusServer
+from sandbox.prometheus_server import PrometheusServer, WebUser
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -78,6 +80,11 @@ def _answering(status: str, body: bytes) -> BackgroundServer:
     ("422 Unprocessable Entity", {"status": "error", "errorType": "execution", "error": "x"},
      ResultKind.ERROR),
     ("502 Bad Gateway", None, ResultKind.UNAVAILABLE),
+    # Mimir's and Cortex's rate limit: try again later, not a query to fix
+    ("429 Too Many Requests",
+     {"status": "error", "errorType": "too_many_requests", "error": "x"},
+     ResultKind.UNAVAILABLE),
+    ("429 Too Many Requests", None, ResultKind.UNAVAILABLE),
     ("200 OK", None, ResultKind.ERROR),
 ])
 def test_the_kind_follows_the_status_and_error_type(
@@ -139,3 +146,83 @@ def test_nothing_listening_is_unavailable() -> None:
         port = probe.getsockname()[1]
     result = PrometheusAnalysis(f"http://127.0.0.1:{port}").query("up", _now())
     assert result.kind is ResultKind.UNAVAILABLE and "unreachable" in result.reason
+
+
+#: the test user's password and its bcrypt hash, as Prometheus' web config keeps it
+READER = WebUser(name="reader", password="canary:p@ss word",
+                 bcrypt_hash="$2b$04$wVSjNYFTmW8A8ebLd2CCAucey9bnz8bOVg8BZLNQ4Oc9F1zjGJ/pW")
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:
+    """PROMETHEUS_URL=https://user:password@host, the password percent-encoded where a URL
+    needs it, against a Prometheus that asks every request for basic auth."""
+    with PrometheusServer([], user=READER) as server:
+        host = server.url.removeprefix("http://")
+        analysis = PrometheusAnalysis(f"http://reader:canary%3Ap%40ss%20word@{host}/")
+        assert analysis.query("vector(0.5)", _now()).number == 0.5
+        refused = PrometheusAnalysis(server.url).query("vector(0.5)", _now())
+        assert refused.kind is ResultKind.ERROR and "HTTP 401" in refused.reason
+
+
+def test_a_reason_never_names_the_urls_credentials() -> None:
+    """A reason lands on the card, in the audit and in `status`: the server, not its
+    password."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    analysis = PrometheusAnalysis(f"http://reader:s3cret@127.0.0.1:{port}/prometheus")
+    result = analysis.query("up", _now())
+    assert result.kind is ResultKind.UNAVAILABLE
+    assert f"Prometheus at http://127.0.0.1:{port}/prometheus is unreachable" in result.reason
+    assert "s3cret" not in result.reason and "s3cret" not in analysis.base_url
+
+
+def test_an_answer_too_large_for_one_number_is_an_error_read_no_further(
+        prometheus: PrometheusAnalysis) -> None:
+    """A day of one-second points is megabytes of JSON: refused at the size limit, with
+    what to do, rather than read whole into memory to say it is not one number."""
+    result = prometheus.query("vector(time())[1d:1s]", _now())
+    assert result.kind is ResultKind.ERROR
+    assert result.reason.startswith("the answer is larger than 1024 KiB")
+    assert prometheus.query("vector(0.25)", _now()).number == 0.25  # the pool still works
+
+
+def _trickling(body: bytes, every: float) -> tuple[socket.socket, threading.Event]:
+    """A server that sends its headers at once and then the body one byte every
+    ``every`` seconds: each read gets data, so only a deadline on the whole answer ends
+    it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                if done.wait(every):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, done
+
+
+def test_an_answer_that_trickles_in_past_the_timeout_is_unavailable() -> None:
+    """A run waits at most one timeout per server: an answer still arriving after it is
+    not waited for, though every read of it gets a byte in time."""
+    payload = json.dumps({"status": "success",
+                          "data": {"resultType": "scalar", "result": [0, "1"]}}).encode()
+    listener, done = _trickling(b" " * 40 + payload, every=0.1)
+    host, port = listener.getsockname()
+    started = time.monotonic()
+    try:
+        result = PrometheusAnalysis(f"http://{host}:{port}", timeout=0.3).query("up", _now())
+    finally:
+        done.set()
+        listener.close()
+    assert result.kind is ResultKind.UNAVAILABLE and "did not answer within 0.3s" in result.reason
+    assert time.monotonic() - started < 3.0

@@ -71,3 +71,14 @@ def test_an_error_keeps_its_kind_whatever_its_warnings() -> None:
     body = json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error",
                        "warnings": ["store down"]}).encode()
     assert _interpret(400, body).kind is ResultKind.ERROR
+
+
+def test_a_rate_limit_is_unavailable_whatever_its_error_type() -> None:
+    """Mimir and Cortex answer their rate limit with 429 and errorType too_many_requests:
+    a query to ask again later, not one to fix."""
+    limited = json.dumps({"status": "error", "errorType": "too_many_requests",
+                          "error": "too many outstanding requests"}).encode()
+    assert _interpret(429, limited).kind is ResultKind.UNAVAILABLE
+    other = json.dumps({"status": "error", "errorType": "a_new_kind", "error": "x"}).encode()
+    assert _interpret(429, other).kind is ResultKind.UNAVAILABLE
+    assert _interpret(422, other).kind is ResultKind.ERROR
