@@ -28,7 +28,7 @@ from bot.settings import Settings, SettingsError, require_for_serve
 from bot.slack_app import build_app, web_client
 from bot.stop_signal import stop_on_signals, wait_until
 from bot.web import EVENTS_PATH, WebApp, readiness_checks
-from handlers.workers import Workers, side_workers
+from handlers.workers import Workers, rollback_workers, side_workers
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,10 @@ class SlackServer:
         before = list(self.container.listeners)
         self.container.listeners.append(self.metrics.observe_outcome)
         self.container.listeners.append(log_outcome)
-        self.workers, self.side = Workers(), side_workers()
+        self.workers, self.side, self.rollbacks = Workers(), side_workers(), rollback_workers()
         self.app = build_app(self.container, settings=settings, web_client=self.client,
                              telemetry=self.metrics, socket_mode=socket_mode,
-                             workers=self.workers, side=self.side)
+                             workers=self.workers, side=self.side, rollbacks=self.rollbacks)
         self.app.use(log_requests)
         self._listeners = [x for x in self.container.listeners if x not in before]
         events = None if socket_mode else SlackRequestHandler(self.app, path=EVENTS_PATH)
@@ -129,6 +129,7 @@ class SlackServer:
         self.http.stop(deadline.remaining())
         self.app.listener_runner.listener_executor.shutdown(wait=False)
         # acked work answers its user before the clients close
+        self.rollbacks.drain(deadline.remaining())
         self.workers.drain(deadline.remaining())
         self.side.drain(deadline.remaining())
         # its checks use the container's clients

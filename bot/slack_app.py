@@ -23,7 +23,7 @@ from bot.slack_budget import CappedRateLimitRetry
 from handlers.authorization import Authorizer, GroupMembers, Policy
 from handlers.slack_listeners import SlackEdge, register
 from handlers.telemetry import Telemetry
-from handlers.workers import Workers, side_workers
+from handlers.workers import Workers, rollback_workers, side_workers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def build_app(
     container: Container, *, settings: Settings, web_client: WebClient,
     telemetry: Telemetry | None = None, socket_mode: bool = False,
     workers: Workers | None = None, side: Workers | None = None,
+    rollbacks: Workers | None = None,
 ) -> App:
     """The Bolt app; also registers the card publisher as a listener of the service.
 
@@ -93,6 +94,7 @@ def build_app(
         authorizer=build_authorizer(settings, container=container, web_client=web_client),
         cards=cards, namespace=settings.rollout_namespace, telemetry=telemetry,
         workers=workers or Workers(), side=side or side_workers(),
+        rollbacks=rollbacks or rollback_workers(),
     )
     register(app, edge)
     return app

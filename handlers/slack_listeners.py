@@ -1,13 +1,14 @@
 """The Bolt listeners for `/rollout`, the card's buttons and the Roll back modal.
 
 Each listener acks (Slack allows 3 seconds) and hands the rest to the bot's own bounded
-`Workers`: authorize, call the service through `run_command` (or, for a button, with what
-the button was drawn for: the service checks it under the target lock; nothing here
-second-guesses it), and render the answer. Roll back opens a modal (with the click's trigger
-id) that confirms and takes a reason; its submission takes the button path. Nothing else
-lives here (DESIGN §9 point 4). Bolt runs the listeners with `process_before_response`, so
-the ack leaves when the listener returns, from the request thread: it never waits behind
-work already running, and a full pool is answered at once with "busy".
+`Workers` (a rollback to a pool of its own): authorize, call the service through
+`run_command` (or, for a button, with what the button was drawn for: the service checks it
+under the target lock; nothing here second-guesses it), and render the answer. Roll back
+opens a modal (with the click's trigger id) that confirms and takes a reason; its
+submission takes the button path. Nothing else lives here (DESIGN §9 point 4). Bolt runs
+the listeners with `process_before_response`, so the ack leaves when the listener returns,
+from the request thread: it never waits behind work already running, and a full pool is
+answered at once with "busy".
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from handlers.grammar import help_text, parse
 from handlers.mentions import literal, unmarked
 from handlers.replies import error_reply, outcome_reply, result_reply
 from handlers.telemetry import NoTelemetry, Telemetry
-from handlers.workers import BUSY, Workers, side_workers
+from handlers.workers import BUSY, Workers, rollback_workers, side_workers
 from rollout.domain.errors import (
     ClusterUnavailable,
     InvalidInput,
@@ -86,10 +87,16 @@ class SlackEdge:
     #: what a listener owes besides its ack and would otherwise send before returning (the
     #: ack goes out when it returns): a full pool's busy answer, a bad input's audit
     side: Workers = field(default_factory=side_workers)
+    #: the rollbacks' own pool: the way back stays open while every worker waits on a slow
+    #: cluster (the Roll back dialog's trigger lasts 3 s)
+    rollbacks: Workers = field(default_factory=rollback_workers)
 
     @property
     def _tel(self) -> Telemetry:
         return self.telemetry or NoTelemetry()
+
+    def _pool(self, verb: Verb) -> Workers:
+        return self.rollbacks if verb is Verb.ROLLBACK else self.workers
 
     # -- /rollout ------------------------------------------------------------------------
 
@@ -108,7 +115,7 @@ class SlackEdge:
             return
         req = replace(req, request_id=command_request_id(command))
         actor = _actor(command)
-        if not self.workers.submit(lambda: self._answer(req, actor, respond)):
+        if not self._pool(req.verb).submit(lambda: self._answer(req, actor, respond)):
             self._busy(actor, req.verb.value)
             ack(text=BUSY)
             return
@@ -180,7 +187,7 @@ class SlackEdge:
         verb = BUTTON_VERBS[action_id]
         self._tel.request("button", verb.value)
         actor = _clicker(body)
-        if not self.workers.submit(lambda: self._press(body, action, respond, client)):
+        if not self._pool(verb).submit(lambda: self._press(body, action, respond, client)):
             self._busy(actor, verb.value)
             self._aside(lambda: _respond(respond, BUSY, self._tel, replace_original=False))
 
@@ -230,7 +237,7 @@ class SlackEdge:
                            client: WebClient) -> None:
         ack()  # closes the modal; the card and its thread show the rollback
         self._tel.request("modal", Verb.ROLLBACK.value)
-        if not self.workers.submit(lambda: self._submit_rollback(body, view, client)):
+        if not self.rollbacks.submit(lambda: self._submit_rollback(body, view, client)):
             actor = _clicker(body)
             self._busy(actor, Verb.ROLLBACK.value)
             channel = _metadata_channel(view)

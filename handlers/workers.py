@@ -28,6 +28,13 @@ def side_workers() -> Workers:
     return Workers(workers=2, backlog=64)
 
 
+def rollback_workers() -> Workers:
+    """The rollbacks' own pool: a Roll back (the dialog's opening, whose trigger lasts 3 s,
+    its submission, the command) never waits behind other commands on a slow cluster. Two
+    threads, and room for 16 more waiting."""
+    return Workers(workers=2, backlog=16)
+
+
 class Workers:
     """A thread pool that refuses work beyond its bound instead of queueing without end."""
 

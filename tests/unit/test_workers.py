@@ -12,11 +12,15 @@ from slack_sdk.webhook import WebhookResponse
 
 from handlers.authorization import Authorizer, Policy
 from handlers.card_sync import CardPublisher
+from handlers.cards import ROLLBACK, ButtonValue
 from handlers.slack_listeners import SlackEdge
 from handlers.workers import BUSY, Workers
 from rollout.domain.clock import ManualClock
-from rollout.service import RolloutService
-from tests.unit.fakes import FakeStore, FakeTraffic, open_gates
+from rollout.domain.models import Phase
+from rollout.domain.plan import build_plan
+from rollout.service import Ref, RolloutService
+from tests.unit.builders import ALICE, BOB
+from tests.unit.fakes import FakeStore, FakeTraffic, one_route_world, open_gates
 
 WAIT = 10.0  # a bound on waiting for another thread, never a sleep
 
@@ -212,3 +216,63 @@ def test_a_bad_commands_audit_does_not_hold_its_ack() -> None:
         release.set()
         edge.side.drain(WAIT)
     assert "launch" in ack.calls[0]["text"] and len(store.events) == 1
+
+
+class _Views:
+    """The WebClient's `views_open`, recorded (the Roll back dialog)."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+
+    def views_open(self, *, trigger_id: str, view: dict[str, Any]) -> None:
+        self.opened.append(trigger_id)
+
+
+def _edge_on(service: RolloutService, workers: Workers) -> SlackEdge:
+    cards = CardPublisher(client=WebClient(token="xoxb-test", base_url="http://127.0.0.1:9/"),
+                          service=service, clock=ManualClock())
+    return SlackEdge(service=service, authorizer=Authorizer(Policy.of(approvers=["U0BOB"])),
+                     cards=cards, workers=workers)
+
+
+def test_a_roll_back_click_opens_its_dialog_while_every_worker_is_taken() -> None:
+    """Every worker held by commands waiting on a slow cluster: the Roll back dialog, whose
+    trigger lasts 3 s, waited behind them (or was refused as busy). Rollbacks have a pool
+    of their own."""
+    service, _store, _target, _clock = one_route_world()
+    r = service.start(namespace="default", canary="llm-pool-version-2",
+                      plan=build_plan([10, 50, 100]), actor=ALICE).rollout
+    assert r is not None
+    workers = Workers(workers=1, backlog=0)
+    release = _blocked(workers, 1)
+    edge, views, respond = _edge_on(service, workers), _Views(), Recorder()
+    value = ButtonValue(rollout_id=r.id, step=r.step).encode()
+    body = {"user": {"id": "U0BOB"}, "channel": {"id": "C0R"}, "trigger_id": "9.9.roll"}
+    try:
+        click = {"action_id": ROLLBACK, "value": value}
+        edge.on_button(Recorder(), body, click, respond, views)  # type: ignore[arg-type]
+        edge.rollbacks.drain(WAIT)
+    finally:
+        release.set()
+        workers.drain(WAIT)
+    assert views.opened == ["9.9.roll"] and respond.calls == []
+
+
+def test_a_rollback_command_is_taken_while_every_worker_is_taken() -> None:
+    service, _store, target, _clock = one_route_world()
+    service.start(namespace="default", canary="llm-pool-version-2",
+                  plan=build_plan([10, 50, 100]), actor=ALICE)
+    service.approve(Ref(canary="llm-pool-version-2"), actor=BOB)
+    workers = Workers(workers=1, backlog=0)
+    release = _blocked(workers, 1)
+    edge, ack, respond = _edge_on(service, workers), Recorder(), Recorder()
+    try:
+        command = {**COMMAND, "user_id": "U0BOB", "text": "llm-pool-version-2 rollback"}
+        edge.on_command(ack, command, respond)  # type: ignore[arg-type]
+        edge.rollbacks.drain(WAIT)
+    finally:
+        release.set()
+        workers.drain(WAIT)
+    assert ack.calls == [{}]
+    assert service.get(Ref(canary="llm-pool-version-2")).phase is Phase.ROLLED_BACK
+    assert target.pair.canary == 0
