@@ -3,6 +3,7 @@ both the command and the buttons."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from handlers.commands import CommandRequest, Verb, run_command
@@ -246,3 +247,28 @@ def test_an_approver_freezes_from_slack_and_the_card_shows_it_until_unfreeze(
     world.click("U0CAROL", card.ts, "rollout_approve",
                 world.value(world.card(), "rollout_approve").encode())
     eventually(lambda: world.weights() == {"llm-pool": 90, CANARY: 10}, message="90/10")
+
+
+def test_roll_back_opens_and_lands_while_every_worker_is_taken(world: World) -> None:
+    """Every worker and backlog place of the bot held (commands waiting on a slow cluster):
+    the Roll back dialog, whose trigger Slack lets live 3 s, still opens, and its
+    submission still rolls back, on the rollbacks' own pool."""
+    card = start_rollout(world)
+    release = threading.Event()
+
+    def hold() -> None:
+        release.wait(30)
+
+    while world.bot.workers.submit(hold):
+        pass  # every place taken
+    try:
+        status, _, body = world.command("U0ALICE", f"{CANARY} status")
+        assert status == 200 and "busy" in body  # the other commands are refused, as before
+        world.click("U0DAVE", card.ts, "rollout_rollback",
+                    world.value(card, "rollout_rollback").encode())
+        modal = eventually(lambda: world.slack.workspace.views_of("U0DAVE"),
+                           message="the Roll back dialog")[0]
+        world.slack.submit_view("U0DAVE", modal.id, {"rollback_reason": "while busy"})
+        eventually(lambda: _phase(world) == "rolled_back", message="the rollback")
+    finally:
+        release.set()
