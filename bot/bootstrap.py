@@ -92,8 +92,10 @@ def build(settings: Settings, *, clock: Clock | None = None, watch: bool = False
     traffic = TrafficRouter(routes=HTTPRouteSplit(objects, timeout=timeouts, cache=cache),
                             rewrites=RewriteSplit(objects, timeout=timeouts, cache=cache))
     listeners: list[Listener] = []
-    prometheus = PrometheusAnalysis(settings.prometheus_url) if settings.prometheus_url \
-        else None
+    prometheus = PrometheusAnalysis(
+        settings.prometheus_url,
+        bearer_token_file=settings.prometheus_bearer_token_file or None,
+        headers=settings.prometheus_headers) if settings.prometheus_url else None
     options = ServiceOptions(
         analyses=load_analyses(settings.rollout_analysis_file or None), analysis=prometheus,
         self_approval=settings.rollout_self_approval,

@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rollout.adapters.analysis_file import load_analyses
+from rollout.adapters.prometheus import (
+    BearerTokenFile,
+    check_header,
+    check_one_credential,
+    parse_headers,
+)
 from rollout.domain.errors import InvalidInput
 from rollout.domain.plan import parse_interval
 from rollout.redis_connect import check_url
@@ -174,6 +180,11 @@ class Settings(BaseSettings):
 
     # Canary analysis: without PROMETHEUS_URL, rollouts start without metric gates (README)
     prometheus_url: str = ""
+    # credentials beyond the URL's basic auth (a token file, re-read at each query) and
+    # extra headers, such as the tenant of a Mimir or Cortex
+    prometheus_bearer_token_file: str = ""
+    prometheus_headers: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict,
+                                                                    repr=False)
     rollout_analysis_file: str = ""
 
     @field_validator("prometheus_url")
@@ -183,6 +194,34 @@ class Settings(BaseSettings):
             raise ValueError("PROMETHEUS_URL is the server's base URL, e.g. "
                              "http://prometheus.monitoring:9090")
         return value.strip()
+
+    @field_validator("prometheus_bearer_token_file")
+    @classmethod
+    def _token_file_reads(cls, value: str, info: ValidationInfo) -> str:
+        """Refused at start, not at each query: a file the bot cannot read or that holds no
+        token, or a token beside credentials in PROMETHEUS_URL."""
+        path = value.strip()
+        if path:
+            try:
+                check_one_credential(info.data.get("prometheus_url", ""), path)
+                BearerTokenFile(path).read()
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return path
+
+    @field_validator("prometheus_headers", mode="before")
+    @classmethod
+    def _headers_parse(cls, value: object) -> object:
+        """`Name=value,Name=value`, each header checked, the bad one named."""
+        try:
+            if isinstance(value, str):
+                return parse_headers(value)
+            if isinstance(value, dict):
+                for name, header_value in value.items():
+                    check_header(str(name), str(header_value))
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("rollout_analysis_file")
     @classmethod

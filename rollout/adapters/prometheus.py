@@ -8,15 +8,20 @@ the domain turns each into an inconclusive check. The kind is decided by
 the HTTP status and the API's ``status``/``errorType`` fields, never by message wording.
 
 Credentials written into ``PROMETHEUS_URL`` (``https://user:password@host``) are sent as
-basic auth and never quoted: a reason lands on a Slack card and in the audit. An answer is
-read up to a size and a deadline, as a check needs one number and a run one timeout.
+basic auth, a bearer token is read from its file at each query (a projected ServiceAccount
+token rotates), and neither is ever quoted: a reason lands on a Slack card and in the audit.
+Extra headers (``X-Scope-OrgID`` for Mimir and Cortex) are checked before the first query. An
+answer is read up to a size and a deadline, as a check needs one number and a run one timeout.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,6 +30,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import make_headers, parse_url
 
 from rollout.domain.analysis import QueryResult, ResultKind
+from rollout.domain.errors import InvalidInput
 
 #: how much of an answer's warnings a reason quotes (a card line, not a log dump)
 _WARNINGS_SHOWN = 300
@@ -38,6 +44,21 @@ _TRANSIENT = frozenset({"timeout", "canceled", "unavailable", "internal", "too_m
 MAX_ANSWER_BYTES = 1 << 20
 
 _CHUNK = 64 * 1024
+
+#: an RFC 7230 token: what a header name may be
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: printable ASCII: no line break that could end the header, no control character
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
+#: visible ASCII without spaces: one bearer token, nothing that could end the header
+_BEARER_TOKEN = re.compile(rb"[\x21-\x7e]+")
+#: headers PROMETHEUS_HEADERS may not set: credentials come from the URL or the token file
+#: (kept out of plain settings), and the request's own framing is the adapter's
+_RESERVED_HEADERS = {"authorization": "credentials go in PROMETHEUS_BEARER_TOKEN_FILE or "
+                                      "PROMETHEUS_URL",
+                     "host": "the host is PROMETHEUS_URL's",
+                     "content-type": "the bot sets the request's own",
+                     "content-length": "the bot sets the request's own",
+                     "transfer-encoding": "the bot sets the request's own"}
 
 
 class _AnswerTooLarge(Exception):
@@ -54,12 +75,18 @@ class PrometheusAnalysis:
 
     def __init__(self, base_url: str, *, timeout: float = 5.0,
                  http: urllib3.PoolManager | None = None,
-                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+                 max_answer_bytes: int = MAX_ANSWER_BYTES,
+                 bearer_token_file: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        check_one_credential(base_url, bearer_token_file)
+        for name, value in (headers or {}).items():
+            check_header(name, value)
         url = parse_url(base_url.strip())
         self.base_url = url._replace(auth=None).url.rstrip("/")
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
-        self._headers = _basic_auth(url.auth)
+        self._headers = {**(headers or {}), **_basic_auth(url.auth)}
+        self._token = BearerTokenFile(bearer_token_file) if bearer_token_file else None
         self._http = http or urllib3.PoolManager(num_pools=2, maxsize=4)
 
     def query(self, promql: str, at: datetime) -> QueryResult:
@@ -68,7 +95,11 @@ class PrometheusAnalysis:
         fields = {"query": promql, "time": f"{at.timestamp():.3f}",
                   "timeout": f"{int(self.timeout * 1000)}ms", "partial_response": "false"}
         try:
-            status, body = self._post(fields)
+            headers = self._request_headers()
+        except InvalidInput as exc:
+            return _unavailable(str(exc))
+        try:
+            status, body = self._post(fields, headers)
         except NewConnectionError:  # before TimeoutError: urllib3 derives it from one
             return _unavailable(f"Prometheus at {self.base_url} is unreachable "
                                 "(connection refused or no route)")
@@ -83,11 +114,17 @@ class PrometheusAnalysis:
                 "needs one number, aggregate the series (sum, max, avg)"))
         return _interpret(status, body)
 
-    def _post(self, fields: dict[str, str]) -> tuple[int, bytes]:
+    def _request_headers(self) -> dict[str, str]:
+        """The headers of one query: the bearer token as its file holds it now."""
+        if self._token is None:
+            return self._headers
+        return {**self._headers, "Authorization": f"Bearer {self._token.read()}"}
+
+    def _post(self, fields: dict[str, str], headers: dict[str, str]) -> tuple[int, bytes]:
         """The answer's status and body, the whole of it within ``timeout`` + 1s."""
         deadline = time.monotonic() + self.timeout + 1
         response = self._http.request(
-            "POST", f"{self.base_url}/api/v1/query", fields=fields, headers=self._headers,
+            "POST", f"{self.base_url}/api/v1/query", fields=fields, headers=headers,
             encode_multipart=False, retries=False, preload_content=False,
             timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout + 1),
         )
@@ -101,6 +138,67 @@ class PrometheusAnalysis:
 
     def close(self) -> None:
         self._http.clear()
+
+
+class BearerTokenFile:
+    """A bearer token read from its file at every query: a projected ServiceAccount token or
+    a mounted Secret is replaced in place, and reading a few bytes costs nothing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self) -> str:
+        """The token; InvalidInput naming the file, never what it holds, where it has none."""
+        try:
+            raw = Path(self.path).read_bytes().strip()
+        except OSError as exc:
+            raise InvalidInput(f"the bearer token file {self.path} cannot be read "
+                               f"({exc.strerror or type(exc).__name__})") from None
+        if not raw:
+            raise InvalidInput(f"the bearer token file {self.path} is empty")
+        if not _BEARER_TOKEN.fullmatch(raw):
+            raise InvalidInput(f"the bearer token file {self.path} does not hold one token "
+                               "(visible ASCII, no spaces or line breaks inside)")
+        return raw.decode("ascii")
+
+
+def check_one_credential(base_url: str, bearer_token_file: str | None) -> None:
+    """A token file and ``user:password@`` in the URL are refused together: which of the two
+    the server would be sent is a surprise either way."""
+    if bearer_token_file and parse_url(base_url.strip()).auth:
+        raise InvalidInput("PROMETHEUS_URL carries credentials (user:password@) too: give "
+                           "either them or a bearer token file, not both")
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """``Name=value,Name=value`` (PROMETHEUS_HEADERS) as headers, each checked; blanks around
+    a name or a value are dropped, and a value cannot hold a comma."""
+    headers: dict[str, str] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        name, sep, value = (item.strip() for item in entry.partition("="))
+        if not sep:
+            raise InvalidInput(f"{entry!r} is not Name=value (entries are separated by commas)")
+        check_header(name, value)
+        if name.lower() in (known.lower() for known in headers):
+            raise InvalidInput(f"the header {name} is given twice")
+        headers[name] = value
+    return headers
+
+
+def check_header(name: str, value: str) -> None:
+    """A header the bot may send as given: a valid name that is not reserved, and a value
+    that cannot end the header early (no line break or control character)."""
+    if not _HEADER_NAME.fullmatch(name):
+        raise InvalidInput(f"{name!r} is not a header name (letters, digits and "
+                           "!#$%&'*+-.^_`|~ only)")
+    reserved = _RESERVED_HEADERS.get(name.lower())
+    if reserved:
+        raise InvalidInput(f"the header {name} cannot be set here: {reserved}")
+    if not _HEADER_VALUE.fullmatch(value):
+        raise InvalidInput(f"the header {name} needs a value of printable ASCII characters "
+                           "(no line break or control character)")
 
 
 def _basic_auth(userinfo: str | None) -> dict[str, str]:

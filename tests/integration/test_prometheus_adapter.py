@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -20,6 +21,7 @@ import pytest
 
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.domain.analysis import ResultKind
+from rollout.domain.errors import InvalidInput
 from sandbox.background_server import BackgroundServer
 from sandbox.prometheus_server import PrometheusServer, WebUser
 
@@ -226,3 +228,84 @@ def test_an_answer_that_trickles_in_past_the_timeout_is_unavailable() -> None:
         listener.close()
     assert result.kind is ResultKind.UNAVAILABLE and "did not answer within 0.3s" in result.reason
     assert time.monotonic() - started < 3.0
+
+
+class _Recording:
+    """A server that answers every query as Prometheus would (the scalar 1) and keeps the
+    headers each request came with: Prometheus' web config knows only basic auth."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        self.server = BackgroundServer(self._app, ident="recording-prometheus",
+                                       threads=2).start()
+
+    def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        self.seen.append({key.removeprefix("HTTP_"): str(value)
+                          for key, value in environ.items() if key.startswith("HTTP_")})
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"status": "success",
+                            "data": {"resultType": "scalar", "result": [0, "1"]}}).encode()]
+
+
+@pytest.fixture()
+def recording() -> Iterator[_Recording]:
+    server = _Recording()
+    yield server
+    server.server.stop()
+
+
+def test_the_bearer_token_is_read_from_its_file_at_each_query(
+        recording: _Recording, tmp_path: Path) -> None:
+    """A projected ServiceAccount token is replaced in place: the next query sends the new
+    one, with the extra headers on every query."""
+    token = tmp_path / "token"
+    token.write_text("first-token\n")
+    analysis = PrometheusAnalysis(recording.server.url, bearer_token_file=str(token),
+                                  headers={"X-Scope-OrgID": "tenant-1", "X-Other": "a b"})
+    assert analysis.query("up", _now()).number == 1.0
+    token.write_text("second-token")
+    assert analysis.query("up", _now()).number == 1.0
+    assert [(seen["AUTHORIZATION"], seen["X_SCOPE_ORGID"], seen["X_OTHER"])
+            for seen in recording.seen] == [("Bearer first-token", "tenant-1", "a b"),
+                                            ("Bearer second-token", "tenant-1", "a b")]
+
+
+@pytest.mark.parametrize(("held", "said"), [
+    (None, "cannot be read (No such file or directory)"),
+    ("", "is empty"),
+    ("a token\n", "does not hold one token"),
+])
+def test_a_token_file_without_a_token_is_unavailable_and_nothing_is_sent(
+        recording: _Recording, tmp_path: Path, held: str | None, said: str) -> None:
+    """Rotation in progress or a Secret gone: ask again later; the reason names the file,
+    never what it holds."""
+    token = tmp_path / "token"
+    if held is not None:
+        token.write_text(held)
+    result = PrometheusAnalysis(recording.server.url, bearer_token_file=str(token)).query(
+        "up", _now())
+    assert result.kind is ResultKind.UNAVAILABLE and result.number is None
+    assert result.reason.startswith(f"the bearer token file {token} {said}")
+    assert "a token" not in result.reason
+    assert recording.seen == []
+
+
+def test_headers_and_the_urls_basic_auth_reach_prometheus_together() -> None:
+    """A tenant header beside basic auth, against a real Prometheus asking for it."""
+    with PrometheusServer([], user=READER) as server:
+        host = server.url.removeprefix("http://")
+        analysis = PrometheusAnalysis(f"http://reader:canary%3Ap%40ss%20word@{host}",
+                                      headers={"X-Scope-OrgID": "tenant-1"})
+        assert analysis.query("vector(0.5)", _now()).number == 0.5
+
+
+def test_a_token_beside_the_urls_credentials_or_a_bad_header_is_refused(
+        tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    with pytest.raises(InvalidInput, match="carries credentials"):
+        PrometheusAnalysis("http://reader:pw@127.0.0.1:9", bearer_token_file=str(token))
+    with pytest.raises(InvalidInput, match="the header Authorization cannot be set here"):
+        PrometheusAnalysis("http://127.0.0.1:9", headers={"Authorization": "Bearer t"})
+    with pytest.raises(InvalidInput, match="the header X-A needs a value"):
+        PrometheusAnalysis("http://127.0.0.1:9", headers={"X-A": "a\r\nX-B: b"})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from tests.support.manifests import (
     CHART,
     EXAMPLE_VALUES,
@@ -154,6 +154,9 @@ REFUSED = [
       "redis.sentinel.existingSecret=team-sentinel"),
      "the sentinels' password needs redis.sentinel.hosts"),
     (("stopTimeout=56",), "stopTimeout 56: the graceful stop must end within the pod's 60 s"),
+    (("prometheus.url=http://reader:pw@prometheus:9090",
+      "prometheus.bearerToken.existingSecret=prometheus-token"),
+     "prometheus.url carries credentials (user:password@) too"),
 ]
 
 
@@ -231,3 +234,33 @@ def test_a_disruption_budget_only_with_a_replica_to_spare(replicas: int, budget:
     """minAvailable 1 over a single replica refuses every eviction: a node drain never ends."""
     docs = helm_template(f"replicaCount={replicas}")
     assert any(d["kind"] == "PodDisruptionBudget" for d in docs) is budget
+
+
+def test_prometheus_headers_and_bearer_token_reach_the_bot_the_token_as_a_file() -> None:
+    """The headers in the ConfigMap as the bot reads them; the token mounted read-only from
+    the Secret and named by its path, never a value in the ConfigMap."""
+    docs = helm_template("prometheus.url=http://prometheus:9090",
+                         "prometheus.headers.X-Scope-OrgID=tenant-1",
+                         "prometheus.headers.X-Other=v",
+                         "prometheus.bearerToken.existingSecret=prometheus-token",
+                         "prometheus.bearerToken.key=sa-token")
+    config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
+    assert config["PROMETHEUS_HEADERS"] == "X-Other=v,X-Scope-OrgID=tenant-1"
+    assert config["PROMETHEUS_BEARER_TOKEN_FILE"] == "/etc/rollout-bot-prometheus/sa-token"
+    spec = pod_spec(find(docs, "Deployment", "rollout-bot"))
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "prometheus-token"]
+    assert volume["secret"] == {"secretName": "prometheus-token",
+                                "items": [{"key": "sa-token", "path": "sa-token"}]}
+    (bot,) = spec["containers"]
+    assert {"name": "prometheus-token", "mountPath": "/etc/rollout-bot-prometheus",
+            "readOnly": True} in bot["volumeMounts"]
+    read = load_settings(prometheus_headers=config["PROMETHEUS_HEADERS"])
+    assert read.prometheus_headers == {"X-Other": "v", "X-Scope-OrgID": "tenant-1"}
+
+
+def test_without_prometheus_auth_the_chart_sets_none() -> None:
+    docs = helm_template("prometheus.url=http://prometheus:9090")
+    config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
+    assert "PROMETHEUS_HEADERS" not in config and "PROMETHEUS_BEARER_TOKEN_FILE" not in config
+    spec = pod_spec(find(docs, "Deployment", "rollout-bot"))
+    assert all(v["name"] != "prometheus-token" for v in spec["volumes"])

@@ -47,3 +47,20 @@ readOnlyRootFilesystem: true
 capabilities: {drop: ["ALL"]}
 seccompProfile: {type: RuntimeDefault}
 {{- end -}}
+
+{{/* prometheus.headers as PROMETHEUS_HEADERS: Name=value,Name=value, in name order. */}}
+{{- define "rollout-bot.prometheusHeaders" -}}
+{{- $pairs := list -}}
+{{- range $name, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%v" $name $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
+{{/* Where the bearer token's Secret key is mounted; the URL's credentials refused with it. */}}
+{{- define "rollout-bot.prometheusTokenFile" -}}
+{{- if regexMatch "://[^/]*@" .Values.prometheus.url -}}
+{{- fail "prometheus.bearerToken.existingSecret: prometheus.url carries credentials (user:password@) too; give one of them" -}}
+{{- end -}}
+/etc/rollout-bot-prometheus/{{ .Values.prometheus.bearerToken.key }}
+{{- end -}}
