@@ -474,7 +474,9 @@ class RolloutService:
         written. A query Prometheus refuses (PromQL it cannot parse, a result of the wrong
         type) would otherwise show only once the first step moved traffic, as runs that
         stay inconclusive until the rollout pauses. A Prometheus that does not answer
-        refuses nothing: the runs wait for it, as they would later."""
+        refuses nothing: the runs wait for it, as they would later. A server that answers,
+        but not as Prometheus' API (401, a wrong path), is refused with where the fault is:
+        the URL or its credentials, not the analysis file."""
         port = self.options.analysis
         if port is None:
             return
@@ -488,6 +490,11 @@ class RolloutService:
             result = port.query(query.promql, now)
             if result.kind is ResultKind.UNAVAILABLE:
                 return
+            if result.kind is ResultKind.ERROR and result.not_prometheus:
+                raise InvalidInput(
+                    f"{result.reason}: check PROMETHEUS_URL and its credentials "
+                    "(PROMETHEUS_BEARER_TOKEN_FILE, PROMETHEUS_HEADERS) and start again; "
+                    "nothing was changed")
             if result.kind is ResultKind.ERROR:
                 raise InvalidInput(
                     f"Prometheus refuses the query {query.key} of canary analysis "

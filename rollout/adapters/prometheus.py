@@ -112,7 +112,7 @@ class PrometheusAnalysis:
             return QueryResult(kind=ResultKind.ERROR, reason=(
                 f"the answer is larger than {self.max_answer_bytes // 1024} KiB: a check "
                 "needs one number, aggregate the series (sum, max, avg)"))
-        return _interpret(status, body)
+        return _interpret(status, body, server=self.base_url)
 
     def _request_headers(self) -> dict[str, str]:
         """The headers of one query: the bearer token as its file holds it now."""
@@ -229,14 +229,15 @@ def _unavailable(reason: str) -> QueryResult:
     return QueryResult(kind=ResultKind.UNAVAILABLE, reason=reason)
 
 
-def _interpret(status: int, body: bytes) -> QueryResult:
+def _interpret(status: int, body: bytes, *, server: str) -> QueryResult:
     try:
         payload: Any = json.loads(body)
     except ValueError:
         payload = None
     if not isinstance(payload, dict) or payload.get("status") not in ("success", "error"):
         kind = ResultKind.UNAVAILABLE if _overloaded(status) else ResultKind.ERROR
-        return QueryResult(kind=kind, reason=f"not a Prometheus API answer (HTTP {status})")
+        return QueryResult(kind=kind, not_prometheus=True, reason=(
+            f"Prometheus at {server} did not answer as Prometheus' query API (HTTP {status})"))
     if payload["status"] == "error":
         error_type = str(payload.get("errorType", ""))
         transient = error_type in _TRANSIENT or status == 429 or (

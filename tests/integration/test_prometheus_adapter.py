@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,10 +21,14 @@ from urllib.parse import parse_qs
 import pytest
 
 from rollout.adapters.prometheus import PrometheusAnalysis
-from rollout.domain.analysis import ResultKind
+from rollout.domain.analysis import AnalysisFile, ResultKind
 from rollout.domain.errors import InvalidInput
+from rollout.domain.plan import build_plan
 from sandbox.background_server import BackgroundServer
 from sandbox.prometheus_server import PrometheusServer, WebUser
+from tests.unit.analysis_builders import spec
+from tests.unit.builders import ALICE
+from tests.unit.fakes import one_route_world
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -309,3 +314,74 @@ def test_a_token_beside_the_urls_credentials_or_a_bad_header_is_refused(
         PrometheusAnalysis("http://127.0.0.1:9", headers={"Authorization": "Bearer t"})
     with pytest.raises(InvalidInput, match="the header X-A needs a value"):
         PrometheusAnalysis("http://127.0.0.1:9", headers={"X-A": "a\r\nX-B: b"})
+
+
+def _redirecting(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("302 Found", [("Location", "/login"), ("Content-Type", "text/html")])
+    return [b"<a href='/login'>Found</a>"]
+
+
+def test_an_answer_not_from_the_api_is_marked_and_names_the_server() -> None:
+    """A wrong password (401), a wrong path (404) and a login redirect are the URL's fault or
+    its credentials', which `start` says; a refused query is not marked."""
+    with PrometheusServer([], user=READER) as server:
+        host = server.url.removeprefix("http://")
+        unauthorized = PrometheusAnalysis(f"http://reader:wrong@{host}").query("up", _now())
+        wrong_path = PrometheusAnalysis(
+            f"http://reader:canary%3Ap%40ss%20word@{host}/prometheus").query("up", _now())
+        bad_query = PrometheusAnalysis(
+            f"http://reader:canary%3Ap%40ss%20word@{host}").query("sum(x[5", _now())
+    redirect = BackgroundServer(_redirecting, ident="login-redirect", threads=2).start()
+    try:
+        redirected = PrometheusAnalysis(redirect.url).query("up", _now())
+    finally:
+        redirect.stop()
+    for result, status, at in ((unauthorized, 401, server.url),
+                               (wrong_path, 404, f"{server.url}/prometheus"),
+                               (redirected, 302, redirect.url)):
+        assert result.kind is ResultKind.ERROR and result.not_prometheus
+        assert result.reason == (f"Prometheus at {at} did not answer as Prometheus' query "
+                                 f"API (HTTP {status})")
+    assert bad_query.kind is ResultKind.ERROR and not bad_query.not_prometheus
+
+
+def _wants_a_tenant(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """As Mimir answers a query without its tenant header."""
+    if not environ.get("HTTP_X_SCOPE_ORGID"):
+        start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+        return [b"no org id\n"]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"status": "success", "data": {"resultType": "vector",
+                                                      "result": []}}).encode()]
+
+
+def test_start_against_a_server_refusing_its_credentials_points_at_the_url() -> None:
+    """Through the adapter: the start is refused, nothing written, and the answer says to
+    check PROMETHEUS_URL and its credentials; with the tenant header it goes ahead."""
+    server = BackgroundServer(_wants_a_tenant, ident="fake-mimir", threads=2).start()
+    try:
+        refused = _start_against(PrometheusAnalysis(server.url))
+        started = _start_against(PrometheusAnalysis(server.url,
+                                                     headers={"X-Scope-OrgID": "tenant-1"}))
+    finally:
+        server.stop()
+    assert refused == (
+        f"Prometheus at {server.url} did not answer as Prometheus' query API (HTTP 401): "
+        "check PROMETHEUS_URL and its credentials (PROMETHEUS_BEARER_TOKEN_FILE, "
+        "PROMETHEUS_HEADERS) and start again; nothing was changed")
+    assert started == "started"
+
+
+def _start_against(port: PrometheusAnalysis) -> str:
+    """What `start` of a gated rollout answers over the fakes, asking ``port``: "started",
+    or the refusal, with nothing saved or written."""
+    service, store, target, _ = one_route_world()
+    service.options = replace(service.options, analysis=port, analyses=AnalysisFile(
+        default="quick", analyses={"quick": spec()}))
+    try:
+        service.start(namespace="default", canary="llm-pool-version-2", actor=ALICE,
+                      plan=build_plan((10, 100), interval_seconds=60))
+    except InvalidInput as exc:
+        assert store.saves == [] and target.writes == []
+        return str(exc)
+    return "started"

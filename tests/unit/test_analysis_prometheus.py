@@ -10,7 +10,13 @@ import json
 from typing import Any
 
 from rollout.adapters.prometheus import _interpret
-from rollout.domain.analysis import ResultKind
+from rollout.domain.analysis import QueryResult, ResultKind
+
+SERVER = "http://prometheus.example"
+
+
+def _read(status: int, body: bytes) -> QueryResult:
+    return _interpret(status, body, server=SERVER)
 
 
 def _success(**extra: Any) -> bytes:
@@ -19,58 +25,58 @@ def _success(**extra: Any) -> bytes:
 
 
 def test_a_success_without_warnings_is_its_value() -> None:
-    result = _interpret(200, _success())
+    result = _read(200, _success())
     assert (result.kind, result.number) == (ResultKind.VALUE, 0.25)
 
 
 def test_a_success_with_warnings_is_no_data_that_quotes_them() -> None:
     warnings = ["partial response: store 10.0.0.7:10901 is unavailable",
                 "another store timed out"]
-    result = _interpret(200, _success(warnings=warnings))
+    result = _read(200, _success(warnings=warnings))
     assert result.kind is ResultKind.NO_DATA and result.number is None
     assert result.reason == ("Prometheus answered with warnings: partial response: store "
                              "10.0.0.7:10901 is unavailable; another store timed out")
 
 
 def test_an_empty_warnings_list_is_no_warning() -> None:
-    assert _interpret(200, _success(warnings=[])).number == 0.25
+    assert _read(200, _success(warnings=[])).number == 0.25
 
 
 def test_infos_alone_leave_the_value() -> None:
     infos = ['PromQL info: metric might not be a counter, name does not end in _total']
-    result = _interpret(200, _success(infos=infos))
+    result = _read(200, _success(infos=infos))
     assert (result.kind, result.number) == (ResultKind.VALUE, 0.25)
 
 
 def test_warnings_win_over_infos() -> None:
-    result = _interpret(200, _success(infos=["a notice"], warnings=["store down"]))
+    result = _read(200, _success(infos=["a notice"], warnings=["store down"]))
     assert result.kind is ResultKind.NO_DATA and "store down" in result.reason
     assert "a notice" not in result.reason
 
 
 def test_long_warnings_are_clipped_to_one_short_line() -> None:
-    result = _interpret(200, _success(warnings=["x" * 5000, "multi\nline   warning"]))
+    result = _read(200, _success(warnings=["x" * 5000, "multi\nline   warning"]))
     assert result.kind is ResultKind.NO_DATA
     assert len(result.reason) < 400 and result.reason.endswith("…")
     assert "\n" not in result.reason
 
 
 def test_a_warning_that_is_not_a_list_is_still_a_warning() -> None:
-    result = _interpret(200, _success(warnings="store down"))
+    result = _read(200, _success(warnings="store down"))
     assert result.kind is ResultKind.NO_DATA and result.reason.endswith(": store down")
 
 
 def test_warnings_on_an_empty_answer_are_no_data_that_says_why() -> None:
     body = json.dumps({"status": "success", "warnings": ["store down"],
                        "data": {"resultType": "vector", "result": []}}).encode()
-    result = _interpret(200, body)
+    result = _read(200, body)
     assert result.kind is ResultKind.NO_DATA and "store down" in result.reason
 
 
 def test_an_error_keeps_its_kind_whatever_its_warnings() -> None:
     body = json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error",
                        "warnings": ["store down"]}).encode()
-    assert _interpret(400, body).kind is ResultKind.ERROR
+    assert _read(400, body).kind is ResultKind.ERROR
 
 
 def test_a_rate_limit_is_unavailable_whatever_its_error_type() -> None:
@@ -78,7 +84,22 @@ def test_a_rate_limit_is_unavailable_whatever_its_error_type() -> None:
     a query to ask again later, not one to fix."""
     limited = json.dumps({"status": "error", "errorType": "too_many_requests",
                           "error": "too many outstanding requests"}).encode()
-    assert _interpret(429, limited).kind is ResultKind.UNAVAILABLE
+    assert _read(429, limited).kind is ResultKind.UNAVAILABLE
     other = json.dumps({"status": "error", "errorType": "a_new_kind", "error": "x"}).encode()
-    assert _interpret(429, other).kind is ResultKind.UNAVAILABLE
-    assert _interpret(422, other).kind is ResultKind.ERROR
+    assert _read(429, other).kind is ResultKind.UNAVAILABLE
+    assert _read(422, other).kind is ResultKind.ERROR
+
+
+def test_an_answer_not_shaped_as_the_api_is_marked_by_its_shape_not_its_words() -> None:
+    """A login page, a wrong path or a redirect: `start` then points at PROMETHEUS_URL.
+    The API's own error JSON is not marked, whatever its status or words."""
+    for status in (200, 302, 401, 403, 404):
+        result = _read(status, b"<html>Sign in</html>")
+        assert result.kind is ResultKind.ERROR and result.not_prometheus
+        assert result.reason == (f"Prometheus at {SERVER} did not answer as Prometheus' "
+                                 f"query API (HTTP {status})")
+    assert _read(502, b"<html>Bad Gateway</html>").kind is ResultKind.UNAVAILABLE
+    worded = json.dumps({"status": "error", "errorType": "bad_data",
+                         "error": "did not answer as Prometheus' query API"}).encode()
+    assert not _read(400, worded).not_prometheus
+    assert not _read(200, _success()).not_prometheus

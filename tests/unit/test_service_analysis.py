@@ -5,14 +5,14 @@ failing check's values, inconclusive never passes, and a split mismatch pauses."
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from handlers.analysis_view import analysis_view
 from handlers.cards import render_card
-from rollout.domain.analysis import AnalysisFile, SubjectKind
+from rollout.domain.analysis import AnalysisFile, QueryResult, ResultKind, SubjectKind
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import ClusterUnavailable, Conflict, InvalidInput, NeedsOperator
 from rollout.domain.models import PauseKind, Phase, Rollout, TargetKind
@@ -551,6 +551,65 @@ def test_a_start_whose_analysis_query_prometheus_refuses_changes_nothing() -> No
     assert w.store.saves == [] and w.target.writes == writes
     assert all('job="llm-pool"' in q for q in w.metrics.asked)  # the stable side only
     assert set(w.metrics.instants) == {w.clock.now()}
+
+
+LOGIN_PAGE = ("Prometheus at http://prometheus.example did not answer as Prometheus' query "
+              "API (HTTP 401)")
+
+
+class NotPrometheus(FakeAnalysis):
+    """A server that answers every query, but not as Prometheus' API (a 401 page), as the
+    adapter reads it; `flagged` False keeps the wording and drops the adapter's mark."""
+
+    def __init__(self, *, flagged: bool = True) -> None:
+        super().__init__()
+        self.flagged = flagged
+
+    def query(self, promql: str, at: datetime) -> QueryResult:
+        self.asked.append(promql)
+        return QueryResult(kind=ResultKind.ERROR, reason=LOGIN_PAGE,
+                           not_prometheus=self.flagged)
+
+
+def _answered_by(w: World, port: FakeAnalysis) -> FakeAnalysis:
+    w.service.options = replace(w.service.options, analysis=port)
+    return port
+
+
+def test_a_start_where_the_server_is_not_prometheus_points_at_the_url_and_changes_nothing(
+        ) -> None:
+    """A 401 or a wrong path is PROMETHEUS_URL's fault or its credentials', not a query's:
+    the start is refused all the same, saying where to look."""
+    w = World()
+    port = _answered_by(w, NotPrometheus())
+    writes = list(w.target.writes)
+    with pytest.raises(InvalidInput) as refused:
+        w.start()
+    assert str(refused.value) == (
+        f"{LOGIN_PAGE}: check PROMETHEUS_URL and its credentials "
+        "(PROMETHEUS_BEARER_TOKEN_FILE, PROMETHEUS_HEADERS) and start again; nothing was "
+        "changed")
+    assert w.store.saves == [] and w.target.writes == writes
+    assert len(port.asked) == 1
+
+
+def test_the_advice_follows_the_adapters_mark_not_the_reasons_wording() -> None:
+    w = World()
+    _answered_by(w, NotPrometheus(flagged=False))
+    with pytest.raises(InvalidInput, match=r"fix it in the analysis file \(ROLLOUT_ANALYSIS_FILE"):
+        w.start()
+
+
+def test_runs_a_server_not_prometheus_answers_stay_inconclusive() -> None:
+    """Once started, such answers count as they did: inconclusive, never a pass."""
+    w = World(inconclusive_timeout="2m")
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    _answered_by(w, NotPrometheus())
+    assert w.at(90).phase is Phase.BAKING
+    r = w.at(210)
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert "inconclusive for 2m" in r.pause.reason and "HTTP 401" in r.pause.reason
 
 
 def test_a_start_while_prometheus_does_not_answer_goes_ahead() -> None:
