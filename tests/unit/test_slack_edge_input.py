@@ -87,7 +87,8 @@ class _World:
         self.service.options.listeners.append(self.cards)
         self.edge = SlackEdge(service=self.service,
                               authorizer=Authorizer(Policy.of(approvers=[BOB.id, CAROL.id])),
-                              cards=self.cards, workers=_Inline(), side=_Inline())
+                              cards=self.cards, workers=_Inline(), side=_Inline(),
+                              rollbacks=_Inline())
 
     def command(self, text: str, actor: Actor = BOB) -> tuple[_Said, _Said]:
         ack, respond = _Said(), _Said()
