@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from sandbox.kube import Fault
 from tests.e2e.conftest import CANARY, CHANNEL, World, start_rollout
@@ -51,27 +51,35 @@ def test_a_command_is_acked_fast_while_reads_stall(world: World) -> None:
     assert world.weights() == {"llm-pool": 100, CANARY: 0}
 
 
-def test_ten_concurrent_starts_are_all_acked_in_time_while_reads_stall(
+def test_ten_concurrent_starts_are_all_acked_while_every_route_read_is_held(
     make_world: Callable[..., World],
 ) -> None:
     """Each ack leaves from its own request thread: ten commands arriving together while
-    every route read stalls 4 s (within the default Kubernetes timeout, so the work waits it
-    out) are all acked before Slack's limit, none behind another's work."""
-    world = make_world(rollout_kube_timeout=5.0)
+    every route read is held (until all ten are acked) are all acked, none behind another's
+    work. Held rather than stalled for a few seconds against Slack's 3 s: on a loaded machine
+    ten acks could miss that budget by themselves, and an ack behind held work never comes
+    (the single-command tests above hold one ack to the budget)."""
+    world = make_world(rollout_kube_timeout=120.0)
+    released = world.kube.hold_stalls()
     for verb in ("get", "list"):
         world.kube.inject(Fault(verb=verb, resource="httproutes", status=None, count=40,
-                                stall_seconds=4))
+                                stall_seconds=120))
 
-    def command(i: int) -> tuple[int, float]:
-        started = time.monotonic()
-        status, _, _ = world.command("U0ALICE", f"{CANARY} start --interval 0s")
-        return status, time.monotonic() - started
+    def command(i: int) -> int:
+        return world.command("U0ALICE", f"{CANARY} start --interval 0s")[0]
 
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        answers = list(pool.map(command, range(10)))
-    assert [status for status, _ in answers] == [200] * 10
-    late = [round(elapsed, 2) for _, elapsed in answers if elapsed >= ACK_BUDGET]
-    assert not late, f"acks past Slack's {ACK_BUDGET}s: {late}"
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            sent = [pool.submit(command, i) for i in range(10)]
+            done, _ = wait(sent, timeout=60)
+            assert len(done) == 10, f"{10 - len(done)} of ten acks wait on the held reads"
+            assert [future.result() for future in sent] == [200] * 10
+            eventually(lambda: world.kube.faults_armed() < 80, timeout=30,
+                       message="the work at a held read")
+            assert not any("Working on it" not in t and "busy" not in t
+                           for t in world.ephemeral_texts("U0ALICE")), "work ended while held"
+    finally:
+        released.set()
     # the work went on after the acks: each of the ten got its answer
     eventually(lambda: sum("Working on it" not in t and "busy" not in t
                            for t in world.ephemeral_texts("U0ALICE")) >= 10,

@@ -31,6 +31,10 @@ from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
 POOL = "llm-pool-version-2"
+#: slow_world's read timeout, and a stall that outlasts two of them (a write and the bump
+#: that would fence it off, sent once the write timed out, both stalled)
+SLOW_READ_TIMEOUT = 2.0
+STALL = 3 * SLOW_READ_TIMEOUT
 REF = Ref(canary=POOL)
 
 
@@ -124,7 +128,10 @@ def test_a_throttled_write_changes_nothing_and_the_same_approval_goes_through_af
 
 @pytest.fixture
 def slow_world(cluster: RealCluster, redis_server: RedisServer) -> Iterator[World]:
-    w = make_world(cluster, redis_server.url, timeout=(1.0, 0.5))
+    """A read timeout short enough for the tests to wait out (STALL outlasts it), long
+    enough that a request nothing holds is answered within it on a loaded machine (0.5 s
+    once timed the read-back out as well, and the answer named another fate)."""
+    w = make_world(cluster, redis_server.url, timeout=(5.0, SLOW_READ_TIMEOUT))
     yield w
     w.store.client.close()
     close_api(w.api)
@@ -134,20 +141,16 @@ def test_a_stalled_write_is_fenced_off_and_never_lands_later(slow_world: World) 
     world = slow_world
     _start(world)
     world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
-                                stall_seconds=1.5))
+                                stall_seconds=STALL))
     out = world.service.approve(REF, actor=BOB)
     assert not out.ok and "fenced off and did not land" in out.message
     rollout = world.service.get(REF)
     assert rollout.phase is Phase.PAUSED and rollout.pause is not None
     assert "did not answer" in rollout.pause.reason
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # the stalled request finishes late, and must fail
-        stalled = [r for r in world.emulator.requests
-                   if r.verb == "patch" and r.status in (409, 422)]
-        if stalled:
-            break
-        time.sleep(0.05)
-    assert stalled, "the stalled write should have been refused (stale rv or fence)"
+    # the stalled request finishes late, and must fail
+    eventually(lambda: [r for r in world.emulator.requests
+                        if r.verb == "patch" and r.status in (409, 422)], timeout=30,
+               message="the stalled write refused (stale rv or fence)")
     assert world.weights() == {"llm-pool": 100, POOL: 0}
 
 
@@ -157,12 +160,14 @@ def test_a_write_slower_than_the_lock_ttl_is_recorded_while_the_lock_is_renewed(
 ) -> None:
     """A PATCH held past the lock's lifetime: renewed, the step lands and is recorded; let
     lapse, the store falls behind what landed (the case the keeper exists for)."""
-    world = make_world(cluster, redis_server.url, lock_ttl=1.0)
+    # a TTL of 3 s renewed every 0.2 s: a renewal late by a loaded machine's second is not
+    # a lapse (with 1 s it was); the PATCH is held past the TTL either way
+    world = make_world(cluster, redis_server.url, lock_ttl=3.0)
     world.service.options.lock_keeper = LockKeeper(0.2) if renewed else None
     try:
         _start(world)
         world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
-                                    stall_seconds=2.0))
+                                    stall_seconds=4.0))
         if renewed:
             out = world.service.approve(REF, actor=BOB)
             assert out.ok and out.changed, out.message
@@ -213,12 +218,12 @@ def test_a_write_and_its_fence_off_both_stalled_say_the_fate_is_unknown_then_con
     world = slow_world
     _start(world)
     world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=2,
-                                stall_seconds=1.5))
+                                stall_seconds=STALL))
     out = world.service.approve(REF, actor=BOB)
     assert not out.ok and out.message.startswith("Not known whether this landed")
     assert "did not land" not in out.message
     assert world.service.get(REF).phase is Phase.PAUSED
-    eventually(lambda: world.weights() == {"llm-pool": 90, POOL: 10}, timeout=10,
+    eventually(lambda: world.weights() == {"llm-pool": 90, POOL: 10}, timeout=30,
                message="the stalled step to land")
     swept = world.service.watch(world.service.get(REF))
     assert swept is not None
@@ -235,7 +240,7 @@ def test_a_start_whose_first_write_and_fence_off_stalled_is_paused_not_failed_th
     the target; it pauses, and once the write lands the sweep finds it on the route."""
     world = slow_world
     world.emulator.inject(Fault(verb="patch", resource="httproutes", status=None, count=2,
-                                stall_seconds=1.5))
+                                stall_seconds=STALL))
     out = world.service.start(namespace="default", canary=POOL, actor=ALICE,
                               plan=build_plan(interval_seconds=0))
     assert not out.ok and out.message.startswith("Not known whether this landed")
@@ -243,7 +248,7 @@ def test_a_start_whose_first_write_and_fence_off_stalled_is_paused_not_failed_th
     rollout = world.service.get(REF)
     assert rollout.phase is Phase.PAUSED and rollout.active
     eventually(lambda: rule_key(0) in (world.route()["metadata"].get("annotations") or {}),
-               timeout=10, message="the stalled first write to land")
+               timeout=30, message="the stalled first write to land")
     world.service.watch(world.service.get(REF))
     assert world.service.status(REF).cluster_note == ""
     world.service.resume(REF, actor=BOB)
@@ -257,12 +262,16 @@ def test_redis_stopped_after_a_write_landed_says_it_landed_and_is_recorded_later
     world = make_world(cluster, own_redis.url, lock_ttl=1.0)
     _start(world)
     # Hold the PATCH on its way while Redis goes away: it lands, the save cannot.
+    released = cluster.hold_stalls()  # until Redis is stopped
     cluster.inject(Fault(verb="patch", resource="httproutes", status=None, count=1,
-                         stall_seconds=1.0))
+                         stall_seconds=60))
     worker, errors = _approving(world)
-    eventually(lambda: cluster.faults_armed() == 0, timeout=10,
-               message="the approval's PATCH to be held")
-    own_redis.stop()  # the PATCH is on its way, after the lock was confirmed
+    try:
+        eventually(lambda: cluster.faults_armed() == 0, timeout=10,
+                   message="the approval's PATCH to be held")
+        own_redis.stop()  # the PATCH is on its way, after the lock was confirmed
+    finally:
+        released.set()
     worker.join(timeout=30)
     assert len(errors) == 1 and isinstance(errors[0], Unrecorded)
     message = str(errors[0])
@@ -292,7 +301,7 @@ def test_a_stalled_read_times_out_without_changing_anything(slow_world: World) -
     version = world.service.get(REF).version
     # the client retries a timed-out GET once, as the bot configures it: stall both
     world.emulator.inject(Fault(verb="get", resource="httproutes", status=None, count=2,
-                                stall_seconds=1.0))
+                                stall_seconds=STALL))
     with pytest.raises(ClusterUnavailable, match="did not answer"):
         world.service.approve(REF, actor=BOB)
     assert world.weights() == {"llm-pool": 100, POOL: 0}
@@ -314,13 +323,17 @@ def test_redis_stopped_mid_command_changes_nothing_and_the_rollout_continues(
     _start(world)
     patches = world.route_patches()
     # Hold the approval inside its cluster read while Redis goes away under it.
+    released = cluster.hold_stalls()  # until Redis is stopped
     cluster.inject(Fault(verb="get", resource="httproutes", status=None, count=1,
-                               stall_seconds=0.6))
+                               stall_seconds=60))
     worker, errors = _approving(world)
-    eventually(lambda: cluster.faults_armed() == 0, timeout=10,
-               message="the approval's read to be held")
-    assert world.store.client.keys(world.store.key("lock", "*")), "the approval's lock"
-    own_redis.stop()  # the approval is inside its read, its lock taken
+    try:
+        eventually(lambda: cluster.faults_armed() == 0, timeout=10,
+                   message="the approval's read to be held")
+        assert world.store.client.keys(world.store.key("lock", "*")), "the approval's lock"
+        own_redis.stop()  # the approval is inside its read, its lock taken
+    finally:
+        released.set()
     worker.join(timeout=30)
     assert len(errors) == 1 and isinstance(errors[0], StoreUnavailable)
     assert "Redis is unavailable" in str(errors[0])
@@ -374,15 +387,19 @@ def test_a_write_lost_while_a_rollback_took_over_leaves_the_rollbacks_fence(worl
     object moved: its own write, made on the older version, can never land, so it writes
     nothing; bumping it would have set the older token over the rollback's."""
     _start(world)
+    # held until the rollback wrote (a stall of a fixed 1.5 s could end first on a loaded
+    # machine, and a sleep guessed when the PATCH was held)
+    released = world.emulator.hold_stalls()
     world.emulator.inject(Fault(verb="patch", resource="httproutes", status=503, count=1,
-                                stall_seconds=1.5))
-    lock = world.store.key("lock", world.service.get(REF).target.object_key)
+                                stall_seconds=60))
     worker, _errors = _approving(world)
-    eventually(lambda: world.store.client.exists(lock) == 1,
-               message="the approval to take its lock")
-    time.sleep(0.3)  # its PATCH (sent right after its lock and one read) is held by the fault
-    assert world.service.rollback(REF, actor=BOB).ok
-    rolled_back = world.route()["metadata"]["annotations"][FENCE]
+    try:
+        eventually(lambda: world.emulator.faults_armed() == 0,
+                   message="the approval's PATCH held by the fault")
+        assert world.service.rollback(REF, actor=BOB).ok
+        rolled_back = world.route()["metadata"]["annotations"][FENCE]
+    finally:
+        released.set()
     worker.join()
     annotations = world.route()["metadata"]["annotations"]
     assert annotations[FENCE] == rolled_back  # not lowered to the approval's older token

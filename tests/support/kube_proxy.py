@@ -80,6 +80,8 @@ class KubeProxy:
         self._http = urllib3.PoolManager(maxsize=32, ca_certs=ca_file, retries=False)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: set by `hold_stalls`: a fault's stall lasts until this is set (or its seconds pass)
+        self.held: threading.Event | None = None
 
     @property
     def url(self) -> str:
@@ -116,6 +118,21 @@ class KubeProxy:
 
     def inject(self, fault: Fault) -> None:
         self.book.inject(fault)
+
+    def hold_stalls(self) -> threading.Event:
+        """From now on a fault's stall lasts until the event returned is set (at most its
+        `stall_seconds`), not for a fixed time: for a test that does something while a
+        request is held, which on a loaded machine can outlast any short stall. Set it before
+        the test ends."""
+        self.held = threading.Event()
+        return self.held
+
+    def stall(self, seconds: float) -> None:
+        held = self.held
+        if held is None:
+            self.book.stall(seconds)
+        else:
+            held.wait(seconds)
 
     def forward(self, method: str, target: str, headers: dict[str, str],
                 body: bytes) -> urllib3.BaseHTTPResponse:
@@ -161,7 +178,7 @@ class _Forwarder(BaseHTTPRequestHandler):
         fault = proxy.book.take(verb, resource, namespace, name) if subresource is None \
             else None
         if fault is not None and fault.stall_seconds:
-            proxy.book.stall(fault.stall_seconds)
+            proxy.stall(fault.stall_seconds)
 
         def record(code: int) -> None:
             """Logged before the caller has the answer: a test that reads the log once its

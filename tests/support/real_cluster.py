@@ -18,6 +18,7 @@ import contextlib
 import copy
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,6 +353,10 @@ class RealCluster:
 
     def stop(self) -> None:
         self.proxy.stop()
+
+    def hold_stalls(self) -> threading.Event:
+        """Faults' stalls last until the event returned is set (`KubeProxy.hold_stalls`)."""
+        return self.proxy.hold_stalls()
 
     def faults_armed(self) -> int:
         """Uses of injected faults not yet met by a request (a stall in progress is met)."""
