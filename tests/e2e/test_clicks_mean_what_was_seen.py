@@ -15,7 +15,7 @@ from functools import partial
 
 from handlers.cards import ButtonValue
 from rollout.domain.errors import RolloutError
-from rollout.domain.models import Phase
+from rollout.domain.models import Phase, Rollout
 from rollout.service import Ref
 from sandbox.slack import Message, block_actions_body
 from sandbox.slack.delivery import deliver
@@ -296,10 +296,23 @@ def test_a_weight_changed_by_hand_pauses_within_one_sweep(
     card = start_rollout(w, text=f"{CANARY} start --interval 15m")
     w.click("U0BOB", card.ts, "rollout_approve", w.value(card, "rollout_approve").encode())
     eventually(lambda: w.rollout().phase is Phase.BAKING)
+    # "within one sweep" counted in drift-watch passes, not in seconds of a loaded machine:
+    # the first pass that began after the change has paused the rollout when it ends
+    scheduler = w.scheduler
+    assert scheduler is not None
+    real_watch, changed, after = scheduler.watch, threading.Event(), list[Phase]()
+
+    def watch(rollouts: list[Rollout]) -> None:
+        began_after = changed.is_set()
+        real_watch(rollouts)
+        if began_after:
+            after.append(_phase(w))
+
+    scheduler.watch = watch  # type: ignore[method-assign]
     _set_by_hand(w, 60, 40)
-    changed = time.monotonic()
-    eventually(lambda: _phase(w) is Phase.PAUSED, timeout=3.0, message="paused by the sweep")
-    assert time.monotonic() - changed < 2.5  # the sweep runs every second
+    changed.set()
+    eventually(lambda: after, timeout=30.0, message="a drift-watch pass after the change")
+    assert after[0] is Phase.PAUSED, after  # the 15 min bake is far off: the watch paused it
     pause = w.rollout().pause
     assert pause is not None and pause.kind.value == "drift"
     eventually(lambda: "the cluster shows 60 / 40" in str(w.card().blocks))

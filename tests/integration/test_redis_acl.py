@@ -110,15 +110,17 @@ def test_the_bot_user_says_when_a_persons_command_runs(
                                 actor=ALICE, plan=build_plan([50, 100]))
             world.service.rollback(Ref(canary="llm-pool-version-2"), actor=BOB)
 
-        deadline = time.monotonic() + 10
-        while not heard and time.monotonic() < deadline:  # until it has subscribed
-            start_and_roll_back()
-            time.sleep(0.2)
-        assert heard
-        time.sleep(0.2)  # what those announced has arrived
+        # Until it has subscribed (a message published before is lost): one probe heard, and
+        # nothing else in flight, so the four below are the commands' own (a round of commands
+        # as the probe, with a sleep for "all arrived", let a late one in among them).
+        probe = redis.Redis.from_url(_url(acl_redis))
+        eventually(lambda: probe.publish(feed.people_channel, "+probe") > 0, timeout=10,
+                   message="the feed subscribed")
+        eventually(lambda: heard == [("probe", True)], timeout=10, message="the probe heard")
+        probe.close()
         heard.clear()
         start_and_roll_back()
-        eventually(lambda: len(heard) == 4, timeout=5, step=0.02)
+        eventually(lambda: len(heard) == 4, timeout=30, step=0.02)
         (start, began), (same, ended), (rollback, began_again), (same_again, done) = heard
         assert (start, began, ended) == (same, True, False)
         assert (rollback, began_again, done) == (same_again, True, False)
