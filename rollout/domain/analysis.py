@@ -194,6 +194,11 @@ class SplitVerification(Frozen):
     min_requests: PositiveInt = 200  # both sides together, in the window
 
 
+#: the most checks one analysis may have: each is two queries a run for every rollout, a
+#: line on the card and in `status`, and a result kept in the rollout's state
+MAX_CHECKS = 20
+
+
 class AnalysisSpec(Frozen):
     """One named analysis, as written in the analysis file."""
 
@@ -210,7 +215,7 @@ class AnalysisSpec(Frozen):
     requests: PromQLTemplate | dict[SubjectKind, PromQLTemplate]
     min_samples: NonNegativeInt = 50
     split: SplitVerification | None = Field(default_factory=SplitVerification)
-    checks: Annotated[tuple[Check, ...], Field(min_length=1)]
+    checks: Annotated[tuple[Check, ...], Field(min_length=1, max_length=MAX_CHECKS)]
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

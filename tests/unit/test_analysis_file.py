@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rollout.adapters.analysis_file import AnalysisFileError, load_analyses, load_default
-from rollout.domain.analysis import SubjectKind
+from rollout.domain.analysis import MAX_CHECKS, SubjectKind
 
 BAD = """\
 default: canary
@@ -105,3 +105,22 @@ def test_settings_refuse_a_bad_analysis_file_at_start(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="PROMETHEUS_URL is the server's base URL"):
         load_settings(prometheus_url="prometheus:9090")
     assert load_settings(prometheus_url="http://127.0.0.1:9090").prometheus_url
+
+
+def _with_checks(path: Path, count: int) -> Path:
+    checks = "".join(f"      - name: c{i}\n        query: 'x{{job=\"$target\"}}'\n"
+                     "        pass_if: {at_most: 1}\n" for i in range(count))
+    path.write_text("default: a\nanalyses:\n  a:\n    requests: 'r{job=\"$target\"}'\n"
+                    f"    checks:\n{checks}")
+    return path
+
+
+def test_an_analysis_of_more_checks_than_the_limit_is_refused(tmp_path: Path) -> None:
+    """Each check is two queries a run for every rollout, and a line on the card and in
+    `status`: a file of hundreds ran them all, and `status` outgrew a Slack message."""
+    many = _with_checks(tmp_path / "many.yaml", MAX_CHECKS + 1)
+    with pytest.raises(AnalysisFileError, match=rf"many\.yaml:6: analyses\.a\.checks: .*at most "
+                                                rf"{MAX_CHECKS} items"):
+        load_analyses(many)
+    enough = _with_checks(tmp_path / "enough.yaml", MAX_CHECKS)
+    assert len(load_analyses(enough).analyses["a"].checks) == MAX_CHECKS
