@@ -61,7 +61,7 @@ def parse_analyses(text: str, *, source: str) -> AnalysisFile:
     if duplicates:
         raise AnalysisFileError("invalid analysis file:\n  " + "\n  ".join(duplicates))
     try:
-        return AnalysisFile.model_validate(data)
+        return AnalysisFile.written(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         problems = []

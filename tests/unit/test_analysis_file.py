@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rollout.adapters.analysis_file import AnalysisFileError, load_analyses, load_default
-from rollout.domain.analysis import MAX_CHECKS, SubjectKind
+from rollout.domain.analysis import MAX_CHECKS, AnalysisSpec, SubjectKind
 
 BAD = """\
 default: canary
@@ -119,8 +120,16 @@ def test_an_analysis_of_more_checks_than_the_limit_is_refused(tmp_path: Path) ->
     """Each check is two queries a run for every rollout, and a line on the card and in
     `status`: a file of hundreds ran them all, and `status` outgrew a Slack message."""
     many = _with_checks(tmp_path / "many.yaml", MAX_CHECKS + 1)
-    with pytest.raises(AnalysisFileError, match=rf"many\.yaml:6: analyses\.a\.checks: .*at most "
-                                                rf"{MAX_CHECKS} items"):
+    with pytest.raises(AnalysisFileError, match=rf"many\.yaml:6: analyses\.a\.checks: at most "
+                                                rf"{MAX_CHECKS} checks an analysis, not 21"):
         load_analyses(many)
     enough = _with_checks(tmp_path / "enough.yaml", MAX_CHECKS)
     assert len(load_analyses(enough).analyses["a"].checks) == MAX_CHECKS
+
+
+def test_a_rollouts_record_of_an_analysis_over_the_limit_still_loads(tmp_path: Path) -> None:
+    """The bound is on what the file may say now: a rollout started with more checks (before
+    there was a bound) keeps its analysis in its record, which must still be read back."""
+    data = yaml.safe_load(_with_checks(tmp_path / "old.yaml", MAX_CHECKS + 1).read_text())
+    spec = AnalysisSpec.model_validate(data["analyses"]["a"])
+    assert len(AnalysisSpec.model_validate_json(spec.model_dump_json()).checks) == MAX_CHECKS + 1
