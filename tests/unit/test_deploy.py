@@ -3,6 +3,7 @@ adapters need, and the Slack app's scopes."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from bot.settings import Settings
+from handlers.commands import Verb
 from tests.support.manifests import env_file, find, kustomize, pod_spec, redis_acl
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -87,6 +89,14 @@ def test_slack_manifest_asks_for_the_three_scopes() -> None:
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/rollout" and command["url"].endswith("/slack/events")
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+
+
+def test_slack_manifests_usage_hint_names_every_verb() -> None:
+    """The hint Slack shows under `/rollout` as it is typed left out four verbs."""
+    manifest = yaml.safe_load((DEPLOY / "slack-app-manifest.yaml").read_text())
+    (command,) = manifest["features"]["slash_commands"]
+    named = set(re.split(r"[^a-z-]+", command["usage_hint"]))
+    assert {verb.value for verb in Verb} <= named
 
 
 @pytest.mark.parametrize("folder", ["kubernetes", "kubernetes/managed-namespace"])
