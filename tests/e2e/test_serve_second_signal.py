@@ -83,7 +83,8 @@ def test_a_second_sigterm_ends_a_stop_held_by_acked_work(
     finally:
         serve.close()
     assert serve.proc.returncode == 128 + signal.SIGTERM
-    assert took < 3, f"the second SIGTERM took {took:.1f}s"
+    # the acked work holds the stop for 20 s: well under it, with room for a loaded machine
+    assert took < 10, f"the second SIGTERM took {took:.1f}s"
     (forced,) = [x for x in serve.lines() if x.get("event") == "forced_exit"]
     assert forced["signal"] == "SIGTERM" and forced["exit_code"] == 143
 
@@ -102,6 +103,6 @@ def test_the_whole_stop_ends_within_rollout_stop_timeout(
     finally:
         serve.close()
     assert serve.proc.returncode == 1
-    assert 2 <= took < 4, f"the stop took {took:.1f}s"
+    assert 2 <= took < 10, f"the stop took {took:.1f}s"  # not the acked work's 20 s
     (passed,) = [x for x in serve.lines() if x.get("event") == "stop_deadline_passed"]
     assert passed["step"] == "server" and passed["deadline_seconds"] == 2
