@@ -106,6 +106,11 @@ class RolloutScheduler:
         #: while it thought it led (the lease lapsed and was regained, maybe after another
         #: leader's term, or Redis was emptied) is a takeover too
         self._term: int | None = None
+        #: the term's full reload is still to complete: one that failed (a Redis blip, as at
+        #: a failover, when terms change) is tried again at the next sweep, not replaced by
+        #: the changes since the last term's sweep (the rollouts not written since went
+        #: without a job, a drift watch and an analysis for the whole term)
+        self._reload_pending = True
         self._stopping = False
         #: the active rollouts as of write number `_seen`, kept current by the change index
         self._active: dict[str, Rollout] = {}
@@ -263,10 +268,11 @@ class RolloutScheduler:
                 else:
                     log.info("became leader (token %s): rebuilding jobs from Redis", token)
             self._was_leader, self._term = True, token
+            self._reload_pending = self._reload_pending or taking_over
             self._held.clear()
         try:
-            changes = self.service.changes_since(0 if taking_over else self._seen)
-            if taking_over or not changes.complete:
+            changes = self.service.changes_since(0 if self._reload_pending else self._seen)
+            if self._reload_pending or not changes.complete:
                 began = self.service.clock.now()
                 rollouts = self.service.active()
                 self.service.index_due(rollouts)
@@ -274,7 +280,7 @@ class RolloutScheduler:
                 self.service.index_kept()
             else:
                 self._catch_up(changes.ids)
-            self._seen = changes.seq
+            self._seen, self._reload_pending = changes.seq, False
             horizon = self.service.clock.now() + timedelta(seconds=2 * self.sweep_seconds)
             due = self.service.due_until(horizon)
         except RolloutError as exc:

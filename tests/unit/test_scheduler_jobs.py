@@ -11,6 +11,7 @@ import pytest
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from rollout.domain.errors import StoreUnavailable
 from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
 from rollout.ports import Changes
@@ -253,6 +254,34 @@ def test_a_lease_regained_under_a_new_token_is_a_new_term(toggled: Toggled) -> N
     scheduler.sweep()
     assert _job(scheduler) == service.get(REF).next_due_at
     assert [r.id for r in scheduler._cached()] == ["r1"]
+
+
+def test_a_takeover_whose_reload_failed_reloads_at_the_next_sweep(
+        toggled: Toggled, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new term begins with a full reload; one that Redis did not answer (a blip, as at a
+    failover, when terms change) is tried again at the next sweep. Once the term was counted
+    as begun, that sweep read only the changes since the last term's: every rollout not
+    written since had no job, no drift watch and no analysis for the whole term."""
+    scheduler, service, _store, lease = toggled
+    _automatic(service)
+    service.approve_plan(REF, actor=BOB)  # unheard: no listener, as on another leader
+    scheduler.sweep()  # the term that saw it
+    lease.token = 2  # lapsed and regained: a new term
+    real = service.active
+    calls = iter([StoreUnavailable("Redis did not answer")])
+
+    def active() -> list[Rollout]:
+        failure = next(calls, None)
+        if failure is not None:
+            raise failure
+        return real()
+
+    monkeypatch.setattr(service, "active", active)
+    scheduler.sweep()
+    assert scheduler._cached() == []
+    scheduler.sweep()
+    assert [r.id for r in scheduler._cached()] == ["r1"]
+    assert _job(scheduler) == service.get(REF).next_due_at
 
 
 def test_one_rollout_whose_analysis_fails_does_not_stop_the_analysis_of_the_others(
