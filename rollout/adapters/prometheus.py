@@ -174,12 +174,13 @@ def parse_headers(text: str) -> dict[str, str]:
     """``Name=value,Name=value`` (PROMETHEUS_HEADERS) as headers, each checked; blanks around
     a name or a value are dropped, and a value cannot hold a comma."""
     headers: dict[str, str] = {}
-    for entry in (part.strip() for part in text.split(",")):
+    for number, entry in enumerate((part.strip() for part in text.split(",")), start=1):
         if not entry:
             continue
         name, sep, value = (item.strip() for item in entry.partition("="))
-        if not sep:
-            raise InvalidInput(f"{entry!r} is not Name=value (entries are separated by commas)")
+        if not sep:  # not quoted: `Authorization: Bearer …` written by mistake is a secret
+            raise InvalidInput(f"entry {number} is not Name=value (entries are separated by "
+                               "commas)")
         check_header(name, value)
         if name.lower() in (known.lower() for known in headers):
             raise InvalidInput(f"the header {name} is given twice")

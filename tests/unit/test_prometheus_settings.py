@@ -76,7 +76,8 @@ def test_headers_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(("value", "said"), [
-    ("X-Scope-OrgID", "'X-Scope-OrgID' is not Name=value (entries are separated by commas)"),
+    ("X-Scope-OrgID", "entry 1 is not Name=value (entries are separated by commas)"),
+    ("X-A=1,Authorization: Bearer s3cret", "entry 2 is not Name=value"),
     ("X Scope=tenant-1", "'X Scope' is not a header name"),
     ("X-Scope:OrgID=tenant-1", "'X-Scope:OrgID' is not a header name"),
     ("=tenant-1", "'' is not a header name"),
