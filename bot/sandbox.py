@@ -21,7 +21,7 @@ from bot.graceful_stop import Deadline, Step, stop_gracefully
 from bot.scheduling import build_scheduler
 from bot.server import SlackServer
 from bot.settings import Settings
-from bot.stop_signal import Exit, exit_now, stop_on_signals, wait_until
+from bot.stop_signal import exit_now, stop_on_signals, wait_until
 from rollout.adapters.analysis_file import load_default
 from rollout.scheduler import RolloutScheduler
 from sandbox.kube import KubeEmulator
@@ -209,7 +209,7 @@ class Sandbox:
 
 
 def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None = None,
-                socket_mode: bool = False, exit: Exit = exit_now) -> int:
+                socket_mode: bool = False) -> int:
     """Run the sandbox until SIGINT or SIGTERM, then stop it within ROLLOUT_STOP_TIMEOUT, as
     `serve` stops; a second signal, or a stop that outlasts it, ends the process at once,
     its Redis and Prometheus killed first so that nothing of it is left running."""
@@ -219,7 +219,7 @@ def run_sandbox(*, port: int = 3000, open_browser: bool = True, crds: str | None
         try:
             sandbox.end_processes()
         finally:
-            exit(code)
+            exit_now(code)
 
     stop = stop_on_signals(exit=end_now)
     try:
