@@ -216,6 +216,12 @@ class TickPacer:
             elif key not in self._promoted:
                 self._moving.add(key)
 
+    def forget_move(self, key: str) -> None:
+        """Drop the move ahead of `key` not asked for yet: the run it was kept for (the
+        running tick's once more) will not come, as that tick failed or was held."""
+        with self._cond:
+            self._moving.discard(key)
+
     def forget_moves(self) -> None:
         """Drop every move ahead not asked for yet (the replica stopped leading)."""
         with self._cond:

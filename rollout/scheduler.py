@@ -520,10 +520,12 @@ class RolloutScheduler:
                     self._again.discard(job)
                     if not again:
                         self._running.discard(job)
+                        self.pacer.forget_move(job)  # a move kept for a run not to come
         except BaseException:  # the next sweep retries
             with self._lock:
                 self._running.discard(job)
                 self._again.discard(job)
+                self.pacer.forget_move(job)
             raise
 
     def _tick(self, rollout_id: str, ahead: bool) -> bool:

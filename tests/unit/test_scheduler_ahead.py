@@ -253,3 +253,44 @@ def test_a_rollouts_tick_already_waiting_behind_the_backlog_is_moved_ahead(
 
 def _waiting_for_a_place(scheduler: RolloutScheduler, count: int) -> bool:
     return len(scheduler.pacer._cond._waiters) == count  # type: ignore[attr-defined]
+
+
+def test_a_move_ahead_for_a_tick_that_then_failed_is_not_kept_for_the_next(
+    replica: tuple[RolloutScheduler, RolloutService, ManualClock],
+) -> None:
+    """A person's change made r1 due while r1's tick ran: the move ahead was kept for that
+    tick's next run, which never came once it failed (the next sweep retries it). The mark
+    stayed, and r1's next automatic tick, much later, went ahead of r2's, which waited
+    longer."""
+    scheduler, service, _clock = replica
+    scheduler.pacer = TickPacer(service.clock, ceiling=1, poll_seconds=60)
+    ticked: list[str] = []
+    failing = threading.Event()
+
+    def tick(rollout_id: str) -> Outcome:
+        if not ticked:
+            ticked.append("failed")
+            assert failing.wait(5)
+            raise ClusterUnavailable("the API server timed out")
+        ticked.append(rollout_id)
+        return Outcome(None, "nothing due", changed=False)
+
+    service.tick = tick  # type: ignore[method-assign]
+    first = threading.Thread(target=scheduler.fire, args=("r1",), daemon=True)
+    first.start()
+    eventually(lambda: ticked == ["failed"], timeout=5)  # r1's tick runs, in the only place
+    scheduler.fire("r1", True)  # returns at once: it only asks the running tick once more
+    failing.set()
+    first.join(5)
+    assert not first.is_alive()
+    assert scheduler.pacer.enter(lambda: False)  # the backlog holds the only place
+    threads = []
+    for rid in ("r2", "r1"):  # r2 waits first; r1's automatic tick comes later
+        threads.append(threading.Thread(target=scheduler.fire, args=(rid,), daemon=True))
+        threads[-1].start()
+        eventually(partial(_waiting_for_a_place, scheduler, len(threads)), timeout=5)
+    scheduler.pacer.leave(changed=False)
+    eventually(lambda: len(ticked) == 3, timeout=5)
+    for thread in threads:
+        thread.join(5)
+    assert ticked == ["failed", "r2", "r1"]
