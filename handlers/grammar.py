@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers.commands import INSTALL_VERBS, POOL_VERBS, CommandRequest, Verb
+from handlers.mentions import unmarked
 from rollout.domain import names
 from rollout.domain.errors import InvalidInput
 from rollout.domain.freeze import MAX_REASON
@@ -267,7 +268,7 @@ def reason_text(value: str) -> str:
     mention the channel from the card's thread. Escaped, it shows as it was written.
     A reason goes on the card and into every audit line naming it: a few sentences, not a
     file (the CLI took megabytes)."""
-    return _reason(value).replace("<", "&lt;").replace(">", "&gt;")
+    return unmarked(_reason(value))
 
 
 def reason_value(_flag: str, value: str) -> str:
