@@ -36,6 +36,7 @@ from rollout.ahead_lane import AheadLane
 from rollout.domain import gating
 from rollout.domain.errors import RolloutError, Throttled
 from rollout.domain.models import Phase, Rollout, Via
+from rollout.leader_beat import LeaderBeat
 from rollout.pacing import TickPacer
 from rollout.service import Outcome, RolloutService
 
@@ -138,6 +139,8 @@ class RolloutScheduler:
         #: the end of the last hold recorded for `status` (`_record_hold`)
         self._recorded_hold: datetime | None = None
         self._hold_lock = threading.Lock()
+        #: runs the leader's own jobs when the wall clock holds them (stepped back)
+        self.beat = LeaderBeat(sweep_seconds, self._run_now)
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -156,6 +159,8 @@ class RolloutScheduler:
                                id=ANALYSIS_JOB, max_instances=1, coalesce=True,
                                replace_existing=True, executor=LEADER_EXECUTOR)
         self.scheduler.start()
+        self.beat.follow(SWEEP_JOB, WATCH_JOB, ANALYSIS_JOB)
+        self.beat.start()
         if self.feed is not None:
             # while this replica leads, its own changes reach it directly (`on_change`); every
             # person's command, its own included, says when it runs (the ticks make way)
@@ -190,6 +195,7 @@ class RolloutScheduler:
         flag is set). Redis holds every due time, so the jobs are nothing to keep."""
         with self._lock:
             self._stopping = True
+        self.beat.stop()
         self.pacer.wake()  # a tick waiting for a place in the window gives up
         if self.feed is not None:
             self.feed.close()
@@ -238,9 +244,18 @@ class RolloutScheduler:
         if r is not None:
             self._follow(r)
 
+    def _run_now(self, job: str) -> None:
+        """The beat found one of the leader's jobs late: it fires now."""
+        with self._lock:
+            if not self._halted:
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.modify_job(job,
+                                              next_run_time=datetime.now(self.scheduler.timezone))
+
     def sweep(self) -> None:
         """The sweep job: once, and once more for each time it was woken meanwhile."""
-        self._repeat(SWEEP_JOB, self._sweep)
+        with self.beat.running(SWEEP_JOB):
+            self._repeat(SWEEP_JOB, self._sweep)
 
     def _sweep(self) -> bool:
         """Renew the lease; as leader, make the jobs match the due times in Redis. Whether
@@ -390,6 +405,10 @@ class RolloutScheduler:
     def look(self) -> None:
         """As leader, the drift watch's pass: every active rollout kept, and every finished
         one with a write in flight."""
+        with self.beat.running(WATCH_JOB):
+            self._look()
+
+    def _look(self) -> None:
         if self._halted or not self.lease.is_leader:
             return
         try:
@@ -416,6 +435,10 @@ class RolloutScheduler:
         """As leader, remind of keep periods that ended, then run each active rollout's
         canary analysis where a run is due; the service decides and acts (roll back, pause,
         or move on once it passed)."""
+        with self.beat.running(ANALYSIS_JOB):
+            self._analyse()
+
+    def _analyse(self) -> None:
         if self._halted or not self.lease.is_leader:
             return
         try:

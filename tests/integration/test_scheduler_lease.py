@@ -3,16 +3,24 @@ a loaded cluster outlasted the lease, the replica then stopped firing (a tick on
 own clock says may have lapsed never runs), and every rollout waited for the next sweep.
 
 Over the in-memory service, with APScheduler running and a sweep every 50 ms: real time,
-waited on by polling, never slept."""
+waited on by polling, never slept (but the wall clock test waits past its lease's TTL)."""
 
 from __future__ import annotations
 
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 
+import redis
+
+from rollout.adapters.leadership import LeaderLease
 from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Observed
-from rollout.scheduler import RolloutScheduler
+from rollout.scheduler import ANALYSIS_JOB, SWEEP_JOB, WATCH_JOB, RolloutScheduler
+from rollout.service import Outcome
+from sandbox.redis_server import RedisServer
+from tests.integration.conftest import unique_prefix
 from tests.support.polling import eventually
 from tests.unit.builders import ALICE, BOB
 from tests.unit.fakes import FakeTarget, FakeTraffic
@@ -67,3 +75,48 @@ def test_the_lease_is_renewed_while_the_drift_watch_waits_on_the_cluster() -> No
     finally:
         traffic.answer.set()
         scheduler.stop()
+
+
+def test_the_leader_keeps_its_lease_and_its_passes_when_the_wall_clock_goes_back(
+        redis_server: RedisServer) -> None:
+    """A wall clock stepped back an hour leaves APScheduler's interval jobs due an hour later
+    by it: the same as moving each of the leader's jobs an hour ahead, which this does. The
+    sweep (and the lease's renewal), the drift watch and the analysis still run, on the
+    beat of the monotonic clock; before it, the lease lapsed after its TTL and a single
+    replica watched and analysed nothing for the hour."""
+    service, _store, _target, _clock = _world()
+    client = redis.Redis.from_url(redis_server.url)
+    key = f"{unique_prefix()}:leader"
+    lease = LeaderLease(client, key=key, holder="a", ttl_seconds=1.0)
+    runs = {"watch": 0, "analysis": 0}
+    in_flight, remind_kept = service.in_flight, service.remind_kept
+
+    def counted_in_flight() -> list[Rollout]:
+        runs["watch"] += 1
+        return in_flight()
+
+    def counted_remind_kept() -> list[Outcome]:
+        runs["analysis"] += 1
+        return remind_kept()
+
+    service.in_flight = counted_in_flight  # type: ignore[method-assign]
+    service.remind_kept = counted_remind_kept  # type: ignore[method-assign]
+    scheduler = RolloutScheduler(service=service, lease=lease, sweep_seconds=0.1)
+    scheduler.start()
+    try:
+        eventually(lambda: lease.is_leader and runs["watch"] and runs["analysis"],
+                   message="the leader's first passes")
+        later = datetime.now(UTC) + timedelta(hours=1)
+        for job in (SWEEP_JOB, WATCH_JOB, ANALYSIS_JOB):
+            scheduler.scheduler.modify_job(job, next_run_time=later)
+        token = lease.token
+        before = dict(runs)
+        past_ttls = time.monotonic() + 2.5  # the lease's TTL twice over, and some
+        eventually(lambda: time.monotonic() > past_ttls
+                   and all(runs[j] >= before[j] + 3 for j in runs), timeout=10,
+                   message="the drift watch and the analysis to run again")
+        assert client.get(key) == f"a:{token}".encode()
+        assert lease.is_leader and lease.token == token
+    finally:
+        scheduler.stop()
+        client.close()
