@@ -88,7 +88,8 @@ class LeaderLease:
                 self._token, self._valid_until = int(token), started + self._ttl
             else:
                 self._token, self._valid_until = None, 0.0
-            return self._token is not None
+            # an answer that came after the TTL by our clock renewed a lease already lapsed
+            return self._token is not None and self._now() < self._valid_until
 
     def release(self) -> None:
         with self._lock:

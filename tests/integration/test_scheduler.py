@@ -132,6 +132,25 @@ def test_a_replica_that_cannot_renew_stops_firing_at_once(live_world: World) -> 
     assert not lease.refresh() and not lease.is_leader
 
 
+def test_a_renewal_answered_after_the_ttl_does_not_count_as_leading(
+        live_world: World) -> None:
+    """Redis renewed the key, but its answer came later than the TTL by the replica's own
+    clock: the lease counted from before the call has lapsed, and `refresh` says so (it
+    said it led while `is_leader` said not, and the sweep took the lapsed lease's missing
+    token for a new term)."""
+    calls = iter([0.0, 2.5])
+    now = [0.0]
+
+    def monotonic() -> float:
+        now[0] = next(calls, now[0])
+        return now[0]
+
+    lease = LeaderLease(live_world.store.client, key=live_world.store.key("leader"),
+                        holder="a", ttl_seconds=2.0, monotonic=monotonic)
+    assert not lease.refresh()
+    assert not lease.is_leader and lease.token is None
+
+
 def test_stopping_while_a_tick_runs_does_not_deadlock(live_world: World) -> None:
     """APScheduler's shutdown holds its job-store lock while waiting for a running job; the
     job's tick reschedules through on_change and must not wait for that lock."""
