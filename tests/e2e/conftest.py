@@ -125,6 +125,14 @@ class World:
     def rollout(self) -> Rollout:
         return self.container.service.get(Ref(namespace="default", canary=CANARY))
 
+    def settled(self) -> None:
+        """Wait until the work every request acked so far has ended (each listener hands
+        its work to a pool before its ack leaves), so that a check that nothing happened
+        reads the outcome, not a guess of how long the work takes."""
+        pools = (self.bot.workers, self.bot.side, self.bot.rollbacks)
+        eventually(lambda: all(pool.busy == 0 for pool in pools),
+                   message="the acked work to end")
+
 
 @pytest.fixture
 def make_world(

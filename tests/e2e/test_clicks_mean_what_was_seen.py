@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
+
 from handlers.cards import ButtonValue
 from rollout.domain.errors import RolloutError
 from rollout.domain.models import Phase, Rollout
+from rollout.scheduler import SWEEP_JOB
 from rollout.service import Ref
 from sandbox.slack import Message, block_actions_body
 from sandbox.slack.delivery import deliver
@@ -31,6 +34,24 @@ def _scheduled(make_world: Callable[..., World], **overrides: object) -> World:
     options: dict[str, object] = {"rollout_tick": "1s"}
     options.update(overrides)
     return make_world(scheduler=True, **options)
+
+
+def _sweeps(world: World, count: int) -> None:
+    """Wait for the scheduler to complete `count` sweeps from now (each schedules any tick
+    due within two sweeps, so what was due has fired by the end of the last)."""
+    assert world.scheduler is not None
+    jobs, swept = world.scheduler.scheduler, threading.Semaphore(0)
+
+    def done(event: JobExecutionEvent) -> None:
+        if event.job_id == SWEEP_JOB:
+            swept.release()
+
+    jobs.add_listener(done, EVENT_JOB_EXECUTED)
+    try:
+        for _ in range(count):
+            assert swept.acquire(timeout=15), "the scheduler did not sweep"
+    finally:
+        jobs.remove_listener(done)
 
 
 def _set_by_hand(world: World, stable: int, canary: int) -> None:
@@ -71,7 +92,7 @@ def test_an_automatic_plan_applies_nothing_until_another_approver_approves_it(
     card = eventually(lambda: _card_with(w, "rollout_approve_plan"),
                       message="a card with Approve plan")
     assert "approver other than" in str(card.blocks)
-    time.sleep(2.5)  # two sweeps and any due tick: nothing may apply on its own
+    _sweeps(w, 3)  # two whole sweeps (the first may have begun before): nothing applied
     assert w.weights() == UNCHANGED and w.rollout().step == -1
 
     value = w.value(card, "rollout_approve_plan").encode()
@@ -271,7 +292,7 @@ def test_a_retry_after_a_failure_runs_again(make_world: Callable[..., World]) ->
     assert deliver(w.bot.events_url, body, signing_secret=SECRET).status == 200
     eventually(lambda: any(r.verb == "get" and r.resource == "httproutes" and r.status == 503
                            for r in w.kube.requests), message="the failed read")
-    time.sleep(0.5)
+    w.settled()  # the click's work has failed and ended
     w.kube.clear_faults()
     assert w.weights() == UNCHANGED
     assert deliver(w.bot.events_url, body, signing_secret=SECRET).status == 200  # the retry
@@ -281,7 +302,7 @@ def test_a_retry_after_a_failure_runs_again(make_world: Callable[..., World]) ->
                message="applied on retry")
     patches = w.route_patches()
     assert deliver(w.bot.events_url, body, signing_secret=SECRET).status == 200  # a duplicate
-    time.sleep(0.5)
+    w.settled()
     assert w.route_patches() == patches and w.rollout().step == 0, [
         (r.verb, r.status, r.body[:300]) for r in w.kube.requests if r.verb == "patch"]
 

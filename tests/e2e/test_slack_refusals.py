@@ -15,11 +15,6 @@ from tests.support.polling import eventually
 UNCHANGED = {"llm-pool": 100, CANARY: 0}
 
 
-def _settled(world: World) -> None:
-    """Give work after the ack time to (wrongly) happen before asserting that it did not."""
-    time.sleep(0.3)
-
-
 def _denials(world: World, action: str) -> list[str]:
     events = world.container.store.global_audit(limit=50)
     return [e.detail for e in events if e.action is AuditAction.DENIED and e.refused == action]
@@ -28,7 +23,7 @@ def _denials(world: World, action: str) -> list[str]:
 def test_a_forged_signature_is_refused_with_401(world: World) -> None:
     status, _, _ = world.command("U0ALICE", f"{CANARY} start", signing_secret="not-the-secret")
     assert status == 401
-    _settled(world)
+    world.settled()
     assert world.cards() == []
     assert world.weights() == UNCHANGED
     assert world.container.service.list_rollouts() == []
@@ -38,7 +33,7 @@ def test_a_request_older_than_five_minutes_is_refused_with_401(world: World) -> 
     status, _, _ = world.command("U0ALICE", f"{CANARY} start",
                                  timestamp=int(time.time()) - 6 * 60)
     assert status == 401
-    _settled(world)
+    world.settled()
     assert world.container.service.list_rollouts() == []
     assert world.weights() == UNCHANGED
 
@@ -98,7 +93,7 @@ def test_an_approve_drawn_before_a_pause_and_resume_changes_nothing(world: World
 
     world.click("U0BOB", card.ts, "rollout_approve", old.encode())
     eventually(lambda: any("paused or resumed since" in t for t in world.ephemeral_texts("U0BOB")))
-    _settled(world)
+    world.settled()
     assert world.weights() == UNCHANGED
     assert world.rollout().version == before.version
 
@@ -116,12 +111,12 @@ def test_the_same_click_delivered_twice_writes_the_weights_once(world: World) ->
     second = deliver(world.bot.events_url, body, signing_secret=SECRET)
     assert first.status == second.status == 200
     eventually(lambda: world.weights()[CANARY] == 10 and world.rollout().step == 0)
-    _settled(world)
+    world.settled()
     assert world.route_patches() - before == 1
     assert world.rollout().step == 0
     # a second, distinct click on the same (now outdated) button does not write either
     world.click("U0CAROL", card.ts, "rollout_approve", value)
-    _settled(world)
+    world.settled()
     assert world.route_patches() - before == 1
 
 
@@ -155,7 +150,7 @@ def test_retire_is_refused_to_a_non_approver_and_to_who_completed_the_rollout(
     world.command("U0BOB", f"{CANARY} retire")
     eventually(lambda: any("completed this rollout and cannot retire its old pool "
                            "(two-person rule)" in t for t in world.ephemeral_texts("U0BOB")))
-    _settled(world)
+    world.settled()
     assert world.weights() == done and world.rollout().retired_at is None
     world.command("U0CAROL", f"{CANARY} retire")
     eventually(lambda: world.weights() == {CANARY: 100})
