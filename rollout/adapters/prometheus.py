@@ -39,6 +39,10 @@ _WARNINGS_SHOWN = 300
 #: (``too_many_requests``: Mimir's and Cortex's rate limit, with HTTP 429)
 _TRANSIENT = frozenset({"timeout", "canceled", "unavailable", "internal", "too_many_requests"})
 
+#: HTTP statuses that say "not with these credentials", whatever the body: the fault is
+#: PROMETHEUS_URL's credentials, PROMETHEUS_BEARER_TOKEN_FILE or PROMETHEUS_HEADERS
+_CREDENTIALS_REFUSED = frozenset({401, 403})
+
 #: the most of an answer read: one number with its labels is far smaller, and a query that
 #: matches thousands of series must not hold a run's memory and time to say it is wrong
 MAX_ANSWER_BYTES = 1 << 20
@@ -239,6 +243,8 @@ def _interpret(status: int, body: bytes, *, server: str) -> QueryResult:
         kind = ResultKind.UNAVAILABLE if _overloaded(status) else ResultKind.ERROR
         return QueryResult(kind=kind, not_prometheus=True, reason=(
             f"Prometheus at {server} did not answer as Prometheus' query API (HTTP {status})"))
+    if status in _CREDENTIALS_REFUSED:
+        return _credentials_refused(status, payload, server=server)
     if payload["status"] == "error":
         error_type = str(payload.get("errorType", ""))
         transient = error_type in _TRANSIENT or status == 429 or (
@@ -252,6 +258,16 @@ def _interpret(status: int, body: bytes, *, server: str) -> QueryResult:
         return QueryResult(kind=ResultKind.NO_DATA,
                            reason=f"Prometheus answered with warnings: {_quote(warnings)}")
     return _value_of(payload.get("data"))
+
+
+def _credentials_refused(status: int, payload: dict[str, Any], *, server: str) -> QueryResult:
+    """A 401 or 403 in the API's own JSON (Prometheus, or Mimir's gateway or an auth proxy
+    speaking it) is the credentials' fault, not the query's, whatever the body says: marked
+    as an answer `start` points at PROMETHEUS_URL's credentials for."""
+    said = payload.get("error")
+    detail = f": {said}" if isinstance(said, str) and said else ""
+    return QueryResult(kind=ResultKind.ERROR, not_prometheus=True, reason=(
+        f"Prometheus at {server} refused the bot's credentials (HTTP {status}){detail}"))
 
 
 def _overloaded(status: int) -> bool:

@@ -372,6 +372,30 @@ def test_start_against_a_server_refusing_its_credentials_points_at_the_url() -> 
     assert started == "started"
 
 
+@pytest.mark.parametrize(("status", "error_type"), [("401 Unauthorized", "unauthorized"),
+                                                   ("403 Forbidden", "forbidden")])
+def test_a_401_or_403_in_the_apis_own_json_points_at_the_credentials(
+        status: str, error_type: str) -> None:
+    """A proxy (Mimir's gateway, an auth proxy) may refuse credentials in Prometheus' error
+    JSON: the status says whose fault it is, not the body's shape or words, so `start`
+    points at PROMETHEUS_URL's credentials rather than at the analysis file's queries."""
+    body = json.dumps({"status": "error", "errorType": error_type,
+                       "error": "authentication failed: invalid token"}).encode()
+    server = _answering(status, body)
+    try:
+        result = PrometheusAnalysis(server.url).query("up", _now())
+        refused = _start_against(PrometheusAnalysis(server.url))
+    finally:
+        server.stop()
+    code = status.split(maxsplit=1)[0]
+    assert result.kind is ResultKind.ERROR and result.not_prometheus
+    assert refused == (
+        f"Prometheus at {server.url} refused the bot's credentials (HTTP {code}): "
+        "authentication failed: invalid token: check PROMETHEUS_URL and its credentials "
+        "(PROMETHEUS_BEARER_TOKEN_FILE, PROMETHEUS_HEADERS) and start again; nothing was "
+        "changed")
+
+
 def _start_against(port: PrometheusAnalysis) -> str:
     """What `start` of a gated rollout answers over the fakes, asking ``port``: "started",
     or the refusal, with nothing saved or written."""

@@ -92,7 +92,7 @@ def test_a_rate_limit_is_unavailable_whatever_its_error_type() -> None:
 
 def test_an_answer_not_shaped_as_the_api_is_marked_by_its_shape_not_its_words() -> None:
     """A login page, a wrong path or a redirect: `start` then points at PROMETHEUS_URL.
-    The API's own error JSON is not marked, whatever its status or words."""
+    The API's own error JSON is not marked, whatever its words (a 401 or 403 aside)."""
     for status in (200, 302, 401, 403, 404):
         result = _read(status, b"<html>Sign in</html>")
         assert result.kind is ResultKind.ERROR and result.not_prometheus
@@ -103,3 +103,19 @@ def test_an_answer_not_shaped_as_the_api_is_marked_by_its_shape_not_its_words() 
                          "error": "did not answer as Prometheus' query API"}).encode()
     assert not _read(400, worded).not_prometheus
     assert not _read(200, _success()).not_prometheus
+
+
+def test_a_401_or_403_is_the_credentials_fault_whatever_the_body() -> None:
+    """Mimir's gateway or an auth proxy may answer in the API's own error JSON: the status
+    decides, so `start` points at the credentials, never at the query."""
+    for status in (401, 403):
+        for error_type in ("unauthorized", "bad_data", ""):
+            body = json.dumps({"status": "error", "errorType": error_type,
+                               "error": "invalid token"}).encode()
+            result = _read(status, body)
+            assert result.kind is ResultKind.ERROR and result.not_prometheus
+            assert result.reason == (f"Prometheus at {SERVER} refused the bot's credentials "
+                                     f"(HTTP {status}): invalid token")
+        wordless = _read(status, json.dumps({"status": "error"}).encode())
+        assert wordless.not_prometheus and wordless.reason.endswith(f"(HTTP {status})")
+        assert _read(status, _success()).not_prometheus
