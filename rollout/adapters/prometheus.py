@@ -5,7 +5,8 @@ Trouble never raises and never reads as a number: an unreachable server, a timeo
 overloaded one is UNAVAILABLE (ask again later), a refused query is ERROR, an empty vector,
 NaN or an answer with warnings (a partial response: some stores did not answer) is NO_DATA;
 the domain turns each into an inconclusive check. The kind is decided by
-the HTTP status and the API's ``status``/``errorType`` fields, never by message wording.
+the HTTP status and the API's ``status``/``errorType`` fields, never by message wording; a
+TLS failure's reason is the TLS layer's own cause, read from its error object.
 
 Credentials written into ``PROMETHEUS_URL`` (``https://user:password@host``) are sent as
 basic auth, a bearer token is read from its file at each query (a projected ServiceAccount
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -111,7 +113,8 @@ class PrometheusAnalysis:
             return _unavailable(f"Prometheus at {self.base_url} did not answer within "
                                 f"{self.timeout:g}s")
         except HTTPError as exc:
-            return _unavailable(f"Prometheus at {self.base_url}: {type(exc).__name__}")
+            return _unavailable(f"Prometheus at {self.base_url}: "
+                                f"{_tls_cause(exc) or type(exc).__name__}")
         except _AnswerTooLarge:
             return QueryResult(kind=ResultKind.ERROR, reason=(
                 f"the answer is larger than {self.max_answer_bytes // 1024} KiB: a check "
@@ -228,6 +231,24 @@ def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float
             raise _AnswerTooSlow
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _tls_cause(exc: BaseException) -> str | None:
+    """The TLS failure under urllib3's error as a person can act on it ("TLS: certificate
+    verify failed (self-signed certificate)"), from the ssl module's own error: its reason
+    code and the verifier's message, never the exception's text (nor the URL, so no
+    credentials). None where no TLS error is the cause."""
+    cause: BaseException | None = exc
+    for _ in range(5):  # urllib3 wraps it once or twice: a bound, not any chain's walk
+        if cause is None or isinstance(cause, ssl.SSLError):
+            break
+        links = (*cause.args[:1], cause.__cause__, cause.__context__)
+        cause = next((link for link in links if isinstance(link, BaseException)), None)
+    if not isinstance(cause, ssl.SSLError):
+        return None
+    what = cause.reason.replace("_", " ").lower() if cause.reason else "failed"
+    verify = getattr(cause, "verify_message", None)
+    return f"TLS: {what} ({verify.rstrip('.')})" if verify else f"TLS: {what}"
 
 
 def _unavailable(reason: str) -> QueryResult:

@@ -7,8 +7,13 @@ that never answers for a hung server. Message wording is never what decides.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import pytest
+import urllib3
 
 from rollout.adapters.prometheus import PrometheusAnalysis
 from rollout.domain.analysis import AnalysisFile, ResultKind
@@ -409,3 +415,82 @@ def _start_against(port: PrometheusAnalysis) -> str:
         assert store.saves == [] and target.writes == []
         return str(exc)
     return "started"
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as a private Prometheus may
+    serve: no CA the system trusts signed it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make the test certificate")
+    d = tmp_path_factory.mktemp("prometheus-tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", "key.pem", "-out", "cert.pem"],
+                   cwd=d, check=True, capture_output=True, timeout=60)
+    return d / "cert.pem", d / "key.pem"
+
+
+class _ScalarOne(http.server.BaseHTTPRequestHandler):
+    """Answers every query as Prometheus would: the scalar 1."""
+
+    def do_POST(self) -> None:
+        body = json.dumps({"status": "success",
+                           "data": {"resultType": "scalar", "result": [0, "1"]}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serving(tls: tuple[Path, Path] | None) -> Iterator[int]:
+    """A real HTTP server on 127.0.0.1, over TLS with ``tls`` (certificate, key); yields its
+    port. Unlike waitress it answers a TLS hello to plain HTTP at once (400)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ScalarOne)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_tls_failure_says_what_to_fix_never_the_urls_credentials(
+        self_signed: tuple[Path, Path]) -> None:
+    """A reason of only "SSLError" told nobody what to fix: it names the verifier's own
+    cause (a certificate no trusted CA signed, a name it does not cover), read from the ssl
+    error urllib3 wraps; trusted, the same server answers."""
+    trusting = urllib3.PoolManager(ca_certs=str(self_signed[0]))
+    with _serving(self_signed) as port:
+        untrusted = PrometheusAnalysis(f"https://reader:s3cret@127.0.0.1:{port}").query(
+            "up", _now())
+        misnamed = PrometheusAnalysis(f"https://localhost:{port}", http=trusting).query(
+            "up", _now())
+        trusted = PrometheusAnalysis(f"https://127.0.0.1:{port}", http=trusting).query(
+            "up", _now())
+    assert untrusted.kind is ResultKind.UNAVAILABLE
+    assert untrusted.reason == (f"Prometheus at https://127.0.0.1:{port}: TLS: certificate "
+                                "verify failed (self-signed certificate)")
+    assert "s3cret" not in untrusted.reason and "reader" not in untrusted.reason
+    assert misnamed.reason == (f"Prometheus at https://localhost:{port}: TLS: certificate "
+                               "verify failed (Hostname mismatch, certificate is not valid "
+                               "for 'localhost')")
+    assert trusted.number == 1.0
+
+
+def test_https_to_a_plain_http_server_says_tls_not_sslerror() -> None:
+    """The handshake met HTTP: the reason names TLS's own reason code, not a class name."""
+    with _serving(None) as port:
+        result = PrometheusAnalysis(f"https://127.0.0.1:{port}").query("up", _now())
+    assert result.kind is ResultKind.UNAVAILABLE
+    assert result.reason.startswith(f"Prometheus at https://127.0.0.1:{port}: TLS: ")
+    assert "SSLError" not in result.reason
