@@ -157,6 +157,8 @@ REFUSED = [
     (("prometheus.url=http://reader:pw@prometheus:9090",
       "prometheus.bearerToken.existingSecret=prometheus-token"),
      "prometheus.url carries credentials (user:password@) too"),
+    (("prometheus.url=http://prometheus:9090", "prometheus.urlSecret.name=prometheus-url"),
+     "prometheus.url and prometheus.urlSecret.name: give PROMETHEUS_URL one way"),
 ]
 
 
@@ -262,5 +264,25 @@ def test_without_prometheus_auth_the_chart_sets_none() -> None:
     docs = helm_template("prometheus.url=http://prometheus:9090")
     config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
     assert "PROMETHEUS_HEADERS" not in config and "PROMETHEUS_BEARER_TOKEN_FILE" not in config
+    assert config["PROMETHEUS_URL"] == "http://prometheus:9090"
     spec = pod_spec(find(docs, "Deployment", "rollout-bot"))
     assert all(v["name"] != "prometheus-token" for v in spec["volumes"])
+    (bot,) = spec["containers"]
+    assert all(e["name"] != "PROMETHEUS_URL" for e in bot["env"])
+
+
+def test_prometheus_url_from_a_secret_never_lands_in_the_configmap() -> None:
+    """A URL carrying basic-auth credentials comes from a Secret the operator manages, as
+    the bearer token does: the pod reads it from there, the ConfigMap has no copy."""
+    docs = helm_template("prometheus.urlSecret.name=prometheus-url",
+                         "prometheus.urlSecret.key=url")
+    config = find(docs, "ConfigMap", "rollout-bot-config")["data"]
+    assert "PROMETHEUS_URL" not in config
+    (bot,) = pod_spec(find(docs, "Deployment", "rollout-bot"))["containers"]
+    (url,) = [e for e in bot["env"] if e["name"] == "PROMETHEUS_URL"]
+    assert url == {"name": "PROMETHEUS_URL",
+                   "valueFrom": {"secretKeyRef": {"name": "prometheus-url", "key": "url"}}}
+    default_key = helm_template("prometheus.urlSecret.name=prometheus-url")
+    (bot,) = pod_spec(find(default_key, "Deployment", "rollout-bot"))["containers"]
+    assert {"name": "PROMETHEUS_URL", "valueFrom": {"secretKeyRef": {
+        "name": "prometheus-url", "key": "PROMETHEUS_URL"}}} in bot["env"]
