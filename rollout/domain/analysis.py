@@ -341,9 +341,9 @@ class QueryResult(Frozen):
     kind: ResultKind
     value: float | None = None
     reason: str = ""
-    #: the server answered, but not as Prometheus' query API (a 401 or 404 page, a redirect,
-    #: a proxy's HTML): the fault is the server's address or credentials, not the query.
-    #: The kind still says what the run makes of it.
+    #: the fault is the server's address or credentials, not the query: it answered, but
+    #: not as Prometheus' query API (a 404 page, a redirect, a proxy's HTML), or refused the
+    #: credentials (401, 403, whatever the body). The kind still says what the run makes of it.
     not_prometheus: bool = False
 
     @classmethod

@@ -29,7 +29,8 @@ NOT_IN_CONFIG = {
     "REDIS_SENTINEL_MASTER": "Sentinel only",
     "REDIS_SENTINEL_PASSWORD": "Sentinel only",
     "KUBECONFIG": "in-cluster: the pod's ServiceAccount",
-    "PROMETHEUS_URL": "optional: canary analysis is off without it",
+    "PROMETHEUS_URL": "optional: canary analysis is off without it (the chart's "
+                      "prometheus.url, or prometheus.urlSecret)",
     "PROMETHEUS_BEARER_TOKEN_FILE": "optional: a file mounted from a Secret (the chart's "
                                     "prometheus.bearerToken)",
     "PROMETHEUS_HEADERS": "optional: with PROMETHEUS_URL (the chart's prometheus.headers)",
