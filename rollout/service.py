@@ -475,8 +475,9 @@ class RolloutService:
         type) would otherwise show only once the first step moved traffic, as runs that
         stay inconclusive until the rollout pauses. A Prometheus that does not answer
         refuses nothing: the runs wait for it, as they would later. A server that answers,
-        but not as Prometheus' API (401, a wrong path), is refused with where the fault is:
-        the URL or its credentials, not the analysis file."""
+        but not as Prometheus' API (401, a wrong path), or whose certificate does not
+        verify, is refused with where the fault is: the URL, its credentials or the
+        certificates trusted, not the analysis file."""
         port = self.options.analysis
         if port is None:
             return
@@ -488,6 +489,10 @@ class RolloutService:
             if stable_side not in query.key:
                 continue
             result = port.query(query.promql, now)
+            if result.untrusted:
+                raise InvalidInput(
+                    f"{result.reason}: check PROMETHEUS_URL and the certificates the bot "
+                    "trusts (SSL_CERT_FILE) and start again; nothing was changed")
             if result.kind is ResultKind.UNAVAILABLE:
                 return
             if result.kind is ResultKind.ERROR and result.not_prometheus:

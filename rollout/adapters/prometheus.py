@@ -113,8 +113,12 @@ class PrometheusAnalysis:
             return _unavailable(f"Prometheus at {self.base_url} did not answer within "
                                 f"{self.timeout:g}s")
         except HTTPError as exc:
-            return _unavailable(f"Prometheus at {self.base_url}: "
-                                f"{_tls_cause(exc) or type(exc).__name__}")
+            tls = _ssl_error(exc)
+            return QueryResult(
+                kind=ResultKind.UNAVAILABLE,
+                untrusted=isinstance(tls, ssl.SSLCertVerificationError),
+                reason=f"Prometheus at {self.base_url}: "
+                       f"{_tls_reason(tls) if tls is not None else type(exc).__name__}")
         except _AnswerTooLarge:
             return QueryResult(kind=ResultKind.ERROR, reason=(
                 f"the answer is larger than {self.max_answer_bytes // 1024} KiB: a check "
@@ -233,19 +237,21 @@ def _read_within(response: urllib3.BaseHTTPResponse, limit: int, deadline: float
     return b"".join(chunks)
 
 
-def _tls_cause(exc: BaseException) -> str | None:
-    """The TLS failure under urllib3's error as a person can act on it ("TLS: certificate
-    verify failed (self-signed certificate)"), from the ssl module's own error: its reason
-    code and the verifier's message, never the exception's text (nor the URL, so no
-    credentials). None where no TLS error is the cause."""
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl module's error under urllib3's wrapping, where TLS is the cause."""
     cause: BaseException | None = exc
     for _ in range(5):  # urllib3 wraps it once or twice: a bound, not any chain's walk
         if cause is None or isinstance(cause, ssl.SSLError):
             break
         links = (*cause.args[:1], cause.__cause__, cause.__context__)
         cause = next((link for link in links if isinstance(link, BaseException)), None)
-    if not isinstance(cause, ssl.SSLError):
-        return None
+    return cause if isinstance(cause, ssl.SSLError) else None
+
+
+def _tls_reason(cause: ssl.SSLError) -> str:
+    """A TLS failure as a person can act on it ("TLS: certificate verify failed
+    (self-signed certificate)"): the error's reason code and the verifier's message, never
+    the exception's text (nor the URL, so no credentials)."""
     what = cause.reason.replace("_", " ").lower() if cause.reason else "failed"
     verify = getattr(cause, "verify_message", None)
     return f"TLS: {what} ({verify.rstrip('.')})" if verify else f"TLS: {what}"

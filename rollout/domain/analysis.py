@@ -345,6 +345,10 @@ class QueryResult(Frozen):
     #: not as Prometheus' query API (a 404 page, a redirect, a proxy's HTML), or refused the
     #: credentials (401, 403, whatever the body). The kind still says what the run makes of it.
     not_prometheus: bool = False
+    #: the server's TLS certificate did not verify (no CA the bot trusts signed it, or it
+    #: does not name the host): unavailable to a run, which waits for a fix like for an
+    #: outage, but a fault of PROMETHEUS_URL or SSL_CERT_FILE that will not pass by itself
+    untrusted: bool = False
 
     @classmethod
     def of(cls, value: float) -> QueryResult:

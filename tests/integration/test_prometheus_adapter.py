@@ -477,9 +477,10 @@ def test_a_tls_failure_says_what_to_fix_never_the_urls_credentials(
             "up", _now())
         trusted = PrometheusAnalysis(f"https://127.0.0.1:{port}", http=trusting).query(
             "up", _now())
-    assert untrusted.kind is ResultKind.UNAVAILABLE
+    assert untrusted.kind is ResultKind.UNAVAILABLE and untrusted.untrusted
     assert untrusted.reason == (f"Prometheus at https://127.0.0.1:{port}: TLS: certificate "
                                 "verify failed (self-signed certificate)")
+    assert misnamed.untrusted and not trusted.untrusted
     assert "s3cret" not in untrusted.reason and "reader" not in untrusted.reason
     assert misnamed.reason == (f"Prometheus at https://localhost:{port}: TLS: certificate "
                                "verify failed (Hostname mismatch, certificate is not valid "
@@ -487,10 +488,26 @@ def test_a_tls_failure_says_what_to_fix_never_the_urls_credentials(
     assert trusted.number == 1.0
 
 
+def test_start_against_an_untrusted_certificate_points_at_it(
+        self_signed: tuple[Path, Path]) -> None:
+    """Through the adapter: refused, nothing written, pointing at the URL and the
+    certificates trusted; with the certificate trusted the same start goes ahead."""
+    trusting = urllib3.PoolManager(ca_certs=str(self_signed[0]))
+    with _serving(self_signed) as port:
+        refused = _start_against(PrometheusAnalysis(f"https://127.0.0.1:{port}"))
+        started = _start_against(PrometheusAnalysis(f"https://127.0.0.1:{port}",
+                                                     http=trusting))
+    assert refused == (
+        f"Prometheus at https://127.0.0.1:{port}: TLS: certificate verify failed "
+        "(self-signed certificate): check PROMETHEUS_URL and the certificates the bot "
+        "trusts (SSL_CERT_FILE) and start again; nothing was changed")
+    assert started == "started"
+
+
 def test_https_to_a_plain_http_server_says_tls_not_sslerror() -> None:
     """The handshake met HTTP: the reason names TLS's own reason code, not a class name."""
     with _serving(None) as port:
         result = PrometheusAnalysis(f"https://127.0.0.1:{port}").query("up", _now())
-    assert result.kind is ResultKind.UNAVAILABLE
+    assert result.kind is ResultKind.UNAVAILABLE and not result.untrusted
     assert result.reason.startswith(f"Prometheus at https://127.0.0.1:{port}: TLS: ")
     assert "SSLError" not in result.reason

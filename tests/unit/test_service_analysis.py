@@ -612,6 +612,60 @@ def test_runs_a_server_not_prometheus_answers_stay_inconclusive() -> None:
     assert "inconclusive for 2m" in r.pause.reason and "HTTP 401" in r.pause.reason
 
 
+UNTRUSTED = ("Prometheus at https://prometheus.example: TLS: certificate verify failed "
+             "(self-signed certificate)")
+
+
+class Untrusted(FakeAnalysis):
+    """A Prometheus whose certificate the bot does not trust, as the adapter reads it:
+    unavailable to a run, marked untrusted (`flagged` False drops the mark)."""
+
+    def __init__(self, *, flagged: bool = True) -> None:
+        super().__init__()
+        self.flagged = flagged
+
+    def query(self, promql: str, at: datetime) -> QueryResult:
+        self.asked.append(promql)
+        return QueryResult(kind=ResultKind.UNAVAILABLE, reason=UNTRUSTED,
+                           untrusted=self.flagged)
+
+
+def test_a_start_against_an_untrusted_certificate_points_at_it_and_changes_nothing() -> None:
+    """A certificate that does not verify will not verify later: the runs would stay
+    inconclusive until the rollout paused, with traffic moved, and nobody told why at
+    start."""
+    w = World()
+    port = _answered_by(w, Untrusted())
+    writes = list(w.target.writes)
+    with pytest.raises(InvalidInput) as refused:
+        w.start()
+    assert str(refused.value) == (
+        f"{UNTRUSTED}: check PROMETHEUS_URL and the certificates the bot trusts "
+        "(SSL_CERT_FILE) and start again; nothing was changed")
+    assert w.store.saves == [] and w.target.writes == writes
+    assert len(port.asked) == 1
+
+
+def test_an_unavailable_prometheus_not_marked_untrusted_lets_the_start_go_ahead() -> None:
+    """The advice follows the adapter's mark, never the reason's wording."""
+    w = World()
+    _answered_by(w, Untrusted(flagged=False))
+    assert w.start().phase is Phase.AWAITING_APPROVAL
+
+
+def test_runs_against_an_untrusted_certificate_stay_inconclusive() -> None:
+    """Once started (the certificate changed since), such answers are unavailable: the
+    runs wait, and the rollout pauses as for an outage, never passes."""
+    w = World(inconclusive_timeout="2m")
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    _answered_by(w, Untrusted())
+    assert w.at(90).phase is Phase.BAKING
+    r = w.at(210)
+    assert r.phase is Phase.PAUSED and r.pause is not None
+    assert "inconclusive for 2m" in r.pause.reason and "self-signed" in r.pause.reason
+
+
 def test_a_start_while_prometheus_does_not_answer_goes_ahead() -> None:
     w = World()
     w.metrics.down = True
