@@ -4,8 +4,10 @@ APScheduler's interval jobs fall due by the wall clock: a clock stepped back (NT
 an hour) held the sweep, and with it the lease's renewal, the drift watch and the canary
 analysis, for as long as the step. With one replica nothing led meanwhile, so a failing
 canary was not rolled back. The beat notes when each of those jobs begins and ends, and has
-any that has neither begun for `LATE_PERIODS` periods of the monotonic clock nor is running
-run at once; once run, its interval counts again from the clock as it now reads.
+any that is not running and has neither begun nor ended for `LATE_PERIODS` periods of the
+monotonic clock run at once; once run, its interval counts again from the clock as it now
+reads. A pass longer than that (a drift watch over many targets) is not late: its interval's
+next run comes within a period of its end.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ class LeaderBeat:
         self._run_now = run_now
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        #: when each job last began, by the monotonic clock, and how many runs of it are on
-        self._began: dict[str, float] = {}
+        #: when each job last began or ended, by the monotonic clock, and how many runs of it
+        #: are on
+        self._active_at: dict[str, float] = {}
         self._running: dict[str, int] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -43,27 +46,28 @@ class LeaderBeat:
         now = self._monotonic()
         with self._lock:
             for job in jobs:
-                self._began[job] = now
+                self._active_at[job] = now
 
     @contextmanager
     def running(self, job: str) -> Iterator[None]:
-        """A run of `job`: it began now, and is not late while it runs."""
+        """A run of `job`: not late while it runs, nor for two periods after it ends."""
         with self._lock:
-            self._began[job] = self._monotonic()
+            self._active_at[job] = self._monotonic()
             self._running[job] = self._running.get(job, 0) + 1
         try:
             yield
         finally:
             with self._lock:
                 self._running[job] -= 1
+                self._active_at[job] = self._monotonic()
 
     def late(self) -> list[str]:
-        """The jobs followed that are not running and began more than `LATE_PERIODS`
-        periods ago."""
+        """The jobs followed that are not running and neither began nor ended in the last
+        `LATE_PERIODS` periods."""
         now = self._monotonic()
         with self._lock:
-            return [job for job, began in self._began.items()
-                    if not self._running.get(job) and now - began > LATE_PERIODS * self.period]
+            return [job for job, at in self._active_at.items()
+                    if not self._running.get(job) and now - at > LATE_PERIODS * self.period]
 
     def beat(self) -> None:
         """Run each late job now (and count it begun: a job APScheduler cannot run yet is
