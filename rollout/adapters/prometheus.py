@@ -279,7 +279,7 @@ def _interpret(status: int, body: bytes, *, server: str) -> QueryResult:
         return QueryResult(
             kind=ResultKind.UNAVAILABLE if transient else ResultKind.ERROR,
             reason=f"Prometheus refused the query (HTTP {status}, {error_type or 'error'}): "
-                   f"{payload.get('error', '')}")
+                   f"{_quote(payload.get('error', ''))}")
     warnings = payload.get("warnings")
     if warnings:
         return QueryResult(kind=ResultKind.NO_DATA,
@@ -292,7 +292,7 @@ def _credentials_refused(status: int, payload: dict[str, Any], *, server: str) -
     speaking it) is the credentials' fault, not the query's, whatever the body says: marked
     as an answer `start` points at PROMETHEUS_URL's credentials for."""
     said = payload.get("error")
-    detail = f": {said}" if isinstance(said, str) and said else ""
+    detail = f": {_quote(said)}" if isinstance(said, str) and said else ""
     return QueryResult(kind=ResultKind.ERROR, not_prometheus=True, reason=(
         f"Prometheus at {server} refused the bot's credentials (HTTP {status}){detail}"))
 
@@ -303,9 +303,11 @@ def _overloaded(status: int) -> bool:
 
 
 def _quote(warnings: object) -> str:
-    """The warnings in one line, clipped: a success with warnings may be a partial answer
-    (a store down, its series missing), so its number is not trusted, and the reason says
-    why. Prometheus 3's ``infos`` are notices, not doubts about the value: not read here."""
+    """The warnings (or an error's text) in one line, clipped: a success with warnings may
+    be a partial answer (a store down, its series missing), so its number is not trusted,
+    and the reason says why; an error's text may quote a long query, or whatever a proxy
+    put there. Prometheus 3's ``infos`` are notices, not doubts about the value: not read
+    here."""
     items = warnings if isinstance(warnings, list) else [warnings]
     text = " ".join("; ".join(str(w) for w in items).split())
     if len(text) <= _WARNINGS_SHOWN:

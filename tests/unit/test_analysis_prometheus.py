@@ -119,3 +119,19 @@ def test_a_401_or_403_is_the_credentials_fault_whatever_the_body() -> None:
         wordless = _read(status, json.dumps({"status": "error"}).encode())
         assert wordless.not_prometheus and wordless.reason.endswith(f"(HTTP {status})")
         assert _read(status, _success()).not_prometheus
+
+
+def test_an_errors_text_is_quoted_on_one_line_and_clipped() -> None:
+    """A parse error may quote a long query over several lines, and a proxy may put
+    anything in its error: the reason is a card's line, not the server's whole text."""
+    long = "1:5: parse error:\n  unexpected identifier " + "x" * 1000
+    refused = _read(400, json.dumps({"status": "error", "errorType": "bad_data",
+                                     "error": long}).encode())
+    prefix = "Prometheus refused the query (HTTP 400, bad_data): "
+    assert refused.reason.startswith(prefix + "1:5: parse error: unexpected identifier xx")
+    assert refused.reason.endswith("x…") and "\n" not in refused.reason
+    assert len(refused.reason) == len(prefix) + 300
+    credentials = _read(401, json.dumps({"status": "error", "error": long}).encode())
+    assert credentials.reason.endswith("x…") and "\n" not in credentials.reason
+    assert len(credentials.reason) == len(
+        f"Prometheus at {SERVER} refused the bot's credentials (HTTP 401): ") + 300
