@@ -500,6 +500,12 @@ class RolloutService:
                     f"{result.reason}: check PROMETHEUS_URL and its credentials "
                     "(PROMETHEUS_BEARER_TOKEN_FILE, PROMETHEUS_HEADERS) and start again; "
                     "nothing was changed")
+            if result.kind is ResultKind.ERROR and result.evaluation_failed:
+                raise InvalidInput(
+                    f"Prometheus could not evaluate the query {query.key} of canary analysis "
+                    f"{setup.name!r} ({result.reason}): fix it in the analysis file "
+                    "(ROLLOUT_ANALYSIS_FILE), or, if a store behind Prometheus (Thanos, "
+                    "Mimir) is down, start again once it answers; nothing was changed")
             if result.kind is ResultKind.ERROR:
                 raise InvalidInput(
                     f"Prometheus refuses the query {query.key} of canary analysis "

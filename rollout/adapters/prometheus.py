@@ -278,6 +278,7 @@ def _interpret(status: int, body: bytes, *, server: str) -> QueryResult:
             not error_type and status >= 500)
         return QueryResult(
             kind=ResultKind.UNAVAILABLE if transient else ResultKind.ERROR,
+            evaluation_failed=error_type == "execution",
             reason=f"Prometheus refused the query (HTTP {status}, {error_type or 'error'}): "
                    f"{_quote(payload.get('error', ''))}")
     warnings = payload.get("warnings")

@@ -349,6 +349,10 @@ class QueryResult(Frozen):
     #: does not name the host): unavailable to a run, which waits for a fix like for an
     #: outage, but a fault of PROMETHEUS_URL or SSL_CERT_FILE that will not pass by itself
     untrusted: bool = False
+    #: the server took the query but failed evaluating it (``execution``): the query's
+    #: fault (a many-to-many match, a limit it passes) or a store's behind it (Thanos or
+    #: Mimir with a store down refuses so, partial answers being off); nothing says which
+    evaluation_failed: bool = False
 
     @classmethod
     def of(cls, value: float) -> QueryResult:

@@ -135,3 +135,16 @@ def test_an_errors_text_is_quoted_on_one_line_and_clipped() -> None:
     assert credentials.reason.endswith("x…") and "\n" not in credentials.reason
     assert len(credentials.reason) == len(
         f"Prometheus at {SERVER} refused the bot's credentials (HTTP 401): ") + 300
+
+
+def test_an_execution_error_is_marked_as_a_failed_evaluation_by_its_type() -> None:
+    """`start` then names a store down beside the query (Thanos answers a store it cannot
+    reach so): decided by `errorType`, not the words."""
+    def body(error_type: str) -> bytes:
+        return json.dumps({"status": "error", "errorType": error_type,
+                           "error": "expanding series: no StoreAPIs matched"}).encode()
+
+    failed = _read(422, body("execution"))
+    assert failed.kind is ResultKind.ERROR and failed.evaluation_failed
+    assert not _read(400, body("bad_data")).evaluation_failed
+    assert not _read(503, body("unavailable")).evaluation_failed

@@ -612,6 +612,42 @@ def test_runs_a_server_not_prometheus_answers_stay_inconclusive() -> None:
     assert "inconclusive for 2m" in r.pause.reason and "HTTP 401" in r.pause.reason
 
 
+class NotEvaluated(FakeAnalysis):
+    """A Prometheus (or Thanos with a store down) that takes every query and fails
+    evaluating it (``execution``), as the adapter reads it; `flagged` False drops the mark."""
+
+    def __init__(self, *, flagged: bool = True) -> None:
+        super().__init__()
+        self.flagged = flagged
+
+    def query(self, promql: str, at: datetime) -> QueryResult:
+        self.asked.append(promql)
+        return QueryResult(kind=ResultKind.ERROR, evaluation_failed=self.flagged,
+                           reason="Prometheus refused the query (HTTP 422, execution): "
+                                  "expanding series: no StoreAPIs matched")
+
+
+def test_a_start_whose_query_prometheus_fails_evaluating_names_both_causes() -> None:
+    """Thanos or Mimir with a store down refuses a query as `execution`, as it refuses a
+    many-to-many match: the answer does not send people to rewrite a correct query."""
+    w = World()
+    port = _answered_by(w, NotEvaluated())
+    writes = list(w.target.writes)
+    with pytest.raises(InvalidInput) as refused:
+        w.start()
+    assert str(refused.value) == (
+        "Prometheus could not evaluate the query requests/stable of canary analysis 'quick' "
+        "(Prometheus refused the query (HTTP 422, execution): expanding series: no "
+        "StoreAPIs matched): fix it in the analysis file (ROLLOUT_ANALYSIS_FILE), or, if a "
+        "store behind Prometheus (Thanos, Mimir) is down, start again once it answers; "
+        "nothing was changed")
+    assert w.store.saves == [] and w.target.writes == writes
+    assert len(port.asked) == 1
+    _answered_by(w, NotEvaluated(flagged=False))
+    with pytest.raises(InvalidInput, match=r"^Prometheus refuses the query requests/stable"):
+        w.start()
+
+
 UNTRUSTED = ("Prometheus at https://prometheus.example: TLS: certificate verify failed "
              "(self-signed certificate)")
 
