@@ -20,8 +20,8 @@ from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
-#: how many periods a job may go without beginning before the beat runs it: one period late
-#: is a job's own jitter (a pass that ran long); two is a clock that moved
+#: how many periods a job may go without beginning or ending before the beat runs it: its
+#: interval's next run comes within one; two is a clock that moved
 LATE_PERIODS = 2
 
 
