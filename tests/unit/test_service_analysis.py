@@ -557,18 +557,22 @@ LOGIN_PAGE = ("Prometheus at http://prometheus.example did not answer as Prometh
               "API (HTTP 401)")
 
 
-class NotPrometheus(FakeAnalysis):
-    """A server that answers every query, but not as Prometheus' API (a 401 page), as the
-    adapter reads it; `flagged` False keeps the wording and drops the adapter's mark."""
+class Answering(FakeAnalysis):
+    """A server that answers every query with `result`, as the adapter read it."""
 
-    def __init__(self, *, flagged: bool = True) -> None:
+    def __init__(self, result: QueryResult) -> None:
         super().__init__()
-        self.flagged = flagged
+        self.result = result
 
     def query(self, promql: str, at: datetime) -> QueryResult:
         self.asked.append(promql)
-        return QueryResult(kind=ResultKind.ERROR, reason=LOGIN_PAGE,
-                           not_prometheus=self.flagged)
+        return self.result
+
+
+def not_prometheus(*, flagged: bool = True) -> Answering:
+    """A 401 page; `flagged` False keeps the wording and drops the adapter's mark."""
+    return Answering(QueryResult(kind=ResultKind.ERROR, reason=LOGIN_PAGE,
+                                 not_prometheus=flagged))
 
 
 def _answered_by(w: World, port: FakeAnalysis) -> FakeAnalysis:
@@ -581,7 +585,7 @@ def test_a_start_where_the_server_is_not_prometheus_points_at_the_url_and_change
     """A 401 or a wrong path is PROMETHEUS_URL's fault or its credentials', not a query's:
     the start is refused all the same, saying where to look."""
     w = World()
-    port = _answered_by(w, NotPrometheus())
+    port = _answered_by(w, not_prometheus())
     writes = list(w.target.writes)
     with pytest.raises(InvalidInput) as refused:
         w.start()
@@ -595,7 +599,7 @@ def test_a_start_where_the_server_is_not_prometheus_points_at_the_url_and_change
 
 def test_the_advice_follows_the_adapters_mark_not_the_reasons_wording() -> None:
     w = World()
-    _answered_by(w, NotPrometheus(flagged=False))
+    _answered_by(w, not_prometheus(flagged=False))
     with pytest.raises(InvalidInput, match=r"fix it in the analysis file \(ROLLOUT_ANALYSIS_FILE"):
         w.start()
 
@@ -605,33 +609,27 @@ def test_runs_a_server_not_prometheus_answers_stay_inconclusive() -> None:
     w = World(inconclusive_timeout="2m")
     w.start()
     w.service.approve(REF, actor=BOB)
-    _answered_by(w, NotPrometheus())
+    _answered_by(w, not_prometheus())
     assert w.at(90).phase is Phase.BAKING
     r = w.at(210)
     assert r.phase is Phase.PAUSED and r.pause is not None
     assert "inconclusive for 2m" in r.pause.reason and "HTTP 401" in r.pause.reason
 
 
-class NotEvaluated(FakeAnalysis):
-    """A Prometheus (or Thanos with a store down) that takes every query and fails
-    evaluating it (``execution``), as the adapter reads it; `flagged` False drops the mark."""
-
-    def __init__(self, *, flagged: bool = True) -> None:
-        super().__init__()
-        self.flagged = flagged
-
-    def query(self, promql: str, at: datetime) -> QueryResult:
-        self.asked.append(promql)
-        return QueryResult(kind=ResultKind.ERROR, evaluation_failed=self.flagged,
-                           reason="Prometheus refused the query (HTTP 422, execution): "
-                                  "expanding series: no StoreAPIs matched")
+def not_evaluated(*, flagged: bool = True) -> Answering:
+    """A Prometheus (or Thanos with a store down) that fails evaluating every query
+    (``execution``); `flagged` False drops the mark."""
+    return Answering(QueryResult(
+        kind=ResultKind.ERROR, evaluation_failed=flagged,
+        reason="Prometheus refused the query (HTTP 422, execution): expanding series: no "
+               "StoreAPIs matched"))
 
 
 def test_a_start_whose_query_prometheus_fails_evaluating_names_both_causes() -> None:
     """Thanos or Mimir with a store down refuses a query as `execution`, as it refuses a
     many-to-many match: the answer does not send people to rewrite a correct query."""
     w = World()
-    port = _answered_by(w, NotEvaluated())
+    port = _answered_by(w, not_evaluated())
     writes = list(w.target.writes)
     with pytest.raises(InvalidInput) as refused:
         w.start()
@@ -643,7 +641,7 @@ def test_a_start_whose_query_prometheus_fails_evaluating_names_both_causes() -> 
         "nothing was changed")
     assert w.store.saves == [] and w.target.writes == writes
     assert len(port.asked) == 1
-    _answered_by(w, NotEvaluated(flagged=False))
+    _answered_by(w, not_evaluated(flagged=False))
     with pytest.raises(InvalidInput, match=r"^Prometheus refuses the query requests/stable"):
         w.start()
 
@@ -652,18 +650,11 @@ UNTRUSTED = ("Prometheus at https://prometheus.example: TLS: certificate verify 
              "(self-signed certificate)")
 
 
-class Untrusted(FakeAnalysis):
-    """A Prometheus whose certificate the bot does not trust, as the adapter reads it:
-    unavailable to a run, marked untrusted (`flagged` False drops the mark)."""
-
-    def __init__(self, *, flagged: bool = True) -> None:
-        super().__init__()
-        self.flagged = flagged
-
-    def query(self, promql: str, at: datetime) -> QueryResult:
-        self.asked.append(promql)
-        return QueryResult(kind=ResultKind.UNAVAILABLE, reason=UNTRUSTED,
-                           untrusted=self.flagged)
+def untrusted(*, flagged: bool = True) -> Answering:
+    """A Prometheus whose certificate the bot does not trust: unavailable to a run, marked
+    untrusted (`flagged` False drops the mark)."""
+    return Answering(QueryResult(kind=ResultKind.UNAVAILABLE, reason=UNTRUSTED,
+                                 untrusted=flagged))
 
 
 def test_a_start_against_an_untrusted_certificate_points_at_it_and_changes_nothing() -> None:
@@ -671,7 +662,7 @@ def test_a_start_against_an_untrusted_certificate_points_at_it_and_changes_nothi
     inconclusive until the rollout paused, with traffic moved, and nobody told why at
     start."""
     w = World()
-    port = _answered_by(w, Untrusted())
+    port = _answered_by(w, untrusted())
     writes = list(w.target.writes)
     with pytest.raises(InvalidInput) as refused:
         w.start()
@@ -685,7 +676,7 @@ def test_a_start_against_an_untrusted_certificate_points_at_it_and_changes_nothi
 def test_an_unavailable_prometheus_not_marked_untrusted_lets_the_start_go_ahead() -> None:
     """The advice follows the adapter's mark, never the reason's wording."""
     w = World()
-    _answered_by(w, Untrusted(flagged=False))
+    _answered_by(w, untrusted(flagged=False))
     assert w.start().phase is Phase.AWAITING_APPROVAL
 
 
@@ -695,7 +686,7 @@ def test_runs_against_an_untrusted_certificate_stay_inconclusive() -> None:
     w = World(inconclusive_timeout="2m")
     w.start()
     w.service.approve(REF, actor=BOB)
-    _answered_by(w, Untrusted())
+    _answered_by(w, untrusted())
     assert w.at(90).phase is Phase.BAKING
     r = w.at(210)
     assert r.phase is Phase.PAUSED and r.pause is not None
