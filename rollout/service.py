@@ -475,9 +475,10 @@ class RolloutService:
         type) would otherwise show only once the first step moved traffic, as runs that
         stay inconclusive until the rollout pauses. A Prometheus that does not answer
         refuses nothing: the runs wait for it, as they would later. A server that answers,
-        but not as Prometheus' API (401, a wrong path), or whose certificate does not
-        verify, is refused with where the fault is: the URL, its credentials or the
-        certificates trusted, not the analysis file."""
+        but not as Prometheus' API (401, a wrong path), whose certificate does not verify,
+        or whose TLS handshake fails for good (a plain HTTP port), is refused with where
+        the fault is: the URL, its credentials or the certificates trusted, not the
+        analysis file."""
         port = self.options.analysis
         if port is None:
             return
@@ -493,6 +494,12 @@ class RolloutService:
                 raise InvalidInput(
                     f"{result.reason}: check PROMETHEUS_URL and the certificates the bot "
                     "trusts (SSL_CERT_FILE) and start again; nothing was changed")
+            if result.handshake_refused:
+                raise InvalidInput(
+                    f"{result.reason}: check PROMETHEUS_URL's scheme and port (https:// to a "
+                    "port that speaks plain HTTP fails so) and whether the server asks for "
+                    "a client certificate or a TLS version the bot does not offer, and start "
+                    "again; nothing was changed")
             if result.kind is ResultKind.UNAVAILABLE:
                 return
             if result.kind is ResultKind.ERROR and result.not_prometheus:

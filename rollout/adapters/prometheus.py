@@ -45,6 +45,18 @@ _TRANSIENT = frozenset({"timeout", "canceled", "unavailable", "internal", "too_m
 #: PROMETHEUS_URL's credentials, PROMETHEUS_BEARER_TOKEN_FILE or PROMETHEUS_HEADERS
 _CREDENTIALS_REFUSED = frozenset({401, 403})
 
+#: OpenSSL's reason codes of a TLS handshake that fails the same way every time, so that a
+#: retry is no cure: the port does not speak TLS (``https://`` to a plain HTTP port), client
+#: and server share no protocol version or cipher, or the server asks for a client
+#: certificate (the bot sends none). An EOF or a reset mid-handshake is not among them: a
+#: server restarting answers so.
+_HANDSHAKE_REFUSED = frozenset({
+    "WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+    "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "NO_CIPHERS_AVAILABLE",
+    "TLSV1_ALERT_PROTOCOL_VERSION", "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE", "SSLV3_ALERT_BAD_CERTIFICATE",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED"})
+
 #: the most of an answer read: one number with its labels is far smaller, and a query that
 #: matches thousands of series must not hold a run's memory and time to say it is wrong
 MAX_ANSWER_BYTES = 1 << 20
@@ -117,6 +129,7 @@ class PrometheusAnalysis:
             return QueryResult(
                 kind=ResultKind.UNAVAILABLE,
                 untrusted=isinstance(tls, ssl.SSLCertVerificationError),
+                handshake_refused=tls is not None and tls.reason in _HANDSHAKE_REFUSED,
                 reason=f"Prometheus at {self.base_url}: "
                        f"{_tls_reason(tls) if tls is not None else type(exc).__name__}")
         except _AnswerTooLarge:

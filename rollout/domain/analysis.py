@@ -349,6 +349,10 @@ class QueryResult(Frozen):
     #: does not name the host): unavailable to a run, which waits for a fix like for an
     #: outage, but a fault of PROMETHEUS_URL or SSL_CERT_FILE that will not pass by itself
     untrusted: bool = False
+    #: the TLS handshake failed for a reason a retry meets again (the port does not speak
+    #: TLS, no protocol version or cipher in common, a client certificate asked for):
+    #: unavailable to a run, a fault of PROMETHEUS_URL or of the server's TLS settings
+    handshake_refused: bool = False
     #: the server took the query but failed evaluating it (``execution``): the query's
     #: fault (a many-to-many match, a limit it passes) or a store's behind it (Thanos or
     #: Mimir with a store down refuses so, partial answers being off); nothing says which

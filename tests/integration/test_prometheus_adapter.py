@@ -448,13 +448,21 @@ class _ScalarOne(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _serving(tls: tuple[Path, Path] | None) -> Iterator[int]:
-    """A real HTTP server on 127.0.0.1, over TLS with ``tls`` (certificate, key); yields its
-    port. Unlike waitress it answers a TLS hello to plain HTTP at once (400)."""
+def _serving(tls: tuple[Path, Path] | None, *,
+             client_certificates: bool = False) -> Iterator[int]:
+    """A real HTTP server on 127.0.0.1, over TLS with ``tls`` (certificate, key), asking for
+    a client certificate with ``client_certificates`` (in TLS 1.2, whose handshake refuses
+    a client without one; TLS 1.3 refuses after the handshake, and the client sees that
+    alert or only an EOF, by timing); yields its port. Unlike waitress it answers a TLS
+    hello to plain HTTP at once (400)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ScalarOne)
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
+        if client_certificates:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(tls[0])
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
         server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -505,9 +513,62 @@ def test_start_against_an_untrusted_certificate_points_at_it(
 
 
 def test_https_to_a_plain_http_server_says_tls_not_sslerror() -> None:
-    """The handshake met HTTP: the reason names TLS's own reason code, not a class name."""
+    """The handshake met HTTP: the reason names TLS's own reason code, not a class name,
+    and marks a handshake that will fail again."""
     with _serving(None) as port:
         result = PrometheusAnalysis(f"https://127.0.0.1:{port}").query("up", _now())
     assert result.kind is ResultKind.UNAVAILABLE and not result.untrusted
+    assert result.handshake_refused
     assert result.reason.startswith(f"Prometheus at https://127.0.0.1:{port}: TLS: ")
     assert "SSLError" not in result.reason
+
+
+HANDSHAKE_ADVICE = (
+    ": check PROMETHEUS_URL's scheme and port (https:// to a port that speaks plain HTTP "
+    "fails so) and whether the server asks for a client certificate or a TLS version the "
+    "bot does not offer, and start again; nothing was changed")
+
+
+def test_start_with_https_to_a_plain_http_port_points_at_the_url() -> None:
+    """It failed the same way at every run, inconclusive until the rollout paused with
+    traffic moved: refused at start, nothing written; the same server over http starts."""
+    with _serving(None) as port:
+        refused = _start_against(PrometheusAnalysis(f"https://127.0.0.1:{port}"))
+        started = _start_against(PrometheusAnalysis(f"http://127.0.0.1:{port}"))
+    assert refused == (f"Prometheus at https://127.0.0.1:{port}: TLS: wrong version number"
+                       f"{HANDSHAKE_ADVICE}")
+    assert started == "started"
+
+
+def test_start_against_a_server_asking_for_a_client_certificate_points_at_it(
+        self_signed: tuple[Path, Path]) -> None:
+    """The bot sends no client certificate: every handshake ends in the server's alert."""
+    trusting = urllib3.PoolManager(ca_certs=str(self_signed[0]))
+    with _serving(self_signed, client_certificates=True) as port:
+        refused = _start_against(PrometheusAnalysis(f"https://127.0.0.1:{port}",
+                                                    http=trusting))
+    assert refused == (f"Prometheus at https://127.0.0.1:{port}: TLS: sslv3 alert "
+                       f"handshake failure{HANDSHAKE_ADVICE}")
+
+
+def test_a_connection_closed_mid_handshake_is_unavailable_not_refused() -> None:
+    """An EOF in the handshake is what a server restarting answers: the start goes ahead
+    and the runs wait for it, as for any outage."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def close_each() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                connection.close()
+
+    threading.Thread(target=close_each, daemon=True).start()
+    port = listener.getsockname()[1]
+    try:
+        result = PrometheusAnalysis(f"https://127.0.0.1:{port}").query("up", _now())
+        started = _start_against(PrometheusAnalysis(f"https://127.0.0.1:{port}"))
+    finally:
+        listener.close()
+    assert result.kind is ResultKind.UNAVAILABLE
+    assert not result.handshake_refused and not result.untrusted
+    assert started == "started"

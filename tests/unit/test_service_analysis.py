@@ -680,6 +680,26 @@ def test_an_unavailable_prometheus_not_marked_untrusted_lets_the_start_go_ahead(
     assert w.start().phase is Phase.AWAITING_APPROVAL
 
 
+def test_a_start_whose_tls_handshake_is_refused_for_good_changes_nothing() -> None:
+    """https:// to a plain HTTP port fails the same way at every run: refused at start by
+    the adapter's mark, with what to check, not left to pause the rollout later."""
+    w = World()
+    reason = "Prometheus at https://prometheus.example: TLS: wrong version number"
+    port = _answered_by(w, Answering(QueryResult(kind=ResultKind.UNAVAILABLE, reason=reason,
+                                                 handshake_refused=True)))
+    writes = list(w.target.writes)
+    with pytest.raises(InvalidInput) as refused:
+        w.start()
+    assert str(refused.value) == (
+        f"{reason}: check PROMETHEUS_URL's scheme and port (https:// to a port that speaks "
+        "plain HTTP fails so) and whether the server asks for a client certificate or a "
+        "TLS version the bot does not offer, and start again; nothing was changed")
+    assert w.store.saves == [] and w.target.writes == writes
+    assert len(port.asked) == 1
+    _answered_by(w, Answering(QueryResult(kind=ResultKind.UNAVAILABLE, reason=reason)))
+    assert w.start().phase is Phase.AWAITING_APPROVAL
+
+
 def test_runs_against_an_untrusted_certificate_stay_inconclusive() -> None:
     """Once started (the certificate changed since), such answers are unavailable: the
     runs wait, and the rollout pauses as for an outage, never passes."""
