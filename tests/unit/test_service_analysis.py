@@ -580,21 +580,27 @@ def _answered_by(w: World, port: FakeAnalysis) -> FakeAnalysis:
     return port
 
 
+def _refusal(w: World, port: FakeAnalysis) -> str:
+    """What `start` answers when `port` answers its check: a refusal after one query, with
+    nothing saved or written."""
+    _answered_by(w, port)
+    writes = list(w.target.writes)
+    with pytest.raises(InvalidInput) as refused:
+        w.start()
+    assert w.store.saves == [] and w.target.writes == writes
+    assert len(port.asked) == 1
+    return str(refused.value)
+
+
 def test_a_start_where_the_server_is_not_prometheus_points_at_the_url_and_changes_nothing(
         ) -> None:
     """A 401 or a wrong path is PROMETHEUS_URL's fault or its credentials', not a query's:
     the start is refused all the same, saying where to look."""
     w = World()
-    port = _answered_by(w, not_prometheus())
-    writes = list(w.target.writes)
-    with pytest.raises(InvalidInput) as refused:
-        w.start()
-    assert str(refused.value) == (
+    assert _refusal(w, not_prometheus()) == (
         f"{LOGIN_PAGE}: check PROMETHEUS_URL and its credentials "
         "(PROMETHEUS_BEARER_TOKEN_FILE, PROMETHEUS_HEADERS) and start again; nothing was "
         "changed")
-    assert w.store.saves == [] and w.target.writes == writes
-    assert len(port.asked) == 1
 
 
 def test_the_advice_follows_the_adapters_mark_not_the_reasons_wording() -> None:
@@ -629,18 +635,12 @@ def test_a_start_whose_query_prometheus_fails_evaluating_names_both_causes() -> 
     """Thanos or Mimir with a store down refuses a query as `execution`, as it refuses a
     many-to-many match: the answer does not send people to rewrite a correct query."""
     w = World()
-    port = _answered_by(w, not_evaluated())
-    writes = list(w.target.writes)
-    with pytest.raises(InvalidInput) as refused:
-        w.start()
-    assert str(refused.value) == (
+    assert _refusal(w, not_evaluated()) == (
         "Prometheus could not evaluate the query requests/stable of canary analysis 'quick' "
         "(Prometheus refused the query (HTTP 422, execution): expanding series: no "
         "StoreAPIs matched): fix it in the analysis file (ROLLOUT_ANALYSIS_FILE), or, if a "
         "store behind Prometheus (Thanos, Mimir) is down, start again once it answers; "
         "nothing was changed")
-    assert w.store.saves == [] and w.target.writes == writes
-    assert len(port.asked) == 1
     _answered_by(w, not_evaluated(flagged=False))
     with pytest.raises(InvalidInput, match=r"^Prometheus refuses the query requests/stable"):
         w.start()
@@ -662,15 +662,9 @@ def test_a_start_against_an_untrusted_certificate_points_at_it_and_changes_nothi
     inconclusive until the rollout paused, with traffic moved, and nobody told why at
     start."""
     w = World()
-    port = _answered_by(w, untrusted())
-    writes = list(w.target.writes)
-    with pytest.raises(InvalidInput) as refused:
-        w.start()
-    assert str(refused.value) == (
+    assert _refusal(w, untrusted()) == (
         f"{UNTRUSTED}: check PROMETHEUS_URL and the certificates the bot trusts "
         "(SSL_CERT_FILE) and start again; nothing was changed")
-    assert w.store.saves == [] and w.target.writes == writes
-    assert len(port.asked) == 1
 
 
 def test_an_unavailable_prometheus_not_marked_untrusted_lets_the_start_go_ahead() -> None:
@@ -685,17 +679,12 @@ def test_a_start_whose_tls_handshake_is_refused_for_good_changes_nothing() -> No
     the adapter's mark, with what to check, not left to pause the rollout later."""
     w = World()
     reason = "Prometheus at https://prometheus.example: TLS: wrong version number"
-    port = _answered_by(w, Answering(QueryResult(kind=ResultKind.UNAVAILABLE, reason=reason,
-                                                 handshake_refused=True)))
-    writes = list(w.target.writes)
-    with pytest.raises(InvalidInput) as refused:
-        w.start()
-    assert str(refused.value) == (
+    refused = Answering(QueryResult(kind=ResultKind.UNAVAILABLE, reason=reason,
+                                    handshake_refused=True))
+    assert _refusal(w, refused) == (
         f"{reason}: check PROMETHEUS_URL's scheme and port (https:// to a port that speaks "
         "plain HTTP fails so) and whether the server asks for a client certificate or a "
         "TLS version the bot does not offer, and start again; nothing was changed")
-    assert w.store.saves == [] and w.target.writes == writes
-    assert len(port.asked) == 1
     _answered_by(w, Answering(QueryResult(kind=ResultKind.UNAVAILABLE, reason=reason)))
     assert w.start().phase is Phase.AWAITING_APPROVAL
 
