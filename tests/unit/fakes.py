@@ -20,6 +20,7 @@ from rollout.domain.errors import (
     DriftDetected,
     FenceBehind,
     Refused,
+    RolloutError,
     StaleView,
     StoreUnavailable,
     Superseded,
@@ -372,15 +373,19 @@ class FakeTraffic:
 
 
 class FakeFacts:
-    """The ClusterFactsReader port: the namespace as a test sets it, with a read count."""
+    """The ClusterFactsReader port: the namespace as a test sets it, with a read count;
+    `unreadable` fails every read with that error, as a cluster that does not answer."""
 
     def __init__(self, facts: ClusterFacts) -> None:
         self.facts = facts
         self.reads: list[tuple[str, str | None]] = []
+        self.unreadable: RolloutError | None = None
 
     def read(self, namespace: str, *, route: str | None = None,
              rewrite: str | None = None) -> ClusterFacts:
         self.reads.append((namespace, route))
+        if self.unreadable is not None:
+            raise self.unreadable
         return self.facts
 
 

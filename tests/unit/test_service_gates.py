@@ -4,10 +4,12 @@ says why, or pauses on any other finding; rollback and pause go through a freeze
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from rollout.domain.clock import ManualClock
-from rollout.domain.errors import Conflict, NotReady, Refused
+from rollout.domain.errors import ClusterUnavailable, Conflict, NotReady, Refused
 from rollout.domain.facts import ClusterFacts, ObjectFacts
 from rollout.domain.models import AuditAction, PauseKind, Phase
 from rollout.domain.plan import build_plan
@@ -370,6 +372,23 @@ def test_a_rollback_while_the_stable_pool_is_short_warns_first_and_restores() ->
                                   "would overload it; rolling back anyway.\n")
     assert w.service.get(REF).phase is Phase.ROLLED_BACK
     assert w.target.writes[-1] == Pair(stable=100, canary=0)
+
+
+def test_a_rollback_while_the_cluster_cannot_be_read_goes_ahead_without_the_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Readiness is advice: a namespace that cannot be read never holds a rollback back; the
+    reason it gave no warning is logged."""
+    w = World()
+    _baking(w)
+    w.facts.unreadable = ClusterUnavailable("the Kubernetes API timed out")
+    with caplog.at_level(logging.WARNING, logger="rollout.service"):
+        out = w.service.rollback(REF, actor=BOB)
+    assert out.ok and not out.message.startswith("Warning")
+    assert w.service.get(REF).phase is Phase.ROLLED_BACK
+    assert w.target.writes[-1] == Pair(stable=100, canary=0)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "could not read default before the rollback of r1: the Kubernetes "
+                          "API timed out")]
 
 
 def test_a_rollback_with_a_ready_stable_pool_carries_no_warning() -> None:
