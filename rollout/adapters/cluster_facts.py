@@ -247,17 +247,14 @@ def _gateways(obj: Obj) -> tuple[str, ...]:
 def pod_facts(pod: Obj) -> PodFacts:
     """From a pod as the API serves it (JSON)."""
     meta = _meta(pod)
-    spec = cast(Obj, pod.get("spec") or {})
     status = cast(Obj, pod.get("status") or {})
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in status.get("conditions") or [])
-    ports = frozenset(int(p["containerPort"]) for c in spec.get("containers") or []
-                      for p in c.get("ports") or [] if "containerPort" in p)
     annotations = meta.get("annotations") or {}
     active = next((annotations[k] for k in ACTIVE_PORTS if k in annotations), None)
     return PodFacts(name=str(meta.get("name")), labels=dict(meta.get("labels") or {}),
                     ready=ready, ip=str(status.get("podIP") or ""),
-                    deleting=meta.get("deletionTimestamp") is not None, container_ports=ports,
+                    deleting=meta.get("deletionTimestamp") is not None,
                     active_ports=_ports(active) if active is not None else None)
 
 

@@ -79,7 +79,6 @@ class PodFacts:
     ready: bool = False
     ip: str = ""
     deleting: bool = False
-    container_ports: frozenset[int] = frozenset()
     active_ports: frozenset[int] | None = None  # from the active-ports annotation, if any
 
 

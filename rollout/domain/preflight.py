@@ -191,8 +191,9 @@ def _serves(pod: PodFacts, pool: PoolFacts) -> frozenset[int]:
     """The target ports a pod takes traffic on, as the endpoint picker counts them: Ready,
     matching the selector, with an address, not terminating; one endpoint per target port,
     narrowed by the pod's active-ports annotation (llm-d-router pkg/epp/datastore/
-    datastore.go, podResyncAll and extractActivePorts). A pod that declares container ports
-    must declare a target port among them."""
+    datastore.go, podResyncAll and extractActivePorts). Container ports are not read, as
+    the picker does not read them: llm-d's routing proxy serves the target port from a
+    sidecar in `initContainers`, and a pod need not declare a port it listens on."""
     if not pod.ready or pod.deleting or not pod.ip:
         return frozenset()
     if not pool.selector or any(pod.labels.get(k) != v for k, v in pool.selector.items()):
@@ -200,8 +201,6 @@ def _serves(pod: PodFacts, pool: PoolFacts) -> frozenset[int]:
     ports = frozenset(pool.target_ports)
     if pod.active_ports is not None:
         ports &= pod.active_ports
-    if pod.container_ports:
-        ports &= pod.container_ports
     return ports
 
 

@@ -27,7 +27,7 @@ def pool(name: str, group: str = POOL_GROUP, **extra: object) -> PoolFacts:
 
 def pods(pool_name: str, count: int, *, ready: bool = True, start: int = 0) -> tuple[PodFacts, ...]:
     return tuple(PodFacts(name=f"{pool_name}-{i}", labels={"app": pool_name}, ready=ready,
-                          ip=f"10.0.0.{i}", container_ports=frozenset({8000}))
+                          ip=f"10.0.0.{i}")
                  for i in range(start, start + count))
 
 

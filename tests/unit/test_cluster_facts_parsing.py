@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from rollout.adapters.cluster_facts import objective_facts, pod_facts
-from rollout.domain.facts import POOL_GROUP
+from rollout.domain.facts import POOL_GROUP, ClusterFacts, PoolFacts
+from rollout.domain.preflight import ready_endpoints
 
 
 def _pod(active: str) -> dict[str, Any]:
@@ -40,3 +41,17 @@ def _objective(ref: dict[str, Any]) -> dict[str, Any]:
 def test_a_pool_ref_group_given_empty_names_no_pool_group() -> None:
     assert objective_facts(_objective({"name": "llm-pool"})).pool_group == POOL_GROUP
     assert objective_facts(_objective({"name": "llm-pool", "group": ""})).pool_group == ""
+
+
+def test_a_pod_serving_the_target_port_from_a_sidecar_counts_as_the_picker_counts_it() -> None:
+    """llm-d's modelservice chart: the routing proxy listens on the pool's target port (8000)
+    as a native sidecar in `initContainers`, vLLM on 8200 in `containers`. The picker reads
+    no container ports, so the pod is one endpoint; counting none refused every start."""
+    pod = {"metadata": {"name": "llm-d-0", "labels": {"app": "llm-d"}},
+           "spec": {"initContainers": [{"name": "routing-proxy", "restartPolicy": "Always",
+                                        "ports": [{"containerPort": 8000}]}],
+                    "containers": [{"name": "vllm", "ports": [{"containerPort": 8200}]}]},
+           "status": {"podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}}
+    pool = PoolFacts(name="llm-d", group=POOL_GROUP, selector={"app": "llm-d"},
+                     target_ports=(8000,))
+    assert ready_endpoints(ClusterFacts(namespace="default", pods=(pod_facts(pod),)), pool) == 1
