@@ -23,7 +23,7 @@ from tests.integration.rewrite_support import (
 def _snapshot(world: World) -> tuple[object, ...]:
     versions: list[object] = []
     for group in (LLMD, LEGACY):
-        for name in ("small-segment-lora", "twice", "weighted", "several"):
+        for name in ("small-segment-lora", "twice", "weighted", "several", "mixed"):
             obj = world.emulator.get_object(group, "v1alpha2", "inferencemodelrewrites",
                                             "default", name)
             versions.append(None if obj is None else obj["metadata"]["resourceVersion"])
@@ -73,6 +73,19 @@ def test_canary_already_weighted(world: World) -> None:
     _refused(world, lambda: start(world, "weighted"), Conflict,
              r"small-segment-lora-v2 already receives traffic \(weight 5\).*remove it from "
              "the rule")
+
+
+def test_weights_on_some_targets_only_are_refused(world: World) -> None:
+    """The picker never selects an unweighted target beside weighted ones; the bot's first
+    step would have given it a weight (and traffic) that a rollback left in place."""
+    put_rewrite(world, "mixed", [rule("m", {"modelRewrite": V1, "weight": 100},
+                                      {"modelRewrite": "x"})])
+    _refused(world, lambda: start(world, "mixed", stable=V1), Conflict,
+             r"^InferenceModelRewrite mixed rule 0 gives weights to some targets and none to "
+             r"x, which the endpoint picker therefore never selects: give every target a "
+             r"weight, or remove the targets without one, and start again$")
+    put_rewrite(world, "mixed", [rule("m", {"modelRewrite": V1}, {"modelRewrite": "x"})])
+    assert start(world, "mixed", stable=V1).ok  # none weighted: an equal split
 
 
 def test_canary_is_the_stable(world: World) -> None:

@@ -160,6 +160,19 @@ def _rule_targets(obj: Obj, rule: int) -> Targets | None:
     return rule_entries(obj, rule, "targets")
 
 
+def _require_weights_on_all_or_none(targets: Targets, *, where: str) -> None:
+    """The CRD asks for weights on every target or none, without a rule the API server
+    enforces: where some have one, the endpoint picker never selects a target without one
+    (`selectWeightedModel`), and the bot's fill (`targets_at`) would give those targets
+    traffic they do not take today, which no rollback takes away."""
+    unweighted = [str(t.get("modelRewrite")) for t in targets if "weight" not in t]
+    if unweighted and len(unweighted) < len(targets):
+        raise Conflict(
+            f"{where} gives weights to some targets and none to {', '.join(unweighted)}, "
+            "which the endpoint picker therefore never selects: give every target a weight, "
+            "or remove the targets without one, and start again")
+
+
 def _models(rule: dict[str, Any]) -> str:
     values = [str((m.get("model") or {}).get("value", "?")) for m in rule.get("matches") or []]
     return f"model {', '.join(values)}" if values else "any model"
@@ -199,6 +212,8 @@ class RewriteSplit:
         group, obj = self._find(namespace, target_name)
         rule = self._pick_rule(obj, canary, stable)
         targets = _rule_targets(obj, rule) or []
+        _require_weights_on_all_or_none(targets, where=f"InferenceModelRewrite {target_name} "
+                                                       f"rule {rule}")
         stable_name = stable or self._pick_stable(target_name, rule, targets, canary)
         require_single_entries([str(t.get("modelRewrite")) for t in targets],
                                stable=stable_name, canary=canary,
