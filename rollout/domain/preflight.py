@@ -48,14 +48,37 @@ def _qualified(group: str) -> str:
 # ---- 1. the pool ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PoolReferrer:
+    """What names the pool, as a refusal tells it: who refers to which group, through
+    which field a person changes, and what a wrong group does."""
+
+    who: str
+    field: str
+    consequence: str
+
+
+#: a route's backendRef: the gateway resolves it
+ROUTE_REFERRER = PoolReferrer(who="the route", field="the route's backendRef",
+                              consequence="the gateway would not resolve it")
+
+
+def rewrite_referrer(rewrite: str) -> PoolReferrer:
+    """A rewrite's poolRef: the endpoint picker takes a rewrite only for its own pool."""
+    return PoolReferrer(who=f"InferenceModelRewrite {rewrite}",
+                        field=f"InferenceModelRewrite {rewrite}'s spec.poolRef",
+                        consequence="the endpoint picker would ignore the rewrite")
+
+
 def check_pool(facts: ClusterFacts, *, name: str, group: str = POOL_GROUP,
-               gateways: tuple[str, ...] = ()) -> tuple[Finding, ...]:
+               gateways: tuple[str, ...] = (),
+               referrer: PoolReferrer = ROUTE_REFERRER) -> tuple[Finding, ...]:
     """The pool (the canary; the stable one too, for a rollback) exists in the group the
-    route refers to, is not being deleted, is Accepted where a gateway wrote status for it,
-    and its endpoint picker Service exists."""
+    route (or the rewrite) refers to, is not being deleted, is Accepted where a gateway
+    wrote status for it, and its endpoint picker Service exists."""
     pool = facts.pool(name, group)
     if pool is None:
-        return (_missing_pool(facts, name=name, group=group),)
+        return (_missing_pool(facts, name=name, group=group, referrer=referrer),)
     found: list[Finding] = []
     if pool.deleting:
         found.append(Finding(
@@ -67,17 +90,18 @@ def check_pool(facts: ClusterFacts, *, name: str, group: str = POOL_GROUP,
     return tuple(found)
 
 
-def _missing_pool(facts: ClusterFacts, *, name: str, group: str) -> Finding:
+def _missing_pool(facts: ClusterFacts, *, name: str, group: str,
+                  referrer: PoolReferrer) -> Finding:
     elsewhere = [p for p in facts.pools_named(name) if p.group != group]
     if elsewhere:
         other = elsewhere[0].group
         return Finding(
             check=Check.POOL,
-            problem=f"InferencePool {name} exists only as {_qualified(other)}, but the route "
-                    f"refers to group {group}: the gateway would not resolve it",
-            remedy=(f"Create {name} as {_qualified(group)} (the GA API), or point the route's "
-                    f"backendRef at group {other}" if other == LEGACY_GROUP else
-                    f"Point the route's backendRef at group {other}"))
+            problem=f"InferencePool {name} exists only as {_qualified(other)}, but "
+                    f"{referrer.who} refers to group {group}: {referrer.consequence}",
+            remedy=(f"Create {name} as {_qualified(group)} (the GA API), or point "
+                    f"{referrer.field} at group {other}" if other == LEGACY_GROUP else
+                    f"Point {referrer.field} at group {other}"))
     if group not in facts.served_pool_groups:
         return Finding(
             check=Check.POOL,
@@ -448,7 +472,7 @@ def _adapter_preflight(facts: ClusterFacts, request: PreflightRequest) -> Verdic
     ours = facts.rewrite(request.rewrite)
     if ours is not None:
         found += check_pool(facts, name=ours.pool, group=ours.pool_group,
-                            gateways=request.gateways)
+                            gateways=request.gateways, referrer=rewrite_referrer(ours.name))
         if ours.object is not None:
             found += check_gitops(ours.object, allow_gitops=request.allow_gitops,
                                   own=request.own_managers)

@@ -396,6 +396,23 @@ def test_an_adapter_rollout_checks_the_rewrite_and_its_pool() -> None:
     assert checks == [Check.REWRITE, Check.POOL]
 
 
+def test_an_adapter_rollouts_pool_in_another_group_points_at_the_rewrites_pool_ref() -> None:
+    """An adapter rollout has no route: the fix of a group mismatch is the rewrite's poolRef
+    (its group defaults to the GA one, so a legacy pool on an older cluster meets it)."""
+    facts = world(pools=(pool(STABLE, group=LEGACY_GROUP),),
+                  rewrites=(rewrite("lora", "2026-01-01T00:00:00Z", "lora"),))
+    verdict = preflight(facts, PreflightRequest(stable="lora-v1", canary="lora-v2",
+                                                rewrite="lora"), CapacityPolicy())
+    (finding,) = verdict.findings
+    assert (finding.check, finding.problem, finding.remedy) == (
+        Check.POOL,
+        "InferencePool llm-pool exists only as inference.networking.x-k8s.io/v1alpha2, but "
+        "InferenceModelRewrite lora refers to group inference.networking.k8s.io: the "
+        "endpoint picker would ignore the rewrite",
+        "Create llm-pool as inference.networking.k8s.io/v1 (the GA API), or point "
+        "InferenceModelRewrite lora's spec.poolRef at group inference.networking.x-k8s.io")
+
+
 def _gateway_refuses(name: str) -> ParentStatus:
     return ParentStatus(name=name, conditions=(Condition(
         type="ResolvedRefs", status="False", reason="InvalidExtensionRef",
