@@ -124,6 +124,14 @@ class NeedsOperator(RolloutError):
     """State and cluster disagree in a way the bot must not guess about; a human decides."""
 
 
+class ClusterRejected(Refused, NeedsOperator):
+    """The Kubernetes API refused an object the bot wrote as invalid (422, reason Invalid:
+    the CRD's schema or validation rules, an admission policy). Nothing was written, and the
+    same write would be refused again: no temporary failure. The message quotes the server's
+    field causes. A refusal to whoever asked; a step the cluster refuses pauses its rollout
+    for a person, as NeedsOperator does."""
+
+
 class Unreadable(RolloutError):
     """A recorded state this version of the bot cannot read: a newer version wrote it (a
     rolling upgrade), or it was damaged. Nothing is decided on it; lists and the scheduler

@@ -14,7 +14,7 @@ from kubernetes import client
 from rollout.adapters.kube.fenced import FencedObjects
 from rollout.adapters.kube.httproute import HTTPROUTE
 from rollout.adapters.kube.markers import FENCE, pointer
-from rollout.domain.errors import ClusterUnavailable, FenceBehind
+from rollout.domain.errors import ClusterRejected, FenceBehind
 from sandbox.kube import Fault
 from tests.support.gateway_controller import wait_until_settled
 from tests.support.kube_api import close_api
@@ -100,9 +100,12 @@ def test_an_invalid_object_is_refused_once_even_on_a_route_named_latest(
     assert route is not None
     route["metadata"] = {"name": "latest", "namespace": "default"}
     cluster.put_object({k: v for k, v in route.items() if k != "status"})
-    with pytest.raises(ClusterUnavailable, match="422"):
+    with pytest.raises(ClusterRejected) as refused:  # not a temporary failure
         _write(routes, "latest", _set_weight(2_000_000), fence=1)
     assert _patches(cluster, "latest") == [422]
+    assert str(refused.value).startswith(
+        "the Kubernetes API refused HTTPRoute default/latest as invalid "
+        "(spec.rules[0].backendRefs[1].weight: ")
 
 
 def test_a_human_edit_between_the_read_and_the_patch_is_never_written_over(

@@ -27,6 +27,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from rollout.adapters.kube.markers import FENCE, PREFIX, fence_of, pointer
 from rollout.domain import patch
 from rollout.domain.errors import (
+    ClusterRejected,
     ClusterUnavailable,
     FenceBehind,
     NotFound,
@@ -205,7 +206,8 @@ class FencedObjects:
         (its answer lost and a copy sent again, which met it): returned as written; a newer
         fencing token means a rollback or a later holder took over
         (`FenceBehind`, from `latest`); a moved token or resourceVersion is a retry; a 422
-        with neither moved is the server refusing the object itself. A 5xx or no answer at all
+        with neither moved is the server refusing the object itself (`ClusterRejected` when
+        it says Invalid, with its field causes). A 5xx or no answer at all
         does not say whether the write landed: the read-back decides (`_lost`). The server's
         message is never parsed: a real kube-apiserver answers a failed JSON-patch `test` with
         a generic one.
@@ -354,6 +356,10 @@ def kube_errors(what: str) -> Iterator[None]:
 def _translate(exc: ApiException, what: str) -> Exception:
     if exc.status == 404:
         return NotFound(f"{what} not found")
+    status = _status_body(exc)
+    if exc.status == 422 and status.get("reason") == "Invalid":
+        return ClusterRejected(f"the Kubernetes API refused {what} as invalid "
+                               f"({_causes(status, exc)}); nothing was written")
     message = _status_message(exc)
     if exc.status in (401, 403):
         return ClusterUnavailable(f"the Kubernetes API refused access to {what}: {message}",
@@ -413,9 +419,38 @@ def _moved(before: Obj, after: Obj) -> bool:
     return key(before) != key(after)
 
 
-def _status_message(exc: ApiException) -> str:
+def _status_body(exc: ApiException) -> dict[str, Any]:
+    """The answer's `kind: Status`, or {} when the body is not one."""
     try:
         body = json.loads(exc.body or "{}")
-        return str(body.get("message") or exc.reason)
     except (ValueError, TypeError):
-        return str(exc.reason)
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _status_message(exc: ApiException) -> str:
+    return str(_status_body(exc).get("message") or exc.reason)
+
+
+#: how much of an invalid object's causes an answer quotes: the first few, each cut short
+MAX_CAUSES, MAX_CAUSE = 3, 120
+
+
+def _causes(status: dict[str, Any], exc: ApiException) -> str:
+    """The field causes of a 422 Invalid (`details.causes`), briefly: `field: message` for
+    the first few (the API server's field `<nil>` is no field), then how many more; the
+    server's message where it names none."""
+    details = status.get("details")
+    listed = details.get("causes") if isinstance(details, dict) else None
+    said = []
+    for cause in listed if isinstance(listed, list) else []:
+        if not isinstance(cause, dict):
+            continue
+        field, text = str(cause.get("field") or ""), str(cause.get("message") or "")
+        if len(text) > MAX_CAUSE:
+            text = text[:MAX_CAUSE] + "…"
+        said.append(f"{field}: {text}" if field and field != "<nil>" else text)
+    if not said:
+        return _status_message(exc)
+    more = len(said) - MAX_CAUSES
+    return "; ".join(said[:MAX_CAUSES]) + (f"; and {more} more" if more > 0 else "")
