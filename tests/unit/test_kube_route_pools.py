@@ -118,3 +118,35 @@ def test_a_canary_pool_in_both_groups_takes_the_stables() -> None:
                    **_pool(LEGACY, "llm-pool-version-2")})
     (op,) = HTTPRouteSplit(api).spec_ops(route, r, Prepare())  # type: ignore[arg-type]
     assert op["value"][-1]["group"] == LEGACY
+
+
+# ---- a rule's 17th backendRef -----------------------------------------------------------------
+
+
+def _services(n: int) -> list[Obj]:
+    return [{"kind": "Service", "name": f"svc-{i}", "port": 8080, "weight": 0} for i in range(n)]
+
+
+def test_a_canary_that_would_be_the_rules_17th_backend_ref_is_refused_with_what_to_do() -> None:
+    """The CRD allows 16 backendRefs per rule: the first write would be refused by the API
+    server, after the rollout was recorded."""
+    refs = [_ref("old", 100), *_services(15)]
+    api = Objects({ROUTES: _route(refs), **_pool(GA, "old"), **_pool(GA, "new")})
+    with pytest.raises(Conflict) as refused:
+        HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+            namespace="default", canary="new", target_name="r", stable=None)
+    assert str(refused.value) == (
+        "HTTPRoute default/r rule 0 already has 16 backendRefs, the most a rule may have: "
+        "InferencePool new would be its 17th. Remove a backendRef the rule no longer needs "
+        "(or put InferencePool new at weight 0 in its place), then start again")
+
+
+@pytest.mark.parametrize("refs", [
+    [_ref("old", 100), *_services(14)],  # the canary is added as the 16th
+    [_ref("old", 100), _ref("new", 0), *_services(14)],  # the canary is among the 16
+])
+def test_a_rule_the_canary_fits_in_is_located(refs: list[Obj]) -> None:
+    api = Objects({ROUTES: _route(refs), **_pool(GA, "old"), **_pool(GA, "new")})
+    located = HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+        namespace="default", canary="new", target_name="r", stable=None)
+    assert (located.stable, located.canary) == ("old", "new")

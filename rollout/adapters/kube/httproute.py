@@ -47,6 +47,8 @@ POOL_KINDS = (
 )
 POOL_GROUPS = frozenset(k.group for k in POOL_KINDS)
 DEFAULT_WEIGHT = 1
+#: spec.rules[].backendRefs maxItems in the HTTPRoute CRD: a write of a 17th is refused (422)
+MAX_BACKEND_REFS = 16
 
 
 def is_pool_ref(ref: dict[str, Any], name: str | None = None) -> bool:
@@ -128,14 +130,20 @@ class HTTPRouteSplit:
         stable_name = self._pick_stable(route, rule, refs, canary, stable)
         if stable_name == canary:
             raise Conflict(f"the stable and the canary pool are both {canary}")
-        refuse_foreign(refs, (stable_name, canary), namespace=namespace,
-                       where=f"HTTPRoute {namespace}/{route['metadata']['name']} rule {rule}",
+        where = f"HTTPRoute {namespace}/{route['metadata']['name']} rule {rule}"
+        refuse_foreign(refs, (stable_name, canary), namespace=namespace, where=where,
                        error=Conflict)
+        managed = (_index(refs, stable_name), _index(refs, canary))
         require_single_entries([str(r.get("name")) for r in refs if is_pool_ref(r)],
                                stable=stable_name, canary=canary,
                                where=f"{route['metadata']['name']} rule {rule}")
+        if managed[1] is None and len(refs) >= MAX_BACKEND_REFS:
+            raise Conflict(
+                f"{where} already has {len(refs)} backendRefs, the most a rule may have: "
+                f"InferencePool {canary} would be its {MAX_BACKEND_REFS + 1}th. Remove a "
+                "backendRef the rule no longer needs (or put InferencePool "
+                f"{canary} at weight 0 in its place), then start again")
         self._require_pool(namespace, stable_name)
-        managed = (_index(refs, stable_name), _index(refs, canary))
         baseline = baseline_of(refs, *managed, weight_of)
         target = Target(kind=TargetKind.ROUTE, namespace=namespace,
                         name=route["metadata"]["name"], rule=rule,

@@ -1,0 +1,135 @@
+"""Which entry of which route rule a pool rollout moves, against the real API server: a rule
+with no room for the canary's backendRef. Bad input gets a clear answer and changes nothing,
+in the cluster or in Redis (DESIGN invariant 9)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from rollout.domain import machine
+from rollout.domain.errors import ClusterRejected, Conflict
+from rollout.domain.facts import POOL_GROUP
+from rollout.domain.machine import Prepare
+from rollout.domain.models import Phase, TargetKind
+from rollout.domain.plan import build_plan
+from rollout.service import Ref
+from tests.integration.conftest import ALICE, BOB, World
+
+ROUTE, STABLE, CANARY = "llm-route", "llm", "llm-new"
+REF = Ref(canary=CANARY)
+Obj = dict[str, Any]
+
+
+def _pool_ref(name: str, weight: int, group: str = POOL_GROUP, **extra: Any) -> Obj:
+    return {"group": group, "kind": "InferencePool", "name": name, "weight": weight, **extra}
+
+
+def _services(n: int) -> list[Obj]:
+    return [{"group": "", "kind": "Service", "name": f"svc-{i}", "port": 8080, "weight": 0}
+            for i in range(n)]
+
+
+def _put_rules(world: World, *rules: list[Obj], tiers: tuple[str, ...] = ()) -> None:
+    """llm-route with one rule per list of backendRefs (header-matched when `tiers`)."""
+    route = copy.deepcopy(world.route(ROUTE))
+    route.pop("status", None)
+    route["spec"]["rules"] = [
+        {"matches": ([{"headers": [{"name": "x-tier", "value": tiers[i]}]}] if tiers
+                     else [{"path": {"type": "PathPrefix", "value": "/"}}]),
+         "backendRefs": refs}
+        for i, refs in enumerate(rules)]
+    world.emulator.put_object(route)
+
+
+def _refs(world: World, rule: int = 0) -> list[Obj]:
+    refs: list[Obj] = world.route(ROUTE)["spec"]["rules"][rule]["backendRefs"]
+    return refs
+
+
+def _snapshot(world: World) -> tuple[object, ...]:
+    routes = tuple(world.route(n)["metadata"]["resourceVersion"]
+                   for n in ("routes-to-llm", ROUTE))
+    keys = tuple(sorted(world.store.client.keys(world.store.key("*"))))
+    return routes, keys, world.route_patches(ROUTE)
+
+
+def _refused(world: World, call: Callable[[], object], kind: type[Exception]) -> str:
+    before = _snapshot(world)
+    with pytest.raises(kind) as refused:
+        call()
+    assert _snapshot(world) == before
+    return str(refused.value)
+
+
+def _start(world: World, **options: Any) -> Any:
+    return world.service.start(namespace="default", canary=CANARY, route=ROUTE, actor=ALICE,
+                               plan=build_plan([50, 100], interval_seconds=0), **options)
+
+
+# ---- a rule's 17th backendRef ---------------------------------------------------------------
+
+
+def test_a_canary_that_would_be_a_rules_17th_backend_ref_is_refused_and_nothing_changes(
+        world: World) -> None:
+    """The CRD allows 16 backendRefs per rule: the first write would be refused by the API
+    server (a 422), after the rollout was recorded as started."""
+    _put_rules(world, [_pool_ref(STABLE, 100), *_services(15)])
+    said = _refused(world, lambda: _start(world), Conflict)
+    assert said == (
+        "HTTPRoute default/llm-route rule 0 already has 16 backendRefs, the most a rule may "
+        "have: InferencePool llm-new would be its 17th. Remove a backendRef the rule no longer "
+        "needs (or put InferencePool llm-new at weight 0 in its place), then start again")
+    assert world.service.list_rollouts() == []
+
+
+def test_a_canary_that_is_a_rules_16th_backend_ref_is_added(world: World) -> None:
+    _put_rules(world, [_pool_ref(STABLE, 100), *_services(14)])
+    out = _start(world)
+    assert out.ok, out.message
+    refs = _refs(world)
+    assert len(refs) == 16 and refs[-1] == _pool_ref(CANARY, 0)
+
+
+def test_a_write_the_api_server_refuses_as_invalid_is_a_refusal_quoting_its_causes(
+        world: World) -> None:
+    """A person adds a 16th backendRef between the lookup and the first write: the API
+    server refuses the 17th (422 Invalid), which is no temporary failure, and nothing lands."""
+    _put_rules(world, [_pool_ref(STABLE, 100), *_services(14)])
+    located = world.service.traffic.locate_kind(TargetKind.ROUTE, namespace="default",
+                                                canary=CANARY, target_name=ROUTE, stable=None)
+    _put_rules(world, [_pool_ref(STABLE, 100), *_services(15)])
+    r = machine.start(rollout_id="r-invalid", target=located.target, stable=STABLE,
+                      canary=CANARY, plan=build_plan(), baseline=located.baseline, actor=ALICE,
+                      now=world.clock.now()).rollout
+    before = world.route(ROUTE)
+    with pytest.raises(ClusterRejected) as refused:
+        world.service.traffic.apply(r, Prepare(), fence=1)
+    said = str(refused.value)
+    assert said.startswith("the Kubernetes API refused HTTPRoute default/llm-route as invalid (")
+    assert "spec.rules[0].backendRefs: Too many: 17: must have at most 16 items" in said
+    assert said.endswith("); nothing was written")
+    assert world.route(ROUTE) == before
+
+
+def test_a_step_the_api_server_refuses_as_invalid_pauses_the_rollout_with_its_causes(
+        world: World) -> None:
+    """Before step 1 a person puts another backendRef where the canary's was: the step, which
+    adds it back, would make a 17th. Paused with the server's reason, the route untouched."""
+    _put_rules(world, [_pool_ref(STABLE, 100), *_services(14)])
+    assert _start(world).ok
+    route = copy.deepcopy(world.route(ROUTE))
+    route.pop("status", None)
+    route["spec"]["rules"][0]["backendRefs"][-1] = _services(16)[-1]
+    world.emulator.put_object(route)
+    before = world.route(ROUTE)
+    out = world.service.approve(REF, actor=BOB)
+    assert not out.ok and out.rollout is not None
+    assert out.message.startswith(
+        "Not applied: the Kubernetes API refused HTTPRoute default/llm-route as invalid "
+        "(spec.rules[0].backendRefs: Too many: 17: must have at most 16 items")
+    assert out.rollout.phase is Phase.PAUSED
+    assert world.route(ROUTE)["spec"] == before["spec"]
