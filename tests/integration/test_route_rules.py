@@ -1,6 +1,6 @@
 """Which entry of which route rule a pool rollout moves, against the real API server: a rule
-with no room for the canary's backendRef. Bad input gets a clear answer and changes nothing,
-in the cluster or in Redis (DESIGN invariant 9)."""
+with no room for the canary's backendRef, a pool listed in both API groups. Bad input gets a
+clear answer and changes nothing, in the cluster or in Redis (DESIGN invariant 9)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from rollout.domain import machine
 from rollout.domain.errors import ClusterRejected, Conflict
-from rollout.domain.facts import POOL_GROUP
+from rollout.domain.facts import LEGACY_GROUP, POOL_GROUP
 from rollout.domain.machine import Prepare
 from rollout.domain.models import Phase, TargetKind
 from rollout.domain.plan import build_plan
@@ -133,3 +133,42 @@ def test_a_step_the_api_server_refuses_as_invalid_pauses_the_rollout_with_its_ca
         "(spec.rules[0].backendRefs: Too many: 17: must have at most 16 items")
     assert out.rollout.phase is Phase.PAUSED
     assert world.route(ROUTE)["spec"] == before["spec"]
+
+
+# ---- one pool name in both API groups ------------------------------------------------------
+
+
+def _legacy_pool(world: World) -> None:
+    world.emulator.put_object({
+        "apiVersion": f"{LEGACY_GROUP}/v1alpha2", "kind": "InferencePool",
+        "metadata": {"name": STABLE, "namespace": "default"},
+        "spec": {"selector": {"app": STABLE}, "targetPortNumber": 8000,
+                 "extensionRef": {"name": f"{STABLE}-epp"}},
+    })
+
+
+def test_a_rule_moving_a_pool_between_groups_is_not_told_to_merge_the_two(
+        world: World) -> None:
+    """Legacy `llm` and GA `llm` are two pools: the GA one is the stable, and the legacy
+    one keeps its share like any other backend of the rule."""
+    _legacy_pool(world)
+    _put_rules(world, [_pool_ref(STABLE, 50, LEGACY_GROUP), _pool_ref(STABLE, 50)])
+    said = _refused(world, lambda: _start(world), Conflict)
+    assert said.startswith(
+        f"HTTPRoute default/llm-route rule 0 also sends traffic to llm in group {LEGACY_GROUP} "
+        "(weight 50), and the weights of the pair the rollout moves sum to 50")
+    assert "merge" not in said
+
+
+def test_a_rollout_beside_a_pool_moving_between_groups_moves_the_ga_entry_only(
+        world: World) -> None:
+    _legacy_pool(world)
+    legacy = _pool_ref(STABLE, 100, LEGACY_GROUP)
+    _put_rules(world, [_pool_ref(STABLE, 100), legacy])
+    before = copy.deepcopy(_refs(world))
+    out = _start(world)
+    assert out.ok, out.message
+    assert world.service.approve(REF, actor=BOB).ok
+    assert _refs(world) == [_pool_ref(STABLE, 50), legacy, _pool_ref(CANARY, 50)]
+    assert world.service.rollback(REF, actor=BOB).ok
+    assert _refs(world) == before

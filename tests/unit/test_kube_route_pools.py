@@ -13,8 +13,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.adapters.kube.httproute import HTTPRouteSplit
 from rollout.domain.errors import Conflict, NeedsOperator
-from rollout.domain.machine import ApplyStep, Prepare
+from rollout.domain.machine import ApplyStep, Prepare, Restore
 from rollout.domain.models import Baseline
+from rollout.domain.split import Pair
 from tests.unit.builders import started
 
 GA, LEGACY = "inference.networking.k8s.io", "inference.networking.x-k8s.io"
@@ -150,3 +151,50 @@ def test_a_rule_the_canary_fits_in_is_located(refs: list[Obj]) -> None:
     located = HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
         namespace="default", canary="new", target_name="r", stable=None)
     assert (located.stable, located.canary) == ("old", "new")
+
+
+# ---- one pool name in both API groups (a move from the legacy group to GA) --------------------
+
+
+@pytest.mark.parametrize("first", [LEGACY, GA])
+def test_a_pool_listed_in_both_groups_is_two_entries_and_the_ga_one_is_managed(first: str) -> None:
+    """Mid-migration, legacy `llm` and GA `llm` are two pools, not one listed twice: the GA
+    entry is the stable (whatever the order), the legacy one another backend of the rule."""
+    second = GA if first == LEGACY else LEGACY
+    refs = [_ref("llm", 60 if first == GA else 40, group=first),
+            _ref("llm", 60 if second == GA else 40, group=second)]
+    api = Objects({ROUTES: _route(refs), **_pool(LEGACY, "llm"), **_pool(GA, "llm"),
+                   **_pool(GA, "llm-new")})
+    located = HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+        namespace="default", canary="llm-new", target_name="r", stable=None)
+    assert located.stable == "llm"
+    assert located.baseline.stable == _ref("llm", 60, group=GA)
+    assert located.others == ((f"llm in group {LEGACY}", 40),)
+    assert located.observed.pair.stable == 60
+
+
+def test_a_pool_listed_twice_in_one_group_is_still_refused() -> None:
+    refs = [_ref("llm", 50, group=LEGACY), _ref("llm", 50), _ref("llm", 50)]
+    api = Objects({ROUTES: _route(refs), **_pool(LEGACY, "llm"), **_pool(GA, "llm"),
+                   **_pool(GA, "llm-new")})
+    with pytest.raises(Conflict, match=r"^r rule 0 lists the stable llm 2 times: merge them "):
+        HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+            namespace="default", canary="llm-new", target_name="r", stable=None)
+
+
+def test_a_step_moves_the_ga_entry_and_keeps_the_legacy_one() -> None:
+    """Observed, written and rolled back on the same entry, wherever the rule lists it."""
+    legacy, ga = _ref("llm", 100, group=LEGACY), _ref("llm", 100)
+    r = started(baseline=Baseline(stable=ga, canary=None, stable_weight=100, canary_weight=0))
+    r = r.model_copy(update={"stable": "llm", "canary": "llm-new"})
+    route = _route([legacy, ga])
+    api = Objects({ROUTES: route, **_pool(LEGACY, "llm"), **_pool(GA, "llm"),
+                   **_pool(GA, "llm-new")})
+    (op,) = HTTPRouteSplit(api).spec_ops(  # type: ignore[arg-type]
+        route, r, ApplyStep(step=0, percent=10))
+    assert op["value"] == [legacy, _ref("llm", 90), _ref("llm-new", 10)]
+    stepped = _route(op["value"])
+    assert HTTPRouteSplit.observed(stepped, 0, "llm", "llm-new").pair == Pair(stable=90,
+                                                                             canary=10)
+    back = HTTPRouteSplit._next_refs(op["value"], r, Restore())
+    assert back == [legacy, ga]

@@ -2,7 +2,8 @@
 
 Moves traffic between two InferencePool backendRefs of one HTTPRoute rule. Only the managed
 pair's entries change; every other rule, backendRef, field and annotation is written back
-exactly as it was read.
+exactly as it was read. A pool is known by its API group and name: mid-way through a move
+from the legacy group to GA a rule may list `llm` in both, as two backends.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ POOL_KINDS = (
     Kind("inference.networking.x-k8s.io", "v1alpha2", "inferencepools", "InferencePool"),
 )
 POOL_GROUPS = frozenset(k.group for k in POOL_KINDS)
+#: which of a rule's two entries for one pool name the bot manages, where the rule lists the
+#: name in both groups: the GA one first
+GROUP_RANK = {kind.group: rank for rank, kind in enumerate(POOL_KINDS)}
 DEFAULT_WEIGHT = 1
 #: spec.rules[].backendRefs maxItems in the HTTPRoute CRD: a write of a 17th is refused (422)
 MAX_BACKEND_REFS = 16
@@ -98,8 +102,24 @@ def _refs(route: Obj, rule: int) -> list[dict[str, Any]]:
 
 
 def _index(refs: list[dict[str, Any]], pool: str) -> int | None:
+    """The rule's entry for InferencePool `pool`: the ref that names it; where the rule names
+    it in both groups (a move from the legacy group to GA under way), the GA one, and the
+    other is another backend of the rule. Never by position: a reordered rule keeps it."""
     found = [i for i, ref in enumerate(refs) if is_pool_ref(ref, pool)]
-    return found[0] if found else None
+    return min(found, key=lambda i: GROUP_RANK[str(refs[i]["group"])]) if found else None
+
+
+def _key(ref: dict[str, Any]) -> tuple[str, str]:
+    """What tells pools apart: their group and name."""
+    return str(ref.get("group")), str(ref.get("name"))
+
+
+def _shown(ref: dict[str, Any], refs: list[dict[str, Any]]) -> str:
+    """A backend's name as a refusal says it: with its group where the rule lists that name
+    in the other group too."""
+    name = str(ref.get("name"))
+    twin = is_pool_ref(ref) and any(is_pool_ref(r, name) and _key(r) != _key(ref) for r in refs)
+    return f"{name} in group {ref['group']}" if twin else name
 
 
 class HTTPRouteSplit:
@@ -134,7 +154,9 @@ class HTTPRouteSplit:
         refuse_foreign(refs, (stable_name, canary), namespace=namespace, where=where,
                        error=Conflict)
         managed = (_index(refs, stable_name), _index(refs, canary))
-        require_single_entries([str(r.get("name")) for r in refs if is_pool_ref(r)],
+        keys = {_key(refs[i]) for i in managed if i is not None}
+        require_single_entries([str(r.get("name")) for r in refs
+                                if is_pool_ref(r) and _key(r) in keys],
                                stable=stable_name, canary=canary,
                                where=f"{route['metadata']['name']} rule {rule}")
         if managed[1] is None and len(refs) >= MAX_BACKEND_REFS:
@@ -150,7 +172,7 @@ class HTTPRouteSplit:
                         fingerprint=fingerprint(route, rule))
         return Located(target=target, stable=stable_name, canary=canary, baseline=baseline,
                        observed=self.observed(route, rule, stable_name, canary),
-                       others=tuple((str(r.get("name")), weight_of(r))  # absent weight: 1
+                       others=tuple((_shown(r, refs), weight_of(r))  # absent weight: 1
                                     for i, r in enumerate(refs) if i not in managed))
 
     def _find_rule(self, namespace: str, canary: str, target_name: str | None,
@@ -237,8 +259,8 @@ class HTTPRouteSplit:
             raise NotFound(f"{name} rule {rule} has no other InferencePool to shift from")
         if len(set(others)) > 1:
             raise Ambiguous(
-                f"{name} rule {rule} has several other pools ({', '.join(others)}): "
-                "pick the stable one with --stable"
+                f"{name} rule {rule} has several other pools "
+                f"({', '.join(dict.fromkeys(others))}): pick the stable one with --stable"
             )
         return others[0]
 
