@@ -1,6 +1,7 @@
 """Which entry of which route rule a pool rollout moves, against the real API server: a rule
-with no room for the canary's backendRef, a pool listed in both API groups. Bad input gets a
-clear answer and changes nothing, in the cluster or in Redis (DESIGN invariant 9)."""
+with no room for the canary's backendRef, a pool listed in both API groups, filters on the
+stable's backendRef. Bad input gets a clear answer and changes nothing, in the cluster or in
+Redis (DESIGN invariant 9)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from rollout.domain.machine import Prepare
 from rollout.domain.models import Phase, TargetKind
 from rollout.domain.plan import build_plan
 from rollout.service import Ref
-from tests.integration.conftest import ALICE, BOB, World
+from tests.integration.conftest import ALICE, BOB, CAROL, World
 
 ROUTE, STABLE, CANARY = "llm-route", "llm", "llm-new"
 REF = Ref(canary=CANARY)
 Obj = dict[str, Any]
+HEADERS = [{"type": "RequestHeaderModifier",
+            "requestHeaderModifier": {"set": [{"name": "x-pool-tier", "value": "gold"}]}}]
 
 
 def _pool_ref(name: str, weight: int, group: str = POOL_GROUP, **extra: Any) -> Obj:
@@ -172,3 +175,30 @@ def test_a_rollout_beside_a_pool_moving_between_groups_moves_the_ga_entry_only(
     assert _refs(world) == [_pool_ref(STABLE, 50), legacy, _pool_ref(CANARY, 50)]
     assert world.service.rollback(REF, actor=BOB).ok
     assert _refs(world) == before
+
+
+# ---- filters on the stable's backendRef ----------------------------------------------------
+
+
+def test_the_canary_ref_gets_the_stables_filters_and_a_rollback_restores_the_rule(
+        world: World) -> None:
+    """Without the filters the canary's requests would lose the header the stable's get."""
+    _put_rules(world, [_pool_ref(STABLE, 100, filters=HEADERS)])
+    before = copy.deepcopy(world.route(ROUTE)["spec"])
+    assert _start(world).ok
+    assert _refs(world)[-1] == _pool_ref(CANARY, 0, filters=HEADERS)
+    assert world.service.approve(REF, actor=BOB).ok
+    assert _refs(world) == [_pool_ref(STABLE, 50, filters=HEADERS),
+                            _pool_ref(CANARY, 50, filters=HEADERS)]
+    assert world.service.rollback(REF, actor=BOB).ok
+    assert world.route(ROUTE)["spec"] == before
+
+
+def test_a_retire_after_copied_filters_leaves_the_canary_with_them(world: World) -> None:
+    _put_rules(world, [_pool_ref(STABLE, 100, filters=HEADERS)])
+    assert _start(world, keep_seconds=0).ok
+    for _ in range(2):
+        assert world.service.approve(REF, actor=BOB).ok
+    out = world.service.retire(REF, actor=CAROL)
+    assert out.ok, out.message
+    assert _refs(world) == [_pool_ref(CANARY, 100, filters=HEADERS)]

@@ -378,8 +378,13 @@ class HTTPRouteSplit:
             return refs
         if canary_i is None:
             group = canary_group or base.stable.get("group", POOL_KINDS[0].group)
-            refs.append({"group": group, "kind": "InferencePool", "name": rollout.canary,
-                         "weight": 0})
+            added = {"group": group, "kind": "InferencePool", "name": rollout.canary,
+                     "weight": 0}
+            # the stable's filters (a header set, a URL rewrite) apply to the canary's share
+            # too: without them the two pools would not serve alike
+            if refs[stable_i].get("filters"):
+                added["filters"] = copy.deepcopy(refs[stable_i]["filters"])
+            refs.append(added)
             canary_i = len(refs) - 1
         if isinstance(effect, ApplyStep):
             pair = expected_pair(rollout, effect.step)
