@@ -1,7 +1,7 @@
 """Which entry of which route rule a pool rollout moves, against the real API server: a rule
 with no room for the canary's backendRef, a pool listed in both API groups, filters on the
-stable's backendRef. Bad input gets a clear answer and changes nothing, in the cluster or in
-Redis (DESIGN invariant 9)."""
+stable's backendRef, two rules sending to one pool. Bad input gets a clear answer and changes
+nothing, in the cluster or in Redis (DESIGN invariant 9)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rollout.domain import machine
-from rollout.domain.errors import ClusterRejected, Conflict
+from rollout.domain.errors import Ambiguous, ClusterRejected, Conflict
 from rollout.domain.facts import LEGACY_GROUP, POOL_GROUP
 from rollout.domain.machine import Prepare
 from rollout.domain.models import Phase, TargetKind
@@ -202,3 +202,22 @@ def test_a_retire_after_copied_filters_leaves_the_canary_with_them(world: World)
     out = world.service.retire(REF, actor=CAROL)
     assert out.ok, out.message
     assert _refs(world) == [_pool_ref(CANARY, 100, filters=HEADERS)]
+
+
+# ---- two rules sending to one pool -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("stable", [None, STABLE])
+def test_two_rules_sending_to_the_stable_are_refused_honestly_and_nothing_changes(
+        world: World, stable: str | None) -> None:
+    """`--stable llm` cannot pick between them: the answer says so, rather than asking for
+    --stable again."""
+    _put_rules(world, [_pool_ref(STABLE, 100)], [_pool_ref(STABLE, 100)],
+               tiers=("gold", "free"))
+    said = _refused(world, lambda: _start(world, stable=stable), Ambiguous)
+    assert said == (
+        "HTTPRoute llm-route has 2 rules sending to InferencePool llm (rule 0: header x-tier: "
+        "gold; rule 1: header x-tier: free): a rollout moves the weights of one rule, and no "
+        "option picks one of these. Split them into separate HTTPRoutes, or give each rule "
+        "its own InferencePool, then start again")
+    assert world.service.list_rollouts() == []

@@ -12,7 +12,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollout.adapters.kube.httproute import HTTPRouteSplit
-from rollout.domain.errors import Conflict, NeedsOperator
+from rollout.domain.errors import Ambiguous, Conflict, NeedsOperator
 from rollout.domain.machine import ApplyStep, Prepare, Restore
 from rollout.domain.models import Baseline
 from rollout.domain.split import Pair
@@ -198,3 +198,100 @@ def test_a_step_moves_the_ga_entry_and_keeps_the_legacy_one() -> None:
                                                                              canary=10)
     back = HTTPRouteSplit._next_refs(op["value"], r, Restore())
     assert back == [legacy, ga]
+
+
+# ---- two rules of one route with the same pool --------------------------------------------------
+
+
+def _rules(*rules: tuple[str, list[Obj]]) -> Obj:
+    return {"metadata": {"name": "r", "namespace": "default", "resourceVersion": "5"},
+            "spec": {"rules": [
+                {"matches": [{"headers": [{"name": "x-tier", "value": tier}]}], "backendRefs": refs}
+                for tier, refs in rules]}}
+
+
+@pytest.mark.parametrize("stable", [None, "llm"])
+def test_two_rules_sending_to_the_stable_are_refused_without_a_loop(stable: str | None) -> None:
+    """`--stable llm` cannot pick one of two rules that both send to llm: the answer must
+    not send the person round to it again."""
+    route = _rules(("gold", [_ref("llm", 100)]), ("free", [_ref("llm", 100)]))
+    api = Objects({ROUTES: route, **_pool(GA, "llm"), **_pool(GA, "llm-new")})
+    with pytest.raises(Ambiguous) as refused:
+        HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+            namespace="default", canary="llm-new", target_name="r", stable=stable)
+    assert str(refused.value) == (
+        "HTTPRoute r has 2 rules sending to InferencePool llm (rule 0: header x-tier: gold; "
+        "rule 1: header x-tier: free): a rollout moves the weights of one rule, and no option "
+        "picks one of these. Split them into separate HTTPRoutes, or give each rule its own "
+        "InferencePool, then start again")
+
+
+def test_two_rules_with_their_own_pools_are_picked_with_stable() -> None:
+    route = _rules(("gold", [_ref("llm-a", 100)]), ("free", [_ref("llm-b", 100)]))
+    api = Objects({ROUTES: route, **_pool(GA, "llm-a"), **_pool(GA, "llm-b"),
+                   **_pool(GA, "llm-new")})
+    split = HTTPRouteSplit(api)  # type: ignore[arg-type]
+    with pytest.raises(Ambiguous) as refused:
+        split.locate(namespace="default", canary="llm-new", target_name="r", stable=None)
+    assert str(refused.value) == (
+        "HTTPRoute r has 2 rules with InferencePool backends (rule 0: header x-tier: gold; "
+        "rule 1: header x-tier: free): pick the stable pool with --stable (llm-a for rule 0, "
+        "llm-b for rule 1)")
+    located = split.locate(namespace="default", canary="llm-new", target_name="r",
+                           stable="llm-b")
+    assert (located.target.rule, located.stable) == (1, "llm-b")
+
+
+def test_a_canary_in_two_rules_of_one_route_is_refused_without_a_loop() -> None:
+    """Not "pick one with --route": both rules are in the route named."""
+    both = [_ref("llm", 100), _ref("llm-new", 0)]
+    route = _rules(("gold", both), ("free", copy.deepcopy(both)))
+    api = Objects({ROUTES: route, **_pool(GA, "llm"), **_pool(GA, "llm-new")})
+    for target in (None, "r"):
+        with pytest.raises(Ambiguous) as refused:
+            HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+                namespace="default", canary="llm-new", target_name=target, stable="llm")
+        assert str(refused.value).startswith(
+            "HTTPRoute r has 2 rules referencing InferencePool llm-new (rule 0: header x-tier: "
+            "gold; rule 1: header x-tier: free): a rollout moves the weights of one rule, and "
+            "no option picks one of these.")
+
+
+def test_a_canary_in_two_rules_with_their_own_stables_is_picked_with_stable() -> None:
+    route = _rules(("gold", [_ref("llm-a", 100), _ref("llm-new", 0)]),
+                   ("free", [_ref("llm-b", 100), _ref("llm-new", 0)]))
+    api = Objects({ROUTES: route, **_pool(GA, "llm-a"), **_pool(GA, "llm-b"),
+                   **_pool(GA, "llm-new")})
+    split = HTTPRouteSplit(api)  # type: ignore[arg-type]
+    with pytest.raises(Ambiguous, match=r"pick the stable pool with --stable \(llm-a for rule "
+                                        r"0, llm-b for rule 1\)$"):
+        split.locate(namespace="default", canary="llm-new", target_name="r", stable=None)
+    located = split.locate(namespace="default", canary="llm-new", target_name=None,
+                           stable="llm-a")
+    assert (located.target.rule, located.stable) == (0, "llm-a")
+    with pytest.raises(Ambiguous, match=r"pick the stable pool with --stable \(llm-a for rule "
+                                        r"0, llm-b for rule 1\)$"):  # not in either rule
+        split.locate(namespace="default", canary="llm-new", target_name="r", stable="llm-c")
+
+
+@pytest.mark.parametrize(("matches", "said"), [
+    ([], "every request"),
+    ([{"path": {"type": "PathPrefix", "value": "/v1"}, "method": "POST"}], "path /v1, method POST"),
+    ([{"path": {"type": "PathPrefix", "value": "/"}, "headers": [{"name": "x", "value": "y"}]},
+      {"path": {"type": "PathPrefix", "value": "/"}}],  # the API server's default path
+     "header x: y or every request"),
+    ([{"path": {"type": "Exact", "value": "/chat"}},
+      {"queryParams": [{"name": "m", "value": "x", "type": "RegularExpression"}]}],
+     "path = /chat or query m ~ x"),
+    ([{"headers": [{"name": "a", "value": str(i)}]} for i in range(5)],
+     "header a: 0 or header a: 1 or header a: 2 or 2 more"),
+])
+def test_a_rule_is_described_by_its_matches(matches: list[Obj], said: str) -> None:
+    route = {"metadata": {"name": "r", "namespace": "default", "resourceVersion": "5"},
+             "spec": {"rules": [{"matches": matches, "backendRefs": [_ref("llm", 1)]},
+                                {"backendRefs": [_ref("llm", 1)]}]}}
+    api = Objects({ROUTES: route, **_pool(GA, "llm"), **_pool(GA, "llm-new")})
+    with pytest.raises(Ambiguous) as refused:
+        HTTPRouteSplit(api).locate(  # type: ignore[arg-type]
+            namespace="default", canary="llm-new", target_name="r", stable="llm")
+    assert f"(rule 0: {said}; rule 1: every request)" in str(refused.value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from typing import Any
+from typing import Any, NoReturn
 
 from kubernetes.client import CustomObjectsApi
 
@@ -53,6 +53,8 @@ GROUP_RANK = {kind.group: rank for rank, kind in enumerate(POOL_KINDS)}
 DEFAULT_WEIGHT = 1
 #: spec.rules[].backendRefs maxItems in the HTTPRoute CRD: a write of a 17th is refused (422)
 MAX_BACKEND_REFS = 16
+#: how many of a rule's matches a refusal that lists rules describes
+MAX_MATCHES_SAID = 3
 
 
 def is_pool_ref(ref: dict[str, Any], name: str | None = None) -> bool:
@@ -122,6 +124,43 @@ def _shown(ref: dict[str, Any], refs: list[dict[str, Any]]) -> str:
     return f"{name} in group {ref['group']}" if twin else name
 
 
+def _pools(rule: dict[str, Any], *, but: str) -> list[str]:
+    """The names of a rule's InferencePool backends but `but`, each once, in order."""
+    return list(dict.fromkeys(str(ref.get("name")) for ref in rule.get("backendRefs") or []
+                              if is_pool_ref(ref) and ref.get("name") != but))
+
+
+def _rule_said(rule: dict[str, Any], index: int) -> str:
+    """`rule 1: header x-tier: gold`: a rule by its index (and name), and what it matches."""
+    label = f"rule {index}" + (f" ({rule['name']})" if rule.get("name") else "")
+    matches = [_match_said(m) for m in rule.get("matches") or [] if isinstance(m, dict)]
+    if not matches:
+        return f"{label}: every request"
+    more = len(matches) - MAX_MATCHES_SAID
+    return f"{label}: " + " or ".join(matches[:MAX_MATCHES_SAID]
+                                      + ([f"{more} more"] if more > 0 else []))
+
+
+def _match_said(match: dict[str, Any]) -> str:
+    """One HTTPRouteMatch, briefly (`path = /chat, header x-tier: gold`). The path prefix `/`
+    the API server fills in for a match that names none matches everything: not said."""
+    parts = []
+    path = match.get("path") or {}
+    kind = path.get("type", "PathPrefix")
+    if path.get("value") not in (None, "/") or kind != "PathPrefix":
+        op = {"PathPrefix": " ", "Exact": " = "}.get(kind, " ~ ")
+        parts.append(f"path{op}{path.get('value', '/')}")
+    for header in match.get("headers") or []:
+        op = ": " if header.get("type", "Exact") == "Exact" else " ~ "
+        parts.append(f"header {header.get('name')}{op}{header.get('value')}")
+    for query in match.get("queryParams") or []:
+        op = "=" if query.get("type", "Exact") == "Exact" else " ~ "
+        parts.append(f"query {query.get('name')}{op}{query.get('value')}")
+    if match.get("method"):
+        parts.append(f"method {match['method']}")
+    return ", ".join(parts) or "every request"
+
+
 class HTTPRouteSplit:
     """The KindSplit of HTTPRoutes: the backendRefs weights of one rule."""
 
@@ -186,12 +225,18 @@ class HTTPRouteSplit:
             for i, rule in enumerate(route.get("spec", {}).get("rules") or [])
             if any(is_pool_ref(ref, canary) for ref in rule.get("backendRefs") or [])
         ]
-        if len(matches) > 1:
+        if stable is not None and len(matches) > 1:  # --stable picks among them where it can
+            matches = [(r, i) for r, i in matches
+                       if stable in _pools(r["spec"]["rules"][i], but=canary)] or matches
+        if len({r["metadata"]["name"] for r, _ in matches}) > 1:
             listed = ", ".join(f"{r['metadata']['name']} rule {i}" for r, i in matches)
             raise Ambiguous(
                 f"InferencePool {canary} is referenced by more than one route rule ({listed}): "
                 "pick one with --route"
             )
+        if len(matches) > 1:  # rules of one route: --route cannot pick
+            self._refuse_rules(matches[0][0], [i for _, i in matches], canary=canary,
+                               stable=stable, referenced=canary)
         if matches:
             return matches[0]
         return self._rule_for_new_canary(namespace, canary, target_name, stable, routes)
@@ -239,11 +284,39 @@ class HTTPRouteSplit:
             which = f"InferencePool {stable}" if stable else "an InferencePool backendRef"
             raise NotFound(f"HTTPRoute {target_name} has no rule with {which}")
         if len(rules) > 1:
-            raise Ambiguous(
-                f"HTTPRoute {target_name} has {len(rules)} rules with InferencePool backends "
-                f"(rules {', '.join(map(str, rules))}): pick the stable pool with --stable"
-            )
+            self._refuse_rules(route, rules, canary=canary, stable=stable)
         return route, rules[0]
+
+    @staticmethod
+    def _refuse_rules(route: Obj, rules: list[int], *, canary: str, stable: str | None,
+                      referenced: str | None = None) -> NoReturn:
+        """Several rules of one route fit: say which, and, where --stable tells them apart
+        (a pool that only one of them sends to) and was not given, or named none of their
+        pools, how to pick one; else that no option does, and what to change (a rollout moves
+        one rule, and --stable and --route both name what these rules share)."""
+        name = route["metadata"]["name"]
+        spec_rules = route["spec"]["rules"]
+        listed = "; ".join(_rule_said(spec_rules[i], i) for i in rules)
+        pools = {i: _pools(spec_rules[i], but=canary) for i in rules}
+        picks = [f"{own[0]} for rule {i}" for i in rules
+                 if (own := [p for p in pools[i]
+                             if not any(p in pools[j] for j in rules if j != i)])]
+        if stable is not None and not any(stable in pools[i] for i in rules):
+            stable = None  # a pool of none of them: what would pick one is the answer
+        if stable is None and picks:
+            raise Ambiguous(
+                f"HTTPRoute {name} has {len(rules)} rules with InferencePool backends "
+                f"({listed}): pick the stable pool with --stable ({', '.join(picks)})")
+        shared = [stable] if stable is not None else \
+            [p for p in pools[rules[0]] if all(p in pools[j] for j in rules)]
+        what = (f"referencing InferencePool {referenced}" if referenced is not None else
+                f"sending to InferencePool {shared[0]}" if len(shared) == 1 else
+                f"sending to InferencePools {', '.join(shared)}" if shared else
+                "with InferencePool backends")
+        raise Ambiguous(
+            f"HTTPRoute {name} has {len(rules)} rules {what} ({listed}): a rollout moves the "
+            "weights of one rule, and no option picks one of these. Split them into separate "
+            "HTTPRoutes, or give each rule its own InferencePool, then start again")
 
     @staticmethod
     def _pick_stable(
