@@ -2,8 +2,9 @@
 
 The key lives under the same prefix as `RedisStore`'s (`<prefix>:freeze`), so that one
 Redis serves several installs apart, and so that `RedisStore.open` reads it in a command's
-first round trip (a step-up asks no extra read). Setting is SET NX and lifting is GETDEL:
-two approvers racing get one answer each, never a freeze recorded twice or lifted twice.
+first round trip (a step-up asks no extra read). Setting is SET NX and lifting a script that
+reads and deletes at once (GETDEL would need Redis 6.2): two approvers racing get one answer
+each, never a freeze recorded twice or lifted twice.
 """
 
 from __future__ import annotations
@@ -15,19 +16,27 @@ import redis
 
 from rollout.adapters.store import unavailable_as_error
 from rollout.domain.errors import Conflict
-from rollout.domain.freeze import Freeze
+from rollout.domain.freeze import Freeze, freeze_of
 
 T = TypeVar("T")
+
+#: GETDEL as a script, for every Redis the bot supports (GETDEL came in 6.2)
+_LIFT = """
+local found = redis.call('GET', KEYS[1])
+if found then redis.call('DEL', KEYS[1]) end
+return found
+"""
 
 
 class FreezeStore:
     def __init__(self, client: redis.Redis, *, prefix: str = "rollout-bot") -> None:
         self._r = client
         self._key = f"{prefix}:freeze"
+        self._lift = client.register_script(_LIFT)
 
     def get(self) -> Freeze | None:
         raw = _guard(lambda: self._r.get(self._key))
-        return Freeze.model_validate_json(raw) if raw else None
+        return freeze_of(raw, where=self._key) if raw else None
 
     def put(self, freeze: Freeze) -> Freeze:
         """Record `freeze` unless one is there already (Conflict, naming it)."""
@@ -40,10 +49,10 @@ class FreezeStore:
 
     def lift(self) -> Freeze:
         """Remove the freeze and return it (for the audit); Conflict when there is none."""
-        raw = _guard(lambda: self._r.getdel(self._key))
+        raw = _guard(lambda: self._lift(keys=[self._key]))
         if not raw:
             raise Conflict("rollouts are not frozen")
-        return Freeze.model_validate_json(raw)
+        return freeze_of(raw, where=self._key)
 
 
 def _guard(call: Callable[[], T]) -> T:

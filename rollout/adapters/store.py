@@ -38,7 +38,7 @@ from rollout.domain.errors import (
     Superseded,
     Unreadable,
 )
-from rollout.domain.freeze import Freeze
+from rollout.domain.freeze import freeze_of
 from rollout.domain.models import AuditEvent, Card, Rollout
 from rollout.ports import Changes, Lease, Memo, Opening, Saving
 from rollout.redis_connect import connect
@@ -441,7 +441,7 @@ class RedisStore:
                 self.release(lease)
             raise
         return Opening(lease=lease, rollout=rollout, in_flight=flying == "1",
-                       freeze=Freeze.model_validate_json(freeze) if freeze else None)
+                       freeze=freeze_of(freeze, where=self.key("freeze")) if freeze else None)
 
     def _opening(self, subject: list[str], *, preempt: bool, memo: str | None,
                  people: str) -> list[Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rollout.domain.errors import Conflict, InvalidInput, Refused, Unauthorized
 
@@ -23,11 +23,24 @@ class Freeze(BaseModel):
 
     by: str  # the actor's id (a Slack user id, or cli:<user>)
     reason: str = ""
-    since: datetime
+    since: datetime | None = None  # None only for a record the bot could not read
 
     def describe(self) -> str:
         why = f": {self.reason}" if self.reason else ""
-        return f"frozen by {self.by} since {self.since.isoformat(timespec='seconds')}{why}"
+        when = f" since {self.since.isoformat(timespec='seconds')}" if self.since else ""
+        return f"frozen by {self.by}{when}{why}"
+
+
+def freeze_of(record: str | bytes, *, where: str) -> Freeze:
+    """The freeze a stored record holds. One this version cannot read (set by hand in an
+    incident, or by another version) still freezes: it holds starts and step-ups, as a
+    freeze does, never every command, and `unfreeze` removes it."""
+    try:
+        return Freeze.model_validate_json(record)
+    except ValidationError:
+        return Freeze(by="a record the bot cannot read",
+                      reason=f"{where} holds no freeze this version understands; unfreeze "
+                             "removes it")
 
 
 class Action(StrEnum):

@@ -71,3 +71,30 @@ def test_an_unreachable_redis_is_a_temporary_failure() -> None:
         store.get()
     with pytest.raises(StoreUnavailable):
         store.put(Freeze(by="U_ALICE", since=T0))
+
+
+def test_a_freeze_is_lifted_on_a_redis_without_getdel() -> None:
+    """GETDEL came in Redis 6.2: on an older (or a managed tier that renames it), freezing
+    worked and nothing could lift it."""
+    with RedisServer(config='rename-command GETDEL ""') as server:
+        r = _client(server.url)
+        with pytest.raises(redis.ResponseError):
+            r.getdel("anything")
+        store = FreezeStore(r, prefix=unique_prefix())
+        frozen = store.put(Freeze(by="U_ALICE", since=T0))
+        assert store.lift() == frozen and store.get() is None
+
+
+def test_an_unreadable_record_is_a_freeze_that_unfreeze_removes(
+        redis_server: RedisServer) -> None:
+    prefix = unique_prefix()
+    r = _client(redis_server.url)
+    store = FreezeStore(r, prefix=prefix)
+    r.set(f"{prefix}:freeze", '{"by": 42}')
+    unreadable = Freeze(by="a record the bot cannot read",
+                        reason=f"{prefix}:freeze holds no freeze this version understands; "
+                               "unfreeze removes it")
+    assert store.get() == unreadable
+    with pytest.raises(Conflict, match="already frozen by a record the bot cannot read"):
+        store.put(Freeze(by="U_BOB", since=T0))
+    assert store.lift() == unreadable and r.exists(f"{prefix}:freeze") == 0

@@ -159,6 +159,29 @@ def test_a_capacity_wait_clears_when_the_canarys_pods_become_ready(world: World)
     assert world.service.get(REF).phase is Phase.COMPLETED
 
 
+def test_an_unreadable_freeze_record_holds_step_ups_and_never_a_rollback(world: World) -> None:
+    """A freeze key set by hand in an incident (or by another version) raised at every
+    command's opening, rollback included, left the target's lock held, and could not be
+    lifted: it now freezes as a freeze does, and unfreeze removes it."""
+    assert _start(world, steps=(10, 50, 100), auto=True).ok
+    assert world.service.approve_plan(REF, actor=BOB).ok
+    assert world.service.tick(world.service.get(REF).id).ok  # 10%
+    world.store.client.set(world.store.key("freeze"), "yes, frozen: incident 42")
+    held = world.service.tick(world.service.get(REF).id)
+    assert not held.ok and held.message.startswith(
+        f"Not applied: Rollouts are frozen by a record the bot cannot read: "
+        f"{world.store.key('freeze')} "
+        "holds no freeze this version understands; unfreeze removes it. Step-ups wait")
+    assert world.weights() == {STABLE: 90, CANARY: 10}
+    back = world.service.rollback(REF, actor=BOB, reason="incident 42")
+    assert back.ok, back.message
+    assert world.weights() == {STABLE: 100, CANARY: 0}
+    assert world.store.client.keys(world.store.key("lock", "*")) == []
+    lifted = world.service.unfreeze(actor=CAROL)
+    assert "a record the bot cannot read" in lifted.message
+    assert world.store.client.exists(world.store.key("freeze")) == 0
+
+
 def test_a_freeze_holds_a_scheduled_step_while_a_rollback_goes_through(world: World) -> None:
     assert _start(world, steps=(10, 50, 100), auto=True).ok
     assert world.service.approve_plan(REF, actor=BOB).ok
