@@ -153,6 +153,11 @@ RECENT_KEPT_INDEXED = 50
 Decide = Callable[[Rollout | None, datetime], Decision]
 
 
+class _FrozenMeanwhile(Exception):
+    """A freeze recorded after a step-up's opening, read just before its write: the step is
+    held as one the opening found frozen would have been; nothing was written."""
+
+
 class _Hold:
     """The target lock for one operation, from the opening that took it: cluster writes carry
     its token, and the operation's save waits here (`stage`) to be written with the lock's
@@ -952,6 +957,9 @@ class RolloutService:
         before = None if isinstance(effect, Restore) else acceptable_pairs(base)
         try:
             return self._apply(hold, d.rollout, effect, before)
+        except _FrozenMeanwhile as frozen:
+            return self._hold(version, found, base, Hold(reason=str(frozen), noted=False), hold,
+                              actor, unwritten=d.unwritten)
         except WriteUnknown as exc:
             seen = self._fate(exc, d.rollout, effect, paused=base.active)
             if not isinstance(seen, str):
@@ -1204,8 +1212,14 @@ class RolloutService:
 
     def _apply(self, hold: _Hold, r: Rollout, effect: Effect,
                before: tuple[Pair, ...] | None) -> Observed:
-        """The effect under the fence, once more with a raised token if Redis was behind."""
-        self.store.confirm(hold.lease)
+        """The effect under the fence, once more with a raised token if Redis was behind. A
+        step-up meets the freeze as it stands just before the write: one recorded since
+        the command's opening holds it (_FrozenMeanwhile), as it holds every later one."""
+        freeze = self.store.confirm(hold.lease)
+        if isinstance(effect, ApplyStep):
+            frozen = freezes.blocks(freeze, Action.STEP_UP)
+            if frozen:
+                raise _FrozenMeanwhile(frozen)
         try:
             return self.traffic.apply(r, effect, fence=hold.lease.token, before=before,
                                       recalled=hold.recalled)

@@ -38,7 +38,7 @@ from rollout.domain.errors import (
     Superseded,
     Unreadable,
 )
-from rollout.domain.freeze import freeze_of
+from rollout.domain.freeze import Freeze, freeze_of
 from rollout.domain.models import AuditEvent, Card, Rollout
 from rollout.ports import Changes, Lease, Memo, Opening, Saving
 from rollout.redis_connect import connect
@@ -111,10 +111,12 @@ redis.call('HSET', KEYS[1], 'card', ARGV[1])
 return 1
 """
 
+# KEYS: lock, freeze. The freeze as it stands, read in the same round trip: a step-up
+# decided before a freeze was recorded does not land after the freeze answered.
 _CONFIRM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return {1, redis.call('GET', KEYS[2]) or ''}
 end
 return 0
 """
@@ -470,14 +472,17 @@ class RedisStore:
             self._sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    def confirm(self, lease: Lease) -> None:
-        """Raise Superseded unless the lease is still ours; extends it when it is."""
+    def confirm(self, lease: Lease) -> Freeze | None:
+        """Raise Superseded unless the lease is still ours; extends it when it is, and
+        answers the freeze as it stands now."""
         held = self._guard(
-            lambda: self._confirm(keys=[self.key("lock", lease.key)],
+            lambda: self._confirm(keys=[self.key("lock", lease.key), self.key("freeze")],
                                   args=[lease.token, self._ttl_ms])
         )
         if not held:
             raise self._lost(lease, "")
+        freeze = cast(list[Any], held)[1]
+        return freeze_of(freeze, where=self.key("freeze")) if freeze else None
 
     def _lost(self, lease: Lease, recorded: str) -> RolloutError:
         """Why a lease is no longer ours: a rollback took it, or it lapsed under load."""

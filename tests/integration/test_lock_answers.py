@@ -5,11 +5,14 @@ Real redis-server; the lapse is made by removing the lock key, as its TTL would.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
+from rollout.adapters.freeze_store import FreezeStore
 from rollout.adapters.store import RedisStore
 from rollout.domain.errors import LockLapsed, Superseded, TemporaryFailure
+from rollout.domain.freeze import Freeze
 from sandbox.redis_server import RedisServer
 from tests.integration.conftest import unique_prefix
 
@@ -43,3 +46,17 @@ def test_a_lock_taken_by_a_rollback_is_reported_as_superseded(store: RedisStore)
         store.confirm(lease)
     store.release(rollback)
     assert not isinstance(Superseded("x"), LockLapsed)
+
+
+def test_a_confirmed_lock_answers_the_freeze_as_it_stands(store: RedisStore) -> None:
+    """The confirm just before a write reads the freeze in its round trip: a step-up decided
+    before a freeze was recorded is held by it."""
+    freezes = FreezeStore(store.client, prefix=store.key())
+    lease = store.acquire("httproute/default/routes-to-llm")
+    assert store.confirm(lease) is None
+    frozen = freezes.put(Freeze(by="U_CAROL", reason="incident 42",
+                                since=datetime(2026, 11, 26, tzinfo=UTC)))
+    assert store.confirm(lease) == frozen
+    freezes.lift()
+    assert store.confirm(lease) is None
+    store.release(lease)

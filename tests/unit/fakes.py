@@ -116,9 +116,10 @@ class FakeStore:
         self.fences[key] = self.locks[key] = token
         return Lease(key=key, token=token)
 
-    def confirm(self, lease: Lease) -> None:
+    def confirm(self, lease: Lease) -> Freeze | None:
         if self.locks.get(lease.key) != lease.token:
             raise Superseded(f"a rollback took over {lease.key} while this ran")
+        return self.freezes.current
 
     def regrant(self, lease: Lease, *, floor: int) -> Lease:
         self.confirm(lease)

@@ -143,6 +143,31 @@ def test_any_other_finding_before_a_step_pauses_with_the_itemised_reason() -> No
     assert w.target.writes == [Pair(stable=100, canary=0)]  # only the start's prepare
 
 
+def test_a_freeze_recorded_while_a_step_up_reads_its_gates_holds_that_step() -> None:
+    """The opening read no freeze; one recorded before the write (here while the gates read
+    the namespace) answered "held", so the step does not land after it: the confirm just
+    before the write reads the freeze again."""
+    w = World()
+    w.start(steps=(10, 100))
+    read = w.facts.read
+
+    def freezing_meanwhile(namespace: str, **kwargs: str | None) -> ClusterFacts:
+        if w.freezes.current is None:
+            w.service.freeze(actor=CAROL, reason="incident 42")
+        return read(namespace, **kwargs)
+
+    w.facts.read = freezing_meanwhile  # type: ignore[method-assign]
+    out = w.service.approve(REF, actor=BOB)
+    assert not out.ok and out.message.startswith(
+        "Not applied: Rollouts are frozen by cli:carol since ")
+    assert w.target.writes == [Pair(stable=100, canary=0)]  # only the start's prepare
+    assert w.service.get(REF).step == -1
+    w.facts.read = read  # type: ignore[method-assign]
+    w.service.unfreeze(actor=CAROL)
+    assert w.service.approve(REF, actor=BOB).ok
+    assert w.target.pair == Pair(stable=90, canary=10)
+
+
 def test_a_freeze_holds_an_automatic_step_and_a_rollback_still_goes_through() -> None:
     w = World()
     w.start(steps=(10, 100), auto=True)
