@@ -40,7 +40,8 @@ def build_scheduler(container: Container) -> RolloutScheduler:
 def warn_if_redis_may_evict(container: Container) -> None:
     """Said once at start by the processes that run the scheduler: an evicting Redis
     drops locks and the lease early and, under `allkeys`, states."""
-    warning = eviction_warning(container.store.client)
+    store = container.store
+    warning = eviction_warning(store.client, finished_expire=store.finished_expire)
     if warning is not None:
         log.warning(warning, extra={"event": "redis_may_evict"})
 

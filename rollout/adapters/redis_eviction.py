@@ -17,10 +17,11 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 
-def eviction_warning(client: redis.Redis) -> str | None:
+def eviction_warning(client: redis.Redis, *, finished_expire: bool = False) -> str | None:
     """A sentence for the operator when Redis has a memory limit and a policy that evicts;
     None when it cannot evict, or when it does not say (INFO refused by an ACL, or Redis
-    not answering: the commands that follow will tell)."""
+    not answering: the commands that follow will tell). `finished_expire`: finished
+    rollouts' keys carry a time to live (ROLLOUT_RETENTION), so `volatile-*` may take them."""
     try:
         memory = client.info("memory")
     except RedisError as exc:
@@ -31,7 +32,9 @@ def eviction_warning(client: redis.Redis) -> str | None:
     if limit == 0 or policy == "noeviction":
         return None
     if policy.startswith("volatile"):
-        what = "the keys it gives a time to live (locks, the leader lease, request answers)"
+        what = "the keys it gives a time to live (locks, the leader lease, request answers" + (
+            ", and, under ROLLOUT_RETENTION, finished rollouts' states and history, completed "
+            "ones still offering rollback included)" if finished_expire else ")")
     else:
         what = "any of its keys (locks, the leader lease, rollout states, the audit)"
     return (f"Redis may evict {what} once it holds its maxmemory of {limit} bytes "

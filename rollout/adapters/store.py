@@ -389,6 +389,11 @@ class RedisStore:
     def client(self) -> redis.Redis:
         return self._r
 
+    @property
+    def finished_expire(self) -> bool:
+        """Whether finished rollouts' keys are given a time to live (ROLLOUT_RETENTION)."""
+        return self._retention_ms > 0
+
     def key(self, *parts: str) -> str:
         return ":".join((self._p, *parts))
 

@@ -52,6 +52,9 @@ def test_a_limit_with_an_evicting_policy_is_named(admin: redis.Redis, policy: st
     assert "noeviction" in warning
     if policy.startswith("volatile"):
         assert "rollout states" not in warning
+        kept = eviction_warning(admin, finished_expire=True)
+        assert kept is not None and "finished rollouts' states and history, completed ones " \
+            "still offering rollback included" in kept
 
 
 @pytest.mark.parametrize(("limit", "policy"), [
