@@ -23,7 +23,8 @@ from tests.integration.rewrite_support import (
 def _snapshot(world: World) -> tuple[object, ...]:
     versions: list[object] = []
     for group in (LLMD, LEGACY):
-        for name in ("small-segment-lora", "twice", "weighted", "several", "mixed"):
+        for name in ("small-segment-lora", "twice", "weighted", "several", "mixed",
+                     "markup"):
             obj = world.emulator.get_object(group, "v1alpha2", "inferencemodelrewrites",
                                             "default", name)
             versions.append(None if obj is None else obj["metadata"]["resourceVersion"])
@@ -86,6 +87,17 @@ def test_weights_on_some_targets_only_are_refused(world: World) -> None:
              r"weight, or remove the targets without one, and start again$")
     put_rewrite(world, "mixed", [rule("m", {"modelRewrite": V1}, {"modelRewrite": "x"})])
     assert start(world, "mixed", stable=V1).ok  # none weighted: an equal split
+
+
+def test_a_stable_adapter_name_the_card_cannot_show_is_refused(world: World) -> None:
+    """The CRD lets a target be any string: one with Slack's markup would have gone live
+    onto the card (`<!here>`), and a very long one broke the Roll back dialog."""
+    put_rewrite(world, "markup", [rule("m", {"modelRewrite": "lora-v1<!here>", "weight": 100})])
+    _refused(world, lambda: start(world, "markup"), InvalidInput,
+             r"^the stable adapter of InferenceModelRewrite markup rule 0 `lora-v1<!here>` "
+             r"is not a model name")
+    put_rewrite(world, "markup", [rule("m", {"modelRewrite": "v" * 300, "weight": 100})])
+    _refused(world, lambda: start(world, "markup"), InvalidInput, "is not a model name")
 
 
 def test_canary_is_the_stable(world: World) -> None:

@@ -31,6 +31,7 @@ from rollout.domain import patch
 from rollout.domain.errors import Ambiguous, Conflict, InvalidInput, NeedsOperator, NotFound
 from rollout.domain.machine import Effect, Prepare, Restore, Retire
 from rollout.domain.models import Baseline, Rollout, Target, TargetKind
+from rollout.domain.names import model_name
 from rollout.domain.patch import Ops
 from rollout.domain.split import (
     Observed,
@@ -214,7 +215,10 @@ class RewriteSplit:
         targets = _rule_targets(obj, rule) or []
         _require_weights_on_all_or_none(targets, where=f"InferenceModelRewrite {target_name} "
                                                        f"rule {rule}")
-        stable_name = stable or self._pick_stable(target_name, rule, targets, canary)
+        # a target's name is any string to the CRD; the card shows it and buttons carry it
+        stable_name = stable or model_name(
+            f"the stable adapter of InferenceModelRewrite {target_name} rule {rule}",
+            self._pick_stable(target_name, rule, targets, canary))
         require_single_entries([str(t.get("modelRewrite")) for t in targets],
                                stable=stable_name, canary=canary,
                                where=f"InferenceModelRewrite {target_name} rule {rule}")
