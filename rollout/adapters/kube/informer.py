@@ -3,9 +3,14 @@ informer): one LIST, then a WATCH from its resourceVersion.
 
 A watch that ends is resumed from the last resourceVersion seen (bookmarks included), so an
 idle cache costs one open request and no relist. A 410 Gone, as an HTTP status or as the
-watch's ERROR event, means that resourceVersion was compacted away: list again. A 404 on the
+watch's ERROR event, means that resourceVersion was compacted away: list again. Any other
+ERROR event lists again too, after a pause, as Kubernetes' reflector does. A 404 on the
 list means the cluster does not serve the kind, recorded as such and listed again later (a
 404 on a watch, its CRD deleted meanwhile, lists again to find out).
+A failure waits before the next attempt, longer after each failure in a row; a watch that
+ended within a second having brought nothing is a failure too (a proxy that answers 200 and
+closes would otherwise be asked again at once, thousands of times a second), and only a
+watch that brought something, or lasted its whole time, ends the run of failures.
 Each object is kept as what `keep` makes of it (facts, not whole pods). `snapshot` answers
 only while the cache is live: listed, and its watch open; any other time the caller reads
 the cluster itself.
@@ -36,6 +41,8 @@ log = logging.getLogger(__name__)
 GONE = 410
 NOT_FOUND = 404
 BROUGHT_KEPT = 1024  # versions remembered per kind, for writes whose answer trails the watch
+SHORT_WATCH_SECONDS = 1.0  # a watch ended sooner having brought nothing failed (as client-go)
+DOUBLINGS = 64  # at most, as 2 ** 1024 is no float: recheck_seconds caps the wait long before
 
 
 @dataclass(frozen=True)
@@ -82,18 +89,29 @@ class _Relist(Exception):
 
 
 class _Ended(Exception):
-    """The watch stream said something other than an event: reconnect after a pause."""
+    """The watch stream said something other than an event, or ended at once having said
+    nothing: reconnect after a pause."""
+
+
+class _Failed(Exception):
+    """The watch's ERROR event is not a 410: list again after a pause (the server failed on
+    the watch; what it still holds from that version is not to be trusted)."""
 
 
 class Informer(Generic[T]):
     """One kind in one namespace, kept current by a thread of its own until `stop`."""
 
     def __init__(self, name: str, lister: Lister, keep: Callable[[Obj], T], *,
-                 timing: WatchTiming | None = None) -> None:
+                 timing: WatchTiming | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] | None = None) -> None:
+        """`clock` times each watch; `sleep` waits out a pause (default: until `stop`, which
+        cuts it short). Tests give both."""
         self.name = name
         self._lister = lister
         self._keep = keep
         self._timing = timing or WatchTiming()
+        self._clock = clock
+        self._sleep = sleep or self._stopping_wait
         self._lock = threading.Lock()
         self._brought_one = threading.Condition(self._lock)  # told of each version brought
         self._stopping = threading.Event()
@@ -105,12 +123,16 @@ class Informer(Generic[T]):
         self._lost = 0  # how many times the cache stopped being live
         self._response: Any = None
         self._failures = 0  # in a row: the wait before the next attempt doubles
+        self._failing: str | None = None  # the last failure logged in this run of them
         # the bot's own writes the watch has not brought yet: (name, version) -> given up at
         self._pending: dict[tuple[str, str], float] = {}
         # the versions the watch brought lately: one may arrive before the bot's write
         # returns and asks for it (`expect`), and must not be waited on then
         self._brought: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._thread: threading.Thread | None = None
+
+    def _stopping_wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
 
     # -- what readers ask -----------------------------------------------------------------
 
@@ -219,7 +241,7 @@ class Informer(Generic[T]):
                 if self._version is None:
                     self._list()
                 if not self._served:
-                    self._stopping.wait(self._timing.recheck_seconds)
+                    self._sleep(self._timing.recheck_seconds)
                     self._version = None
                     continue
                 self._watch()
@@ -227,22 +249,41 @@ class Informer(Generic[T]):
                 log.info("%s: listing again", self.name)
                 self._set_live(False)
                 self._version = None
-            except (ApiException, Urllib3Error, OSError, ValueError, _Ended) as exc:
+            except _Failed as exc:
+                self._version = None
+                self._pause(f"{exc}; listing again")
+            except _Ended as exc:
+                self._pause(str(exc))
+            except (ApiException, Urllib3Error, OSError, ValueError) as exc:
                 self._pause(f"watch interrupted ({_short(exc)})")
             except Exception:  # a bug must not end the thread: reads go to the cluster
                 log.exception("%s: unexpected failure", self.name)
                 self._pause("unexpected failure")
 
     def _pause(self, why: str) -> None:
-        """Not live until the watch is open again; wait longer after each failure in a row."""
+        """Not live until the watch is open again; wait longer after each failure in a row.
+        A failure is logged once as a warning; the same one again in the run is logged at
+        debug (a cluster that refuses a namespace's nine watches would otherwise log nine
+        lines every 30 s for as long as it does)."""
         self._set_live(False)
         if self._stopping.is_set():
             return
         timing = self._timing
-        wait = min(timing.retry_seconds * 2 ** self._failures, timing.recheck_seconds)
+        wait = min(timing.retry_seconds * 2 ** min(self._failures, DOUBLINGS),
+                   timing.recheck_seconds)
         self._failures += 1
-        log.warning("%s: %s; resuming in %.1f s", self.name, why, wait)
-        self._stopping.wait(wait)
+        level = logging.DEBUG if why == self._failing else logging.WARNING
+        self._failing = why
+        log.log(level, "%s: %s; resuming in %.1f s (failure %d in a row)", self.name, why, wait,
+                self._failures)
+        self._sleep(wait)
+
+    def _healthy(self) -> None:
+        """A watch brought something or lasted its whole time: failures start over."""
+        if self._failures:
+            log.info("%s: watching again after %d failures in a row", self.name,
+                     self._failures)
+        self._failures, self._failing = 0, None
 
     def _set_live(self, live: bool) -> None:
         with self._lock:
@@ -277,6 +318,7 @@ class Informer(Generic[T]):
 
     def _watch(self) -> None:
         timing = self._timing
+        opened = self._clock()
         try:
             response = self._lister(
                 watch=True, resource_version=self._version, allow_watch_bookmarks=True,
@@ -288,24 +330,32 @@ class Informer(Generic[T]):
                 raise _Relist from exc
             raise
         self._response = response
+        brought = False
         try:
             if self._stopping.is_set():
                 return
             self._set_live(True)
-            self._failures = 0
             for event in _events(response):
                 self._apply(event)
+                if not brought:
+                    brought = True
+                    self._healthy()
         finally:
             self._response = None
             self._set_live(False)
             _close(response)
+            lasted = self._clock() - opened
+            if lasted >= timing.watch_seconds:
+                self._healthy()
+        if not brought and lasted < SHORT_WATCH_SECONDS and not self._stopping.is_set():
+            raise _Ended(f"watch ended within {SHORT_WATCH_SECONDS:g} s having brought nothing")
 
     def _apply(self, event: Obj) -> None:
         kind, obj = event.get("type"), cast(Obj, event.get("object") or {})
         if kind == "ERROR":
             if obj.get("code") == GONE:
                 raise _Relist
-            raise _Ended(f"watch error {obj.get('code')}")
+            raise _Failed(f"watch error {obj.get('code')}")
         version = _version(obj)
         if kind in ("ADDED", "MODIFIED"):
             kept = self._keep(obj)
