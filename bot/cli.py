@@ -31,6 +31,7 @@ from handlers.grammar import (
     INSTALL_WIDE,
     analysis_value,
     approvals_value,
+    asks_help,
     duration_value,
     reason_value,
     step_value,
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log what the bot does underneath, on stderr (or set LOG_LEVEL)")
     for name, text in RECOVERY.items():
         op = sub.add_parser(name, parents=[common], help=text)
+        op.set_defaults(verb_help=op.format_help)
         op.add_argument("pool", metavar="POOL", help="the canary InferencePool")
         if name == "recover":
             op.add_argument("--without-analysis", action="store_true",
@@ -200,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "names, when this bot cannot run that analysis any more")
     for verb in OPERATIONS:
         op = sub.add_parser(verb.value, parents=[common], help=_HELP[verb])
+        op.set_defaults(verb_help=op.format_help)
         _verb_options(op, verb)
     return parser
 
@@ -504,8 +507,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """`sleep` is what `status --watch` waits with between looks (a test passes its own)."""
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser().parse_args(
+    parser = build_parser()
+    args, unrecognized = parser.parse_known_args(
         join_option_values(sys.argv[1:] if argv is None else argv))
+    verb_help = _verb_help(args, unrecognized)
+    if verb_help is not None:
+        print(verb_help, file=out, end="")
+        return EXIT_OK
+    if unrecognized:  # as parse_args refuses them
+        parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
     if args.command == "serve":
         return _errors(lambda: _serve(args), err)
     if args.command in ("sandbox", "emulator") and importlib.util.find_spec("sandbox") is None:
@@ -528,6 +538,20 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     if args.command in RECOVERY:
         return _errors(lambda: run_recovery(args, out, err), err)
     return _errors(lambda: run_operation(args, out, err, sleep), err)
+
+
+def _verb_help(args: argparse.Namespace, unrecognized: list[str]) -> str | None:
+    """`rollout-bot freeze help`, `rollout-bot rollback POOL ?`, `rollout-bot pause help`:
+    a help word alone after the verb (or in POOL's place) answers the verb's help, as
+    `--help` does and as Slack answers `/rollout freeze help`; nothing else is done. None
+    for anything else, which is then run or refused as before."""
+    help_of: Callable[[], str] | None = getattr(args, "verb_help", None)
+    if help_of is None:
+        return None
+    pool = getattr(args, "pool", None)
+    if asks_help(unrecognized) or (not unrecognized and pool is not None and asks_help([pool])):
+        return help_of()
+    return None
 
 
 def _serve(args: argparse.Namespace) -> int:

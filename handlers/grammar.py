@@ -54,6 +54,8 @@ VERB_SUMMARY: dict[Verb, str] = {
     Verb.UNFREEZE: "lifts the freeze (approvers)",
 }
 
+#: a word that, alone after a verb, asks for the verb's help (Slack and the CLI alike)
+HELP_WORDS = frozenset({"help", "?", "-h", "--help"})
 _START = frozenset({Verb.START})
 _REASON_VERBS = frozenset({Verb.PAUSE, Verb.ROLLBACK, Verb.FREEZE})
 
@@ -341,6 +343,9 @@ def parse(text: str, *, namespace: str = "default") -> CommandRequest:
     except GrammarError as exc:
         guess = next((v for w in words if not w.startswith("-") and (v := _verb(w))), None)
         raise GrammarError(str(exc), verb=guess) from None
+    topic = _help_asked(positional)
+    if topic is not None:  # the verb's help, whatever options came with it: nothing is done
+        return CommandRequest(verb=Verb.HELP, namespace=namespace, topic=topic)
     verb, pool, extra = _shape(positional)
     try:
         return _request(verb, pool, extra, raw, namespace)
@@ -409,7 +414,7 @@ def _split(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     while i < len(words):
         word = words[i]
         i += 1
-        if not word.startswith("-") or word == "-":
+        if not word.startswith("-") or word == "-" or word.lower() in HELP_WORDS:
             positional.append(word)
             continue
         flag, eq, value = word.partition("=")
@@ -440,9 +445,31 @@ def _refuse_pool_for(verb: Verb | None, pool: str) -> None:
                            f"{USAGE_LINES[verb]}", verb=verb)
 
 
+def asks_help(words: list[str]) -> bool:
+    """The words after a verb are one of `help`, `?`, `-h` or `--help`, and nothing else.
+    A reason that merely contains `help` among other words stays a reason."""
+    return len(words) == 1 and words[0].lower() in HELP_WORDS
+
+
+def _help_asked(positional: list[str]) -> Verb | None:
+    """The verb whose help a help word alone after it asks for: `start help`, `freeze ?`,
+    `<pool> rollback help`, `rollback <pool> -h`. Asked before the verb is read as a command,
+    so that a verb taking trailing words as its reason (pause, rollback, freeze) does not
+    act with the reason "help"; the help answered, nothing else is done."""
+    if len(positional) < 2 or not asks_help(positional[-1:]):
+        return None
+    if len(positional) == 2 and (verb := _verb(positional[0])) is not None:
+        return verb
+    try:
+        verb, _, extra = _shape(positional[:-1])
+    except GrammarError:
+        return None  # `<pool> help`: refused as it was, by the shape's own words
+    return None if extra else verb
+
+
 def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
     """`<pool> <verb>`, or `<verb> <pool>` as the CLI writes it, or `list` / `help`."""
-    if not positional:
+    if not positional or asks_help(positional):
         return Verb.HELP, None, []
     first = _verb(positional[0])
     if first in INSTALL_VERBS:
@@ -457,8 +484,6 @@ def _shape(positional: list[str]) -> tuple[Verb, str | None, list[str]]:
         raise GrammarError(f"what should happen to `{positional[0]}`? add a verb, "
                            f"e.g. `/rollout {positional[0]} status`")
     second = _verb(positional[1])
-    if second is Verb.HELP and first is not None and len(positional) == 2:
-        return Verb.HELP, None, [positional[0]]  # `/rollout start help`
     _refuse_pool_for(second, positional[0])
     # past the install's verbs (returned or refused above), a verb here is a pool's
     if second is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import EXIT_REFUSED, main
+from bot.cli import EXIT_OK, EXIT_REFUSED, main
 from handlers.grammar import GrammarError, parse
 from rollout.domain.errors import InvalidInput
 
@@ -92,6 +92,37 @@ def test_a_namespace_on_an_install_wide_verb_is_refused_not_ignored(
     assert code == EXIT_REFUSED
     said = _slack(slack).split(": ", 1)[1]
     assert text.startswith("refused: `--namespace` does not apply") and said in text
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["freeze", "help"], "freeze"), (["freeze", "?"], "freeze"),
+    (["unfreeze", "help"], "unfreeze"), (["list", "help"], "list"),
+    (["rollback", POOL, "help"], "rollback"), (["rollback", POOL, "?"], "rollback"),
+    (["pause", POOL, "help"], "pause"), (["pause", "help"], "pause"),
+    (["start", "help"], "start"), (["start", POOL, "-n", "prod", "help"], "start"),
+    (["recover", POOL, "help"], "recover"),
+])
+def test_help_after_a_verb_answers_the_verbs_help_as_slack_does(
+        argv: list[str], verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rollout-bot freeze help` was refused (`unrecognized arguments: help`), where Slack's
+    `/rollout freeze help` answers freeze's help; neither changes anything."""
+    if argv[0] != "recover":
+        assert parse(" ".join(argv)).verb.value == "help"
+    code, text = _cli(argv, capsys)
+    assert code == EXIT_OK
+    assert text.startswith(f"usage: rollout-bot {verb} ") and "refused" not in text
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["freeze", "now"], "now"), (["rollback", POOL, "help", "me"], "help me"),
+    (["unfreeze", "help", "me"], "help me"),
+])
+def test_words_after_a_verb_other_than_help_alone_are_still_refused(
+        argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = _cli(argv, capsys)
+    assert code == EXIT_REFUSED
+    assert text == ("error: unrecognized arguments: "
+                    f"{words} (see `rollout-bot --help`)\n")
 
 
 def test_watch_and_json_are_not_taken_together(capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,6 +47,43 @@ def test_help_about_one_verb(text: str) -> None:
     assert parse(text) == CommandRequest(verb=Verb.HELP, topic=Verb.START)
 
 
+@pytest.mark.parametrize(("text", "topic"), [
+    ("freeze help", Verb.FREEZE), ("freeze ?", Verb.FREEZE), ("freeze -h", Verb.FREEZE),
+    ("freeze --help", Verb.FREEZE), ("FREEZE Help", Verb.FREEZE),
+    ("unfreeze help", Verb.UNFREEZE), ("list help", Verb.LIST), ("list ?", Verb.LIST),
+    ("help -h", Verb.HELP), ("help help", Verb.HELP),
+    (f"{POOL} rollback help", Verb.ROLLBACK), (f"{POOL} rollback ?", Verb.ROLLBACK),
+    (f"{POOL} pause help", Verb.PAUSE), (f"{POOL} pause --help", Verb.PAUSE),
+    (f"rollback {POOL} help", Verb.ROLLBACK), (f"{POOL} start -h", Verb.START),
+    ("start ?", Verb.START), ("pause -h", Verb.PAUSE), ("approve-plan --help", Verb.APPROVE_PLAN),
+    # the options that came with it are not acted on: the help is the whole answer
+    (f"{POOL} rollback -n prod help", Verb.ROLLBACK), ("start help --steps 10,100", Verb.START),
+    ('freeze --reason "incident 42" ?', Verb.FREEZE),
+])
+def test_a_help_word_alone_after_any_verb_asks_for_its_help(text: str, topic: Verb) -> None:
+    """`freeze help` froze the install with the reason "help", and `rollback help` rolled
+    back; `unfreeze help` and `list help` were refused."""
+    assert parse(text) == CommandRequest(verb=Verb.HELP, topic=topic)
+
+
+@pytest.mark.parametrize("text", ["?", "-h", "--help"])
+def test_a_help_word_alone_asks_for_the_whole_help(text: str) -> None:
+    assert parse(text) == CommandRequest(verb=Verb.HELP)
+
+
+@pytest.mark.parametrize(("text", "verb", "reason"), [
+    (f"{POOL} rollback help me", Verb.ROLLBACK, "help me"),
+    (f"{POOL} pause needs help", Verb.PAUSE, "needs help"),
+    ("freeze help wanted", Verb.FREEZE, "help wanted"),
+    (f"{POOL} rollback --reason help", Verb.ROLLBACK, "help"),
+    ('freeze --reason "?"', Verb.FREEZE, "?"),
+])
+def test_a_reason_with_help_among_other_words_stays_a_reason(
+        text: str, verb: Verb, reason: str) -> None:
+    req = parse(text)
+    assert (req.verb, req.reason) == (verb, reason)
+
+
 def test_help_alone_has_no_topic() -> None:
     assert parse("help").topic is None and help_text(None) == USAGE  # built when asked
 

@@ -14,9 +14,11 @@ from slack_sdk.webhook import WebhookResponse
 from handlers.authorization import Authorizer, Policy
 from handlers.card_sync import CardPublisher
 from handlers.cards import render_card
+from handlers.commands import Verb
+from handlers.grammar import help_text
 from handlers.slack_listeners import SlackEdge
 from handlers.workers import Workers
-from rollout.domain.models import Actor
+from rollout.domain.models import Actor, Phase
 from rollout.service import Ref
 from tests.unit.builders import ALICE, BOB, CAROL
 from tests.unit.fakes import one_route_world
@@ -212,6 +214,24 @@ def test_the_words_after_freeze_are_still_its_reason(world: _World) -> None:
     assert "frozen" in respond.texts[-1]
     frozen = world.store.freezes.current
     assert frozen is not None and frozen.reason == "change freeze until Monday"
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("freeze help", Verb.FREEZE), ("freeze ?", Verb.FREEZE), ("freeze --help", Verb.FREEZE),
+    (f"{POOL} rollback help", Verb.ROLLBACK), (f"{POOL} rollback ?", Verb.ROLLBACK),
+    (f"rollback {POOL} -h", Verb.ROLLBACK), (f"{POOL} pause help", Verb.PAUSE),
+    ("unfreeze help", Verb.UNFREEZE), ("list help", Verb.LIST),
+])
+def test_help_after_a_verb_answers_its_help_and_changes_nothing(
+        world: _World, text: str, topic: Verb) -> None:
+    """`freeze help` froze the install with the reason "help", `rollback help` and `rollback
+    ?` rolled back and `pause help` paused; `unfreeze help` and `list help` were refused."""
+    world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
+    before = world.changes()
+    ack, respond = world.command(text, CAROL)
+    assert ack.texts == [help_text(topic)] and respond.calls == []
+    assert world.store.freezes.current is None and world.changes() == before
+    assert world.service.get(Ref(canary=POOL)).phase is Phase.AWAITING_APPROVAL
 
 
 def test_a_typo_in_status_gets_the_suggestion_approve_and_history_give(world: _World) -> None:
