@@ -318,7 +318,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         keep_seconds=_read("--keep", getattr(args, "keep", None), duration_value),
         skip_analysis=getattr(args, "skip_analysis", False),
     )
-    request.check_names()
+    request.check()
     return request
 
 

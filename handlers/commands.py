@@ -71,6 +71,20 @@ class CommandRequest:
     def ref(self) -> Ref:
         return Ref(namespace=self.namespace, canary=self.pool)
 
+    def check(self) -> None:
+        """What Slack and the CLI both check once the whole request is read, before any
+        request: the names, and options that do not go together."""
+        self.check_names()
+        if self.auto and self.approvals is not None and self.approvals > 1:
+            # an automatic plan's steps apply on the scheduler's tick after one approve-plan:
+            # the N was dropped without a word, and promote and approve then each pointed
+            # at the other
+            raise InvalidInput(
+                f"`--approvals {self.approvals}` does not go with `--auto`: an automatic plan "
+                "is approved once, with `approve-plan`, and its steps then apply on their own "
+                f"after each bake; for {self.approvals} approvers at every step, leave out "
+                "`--auto`")
+
     def check_names(self) -> None:
         """The Kubernetes naming rules, before any request: a start's names by kind, a
         lookup's pool as any adapter or pool name could be."""

@@ -378,7 +378,7 @@ def _request(verb: Verb, pool: str | None, extra: list[str], raw: list[tuple[str
     if extra:
         values.update(_trailing(verb, extra, reason_given="reason" in given))
     request = CommandRequest(verb=verb, pool=pool, **values)  # type: ignore[arg-type]
-    request.check_names()
+    request.check()
     return request
 
 

@@ -46,6 +46,7 @@ def _slack(text: str) -> str:
     ("start", "--interval", "\u0661\u0665m", "in the digits 0-9"),
     ("start", "--keep", "200h", "at most 7 days"),
     ("start", "--analysis", "bad name!", "the name of an analysis"),
+    ("start --auto", "--approvals", "2", "`--approvals 2` does not go with `--auto`"),
     ("rollback", "--reason", "x" * 501, "the reason is 501 characters; keep it under 500"),
     ("pause", "--reason", " y" * 300, "the reason is 599 characters"),
 ])
@@ -53,7 +54,7 @@ def test_a_value_slack_refuses_the_cli_refuses_in_the_same_words(
         verb: str, option: str, value: str, said: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     slack = _slack(f"{POOL} {verb} {option} {value!r}".replace("'", '"'))
-    code, text = _cli([verb, POOL, option, value], capsys)
+    code, text = _cli([*verb.split(), POOL, option, value], capsys)
     assert said in slack
     assert code == EXIT_REFUSED
     assert text == f"refused: {slack}\n"

@@ -148,11 +148,29 @@ def test_a_reason_of_500_characters_is_taken() -> None:
 
 def test_every_start_option() -> None:
     req = parse(f"{POOL} start --namespace prod --route routes-to-llm --stable llm-pool "
-                "--steps 5,20,100 --interval 90s --auto --approvals 2 --rewrite my-rewrite")
+                "--steps 5,20,100 --interval 90s --auto --approvals 1 --rewrite my-rewrite")
     assert req == CommandRequest(
         verb=Verb.START, pool=POOL, namespace="prod", route="routes-to-llm", stable="llm-pool",
-        steps=(5, 20, 100), interval_seconds=90, auto=True, approvals=2, rewrite="my-rewrite",
+        steps=(5, 20, 100), interval_seconds=90, auto=True, approvals=1, rewrite="my-rewrite",
     )
+    assert parse(f"{POOL} start --approvals 2").approvals == 2
+
+
+@pytest.mark.parametrize("text", [f"{POOL} start --auto --approvals 2",
+                                  f"{POOL} start --approvals=3 --steps 10,100 --auto",
+                                  f"start {POOL} --approvals 10 --auto"])
+def test_more_than_one_approver_per_step_is_refused_with_auto(text: str) -> None:
+    """The N was dropped without a word: an automatic plan needs one `approve-plan` and its
+    steps apply on the scheduler's tick, and then `promote` asked for N approvers step by
+    step while `approve` called each step automatic."""
+    with pytest.raises(GrammarError) as refused:
+        parse(text)
+    n = text.split("--approvals")[1].lstrip(" =").split()[0]
+    assert str(refused.value) == (
+        f"`--approvals {n}` does not go with `--auto`: an automatic plan is approved once, "
+        "with `approve-plan`, and its steps then apply on their own after each bake; for "
+        f"{n} approvers at every step, leave out `--auto`")
+    assert refused.value.usage == USAGE_LINES[Verb.START]
 
 
 def test_options_with_equals_and_short_namespace() -> None:

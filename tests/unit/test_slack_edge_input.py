@@ -15,7 +15,7 @@ from handlers.authorization import Authorizer, Policy
 from handlers.card_sync import CardPublisher
 from handlers.cards import render_card
 from handlers.commands import Verb
-from handlers.grammar import help_text
+from handlers.grammar import USAGE_LINES, help_text
 from handlers.slack_listeners import SlackEdge
 from handlers.workers import Workers
 from rollout.domain.models import Actor, Phase
@@ -146,6 +146,16 @@ def test_ascii_numbers_still_work(world: _World) -> None:
     assert [s.percent for s in rollout.plan.steps] == [10, 50, 100]
     assert rollout.plan.steps[0].approvals == 2
     render_card(rollout, now=world.clock.now())
+
+
+def test_auto_with_more_than_one_approver_is_refused_and_starts_nothing(world: _World) -> None:
+    before = world.changes()
+    ack, respond = world.command(f"{POOL} start --auto --approvals 2", ALICE)
+    assert len(ack.texts) == 1 and respond.calls == []
+    first, usage = ack.texts[0].split("\n")
+    assert first.startswith(":warning: `--approvals 2` does not go with `--auto`")
+    assert usage == f"*Usage:* {USAGE_LINES[Verb.START]}"
+    assert world.changes() == before and world.store.saves == []
 
 
 def _rollback_dialog(world: _World, reason: str, actor: Actor = BOB) -> None:
