@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers.commands import INSTALL_VERBS, POOL_VERBS, CommandRequest, Verb
-from handlers.mentions import unmarked
+from handlers.mentions import plain, unmarked
 from rollout.domain import names
 from rollout.domain.errors import InvalidInput
 from rollout.domain.freeze import MAX_REASON
@@ -269,8 +269,9 @@ def reason_text(value: str) -> str:
     as `<!here>`, a user as `<@U…|bob>`, a link as `<https://…|…>`): kept as is, it would
     mention the channel from the card's thread. Escaped, it shows as it was written.
     A reason goes on the card and into every audit line naming it: a few sentences, not a
-    file (the CLI took megabytes)."""
-    return unmarked(_reason(value))
+    file (the CLI took megabytes). Its length is the typed text's, not that of Slack's
+    escaping (a typed `&` arrives as `&amp;`), as the CLI counts it."""
+    return unmarked(_reason(value, typed=plain))
 
 
 def reason_value(_flag: str, value: str) -> str:
@@ -278,12 +279,14 @@ def reason_value(_flag: str, value: str) -> str:
     return _reason(value)
 
 
-def _reason(value: str) -> str:
-    """A reason as typed, trimmed, and no longer than the card and the audit take (the CLI
-    took megabytes); Slack and the CLI escape it each as their input needs."""
+def _reason(value: str, *, typed: Callable[[str], str] = str) -> str:
+    """A reason trimmed, and no longer than the card and the audit take (the CLI took
+    megabytes), counted in the characters people typed: `typed` turns the text as it
+    arrived into them. Slack and the CLI escape it each as their input needs."""
     value = value.strip()
-    if len(value) > MAX_REASON:
-        raise GrammarError(f"the reason is {len(value)} characters; keep it under {MAX_REASON}")
+    length = len(typed(value))
+    if length > MAX_REASON:
+        raise GrammarError(f"the reason is {length} characters; keep it under {MAX_REASON}")
     return value
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import EXIT_OK, EXIT_REFUSED, main
+from bot.cli import EXIT_OK, EXIT_REFUSED, build_parser, main, request_from_args
 from handlers.grammar import GrammarError, parse
 from rollout.domain.errors import InvalidInput
 
@@ -58,6 +58,27 @@ def test_a_value_slack_refuses_the_cli_refuses_in_the_same_words(
     assert said in slack
     assert code == EXIT_REFUSED
     assert text == f"refused: {slack}\n"
+
+
+def _as_slack_sends(typed: str) -> str:
+    return typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@pytest.mark.parametrize("verb", ["pause", "rollback"])
+def test_a_reason_is_measured_as_typed_on_both_edges(verb: str) -> None:
+    """Slack counted its own escaping (`&amp;`, `&lt;`, `&gt;`): it refused as 503
+    characters a 414-character reason the CLI took."""
+    typed = "p99 up & errors up " * 20 + "see <runbook>, p99 > 2s for 9m now"
+    cli = request_from_args(build_parser().parse_args([verb, POOL, "--reason", typed]),
+                            "default")
+    sent = _as_slack_sends(typed)
+    assert parse(f'{POOL} {verb} --reason "{sent}"').reason == cli.reason == sent
+    too_long = typed + "&" * 87
+    slack = _slack(f'{POOL} {verb} --reason "{_as_slack_sends(too_long)}"')
+    with pytest.raises(InvalidInput) as refused:
+        request_from_args(build_parser().parse_args([verb, POOL, "--reason", too_long]),
+                          "default")
+    assert slack == str(refused.value) == "the reason is 501 characters; keep it under 500"
 
 
 def test_a_step_number_in_other_digits_leaks_no_function_name(

@@ -146,6 +146,34 @@ def test_a_reason_of_500_characters_is_taken() -> None:
     assert parse(f'{POOL} pause --reason "{"x" * 500}"').reason == "x" * 500
 
 
+def _as_slack_sends(typed: str) -> str:
+    """A slash command's text as Slack delivers it: `&`, `<` and `>` escaped."""
+    return typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: 414 characters as typed, 503 as Slack sends them
+TYPED_414 = "p99 up & errors up " * 20 + "see <runbook>, p99 > 2s for 9m now"
+
+
+@pytest.mark.parametrize("verb", ["pause", "rollback", "freeze"])
+def test_a_reason_is_measured_as_typed_not_as_slack_escapes_it(verb: str) -> None:
+    """A 414-character reason was refused as "503 characters; keep it under 500": Slack's
+    `&amp;` and `&lt;` were counted, where the CLI took the same reason."""
+    assert len(TYPED_414) == 414 and len(_as_slack_sends(TYPED_414)) == 503
+    where = "" if verb == "freeze" else f"{POOL} "
+    sent = _as_slack_sends(TYPED_414)
+    assert parse(f'{where}{verb} --reason "{sent}"').reason == sent  # kept as Slack sent it
+    assert parse(f"{where}{verb} {sent}").reason == sent
+
+
+def test_a_reason_too_long_says_how_long_it_was_typed() -> None:
+    typed = "a & b " * 83 + "<>>"
+    assert len(typed) == 501
+    with pytest.raises(GrammarError) as refused:
+        parse(f'{POOL} rollback --reason "{_as_slack_sends(typed)}"')
+    assert str(refused.value) == "the reason is 501 characters; keep it under 500"
+
+
 def test_every_start_option() -> None:
     req = parse(f"{POOL} start --namespace prod --route routes-to-llm --stable llm-pool "
                 "--steps 5,20,100 --interval 90s --auto --approvals 1 --rewrite my-rewrite")

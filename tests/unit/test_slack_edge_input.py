@@ -200,6 +200,20 @@ def test_a_reason_of_the_dialogs_full_length_is_kept_whole_once_escaped(world: _
     assert world.service.history(Ref(canary=POOL))[-1].detail == "&lt;" * 300
 
 
+def test_a_reason_under_500_typed_characters_is_taken_however_slack_escapes_it(
+        world: _World) -> None:
+    """Slack sends `&`, `<` and `>` as `&amp;`, `&lt;` and `&gt;`: a 414-character reason
+    arrived as 503 and was refused, where the CLI took it."""
+    typed = "p99 up & errors up " * 20 + "see <runbook>, p99 > 2s for 9m now"
+    sent = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert (len(typed), len(sent)) == (414, 503)
+    world.command(f"{POOL} start --steps 10,50,100 --interval 0s", ALICE)
+    ack, respond = world.command(f'{POOL} rollback --reason "{sent}"')
+    assert ack.texts == [] and "rolled back" in respond.texts[-1]
+    assert world.service.get(Ref(canary=POOL)).phase is Phase.ROLLED_BACK
+    assert world.service.history(Ref(canary=POOL))[-1].detail == sent
+
+
 @pytest.mark.parametrize("text, said", [
     ("freeze -n prod", "the freeze is install-wide"),
     ("freeze --namespace=prod incident 42", "the freeze is install-wide"),
