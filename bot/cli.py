@@ -33,6 +33,7 @@ from handlers.grammar import (
     approvals_value,
     asks_help,
     duration_value,
+    keep_value,
     reason_value,
     step_value,
     steps_value,
@@ -121,8 +122,8 @@ def _crd_dir(value: str) -> str:
 
 #: options whose value may begin with `-` (a negative interval is refused by its own rule,
 #: with a clear reason, rather than read as an unknown option)
-_VALUE_OPTIONS = frozenset({"--interval", "--every", "--steps", "--approvals", "--reason",
-                            "--as", "--step"})
+_VALUE_OPTIONS = frozenset({"--interval", "--every", "--keep", "--steps", "--approvals",
+                            "--reason", "--as", "--step"})
 _SHORT_OPTIONS = frozenset({"-h", "-n", "-o", "-v", "-w"})
 
 
@@ -315,7 +316,7 @@ def request_from_args(args: argparse.Namespace, namespace: str) -> CommandReques
         analysis=_read("--analysis", getattr(args, "analysis", None), analysis_value),
         reason=literal(reason_value("--reason", getattr(args, "reason", ""))),
         step=_read("--step", getattr(args, "step", None), step_value),
-        keep_seconds=_read("--keep", getattr(args, "keep", None), duration_value),
+        keep_seconds=_read("--keep", getattr(args, "keep", None), keep_value),
         skip_analysis=getattr(args, "skip_analysis", False),
     )
     request.check()

@@ -237,8 +237,13 @@ def steps_value(flag: str, value: str) -> tuple[int, ...]:
     return steps
 
 
-def duration_value(flag: str, value: str) -> int:
-    return parse_interval(_numbers(flag, value, "a duration like 90s, 15m or 2h"))
+def duration_value(flag: str, value: str, *, what: str = "interval") -> int:
+    return parse_interval(_numbers(flag, value, "a duration like 90s, 15m or 2h"), what=what)
+
+
+def keep_value(flag: str, value: str) -> int:
+    """`--keep`, refused in its own name: it is no interval."""
+    return duration_value(flag, value, what=f"`{flag}`")
 
 
 def approvals_value(flag: str, value: str) -> int:
@@ -308,7 +313,7 @@ _OPTIONS: dict[str, _Option] = {
     "--rewrite": _Option("rewrite", True, _name),
     "--allow-gitops": _Option("allow_gitops", False),
     "--analysis": _Option("analysis", True, analysis_value),
-    "--keep": _Option("keep_seconds", True, duration_value),
+    "--keep": _Option("keep_seconds", True, keep_value),
     "--reason": _Option("reason", True, _text),
     "--step": _Option("step", True, step_value),
     "--skip-analysis": _Option("skip_analysis", False),

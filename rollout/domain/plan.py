@@ -22,23 +22,24 @@ _DURATION = re.compile(r"^\s*([0-9]+)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
-def parse_interval(text: str, *, require_unit: bool = True) -> int:
+def parse_interval(text: str, *, require_unit: bool = True, what: str = "interval") -> int:
     """`90s`, `15m`, `2h`, or `0`. A bare number is refused where people type it (`30` could
-    mean seconds or minutes); settings may allow it as seconds."""
+    mean seconds or minutes); settings may allow it as seconds. `what` is the duration's name
+    in a refusal (`--keep`'s was called an interval, an option nobody had given)."""
     match = _DURATION.match(text)
     if not match and text.strip().startswith("-"):
-        raise InvalidInput(f"invalid interval `{text}`: a duration cannot be negative")
+        raise InvalidInput(f"invalid {what} `{text}`: a duration cannot be negative")
     if not match:
-        raise InvalidInput(f"invalid interval `{text}`: use a number with s, m or h, like 15m")
+        raise InvalidInput(f"invalid {what} `{text}`: use a number with s, m or h, like 15m")
     number, unit = match.group(1), match.group(2)
     if len(number) > 9:  # past any unit's 7 days (and int() refuses 4,300 digits)
-        raise InvalidInput(f"invalid interval `{text[:20]}`…: at most 7 days")
+        raise InvalidInput(f"invalid {what} `{text[:20]}`…: at most 7 days")
     if require_unit and not unit and int(number):
-        raise InvalidInput(f"interval {number} has no unit: write {number}s, {number}m "
+        raise InvalidInput(f"{what} {number} has no unit: write {number}s, {number}m "
                            f"or {number}h")
     seconds = int(number) * _UNIT_SECONDS[unit]
     if seconds > MAX_INTERVAL_SECONDS:
-        raise InvalidInput(f"invalid interval `{text}`: at most 7 days")
+        raise InvalidInput(f"invalid {what} `{text}`: at most 7 days")
     return seconds
 
 

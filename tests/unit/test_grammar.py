@@ -361,8 +361,22 @@ def test_keep_is_a_start_option_and_retire_a_verb() -> None:
     assert parse("llm-pool-version-2 retire").verb is Verb.RETIRE
     with pytest.raises(GrammarError, match="`--keep` applies only to `start`"):
         parse("llm-pool-version-2 retire --keep 1h")
-    with pytest.raises(GrammarError, match="invalid interval"):
+    with pytest.raises(GrammarError, match="invalid `--keep` `soon`"):
         parse("llm-pool-version-2 start --keep soon")
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("24", "`--keep` 24 has no unit: write 24s, 24m or 24h"),
+    ("2d", "invalid `--keep` `2d`: use a number with s, m or h, like 15m"),
+    ("200h", "invalid `--keep` `200h`: at most 7 days"),
+    ("-1h", "invalid `--keep` `-1h`: a duration cannot be negative"),
+    ("9999999999s", "invalid `--keep` `9999999999s`…: at most 7 days"),
+])
+def test_a_bad_keep_is_refused_in_its_own_name(value: str, said: str) -> None:
+    """`--keep 24` was answered "interval 24 has no unit", about an option not given."""
+    with pytest.raises(GrammarError) as refused:
+        parse(f"{POOL} start --keep={value}")
+    assert str(refused.value) == said and refused.value.usage == USAGE_LINES[Verb.START]
 
 
 @pytest.mark.parametrize("verb", ["freeze", "unfreeze", "list", "help"])
