@@ -76,8 +76,10 @@ def freeze(current: Freeze | None, *, actor: str, is_approver: bool, reason: str
     if not is_approver:
         raise Unauthorized("only approvers may freeze rollouts")
     reason = reason.strip()
-    if len(reason) > MAX_REASON:
-        raise InvalidInput(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+    # counted as typed: the reason arrives as Slack escapes it (`&lt;` for `<`)
+    typed = len(reason.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+    if typed > MAX_REASON:
+        raise InvalidInput(f"the reason is {typed} characters; keep it under {MAX_REASON}")
     if current is not None:
         raise Conflict(f"rollouts are already {current.describe()}")
     return Freeze(by=actor, reason=reason, since=now)

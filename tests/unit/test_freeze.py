@@ -44,8 +44,19 @@ def test_freezing_twice_or_unfreezing_nothing_is_a_clear_conflict() -> None:
 
 
 def test_an_overlong_reason_is_refused() -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match=f"^the reason is {MAX_REASON + 1} characters; "):
         freeze(None, actor="U_ALICE", is_approver=True, reason="x" * (MAX_REASON + 1), now=T0)
+
+
+def test_a_reason_is_measured_as_typed_not_as_slack_escapes_it() -> None:
+    """`p99 > 2s & err ` 33 times is 495 characters as typed and 726 as Slack sends it
+    (`&gt;`, `&amp;`): within the limit, counted as pause and rollback count it."""
+    typed = "p99 > 2s & err " * 33  # 495 typed
+    escaped = typed.replace("&", "&amp;").replace(">", "&gt;")
+    assert freeze(None, actor="U_ALICE", is_approver=True, reason=escaped,
+                  now=T0).reason == escaped.strip()
+    with pytest.raises(InvalidInput, match="^the reason is 510 characters; "):
+        freeze(None, actor="U_ALICE", is_approver=True, reason=escaped + "&lt;" * 15, now=T0)
 
 
 def test_a_freeze_holds_starts_and_step_ups_only() -> None:
