@@ -129,5 +129,6 @@ def _cache(settings: Settings) -> tuple[NamespaceCache, client.ApiClient]:
                          connect_seconds=min(timeout, 3.0), list_seconds=max(timeout, 10.0))
     cache = NamespaceCache(kube.custom_objects(api), CoreLists(api), timing=timing,
                            max_namespaces=max_namespaces)
-    cache.watch(settings.rollout_namespace)  # the default namespace is warm before a command
+    # the default namespace is warm before a command, however long the bot was idle
+    cache.watch(settings.rollout_namespace, keep=True)
     return cache, api

@@ -8,6 +8,14 @@ live, goes to the cluster as before): a gate is never decided on a cache whose w
 open. Kept per object: the facts the gates read (pods
 as `PodFacts`, Services as names, pools and objectives as their facts), and routes and rewrites
 whole, because a start locates its rule and the bot's markers on them.
+
+A namespace nobody has read or written for `IDLE_SECONDS` is released: its informers end
+(their watches cut, their threads returned), at once when a namespace past the bound would
+otherwise be read directly, else within `RELEASE_EVERY_SECONDS`. A namespace read again later
+is read directly and watched again, as at its first read. Each namespace watched holds nine
+threads and nine open watches: kept for the life of the process, the namespaces a rollout had
+once run in (deleted ones too) held them for ever, and past the bound every other namespace
+was read directly at every step.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -58,6 +67,18 @@ PODS: Key = ("", "pods")
 SERVICES: Key = ("", "services")
 POOL_KEYS: tuple[Key, ...] = ((POOL_GROUP, POOLS), (LEGACY_GROUP, POOLS))
 
+#: a namespace not read nor written by the bot for this long is released. One with an
+#: active rollout is read at each of its steps and at every sweep of the leader's drift
+#: watch (5 s): sixty sweeps missed. One nobody reads any more still holds nine threads and
+#: nine connections, and asks nine watches again each watch period (60 s by default): in five
+#: idle minutes 45 requests, more than taking it back costs (a direct read, then nine lists
+#: and nine watches: 25 to 27). Far above how long the bot's own write is waited on
+#: (`own_write_seconds`, 5 s; a write is a use), so one with such a write pending is not idle.
+IDLE_SECONDS = 300.0
+#: how often the cache looks for idle namespaces (real time); past `max_namespaces` a
+#: namespace read would otherwise be read directly, and one idle is released at once
+RELEASE_EVERY_SECONDS = 60.0
+
 
 def _whole(obj: Obj) -> Obj:
     return obj
@@ -70,10 +91,23 @@ def _service_name(obj: Obj) -> str:
 class _Watched:
     """The informers of one namespace, and the facts last built from them."""
 
-    def __init__(self, informers: dict[Key, Informer[Any]], *, wait: float) -> None:
+    def __init__(self, informers: dict[Key, Informer[Any]], *, wait: float, now: float,
+                 keep: bool) -> None:
         self.informers = informers
         self._wait = wait  # how long the bot's own writes are waited on (WatchTiming)
         self._base: tuple[tuple[int, ...], ClusterFacts] | None = None
+        # under the cache's lock: when last read or written (the cache's clock), the reads
+        # in flight (the first: `watch`, until the informers are started), and whether it is
+        # never released
+        self.used = now
+        self.readers = 1
+        self.keep = keep
+        self.started = threading.Event()  # every informer's thread started
+
+    def start(self) -> None:
+        for informer in self.informers.values():
+            informer.start()
+        self.started.set()
 
     def base(self, snaps: dict[Key, Snapshot[Any]],
              build: Callable[[dict[Key, Snapshot[Any]]], ClusterFacts]) -> ClusterFacts:
@@ -105,61 +139,185 @@ class _Watched:
 
 
 class NamespaceCache:
-    """Informers per namespace the bot reads, started by `watch`, stopped by `stop`."""
+    """Informers per namespace the bot reads, started by `watch`, ended by `release_idle`
+    (or by `watch` past the bound) for a namespace not used for `idle_seconds` (by `clock`),
+    and by `stop`."""
 
     def __init__(self, objects: CustomObjectsApi, core: CoreLists, *,
                  timing: WatchTiming | None = None, epp_groups: tuple[str, ...] = EPP_GROUPS,
-                 max_namespaces: int = 32) -> None:
+                 max_namespaces: int = 32, idle_seconds: float = IDLE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._objects = objects
         self._core = core
         self._timing = timing or WatchTiming()
         self._epp_groups = epp_groups
         self._max = max_namespaces
+        self._idle = idle_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._namespaces: dict[str, _Watched] = {}
         self._stopped = False
+        # the informers released and told to end whose threads nobody has waited on yet
+        # (`stop` waits on them too); the cache's own thread waits on them
+        self._ending: set[Informer[Any]] = set()
+        self._wake = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def watch(self, namespace: str) -> _Watched | None:
-        """The namespace's informers, started now if they were not; None past the bound on
-        namespaces (those are read directly) or once stopped."""
+    def watch(self, namespace: str, *, keep: bool = False) -> _Watched | None:
+        """The namespace's informers, started now if they were not; None once stopped, or
+        past the bound on namespaces while every one watched was used within `idle_seconds`
+        (those are read directly); else the least recently used of the others is released
+        to make room. `keep`: never released (the default namespace, warm before a
+        command)."""
+        now = self._clock()
         with self._lock:
             watched = self._namespaces.get(namespace)
-            if watched is not None or self._stopped:
+            if watched is not None:
+                watched.used = now
+                watched.keep = watched.keep or keep
                 return watched
-            if len(self._namespaces) >= self._max:
+            if self._stopped:
                 return None
+            released: list[tuple[str, _Watched]] = []
+            if len(self._namespaces) >= self._max:
+                released = self._idle_namespaces(now)[:1]
+                if not released:
+                    return None
+                self._forget(released)
             watched = _Watched(self._informers(namespace),
-                               wait=self._timing.own_write_wait_seconds)
+                               wait=self._timing.own_write_wait_seconds, now=now, keep=keep)
             self._namespaces[namespace] = watched
-        for informer in watched.informers.values():
-            informer.start()
+            self._start_keeper()
+        if released:  # told to end now; their threads are waited on off the reader's path
+            self._signal(released, now)
+            self._wake.set()
+        try:
+            watched.start()  # after `stop` meanwhile, their threads see the signal and return
+        finally:
+            with self._lock:
+                watched.readers -= 1
         log.info("watching namespace %s", namespace)
         return watched
+
+    def release_idle(self) -> list[str]:
+        """Release every namespace not read nor written for `idle_seconds` (but the one
+        kept, and one with a read in flight): its informers end, their watches cut, and are
+        waited on. The namespaces released."""
+        now = self._clock()
+        with self._lock:
+            if self._stopped:
+                return []
+            released = self._idle_namespaces(now)
+            self._forget(released)
+        self._signal(released, now)
+        self._join([i for _, w in released for i in w.informers.values()])
+        return [name for name, _ in released]
 
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
             self._stopped = True
-            informers = [i for w in self._namespaces.values() for i in w.informers.values()]
+            watched = list(self._namespaces.values())
+            informers = [i for w in watched for i in w.informers.values()]
+            informers += self._ending
+            keeper = self._keeper
+        self._wake.set()
         for informer in informers:  # all told first: they end together, not one by one
             informer.signal()
         deadline = time.monotonic() + timeout
+        for one in watched:  # a `watch` still starting them: a thread is joined once started
+            one.started.wait(max(0.0, deadline - time.monotonic()))
         for informer in informers:
             informer.join(max(0.0, deadline - time.monotonic()))
+        if keeper is not None:
+            keeper.join(max(0.0, deadline - time.monotonic()))
 
     def watched(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._namespaces)
 
     def live(self, namespace: str) -> bool:
-        return self._snapshots(namespace) is not None
+        """A look (a probe's, a test's), not a read: it keeps no namespace from release."""
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+        return watched is not None and watched.snapshots() is not None
+
+    def _idle_namespaces(self, now: float) -> list[tuple[str, _Watched]]:
+        """Under the lock: the namespaces that may be released, least recently used first."""
+        idle = [(name, w) for name, w in self._namespaces.items()
+                if not w.keep and not w.readers and now - w.used >= self._idle]
+        return sorted(idle, key=lambda item: item[1].used)
+
+    def _forget(self, released: list[tuple[str, _Watched]]) -> None:
+        """Under the lock: no longer read; their informers are waited on until they end."""
+        for name, watched in released:
+            del self._namespaces[name]
+            self._ending.update(watched.informers.values())
+
+    def _signal(self, released: list[tuple[str, _Watched]], now: float) -> None:
+        for name, watched in released:
+            for informer in watched.informers.values():
+                informer.signal()
+            log.info("released namespace %s: not read for %.0f s", name, now - watched.used)
+
+    def _join(self, informers: Collection[Informer[Any]]) -> None:
+        """Wait for released informers to end: at most their longest request, cut or not
+        (a list in flight, a watch being opened), after which their loop sees the signal."""
+        timing = self._timing
+        deadline = time.monotonic() + timing.connect_seconds + max(
+            timing.list_seconds, timing.watch_seconds + timing.grace_seconds)
+        for informer in informers:
+            informer.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._ending.difference_update(informers)
+
+    def _start_keeper(self) -> None:
+        """Under the lock: the cache's own thread, from the first namespace watched."""
+        if self._keeper is None:
+            self._keeper = threading.Thread(target=self._keep, name="namespace cache keeper",
+                                            daemon=True)
+            self._keeper.start()
+
+    def _keep(self) -> None:
+        """Wait on the informers `watch` released, and release idle namespaces every
+        `RELEASE_EVERY_SECONDS`, until stopped."""
+        due = time.monotonic() + RELEASE_EVERY_SECONDS
+        while True:
+            self._wake.wait(max(0.0, due - time.monotonic()))
+            self._wake.clear()
+            with self._lock:
+                if self._stopped:
+                    return
+                ending = list(self._ending)
+            try:
+                self._join(ending)
+                if time.monotonic() >= due:
+                    due = time.monotonic() + RELEASE_EVERY_SECONDS
+                    self.release_idle()
+            except Exception:  # a bug must not end the thread: namespaces would stay watched
+                log.exception("namespace cache: releasing idle namespaces failed")
+
+    @contextmanager
+    def _reading(self, namespace: str) -> Iterator[_Watched | None]:
+        """The namespace's informers, used now, and not released while this read lasts."""
+        now = self._clock()
+        with self._lock:
+            watched = self._namespaces.get(namespace)
+            if watched is not None:
+                watched.used = now
+                watched.readers += 1
+        try:
+            yield watched
+        finally:
+            if watched is not None:
+                with self._lock:
+                    watched.readers -= 1
 
     def _snapshots(self, namespace: str, fresh: dict[Key, tuple[str, ...]] | None = None,
                    ) -> dict[Key, Snapshot[Any]] | None:
-        with self._lock:
-            watched = self._namespaces.get(namespace)
-        return watched.snapshots(fresh) if watched is not None else None
+        with self._reading(namespace) as watched:
+            return watched.snapshots(fresh) if watched is not None else None
 
     def _informers(self, namespace: str) -> dict[Key, Informer[Any]]:
         def custom(group: str, version: str, plural: str,
@@ -197,9 +355,8 @@ class NamespaceCache:
         fresh: dict[Key, tuple[str, ...]] = {ROUTES: own}
         fresh.update({(group, REWRITES): (rewrite,) if rewrite else ()
                       for group in self._epp_groups})
-        with self._lock:
-            watched = self._namespaces.get(namespace)
-        snaps = watched.snapshots(fresh, wait=wait) if watched is not None else None
+        with self._reading(namespace) as watched:
+            snaps = watched.snapshots(fresh, wait=wait) if watched is not None else None
         if watched is None or snaps is None:
             return None
         base = watched.base(snaps, partial(self._base, namespace))
@@ -237,13 +394,13 @@ class NamespaceCache:
         return next((g for g in self._epp_groups if snaps[(g, plural)].served), None)
 
     def wrote(self, kind: Kind, namespace: str, obj: Obj) -> None:
-        """The bot wrote `obj`: its informer is not read until its watch has brought it."""
-        with self._lock:
-            watched = self._namespaces.get(namespace)
-        informer = watched.informers.get((kind.group, kind.plural)) if watched else None
-        meta = obj.get("metadata") or {}
-        if informer is not None and meta.get("resourceVersion"):
-            informer.expect(str(meta.get("name")), str(meta["resourceVersion"]))
+        """The bot wrote `obj`: its informer is not read until its watch has brought it
+        (a use of the namespace: not released while the write may be waited on)."""
+        with self._reading(namespace) as watched:
+            informer = watched.informers.get((kind.group, kind.plural)) if watched else None
+            meta = obj.get("metadata") or {}
+            if informer is not None and meta.get("resourceVersion"):
+                informer.expect(str(meta.get("name")), str(meta["resourceVersion"]))
 
     def _kept_whole(self, key: Key) -> bool:
         return key == ROUTES or (key[1] == REWRITES and key[0] in self._epp_groups)
@@ -255,10 +412,9 @@ class NamespaceCache:
         key = (kind.group, kind.plural)
         if not self._kept_whole(key):
             return None
-        with self._lock:
-            watched = self._namespaces.get(namespace)
-        informer = watched.informers.get(key) if watched is not None else None
-        held = informer.item(name) if informer is not None else None
+        with self._reading(namespace) as watched:
+            informer = watched.informers.get(key) if watched is not None else None
+            held = informer.item(name) if informer is not None else None
         if held is None:
             return None
         if held.item is None:

@@ -4,6 +4,7 @@ not read while a watch is stalled or failing, and makes a step one GET and one P
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from rollout.adapters.kube.core_lists import CoreLists
 from rollout.adapters.kube.fenced import Kind
 from rollout.adapters.kube.httproute import HTTPROUTE
 from rollout.adapters.kube.informer import Informer, WatchTiming
-from rollout.adapters.namespace_cache import NamespaceCache, WatchedFacts
+from rollout.adapters.namespace_cache import IDLE_SECONDS, NamespaceCache, WatchedFacts
 from rollout.domain.errors import ClusterUnavailable, Conflict, NotFound
 from rollout.domain.facts import EPP_GROUPS, LEGACY_GROUP, LLMD_GROUP, POOL_GROUP
 from rollout.domain.models import Phase, TargetKind
@@ -391,6 +392,61 @@ def test_another_namespace_is_watched_once_read_and_a_refused_one_is_not(
         facts = WatchedFacts(cache, _direct(admin)).read("kube-system")
         assert facts.namespace == "kube-system" and cache.watched() == {"kube-system"}
         eventually(lambda: cache.live("kube-system"), message="watched after the read")
+    finally:
+        cache.stop()
+
+
+def _open_watches(cluster: RealCluster, plural: str) -> float:
+    """The API server's own count of the watches open on a namespaced core kind."""
+    admin = cluster.world.admin
+    answer = admin.call_api(*admin.param_serialize(
+        "GET", "/metrics", header_params={"Accept": "text/plain"},
+        auth_settings=["BearerToken"]))
+    answer.read()  # type: ignore[no-untyped-call]  # the body, into `data`
+    text = answer.data.decode() if answer.data else ""
+    labels = {"group": "", "resource": plural, "scope": "namespace", "verb": "WATCH"}
+    for line in text.splitlines():
+        found = re.fullmatch(r"apiserver_longrunning_requests\{(.*)\} (\S+)", line)
+        if found and labels.items() <= dict(re.findall(r'(\w+)="([^"]*)"',
+                                                       found[1])).items():
+            return float(found[2])
+    return 0.0
+
+
+def test_a_namespace_nobody_reads_is_released_and_its_watches_end_at_the_server(
+        cluster: RealCluster) -> None:
+    """A cache of one namespace, idleness on a clock the test moves. As the admin (the bot's
+    RoleBinding is in default only)."""
+    admin = cluster.world.admin
+    now = [0.0]
+    cache = NamespaceCache(client.CustomObjectsApi(admin), CoreLists(admin), max_namespaces=1,
+                           clock=lambda: now[0])
+    reader = WatchedFacts(cache, _direct(admin))
+    before = _open_watches(cluster, "pods")
+    try:
+        cache.watch(NS)
+        eventually(lambda: cache.live(NS), message="the cache synced")
+        eventually(lambda: _open_watches(cluster, "pods") == before + 1,
+                   message="the server counts the pods watch")
+        assert reader.read("kube-system").namespace == "kube-system"
+        assert cache.watched() == {NS}  # default was used just now: kube-system read directly
+
+        now[0] += IDLE_SECONDS
+        assert reader.read("kube-system").namespace == "kube-system"
+        assert cache.watched() == {"kube-system"}  # default, idle, made room for it
+        eventually(lambda: not [t for t in _informer_threads() if t.endswith(f" in {NS}")],
+                   message="the released namespace's threads ended")
+        eventually(lambda: cache.live("kube-system"), message="kube-system synced")
+
+        facts = reader.read(NS, route=ROUTE)  # read directly: kube-system was read just now
+        assert facts.pool(CANARY, POOL_GROUP) is not None and facts.route is not None
+        assert cache.watched() == {"kube-system"}
+
+        now[0] += IDLE_SECONDS
+        assert cache.release_idle() == ["kube-system"]
+        assert _informer_threads() == []
+        eventually(lambda: _open_watches(cluster, "pods") == before,
+                   message="the server saw every watch of the released namespaces close")
     finally:
         cache.stop()
 
