@@ -55,7 +55,7 @@ def test_a_reason_is_measured_as_typed_not_as_slack_escapes_it() -> None:
     escaped = typed.replace("&", "&amp;").replace(">", "&gt;")
     assert freeze(None, actor="U_ALICE", is_approver=True, reason=escaped,
                   now=T0).reason == escaped.strip()
-    with pytest.raises(InvalidInput, match="^the reason is 510 characters; "):
+    with pytest.raises(InvalidInput, match=r"^the reason is 510 characters; "):
         freeze(None, actor="U_ALICE", is_approver=True, reason=escaped + "&lt;" * 15, now=T0)
 
 
