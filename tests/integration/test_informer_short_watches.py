@@ -32,7 +32,8 @@ KINDS = 9  # informers per namespace
 # waits of 0.1, 0.2, 0.4, 0.8, 1 s: watches at 0, 0.1, 0.3, 0.7, 1.5, 2.5 s after the first
 TIMING = WatchTiming(retry_seconds=0.1, recheck_seconds=1.0)
 WINDOW = 2.0
-WATCHES_PER_KIND = 5  # in WINDOW; a watch or two more for a slow machine's slack below
+WATCHES_PER_KIND = 5  # in WINDOW; one more allowed, and two fewer on a loaded machine
+#: (the waits themselves are pinned by tests/unit/test_informer_backoff.py)
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -138,7 +139,7 @@ def test_watches_that_close_at_once_are_spaced_by_the_doubling_wait_and_logged_o
     watches, lists, warned = _watch_for_a_while(*server, caplog)
     assert len(watches) == KINDS and list(lists.values()) == [1] * KINDS  # never listed again
     assert max(watches.values()) <= WATCHES_PER_KIND + 1, watches
-    assert min(watches.values()) >= WATCHES_PER_KIND - 1, watches  # and it kept trying
+    assert min(watches.values()) >= WATCHES_PER_KIND - 2, watches  # and it kept trying
     assert len(warned) == KINDS, warned  # one line each, not one a retry
     assert all("ended within" in line for line in warned), warned
 
@@ -150,7 +151,7 @@ def test_watches_that_open_and_fail_list_again_spaced_by_the_doubling_wait(
     watches, lists, warned = _watch_for_a_while(*server, caplog)
     assert len(watches) == KINDS and watches.keys() == lists.keys()
     assert max(watches.values()) <= WATCHES_PER_KIND + 1, watches
-    assert min(watches.values()) >= WATCHES_PER_KIND - 1, watches
+    assert min(watches.values()) >= WATCHES_PER_KIND - 2, watches
     # each failed watch listed again before the next one
     assert all(lists[path] in (count, count + 1) for path, count in watches.items()), lists
     assert len(warned) == KINDS, warned
