@@ -14,6 +14,7 @@ from rollout.domain.freeze import (
     blocks,
     check_blocked,
     freeze,
+    freeze_of,
     unfreeze,
 )
 
@@ -71,3 +72,22 @@ def test_a_freeze_holds_starts_and_step_ups_only() -> None:
         assert blocks(None, action) == ""
     with pytest.raises(Refused):
         check_blocked(FROZEN, Action.START)
+
+
+def test_a_stored_freeze_is_read_back_as_it_was_recorded() -> None:
+    assert freeze_of(FROZEN.model_dump_json(), where="rollout-bot:freeze") == FROZEN
+    assert freeze_of(FROZEN.model_dump_json().encode(), where="rollout-bot:freeze") == FROZEN
+
+
+@pytest.mark.parametrize("record", ["yes", '{"by": 42}', '{"reason": "x"}', b"\xff", "[]"])
+def test_a_record_this_version_cannot_read_still_freezes(record: str | bytes) -> None:
+    """Set by hand in an incident, or by another version: it holds starts and step-ups, as
+    any freeze does (never every command), and says how it goes away."""
+    read = freeze_of(record, where="rollout-bot:freeze")
+    assert read.describe() == (
+        "frozen by a record the bot cannot read: rollout-bot:freeze holds no freeze this "
+        "version understands; unfreeze removes it")
+    assert blocks(read, Action.STEP_UP).startswith(
+        "Rollouts are frozen by a record the bot cannot read: ")
+    assert blocks(read, Action.ROLLBACK) == ""
+    assert unfreeze(read, is_approver=True) == read
