@@ -245,9 +245,24 @@ def test_an_error_event_after_events_lists_again_after_the_shortest_wait() -> No
                                  ("list", "6"), ("watch", "6")]
 
 
-def test_410_in_the_stream_lists_again_at_once() -> None:
-    script = [Watch(events=(_error(410),)), Watch(lasting=60.0)]
-    cluster = _Cluster(lambda n: script[min(n, 1)])
+def test_410_on_a_version_a_watch_brought_lists_again_at_once() -> None:
+    """The version was compacted away while the watch resumed: the usual 410, no failure."""
+    script = [Watch(events=(_event("BOOKMARK", "6"),)), Watch(events=(_error(410),)),
+              Watch(lasting=60.0)]
+    cluster = _Cluster(lambda n: script[min(n, 2)])
     _run(cluster)
-    assert cluster.calls[:4] == [("list", "5"), ("watch", "5"), ("list", "6"), ("watch", "6")]
+    assert cluster.calls[:5] == [("list", "5"), ("watch", "5"), ("watch", "6"), ("list", "6"),
+                                 ("watch", "6")]
     assert cluster.waits == []
+
+
+@pytest.mark.parametrize("gone", [Watch(events=(_error(410),)), Watch(refused=410)],
+                         ids=["in the stream", "as the answer"])
+def test_410_on_the_version_just_listed_waits_and_doubles(gone: Watch) -> None:
+    """A server (or a proxy's cache) that refuses every watch from the version its list gave
+    was listed and watched again in a loop without a pause, as fast as it answered."""
+    cluster = _Cluster(lambda _n: gone)
+    _run(cluster)
+    assert cluster.waits == BACKOFF
+    assert cluster.calls[:6] == [("list", "5"), ("watch", "5"), ("wait", "1"),
+                                 ("list", "6"), ("watch", "6"), ("wait", "2")]

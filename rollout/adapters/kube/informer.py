@@ -3,8 +3,11 @@ informer): one LIST, then a WATCH from its resourceVersion.
 
 A watch that ends is resumed from the last resourceVersion seen (bookmarks included), so an
 idle cache costs one open request and no relist. A 410 Gone, as an HTTP status or as the
-watch's ERROR event, means that resourceVersion was compacted away: list again. Any other
-ERROR event lists again too, after a pause, as Kubernetes' reflector does. A 404 on the
+watch's ERROR event, means that resourceVersion was compacted away: list again, at once
+when the version was one a watch brought; a 410 on the version the list just gave is a
+failure (a server that refuses every watch so would otherwise be listed and watched again
+in a tight loop). Any other ERROR event lists again too, after a pause, as Kubernetes'
+reflector does. A 404 on the
 list means the cluster does not serve the kind, recorded as such and listed again later (a
 404 on a watch, its CRD deleted meanwhile, lists again to find out).
 A failure waits before the next attempt, longer after each failure in a row; a watch that
@@ -84,8 +87,12 @@ class Held(Generic[T]):
 
 
 class _Relist(Exception):
-    """The resourceVersion the watch resumed from is no longer there (410), or the kind is no
-    longer served (404: its CRD was deleted): list again, which records which."""
+    """The resourceVersion the watch resumed from is no longer there (410: `gone`), or the
+    kind is no longer served (404: its CRD was deleted): list again, which records which."""
+
+    def __init__(self, *, gone: bool) -> None:
+        super().__init__("gone" if gone else "not found")
+        self.gone = gone
 
 
 class _Ended(Exception):
@@ -119,6 +126,7 @@ class Informer(Generic[T]):
         self._served = True
         self._revision = 0  # moves with every change of _items or _served
         self._version: str | None = None  # None: list before watching
+        self._listed = False  # _version is the list's (no watch has brought one since)
         self._live = False
         self._lost = 0  # how many times the cache stopped being live
         self._response: Any = None
@@ -245,10 +253,14 @@ class Informer(Generic[T]):
                     self._version = None
                     continue
                 self._watch()
-            except _Relist:
-                log.info("%s: listing again", self.name)
+            except _Relist as exc:
                 self._set_live(False)
                 self._version = None
+                if self._listed and exc.gone:
+                    self._pause("the watch refused the version just listed (410 Gone); "
+                                "listing again")
+                else:
+                    log.info("%s: listing again", self.name)
             except _Failed as exc:
                 self._version = None
                 self._pause(f"{exc}; listing again")
@@ -315,6 +327,7 @@ class Informer(Generic[T]):
             for obj in body.get("items") or []:
                 self._bring(_name(obj), _version(obj))
         self._version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        self._listed = True
 
     def _watch(self) -> None:
         timing = self._timing
@@ -327,7 +340,7 @@ class Informer(Generic[T]):
                                   timing.watch_seconds + timing.grace_seconds))
         except ApiException as exc:
             if exc.status in (GONE, NOT_FOUND):
-                raise _Relist from exc
+                raise _Relist(gone=exc.status == GONE) from exc
             raise
         self._response = response
         brought = False
@@ -354,7 +367,7 @@ class Informer(Generic[T]):
         kind, obj = event.get("type"), cast(Obj, event.get("object") or {})
         if kind == "ERROR":
             if obj.get("code") == GONE:
-                raise _Relist
+                raise _Relist(gone=True)
             raise _Failed(f"watch error {obj.get('code')}")
         version = _version(obj)
         if kind in ("ADDED", "MODIFIED"):
@@ -371,6 +384,7 @@ class Informer(Generic[T]):
             raise _Ended(f"unknown watch event {kind!r}")
         if version:
             self._version = str(version)
+            self._listed = False
 
 
 def _events(response: Any) -> Iterator[Obj]:
