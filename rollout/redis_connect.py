@@ -15,18 +15,37 @@ from urllib.parse import urlparse
 
 import redis
 from redis.backoff import NoBackoff
-from redis.connection import parse_url
+from redis.connection import AbstractConnection, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from rollout.domain.errors import InvalidInput
+
+
+class SetupRefused(RedisConnectionError):
+    """The server refused the connection's setup (SELECT of a db it does not have, HELLO,
+    CLIENT SETNAME): a connection that failed, on which no command was sent, not a command's
+    error (an uncaught ResponseError left the CLI with a traceback and a command with no
+    answer)."""
+
+
+def _set_up(connection: AbstractConnection) -> None:
+    """redis-py's own setup of a new connection, its refusals told as SetupRefused."""
+    try:
+        connection.on_connect()  # type: ignore[no-untyped-call]
+    except ResponseError as exc:
+        raise SetupRefused(f"the server refused the connection's setup: {exc}; check "
+                           "REDIS_URL's db number") from exc
+
 
 #: `retry`: a command is never sent again on its own. A save whose answer was lost may have
 #: run; sent again it would find the lock given back and be answered "not recorded". The
 #: store decides by reading back (`RedisStore._settled`), and the caller retries.
 OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_timeout": 5,
                            "socket_connect_timeout": 2, "health_check_interval": 15,
-                           "retry": Retry(NoBackoff(), 0)}
+                           "retry": Retry(NoBackoff(), 0), "redis_connect_func": _set_up}
 
 
 SCHEMES = ("redis", "rediss", "unix")
