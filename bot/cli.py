@@ -476,31 +476,32 @@ def _card_note(cards: CommandCards | None, err: TextIO) -> None:
 
 
 def _errors(call: Callable[[], int], err: TextIO) -> int:
-    """Rollout errors become one clear line and an exit code a script can act on."""
+    """Rollout errors become one clear line and an exit code a script can act on, in the
+    words as typed (the store keeps a reason as Slack escapes it)."""
     try:
         return call()
     except SettingsError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"error: {plain(str(exc))}", file=err)
         return EXIT_REFUSED
     except Refused as exc:
-        print(f"refused: {exc}", file=err)
+        print(f"refused: {plain(str(exc))}", file=err)
         for note in getattr(exc, "__notes__", ()):  # what befell the refusal after it
-            print(note, file=err)
+            print(plain(note), file=err)
         return EXIT_REFUSED
     except Unrecorded as exc:
-        print(f"landed, not recorded yet: {exc}", file=err)
+        print(f"landed, not recorded yet: {plain(str(exc))}", file=err)
         return EXIT_RETRY
     except TemporaryFailure as exc:
-        print(f"unavailable: {exc} (retry in {exc.retry_after:.0f}s)", file=err)
+        print(f"unavailable: {plain(str(exc))} (retry in {exc.retry_after:.0f}s)", file=err)
         return EXIT_RETRY
     except NeedsOperator as exc:
-        print(f"needs an operator: {exc}", file=err)
+        print(f"needs an operator: {plain(str(exc))}", file=err)
         return EXIT_OPERATOR
     except Superseded as exc:
-        print(f"superseded: {exc}", file=err)
+        print(f"superseded: {plain(str(exc))}", file=err)
         return EXIT_SUPERSEDED
     except RolloutError as exc:
-        print(f"error: {exc}", file=err)
+        print(f"error: {plain(str(exc))}", file=err)
         return EXIT_FAILED
 
 

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from bot.text import status_lines, watch_line
 from handlers.grammar import duration_value
+from handlers.mentions import plain
 from rollout.domain.errors import InvalidInput
 from rollout.domain.models import Phase
 from rollout.service import Status
@@ -43,17 +44,17 @@ def settled(status: Status) -> bool:
 
 def watch(fetch: Callable[[], Status], out: TextIO, *, sleep: Callable[[float], None],
           now: Callable[[], datetime], every: float = DEFAULT_EVERY_SECONDS) -> Status:
-    """Print the status once in full, then a line whenever it changes; return the status
-    that ended the watch."""
+    """Print the status once in full, then a line whenever it changes, in the words as typed
+    (as `status` prints them); return the status that ended the watch."""
     status = fetch()
     for line in status_lines(status):
-        print(line, file=out, flush=True)
+        print(plain(line), file=out, flush=True)
     last = watch_line(status, now()).split("  ", 1)[-1]
     while not settled(status):
         sleep(every)
         status = fetch()
         line = watch_line(status, now())
         if line.split("  ", 1)[-1] != last:  # the same state at a later time is no news
-            print(line, file=out, flush=True)
+            print(plain(line), file=out, flush=True)
             last = line.split("  ", 1)[-1]
     return status
