@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.request import Request
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
@@ -143,7 +144,10 @@ def _retry_after(response: HttpResponse) -> float | None:
 
 
 class BudgetedClient(WebClient):
-    """A WebClient whose requests time out within the budget and stop once it is spent."""
+    """A WebClient whose requests time out within the budget and stop once it is spent.
+    Each attempt is bounded by what is left when it starts: the SDK's retries run inside
+    one `api_call`, and a timeout set once per call let a retry wait its whole length
+    again (a 503 after 4.3 s, then a hang: 9.6 s for a 5 s budget)."""
 
     def __init__(self, *, budget: Budget, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -151,11 +155,18 @@ class BudgetedClient(WebClient):
         self._request_timeout = self.timeout
 
     def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        self._bound(api_method)
+        return super().api_call(api_method, **kwargs)
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        self._bound(url.rsplit("/", 1)[-1])  # every attempt, retries included
+        return super()._perform_urllib_http_request_internal(url, req)
+
+    def _bound(self, what: str) -> None:
         left = self.budget.remaining()
         if left <= 0.05:
-            raise BudgetSpent(f"no time left for Slack's {api_method}")
+            raise BudgetSpent(f"no time left for Slack's {what}")
         self.timeout = min(self._request_timeout, left)  # type: ignore[assignment]
-        return super().api_call(api_method, **kwargs)
 
 
 def bounded_client(*, token: str, base_url: str | None, budget: Budget,
