@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: the rollouts whose drawn version is remembered (`shows`): the most recent ones
 _MAX_DRAWN = 256
+#: redraws at most after an update, while the store shows a newer version each time
+_REDRAWS = 3
 
 
 class CardPublisher:
@@ -66,6 +68,7 @@ class CardPublisher:
                 return
             if latest.card is not None:
                 card = self._redrawn(latest, card)
+                self._caught_up(latest, card)
             lines = [self._line(e, latest) for e in outcome.events]
             if not outcome.ok:
                 lines.append(f":warning: {unmarked(outcome.message)}")
@@ -131,6 +134,18 @@ class CardPublisher:
         if attached.version != r.version:  # it moved on while the card was being posted
             self._update(attached, card)
         return card
+
+    def _caught_up(self, drawn: Rollout, card: Card) -> None:
+        """Draw again while the store holds a newer version than the one just drawn. The
+        turn orders the card's updates within this process only: the CLI, the scheduler and
+        each replica draw it too, and a slow update of version 5 that landed after another
+        process's version 6 (a rollback) left the card showing the step, buttons and all,
+        for good once nothing changed after it. One read when nothing moved."""
+        for _ in range(_REDRAWS):
+            newer = self._latest(drawn)
+            if newer.version <= drawn.version or not self._update(newer, card):
+                return
+            drawn = newer
 
     def _redrawn(self, r: Rollout, card: Card) -> Card:
         """The card updated; one someone deleted (Slack answers `message_not_found`) is

@@ -8,12 +8,13 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from handlers.card_sync import CardPublisher
+from rollout.domain import machine
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import NotFound
 from rollout.domain.models import Card, Rollout
 from rollout.service import Outcome, Ref
 from tests.support.polling import eventually
-from tests.unit.builders import T0, started
+from tests.unit.builders import BOB, T0, started
 
 
 class _Service:
@@ -81,3 +82,59 @@ def test_a_second_change_waits_for_the_first_cards_post_whatever_else_changes() 
     second.join(10)
     assert len(slack.cards) == 1  # one card, then updated
     assert cards._turns == {}  # nothing kept once no one waits
+
+
+class _SharedCard:
+    """One card in Slack, updated by the clients of several processes."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.updates: list[str] = []
+
+
+class _ProcessSlack:
+    """One process's Slack client; `slow` holds its next update until released."""
+
+    def __init__(self, card: _SharedCard, *, slow: bool = False) -> None:
+        self.card = card
+        self.slow = slow
+        self.updating = threading.Event()
+        self.release = threading.Event()
+
+    def chat_update(self, *, text: str, **_: Any) -> SimpleNamespace:
+        if self.slow:
+            self.slow = False
+            self.updating.set()
+            assert self.release.wait(10)
+        self.card.text = text
+        self.card.updates.append(text)
+        return SimpleNamespace(data={"ok": True})
+
+    def chat_postMessage(self, **_: Any) -> SimpleNamespace:  # noqa: N802 - the thread line
+        return SimpleNamespace(data={"ok": True})
+
+
+def test_a_slow_update_from_another_process_does_not_leave_an_older_state_on_the_card() -> None:
+    """The scheduler's update of step 1 (version 5) reached Slack after a replica's update of
+    the rollback (version 6): the card showed the step for good, its buttons live."""
+    service, card = _Service(), _SharedCard()
+    slow, fast = _ProcessSlack(card, slow=True), _ProcessSlack(card)
+    scheduler, replica = (
+        CardPublisher(client=cast(Any, slack), service=cast(Any, service),
+                      clock=ManualClock(T0), notify_channel="C1") for slack in (slow, fast))
+    at_step = started().model_copy(update={"id": "X", "version": 5,
+                                           "card": Card(channel="C1", ts="1.0")})
+    rolled_back = machine.rollback(at_step, actor=BOB, now=T0, reason="p99").rollout
+    rolled_back = rolled_back.model_copy(update={"version": 6})
+    service.saved["X"] = at_step
+    stepping = threading.Thread(target=scheduler, args=[Outcome(at_step, "stepped")])
+    stepping.start()
+    assert slow.updating.wait(10)  # drawn from version 5, its update on the way
+    service.saved["X"] = rolled_back
+    replica(Outcome(rolled_back, "rolled back"))
+    assert "rolled back" in card.text
+    slow.release.set()
+    stepping.join(10)
+    assert not stepping.is_alive()
+    assert "awaiting approval" in card.updates[1]  # the slow one landed last
+    assert len(card.updates) == 3 and card.text == card.updates[0], "the card ends on v6"
