@@ -712,8 +712,9 @@ class RolloutService:
         return self.store.due_until(until)
 
     def index_due(self, rollouts: list[Rollout]) -> None:
-        """Put the due times of loaded rollouts into the index where it lacks them."""
-        self.store.index_due({r.id: r.next_due_at for r in rollouts
+        """Put the due times of loaded rollouts into the index where it lacks them, unless
+        saved since (the save keeps the index)."""
+        self.store.index_due({r.id: (r.next_due_at, r.version) for r in rollouts
                               if r.active and r.next_due_at})
 
     def index_kept(self, recent: int = RECENT_KEPT_INDEXED) -> None:

@@ -329,12 +329,14 @@ end
 return 1
 """
 
-# KEYS: due zset, active set. ARGV: pairs of rollout id and due time (ms). Adds the due
-# time of each rollout that is still active and has none indexed: a rollout a save finished
-# (and took out of the index) after the caller read it is not put back.
+# KEYS: due zset, active set, then each rollout's state hash. ARGV: triples of rollout id,
+# due time (ms) and the version it was read at. Adds the due time of each rollout still
+# active, still at that version, and with none indexed: a rollout a save finished, paused or
+# otherwise moved (and took out of the index) after the caller read it is not put back.
 _INDEX_DUE = """
-for i = 1, #ARGV, 2 do
-  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
+for i = 1, #ARGV, 3 do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1
+      and redis.call('HGET', KEYS[2 + (i + 2) / 3], 'version') == ARGV[i + 2] then
     redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], ARGV[i])
   end
 end
@@ -660,14 +662,17 @@ class RedisStore:
             self.key("due"), "-inf", _ms(until), withscores=True)))
         return {str(rid): datetime.fromtimestamp(score / 1000, UTC) for rid, score in pairs}
 
-    def index_due(self, due: dict[str, datetime]) -> None:
-        """Add due times the index lacks (state written before it existed); a due time the
-        save script wrote since is newer and stays, and a rollout finished since (its save
-        took it out of the index) is not put back: one script, checking each is active."""
+    def index_due(self, due: dict[str, tuple[datetime, int]]) -> None:
+        """Add due times the index lacks (state written before it existed), each given with
+        the version it was read at; a due time the save script wrote since is newer and
+        stays, and a rollout saved since (finished, paused: its save took it out of the
+        index) is not put back: one script, checking each is active and unchanged."""
         if due:
-            pairs = [part for rid, at in due.items() for part in (rid, _ms(at))]
-            self._guard(lambda: self._index_due(
-                keys=[self.key("due"), self.key("active")], args=pairs))
+            ids = list(due)
+            args = [part for rid in ids for part in (rid, _ms(due[rid][0]), due[rid][1])]
+            keys = [self.key("due"), self.key("active"),
+                    *(self.key("rollout", rid) for rid in ids)]
+            self._guard(lambda: self._index_due(keys=keys, args=args))
 
     def kept_until(self, until: datetime) -> list[str]:
         """Completed rollouts whose keep period ended by `until` and whose approvers were not

@@ -57,6 +57,22 @@ def test_a_takeovers_index_of_due_times_never_puts_back_a_rollout_finished_meanw
     assert list(world.store.due_until(datetime.now(UTC) + timedelta(days=1))) == [again]
 
 
+def test_a_takeovers_index_of_due_times_never_puts_back_a_rollout_paused_meanwhile(
+        world: World) -> None:
+    """A new leader read the active rollouts, then another replica paused one (its save took
+    the due time out of the index, the rollout still active): indexing what was read put the
+    old due time back, against the index's word that it holds only what is due."""
+    _baking(world)
+    read = world.service.active()
+    world.service.pause(REF, actor=BOB, reason="p99")
+    world.service.index_due(read)
+    assert world.store.due_until(datetime.now(UTC) + timedelta(days=1)) == {}
+    world.service.resume(REF, actor=BOB)  # the save indexes its due time again
+    resumed = world.service.get(REF)
+    assert resumed.next_due_at is not None
+    assert world.store.due_until(resumed.next_due_at) == {resumed.id: resumed.next_due_at}
+
+
 def test_the_change_index_names_each_written_rollout_once(world: World) -> None:
     seen = world.store.changes_since(0)
     rid = _baking(world)

@@ -205,9 +205,12 @@ class FakeStore:
     def due_until(self, until: datetime) -> dict[str, datetime]:
         return {rid: at for rid, at in self.due.items() if at <= until}
 
-    def index_due(self, due: dict[str, datetime]) -> None:
-        for rid, at in due.items():
-            self.due.setdefault(rid, at)
+    def index_due(self, due: dict[str, tuple[datetime, int]]) -> None:
+        """As the script: only a rollout still active, at the version it was read at."""
+        for rid, (at, version) in due.items():
+            r = self.rollouts.get(rid)
+            if r is not None and r.active and r.version == version:
+                self.due.setdefault(rid, at)
 
     def kept_until(self, until: datetime) -> list[str]:
         return [rid for rid, at in self.kept.items() if at <= until]

@@ -269,8 +269,22 @@ def test_only_active_rollouts_that_have_a_due_time_are_indexed() -> None:
     idle = started()  # awaits approval with no reminder: nothing is due
     finished = reminded.model_copy(update={"id": "r3", "phase": Phase.ROLLED_BACK})
     assert idle.next_due_at is None and finished.next_due_at is not None
+    for r in (idle, reminded, finished):
+        w.store.rollouts[r.id] = r
     w.service.index_due([idle, reminded, finished])
     assert w.service.due_until(T0 + timedelta(days=365)) == {"r2": reminded.next_due_at}
+
+
+def test_a_due_time_is_indexed_with_the_version_it_was_read_at() -> None:
+    """The store puts a due time back only where the rollout has not been saved since."""
+    w = World()
+    read = started(reminder_seconds=600).model_copy(update={"id": "r2"})
+    w.store.rollouts["r2"] = read.model_copy(update={"version": read.version + 1})
+    w.service.index_due([read])
+    assert w.service.due_until(T0 + timedelta(days=365)) == {}
+    w.store.rollouts["r2"] = read
+    w.service.index_due([read])
+    assert w.service.due_until(T0 + timedelta(days=365)) == {"r2": read.next_due_at}
 
 
 def test_active_skips_what_the_index_still_lists_that_has_finished_or_gone() -> None:
