@@ -37,7 +37,7 @@ def _set_up(connection: AbstractConnection) -> None:
         connection.on_connect()  # type: ignore[no-untyped-call]
     except ResponseError as exc:
         raise SetupRefused(f"the server refused the connection's setup: {exc}; check "
-                           "REDIS_URL's db number") from exc
+                           "REDIS_URL (its db number, its protocol)") from exc
 
 
 #: `retry`: a command is never sent again on its own. A save whose answer was lost may have

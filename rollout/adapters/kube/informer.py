@@ -7,9 +7,9 @@ watch's ERROR event, means that resourceVersion was compacted away: list again, 
 when the version was one a watch brought; a 410 on the version the list just gave is a
 failure (a server that refuses every watch so would otherwise be listed and watched again
 in a tight loop). Any other ERROR event lists again too, after a pause, as Kubernetes'
-reflector does. A 404 on the
-list means the cluster does not serve the kind, recorded as such and listed again later (a
-404 on a watch, its CRD deleted meanwhile, lists again to find out).
+reflector does. A 404 on the list means the cluster does not serve the kind, recorded as
+such and listed again later (a 404 on a watch, its CRD deleted meanwhile, lists again to
+find out).
 A failure waits before the next attempt, longer after each failure in a row; a watch that
 ended within a second having brought nothing is a failure too (a proxy that answers 200 and
 closes would otherwise be asked again at once, thousands of times a second), and only a
