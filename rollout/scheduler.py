@@ -446,6 +446,8 @@ class RolloutScheduler:
         except RolloutError as exc:
             log.warning("could not remind of ended keep periods: %s (the next run retries)",
                         exc)
+        except Exception:  # a reminder's bug must not stop every rollout's analysis
+            log.exception("reminding of ended keep periods failed (the next run retries)")
         now = self.service.clock.now()
         for cached in self._cached():
             if self._halted or not self.lease.is_leader:

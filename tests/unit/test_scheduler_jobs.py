@@ -16,7 +16,7 @@ from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
 from rollout.ports import Changes
 from rollout.scheduler import RolloutScheduler, background_scheduler
-from rollout.service import Ref, RolloutService
+from rollout.service import Outcome, Ref, RolloutService
 from tests.unit.builders import ALICE, BOB, started
 from tests.unit.fakes import FakeStore
 from tests.unit.test_service import CANARY, REF, _world
@@ -304,3 +304,29 @@ def test_one_rollout_whose_analysis_fails_does_not_stop_the_analysis_of_the_othe
     service.analyse = analyse  # type: ignore[method-assign, assignment]
     scheduler.analyse()
     assert sorted(asked) == ["r1", "r2", "r3"]
+
+
+def test_a_keep_reminder_that_fails_does_not_stop_the_analysis_of_any_rollout(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a RolloutError of the reminder was caught: any other (a bug, a state this code
+    cannot read) left the pass before its analyses, every pass while it lasted, so that no
+    failing canary was rolled back and no gated step passed."""
+    scheduler, service, _store = leading
+    r = started()
+    scheduler._remember(r.id, r)
+    monkeypatch.setattr("rollout.scheduler.gating.due", lambda r, now: True)
+    service.load = lambda ids: {i: r for i in ids}  # type: ignore[method-assign, assignment]
+
+    def remind_kept() -> list[Outcome]:
+        raise ValueError("a kept rollout this code cannot read")
+
+    asked: list[str] = []
+
+    def analyse(loaded: Rollout) -> None:
+        asked.append(loaded.id)
+
+    service.remind_kept = remind_kept  # type: ignore[method-assign]
+    service.analyse = analyse  # type: ignore[method-assign, assignment]
+    scheduler.analyse()
+    assert asked == [r.id]
