@@ -15,6 +15,14 @@ from rollout.domain.errors import StoreUnavailable
 from sandbox.redis_server import RedisServer
 from tests.unit.builders import TARGET
 
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]
+current-context: x
+"""
+
 
 def _db_99(server: RedisServer) -> str:
     return server.url.rsplit("/", 1)[0] + "/99"  # a server has 16 unless told otherwise
@@ -29,11 +37,13 @@ def test_every_store_call_is_unavailable_with_the_reason(redis_server: RedisServ
             call()
 
 
-def test_the_cli_says_it_in_one_line(redis_server: RedisServer,
-                                     cluster_kubeconfig: Path) -> None:
+def test_the_cli_says_it_in_one_line(redis_server: RedisServer, tmp_path: Path) -> None:
+    """`list` asks Redis only: its kubeconfig is read, its cluster never asked."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
     out, err = io.StringIO(), io.StringIO()
     code = main(["list", "--redis-url", _db_99(redis_server), "--kubeconfig",
-                 str(cluster_kubeconfig)], out=out, err=err)
+                 str(kubeconfig)], out=out, err=err)
     assert code == EXIT_RETRY, err.getvalue()
     lines = err.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("unavailable:"), lines
