@@ -68,7 +68,7 @@ class CardPublisher:
                 return
             if latest.card is not None:
                 card = self._redrawn(latest, card)
-                self._caught_up(latest, card)
+            self._caught_up(latest, card)
             lines = [self._line(e, latest) for e in outcome.events]
             if not outcome.ok:
                 lines.append(f":warning: {unmarked(outcome.message)}")
@@ -127,20 +127,19 @@ class CardPublisher:
         card = Card(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
         self._drew(r)
         try:
-            attached = self._service.attach_card(r.id, card)
+            self._service.attach_card(r.id, card)
         except RolloutError:
             log.exception("could not remember the card of %s", r.id)
-            return card
-        if attached.version != r.version:  # it moved on while the card was being posted
-            self._update(attached, card)
-        return card
+        return card  # drawn again by `_caught_up` if it moved on while being posted
 
     def _caught_up(self, drawn: Rollout, card: Card) -> None:
-        """Draw again while the store holds a newer version than the one just drawn. The
-        turn orders the card's updates within this process only: the CLI, the scheduler and
-        each replica draw it too, and a slow update of version 5 that landed after another
-        process's version 6 (a rollback) left the card showing the step, buttons and all,
-        for good once nothing changed after it. One read when nothing moved."""
+        """Draw again while the store holds a newer version than the one just drawn (or
+        posted). The turn orders the card's updates within this process only: the CLI, the
+        scheduler and each replica draw it too, and a slow update of version 5 that landed
+        after another process's version 6 (a rollback) left the card showing the step,
+        buttons and all, for good once nothing changed after it. The update that follows a
+        first post, when the rollout moved on meanwhile, was one such update too. One read
+        when nothing moved."""
         for _ in range(_REDRAWS):
             newer = self._latest(drawn)
             if newer.version <= drawn.version or not self._update(newer, card):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -93,11 +94,14 @@ class _SharedCard:
 
 
 class _ProcessSlack:
-    """One process's Slack client; `slow` holds its next update until released."""
+    """One process's Slack client; `slow` holds its next update until released; `posting`
+    runs while the card is being posted."""
 
-    def __init__(self, card: _SharedCard, *, slow: bool = False) -> None:
+    def __init__(self, card: _SharedCard, *, slow: bool = False,
+                 posting: Callable[[], None] | None = None) -> None:
         self.card = card
         self.slow = slow
+        self.posting = posting
         self.updating = threading.Event()
         self.release = threading.Event()
 
@@ -110,8 +114,15 @@ class _ProcessSlack:
         self.card.updates.append(text)
         return SimpleNamespace(data={"ok": True})
 
-    def chat_postMessage(self, **_: Any) -> SimpleNamespace:  # noqa: N802 - the thread line
-        return SimpleNamespace(data={"ok": True})
+    def chat_postMessage(self, *, channel: str, text: str,  # noqa: N802
+                         thread_ts: str | None = None, **_: Any) -> SimpleNamespace:
+        if thread_ts is not None:  # a thread line
+            return SimpleNamespace(data={"ok": True})
+        if self.posting is not None:
+            self.posting()
+        self.card.text = text
+        self.card.updates.append(text)
+        return SimpleNamespace(data={"ok": True, "channel": channel, "ts": "1.0"})
 
 
 def test_a_slow_update_from_another_process_does_not_leave_an_older_state_on_the_card() -> None:
@@ -138,3 +149,36 @@ def test_a_slow_update_from_another_process_does_not_leave_an_older_state_on_the
     assert not stepping.is_alive()
     assert "awaiting approval" in card.updates[1]  # the slow one landed last
     assert len(card.updates) == 3 and card.text == card.updates[0], "the card ends on v6"
+
+
+def test_the_update_after_a_first_post_does_not_leave_an_older_state_on_the_card() -> None:
+    """The rollout was paused (version 6) while its first card (version 5) was being posted:
+    the update of the pause that follows the post reached Slack after a replica's update of
+    the rollback (version 7), and the card showed the pause for good."""
+    service, card = _Service(), _SharedCard()
+    at_step = started().model_copy(update={"id": "X", "version": 5, "card": None})
+    paused = machine.pause(at_step, actor=BOB, now=T0, reason="p99").rollout
+    paused = paused.model_copy(update={"version": 6})
+
+    def pause_meanwhile() -> None:
+        service.saved["X"] = paused
+
+    slow = _ProcessSlack(card, slow=True, posting=pause_meanwhile)
+    fast = _ProcessSlack(card)
+    cli, replica = (
+        CardPublisher(client=cast(Any, slack), service=cast(Any, service),
+                      clock=ManualClock(T0), notify_channel="C1") for slack in (slow, fast))
+    service.saved["X"] = at_step
+    starting = threading.Thread(target=cli, args=[Outcome(at_step, "started")])
+    starting.start()
+    assert slow.updating.wait(10)  # posted from version 5, the update of version 6 on its way
+    rolled_back = machine.rollback(service.saved["X"], actor=BOB, now=T0, reason="p99").rollout
+    rolled_back = rolled_back.model_copy(update={"version": 7})
+    service.saved["X"] = rolled_back
+    replica(Outcome(rolled_back, "rolled back"))
+    assert "rolled back" in card.text
+    slow.release.set()
+    starting.join(10)
+    assert not starting.is_alive()
+    assert "paused" in card.updates[2]  # the post, the rollback, then the slow pause
+    assert len(card.updates) == 4 and card.text == card.updates[1], "the card ends on v7"
