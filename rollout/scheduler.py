@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -117,6 +117,10 @@ class RolloutScheduler:
         self._active: dict[str, Rollout] = {}
         self._cache_lock = threading.Lock()
         self._seen = 0
+        #: while a full reload reads, under `_cache_lock`: each state heard meanwhile (by a
+        #: command here, an announcement, a tick), which the reload's older copy must not
+        #: replace; None when no reload reads
+        self._heard: dict[str, Rollout] | None = None
         #: the jobs running now (a rollout's tick by its job id, the sweep), under `_lock`
         self._running: set[str] = set()
         #: running jobs asked to run again meanwhile: each runs once more (`_repeat`)
@@ -288,36 +292,82 @@ class RolloutScheduler:
         try:
             changes = self.service.changes_since(0 if self._reload_pending else self._seen)
             if self._reload_pending or not changes.complete:
-                began = self.service.clock.now()
-                rollouts = self.service.active()
-                self.service.index_due(rollouts)
-                self.sync(self._reloaded(rollouts, since=began))
+                with self._hearing():
+                    rollouts = self.service.active()
+                    self.service.index_due(rollouts)
+                    self.sync(rollouts)
                 self.service.index_kept()
             else:
                 self._catch_up(changes.ids)
             self._seen, self._reload_pending = changes.seq, False
             horizon = self.service.clock.now() + timedelta(seconds=2 * self.sweep_seconds)
             due = self.service.due_until(horizon)
+            self._recheck(list(due), horizon)
         except RolloutError as exc:
             log.warning("could not read active rollouts: %s", exc)
             return False
         self._ensure(list(due))
         return True
 
-    def _reloaded(self, rollouts: list[Rollout], *, since: datetime) -> list[Rollout]:
-        """Keep the active rollouts a full reload read, but where this replica holds a newer
-        state of one (a command or an announcement it heard while the reload ran), or one
-        written since the reload began that the reload missed, keep that: the reload's older
-        copy would take the job a person's change just made, until the next sweep."""
+    def _reloaded(self, rollouts: list[Rollout]) -> None:
+        """Keep the active rollouts a full reload read, but where this replica heard a newer
+        state of one while the reload read (a command, an announcement, a tick), keep that:
+        the reload's older copy would take the job a person's change just made, until the
+        next sweep. A state heard before the reload began never wins over Redis' copy: it
+        was in Redis then, so a newer one there is a write Redis lost (an asynchronous
+        failover, a restart from an older snapshot), which Redis' copy now replaces (a lost
+        pause kept would have left the rollout due in Redis and never ticked)."""
         with self._cache_lock:
             fresh = {r.id: r for r in rollouts}
-            for rid, held in self._active.items():
+            for rid, heard in (self._heard or {}).items():
                 loaded = fresh.get(rid)
-                if (held.version > loaded.version) if loaded is not None \
-                        else held.updated_at > since:
-                    fresh[rid] = held
+                if loaded is None or heard.version > loaded.version:
+                    if heard.active:
+                        fresh[rid] = heard
+                    else:
+                        fresh.pop(rid, None)
             self._active = fresh
-            return list(fresh.values())
+
+    @contextlib.contextmanager
+    def _hearing(self) -> Iterator[None]:
+        """While Redis is read for the cache: keep each state heard meanwhile (`_heard`),
+        newer than the read."""
+        with self._cache_lock:
+            self._heard = {}
+        try:
+            yield
+        finally:
+            with self._cache_lock:
+                self._heard = None
+
+    def _recheck(self, due: list[str], horizon: datetime) -> None:
+        """The due index says these fall due by `horizon`; where the cache holds no state of
+        one due by then, read Redis' copy and keep it if it differs. Mostly the index was
+        read before a change this replica heard since (the copies agree, nothing changes);
+        but where Redis lost a write this replica heard (an asynchronous failover under a
+        lease that survived it) the cache holds a version Redis no longer has, which no
+        newer write replaces until someone makes one: a lost pause left the rollout due in
+        Redis, and no job. A state heard while this reads (`_remember`) wins over it."""
+        with self._cache_lock:
+            doubted = [rid for rid in due if not _due_by(self._active.get(rid), horizon)]
+        if not doubted:
+            return
+        with self._hearing():
+            loaded = self.service.load(doubted)
+            with self._cache_lock:
+                for rid, r in loaded.items():
+                    held = self._active.get(rid)
+                    if r is None or rid in (self._heard or {}) \
+                            or _version(r) == _version(held):
+                        continue  # gone, heard anew meanwhile, or the index was behind
+                    if held is not None and r.version < held.version:
+                        log.warning("Redis holds version %d of %s, older than the %d this "
+                                    "leader heard: a write was lost (a failover?); following "
+                                    "Redis", r.version, rid, held.version)
+                    if r.active:
+                        self._active[rid] = r
+                    else:
+                        self._active.pop(rid, None)
 
     def _forget(self) -> None:
         """Drop the cached states of a term that ended: the next term reloads, and a copy
@@ -372,6 +422,10 @@ class RolloutScheduler:
         this replica just made never puts the older state back."""
         with self._cache_lock:
             held = self._active.get(rollout_id)
+            if r is not None and self._heard is not None:
+                last = self._heard.get(rollout_id)
+                if last is None or r.version >= last.version:
+                    self._heard[rollout_id] = r
             if r is not None and held is not None and r.version < held.version:
                 return
             if r is not None and r.active:
@@ -397,10 +451,15 @@ class RolloutScheduler:
             if self._halted or not self.lease.is_leader:
                 return
             for rid in due:
-                job = JOB_PREFIX + rid
-                if rid not in self._held and job not in self._running \
-                        and not self._is_queued(job):
-                    self._match(rid)
+                self._match_idle(rid)
+
+    def _match_idle(self, rollout_id: str) -> None:
+        """Under `_lock`: `_match`, unless the rollout's tick runs or waits for a thread (it
+        reschedules the rollout when it ends), or its step was held since this sweep began."""
+        job = JOB_PREFIX + rollout_id
+        if rollout_id not in self._held and job not in self._running \
+                and not self._is_queued(job):
+            self._match(rollout_id)
 
     def look(self) -> None:
         """As leader, the drift watch's pass: every active rollout kept, and every finished
@@ -468,17 +527,21 @@ class RolloutScheduler:
                 log.info("analysis %s: %s", cached.id, outcome.message)
 
     def sync(self, rollouts: list[Rollout]) -> None:
-        """One date job per rollout with a due time; none for the rest."""
-        wanted = {r.id: r.next_due_at for r in rollouts if r.active and r.next_due_at}
+        """Keep `rollouts`, a full read of the active ones (`_reloaded`), and make the jobs
+        match: one date job per rollout with a due time, none for the rest. Each due time is
+        read from the cache under `_lock`, as every scheduling does: one taken before it, a
+        change heard meanwhile would have replaced with an older time."""
+        self._reloaded(rollouts)
         with self._lock:
             if self._halted or not self.lease.is_leader:
                 return
+            kept = {r.id for r in self._cached()}
             for job in self.scheduler.get_jobs():
                 rid = job.id.removeprefix(JOB_PREFIX)
-                if job.id.startswith(JOB_PREFIX) and rid not in wanted:
+                if job.id.startswith(JOB_PREFIX) and rid not in kept:
                     self._remove(rid)  # its place in the ahead lane too
-            for rid, due in wanted.items():
-                self._schedule(rid, due)
+            for rid in kept:
+                self._match_idle(rid)
 
     def on_change(self, outcome: Outcome) -> None:
         """A service listener, told of every command's outcome in this replica (a tick that
@@ -665,6 +728,16 @@ def _remove_job(job_id: str, scheduler: BackgroundScheduler) -> None:
     unscheduled until the next)."""
     with contextlib.suppress(JobLookupError):
         scheduler.remove_job(job_id)
+
+
+def _version(r: Rollout | None) -> int | None:
+    return r.version if r is not None else None
+
+
+def _due_by(r: Rollout | None, horizon: datetime) -> bool:
+    """Whether the kept state `r` falls due by `horizon` (as the due index says it does)."""
+    return r is not None and r.active and r.next_due_at is not None \
+        and r.next_due_at <= horizon
 
 
 def _where(r: Rollout) -> tuple[int, Phase, datetime | None]:

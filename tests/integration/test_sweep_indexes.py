@@ -183,3 +183,39 @@ def test_a_reader_behind_what_the_change_index_let_go_of_reloads_everything(
     assert not world.store.changes_since(start).complete
     since = world.store.changes_since(after_first.seq)
     assert since.ids == [second] and since.complete
+
+
+def test_a_pause_redis_lost_under_a_surviving_lease_leaves_the_rollout_scheduled(
+        world: World) -> None:
+    """A person paused the rollout on the leader's replica (its job went), the leader's
+    sweep saw the write, then Redis lost it (a failover to a replica it had not reached;
+    the leader lease, older, survived with its token). The leader kept its paused copy,
+    of a version Redis no longer had, over the baking one Redis holds: the rollout, due in
+    Redis, had no job until someone wrote it again."""
+    lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder="a",
+                        ttl_seconds=30)
+    scheduler = RolloutScheduler(service=world.service, lease=lease, sweep_seconds=5)
+    world.service.options.listeners.append(scheduler.on_change)
+    scheduler.scheduler.start(paused=True)  # jobs are kept, none fires
+    client = world.store.client
+    try:
+        scheduler.sweep()
+        _baking(world)
+        baking = world.service.get(REF)
+        assert scheduler.due_times() == {baking.id: baking.next_due_at}
+        kept = [k for k in client.keys(world.store.key("*")) if k != world.store.key("leader")]
+        before = {k: (client.dump(k), client.pttl(k)) for k in kept}
+        world.service.pause(REF, actor=BOB)
+        scheduler.sweep()  # the pause is heard and seen
+        assert scheduler.due_times() == {}
+        for k in client.keys(world.store.key("*")):  # the replica's data: the pause lost
+            if k not in before and k != world.store.key("leader"):
+                client.delete(k)
+        for k, (dumped, ttl) in before.items():
+            client.restore(k, max(ttl, 0), dumped, replace=True)
+        assert world.service.get(REF).version == baking.version
+        scheduler.sweep()
+        assert scheduler.due_times() == {baking.id: baking.next_due_at}
+    finally:
+        scheduler.scheduler.shutdown(wait=False)
+        lease.release()

@@ -4,11 +4,13 @@ target whose writes are fenced and whose weights a test may move behind the bot'
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from rollout.adapters.kube.writes import marker_for
 from rollout.adapters.store import one_active_per_pool
@@ -222,6 +224,17 @@ class FakeStore:
     def unindex_kept(self, rollout_ids: list[str]) -> None:
         for rid in rollout_ids:
             self.kept.pop(rid, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What Redis holds now, as a replica or a snapshot would (`restore`)."""
+        return copy.deepcopy({"rollouts": self.rollouts, "saves": self.saves, "due": self.due,
+                              "kept": self.kept, "changes": self.changes})
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Back to `snapshot`: the writes since are lost, as in an asynchronous failover to
+        a replica that had not received them (the leader lease, older, survives)."""
+        for name, value in copy.deepcopy(snapshot).items():
+            setattr(self, name, value)
 
     def changes_since(self, seen: int) -> Changes:
         seq = len(self.saves)

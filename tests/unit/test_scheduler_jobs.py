@@ -4,7 +4,7 @@ paused here, so no job fires on its own and nothing sleeps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
@@ -139,23 +139,33 @@ def _automatic(service: RolloutService) -> None:
                   plan=build_plan([10, 100], interval_seconds=BAKE, auto=True))
 
 
+def _reading_then(service: RolloutService, person: Callable[[], object]) -> None:
+    """The service's read of every active rollout is followed by `person`'s command."""
+    read = service.active
+
+    def read_then_a_person_acts() -> list[Rollout]:
+        snapshot = read()
+        person()
+        return snapshot
+
+    service.active = read_then_a_person_acts  # type: ignore[method-assign]
+
+
+def _overran(store: FakeStore) -> None:
+    """The change index no longer reaches back to what the leader saw: it reloads all."""
+    real = store.changes_since
+    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
+        seq=real(seen).seq, ids=[], complete=False)
+
+
 def test_a_full_reload_keeps_a_newer_state_the_leader_heard_while_it_read(
         leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
     """The reload read a plan not approved yet; a person approved it on this replica
     meanwhile: the job the approval made, ahead of the rest, stays."""
     scheduler, service, store = leading
     _automatic(service)
-    read = service.active
-
-    def read_then_a_person_approves() -> list[Rollout]:
-        snapshot = read()
-        service.approve_plan(REF, actor=BOB)
-        return snapshot
-
-    service.active = read_then_a_person_approves  # type: ignore[method-assign]
-    real = store.changes_since
-    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
-        seq=real(seen).seq, ids=[], complete=False)  # the change index overran: reload
+    _reading_then(service, lambda: service.approve_plan(REF, actor=BOB))
+    _overran(store)
     scheduler.sweep()
     assert _job(scheduler) == service.get(REF).next_due_at
     assert scheduler.lane.in_lane == 1
@@ -169,9 +179,7 @@ def test_a_job_the_sweep_drops_gives_its_place_in_the_ahead_lane_back(
     assert scheduler.lane.in_lane == 1
     service.options.listeners.remove(scheduler.on_change)  # another replica, unheard
     service.rollback(REF, actor=BOB)
-    real = store.changes_since
-    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
-        seq=real(seen).seq, ids=[], complete=False)
+    _overran(store)
     scheduler.sweep()
     assert _job(scheduler) is None and scheduler.lane.in_lane == 0
 
@@ -249,7 +257,7 @@ def test_a_lease_regained_under_a_new_token_is_a_new_term(toggled: Toggled) -> N
     store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
         seq=real(seen).seq, ids=[], complete=True)
     scheduler.sweep()
-    assert _job(scheduler) is None  # the same term: only the change index is read
+    assert "r9" in {r.id for r in scheduler._cached()}  # the same term: no full reload
     lease.token = 2
     scheduler.sweep()
     assert _job(scheduler) == service.get(REF).next_due_at
@@ -330,3 +338,128 @@ def test_a_keep_reminder_that_fails_does_not_stop_the_analysis_of_any_rollout(
     service.analyse = analyse  # type: ignore[method-assign, assignment]
     scheduler.analyse()
     assert asked == [r.id]
+
+
+def _baking(service: RolloutService) -> Rollout:
+    """An automatic rollout whose first step applied: baking, due at the end of the bake."""
+    _automatic(service)
+    service.approve_plan(REF, actor=BOB)
+    service.tick("r1")
+    baking = service.get(REF)
+    assert baking.step == 0 and baking.next_due_at is not None
+    return baking
+
+
+def test_a_pause_redis_lost_is_not_kept_by_the_reload_it_causes(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """Redis failed over to a replica without the leader's last write (a pause a person
+    made on this replica), the lease surviving: the change sequence went back, so the sweep
+    reloads. The reload kept the cached copy, higher in version, over Redis' own:
+    the rollout, baking and due in Redis, had no job until someone wrote it again."""
+    scheduler, service, store = leading
+    baking = _baking(service)
+    before = store.snapshot()
+    service.pause(REF, actor=BOB)
+    scheduler.sweep()  # the pause is seen: heard here, counted by the change index
+    assert _job(scheduler) is None
+    store.restore(before)  # and lost
+    scheduler.sweep()
+    assert _job(scheduler) == baking.next_due_at
+    assert [r.version for r in scheduler._cached()] == [baking.version]
+
+
+def _pause_lost_unseen(service: RolloutService, store: FakeStore) -> None:
+    """A person pauses the rollout here, and Redis loses the write; the writes since number
+    past what the leader saw, so its change index looks complete and lists nothing lost."""
+    before = store.snapshot()
+    service.pause(REF, actor=BOB)
+    store.restore(before)
+    real = store.changes_since
+    store.changes_since = lambda seen: Changes(  # type: ignore[method-assign]
+        seq=max(seen, real(seen).seq), ids=[], complete=True)
+
+
+def test_a_pause_redis_lost_is_found_once_the_due_index_names_the_rollout(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """As above, but the writes since numbered past what the leader saw before its sweep,
+    so the change index looks complete and lists nothing lost: the due index, which names
+    the rollout as its bake ends, and the cache, which holds it paused, disagree; Redis'
+    copy decides."""
+    scheduler, service, store = leading
+    baking = _baking(service)
+    _pause_lost_unseen(service, store)
+    scheduler.sweep()
+    assert _job(scheduler) is None  # not due within the horizon yet: nothing read
+    service.clock.advance(BAKE - 1)  # type: ignore[attr-defined]
+    scheduler.sweep()
+    assert _job(scheduler) == baking.next_due_at
+    assert [r.version for r in scheduler._cached()] == [baking.version]
+
+
+def test_a_due_index_behind_the_cache_changes_nothing(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """The due index read before a pause heard here names the rollout: Redis' copy, read
+    again, is the paused one the cache holds, and the rollout stays without a job."""
+    scheduler, service, store = leading
+    baking = _baking(service)
+    assert baking.next_due_at is not None
+    service.pause(REF, actor=BOB)
+    paused = service.get(REF)
+    store.due["r1"] = baking.next_due_at  # as read before the pause's save
+    service.clock.advance(BAKE - 1)  # type: ignore[attr-defined]
+    scheduler.sweep()
+    assert _job(scheduler) is None
+    assert [r.version for r in scheduler._cached()] == [paused.version]
+
+
+def test_a_full_reload_replaces_with_the_newest_what_it_heard_while_it_read(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """A reload read the rollout baking; a person paused it on this replica meanwhile: the
+    paused state, heard during the read, is kept and the rollout has no job."""
+    scheduler, service, store = leading
+    _baking(service)
+    _reading_then(service, lambda: service.pause(REF, actor=BOB))
+    _overran(store)
+    scheduler.sweep()
+    assert _job(scheduler) is None
+    assert [r.version for r in scheduler._cached()] == [service.get(REF).version]
+
+
+def test_a_full_reload_schedules_what_it_heard_after_it_kept_the_read(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """The reload kept what it read; a person paused the rollout here before the reload
+    made its jobs: the jobs follow the cache under the lock, not the list read (which put
+    the baking rollout's job back, to fire a tick for nothing)."""
+    scheduler, service, store = leading
+    _baking(service)
+    kept = scheduler._reloaded
+
+    def kept_then_a_person_pauses(rollouts: list[Rollout]) -> None:
+        kept(rollouts)
+        service.pause(REF, actor=BOB)
+
+    scheduler._reloaded = kept_then_a_person_pauses  # type: ignore[method-assign]
+    _overran(store)
+    scheduler.sweep()
+    assert _job(scheduler) is None
+
+
+def test_a_state_heard_while_the_due_index_check_reads_wins_over_its_read(
+        leading: tuple[RolloutScheduler, RolloutService, FakeStore]) -> None:
+    """The check of a lost pause reads Redis' copy (baking); a person pauses the rollout
+    again here meanwhile: the pause heard is newer than the read, and stays."""
+    scheduler, service, store = leading
+    _baking(service)
+    _pause_lost_unseen(service, store)
+    load = service.load
+
+    def read_then_a_person_pauses(ids: list[str]) -> dict[str, Rollout | None]:
+        read = load(ids)
+        service.pause(REF, actor=BOB)
+        return read
+
+    service.load = read_then_a_person_pauses  # type: ignore[method-assign, assignment]
+    service.clock.advance(BAKE - 1)  # type: ignore[attr-defined]
+    scheduler.sweep()
+    assert _job(scheduler) is None
+    assert [r.version for r in scheduler._cached()] == [service.get(REF).version]
