@@ -623,16 +623,27 @@ class RolloutService:
         """The scheduler's keep-period reminder: each completed rollout whose keep period is
         over is told once (an audit event the card's thread shows, mentioning the
         approvers). One Redis command when none is due (the keep index the save keeps), and
-        one read of each that is."""
+        one read of each that is. One that cannot be told now (its lock held by a person's
+        command, the cluster slow) waits for the next pass without holding back the others;
+        Redis gone stops the pass."""
         now = self.clock.now()
         listed = self._each(self.store.kept_until(now))
         stale = [i for i, r in listed.items() if r is None or r.keep_reminder_at is None]
         if stale:  # indexed at a leader's takeover while its reminder was being told
             self.store.unindex_kept(stale)
         due = [r for r in listed.values() if r is not None and machine.keep_due(r, now)]
-        return [self._run(Ref(rollout_id=r.id), Actor.scheduler(),
-                          lambda loaded, at: machine.keep_over(_recorded(loaded), now=at))
-                for r in due]
+        told = []
+        for r in due:
+            try:
+                told.append(self._run(
+                    Ref(rollout_id=r.id), Actor.scheduler(),
+                    lambda loaded, at: machine.keep_over(_recorded(loaded), now=at)))
+            except StoreUnavailable:
+                raise
+            except RolloutError as exc:
+                log.warning("could not remind of the end of %s's keep period: %s (the next "
+                            "pass retries)", r.id, exc)
+        return told
 
     def attach_card(self, rollout_id: str, card: Card) -> Rollout:
         """Remember where the rollout's chat card lives, so every replica edits that one.

@@ -17,6 +17,7 @@ from handlers.cards import render_card
 from rollout.domain import machine
 from rollout.domain.clock import ManualClock
 from rollout.domain.errors import (
+    Busy,
     ClusterUnavailable,
     Conflict,
     StoreUnavailable,
@@ -27,6 +28,7 @@ from rollout.domain.errors import (
 from rollout.domain.models import Actor, Card, Phase
 from rollout.domain.plan import build_plan
 from rollout.domain.split import Marker, MarkerState, Pair
+from rollout.ports import Opening
 from rollout.service import Outcome, Ref, RolloutService, ServiceOptions
 from tests.unit.builders import ALICE, BASELINE, BOB, CAROL, T0, TARGET, started
 from tests.unit.fakes import FakeStore, FakeTarget, FakeTraffic, open_gates
@@ -177,6 +179,43 @@ def test_the_end_of_the_keep_period_is_announced_once_to_the_card() -> None:
     assert w.service.get(REF).keep_reminded
     assert w.service.remind_kept() == []  # once
     assert w.target.writes[-1] == Pair(stable=0, canary=100)  # nothing written
+
+
+def test_a_reminder_that_fails_does_not_hold_back_the_others() -> None:
+    """Two keep periods end; the first reminder's lock is held by a person's command: the
+    second is told now, the first at the next pass (it used to wait behind the first)."""
+    w = World(keep_seconds=3600)
+    w.completed()
+    first = w.service.get(REF)
+    w.store.rollouts["r2"] = first.model_copy(update={"id": "r2"})
+    w.store.kept["r2"] = w.store.kept["r1"]
+    opened = w.store.open
+
+    def r1_busy(**kwargs: Any) -> Opening:
+        if kwargs.get("rollout_id") == "r1":
+            raise Busy("another operation on r1 is still running", retry_after=0)
+        return opened(**kwargs)
+
+    w.store.open = r1_busy  # type: ignore[method-assign]
+    w.clock.advance(seconds=3600)
+    assert [o.rollout.id for o in w.service.remind_kept() if o.rollout] == ["r2"]
+    w.store.open = opened  # type: ignore[method-assign]
+    assert [o.rollout.id for o in w.service.remind_kept() if o.rollout] == ["r1"]
+
+
+def test_a_reminder_pass_stops_when_redis_is_gone() -> None:
+    """Redis gone fails every reminder alike: the pass stops and says so (the scheduler
+    logs it once), rather than one warning a kept rollout."""
+    w = World(keep_seconds=3600)
+    w.completed()
+    w.clock.advance(seconds=3600)
+
+    def gone(**_: Any) -> Opening:
+        raise StoreUnavailable("Redis did not answer")
+
+    w.store.open = gone  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        w.service.remind_kept()
 
 
 def test_a_retired_or_rolled_back_rollout_is_not_reminded() -> None:
