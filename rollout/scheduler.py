@@ -588,11 +588,13 @@ class RolloutScheduler:
         with self._queue_lock:
             return self._queued.get(job, 0) > 0
 
-    def _repeat(self, job: str, once: Callable[[], bool]) -> None:
+    def _repeat(self, job: str, once: Callable[[], object]) -> None:
         """Run `once` for `job`, one run at a time: a call while it runs only asks for one
-        more run, which follows while `once` completes (returns True), this replica leads
-        and it does not stop. Whether to run again is decided under the lock the asking
-        takes, so no ask is lost."""
+        more run, which follows while this replica leads and does not stop, whether or not
+        the run it followed completed (the ask came after it began: a person's step, made
+        due while a tick of the rollout failed, would have waited for the next sweep).
+        Whether to run again is decided under the lock the asking takes, so no ask is
+        lost."""
         with self._lock:
             if job in self._running:
                 self._again.add(job)
@@ -601,10 +603,9 @@ class RolloutScheduler:
         try:
             again = True
             while again:
-                completed = once()
+                once()
                 with self._lock:
-                    again = (completed and job in self._again and not self._halted
-                             and self.lease.is_leader)
+                    again = job in self._again and not self._halted and self.lease.is_leader
                     self._again.discard(job)
                     if not again:
                         self._running.discard(job)

@@ -258,10 +258,10 @@ def _waiting_for_a_place(scheduler: RolloutScheduler, count: int) -> bool:
 def test_a_move_ahead_for_a_tick_that_then_failed_is_not_kept_for_the_next(
     replica: tuple[RolloutScheduler, RolloutService, ManualClock],
 ) -> None:
-    """A person's change made r1 due while r1's tick ran: the move ahead was kept for that
-    tick's next run, which never came once it failed (the next sweep retries it). The mark
-    stayed, and r1's next automatic tick, much later, went ahead of r2's, which waited
-    longer."""
+    """A person's change made r1 due while r1's tick ran, which then failed: the tick runs
+    once more for the person, ahead, and the move is spent there. (When that run never
+    came, the mark stayed, and r1's next automatic tick, much later, went ahead of r2's,
+    which waited longer.)"""
     scheduler, service, _clock = replica
     scheduler.pacer = TickPacer(service.clock, ceiling=1, poll_seconds=60)
     ticked: list[str] = []
@@ -283,6 +283,7 @@ def test_a_move_ahead_for_a_tick_that_then_failed_is_not_kept_for_the_next(
     failing.set()
     first.join(5)
     assert not first.is_alive()
+    assert ticked == ["failed", "r1"]  # the person's run
     assert scheduler.pacer.enter(lambda: False)  # the backlog holds the only place
     threads = []
     for rid in ("r2", "r1"):  # r2 waits first; r1's automatic tick comes later
@@ -290,7 +291,7 @@ def test_a_move_ahead_for_a_tick_that_then_failed_is_not_kept_for_the_next(
         threads[-1].start()
         eventually(partial(_waiting_for_a_place, scheduler, len(threads)), timeout=5)
     scheduler.pacer.leave(changed=False)
-    eventually(lambda: len(ticked) == 3, timeout=5)
+    eventually(lambda: len(ticked) == 4, timeout=5)
     for thread in threads:
         thread.join(5)
-    assert ticked == ["failed", "r2", "r1"]
+    assert ticked == ["failed", "r1", "r2", "r1"]

@@ -11,7 +11,7 @@ import pytest
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from rollout.domain.errors import StoreUnavailable
+from rollout.domain.errors import Busy, StoreUnavailable
 from rollout.domain.models import Rollout
 from rollout.domain.plan import build_plan
 from rollout.ports import Changes
@@ -463,3 +463,25 @@ def test_a_state_heard_while_the_due_index_check_reads_wins_over_its_read(
     scheduler.sweep()
     assert _job(scheduler) is None
     assert [r.version for r in scheduler._cached()] == [service.get(REF).version]
+
+
+def test_a_persons_step_asked_while_a_failing_tick_runs_is_not_dropped(
+        stepped: tuple[RolloutScheduler, Rollout]) -> None:
+    """A tick of the rollout runs when a person's change makes it due and its job fires
+    ahead: the job asks the running tick to go once more. The running tick then failed (the
+    person's command held the lock), and the ask went with it: the person's step waited for
+    the next sweep, on the default executor, its place ahead lost."""
+    scheduler, _rollout = stepped
+    service = scheduler.service
+    asked: list[str] = []
+
+    def tick(rollout_id: str) -> Outcome:
+        asked.append(rollout_id)
+        if len(asked) == 1:
+            scheduler.fire(rollout_id, ahead=True)  # the person's job, while this runs
+            raise Busy(f"another operation on {rollout_id} is still running", retry_after=0)
+        return Outcome(None, "nothing due", changed=False)
+
+    service.tick = tick  # type: ignore[method-assign]
+    scheduler.fire("r1")
+    assert asked == ["r1", "r1"]
