@@ -106,9 +106,13 @@ class CardPublisher:
             return r
         return found if found.version >= r.version else r
 
-    def _post_card(self, r: Rollout, *, channel: str | None = None) -> Card | None:
+    def _post_card(self, r: Rollout, *, replacing: Card | None = None) -> Card | None:
         """The rollout's first card, where it was asked for (else the notify channel), or
-        in `channel`: where a deleted card stood."""
+        one `replacing` a deleted card, where it stood. Another process (the CLI, the
+        scheduler, a replica) may have posted one meanwhile: the first attached stays, and
+        this one, deleted, gives way to it (two cards had each shown the rollout, one of
+        them never updated again)."""
+        channel = replacing.channel if replacing is not None else None
         if channel is None:
             channel = r.requester.channel if r.requester.via is Via.SLACK else None
             channel = channel or self._notify
@@ -127,10 +131,17 @@ class CardPublisher:
         card = Card(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
         self._drew(r)
         try:
-            self._service.attach_card(r.id, card)
+            held = self._service.attach_card(r.id, card, replacing=replacing)
         except RolloutError:
             log.exception("could not remember the card of %s", r.id)
-        return card  # drawn again by `_caught_up` if it moved on while being posted
+            return card
+        if held != card:
+            log.info("another process posted the card of %s first: using that one",
+                     r.id, extra={"event": "card_given_way", "rollout_id": r.id})
+            self._call("chat.delete", lambda: self._client.chat_delete(
+                channel=card.channel, ts=card.ts))
+            self._update(r, held)  # this process's drawing on it (`shows`)
+        return held  # drawn again by `_caught_up` if it moved on while being posted
 
     def _caught_up(self, drawn: Rollout, card: Card) -> None:
         """Draw again while the store holds a newer version than the one just drawn (or
@@ -155,7 +166,7 @@ class CardPublisher:
             return card
         log.info("the card of %s was deleted: posting it again", r.id,
                  extra={"event": "card_reposted", "rollout_id": r.id})
-        return self._post_card(r, channel=card.channel) or card
+        return self._post_card(r, replacing=card) or card
 
     def _update(self, r: Rollout, card: Card, *, refused: list[str] | None = None) -> bool:
         message = render_card(r, now=self._clock.now(), freeze=self._freeze())

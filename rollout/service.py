@@ -645,11 +645,13 @@ class RolloutService:
                             "pass retries)", r.id, exc)
         return told
 
-    def attach_card(self, rollout_id: str, card: Card) -> Rollout:
-        """Remember where the rollout's chat card lives, so every replica edits that one.
-        The version does not change: the buttons already drawn stay current."""
-        self.store.set_card(rollout_id, card)
-        return self.get(Ref(rollout_id=rollout_id))
+    def attach_card(self, rollout_id: str, card: Card, *,
+                    replacing: Card | None = None) -> Card:
+        """Remember where the rollout's chat card lives, so every replica edits that one;
+        `replacing`: the card it takes the place of (None: the first). The version does not
+        change: the buttons already drawn stay current. The card the rollout has: another
+        process's, where it attached one first."""
+        return self.store.set_card(rollout_id, card, replacing=replacing)
 
     # -- queries -------------------------------------------------------------------------
 

@@ -105,10 +105,21 @@ redis.call('SET', KEYS[1], token, 'PX', ARGV[3])
 return token
 """
 
+# KEYS: the rollout's hash. ARGV: the card, then the channel and ts of the card it replaces
+# ('' for a first card). Returns 0 when the rollout is gone, else the card it now has: the
+# one given, unless another process attached another first (then that one; a card held that
+# cannot be read is replaced).
 _SET_CARD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local held = redis.call('HGET', KEYS[1], 'card')
+if held then
+  local ok, card = pcall(cjson.decode, held)
+  if ok and type(card) == 'table' and (card.channel ~= ARGV[2] or card.ts ~= ARGV[3]) then
+    return held
+  end
+end
 redis.call('HSET', KEYS[1], 'card', ARGV[1])
-return 1
+return ARGV[1]
 """
 
 # KEYS: lock, freeze. The freeze as it stands, read in the same round trip: a step-up
@@ -635,13 +646,18 @@ class RedisStore:
             keys=[self.key("pool", namespace, canary)], args=[self._p])))
         return _rollout(*reply) if reply else None
 
-    def set_card(self, rollout_id: str, card: Card) -> None:
+    def set_card(self, rollout_id: str, card: Card, *, replacing: Card | None = None) -> Card:
         """Where the rollout's chat card lives. Kept beside the state, not in it: pointing at a
-        message changes no decision, so it takes no version and outdates no button."""
+        message changes no decision, so it takes no version and outdates no button. Set only
+        over the card it replaces (none: a first card), so that two processes that each
+        posted one agree on one; the card the rollout has now."""
         key = self.key("rollout", rollout_id)
-        written = self._guard(lambda: self._set_card(keys=[key], args=[card.model_dump_json()]))
-        if not written:
+        was = ("", "") if replacing is None else (replacing.channel, replacing.ts)
+        held = self._guard(lambda: self._set_card(
+            keys=[key], args=[card.model_dump_json(), *was]))
+        if not held:
             raise NotFound(f"rollout {rollout_id} not found")
+        return Card.model_validate_json(str(held))
 
     def active_on(self, target_key: str) -> str | None:
         value = self._guard(lambda: self._r.get(self.key("target", target_key)))

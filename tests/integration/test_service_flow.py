@@ -105,11 +105,34 @@ def test_attaching_the_card_keeps_the_version_and_survives_later_saves(world: Wo
     out = world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
     assert out.rollout is not None
     version = world.service.get(REF).version
-    attached = world.service.attach_card(out.rollout.id, Card(channel="C1", ts="1.000100"))
-    assert attached.version == version and attached.card == Card(channel="C1", ts="1.000100")
+    card = Card(channel="C1", ts="1.000100")
+    assert world.service.attach_card(out.rollout.id, card) == card
+    attached = world.service.get(REF)
+    assert attached.version == version and attached.card == card
     world.service.approve(REF, actor=BOB)
     after = world.service.get(REF)
-    assert after.version > version and after.card == Card(channel="C1", ts="1.000100")
+    assert after.version > version and after.card == card
+
+
+def test_a_first_card_attached_second_gives_way_and_a_repost_replaces_only_its_own(
+        world: World) -> None:
+    """Two processes that each found no card and posted one: the first attached stays, and
+    the second is told which (it deletes its own post). A repost after a deletion takes the
+    place of the card it names only: one that another process reposted meanwhile stays."""
+    from rollout.domain.models import Card
+
+    out = world.service.start(namespace="default", canary=POOL, actor=ALICE, plan=build_plan())
+    assert out.rollout is not None
+    rid = out.rollout.id
+    first, second = Card(channel="C1", ts="1.000100"), Card(channel="C1", ts="1.000200")
+    assert world.service.attach_card(rid, first) == first
+    assert world.service.attach_card(rid, second) == first
+    reposted, late = Card(channel="C1", ts="2.000100"), Card(channel="C1", ts="2.000200")
+    assert world.service.attach_card(rid, reposted, replacing=first) == reposted
+    assert world.service.attach_card(rid, late, replacing=first) == reposted
+    assert world.service.get(REF).card == reposted
+    world.store.client.hset(world.store.key("rollout", rid), "card", "not json")
+    assert world.service.attach_card(rid, late, replacing=reposted) == late  # held unreadable
 
 
 def test_the_sweeps_drift_check_leaves_a_paused_rollout_alone(world: World) -> None:

@@ -204,7 +204,7 @@ def test_a_pause_redis_lost_under_a_surviving_lease_leaves_the_rollout_scheduled
         baking = world.service.get(REF)
         assert scheduler.due_times() == {baking.id: baking.next_due_at}
         kept = [k for k in client.keys(world.store.key("*")) if k != world.store.key("leader")]
-        before = {k: (client.dump(k), client.pttl(k)) for k in kept}
+        before = {k: (bytes(client.dump(k) or b""), client.pttl(k)) for k in kept}
         world.service.pause(REF, actor=BOB)
         scheduler.sweep()  # the pause is heard and seen
         assert scheduler.due_times() == {}

@@ -181,8 +181,13 @@ class FakeStore:
     def get(self, rollout_id: str) -> Rollout | None:
         return self.rollouts.get(rollout_id)
 
-    def set_card(self, rollout_id: str, card: Card) -> None:
+    def set_card(self, rollout_id: str, card: Card, *, replacing: Card | None = None) -> Card:
+        """As the script: over the card it replaces only, else the card held stays."""
+        held = self.rollouts[rollout_id].card
+        if held is not None and held != replacing:
+            return held
         self.rollouts[rollout_id] = self.rollouts[rollout_id].model_copy(update={"card": card})
+        return card
 
     def active_on(self, target_key: str) -> str | None:
         return next((r.id for r in self.rollouts.values()

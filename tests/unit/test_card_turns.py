@@ -28,9 +28,14 @@ class _Service:
             raise NotFound(ref.rollout_id or "")
         return found
 
-    def attach_card(self, rollout_id: str, card: Card) -> Rollout:
+    def attach_card(self, rollout_id: str, card: Card, *,
+                    replacing: Card | None = None) -> Card:
+        """As the store: over the card it replaces only (none: the first)."""
+        held = self.saved[rollout_id].card
+        if held is not None and held != replacing:
+            return held
         self.saved[rollout_id] = self.saved[rollout_id].model_copy(update={"card": card})
-        return self.saved[rollout_id]
+        return card
 
     def frozen(self) -> None:
         return None
@@ -182,3 +187,60 @@ def test_the_update_after_a_first_post_does_not_leave_an_older_state_on_the_card
     assert not starting.is_alive()
     assert "paused" in card.updates[2]  # the post, the rollback, then the slow pause
     assert len(card.updates) == 4 and card.text == card.updates[1], "the card ends on v7"
+
+
+class _Channel:
+    """A Slack channel that several processes' clients post to: its messages by ts."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, str] = {}
+        self.deleted: list[str] = []
+
+
+class _ChannelSlack:
+    """One process's client of `_Channel`; `posting` runs before its post lands."""
+
+    def __init__(self, channel: _Channel, name: str,
+                 posting: Callable[[], None] | None = None) -> None:
+        self.channel, self.name, self.posting = channel, name, posting
+
+    def chat_postMessage(self, *, channel: str, text: str,  # noqa: N802
+                         thread_ts: str | None = None, **_: Any) -> SimpleNamespace:
+        if thread_ts is not None:
+            return SimpleNamespace(data={"ok": True})
+        if self.posting is not None:
+            self.posting()
+        ts = f"{len(self.channel.messages) + len(self.channel.deleted) + 1}.{self.name}"
+        self.channel.messages[ts] = text
+        return SimpleNamespace(data={"ok": True, "channel": channel, "ts": ts})
+
+    def chat_update(self, *, ts: str, text: str, **_: Any) -> SimpleNamespace:
+        self.channel.messages[ts] = text
+        return SimpleNamespace(data={"ok": True})
+
+    def chat_delete(self, *, ts: str, **_: Any) -> SimpleNamespace:
+        del self.channel.messages[ts]
+        self.channel.deleted.append(ts)
+        return SimpleNamespace(data={"ok": True})
+
+
+def test_two_processes_that_each_post_a_first_card_end_with_one() -> None:
+    """The CLI and the scheduler each found the rollout without a card and posted one; the
+    second attached took the place of the first, which stayed in the channel, its buttons
+    live, never updated again. Now the first attached stays and the other is deleted."""
+    service, channel = _Service(), _Channel()
+    x = started().model_copy(update={"id": "X", "card": None})
+    service.saved["X"] = x
+    scheduler = CardPublisher(client=cast(Any, _ChannelSlack(channel, "scheduler")),
+                              service=cast(Any, service), clock=ManualClock(T0),
+                              notify_channel="C1")
+    cli = CardPublisher(
+        client=cast(Any, _ChannelSlack(
+            channel, "cli", posting=lambda: scheduler(Outcome(x, "stepped", changed=True)))),
+        service=cast(Any, service), clock=ManualClock(T0), notify_channel="C1")
+    cli(Outcome(x, "started", changed=True))  # the scheduler posts while the CLI's post waits
+    card = service.saved["X"].card
+    assert card is not None and card.ts.endswith("scheduler")
+    assert list(channel.messages) == [card.ts]
+    assert [ts.endswith("cli") for ts in channel.deleted] == [True]
+    assert cli.shows(x) and scheduler.shows(x)

@@ -171,7 +171,8 @@ def test_a_card_is_attached_without_a_new_version() -> None:
     service, store, _, _ = _lost()
     service.recover(namespace="default", canary=CANARY, actor=CAROL)
     card = Card(channel="C0ROLLOUT", ts="1700000000.000100")
-    r = service.attach_card("r1", card)
+    assert service.attach_card("r1", card) == card
+    r = service.get(Ref(rollout_id="r1"))
     assert r.card == card and r.version == 1 and store.saves == [("r1", 1)]
 
 
