@@ -176,6 +176,18 @@ def test_a_card_is_attached_without_a_new_version() -> None:
     assert r.card == card and r.version == 1 and store.saves == [("r1", 1)]
 
 
+def test_a_card_replaces_only_the_card_it_names() -> None:
+    """A second first card gives way to the one attached; a repost takes the place of the
+    deleted card it names."""
+    service, _, _, _ = _lost()
+    service.recover(namespace="default", canary=CANARY, actor=CAROL)
+    first, second = Card(channel="C0", ts="1.0"), Card(channel="C0", ts="2.0")
+    assert service.attach_card("r1", first) == first
+    assert service.attach_card("r1", second) == first
+    assert service.attach_card("r1", second, replacing=first) == second
+    assert service.get(Ref(rollout_id="r1")).card == second
+
+
 def test_recover_keeps_the_rollouts_keep_period_or_takes_the_installs() -> None:
     """It came back with none: completed, the old pool was due to be retired at once."""
     service, _, target, _ = _lost()
