@@ -34,6 +34,14 @@ def test_conditions_about_an_older_generation_say_nothing_yet() -> None:
     assert gateway_problem({"metadata": {"generation": 1}}) == ""
 
 
+def test_a_false_condition_that_names_no_generation_is_a_problem() -> None:
+    """observedGeneration is optional: a gateway that never sets it rejected every step
+    unseen, since a condition without it was taken as about an older generation."""
+    route = _route(3, ("ResolvedRefs", "False", "BackendNotFound", 3))
+    del route["status"]["parents"][0]["conditions"][0]["observedGeneration"]
+    assert "ResolvedRefs=False (BackendNotFound" in gateway_problem(route)
+
+
 def test_reconcile_pauses_on_a_gateway_problem_without_writing(rollout: Rollout) -> None:
     applied = machine.approve(rollout, actor=BOB, now=T0).rollout
     observed = Observed(pair=Pair(stable=90, canary=10), marker=Marker(rollout_id="r1", step=0),
