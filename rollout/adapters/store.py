@@ -114,7 +114,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local held = redis.call('HGET', KEYS[1], 'card')
 if held then
   local ok, card = pcall(cjson.decode, held)
-  if ok and type(card) == 'table' and (card.channel ~= ARGV[2] or card.ts ~= ARGV[3]) then
+  if ok and type(card) == 'table' and type(card.channel) == 'string'
+      and type(card.ts) == 'string' and (card.channel ~= ARGV[2] or card.ts ~= ARGV[3]) then
     return held
   end
 end

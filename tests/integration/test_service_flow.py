@@ -131,8 +131,9 @@ def test_a_first_card_attached_second_gives_way_and_a_repost_replaces_only_its_o
     assert world.service.attach_card(rid, reposted, replacing=first) == reposted
     assert world.service.attach_card(rid, late, replacing=first) == reposted
     assert world.service.get(REF).card == reposted
-    world.store.client.hset(world.store.key("rollout", rid), "card", "not json")
-    assert world.service.attach_card(rid, late, replacing=reposted) == late  # held unreadable
+    for unreadable in ("not json", '{"channel": "C1"}', "[1]"):
+        world.store.client.hset(world.store.key("rollout", rid), "card", unreadable)
+        assert world.service.attach_card(rid, late) == late  # one that cannot be used
 
 
 def test_the_sweeps_drift_check_leaves_a_paused_rollout_alone(world: World) -> None:
