@@ -153,7 +153,8 @@ REFUSED = [
     (("redis.bundled=false", "redis.external.existingSecret=team-redis",
       "redis.sentinel.existingSecret=team-sentinel"),
      "the sentinels' password needs redis.sentinel.hosts"),
-    (("stopTimeout=56",), "stopTimeout 56: the graceful stop must end within the pod's 60 s"),
+    (("stopTimeout=55",), "stopTimeout 55: the graceful stop must end within the pod's 60 s"),
+    (("approverGroups=null",), "approvers or approverGroups: set at least one"),
     (("prometheus.url=http://reader:pw@prometheus:9090",
       "prometheus.bearerToken.existingSecret=prometheus-token"),
      "prometheus.url carries credentials (user:password@) too"),
@@ -286,3 +287,33 @@ def test_prometheus_url_from_a_secret_never_lands_in_the_configmap() -> None:
     (bot,) = pod_spec(find(default_key, "Deployment", "rollout-bot"))["containers"]
     assert {"name": "PROMETHEUS_URL", "valueFrom": {"secretKeyRef": {
         "name": "prometheus-url", "key": "PROMETHEUS_URL"}}} in bot["env"]
+
+
+def _secrets_checksums(*sets: str) -> tuple[str, str]:
+    docs = helm_template(*sets)
+    return tuple(
+        find(docs, kind, name)["spec"]["template"]["metadata"]["annotations"]["checksum/secrets"]
+        for kind, name in (("Deployment", "rollout-bot"), ("StatefulSet", "rollout-redis")))
+
+
+def test_a_password_changed_in_values_restarts_the_bot_and_its_redis() -> None:
+    """Only the ConfigMap was checksummed: a new redis.password reached the Secret and
+    restarted neither pod; whichever restarted first then held another password than the
+    other, and every command failed to authenticate."""
+    before = _secrets_checksums("redis.password=first")
+    after = _secrets_checksums("redis.password=second")
+    assert before[0] != after[0] and before[1] != after[1]
+    assert _secrets_checksums("redis.password=first") == before
+
+
+@pytest.mark.parametrize("render", [helm_template, kustomize])
+def test_the_bundled_redis_refuses_writes_before_its_container_is_killed(
+        render: Any) -> None:
+    """256Mi was the container's limit and Redis had none of its own: once its data (and an
+    AOF rewrite's fork) reached it, the kernel killed Redis, and replaying the same AOF at
+    start could kill it again. With maxmemory and noeviction it refuses writes instead,
+    which the bot answers ("nothing was changed")."""
+    redis = pod_spec(find(render(), "StatefulSet", "rollout-redis"))["containers"][0]
+    args = " ".join(redis["args"])
+    assert "--maxmemory 160mb --maxmemory-policy noeviction" in args
+    assert redis["resources"]["limits"]["memory"] == "256Mi"
