@@ -529,8 +529,8 @@ class RolloutScheduler:
     def sync(self, rollouts: list[Rollout]) -> None:
         """Keep `rollouts`, a full read of the active ones (`_reloaded`), and make the jobs
         match: one date job per rollout with a due time, none for the rest. Each due time is
-        read from the cache under `_lock`, as every scheduling does: one taken before it, a
-        change heard meanwhile would have replaced with an older time."""
+        read from the cache under `_lock`, as every scheduling does: due times read before
+        the lock put back an older time over the job a change heard meanwhile had made."""
         self._reloaded(rollouts)
         with self._lock:
             if self._halted or not self.lease.is_leader:
