@@ -45,6 +45,11 @@ class LateGatewayController:
         self.delay = delay
         self._stop = threading.Event()
         self._watches: list[watch.Watch] = []
+        # What the watches have delivered (resourceVersion per resource) and how many
+        # reconciles are due or running: `wait_quiet` waits on both.
+        self._quiet = threading.Condition()
+        self._seen: dict[str, int] = {}
+        self._pending = 0
         self._threads = [
             threading.Thread(target=self._follow, args=(GATEWAY_GROUP, "v1", "httproutes"),
                              name="test-gateway-routes", daemon=True),
@@ -79,7 +84,8 @@ class LateGatewayController:
                     obj = event["object"]
                     resource_version = obj["metadata"]["resourceVersion"]
                     if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        self._later(obj["metadata"]["namespace"])
+                        self._later(f"{plural}.{group}", int(resource_version),
+                                    obj["metadata"]["namespace"])
             except ApiException as exc:
                 if exc.status == 410:
                     resource_version = ""
@@ -100,17 +106,36 @@ class LateGatewayController:
             return seen != {generation}
         return True
 
-    def _later(self, namespace: str) -> None:
-        timer = threading.Timer(self.delay, self._reconcile, args=(namespace,))
-        timer.daemon = True
-        timer.start()
+    def _later(self, resource: str, resource_version: int, namespace: str) -> None:
+        with self._quiet:
+            self._seen[resource] = max(resource_version, self._seen.get(resource, 0))
+            self._pending += 1
+            timer = threading.Timer(self.delay, self._reconcile, args=(namespace,))
+            timer.daemon = True
+            timer.start()
+
+    def wait_quiet(self, heard: dict[str, int], timeout: float = 10.0) -> None:
+        """Until each watch in `heard` (`plural.group`: a resourceVersion written) has
+        delivered that write or a later one, and every reconcile they caused has run: after
+        it, nothing the controller was told of before those writes is still to be written."""
+        def quiet() -> bool:
+            caught_up = all(self._seen.get(k, 0) >= v for k, v in heard.items())
+            return caught_up and self._pending == 0
+        with self._quiet:
+            if not self._quiet.wait_for(quiet, timeout):
+                raise TimeoutError(f"the test gateway controller did not catch up: {heard}")
 
     def _reconcile(self, namespace: str) -> None:
-        with contextlib.suppress(ApiException, HTTPError, OSError):
-            routes = cast(Obj, self.objects.list_namespaced_custom_object(
-                GATEWAY_GROUP, "v1", namespace, "httproutes"))["items"]
-            for route in routes:
-                self._write(route)
+        try:
+            with contextlib.suppress(ApiException, HTTPError, OSError):
+                routes = cast(Obj, self.objects.list_namespaced_custom_object(
+                    GATEWAY_GROUP, "v1", namespace, "httproutes"))["items"]
+                for route in routes:
+                    self._write(route)
+        finally:
+            with self._quiet:
+                self._pending -= 1
+                self._quiet.notify_all()
 
     def _write(self, route: Obj) -> None:
         meta = route["metadata"]

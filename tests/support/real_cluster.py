@@ -60,6 +60,25 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+Resource = tuple[str, str, str]
+_PODS: Resource = ("", "v1", "pods")
+# The resources the late gateway controller watches, as `wait_quiet` names them.
+_WATCHED = ("httproutes.gateway.networking.k8s.io",
+            "inferencepools.inference.networking.k8s.io",
+            "inferencepools.inference.networking.x-k8s.io")
+
+
+def _resource(obj: Obj) -> Resource | None:
+    """The seeded kind `obj` is of, or None for what a reseed keeps (namespace, services)."""
+    if obj["kind"] == "Pod":
+        return _PODS
+    group, version = _split(obj)
+    for resource in _KINDS:
+        if resource[:2] == (group, version) and resource[2] == _PLURALS.get(obj["kind"]):
+            return resource
+    return None
+
+
 def _admin_client(url: str, ca_file: str) -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = url
@@ -101,6 +120,8 @@ class KubeWorld:
             self.bot_token = self._request_bot_token()
         self.controller = LateGatewayController(self.admin, delay=controller_delay)
         self.controller.start()
+        # `default` as the last reseed left it (see `reseed`).
+        self._seeded: dict[Resource, dict[str, tuple[str, str]]] | None = None
 
     def close(self) -> None:
         self.controller.stop()
@@ -209,7 +230,100 @@ class KubeWorld:
     # ---- per test --------------------------------------------------------------------------
 
     def reseed(self) -> None:
-        """Namespace `default` holds exactly the demo objects again."""
+        """Namespace `default` holds exactly the demo objects again, settled.
+
+        Only what the last test changed is made again: an object whose uid and
+        resourceVersion are still those recorded after the last reseed is the seeded one,
+        untouched; anything else of the seeded kinds is deleted, and each seeded object
+        missing is created anew, in the seed's order. Whatever that cannot mend (an object
+        that will not go) is met by seeding the whole namespace afresh."""
+        try:
+            if self._seeded is None:
+                raise LookupError("nothing recorded yet")
+            untouched = self._restore(self._seeded)
+        except (LookupError, TimeoutError):
+            self._seed_afresh()
+            untouched = False
+        if not untouched:
+            self._seeded = self._record()
+
+    def _record(self) -> dict[Resource, dict[str, tuple[str, str]]]:
+        """Every object of the seeded kinds in `default`: name to (uid, resourceVersion)."""
+        record: dict[Resource, dict[str, tuple[str, str]]] = {}
+        for resource in (*_KINDS, _PODS):
+            record[resource] = {
+                item["metadata"]["name"]: (item["metadata"]["uid"],
+                                           item["metadata"]["resourceVersion"])
+                for item in self._list(resource)}
+        return record
+
+    def _list(self, resource: Resource) -> list[Obj]:
+        group, version, plural = resource
+        if resource == _PODS:
+            answer = self.admin.call_api(*self.admin.param_serialize(
+                "GET", f"/api/v1/namespaces/{NAMESPACE}/pods", auth_settings=["BearerToken"]))
+            body = answer.read()  # type: ignore[no-untyped-call]  # unannotated in the client
+            return list(json.loads(body)["items"])
+        return list(cast(Obj, self.objects.list_namespaced_custom_object(
+            group, version, NAMESPACE, plural))["items"])
+
+    def _restore(self, seeded: dict[Resource, dict[str, tuple[str, str]]]) -> bool:
+        """Mend what changed; True when nothing had."""
+        now = self._record()
+        changed = {resource: {name for name, ident in now[resource].items()
+                              if seeded[resource].get(name) != ident}
+                   for resource in now}
+        missing = {name for resource in now for name in seeded[resource]
+                   if name not in now[resource]}
+        if not missing and not any(changed.values()):
+            self.controller.wait_quiet({})
+            return True
+        for resource, names in changed.items():
+            for name in names:
+                self._delete(resource, name)
+        for resource, names in changed.items():
+            for name in names:
+                self._wait_deleted(resource, name)
+        heard: dict[str, int] = {}
+        recreated_routes: list[str] = []
+        for obj in seed_objects("demo"):
+            seeded_kind = _resource(obj)
+            name = obj["metadata"]["name"]
+            if seeded_kind is None or (name in now[seeded_kind]
+                                       and name not in changed[seeded_kind]):
+                continue
+            stored = self.put(obj)
+            key = f"{seeded_kind[2]}.{seeded_kind[0]}"
+            heard[key] = max(heard.get(key, 0), int(stored["metadata"]["resourceVersion"]))
+            if obj["kind"] == "HTTPRoute":
+                recreated_routes.append(name)
+        # The gateway writes route statuses late: let it answer every change before a test
+        # looks, the last test's and these.
+        self.controller.wait_quiet({k: v for k, v in heard.items() if k in _WATCHED})
+        for name in recreated_routes:
+            wait_until_settled(self.objects, NAMESPACE, name)
+        return False
+
+    def _delete(self, resource: Resource, name: str) -> None:
+        group, version, plural = resource
+        try:
+            if resource == _PODS:
+                self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+            else:
+                self.objects.delete_namespaced_custom_object(
+                    group, version, NAMESPACE, plural, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _wait_deleted(self, resource: Resource, name: str) -> None:
+        deadline = time.monotonic() + 10
+        while self.get(*resource, NAMESPACE, name) is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{resource[2]} {NAMESPACE}/{name} was not deleted")
+            time.sleep(0.02)
+
+    def _seed_afresh(self) -> None:
         for group, version, plural in _KINDS:
             self.objects.delete_collection_namespaced_custom_object(
                 group, version, NAMESPACE, plural)
@@ -223,6 +337,7 @@ class KubeWorld:
         for route in cast(Obj, self.objects.list_namespaced_custom_object(
                 "gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes"))["items"]:
             wait_until_settled(self.objects, NAMESPACE, route["metadata"]["name"])
+        self.controller.wait_quiet({})
 
     def _wait_empty(self, group: str, version: str, plural: str) -> None:
         deadline = time.monotonic() + 10
