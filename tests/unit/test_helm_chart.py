@@ -12,6 +12,7 @@ from bot.settings import Settings, load_settings
 from tests.support.manifests import (
     CHART,
     EXAMPLE_VALUES,
+    KUBE_VERSION,
     Doc,
     env_file,
     find,
@@ -161,6 +162,18 @@ REFUSED = [
     (("prometheus.url=http://prometheus:9090", "prometheus.urlSecret.name=prometheus-url"),
      "prometheus.url and prometheus.urlSecret.name: give PROMETHEUS_URL one way"),
 ]
+
+
+def test_the_charts_own_values_name_no_approver_and_are_refused_until_one_is_set() -> None:
+    """A placeholder group would render a bot that nobody could approve in."""
+    args = ["template", "rollout-bot", str(CHART), "--namespace", "rollout-bot",
+            "--kube-version", KUBE_VERSION, "--set", "slack.botToken=xoxb-1",
+            "--set", "slack.signingSecret=s", "--set", "redis.password=p"]
+    refused = helm(*args)
+    assert refused.returncode != 0
+    assert "approvers or approverGroups: set at least one" in refused.stderr
+    rendered = helm(*args, "--set", "approvers={U0123ABCD}")
+    assert rendered.returncode == 0, rendered.stderr
 
 
 @pytest.mark.parametrize(("sets", "reason"), REFUSED)
