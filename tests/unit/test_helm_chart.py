@@ -156,12 +156,28 @@ REFUSED = [
      "the sentinels' password needs redis.sentinel.hosts"),
     (("stopTimeout=55",), "stopTimeout 55: the graceful stop must end within the pod's 60 s"),
     (("approverGroups=null",), "approvers or approverGroups: set at least one"),
+    (("networkPolicy.dnsPeers=null",), "networkPolicy.dnsPeers: name where the cluster's DNS"),
     (("prometheus.url=http://reader:pw@prometheus:9090",
       "prometheus.bearerToken.existingSecret=prometheus-token"),
      "prometheus.url carries credentials (user:password@) too"),
     (("prometheus.url=http://prometheus:9090", "prometheus.urlSecret.name=prometheus-url"),
      "prometheus.url and prometheus.urlSecret.name: give PROMETHEUS_URL one way"),
 ]
+
+
+def _dns_rule(docs: list[Doc]) -> dict[str, Any]:
+    policy = find(docs, "NetworkPolicy", "rollout-bot")["spec"]
+    (rule,) = [r for r in policy["egress"] if {"port": 53, "protocol": "UDP"} in r["ports"]]
+    return dict(rule)
+
+
+def test_where_the_clusters_dns_answers_is_a_value() -> None:
+    """Clusters whose DNS pods are labelled otherwise, or with a node-local cache at a
+    link-local address, could not resolve a name with the selector fixed."""
+    assert _dns_rule(helm_template())["to"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
+    docs = helm_template("networkPolicy.dnsPeers[0].ipBlock.cidr=169.254.20.10/32")
+    assert _dns_rule(docs)["to"] == [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
 
 
 def test_the_charts_own_values_name_no_approver_and_are_refused_until_one_is_set() -> None:
