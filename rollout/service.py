@@ -306,6 +306,9 @@ class RolloutService:
         self.clock = clock
         self.options = options or ServiceOptions()
         self._new_id = new_id or _default_id
+        # States passed by as unreadable, warned of once each until read again: a rolling
+        # upgrade's newer state would otherwise be warned of at every sweep.
+        self._passed_by: set[str] = set()
 
     # -- commands ------------------------------------------------------------------------
 
@@ -751,13 +754,19 @@ class RolloutService:
     def _each(self, rollout_ids: list[str]) -> dict[str, Rollout | None]:
         """The recorded state of each id (None: gone), passing by, with a warning, a state
         this version cannot read: in a rolling upgrade a newer version's state must not stop
-        the scheduler's reload, or a list, for every other rollout."""
+        the scheduler's reload, or a list, for every other rollout. The warning is said once
+        per state until it is read again (the scheduler meets it at every sweep)."""
         found: dict[str, Rollout | None] = {}
         for rid in rollout_ids:
             try:
                 found[rid] = self.store.get(rid)
             except Unreadable as exc:
-                log.warning("passing by rollout %s: %s", rid, exc)
+                said = rid in self._passed_by
+                self._passed_by.add(rid)
+                log.log(logging.DEBUG if said else logging.WARNING,
+                        "passing by rollout %s: %s", rid, exc)
+            else:
+                self._passed_by.discard(rid)
         return found
 
     def history(self, ref: Ref, *, limit: int = 200) -> list[AuditEvent]:

@@ -81,3 +81,26 @@ def test_the_service_passes_an_unreadable_state_by_where_it_reads_many(
     assert service.load(["r9", "r1", "gone"]) == {"r9": None, "r1": readable, "gone": None}
     with pytest.raises(Unreadable):
         service.get(Ref(rollout_id="r9"))
+
+
+def test_an_unreadable_state_is_warned_of_once_until_it_can_be_read_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The leader meets a newer version's state at every sweep of a rolling upgrade: one
+    warning, not one every few seconds; and again if it turns unreadable after a read."""
+    store = _NewerStateOf("r9")
+    service = RolloutService(store=store, traffic=FakeTraffic(), clock=ManualClock(T0),
+                             gates=open_gates())
+    store.rollouts["r9"] = started().model_copy(update={"id": "r9"})
+    said = "passing by rollout r9: the recorded state of rollout r9 cannot be read"
+    with caplog.at_level(logging.DEBUG, logger="rollout.service"):
+        for _sweep in range(3):
+            assert service.load(["r9"]) == {"r9": None}
+    assert [(r.levelno, r.message) for r in caplog.records] == [
+        (logging.WARNING, said), (logging.DEBUG, said), (logging.DEBUG, said)]
+    caplog.clear()
+    store.unreadable = ""
+    with caplog.at_level(logging.DEBUG, logger="rollout.service"):
+        assert service.load(["r9"])["r9"] is not None
+        store.unreadable = "r9"
+        service.load(["r9"])
+    assert [(r.levelno, r.message) for r in caplog.records] == [(logging.WARNING, said)]
