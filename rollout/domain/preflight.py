@@ -426,6 +426,24 @@ class PreflightRequest:
     own_managers: tuple[str, ...] = (BOT_MANAGER,)
 
 
+def _stable_missing(facts: ClusterFacts, request: PreflightRequest) -> Finding:
+    """The stable pool is not in the group the rule names it in. Where a pool of that name
+    is in another group (a move between the API groups half done), say so: "not found"
+    alone sends a person looking for a pool they can see."""
+    elsewhere = sorted(p.group for p in facts.pools_named(request.stable))
+    if not elsewhere:
+        return Finding(check=Check.POOL,
+                       problem=f"the stable InferencePool {request.stable} was not found",
+                       remedy="Keep the stable pool alive: it takes the traffic back on a "
+                              "rollback")
+    return Finding(check=Check.POOL,
+                   problem=f"the rule sends the stable traffic to InferencePool "
+                           f"{request.stable} in {request.pool_group}, which has none of "
+                           f"that name; there is one in {', '.join(elsewhere)}",
+                   remedy=f"Point the rule's backendRef at {elsewhere[0]} (its `group`), or "
+                          f"create {request.stable} in {request.pool_group} first")
+
+
 def preflight(facts: ClusterFacts, request: PreflightRequest,
               policy: CapacityPolicy) -> Verdict:
     """Every gate that applies to the request, in the order a person would fix them."""
@@ -438,10 +456,7 @@ def preflight(facts: ClusterFacts, request: PreflightRequest,
     stable = facts.pool(request.stable, request.pool_group)
     canary = facts.pool(request.canary, canary_group)
     if stable is None:
-        found.append(Finding(check=Check.POOL,
-                             problem=f"the stable InferencePool {request.stable} was not found",
-                             remedy="Keep the stable pool alive: it takes the traffic back on "
-                                    "a rollback"))
+        found.append(_stable_missing(facts, request))
     if stable is not None and canary is not None:
         found += check_objectives(facts, stable=stable, canary=canary)
         found += check_capacity(facts, stable=stable, canary=canary,

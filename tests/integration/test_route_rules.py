@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rollout.domain import machine
-from rollout.domain.errors import Ambiguous, ClusterRejected, Conflict
+from rollout.domain.errors import Ambiguous, ClusterRejected, Conflict, NotReady
 from rollout.domain.facts import LEGACY_GROUP, POOL_GROUP
 from rollout.domain.machine import Prepare
 from rollout.domain.models import Phase, TargetKind
@@ -161,6 +161,25 @@ def test_a_rule_moving_a_pool_between_groups_is_not_told_to_merge_the_two(
         f"HTTPRoute default/llm-route rule 0 also sends traffic to llm in group {LEGACY_GROUP} "
         "(weight 50), and the weights of the pair the rollout moves sum to 50")
     assert "merge" not in said
+
+
+def test_a_rule_naming_the_ga_pool_that_exists_only_in_the_legacy_group_says_so(
+        world: World) -> None:
+    """A move between the groups half done: the rule names GA `llm`, the cluster has the
+    legacy one only. "Not found" alone would send a person looking for a pool they can see."""
+    _legacy_pool(world)
+    world.emulator.world.objects.delete_namespaced_custom_object(
+        POOL_GROUP, "v1", "default", "inferencepools", STABLE)
+    _put_rules(world, [_pool_ref(STABLE, 100)])
+    patches = world.route_patches(ROUTE)
+    with pytest.raises(NotReady) as refused:  # under the target's lock: not `_refused`,
+        _start(world)                          # whose snapshot holds the fencing counter
+    said = str(refused.value)
+    assert (f"the rule sends the stable traffic to InferencePool {STABLE} in {POOL_GROUP}, "
+            f"which has none of that name; there is one in {LEGACY_GROUP}") in said
+    assert f"Point the rule's backendRef at {LEGACY_GROUP}" in said
+    assert world.route_patches(ROUTE) == patches
+    assert world.service.list_rollouts() == []
 
 
 def test_a_rollout_beside_a_pool_moving_between_groups_moves_the_ga_entry_only(

@@ -405,6 +405,26 @@ def refused(check: Check, problem: str, remedy: str) -> tuple[Check, Outcome, st
             id="stable missing",
         ),
         pytest.param(
+            lambda: (
+                preflight(
+                    world(pools=(pool(CANARY), pool(STABLE, group=LEGACY_GROUP))),
+                    PreflightRequest(stable=STABLE, canary=CANARY, pool_group=POOL_GROUP),
+                    CapacityPolicy(),
+                ).findings
+            ),
+            [
+                refused(
+                    Check.POOL,
+                    "the rule sends the stable traffic to InferencePool llm-pool in "
+                    "inference.networking.k8s.io, which has none of that name; there is one "
+                    "in inference.networking.x-k8s.io",
+                    "Point the rule's backendRef at inference.networking.x-k8s.io (its "
+                    "`group`), or create llm-pool in inference.networking.k8s.io first",
+                ),
+            ],
+            id="stable in the other group",
+        ),
+        pytest.param(
             lambda: check_rewrite(world(rewrite_group="llm-d.ai"), rewrite="nope", rule=0),
             [
                 refused(
