@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +144,15 @@ def _retry_after(response: HttpResponse) -> float | None:
     return None
 
 
+class _QuietWhenSpent(logging.Filter):
+    """Drops the SDK's own error line for a request the budget stopped: the SDK logs every
+    failure of an attempt before its retry handlers see it, and the caller logs and counts
+    the spent call once already. Decided by the exception being handled, not its words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not isinstance(sys.exc_info()[1], BudgetSpent)
+
+
 class BudgetedClient(WebClient):
     """A WebClient whose requests time out within the budget and stop once it is spent.
     Each attempt is bounded by what is left when it starts: the SDK's retries run inside
@@ -153,6 +163,8 @@ class BudgetedClient(WebClient):
         super().__init__(**kwargs)
         self.budget = budget
         self._request_timeout = self.timeout
+        if not any(isinstance(f, _QuietWhenSpent) for f in self._logger.filters):
+            self._logger.addFilter(_QuietWhenSpent())
 
     def api_call(self, api_method: str, **kwargs: Any) -> Any:
         self._bound(api_method)

@@ -4,6 +4,7 @@ retried, how long it waits, and that nothing is sent once the budget is spent.""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,9 +160,10 @@ class _Slack:
             self.server.server_close()
 
 
-def test_no_retry_starts_once_the_budget_is_spent() -> None:
+def test_no_retry_starts_once_the_budget_is_spent(caplog: pytest.LogCaptureFixture) -> None:
     """The pause before a retry fitted in the budget, but overran it (a slow machine): the
-    retry is not sent, the call fails as spent."""
+    retry is not sent, the call fails as spent, and the SDK logs no error line of its own
+    for it (the caller logs the spent call once)."""
     ticks = Ticks()
     budget = Budget(1.0, monotonic=ticks)
 
@@ -172,6 +174,7 @@ def test_no_retry_starts_once_the_budget_is_spent() -> None:
         client = BudgetedClient(budget=budget, token="xoxb-x", base_url=slack.url + "/",
                                 timeout=5, retry_handlers=[
                                     BoundedRetry(budget, sleep=overrunning_sleep)])
-        with pytest.raises(BudgetSpent):
+        with caplog.at_level(logging.DEBUG), pytest.raises(BudgetSpent):
             client.chat_update(channel="C1", ts="1.0", text="x")
         assert slack.requests == 1  # the 503; its retry was never sent
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
