@@ -428,10 +428,10 @@ class PreflightRequest:
 
 def _stable_missing(facts: ClusterFacts, request: PreflightRequest) -> Finding:
     """The stable pool is not in the group the rule names it in. Where a pool of that name
-    is in another group (a move between the API groups half done), say so: "not found"
+    is in the other group (a move between the API groups half done), say so: "not found"
     alone sends a person looking for a pool they can see."""
-    elsewhere = sorted(p.group for p in facts.pools_named(request.stable))
-    if not elsewhere:
+    other = next((p.group for p in facts.pools_named(request.stable)), None)
+    if other is None:
         return Finding(check=Check.POOL,
                        problem=f"the stable InferencePool {request.stable} was not found",
                        remedy="Keep the stable pool alive: it takes the traffic back on a "
@@ -439,8 +439,8 @@ def _stable_missing(facts: ClusterFacts, request: PreflightRequest) -> Finding:
     return Finding(check=Check.POOL,
                    problem=f"the rule sends the stable traffic to InferencePool "
                            f"{request.stable} in {request.pool_group}, which has none of "
-                           f"that name; there is one in {', '.join(elsewhere)}",
-                   remedy=f"Point the rule's backendRef at {elsewhere[0]} (its `group`), or "
+                           f"that name; there is one in {other}",
+                   remedy=f"Point the rule's backendRef at {other} (its `group`), or "
                           f"create {request.stable} in {request.pool_group} first")
 
 
