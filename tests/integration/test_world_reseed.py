@@ -33,6 +33,10 @@ def _contents(world: KubeWorld) -> dict[str, Any]:
                 "labels": meta.get("labels"), "spec": item.get("spec"),
                 "generation": meta.get("generation"),
                 "status": _conditions(item) if plural == "httproutes" else item.get("status")}
+    for service in world.core.list_namespaced_service(NAMESPACE).items:
+        assert service.metadata is not None and service.spec is not None
+        seen[f"services/{service.metadata.name}"] = service.spec.ports[0].port \
+            if service.spec.ports else None
     for pod in _pods(world):
         seen[f"pods/{pod['metadata']['name']}"] = (pod["metadata"].get("labels"),
                                                    pod["status"].get("pod_ip"))
@@ -50,6 +54,12 @@ def _conditions(route: Obj) -> list[tuple[Any, ...]]:
                   for c in p.get("conditions") or [])
 
 
+def _uid(world: KubeWorld, pool: str) -> str:
+    found = world.get(*POOLS, NAMESPACE, pool)
+    assert found is not None
+    return str(found["metadata"]["uid"])
+
+
 def _route(world: KubeWorld, name: str) -> Obj:
     found = world.get(*ROUTES, NAMESPACE, name)
     assert found is not None
@@ -59,6 +69,7 @@ def _route(world: KubeWorld, name: str) -> Obj:
 def test_a_reseed_after_changes_leaves_what_a_fresh_seed_leaves(kube_world: KubeWorld) -> None:
     kube_world.reseed()
     fresh = _contents(kube_world)
+    untouched = _uid(kube_world, "llm-pool-version-2")
     assert fresh["httproutes/routes-to-llm"]["status"] == [
         ("Accepted", "True", "Accepted", True), ("ResolvedRefs", "True", "ResolvedRefs", True)]
 
@@ -78,10 +89,13 @@ def test_a_reseed_after_changes_leaves_what_a_fresh_seed_leaves(kube_world: Kube
     kube_world.put(pool)
     kube_world.core.delete_namespaced_pod(_pods(kube_world)[0]["metadata"]["name"], NAMESPACE,
                                           grace_period_seconds=0)
+    kube_world.core.delete_namespaced_service("llm-new-epp", NAMESPACE)
     assert _contents(kube_world) != fresh
 
     kube_world.reseed()
     assert _contents(kube_world) == fresh
+    # mended, not seeded afresh: what the test left alone is the object it was
+    assert _uid(kube_world, "llm-pool-version-2") == untouched
 
 
 def test_a_reseed_of_an_untouched_namespace_writes_nothing(kube_world: KubeWorld) -> None:

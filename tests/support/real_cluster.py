@@ -62,6 +62,10 @@ _KINDS: tuple[tuple[str, str, str], ...] = (
 
 Resource = tuple[str, str, str]
 _PODS: Resource = ("", "v1", "pods")
+_SERVICES: Resource = ("", "v1", "services")
+# The Services a reseed looks after: the seed's (`default` holds `kubernetes` too).
+_SEEDED_SERVICES = frozenset(o["metadata"]["name"] for o in seed_objects("demo")
+                             if o["kind"] == "Service")
 # The resources the late gateway controller watches, as `wait_quiet` names them.
 _WATCHED = ("httproutes.gateway.networking.k8s.io",
             "inferencepools.inference.networking.k8s.io",
@@ -69,9 +73,11 @@ _WATCHED = ("httproutes.gateway.networking.k8s.io",
 
 
 def _resource(obj: Obj) -> Resource | None:
-    """The seeded kind `obj` is of, or None for what a reseed keeps (namespace, services)."""
+    """The seeded kind `obj` is of, or None for what a reseed keeps (the namespace)."""
     if obj["kind"] == "Pod":
         return _PODS
+    if obj["kind"] == "Service":
+        return _SERVICES
     group, version = _split(obj)
     for resource in _KINDS:
         if resource[:2] == (group, version) and resource[2] == _PLURALS.get(obj["kind"]):
@@ -237,31 +243,35 @@ class KubeWorld:
         untouched; anything else of the seeded kinds is deleted, and each seeded object
         missing is created anew, in the seed's order. Whatever that cannot mend (an object
         that will not go) is met by seeding the whole namespace afresh."""
-        try:
-            if self._seeded is None:
-                raise LookupError("nothing recorded yet")
-            untouched = self._restore(self._seeded)
-        except (LookupError, TimeoutError):
+        untouched = False
+        if self._seeded is None:
             self._seed_afresh()
-            untouched = False
+        else:
+            try:
+                untouched = self._restore(self._seeded)
+            except TimeoutError:
+                self._seed_afresh()
         if not untouched:
             self._seeded = self._record()
 
     def _record(self) -> dict[Resource, dict[str, tuple[str, str]]]:
-        """Every object of the seeded kinds in `default`: name to (uid, resourceVersion)."""
+        """Every object of the seeded kinds in `default` (of Services, the seed's): name to
+        (uid, resourceVersion)."""
         record: dict[Resource, dict[str, tuple[str, str]]] = {}
-        for resource in (*_KINDS, _PODS):
+        for resource in (*_KINDS, _PODS, _SERVICES):
             record[resource] = {
                 item["metadata"]["name"]: (item["metadata"]["uid"],
                                            item["metadata"]["resourceVersion"])
-                for item in self._list(resource)}
+                for item in self._list(resource)
+                if resource != _SERVICES or item["metadata"]["name"] in _SEEDED_SERVICES}
         return record
 
     def _list(self, resource: Resource) -> list[Obj]:
         group, version, plural = resource
-        if resource == _PODS:
+        if group == "":
             answer = self.admin.call_api(*self.admin.param_serialize(
-                "GET", f"/api/v1/namespaces/{NAMESPACE}/pods", auth_settings=["BearerToken"]))
+                "GET", f"/api/{version}/namespaces/{NAMESPACE}/{plural}",
+                auth_settings=["BearerToken"]))
             body = answer.read()  # type: ignore[no-untyped-call]  # unannotated in the client
             return list(json.loads(body)["items"])
         return list(cast(Obj, self.objects.list_namespaced_custom_object(
@@ -284,31 +294,38 @@ class KubeWorld:
         for resource, names in changed.items():
             for name in names:
                 self._wait_deleted(resource, name)
+        kept = {resource: set(now[resource]) - changed[resource] for resource in now}
+        self._make_again(kept)
+        return False
+
+    def _make_again(self, kept: dict[Resource, set[str]]) -> None:
+        """Create, in the seed's order, each seeded object not `kept`; then wait for the
+        gateway to answer every change, the last test's and these."""
         heard: dict[str, int] = {}
-        recreated_routes: list[str] = []
+        routes: list[str] = []
         for obj in seed_objects("demo"):
             seeded_kind = _resource(obj)
             name = obj["metadata"]["name"]
-            if seeded_kind is None or (name in now[seeded_kind]
-                                       and name not in changed[seeded_kind]):
+            if seeded_kind is None or name in kept[seeded_kind]:
                 continue
             stored = self.put(obj)
             key = f"{seeded_kind[2]}.{seeded_kind[0]}"
-            heard[key] = max(heard.get(key, 0), int(stored["metadata"]["resourceVersion"]))
+            if key in _WATCHED:  # custom objects, as the server wrote them
+                written = int(stored["metadata"]["resourceVersion"])
+                heard[key] = max(heard.get(key, 0), written)
             if obj["kind"] == "HTTPRoute":
-                recreated_routes.append(name)
-        # The gateway writes route statuses late: let it answer every change before a test
-        # looks, the last test's and these.
-        self.controller.wait_quiet({k: v for k, v in heard.items() if k in _WATCHED})
-        for name in recreated_routes:
+                routes.append(name)
+        self.controller.wait_quiet(heard)
+        for name in routes:
             wait_until_settled(self.objects, NAMESPACE, name)
-        return False
 
     def _delete(self, resource: Resource, name: str) -> None:
         group, version, plural = resource
         try:
             if resource == _PODS:
                 self.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+            elif resource == _SERVICES:
+                self.core.delete_namespaced_service(name, NAMESPACE)
             else:
                 self.objects.delete_namespaced_custom_object(
                     group, version, NAMESPACE, plural, name)
