@@ -74,7 +74,7 @@ def test_a_reseed_after_changes_leaves_what_a_fresh_seed_leaves(kube_world: Kube
         ("Accepted", "True", "Accepted", True), ("ResolvedRefs", "True", "ResolvedRefs", True)]
 
     # What tests do: a weight changed, a pool deleted (the gateway answers BackendNotFound),
-    # an objective added, a label changed, a pod deleted.
+    # an objective added, a label changed, a pod and an endpoint picker's Service deleted.
     route = _route(kube_world, "routes-to-llm")
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 10
     kube_world.put(route)
