@@ -297,6 +297,7 @@ class RolloutScheduler:
                     self.service.index_due(rollouts)
                     self.sync(rollouts)
                 self.service.index_kept()
+                self.service.expire_finished()
             else:
                 self._catch_up(changes.ids)
             self._seen, self._reload_pending = changes.seq, False

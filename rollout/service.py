@@ -741,6 +741,11 @@ class RolloutService:
         self.store.index_kept({r.id: at for r in loaded
                                if r is not None and (at := r.keep_reminder_at) is not None})
 
+    def expire_finished(self) -> int:
+        """Let the records of finished rollouts written while the retention was off go after
+        it too (the store's `expire_finished`). The leader does this when it takes the lease."""
+        return self.store.expire_finished(self.clock.now())
+
     def changes_since(self, seen: int) -> Changes:
         """Which rollouts were written after write number `seen`."""
         return self.store.changes_since(seen)

@@ -345,6 +345,18 @@ return 1
 # due time (ms) and the version it was read at. Adds the due time of each rollout still
 # active, still at that version, and with none indexed: a rollout a save finished, paused or
 # otherwise moved (and took out of the index) after the caller read it is not put back.
+# A finished rollout written while the retention was off: the time to live its next write
+# would have given it, unless written since (the version it was read at) or given one.
+# KEYS: the state, its audit stream, the pool's marker; ARGV: id, version, ms.
+_EXPIRE_LATE = """
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[2] then return 0 end
+if redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return 1
+"""
+
 _INDEX_DUE = """
 for i = 1, #ARGV, 3 do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1
@@ -393,6 +405,7 @@ class RedisStore:
         self._settle = client.register_script(_SETTLE)
         self._changes = client.register_script(_CHANGES)
         self._index_due = client.register_script(_INDEX_DUE)
+        self._expire_late = client.register_script(_EXPIRE_LATE)
         self._record = client.register_script(_RECORD)
 
     @classmethod
@@ -703,6 +716,43 @@ class RedisStore:
         if ends:
             mapping = {rid: _ms(at) for rid, at in ends.items()}
             self._guard(lambda: self._r.zadd(self.key("kept"), mapping, nx=True))
+
+    def expire_finished(self, now: datetime) -> int:
+        """Give each finished rollout that has no time to live the one its next write would
+        give it (from `done_at`, at least a second): one written while the retention was 0,
+        or before it was set, is never written again, and stayed for ever. Rollouts written
+        since they were read, and states this version cannot read, are left alone. How many
+        were given one; nothing without a retention."""
+        if not self._retention_ms:
+            return 0
+        prefix = self.key("rollout", "")
+        keys = self._guard(lambda: [str(k) for k in self._r.scan_iter(
+            match=f"{prefix}*", count=1000, _type="HASH")])
+        ttls = self._guard(lambda: self._ttls(keys))
+        given = 0
+        for key, ttl in zip(keys, ttls, strict=True):
+            if ttl != -1:
+                continue
+            try:
+                r = self.get(key.removeprefix(prefix))
+            except Unreadable:
+                continue
+            if r is None or r.done_at is None:
+                continue
+            ms = max(1000, _ms(r.done_at) + self._retention_ms - _ms(now))
+            given += self._expire_one(key, r, ms)
+        return given
+
+    def _expire_one(self, key: str, r: Rollout, ms: int) -> int:
+        keys = [key, self.key("audit", r.id), self.key("pool", r.target.namespace, r.canary)]
+        return int(self._guard(lambda: self._expire_late(keys=keys,
+                                                         args=[r.id, r.version, ms])))
+
+    def _ttls(self, keys: list[str]) -> list[int]:
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.pttl(key)
+        return [int(t) for t in pipe.execute()]
 
     def unindex_kept(self, rollout_ids: list[str]) -> None:
         """Drop rollouts with no keep-period reminder to come from the keep index."""

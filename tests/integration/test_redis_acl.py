@@ -56,6 +56,11 @@ def test_the_bot_user_runs_a_whole_rollout(acl_redis: RedisServer,
         assert world.service.rollback(ref, actor=BOB).ok
         assert [e.action for e in world.service.history(ref)][-1] == "rolled_back"
         assert world.service.list_rollouts()
+        # a leader's pass over records kept without a retention (SCAN, PTTL, a script)
+        rolled_back = world.service.get(ref).id
+        later = RedisStore(world.store.client, prefix="rollout-bot", retention_seconds=3600)
+        assert later.expire_finished(world.clock.now()) >= 1
+        assert world.store.client.pttl(world.store.key("rollout", rolled_back)) > 0
         lease = LeaderLease(world.store.client, key=world.store.key("leader"), holder="a",
                             ttl_seconds=5)
         assert lease.refresh()

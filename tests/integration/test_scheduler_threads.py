@@ -232,6 +232,9 @@ class _StuckTicks:
     def index_kept(self) -> None:
         pass
 
+    def expire_finished(self) -> int:
+        return 0
+
     def due_until(self, horizon: object) -> list[str]:
         return [r.id for r in self.due]
 

@@ -16,7 +16,15 @@ from rollout.domain.plan import build_plan
 from rollout.redis_connect import connect
 from rollout.service import Ref
 from sandbox.redis_server import RedisServer
-from tests.integration.conftest import ALICE, BOB, CAROL, Cli, World, make_world
+from tests.integration.conftest import (
+    ALICE,
+    BOB,
+    CAROL,
+    Cli,
+    World,
+    make_world,
+    unique_prefix,
+)
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
 
@@ -150,3 +158,52 @@ def test_a_line_on_a_rollout_redis_does_not_know_is_kept_in_both_streams(
     assert [e.detail for e in kept.store.audit("lost-1")] == ["dropped"]
     assert kept.store.client.pttl(kept.store.key("audit", "lost-1")) == -1
     assert [e.detail for e in kept.store.global_audit(limit=1)] == ["dropped"]
+
+
+def test_records_kept_while_the_retention_was_off_go_once_it_is_set(
+        cluster: RealCluster, redis_server: RedisServer) -> None:
+    """A rollout finished while ROLLOUT_RETENTION was 0 is never written again: its record
+    would stay for ever. The leader's pass gives it the time its next write would have (from
+    when it finished), once; an active rollout, and the marker naming it, stay."""
+    prefix = unique_prefix()
+    off = make_world(cluster, redis_server.url, prefix=prefix)
+    on = make_world(cluster, redis_server.url, prefix=prefix, retention_seconds=RETENTION)
+    try:
+        finished = _start(off)
+        assert off.service.rollback(REF, actor=BOB, reason="bad answers").ok
+        off.clock.advance(DAY)
+        active = _start(off)
+        assert _ttls(off, finished) == (-1, -1, -1)
+        assert off.store.expire_finished(off.clock.now()) == 0  # no retention: nothing goes
+        assert _ttls(off, finished) == (-1, -1, -1)
+
+        on.clock.set(off.clock.now())
+        assert on.service.expire_finished() == 1
+        state, audit, marker = _ttls(on, finished)
+        assert _near(state, RETENTION - DAY) and _near(audit, RETENTION - DAY)
+        assert marker == -1  # the pool's marker names the active rollout now
+        assert _ttls(on, active) == (-1, -1, -1)
+        assert on.service.expire_finished() == 0  # given once
+        assert _near(_ttls(on, finished)[0], RETENTION - DAY)
+    finally:
+        off.store.client.close()
+        on.store.client.close()
+
+
+def test_the_pass_leaves_a_record_written_since_it_was_read_and_one_it_cannot_read(
+        kept: World) -> None:
+    """Its script acts only on the version it read (a write since gave the record its own
+    time, or made it active again), and a state of a newer version is passed by."""
+    store = kept.store
+    rollout_id = _start(kept)
+    assert kept.service.rollback(REF, actor=BOB, reason="bad answers").ok
+    key = store.key("rollout", rollout_id)
+    store.client.persist(key)
+    read = store.get(rollout_id)
+    assert read is not None
+    store.client.hset(key, "version", str(read.version + 1))  # a write since the read
+    assert store._expire_one(key, read, 60_000) == 0
+    assert store.client.pttl(key) == -1
+    store.client.hset(store.key("rollout", "newer"), mapping={"version": "1", "data": "{"})
+    assert store.expire_finished(kept.clock.now()) == 0
+    assert store.client.pttl(store.key("rollout", "newer")) == -1

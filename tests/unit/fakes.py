@@ -66,6 +66,7 @@ class FakeStore:
         self.pool_latest: dict[tuple[str, str], str] = {}
 
         self.ttls: dict[str, int] = {}
+        self.expiry_passes: list[datetime] = []
         self.release_fails = False  # Redis gone when a command closes (its last round trip)
         #: the names people's commands said they went to work, and were done, under
         self.people_began: list[str] = []
@@ -229,6 +230,11 @@ class FakeStore:
     def unindex_kept(self, rollout_ids: list[str]) -> None:
         for rid in rollout_ids:
             self.kept.pop(rid, None)
+
+    def expire_finished(self, now: datetime) -> int:
+        """The fake keeps no times to live (nor a retention): it records when it was asked."""
+        self.expiry_passes.append(now)
+        return 0
 
     def snapshot(self) -> dict[str, Any]:
         """What Redis holds now, as a replica or a snapshot would (`restore`)."""

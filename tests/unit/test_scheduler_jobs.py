@@ -485,3 +485,20 @@ def test_a_persons_step_asked_while_a_failing_tick_runs_is_not_dropped(
     service.tick = tick  # type: ignore[method-assign]
     scheduler.fire("r1")
     assert asked == ["r1", "r1"]
+
+
+def test_a_new_leader_lets_records_kept_without_a_retention_go_once() -> None:
+    """Records written while ROLLOUT_RETENTION was 0 are never written again: the leader
+    asks the store to give them their time to live when it takes the lease, not at every
+    sweep (the store's side: tests/integration/test_store_retention.py)."""
+    service, store, _target, clock = _world()
+    jobs = background_scheduler()
+    jobs.start(paused=True)
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs)
+    try:
+        scheduler.sweep()
+        scheduler.sweep()
+        assert store.expiry_passes == [clock.now()]
+    finally:
+        jobs.shutdown(wait=False)

@@ -78,6 +78,9 @@ class _Ticks:
     def index_kept(self) -> None:
         pass
 
+    def expire_finished(self) -> int:
+        return 0
+
     def due_until(self, horizon: object) -> list[str]:
         return []
 
