@@ -341,10 +341,6 @@ end
 return 1
 """
 
-# KEYS: due zset, active set, then each rollout's state hash. ARGV: triples of rollout id,
-# due time (ms) and the version it was read at. Adds the due time of each rollout still
-# active, still at that version, and with none indexed: a rollout a save finished, paused or
-# otherwise moved (and took out of the index) after the caller read it is not put back.
 # A finished rollout written while the retention was off: the time to live its next write
 # would have given it, unless written since (the version it was read at) or given one.
 # KEYS: the state, its audit stream, the pool's marker; ARGV: id, version, ms.
@@ -357,6 +353,10 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('PEXPIRE', KEYS[3], ARG
 return 1
 """
 
+# KEYS: due zset, active set, then each rollout's state hash. ARGV: triples of rollout id,
+# due time (ms) and the version it was read at. Adds the due time of each rollout still
+# active, still at that version, and with none indexed: a rollout a save finished, paused or
+# otherwise moved (and took out of the index) after the caller read it is not put back.
 _INDEX_DUE = """
 for i = 1, #ARGV, 3 do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1
