@@ -112,6 +112,10 @@ class RolloutScheduler:
         #: the changes since the last term's sweep (the rollouts not written since went
         #: without a job, a drift watch and an analysis for the whole term)
         self._reload_pending = True
+        #: a full reload asks the analysis job's housekeeping for one retention pass
+        #: (`_expire`): off the sweep, whose lease renewal and ticks a scan of a Redis shared
+        #: with millions of other keys would hold up for seconds; set again when a pass fails
+        self._expiry_pending = threading.Event()
         self._stopping = False
         #: the active rollouts as of write number `_seen`, kept current by the change index
         self._active: dict[str, Rollout] = {}
@@ -297,7 +301,7 @@ class RolloutScheduler:
                     self.service.index_due(rollouts)
                     self.sync(rollouts)
                 self.service.index_kept()
-                self.service.expire_finished()
+                self._expiry_pending.set()
             else:
                 self._catch_up(changes.ids)
             self._seen, self._reload_pending = changes.seq, False
@@ -492,8 +496,9 @@ class RolloutScheduler:
                 log.exception("checking %s against the cluster failed", r.id)
 
     def analyse(self) -> None:
-        """As leader, remind of keep periods that ended, then run each active rollout's
-        canary analysis where a run is due; the service decides and acts (roll back, pause,
+        """As leader, the housekeeping (the retention pass a full reload asked for, the
+        reminders of keep periods that ended), then each active rollout's canary analysis
+        where a run is due; the service decides and acts (roll back, pause,
         or move on once it passed)."""
         with self.beat.running(ANALYSIS_JOB):
             self._analyse()
@@ -501,6 +506,7 @@ class RolloutScheduler:
     def _analyse(self) -> None:
         if self._halted or not self.lease.is_leader:
             return
+        self._expire()
         try:
             self.service.remind_kept()
         except RolloutError as exc:
@@ -526,6 +532,28 @@ class RolloutScheduler:
                 continue
             if outcome is not None and outcome.events:
                 log.info("analysis %s: %s", cached.id, outcome.message)
+
+    def _expire(self) -> None:
+        """The retention pass a full reload asked for (`_expiry_pending`), once; a pass that
+        fails is tried again at the next run."""
+        if not self._expiry_pending.is_set():
+            return
+        self._expiry_pending.clear()  # before the pass: a reload meanwhile asks for another
+        try:
+            given = self.service.expire_finished()
+        except RolloutError as exc:
+            self._expiry_pending.set()
+            log.warning("could not give finished rollouts their time to live: %s (the next "
+                        "run retries)", exc)
+            return
+        except Exception:  # the pass's bug must not stop every rollout's analysis
+            self._expiry_pending.set()
+            log.exception("giving finished rollouts their time to live failed (the next run "
+                          "retries)")
+            return
+        if given:
+            log.info("gave %d finished rollouts kept without a retention their time to live",
+                     given)
 
     def sync(self, rollouts: list[Rollout]) -> None:
         """Keep `rollouts`, a full read of the active ones (`_reloaded`), and make the jobs

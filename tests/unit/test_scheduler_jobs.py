@@ -490,7 +490,9 @@ def test_a_persons_step_asked_while_a_failing_tick_runs_is_not_dropped(
 def test_a_new_leader_lets_records_kept_without_a_retention_go_once() -> None:
     """Records written while ROLLOUT_RETENTION was 0 are never written again: the leader
     asks the store to give them their time to live when it takes the lease, not at every
-    sweep (the store's side: tests/integration/test_store_retention.py)."""
+    sweep, and in the analysis job's housekeeping, not in the sweep: a scan of a Redis
+    shared with other keys must not hold up the lease's renewal and the ticks (the store's
+    side: tests/integration/test_store_retention.py)."""
     service, store, _target, clock = _world()
     jobs = background_scheduler()
     jobs.start(paused=True)
@@ -499,6 +501,37 @@ def test_a_new_leader_lets_records_kept_without_a_retention_go_once() -> None:
     try:
         scheduler.sweep()
         scheduler.sweep()
+        assert store.expiry_passes == []  # the sweep only asks
+        scheduler.analyse()
+        scheduler.analyse()
+        assert store.expiry_passes == [clock.now()]
+    finally:
+        jobs.shutdown(wait=False)
+
+
+def test_a_retention_pass_that_fails_is_tried_again_at_the_next_analysis() -> None:
+    service, store, _target, clock = _world()
+    jobs = background_scheduler()
+    jobs.start(paused=True)
+    scheduler = RolloutScheduler(service=service, lease=_HeldLease(),  # type: ignore[arg-type]
+                                 scheduler=jobs)
+    failures = iter([StoreUnavailable("Redis did not answer"), RuntimeError("a bug")])
+    passes = store.expire_finished
+
+    def expire_finished(now: datetime) -> int:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return passes(now)
+
+    store.expire_finished = expire_finished  # type: ignore[method-assign]
+    try:
+        scheduler.sweep()
+        scheduler.analyse()  # Redis did not answer
+        scheduler.analyse()  # the pass's own bug: logged, the analysis goes on
+        assert store.expiry_passes == []
+        scheduler.analyse()
+        scheduler.analyse()
         assert store.expiry_passes == [clock.now()]
     finally:
         jobs.shutdown(wait=False)
