@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError, require_for_serve
 from handlers.commands import Verb
 from tests.support.manifests import env_file, find, kustomize, pod_spec, redis_acl
 
@@ -53,21 +53,27 @@ def test_every_setting_is_in_config_env_or_named_with_where_it_comes_from() -> N
 
 
 def test_config_env_ships_the_bots_own_defaults() -> None:
-    """All but the approver group, a placeholder to replace (`serve` needs an approver)."""
+    """Every one, the approvers included: none (a placeholder group would have started a bot
+    nobody can approve in)."""
     shipped = Settings(**{k.lower(): v for k, v in env_file("config.env").items()})  # type: ignore[arg-type]
     for name in env_file("config.env"):
         field = name.lower()
-        if field == "rollout_approver_groups":
-            continue
         default = Settings.model_fields[field].get_default(call_default_factory=True)
         assert getattr(shipped, field) == default, name
 
 
-def test_the_shipped_config_parses() -> None:
+def test_the_shipped_config_starts_nothing_until_an_approver_is_named() -> None:
+    """The base as shipped parses, and `serve` refuses it, naming both variables, until the
+    install names an approver, as the chart refuses to render without one."""
     env = {k.lower(): v for k, v in {**env_file("config.env"),
                                       **env_file("secret.env")}.items()}
     settings = Settings(**env)  # type: ignore[arg-type]
-    assert settings.approvers_configured
+    with pytest.raises(SettingsError) as refused:
+        require_for_serve(settings, socket_mode=False)
+    assert "ROLLOUT_APPROVERS" in str(refused.value)
+    assert "ROLLOUT_APPROVER_GROUPS" in str(refused.value)
+    named = Settings(**{**env, "rollout_approver_groups": "S0REVIEWERS"})  # type: ignore[arg-type]
+    require_for_serve(named, socket_mode=False)
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
