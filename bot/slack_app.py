@@ -8,7 +8,9 @@ ack path.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from slack_bolt import App
@@ -40,6 +42,22 @@ def web_client(settings: Settings) -> WebClient:
         client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
     client.retry_handlers.append(CappedRateLimitRetry(max_retry_count=3))
     return client
+
+
+@contextlib.contextmanager
+def _wiring_notices_dropped(bolt_log: logging.Logger) -> Iterator[None]:
+    """Bolt warns at every start, while it builds the app, that the token is unused and
+    will be ignored: it reads SLACK_BOT_TOKEN from the environment by itself, and the bot
+    gives the token through its own client and `authorize` on purpose. True of Bolt's own
+    token, alarming and false to an operator reading the log; its notices about how the
+    app is wired (the bot's code, not a setting) are dropped while it is built, its errors
+    kept."""
+    was = bolt_log.level
+    bolt_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        bolt_log.setLevel(was)
 
 
 def build_authorizer(settings: Settings, *, container: Container,
@@ -77,16 +95,18 @@ def build_app(
                                team_id=kwargs.get("team_id"), bot_token=token,
                                user_id=kwargs.get("user_id"))
 
-    app = App(
-        name="rollout-bot",
-        signing_secret=settings.slack_signing_secret,
-        client=web_client,
-        authorize=authorize,
-        token_verification_enabled=False,
-        request_verification_enabled=not socket_mode,
-        logger=logging.getLogger("rollout-bot.bolt"),
-        process_before_response=True,
-    )
+    bolt_log = logging.getLogger("rollout-bot.bolt")
+    with _wiring_notices_dropped(bolt_log):
+        app = App(
+            name="rollout-bot",
+            signing_secret=settings.slack_signing_secret,
+            client=web_client,
+            authorize=authorize,
+            token_verification_enabled=False,
+            request_verification_enabled=not socket_mode,
+            logger=bolt_log,
+            process_before_response=True,
+        )
     cards = build_publisher(container, client=web_client, telemetry=telemetry)
     container.listeners.append(cards)
     edge = SlackEdge(
