@@ -94,7 +94,10 @@ class PrometheusServer:
                 "--storage.tsdb.retention.time=1d", *self._web_config()]
         # a file, not a pipe: nobody drains a pipe during a long demo, and a full one blocks
         with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+            # its own process group, as the embedded Redis (a terminal's Ctrl-C is the
+            # sandbox's to handle: it stops this server last)
+            self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
+                                          process_group=0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -74,7 +74,11 @@ class RedisServer:
             "--dir", str(self.data_dir), "--daemonize", "no", "--loglevel", "warning",
             "--protected-mode", "yes", "--logfile", str(self._log),
         ]
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # a process group of its own: a terminal's Ctrl-C reaches the whole foreground group,
+        # and Redis exited at once, before the demo's graceful stop could save and give the
+        # leader lease back; its owner stops it (`stop`, `kill`)
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      process_group=0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

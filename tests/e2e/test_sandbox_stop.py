@@ -35,7 +35,8 @@ class RunningSandbox:
                 [sys.executable, "-m", "bot", "sandbox", "--no-browser",
                  "--port", str(free_port())],
                 cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                stdout=subprocess.PIPE, stderr=sink, text=True)
+                stdout=subprocess.PIPE, stderr=sink, text=True,
+                start_new_session=True)  # a group of its own, as in a terminal
         self.ports: dict[str, int] = {}
         self._read_until(self._banner_line)
 
@@ -72,6 +73,10 @@ class RunningSandbox:
 
     def sigterm(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
+
+    def ctrl_c(self) -> None:
+        """As a terminal's Ctrl-C: SIGINT to every process of its foreground group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
 
     def stopping(self) -> None:
         """Wait until it says it is stopping: the first signal was taken."""
@@ -126,6 +131,17 @@ def test_one_sigterm_stops_the_sandbox_and_its_processes(
     assert box.exit_code() == 0
     assert time.monotonic() - began < 30
     _all_gone(box.ports)
+
+
+def test_ctrl_c_in_a_terminal_stops_the_sandbox_before_its_redis(
+        start: Callable[..., RunningSandbox]) -> None:
+    """The terminal signals the whole group: Redis and Prometheus, in the same group, exited
+    at once, and the sandbox's graceful stop found no Redis to give the lease back to."""
+    box = start()
+    box.ctrl_c()
+    assert box.exit_code() == 0
+    _all_gone(box.ports)
+    assert "could not release the leader lease" not in box.log.read_text()
 
 
 def test_a_second_sigterm_while_redis_holds_the_stop_ends_it_at_once(
