@@ -8,7 +8,7 @@ asks `blocks` before it acts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -27,8 +27,14 @@ class Freeze(BaseModel):
 
     def describe(self) -> str:
         why = f": {self.reason}" if self.reason else ""
-        when = f" since {self.since.isoformat(timespec='seconds')}" if self.since else ""
+        when = f" since {_in_utc(self.since):%Y-%m-%d %H:%M:%S} UTC" if self.since else ""
         return f"frozen by {self.by}{when}{why}"
+
+
+def _in_utc(at: datetime) -> datetime:
+    """A time as the bot says every time, in UTC: a record set by hand may carry another
+    offset, or none (taken as UTC, as the bot writes)."""
+    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def freeze_of(record: str | bytes, *, where: str) -> Freeze:

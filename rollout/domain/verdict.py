@@ -335,7 +335,7 @@ class StepAnalysis(Frozen):
         if latest is None:
             when = self.next_due(spec)
             return Verdict(outcome=Outcome.PENDING, action=Action.WAIT,
-                           reason=f"warming up: first run at {when.isoformat()}")
+                           reason=f"warming up: first run at {when:%H:%M:%S} UTC")
         if self.inconclusive_since is not None:
             return self._stalled(spec, now, latest)
         failing = latest.failing
@@ -364,8 +364,8 @@ class StepAnalysis(Frozen):
                            split=latest.split,
                            reason=f"{self.passes_in_row} of {spec.passes_required} passing "
                                   "runs, after inconclusive ones since "
-                                  f"{self.inconclusive_since.isoformat()} (a pause after "
-                                  f"{_span(limit)} without a verdict)")
+                                  f"{self.inconclusive_since:%Y-%m-%d %H:%M:%S} UTC (a pause "
+                                  f"after {_span(limit)} without a verdict)")
         return Verdict(outcome=Outcome.INCONCLUSIVE, action=Action.WAIT, latest=latest,
                        split=latest.split, reason=f"inconclusive, waiting: {reason}")
 

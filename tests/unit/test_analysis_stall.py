@@ -64,7 +64,7 @@ def test_the_timeout_is_reached_on_a_pass_short_of_passes_required_too() -> None
 def test_a_pass_short_of_passes_required_says_the_clock_runs() -> None:
     clock = ManualClock()
     state, verdicts = _fold(["few", "pass"], clock)
-    since = (clock.now() - timedelta(minutes=1)).isoformat()
+    since = f"{clock.now() - timedelta(minutes=1):%Y-%m-%d %H:%M:%S} UTC"
     assert (verdicts[-1].outcome, verdicts[-1].action) == (Outcome.PENDING, Action.WAIT)
     assert verdicts[-1].reason == (f"1 of 2 passing runs, after inconclusive ones since "
                                    f"{since} (a pause after 10m without a verdict)")

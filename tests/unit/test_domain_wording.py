@@ -34,11 +34,11 @@ def _said(call: object, error: type[Exception]) -> str:
 def test_the_freeze_s_refusals_in_full() -> None:
     frozen = Freeze(by="U_ALICE", reason="incident 42", since=T0)
     assert blocks(frozen, Action.START) == (
-        "Rollouts are frozen by U_ALICE since 2026-11-26T05:00:00+00:00: incident 42. New "
+        "Rollouts are frozen by U_ALICE since 2026-11-26 05:00:00 UTC: incident 42. New "
         "rollouts wait until an approver runs unfreeze; rollback and pause still work.")
     quiet = Freeze(by="U_ALICE", since=T0)
     assert blocks(quiet, Action.STEP_UP) == (
-        "Rollouts are frozen by U_ALICE since 2026-11-26T05:00:00+00:00. Step-ups wait until an "
+        "Rollouts are frozen by U_ALICE since 2026-11-26 05:00:00 UTC. Step-ups wait until an "
         "approver runs unfreeze; rollback and pause still work.")
     assert _said(lambda: check_blocked(quiet, Action.START), Refused).startswith(
         "Rollouts are frozen by U_ALICE")

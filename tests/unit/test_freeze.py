@@ -37,7 +37,7 @@ def test_only_approvers_freeze_and_unfreeze(call: object) -> None:
 
 
 def test_freezing_twice_or_unfreezing_nothing_is_a_clear_conflict() -> None:
-    with pytest.raises(Conflict, match="already frozen by U_ALICE since 2026-11-26T05:00:00"):
+    with pytest.raises(Conflict, match="already frozen by U_ALICE since 2026-11-26 05:00:00 UTC"):
         freeze(FROZEN, actor="U_BOB", is_approver=True, reason="", now=T0)
     with pytest.raises(Conflict, match="not frozen"):
         unfreeze(None, is_approver=True)
@@ -91,3 +91,13 @@ def test_a_record_this_version_cannot_read_still_freezes(record: str | bytes) ->
         "Rollouts are frozen by a record the bot cannot read: ")
     assert blocks(read, Action.ROLLBACK) == ""
     assert unfreeze(read, is_approver=True) == read
+
+
+@pytest.mark.parametrize("since", ["2026-11-26T07:00:00+02:00", "2026-11-26T05:00:00"])
+def test_a_freeze_says_its_time_as_the_bot_says_every_time(since: str) -> None:
+    """In UTC with its zone named, whatever offset a record set by hand in an incident
+    carries (none: UTC, as the bot writes): an ISO stamp with `+02:00` in a Slack line reads
+    as another hour."""
+    record = f'{{"by": "U_ALICE", "reason": "incident 42", "since": "{since}"}}'
+    assert freeze_of(record, where="the freeze key").describe() == (
+        "frozen by U_ALICE since 2026-11-26 05:00:00 UTC: incident 42")

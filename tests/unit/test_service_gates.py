@@ -320,7 +320,7 @@ def test_a_freeze_is_told_on_every_active_rollouts_card_with_its_reason() -> Non
     heard: list[object] = []
     w.service.options.listeners.append(heard.append)
     out = w.service.freeze(actor=CAROL, reason="incident 7")
-    since = "since 2026-01-01T12:00:00+00:00"
+    since = "since 2026-01-01 12:00:00 UTC"
     assert out.message == (f"Rollouts are frozen by cli:carol {since}: incident 7. New starts and "
                            "step-ups wait until an approver runs unfreeze (1 active rollout "
                            "held); rollback and pause still work.")

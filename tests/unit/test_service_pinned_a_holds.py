@@ -13,7 +13,7 @@ from tests.unit.facts_builders import CANARY, STABLE, pods, pool, world
 from tests.unit.test_service_gates import World as GatesWorld
 
 REF = Ref(canary=CANARY)
-FROZEN = ("Not applied: Rollouts are frozen by bob since 2026-01-01T13:00:00+00:00: incident 42. "
+FROZEN = ("Not applied: Rollouts are frozen by bob since 2026-01-01 13:00:00 UTC: incident 42. "
           "Step-ups wait until an approver runs unfreeze; rollback and pause still work.")
 
 

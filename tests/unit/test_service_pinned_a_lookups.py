@@ -130,6 +130,6 @@ def test_a_freeze_with_no_active_rollout_says_none_is_held() -> None:
     service, _ = _service(_target(Pair(stable=100, canary=0), None))
     out = service.freeze(actor=BOB, reason="incident 42")
     assert out.message == (
-        "Rollouts are frozen by bob since 2026-01-01T12:00:00+00:00: incident 42. New starts "
+        "Rollouts are frozen by bob since 2026-01-01 12:00:00 UTC: incident 42. New starts "
         "and step-ups wait until an approver runs unfreeze (0 active rollouts held); "
         "rollback and pause still work.")

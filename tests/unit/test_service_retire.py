@@ -337,7 +337,7 @@ def test_a_plan_approved_during_a_freeze_is_answered_with_the_freeze() -> None:
     approved = w.service.approve_plan(REF, actor=BOB)
     assert approved.ok and approved.message.endswith(
         "applies once the freeze is lifted (rollouts are frozen by carol since "
-        "2026-01-01T12:00:00+00:00: incident 42).")
+        "2026-01-01 12:00:00 UTC: incident 42).")
 
 
 def test_a_plan_approved_with_no_freeze_says_its_first_step_applies_now() -> None:

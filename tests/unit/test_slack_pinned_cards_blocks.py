@@ -304,7 +304,7 @@ def test_analysis_is_a_section_and_a_held_step_waits_for_it() -> None:
     r = machine.approve(r, actor=BOB, now=T0).rollout
     blocks = render_card(r, now=T0).blocks
     assert blocks[4] == _section(":bar_chart: *Canary analysis `quick` of step 1: pending "
-                                 "(warming up: first run at 2026-01-01T12:01:30+00:00)*")
+                                 "(warming up: first run at 12:01:30 UTC)*")
     assert ("Next: step 2 (50%) opens for approval at <!date^1767268920^{time} ({ago})|"
             "12:02:00 UTC>, once the canary analysis of step 1 has passed") in _contexts(r, T0)
 

@@ -61,7 +61,7 @@ def test_a_passed_analysis_shows_each_check_and_the_split() -> None:
 
 def test_a_warming_analysis_shows_only_its_headline() -> None:
     assert _lines(_baking().at(1)) == [
-        f"{HEAD} of step 1: pending (warming up: first run at 2026-01-01T12:01:30+00:00)"]
+        f"{HEAD} of step 1: pending (warming up: first run at 12:01:30 UTC)"]
 
 
 def test_a_failed_check_shows_its_values_without_its_reason() -> None:

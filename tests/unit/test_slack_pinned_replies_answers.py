@@ -18,7 +18,7 @@ from tests.unit.test_service_analysis import CANARY, REF, World
 NOW = T0 + timedelta(seconds=1)
 RID = "llm-pool-version-2-x-abc123"
 FROZEN = Freeze(by="carol", reason="incident 42", since=T0)
-FROZEN_LINE = (":snowflake: Rollouts are frozen by carol since 2026-01-01T12:00:00+00:00: "
+FROZEN_LINE = (":snowflake: Rollouts are frozen by carol since 2026-01-01 12:00:00 UTC: "
                "incident 42")
 ROUTE = "HTTPRoute default/routes-to-llm rule 0"
 
