@@ -14,6 +14,7 @@ import getpass
 import importlib.util
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -517,7 +518,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         print(verb_help, file=out, end="")
         return EXIT_OK
     if unrecognized:  # as parse_args refuses them
-        parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
+        parser.error(f"unrecognized arguments: {' '.join(unrecognized)}"
+                     + _reason_hint(args, unrecognized))
     if args.command == "serve":
         return _errors(lambda: _serve(args), err)
     if args.command in ("sandbox", "emulator") and importlib.util.find_spec("sandbox") is None:
@@ -540,6 +542,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     if args.command in RECOVERY:
         return _errors(lambda: run_recovery(args, out, err), err)
     return _errors(lambda: run_operation(args, out, err, sleep), err)
+
+
+def _reason_hint(args: argparse.Namespace, unrecognized: list[str]) -> str:
+    """Slack takes a reason as the words after the pool (`/rollout POOL rollback too
+    slow`); the CLI takes it in `--reason`, and one who typed it as in Slack is told so.
+    Refused all the same: stray words are not taken for a reason the audit keeps."""
+    if not hasattr(args, "reason") or args.reason \
+            or any(word.startswith("-") for word in unrecognized):
+        return ""
+    return f"; a reason goes in --reason: --reason {shlex.quote(' '.join(unrecognized))}"
 
 
 def _verb_help(args: argparse.Namespace, unrecognized: list[str]) -> str | None:

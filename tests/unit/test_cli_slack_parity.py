@@ -138,16 +138,20 @@ def test_help_after_a_verb_answers_the_verbs_help_as_slack_does(
     assert text.startswith(f"usage: rollout-bot {verb} ") and "refused" not in text
 
 
-@pytest.mark.parametrize(("argv", "words"), [
-    (["freeze", "now"], "now"), (["rollback", POOL, "help", "me"], "help me"),
+@pytest.mark.parametrize(("argv", "said"), [
+    (["freeze", "now"], "now; a reason goes in --reason: --reason now"),
+    (["rollback", POOL, "help", "me"], "help me; a reason goes in --reason: --reason 'help me'"),
     (["unfreeze", "help", "me"], "help me"),
+    (["rollback", POOL, "--reason", "slow", "too"], "too"),  # a reason given: a stray word
+    (["pause", POOL, "it's", "--verbatim"], "it's --verbatim"),
 ])
 def test_words_after_a_verb_other_than_help_alone_are_still_refused(
-        argv: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+        argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused, and where the verb takes a reason Slack reads from the words after the
+    pool, told where the CLI takes it (quoted for the shell)."""
     code, text = _cli(argv, capsys)
     assert code == EXIT_REFUSED
-    assert text == ("error: unrecognized arguments: "
-                    f"{words} (see `rollout-bot --help`)\n")
+    assert text == f"error: unrecognized arguments: {said} (see `rollout-bot --help`)\n"
 
 
 def test_watch_and_json_are_not_taken_together(capsys: pytest.CaptureFixture[str]) -> None:
