@@ -48,10 +48,10 @@ def web_client(settings: Settings) -> WebClient:
 def _wiring_notices_dropped(bolt_log: logging.Logger) -> Iterator[None]:
     """Bolt warns at every start, while it builds the app, that the token is unused and
     will be ignored: it reads SLACK_BOT_TOKEN from the environment by itself, and the bot
-    gives the token through its own client and `authorize` on purpose. True of Bolt's own
-    token, alarming and false to an operator reading the log; its notices about how the
-    app is wired (the bot's code, not a setting) are dropped while it is built, its errors
-    kept."""
+    gives the token through its own client and `authorize` on purpose. That is true of
+    Bolt's own copy only; an operator reading the log learns that the token is ignored,
+    which it is not. These notices are about the bot's code, not a setting: dropped while
+    the app is built, Bolt's errors kept."""
     was = bolt_log.level
     bolt_log.setLevel(logging.ERROR)
     try:
