@@ -33,8 +33,8 @@ class Freeze(BaseModel):
 
 def _in_utc(at: datetime) -> datetime:
     """A time as the bot says every time, in UTC: a record set by hand may carry another
-    offset, or none (taken as UTC, as the bot writes)."""
-    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    offset, or none (taken as UTC, as the bot writes; never as the host's local time)."""
+    return at.astimezone(UTC) if at.tzinfo is not None else at
 
 
 def freeze_of(record: str | bytes, *, where: str) -> Freeze:

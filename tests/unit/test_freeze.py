@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -93,11 +95,22 @@ def test_a_record_this_version_cannot_read_still_freezes(record: str | bytes) ->
     assert unfreeze(read, is_approver=True) == read
 
 
+@pytest.fixture
+def local_time_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's local time nine hours ahead of UTC, for one test."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize("since", ["2026-11-26T07:00:00+02:00", "2026-11-26T05:00:00"])
+@pytest.mark.usefixtures("local_time_not_utc")
 def test_a_freeze_says_its_time_as_the_bot_says_every_time(since: str) -> None:
     """In UTC with its zone named, whatever offset a record set by hand in an incident
-    carries (none: UTC, as the bot writes): an ISO stamp with `+02:00` in a Slack line reads
-    as another hour."""
+    carries (none: UTC, as the bot writes, not the host's local time): an ISO stamp with
+    `+02:00` in a Slack line reads as another hour."""
     record = f'{{"by": "U_ALICE", "reason": "incident 42", "since": "{since}"}}'
     assert freeze_of(record, where="the freeze key").describe() == (
         "frozen by U_ALICE since 2026-11-26 05:00:00 UTC: incident 42")
