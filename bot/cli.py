@@ -397,7 +397,7 @@ def _scheduler(args: argparse.Namespace) -> int:
     _server_logging()
     container = build(_settings_from(args), watch=True)
     try:
-        run_scheduler_forever(container, port=args.port)
+        run_scheduler_forever(container, port=args.port, version=_version())
     finally:
         container.close()
     return EXIT_OK

@@ -82,12 +82,14 @@ class SchedulerWeb:
             self.container.listeners.remove(self.metrics.observe_outcome)
 
 
-def run_scheduler_forever(container: Container, *, port: int | None = None) -> None:
+def run_scheduler_forever(container: Container, *, port: int | None = None,
+                          version: str = "") -> None:
     """The scheduler alone, in the foreground, until SIGINT or SIGTERM (then stopped within
     ROLLOUT_STOP_TIMEOUT, a second signal ending the process at once); with `port`, its
     health and metrics on that port. With SLACK_BOT_TOKEN its changes (an automatic step, a
     reminder, a drift pause) update the cards, as under `serve`; without it, it says so once
-    at start."""
+    at start. Its start and stop are JSON lines as `serve`'s are (`startup` names the
+    replica's leader-lease holder), so that a log store reads every line it writes."""
     from bot.card_updates import scheduler_cards
 
     warn_if_redis_may_evict(container)
@@ -100,9 +102,15 @@ def run_scheduler_forever(container: Container, *, port: int | None = None) -> N
         web.start()
     stop = stop_on_signals()
     scheduler.start()
-    print(f"scheduler running as {scheduler.lease.holder}", flush=True)
+    settings = container.settings
+    log.info("scheduler started", extra={
+        "event": "startup", "version": version, "holder": scheduler.lease.holder,
+        "port": port, "namespace": settings.rollout_namespace,
+        "log_level": settings.log_level})
     try:
         wait_until(stop)
+        log.info("scheduler stopping", extra={
+            "event": "shutdown", "deadline_seconds": settings.rollout_stop_timeout})
     finally:
         steps: list[Step] = [("scheduler", lambda _: scheduler.stop())]
         if web is not None:

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ from sandbox.slack import Message, SlackFault
 from tests.e2e.conftest import CANARY, CHANNEL, TOKEN, World, start_rollout
 from tests.e2e.test_slack_server import _get
 from tests.support.polling import eventually
+from tests.support.server_log import ServerLog
 
 REF = Ref(namespace="default", canary=CANARY)
 NOTIFY = "C0OTHER"
@@ -196,15 +198,16 @@ class SchedulerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "scheduler", "--kubeconfig", str(settings.kubeconfig),
              "--redis-url", settings.redis_url, *(["--port", str(port)] if port else [])],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        assert "scheduler running as" in self.proc.stdout.readline()
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        self.log = ServerLog(self.proc.stderr)
+        self.log.wait_started()
 
-    def stop(self) -> list[dict[str, object]]:
+    def stop(self) -> list[dict[str, Any]]:
         """Stop it and return its log lines."""
         self.proc.terminate()
-        _, err = self.proc.communicate(timeout=20)
-        return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        self.proc.wait(timeout=20)
+        return self.log.entries()
 
 
 @pytest.fixture
@@ -331,4 +334,4 @@ def test_a_scheduler_whose_port_is_taken_says_so_and_exits(world: World) -> None
             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == EXIT_REFUSED
     assert f"error: cannot listen on 0.0.0.0:{port}: Address already in use" in done.stderr
-    assert "scheduler running as" not in done.stdout
+    assert '"event": "startup"' not in done.stderr

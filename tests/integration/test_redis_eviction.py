@@ -15,6 +15,7 @@ import redis
 from rollout.adapters.redis_eviction import eviction_warning
 from sandbox.redis_server import RedisServer
 from tests.support.real_cluster import RealCluster
+from tests.support.server_log import ServerLog
 
 PASSWORD = "5b1e0c7d9a2f48e6b3c1d0a9f8e7d6c5"
 
@@ -86,13 +87,14 @@ def test_the_scheduler_process_says_it_at_start(admin: redis.Redis, server: Redi
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "scheduler", "--kubeconfig", str(kubeconfig),
          "--redis-url", f"redis://127.0.0.1:{server.port}/0"],
-        env={**os.environ, "ROLLOUT_KEY_PREFIX": "eviction"}, stdout=subprocess.PIPE,
+        env={**os.environ, "ROLLOUT_KEY_PREFIX": "eviction"}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    log = ServerLog(proc.stderr)
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("scheduler running as")
+        log.wait_started()
     finally:
         proc.terminate()
-        _, logs = proc.communicate(timeout=20)
-    said = [line for line in logs.splitlines() if "redis_may_evict" in line]
-    assert len(said) == 1 and "allkeys-lru" in said[0], logs
+        proc.wait(timeout=20)
+    said = [line for line in log.entries() if line.get("event") == "redis_may_evict"]
+    assert len(said) == 1 and "allkeys-lru" in said[0]["message"], log.lines

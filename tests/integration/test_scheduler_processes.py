@@ -23,6 +23,7 @@ from tests.integration.conftest import ALICE, BOB, World, make_world
 from tests.support import weight_writes
 from tests.support.kube_api import close_api
 from tests.support.real_cluster import RealCluster
+from tests.support.server_log import ServerLog
 
 POOL = "llm-pool-version-2"
 REF = Ref(canary=POOL)
@@ -36,11 +37,10 @@ class Replica:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "scheduler", "--kubeconfig", str(kubeconfig),
              "--redis-url", redis_url],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # "scheduler running as host:pid:hex"
-        self.holder = line.strip().rsplit(" ", 1)[-1]
+        assert self.proc.stderr is not None
+        self.holder = str(ServerLog(self.proc.stderr).wait_started()["holder"])
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
