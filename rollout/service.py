@@ -743,7 +743,8 @@ class RolloutService:
 
     def expire_finished(self) -> int:
         """Let the records of finished rollouts written while the retention was off go after
-        it too (the store's `expire_finished`). The leader does this when it takes the lease."""
+        it too (the store's `expire_finished`). The leader's analysis job does this once after
+        each full reload (a takeover), off the sweep."""
         return self.store.expire_finished(self.clock.now())
 
     def changes_since(self, seen: int) -> Changes:
