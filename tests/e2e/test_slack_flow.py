@@ -259,6 +259,8 @@ def test_roll_back_opens_and_lands_while_every_worker_is_taken(world: World) -> 
     def hold() -> None:
         release.wait(30)
 
+    # the start's own work done first: a place it freed after the filling took the status
+    eventually(lambda: world.bot.workers.busy == 0, message="the start's work done")
     while world.bot.workers.submit(hold):
         pass  # every place taken
     try:
