@@ -287,9 +287,14 @@ def test_a_scheduler_with_a_port_serves_its_health_and_metrics(
     _auto_rollout(world)
     eventually(lambda: world.rollout().phase is Phase.COMPLETED, timeout=30,
                message="the scheduler completes the plan")
-    metrics = _get(base + "/metrics")[1]
-    for line in ("rollout_bot_steps_applied_total 3.0",  # the three automatic steps, its own
-                 'rollout_bot_rollouts{phase="completed"} 1.0',
+    # the three automatic steps, its own: counted once each step's save is emitted, just
+    # after Redis shows it (the last one may come a moment after the rollout reads completed)
+    def counted() -> str | None:
+        scraped = _get(base + "/metrics")[1]
+        return scraped if "rollout_bot_steps_applied_total 3.0" in scraped else None
+
+    metrics = eventually(counted, message="its three steps counted")
+    for line in ('rollout_bot_rollouts{phase="completed"} 1.0',
                  'rollout_bot_dependency_up{dependency="redis"} 1.0',
                  "rollout_bot_scheduler_tick_window 32.0",
                  "rollout_bot_scheduler_throttles_total 0.0",
