@@ -50,6 +50,7 @@ from rollout.domain.errors import (
     NeedsOperator,
     NotFound,
     NotReady,
+    NotYet,
     Refused,
     RolloutError,
     StaleView,
@@ -837,10 +838,13 @@ class RolloutService:
                 base = found.rollout if found is not None else current
                 try:
                     decision = decide(base, self.clock.now())
-                except Refused:
+                except Refused as refused:
                     if found is not None:  # a drift pause found on the way is kept and shown
                         assert current is not None
                         outcome = self._save(current.version, found, hold)
+                    frozen = freezes.also_holds(opening.freeze)
+                    if isinstance(refused, NotYet) and frozen:
+                        raise NotYet(f"{refused}{frozen}") from refused
                     raise
                 try:
                     outcome = self._carry_out(current, found, decision, hold, actor)

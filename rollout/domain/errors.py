@@ -31,6 +31,11 @@ class Conflict(Refused):
     """The request collides with current state (an active rollout, a phase that forbids it)."""
 
 
+class NotYet(Conflict):
+    """The step cannot be approved yet: its bake or its canary analysis has to end first.
+    Time or a passing run brings it; the refusal says when, and what holds it after that."""
+
+
 class NotReady(Refused):
     """The cluster is not ready for what was asked (a preflight gate, a freeze); the message
     lists each problem and what to do about it."""

@@ -69,6 +69,16 @@ def blocks(freeze: Freeze | None, action: Action) -> str:
             f"runs unfreeze; rollback and pause still work.")
 
 
+def also_holds(freeze: Freeze | None) -> str:
+    """The freeze, said after a refusal that tells a person to wait (NotYet): once the bake
+    or the analysis is over, the step-up still waits for it. '' when none holds step-ups."""
+    if not blocks(freeze, Action.STEP_UP):
+        return ""
+    assert freeze is not None
+    return (f"; rollouts are also {freeze.describe()}, and step-ups wait until an approver "
+            "runs unfreeze")
+
+
 def check_blocked(freeze: Freeze | None, action: Action) -> None:
     """Raise Refused (nothing changes) when the freeze holds `action`."""
     answer = blocks(freeze, action)

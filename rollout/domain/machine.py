@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from rollout.domain import gating
 from rollout.domain.canary import AnalysisSetup
-from rollout.domain.errors import Conflict, Outdated, Unauthorized
+from rollout.domain.errors import Conflict, NotYet, Outdated, Unauthorized
 from rollout.domain.models import (
     Actor,
     Approval,
@@ -268,8 +268,8 @@ def approve(
         )
     hold = gating.holding_back(r, now)
     if hold is not None:  # a run since the approval opened no longer passes
-        raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
-                       f"{_step_label(r, r.step)} to pass again: {hold}")
+        raise NotYet(f"{_step_label(r, pending)} waits for the canary analysis of "
+                     f"{_step_label(r, r.step)} to pass again: {hold}")
     approvals = (*r.approvals, Approval(step=pending, actor=actor, at=now))
     r = _update(r, now, approvals=approvals)
     have, need = len(already) + 1, r.plan.steps[pending].approvals
@@ -288,20 +288,20 @@ def _refuse_baking(r: Rollout, pending: int, now: datetime) -> NoReturn:
     bake_over = r.next_due_at is None or r.next_due_at <= now
     if r.plan.steps[pending].gate is Gate.AUTO:
         if hold is not None and bake_over:
-            raise Conflict(f"{_step_label(r, pending)} is automatic; it applies once the canary "
-                           f"analysis of {_step_label(r, r.step)} passes ({hold}); promote "
-                           f"skips ahead")
-        raise Conflict(
+            raise NotYet(f"{_step_label(r, pending)} is automatic; it applies once the canary "
+                         f"analysis of {_step_label(r, r.step)} passes ({hold}); promote "
+                         f"skips ahead")
+        raise NotYet(
             f"{_step_label(r, pending)} is automatic; it applies when the bake ends"
             + (f" at {r.next_due_at:%H:%M:%S} UTC" if r.next_due_at else "")
             + " (promote skips ahead)"
         )
     if hold is not None and bake_over:
-        raise Conflict(f"{_step_label(r, pending)} waits for the canary analysis of "
-                       f"{_step_label(r, r.step)}: {hold}")
+        raise NotYet(f"{_step_label(r, pending)} waits for the canary analysis of "
+                     f"{_step_label(r, r.step)}: {hold}")
     assert r.next_due_at is not None
     left = (r.next_due_at - now).total_seconds()
-    raise Conflict(
+    raise NotYet(
         f"{_step_label(r, r.step)} is still baking for {format_seconds(left)}; "
         f"approval of {_step_label(r, pending)} opens at {r.next_due_at:%H:%M:%S} UTC"
     )

@@ -344,6 +344,45 @@ def _held_by_a_freeze_when_the_analysis_passes(w: World) -> Rollout:
     return w.at(150)
 
 
+def test_an_approve_refused_for_the_analysis_names_the_freeze_that_holds_after_it() -> None:
+    """Told only to wait for the analysis, a reviewer would wait, approve, and only then be
+    refused for the freeze: the first refusal says both."""
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.service.freeze(actor=CAROL, reason="incident 42")
+    with pytest.raises(Conflict) as baking:
+        w.service.approve(REF, actor=BOB)
+    assert str(baking.value) == (
+        "step 1 (10%) is still baking for 2m; approval of step 2 (50%) opens at 12:02:00 UTC; "
+        "rollouts are also frozen by carol since 2026-01-01 12:00:00 UTC: incident 42, and "
+        "step-ups wait until an approver runs unfreeze")
+    w.metrics.down = True
+    w.at(BAKE)  # the bake is over, the analysis has not passed
+    with pytest.raises(Conflict) as analysed:
+        w.service.approve(REF, actor=BOB)
+    assert str(analysed.value).startswith(
+        "step 2 (50%) waits for the canary analysis of step 1 (10%): ")
+    assert str(analysed.value).endswith(
+        "; rollouts are also frozen by carol since 2026-01-01 12:00:00 UTC: incident 42, and "
+        "step-ups wait until an approver runs unfreeze")
+    w.service.unfreeze(actor=CAROL)
+    with pytest.raises(Conflict) as thawed:
+        w.service.approve(REF, actor=BOB)
+    assert "frozen" not in str(thawed.value)
+
+
+def test_a_refusal_that_is_not_a_wait_does_not_name_the_freeze() -> None:
+    w = World()
+    w.start()
+    w.service.approve(REF, actor=BOB)
+    w.service.pause(REF, actor=BOB, reason="looking")
+    w.service.freeze(actor=CAROL, reason="incident 42")
+    with pytest.raises(Conflict) as paused:
+        w.service.approve(REF, actor=BOB)
+    assert str(paused.value) == f"{CANARY} is paused: looking. Resume it first"
+
+
 def test_an_analysis_pass_that_a_freeze_holds_is_kept_and_the_step_applies_once_lifted() -> None:
     w = World()
     r = _held_by_a_freeze_when_the_analysis_passes(w)
