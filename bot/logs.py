@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from urllib3.util.retry import Retry
+
 from bot.settings import LEVELS
 from rollout.service import Outcome
 
@@ -52,6 +54,20 @@ def configure(level: str = "INFO", *, stream: TextIO | None = None) -> None:
     root.setLevel(name)
     # APScheduler logs every sweep at INFO (every few seconds): keep it for DEBUG
     logging.getLogger("apscheduler").setLevel(name if name == "DEBUG" else "WARNING")
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    if name == "DEBUG":
+        pool_log.removeFilter(_unsaid_retries)
+    else:
+        pool_log.addFilter(_unsaid_retries)  # once: a filter already there is not added again
+
+
+def _unsaid_retries(record: logging.LogRecord) -> bool:
+    """urllib3 warns of each retry it makes (`Retrying (Retry(...)) after connection broken
+    by ...`): while the API server is down, a line per request beside the bot's own, which
+    says the failure once where it acts on it. Known by the Retry it carries, not by its
+    words; kept at DEBUG. Its other warnings (a full connection pool) stay."""
+    args = record.args
+    return not (isinstance(args, tuple) and args and isinstance(args[0], Retry))
 
 
 _decisions = logging.getLogger("rollout-bot.decisions")
