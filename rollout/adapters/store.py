@@ -722,19 +722,23 @@ class RedisStore:
         give it (from `done_at`, at least a second): one written while the retention was 0,
         or before it was set, is never written again, and stayed for ever. Rollouts written
         since they were read, and states this version cannot read, are left alone. How many
-        were given one; nothing without a retention."""
+        were given one; nothing without a retention. Active rollouts (no time to live
+        either) are known from their index and never loaded: the states read are those of
+        the candidates only, in one round trip."""
         if not self._retention_ms:
             return 0
         prefix = self.key("rollout", "")
         keys = self._guard(lambda: [str(k) for k in self._r.scan_iter(
             match=f"{prefix}*", count=1000, _type="HASH")])
         ttls = self._guard(lambda: self._ttls(keys))
+        active = set(self.active_ids())
+        timeless = [key for key, ttl in zip(keys, ttls, strict=True)
+                    if ttl == -1 and key.removeprefix(prefix) not in active]
         given = 0
-        for key, ttl in zip(keys, ttls, strict=True):
-            if ttl != -1:
-                continue
+        for key, (raw, card) in zip(timeless, self._guard(lambda: self._states(timeless)),
+                                    strict=True):
             try:
-                r = self.get(key.removeprefix(prefix))
+                r = _rollout(str(raw or ""), str(card or ""))
             except Unreadable:
                 continue
             if r is None or r.done_at is None:
@@ -742,6 +746,12 @@ class RedisStore:
             ms = max(1000, _ms(r.done_at) + self._retention_ms - _ms(now))
             given += self._expire_one(key, r, ms)
         return given
+
+    def _states(self, keys: list[str]) -> list[list[Any]]:
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(key, ["data", "card"])
+        return cast(list[list[Any]], pipe.execute())
 
     def _expire_one(self, key: str, r: Rollout, ms: int) -> int:
         keys = [key, self.key("audit", r.id), self.key("pool", r.target.namespace, r.canary)]

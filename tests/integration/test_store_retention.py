@@ -27,6 +27,7 @@ from tests.integration.conftest import (
 )
 from tests.support.polling import eventually
 from tests.support.real_cluster import RealCluster
+from tests.support.redis_trips import round_trips
 
 CANARY = "llm-pool-version-2"
 REF = Ref(canary=CANARY)
@@ -178,7 +179,10 @@ def test_records_kept_while_the_retention_was_off_go_once_it_is_set(
         assert _ttls(off, finished) == (-1, -1, -1)
 
         on.clock.set(off.clock.now())
-        assert on.service.expire_finished() == 1
+        with round_trips() as trips:
+            assert on.service.expire_finished() == 1
+        # the states read: the finished one's only (the active one is known from its index)
+        assert [sent for sent in trips.work if "HMGET" in sent] == [["HMGET"]]
         state, audit, marker = _ttls(on, finished)
         assert _near(state, RETENTION - DAY) and _near(audit, RETENTION - DAY)
         assert marker == -1  # the pool's marker names the active rollout now
