@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from handlers.analysis_view import analysis_view, plain_lines
 from handlers.sentences import event_sentence, throttle_hold_sentence
 from rollout.domain.machine import pause_summary
-from rollout.domain.models import AuditEvent, Phase, Rollout, Via
+from rollout.domain.models import AuditEvent, Gate, Phase, Rollout, Via
 from rollout.domain.plan import describe_plan
 from rollout.domain.split import share_percent, standing_pair
 from rollout.service import Status
@@ -38,7 +38,7 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
         f"started   {r.created_at:%Y-%m-%d %H:%M:%S} UTC by {r.requester.label}",
     ]
     if r.next_due_at is not None:
-        lines.append(f"next due  {r.next_due_at:%Y-%m-%d %H:%M:%S} UTC")
+        lines.append(f"next due  {r.next_due_at:%Y-%m-%d %H:%M:%S} UTC{_what_is_due(r)}")
     first, *rest = plain_lines(analysis_view(r, now or r.updated_at))
     lines += [f"analysis  {first}", *(f"        {line}" for line in rest)]
     if r.standing_pause is not None:
@@ -50,6 +50,24 @@ def rollout_detail(r: Rollout, now: datetime | None = None) -> list[str]:
         lines.append(f"approved  step {approval.step + 1} by {approval.actor.label} "
                      f"at {approval.at:%Y-%m-%d %H:%M:%S} UTC")
     return lines
+
+
+def _what_is_due(r: Rollout) -> str:
+    """What the scheduler does at the due time: a bare time reads, while a step awaits
+    approval, as the step's own (it is the reminder's, or the approval's timeout)."""
+    pending = r.pending_step
+    if pending is None or r.next_due_at is None:
+        return ""
+    label = f"step {pending + 1} ({r.plan.steps[pending].percent}%)"
+    if r.phase is Phase.BAKING:
+        how = "applies" if r.plan.steps[pending].gate is Gate.AUTO else "opens for approval"
+        return f" (step {r.step + 1}'s bake ends; then {label} {how})"
+    if r.phase is not Phase.AWAITING_APPROVAL or r.awaiting_since is None:
+        return ""
+    timeout = r.plan.approval_timeout_seconds
+    if timeout and r.next_due_at >= r.awaiting_since + timedelta(seconds=timeout):
+        return f" (unless approved, {label} times out and the rollout pauses)"
+    return f" (unless approved, the approvers are reminded of {label})"
 
 
 def status_lines(status: Status) -> list[str]:

@@ -10,7 +10,7 @@ from handlers.grammar import help_text
 from handlers.replies import error_reply, result_reply
 from rollout.domain import machine
 from rollout.domain.errors import InvalidInput, NotFound, StoreUnavailable, StoreUnknown
-from rollout.domain.models import Phase
+from rollout.domain.models import Phase, Rollout
 from rollout.service import Outcome, Status
 from tests.unit.builders import CAROL, T0, started
 
@@ -129,3 +129,28 @@ def test_help_about_one_verb_replies_with_that_verbs_help() -> None:
     request = CommandRequest(verb=Verb.HELP, topic=Verb.ROLLBACK)
     assert result_reply(CommandResult(request)) == help_text(Verb.ROLLBACK)
     assert result_reply(CommandResult(CommandRequest(verb=Verb.HELP))) == help_text(None)
+
+
+def _due(r: Rollout) -> str:
+    return next(line for line in rollout_detail(r) if line.startswith("next due"))
+
+
+def test_status_says_what_falls_due_at_the_next_due_time() -> None:
+    """A bare `next due` read, while a step awaited approval, as the step's own time: it is
+    the reminder's, or the approval's timeout (which pauses the rollout)."""
+    r = started(interval=60, approval_timeout_seconds=1800, reminder_seconds=600)
+    assert _due(r) == ("next due  2026-01-01 12:10:00 UTC (unless approved, the approvers are "
+                       "reminded of step 1 (10%))")
+    r = machine.tick(r, now=T0 + timedelta(minutes=10)).rollout
+    r = machine.tick(r, now=T0 + timedelta(minutes=20)).rollout
+    assert _due(r) == ("next due  2026-01-01 12:30:00 UTC (unless approved, step 1 (10%) times "
+                       "out and the rollout pauses)")
+    silent = started(interval=60, approval_timeout_seconds=1800, reminder_seconds=0)
+    assert _due(silent).endswith("(unless approved, step 1 (10%) times out and the rollout "
+                                 "pauses)")
+    baking = machine.approve(silent, actor=CAROL, now=T0).rollout
+    assert _due(baking) == ("next due  2026-01-01 12:01:00 UTC (step 1's bake ends; then "
+                            "step 2 (25%) opens for approval)")
+    planned = machine.approve_plan(started(interval=60, auto=True), actor=CAROL, now=T0).rollout
+    auto = machine.tick(planned, now=T0).rollout  # step 1 applies; step 2 is automatic too
+    assert _due(auto).endswith("(step 1's bake ends; then step 2 (25%) applies)")
