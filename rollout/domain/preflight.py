@@ -23,6 +23,7 @@ from rollout.domain.facts import (
 )
 from rollout.domain.findings import Check, Finding, Outcome, Verdict
 from rollout.domain.gitops import BOT_MANAGER, check_gitops
+from rollout.domain.wording import counted
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +258,7 @@ def check_capacity(facts: ClusterFacts, *, stable: PoolFacts, canary: PoolFacts,
         return ()
     return (Finding(
         check=Check.CAPACITY, outcome=Outcome.WAIT,
-        problem=f"{canary.name} has {have} Ready endpoint{'s' if have != 1 else ''}: {why}",
+        problem=f"{canary.name} has {counted(have, 'Ready endpoint')}: {why}",
         remedy=f"Scale {canary.name}'s model servers up (or wait for them to become Ready); "
                f"the step goes ahead once {need} are Ready"),)
 
@@ -324,7 +325,7 @@ def check_rewrite(facts: ClusterFacts, *, rewrite: str, rule: int,
     if not 0 <= rule < len(ours.rules):
         return (Finding(check=Check.REWRITE,
                         problem=f"InferenceModelRewrite {rewrite} has no rule {rule}",
-                        remedy=f"It has {len(ours.rules)} rule(s); name one of them"),)
+                        remedy=f"It has {counted(len(ours.rules), 'rule')}; name one of them"),)
     found: list[Finding] = []
     if ours.deleting:
         found.append(Finding(check=Check.REWRITE,

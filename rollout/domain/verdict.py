@@ -28,6 +28,7 @@ from rollout.domain.analysis import (
     ask,
     queries_for,
 )
+from rollout.domain.wording import counted
 
 _MISSING = QueryResult(kind=ResultKind.ERROR, reason="the query was not asked")
 
@@ -322,7 +323,7 @@ class StepAnalysis(Frozen):
             return Verdict(outcome=Outcome.FAILED, action=action, failing=failing,
                            latest=latest, split=latest.split if latest else None,
                            reason=f"check {failing.name if failing else '?'} failed "
-                                  f"{self.failures} time(s), more than the limit of "
+                                  f"{counted(self.failures, 'time')}, more than the limit of "
                                   f"{spec.failure_limit}: {failing.reason if failing else ''}")
         if self.mismatch is not None:
             return Verdict(outcome=Outcome.SPLIT_MISMATCH, action=Action.PAUSE,
@@ -331,7 +332,7 @@ class StepAnalysis(Frozen):
         split = latest.split if latest else None
         if self.passes_in_row >= spec.passes_required:
             return Verdict(outcome=Outcome.PASSED, action=Action.PROCEED, latest=latest,
-                           split=split, reason=f"{self.passes_in_row} passing run(s)")
+                           split=split, reason=counted(self.passes_in_row, "passing run"))
         if latest is None:
             when = self.next_due(spec)
             return Verdict(outcome=Outcome.PENDING, action=Action.WAIT,
@@ -342,7 +343,7 @@ class StepAnalysis(Frozen):
         if failing is not None:
             return Verdict(outcome=Outcome.PENDING, action=Action.WAIT, failing=failing,
                            latest=latest, split=split,
-                           reason=f"check {failing.name} failed {self.failures} time(s) "
+                           reason=f"check {failing.name} failed {counted(self.failures, 'time')} "
                                   f"(limit {spec.failure_limit}): {failing.reason}")
         return Verdict(outcome=Outcome.PENDING, action=Action.WAIT, latest=latest, split=split,
                        reason=f"{self.passes_in_row} of {spec.passes_required} passing runs")

@@ -199,7 +199,7 @@ def test_failures_past_the_limit_roll_back_with_the_failing_check() -> None:
     state = state.record(s, judge(s, POOL, results(ttft=(2.0, 1.0)), at=clock.now()))
     first = state.verdict(s, clock.now())
     assert first.action is Action.WAIT and first.failing is not None  # within the limit
-    assert "failed 1 time(s) (limit 1)" in first.reason
+    assert "failed 1 time (limit 1)" in first.reason
     clock.advance(30)
     state = state.record(s, judge(s, POOL, results(ttft=(2.5, 1.0)), at=clock.now()))
     verdict = state.verdict(s, clock.now())

@@ -107,7 +107,7 @@ def test_a_failure_after_an_inconclusive_run_ends_the_inconclusive_streak() -> N
     state = state.record(S, judge(S, POOL, results(err=(0.5, 0.0)), at=second))
     assert state.inconclusive_since is None
     assert state.verdict(S, second).reason == (
-        "check error-rate failed 1 time(s) (limit 1): "
+        "check error-rate failed 1 time (limit 1): "
         "canary 0.5 is not at most 0.02 (threshold 0.02; stable 0)")
 
 
@@ -115,7 +115,7 @@ def test_failures_past_the_limit_without_the_failing_run_still_give_a_reason() -
     state = StepAnalysis(step=0, started_at=T0, failures=2)
     assert state.verdict(S, WARM) == Verdict(
         outcome=Outcome.FAILED, action=Action.ROLLBACK, failing=None, latest=None, split=None,
-        reason="check ? failed 2 time(s), more than the limit of 1: ")
+        reason="check ? failed 2 times, more than the limit of 1: ")
 
 
 def test_a_run_without_any_check_waits_as_plainly_inconclusive() -> None:

@@ -163,7 +163,7 @@ def test_a_rule_just_past_the_last_is_refused() -> None:
     facts = world(rewrites=(_rewrite("lora", "2026-01-01T00:00:00Z", "lora"),))
     (finding,) = check_rewrite(facts, rewrite="lora", rule=1)
     assert finding.problem == "InferenceModelRewrite lora has no rule 1"
-    assert finding.remedy == "It has 1 rule(s); name one of them"
+    assert finding.remedy == "It has 1 rule; name one of them"
 
 
 def test_a_model_matched_by_an_earlier_rule_is_refused_with_the_remedy() -> None:

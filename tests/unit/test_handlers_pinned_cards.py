@@ -177,13 +177,13 @@ def _analysis(r: Rollout) -> str:
 
 
 def test_an_analysis_exactly_at_the_section_limit_shows_every_check() -> None:
-    r = _analysed(_names(20, 60, longer=3))
+    r = _analysed(_names(20, 60, longer=6))
     whole = analysis_markdown(r, AFTER_WARMUP)
     assert len(whole) == MAX_SECTION and _analysis(r) == whole
 
 
 def test_one_character_over_leaves_out_the_last_check_as_1_more_check() -> None:
-    r = _analysed(_names(20, 60, longer=4))
+    r = _analysed(_names(20, 60, longer=7))
     lines = analysis_markdown(r, AFTER_WARMUP).splitlines()
     assert len("\n".join(lines)) == MAX_SECTION + 1
     assert _analysis(r).splitlines() == [*lines[:20], f"… 1 more check: {MORE}", lines[-1]]

@@ -46,14 +46,14 @@ def test_a_run_with_nothing_to_measure_leaves_the_rollout_as_it_was() -> None:
 def test_a_pass_inside_the_bake_is_audited_once_with_its_step() -> None:
     first = fold(landed(), EARLY)
     assert first.rollout is not None and first.rollout.phase is Phase.BAKING
-    assert first.message == f"{WHY}: 1 passing run(s)"
+    assert first.message == f"{WHY}: 1 passing run"
     (passed,) = first.events
     assert (passed.action, passed.step, passed.percent, passed.detail) == (
-        "analysis_passed", 0, 10, "1 passing run(s)")
+        "analysis_passed", 0, 10, "1 passing run")
     assert passed.actor == Actor.scheduler() and passed.at == EARLY
     later = EARLY + timedelta(seconds=30)
     again = fold(first.rollout, later)
-    assert again.events == () and again.message == f"{WHY}: 2 passing run(s)"
+    assert again.events == () and again.message == f"{WHY}: 2 passing runs"
 
 
 def test_a_recheck_without_a_run_judges_the_state_as_it_stands() -> None:
@@ -63,7 +63,7 @@ def test_a_recheck_without_a_run_judges_the_state_as_it_stands() -> None:
     recheck = machine.analysed(passed, run=None, measured=passed.step_analysis, now=later)
     assert recheck.rollout is not None
     assert recheck.rollout.step_analysis == passed.step_analysis
-    assert recheck.message == f"{WHY}: 1 passing run(s)"
+    assert recheck.message == f"{WHY}: 1 passing run"
 
 
 def test_a_run_still_short_of_a_verdict_says_why_it_waits() -> None:
@@ -71,7 +71,7 @@ def test_a_run_still_short_of_a_verdict_says_why_it_waits() -> None:
     assert one_failure.events == () and one_failure.rollout is not None
     assert one_failure.rollout.phase is Phase.BAKING
     assert one_failure.message is not None
-    assert one_failure.message.startswith(f"{WHY}: check error-rate failed 1 time(s)")
+    assert one_failure.message.startswith(f"{WHY}: check error-rate failed 1 time")
 
 
 def test_a_failure_rolls_back_with_the_reason_in_the_audit_and_the_answer() -> None:
@@ -82,7 +82,7 @@ def test_a_failure_rolls_back_with_the_reason_in_the_audit_and_the_answer() -> N
     assert failed.rollout is not None and failed.rollout.phase is Phase.ROLLED_BACK
     first, rolled_back = failed.events[0], failed.events[1]
     reason = first.detail
-    assert reason.startswith("check error-rate failed 2 time(s), more than the limit of 1")
+    assert reason.startswith("check error-rate failed 2 times, more than the limit of 1")
     assert (first.action, first.step, first.percent, first.actor) == (
         "analysis_failed", 0, 10, Actor.scheduler())
     assert rolled_back.action == "rolled_back" and rolled_back.detail == f"{WHY}: {reason}"
@@ -101,7 +101,7 @@ def test_a_failure_that_pauses_answers_with_the_pause_alone() -> None:
     assert failed.rollout is not None and failed.rollout.phase is Phase.PAUSED
     assert [e.action for e in failed.events] == ["analysis_failed", "paused"]
     paused = failed.events[1]
-    assert paused.detail.startswith(f"{WHY}: check error-rate failed 2 time(s)")
+    assert paused.detail.startswith(f"{WHY}: check error-rate failed 2 times")
     assert failed.message is not None and WHY in failed.message
     assert not failed.message.endswith(f"{paused.detail} {paused.detail}")
     assert failed.message.count(WHY) == 1
@@ -116,7 +116,7 @@ def test_a_pass_after_the_bake_ended_moves_on_and_says_both() -> None:
     assert moved.rollout is not None and moved.rollout.phase is Phase.AWAITING_APPROVAL
     assert moved.rollout.updated_at == now
     assert moved.message is not None
-    assert moved.message.startswith(f"{WHY}: 1 passing run(s). ")
+    assert moved.message.startswith(f"{WHY}: 1 passing run. ")
     assert [(e.action, e.step) for e in moved.events] == [
         ("analysis_passed", 0), ("approval_requested", 1)]
 
@@ -133,5 +133,5 @@ def test_a_pass_while_awaiting_approval_does_not_wake_the_scheduler() -> None:
     assert passed.rollout is not None
     assert passed.rollout.phase is Phase.AWAITING_APPROVAL
     assert passed.rollout.next_due_at is None
-    assert passed.message == f"{WHY}: 2 passing run(s)"
+    assert passed.message == f"{WHY}: 2 passing runs"
     assert passed.events == ()

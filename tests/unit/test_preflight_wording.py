@@ -344,7 +344,7 @@ def refused(check: Check, problem: str, remedy: str) -> tuple[Check, Outcome, st
                 refused(
                     Check.REWRITE,
                     "InferenceModelRewrite lora has no rule 3",
-                    "It has 1 rule(s); name one of them",
+                    "It has 1 rule; name one of them",
                 ),
             ],
             id="norule",

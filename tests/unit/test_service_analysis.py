@@ -421,7 +421,7 @@ def test_an_analysis_pass_whose_step_fails_to_write_pauses_with_the_pass_kept() 
     w.target.fail_next = ClusterUnavailable("the API server did not answer")
     r = w.at(150)
     assert r.phase is Phase.PAUSED and r.pause is not None and r.step == 0
-    assert "passing run(s); stepping up to step 2 (50%): the API server" in r.pause.reason
+    assert "passing run; stepping up to step 2 (50%): the API server" in r.pause.reason
     assert r.step_analysis is not None and r.step_analysis.passes_in_row == 1
     assert w.events()[-2:] == ["analysis_passed", "paused"]  # resume starts it over
 
@@ -491,7 +491,7 @@ def test_a_rollout_stopped_after_a_run_keeps_that_runs_reason() -> None:
     w.at(90)
     w.service.rollback(REF, actor=BOB, reason="look")
     headline = analysis_view(w.service.get(REF), w.clock.now()).headline
-    assert "failed 1 time(s)" in headline and "no run came" not in headline
+    assert "failed 1 time" in headline and "no run came" not in headline
 
 
 def test_while_the_analysis_holds_an_open_approval_no_reminder_or_timeout_counts() -> None:

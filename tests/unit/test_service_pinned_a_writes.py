@@ -209,7 +209,7 @@ def test_an_analysis_rollback_that_cannot_be_written_pauses_keeping_the_failure(
     assert r.phase is Phase.PAUSED and r.pause is not None
     assert (r.pause.kind, r.pause.by) == (PauseKind.FAILURE, Actor.scheduler())
     assert w.target.pair == Pair(stable=90, canary=10)
-    verdict = "canary analysis `strict` of step 1 (10%): check error-rate failed 1 time(s)"
+    verdict = "canary analysis `strict` of step 1 (10%): check error-rate failed 1 time"
     met = "; rolling back: the API server is unreachable"
     assert r.pause.reason.startswith(verdict) and r.pause.reason.endswith(met)
     assert r.step_analysis is not None and r.step_analysis.failures == 1
@@ -229,7 +229,7 @@ def test_an_analysis_rollback_whose_answer_was_lost_keeps_the_failure_too() -> N
     r = w.service.get(REF)
     assert r.phase is Phase.PAUSED and r.pause is not None
     assert r.pause.reason.startswith("canary analysis `strict` of step 1 (10%): check "
-                                     "error-rate failed 1 time(s)")
+                                     "error-rate failed 1 time")
     assert "; rolling back: Not known whether this landed" in r.pause.reason
     assert r.step_analysis is not None and r.step_analysis.failures == 1
     assert [e.action for e in w.store.events[-2:]] == [AuditAction.ANALYSIS_FAILED,

@@ -329,7 +329,7 @@ def test_a_passed_analysis_lists_each_check_on_its_own_line() -> None:
     run = judge(setup.spec, gating.subject_of(r), results(), at=now)
     passed = machine.analysed(r, run=run, measured=r.step_analysis, now=now).rollout
     assert analysis_markdown(passed, now).split("\n") == [
-        ":bar_chart: *Canary analysis `quick` of step 1: passed (1 passing run(s))*",
+        ":bar_chart: *Canary analysis `quick` of step 1: passed (1 passing run)*",
         ":white_check_mark: `error-rate` canary 0.01 · stable 0.01 · threshold 0.02 "
         "(at most 0.02)",
         ":white_check_mark: `ttft-p95` canary 1 · stable 1 · threshold 1.2 (at most 1.2 x stable)",

@@ -56,7 +56,7 @@ def test_a_single_step_to_full_traffic_has_no_analysis() -> None:
 
 def test_a_passed_analysis_shows_each_check_and_the_split() -> None:
     assert _lines(_baking().at(90)) == [
-        f"{HEAD} of step 1: passed (1 passing run(s))", ERR_OK, TTFT_OK, SPLIT_OK]
+        f"{HEAD} of step 1: passed (1 passing run)", ERR_OK, TTFT_OK, SPLIT_OK]
 
 
 def test_a_warming_analysis_shows_only_its_headline() -> None:
@@ -66,7 +66,7 @@ def test_a_warming_analysis_shows_only_its_headline() -> None:
 
 def test_a_failed_check_shows_its_values_without_its_reason() -> None:
     assert _lines(_failed()) == [
-        f"{HEAD} of step 1: failed (check error-rate failed 2 time(s), more than the limit "
+        f"{HEAD} of step 1: failed (check error-rate failed 2 times, more than the limit "
         "of 1: canary 0.2 is not at most 0.02 (threshold 0.02; stable 0.01))",
         "  fail         error-rate: canary 0.2 · stable 0.01 · threshold 0.02 (at most 0.02)",
         TTFT_OK, SPLIT_OK]
@@ -109,7 +109,7 @@ def test_a_split_mismatch_names_the_split_the_route_did_not_get() -> None:
 
 def test_a_run_without_a_split_shows_no_split_line() -> None:
     assert _lines(_with_latest(_baking().at(90), split=None)) == [
-        f"{HEAD} of step 1: passed (1 passing run(s))", ERR_OK, TTFT_OK]
+        f"{HEAD} of step 1: passed (1 passing run)", ERR_OK, TTFT_OK]
 
 
 def test_a_failure_within_the_limit_is_not_shown_once_a_later_run_passes() -> None:

@@ -30,7 +30,7 @@ def test_a_failure_past_the_limit_names_the_check_and_the_split_of_the_latest_ru
     assert state.verdict(s, clock.now()) == Verdict(
         outcome=Outcome.FAILED, action=Action.ROLLBACK, failing=latest.failing, latest=latest,
         split=latest.split,
-        reason=f"check error-rate failed 1 time(s), more than the limit of 0: {ERR}")
+        reason=f"check error-rate failed 1 time, more than the limit of 0: {ERR}")
 
 
 def test_a_failure_within_the_limit_waits_and_says_how_many() -> None:
@@ -40,7 +40,7 @@ def test_a_failure_within_the_limit_waits_and_says_how_many() -> None:
     assert latest is not None
     assert state.verdict(s, clock.now()) == Verdict(
         outcome=Outcome.PENDING, action=Action.WAIT, failing=latest.failing, latest=latest,
-        split=latest.split, reason=f"check error-rate failed 1 time(s) (limit 2): {ERR}")
+        split=latest.split, reason=f"check error-rate failed 1 time (limit 2): {ERR}")
 
 
 def test_a_split_mismatch_keeps_the_split_that_was_wrong() -> None:
@@ -60,7 +60,7 @@ def test_a_pass_and_a_partial_pass() -> None:
     assert latest is not None
     assert passed.verdict(spec(), clock.now()) == Verdict(
         outcome=Outcome.PASSED, action=Action.PROCEED, latest=latest, split=latest.split,
-        reason="1 passing run(s)")
+        reason="1 passing run")
     three = spec(passes_required=3)
     partial, clock = _after(three, results())
     assert partial.verdict(three, clock.now()) == Verdict(
