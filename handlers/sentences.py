@@ -83,10 +83,13 @@ def event_sentence(e: AuditEvent, name: Namer = plain_name,  # noqa: C901 - a ta
             return f"the canary analysis of {at} passed: {detail}"
         case AuditAction.ANALYSIS_AWAITED:
             return f"the bake of {at} is over; {detail}"
-        case (AuditAction.ANALYSIS_FAILED | AuditAction.ANALYSIS_INCONCLUSIVE
-              | AuditAction.ANALYSIS_SPLIT_MISMATCH):
-            what = e.action.value.removeprefix("analysis_").replace("_", " ")
-            return f"the canary analysis of {at}: {what}: {detail}"
+        # the detail is the verdict's reason, which names the outcome itself
+        case AuditAction.ANALYSIS_FAILED:
+            return f"the canary analysis of {at} failed: {detail}"
+        case AuditAction.ANALYSIS_INCONCLUSIVE:
+            return f"the canary analysis of {at} gave up: {detail}"
+        case AuditAction.ANALYSIS_SPLIT_MISMATCH:
+            return f"the canary analysis of {at} stopped: {detail}"
         case AuditAction.DENIED:
             return f"{who} was refused `{e.refused}`: {detail}"
     assert_never(e.action)

@@ -57,12 +57,15 @@ def _ev(action: AuditAction, detail: str = "", step: int | None = 1,
      "the canary analysis of step 2 (25%) passed: errors 0.1%"),
     (_ev(A.ANALYSIS_AWAITED, "waiting for data"),
      "the bake of step 2 (25%) is over; waiting for data"),
-    (_ev(A.ANALYSIS_FAILED, "errors 9%"),
-     "the canary analysis of step 2 (25%): failed: errors 9%"),
-    (_ev(A.ANALYSIS_INCONCLUSIVE, "too few requests"),
-     "the canary analysis of step 2 (25%): inconclusive: too few requests"),
-    (_ev(A.ANALYSIS_SPLIT_MISMATCH, "80/20 seen"),
-     "the canary analysis of step 2 (25%): split mismatch: 80/20 seen"),
+    # the details as the verdicts give them: each names its outcome, said once
+    (_ev(A.ANALYSIS_FAILED, "check errors failed 2 times, more than the limit of 1: 9%"),
+     "the canary analysis of step 2 (25%) failed: check errors failed 2 times, more than "
+     "the limit of 1: 9%"),
+    (_ev(A.ANALYSIS_INCONCLUSIVE, "inconclusive for 10m (limit 10m): too few requests"),
+     "the canary analysis of step 2 (25%) gave up: inconclusive for 10m (limit 10m): too few "
+     "requests"),
+    (_ev(A.ANALYSIS_SPLIT_MISMATCH, "split mismatch: 80/20 seen"),
+     "the canary analysis of step 2 (25%) stopped: split mismatch: 80/20 seen"),
     (_ev(A.DENIED, "only approvers", refused="approve"),
      "bob was refused `approve`: only approvers"),
 ])
