@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: test test-fast mutate demo lint types layers unit integration e2e conformance bench soak \
-	clean lock redis-server prometheus demo-prometheus kubeworld crds scan sbom helm
+	clean lock redis-server prometheus demo-prometheus chromium kubeworld crds scan sbom helm
 
 # The development lock (runtime pins plus the tools), installed with its hashes checked.
 $(STAMP): requirements-dev.lock pyproject.toml
@@ -42,6 +42,14 @@ prometheus:
 	@$(INSTALL_PROMETHEUS)
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus is required by the tests"; exit 1; }
 
+# Two end-to-end tests walk the chat page in headless Chromium; where it cannot be installed
+# they skip, saying so.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "chromium not found: installing it from the distribution's packages"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	  echo "chromium could not be installed: the two browser tests will skip"; }
+
 # The demo runs without canary analysis where prometheus cannot be installed (its banner
 # says so).
 demo-prometheus:
@@ -73,11 +81,11 @@ TEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
 	--no-loadscope-reorder
 
-test: $(STAMP) redis-server prometheus helm kubeworld lint types layers
+test: $(STAMP) redis-server prometheus chromium helm kubeworld lint types layers
 	$(PYTEST)
 
 # The developer loop: everything but the @slow many-iteration races (make test and CI run them).
-test-fast: $(STAMP) redis-server prometheus helm kubeworld lint types layers
+test-fast: $(STAMP) redis-server prometheus chromium helm kubeworld lint types layers
 	$(PYTEST) -m "not slow"
 
 # Mutation testing of the domain and the service against the unit tier (not part of make test).
@@ -93,7 +101,7 @@ unit: $(STAMP) helm
 integration: $(STAMP) redis-server prometheus kubeworld
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP) redis-server prometheus kubeworld
+e2e: $(STAMP) redis-server prometheus chromium kubeworld
 	$(BIN)/pytest -q tests/e2e
 
 # The emulator held to the real API server: one recorded set of requests replayed on both.
