@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -385,7 +385,7 @@ def _next_line(r: Rollout, now: datetime) -> str:
         return f"Next: {label} once an approver approves the plan"
     if approvable_step(r, now) is not None:
         need = f"{len(r.approvers_of(pending))}/{step.approvals} approvals"
-        return f"Next: {label} waits for approval ({need})"
+        return f"Next: {label} waits for approval ({need}){_times_out(r)}"
     how = "applies automatically" if step.gate is Gate.AUTO else "opens for approval"
     held = gating.holding_back(r, now) is not None
     analysed = f"once the canary analysis of step {r.step + 1} has passed"
@@ -395,6 +395,17 @@ def _next_line(r: Rollout, now: datetime) -> str:
     if held:
         return f"Next: {label} {how} {analysed}"
     return f"Next: {label}"
+
+
+def _times_out(r: Rollout) -> str:
+    """When an open approval's timeout pauses the rollout, for the reviewers to see before
+    it does (the card said nothing of it until the pause). Only while Approve is offered:
+    an approval the analysis holds has its clock stopped, and shows no Approve."""
+    timeout = r.plan.approval_timeout_seconds
+    if not timeout or r.awaiting_since is None:
+        return ""
+    at = r.awaiting_since + timedelta(seconds=timeout)
+    return f"; unless approved by {slack_date(at, '{time}', '%H:%M:%S UTC')}, it pauses"
 
 
 def _buttons(r: Rollout, now: datetime) -> list[Block]:

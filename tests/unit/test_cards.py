@@ -173,6 +173,15 @@ def test_multiple_approvals_are_counted_on_the_card() -> None:
     assert "(1/2)" in text and "waits for approval (1/2 approvals)" in text
 
 
+def test_an_open_approval_says_when_its_timeout_pauses_the_rollout() -> None:
+    r = started(approval_timeout_seconds=1800)
+    assert ("Next: step 1 (10%) waits for approval (0/1 approvals); unless approved by "
+            "<!date^1767270600^{time}|12:30:00 UTC>, it pauses") in _text(r)
+    assert "unless approved" not in _text(started())  # no timeout: nothing to say
+    baking = machine.approve(r, actor=BOB, now=NOW).rollout  # no approval open
+    assert "unless approved" not in _text(baking, now=NOW + timedelta(hours=1))
+
+
 def test_button_values_are_compact_and_checked() -> None:
     value = ButtonValue(rollout_id="r1", step=2, epoch=7, pause=7)
     assert value.encode() == '{"r":"r1","s":2,"e":7,"p":7}'
