@@ -173,7 +173,7 @@ def render_card(r: Rollout, *, now: datetime, freeze: Freeze | None = None) -> C
         blocks.append(_section(_plan_approval_text(r)))
     blocks.append(_analysis_block(r, now))
     blocks.append(_context(_people(r)))
-    due = _next_line(r, now)
+    due = next_line(r, now)
     if due:
         blocks.append(_context(due))
     blocks += [_section(line) for line in _holds(r, freeze)]
@@ -369,7 +369,8 @@ def _people(r: Rollout) -> str:
     return text
 
 
-def _next_line(r: Rollout, now: datetime) -> str:
+def next_line(r: Rollout, now: datetime) -> str:
+    """What comes next and when, as the card and Slack's `status` say it; "" for nothing."""
     pending = r.pending_step
     if r.phase not in ACTIVE_PHASES or pending is None:
         if r.finished_at is not None:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from handlers.cards import ELLIPSIS, analysis_markdown, clip, event_line, progress_bar, short_id
+from handlers.cards import (
+    ELLIPSIS,
+    analysis_markdown,
+    clip,
+    event_line,
+    next_line,
+    progress_bar,
+    short_id,
+)
 from handlers.commands import CommandResult, Verb
 from handlers.grammar import GENERAL_USAGE, GrammarError, help_text
 from handlers.mentions import unmarked
@@ -90,8 +98,12 @@ def _status(result: CommandResult) -> str:
         said = unmarked(status.message) if status else "nothing recorded"
         return "\n".join([f":information_source: {said}", *frozen])
     r = status.rollout
+    read_at = status.read_at or r.updated_at
     lines = [f"*{unmarked(status.message)}*",
              f"`{progress_bar(r.canary_percent)}` on {r.target.describe()}", *frozen]
+    upcoming = next_line(r, read_at)
+    if upcoming:
+        lines.append(upcoming)
     if status.observed is not None:
         lines.append(f"Cluster: {status.observed.pair.describe()}")
     if status.cluster_note:
@@ -103,7 +115,7 @@ def _status(result: CommandResult) -> str:
     if status.ticks_held_until is not None and r.active:
         held = throttle_hold_sentence(status.ticks_held_until)
         lines.append(f":hourglass_flowing_sand: {held[0].upper()}{held[1:]}")
-    lines.append(analysis_markdown(r, status.read_at or r.updated_at))
+    lines.append(analysis_markdown(r, read_at))
     lines.append(f"id `{r.id}`")
     return "\n".join(lines)
 

@@ -41,6 +41,7 @@ def test_status_shows_freeze_cluster_note_and_hold_each_on_its_line() -> None:
         "*llm-pool-version-2: at 10%*",
         f"`▓░░░░░░░░░ 10%` on {ROUTE}",
         FROZEN_LINE,
+        "Next: step 2 (25%) waits for approval (0/1 approvals)",  # as the card says it
         "Cluster: stable 90 / canary 10",
         ":warning: weights drifted",
         ":hourglass: Held: waiting for GPUs",
@@ -57,6 +58,8 @@ def test_status_of_an_ended_rollout_does_not_say_it_is_held() -> None:
         update={"held": "waiting for GPUs"})
     said = _status(Status(r, None, "rolled back", ticks_held_until=NOW))
     assert ":hourglass" not in said and "held back" not in said
+    assert said.splitlines()[2] == "Finished: <!date^1767268801^{date_short_pretty} at " \
+                                   "{time}|2026-01-01 12:00:01 UTC>"
 
 
 def test_status_without_a_rollout_says_the_message_and_still_shows_the_freeze() -> None:
@@ -158,7 +161,7 @@ def test_status_shows_the_analysis_as_of_the_rollout_s_last_update() -> None:
     w.service.approve(REF, actor=BOB)
     del w.metrics.values[("err", CANARY)]
     r = w.at(90)
-    assert _status(Status(r, None, "m")).splitlines()[2:4] == [
+    assert _status(Status(r, None, "m")).splitlines()[3:5] == [
         ":bar_chart: *Canary analysis `quick` of step 1: inconclusive (inconclusive, waiting: "
         "error-rate: canary: no series matched)*",
         ":grey_question: `error-rate` canary n/a · stable 0.01 · threshold 0.02 (at most 0.02): "
