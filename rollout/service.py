@@ -842,9 +842,9 @@ class RolloutService:
                     if found is not None:  # a drift pause found on the way is kept and shown
                         assert current is not None
                         outcome = self._save(current.version, found, hold)
-                    frozen = freezes.also_holds(opening.freeze)
-                    if isinstance(refused, NotYet) and frozen:
-                        raise NotYet(f"{refused}{frozen}") from refused
+                    if isinstance(refused, NotYet) and (
+                            frozen := freezes.also_holds(opening.freeze)):
+                        raise NotYet(f"{refused}{frozen}") from refused  # say both waits
                     raise
                 try:
                     outcome = self._carry_out(current, found, decision, hold, actor)

@@ -51,7 +51,6 @@ def test_an_unknown_level_is_refused() -> None:
     assert load_settings(log_level="debug").log_level == "DEBUG"
 
 
-
 def _ask_a_closed_port() -> None:
     """A GET through the bot's Kubernetes client settings to a port nothing listens on:
     urllib3 retries it once (bot.kube.request_retries) and gives up."""
