@@ -120,10 +120,16 @@ class KubeWorld:
             self.admin = _admin_client(self.upstream, self.ca_file)
         self.objects = client.CustomObjectsApi(self.admin)
         self.core = client.CoreV1Api(self.admin)
-        self._install_crds()
-        self._install_rbac()
-        if external:
-            self.bot_token = self._request_bot_token()
+        try:
+            self._install_crds()
+            self._install_rbac()
+            if external:
+                self.bot_token = self._request_bot_token()
+        except BaseException:  # nobody gets a world to close: stop what was started here
+            self.admin.close()  # type: ignore[no-untyped-call]  # unannotated in the client
+            if self.plane is not None:
+                self.plane.stop()
+            raise
         self.controller = LateGatewayController(self.admin, delay=controller_delay)
         self.controller.start()
         # `default` as the last reseed left it (see `reseed`).
